@@ -1,0 +1,77 @@
+// The configuration schema (JSON Schema, draft 2020-12 subset that Ajv checks), composed from sections.
+import { durationMs, hostPortSchema, localitySchema } from './sections/common.js';
+import { listenersSchema, proxySchema } from './sections/proxy.js';
+import { policySettingsSchema } from './sections/healing.js';
+import { adminSchema, gossipSchema, logSchema, xdsSchema } from './sections/channels.js';
+
+export const SERVICE_NAME_PATTERN = '^[a-z0-9]([-a-z0-9._]{0,251}[a-z0-9])?$';
+
+export const endpointSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['address'],
+  properties: {
+    address: hostPortSchema,
+    locality: localitySchema,
+    priority: { type: 'integer', minimum: 0, maximum: 15, default: 0 },
+    weight: { type: 'integer', minimum: 1, maximum: 10_000, default: 1 },
+    labels: { type: 'object', additionalProperties: { type: 'string', maxLength: 256 }, maxProperties: 64, default: {} },
+  },
+} as const;
+
+export const serviceSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['name', 'endpoints'],
+  properties: {
+    name: { type: 'string', pattern: SERVICE_NAME_PATTERN, description: 'a DNS-style service name' },
+    protocol: { enum: ['http1', 'h2c'], default: 'http1', description: 'h2c for gRPC upstreams' },
+    endpoints: { type: 'array', items: endpointSchema, maxItems: 10_000 },
+    routing: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        overprovisioningFactor: { type: 'number', minimum: 1, maximum: 10, default: 1.4 },
+        panicThresholdPct: { type: 'number', minimum: 0, maximum: 100, default: 50 },
+      },
+    },
+    healing: policySettingsSchema,
+  },
+} as const;
+
+export const configSchema = {
+  $id: 'https://meshmedic.io/schema/config.json',
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    node: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        id: { type: 'string', maxLength: 253, default: '' },
+        cluster: { type: 'string', maxLength: 253, default: 'meshmedic' },
+        locality: localitySchema,
+      },
+    },
+    admin: adminSchema,
+    ...listenersSchema,
+    proxy: proxySchema,
+    stats: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        windowMs: durationMs(1000, 100, 60_000),
+        windows: { type: 'integer', minimum: 2, maximum: 120, default: 10 },
+        tickMs: durationMs(100, 10, 10_000),
+      },
+    },
+    healing: { ...policySettingsSchema, default: {} },
+    services: { type: 'array', items: serviceSchema, default: [], maxItems: 10_000 },
+    xds: xdsSchema,
+    gossip: gossipSchema,
+    log: logSchema,
+  },
+} as const;

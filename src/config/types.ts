@@ -1,0 +1,33 @@
+// The validated, frozen configuration object.
+import type { Locality } from '../core/types.js';
+import type { ListenersConfig, ProxyConfig } from './sections/proxy.js';
+import type { PolicySettings } from './sections/healing.js';
+import type { AdminConfig, GossipConfig, LogConfig, XdsConfig } from './sections/channels.js';
+
+export interface EndpointConfig {
+  readonly address: string;
+  readonly locality: Locality;
+  readonly priority: number;
+  readonly weight: number;
+  readonly labels: Readonly<Record<string, string>>;
+}
+
+export interface ServiceConfig {
+  readonly name: string;
+  readonly protocol: 'http1' | 'h2c';
+  readonly endpoints: readonly EndpointConfig[];
+  readonly routing: { readonly overprovisioningFactor: number; readonly panicThresholdPct: number };
+  readonly healing?: PolicySettings;
+}
+
+export interface Config extends ListenersConfig {
+  readonly node: { readonly id: string; readonly cluster: string; readonly locality: Locality };
+  readonly admin: AdminConfig;
+  readonly proxy: ProxyConfig;
+  readonly stats: { readonly windowMs: number; readonly windows: number; readonly tickMs: number };
+  readonly healing: PolicySettings;
+  readonly services: readonly ServiceConfig[];
+  readonly xds: XdsConfig;
+  readonly gossip: GossipConfig;
+  readonly log: LogConfig;
+}

@@ -1,0 +1,32 @@
+// Every public error has a stable code, declared once here and documented in docs/errors.md.
+
+export const ERROR_CODES = {
+  MM_ERR_CONFIG_INVALID: 'the configuration does not match the schema',
+  MM_ERR_CONFIG_READ: 'the configuration file cannot be read or parsed',
+  MM_ERR_USAGE: 'the command line is wrong',
+  MM_ERR_NO_ENDPOINT: 'no usable endpoint for the service',
+  MM_ERR_UNKNOWN_SERVICE: 'the request names no known service',
+  MM_ERR_UPSTREAM_CONNECT: 'the endpoint refused or failed the connection',
+  MM_ERR_UPSTREAM_RESET: 'the endpoint reset the connection or sent a bad response',
+  MM_ERR_UPSTREAM_TIMEOUT: 'the endpoint did not answer in time',
+  MM_ERR_BAD_REQUEST: 'the request is malformed',
+  MM_ERR_NOT_FOUND: 'no such resource',
+  MM_ERR_UNAUTHORIZED: 'a valid admin token is required',
+  MM_ERR_ADDRESS: 'an address is not HOST:PORT with an IP literal or a numeric port',
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export class MeshmedicError extends Error {
+  readonly code: ErrorCode;
+  readonly details: readonly string[];
+  constructor(code: ErrorCode, message: string, details: readonly string[] = []) {
+    super(message);
+    this.name = 'MeshmedicError';
+    this.code = code;
+    this.details = details;
+  }
+}
+
+/** Validation results never throw: they collect every problem. */
+export type Validated<T> = { valid: true; result: T } | { valid: false; errors: string[] };

@@ -1,0 +1,222 @@
+// Per-endpoint rolling windows: a ring of N windows (default 10 × 1 s), each an HDR histogram of
+// latency in microseconds plus outcome counters, and Envoy-style consecutive-failure counters.
+// record() allocates nothing: it indexes preallocated typed arrays and bumps an HDR bucket.
+import * as hdr from 'hdr-histogram-js';
+import { Outcome, OUTCOME_COUNT } from '../core/types.js';
+
+export interface WindowOptions {
+  /** Width of one window, ms. */
+  readonly windowMs: number;
+  /** How many windows the ring keeps. */
+  readonly windows: number;
+  /** Latencies above this (µs) are clamped to it. */
+  readonly maxLatencyUs: number;
+  /** HDR precision (2 = 1 % relative error). */
+  readonly significantDigits: 1 | 2 | 3;
+}
+
+export const DEFAULT_WINDOWS: WindowOptions = Object.freeze({ windowMs: 1000, windows: 10, maxLatencyUs: 60_000_000, significantDigits: 2 });
+
+export type Histogram = hdr.Histogram;
+
+export function newHistogram(opts: WindowOptions): Histogram {
+  return hdr.build({
+    bitBucketSize: 32,
+    autoResize: false,
+    lowestDiscernibleValue: 1,
+    highestTrackableValue: opts.maxLatencyUs,
+    numberOfSignificantValueDigits: opts.significantDigits,
+    useWebAssembly: false,
+  });
+}
+
+/** Totals over the last k windows, plus latency quantiles (µs), filled into a caller-owned object. */
+export interface WindowSummary {
+  /** Requests per outcome class, indexed by Outcome. */
+  counts: number[];
+  /** All requests except client-cancelled ones. */
+  total: number;
+  /** Failures charged to the endpoint (5xx + gateway + local-origin). */
+  failures: number;
+  p50: number;
+  p90: number;
+  p99: number;
+  max: number;
+  mean: number;
+  /** Span covered, ms (k × window width; the current window counts whole). */
+  spanMs: number;
+}
+
+export function emptySummary(): WindowSummary {
+  return { counts: new Array<number>(OUTCOME_COUNT).fill(0), total: 0, failures: 0, p50: 0, p90: 0, p99: 0, max: 0, mean: 0, spanMs: 0 };
+}
+
+export class EndpointWindows {
+  readonly opts: WindowOptions;
+  private readonly epochs: Float64Array; // window number held by each slot (-1 = empty)
+  private readonly counts: Float64Array; // slot * OUTCOME_COUNT + outcome
+  private readonly hists: Histogram[];
+  /** Cumulative counters since start, per outcome (for Prometheus). */
+  readonly lifetime: Float64Array = new Float64Array(OUTCOME_COUNT);
+  /** Sum of latency µs since start, and count, for the Prometheus summary. */
+  latencySumUs = 0;
+  latencyCount = 0;
+  // Consecutive counters, Envoy semantics: reset by a success; local-origin also counts as 5xx and gateway
+  // (Envoy without split_external_local_origin_errors maps connect failures to 503, timeouts to 504).
+  consecutive5xx = 0;
+  consecutiveGateway = 0;
+  consecutiveLocalOrigin = 0;
+  consecutiveSuccess = 0;
+  /** Window number of the last record (for idle detection). */
+  lastEpoch = -1;
+
+  constructor(opts: WindowOptions = DEFAULT_WINDOWS) {
+    this.opts = opts;
+    this.epochs = new Float64Array(opts.windows).fill(-1);
+    this.counts = new Float64Array(opts.windows * OUTCOME_COUNT);
+    this.hists = Array.from({ length: opts.windows }, () => newHistogram(opts));
+  }
+
+  /** Record one finished request. `latencyUs` is clamped to [1, maxLatencyUs]. */
+  record(outcome: Outcome, latencyUs: number, nowMs: number): void {
+    const epoch = Math.floor(nowMs / this.opts.windowMs);
+    const slot = epoch % this.opts.windows;
+    if (this.epochs[slot] !== epoch) this.rotate(slot, epoch);
+    this.counts[slot * OUTCOME_COUNT + outcome]! += 1;
+    this.lifetime[outcome]! += 1;
+    this.lastEpoch = epoch;
+    if (outcome === Outcome.Cancelled) return;
+    let v = latencyUs < 1 ? 1 : Math.round(latencyUs);
+    if (v > this.opts.maxLatencyUs) v = this.opts.maxLatencyUs;
+    this.hists[slot]!.recordValue(v);
+    this.latencySumUs += v;
+    this.latencyCount += 1;
+    switch (outcome) {
+      case Outcome.Success:
+        this.consecutive5xx = 0;
+        this.consecutiveGateway = 0;
+        this.consecutiveLocalOrigin = 0;
+        this.consecutiveSuccess += 1;
+        break;
+      case Outcome.Error5xx:
+        this.consecutive5xx += 1;
+        this.consecutiveGateway = 0;
+        this.consecutiveSuccess = 0;
+        break;
+      case Outcome.Gateway:
+        this.consecutive5xx += 1;
+        this.consecutiveGateway += 1;
+        this.consecutiveSuccess = 0;
+        break;
+      case Outcome.LocalOrigin:
+        this.consecutive5xx += 1;
+        this.consecutiveGateway += 1;
+        this.consecutiveLocalOrigin += 1;
+        this.consecutiveSuccess = 0;
+        break;
+    }
+  }
+
+  /** Clear the consecutive counters (after an ejection, as Envoy does). */
+  resetConsecutive(): void {
+    this.consecutive5xx = 0;
+    this.consecutiveGateway = 0;
+    this.consecutiveLocalOrigin = 0;
+    this.consecutiveSuccess = 0;
+  }
+
+  /**
+   * Summarise the last `k` windows ending at `nowMs` (k = 1: the current window only) into `out`,
+   * merging histograms into `scratch`. Call on the tick, not per request.
+   */
+  summarize(nowMs: number, k: number, out: WindowSummary, scratch: Histogram, opts: { skipCurrent?: boolean } = {}): WindowSummary {
+    const w = this.opts.windows;
+    const n = Math.min(Math.max(1, k), w);
+    const current = Math.floor(nowMs / this.opts.windowMs);
+    const last = opts.skipCurrent ? current - 1 : current;
+    out.counts.fill(0);
+    scratch.reset();
+    for (let e = last - n + 1; e <= last; e++) {
+      if (e < 0) continue;
+      const slot = e % w;
+      if (this.epochs[slot] !== e) continue;
+      for (let o = 0; o < OUTCOME_COUNT; o++) out.counts[o]! += this.counts[slot * OUTCOME_COUNT + o]!;
+      const h = this.hists[slot]!;
+      if (h.totalCount > 0) scratch.add(h);
+    }
+    out.failures = out.counts[Outcome.Error5xx]! + out.counts[Outcome.Gateway]! + out.counts[Outcome.LocalOrigin]!;
+    out.total = out.counts[Outcome.Success]! + out.failures;
+    out.spanMs = n * this.opts.windowMs;
+    if (scratch.totalCount > 0) {
+      out.p50 = scratch.getValueAtPercentile(50);
+      out.p90 = scratch.getValueAtPercentile(90);
+      out.p99 = scratch.getValueAtPercentile(99);
+      out.max = scratch.maxValue;
+      out.mean = scratch.mean;
+    } else {
+      out.p50 = out.p90 = out.p99 = out.max = out.mean = 0;
+    }
+    return out;
+  }
+
+  /** Outcome counts of exactly one window (epoch number), without quantiles: for per-window detectors. */
+  windowCounts(epoch: number, out: number[]): boolean {
+    const slot = epoch % this.opts.windows;
+    if (epoch < 0 || this.epochs[slot] !== epoch) {
+      out.fill(0);
+      return false;
+    }
+    for (let o = 0; o < OUTCOME_COUNT; o++) out[o] = this.counts[slot * OUTCOME_COUNT + o]!;
+    return true;
+  }
+
+  /** The HDR histogram of one window, or undefined if that window is gone or empty. Read-only use. */
+  windowHistogram(epoch: number): Histogram | undefined {
+    const slot = epoch % this.opts.windows;
+    if (epoch < 0 || this.epochs[slot] !== epoch) return undefined;
+    return this.hists[slot];
+  }
+
+  epochOf(nowMs: number): number {
+    return Math.floor(nowMs / this.opts.windowMs);
+  }
+
+  /** Bytes held by this endpoint's windows (documented bound). */
+  memoryBytes(): number {
+    let b = this.epochs.byteLength + this.counts.byteLength + this.lifetime.byteLength;
+    for (const h of this.hists) b += h.estimatedFootprintInBytes;
+    return b;
+  }
+
+  private rotate(slot: number, epoch: number): void {
+    this.epochs[slot] = epoch;
+    for (let o = 0; o < OUTCOME_COUNT; o++) this.counts[slot * OUTCOME_COUNT + o] = 0;
+    this.hists[slot]!.reset();
+  }
+}
+
+/** Windows for every endpoint slot handed out by the mesh state. */
+export class StatsTable {
+  readonly opts: WindowOptions;
+  private readonly rows: (EndpointWindows | undefined)[] = [];
+
+  constructor(opts: WindowOptions = DEFAULT_WINDOWS) {
+    this.opts = opts;
+  }
+
+  /** The windows of a slot, created on first use (not on the request path: call when endpoints appear). */
+  ensure(slot: number): EndpointWindows {
+    let r = this.rows[slot];
+    if (!r) this.rows[slot] = r = new EndpointWindows(this.opts);
+    return r;
+  }
+
+  get(slot: number): EndpointWindows | undefined {
+    return this.rows[slot];
+  }
+
+  /** Forget a slot's data (endpoint removed; its slot may be reused). */
+  clear(slot: number): void {
+    this.rows[slot] = undefined;
+  }
+}
