@@ -2,7 +2,10 @@
 import { durationMs, hostPortSchema, localitySchema } from './sections/common.js';
 import { listenersSchema, proxySchema } from './sections/proxy.js';
 import { policySettingsSchema } from './sections/healing.js';
-import { adminSchema, gossipSchema, logSchema, xdsSchema } from './sections/channels.js';
+import { adminSchema } from './sections/admin.js';
+import { gossipSchema } from './sections/gossip.js';
+import { logSchema } from './sections/log.js';
+import { xdsSchema } from './sections/xds.js';
 
 export const SERVICE_NAME_PATTERN = '^[a-z0-9]([-a-z0-9._]{0,251}[a-z0-9])?$';
 

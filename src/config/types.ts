@@ -2,7 +2,10 @@
 import type { Locality } from '../core/types.js';
 import type { ListenersConfig, ProxyConfig } from './sections/proxy.js';
 import type { PolicySettings } from './sections/healing.js';
-import type { AdminConfig, GossipConfig, LogConfig, XdsConfig } from './sections/channels.js';
+import type { AdminConfig } from './sections/admin.js';
+import type { GossipConfig } from './sections/gossip.js';
+import type { LogConfig } from './sections/log.js';
+import type { XdsConfig } from './sections/xds.js';
 
 export interface EndpointConfig {
   readonly address: string;

@@ -1,0 +1,52 @@
+// What every component of a running sidecar receives, and what it gives back.
+import type { Registry } from 'prom-client';
+import type { Clock } from '../core/clock.js';
+import type { Logger } from '../core/log.js';
+import type { Config } from '../config/types.js';
+import type { MeshState } from '../mesh/state.js';
+import type { StatsTable } from '../stats/window.js';
+
+/** A JSON admin route handler: returns the status and body to send (body is JSON-encoded). */
+export type AdminHandler = (req: AdminRequest) => Promise<AdminResponse> | AdminResponse;
+
+export interface AdminRequest {
+  readonly method: string;
+  readonly path: string;
+  readonly params: Readonly<Record<string, string>>;
+  readonly query: URLSearchParams;
+  /** Parsed JSON body (undefined when none). */
+  readonly body: unknown;
+}
+
+export interface AdminResponse {
+  readonly status: number;
+  readonly body: unknown;
+  readonly contentType?: string;
+}
+
+export interface AdminRoutes {
+  /** Register a route; `path` may hold `{name}` segments (matched against the URL-decoded segment). */
+  route(method: string, path: string, handler: AdminHandler, opts?: { mutating?: boolean }): void;
+}
+
+export interface SidecarContext {
+  readonly config: Config;
+  readonly clock: Clock;
+  readonly mesh: MeshState;
+  readonly stats: StatsTable;
+  readonly log: Logger;
+  readonly metrics: Registry;
+  readonly admin: AdminRoutes;
+  /** Components started earlier, by name (e.g. the healing engine for the gossip health plane). */
+  readonly components: ReadonlyMap<string, Component>;
+}
+
+export interface Component {
+  readonly name: string;
+  /** Addresses actually bound (port 0 resolved), by role, for logs and tests. */
+  readonly addresses?: Readonly<Record<string, string>>;
+  /** Stop accepting work, finish what is in flight up to `deadlineMs`, release everything. */
+  close(deadlineMs?: number): Promise<void>;
+}
+
+export type ComponentFactory = (ctx: SidecarContext) => Promise<Component>;
