@@ -13,6 +13,8 @@ export const ERROR_CODES = {
   MM_ERR_NOT_FOUND: 'no such resource',
   MM_ERR_UNAUTHORIZED: 'a valid admin token is required',
   MM_ERR_ADDRESS: 'an address is not HOST:PORT with an IP literal or a numeric port',
+  MM_ERR_INTERNAL: 'an internal error (a bug): the request failed, the sidecar kept running',
+  MM_ERR_CONFLICT: 'the request conflicts with the current state',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

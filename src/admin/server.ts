@@ -1,0 +1,153 @@
+// The admin HTTP server: health, readiness, Prometheus metrics and the JSON /v1 API.
+// Components add their own routes (xDS status, gossip members) through AdminRoutes.
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { isLoopbackHost } from '../core/address.js';
+import type { ErrorCode } from '../core/errors.js';
+import type { Logger } from '../core/log.js';
+import type { AdminHandler, AdminRequest, AdminResponse, AdminRoutes } from '../runtime/context.js';
+
+interface Route {
+  method: string;
+  segments: string[];
+  handler: AdminHandler;
+  mutating: boolean;
+}
+
+const MAX_BODY = 1 << 20;
+
+export function apiError(status: number, code: ErrorCode, message: string): AdminResponse {
+  return { status, body: { error: code, message } };
+}
+
+export class AdminServer implements AdminRoutes {
+  private readonly routes: Route[] = [];
+  private server: http.Server | undefined;
+  private readonly token: string;
+  private readonly log: Logger;
+  private tokenRequired = false;
+
+  constructor(opts: { token: string; log: Logger }) {
+    this.token = opts.token;
+    this.log = opts.log;
+  }
+
+  route(method: string, path: string, handler: AdminHandler, opts: { mutating?: boolean } = {}): void {
+    const segments = path.split('/').filter(Boolean);
+    this.routes.push({ method: method.toUpperCase(), segments, handler, mutating: opts.mutating ?? method.toUpperCase() !== 'GET' });
+  }
+
+  async listen(host: string, port: number): Promise<string> {
+    // Off loopback, mutating calls need the bearer token; without one configured they are refused.
+    this.tokenRequired = this.token !== '' || !isLoopbackHost(host);
+    const server = http.createServer({ maxHeaderSize: 16_384, requestTimeout: 30_000 }, (req, res) => {
+      this.handle(req, res).catch((err) => {
+        this.log.error('admin handler failed', { err, url: req.url });
+        if (!res.headersSent) send(res, 500, { error: 'MM_ERR_INTERNAL', message: (err as Error).message });
+        else res.destroy();
+      });
+    });
+    server.on('clientError', (_err, socket) => {
+      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      else socket.destroy();
+    });
+    this.server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    const a = server.address() as AddressInfo;
+    return a.family === 'IPv6' ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;
+  }
+
+  async close(): Promise<void> {
+    const s = this.server;
+    if (!s) return;
+    this.server = undefined;
+    await new Promise<void>((resolve) => {
+      s.close(() => resolve());
+      s.closeAllConnections();
+    });
+  }
+
+  private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://admin');
+    const method = (req.method ?? 'GET').toUpperCase();
+    let segments: string[];
+    try {
+      segments = url.pathname.split('/').filter(Boolean).map((s) => decodeURIComponent(s));
+    } catch {
+      return send(res, 400, { error: 'MM_ERR_BAD_REQUEST', message: 'bad percent-encoding in path' });
+    }
+    let pathMatched = false;
+    for (const r of this.routes) {
+      const params = match(r.segments, segments);
+      if (!params) continue;
+      pathMatched = true;
+      if (r.method !== method && !(r.method === 'GET' && method === 'HEAD')) continue;
+      if (r.mutating && this.tokenRequired) {
+        const auth = req.headers.authorization ?? '';
+        if (this.token === '' || auth !== `Bearer ${this.token}`) {
+          return send(res, 401, {
+            error: 'MM_ERR_UNAUTHORIZED',
+            message: this.token === '' ? 'the admin API is bound off loopback and no admin.token is configured: mutating calls are refused' : 'missing or wrong bearer token',
+          });
+        }
+      }
+      let body: unknown;
+      if (method !== 'GET' && method !== 'HEAD') {
+        const parsed = await readJson(req);
+        if (!parsed.ok) return send(res, parsed.status, { error: 'MM_ERR_BAD_REQUEST', message: parsed.message });
+        body = parsed.value;
+      }
+      const request: AdminRequest = { method, path: url.pathname, params, query: url.searchParams, body };
+      const out = await r.handler(request);
+      if (out.contentType && typeof out.body === 'string') {
+        res.writeHead(out.status, { 'content-type': out.contentType, 'content-length': Buffer.byteLength(out.body) });
+        res.end(method === 'HEAD' ? undefined : out.body);
+        return;
+      }
+      return send(res, out.status, out.body, method === 'HEAD');
+    }
+    if (pathMatched) return send(res, 405, { error: 'MM_ERR_BAD_REQUEST', message: `method ${method} is not allowed on ${url.pathname}` });
+    send(res, 404, { error: 'MM_ERR_NOT_FOUND', message: `no admin route ${url.pathname}` });
+  }
+}
+
+function match(pattern: string[], actual: string[]): Record<string, string> | undefined {
+  if (pattern.length !== actual.length) return undefined;
+  const params: Record<string, string> = {};
+  for (let i = 0; i < pattern.length; i++) {
+    const p = pattern[i]!;
+    if (p.startsWith('{') && p.endsWith('}')) params[p.slice(1, -1)] = actual[i]!;
+    else if (p !== actual[i]) return undefined;
+  }
+  return params;
+}
+
+function send(res: http.ServerResponse, status: number, body: unknown, headOnly = false): void {
+  const text = JSON.stringify(body, null, 2) + '\n';
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
+  res.end(headOnly ? undefined : text);
+}
+
+async function readJson(req: http.IncomingMessage): Promise<{ ok: true; value: unknown } | { ok: false; status: number; message: string }> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const c of req) {
+    size += (c as Buffer).length;
+    if (size > MAX_BODY) return { ok: false, status: 413, message: `body larger than ${MAX_BODY} bytes` };
+    chunks.push(c as Buffer);
+  }
+  if (size === 0) return { ok: true, value: undefined };
+  const ct = req.headers['content-type'] ?? 'application/json';
+  if (!/^application\/json\b/i.test(ct)) return { ok: false, status: 415, message: `content-type must be application/json, got "${ct}"` };
+  try {
+    return { ok: true, value: JSON.parse(Buffer.concat(chunks).toString('utf8')) };
+  } catch (err) {
+    return { ok: false, status: 400, message: `body is not valid JSON: ${(err as Error).message}` };
+  }
+}

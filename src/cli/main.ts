@@ -1,0 +1,196 @@
+// The meshmedic command: parses the subcommand and its flags, validates configuration once, and runs.
+// Exit codes: 0 ok, 1 runtime error, 2 usage or configuration error.
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { loadConfigFile } from '../config/load.js';
+import type { Config } from '../config/types.js';
+import { startSidecar } from '../runtime/sidecar.js';
+import { quickConfig, type QuickFlags } from './quick.js';
+
+type Out = (s: string) => void;
+
+export interface CliIo {
+  readonly out: Out;
+  readonly err: Out;
+  readonly env: NodeJS.ProcessEnv;
+}
+
+const defaultIo: CliIo = { out: (s) => process.stdout.write(s), err: (s) => process.stderr.write(s), env: process.env };
+
+const HELP: Record<string, string> = {
+  main: `meshmedic — a self-healing sidecar for service meshes
+
+Usage: meshmedic <command> [flags]
+
+Commands:
+  run      --config FILE            the sidecar, with everything its config enables
+  proxy    --listen H:P --upstream URL[,URL...]   quick mode: one service, no config file
+  demo                              a local demo mesh that gets hurt and heals (what npm start runs)
+  sim                               the virtual-time simulator over the scenario catalogue
+  webhook  --listen H:P --tls-cert F --tls-key F  the Kubernetes sidecar-injection webhook
+  render   istio --config FILE      print Istio DestinationRule/VirtualService YAML
+  version                           print the version
+
+Every command takes --help. Exit codes: 0 ok, 1 runtime error, 2 usage or configuration error.
+`,
+  run: `Usage: meshmedic run --config FILE [--check]
+
+Runs the sidecar with the given YAML (or JSON) configuration; environment variables
+MESHMEDIC_<SECTION>__<KEY> override single values (e.g. MESHMEDIC_ADMIN__LISTEN=127.0.0.1:9000).
+  --config FILE   the configuration file (see mesh-config/ for examples)
+  --check         validate the configuration, print it with defaults filled in, and exit
+`,
+  proxy: `Usage: meshmedic proxy --listen HOST:PORT --upstream URL[,URL...] [flags]
+
+Quick mode: every request arriving on --listen goes to one service whose endpoints are the upstreams.
+  --listen HOST:PORT        outbound listener (port 0 picks a free one)
+  --upstream URL[,URL...]   endpoints, e.g. http://127.0.0.1:8081,http://127.0.0.1:8082 (IP literals)
+  --service NAME            the service name (default "default")
+  --admin HOST:PORT         admin API and /metrics (off unless given)
+  --policy NAME             meshmedic | envoy-default | none (default meshmedic)
+  --protocol P              http1 | h2c (h2c for gRPC upstreams)
+  --xds HOST:PORT           also serve the service over xDS (ADS) for Envoy and proxyless gRPC
+  --gossip HOST:PORT        gossip with peer sidecars (UDP + TCP)
+  --join HOST:PORT[,...]    gossip seeds
+  --node-id ID              this sidecar's id in the mesh (default: generated)
+  --log-level LEVEL         debug | info | warn | error | silent
+`,
+  demo: `Usage: meshmedic demo [--duration SECONDS] [--no-faults] [--plain]
+
+Starts a local demo mesh on loopback: several services with several instances each, a sidecar per
+instance, a traffic generator, faults injected on a schedule, and a live view of each endpoint.
+Ctrl-C stops everything cleanly.
+  --duration SECONDS   stop after this long (default: run until Ctrl-C)
+  --no-faults          do not inject faults
+  --plain              print periodic tables instead of redrawing the screen
+`,
+};
+
+export async function main(argv: string[], io: CliIo = defaultIo): Promise<number> {
+  const [cmd, ...rest] = argv;
+  try {
+    switch (cmd) {
+      case undefined:
+      case 'help':
+      case '--help':
+      case '-h':
+        io.out(HELP.main!);
+        return cmd === undefined ? 2 : 0;
+      case 'version':
+      case '--version':
+        io.out(`${version()}\n`);
+        return 0;
+      case 'run':
+        return await runCommand(rest, io);
+      case 'proxy':
+        return await proxyCommand(rest, io);
+      case 'demo': {
+        const { demoCommand } = await import('./demo.js');
+        return await demoCommand(rest, io);
+      }
+      case 'sim':
+      case 'webhook':
+      case 'render':
+        return await delegated(cmd, rest, io);
+      default:
+        io.err(`meshmedic: unknown command "${cmd}"\n\n${HELP.main}`);
+        return 2;
+    }
+  } catch (err) {
+    io.err(`meshmedic ${cmd}: ${(err as Error).message}\n`);
+    return 1;
+  }
+}
+
+/** Parse flags strictly; returns undefined after printing help or a usage error. */
+export function parseFlags<T extends ParseArgsConfig['options']>(cmd: string, argv: string[], options: T, io: CliIo): { values: Record<string, string | boolean | undefined>; code?: number } {
+  try {
+    const parsed = parseArgs({ args: argv, options: { ...options, help: { type: 'boolean', short: 'h' } }, strict: true, allowPositionals: true });
+    const values = parsed.values as Record<string, string | boolean | undefined>;
+    const positionals = parsed.positionals;
+    if (values.help) {
+      io.out(HELP[cmd] ?? HELP.main!);
+      return { values, code: 0 };
+    }
+    if (positionals.length) {
+      io.err(`meshmedic ${cmd}: unexpected argument "${positionals[0]}"\n\n${HELP[cmd] ?? ''}`);
+      return { values, code: 2 };
+    }
+    return { values };
+  } catch (err) {
+    io.err(`meshmedic ${cmd}: ${(err as Error).message}\n\n${HELP[cmd] ?? ''}`);
+    return { values: {}, code: 2 };
+  }
+}
+
+function configErrors(io: CliIo, where: string, errors: string[]): number {
+  io.err(`meshmedic: invalid configuration (${where}):\n${errors.map((e) => `  - ${e}`).join('\n')}\n`);
+  return 2;
+}
+
+async function runCommand(argv: string[], io: CliIo): Promise<number> {
+  const p = parseFlags('run', argv, { config: { type: 'string', short: 'c' }, check: { type: 'boolean' } }, io);
+  if (p.code !== undefined) return p.code;
+  const file = p.values.config as string | undefined;
+  if (!file) {
+    io.err(`meshmedic run: --config FILE is required\n\n${HELP.run}`);
+    return 2;
+  }
+  const cfg = loadConfigFile(file, io.env);
+  if (!cfg.valid) return configErrors(io, file, cfg.errors);
+  if (p.values.check) {
+    io.out(`${JSON.stringify(cfg.result, null, 2)}\n`);
+    return 0;
+  }
+  return serve(cfg.result, io);
+}
+
+async function proxyCommand(argv: string[], io: CliIo): Promise<number> {
+  const s = { type: 'string' } as const;
+  const p = parseFlags('proxy', argv, { listen: s, upstream: s, service: s, admin: s, policy: s, xds: s, gossip: s, join: s, 'node-id': s, protocol: s, 'log-level': s }, io);
+  if (p.code !== undefined) return p.code;
+  const cfg = quickConfig(p.values as QuickFlags, io.env);
+  if (!cfg.valid) return configErrors(io, 'flags', cfg.errors);
+  return serve(cfg.result, io);
+}
+
+/** Run a sidecar until SIGTERM/SIGINT: then stop accepting, drain up to the deadline, exit 0. */
+export async function serve(config: Config, io: CliIo): Promise<number> {
+  const sidecar = await startSidecar(config);
+  io.out(`${JSON.stringify({ msg: 'meshmedic ready', addresses: sidecar.addresses })}\n`);
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) {
+        // A second signal: stop now.
+        process.exit(1);
+      }
+      stopping = true;
+      io.err(`${JSON.stringify({ msg: 'draining', signal, deadlineMs: config.proxy.drainTimeoutMs })}\n`);
+      sidecar.close(config.proxy.drainTimeoutMs).then(
+        () => resolve(0),
+        (err) => {
+          io.err(`meshmedic: shutdown failed: ${(err as Error).message}\n`);
+          resolve(1);
+        },
+      );
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+}
+
+async function delegated(cmd: string, argv: string[], io: CliIo): Promise<number> {
+  const { runDelegated } = await import('./delegates.js');
+  return runDelegated(cmd, argv, io);
+}
+
+export function version(): string {
+  try {
+    const pkg = JSON.parse(readFileSync(fileURLToPath(new URL('../../package.json', import.meta.url)), 'utf8')) as { version: string };
+    return pkg.version;
+  } catch {
+    return 'unknown';
+  }
+}

@@ -1,0 +1,70 @@
+// Quick mode: `meshmedic proxy --listen HOST:PORT --upstream URL[,URL...]` → a validated Config, no file.
+import { parseHostPort } from '../core/address.js';
+import type { Validated } from '../core/errors.js';
+import { applyEnvOverrides, validateConfig } from '../config/load.js';
+import type { Config } from '../config/types.js';
+
+export interface QuickFlags {
+  listen?: string;
+  upstream?: string;
+  service?: string;
+  admin?: string;
+  policy?: string;
+  xds?: string;
+  gossip?: string;
+  join?: string;
+  'node-id'?: string;
+  protocol?: string;
+  'log-level'?: string;
+}
+
+export function quickConfig(flags: QuickFlags, env: NodeJS.ProcessEnv = {}): Validated<Config> {
+  const errors: string[] = [];
+  if (!flags.listen) errors.push('--listen HOST:PORT is required');
+  if (!flags.upstream) errors.push('--upstream URL[,URL...] is required');
+  if (errors.length) return { valid: false, errors };
+  const service = flags.service ?? 'default';
+  const endpoints = flags.upstream!.split(',').map((u) => u.trim()).filter(Boolean).map((u, i) => {
+    const hp = parseHostPort(u);
+    if (typeof hp === 'string') {
+      errors.push(`--upstream #${i + 1}: ${hp}`);
+      return { address: u };
+    }
+    return { address: hp.host.includes(':') ? `[${hp.host}]:${hp.port}` : `${hp.host}:${hp.port}` };
+  });
+  if (endpoints.length === 0) errors.push('--upstream: no URL given');
+  const doc: Record<string, unknown> = {
+    outbound: { enabled: true, listen: flags.listen },
+    // Quick mode sends every request to the one service, whatever its Host.
+    proxy: { defaultService: service },
+    admin: flags.admin ? { enabled: true, listen: flags.admin } : { enabled: false },
+    services: [{ name: service, endpoints, ...(flags.protocol ? { protocol: flags.protocol } : {}) }],
+    healing: flags.policy ? { policy: flags.policy } : {},
+  };
+  if (flags.xds) doc.xds = { enabled: true, listen: flags.xds };
+  if (flags.gossip) doc.gossip = { enabled: true, listen: flags.gossip, join: flags.join ? flags.join.split(',').map((s) => s.trim()).filter(Boolean) : [] };
+  else if (flags.join) errors.push('--join needs --gossip HOST:PORT');
+  if (flags['node-id']) doc.node = { id: flags['node-id'] };
+  if (flags['log-level']) doc.log = { level: flags['log-level'] };
+  if (errors.length) return { valid: false, errors };
+  const withEnv = applyEnvOverrides(doc, env);
+  if (!withEnv.valid) return withEnv;
+  const v = validateConfig(withEnv.result);
+  if (!v.valid) return { valid: false, errors: v.errors.map(flagName) };
+  return v;
+}
+
+/** Name the flag behind a config path in quick-mode errors. */
+function flagName(e: string): string {
+  return e
+    .replace(/^\/outbound\/listen/, '--listen')
+    .replace(/^\/admin\/listen/, '--admin')
+    .replace(/^\/healing\/policy/, '--policy')
+    .replace(/^\/xds\/listen/, '--xds')
+    .replace(/^\/gossip\/listen/, '--gossip')
+    .replace(/^\/gossip\/join\/(\d+)/, '--join #$1')
+    .replace(/^\/services\/0\/name/, '--service')
+    .replace(/^\/services\/0\/protocol/, '--protocol')
+    .replace(/^\/services\/0\/endpoints\/(\d+)\/address/, '--upstream #$1')
+    .replace(/^\/node\/id/, '--node-id');
+}

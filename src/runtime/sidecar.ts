@@ -1,0 +1,113 @@
+// Composition of a running sidecar: mesh state from config, stats, admin API and metrics, then the
+// components the config enables (healing, proxy, xDS, gossip). Also graceful shutdown.
+import { Registry, collectDefaultMetrics } from 'prom-client';
+import { registerCoreRoutes } from '../admin/api.js';
+import { registerCoreMetrics } from '../admin/metrics.js';
+import { AdminServer } from '../admin/server.js';
+import { parseHostPort } from '../core/address.js';
+import { systemClock, type Clock, type TimerHandle } from '../core/clock.js';
+import { createLogger, type Logger } from '../core/log.js';
+import { endpointId, type EndpointSpec } from '../core/types.js';
+import type { Config } from '../config/types.js';
+import { MeshState, type ServiceInput } from '../mesh/state.js';
+import { StatsTable } from '../stats/window.js';
+import type { Component, ComponentFactory, SidecarContext } from './context.js';
+import { startHealing } from '../heal/component.js';
+import { startProxy } from '../proxy/component.js';
+import { startXds } from '../xds/component.js';
+import { startGossip } from '../gossip/component.js';
+
+export interface Sidecar {
+  readonly context: SidecarContext;
+  readonly components: ReadonlyMap<string, Component>;
+  /** Bound addresses by role (admin, outbound, inbound, xds, gossip...). */
+  readonly addresses: Readonly<Record<string, string>>;
+  close(deadlineMs?: number): Promise<void>;
+}
+
+export interface SidecarOptions {
+  readonly clock?: Clock;
+  readonly log?: Logger;
+  /** Override which components start (tests); by default from the config. */
+  readonly components?: readonly { name: string; factory: ComponentFactory }[];
+}
+
+/** Turn the configured services into mesh service inputs. Addresses were validated with the config. */
+export function servicesFromConfig(config: Config): ServiceInput[] {
+  return config.services.map((s) => {
+    const endpoints: EndpointSpec[] = s.endpoints.map((e) => {
+      const hp = parseHostPort(e.address);
+      if (typeof hp === 'string') throw new Error(hp); // unreachable after validation
+      return { id: endpointId(s.name, hp.host, hp.port), service: s.name, host: hp.host, port: hp.port, locality: e.locality, priority: e.priority, weight: e.weight, labels: e.labels };
+    });
+    return { spec: { name: s.name, endpoints }, routing: s.routing };
+  });
+}
+
+/** The components a config enables, in start order (healing first: others may use it). */
+export function defaultComponents(config: Config): { name: string; factory: ComponentFactory }[] {
+  const list: { name: string; factory: ComponentFactory }[] = [{ name: 'healing', factory: startHealing }];
+  if (config.outbound.enabled || config.inbound.enabled) list.push({ name: 'proxy', factory: startProxy });
+  if (config.xds.enabled) list.push({ name: 'xds', factory: startXds });
+  if (config.gossip.enabled) list.push({ name: 'gossip', factory: startGossip });
+  return list;
+}
+
+export async function startSidecar(config: Config, opts: SidecarOptions = {}): Promise<Sidecar> {
+  const clock = opts.clock ?? systemClock;
+  const log = opts.log ?? createLogger(config.log.level);
+  const mesh = new MeshState(clock);
+  mesh.setServices(servicesFromConfig(config));
+  const stats = new StatsTable({ windowMs: config.stats.windowMs, windows: config.stats.windows, maxLatencyUs: 60_000_000, significantDigits: 2 });
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'meshmedic_process_' });
+  const admin = new AdminServer({ token: config.admin.token, log: log.child({ component: 'admin' }) });
+  const components = new Map<string, Component>();
+  let ready = false;
+  const ctx: SidecarContext = { config, clock, mesh, stats, log, metrics: registry, admin, components };
+  const stopDecisionMetrics = registerCoreMetrics(registry, mesh, stats, () => clock.now());
+  registerCoreRoutes(admin, { mesh, stats, clock, registry, ready: () => ready });
+  // Timed operator ejections and drains end on their own, whatever policy runs.
+  const expiry: TimerHandle = clock.setInterval(() => mesh.expire(), Math.max(50, config.stats.tickMs));
+
+  const addresses: Record<string, string> = {};
+  const started: Component[] = [];
+  const closeAll = async (deadlineMs: number) => {
+    ready = false;
+    expiry.cancel();
+    for (const c of [...started].reverse()) {
+      try {
+        await c.close(deadlineMs);
+      } catch (err) {
+        log.warn('component failed to close', { component: c.name, err });
+      }
+    }
+    await admin.close();
+    stopDecisionMetrics();
+  };
+  try {
+    for (const { name, factory } of opts.components ?? defaultComponents(config)) {
+      const c = await factory(ctx);
+      started.push(c);
+      components.set(name, c);
+      for (const [role, addr] of Object.entries(c.addresses ?? {})) addresses[role] = addr;
+    }
+    if (config.admin.enabled) {
+      const hp = parseHostPort(config.admin.listen, { allowPortZero: true });
+      if (typeof hp === 'string') throw new Error(`admin.listen: ${hp}`);
+      addresses.admin = await admin.listen(hp.host, hp.port);
+    }
+  } catch (err) {
+    await closeAll(0);
+    throw err;
+  }
+  ready = true;
+  log.info('sidecar started', { addresses, services: config.services.map((s) => s.name) });
+  let closing: Promise<void> | undefined;
+  return {
+    context: ctx,
+    components,
+    addresses,
+    close: (deadlineMs = config.proxy.drainTimeoutMs) => (closing ??= closeAll(deadlineMs)),
+  };
+}
