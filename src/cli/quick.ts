@@ -24,12 +24,9 @@ export function quickConfig(flags: QuickFlags, env: NodeJS.ProcessEnv = {}): Val
   if (!flags.upstream) errors.push('--upstream URL[,URL...] is required');
   if (errors.length) return { valid: false, errors };
   const service = flags.service ?? 'default';
-  const endpoints = flags.upstream!.split(',').map((u) => u.trim()).filter(Boolean).map((u, i) => {
+  const endpoints = flags.upstream!.split(',').map((u) => u.trim()).filter(Boolean).map((u) => {
     const hp = parseHostPort(u);
-    if (typeof hp === 'string') {
-      errors.push(`--upstream #${i + 1}: ${hp}`);
-      return { address: u };
-    }
+    if (typeof hp === 'string') return { address: u }; // reported by validation, with its position
     return { address: hp.host.includes(':') ? `[${hp.host}]:${hp.port}` : `${hp.host}:${hp.port}` };
   });
   if (endpoints.length === 0) errors.push('--upstream: no URL given');
@@ -62,9 +59,9 @@ function flagName(e: string): string {
     .replace(/^\/healing\/policy/, '--policy')
     .replace(/^\/xds\/listen/, '--xds')
     .replace(/^\/gossip\/listen/, '--gossip')
-    .replace(/^\/gossip\/join\/(\d+)/, '--join #$1')
+    .replace(/^\/gossip\/join\/(\d+)/, (_m, i: string) => `--join #${Number(i) + 1}`)
     .replace(/^\/services\/0\/name/, '--service')
     .replace(/^\/services\/0\/protocol/, '--protocol')
-    .replace(/^\/services\/0\/endpoints\/(\d+)\/address/, '--upstream #$1')
+    .replace(/^\/services\/0\/endpoints\/(\d+)\/address/, (_m, i: string) => `--upstream #${Number(i) + 1}`)
     .replace(/^\/node\/id/, '--node-id');
 }

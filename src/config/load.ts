@@ -19,10 +19,14 @@ export function validateConfig(input: unknown): Validated<Config> {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     return { valid: false, errors: [`/: expected a mapping (object) at the top level, got ${describe(value)}`] };
   }
-  if (!validateSchema(value)) {
-    return { valid: false, errors: (validateSchema.errors ?? []).map((e: ErrorObject) => formatAjvError(e, value)) };
+  const schemaOk = validateSchema(value);
+  const errors = schemaOk ? [] : (validateSchema.errors ?? []).map((e: ErrorObject) => formatAjvError(e, value));
+  // Cross-field checks run even when the schema failed, so that one run reports every problem.
+  try {
+    errors.push(...semanticErrors(value as Config));
+  } catch {
+    // The structure is too broken for cross-field checks; the schema errors say why.
   }
-  const errors = semanticErrors(value as Config);
   if (errors.length) return { valid: false, errors };
   return { valid: true, result: deepFreeze(value as Config) };
 }
