@@ -1,4 +1,4 @@
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { request } from 'undici';
 import { validateConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/types.js';
@@ -17,7 +17,7 @@ function config(extra: Record<string, unknown> = {}): Config {
   return v.result;
 }
 
-async function sidecar(t: Tap.Test, extra?: Record<string, unknown>) {
+async function sidecar(t: Test, extra?: Record<string, unknown>) {
   const s = await startSidecar(config(extra), { log: silentLogger, components: [] });
   t.teardown(() => s.close(0));
   const base = `http://${s.addresses.admin}`;
@@ -31,7 +31,6 @@ async function sidecar(t: Tap.Test, extra?: Record<string, unknown>) {
   return { s, call };
 }
 
-declare namespace Tap { type Test = Parameters<Parameters<typeof t.test>[1]>[0]; }
 
 t.test('health, readiness and endpoints', async (t) => {
   const { call } = await sidecar(t);
