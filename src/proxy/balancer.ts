@@ -1,0 +1,271 @@
+// Endpoint choice: power of two choices over Peak-EWMA cost (Linkerd's balancer), restricted to what the
+// current health snapshot allows. The per-snapshot candidate tables are built once per ServiceView object
+// (cached in a WeakMap) so that a pick allocates nothing; health changes arrive as new ServiceView objects.
+import type { Clock } from '../core/clock.js';
+import { isRoutable, type EndpointView, type ServiceView } from '../mesh/state.js';
+
+export interface BalancerOptions {
+  /** Peak-EWMA decay time constant, ms (Linkerd: 10 s). */
+  readonly decayMs: number;
+  /** RTT assumed for an endpoint never measured, ms (Linkerd: 30 ms). */
+  readonly defaultRttMs: number;
+  /** Random source in [0, 1); injectable for deterministic tests. */
+  readonly random: () => number;
+}
+
+export const DEFAULT_BALANCER: BalancerOptions = Object.freeze({ decayMs: 10_000, defaultRttMs: 30, random: Math.random });
+
+/** Candidates of one priority: ordinary endpoints with cumulative weights, and probation canaries. */
+interface PriorityTable {
+  /** Endpoints taking ordinary traffic (or every endpoint in panic). */
+  readonly members: readonly EndpointView[];
+  /** Cumulative effective weight (static weight × health.weightFactor), same order as members. */
+  readonly cumulative: Float64Array;
+  readonly totalWeight: number;
+  /** Probation endpoints and the cumulative probability that a request of this priority goes to each. */
+  readonly canaries: readonly EndpointView[];
+  readonly canaryCumulative: Float64Array;
+  /** Sum of the canary probabilities (0 when there is none). */
+  readonly canaryShare: number;
+}
+
+interface PickTable {
+  /** Cumulative traffic share per priority (plan.load), same length as priorities. */
+  readonly loadCumulative: Float64Array;
+  readonly priorities: readonly PriorityTable[];
+  /** Every endpoint that may take any traffic at all, for the fallback scan. */
+  readonly usable: readonly EndpointView[];
+}
+
+/**
+ * Load of each endpoint slot: in-flight requests and the Peak-EWMA RTT estimate. Typed arrays indexed by
+ * the mesh's endpoint slot, grown when new slots appear (never on the request path once ensured).
+ */
+export class EndpointLoad {
+  pending: Int32Array = new Int32Array(16);
+  /** RTT estimate, ms; NaN = never measured (cost uses the default RTT). */
+  rttMs: Float64Array = new Float64Array(16).fill(NaN);
+  /** When the estimate was last updated (clock ms). */
+  stampMs: Float64Array = new Float64Array(16);
+
+  ensure(slot: number): void {
+    if (slot < this.pending.length) return;
+    let n = this.pending.length;
+    while (n <= slot) n *= 2;
+    const p = new Int32Array(n);
+    p.set(this.pending);
+    const r = new Float64Array(n).fill(NaN);
+    r.set(this.rttMs);
+    const s = new Float64Array(n);
+    s.set(this.stampMs);
+    this.pending = p;
+    this.rttMs = r;
+    this.stampMs = s;
+  }
+
+  /** Forget a slot's history (endpoint removed; the slot may be reused by another endpoint). */
+  reset(slot: number): void {
+    if (slot >= this.pending.length) return;
+    this.pending[slot] = 0;
+    this.rttMs[slot] = NaN;
+    this.stampMs[slot] = 0;
+  }
+}
+
+export class Balancer {
+  readonly load = new EndpointLoad();
+  private readonly clock: Clock;
+  private readonly opts: BalancerOptions;
+  private readonly tables = new WeakMap<ServiceView, PickTable>();
+
+  constructor(clock: Clock, opts: Partial<BalancerOptions> = {}) {
+    this.clock = clock;
+    this.opts = { ...DEFAULT_BALANCER, ...opts };
+  }
+
+  /**
+   * Choose an endpoint of `view`, or undefined when none may take traffic. `avoid` (a slot, or -1) is an
+   * endpoint that just failed to connect: it is skipped whenever another choice exists.
+   */
+  pick(view: ServiceView, avoid = -1, avoid2 = -1): EndpointView | undefined {
+    let t = this.tables.get(view);
+    if (t === undefined) {
+      t = buildTable(view);
+      this.tables.set(view, t);
+    }
+    const rnd = this.opts.random;
+    const prio = t.priorities;
+    if (prio.length === 0) return undefined;
+    // 1. The priority, by the plan's traffic shares.
+    const r = rnd();
+    let p = 0;
+    while (p < prio.length - 1 && r >= t.loadCumulative[p]!) p++;
+    const table = prio[p]!;
+    // 2. A canary request for a probation endpoint, with its own small share.
+    if (table.canaryShare > 0) {
+      const c = rnd();
+      if (c < table.canaryShare) {
+        const e = table.canaries[searchCumulative(table.canaryCumulative, c)]!;
+        if (e.slot !== avoid && e.slot !== avoid2) return e;
+      }
+    }
+    // 3. Power of two choices among the ordinary members, each drawn by effective weight.
+    const m = table.members;
+    if (m.length > 0 && table.totalWeight > 0) {
+      let ia = searchCumulative(table.cumulative, rnd() * table.totalWeight);
+      for (let i = 0; i < 4 && (m[ia]!.slot === avoid || m[ia]!.slot === avoid2); i++) ia = searchCumulative(table.cumulative, rnd() * table.totalWeight);
+      const a = m[ia]!;
+      if (m.length === 1) {
+        if (a.slot !== avoid && a.slot !== avoid2) return a;
+      } else {
+        // The second choice is drawn by weight too; on a collision, redraw once, then take a uniform other
+        // member so that the two choices always differ.
+        let ib = searchCumulative(table.cumulative, rnd() * table.totalWeight);
+        if (ib === ia) ib = searchCumulative(table.cumulative, rnd() * table.totalWeight);
+        if (ib === ia) ib = (ia + 1 + Math.floor(rnd() * (m.length - 1))) % m.length;
+        const b = m[ib]!;
+        const aOk = a.slot !== avoid && a.slot !== avoid2;
+        const bOk = b.slot !== avoid && b.slot !== avoid2;
+        if (aOk && bOk) {
+          const now = this.clock.now();
+          return this.cost(a.slot, now) <= this.cost(b.slot, now) ? a : b;
+        }
+        if (aOk) return a;
+        if (bOk) return b;
+      }
+    }
+    // 4. Fallback (rare): anything usable that is not avoided, cheapest first.
+    let best: EndpointView | undefined;
+    let bestCost = Infinity;
+    for (let i = 0; i < t.usable.length; i++) {
+      const e = t.usable[i]!;
+      if (e.slot === avoid || e.slot === avoid2) continue;
+      const c = this.cost(e.slot);
+      if (c < bestCost) {
+        best = e;
+        bestCost = c;
+      }
+    }
+    return best;
+  }
+
+  /** Peak-EWMA cost of a slot now: decayed RTT estimate × (in-flight + 1). */
+  cost(slot: number, now = this.clock.now()): number {
+    const load = this.load;
+    let rtt = load.rttMs[slot]!;
+    if (rtt !== rtt) rtt = this.opts.defaultRttMs; // NaN: never measured
+    else {
+      const elapsed = now - load.stampMs[slot]!;
+      if (elapsed > 0) rtt *= Math.exp(-elapsed / this.opts.decayMs);
+    }
+    return rtt * (load.pending[slot]! + 1);
+  }
+
+  /** A request starts on `slot`. */
+  begin(slot: number): void {
+    this.load.pending[slot]! += 1;
+  }
+
+  /** A request on `slot` has finished (whatever its outcome). */
+  end(slot: number): void {
+    const p = this.load.pending;
+    if (p[slot]! > 0) p[slot]! -= 1;
+  }
+
+  /**
+   * Feed an RTT sample (ms): a sample above the estimate replaces it at once (the "peak"); below it, the
+   * estimate decays toward it with time constant decayMs, so a slow endpoint is avoided immediately and
+   * forgiven gradually.
+   */
+  observe(slot: number, rttMs: number): void {
+    const load = this.load;
+    const now = this.clock.now();
+    const prev = load.rttMs[slot]!;
+    if (prev !== prev || rttMs > prev) load.rttMs[slot] = rttMs;
+    else {
+      const elapsed = now - load.stampMs[slot]!;
+      const w = elapsed > 0 ? Math.exp(-elapsed / this.opts.decayMs) : 1;
+      // With no time elapsed (many samples in the same ms) move a small step, not zero.
+      const keep = w === 1 ? 0.9 : w;
+      load.rttMs[slot] = prev * keep + rttMs * (1 - keep);
+    }
+    load.stampMs[slot] = now;
+  }
+}
+
+/** Index of the first cumulative value greater than x (binary search; x in [0, last)). */
+function searchCumulative(cum: Float64Array, x: number): number {
+  let lo = 0;
+  let hi = cum.length - 1;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (cum[mid]! > x) hi = mid;
+    else lo = mid + 1;
+  }
+  return lo;
+}
+
+/**
+ * Build the pick table of a service snapshot. Rules:
+ * - ordinary members: healthy/degraded endpoints, effective weight = weight × health.weightFactor;
+ * - probation endpoints: a canary share of their priority's traffic equal to weightFactor × the share they
+ *   would have at full health (weight / sum of weights of routable + probation endpoints of the priority);
+ * - ejected/draining: nothing, except in panic where every endpoint of the priority takes traffic
+ *   at its static weight (health ignored, as Envoy does);
+ * - priorities by plan.load (spill-over computed by the mesh state).
+ */
+export function buildTable(view: ServiceView): PickTable {
+  const load = view.plan.load;
+  const n = load.length;
+  const loadCumulative = new Float64Array(n);
+  let acc = 0;
+  for (let p = 0; p < n; p++) {
+    acc += load[p]!;
+    loadCumulative[p] = acc;
+  }
+  if (n > 0) loadCumulative[n - 1] = Math.max(1, acc); // guard against rounding: the last bucket catches all
+  const priorities: PriorityTable[] = [];
+  const usable: EndpointView[] = [];
+  for (let p = 0; p < n; p++) {
+    const inPriority = view.endpoints.filter((e) => e.spec.priority === p);
+    const members: EndpointView[] = [];
+    const weights: number[] = [];
+    const canaries: EndpointView[] = [];
+    let canaryBase = 0;
+    for (const e of inPriority) {
+      if (view.plan.panic) {
+        members.push(e);
+        weights.push(e.spec.weight);
+      } else if (isRoutable(e.health)) {
+        members.push(e);
+        weights.push(e.spec.weight * e.health.weightFactor);
+        canaryBase += e.spec.weight;
+      } else if (e.health.state === 'probation') {
+        canaries.push(e);
+        canaryBase += e.spec.weight;
+      }
+    }
+    const cumulative = new Float64Array(members.length);
+    let w = 0;
+    for (let i = 0; i < members.length; i++) {
+      w += weights[i]!;
+      cumulative[i] = w;
+    }
+    const canaryCumulative = new Float64Array(canaries.length);
+    let share = 0;
+    for (let i = 0; i < canaries.length; i++) {
+      const e = canaries[i]!;
+      share += (e.health.weightFactor * e.spec.weight) / canaryBase;
+      canaryCumulative[i] = share;
+    }
+    // With no ordinary member at all, the canaries take everything this priority receives.
+    if (members.length === 0 && canaries.length > 0) {
+      for (let i = 0; i < canaries.length; i++) canaryCumulative[i] = canaryCumulative[i]! / share;
+      share = 1;
+    }
+    priorities.push({ members, cumulative, totalWeight: w, canaries, canaryCumulative, canaryShare: share });
+    for (const e of members) usable.push(e);
+    for (const e of canaries) usable.push(e);
+  }
+  return { loadCumulative, priorities, usable };
+}
