@@ -1,0 +1,199 @@
+// The fault-injecting backend: every fault mode observed from a real client on loopback.
+import t from 'tap';
+import http from 'node:http';
+import { startBackend, parseFault, seededRandom, type Backend } from '../../src/testing/backend.js';
+
+interface Answer { status: number; ms: number; backend?: string; body: string; error?: string }
+
+function get(port: number, path = '/', timeoutMs = 2000, method = 'GET', body?: string): Promise<Answer> {
+  const t0 = performance.now();
+  return new Promise((resolve) => {
+    const req = http.request({ host: '127.0.0.1', port, path, method, agent: false, timeout: timeoutMs }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({
+        status: res.statusCode ?? 0, ms: performance.now() - t0,
+        backend: res.headers['x-backend'] as string | undefined, body: Buffer.concat(chunks).toString(),
+      }));
+    });
+    req.on('timeout', () => { req.destroy(); resolve({ status: 0, ms: performance.now() - t0, body: '', error: 'timeout' }); });
+    req.on('error', (e: NodeJS.ErrnoException) => resolve({ status: 0, ms: performance.now() - t0, body: '', error: e.code ?? e.message }));
+    req.end(body);
+  });
+}
+
+async function withBackend(t: { teardown(fn: () => unknown): void }, opts: Parameters<typeof startBackend>[0], fn: (b: Backend) => Promise<void>): Promise<void> {
+  const b = await startBackend(opts);
+  t.teardown(() => b.close());
+  await fn(b);
+}
+
+t.test('none: fixed body, x-backend header, logged arrival', async (t) => {
+  await withBackend(t, { bodyBytes: 64 }, async (b) => {
+    const a = await get(b.port, '/anything');
+    t.equal(a.status, 200);
+    t.equal(a.body.length, 64);
+    t.equal(a.backend, b.id);
+    await get(b.port, '/healthz');
+    const log = b.log();
+    t.equal(log.t.length, 1, 'health checks are kept out of the request log');
+    t.equal(b.stats().healthChecks, 1);
+  });
+});
+
+t.test('crash refuses connections; none brings it back on the same port', async (t) => {
+  await withBackend(t, {}, async (b) => {
+    b.setFault({ mode: 'crash' });
+    const a = await get(b.port);
+    t.equal(a.error, 'ECONNREFUSED');
+    t.equal(b.stats().listening, false);
+    b.setFault({ mode: 'none' });
+    await new Promise((r) => setTimeout(r, 50));
+    t.equal((await get(b.port)).status, 200);
+  });
+});
+
+t.test('crash cuts open keep-alive connections', async (t) => {
+  await withBackend(t, {}, async (b) => {
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    t.teardown(() => agent.destroy());
+    const first = await new Promise<number>((resolve) => http.get({ host: '127.0.0.1', port: b.port, agent }, (res) => { res.resume(); res.on('end', () => resolve(res.statusCode ?? 0)); }));
+    t.equal(first, 200);
+    const closed = new Promise<void>((resolve) => { for (const s of Object.values(agent.freeSockets).flat()) s?.once('close', () => resolve()); });
+    b.setFault({ mode: 'crash' });
+    await closed;
+    t.pass('pooled socket closed by the crash');
+  });
+});
+
+t.test('blackhole accepts and never answers', async (t) => {
+  await withBackend(t, {}, async (b) => {
+    b.setFault({ mode: 'blackhole' });
+    const a = await get(b.port, '/', 300);
+    t.equal(a.error, 'timeout');
+    const log = b.log();
+    t.same(log.s, [0], 'the arrival is logged as held (status 0)');
+    b.setFault({ mode: 'none' });
+    t.equal((await get(b.port)).status, 200);
+  });
+});
+
+t.test('hard 5xx and partial 5xx at a seeded rate', async (t) => {
+  await withBackend(t, { seed: 7 }, async (b) => {
+    b.setFault({ mode: '5xx', status: 503 });
+    const hard = await Promise.all(Array.from({ length: 10 }, () => get(b.port)));
+    t.ok(hard.every((a) => a.status === 503 && a.backend === b.id), 'all 503 with x-backend');
+    b.setFault({ mode: '5xx', rate: 0.3 });
+    const statuses: number[] = [];
+    for (let i = 0; i < 200; i++) statuses.push((await get(b.port)).status);
+    const bad = statuses.filter((s) => s === 500).length;
+    t.ok(bad > 30 && bad < 95, `about 30 % errors (${bad}/200)`);
+    t.equal(b.stats().errors, 10 + bad);
+  });
+});
+
+t.test('same seed, same error sequence', async (t) => {
+  const seqs: number[][] = [];
+  for (let k = 0; k < 2; k++) {
+    await withBackend(t, { seed: 42, errorRate: 0.4 }, async (b) => {
+      const s: number[] = [];
+      for (let i = 0; i < 40; i++) s.push((await get(b.port)).status);
+      seqs.push(s);
+    });
+  }
+  t.same(seqs[0], seqs[1]);
+  t.ok(seqs[0].includes(500) && seqs[0].includes(200), 'background errors mixed with successes');
+});
+
+t.test('gray latency multiplies the baseline', async (t) => {
+  await withBackend(t, { medianMs: 20 }, async (b) => {
+    const base = await get(b.port);
+    b.setFault({ mode: 'latency', factor: 5 });
+    const slow = await get(b.port);
+    t.ok(base.ms >= 15 && base.ms < 80, `baseline ~20 ms (${base.ms.toFixed(1)})`);
+    t.ok(slow.ms >= 90, `x5 is >= 90 ms (${slow.ms.toFixed(1)})`);
+    t.equal(slow.status, 200, 'gray: slow but answering 200');
+  });
+});
+
+t.test('drift creeps, then crashes', async (t) => {
+  await withBackend(t, { medianMs: 10 }, async (b) => {
+    b.setFault({ mode: 'drift', driftPerSec: 40, crashAfterMs: 400 });
+    const early = await get(b.port);
+    await new Promise((r) => setTimeout(r, 200));
+    const later = await get(b.port);
+    t.ok(later.ms > early.ms + 20, `later is slower (${early.ms.toFixed(1)} -> ${later.ms.toFixed(1)} ms)`);
+    await new Promise((r) => setTimeout(r, 400));
+    t.equal((await get(b.port)).error, 'ECONNREFUSED', 'crashed after crashAfterMs');
+  });
+});
+
+t.test('flap alternates up and down', async (t) => {
+  await withBackend(t, {}, async (b) => {
+    b.setFault({ mode: 'flap', upMs: 120, downMs: 120 });
+    const seen = new Set<string>();
+    const deadline = Date.now() + 1500;
+    while (Date.now() < deadline && seen.size < 2) {
+      const a = await get(b.port, '/', 500);
+      seen.add(a.status === 200 ? 'up' : a.error ?? String(a.status));
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    t.same([...seen].sort(), ['ECONNREFUSED', 'up']);
+  });
+});
+
+t.test('overload: latency grows with requests in flight', async (t) => {
+  await withBackend(t, { medianMs: 5 }, async (b) => {
+    b.setFault({ mode: 'overload', perInflightMs: 15 });
+    const alone = await get(b.port);
+    const crowd = await Promise.all(Array.from({ length: 8 }, () => get(b.port)));
+    const worst = Math.max(...crowd.map((a) => a.ms));
+    t.ok(worst > alone.ms + 50, `8 in flight are slower (${alone.ms.toFixed(1)} vs ${worst.toFixed(1)} ms)`);
+  });
+});
+
+t.test('control API: set, read, bad input answered 400, never a crash', async (t) => {
+  await withBackend(t, { controlPort: 0 }, async (b) => {
+    const ok = await get(b.controlPort, '/__fault', 2000, 'POST', JSON.stringify({ mode: 'latency', factor: 3 }));
+    t.equal(ok.status, 200);
+    t.equal(b.fault().mode, 'latency');
+    const bad = await get(b.controlPort, '/__fault', 2000, 'POST', JSON.stringify({ mode: 'melt', rate: 7 }));
+    t.equal(bad.status, 400);
+    const errs = JSON.parse(bad.body).errors as string[];
+    t.ok(errs.some((e) => e.includes('fault.mode')) && errs.some((e) => e.includes('fault.rate')), 'every problem named');
+    const junk = Buffer.from(Array.from({ length: 300 }, (_, i) => (i * 97 + 13) % 256)).toString('latin1');
+    t.equal((await get(b.controlPort, '/__fault', 2000, 'POST', junk)).status, 400);
+    t.equal((await get(b.controlPort, '/nope')).status, 404);
+    await get(b.port, '/x');
+    const log = JSON.parse((await get(b.controlPort, '/__log?since=0')).body);
+    t.equal(log.t.length, 1);
+    t.equal(JSON.parse((await get(b.controlPort, '/__stats')).body).fault.mode, 'latency');
+    t.equal((await get(b.controlPort, '/__reset', 2000, 'POST')).status, 200);
+    t.equal(b.log().t.length, 0);
+  });
+});
+
+t.test('data port survives random bytes', async (t) => {
+  await withBackend(t, {}, async (b) => {
+    const net = await import('node:net');
+    const rnd = seededRandom(3);
+    await new Promise<void>((resolve) => {
+      const s = net.connect(b.port, '127.0.0.1', () => s.end(Buffer.from(Array.from({ length: 512 }, () => Math.floor(rnd() * 256)))));
+      s.on('data', () => {});
+      s.on('close', () => resolve());
+      s.on('error', () => resolve());
+    });
+    t.equal((await get(b.port)).status, 200);
+  });
+});
+
+t.test('parseFault collects errors and fills defaults', async (t) => {
+  const v = parseFault({ mode: '5xx', rate: 0.3 });
+  t.ok(v.valid);
+  if (v.valid) { t.equal(v.result.status, 500); t.equal(v.result.rate, 0.3); }
+  const w = parseFault({ rate: 'x', extra: 1 });
+  t.notOk(w.valid);
+  if (!w.valid) t.equal(w.errors.length, 3);
+  t.notOk(parseFault(null).valid);
+  t.notOk(parseFault([1]).valid);
+});
