@@ -1,0 +1,157 @@
+// The local demo mesh: backend instances, each behind its own sidecar (inbound), client sidecars that
+// route to them (outbound, healing on), open-loop traffic, faults on a schedule, and a live view.
+import { validateConfig } from '../config/load.js';
+import type { Config } from '../config/types.js';
+import { createLogger } from '../core/log.js';
+import { startSidecar, type Sidecar } from '../runtime/sidecar.js';
+import { startBackend, type Backend } from '../testing/backend.js';
+import { renderView, type DemoFaultRecord } from './view.js';
+import { TrafficGenerator } from './traffic.js';
+
+export interface DemoOptions {
+  /** Stop after this many seconds (0 = until stopped). */
+  readonly durationS: number;
+  readonly faults: boolean;
+  /** Print a table every few seconds instead of redrawing the screen. */
+  readonly plain: boolean;
+  readonly out: (s: string) => void;
+  /** Resolves when the demo should stop (Ctrl-C). */
+  readonly stopSignal: Promise<void>;
+}
+
+export interface DemoInstance {
+  readonly service: string;
+  readonly name: string;
+  readonly zone: string;
+  readonly priority: number;
+  readonly backend: Backend;
+  readonly sidecar: Sidecar;
+  /** The instance sidecar's inbound address: what clients route to. */
+  readonly address: string;
+}
+
+interface ScheduledFault {
+  readonly atS: number;
+  readonly forS: number;
+  readonly label: string;
+  readonly targets: readonly string[]; // instance names
+  readonly fault: Record<string, unknown>;
+}
+
+/** The fault schedule, repeated: each fault from the scenario catalogue, then recovery. */
+export const FAULT_SCHEDULE: readonly ScheduledFault[] = [
+  { atS: 8, forS: 12, label: 'crash (connection refused)', targets: ['payments-2'], fault: { mode: 'crash' } },
+  { atS: 26, forS: 14, label: 'gray failure: 5x latency, still 200 OK', targets: ['catalog-1'], fault: { mode: 'latency', factor: 5, latencyMs: 20 } },
+  { atS: 46, forS: 12, label: 'partial failure: 30 % 503', targets: ['payments-3'], fault: { mode: '5xx', rate: 0.3, status: 503 } },
+  { atS: 64, forS: 10, label: 'black-hole (accepts, never answers)', targets: ['payments-1'], fault: { mode: 'blackhole' } },
+  { atS: 80, forS: 12, label: 'zone outage: every payments instance in zone b', targets: ['payments-3', 'payments-4'], fault: { mode: 'crash' } },
+];
+const CYCLE_S = 100;
+
+const TOPOLOGY = [
+  { service: 'payments', zones: ['a', 'a', 'b', 'b'], medianMs: 4 },
+  { service: 'catalog', zones: ['a', 'b', 'b'], medianMs: 3 },
+];
+
+function mustConfig(doc: unknown): Config {
+  const v = validateConfig(doc);
+  if (!v.valid) throw new Error(`demo config invalid: ${v.errors.join('; ')}`);
+  return v.result;
+}
+
+export async function runDemo(opts: DemoOptions): Promise<number> {
+  const log = createLogger('error');
+  const instances: DemoInstance[] = [];
+  const clients: Sidecar[] = [];
+  let traffic: TrafficGenerator | undefined;
+  const timers: NodeJS.Timeout[] = [];
+  const records: DemoFaultRecord[] = [];
+  const started = Date.now();
+  try {
+    let seed = 1;
+    for (const t of TOPOLOGY) {
+      for (let i = 0; i < t.zones.length; i++) {
+        const name = `${t.service}-${i + 1}`;
+        const backend = await startBackend({ port: 0, controlPort: null, id: name, seed: seed++, medianMs: t.medianMs, sigma: 0.35, errorRate: 0.001, bodyBytes: 256 });
+        const sidecar = await startSidecar(
+          mustConfig({ admin: { listen: '127.0.0.1:0' }, outbound: { enabled: false }, inbound: { enabled: true, listen: '127.0.0.1:0', app: backend.url }, log: { level: 'error' } }),
+          { log },
+        );
+        instances.push({ service: t.service, name, zone: t.zones[i]!, priority: 0, backend, sidecar, address: sidecar.addresses.inbound! });
+      }
+    }
+    const services = TOPOLOGY.map((t) => ({
+      name: t.service,
+      endpoints: instances.filter((x) => x.service === t.service).map((x) => ({ address: x.address, locality: { region: 'local', zone: `zone-${x.zone}`, subzone: '' }, labels: { instance: x.name } })),
+    }));
+    for (let c = 0; c < 2; c++) {
+      clients.push(
+        await startSidecar(
+          mustConfig({ node: { id: `frontend-${c + 1}` }, admin: { listen: '127.0.0.1:0' }, outbound: { listen: '127.0.0.1:0' }, services, healing: { policy: 'meshmedic' }, log: { level: 'error' } }),
+          { log },
+        ),
+      );
+    }
+    traffic = new TrafficGenerator(
+      clients.flatMap((c) => TOPOLOGY.map((t) => ({ url: `http://${c.addresses.outbound}`, service: t.service, rps: 60 }))),
+      { timeoutMs: 2000, maxInflight: 2000 },
+    );
+    traffic.start();
+
+    const byName = new Map(instances.map((x) => [x.name, x]));
+    if (opts.faults) {
+      const schedule = (cycle: number) => {
+        for (const f of FAULT_SCHEDULE) {
+          const at = (cycle * CYCLE_S + f.atS) * 1000;
+          timers.push(setTimeout(() => {
+            const rec: DemoFaultRecord = { label: f.label, targets: f.targets, ids: [], startedAt: Date.now(), endedAt: undefined, detectedAt: undefined, failedBefore: failedCount(traffic!), lost: 0 };
+            for (const n of f.targets) {
+              const inst = byName.get(n)!;
+              inst.backend.setFault(f.fault);
+              rec.ids.push(`${inst.service}/${inst.address}`);
+            }
+            records.push(rec);
+            timers.push(setTimeout(() => {
+              for (const n of f.targets) byName.get(n)!.backend.setFault({ mode: 'none' });
+              rec.endedAt = Date.now();
+            }, f.forS * 1000));
+          }, at - (Date.now() - started)));
+        }
+        timers.push(setTimeout(() => schedule(cycle + 1), ((cycle + 1) * CYCLE_S * 1000) - (Date.now() - started)));
+      };
+      schedule(0);
+    }
+
+    const draw = () => {
+      const now = Date.now();
+      for (const r of records) {
+        if (r.detectedAt === undefined) {
+          for (const c of clients) {
+            const hit = c.context.mesh.eventsSince(0).find((e) => e.applied && r.ids.includes(e.target) && e.at >= r.startedAt && e.action !== 'restore');
+            if (hit && (r.detectedAt === undefined || hit.at < r.detectedAt)) r.detectedAt = hit.at;
+          }
+        }
+        if (r.endedAt === undefined || now - r.endedAt < 5000) r.lost = failedCount(traffic!) - r.failedBefore;
+      }
+      opts.out(renderView({ now, started, instances, clients, traffic: traffic!, records, plain: opts.plain }));
+    };
+    const view = setInterval(draw, opts.plain ? 5000 : 1000);
+    timers.push(view as unknown as NodeJS.Timeout);
+    const until = opts.durationS > 0 ? new Promise<void>((r) => timers.push(setTimeout(r, opts.durationS * 1000))) : new Promise<void>(() => {});
+    await Promise.race([until, opts.stopSignal]);
+    draw();
+    return 0;
+  } finally {
+    for (const t of timers) clearTimeout(t);
+    await traffic?.stop();
+    await Promise.all(clients.map((c) => c.close(500)));
+    await Promise.all(instances.map((i) => i.sidecar.close(500)));
+    await Promise.all(instances.map((i) => i.backend.close()));
+  }
+}
+
+function failedCount(t: TrafficGenerator): number {
+  let n = 0;
+  for (const c of t.counters.values()) n += c.failed;
+  return n;
+}
