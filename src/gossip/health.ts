@@ -1,0 +1,280 @@
+// The health plane, separate from liveness: Ed25519-signed per-endpoint observations and the quorum board
+// that turns observations from distinct observers into mesh-wide verdicts, with rate limits and replay protection.
+import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
+import type { Clock } from '../core/clock.js';
+import { MsgType, OBS_FLAG_EJECTED, observationSignedBytes, PUBLIC_KEY_BYTES, type Observation } from './codec.js';
+
+// DER prefix of an Ed25519 SubjectPublicKeyInfo: the raw 32-byte key follows it.
+const ED25519_SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
+
+export interface Identity {
+  readonly privateKey: KeyObject;
+  readonly publicKey: KeyObject;
+  /** The raw 32-byte public key that travels with membership. */
+  readonly publicKeyRaw: Uint8Array;
+}
+
+export function generateIdentity(): Identity {
+  const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+  return identityOf(privateKey, publicKey);
+}
+
+/** Load an identity from a PKCS#8 PEM private key. */
+export function identityFromPem(pem: string): Identity {
+  const privateKey = createPrivateKey(pem);
+  if (privateKey.asymmetricKeyType !== 'ed25519') throw new RangeError(`the identity key must be Ed25519, not ${privateKey.asymmetricKeyType}`);
+  return identityOf(privateKey, createPublicKey(privateKey));
+}
+
+export function identityToPem(id: Identity): string {
+  return id.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+}
+
+function identityOf(privateKey: KeyObject, publicKey: KeyObject): Identity {
+  const der = publicKey.export({ type: 'spki', format: 'der' });
+  return { privateKey, publicKey, publicKeyRaw: new Uint8Array(der.subarray(der.length - PUBLIC_KEY_BYTES)) };
+}
+
+/** A KeyObject from a raw 32-byte Ed25519 public key, or undefined if it is not one. */
+export function publicKeyFromRaw(raw: Uint8Array): KeyObject | undefined {
+  if (raw.length !== PUBLIC_KEY_BYTES) return undefined;
+  try {
+    return createPublicKey({ key: Buffer.concat([ED25519_SPKI_PREFIX, raw]), format: 'der', type: 'spki' });
+  } catch {
+    return undefined;
+  }
+}
+
+export interface ObservationFigures {
+  readonly endpoint: string;
+  readonly windowEnd: number;
+  readonly requests: number;
+  readonly errorRate: number;
+  readonly p99Us: number;
+  readonly ejected: boolean;
+}
+
+/** Signs this member's observations with a monotonic sequence number. */
+export class ObservationSigner {
+  private seq: number;
+  constructor(private readonly observer: string, private readonly identity: Identity, clock: Clock) {
+    // Start from the clock in µs so that a restarted observer's sequence keeps increasing.
+    this.seq = Math.floor(clock.now() * 1000);
+  }
+
+  sign(f: ObservationFigures): Observation {
+    const fields = {
+      observer: this.observer,
+      endpoint: f.endpoint,
+      windowEnd: Math.round(f.windowEnd),
+      requests: Math.min(0xffffffff, Math.max(0, Math.round(f.requests))),
+      errorRate: Math.round(Math.min(1, Math.max(0, f.errorRate)) * 10_000) / 10_000,
+      p99Us: Math.min(0xffffffff, Math.max(0, Math.round(f.p99Us))),
+      seq: ++this.seq,
+      flags: f.ejected ? OBS_FLAG_EJECTED : 0,
+    };
+    const signed = observationSignedBytes(fields);
+    const signature = new Uint8Array(sign(null, signed, this.identity.privateKey));
+    return { type: MsgType.Observation, ...fields, signed: new Uint8Array(signed), signature };
+  }
+}
+
+export function verifyObservation(o: Observation, key: KeyObject): boolean {
+  try {
+    return verify(null, o.signed, key, o.signature);
+  } catch {
+    return false;
+  }
+}
+
+export interface QuorumOptions {
+  /** Observations older than this (by window end) no longer count, ms. */
+  readonly freshnessMs: number;
+  /** Observations claiming a window end further in the future than this are refused, ms. */
+  readonly maxSkewMs: number;
+  /** Fixed quorum Q; 0 = automatic: clamp(⌈M/2⌉, minQuorum, maxQuorum) of the M observers that saw traffic. */
+  readonly quorum: number;
+  /** Never fewer than this many distinct observers, whatever M is: one observer alone never decides. */
+  readonly minQuorum: number;
+  readonly maxQuorum: number;
+  /** An observer "saw traffic" with at least this many requests in its span. */
+  readonly minRequests: number;
+  /** An observation is bad at or above this error rate. */
+  readonly errorRateThreshold: number;
+  /** An observation is also bad at or above this p99 (µs); 0 disables the latency criterion. */
+  readonly p99ThresholdUs: number;
+  /** Per-observer token bucket: sustained observations per second, and burst. */
+  readonly ratePerSecond: number;
+  readonly burst: number;
+  /** Cap on tracked endpoints and observers, against floods of made-up ids. */
+  readonly maxEndpoints: number;
+}
+
+export const DEFAULT_QUORUM: QuorumOptions = Object.freeze({
+  freshnessMs: 10_000,
+  maxSkewMs: 5_000,
+  quorum: 0,
+  minQuorum: 2,
+  maxQuorum: 3,
+  minRequests: 5,
+  errorRateThreshold: 0.5,
+  p99ThresholdUs: 0,
+  ratePerSecond: 50,
+  burst: 500,
+  maxEndpoints: 20_000,
+});
+
+export type OfferResult = 'accepted' | 'stale' | 'future' | 'replay' | 'rate_limited' | 'unknown_observer' | 'bad_signature' | 'full';
+
+export const OFFER_RESULTS: readonly OfferResult[] = ['accepted', 'stale', 'future', 'replay', 'rate_limited', 'unknown_observer', 'bad_signature', 'full'];
+
+interface Held {
+  readonly obs: Observation;
+  readonly receivedAt: number;
+}
+
+interface Bucket {
+  tokens: number;
+  at: number;
+}
+
+export interface Verdict {
+  readonly endpoint: string;
+  readonly failing: boolean;
+  /** Observers with fresh observations that saw traffic (or hold the endpoint ejected). */
+  readonly observers: number;
+  readonly bad: number;
+  readonly good: number;
+  readonly quorum: number;
+  readonly badObservers: readonly string[];
+  readonly maxErrorRate: number;
+}
+
+export class QuorumBoard {
+  readonly opts: QuorumOptions;
+  private readonly byEndpoint = new Map<string, Map<string, Held>>();
+  private readonly lastSeq = new Map<string, { seq: number; windowEnd: number }>(); // observer|endpoint → newest accepted
+  private readonly buckets = new Map<string, Bucket>();
+  readonly results: Record<OfferResult, number> = { accepted: 0, stale: 0, future: 0, replay: 0, rate_limited: 0, unknown_observer: 0, bad_signature: 0, full: 0 };
+
+  constructor(private readonly clock: Clock, opts: Partial<QuorumOptions> = {}) {
+    this.opts = Object.freeze({ ...DEFAULT_QUORUM, ...opts });
+  }
+
+  /**
+   * Offer an observation. Cheap checks run first (age, replay, rate); the signature is verified last, with
+   * the observer's pinned key from `keyOf`. Only an accepted observation changes the board.
+   */
+  offer(o: Observation, keyOf: (observer: string) => KeyObject | undefined): OfferResult {
+    const r = this.check(o, keyOf);
+    this.results[r]++;
+    return r;
+  }
+
+  private check(o: Observation, keyOf: (observer: string) => KeyObject | undefined): OfferResult {
+    const now = this.clock.now();
+    if (o.windowEnd < now - this.opts.freshnessMs) return 'stale';
+    if (o.windowEnd > now + this.opts.maxSkewMs) return 'future';
+    const sk = `${o.observer}|${o.endpoint}`;
+    const last = this.lastSeq.get(sk);
+    if (last !== undefined && o.seq <= last.seq) return 'replay';
+    const b = this.bucket(o.observer, now);
+    if (b.tokens < 1) return 'rate_limited';
+    const key = keyOf(o.observer);
+    if (!key) return 'unknown_observer';
+    if (!verifyObservation(o, key)) return 'bad_signature';
+    let per = this.byEndpoint.get(o.endpoint);
+    if (!per) {
+      if (this.byEndpoint.size >= this.opts.maxEndpoints) {
+        this.prune(now);
+        if (this.byEndpoint.size >= this.opts.maxEndpoints) return 'full';
+      }
+      this.byEndpoint.set(o.endpoint, (per = new Map()));
+    }
+    b.tokens -= 1;
+    this.lastSeq.set(sk, { seq: o.seq, windowEnd: o.windowEnd });
+    const prev = per.get(o.observer);
+    // Out-of-order arrival: keep the newest window per observer.
+    if (!prev || prev.obs.windowEnd <= o.windowEnd) per.set(o.observer, { obs: o, receivedAt: now });
+    return 'accepted';
+  }
+
+  private bucket(observer: string, now: number): Bucket {
+    let b = this.buckets.get(observer);
+    if (!b) {
+      if (this.buckets.size >= this.opts.maxEndpoints) this.buckets.clear();
+      this.buckets.set(observer, (b = { tokens: this.opts.burst, at: now }));
+    }
+    const refill = ((now - b.at) / 1000) * this.opts.ratePerSecond;
+    if (refill > 0) {
+      b.tokens = Math.min(this.opts.burst, b.tokens + refill);
+      b.at = now;
+    }
+    return b;
+  }
+
+  /** Forget an observer entirely (it left or died): its observations stop counting at once. */
+  forgetObserver(observer: string): void {
+    for (const per of this.byEndpoint.values()) per.delete(observer);
+  }
+
+  isBad(o: Observation): boolean {
+    if (o.flags & OBS_FLAG_EJECTED) return true;
+    if (o.requests < this.opts.minRequests) return false;
+    if (o.errorRate >= this.opts.errorRateThreshold) return true;
+    return this.opts.p99ThresholdUs > 0 && o.p99Us >= this.opts.p99ThresholdUs;
+  }
+
+  /** The verdict for one endpoint now. */
+  verdict(endpoint: string): Verdict {
+    const now = this.clock.now();
+    const per = this.byEndpoint.get(endpoint);
+    let bad = 0;
+    let good = 0;
+    let maxErr = 0;
+    const badObservers: string[] = [];
+    if (per) {
+      for (const [observer, h] of per) {
+        const o = h.obs;
+        if (o.windowEnd < now - this.opts.freshnessMs) continue;
+        const sawTraffic = o.requests >= this.opts.minRequests || (o.flags & OBS_FLAG_EJECTED) !== 0;
+        if (!sawTraffic) continue;
+        if (this.isBad(o)) {
+          bad++;
+          badObservers.push(observer);
+          maxErr = Math.max(maxErr, o.errorRate);
+        } else good++;
+      }
+    }
+    const m = bad + good;
+    const q = this.opts.quorum > 0
+      ? Math.max(this.opts.quorum, this.opts.minQuorum)
+      : Math.max(this.opts.minQuorum, Math.min(this.opts.maxQuorum, Math.ceil(m / 2)));
+    // Q distinct bad observers, and not outvoted by observers that see it working.
+    const failing = bad >= q && bad > good;
+    return { endpoint, failing, observers: m, bad, good, quorum: q, badObservers, maxErrorRate: maxErr };
+  }
+
+  /** Verdicts for every endpoint with fresh observations; prunes what has gone stale. */
+  verdicts(): Verdict[] {
+    this.prune(this.clock.now());
+    const out: Verdict[] = [];
+    for (const ep of this.byEndpoint.keys()) out.push(this.verdict(ep));
+    return out;
+  }
+
+  get endpointCount(): number {
+    return this.byEndpoint.size;
+  }
+
+  private prune(now: number): void {
+    const horizon = now - this.opts.freshnessMs;
+    for (const [ep, per] of this.byEndpoint) {
+      for (const [obs, h] of per) if (h.obs.windowEnd < horizon) per.delete(obs);
+      if (per.size === 0) this.byEndpoint.delete(ep);
+    }
+    // An observer's sequence and window end grow together, so a replay of anything at or below a
+    // forgotten entry is older than the horizon and refused as stale: the entry can go.
+    for (const [k, v] of this.lastSeq) if (v.windowEnd < horizon) this.lastSeq.delete(k);
+  }
+}

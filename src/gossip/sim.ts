@@ -1,0 +1,270 @@
+// A simulated network for the membership protocol: a heap-scheduled virtual clock (cheap with thousands
+// of members), per-link latency, random loss, one-way partitions and stalled members. Tests and the
+// benchmark run the real protocol code over it.
+import type { Clock, TimerHandle } from '../core/clock.js';
+import type { Address, Transport, TransportHandlers } from './transport.js';
+
+interface HeapTimer {
+  at: number;
+  id: number;
+  every: number;
+  fn: () => void;
+  cancelled: boolean;
+}
+
+/** A virtual clock backed by a binary heap: O(log n) per timer, deterministic order (time, then creation). */
+export class HeapClock implements Clock {
+  private t: number;
+  private seq = 0;
+  private heap: HeapTimer[] = [];
+
+  constructor(startMs = 1_700_000_000_000) {
+    this.t = startMs;
+  }
+
+  now(): number {
+    return this.t;
+  }
+
+  setTimeout(fn: () => void, ms: number): TimerHandle {
+    return this.add(fn, Math.max(0, ms), 0);
+  }
+
+  setInterval(fn: () => void, ms: number): TimerHandle {
+    if (!(ms > 0)) throw new RangeError('interval must be > 0 ms');
+    return this.add(fn, ms, ms);
+  }
+
+  advance(ms: number): void {
+    this.runUntil(this.t + ms);
+  }
+
+  /** Fire every timer due at or before `target` in order, then set now = target. */
+  runUntil(target: number, stop?: () => boolean): void {
+    while (this.heap.length > 0) {
+      const top = this.heap[0]!;
+      if (top.at > target) break;
+      this.pop();
+      if (top.cancelled) continue;
+      this.t = Math.max(this.t, top.at);
+      if (top.every > 0) {
+        top.at += top.every;
+        this.push(top);
+      }
+      top.fn();
+      if (stop?.()) return;
+    }
+    this.t = Math.max(this.t, target);
+  }
+
+  get pendingTimers(): number {
+    return this.heap.length;
+  }
+
+  private add(fn: () => void, ms: number, every: number): TimerHandle {
+    const tm: HeapTimer = { at: this.t + ms, id: this.seq++, every, fn, cancelled: false };
+    this.push(tm);
+    return { cancel: () => { tm.cancelled = true; } };
+  }
+
+  private less(a: HeapTimer, b: HeapTimer): boolean {
+    return a.at < b.at || (a.at === b.at && a.id < b.id);
+  }
+
+  private push(x: HeapTimer): void {
+    const h = this.heap;
+    h.push(x);
+    let i = h.length - 1;
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (!this.less(h[i]!, h[p]!)) break;
+      [h[i], h[p]] = [h[p]!, h[i]!];
+      i = p;
+    }
+  }
+
+  private pop(): void {
+    const h = this.heap;
+    const last = h.pop()!;
+    if (h.length === 0) return;
+    h[0] = last;
+    let i = 0;
+    for (;;) {
+      const l = 2 * i + 1;
+      const r = l + 1;
+      let m = i;
+      if (l < h.length && this.less(h[l]!, h[m]!)) m = l;
+      if (r < h.length && this.less(h[r]!, h[m]!)) m = r;
+      if (m === i) break;
+      [h[i], h[m]] = [h[m]!, h[i]!];
+      i = m;
+    }
+  }
+}
+
+/** A small deterministic PRNG (mulberry32) so simulations repeat exactly. */
+export function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export interface SimNetworkOptions {
+  /** One-way latency, ms: base + uniform jitter. */
+  readonly latencyMs?: number;
+  readonly jitterMs?: number;
+  /** Probability that a datagram is lost (streams are reliable, as TCP). */
+  readonly loss?: number;
+  readonly random?: () => number;
+}
+
+const key = (a: Address) => `${a.host}:${a.port}`;
+
+/** The simulated network: endpoints keyed by address. */
+export class SimNetwork {
+  readonly clock: HeapClock;
+  loss: number;
+  private readonly latency: number;
+  private readonly jitter: number;
+  private readonly random: () => number;
+  private readonly nodes = new Map<string, SimTransport>();
+  /** Directed links that drop everything: "from→to". */
+  private readonly blocked = new Set<string>();
+  /** Addresses whose processing is stalled (packets to them queue until the stall ends). */
+  private readonly stalledUntil = new Map<string, number>();
+  packets = 0;
+  bytes = 0;
+  dropped = 0;
+
+  constructor(clock: HeapClock, opts: SimNetworkOptions = {}) {
+    this.clock = clock;
+    this.loss = opts.loss ?? 0;
+    this.latency = opts.latencyMs ?? 1;
+    this.jitter = opts.jitterMs ?? 1;
+    this.random = opts.random ?? Math.random;
+  }
+
+  /** A transport bound at `address`. */
+  attach(address: Address): SimTransport {
+    const t = new SimTransport(this, address);
+    this.nodes.set(key(address), t);
+    return t;
+  }
+
+  detach(address: Address): void {
+    this.nodes.delete(key(address));
+  }
+
+  /** Drop every packet and stream from `from` to `to` (one direction only). */
+  block(from: Address, to: Address): void {
+    this.blocked.add(`${key(from)}>${key(to)}`);
+  }
+
+  unblock(from: Address, to: Address): void {
+    this.blocked.delete(`${key(from)}>${key(to)}`);
+  }
+
+  healAll(): void {
+    this.blocked.clear();
+  }
+
+  /** Model a starved process (GC pause, CPU throttling): it handles nothing until `ms` from now. */
+  stall(address: Address, ms: number): void {
+    this.stalledUntil.set(key(address), this.clock.now() + ms);
+  }
+
+  private delay(): number {
+    return this.latency + this.random() * this.jitter;
+  }
+
+  /** Deliver `fn` at the destination after network latency, later if the destination is stalled. */
+  private deliver(to: string, fn: () => void): void {
+    let d = this.delay();
+    const stall = this.stalledUntil.get(to);
+    const now = this.clock.now();
+    if (stall !== undefined) {
+      if (stall > now + d) d = stall - now + this.random();
+      else if (stall <= now) this.stalledUntil.delete(to);
+    }
+    this.clock.setTimeout(fn, d);
+  }
+
+  /** @internal */
+  sendPacket(from: Address, to: Address, data: Uint8Array): void {
+    this.packets++;
+    this.bytes += data.length;
+    const k = key(to);
+    if (this.blocked.has(`${key(from)}>${k}`) || this.random() < this.loss) {
+      this.dropped++;
+      return;
+    }
+    const copy = Buffer.from(data);
+    this.deliver(k, () => this.nodes.get(k)?.receivePacket(copy, from));
+  }
+
+  /** @internal A stream: reliable unless the path is blocked or the peer is gone. */
+  request(from: Address, to: Address, data: Uint8Array, timeoutMs: number, cb: (a: Buffer | undefined) => void): void {
+    this.bytes += data.length;
+    let answered = false;
+    const answer = (a: Buffer | undefined) => {
+      if (answered) return;
+      answered = true;
+      cb(a);
+    };
+    const timer = this.clock.setTimeout(() => answer(undefined), timeoutMs);
+    const k = key(to);
+    const fk = key(from);
+    if (this.blocked.has(`${fk}>${k}`)) return;
+    const copy = Buffer.from(data);
+    this.deliver(k, () => {
+      const node = this.nodes.get(k);
+      if (!node) return;
+      const resp = node.receiveStream(copy, from);
+      if (!resp || this.blocked.has(`${k}>${fk}`)) return;
+      this.bytes += resp.length;
+      const r = Buffer.from(resp);
+      this.deliver(fk, () => {
+        timer.cancel();
+        answer(r);
+      });
+    });
+  }
+}
+
+export class SimTransport implements Transport {
+  private handlers: TransportHandlers | undefined;
+  private closed = false;
+  constructor(private readonly net: SimNetwork, readonly local: Address) {}
+
+  setHandlers(h: TransportHandlers): void {
+    this.handlers = h;
+  }
+
+  sendPacket(to: Address, data: Uint8Array): void {
+    if (!this.closed) this.net.sendPacket(this.local, to, data);
+  }
+
+  request(to: Address, data: Uint8Array, timeoutMs: number, cb: (answer: Buffer | undefined) => void): void {
+    if (this.closed) return cb(undefined);
+    this.net.request(this.local, to, data, timeoutMs, cb);
+  }
+
+  receivePacket(data: Buffer, from: Address): void {
+    if (!this.closed) this.handlers?.onPacket(data, from);
+  }
+
+  receiveStream(data: Buffer, from: Address): Uint8Array | undefined {
+    return this.closed ? undefined : this.handlers?.onStream(data, from);
+  }
+
+  /** Hard stop: no leave, nothing more sent or received (a crashed process). */
+  async close(): Promise<void> {
+    this.closed = true;
+    this.net.detach(this.local);
+  }
+}
