@@ -1,17 +1,177 @@
 // Detection and healing settings, per service (with mesh-wide defaults).
-// The detection/healing engine owns this file: every detector and guard parameter is declared here.
+// The detection/healing engine owns this file: every detector and guard parameter is declared here, once.
+//
+// Defaults live in the schema as the `x-default` annotation of each property rather than `default`, so
+// that the validator does not fill them in: the same schema is used mesh-wide and per service, and a
+// per-service block filled with defaults would silently mask the mesh-wide values. `resolvePolicySettings` merges
+// built-in defaults ← mesh-wide `healing` ← `services[].healing` into one frozen, complete object.
 
 export const POLICIES = ['meshmedic', 'envoy-default', 'none'] as const;
 export type PolicyName = (typeof POLICIES)[number];
+
+type Num = { type: 'number' | 'integer'; minimum: number; maximum: number; 'x-default': number; description: string };
+type Bool = { type: 'boolean'; 'x-default': boolean; description: string };
+
+const int = (def: number, min: number, max: number, description: string): Num => ({ type: 'integer', minimum: min, maximum: max, 'x-default': def, description });
+const num = (def: number, min: number, max: number, description: string): Num => ({ type: 'number', minimum: min, maximum: max, 'x-default': def, description });
+const bool = (def: boolean, description: string): Bool => ({ type: 'boolean', 'x-default': def, description });
+const group = <P extends Record<string, Num | Bool>>(description: string, properties: P) => ({ type: 'object' as const, additionalProperties: false as const, description, properties });
+
+/** Every group of settings; the order is the order of docs/healing.md. */
+export const HEALING_GROUPS = {
+  consecutive: group('Consecutive-failure detectors (meshmedic policy); checked right after each failure.', {
+    enabled: bool(true, 'run the consecutive-failure detectors'),
+    errors5xx: int(5, 1, 1000, 'consecutive failures of any kind (5xx, gateway, local-origin) that eject'),
+    gateway: int(5, 1, 1000, 'consecutive gateway failures (502/503/504, connect errors, timeouts) that eject'),
+    localOrigin: int(3, 1, 1000, 'consecutive local-origin failures (refused, reset, timeout) that eject'),
+  }),
+  peerSuccess: group('Robust peer detector on success rate: median/MAD across endpoints plus a binomial test.', {
+    enabled: bool(true, 'run the detector'),
+    windows: int(5, 1, 60, 'completed windows summed per endpoint'),
+    minRequests: int(100, 1, 1_000_000, 'minimum requests in those windows for an endpoint to be judged or counted'),
+    minHosts: int(3, 2, 10_000, 'minimum number of endpoints with enough requests'),
+    madFactor: num(5, 0, 100, 'flag when the success rate is below median − madFactor × 1.4826 × MAD'),
+    minDrop: num(0.05, 0, 1, 'and at least this far (absolute) below the median success rate'),
+    minZ: num(4, 0, 100, 'and failures exceed the binomial expectation at the median rate by this many standard deviations'),
+  }),
+  peerLatency: group('Robust peer detector on latency: median/MAD across endpoints of each window p50, p90 and p99.', {
+    enabled: bool(true, 'run the detector'),
+    minRequests: int(20, 1, 1_000_000, 'minimum requests in a window for its p50/p90 to be used'),
+    minRequestsP99: int(100, 1, 1_000_000, 'minimum requests in a window for its p99 to be used'),
+    minHosts: int(3, 2, 10_000, 'minimum number of endpoints with enough requests'),
+    ejectRatio: num(2, 1, 1000, 'quantile ≥ ejectRatio × peer median (p50; p90 and p99 use 1.25× this) ejects'),
+    degradeRatio: num(1.5, 1, 1000, 'quantile ≥ degradeRatio × peer median de-weights'),
+    madFactor: num(5, 0, 100, 'and the excess over the median exceeds madFactor × 1.4826 × MAD'),
+    minExcessMs: num(2, 0, 600_000, 'and the excess over the median is at least this many ms'),
+    confirmWindows: int(2, 1, 60, 'consecutive windows the condition must hold'),
+  }),
+  latencyBaseline: group('Self-baseline latency detector: one-sided CUSUM over log(window p50) and log(window p90).', {
+    enabled: bool(true, 'run the detector'),
+    k: num(0.5, 0, 10, 'CUSUM reference value, in standard deviations'),
+    h: num(12, 0.5, 100, 'CUSUM decision interval; with k 0.5, h 12 the in-control ARL is about 1.0e6 windows (docs/healing.md)'),
+    sigmaFloor: num(0.1, 0.001, 10, 'lower bound of the standard deviation of log latency (0.1 ≈ 10 %)'),
+    alpha: num(0.02, 0.0001, 1, 'EWMA weight with which the baseline learns from in-control windows'),
+    warmupWindows: int(30, 2, 100_000, 'windows with enough requests before the baseline is trusted'),
+    minRequests: int(20, 1, 1_000_000, 'minimum requests in a window to use it'),
+  }),
+  errorBaseline: group('Self-baseline error detector: EWMA control chart over the window failure fraction.', {
+    enabled: bool(true, 'run the detector'),
+    lambda: num(0.2, 0.01, 1, 'EWMA weight of the newest window'),
+    L: num(4, 0.5, 20, 'control limit width in standard deviations (λ 0.2, L 3: ARL ≈ 560 windows; L 4: ≈ 10^4)'),
+    minDelta: num(0.05, 0, 1, 'and the smoothed failure fraction exceeds the baseline by at least this much'),
+    pFloor: num(0.001, 0.000001, 0.5, 'lower bound of the baseline failure fraction'),
+    alpha: num(0.02, 0.0001, 1, 'EWMA weight with which the baseline learns from in-control windows'),
+    warmupWindows: int(30, 2, 100_000, 'windows with enough requests before the baseline is trusted'),
+    minRequests: int(20, 1, 1_000_000, 'minimum requests in a window to use it'),
+  }),
+  ejection: group('Ejection, backoff and the guards that always win.', {
+    baseMs: int(10_000, 100, 86_400_000, 'ejection time at level 1; level n ejects for baseMs × n'),
+    maxMs: int(300_000, 100, 86_400_000, 'longest ejection'),
+    maxEjectionPct: num(50, 0, 100, 'most endpoints of one priority (and locality) that may be out at once, %'),
+    alwaysEjectOne: bool(true, 'allow one ejection per priority/locality even when maxEjectionPct forbids it'),
+    perLocality: bool(true, 'apply maxEjectionPct per priority and locality (else per priority)'),
+    panicGuard: bool(true, 'refuse ejections that would put the service in panic (routing.panicThresholdPct)'),
+    decayMs: int(60_000, 100, 86_400_000, 'a healthy endpoint loses one backoff level per this much time'),
+  }),
+  probation: group('Re-admission through probation: canary traffic judged by its observed health.', {
+    canaryWeight: num(0.05, 0.001, 1, 'weight factor of a probation endpoint (share of its normal traffic)'),
+    minRequests: int(20, 1, 1_000_000, 'canary requests needed before a verdict'),
+    maxFailureRate: num(0.02, 0, 1, 'highest canary failure fraction that passes'),
+    maxLatencyRatio: num(1.5, 1, 1000, 'highest canary p50 / peer median p50 that passes'),
+    failConsecutive: int(3, 1, 1000, 'consecutive canary failures that re-eject at once'),
+    widenAfterMs: int(30_000, 100, 86_400_000, 'without enough canary requests for this long, double the canary weight (up to 0.5)'),
+    rampStart: num(0.25, 0.001, 1, 'weight factor after passing probation; it then ramps back to 1'),
+  }),
+  deweight: group('De-weighting of a degrading endpoint and the automatic ramp back.', {
+    enabled: bool(true, 'de-weight on degrade verdicts (self-baseline alarms, moderate peer latency)'),
+    minWeight: num(0.1, 0.001, 1, 'lowest weight factor'),
+    rampStep: num(0.25, 0.01, 1, 'weight factor added back per clean window'),
+  }),
+  overload: group('Overload guard: latency rising on most endpoints together is load, not an outlier.', {
+    enabled: bool(true, 'suppress latency-based ejections and de-weights under overload'),
+    fraction: num(0.5, 0, 1, 'overload when at least this fraction of judged endpoints are slow against their own baseline'),
+    minHosts: int(2, 1, 10_000, 'overload needs at least this many slow endpoints'),
+  }),
+  rateLimit: group('Rate limit on disruptive decisions (eject, de-weight, drain) per service: a token bucket.', {
+    perSecond: num(2, 0.001, 10_000, 'tokens added per second'),
+    burst: int(5, 1, 10_000, 'bucket size'),
+  }),
+  envoy: group("envoy-default policy: Envoy's outlier detection (defaults are Envoy's own).", {
+    intervalMs: int(10_000, 100, 86_400_000, 'analysis interval (success rate, failure %, un-ejection)'),
+    baseEjectionTimeMs: int(30_000, 100, 86_400_000, 'base_ejection_time'),
+    maxEjectionTimeMs: int(300_000, 100, 86_400_000, 'max_ejection_time (Envoy uses max(300 s, base))'),
+    maxEjectionPercent: num(10, 0, 100, 'max_ejection_percent, cluster-wide'),
+    alwaysEjectOneHost: bool(false, 'always_eject_one_host'),
+    consecutive5xx: int(5, 1, 1000, 'consecutive_5xx'),
+    enforcingConsecutive5xx: int(100, 0, 100, 'enforcing_consecutive_5xx, %'),
+    consecutiveGatewayFailure: int(5, 1, 1000, 'consecutive_gateway_failure'),
+    enforcingConsecutiveGatewayFailure: int(0, 0, 100, 'enforcing_consecutive_gateway_failure, %'),
+    successRateMinimumHosts: int(5, 1, 10_000, 'success_rate_minimum_hosts'),
+    successRateRequestVolume: int(100, 1, 1_000_000, 'success_rate_request_volume'),
+    successRateStdevFactor: int(1900, 0, 100_000, 'success_rate_stdev_factor (divided by 1000)'),
+    enforcingSuccessRate: int(100, 0, 100, 'enforcing_success_rate, %'),
+    failurePercentageThreshold: int(85, 0, 100, 'failure_percentage_threshold'),
+    failurePercentageMinimumHosts: int(5, 1, 10_000, 'failure_percentage_minimum_hosts'),
+    failurePercentageRequestVolume: int(50, 1, 1_000_000, 'failure_percentage_request_volume'),
+    enforcingFailurePercentage: int(0, 0, 100, 'enforcing_failure_percentage, %'),
+  }),
+} as const;
+
+export type HealingGroupName = keyof typeof HEALING_GROUPS;
 
 export const policySettingsSchema = {
   type: 'object',
   additionalProperties: false,
   properties: {
-    policy: { enum: POLICIES },
+    policy: { enum: POLICIES, description: 'healing policy: meshmedic, envoy-default or none' },
+    ...HEALING_GROUPS,
   },
 } as const;
 
-export interface PolicySettings {
+type GroupValues<G> = G extends { properties: infer P } ? { readonly [K in keyof P]: P[K] extends Bool ? boolean : number } : never;
+
+/** The settings as written in a config file: every key optional. */
+export type PolicySettings = {
   readonly policy?: PolicyName;
+} & { readonly [G in HealingGroupName]?: Partial<GroupValues<(typeof HEALING_GROUPS)[G]>> };
+
+/** The settings a policy runs with: complete and frozen. */
+export type ResolvedPolicySettings = {
+  readonly policy: PolicyName;
+} & { readonly [G in HealingGroupName]: GroupValues<(typeof HEALING_GROUPS)[G]> };
+
+function defaultsOf(): ResolvedPolicySettings {
+  const out: Record<string, unknown> = { policy: 'meshmedic' };
+  for (const [g, spec] of Object.entries(HEALING_GROUPS)) {
+    const values: Record<string, unknown> = {};
+    for (const [k, p] of Object.entries(spec.properties)) values[k] = p['x-default'];
+    out[g] = values;
+  }
+  return out as ResolvedPolicySettings;
+}
+
+/** Built-in defaults, from the schema. */
+export const DEFAULT_POLICY_SETTINGS: ResolvedPolicySettings = deepFreeze(defaultsOf());
+
+/** Merge built-in defaults ← mesh-wide ← per-service settings (later wins, key by key). */
+export function resolvePolicySettings(...layers: (PolicySettings | undefined)[]): ResolvedPolicySettings {
+  const out: Record<string, unknown> = { policy: DEFAULT_POLICY_SETTINGS.policy };
+  for (const g of Object.keys(HEALING_GROUPS)) out[g] = { ...(DEFAULT_POLICY_SETTINGS as unknown as Record<string, object>)[g] };
+  for (const layer of layers) {
+    if (!layer) continue;
+    if (layer.policy) out.policy = layer.policy;
+    for (const g of Object.keys(HEALING_GROUPS) as HealingGroupName[]) {
+      const v = layer[g];
+      if (v && typeof v === 'object') Object.assign(out[g] as object, v);
+    }
+  }
+  return deepFreeze(out as ResolvedPolicySettings);
+}
+
+function deepFreeze<T>(o: T): T {
+  if (o && typeof o === 'object' && !Object.isFrozen(o)) {
+    Object.freeze(o);
+    for (const v of Object.values(o as object)) deepFreeze(v);
+  }
+  return o;
 }

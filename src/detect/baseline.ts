@@ -1,0 +1,130 @@
+// Self-baseline detectors: each endpoint against its own history, with sequential tests whose
+// false-alarm rate is known. Latency: one-sided CUSUM over log(window p50) and log(window p90),
+// standardized by a learned mean and deviation. Errors: an EWMA chart over the window failure fraction.
+// The baselines learn only from in-control windows (and slowly while alarming, so that a permanent,
+// harmless shift is eventually accepted). Verdicts are `degrade`: the peers decide ejections.
+import { cusumArl, ewmaArl } from './arl.js';
+import type { BaselineState, DetectionInput, Detector, EndpointSignals } from './types.js';
+
+/** Feed one standardized-able sample into a latency CUSUM; returns whether it alarms. */
+export function updateLatencyCusum(st: BaselineState, x: number, cfg: { k: number; h: number; sigmaFloor: number; alpha: number; warmupWindows: number }): boolean {
+  if (st.n < cfg.warmupWindows) {
+    learn(st, x, Math.max(cfg.alpha, 1 / (st.n + 1)));
+    st.n++;
+    st.alarm = false;
+    st.stat = 0;
+    return false;
+  }
+  const sigma = Math.max(Math.sqrt(st.variance), cfg.sigmaFloor);
+  const z = (x - st.mean) / sigma;
+  st.last = z;
+  st.stat = Math.max(0, st.stat + z - cfg.k);
+  st.alarm = st.stat > cfg.h;
+  // In control and not itself an outlier: learn at full rate. Otherwise a quarter rate, capped at 3σ,
+  // so one wild window cannot move the baseline and a lasting small shift is absorbed in minutes.
+  const zc = Math.max(-3, Math.min(3, z));
+  const xc = st.mean + zc * sigma;
+  learn(st, xc, st.stat === 0 ? cfg.alpha : cfg.alpha / 4);
+  st.n++;
+  return st.alarm;
+}
+
+function learn(st: BaselineState, x: number, a: number): void {
+  const d = x - st.mean;
+  st.mean += a * d;
+  st.variance = (1 - a) * (st.variance + a * d * d);
+}
+
+/** Feed one window's failure fraction into an EWMA chart; returns whether it alarms. */
+export function updateErrorEwma(st: BaselineState, failures: number, total: number, cfg: { lambda: number; L: number; minDelta: number; pFloor: number; alpha: number; warmupWindows: number }): boolean {
+  const r = failures / total;
+  st.last = r;
+  if (st.n < cfg.warmupWindows) {
+    st.mean += (r - st.mean) * Math.max(cfg.alpha, 1 / (st.n + 1));
+    st.n++;
+    st.stat = Math.max(st.mean, cfg.pFloor);
+    st.alarm = false;
+    return false;
+  }
+  const p0 = Math.max(st.mean, cfg.pFloor);
+  st.stat = cfg.lambda * r + (1 - cfg.lambda) * st.stat;
+  const sigma = Math.sqrt((p0 * (1 - p0)) / total);
+  const ucl = p0 + cfg.L * sigma * Math.sqrt(cfg.lambda / (2 - cfg.lambda));
+  st.alarm = st.stat > ucl && st.stat - p0 >= cfg.minDelta;
+  if (!st.alarm) st.mean += (r - st.mean) * cfg.alpha;
+  st.n++;
+  return st.alarm;
+}
+
+function newestIndex(s: EndpointSignals, epoch: number): number {
+  const i = s.features.index(0);
+  return i >= 0 && s.features.epoch[i] === epoch ? i : -1;
+}
+
+export const latencyBaseline: Detector = {
+  name: 'latency_baseline',
+  cadence: 'window',
+  detect(input: DetectionInput, out) {
+    const cfg = input.settings.latencyBaseline;
+    if (!cfg.enabled) return;
+    for (const s of input.endpoints) {
+      const i = newestIndex(s, input.completedEpoch);
+      if (i < 0 || s.features.total[i]! < cfg.minRequests) continue;
+      const p50 = s.features.p50[i]!;
+      const p90 = s.features.p90[i]!;
+      if (!(p50 > 0) || !(p90 > 0)) continue;
+      const a50 = updateLatencyCusum(s.latencyP50, Math.log(p50), cfg);
+      const a90 = updateLatencyCusum(s.latencyP90, Math.log(p90), cfg);
+      if (!a50 && !a90) continue;
+      const st = a50 ? s.latencyP50 : s.latencyP90;
+      const value = a50 ? p50 : p90;
+      const ratio = value / Math.exp(st.mean);
+      out.push({
+        target: s.id,
+        detector: 'latency_baseline',
+        kind: 'latency',
+        severity: 'degrade',
+        weight: Math.max(0.01, Math.min(1, 1 / ratio)),
+        evidence: {
+          quantile: a50 ? 'p50' : 'p90',
+          valueMs: Math.round(value) / 1000,
+          baselineMs: Math.round(Math.exp(st.mean)) / 1000,
+          ratio: Math.round(ratio * 100) / 100,
+          cusum: Math.round(st.stat * 100) / 100,
+          k: cfg.k,
+          h: cfg.h,
+          arl0Windows: Math.round(cusumArl(cfg.k, cfg.h, 0)),
+        },
+      });
+    }
+  },
+};
+
+export const errorBaseline: Detector = {
+  name: 'error_baseline',
+  cadence: 'window',
+  detect(input: DetectionInput, out) {
+    const cfg = input.settings.errorBaseline;
+    if (!cfg.enabled) return;
+    for (const s of input.endpoints) {
+      const i = newestIndex(s, input.completedEpoch);
+      if (i < 0 || s.features.total[i]! < cfg.minRequests) continue;
+      if (!updateErrorEwma(s.errors, s.features.failures[i]!, s.features.total[i]!, cfg)) continue;
+      out.push({
+        target: s.id,
+        detector: 'error_baseline',
+        kind: 'failure',
+        severity: 'degrade',
+        weight: Math.max(0.01, 1 - s.errors.stat),
+        evidence: {
+          failureFraction: Math.round(s.errors.last * 10000) / 10000,
+          ewma: Math.round(s.errors.stat * 10000) / 10000,
+          baseline: Math.round(Math.max(s.errors.mean, cfg.pFloor) * 10000) / 10000,
+          lambda: cfg.lambda,
+          L: cfg.L,
+          arl0WindowsNormal: Math.round(ewmaArl(cfg.lambda, cfg.L, 0, 1)),
+        },
+      });
+    }
+  },
+};

@@ -1,0 +1,51 @@
+// Consecutive-failure detectors (Envoy's consecutive_5xx / gateway / local-origin): read the counters the
+// stats windows keep per response. Cheap enough to run right after every failure.
+import type { DetectionInput, Detector, Verdict } from './types.js';
+
+function make(name: string, read: (i: DetectionInput, k: number) => { count: number; threshold: number } | undefined): Detector {
+  return {
+    name,
+    cadence: 'request',
+    detect(input, out) {
+      if (!input.settings.consecutive.enabled) return;
+      for (let k = 0; k < input.endpoints.length; k++) {
+        const r = read(input, k);
+        if (r && r.count >= r.threshold) {
+          out.push({ target: input.endpoints[k]!.id, detector: name, kind: 'failure', severity: 'eject', evidence: { consecutive: r.count, threshold: r.threshold } });
+        }
+      }
+    },
+  };
+}
+
+export const consecutive5xx = make('consecutive_5xx', (i, k) => {
+  const w = i.endpoints[k]!.windows;
+  return w && { count: w.consecutive5xx, threshold: i.settings.consecutive.errors5xx };
+});
+
+export const consecutiveGateway = make('consecutive_gateway', (i, k) => {
+  const w = i.endpoints[k]!.windows;
+  return w && { count: w.consecutiveGateway, threshold: i.settings.consecutive.gateway };
+});
+
+export const consecutiveLocalOrigin = make('consecutive_local_origin', (i, k) => {
+  const w = i.endpoints[k]!.windows;
+  return w && { count: w.consecutiveLocalOrigin, threshold: i.settings.consecutive.localOrigin };
+});
+
+/** The most specific consecutive verdict per endpoint: local-origin, then gateway, then any 5xx. */
+export function consecutiveVerdicts(input: DetectionInput, out: Verdict[]): void {
+  const start = out.length;
+  consecutiveLocalOrigin.detect(input, out);
+  const seen = new Set<string>();
+  for (let i = start; i < out.length; i++) seen.add(out[i]!.target);
+  const g = out.length;
+  consecutiveGateway.detect(input, out);
+  for (let i = g; i < out.length; i++) {
+    if (seen.has(out[i]!.target)) out.splice(i--, 1);
+    else seen.add(out[i]!.target);
+  }
+  const f = out.length;
+  consecutive5xx.detect(input, out);
+  for (let i = f; i < out.length; i++) if (seen.has(out[i]!.target)) out.splice(i--, 1);
+}

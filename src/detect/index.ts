@@ -1,0 +1,10 @@
+// The detection module: pure detectors over per-endpoint windows, registered by name.
+export * from './types.js';
+export * from './features.js';
+export * from './robust.js';
+export * from './arl.js';
+export * from './consecutive.js';
+export * from './envoy.js';
+export * from './peer.js';
+export * from './baseline.js';
+export * from './registry.js';
