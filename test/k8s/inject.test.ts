@@ -1,0 +1,202 @@
+// Golden JSON-patch fixtures for every injection case: each review is answered, the patch compared
+// with the committed golden file, applied with a real JSON Patch library, and the result checked
+// against the Pod schema. Regenerate goldens with UPDATE_GOLDEN=1 (and review the diff).
+import t from 'tap';
+import { readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import fjp from 'fast-json-patch';
+import { Pod } from 'kubernetes-models/v1/Pod';
+import { reviewAdmission } from '../../src/k8s/admission.js';
+import { escapeJsonPointer, planInjection, type JsonPatchOp } from '../../src/k8s/inject.js';
+import { DEFAULT_INJECTOR_CONFIG, validateInjectorConfig } from '../../src/k8s/injector-config.js';
+
+const dir = fileURLToPath(new URL('./fixtures/inject/', import.meta.url));
+const UPDATE = process.env.UPDATE_GOLDEN === '1';
+
+interface Case {
+  name: string;
+  annotated?: boolean;
+  inject: boolean;
+  mode?: 'native' | 'classic';
+  reason?: RegExp;
+  warnings?: RegExp[];
+}
+
+const CASES: Case[] = [
+  { name: 'plain-pod', inject: true, mode: 'native' },
+  { name: 'existing-init-containers', inject: true, mode: 'native' },
+  { name: 'classic', inject: true, mode: 'classic' },
+  { name: 'already-injected', inject: false, reason: /already injected/ },
+  { name: 'opt-out', inject: false, reason: /opted out/ },
+  { name: 'host-network', inject: false, reason: /hostNetwork/ },
+  { name: 'generate-name', inject: true, mode: 'native' },
+  { name: 'kube-system', inject: false, reason: /excluded/ },
+  { name: 'annotated-opt-in', annotated: true, inject: true, mode: 'native' },
+  {
+    name: 'bad-annotations',
+    inject: true,
+    mode: 'native',
+    warnings: [
+      /meshmedic\.io\/policy: "yolo" rejected: .*one of "meshmedic", "envoy-default", "none"/,
+      /meshmedic\.io\/consecutive-5xx: "five" is not an integer/,
+      /meshmedic\.io\/proxy-memory: "lots" is not a Kubernetes quantity/,
+      /meshmedic\.io\/latency-objectve: unknown annotation.*did you mean meshmedic\.io\/latency-objective/,
+      /meshmedic\.io\/sidecar-mode: "sidecar" is not "native" or "classic"/,
+      /container "app" sets HTTP_PROXY itself/,
+    ],
+  },
+];
+
+function load(name: string): { review: any; pod: any } {
+  const review = JSON.parse(readFileSync(`${dir}${name}.review.json`, 'utf8'));
+  return { review, pod: review.request.object };
+}
+
+function sidecars(pod: any): any[] {
+  const all = [...(pod.spec.initContainers ?? []), ...pod.spec.containers];
+  return all.filter((c: any) => c.name === 'meshmedic');
+}
+
+for (const c of CASES) {
+  t.test(c.name, async (t) => {
+    const { review, pod } = load(c.name);
+    const res = reviewAdmission(JSON.stringify(review), { config: DEFAULT_INJECTOR_CONFIG, requireAnnotation: c.annotated === true });
+    t.equal(res.status, 200);
+    const body = res.body as any;
+    t.equal(body.apiVersion, 'admission.k8s.io/v1');
+    t.equal(body.kind, 'AdmissionReview');
+    t.equal(body.response.uid, review.request.uid, 'uid echoed');
+    t.equal(body.response.allowed, true, 'never denies');
+    for (const w of c.warnings ?? []) t.ok((body.response.warnings ?? []).some((x: string) => w.test(x)), `warning ${w}`);
+    if (!c.warnings) t.notOk(body.response.warnings, 'no warnings');
+    if (!c.inject) {
+      t.equal(body.response.patch, undefined, 'no patch');
+      t.match(res.reason, c.reason!);
+      return;
+    }
+    t.equal(body.response.patchType, 'JSONPatch');
+    const patch: JsonPatchOp[] = JSON.parse(Buffer.from(body.response.patch, 'base64').toString('utf8'));
+    const golden = `${dir}${c.name}.patch.json`;
+    if (UPDATE || !existsSync(golden)) writeFileSync(golden, JSON.stringify(patch, null, 2) + '\n');
+    t.same(patch, JSON.parse(readFileSync(golden, 'utf8')), 'patch equals the golden fixture');
+
+    // Apply with a real RFC 6902 implementation; validateOperation checks every path exists as it should.
+    const errors = fjp.validate(patch as fjp.Operation[], structuredClone(pod));
+    t.equal(errors, undefined, 'patch valid against the document');
+    const patched = fjp.applyPatch(structuredClone(pod), patch as fjp.Operation[], true, false).newDocument;
+    t.doesNotThrow(() => new Pod(patched).validate(), 'patched pod matches the Pod schema');
+    const sc = sidecars(patched);
+    t.equal(sc.length, 1, 'exactly one meshmedic container');
+    if (c.mode === 'native') {
+      t.equal(patched.spec.initContainers[0].name, 'meshmedic', 'first init container');
+      t.equal(patched.spec.initContainers[0].restartPolicy, 'Always', 'native sidecar');
+      t.notOk(patched.spec.containers.some((x: any) => x.name === 'meshmedic'));
+    } else {
+      t.equal(patched.spec.containers.at(-1).name, 'meshmedic');
+      t.equal(patched.spec.containers.at(-1).restartPolicy, undefined, 'classic container has no restartPolicy');
+    }
+    const status = JSON.parse(patched.metadata.annotations['meshmedic.io/status']);
+    t.equal(status.mode, c.mode);
+    // Original content kept.
+    t.same(patched.spec.containers[0].ports, pod.spec.containers[0].ports);
+    for (const k of Object.keys(pod.metadata.annotations ?? {})) t.equal(patched.metadata.annotations[k], pod.metadata.annotations[k], `annotation ${k} kept`);
+    for (const ic of pod.spec.initContainers ?? []) t.ok(patched.spec.initContainers.some((x: any) => x.name === ic.name), `init container ${ic.name} kept`);
+
+    // Idempotent: the patched pod (a re-invocation, or a second webhook call) gets nothing more.
+    const again = structuredClone(review);
+    again.request.object = patched;
+    again.request.uid = 'second-call';
+    const res2 = reviewAdmission(JSON.stringify(again), { config: DEFAULT_INJECTOR_CONFIG, requireAnnotation: c.annotated === true });
+    t.equal((res2.body as any).response.uid, 'second-call');
+    t.equal((res2.body as any).response.patch, undefined, 'no second injection');
+  });
+}
+
+t.test('proxy environment and template details', async (t) => {
+  const { review, pod } = load('existing-init-containers');
+  const res = reviewAdmission(JSON.stringify(review), { config: DEFAULT_INJECTOR_CONFIG, requireAnnotation: false });
+  const patch = JSON.parse(Buffer.from((res.body as any).response.patch, 'base64').toString());
+  const patched = fjp.applyPatch(structuredClone(pod), patch).newDocument as any;
+  const app = patched.spec.containers[0];
+  const env = Object.fromEntries(app.env.map((e: any) => [e.name, e.value]));
+  t.equal(env.LOG_LEVEL, 'info', 'existing env kept');
+  t.equal(env.HTTP_PROXY, 'http://127.0.0.1:17001');
+  t.equal(env.http_proxy, 'http://127.0.0.1:17001');
+  t.match(env.NO_PROXY, /(^|,)localhost(,|$)/);
+  t.match(env.NO_PROXY, /(^|,)127\.0\.0\.1(,|$)/);
+  t.match(env.NO_PROXY, /(^|,)::1(,|$)/);
+  t.notMatch(env.NO_PROXY, /\.svc/, 'cluster services go through the sidecar');
+  t.equal(patched.spec.containers[1].env.length, 4, 'second app container proxied too');
+  t.notOk(patched.spec.initContainers[1].env?.some((e: any) => e.name === 'HTTP_PROXY'), 'init containers left alone');
+
+  const sc = patched.spec.initContainers[0];
+  t.same(sc.securityContext.capabilities, { drop: ['ALL'] });
+  t.equal(sc.securityContext.runAsNonRoot, true);
+  t.equal(sc.securityContext.allowPrivilegeEscalation, false);
+  t.equal(sc.securityContext.readOnlyRootFilesystem, true);
+  t.equal(sc.readinessProbe.httpGet.path, '/readyz');
+  t.equal(sc.readinessProbe.httpGet.port, 17000);
+  t.equal(sc.livenessProbe.httpGet.path, '/healthz');
+  const fieldRefs = Object.fromEntries(sc.env.filter((e: any) => e.valueFrom).map((e: any) => [e.name, e.valueFrom.fieldRef.fieldPath]));
+  t.same(fieldRefs, { POD_NAME: 'metadata.name', POD_NAMESPACE: 'metadata.namespace', NODE_NAME: 'spec.nodeName', POD_IP: 'status.podIP', SERVICE_ACCOUNT: 'spec.serviceAccountName' });
+  const podinfo = patched.spec.volumes.find((v: any) => v.name === 'meshmedic-podinfo');
+  t.same(podinfo.downwardAPI.items.map((i: any) => i.fieldRef.fieldPath), ['metadata.annotations', 'metadata.labels']);
+  t.equal(patched.spec.volumes[0].name, 'kube-api-access-x7k2p', 'existing volume kept first');
+  t.equal(patched.metadata.annotations['prometheus.io/port'], '17000');
+});
+
+t.test('annotation overrides of resources and classic mode', async (t) => {
+  const { review, pod } = load('classic');
+  const res = reviewAdmission(JSON.stringify(review), { config: DEFAULT_INJECTOR_CONFIG, requireAnnotation: false });
+  const patched = fjp.applyPatch(structuredClone(pod), JSON.parse(Buffer.from((res.body as any).response.patch, 'base64').toString())).newDocument as any;
+  const sc = patched.spec.containers.at(-1);
+  t.same(sc.resources, { requests: { cpu: '100m', memory: '64Mi' }, limits: { memory: '512Mi' } });
+});
+
+t.test('RFC 6901 escaping', async (t) => {
+  t.equal(escapeJsonPointer('meshmedic.io/status'), 'meshmedic.io~1status');
+  t.equal(escapeJsonPointer('a~b/c'), 'a~0b~1c');
+  t.equal(escapeJsonPointer('~1'), '~01', 'tilde escaped before slash');
+  const { pod } = load('existing-init-containers');
+  const plan = planInjection({ pod, namespace: 'shop', requireAnnotation: false }, DEFAULT_INJECTOR_CONFIG);
+  t.ok(plan.inject);
+  if (plan.inject) t.ok(plan.patch.some((op) => op.path === '/metadata/annotations/meshmedic.io~1status'));
+});
+
+t.test('annotated path needs the annotation; injector config selects classic', async (t) => {
+  const { pod } = load('plain-pod');
+  const skip = planInjection({ pod, namespace: 'shop', requireAnnotation: true }, DEFAULT_INJECTOR_CONFIG);
+  t.equal(skip.inject, false);
+  const classic = validateInjectorConfig({ mode: 'classic', image: 'example/meshmedic:dev' });
+  t.ok(classic.valid);
+  if (!classic.valid) return;
+  const plan = planInjection({ pod, namespace: 'shop', requireAnnotation: false }, classic.result);
+  t.ok(plan.inject);
+  if (plan.inject) {
+    t.equal(plan.patch[0]!.path, '/spec/containers/-');
+    t.equal((plan.patch[0]!.value as any).image, 'example/meshmedic:dev');
+  }
+});
+
+t.test('injector config validation names the problem', async (t) => {
+  const bad = validateInjectorConfig({ mode: 'sidecar', ports: { admin: 17001, outbound: 17001 }, resources: { cpu: 'lots' }, extra: 1 });
+  t.equal(bad.valid, false);
+  if (bad.valid) return;
+  const text = bad.errors.join('\n');
+  t.match(text, /\/mode/);
+  t.match(text, /\/resources\/cpu/);
+  t.match(text, /\/extra: unknown key/);
+  const clash = validateInjectorConfig({ ports: { admin: 17001 } });
+  t.equal(clash.valid, false);
+});
+
+t.test('random pod shapes never throw', async (t) => {
+  const shapes: unknown[] = [null, 1, 'x', [], {}, { spec: null }, { spec: { containers: 'no' } }, { spec: { containers: [{}] } }, { spec: { containers: [{ name: 'a' }], initContainers: 'x', volumes: 3 }, metadata: { annotations: [] } }, { metadata: 'm', spec: { containers: [{ name: 'a', env: 'x' }] } }];
+  for (const pod of shapes) {
+    t.doesNotThrow(() => planInjection({ pod, namespace: 'ns', requireAnnotation: false }, DEFAULT_INJECTOR_CONFIG));
+  }
+  // A pod with odd but legal-looking fields still produces a patch that applies.
+  const pod = { spec: { containers: [{ name: 'a', env: 'x' }], initContainers: 'x', volumes: 3 }, metadata: 'm' };
+  const plan = planInjection({ pod, namespace: 'ns', requireAnnotation: false }, DEFAULT_INJECTOR_CONFIG);
+  t.ok(plan.inject);
+});

@@ -1,0 +1,239 @@
+// The webhook over real HTTPS with a certificate made by openssl for this test: reviews, bad input,
+// limits, fail-open, certificate reload, and the CLI entry point.
+import t from 'tap';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, renameSync } from 'node:fs';
+import { request } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { X509Certificate, randomBytes } from 'node:crypto';
+import { connect } from 'node:tls';
+import fjp from 'fast-json-patch';
+import { startWebhook, MAX_BODY_BYTES, type WebhookServer } from '../../src/k8s/webhook.js';
+import { runWebhookCli } from '../../src/k8s/webhook-cli.js';
+
+const fixtures = fileURLToPath(new URL('./fixtures/inject/', import.meta.url));
+
+function hasOpenssl(): boolean {
+  try {
+    execFileSync('openssl', ['version'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+if (!hasOpenssl()) {
+  t.skip('openssl is not installed: the HTTPS webhook tests need it to make a certificate');
+} else {
+  const dir = mkdtempSync(join(tmpdir(), 'mm-webhook-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const makeCert = (name: string, cn: string) => {
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
+      '-keyout', join(dir, `${name}.key`), '-out', join(dir, `${name}.crt`), '-subj', `/CN=${cn}`,
+      '-addext', `subjectAltName=DNS:meshmedic-webhook.meshmedic.svc,IP:127.0.0.1`], { stdio: 'ignore' });
+    return { cert: join(dir, `${name}.crt`), key: join(dir, `${name}.key`) };
+  };
+  const first = makeCert('a', 'meshmedic-webhook-a');
+  const second = makeCert('b', 'meshmedic-webhook-b');
+  const ca = [readFileSync(first.cert), readFileSync(second.cert)];
+  const certFile = join(dir, 'tls.crt');
+  const keyFile = join(dir, 'tls.key');
+  writeFileSync(certFile, readFileSync(first.cert));
+  writeFileSync(keyFile, readFileSync(first.key));
+
+  interface Reply { status: number; headers: Record<string, unknown>; body: any; raw: string }
+  const post = (port: number, path: string, body: Buffer | string, headers: Record<string, string> = { 'content-type': 'application/json' }, method = 'POST'): Promise<Reply> =>
+    new Promise((resolve, reject) => {
+      const req = request({ host: '127.0.0.1', port, path, method, headers, ca, servername: 'meshmedic-webhook.meshmedic.svc', agent: false }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c) => chunks.push(c));
+        res.on('end', () => {
+          const raw = Buffer.concat(chunks).toString();
+          let parsed: unknown;
+          try { parsed = JSON.parse(raw); } catch { parsed = undefined; }
+          resolve({ status: res.statusCode!, headers: res.headers, body: parsed, raw });
+        });
+        res.on('error', reject);
+      });
+      req.setTimeout(20_000, () => req.destroy(new Error('timeout')));
+      req.on('error', reject);
+      req.end(body);
+    });
+
+  const review = (name: string) => readFileSync(`${fixtures}${name}.review.json`, 'utf8');
+
+  let server: WebhookServer;
+  t.before(async () => {
+    server = await startWebhook({ listen: '127.0.0.1:0', tlsCert: certFile, tlsKey: keyFile, certCheckMs: 100 });
+  });
+  t.teardown(() => server?.close());
+
+  t.test('injects over HTTPS with a verified certificate, then not again', async (t) => {
+    t.match(server.address, /^127\.0\.0\.1:\d+$/);
+    const r = await post(server.port, '/inject', review('plain-pod'));
+    t.equal(r.status, 200);
+    t.equal(r.headers['content-type'], 'application/json');
+    t.equal(r.body.response.uid, '0f9d2d3a-1b7e-4a52-8a3c-000000000001');
+    t.equal(r.body.response.allowed, true);
+    const patch = JSON.parse(Buffer.from(r.body.response.patch, 'base64').toString());
+    const rev = JSON.parse(review('plain-pod'));
+    const patched = fjp.applyPatch(rev.request.object, patch).newDocument as any;
+    const all = [...(patched.spec.initContainers ?? []), ...patched.spec.containers];
+    t.equal(all.filter((c: any) => c.name === 'meshmedic').length, 1);
+    rev.request.object = patched;
+    const again = await post(server.port, '/inject', JSON.stringify(rev), { 'content-type': 'application/json; charset=utf-8' });
+    t.equal(again.status, 200);
+    t.equal(again.body.response.patch, undefined, 'idempotent');
+  });
+
+  t.test('the annotated path injects only opted-in pods', async (t) => {
+    const yes = await post(server.port, '/inject/annotated', review('annotated-opt-in'));
+    t.ok(yes.body.response.patch);
+    const no = await post(server.port, '/inject/annotated', review('plain-pod'));
+    t.equal(no.body.response.allowed, true);
+    t.equal(no.body.response.patch, undefined);
+  });
+
+  t.test('malformed and non-v1 reviews are refused clearly', async (t) => {
+    const bad = await post(server.port, '/inject', '{"apiVersion": "admission.k8s.io/v1", ');
+    t.equal(bad.status, 400);
+    t.equal(bad.body.code, 'MM_ERR_ADMISSION_REVIEW');
+    t.match(bad.body.message, /not JSON/);
+    const v1beta1 = JSON.parse(review('plain-pod'));
+    v1beta1.apiVersion = 'admission.k8s.io/v1beta1';
+    const old = await post(server.port, '/inject', JSON.stringify(v1beta1));
+    t.equal(old.status, 400);
+    t.equal(old.body.code, 'MM_ERR_ADMISSION_VERSION');
+    t.match(old.body.message, /admission\.k8s\.io\/v1beta1.*not supported.*admissionReviewVersions/);
+    const noUid = JSON.parse(review('plain-pod'));
+    delete noUid.request.uid;
+    const r = await post(server.port, '/inject', JSON.stringify(noUid));
+    t.equal(r.status, 400);
+    t.match(r.body.message, /uid/);
+    for (const body of ['null', '[]', '"x"', '{"kind":"Pod"}', '{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}']) {
+      const x = await post(server.port, '/inject', body);
+      t.equal(x.status, 400, `400 for ${body}`);
+    }
+  });
+
+  t.test('random bytes never crash the server', async (t) => {
+    for (let i = 0; i < 25; i++) {
+      const r = await post(server.port, '/inject', randomBytes(1 + ((i * 397) % 4000)));
+      t.equal(r.status, 400);
+    }
+    // A non-pod object and an UPDATE are admitted unchanged.
+    const rev = JSON.parse(review('plain-pod'));
+    rev.request.operation = 'UPDATE';
+    const upd = await post(server.port, '/inject', JSON.stringify(rev));
+    t.equal(upd.body.response.allowed, true);
+    t.equal(upd.body.response.patch, undefined);
+    rev.request.operation = 'CREATE';
+    rev.request.kind = { group: 'apps', version: 'v1', kind: 'Deployment' };
+    const dep = await post(server.port, '/inject', JSON.stringify(rev));
+    t.equal(dep.body.response.patch, undefined);
+    const still = await post(server.port, '/inject', review('plain-pod'));
+    t.equal(still.status, 200, 'still serving');
+  });
+
+  t.test('HTTP-level refusals', async (t) => {
+    const ct = await post(server.port, '/inject', review('plain-pod'), { 'content-type': 'text/plain' });
+    t.equal(ct.status, 415);
+    t.equal(ct.body.code, 'MM_ERR_UNSUPPORTED_MEDIA_TYPE');
+    const none = await post(server.port, '/inject', review('plain-pod'), {});
+    t.equal(none.status, 415);
+    const big = Buffer.alloc(MAX_BODY_BYTES + 1, 0x20);
+    const tooBig = await post(server.port, '/inject', big);
+    t.equal(tooBig.status, 413);
+    t.equal(tooBig.body.code, 'MM_ERR_PAYLOAD_TOO_LARGE');
+    const chunked = await new Promise<number>((resolve, reject) => {
+      const req = request({ host: '127.0.0.1', port: server.port, path: '/inject', method: 'POST', headers: { 'content-type': 'application/json', 'transfer-encoding': 'chunked' }, ca, servername: 'meshmedic-webhook.meshmedic.svc', agent: false }, (res) => { res.resume(); resolve(res.statusCode!); });
+      req.on('error', (err) => ((err as NodeJS.ErrnoException).code === 'ECONNRESET' || (err as NodeJS.ErrnoException).code === 'EPIPE' ? resolve(413) : reject(err)));
+      const chunk = Buffer.alloc(256 * 1024, 0x20);
+      for (let i = 0; i < 14; i++) req.write(chunk); // 3.5 MiB without a content-length
+      req.end();
+    });
+    t.equal(chunked, 413, 'streamed body over the limit refused');
+    const wrong = await post(server.port, '/mutate', review('plain-pod'));
+    t.equal(wrong.status, 404);
+    const get = await post(server.port, '/inject', '', {}, 'GET');
+    t.equal(get.status, 405);
+    t.equal(get.headers.allow, 'POST');
+    const health = await post(server.port, '/healthz', '', {}, 'GET');
+    t.equal(health.status, 200);
+  });
+
+  t.test('an internal error fails open with a warning', async (t) => {
+    const failing = await startWebhook({ listen: '127.0.0.1:0', tlsCert: certFile, tlsKey: keyFile, plan: () => { throw new Error('boom'); } });
+    t.teardown(() => failing.close());
+    const r = await post(failing.port, '/inject', review('plain-pod'));
+    t.equal(r.status, 200);
+    t.equal(r.body.response.allowed, true);
+    t.equal(r.body.response.uid, '0f9d2d3a-1b7e-4a52-8a3c-000000000001');
+    t.equal(r.body.response.patch, undefined);
+    t.match(r.body.response.warnings[0], /internal error \(boom\).*admitted unchanged/);
+  });
+
+  t.test('a renewed certificate is picked up without a restart', async (t) => {
+    const served = () => new Promise<string>((resolve, reject) => {
+      const s = connect({ host: '127.0.0.1', port: server.port, ca, servername: 'meshmedic-webhook.meshmedic.svc' }, () => {
+        const c = s.getPeerX509Certificate();
+        s.end();
+        resolve(c?.subject ?? '');
+      });
+      s.on('error', reject);
+    });
+    t.match(await served(), /meshmedic-webhook-a/);
+    // Rename into place, as Kubernetes secret volumes do (atomic swap).
+    writeFileSync(join(dir, 'new.crt'), readFileSync(second.cert));
+    writeFileSync(join(dir, 'new.key'), readFileSync(second.key));
+    renameSync(join(dir, 'new.key'), keyFile);
+    renameSync(join(dir, 'new.crt'), certFile);
+    const deadline = Date.now() + 10_000;
+    let subject = '';
+    while (Date.now() < deadline) {
+      subject = await served();
+      if (subject.includes('meshmedic-webhook-b')) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    t.match(subject, /meshmedic-webhook-b/);
+    t.ok(new X509Certificate(readFileSync(certFile)).subject.includes('meshmedic-webhook-b'));
+  });
+
+  t.test('CLI: usage errors exit 2, a running webhook stops cleanly with 0', async (t) => {
+    const err: string[] = [];
+    const io = { out: (s: string) => err.push(s), err: (s: string) => err.push(s) };
+    t.equal(await runWebhookCli(['--listen', '127.0.0.1:0'], io), 2);
+    t.match(err.join(''), /--tls-cert FILE is required/);
+    t.equal(await runWebhookCli(['--bogus'], io), 2);
+    t.equal(await runWebhookCli(['--help'], io), 0);
+    t.equal(await runWebhookCli(['--listen', 'localhost-ish:1', '--tls-cert', certFile, '--tls-key', keyFile], io), 2);
+    t.equal(await runWebhookCli(['--listen', '127.0.0.1:0', '--tls-cert', join(dir, 'missing.crt'), '--tls-key', keyFile], io), 2);
+    writeFileSync(join(dir, 'bad.yaml'), 'mode: sidecar\n');
+    err.length = 0;
+    t.equal(await runWebhookCli(['--listen', '127.0.0.1:0', '--tls-cert', certFile, '--tls-key', keyFile, '--config', join(dir, 'bad.yaml')], io), 2);
+    t.match(err.join(''), /\/mode/);
+
+    writeFileSync(join(dir, 'good.yaml'), 'injector:\n  mode: classic\n');
+    let stop!: () => void;
+    const stopSignal = new Promise<void>((r) => (stop = r));
+    const lines: string[] = [];
+    const running = runWebhookCli(['--listen', '127.0.0.1:0', '--tls-cert', certFile, '--tls-key', keyFile, '--config', join(dir, 'good.yaml')], { out: () => {}, err: (s) => lines.push(s), stopSignal });
+    const deadline = Date.now() + 10_000;
+    let address: string | undefined;
+    while (!address && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 20));
+      for (const l of lines.join('').split('\n')) {
+        if (l.includes('webhook listening')) address = JSON.parse(l).address;
+      }
+    }
+    t.ok(address, 'logged its address');
+    const port = Number(address!.split(':').pop());
+    const r = await post(port, '/inject', review('plain-pod'));
+    const patch = JSON.parse(Buffer.from(r.body.response.patch, 'base64').toString());
+    t.equal(patch[0].path, '/spec/containers/-', 'config file selected classic mode');
+    stop();
+    t.equal(await running, 0);
+  });
+}
