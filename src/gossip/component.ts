@@ -1,6 +1,313 @@
-// The gossip component of a running sidecar: started by src/runtime/sidecar.ts when the config enables it.
-import type { Component, ComponentFactory } from '../runtime/context.js';
+// The gossip component of a running sidecar: binds UDP + TCP, joins the seeds, runs SWIM + Lifeguard, and
+// runs the signed health plane (publish own observations, apply quorum verdicts). Started by src/runtime/sidecar.ts.
+import { randomBytes } from 'node:crypto';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { Counter, Gauge } from 'prom-client';
+import { formatHostPort, parseHostPort } from '../core/address.js';
+import type { TimerHandle } from '../core/clock.js';
+import type { Decision } from '../core/types.js';
+import type { GossipConfig } from '../config/sections/gossip.js';
+import type { Component, ComponentFactory, SidecarContext } from '../runtime/context.js';
+import { HealthPlane } from './health-plane.js';
+import { generateIdentity, identityFromPem, identityToPem, ObservationSigner, OFFER_RESULTS, publicKeyFromRaw, QuorumBoard, type Identity } from './health.js';
+import { Keyring } from './keyring.js';
+import { Membership, type MemberInfo } from './membership.js';
+import { NodeTransport } from './node-transport.js';
+import { PROFILES, type GossipProfile } from './profile.js';
+import type { Address } from './transport.js';
+import type { KeyObject } from 'node:crypto';
 
-export const startGossip: ComponentFactory = async (_ctx): Promise<Component> => {
-  throw new Error('the gossip component is not built yet');
+export interface GossipComponent extends Component {
+  readonly nodeId: string;
+  readonly membership: Membership;
+  readonly board: QuorumBoard;
+  readonly healthPlane: HealthPlane | undefined;
+  readonly keyring: Keyring;
+}
+
+/** The effective protocol profile: the named profile with any explicitly configured timing on top. */
+export function profileFromConfig(cfg: GossipConfig): GossipProfile {
+  const base = PROFILES[cfg.profile ?? 'lan'];
+  const pick = <K extends keyof GossipProfile>(k: K, v: GossipProfile[K] | undefined): GossipProfile[K] => (v === undefined ? base[k] : v);
+  return Object.freeze({
+    ...base,
+    probeIntervalMs: pick('probeIntervalMs', cfg.probeIntervalMs),
+    probeTimeoutMs: pick('probeTimeoutMs', cfg.probeTimeoutMs),
+    gossipIntervalMs: pick('gossipIntervalMs', cfg.gossipIntervalMs),
+    pushPullIntervalMs: pick('pushPullIntervalMs', cfg.pushPullIntervalMs),
+    gossipToTheDeadMs: pick('gossipToTheDeadMs', cfg.gossipToTheDeadMs),
+    indirectChecks: pick('indirectChecks', cfg.indirectChecks),
+    gossipNodes: pick('gossipNodes', cfg.gossipNodes),
+    suspicionMult: pick('suspicionMult', cfg.suspicionMult),
+    suspicionMaxTimeoutMult: pick('suspicionMaxTimeoutMult', cfg.suspicionMaxTimeoutMult),
+    retransmitMult: pick('retransmitMult', cfg.retransmitMult),
+    awarenessMaxMultiplier: pick('awarenessMaxMultiplier', cfg.awarenessMaxMultiplier),
+  });
+}
+
+function loadIdentity(file: string | undefined): Identity {
+  if (!file) return generateIdentity();
+  if (existsSync(file)) return identityFromPem(readFileSync(file, 'utf8'));
+  const id = generateIdentity();
+  writeFileSync(file, identityToPem(id), { mode: 0o600 });
+  return id;
+}
+
+function parseAddress(what: string, s: string, allowPortZero: boolean): Address {
+  const hp = parseHostPort(s, { allowPortZero });
+  if (typeof hp === 'string') throw new Error(`${what}: ${hp}`);
+  return hp;
+}
+
+export const startGossip: ComponentFactory = async (ctx: SidecarContext): Promise<GossipComponent> => {
+  const cfg = ctx.config.gossip;
+  const log = ctx.log.child({ component: 'gossip' });
+  const clock = ctx.clock;
+  const profile = profileFromConfig(cfg);
+  const listen = parseAddress('gossip.listen', cfg.listen, true);
+  const seeds = cfg.join.map((s, i) => parseAddress(`gossip.join[${i}]`, s, false));
+  const nodeId = ctx.config.node.id || `${hostname()}-${randomBytes(4).toString('hex')}`;
+  const keyring = new Keyring(cfg.keys ?? []);
+  const identity = loadIdentity(cfg.identityKeyFile);
+  const hc = cfg.health ?? {};
+
+  const transport = await NodeTransport.bind({ host: listen.host, port: listen.port, onError: (err) => log.debug('gossip socket error', { err }) });
+  let advertise: Address = transport.local;
+  if (cfg.advertise) advertise = parseAddress('gossip.advertise', cfg.advertise, false);
+  else if (listen.host === '0.0.0.0' || listen.host === '::') {
+    await transport.close();
+    throw new Error('gossip.listen binds every interface: set gossip.advertise to the address peers should use');
+  }
+
+  const board = new QuorumBoard(clock, {
+    freshnessMs: hc.freshnessMs ?? 10_000,
+    maxSkewMs: hc.maxSkewMs ?? 5_000,
+    quorum: hc.quorum ?? 0,
+    minQuorum: hc.minQuorum ?? 2,
+    maxQuorum: hc.maxQuorum ?? 3,
+    minRequests: hc.minRequests ?? 5,
+    errorRateThreshold: hc.errorRateThreshold ?? 0.5,
+    p99ThresholdUs: (hc.p99ThresholdMs ?? 0) * 1000,
+    ratePerSecond: hc.ratePerSecond ?? 50,
+    burst: hc.burst ?? 500,
+  });
+  // Verification keys, derived once per pinned public key.
+  const keyCache = new Map<string, { raw: Uint8Array; key: KeyObject | undefined }>();
+  let membership: Membership;
+  const keyOf = (observer: string): KeyObject | undefined => {
+    const raw = membership.publicKeyOf(observer);
+    if (!raw) return undefined;
+    const m = membership.get(observer);
+    // Observations of members that died or left stop counting (their key stays pinned).
+    if (observer !== nodeId && (!m || m.state === 'dead' || m.state === 'left')) return undefined;
+    let c = keyCache.get(observer);
+    if (!c || c.raw !== raw) keyCache.set(observer, (c = { raw, key: publicKeyFromRaw(raw) }));
+    return c.key;
+  };
+
+  membership = new Membership({
+    id: nodeId,
+    advertise,
+    clock,
+    transport,
+    profile,
+    keyring,
+    publicKey: identity.publicKeyRaw,
+    maxPacketBytes: cfg.maxPacketBytes ?? 1200,
+    observationShare: cfg.observationShare ?? 0.35,
+    onObservation: (o) => board.offer(o, keyOf) === 'accepted',
+    onChange: (m, prev) => {
+      if (m.state === 'dead' || m.state === 'left') board.forgetObserver(m.id);
+      if (prev !== undefined) log.info('member state changed', { member: m.id, from: prev, to: m.state, incarnation: m.incarnation });
+    },
+  });
+
+  // Peer verdicts go through the healing engine's guards when it offers a way in; otherwise to the mesh state.
+  const healing = ctx.components.get('healing') as unknown as { submitExternal?: (d: Decision) => boolean | { applied: boolean } } | undefined;
+  const submit = (d: Decision): boolean => {
+    if (healing && typeof healing.submitExternal === 'function') {
+      const r = healing.submitExternal(d);
+      return typeof r === 'boolean' ? r : Boolean(r?.applied);
+    }
+    return ctx.mesh.apply(d).applied;
+  };
+
+  const healthEnabled = hc.enabled ?? true;
+  const plane = healthEnabled
+    ? new HealthPlane({
+        clock,
+        mesh: ctx.mesh,
+        stats: ctx.stats,
+        board,
+        signer: new ObservationSigner(nodeId, identity, clock),
+        offerOwn: (o) => board.offer(o, keyOf),
+        publish: (o) => membership.publishObservation(o),
+        submit,
+        windows: hc.windows ?? 3,
+        minRequests: hc.minRequests ?? 5,
+        holdDownMs: hc.holdDownMs ?? 5_000,
+      })
+    : undefined;
+
+  registerMetrics(ctx, membership, board, plane);
+  ctx.admin.route('GET', '/v1/members', () => ({ status: 200, body: membersBody(membership, nodeId) }));
+  ctx.admin.route('GET', '/v1/gossip/verdicts', () => ({
+    status: 200,
+    body: { verdicts: plane?.verdicts() ?? [], peerEjected: plane?.peerEjectedEndpoints() ?? [], observations: board.results },
+  }));
+
+  membership.start();
+  const timers: TimerHandle[] = [];
+  let closed = false;
+
+  // Join through the seeds, retrying with backoff until one answers (sidecars start in any order).
+  let joinDelay = cfg.joinRetryMs ?? 2000;
+  let joinTimer: TimerHandle | undefined;
+  const tryJoin = () => {
+    if (closed || seeds.length === 0) return;
+    membership.join(seeds, (n) => {
+      if (closed) return;
+      if (n > 0) {
+        log.info('joined the gossip membership', { seedsAnswered: n, members: membership.liveCount });
+        return;
+      }
+      log.warn('no gossip seed answered; retrying', { seeds: cfg.join, retryMs: joinDelay });
+      joinTimer = clock.setTimeout(tryJoin, joinDelay);
+      joinDelay = Math.min(joinDelay * 2, 30_000);
+    });
+  };
+  tryJoin();
+
+  if (plane) {
+    timers.push(clock.setInterval(() => {
+      try {
+        plane.tick();
+      } catch (err) {
+        log.error('health plane tick failed', { err });
+      }
+    }, hc.intervalMs ?? 500));
+  }
+
+  // A starved event loop makes our own probes late: tell Lifeguard, so we slow down instead of accusing peers.
+  const threshold = cfg.loopDelayThresholdMs ?? 200;
+  const loop = threshold > 0 ? monitorEventLoopDelay({ resolution: 10 }) : undefined;
+  if (loop) {
+    loop.enable();
+    timers.push(clock.setInterval(() => {
+      const p99ms = loop.percentile(99) / 1e6;
+      if (p99ms > threshold) membership.awareness.applyDelta(1);
+      loop.reset();
+    }, profile.probeIntervalMs));
+  }
+
+  log.info('gossip started', { nodeId, listen: formatHostPort(transport.local.host, transport.local.port), advertise, encrypted: keyring.enabled, profile: cfg.profile ?? 'lan' });
+
+  return {
+    name: 'gossip',
+    nodeId,
+    membership,
+    board,
+    healthPlane: plane,
+    keyring,
+    addresses: { gossip: formatHostPort(transport.local.host, transport.local.port) },
+    async close(deadlineMs = 1000): Promise<void> {
+      if (closed) return;
+      closed = true;
+      joinTimer?.cancel();
+      for (const t of timers) t.cancel();
+      loop?.disable();
+      await new Promise<void>((resolve) => membership.leave(Math.min(1000, Math.max(0, deadlineMs)), resolve));
+      membership.shutdown();
+      await transport.close();
+    },
+  };
 };
+
+function membersBody(m: Membership, self: string) {
+  return {
+    self,
+    incarnation: m.incarnation,
+    awareness: m.awareness.health,
+    counts: m.countByState(),
+    members: m.list()
+      .sort((a, b) => a.id.localeCompare(b.id))
+      .map((x: MemberInfo) => ({
+        id: x.id,
+        address: formatHostPort(x.host, x.port),
+        state: x.state,
+        incarnation: x.incarnation,
+        lastChange: new Date(x.stateChange).toISOString(),
+        publicKey: x.publicKey ? Buffer.from(x.publicKey).toString('base64') : null,
+        self: x.id === self,
+      })),
+  };
+}
+
+function registerMetrics(ctx: SidecarContext, m: Membership, board: QuorumBoard, plane: HealthPlane | undefined): void {
+  const reg = ctx.metrics;
+  const c = m.counters;
+  const setAll = (ctr: Counter<string>, pairs: readonly [Record<string, string>, number][]) => {
+    ctr.reset();
+    for (const [labels, v] of pairs) if (v > 0) ctr.inc(labels, v);
+  };
+  new Gauge({
+    name: 'meshmedic_gossip_members', help: 'Gossip members known to this sidecar, by state', labelNames: ['state'], registers: [reg],
+    collect() {
+      for (const [state, n] of Object.entries(m.countByState())) this.set({ state }, n);
+    },
+  });
+  new Counter({
+    name: 'meshmedic_gossip_packets_total', help: 'Gossip UDP packets by direction and result', labelNames: ['direction', 'result'], registers: [reg],
+    collect() {
+      const bad = c.droppedMalformed + c.droppedUnknownKey + c.droppedPlaintext + c.droppedEncrypted;
+      setAll(this, [
+        [{ direction: 'out', result: 'sent' }, c.packetsSent],
+        [{ direction: 'in', result: 'ok' }, Math.max(0, c.packetsReceived - bad)],
+        [{ direction: 'in', result: 'malformed' }, c.droppedMalformed],
+        [{ direction: 'in', result: 'unknown_key' }, c.droppedUnknownKey],
+        [{ direction: 'in', result: 'plaintext_refused' }, c.droppedPlaintext],
+        [{ direction: 'in', result: 'encrypted_refused' }, c.droppedEncrypted],
+      ]);
+    },
+  });
+  new Counter({
+    name: 'meshmedic_gossip_bytes_total', help: 'Gossip UDP bytes by direction', labelNames: ['direction'], registers: [reg],
+    collect() { setAll(this, [[{ direction: 'out' }, c.bytesSent], [{ direction: 'in' }, c.bytesReceived]]); },
+  });
+  new Counter({
+    name: 'meshmedic_gossip_probes_total', help: 'Failure-detector probes by result', labelNames: ['result'], registers: [reg],
+    collect() { setAll(this, [[{ result: 'ok' }, c.probes - c.probesFailed], [{ result: 'failed' }, c.probesFailed]]); },
+  });
+  new Counter({
+    name: 'meshmedic_gossip_events_total', help: 'Membership protocol events', labelNames: ['event'], registers: [reg],
+    collect() {
+      setAll(this, [
+        [{ event: 'suspicion' }, c.suspicionsRaised], [{ event: 'refutation' }, c.refutations], [{ event: 'death_declared' }, c.deathsDeclared],
+        [{ event: 'key_conflict' }, c.keyConflicts], [{ event: 'address_conflict' }, c.addressConflicts], [{ event: 'push_pull' }, c.pushPulls],
+        [{ event: 'tcp_fallback_ack' }, c.tcpFallbackAcks], [{ event: 'handler_error' }, c.handlerErrors],
+      ]);
+    },
+  });
+  new Gauge({
+    name: 'meshmedic_gossip_awareness', help: 'Lifeguard local health score (0 = healthy; timeouts scale by score + 1)', registers: [reg],
+    collect() { this.set(m.awareness.health); },
+  });
+  new Counter({
+    name: 'meshmedic_gossip_observations_total', help: 'Signed observations received, by result, and published', labelNames: ['result'], registers: [reg],
+    collect() {
+      setAll(this, [...OFFER_RESULTS.map((r) => [{ result: r }, board.results[r]] as [Record<string, string>, number]), [{ result: 'published' }, plane?.counters.published ?? 0]]);
+    },
+  });
+  new Counter({
+    name: 'meshmedic_gossip_peer_decisions_total', help: 'Decisions taken on mesh-wide quorum verdicts', labelNames: ['action'], registers: [reg],
+    collect() {
+      setAll(this, [[{ action: 'eject' }, plane?.counters.peerEjections ?? 0], [{ action: 'restore' }, plane?.counters.peerRestores ?? 0], [{ action: 'refused' }, plane?.counters.refused ?? 0]]);
+    },
+  });
+  new Gauge({
+    name: 'meshmedic_gossip_failing_endpoints', help: 'Endpoints with a failing mesh-wide verdict', registers: [reg],
+    collect() { this.set(plane ? plane.verdicts().filter((v) => v.failing).length : 0); },
+  });
+}

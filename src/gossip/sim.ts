@@ -133,8 +133,10 @@ export class SimNetwork {
   private readonly jitter: number;
   private readonly random: () => number;
   private readonly nodes = new Map<string, SimTransport>();
-  /** Directed links that drop everything: "from→to". */
+  /** Directed links that drop everything: "from>to". */
   private readonly blocked = new Set<string>();
+  /** Directed links that drop datagrams only (UDP filtered, TCP open). */
+  private readonly blockedPackets = new Set<string>();
   /** Addresses whose processing is stalled (packets to them queue until the stall ends). */
   private readonly stalledUntil = new Map<string, number>();
   packets = 0;
@@ -169,8 +171,14 @@ export class SimNetwork {
     this.blocked.delete(`${key(from)}>${key(to)}`);
   }
 
+  /** Drop datagrams (not streams) from `from` to `to`. */
+  blockPackets(from: Address, to: Address): void {
+    this.blockedPackets.add(`${key(from)}>${key(to)}`);
+  }
+
   healAll(): void {
     this.blocked.clear();
+    this.blockedPackets.clear();
   }
 
   /** Model a starved process (GC pause, CPU throttling): it handles nothing until `ms` from now. */
@@ -199,7 +207,8 @@ export class SimNetwork {
     this.packets++;
     this.bytes += data.length;
     const k = key(to);
-    if (this.blocked.has(`${key(from)}>${k}`) || this.random() < this.loss) {
+    const link = `${key(from)}>${k}`;
+    if (this.blocked.has(link) || this.blockedPackets.has(link) || this.random() < this.loss) {
       this.dropped++;
       return;
     }
