@@ -27,6 +27,7 @@ export const XDS_PROTO_FILES: readonly string[] = Object.freeze([
   'envoy/config/route/v3/route.proto',
   'envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.proto',
   'envoy/extensions/filters/http/router/v3/router.proto',
+  'envoy/extensions/upstreams/http/v3/http_protocol_options.proto',
   'istio/mcp/v1alpha1/resource.proto',
   'istio/networking/v1alpha3/destination_rule.proto',
   'istio/networking/v1alpha3/virtual_service.proto',
