@@ -5,7 +5,7 @@ import { validateConfig } from '../config/load.js';
 export const ANNOTATION_PREFIX = 'meshmedic.io/';
 
 /** How an annotation's string value becomes a config value before the schema checks it. */
-export type AnnotationKind = 'string' | 'integer' | 'number' | 'boolean' | 'duration' | 'list' | 'quantity' | 'json';
+export type AnnotationKind = 'string' | 'integer' | 'number' | 'boolean' | 'duration' | 'list' | 'quantity' | 'json' | 'scalar';
 
 export interface AnnotationSpec {
   readonly key: string;
@@ -50,28 +50,42 @@ export const ANNOTATIONS: readonly AnnotationSpec[] = Object.freeze([
   a('no-proxy', 'list', 'extra NO_PROXY entries for the app containers, comma-separated', 'metadata.internal,10.0.0.1'),
   a('image', 'string', 'sidecar image override', 'meshmedic/meshmedic:0.1.0'),
   // Tuning (read by the sidecar at start and on change; checked by the webhook for warnings).
-  a('policy', 'string', 'healing policy', 'envoy-default', 'healing.policy'),
-  a('consecutive-5xx', 'integer', 'consecutive 5xx responses that eject an endpoint', '5', 'healing.consecutive5xx'),
-  a('consecutive-gateway-failure', 'integer', 'consecutive 502/503/504 that eject an endpoint', '5', 'healing.consecutiveGatewayFailure'),
-  a('consecutive-local-origin-failure', 'integer', 'consecutive connect failures/resets/timeouts that eject an endpoint', '5', 'healing.consecutiveLocalOriginFailure'),
-  a('success-rate-stdev-factor', 'number', 'success-rate detector: eject below mean − factor·stdev', '1.9', 'healing.successRate.stdevFactor'),
-  a('success-rate-minimum-hosts', 'integer', 'success-rate detector: hosts with enough volume needed to judge', '5', 'healing.successRate.minimumHosts'),
-  a('success-rate-request-volume', 'integer', 'success-rate detector: requests a host needs in the window', '100', 'healing.successRate.requestVolume'),
-  a('failure-percentage-threshold', 'integer', 'failure-percentage detector: eject at or above this % of failures', '85', 'healing.failurePercentage.threshold'),
-  a('latency-objective', 'duration', 'latency objective (p99); slower endpoints are candidates for gray-failure detection', '250ms', 'healing.latency.objectiveMs'),
-  a('latency-peer-factor', 'number', 'latency detector: how many times slower than the peers\' median counts as slow', '3', 'healing.latency.peerFactor'),
-  a('base-ejection-time', 'duration', 'first ejection length (doubles with each repeat)', '30s', 'healing.baseEjectionTimeMs'),
-  a('max-ejection-time', 'duration', 'longest ejection', '5m', 'healing.maxEjectionTimeMs'),
-  a('max-ejection-percent', 'integer', 'at most this % of a priority\'s endpoints are ejected at once', '10', 'healing.maxEjectionPercent'),
-  a('failover-targets', 'list', 'localities to fail over to, in order (region/zone), comma-separated', 'eu-west-1/eu-west-1b,eu-central-1', 'healing.failover.targets'),
-  a('gossip-quorum', 'integer', 'independent peers that must report an endpoint before a mesh-wide ejection', '2', 'gossip.quorum'),
+  a('policy', 'string', 'healing policy: meshmedic, envoy-default or none', 'envoy-default', 'healing.policy'),
+  a('consecutive-5xx', 'integer', 'consecutive failures of any kind that eject an endpoint', '5', 'healing.consecutive.errors5xx'),
+  a('consecutive-gateway-failure', 'integer', 'consecutive gateway failures (502/503/504, connect errors, timeouts) that eject', '5', 'healing.consecutive.gateway'),
+  a('consecutive-local-origin-failure', 'integer', 'consecutive local-origin failures (refused, reset, timeout) that eject', '3', 'healing.consecutive.localOrigin'),
+  a('success-rate-min-hosts', 'integer', 'peer success-rate detector: endpoints with enough requests needed to judge', '3', 'healing.peerSuccess.minHosts'),
+  a('success-rate-min-requests', 'integer', 'peer success-rate detector: requests an endpoint needs to be judged', '100', 'healing.peerSuccess.minRequests'),
+  a('latency-eject-ratio', 'number', 'peer latency detector: eject at this multiple of the peers\' median latency', '2', 'healing.peerLatency.ejectRatio'),
+  a('latency-degrade-ratio', 'number', 'peer latency detector: de-weight at this multiple of the peers\' median latency', '1.5', 'healing.peerLatency.degradeRatio'),
+  a('latency-min-excess', 'duration', 'peer latency detector: ignore excesses over the median smaller than this', '5ms', 'healing.peerLatency.minExcessMs'),
+  a('latency-objective', 'duration', 'p99 above which this sidecar reports an endpoint unhealthy to its peers (0: latency is no criterion)', '250ms', 'gossip.health.p99ThresholdMs'),
+  a('base-ejection-time', 'duration', 'ejection time at backoff level 1 (level n ejects for n times this)', '30s', 'healing.ejection.baseMs'),
+  a('max-ejection-time', 'duration', 'longest ejection', '5m', 'healing.ejection.maxMs'),
+  a('max-ejection-percent', 'number', 'most endpoints of one priority that may be out at once, %', '50', 'healing.ejection.maxEjectionPct'),
+  a('always-eject-one', 'boolean', 'allow one ejection per priority even when max-ejection-percent forbids it', '"true"', 'healing.ejection.alwaysEjectOne'),
+  a('failover-bypass', 'boolean', 'beyond max-ejection-percent, still eject a hard-failing endpoint when another priority (the failover target) has healthy capacity', '"true"', 'healing.ejection.failoverBypass'),
+  a('canary-weight', 'number', 'share of its normal traffic a re-admitted endpoint gets while on probation', '0.05', 'healing.probation.canaryWeight'),
+  a('deweight', 'boolean', 'de-weight degrading endpoints (and ramp them back) instead of only ejecting', '"true"', 'healing.deweight.enabled'),
+  a('gossip-quorum', 'integer', 'independent peers that must report an endpoint before a mesh-wide ejection (0: automatic)', '2', 'gossip.health.quorum'),
   a('log-level', 'string', 'sidecar log level', 'debug', 'log.level'),
 ]);
 
 const BY_KEY: ReadonlyMap<string, AnnotationSpec> = new Map(ANNOTATIONS.map((s) => [s.key, s]));
 
+/**
+ * Besides the named annotations, any healing setting can be set by its config path:
+ * `meshmedic.io/healing.<group>.<key>` (e.g. `meshmedic.io/healing.peerLatency.confirmWindows: "3"`).
+ * The schema decides whether the path exists and the value fits.
+ */
+export const GENERIC_HEALING_PATTERN = /^healing\.[A-Za-z][A-Za-z0-9]{0,40}(\.[A-Za-z][A-Za-z0-9]{0,40})?$/;
+
 export function annotationSpec(key: string): AnnotationSpec | undefined {
-  return BY_KEY.get(key);
+  const named = BY_KEY.get(key);
+  if (named || !key.startsWith(ANNOTATION_PREFIX)) return named;
+  const path = key.slice(ANNOTATION_PREFIX.length);
+  if (!GENERIC_HEALING_PATTERN.test(path)) return undefined;
+  return { key, path, kind: 'scalar', description: `config key ${path}`, example: '' };
 }
 
 export type ConfigPatch = Record<string, unknown>;
@@ -100,7 +114,7 @@ export function annotationsToConfigPatch(annotations: Readonly<Record<string, un
   if (!annotations || typeof annotations !== 'object') return { patch, warnings, applied };
   const keys = Object.keys(annotations).filter((k) => k.startsWith(ANNOTATION_PREFIX)).sort(tableOrder);
   for (const key of keys) {
-    const spec = BY_KEY.get(key);
+    const spec = annotationSpec(key);
     const raw = annotations[key];
     if (!spec) {
       warnings.push(`${key}: unknown annotation, ignored${suggest(key)}`);
@@ -171,6 +185,10 @@ export function parseAnnotationValue(kind: AnnotationKind, raw: string): ParsedV
     }
     case 'quantity':
       return isQuantity(s) ? { ok: true, value: s } : { ok: false, error: 'is not a Kubernetes quantity such as 100m, 0.5, 64Mi or 1G' };
+    case 'scalar':
+      if (s === 'true' || s === 'false') return { ok: true, value: s === 'true' };
+      if (/^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$/.test(s) && Number.isFinite(Number(s))) return { ok: true, value: Number(s) };
+      return s ? { ok: true, value: s } : { ok: false, error: 'is empty' };
     case 'json':
       try {
         return { ok: true, value: JSON.parse(s) };
