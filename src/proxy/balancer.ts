@@ -13,6 +13,11 @@ export interface BalancerOptions {
   readonly random: () => number;
 }
 
+/** Relative cost difference under which two choices count as equal. */
+const TIE_TOLERANCE = 0.1;
+/** Cost of an idle endpoint never measured: below any real estimate (1 µs). */
+const UNMEASURED_IDLE_COST = 0.001;
+
 export const DEFAULT_BALANCER: BalancerOptions = Object.freeze({ decayMs: 10_000, defaultRttMs: 30, random: Math.random });
 
 /** Candidates of one priority: ordinary endpoints with cumulative weights, and probation canaries. */
@@ -128,7 +133,11 @@ export class Balancer {
         const bOk = b.slot !== avoid && b.slot !== avoid2;
         if (aOk && bOk) {
           const now = this.clock.now();
-          return this.cost(a.slot, now) <= this.cost(b.slot, now) ? a : b;
+          const ca = this.cost(a.slot, now);
+          const cb = this.cost(b.slot, now);
+          // Costs within TIE_TOLERANCE are equal: the first (weighted) draw wins, so weights hold and
+          // sub-millisecond noise does not pin all light traffic on one endpoint.
+          return cb < ca * (1 - TIE_TOLERANCE) ? b : a;
         }
         if (aOk) return a;
         if (bOk) return b;
@@ -149,16 +158,19 @@ export class Balancer {
     return best;
   }
 
-  /** Peak-EWMA cost of a slot now: decayed RTT estimate × (in-flight + 1). */
+  /**
+   * Peak-EWMA cost of a slot now: decayed RTT estimate × (in-flight + 1). An endpoint never measured
+   * costs almost nothing while idle (it gets one probe request at once, so new and restored endpoints are
+   * measured quickly) and the default RTT once that probe is in flight (no flood before the first answer).
+   */
   cost(slot: number, now = this.clock.now()): number {
     const load = this.load;
+    const pending = load.pending[slot]!;
     let rtt = load.rttMs[slot]!;
-    if (rtt !== rtt) rtt = this.opts.defaultRttMs; // NaN: never measured
-    else {
-      const elapsed = now - load.stampMs[slot]!;
-      if (elapsed > 0) rtt *= Math.exp(-elapsed / this.opts.decayMs);
-    }
-    return rtt * (load.pending[slot]! + 1);
+    if (rtt !== rtt) return pending === 0 ? UNMEASURED_IDLE_COST : this.opts.defaultRttMs * (pending + 1); // NaN: never measured
+    const elapsed = now - load.stampMs[slot]!;
+    if (elapsed > 0) rtt *= Math.exp(-elapsed / this.opts.decayMs);
+    return rtt * (pending + 1);
   }
 
   /** A request starts on `slot`. */

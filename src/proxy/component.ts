@@ -1,6 +1,61 @@
-// The proxy component of a running sidecar: started by src/runtime/sidecar.ts when the config enables it.
+// The proxy component of a running sidecar (started by src/runtime/sidecar.ts when the config enables a
+// listener), and createProxy() to start the same thing programmatically (tests, benchmarks).
 import type { Component, ComponentFactory } from '../runtime/context.js';
+import { ProxyCore, type ProxyDeps, type ProxyOptions } from './core.js';
+import { startListener, type ProxyListener } from './listener.js';
 
-export const startProxy: ComponentFactory = async (_ctx): Promise<Component> => {
-  throw new Error('the proxy component is not built yet');
-};
+export interface ProxyHandle extends Component {
+  readonly core: ProxyCore;
+  readonly outbound: ProxyListener | undefined;
+  readonly inbound: ProxyListener | undefined;
+  /** `outbound` / `inbound` → HOST:PORT actually bound. */
+  readonly addresses: Readonly<Record<string, string>>;
+}
+
+export interface CreateProxyOptions extends ProxyOptions {
+  /** Override config.outbound.enabled / config.inbound.enabled. */
+  readonly outbound?: boolean;
+  readonly inbound?: boolean;
+}
+
+/** Start the listeners the config (or `opts`) enables, sharing one core (upstreams, balancer, stats). */
+export async function createProxy(deps: ProxyDeps, opts: CreateProxyOptions = {}): Promise<ProxyHandle> {
+  const cfg = deps.config;
+  const wantOut = opts.outbound ?? cfg.outbound.enabled;
+  const wantIn = opts.inbound ?? cfg.inbound.enabled;
+  const defaultService = opts.defaultService ?? (cfg.outbound.defaultService || undefined);
+  const core = new ProxyCore(deps, { ...opts, ...(defaultService ? { defaultService } : {}) });
+  let outbound: ProxyListener | undefined;
+  let inbound: ProxyListener | undefined;
+  try {
+    if (wantOut) outbound = await startListener(core, 'outbound', cfg.outbound.listen);
+    if (wantIn) {
+      if (!core.app) throw new Error('inbound listener enabled but config.inbound is disabled: no local app to forward to');
+      inbound = await startListener(core, 'inbound', cfg.inbound.listen);
+    }
+  } catch (err) {
+    await outbound?.close(0);
+    await core.destroy();
+    throw err;
+  }
+  const addresses: Record<string, string> = {};
+  if (outbound) addresses.outbound = outbound.address;
+  if (inbound) addresses.inbound = inbound.address;
+  let closing: Promise<void> | undefined;
+  return {
+    name: 'proxy',
+    core,
+    outbound,
+    inbound,
+    addresses: Object.freeze(addresses),
+    close(deadlineMs = cfg.proxy.drainTimeoutMs): Promise<void> {
+      closing ??= (async () => {
+        await Promise.all([outbound?.close(deadlineMs), inbound?.close(deadlineMs)]);
+        await core.destroy();
+      })();
+      return closing;
+    },
+  };
+}
+
+export const startProxy: ComponentFactory = (ctx) => createProxy(ctx);

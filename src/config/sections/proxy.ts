@@ -9,6 +9,12 @@ export const listenersSchema = {
     properties: {
       enabled: { type: 'boolean', default: true },
       listen: { ...hostPortSchema, default: '127.0.0.1:17001' },
+      defaultService: {
+        type: 'string',
+        maxLength: 253,
+        default: '',
+        description: 'quick mode: send every outbound request to this service whatever its Host ("" = route by Host / request target)',
+      },
     },
   },
   inbound: {
@@ -60,6 +66,6 @@ export interface ProxyConfig {
 }
 
 export interface ListenersConfig {
-  readonly outbound: { readonly enabled: boolean; readonly listen: string };
+  readonly outbound: { readonly enabled: boolean; readonly listen: string; readonly defaultService: string };
   readonly inbound: { readonly enabled: boolean; readonly listen: string; readonly app: string; readonly protocol: 'http1' | 'h2c' };
 }

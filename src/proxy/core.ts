@@ -1,0 +1,170 @@
+// The proxy core shared by both listeners: the upstream table kept in step with the mesh state (one
+// Upstream per endpoint slot), the balancer, routing of a request to a service, and in-flight accounting
+// for graceful drain. Listeners (listener.ts) hand it HTTP/1 requests and HTTP/2 streams.
+import type { Clock } from '../core/clock.js';
+import type { Logger } from '../core/log.js';
+import type { Config } from '../config/types.js';
+import type { MeshSnapshot, MeshState, ServiceView } from '../mesh/state.js';
+import { EndpointWindows, type StatsTable } from '../stats/window.js';
+import { parseHostPort } from '../core/address.js';
+import { Balancer, type BalancerOptions } from './balancer.js';
+import type { ForwardOptions } from './headers.js';
+import { Upstream, type UpstreamProtocol } from './upstream.js';
+
+export interface ProxyDeps {
+  readonly mesh: MeshState;
+  readonly stats: StatsTable;
+  readonly config: Config;
+  readonly clock: Clock;
+  readonly log: Logger;
+}
+
+export interface ProxyOptions {
+  /**
+   * Quick mode: every outbound request goes to this service, whatever its Host or request target.
+   * (`meshmedic proxy --service NAME` maps to it.)
+   */
+  readonly defaultService?: string;
+  /** Protocol per service name; defaults to the `protocol` of each service in `config.services`. */
+  readonly protocols?: ReadonlyMap<string, UpstreamProtocol>;
+  /** Balancer tuning (tests inject a seeded random source). */
+  readonly balancer?: Partial<BalancerOptions>;
+}
+
+export type ListenerRole = 'outbound' | 'inbound';
+
+export class ProxyCore {
+  readonly deps: ProxyDeps;
+  readonly balancer: Balancer;
+  readonly forward: ForwardOptions;
+  readonly defaultService: string;
+  /** Upstream per mesh endpoint slot (outbound). */
+  private readonly bySlot: (Upstream | undefined)[] = [];
+  private readonly protocols: ReadonlyMap<string, UpstreamProtocol>;
+  /** The local application behind the inbound listener, measured as a pseudo-endpoint. */
+  readonly app: Upstream | undefined;
+  private unsubscribe: (() => void) | undefined;
+  /** Requests and streams being forwarded right now. */
+  inflight = 0;
+  /** Set once close() starts: responses carry `connection: close`, new work is still served until listeners stop. */
+  draining = false;
+  private idleWaiters: (() => void)[] = [];
+
+  constructor(deps: ProxyDeps, opts: ProxyOptions = {}) {
+    this.deps = deps;
+    this.balancer = new Balancer(deps.clock, opts.balancer);
+    this.forward = Object.freeze({ xForwardedFor: deps.config.proxy.xForwardedFor, via: deps.config.proxy.via, viaValue: '1.1 meshmedic' });
+    this.defaultService = opts.defaultService ?? '';
+    this.protocols = opts.protocols ?? new Map(deps.config.services.map((s) => [s.name, s.protocol] as const));
+    if (deps.config.inbound.enabled) {
+      const hp = parseHostPort(deps.config.inbound.app, { allowHostname: true });
+      if (typeof hp === 'string') throw new Error(`inbound.app: ${hp}`);
+      const host = hp.host === 'localhost' ? '127.0.0.1' : hp.host;
+      const id = `inbound/${host.includes(':') ? `[${host}]` : host}:${hp.port}`;
+      this.app = new Upstream(id, -1, host, hp.port, deps.config.inbound.protocol, new EndpointWindows(deps.stats.opts), deps.config.proxy);
+    }
+    this.sync(deps.mesh.snapshot());
+    this.unsubscribe = deps.mesh.subscribe((snap) => this.sync(snap));
+  }
+
+  /** Keep upstreams, stats rows and balancer load in step with the endpoints of the snapshot. */
+  sync(snap: MeshSnapshot): void {
+    const live = new Set<number>();
+    for (const ev of snap.endpoints.values()) {
+      live.add(ev.slot);
+      const cur = this.bySlot[ev.slot];
+      if (cur !== undefined && cur.id === ev.spec.id) continue;
+      if (cur !== undefined) this.retire(cur); // slot reused by another endpoint
+      const windows = this.deps.stats.ensure(ev.slot);
+      this.balancer.load.ensure(ev.slot);
+      const protocol = this.protocols.get(ev.spec.service) ?? 'http1';
+      this.bySlot[ev.slot] = new Upstream(ev.spec.id, ev.slot, ev.spec.host, ev.spec.port, protocol, windows, this.deps.config.proxy);
+    }
+    for (let slot = 0; slot < this.bySlot.length; slot++) {
+      const up = this.bySlot[slot];
+      if (up !== undefined && !live.has(slot)) {
+        this.bySlot[slot] = undefined;
+        this.retire(up);
+        this.deps.stats.clear(slot);
+      }
+    }
+  }
+
+  private retire(up: Upstream): void {
+    this.balancer.load.reset(up.slot);
+    // In-flight requests finish on the old pool; new ones go elsewhere.
+    up.close().catch((err: unknown) => this.deps.log.warn('closing upstream failed', { endpoint: up.id, err }));
+  }
+
+  upstream(slot: number): Upstream | undefined {
+    return this.bySlot[slot];
+  }
+
+  /**
+   * The service a request is for: the quick-mode default, else the host part of the authority
+   * (port ignored, case folded); a name with dots also tries its first label (`payments.default.svc`).
+   */
+  service(authority: string): ServiceView | undefined {
+    const services = this.deps.mesh.snapshot().services;
+    if (this.defaultService !== '') return services.get(this.defaultService);
+    const name = hostOf(authority);
+    const v = services.get(name);
+    if (v !== undefined) return v;
+    const dot = name.indexOf('.');
+    return dot > 0 ? services.get(name.slice(0, dot)) : undefined;
+  }
+
+  begin(): void {
+    this.inflight++;
+  }
+
+  end(): void {
+    if (--this.inflight === 0 && this.idleWaiters.length > 0) {
+      const w = this.idleWaiters;
+      this.idleWaiters = [];
+      for (const fn of w) fn();
+    }
+  }
+
+  /** Resolves when nothing is in flight or after `ms`, whichever comes first; true if idle. */
+  whenIdle(ms: number): Promise<boolean> {
+    if (this.inflight === 0) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => resolve(false), ms);
+      this.idleWaiters.push(() => {
+        clearTimeout(timer);
+        resolve(true);
+      });
+    });
+  }
+
+  /** Release every upstream (after draining). */
+  async destroy(): Promise<void> {
+    this.unsubscribe?.();
+    this.unsubscribe = undefined;
+    const all: Promise<void>[] = [];
+    for (let slot = 0; slot < this.bySlot.length; slot++) {
+      const up = this.bySlot[slot];
+      if (up) all.push(up.destroy());
+      this.bySlot[slot] = undefined;
+    }
+    if (this.app) all.push(this.app.destroy());
+    await Promise.all(all);
+  }
+}
+
+/** Host of an authority (`name:port`, `[v6]:port`, `name`), lower-cased, without the port. */
+export function hostOf(authority: string): string {
+  if (authority.charCodeAt(0) === 0x5b /* [ */) {
+    const end = authority.indexOf(']');
+    return end > 0 ? authority.slice(1, end).toLowerCase() : authority.toLowerCase();
+  }
+  const colon = authority.indexOf(':');
+  const host = colon >= 0 ? authority.slice(0, colon) : authority;
+  // Service names are lower-case; only fold when needed.
+  for (let i = 0; i < host.length; i++) {
+    const c = host.charCodeAt(i);
+    if (c >= 0x41 && c <= 0x5a) return host.toLowerCase();
+  }
+  return host;
+}

@@ -1,0 +1,89 @@
+// Upstream failure classification: each error the client libraries raise becomes one HTTP status, one
+// stable error code, one outcome class and a retry verdict. Shared by the HTTP/1 and HTTP/2 forwarders.
+import { Outcome } from '../core/types.js';
+import type { ErrorCode } from '../core/errors.js';
+
+export interface FailureClass {
+  /** Status answered to the client when no response has started. */
+  readonly status: 502 | 503 | 504;
+  readonly code: ErrorCode;
+  readonly outcome: Outcome;
+  /** The request never reached the endpoint: safe to retry elsewhere whatever the method. */
+  readonly neverSent: boolean;
+  /** gRPC status for the trailers-only answer (14 UNAVAILABLE, 4 DEADLINE_EXCEEDED). */
+  readonly grpcStatus: number;
+  /** Short phrase for the message. */
+  readonly what: string;
+}
+
+const f = (status: 502 | 503 | 504, code: ErrorCode, neverSent: boolean, grpcStatus: number, what: string): FailureClass =>
+  Object.freeze({ status, code, outcome: Outcome.LocalOrigin, neverSent, grpcStatus, what });
+
+export const REFUSED = f(503, 'MM_ERR_UPSTREAM_CONNECT', true, 14, 'connection refused');
+export const CONNECT_FAILED = f(503, 'MM_ERR_UPSTREAM_CONNECT', true, 14, 'connection failed');
+export const CONNECT_TIMEOUT = f(504, 'MM_ERR_UPSTREAM_TIMEOUT', true, 4, 'connect timeout');
+export const HEADERS_TIMEOUT = f(504, 'MM_ERR_UPSTREAM_TIMEOUT', false, 4, 'no response headers in time');
+export const BODY_TIMEOUT = f(504, 'MM_ERR_UPSTREAM_TIMEOUT', false, 4, 'response body stalled');
+export const RESET = f(502, 'MM_ERR_UPSTREAM_RESET', false, 14, 'connection reset');
+export const BAD_RESPONSE = f(502, 'MM_ERR_UPSTREAM_RESET', false, 14, 'malformed response');
+
+/** Classify an error raised while forwarding to an endpoint. */
+export function classifyUpstreamError(err: unknown): FailureClass {
+  const code = (err as { code?: unknown } | null)?.code;
+  switch (code) {
+    case 'ECONNREFUSED':
+      return REFUSED;
+    case 'EHOSTUNREACH':
+    case 'ENETUNREACH':
+    case 'EADDRNOTAVAIL':
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+    case 'UND_ERR_CLOSED': // the endpoint's pool was closed (endpoint removed) before the request started
+    case 'UND_ERR_DESTROYED':
+      return CONNECT_FAILED;
+    case 'UND_ERR_CONNECT_TIMEOUT':
+    case 'ETIMEDOUT':
+      return CONNECT_TIMEOUT;
+    case 'UND_ERR_HEADERS_TIMEOUT':
+      return HEADERS_TIMEOUT;
+    case 'UND_ERR_BODY_TIMEOUT':
+      return BODY_TIMEOUT;
+    case 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH':
+    case 'UND_ERR_HEADERS_OVERFLOW':
+    case 'UND_ERR_RES_EXCEEDED_MAX_SIZE':
+    case 'UND_ERR_INFO':
+      return BAD_RESPONSE;
+    default:
+      if (typeof code === 'string' && code.startsWith('HPE_')) return BAD_RESPONSE; // llhttp parse error
+      return RESET; // ECONNRESET, EPIPE, UND_ERR_SOCKET (other side closed) and anything unexpected
+  }
+}
+
+/** The JSON body of a proxy-generated error: `{"error":CODE,"message":…,"endpoint":…}`. */
+export function errorBody(code: ErrorCode, message: string, endpoint: string): string {
+  return JSON.stringify({ error: code, message, endpoint });
+}
+
+/** gRPC outcome mapping (documented in docs/proxy.md). */
+export function outcomeOfGrpcStatus(grpcStatus: number): Outcome {
+  switch (grpcStatus) {
+    case 2: // UNKNOWN
+    case 13: // INTERNAL
+    case 14: // UNAVAILABLE
+    case 15: // DATA_LOSS
+      return Outcome.Error5xx;
+    case 4: // DEADLINE_EXCEEDED
+      return Outcome.Gateway;
+    default: // OK and the caller's errors (NOT_FOUND, INVALID_ARGUMENT, …): the endpoint did its job
+      return Outcome.Success;
+  }
+}
+
+/** Sentinel raised into undici when the downstream client went away (outcome Cancelled). */
+export class ClientGoneError extends Error {
+  readonly code = 'MM_CLIENT_GONE';
+  constructor() {
+    super('the client closed the connection');
+  }
+}
+export const CLIENT_GONE = new ClientGoneError();

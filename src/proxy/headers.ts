@@ -1,0 +1,184 @@
+// Header rewriting for forwarded requests and responses, on flat raw arrays ([name, value, name, value…]):
+// hop-by-hop fields removed (RFC 9110 §7.6.1), X-Forwarded-For/-Proto and Via added. Names are matched by
+// length and first letter before any lower-casing, so ordinary headers cost two integer compares.
+
+/** What a request header scan found, filled into a caller-owned object (reused per connection). */
+export interface RequestScan {
+  /** Value of the Host header ('' when absent). */
+  host: string;
+  /** A body follows (Content-Length > 0 or Transfer-Encoding present). */
+  hasBody: boolean;
+}
+
+// Codes of the headers that need attention; 0 = forward unchanged.
+const H_OTHER = 0;
+const H_HOP = 1; // removed
+const H_HOST = 2;
+const H_XFF = 3;
+const H_XFP = 4;
+const H_VIA = 5;
+const H_TE = 6;
+const H_CONTENT_LENGTH = 7;
+const H_TRANSFER_ENCODING = 8;
+const H_CONNECTION = 9;
+
+/** Classify a header name (any case). Hot: switch on length and first letter before lower-casing. */
+function classify(name: string): number {
+  const c = name.charCodeAt(0) | 0x20; // ASCII lower-case of the first letter
+  switch (name.length) {
+    case 2:
+      return c === 0x74 && name.toLowerCase() === 'te' ? H_TE : H_OTHER;
+    case 3:
+      return c === 0x76 && name.toLowerCase() === 'via' ? H_VIA : H_OTHER;
+    case 4:
+      return c === 0x68 && name.toLowerCase() === 'host' ? H_HOST : H_OTHER;
+    case 6:
+      return c === 0x65 && name.toLowerCase() === 'expect' ? H_HOP : H_OTHER; // the proxy answers 100-continue itself
+    case 7:
+      if (c === 0x74) return name.toLowerCase() === 'trailer' ? H_HOP : H_OTHER;
+      if (c === 0x75) return name.toLowerCase() === 'upgrade' ? H_HOP : H_OTHER;
+      return H_OTHER;
+    case 10:
+      if (c === 0x63) return name.toLowerCase() === 'connection' ? H_CONNECTION : H_OTHER;
+      if (c === 0x6b) return name.toLowerCase() === 'keep-alive' ? H_HOP : H_OTHER;
+      return H_OTHER;
+    case 14:
+      return c === 0x63 && name.toLowerCase() === 'content-length' ? H_CONTENT_LENGTH : H_OTHER;
+    case 15:
+      return c === 0x78 && name.toLowerCase() === 'x-forwarded-for' ? H_XFF : H_OTHER;
+    case 16:
+      return c === 0x70 && name.toLowerCase() === 'proxy-connection' ? H_HOP : H_OTHER;
+    case 17:
+      if (c === 0x74) return name.toLowerCase() === 'transfer-encoding' ? H_TRANSFER_ENCODING : H_OTHER;
+      if (c === 0x78) return name.toLowerCase() === 'x-forwarded-proto' ? H_XFP : H_OTHER;
+      return H_OTHER;
+    case 18:
+      return c === 0x70 && name.toLowerCase() === 'proxy-authenticate' ? H_HOP : H_OTHER;
+    case 19:
+      return c === 0x70 && name.toLowerCase() === 'proxy-authorization' ? H_HOP : H_OTHER;
+    default:
+      return H_OTHER;
+  }
+}
+
+/** Tokens of a Connection header other than the usual close/keep-alive, lower-cased (rare). */
+function connectionTokens(value: string, into: string[]): void {
+  for (const part of value.split(',')) {
+    const tok = part.trim().toLowerCase();
+    if (tok !== '' && tok !== 'close' && tok !== 'keep-alive') into.push(tok);
+  }
+}
+
+function isConnectionNamed(name: string, named: string[] | null): boolean {
+  if (named === null) return false;
+  const lower = name.toLowerCase();
+  for (let i = 0; i < named.length; i++) if (named[i] === lower) return true;
+  return false;
+}
+
+export interface ForwardOptions {
+  readonly xForwardedFor: boolean;
+  readonly via: boolean;
+  /** The Via value added, e.g. `1.1 meshmedic`. */
+  readonly viaValue: string;
+}
+
+/**
+ * Build the headers sent upstream from a downstream request's raw headers. `authority`, when not '',
+ * replaces the Host header (absolute-form request target, RFC 9112 §3.2.2). Returns a new flat array.
+ */
+export function forwardRequestHeaders(raw: readonly string[], scan: RequestScan, clientIp: string, authority: string, opts: ForwardOptions): string[] {
+  const out: string[] = [];
+  let named: string[] | null = null;
+  // Names listed in Connection are hop-by-hop too: find them first (almost never present).
+  for (let i = 0; i < raw.length; i += 2) {
+    if (raw[i]!.length === 10 && classify(raw[i]!) === H_CONNECTION) connectionTokens(raw[i + 1]!, (named ??= []));
+  }
+  if (named !== null && named.length === 0) named = null;
+  let xff = '';
+  let sawXfp = false;
+  let via = '';
+  scan.host = '';
+  scan.hasBody = false;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    const value = raw[i + 1]!;
+    const code = classify(name);
+    if (code === H_OTHER) {
+      if (named === null || !isConnectionNamed(name, named)) out.push(name, value);
+      continue;
+    }
+    switch (code) {
+      case H_HOST:
+        scan.host = value;
+        out.push(name, authority === '' ? value : authority);
+        break;
+      case H_XFF:
+        xff = xff === '' ? value : `${xff}, ${value}`;
+        break;
+      case H_XFP:
+        sawXfp = true;
+        out.push(name, value);
+        break;
+      case H_VIA:
+        via = via === '' ? value : `${via}, ${value}`;
+        break;
+      case H_TE:
+        // Only "trailers" survives (gRPC needs it); any transfer coding is hop-by-hop.
+        if (/(^|,)\s*trailers\s*(,|;|$)/i.test(value)) out.push('te', 'trailers');
+        break;
+      case H_CONTENT_LENGTH:
+        if (value !== '0') scan.hasBody = true;
+        out.push(name, value);
+        break;
+      case H_TRANSFER_ENCODING:
+        scan.hasBody = true; // re-framed upstream by the client library
+        break;
+      default:
+        break; // hop-by-hop: dropped
+    }
+  }
+  if (authority !== '' && scan.host === '') out.push('host', authority);
+  if (opts.xForwardedFor) {
+    out.push('x-forwarded-for', xff === '' ? clientIp : `${xff}, ${clientIp}`);
+    if (!sawXfp) out.push('x-forwarded-proto', 'http');
+  } else if (xff !== '') out.push('x-forwarded-for', xff);
+  if (opts.via) out.push('via', via === '' ? opts.viaValue : `${via}, ${opts.viaValue}`);
+  else if (via !== '') out.push('via', via);
+  return out;
+}
+
+/**
+ * Convert an upstream response's raw headers (Buffers from undici) into the flat string array written to
+ * the client, dropping hop-by-hop fields (the client connection has its own framing and keep-alive).
+ */
+export function forwardResponseHeaders(raw: readonly Buffer[], opts: ForwardOptions): string[] {
+  const out: string[] = [];
+  let named: string[] | null = null;
+  for (let i = 0; i < raw.length; i += 2) {
+    // 'connection' is 10 bytes long: only then decode and check.
+    if (raw[i]!.length === 10) {
+      const n = raw[i]!.toString('latin1');
+      if (classify(n) === H_CONNECTION) connectionTokens(raw[i + 1]!.toString('latin1'), (named ??= []));
+    }
+  }
+  if (named !== null && named.length === 0) named = null;
+  let via = '';
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!.toString('latin1');
+    const code = classify(name);
+    if (code === H_OTHER || code === H_CONTENT_LENGTH || code === H_HOST || code === H_XFF || code === H_XFP) {
+      if (named === null || !isConnectionNamed(name, named)) out.push(name, raw[i + 1]!.toString('latin1'));
+    } else if (code === H_VIA) {
+      const v = raw[i + 1]!.toString('latin1');
+      via = via === '' ? v : `${via}, ${v}`;
+    }
+    // everything else (connection, keep-alive, transfer-encoding, te, trailer, upgrade, proxy-*) dropped
+  }
+  if (opts.via) out.push('via', via === '' ? opts.viaValue : `${via}, ${opts.viaValue}`);
+  else if (via !== '') out.push('via', via);
+  return out;
+}
+
+/** HTTP/2 request pseudo- and hop-by-hop headers never forwarded as ordinary fields. */
+export const H2_FORBIDDEN: ReadonlySet<string> = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'http2-settings', 'host', 'proxy-authorization', 'proxy-authenticate', 'trailer']);

@@ -1,0 +1,215 @@
+// HTTP/1.1 forwarding: one Http1Exchange per request is the undici dispatch handler (legacy callback API,
+// which hands over raw header buffers without building objects). Bodies stream both ways with backpressure
+// (undici pauses the upstream socket when the client is slow; the client request stream is read by undici
+// only as fast as the upstream accepts it). Every attempt is recorded in the endpoint's windows.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Dispatcher } from 'undici';
+import { Outcome, outcomeOfStatus } from '../core/types.js';
+import type { ErrorCode } from '../core/errors.js';
+import type { ServiceView } from '../mesh/state.js';
+import type { ProxyCore } from './core.js';
+import { CLIENT_GONE, classifyUpstreamError, errorBody, type FailureClass } from './failure.js';
+import { forwardRequestHeaders, forwardResponseHeaders, type RequestScan } from './headers.js';
+import type { Upstream } from './upstream.js';
+
+const kExchange = Symbol('meshmedic.exchange');
+type TaggedResponse = ServerResponse & { [kExchange]?: Http1Exchange };
+
+// Reused by every request: filled and read synchronously before any await.
+const scan: RequestScan = { host: '', hasBody: false };
+
+/** Answer a proxy-generated error as a short JSON body. */
+export function sendError(res: ServerResponse, status: number, code: ErrorCode, message: string, endpoint: string, close = false): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const body = errorBody(code, message, endpoint);
+  const headers = ['content-type', 'application/json', 'content-length', String(Buffer.byteLength(body)), 'cache-control', 'no-store'];
+  if (close) headers.push('connection', 'close');
+  res.writeHead(status, headers);
+  res.end(body);
+}
+
+/** Entry point for an HTTP/1 request on a listener. */
+export function handleHttp1(core: ProxyCore, role: 'outbound' | 'inbound', req: IncomingMessage, res: ServerResponse): void {
+  const url = req.url ?? '/';
+  let authority = '';
+  let path = url;
+  if (url.charCodeAt(0) !== 0x2f /* / */) {
+    // absolute-form (as to an HTTP proxy): http://authority/path?query
+    if (url.length > 7 && url.charCodeAt(4) === 0x3a && url.slice(0, 7).toLowerCase() === 'http://') {
+      let end = 7;
+      while (end < url.length) {
+        const c = url.charCodeAt(end);
+        if (c === 0x2f || c === 0x3f || c === 0x23) break; // / ? #
+        end++;
+      }
+      authority = url.slice(7, end);
+      path = end === url.length ? '/' : url.charCodeAt(end) === 0x2f ? url.slice(end) : `/${url.slice(end)}`;
+      if (authority === '' || authority.includes('@')) return sendError(res, 400, 'MM_ERR_BAD_REQUEST', `bad request target "${url.slice(0, 200)}"`, '');
+    } else if (url === '*' && req.method === 'OPTIONS') {
+      path = '*';
+    } else {
+      return sendError(res, 400, 'MM_ERR_BAD_REQUEST', `unsupported request target "${url.slice(0, 200)}" (use origin-form or http:// absolute-form)`, '');
+    }
+  }
+  const headers = forwardRequestHeaders(req.rawHeaders, scan, req.socket.remoteAddress ?? '', authority, core.forward);
+  const hasBody = scan.hasBody;
+  if (role === 'inbound') {
+    const app = core.app!;
+    const ex = new Http1Exchange(core, req, res, null, app, path, headers, hasBody);
+    ex.dispatch();
+    return;
+  }
+  const view = core.service(authority !== '' ? authority : scan.host);
+  if (view === undefined) {
+    const name = core.defaultService || authority || scan.host;
+    return sendError(res, name === '' ? 400 : 404, name === '' ? 'MM_ERR_BAD_REQUEST' : 'MM_ERR_UNKNOWN_SERVICE', name === '' ? 'the request names no service (no Host header)' : `no service named "${name.slice(0, 200)}"`, '');
+  }
+  const ev = core.balancer.pick(view);
+  const up = ev === undefined ? undefined : core.upstream(ev.slot);
+  if (up === undefined) return sendError(res, 503, 'MM_ERR_NO_ENDPOINT', `no usable endpoint for service "${view.name}"`, '');
+  const ex = new Http1Exchange(core, req, res, view, up, path, headers, hasBody);
+  ex.dispatch();
+}
+
+function onResponseClose(this: TaggedResponse): void {
+  const ex = this[kExchange];
+  if (ex !== undefined && !this.writableFinished) ex.clientGone();
+}
+
+/** One forwarded HTTP/1 request: the undici handler for each attempt (a retry reuses it). */
+export class Http1Exchange implements Dispatcher.DispatchHandler {
+  private readonly core: ProxyCore;
+  private readonly req: IncomingMessage;
+  private readonly res: TaggedResponse;
+  private readonly view: ServiceView | null;
+  private upstream: Upstream;
+  private readonly opts: Dispatcher.DispatchOptions;
+  private start = 0;
+  private status = 0;
+  private abortFn: ((err?: Error) => void) | null = null;
+  private resumeFn: (() => void) | null = null;
+  private gone = false;
+  private settled = true;
+  private attempts = 0;
+  private failed1 = -1;
+  private failed2 = -1;
+
+  constructor(core: ProxyCore, req: IncomingMessage, res: ServerResponse, view: ServiceView | null, upstream: Upstream, path: string, headers: string[], hasBody: boolean) {
+    this.core = core;
+    this.req = req;
+    this.res = res as TaggedResponse;
+    this.view = view;
+    this.upstream = upstream;
+    const cfg = core.deps.config.proxy;
+    this.opts = { path, method: req.method as Dispatcher.HttpMethod, headers, body: hasBody ? req : null, headersTimeout: cfg.headersTimeoutMs, bodyTimeout: cfg.bodyTimeoutMs };
+    this.res[kExchange] = this;
+    this.res.on('close', onResponseClose);
+  }
+
+  dispatch(): void {
+    const up = this.upstream;
+    this.start = performance.now();
+    this.status = 0;
+    this.abortFn = null;
+    this.settled = false;
+    this.attempts++;
+    this.core.begin();
+    if (up.slot >= 0) this.core.balancer.begin(up.slot);
+    try {
+      up.http1().dispatch(this.opts, this);
+    } catch (err) {
+      this.onError(err as Error);
+    }
+  }
+
+  clientGone(): void {
+    if (this.gone || this.settled) return;
+    this.gone = true;
+    if (this.abortFn !== null) this.abortFn(CLIENT_GONE);
+  }
+
+  onConnect(abort: (err?: Error) => void): void {
+    if (this.gone) abort(CLIENT_GONE);
+    else this.abortFn = abort;
+  }
+
+  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
+    if (statusCode < 200) return true; // 1xx: the client gets its own 100-continue from the server
+    this.status = statusCode;
+    this.resumeFn = resume;
+    const up = this.upstream;
+    if (up.slot >= 0) this.core.balancer.observe(up.slot, performance.now() - this.start);
+    const headers = forwardResponseHeaders(rawHeaders, this.core.forward);
+    if (this.core.draining) headers.push('connection', 'close');
+    const res = this.res;
+    if (statusText !== '') res.statusMessage = statusText;
+    res.writeHead(statusCode, headers);
+    return true;
+  }
+
+  onData(chunk: Buffer): boolean {
+    const res = this.res;
+    if (res.write(chunk)) return true;
+    // Client slower than the endpoint: pause the upstream socket until the client drains.
+    res.once('drain', this.resumeFn!);
+    return false;
+  }
+
+  onComplete(_trailers: string[] | null): void {
+    this.res.end();
+    this.settle(outcomeOfStatus(this.status));
+  }
+
+  onError(err: Error): void {
+    const res = this.res;
+    if (this.gone || err === CLIENT_GONE) {
+      this.settle(Outcome.Cancelled);
+      if (!res.writableFinished) res.destroy();
+      return;
+    }
+    const fc = classifyUpstreamError(err);
+    this.settle(fc.outcome);
+    if (res.headersSent) {
+      // Mid-body failure: HTTP/1 can only signal it by closing the connection (the client sees truncation).
+      res.destroy();
+      return;
+    }
+    if (fc.neverSent && this.retry()) return;
+    this.answerFailure(fc, err);
+  }
+
+  /** Try another endpoint after a connect failure; false when no retry is allowed or possible. */
+  private retry(): boolean {
+    const view = this.view;
+    if (view === null || this.attempts > this.core.deps.config.proxy.retryConnectFailures) return false;
+    const failed = this.upstream.slot;
+    if (this.failed1 < 0) this.failed1 = failed;
+    else this.failed2 = failed;
+    // The view may be stale by now; use the current one for the same service.
+    const current = this.core.deps.mesh.snapshot().services.get(view.name) ?? view;
+    const ev = this.core.balancer.pick(current, this.failed1, this.failed2 >= 0 ? this.failed2 : failed);
+    const up = ev === undefined ? undefined : this.core.upstream(ev.slot);
+    if (up === undefined) return false;
+    this.upstream = up;
+    this.dispatch();
+    return true;
+  }
+
+  private answerFailure(fc: FailureClass, err: Error): void {
+    const id = this.upstream.id;
+    const detail = (err as { code?: string }).code ?? err.message;
+    sendError(this.res, fc.status, fc.code, `${fc.what} (${detail}) from ${id}${this.attempts > 1 ? ` after ${this.attempts} attempts` : ''}`, id, this.core.draining);
+  }
+
+  private settle(outcome: Outcome): void {
+    if (this.settled) return;
+    this.settled = true;
+    const up = this.upstream;
+    up.windows.record(outcome, (performance.now() - this.start) * 1000, this.core.deps.clock.now());
+    if (up.slot >= 0) this.core.balancer.end(up.slot);
+    this.core.end();
+  }
+}
