@@ -69,6 +69,12 @@ export class EndpointWindows {
   consecutiveSuccess = 0;
   /** Window number of the last record (for idle detection). */
   lastEpoch = -1;
+  /**
+   * Called after a failure once consecutive5xx ≥ failureHookAt, so that the healing engine ejects on a
+   * consecutive-failure threshold without waiting for its tick. Set by the engine; null = none.
+   */
+  failureHook: ((w: EndpointWindows) => void) | null = null;
+  failureHookAt = 0;
 
   constructor(opts: WindowOptions = DEFAULT_WINDOWS) {
     this.opts = opts;
@@ -115,6 +121,7 @@ export class EndpointWindows {
         this.consecutiveSuccess = 0;
         break;
     }
+    if (outcome !== Outcome.Success && this.failureHook !== null && this.consecutive5xx >= this.failureHookAt) this.failureHook(this);
   }
 
   /** Clear the consecutive counters (after an ejection, as Envoy does). */

@@ -1,0 +1,313 @@
+// The healing engine: on every tick (injected clock) it turns completed stats windows into per-endpoint
+// figures, runs each service's policy and applies the decisions to the mesh state. The same engine runs
+// in the sidecar, the simulator and the tests. It fails open: a policy that throws is logged and counted,
+// and the mesh keeps its current health (the proxy keeps forwarding).
+import type { Clock, TimerHandle } from '../core/clock.js';
+import type { Logger } from '../core/log.js';
+import { silentLogger } from '../core/log.js';
+import type { MeshState, ServiceView } from '../mesh/state.js';
+import type { EndpointWindows, StatsTable } from '../stats/window.js';
+import type { ResolvedPolicySettings } from '../config/sections/healing.js';
+import { FeatureRing, OUTCOME_SCRATCH } from '../detect/features.js';
+import { newBaseline, type EndpointSignals } from '../detect/types.js';
+import { scopeKey } from './guards.js';
+import type { ExternalVerdict, HealingPolicy } from './policy.js';
+import { getPolicy } from './registry.js';
+
+export interface HealingEngineOptions {
+  readonly clock: Clock;
+  readonly mesh: MeshState;
+  readonly stats: StatsTable;
+  /** Settings of a service (mesh-wide defaults merged with the service's own). */
+  readonly settingsFor: (service: string) => ResolvedPolicySettings;
+  /** Evaluation period, ms (config.stats.tickMs). */
+  readonly tickMs: number;
+  readonly log?: Logger;
+  /** Random source for policies (Envoy's enforcing rolls); seeded in the simulator. */
+  readonly random?: () => number;
+  /**
+   * How a failure that reaches a consecutive threshold is handled: `microtask` (sidecar: right after the
+   * proxy's callback returns), `sync` (simulator: at once), `tick` (wait for the next tick).
+   */
+  readonly urgent?: 'microtask' | 'sync' | 'tick';
+}
+
+export interface EngineCounters {
+  ticks: number;
+  evaluations: number;
+  urgentEvaluations: number;
+  policyErrors: number;
+  decisionsApplied: number;
+  externalAccepted: number;
+  externalRejected: number;
+}
+
+interface ServiceRuntime {
+  readonly name: string;
+  policy: HealingPolicy;
+  settings: ResolvedPolicySettings;
+  view: ServiceView | undefined;
+  signals: EndpointSignals[];
+  readonly byId: Map<string, EndpointSignals>;
+  lastEpoch: number;
+  external: ExternalVerdict[];
+  urgent: boolean;
+  hookAt: number;
+}
+
+const MAX_EXTERNAL = 1000;
+
+export class HealingEngine {
+  readonly counters: EngineCounters = { ticks: 0, evaluations: 0, urgentEvaluations: 0, policyErrors: 0, decisionsApplied: 0, externalAccepted: 0, externalRejected: 0 };
+  private readonly opts: HealingEngineOptions;
+  private readonly log: Logger;
+  private readonly windowMs: number;
+  private readonly runtimes = new Map<string, ServiceRuntime>();
+  private readonly hookOwners = new Map<EndpointWindows, ServiceRuntime>();
+  private readonly scratchCounts = OUTCOME_SCRATCH();
+  private timer: TimerHandle | undefined;
+  private urgentScheduled = false;
+  private readonly hook: (w: EndpointWindows) => void;
+  private readonly runUrgentBound: () => void;
+
+  constructor(opts: HealingEngineOptions) {
+    this.opts = opts;
+    this.log = opts.log ?? silentLogger;
+    this.windowMs = opts.stats.opts.windowMs;
+    this.runUrgentBound = () => this.runUrgent();
+    this.hook = (w) => this.onFailure(w);
+  }
+
+  start(): void {
+    if (this.timer) return;
+    this.timer = this.opts.clock.setInterval(() => this.tick(), this.opts.tickMs);
+  }
+
+  stop(): void {
+    this.timer?.cancel();
+    this.timer = undefined;
+    for (const w of this.hookOwners.keys()) w.failureHook = null;
+    this.hookOwners.clear();
+  }
+
+  /** The policy running for a service (after the first tick that saw it). */
+  policyOf(service: string): HealingPolicy | undefined {
+    return this.runtimes.get(service)?.policy;
+  }
+
+  /** Services the engine has seen. */
+  serviceNames(): string[] {
+    return [...this.runtimes.keys()];
+  }
+
+  /** Signals of a service's endpoints (read-only use: admin, tests). */
+  signalsOf(service: string): readonly EndpointSignals[] {
+    return this.runtimes.get(service)?.signals ?? [];
+  }
+
+  /**
+   * A verdict from outside (gossiped peer observations past their quorum, the predictor). It is judged at
+   * the next evaluation by the service's policy, under the same guards as local verdicts. Returns false
+   * (and counts it) when the target is unknown or the verdict is malformed.
+   */
+  submitVerdict(v: ExternalVerdict): boolean {
+    const ev = v && typeof v.target === 'string' ? this.opts.mesh.snapshot().endpoints.get(v.target) : undefined;
+    const ok = ev !== undefined && (v.source === 'peer' || v.source === 'predicted') && (v.severity === 'eject' || v.severity === 'degrade' || v.severity === 'drain');
+    if (!ok) {
+      this.counters.externalRejected++;
+      return false;
+    }
+    const rt = this.runtimes.get(ev.spec.service) ?? this.createRuntime(ev.spec.service);
+    if (rt.external.length >= MAX_EXTERNAL) rt.external.shift();
+    rt.external.push(v);
+    this.counters.externalAccepted++;
+    return true;
+  }
+
+  /** One evaluation of every service. Called by the timer; callable directly by tests and the simulator. */
+  tick(): void {
+    this.counters.ticks++;
+    const now = this.opts.clock.now();
+    const epoch = Math.floor(now / this.windowMs);
+    let snap;
+    try {
+      snap = this.opts.mesh.snapshot();
+    } catch (err) {
+      this.fail('snapshot', err);
+      return;
+    }
+    for (const view of snap.services.values()) {
+      const rt = this.runtimes.get(view.name) ?? this.createRuntime(view.name);
+      try {
+        this.sync(rt, view);
+        let completed = -1;
+        if (rt.lastEpoch < epoch - 1) {
+          // Figures of every window completed since the last tick (older ones are gone from the ring).
+          const first = Math.max(rt.lastEpoch + 1, epoch - (this.opts.stats.opts.windows - 1));
+          for (let e = first; e <= epoch - 1; e++) for (const s of rt.signals) s.features.push(e, s.windows, this.scratchCounts);
+          rt.lastEpoch = epoch - 1;
+          completed = epoch - 1;
+        }
+        this.evaluate(rt, view, completed, now);
+      } catch (err) {
+        this.fail(view.name, err);
+      }
+    }
+    for (const name of [...this.runtimes.keys()]) if (!snap.services.has(name)) this.dropRuntime(name);
+  }
+
+  private createRuntime(name: string): ServiceRuntime {
+    const settings = this.opts.settingsFor(name);
+    const factory = getPolicy(settings.policy) ?? getPolicy('none')!;
+    const rt: ServiceRuntime = {
+      name,
+      policy: factory(settings, { random: this.opts.random ?? Math.random }),
+      settings,
+      view: undefined,
+      signals: [],
+      byId: new Map(),
+      lastEpoch: Math.floor(this.opts.clock.now() / this.windowMs) - 1,
+      external: [],
+      urgent: false,
+      hookAt: hookThreshold(settings),
+    };
+    this.runtimes.set(name, rt);
+    return rt;
+  }
+
+  private dropRuntime(name: string): void {
+    const rt = this.runtimes.get(name);
+    if (!rt) return;
+    for (const s of rt.signals) if (s.windows && this.hookOwners.get(s.windows) === rt) this.unhook(s.windows);
+    this.runtimes.delete(name);
+  }
+
+  /** Align the runtime's signals with the service view (new endpoints, removed ones, health). */
+  private sync(rt: ServiceRuntime, view: ServiceView): void {
+    if (rt.view === view) return;
+    const perLocality = rt.settings.ejection.perLocality;
+    const next: EndpointSignals[] = [];
+    const seen = new Set<string>();
+    for (const ev of view.endpoints) {
+      let s = rt.byId.get(ev.spec.id);
+      if (!s) {
+        s = {
+          id: ev.spec.id,
+          spec: ev.spec,
+          health: ev.health,
+          slot: ev.slot,
+          windows: undefined,
+          features: new FeatureRing(Math.max(16, this.opts.stats.opts.windows + 6)),
+          latencyStrikes: 0,
+          latencyP50: newBaseline(),
+          latencyP90: newBaseline(),
+          errors: newBaseline(),
+          scope: '',
+        };
+        rt.byId.set(s.id, s);
+      }
+      s.spec = ev.spec;
+      s.health = ev.health;
+      s.slot = ev.slot;
+      s.scope = scopeKey(ev, perLocality);
+      const w = this.opts.stats.ensure(ev.slot);
+      if (s.windows !== w) {
+        if (s.windows) this.unhook(s.windows);
+        s.windows = w;
+      }
+      if (rt.hookAt > 0 && this.opts.urgent !== 'tick' && w.failureHook === null) {
+        w.failureHook = this.hook;
+        w.failureHookAt = rt.hookAt;
+        this.hookOwners.set(w, rt);
+      }
+      seen.add(s.id);
+      next.push(s);
+    }
+    for (const [id, s] of rt.byId) {
+      if (seen.has(id)) continue;
+      if (s.windows) this.unhook(s.windows);
+      rt.byId.delete(id);
+    }
+    rt.signals = next;
+    rt.view = view;
+  }
+
+  private unhook(w: EndpointWindows): void {
+    if (this.hookOwners.delete(w)) w.failureHook = null;
+  }
+
+  private evaluate(rt: ServiceRuntime, view: ServiceView, completed: number, now: number): void {
+    const external = rt.external.length ? rt.external.splice(0) : [];
+    let decisions;
+    try {
+      this.counters.evaluations++;
+      decisions = rt.policy.evaluate({ now, service: view, signals: rt.signals, completedEpoch: completed, windowMs: this.windowMs, external });
+    } catch (err) {
+      this.fail(rt.name, err);
+      return;
+    }
+    if (decisions.length === 0) return;
+    const recorded = this.opts.mesh.applyAll(decisions);
+    for (const r of recorded) {
+      if (!r.applied) continue;
+      this.counters.decisionsApplied++;
+      if (r.action === 'eject' || r.action === 'probation') {
+        // As Envoy does on (un)ejection: start counting afresh, so stale streaks do not re-trigger.
+        const s = rt.byId.get(r.target);
+        s?.windows?.resetConsecutive();
+        if (s) s.latencyStrikes = 0;
+      }
+    }
+    // Health changed: the next evaluation must see the new view.
+    const nv = this.opts.mesh.snapshot().services.get(rt.name);
+    if (nv) this.sync(rt, nv);
+  }
+
+  private onFailure(w: EndpointWindows): void {
+    const rt = this.hookOwners.get(w);
+    if (!rt) return;
+    rt.urgent = true;
+    if (this.opts.urgent === 'sync') this.runUrgent();
+    else if (!this.urgentScheduled) {
+      this.urgentScheduled = true;
+      queueMicrotask(this.runUrgentBound);
+    }
+  }
+
+  private runUrgent(): void {
+    this.urgentScheduled = false;
+    const snap = this.opts.mesh.snapshot();
+    const now = this.opts.clock.now();
+    for (const rt of this.runtimes.values()) {
+      if (!rt.urgent) continue;
+      rt.urgent = false;
+      const view = snap.services.get(rt.name);
+      if (!view) continue;
+      try {
+        this.counters.urgentEvaluations++;
+        this.sync(rt, view);
+        this.evaluate(rt, view, -1, now);
+      } catch (err) {
+        this.fail(rt.name, err);
+      }
+    }
+  }
+
+  private fail(where: string, err: unknown): void {
+    this.counters.policyErrors++;
+    // Fail open: keep the current health; the proxy keeps forwarding.
+    this.log.error('healing evaluation failed; health left unchanged', { service: where, err });
+  }
+}
+
+/** The lowest consecutive-failure count at which the policy may act (0 = it never does). */
+function hookThreshold(s: ResolvedPolicySettings): number {
+  switch (s.policy) {
+    case 'meshmedic':
+      return s.consecutive.enabled ? Math.min(s.consecutive.errors5xx, s.consecutive.gateway, s.consecutive.localOrigin, s.probation.failConsecutive) : s.probation.failConsecutive;
+    case 'envoy-default':
+      return Math.min(s.envoy.consecutive5xx, s.envoy.consecutiveGatewayFailure);
+    default:
+      return 0;
+  }
+}

@@ -1,0 +1,267 @@
+// The meshmedic policy: every detector, ejection with backoff, re-admission through probation judged on
+// the canary traffic's observed health, de-weighting with an automatic ramp back, failover audit, and
+// the guards (max ejection share, always-eject-one, panic, overload, rate limit) that always win.
+import type { Decision, DecisionSource } from '../core/types.js';
+import type { ResolvedPolicySettings } from '../config/sections/healing.js';
+import type { EndpointView } from '../mesh/state.js';
+import { isRoutable } from '../mesh/state.js';
+import { consecutiveVerdicts } from '../detect/consecutive.js';
+import { peerLatency, peerSuccess } from '../detect/peer.js';
+import { errorBaseline, latencyBaseline } from '../detect/baseline.js';
+import { medianInPlace } from '../detect/robust.js';
+import type { DetectionInput, EndpointSignals, Verdict } from '../detect/types.js';
+import { EjectionGuard, TokenBucket } from './guards.js';
+import type { ExternalVerdict, HealingPolicy, PolicyFactory, PolicyInput } from './policy.js';
+import { newCounters } from './policy.js';
+
+interface EndpointState {
+  /** Backoff level: the next ejection lasts min(baseMs × (level + 1), maxMs). */
+  level: number;
+  lastLevelChange: number;
+  /** When an ejected endpoint goes to probation. */
+  readmitAt: number;
+  /** Probation: first window whose figures count as canary traffic, and when the canary last widened. */
+  probationEpoch: number;
+  lastWiden: number;
+  /** The last window in which the endpoint was ramped back up (one step per window). */
+  lastRampEpoch: number;
+}
+
+const SEVERITY_RANK = { eject: 3, drain: 2, degrade: 1 } as const;
+
+interface Pending {
+  verdict: Verdict;
+  source: DecisionSource;
+}
+
+export const createMeshmedicPolicy: PolicyFactory = (settings: ResolvedPolicySettings): HealingPolicy => {
+  const counters = newCounters();
+  const states = new Map<string, EndpointState>();
+  let bucket: TokenBucket | undefined;
+  let lastPlan = '';
+  const verdicts: Verdict[] = [];
+
+  const stateOf = (id: string, now: number): EndpointState => {
+    let s = states.get(id);
+    if (!s) states.set(id, (s = { level: 0, lastLevelChange: now, readmitAt: 0, probationEpoch: 0, lastWiden: now, lastRampEpoch: -1 }));
+    return s;
+  };
+
+  return {
+    name: 'meshmedic',
+    settings,
+    counters,
+    evaluate(input: PolicyInput): Decision[] {
+      const { now, service, signals } = input;
+      const out: Decision[] = [];
+      bucket ??= new TokenBucket(settings.rateLimit.perSecond, settings.rateLimit.burst, now);
+      const epochNow = Math.floor(now / input.windowMs);
+
+      // 1. Detection over endpoints that take traffic (ordinary or canary).
+      const active: EndpointSignals[] = [];
+      for (const s of signals) if (isRoutable(s.health) || s.health.state === 'probation') active.push(s);
+      verdicts.length = 0;
+      const dInput: DetectionInput = { now, completedEpoch: input.completedEpoch, endpoints: active, settings };
+      consecutiveVerdicts(dInput, verdicts);
+      let overloaded = false;
+      if (input.completedEpoch >= 0) {
+        // Peer detectors judge ordinary members only: canaries have too little traffic to compare.
+        const members = active.filter((s) => isRoutable(s.health));
+        const wInput: DetectionInput = { ...dInput, endpoints: members };
+        peerSuccess.detect(wInput, verdicts);
+        peerLatency.detect(wInput, verdicts);
+        latencyBaseline.detect(wInput, verdicts);
+        errorBaseline.detect(wInput, verdicts);
+        overloaded = isOverloaded(members, input.completedEpoch, settings);
+      }
+
+      // 2. Strongest verdict per endpoint; external verdicts go through the same path and guards.
+      const best = new Map<string, Pending>();
+      const consider = (v: Verdict, source: DecisionSource) => {
+        const cur = best.get(v.target);
+        if (!cur || SEVERITY_RANK[v.severity] > SEVERITY_RANK[cur.verdict.severity]) best.set(v.target, { verdict: v, source });
+      };
+      for (const v of verdicts) consider(v, 'local');
+      for (const v of input.external) consider(v, (v as ExternalVerdict).source);
+
+      const guard = new EjectionGuard(service, settings.ejection);
+      const byId = new Map<string, EndpointView>();
+      for (const e of service.endpoints) byId.set(e.spec.id, e);
+      const flagged = new Set<string>();
+
+      for (const [id, p] of best) {
+        const e = byId.get(id);
+        if (!e) continue;
+        const v = p.verdict;
+        const h = e.health;
+        const st = stateOf(id, now);
+        flagged.add(id);
+        if (overloaded && v.kind === 'latency' && p.source === 'local') {
+          counters.refusals.overload++;
+          continue;
+        }
+        if (h.state === 'ejected' || h.state === 'draining') continue;
+        if (h.state === 'probation') {
+          // A canary that fails, or is still slow against its peers, goes back out for longer.
+          if (v.severity === 'eject' || v.kind === 'failure') out.push(eject(e, st, now, `probation_failed_${v.detector}`, p.source, v.evidence));
+          continue;
+        }
+        if (v.severity === 'drain') {
+          if (!take(now)) continue;
+          guard.commit(e);
+          out.push({ action: 'drain', target: id, reason: v.detector, source: p.source, at: now, evidence: v.evidence });
+          continue;
+        }
+        if (v.severity === 'eject') {
+          const refusal = guard.check(e, v.kind === 'failure');
+          if (!refusal) {
+            if (!take(now)) continue;
+            guard.commit(e);
+            out.push(eject(e, st, now, v.detector, p.source, v.evidence));
+            continue;
+          }
+          counters.refusals[refusal.guard]++;
+          // A guard forbids ejecting: send it as little traffic as allowed instead.
+          if (settings.deweight.enabled) deweight(e, settings.deweight.minWeight, v, p.source, { guard: refusal.guard, ...refusal.evidence });
+          continue;
+        }
+        if (settings.deweight.enabled) deweight(e, v.weight ?? 0.5, v, p.source, {});
+      }
+
+      // 3. Time-driven transitions: ejected → probation → ramp → healthy, backoff decay.
+      for (const s of signals) {
+        const e = byId.get(s.id);
+        if (!e) continue;
+        const h = e.health;
+        if (h.state === 'ejected' && h.source !== 'operator') {
+          const st = stateOf(s.id, now);
+          if (st.readmitAt === 0) st.readmitAt = h.since + Math.min(settings.ejection.baseMs * Math.max(1, st.level), settings.ejection.maxMs);
+          if (now >= st.readmitAt) {
+            st.probationEpoch = epochNow;
+            st.lastWiden = now;
+            out.push({ action: 'probation', target: s.id, reason: 'readmit', source: 'local', at: now, weight: settings.probation.canaryWeight, evidence: { level: st.level, ejectedForMs: now - h.since } });
+          }
+        } else if (h.state === 'probation' && !flagged.has(s.id)) {
+          const d = judgeProbation(s, e, stateOf(s.id, now), now, input, signals);
+          if (d) out.push(d);
+        } else if (h.state === 'degraded' && h.source !== 'operator' && !flagged.has(s.id) && input.completedEpoch >= 0) {
+          const st = stateOf(s.id, now);
+          if (st.lastRampEpoch !== input.completedEpoch) {
+            st.lastRampEpoch = input.completedEpoch;
+            const w = Math.min(1, h.weightFactor + settings.deweight.rampStep);
+            out.push(
+              w >= 1
+                ? { action: 'restore', target: s.id, reason: 'recovered', source: 'local', at: now, evidence: { from: round(h.weightFactor) } }
+                : { action: 'weight', target: s.id, reason: 'ramp_up', source: 'local', at: now, weight: round(w), evidence: { from: round(h.weightFactor) } },
+            );
+          }
+        } else if (h.state === 'healthy') {
+          const st = states.get(s.id);
+          if (st && st.level > 0 && now - st.lastLevelChange >= settings.ejection.decayMs) {
+            st.level--;
+            st.lastLevelChange = now;
+          }
+        }
+      }
+
+      // 4. Failover audit: the plan is derived from health by the mesh state; record when it shifts.
+      const plan = `${service.plan.load.map((x) => Math.round(x * 1000) / 1000).join(',')}${service.plan.panic ? ' panic' : ''}`;
+      if (lastPlan !== '' && plan !== lastPlan) {
+        const evidence: Record<string, number | string | boolean> = { panic: service.plan.panic, previous: lastPlan };
+        service.plan.load.forEach((x, i) => (evidence[`p${i}`] = Math.round(x * 1000) / 1000));
+        const failback = service.plan.load.length > 0 && service.plan.load[0]! >= 1 && !service.plan.panic;
+        out.push({ action: 'failover', target: service.name, reason: failback ? 'failback' : service.plan.panic ? 'panic' : 'priority_shift', source: 'local', at: now, evidence });
+      }
+      lastPlan = plan;
+      return out;
+
+      function take(t: number): boolean {
+        if (bucket!.take(t)) return true;
+        counters.refusals.rate_limit++;
+        return false;
+      }
+
+      function deweight(e: EndpointView, target: number, v: Verdict, source: DecisionSource, extra: Record<string, number | string | boolean>): void {
+        const w = round(Math.max(settings.deweight.minWeight, Math.min(1, target)));
+        if (w >= e.health.weightFactor - 0.05) return; // already at or below: nothing to do
+        if (!take(now)) return;
+        out.push({ action: 'weight', target: e.spec.id, reason: v.detector, source, at: now, weight: w, evidence: { ...v.evidence, ...extra } });
+      }
+    },
+  };
+
+  function eject(e: EndpointView, st: EndpointState, now: number, reason: string, source: DecisionSource, evidence: Readonly<Record<string, number | string | boolean>>): Decision {
+    st.level = Math.min(st.level + 1, Math.ceil(settings.ejection.maxMs / settings.ejection.baseMs));
+    st.lastLevelChange = now;
+    const ms = Math.min(settings.ejection.baseMs * st.level, settings.ejection.maxMs);
+    st.readmitAt = now + ms;
+    return { action: 'eject', target: e.spec.id, reason, source, at: now, evidence: { ...evidence, level: st.level, ejectMs: ms } };
+  }
+
+  /** Probation: restore only on the canary traffic's own health, never on time alone. */
+  function judgeProbation(s: EndpointSignals, e: EndpointView, st: EndpointState, now: number, input: PolicyInput, all: readonly EndpointSignals[]): Decision | undefined {
+    const cfg = settings.probation;
+    const w = s.windows;
+    if (w && w.consecutive5xx >= cfg.failConsecutive) return eject(e, st, now, 'probation_failed', 'local', { consecutive: w.consecutive5xx });
+    if (input.completedEpoch < 0) return undefined; // canary figures change only when a window completes
+    // Canary figures: completed windows since probation began.
+    let total = 0;
+    let failures = 0;
+    const p50s = new Float64Array(s.features.capacity);
+    let np = 0;
+    for (let a = 0; a < s.features.size; a++) {
+      const i = s.features.index(a);
+      if (s.features.epoch[i]! < st.probationEpoch) break;
+      total += s.features.total[i]!;
+      failures += s.features.failures[i]!;
+      if (s.features.p50[i]! > 0) p50s[np++] = s.features.p50[i]!;
+    }
+    if (total < cfg.minRequests) {
+      if (now - st.lastWiden >= cfg.widenAfterMs && e.health.weightFactor < 0.5) {
+        st.lastWiden = now;
+        return { action: 'probation', target: s.id, reason: 'probation_widen', source: 'local', at: now, weight: round(Math.min(0.5, e.health.weightFactor * 2)), evidence: { canaryRequests: total } };
+      }
+      return undefined;
+    }
+    const rate = failures / total;
+    if (rate > cfg.maxFailureRate) return eject(e, st, now, 'probation_failed', 'local', { canaryRequests: total, canaryFailures: failures, failureRate: round(rate) });
+    const canaryP50 = np > 0 ? medianInPlace(p50s, np) : NaN;
+    const peers = peerMedianP50(all, input.completedEpoch, settings.peerLatency.minRequests);
+    const ratio = canaryP50 > 0 && peers > 0 ? canaryP50 / peers : 1;
+    if (ratio > cfg.maxLatencyRatio) return eject(e, st, now, 'probation_failed_latency', 'local', { canaryRequests: total, canaryP50Ms: round(canaryP50 / 1000), peerMedianMs: round(peers / 1000), ratio: round(ratio) });
+    return { action: 'weight', target: s.id, reason: 'probation_passed', source: 'local', at: now, weight: cfg.rampStart, evidence: { canaryRequests: total, canaryFailures: failures, latencyRatio: round(ratio) } };
+  }
+};
+
+/** Overload: most judged endpoints slow against their own baselines at once (load, not an outlier). */
+export function isOverloaded(members: readonly EndpointSignals[], epoch: number, settings: ResolvedPolicySettings): boolean {
+  const cfg = settings.overload;
+  if (!cfg.enabled) return false;
+  let judged = 0;
+  let slow = 0;
+  for (const s of members) {
+    const i = s.features.index(0);
+    if (i < 0 || s.features.epoch[i] !== epoch || s.features.total[i]! < settings.latencyBaseline.minRequests) continue;
+    if (s.latencyP50.n < settings.latencyBaseline.warmupWindows) continue;
+    judged++;
+    if (s.latencyP50.alarm || s.latencyP90.alarm) slow++;
+  }
+  return slow >= cfg.minHosts && slow >= cfg.fraction * judged;
+}
+
+/** Median p50 (µs) of the newest window over ordinary members with enough requests; NaN if none. */
+export function peerMedianP50(all: readonly EndpointSignals[], epoch: number, minRequests: number): number {
+  const xs = new Float64Array(all.length);
+  let n = 0;
+  for (const s of all) {
+    if (!isRoutable(s.health)) continue;
+    const i = s.features.index(0);
+    if (i < 0 || s.features.epoch[i] !== epoch || s.features.total[i]! < minRequests || !(s.features.p50[i]! > 0)) continue;
+    xs[n++] = s.features.p50[i]!;
+  }
+  return medianInPlace(xs, n);
+}
+
+function round(x: number): number {
+  return Math.round(x * 1000) / 1000;
+}

@@ -1,0 +1,49 @@
+// The healing policy contract: one interface for meshmedic, envoy-default and none, so that the live
+// sidecar, the simulator and the tests compare them fairly. A policy is created per service, keeps its
+// own small state (backoff levels, probation), and is a deterministic function of its inputs: time
+// comes from `input.now`, randomness from the injected `random`.
+import type { Decision, DecisionSource } from '../core/types.js';
+import type { ResolvedPolicySettings } from '../config/sections/healing.js';
+import type { ServiceView } from '../mesh/state.js';
+import type { EndpointSignals, Verdict } from '../detect/types.js';
+import type { GuardName } from './guards.js';
+
+/** A verdict from outside this sidecar's own detectors (gossiped peers, the predictor). */
+export interface ExternalVerdict extends Verdict {
+  readonly source: Exclude<DecisionSource, 'local' | 'operator'>;
+}
+
+export interface PolicyInput {
+  readonly now: number;
+  readonly service: ServiceView;
+  /** One per endpoint, in the order of `service.endpoints`. */
+  readonly signals: readonly EndpointSignals[];
+  /** The window that just completed (its figures are the newest in each feature ring), or -1. */
+  readonly completedEpoch: number;
+  readonly windowMs: number;
+  /** External verdicts received since the last evaluation. */
+  readonly external: readonly ExternalVerdict[];
+}
+
+export interface PolicyCounters {
+  /** Verdicts a guard refused, by guard. */
+  readonly refusals: Record<GuardName, number>;
+}
+
+export interface HealingPolicy {
+  readonly name: string;
+  readonly settings: ResolvedPolicySettings;
+  readonly counters: PolicyCounters;
+  evaluate(input: PolicyInput): Decision[];
+}
+
+export interface PolicyOptions {
+  /** Uniform random numbers in [0, 1) (Envoy's enforcing percentages); seeded in the simulator. */
+  readonly random: () => number;
+}
+
+export type PolicyFactory = (settings: ResolvedPolicySettings, opts: PolicyOptions) => HealingPolicy;
+
+export function newCounters(): PolicyCounters {
+  return { refusals: { max_ejection_pct: 0, panic: 0, rate_limit: 0, overload: 0 } };
+}
