@@ -1,0 +1,175 @@
+// `npm run bench:proxy`: the same small backend served direct, through meshmedic, HAProxy and nginx,
+// in one run: requests/s at saturation (wrk) and p50/p99 at a fixed rate (open-loop), ratios to HAProxy.
+// Writes bench/results/proxy.json and the table into bench/README.md.
+import { parseArgs } from 'node:util';
+import { writeFileSync, existsSync, readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { ROOT, nodeEntry, runCommand, spawnTracked, stopAll, tempDir, waitReadyLine } from '../lib/procs.js';
+import { BENCH_TIMEOUTS } from '../lib/peers.js';
+import { direct, haproxy, meshmedic, nginx, type SystemUnderTest, type RunningSut } from '../lib/systems.js';
+import { runWrk, wrkAvailable, type WrkResult } from '../lib/wrk.js';
+import { summarize, type LoadRecords } from '../lib/loadgen.js';
+import { ratio, renderMarkdown, renderText, updateMarkdownFile, writeJson, type Cell } from '../lib/report.js';
+
+const USAGE = `usage: npm run bench:proxy -- [--quick] [--rounds N] [--duration S] [--connections C] [--rate RPS]
+  [--only NAME[,NAME]] [--no-build] [--no-write]
+  --quick        short run (about a minute): 3 s per measurement, one round
+  --rounds N     measure every system N times, interleaved, and keep each one's best (default 2, quick 1)
+  --duration S   seconds of saturation load per measurement (default 10)
+  --connections  wrk connections at saturation (default 64)
+  --rate RPS     the fixed rate for the latency measurement (default 2000, quick 1000)
+  --only         run only systems whose name contains one of these words (haproxy is always kept as the reference)
+  --no-write     print the table only; do not write bench/results/proxy.json or bench/README.md`;
+
+interface Row {
+  system: string;
+  available: boolean;
+  reason?: string;
+  saturation?: WrkResult;
+  fixed?: { rate: number; p50: number; p90: number; p99: number; failed: number; count: number; achievedRps: number };
+}
+
+async function main(): Promise<number> {
+  let v: Record<string, string | boolean | undefined>;
+  try {
+    ({ values: v } = parseArgs({
+      options: {
+        quick: { type: 'boolean' }, rounds: { type: 'string' }, duration: { type: 'string' }, connections: { type: 'string' },
+        rate: { type: 'string' }, only: { type: 'string' }, 'no-build': { type: 'boolean' }, 'no-write': { type: 'boolean' }, help: { type: 'boolean' },
+      },
+    }));
+  } catch (e) { process.stderr.write(`${(e as Error).message}\n${USAGE}\n`); return 2; }
+  if (v.help) { process.stdout.write(USAGE + '\n'); return 0; }
+  const quick = Boolean(v.quick);
+  const durationS = Number(v.duration ?? (quick ? 3 : 10));
+  const connections = Number(v.connections ?? 64);
+  const rate = Number(v.rate ?? (quick ? 1000 : 2000));
+  const rounds = Number(v.rounds ?? (quick ? 1 : 2));
+  const warmS = quick ? 1 : 2;
+  for (const [k, x] of Object.entries({ duration: durationS, connections, rate, rounds })) {
+    if (!Number.isFinite(x) || x <= 0) { process.stderr.write(`--${k}: expected a positive number\n${USAGE}\n`); return 2; }
+  }
+
+  // Peers, then the build (meshmedic runs from dist/); a failure of either is reported, not fatal.
+  const peers = await runCommand('bash', [path.join(ROOT, 'scripts', 'ensure-peers.sh')], 600_000);
+  if (peers.code !== 0) process.stderr.write(peers.stderr);
+  const wrkMissing = wrkAvailable();
+  if (wrkMissing) { process.stderr.write(`bench:proxy: ${wrkMissing}\n`); return 1; }
+  if (!v['no-build']) {
+    const b = await runCommand(process.execPath, [path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json'], 300_000);
+    if (b.code !== 0) process.stderr.write(`bench:proxy: the build reported errors (meshmedic may be unavailable):\n${b.stdout.split('\n').slice(0, 5).join('\n')}\n`);
+  }
+
+  let systems: SystemUnderTest[] = [
+    direct(),
+    meshmedic(),
+    haproxy(),
+    haproxy({ nbthread: 1 }),
+    nginx({ workers: 'auto' }),
+    nginx({ workers: 1 }),
+  ];
+  if (typeof v.only === 'string') {
+    const words = v.only.split(',').map((s) => s.trim().toLowerCase()).filter(Boolean);
+    systems = systems.filter((s) => s.name === 'haproxy' || words.some((w) => s.name.toLowerCase().includes(w)));
+  }
+
+  const tmp = tempDir('mm-bench-proxy');
+  const rows = new Map<string, Row>(systems.map((s) => [s.name, { system: s.name, available: true }]));
+  try {
+    const be = nodeEntry('src/testing/backend-main.ts');
+    const backendProc = spawnTracked({
+      name: 'backend', cmd: be.cmd, args: [...be.args, '--port', '0', '--control-port', '0', '--body-bytes', '256', '--exit-with-stdin'],
+      logDir: tmp.dir, stdinPipe: true,
+    });
+    const ready = await waitReadyLine<{ port: number }>(backendProc);
+    const ctx = { upstreams: [{ host: '127.0.0.1', port: ready.port }], dir: tmp.dir, timeouts: BENCH_TIMEOUTS };
+    process.stderr.write(`backend on 127.0.0.1:${ready.port}; ${systems.length} systems, ${rounds} round(s), wrk ${connections} connections ${durationS}s, fixed rate ${rate} rps\n`);
+
+    for (let round = 1; round <= rounds; round++) {
+      for (const sys of systems) {
+        const row = rows.get(sys.name)!;
+        if (!row.available) continue;
+        const why = sys.available();
+        if (why) { row.available = false; row.reason = why; continue; }
+        let sut: RunningSut | undefined;
+        try {
+          sut = await sys.start(ctx);
+          const url = `${sut.url}/`;
+          await runWrk(url, { threads: 2, connections, durationS: warmS });
+          const sat = await runWrk(url, { threads: 2, connections, durationS });
+          const fixed = await fixedRate(sut.url, rate, durationS, warmS, tmp.dir);
+          process.stderr.write(`  round ${round} ${sys.name}: ${Math.round(sat.rps)} req/s, fixed ${rate} rps p99 ${fixed.p99.toFixed(2)} ms\n`);
+          if (!row.saturation || sat.rps > row.saturation.rps) row.saturation = sat;
+          if (!row.fixed || fixed.p99 < row.fixed.p99) row.fixed = fixed;
+        } catch (e) {
+          row.available = false;
+          row.reason = `failed: ${(e as Error).message.split('\n')[0]}`;
+          process.stderr.write(`  ${sys.name}: ${row.reason}\n`);
+        } finally {
+          await sut?.stop();
+        }
+      }
+    }
+  } finally {
+    await stopAll();
+    tmp.remove();
+  }
+
+  const list = [...rows.values()];
+  const ref = rows.get('haproxy');
+  const x = (a: number | undefined, b: number | undefined): string | null => { const q = ratio(a, b); return q === null ? null : `${q.toFixed(2)}×`; };
+  const table = {
+    alignRight: [false, true, true, true, true, true, true, true, true],
+    columns: ['system', 'req/s (saturation)', '× HAProxy', 'p50 ms (sat.)', 'p99 ms (sat.)', `p50 ms @${rate}/s`, `p99 ms @${rate}/s`, 'p99 × HAProxy', 'errors'],
+    rows: list.map((r): Cell[] => r.available && r.saturation && r.fixed
+      ? [r.system, Math.round(r.saturation.rps), x(r.saturation.rps, ref?.saturation?.rps), r.saturation.p50, r.saturation.p99, r.fixed.p50, r.fixed.p99,
+        x(r.fixed.p99, ref?.fixed?.p99), r.saturation.non2xx + r.saturation.socketErrors + r.fixed.failed]
+      : [r.system, null, null, null, null, null, null, null, `not available: ${r.reason ?? 'unknown'}`]),
+  };
+  const cmd = `npm run bench:proxy${quick ? ' -- --quick' : ''}`;
+  const when = new Date().toISOString();
+  const machine = `${os.cpus().length} × ${os.cpus()[0]?.model.trim() ?? 'cpu'}, Node ${process.version}, ${os.platform()} ${os.release()}`;
+  process.stdout.write(`\n${renderText(table)}\n\n`);
+  const mm = rows.get('meshmedic');
+  const verdict = mm?.saturation && ref?.saturation && mm.fixed && ref.fixed
+    ? `meshmedic/HAProxy throughput ${ratio(mm.saturation.rps, ref.saturation.rps)} (target ≥ 0.6), p99 at ${rate}/s ${ratio(mm.fixed.p99, ref.fixed.p99)}× (target ≤ 2)`
+    : 'meshmedic or HAProxy did not run: no ratio';
+  process.stdout.write(`${verdict}\n`);
+
+  if (!v['no-write']) {
+    writeJson(path.join(ROOT, 'bench', 'results', 'proxy.json'), {
+      when, command: cmd, machine, quick, rounds, wrk: { threads: 2, connections, durationS, warmS }, fixedRate: { rate, durationS },
+      timeouts: BENCH_TIMEOUTS, rows: list, verdict,
+    });
+    const readme = path.join(ROOT, 'bench', 'README.md');
+    updateMarkdownFile(readme, 'bench:proxy', [
+      `Last run: ${when}, \`${cmd}\` (${quick ? 'quick mode: short, indicative only' : `${rounds} rounds, best of each`}), on ${machine}.`,
+      '',
+      renderMarkdown(table),
+      '',
+      verdict + '.',
+    ].join('\n'), '## Proxy overhead: latest results');
+    process.stderr.write(`wrote bench/results/proxy.json and bench/README.md\n`);
+  }
+  return 0;
+}
+
+/** p50/p99 at a fixed rate with the open-loop generator in its own process; the first warmS seconds are not counted. */
+async function fixedRate(url: string, rate: number, durationS: number, warmS: number, dir: string): Promise<NonNullable<Row['fixed']>> {
+  const optsFile = path.join(dir, 'loadgen-opts.json');
+  const outFile = path.join(dir, 'loadgen-out.json');
+  writeFileSync(optsFile, JSON.stringify({
+    targets: [{ name: 'sut', url, schedule: [{ atMs: 0, rate }] }],
+    durationMs: (durationS + warmS) * 1000, timeoutMs: 5000, connections: 256,
+  }));
+  const gen = nodeEntry('bench/lib/loadgen-main.ts');
+  const p = spawnTracked({ name: 'loadgen', cmd: gen.cmd, args: [...gen.args, optsFile, outFile], logDir: dir });
+  const { code } = await p.exited;
+  if (code !== 0 || !existsSync(outFile)) throw new Error(`load generator failed (${code}); see ${p.logFile}: ${existsSync(p.logFile) ? readFileSync(p.logFile, 'utf8').slice(-300) : ''}`);
+  const [rec] = JSON.parse(readFileSync(outFile, 'utf8')) as LoadRecords[];
+  const s = summarize(rec, warmS * 1000);
+  return { rate, p50: s.p50, p90: s.p90, p99: s.p99, failed: s.failed, count: s.count, achievedRps: s.achievedRps };
+}
+
+main().then((code) => process.exit(code), (e: Error) => { process.stderr.write(`bench:proxy: ${e.stack ?? e.message}\n`); process.exitCode = 1; stopAll().finally(() => process.exit(1)); });
