@@ -144,7 +144,7 @@ class Reader {
     this.pos += 8;
     return v;
   }
-  bytes(n: number): Uint8Array { this.need(n); const v = this.buf.slice(this.pos, this.pos + n); this.pos += n; return v; }
+  bytes(n: number): Uint8Array { this.need(n); const v = new Uint8Array(this.buf.subarray(this.pos, this.pos + n)); this.pos += n; return v; }
   str(min = 0): string {
     const n = this.u8();
     if (n < min) throw new DecodeError('string too short');
@@ -274,7 +274,7 @@ function readBody(r: Reader, type: number): Message {
       const seq = r.f64();
       const flags = r.u8();
       if (!Number.isFinite(windowEnd) || windowEnd < 0 || !Number.isSafeInteger(seq) || seq < 0 || rate > 10_000) throw new DecodeError('observation fields');
-      const signed = r.buf.slice(start, r.pos);
+      const signed = new Uint8Array(r.buf.subarray(start, r.pos));
       const signature = r.bytes(SIGNATURE_BYTES);
       return { type, observer, endpoint, windowEnd, requests, errorRate: rate / 10_000, p99Us, seq, flags, signature, signed };
     }

@@ -391,6 +391,10 @@ export class Membership {
     this.pushPullTimer = this.clock.setTimeout(() => {
       const [peer] = this.randomMembers(1, (m) => m.state === 'alive');
       if (peer) this.pushPull(peer, false, () => {});
+      // Serf-style reconnect: also try one member we hold dead, so that both sides of a healed partition
+      // exchange state (each then refutes the other's stale verdict about itself).
+      const [gone] = this.randomMembers(1, (m) => m.state === 'dead');
+      if (gone) this.pushPull(gone, false, () => {});
       this.schedulePushPull();
     }, every * (0.5 + this.random()));
   }
@@ -623,7 +627,9 @@ export class Membership {
     const seq = this.nextSeq();
     const requester: Address = { host: m.sourceHost, port: m.sourcePort };
     let done = false;
-    const timer = this.after(this.p.probeTimeoutMs, () => {
+    // Nack at 80 % of the probe timeout so that it reaches the requester before its probe deadline
+    // (indirect probes start at probeTimeout; the deadline is one probe interval after the ping).
+    const timer = this.after(this.p.probeTimeoutMs * 0.8, () => {
       if (done) return;
       done = true;
       this.ackHandlers.delete(seq);
