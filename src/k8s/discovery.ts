@@ -1,0 +1,342 @@
+// Kubernetes discovery: list+watch Services and EndpointSlices (discovery.k8s.io/v1) and feed the
+// mesh state with the same ServiceSpecs a config file would give. Building specs is pure
+// (buildServiceSpecs); watching, relisting after 410 Gone and backing off live in startDiscovery.
+import { isIP } from 'node:net';
+import * as k8s from '@kubernetes/client-node';
+import type { Clock, TimerHandle } from '../core/clock.js';
+import { systemClock } from '../core/clock.js';
+import type { Logger } from '../core/log.js';
+import { silentLogger } from '../core/log.js';
+import { endpointId, type Decision, type EndpointSpec, type Locality, type ServiceSpec } from '../core/types.js';
+import type { MeshState, ServiceInput } from '../mesh/state.js';
+import { SERVICE_NAME_PATTERN } from '../config/schema.js';
+
+export const LABEL_SERVICE_NAME = 'kubernetes.io/service-name';
+export const LABEL_REGION = 'topology.kubernetes.io/region';
+export const LABEL_ZONE = 'topology.kubernetes.io/zone';
+export const LABEL_SUBZONE = 'topology.istio.io/subzone';
+/** A Service annotated `meshmedic.io/discovery: "false"` is left out of the mesh. */
+export const ANNOTATION_DISCOVERY = 'meshmedic.io/discovery';
+export const DRAIN_REASON = 'k8s_terminating';
+
+// The subset of the API objects this module reads (fields as in the API's JSON).
+type Labels = Record<string, string> | undefined | null;
+export interface K8sMeta { name?: string; namespace?: string; labels?: Labels; annotations?: Labels; resourceVersion?: string }
+export interface K8sService {
+  metadata?: K8sMeta;
+  spec?: { type?: string; ports?: { name?: string; port?: number; protocol?: string }[] | null } | null;
+}
+export interface K8sEndpoint {
+  addresses?: string[] | null;
+  conditions?: { ready?: boolean | null; serving?: boolean | null; terminating?: boolean | null } | null;
+  nodeName?: string | null;
+  zone?: string | null;
+  deprecatedTopology?: Labels;
+  targetRef?: { kind?: string; name?: string; namespace?: string } | null;
+}
+export interface K8sEndpointSlice {
+  metadata?: K8sMeta;
+  addressType?: string;
+  endpoints?: K8sEndpoint[] | null;
+  ports?: { name?: string | null; port?: number | null; protocol?: string | null }[] | null;
+}
+
+export interface BuildOptions {
+  /** Region for endpoints whose topology does not say (a cluster usually sits in one region). */
+  readonly defaultRegion?: string;
+}
+
+export interface BuiltServices {
+  /** One ServiceSpec per Service port, sorted by name; endpoints sorted by id. */
+  readonly specs: ServiceSpec[];
+  /** Ids of endpoints that are terminating but still serving: in the mesh, draining. */
+  readonly draining: Set<string>;
+}
+
+/**
+ * Services + EndpointSlices → ServiceSpecs. A single-port Service `reviews` in `shop` becomes
+ * `reviews.shop`; each port of a multi-port Service becomes `reviews.shop.<port name>`.
+ * Ready endpoints are included; terminating-but-serving ones too, marked draining; others left out.
+ */
+export function buildServiceSpecs(services: readonly K8sService[], slices: readonly K8sEndpointSlice[], opts: BuildOptions = {}): BuiltServices {
+  const byService = new Map<string, K8sEndpointSlice[]>();
+  for (const s of slices) {
+    const ns = s.metadata?.namespace;
+    const svc = s.metadata?.labels?.[LABEL_SERVICE_NAME];
+    if (!ns || !svc) continue;
+    const key = `${ns}/${svc}`;
+    let list = byService.get(key);
+    if (!list) byService.set(key, (list = []));
+    list.push(s);
+  }
+  const nameRe = new RegExp(SERVICE_NAME_PATTERN);
+  const specs: ServiceSpec[] = [];
+  const draining = new Set<string>();
+  const sorted = [...services].sort((x, y) => keyOf(x).localeCompare(keyOf(y)));
+  for (const svc of sorted) {
+    const ns = svc.metadata?.namespace;
+    const name = svc.metadata?.name;
+    if (!ns || !name) continue;
+    if (svc.spec?.type === 'ExternalName') continue;
+    if ((svc.metadata?.annotations?.[ANNOTATION_DISCOVERY] ?? '').toLowerCase() === 'false') continue;
+    const ports = (svc.spec?.ports ?? []).filter((p) => (p.protocol ?? 'TCP') === 'TCP' && Number.isInteger(p.port));
+    const multi = ports.length > 1;
+    const svcSlices = (byService.get(`${ns}/${name}`) ?? []).slice().sort((a, b) => (a.metadata?.name ?? '').localeCompare(b.metadata?.name ?? ''));
+    for (const port of ports) {
+      const portName = port.name ?? '';
+      const specName = multi ? `${name}.${ns}.${portName || String(port.port)}` : `${name}.${ns}`;
+      if (!nameRe.test(specName)) continue;
+      const endpoints = new Map<string, EndpointSpec>();
+      for (const slice of svcSlices) {
+        if (slice.addressType !== 'IPv4' && slice.addressType !== 'IPv6') continue; // FQDN endpoints are not IPs
+        const sp = (slice.ports ?? []).find((p) => (p.name ?? '') === portName && (p.protocol ?? 'TCP') === 'TCP');
+        const target = sp?.port;
+        if (!sp || typeof target !== 'number' || !Number.isInteger(target) || target < 1 || target > 65535) continue;
+        for (const ep of slice.endpoints ?? []) {
+          const host = ep.addresses?.[0]; // consumers use the first address only (API contract)
+          if (!host || isIP(host) === 0) continue;
+          const c = ep.conditions ?? {};
+          // Per the API: nil ready/serving mean "ready"/"serving"; nil terminating means false.
+          const ready = c.ready !== false;
+          const serving = c.serving !== false;
+          const terminating = c.terminating === true;
+          const drain = !ready && serving && terminating;
+          if (!(ready && !terminating) && !drain) continue;
+          const id = endpointId(specName, host, target);
+          const prev = endpoints.get(id);
+          if (prev && !draining.has(id)) continue; // duplicates across slices: a ready copy wins
+          if (prev && drain) continue;
+          draining.delete(id);
+          endpoints.set(id, Object.freeze({
+            id,
+            service: specName,
+            host,
+            port: target,
+            locality: localityOf(ep, slice, svc, opts),
+            priority: 0,
+            weight: 1,
+            labels: Object.freeze(endpointLabels(ns, name, portName || String(port.port), ep)),
+          }));
+          if (drain) draining.add(id);
+        }
+      }
+      specs.push(Object.freeze({ name: specName, endpoints: Object.freeze([...endpoints.values()].sort((a, b) => a.id.localeCompare(b.id))) }));
+    }
+  }
+  return { specs, draining };
+}
+
+function keyOf(s: K8sService): string {
+  return `${s.metadata?.namespace ?? ''}/${s.metadata?.name ?? ''}`;
+}
+
+function localityOf(ep: K8sEndpoint, slice: K8sEndpointSlice, svc: K8sService, opts: BuildOptions): Locality {
+  const topo = ep.deprecatedTopology ?? {};
+  const region = topo[LABEL_REGION] ?? slice.metadata?.labels?.[LABEL_REGION] ?? svc.metadata?.labels?.[LABEL_REGION] ?? opts.defaultRegion ?? '';
+  const zone = ep.zone ?? topo[LABEL_ZONE] ?? '';
+  const subzone = topo[LABEL_SUBZONE] ?? '';
+  return Object.freeze({ region: region.slice(0, 128), zone: zone.slice(0, 128), subzone: subzone.slice(0, 128) });
+}
+
+function endpointLabels(ns: string, svc: string, port: string, ep: K8sEndpoint): Record<string, string> {
+  const labels: Record<string, string> = { 'k8s.namespace': ns, 'k8s.service': svc, 'k8s.port': port };
+  if (ep.nodeName) labels['k8s.node'] = ep.nodeName;
+  if (ep.targetRef?.kind === 'Pod' && ep.targetRef.name) labels['k8s.pod'] = ep.targetRef.name;
+  return labels;
+}
+
+export interface DiscoveryOptions {
+  /** A kubeconfig file; else `server` (tests, out-of-cluster); else the in-cluster service account. */
+  readonly kubeconfig?: string;
+  readonly server?: string;
+  readonly token?: string;
+  /** Namespaces to watch; empty or absent = all (cluster-wide list/watch). */
+  readonly namespaces?: readonly string[];
+  readonly mesh: MeshState;
+  /** Services from the config file, kept alongside the discovered ones. */
+  readonly staticServices?: readonly ServiceInput[];
+  readonly defaultRegion?: string;
+  readonly log?: Logger;
+  readonly clock?: Clock;
+  /** Coalesce bursts of watch events (ms). */
+  readonly debounceMs?: number;
+  /** Reconnect backoff after a failed list or watch: initial and cap (ms). */
+  readonly backoffMs?: { readonly initial: number; readonly max: number };
+  /** Restart every watch this often even if it looks alive (ms; 0 = never): a dead TCP peer sends no FIN. */
+  readonly rewatchMs?: number;
+}
+
+export interface Discovery {
+  /** Resolves after the first complete list of every watched resource has been applied. */
+  readonly synced: Promise<void>;
+  /** Counters for logs, metrics and tests. */
+  stats(): { updates: number; errors: number; restarts: number; relists: number };
+  close(): Promise<void>;
+}
+
+interface Watched {
+  readonly what: string;
+  readonly informer: k8s.Informer<k8s.KubernetesObject> & k8s.ObjectCache<k8s.KubernetesObject>;
+  listed: boolean;
+  backoff: number;
+  startedAt: number;
+  timer: TimerHandle | undefined;
+  lastRewatch: number;
+}
+
+export function startDiscovery(opts: DiscoveryOptions): Discovery {
+  const log = opts.log ?? silentLogger;
+  const clock = opts.clock ?? systemClock;
+  const debounceMs = opts.debounceMs ?? 100;
+  const backoff = opts.backoffMs ?? { initial: 500, max: 30_000 };
+  const kc = new k8s.KubeConfig();
+  if (opts.kubeconfig) kc.loadFromFile(opts.kubeconfig);
+  else if (opts.server) {
+    kc.loadFromOptions({
+      clusters: [{ name: 'meshmedic', server: opts.server, skipTLSVerify: false }],
+      users: [{ name: 'meshmedic', ...(opts.token ? { token: opts.token } : {}) }],
+      contexts: [{ name: 'meshmedic', cluster: 'meshmedic', user: 'meshmedic' }],
+      currentContext: 'meshmedic',
+    });
+  } else kc.loadFromCluster();
+  const core = kc.makeApiClient(k8s.CoreV1Api);
+  const disco = kc.makeApiClient(k8s.DiscoveryV1Api);
+  const counters = { updates: 0, errors: 0, restarts: 0, relists: 0 };
+  const namespaces = opts.namespaces?.length ? [...opts.namespaces] : [undefined];
+  const watched: Watched[] = [];
+  let closed = false;
+  let debounce: TimerHandle | undefined;
+  let lastSignature = '';
+  let resolveSynced!: () => void;
+  const synced = new Promise<void>((r) => (resolveSynced = r));
+  let drainedByUs = new Set<string>();
+
+  const add = (what: string, path: string, list: () => Promise<k8s.KubernetesListObject<k8s.KubernetesObject>>) => {
+    const informer = k8s.makeInformer(kc, path, async () => {
+      const res = await list();
+      counters.relists++;
+      w.listed = true;
+      schedule();
+      return res;
+    });
+    const w: Watched = { what, informer, listed: false, backoff: backoff.initial, startedAt: 0, timer: undefined, lastRewatch: 0 };
+    const changed = () => schedule();
+    informer.on('add', changed);
+    informer.on('update', changed);
+    informer.on('delete', changed);
+    informer.on('error', (err: unknown) => {
+      if (closed || isAbort(err)) return; // our own stop() (rewatch or close) aborts the request
+      counters.errors++;
+      // Stable for a while: start the backoff over (a restarted API server is not a failing one).
+      if (clock.now() - w.startedAt > 10_000) w.backoff = backoff.initial;
+      const delay = Math.round(w.backoff * (0.5 + Math.random() * 0.5));
+      w.backoff = Math.min(backoff.max, w.backoff * 2);
+      log.warn('kubernetes watch failed; retrying', { what, delayMs: delay, err: describeError(err) });
+      w.timer?.cancel();
+      w.timer = clock.setTimeout(() => start(w), delay);
+    });
+    watched.push(w);
+  };
+  const start = (w: Watched) => {
+    if (closed) return;
+    w.timer = undefined;
+    w.startedAt = clock.now();
+    counters.restarts++;
+    w.informer.start().catch((err: unknown) => {
+      // start() rejects only when the watch request itself cannot be made; the error event retries.
+      log.debug('watch start failed', { what: w.what, err: describeError(err) });
+    });
+  };
+
+  for (const ns of namespaces) {
+    const where = ns ? `/namespaces/${encodeURIComponent(ns)}` : '';
+    add(`services${ns ? ` in ${ns}` : ''}`, `/api/v1${where}/services`, () => (ns ? core.listNamespacedService({ namespace: ns }) : core.listServiceForAllNamespaces()));
+    add(`endpointslices${ns ? ` in ${ns}` : ''}`, `/apis/discovery.k8s.io/v1${where}/endpointslices`, () => (ns ? disco.listNamespacedEndpointSlice({ namespace: ns }) : disco.listEndpointSliceForAllNamespaces()));
+  }
+
+  function schedule(): void {
+    if (closed || debounce) return;
+    debounce = clock.setTimeout(() => {
+      debounce = undefined;
+      rebuild();
+    }, debounceMs);
+  }
+
+  function rebuild(): void {
+    if (closed) return;
+    if (!watched.every((w) => w.listed)) return; // a partial view would remove live endpoints
+    const services: K8sService[] = [];
+    const slices: K8sEndpointSlice[] = [];
+    for (const w of watched) {
+      const items = w.informer.list();
+      if (w.what.startsWith('services')) services.push(...(items as K8sService[]));
+      else slices.push(...(items as K8sEndpointSlice[]));
+    }
+    const built = buildServiceSpecs(services, slices, { defaultRegion: opts.defaultRegion });
+    const signature = JSON.stringify([built.specs, [...built.draining].sort()]);
+    if (signature !== lastSignature) {
+      lastSignature = signature;
+      counters.updates++;
+      try {
+        opts.mesh.setServices([...(opts.staticServices ?? []), ...built.specs.map((spec) => ({ spec }))]);
+        const now = clock.now();
+        const decisions: Decision[] = [];
+        for (const id of built.draining) {
+          if (!drainedByUs.has(id)) decisions.push({ action: 'drain', target: id, reason: DRAIN_REASON, source: 'operator', at: now, evidence: { cause: 'EndpointSlice conditions: serving, terminating, not ready' } });
+        }
+        const snap = opts.mesh.snapshot();
+        for (const id of drainedByUs) {
+          const ev = snap.endpoints.get(id);
+          if (!built.draining.has(id) && ev && ev.health.state === 'draining' && ev.health.reason === DRAIN_REASON) {
+            decisions.push({ action: 'restore', target: id, reason: 'k8s_ready', source: 'operator', at: now, evidence: { cause: 'EndpointSlice conditions: ready' } });
+          }
+        }
+        if (decisions.length) opts.mesh.applyAll(decisions);
+        drainedByUs = new Set(built.draining);
+        log.info('kubernetes services updated', { services: built.specs.length, endpoints: built.specs.reduce((n, s) => n + s.endpoints.length, 0), draining: built.draining.size });
+      } catch (err) {
+        log.error('applying discovered services failed', { err });
+      }
+    }
+    resolveSynced();
+  }
+
+  const rewatchMs = opts.rewatchMs ?? 300_000;
+  const rewatch = rewatchMs > 0 ? clock.setInterval(() => {
+    for (const w of watched) {
+      if (w.timer) continue; // already waiting to retry
+      void w.informer.stop().then(() => start(w));
+    }
+  }, rewatchMs) : undefined;
+
+  for (const w of watched) start(w);
+  log.info('kubernetes discovery started', { namespaces: opts.namespaces?.length ? opts.namespaces : 'all', server: kc.getCurrentCluster()?.server });
+
+  return {
+    synced,
+    stats: () => ({ ...counters }),
+    async close() {
+      if (closed) return;
+      closed = true;
+      debounce?.cancel();
+      rewatch?.cancel();
+      for (const w of watched) {
+        w.timer?.cancel();
+        await w.informer.stop();
+      }
+    },
+  };
+}
+
+function isAbort(err: unknown): boolean {
+  const e = err as { name?: string; type?: string } | undefined;
+  return e?.name === 'AbortError' || e?.type === 'aborted';
+}
+
+function describeError(err: unknown): string {
+  if (err && typeof err === 'object') {
+    const e = err as { statusCode?: number; code?: number | string; message?: string };
+    return [e.statusCode ?? e.code, e.message].filter((x) => x !== undefined && x !== '').join(' ');
+  }
+  return String(err);
+}
