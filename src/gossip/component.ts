@@ -10,14 +10,13 @@ import type { TimerHandle } from '../core/clock.js';
 import type { Decision } from '../core/types.js';
 import type { GossipConfig } from '../config/sections/gossip.js';
 import type { Component, ComponentFactory, SidecarContext } from '../runtime/context.js';
-import { HealthPlane } from './health-plane.js';
-import { generateIdentity, identityFromPem, identityToPem, ObservationSigner, OFFER_RESULTS, publicKeyFromRaw, QuorumBoard, type Identity } from './health.js';
+import { HealthPlane, observerKeys } from './health-plane.js';
+import { generateIdentity, identityFromPem, identityToPem, ObservationSigner, OFFER_RESULTS, QuorumBoard, type Identity } from './health.js';
 import { Keyring } from './keyring.js';
 import { Membership, type MemberInfo } from './membership.js';
 import { NodeTransport } from './node-transport.js';
 import { PROFILES, type GossipProfile } from './profile.js';
 import type { Address } from './transport.js';
-import type { KeyObject } from 'node:crypto';
 
 export interface GossipComponent extends Component {
   readonly nodeId: string;
@@ -93,20 +92,8 @@ export const startGossip: ComponentFactory = async (ctx: SidecarContext): Promis
     ratePerSecond: hc.ratePerSecond ?? 50,
     burst: hc.burst ?? 500,
   });
-  // Verification keys, derived once per pinned public key.
-  const keyCache = new Map<string, { raw: Uint8Array; key: KeyObject | undefined }>();
   let membership: Membership;
-  const keyOf = (observer: string): KeyObject | undefined => {
-    const raw = membership.publicKeyOf(observer);
-    if (!raw) return undefined;
-    const m = membership.get(observer);
-    // Observations of members that died or left stop counting (their key stays pinned).
-    if (observer !== nodeId && (!m || m.state === 'dead' || m.state === 'left')) return undefined;
-    let c = keyCache.get(observer);
-    if (!c || c.raw !== raw) keyCache.set(observer, (c = { raw, key: publicKeyFromRaw(raw) }));
-    return c.key;
-  };
-
+  const keyOf = (observer: string) => keys(observer);
   membership = new Membership({
     id: nodeId,
     advertise,
@@ -123,6 +110,8 @@ export const startGossip: ComponentFactory = async (ctx: SidecarContext): Promis
       if (prev !== undefined) log.info('member state changed', { member: m.id, from: prev, to: m.state, incarnation: m.incarnation });
     },
   });
+
+  const keys = observerKeys(membership, nodeId);
 
   // Peer verdicts go through the healing engine's guards when it offers a way in; otherwise to the mesh state.
   const healing = ctx.components.get('healing') as unknown as { submitExternal?: (d: Decision) => boolean | { applied: boolean } } | undefined;

@@ -1,11 +1,32 @@
 // The health plane's tick: publish this sidecar's signed observations of every endpoint it sends traffic to,
 // and turn mesh-wide quorum verdicts into `peer` decisions (eject, then restore after a hold-down).
+import { type KeyObject } from 'node:crypto';
 import type { Clock } from '../core/clock.js';
 import type { Decision } from '../core/types.js';
 import type { MeshState } from '../mesh/state.js';
 import { emptySummary, newHistogram, type StatsTable } from '../stats/window.js';
 import type { Observation } from './codec.js';
-import type { ObservationSigner, OfferResult, QuorumBoard, Verdict } from './health.js';
+import { publicKeyFromRaw, type ObservationSigner, type OfferResult, type QuorumBoard, type Verdict } from './health.js';
+import type { MemberInfo } from './membership.js';
+
+/**
+ * Verification keys for observers: the key pinned with membership, only while the observer is a live
+ * member (a dead or departed member's observations stop counting). Derived KeyObjects are cached.
+ */
+export function observerKeys(members: { publicKeyOf(id: string): Uint8Array | undefined; get(id: string): MemberInfo | undefined }, selfId: string): (observer: string) => KeyObject | undefined {
+  const cache = new Map<string, { raw: Uint8Array; key: KeyObject | undefined }>();
+  return (observer) => {
+    const raw = members.publicKeyOf(observer);
+    if (!raw) return undefined;
+    if (observer !== selfId) {
+      const m = members.get(observer);
+      if (!m || m.state === 'dead' || m.state === 'left') return undefined;
+    }
+    let c = cache.get(observer);
+    if (!c || c.raw !== raw) cache.set(observer, (c = { raw, key: publicKeyFromRaw(raw) }));
+    return c.key;
+  };
+}
 
 export interface HealthPlaneOptions {
   readonly clock: Clock;
@@ -120,8 +141,9 @@ export class HealthPlane {
         this.peerEjected.set(v.endpoint, now);
       } else this.counters.refused++;
     }
+    const after = this.o.mesh.snapshot(); // includes the ejections just made
     for (const [ep, lastHeld] of this.peerEjected) {
-      const ev = snap.endpoints.get(ep);
+      const ev = after.endpoints.get(ep);
       if (!ev || ev.health.state !== 'ejected' || ev.health.source !== 'peer') {
         this.peerEjected.delete(ep); // someone else (operator, local engine) took over this endpoint
         continue;

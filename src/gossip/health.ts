@@ -79,9 +79,10 @@ export class ObservationSigner {
   }
 }
 
+/** Verify against the bytes re-encoded from the fields, so that no field can differ from what was signed. */
 export function verifyObservation(o: Observation, key: KeyObject): boolean {
   try {
-    return verify(null, o.signed, key, o.signature);
+    return verify(null, observationSignedBytes(o), key, o.signature);
   } catch {
     return false;
   }

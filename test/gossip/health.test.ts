@@ -1,0 +1,207 @@
+// The signed health plane: quorum rules, replay and rate protection, signatures, and the end-to-end
+// behaviour over gossip (virtual time): one liar cannot eject; three honest observers can, everywhere.
+import t from 'tap';
+import { VirtualClock } from '../../src/core/clock.js';
+import { Outcome, endpointId, type EndpointSpec } from '../../src/core/types.js';
+import { MeshState } from '../../src/mesh/state.js';
+import { StatsTable } from '../../src/stats/window.js';
+import { generateIdentity, ObservationSigner, publicKeyFromRaw, QuorumBoard, verifyObservation } from '../../src/gossip/health.js';
+import { HealthPlane, observerKeys } from '../../src/gossip/health-plane.js';
+import { decodePacket, encodePacket, type Observation } from '../../src/gossip/codec.js';
+import { simCluster } from './sim-cluster.js';
+
+const EP = 'svc/10.1.0.1:80';
+
+function observers(n: number, clock: VirtualClock) {
+  return Array.from({ length: n }, (_, i) => {
+    const id = generateIdentity();
+    return { name: `o${i}`, id, signer: new ObservationSigner(`o${i}`, id, clock), key: publicKeyFromRaw(id.publicKeyRaw)! };
+  });
+}
+
+t.test('signatures: sign, verify, survive the wire, tampering detected', async (t) => {
+  const clock = new VirtualClock();
+  const [a, b] = observers(2, clock);
+  const o = a!.signer.sign({ endpoint: EP, windowEnd: clock.now(), requests: 100, errorRate: 0.9, p99Us: 5000, ejected: false });
+  t.ok(verifyObservation(o, a!.key), 'verifies with the signer key');
+  t.notOk(verifyObservation(o, b!.key), 'not with another key');
+  const wire = decodePacket(encodePacket([o]))![0] as Observation;
+  t.ok(verifyObservation(wire, a!.key), 'verifies after a round trip');
+  const forged = Buffer.from(encodePacket([o]));
+  const at = forged.indexOf(Buffer.from(EP)) + 4;
+  forged[at] = forged[at]! ^ 1;
+  const f = decodePacket(forged)?.[0] as Observation | undefined;
+  t.ok(f, 'a one-bit change in the endpoint id still decodes');
+  t.notOk(verifyObservation(f!, a!.key), 'but no longer verifies');
+  const raw = a!.id.publicKeyRaw;
+  t.equal(raw.length, 32);
+  t.equal(publicKeyFromRaw(new Uint8Array(31)), undefined, 'a wrong-size key is refused');
+});
+
+t.test('quorum board: Q distinct observers, no single liar, not outvoted', async (t) => {
+  const clock = new VirtualClock();
+  const obs = observers(6, clock);
+  const keyOf = (n: string) => obs.find((o) => o.name === n)?.key;
+  const board = new QuorumBoard(clock);
+  const say = (i: number, errorRate: number, requests = 50, ep = EP) =>
+    board.offer(obs[i]!.signer.sign({ endpoint: ep, windowEnd: clock.now(), requests, errorRate, p99Us: 1000, ejected: false }), keyOf);
+
+  t.equal(say(0, 1), 'accepted');
+  let v = board.verdict(EP);
+  t.same([v.failing, v.bad, v.good, v.quorum], [false, 1, 0, 2], 'M = 1: one observer alone never decides (Q ≥ 2)');
+  t.equal(say(1, 0), 'accepted');
+  t.equal(say(2, 0), 'accepted');
+  v = board.verdict(EP);
+  t.same([v.failing, v.bad, v.good, v.quorum], [false, 1, 2, 2], 'one liar against two that see it working');
+  say(3, 0.8);
+  v = board.verdict(EP);
+  t.same([v.failing, v.bad, v.good, v.quorum], [false, 2, 2, 2], 'a tie is not a verdict');
+  say(4, 0.7);
+  v = board.verdict(EP);
+  t.same([v.failing, v.bad, v.good, v.quorum], [true, 3, 2, 3], 'three bad of five: Q = min(3, ⌈5/2⌉) reached');
+  t.same(v.badObservers.sort(), ['o0', 'o3', 'o4']);
+  // An observer with too little traffic does not count towards M.
+  say(5, 1, 2);
+  t.equal(board.verdict(EP).observers, 5);
+  // Freshness: observations age out.
+  clock.advance(board.opts.freshnessMs + 1);
+  t.equal(board.verdict(EP).observers, 0);
+  t.equal(board.verdicts().length, 0, 'pruned');
+});
+
+t.test('quorum board: replay, staleness, future, rate limit, unknown observer, bad signature', async (t) => {
+  const clock = new VirtualClock();
+  const [a, b] = observers(2, clock);
+  const keyOf = (n: string) => (n === 'o0' ? a!.key : undefined);
+  const board = new QuorumBoard(clock, { ratePerSecond: 1, burst: 3 });
+  const mk = (windowEnd = clock.now()) => a!.signer.sign({ endpoint: EP, windowEnd, requests: 10, errorRate: 1, p99Us: 1, ejected: false });
+  const first = mk();
+  const second = mk();
+  t.equal(board.offer(second, keyOf), 'accepted');
+  t.equal(board.offer(second, keyOf), 'replay', 'the same observation twice');
+  t.equal(board.offer(first, keyOf), 'replay', 'an older sequence');
+  t.equal(board.offer(mk(clock.now() - board.opts.freshnessMs - 1), keyOf), 'stale');
+  t.equal(board.offer(mk(clock.now() + board.opts.maxSkewMs + 1), keyOf), 'future');
+  t.equal(board.offer({ ...mk(), endpoint: 'svc/other:1' }, keyOf), 'bad_signature', 'fields changed after signing');
+  t.equal(board.offer(mk(), keyOf), 'accepted');
+  t.equal(board.offer(mk(), keyOf), 'accepted');
+  t.equal(board.offer(mk(), keyOf), 'rate_limited', 'burst of 3 used');
+  clock.advance(1000);
+  t.equal(board.offer(mk(), keyOf), 'accepted', 'one more token a second');
+  t.equal(board.offer(b!.signer.sign({ endpoint: EP, windowEnd: clock.now(), requests: 10, errorRate: 1, p99Us: 1, ejected: false }), keyOf), 'unknown_observer');
+  t.equal(board.results.accepted, 4);
+  t.equal(board.results.replay, 2);
+  // A forged observation does not consume the real observer's rate budget.
+  const board2 = new QuorumBoard(clock, { ratePerSecond: 1, burst: 1 });
+  t.equal(board2.offer({ ...mk(), requests: 99 }, keyOf), 'bad_signature');
+  t.equal(board2.offer(mk(), keyOf), 'accepted');
+});
+
+// ------------------------------------------------------------------ end to end over simulated gossip
+
+const ENDPOINTS = ['10.1.0.1', '10.1.0.2', '10.1.0.3'].map((h): EndpointSpec => ({
+  id: endpointId('svc', h, 80), service: 'svc', host: h, port: 80, locality: { region: '', zone: '', subzone: '' }, priority: 0, weight: 1, labels: {},
+}));
+
+function healthCluster(n: number, seed: number) {
+  const identities = Array.from({ length: n }, () => generateIdentity());
+  const planes: HealthPlane[] = [];
+  const c = simCluster({
+    n, seed,
+    extra: (i) => ({
+      publicKey: identities[i]!.publicKeyRaw,
+      onObservation: (o) => boards[i]!.offer(o, keys[i]!) === 'accepted',
+    }),
+  });
+  const boards = c.members.map(() => new QuorumBoard(c.clock));
+  const keys = c.members.map((x) => observerKeys(x.m, x.m.id));
+  const nodes = c.members.map((x, i) => {
+    const mesh = new MeshState(c.clock);
+    mesh.setServices([{ spec: { name: 'svc', endpoints: ENDPOINTS } }]);
+    const stats = new StatsTable({ windowMs: 1000, windows: 10, maxLatencyUs: 60_000_000, significantDigits: 2 });
+    for (const ev of mesh.snapshot().endpoints.values()) stats.ensure(ev.slot);
+    const plane = new HealthPlane({
+      clock: c.clock, mesh, stats, board: boards[i]!,
+      signer: new ObservationSigner(x.m.id, identities[i]!, c.clock),
+      offerOwn: (o) => boards[i]!.offer(o, keys[i]!),
+      publish: (o) => x.m.publishObservation(o),
+      submit: (d) => mesh.apply(d).applied,
+      windows: 3, minRequests: 5, holdDownMs: 5000,
+    });
+    planes.push(plane);
+    return { mesh, stats, plane, m: x.m };
+  });
+  /** traffic[i][e] = error rate node i sees on endpoint e, or undefined for no traffic. */
+  let traffic: (number | undefined)[][] = nodes.map(() => ENDPOINTS.map(() => undefined));
+  let tick = 0;
+  c.clock.setInterval(() => {
+    tick++;
+    nodes.forEach((node, i) => {
+      ENDPOINTS.forEach((spec, e) => {
+        const rate = traffic[i]![e];
+        if (rate === undefined) return;
+        const w = node.stats.get(node.mesh.snapshot().endpoints.get(spec.id)!.slot)!;
+        for (let r = 0; r < 5; r++) w.record(((tick * 5 + r) % 100) < rate * 100 ? Outcome.Gateway : Outcome.Success, 2000, c.clock.now());
+      });
+    });
+  }, 100);
+  for (const node of nodes) c.clock.setInterval(() => node.plane.tick(), 500);
+  return {
+    c, nodes,
+    setTraffic(tr: (number | undefined)[][]) { traffic = tr; },
+    health: (i: number, e: number) => nodes[i]!.mesh.snapshot().endpoints.get(ENDPOINTS[e]!.id)!.health,
+  };
+}
+
+t.test('three honest observers eject a failed endpoint on a member that sent it no traffic; it comes back after the hold-down', async (t) => {
+  const h = healthCluster(5, 31);
+  h.c.startAll();
+  h.c.joinAll();
+  h.c.run(3000);
+  // o0..o2 send traffic to all three endpoints; endpoint 0 fails for them. o3, o4 send nothing.
+  h.setTraffic([[1, 0, 0], [1, 0, 0], [1, 0, 0], [undefined, undefined, undefined], [undefined, undefined, undefined]]);
+  const t0 = h.c.clock.now();
+  let ejectedAt = -1;
+  for (let i = 0; i < 100 && ejectedAt < 0; i++) {
+    h.c.run(100);
+    if (h.health(4, 0).state === 'ejected') ejectedAt = h.c.clock.now() - t0;
+  }
+  t.ok(ejectedAt > 0 && ejectedAt <= 3000, `ejected on the idle member after ${ejectedAt} ms`);
+  const hh = h.health(4, 0);
+  t.equal(hh.source, 'peer');
+  t.equal(hh.reason, 'peer_quorum');
+  const ev = h.nodes[4]!.mesh.eventsSince(0).find((d) => d.action === 'eject')!;
+  t.ok(Number(ev.evidence.bad) >= 2, `evidence names the observers: ${ev.evidence.badObservers}`);
+  t.equal(h.health(3, 0).state, 'ejected', 'and on the other idle member');
+  t.equal(h.health(4, 1).state, 'healthy', 'healthy endpoints untouched');
+  t.equal(h.health(4, 2).state, 'healthy');
+  // The endpoint recovers: observers now see it working; the idle member restores it after the hold-down.
+  h.setTraffic([[0, 0, 0], [0, 0, 0], [0, 0, 0], [undefined, undefined, undefined], [undefined, undefined, undefined]]);
+  const t1 = h.c.clock.now();
+  let restoredAt = -1;
+  for (let i = 0; i < 300 && restoredAt < 0; i++) {
+    h.c.run(100);
+    if (h.health(4, 0).state === 'healthy') restoredAt = h.c.clock.now() - t1;
+  }
+  t.ok(restoredAt >= 5000, `restored after the 5 s hold-down (${restoredAt} ms)`);
+  t.ok(restoredAt < 20_000);
+  h.c.shutdown();
+});
+
+t.test('one lying observer cannot eject an endpoint that others see working', async (t) => {
+  const h = healthCluster(5, 32);
+  h.c.startAll();
+  h.c.joinAll();
+  h.c.run(3000);
+  // o0 lies (reports 100 % errors on endpoint 1); o1 and o2 see it working; o4 idle.
+  h.setTraffic([[0, 1, 0], [0, 0, 0], [0, 0, 0], [undefined, undefined, undefined], [undefined, undefined, undefined]]);
+  h.c.run(20_000);
+  for (let i = 1; i < 5; i++) t.equal(h.health(i, 1).state, 'healthy', `o${i} keeps endpoint 1`);
+  const v = h.nodes[4]!.plane.verdicts().find((x) => x.endpoint === ENDPOINTS[1]!.id)!;
+  t.same([v.failing, v.bad, v.good], [false, 1, 2], 'the board sees one bad, two good');
+  // The liar alone, with nobody else sending traffic, still cannot decide.
+  h.setTraffic([[0, 1, 0], [undefined, undefined, undefined], [undefined, undefined, undefined], [undefined, undefined, undefined], [undefined, undefined, undefined]]);
+  h.c.run(20_000);
+  t.equal(h.health(4, 1).state, 'healthy', 'a single observer is never a quorum');
+  h.c.shutdown();
+});
