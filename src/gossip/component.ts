@@ -152,22 +152,33 @@ export const startGossip: ComponentFactory = async (ctx: SidecarContext): Promis
   let closed = false;
 
   // Join through the seeds, retrying with backoff until one answers (sidecars start in any order).
-  let joinDelay = cfg.joinRetryMs ?? 2000;
+  const retryMs = cfg.joinRetryMs ?? 2000;
+  let joinDelay = retryMs;
   let joinTimer: TimerHandle | undefined;
+  let joining = false;
   const tryJoin = () => {
-    if (closed || seeds.length === 0) return;
+    if (closed || seeds.length === 0 || joining) return;
+    joining = true;
     membership.join(seeds, (n) => {
+      joining = false;
       if (closed) return;
       if (n > 0) {
+        joinDelay = retryMs;
         log.info('joined the gossip membership', { seedsAnswered: n, members: membership.liveCount });
         return;
       }
       log.warn('no gossip seed answered; retrying', { seeds: cfg.join, retryMs: joinDelay });
-      joinTimer = clock.setTimeout(tryJoin, joinDelay);
+      joinTimer = clock.setTimeout(() => { joinTimer = undefined; tryJoin(); }, joinDelay);
       joinDelay = Math.min(joinDelay * 2, 30_000);
     });
   };
   tryJoin();
+  // Alone again (every peer dead, e.g. after a long partition): go back to the seeds.
+  if (seeds.length > 0) {
+    timers.push(clock.setInterval(() => {
+      if (membership.liveCount <= 1 && !joinTimer) tryJoin();
+    }, Math.max(retryMs, 5000)));
+  }
 
   if (plane) {
     timers.push(clock.setInterval(() => {

@@ -59,7 +59,7 @@ t.test('quorum board: Q distinct observers, no single liar, not outvoted', async
   say(4, 0.7);
   v = board.verdict(EP);
   t.same([v.failing, v.bad, v.good, v.quorum], [true, 3, 2, 3], 'three bad of five: Q = min(3, ⌈5/2⌉) reached');
-  t.same(v.badObservers.sort(), ['o0', 'o3', 'o4']);
+  t.same([...v.badObservers].sort(), ['o0', 'o3', 'o4']);
   // An observer with too little traffic does not count towards M.
   say(5, 1, 2);
   t.equal(board.verdict(EP).observers, 5);
