@@ -1,8 +1,40 @@
 // Robust peer detectors: compare each endpoint with the median of its peers, scaled by the median
 // absolute deviation. Unlike mean − k·stdev, the median and MAD are not dragged by the outliers
 // themselves, so two bad endpoints out of five are both caught (stdev masks them).
+import { newHistogram, emptySummary, type Histogram, type WindowOptions } from '../stats/window.js';
 import { binomialZ, MAD_TO_SIGMA, medianMad } from './robust.js';
-import type { DetectionInput, Detector } from './types.js';
+import type { DetectionInput, Detector, EndpointSignals } from './types.js';
+
+// Scratch for pooled quantiles (one histogram per window geometry, reused).
+const scratchHists = new WeakMap<WindowOptions, Histogram>();
+const pooled = emptySummary();
+
+/**
+ * Quantile `key` of an endpoint judged on its newest window, or — when that window has fewer than
+ * `minReq` requests — on up to `poolWindows` recent windows merged (the balancer starves slow endpoints,
+ * so a gray endpoint often has little traffic). NaN when even the pool is too small.
+ */
+function quantileOf(s: EndpointSignals, epoch: number, key: 'p50' | 'p90' | 'p99', minReq: number, poolWindows: number): number {
+  const f = s.features;
+  const i = f.index(0);
+  if (i < 0 || f.epoch[i] !== epoch) return NaN;
+  if (f.total[i]! >= minReq) return f[key][i]!;
+  const w = s.windows;
+  if (!w || poolWindows <= 1) return NaN;
+  let total = 0;
+  let k = 0;
+  for (; k < Math.min(poolWindows, f.size, w.opts.windows - 1); k++) {
+    const j = f.index(k);
+    if (f.epoch[j]! !== epoch - k) break;
+    total += f.total[j]!;
+    if (total >= minReq) break;
+  }
+  if (total < minReq) return NaN;
+  let scratch = scratchHists.get(w.opts);
+  if (!scratch) scratchHists.set(w.opts, (scratch = newHistogram(w.opts)));
+  w.summarize((epoch + 1) * w.opts.windowMs, k + 1, pooled, scratch, { skipCurrent: true });
+  return pooled[key];
+}
 
 const agg = { total: 0, failures: 0 };
 
@@ -77,13 +109,11 @@ export const peerLatency: Detector = {
     const judged = new Uint8Array(len);
     let anyChannel = false;
     for (const ch of CHANNELS) {
-      const minReq = ch.key === 'p99' ? cfg.minRequestsP99 : cfg.minRequests;
+      const minReq = ch.key === 'p99' ? cfg.minRequestsP99 : ch.key === 'p90' ? 2 * cfg.minRequests : cfg.minRequests;
+      const pool = ch.key === 'p99' ? 1 : cfg.poolWindows;
       let m = 0;
       for (let k = 0; k < len; k++) {
-        const f = input.endpoints[k]!.features;
-        const i = f.index(0);
-        if (i < 0 || f.epoch[i] !== input.completedEpoch || f.total[i]! < minReq) continue;
-        const x = f[ch.key][i]!;
+        const x = quantileOf(input.endpoints[k]!, input.completedEpoch, ch.key, minReq, pool);
         if (!(x > 0)) continue;
         xs[m] = x;
         idx[m++] = k;

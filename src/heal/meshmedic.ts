@@ -25,6 +25,11 @@ interface EndpointState {
   lastWiden: number;
   /** The last window in which the endpoint was ramped back up (one step per window). */
   lastRampEpoch: number;
+  /**
+   * Probing: a probation endpoint whose priority receives no traffic at all (its whole locality is out)
+   * gets ordinary traffic at a low weight instead, judged by the same canary rules.
+   */
+  probing: boolean;
 }
 
 const SEVERITY_RANK = { eject: 3, drain: 2, degrade: 1 } as const;
@@ -43,7 +48,7 @@ export const createMeshmedicPolicy: PolicyFactory = (settings: ResolvedPolicySet
 
   const stateOf = (id: string, now: number): EndpointState => {
     let s = states.get(id);
-    if (!s) states.set(id, (s = { level: 0, lastLevelChange: now, readmitAt: 0, probationEpoch: 0, lastWiden: now, lastRampEpoch: -1 }));
+    if (!s) states.set(id, (s = { level: 0, lastLevelChange: now, readmitAt: 0, probationEpoch: 0, lastWiden: now, lastRampEpoch: -1, probing: false }));
     return s;
   };
 
@@ -73,6 +78,7 @@ export const createMeshmedicPolicy: PolicyFactory = (settings: ResolvedPolicySet
         latencyBaseline.detect(wInput, verdicts);
         errorBaseline.detect(wInput, verdicts);
         overloaded = isOverloaded(members, input.completedEpoch, settings);
+        dropUncorroborated(verdicts, members, input.completedEpoch, settings);
       }
 
       // 2. Strongest verdict per endpoint; external verdicts go through the same path and guards.
@@ -101,7 +107,7 @@ export const createMeshmedicPolicy: PolicyFactory = (settings: ResolvedPolicySet
           continue;
         }
         if (h.state === 'ejected' || h.state === 'draining') continue;
-        if (h.state === 'probation') {
+        if (h.state === 'probation' || (st.probing && h.state === 'degraded')) {
           // A canary that fails, or is still slow against its peers, goes back out for longer.
           if (v.severity === 'eject' || v.kind === 'failure') out.push(eject(e, st, now, `probation_failed_${v.detector}`, p.source, v.evidence));
           continue;
@@ -141,7 +147,7 @@ export const createMeshmedicPolicy: PolicyFactory = (settings: ResolvedPolicySet
             st.lastWiden = now;
             out.push({ action: 'probation', target: s.id, reason: 'readmit', source: 'local', at: now, weight: settings.probation.canaryWeight, evidence: { level: st.level, ejectedForMs: now - h.since } });
           }
-        } else if (h.state === 'probation' && !flagged.has(s.id)) {
+        } else if ((h.state === 'probation' || (h.state === 'degraded' && states.get(s.id)?.probing)) && !flagged.has(s.id)) {
           const d = judgeProbation(s, e, stateOf(s.id, now), now, input, signals);
           if (d) out.push(d);
         } else if (h.state === 'degraded' && h.source !== 'operator' && !flagged.has(s.id) && input.completedEpoch >= 0) {
@@ -193,6 +199,7 @@ export const createMeshmedicPolicy: PolicyFactory = (settings: ResolvedPolicySet
   function eject(e: EndpointView, st: EndpointState, now: number, reason: string, source: DecisionSource, evidence: Readonly<Record<string, number | string | boolean>>): Decision {
     st.level = Math.min(st.level + 1, Math.ceil(settings.ejection.maxMs / settings.ejection.baseMs));
     st.lastLevelChange = now;
+    st.probing = false;
     const ms = Math.min(settings.ejection.baseMs * st.level, settings.ejection.maxMs);
     st.readmitAt = now + ms;
     return { action: 'eject', target: e.spec.id, reason, source, at: now, evidence: { ...evidence, level: st.level, ejectMs: ms } };
@@ -217,8 +224,17 @@ export const createMeshmedicPolicy: PolicyFactory = (settings: ResolvedPolicySet
       if (s.features.p50[i]! > 0) p50s[np++] = s.features.p50[i]!;
     }
     if (total < cfg.minRequests) {
-      if (now - st.lastWiden >= cfg.widenAfterMs && e.health.weightFactor < 0.5) {
-        st.lastWiden = now;
+      if (now - st.lastWiden < cfg.widenAfterMs) return undefined;
+      st.lastWiden = now;
+      const share = input.service.plan.load[e.spec.priority] ?? 0;
+      if (e.health.state === 'probation' && share === 0) {
+        // Canary traffic is a share of its priority's traffic, and this priority gets none: probe with
+        // ordinary traffic at the canary weight (a few requests decide; failures re-eject at once).
+        st.probing = true;
+        st.probationEpoch = Math.floor(now / input.windowMs);
+        return { action: 'weight', target: s.id, reason: 'probation_probe', source: 'local', at: now, weight: cfg.canaryWeight, evidence: { canaryRequests: total, priorityShare: 0 } };
+      }
+      if (e.health.state === 'probation' && e.health.weightFactor < 0.5) {
         return { action: 'probation', target: s.id, reason: 'probation_widen', source: 'local', at: now, weight: round(Math.min(0.5, e.health.weightFactor * 2)), evidence: { canaryRequests: total } };
       }
       return undefined;
@@ -229,9 +245,52 @@ export const createMeshmedicPolicy: PolicyFactory = (settings: ResolvedPolicySet
     const peers = peerMedianP50(all, input.completedEpoch, settings.peerLatency.minRequests);
     const ratio = canaryP50 > 0 && peers > 0 ? canaryP50 / peers : 1;
     if (ratio > cfg.maxLatencyRatio) return eject(e, st, now, 'probation_failed_latency', 'local', { canaryRequests: total, canaryP50Ms: round(canaryP50 / 1000), peerMedianMs: round(peers / 1000), ratio: round(ratio) });
+    st.probing = false;
     return { action: 'weight', target: s.id, reason: 'probation_passed', source: 'local', at: now, weight: cfg.rampStart, evidence: { canaryRequests: total, canaryFailures: failures, latencyRatio: round(ratio) } };
   }
 };
+
+/**
+ * Self-baseline alarms are acted on only when the peers agree that this endpoint stands out: latency or
+ * errors rising on every endpoint together is load or a shared dependency, and moving traffic between
+ * endpoints cannot help. An endpoint without enough judged peers is acted on alone.
+ */
+export function dropUncorroborated(verdicts: Verdict[], members: readonly EndpointSignals[], epoch: number, settings: ResolvedPolicySettings): void {
+  const lb = settings.latencyBaseline;
+  const eb = settings.errorBaseline;
+  let medP50 = NaN;
+  let medFail = NaN;
+  let peersLatency = 0;
+  let peersErrors = 0;
+  for (let i = 0; i < verdicts.length; i++) {
+    const v = verdicts[i]!;
+    if (v.detector !== 'latency_baseline' && v.detector !== 'error_baseline') continue;
+    const s = members.find((m) => m.id === v.target);
+    const j = s ? s.features.index(0) : -1;
+    if (!s || j < 0) continue;
+    let keep = true;
+    if (v.detector === 'latency_baseline') {
+      if (peersLatency === 0) ({ median: medP50, n: peersLatency } = peerMedian(members, epoch, (f, k) => (f.total[k]! >= lb.minRequests && f.p50[k]! > 0 ? f.p50[k]! : NaN)));
+      if (peersLatency >= settings.peerLatency.minHosts) keep = s.features.p50[j]! >= lb.peerCorroboration * medP50;
+    } else if (eb.peerCorroboration) {
+      if (peersErrors === 0) ({ median: medFail, n: peersErrors } = peerMedian(members, epoch, (f, k) => (f.total[k]! >= eb.minRequests ? f.failures[k]! / f.total[k]! : NaN)));
+      if (peersErrors >= settings.peerSuccess.minHosts) keep = s.features.failures[j]! / Math.max(1, s.features.total[j]!) >= medFail + eb.minDelta;
+    }
+    if (!keep) verdicts.splice(i--, 1);
+  }
+}
+
+function peerMedian(members: readonly EndpointSignals[], epoch: number, value: (f: EndpointSignals['features'], k: number) => number): { median: number; n: number } {
+  const xs = new Float64Array(members.length);
+  let n = 0;
+  for (const s of members) {
+    const k = s.features.index(0);
+    if (k < 0 || s.features.epoch[k] !== epoch) continue;
+    const x = value(s.features, k);
+    if (x === x) xs[n++] = x;
+  }
+  return { median: medianInPlace(xs, n), n };
+}
 
 /** Overload: most judged endpoints slow against their own baselines at once (load, not an outlier). */
 export function isOverloaded(members: readonly EndpointSignals[], epoch: number, settings: ResolvedPolicySettings): boolean {

@@ -36,7 +36,8 @@ export const HEALING_GROUPS = {
   }),
   peerLatency: group('Robust peer detector on latency: median/MAD across endpoints of each window p50, p90 and p99.', {
     enabled: bool(true, 'run the detector'),
-    minRequests: int(20, 1, 1_000_000, 'minimum requests in a window for its p50/p90 to be used'),
+    minRequests: int(10, 1, 1_000_000, 'minimum requests for an endpoint p50/p90 to be used (p90 needs twice as many)'),
+    poolWindows: int(8, 1, 60, 'an endpoint with too few requests in the newest window is judged on up to this many recent windows pooled'),
     minRequestsP99: int(100, 1, 1_000_000, 'minimum requests in a window for its p99 to be used'),
     minHosts: int(3, 2, 10_000, 'minimum number of endpoints with enough requests'),
     ejectRatio: num(2, 1, 1000, 'quantile ≥ ejectRatio × peer median (p50; p90 and p99 use 1.25× this) ejects'),
@@ -53,6 +54,7 @@ export const HEALING_GROUPS = {
     alpha: num(0.02, 0.0001, 1, 'EWMA weight with which the baseline learns from in-control windows'),
     warmupWindows: int(30, 2, 100_000, 'windows with enough requests before the baseline is trusted'),
     minRequests: int(20, 1, 1_000_000, 'minimum requests in a window to use it'),
+    peerCorroboration: num(1.25, 1, 100, "act on an alarm only if the endpoint's p50 is also this many times its peers' median (alone in its service: always act)"),
   }),
   errorBaseline: group('Self-baseline error detector: EWMA control chart over the window failure fraction.', {
     enabled: bool(true, 'run the detector'),
@@ -63,6 +65,7 @@ export const HEALING_GROUPS = {
     alpha: num(0.02, 0.0001, 1, 'EWMA weight with which the baseline learns from in-control windows'),
     warmupWindows: int(30, 2, 100_000, 'windows with enough requests before the baseline is trusted'),
     minRequests: int(20, 1, 1_000_000, 'minimum requests in a window to use it'),
+    peerCorroboration: bool(true, "act on an alarm only if the endpoint's failure fraction also exceeds its peers' median by minDelta (alone: always act)"),
   }),
   ejection: group('Ejection, backoff and the guards that always win.', {
     baseMs: int(10_000, 100, 86_400_000, 'ejection time at level 1; level n ejects for baseMs × n'),
@@ -80,7 +83,7 @@ export const HEALING_GROUPS = {
     maxFailureRate: num(0.02, 0, 1, 'highest canary failure fraction that passes'),
     maxLatencyRatio: num(1.5, 1, 1000, 'highest canary p50 / peer median p50 that passes'),
     failConsecutive: int(3, 1, 1000, 'consecutive canary failures that re-eject at once'),
-    widenAfterMs: int(30_000, 100, 86_400_000, 'without enough canary requests for this long, double the canary weight (up to 0.5)'),
+    widenAfterMs: int(10_000, 100, 86_400_000, 'without enough canary requests for this long, double the canary weight (up to 0.5), or probe with ordinary traffic when its priority receives none'),
     rampStart: num(0.25, 0.001, 1, 'weight factor after passing probation; it then ramps back to 1'),
   }),
   deweight: group('De-weighting of a degrading endpoint and the automatic ramp back.', {

@@ -1,0 +1,326 @@
+// The virtual-time mesh simulator: Poisson traffic through the proxy's real balancer to modelled
+// endpoints, outcomes recorded into the real stats windows, and the real healing engine ticking on a
+// virtual clock. Hours of traffic run in seconds, deterministically for a given seed.
+import * as hdr from 'hdr-histogram-js';
+import { VirtualClock } from '../core/clock.js';
+import { endpointId, isFailure, Outcome, type EndpointSpec } from '../core/types.js';
+import { MeshState, type RecordedDecision } from '../mesh/state.js';
+import { StatsTable } from '../stats/window.js';
+import { Balancer } from '../proxy/balancer.js';
+import { HealingEngine } from '../heal/engine.js';
+import { resolvePolicySettings, type PolicyName, type PolicySettings } from '../config/sections/healing.js';
+import { CompletionHeap } from './heap.js';
+import { Rng } from './rng.js';
+import type { FaultSpec, ScenarioSpec } from './scenarios.js';
+
+export interface SimOptions {
+  readonly policy: PolicyName;
+  readonly seed?: number;
+  /** Settings layered over the defaults (the policy name above wins). */
+  readonly settings?: PolicySettings;
+  /** Override the scenario's duration or rate (e.g. long noise runs at a stated lower rate). */
+  readonly durationMs?: number;
+  readonly rps?: number;
+  readonly tickMs?: number;
+  readonly windowMs?: number;
+  /** Keep every recorded decision in the result (default true; off for very long runs). */
+  readonly keepDecisions?: boolean;
+}
+
+export interface SimResult {
+  readonly scenario: string;
+  readonly policy: PolicyName;
+  readonly seed: number;
+  readonly durationMs: number;
+  readonly requests: number;
+  readonly failed: number;
+  readonly failedPct: number;
+  /** Requests sent to an endpoint while its fault was active (failed or slow). */
+  readonly impacted: number;
+  readonly p50Ms: number;
+  readonly p99Ms: number;
+  /** From the first fault's start to the first applied eject/de-weight/drain of a faulty endpoint (NaN: never). */
+  readonly detectMs: number;
+  /**
+   * From the first fault's start to the first second after which, for 5 s, fewer than 2 % of requests
+   * reach an endpoint while its fault is active (NaN: never within the run).
+   */
+  readonly recoverMs: number;
+  /** Ejections of endpoints with no active fault (grace: request timeout + one window after a fault). */
+  readonly falseEjections: number;
+  readonly falseDeweights: number;
+  readonly ejections: number;
+  readonly decisions: readonly RecordedDecision[];
+  readonly decisionCounts: Readonly<Record<string, number>>;
+  readonly engineErrors: number;
+  readonly cpuMs: number;
+}
+
+const SERVICE = 'sim';
+const START = 1_700_000_000_000; // aligned to the second: windows start with the run
+
+interface Behaviour {
+  /** 0 up, 1 refuses connections, 2 black hole. */
+  down: number;
+  latencyFactor: number;
+  statusFraction: number;
+  status: number;
+  faulty: boolean;
+}
+
+function behaviourAt(faults: readonly FaultSpec[], t: number, out: Behaviour): Behaviour {
+  out.down = 0;
+  out.latencyFactor = 1;
+  out.statusFraction = 0;
+  out.status = 500;
+  out.faulty = false;
+  for (const f of faults) {
+    if (t < f.startMs || t >= f.endMs) continue;
+    switch (f.kind) {
+      case 'crash':
+        out.down = 1;
+        out.faulty = true;
+        break;
+      case 'blackhole':
+        out.down = 2;
+        out.faulty = true;
+        break;
+      case 'status':
+        out.statusFraction = f.fraction;
+        out.status = f.status;
+        out.faulty = true;
+        break;
+      case 'latency':
+        out.latencyFactor *= f.factor;
+        out.faulty = true;
+        break;
+      case 'drift':
+        if (t >= f.crashAtMs) out.down = 1;
+        else out.latencyFactor *= 1 + ((f.factor - 1) * (t - f.startMs)) / Math.max(1, f.crashAtMs - f.startMs);
+        out.faulty = out.down > 0 || out.latencyFactor >= 1.25;
+        break;
+      case 'flap': {
+        const phase = (t - f.startMs) % (f.downMs + f.upMs);
+        if (phase < f.downMs) {
+          out.down = 1;
+          out.faulty = true;
+        }
+        break;
+      }
+    }
+  }
+  return out;
+}
+
+function loadFactor(s: ScenarioSpec, t: number): number {
+  const l = s.load;
+  if (!l || t < l.rampStartMs || t >= l.holdEndMs) return 1;
+  if (t >= l.rampEndMs) return l.factor;
+  return 1 + ((l.factor - 1) * (t - l.rampStartMs)) / Math.max(1, l.rampEndMs - l.rampStartMs);
+}
+
+export function runScenario(spec: ScenarioSpec, opts: SimOptions): SimResult {
+  const cpu0 = process.cpuUsage();
+  const seed = opts.seed ?? 1;
+  const rng = new Rng(seed);
+  const durationMs = opts.durationMs ?? spec.durationMs;
+  const rps = opts.rps ?? spec.rps;
+  const windowMs = opts.windowMs ?? 1000;
+  const tickMs = opts.tickMs ?? 100;
+  const keep = opts.keepDecisions ?? true;
+  const clock = new VirtualClock(START);
+  const mesh = new MeshState(clock, { eventCapacity: 10 });
+  const specs: EndpointSpec[] = spec.endpoints.map((e, i) => ({
+    id: endpointId(SERVICE, '127.0.0.1', 20_000 + i),
+    service: SERVICE,
+    host: '127.0.0.1',
+    port: 20_000 + i,
+    locality: { region: 'r', zone: e.zone, subzone: '' },
+    priority: e.priority,
+    weight: 1,
+    labels: {},
+  }));
+  mesh.setServices([{ spec: { name: SERVICE, endpoints: specs } }]);
+  const stats = new StatsTable({ windowMs, windows: 10, maxLatencyUs: 60_000_000, significantDigits: 2 });
+  const balancer = new Balancer(clock, { random: () => rng.next() });
+  const settings = resolvePolicySettings(opts.settings, { policy: opts.policy });
+  const engine = new HealingEngine({ clock, mesh, stats, settingsFor: () => settings, tickMs, urgent: 'sync', random: () => rng.next() });
+
+  const n = specs.length;
+  const slotOf = new Int32Array(n);
+  const indexOfId = new Map<string, number>();
+  for (let i = 0; i < n; i++) {
+    const ev = mesh.snapshot().endpoints.get(specs[i]!.id)!;
+    slotOf[i] = ev.slot;
+    indexOfId.set(specs[i]!.id, i);
+    balancer.load.ensure(ev.slot);
+    stats.ensure(ev.slot);
+  }
+  const faultsOf: FaultSpec[][] = specs.map((_, i) => spec.faults.filter((f) => f.endpoints.includes(i)));
+  const faultStart = spec.faults.length ? Math.min(...spec.faults.map((f) => f.startMs)) : NaN;
+  const grace = spec.requestTimeoutMs + windowMs;
+  const faultyForJudgement = (i: number, t: number) => faultsOf[i]!.some((f) => t >= f.startMs && t < f.endMs + grace);
+
+  // Decisions: detection time, false ejections, counts.
+  const decisions: RecordedDecision[] = [];
+  const decisionCounts: Record<string, number> = {};
+  let detectAt = NaN;
+  let falseEjections = 0;
+  let falseDeweights = 0;
+  let ejections = 0;
+  mesh.subscribe((_s, changes) => {
+    for (const d of changes) {
+      if (!d.applied) continue;
+      if (keep) decisions.push(d);
+      const key = `${d.action}:${d.reason}`;
+      decisionCounts[key] = (decisionCounts[key] ?? 0) + 1;
+      const i = indexOfId.get(d.target);
+      if (i === undefined) continue;
+      const t = d.at - START;
+      const disruptive = d.action === 'eject' || d.action === 'drain' || (d.action === 'weight' && (d.weight ?? 1) < 1 && d.reason !== 'probation_passed' && d.reason !== 'ramp_up' && d.reason !== 'probation_probe');
+      if (d.action === 'eject') ejections++;
+      if (!disruptive) continue;
+      if (faultyForJudgement(i, t)) {
+        if (Number.isNaN(detectAt) && t >= faultStart) detectAt = t;
+      } else if (d.action === 'eject') falseEjections++;
+      else falseDeweights++;
+    }
+  });
+
+  const hist = hdr.build({ bitBucketSize: 32, autoResize: false, lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: 2, useWebAssembly: false });
+  const seconds = Math.ceil(durationMs / 1000) + 2;
+  const secTotal = new Float64Array(seconds);
+  const secImpacted = new Float64Array(seconds);
+  const heap = new CompletionHeap();
+  const done = { time: 0, endpoint: 0, outcome: 0, latencyUs: 0 };
+  const beh: Behaviour = { down: 0, latencyFactor: 1, statusFraction: 0, status: 500, faulty: false };
+  const maxFactor = spec.load ? Math.max(1, spec.load.factor) : 1;
+  const meanGap = 1000 / (rps * maxFactor);
+  // Overload model: each endpoint's recent arrival rate (decayed count, τ = 1 s) drives a queueing factor.
+  const tauMs = 1000;
+  const arrivals = new Float64Array(n);
+  const lastArrival = new Float64Array(n);
+  const sigma = spec.latencySigma;
+  const tail = spec.latencyTail;
+  const timeoutUs = spec.requestTimeoutMs * 1000;
+  let requests = 0;
+  let failed = 0;
+  let impacted = 0;
+  let nextArrival = rng.exp(meanGap);
+  let nextTick = tickMs;
+
+  const complete = () => {
+    heap.pop(done);
+    const slot = slotOf[done.endpoint]!;
+    stats.get(slot)!.record(done.outcome as Outcome, done.latencyUs, START + done.time);
+    balancer.end(slot);
+    balancer.observe(slot, done.latencyUs / 1000);
+  };
+
+  while (nextArrival < durationMs || heap.size > 0) {
+    const tNext = Math.min(nextArrival < durationMs ? nextArrival : Infinity, heap.peekTime());
+    // Ticks due before the next event.
+    while (nextTick <= tNext && nextTick <= durationMs + spec.requestTimeoutMs) {
+      clock.runUntil(START + nextTick);
+      engine.tick();
+      nextTick += tickMs;
+    }
+    if (tNext === Infinity) break;
+    clock.runUntil(START + tNext);
+    if (heap.peekTime() <= tNext) {
+      complete();
+      continue;
+    }
+    // An arrival (thinned for a time-varying load).
+    const t = nextArrival;
+    nextArrival += rng.exp(meanGap);
+    if (maxFactor > 1 && rng.next() * maxFactor > loadFactor(spec, t)) continue;
+    requests++;
+    const sec = Math.floor(t / 1000);
+    secTotal[sec]!++;
+    const view = mesh.snapshot().services.get(SERVICE)!;
+    const ev = balancer.pick(view);
+    if (!ev) {
+      failed++;
+      hist.recordValue(1);
+      continue;
+    }
+    const i = indexOfId.get(ev.spec.id)!;
+    const m = spec.endpoints[i]!;
+    behaviourAt(faultsOf[i]!, t, beh);
+    let latencyUs: number;
+    let outcome: Outcome;
+    if (beh.down === 1) {
+      latencyUs = 500 + rng.next() * 500;
+      outcome = Outcome.LocalOrigin;
+    } else if (beh.down === 2) {
+      latencyUs = timeoutUs;
+      outcome = Outcome.LocalOrigin;
+    } else {
+      let f = beh.latencyFactor;
+      if (m.capacityRps > 0) {
+        const decayed = arrivals[i]! * Math.exp(-(t - lastArrival[i]!) / tauMs) + 1;
+        arrivals[i] = decayed;
+        lastArrival[i] = t;
+        const rho = Math.min(0.95, decayed / (tauMs / 1000) / m.capacityRps);
+        f *= 1 / (1 - rho);
+      }
+      latencyUs = m.medianMs * 1000 * f * Math.exp(sigma * rng.normal());
+      if (tail && rng.next() < tail.probability) latencyUs *= Math.pow(1 - rng.next(), -1 / tail.paretoAlpha);
+      if (latencyUs >= timeoutUs) {
+        latencyUs = timeoutUs;
+        outcome = Outcome.LocalOrigin;
+      } else if (beh.statusFraction > 0 && rng.next() < beh.statusFraction) {
+        outcome = beh.status === 500 ? Outcome.Error5xx : Outcome.Gateway;
+        latencyUs *= 0.5;
+      } else if (rng.next() < m.errorRate) {
+        outcome = Outcome.Error5xx;
+      } else outcome = Outcome.Success;
+    }
+    if (isFailure(outcome)) failed++;
+    if (beh.faulty) {
+      impacted++;
+      secImpacted[sec]!++;
+    } else if (isFailure(outcome)) secImpacted[sec]! += 0; // background errors are not fault impact
+    hist.recordValue(Math.max(1, Math.round(latencyUs)));
+    balancer.begin(slotOf[i]!);
+    heap.push(t + latencyUs / 1000, i, outcome, latencyUs);
+  }
+
+  // Recovery: first second from the fault's start after which 5 s in a row stay below 2 % impact.
+  let recoverMs = NaN;
+  if (!Number.isNaN(faultStart)) {
+    const s0 = Math.floor(faultStart / 1000);
+    for (let s = s0; s + 5 < seconds; s++) {
+      let ok = true;
+      for (let k = s; k < s + 5; k++) if (secTotal[k]! > 0 && secImpacted[k]! / secTotal[k]! >= 0.02) ok = false;
+      if (ok) {
+        recoverMs = Math.max(0, s * 1000 - faultStart);
+        break;
+      }
+    }
+  }
+  engine.stop();
+  const cpu = process.cpuUsage(cpu0);
+  return {
+    scenario: spec.name,
+    policy: opts.policy,
+    seed,
+    durationMs,
+    requests,
+    failed,
+    failedPct: requests ? (100 * failed) / requests : 0,
+    impacted,
+    p50Ms: hist.getValueAtPercentile(50) / 1000,
+    p99Ms: hist.getValueAtPercentile(99) / 1000,
+    detectMs: detectAt - faultStart,
+    recoverMs,
+    falseEjections,
+    falseDeweights,
+    ejections,
+    decisions,
+    decisionCounts,
+    engineErrors: engine.counters.policyErrors,
+    cpuMs: (cpu.user + cpu.system) / 1000,
+  };
+}
