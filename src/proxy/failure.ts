@@ -30,6 +30,7 @@ export const BAD_RESPONSE = f(502, 'MM_ERR_UPSTREAM_RESET', false, 14, 'malforme
 /** Classify an error raised while forwarding to an endpoint. */
 export function classifyUpstreamError(err: unknown): FailureClass {
   const code = (err as { code?: unknown } | null)?.code;
+  if ((err as { name?: unknown } | null)?.name === 'HTTPParserError') return BAD_RESPONSE; // llhttp rejected the response
   switch (code) {
     case 'ECONNREFUSED':
       return REFUSED;

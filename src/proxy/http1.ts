@@ -56,6 +56,9 @@ export function handleHttp1(core: ProxyCore, role: 'outbound' | 'inbound', req: 
   }
   const headers = forwardRequestHeaders(req.rawHeaders, scan, req.socket.remoteAddress ?? '', authority, core.forward);
   const hasBody = scan.hasBody;
+  if (scan.host === '' && authority === '' && req.httpVersionMinor === 1 && req.httpVersionMajor === 1) {
+    return sendError(res, 400, 'MM_ERR_BAD_REQUEST', 'an HTTP/1.1 request needs a Host header (RFC 9112 §3.2)', '', true);
+  }
   if (role === 'inbound') {
     const app = core.app!;
     const ex = new Http1Exchange(core, req, res, null, app, path, headers, hasBody);
@@ -165,7 +168,8 @@ export class Http1Exchange implements Dispatcher.DispatchHandler {
 
   onError(err: Error): void {
     const res = this.res;
-    if (this.gone || err === CLIENT_GONE) {
+    // The client went away, or its own request body broke (bad chunking, reset): not the endpoint's fault.
+    if (this.gone || err === CLIENT_GONE || this.req.errored !== null || this.req.readableAborted) {
       this.settle(Outcome.Cancelled);
       if (!res.writableFinished) res.destroy();
       return;

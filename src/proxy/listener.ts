@@ -24,9 +24,17 @@ function noop(): void {}
 
 /** Raw 400/431 for bytes the HTTP/1 parser rejected (no request object exists). */
 function onClientError(err: NodeJS.ErrnoException & { bytesParsed?: number }, socket: net.Socket): void {
-  const busy = (socket as net.Socket & { _httpMessage?: http.ServerResponse })._httpMessage;
+  const busy = (socket as net.Socket & { _httpMessage?: http.ServerResponse | null })._httpMessage;
   if (err.code === 'ECONNRESET' || !socket.writable || (busy && busy.headersSent)) {
     socket.destroy();
+    return;
+  }
+  if (busy) {
+    // The request line and headers were fine but the body is not (bad chunked encoding): answer on the
+    // response object that exists, then close (the stream position is lost).
+    const body = errorBody('MM_ERR_BAD_REQUEST', `malformed request body (${err.code ?? err.message})`, '');
+    busy.writeHead(400, ['content-type', 'application/json', 'content-length', String(Buffer.byteLength(body)), 'connection', 'close']);
+    busy.end(body);
     return;
   }
   let status = 400;
@@ -59,6 +67,7 @@ export async function startListener(core: ProxyCore, role: 'outbound' | 'inbound
       headersTimeout: Math.min(60_000, cfg.idleTimeoutMs),
       keepAliveTimeout: cfg.idleTimeoutMs,
       noDelay: true,
+      requireHostHeader: false, // answered by the proxy with a JSON 400 instead of an empty one
       connectionsCheckingInterval: 1_000,
     },
     (req, res) => handleHttp1(core, role, req, res),

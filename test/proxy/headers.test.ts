@@ -1,0 +1,104 @@
+// Hop-by-hop stripping (RFC 9110 §7.6.1) and the forwarding fields, unit and end to end.
+import net from 'node:net';
+import t from 'tap';
+import { forwardRequestHeaders, forwardResponseHeaders, type RequestScan } from '../../src/proxy/headers.js';
+import { backend, startTestProxy } from './helpers.js';
+
+const fw = { xForwardedFor: true, via: true, viaValue: '1.1 meshmedic' };
+const pairs = (flat: readonly string[]) => {
+  const out: [string, string][] = [];
+  for (let i = 0; i < flat.length; i += 2) out.push([flat[i]!.toLowerCase(), flat[i + 1]!]);
+  return out;
+};
+
+t.test('request headers: hop-by-hop removed, Connection-named removed, forwarding fields appended', async (t) => {
+  const scan: RequestScan = { host: '', hasBody: false };
+  const raw = [
+    'Host', 'svc:80',
+    'Connection', 'keep-alive, X-Secret-Hop',
+    'X-Secret-Hop', 'leak',
+    'Keep-Alive', 'timeout=5',
+    'Proxy-Connection', 'keep-alive',
+    'Proxy-Authorization', 'Basic Zm9vOmJhcg==',
+    'TE', 'trailers, deflate',
+    'Trailer', 'X-Checksum',
+    'Upgrade', 'websocket',
+    'Transfer-Encoding', 'chunked',
+    'Expect', '100-continue',
+    'X-Forwarded-For', '10.0.0.1',
+    'Via', '1.0 edge',
+    'Accept', 'text/plain',
+    'Set-Cookie-Like', 'a=1',
+  ];
+  const out = pairs(forwardRequestHeaders(raw, scan, '127.0.0.9', '', fw));
+  const names = out.map(([n]) => n);
+  for (const hop of ['connection', 'x-secret-hop', 'keep-alive', 'proxy-connection', 'proxy-authorization', 'trailer', 'upgrade', 'transfer-encoding', 'expect']) t.notOk(names.includes(hop), `${hop} removed`);
+  t.same(out.find(([n]) => n === 'te'), ['te', 'trailers'], 'TE reduced to trailers');
+  t.same(out.find(([n]) => n === 'x-forwarded-for'), ['x-forwarded-for', '10.0.0.1, 127.0.0.9'], 'client appended to X-Forwarded-For');
+  t.same(out.find(([n]) => n === 'x-forwarded-proto'), ['x-forwarded-proto', 'http']);
+  t.same(out.find(([n]) => n === 'via'), ['via', '1.0 edge, 1.1 meshmedic']);
+  t.same(out.find(([n]) => n === 'accept'), ['accept', 'text/plain'], 'end-to-end fields kept');
+  t.equal(scan.host, 'svc:80');
+  t.equal(scan.hasBody, true, 'chunked request has a body');
+});
+
+t.test('request headers: absolute-form authority replaces Host; forwarding fields can be disabled', async (t) => {
+  const scan: RequestScan = { host: '', hasBody: true };
+  const out = pairs(forwardRequestHeaders(['host', 'other', 'content-length', '0', 'x-forwarded-for', '1.2.3.4'], scan, '127.0.0.1', 'payments', { xForwardedFor: false, via: false, viaValue: '' }));
+  t.same(out, [['host', 'payments'], ['content-length', '0'], ['x-forwarded-for', '1.2.3.4']]);
+  t.equal(scan.hasBody, false, 'content-length 0: no body');
+  const noHost = pairs(forwardRequestHeaders(['accept', '*/*'], scan, '127.0.0.1', 'payments:8080', fw));
+  t.same(noHost.find(([n]) => n === 'host'), ['host', 'payments:8080'], 'Host added from the authority');
+});
+
+t.test('response headers: hop-by-hop removed, Via appended', async (t) => {
+  const raw = ['Content-Type', 'text/plain', 'Connection', 'X-Internal', 'X-Internal', 'secret', 'Keep-Alive', 'timeout=5', 'Transfer-Encoding', 'chunked', 'Set-Cookie', 'a=1', 'Set-Cookie', 'b=2', 'Upgrade', 'h2c'].map((s) => Buffer.from(s));
+  const out = pairs(forwardResponseHeaders(raw, fw));
+  t.same(out, [['content-type', 'text/plain'], ['set-cookie', 'a=1'], ['set-cookie', 'b=2'], ['via', '1.1 meshmedic']]);
+});
+
+t.test('end to end: the backend sees no hop-by-hop fields, the client none of the backend\'s', async (t) => {
+  let seen: string[] = [];
+  const b = await backend((req, res) => {
+    seen = req.rawHeaders.map((h, i) => (i % 2 === 0 ? h.toLowerCase() : h));
+    res.writeHead(200, [
+      ['Connection', 'X-Resp-Hop'],
+      ['X-Resp-Hop', 'no'],
+      ['Keep-Alive', 'timeout=1'],
+      ['X-End-To-End', 'yes'],
+      ['Content-Length', '4'],
+    ].flat());
+    res.end('done');
+  });
+  const p = await startTestProxy({ services: [{ name: 'svc', endpoints: [{ address: `127.0.0.1:${b.port}` }] }] });
+  t.teardown(async () => {
+    await p.close();
+    await b.close();
+  });
+  const reply = await new Promise<string>((resolve) => {
+    const s = net.connect(p.port, '127.0.0.1');
+    s.setTimeout(5000, () => {
+      s.destroy();
+      resolve(data);
+    });
+    let data = '';
+    s.on('data', (c) => {
+      data += c.toString('latin1');
+      if (data.endsWith('done')) {
+        s.destroy();
+        resolve(data);
+      }
+    });
+    s.write('GET / HTTP/1.1\r\nHost: svc\r\nConnection: X-Req-Hop\r\nX-Req-Hop: no\r\nProxy-Authorization: Basic eA==\r\nTE: trailers\r\nX-Keep: yes\r\n\r\n');
+  });
+  for (const hop of ['x-req-hop', 'proxy-authorization']) t.notOk(seen.includes(hop), `backend did not see ${hop}`);
+  t.ok(seen.includes('x-keep'), 'end-to-end request field forwarded');
+  t.equal(seen[seen.indexOf('te') + 1], 'trailers');
+  t.equal(seen[seen.indexOf('x-forwarded-for') + 1], '127.0.0.1');
+  t.equal(seen[seen.indexOf('via') + 1], '1.1 meshmedic');
+  const head = reply.split('\r\n\r\n')[0]!.toLowerCase();
+  t.notOk(head.includes('x-resp-hop'), 'client did not see the backend\'s connection-named field');
+  t.notOk(head.includes('timeout=1'), 'backend keep-alive parameters not forwarded');
+  t.ok(head.includes('x-end-to-end: yes'));
+  t.ok(head.includes('via: 1.1 meshmedic'));
+});
