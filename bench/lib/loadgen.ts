@@ -123,6 +123,12 @@ export async function runOpenLoop(o: LoadOptions): Promise<LoadRecords[]> {
   return state.map((s) => s.rec);
 }
 
+/** A request failed when it got no answer (0) or an error status: 5xx, and 4xx too, since the
+ *  load only sends valid requests (a proxy answering 404 has failed them). */
+export function isFailure(status: number): boolean {
+  return status === 0 || status >= 400;
+}
+
 /** Quantile of an ascending array (nearest rank). */
 export function quantile(sorted: ArrayLike<number>, q: number): number {
   if (sorted.length === 0) return NaN;
@@ -140,7 +146,7 @@ export function summarize(r: LoadRecords, from = 0, to = Infinity): LatencySumma
     const s = r.sched[i];
     if (s < from || s >= to) continue;
     lats.push(r.lat[i]);
-    if (r.status[i] === 0 || r.status[i] >= 500) failed++;
+    if (isFailure(r.status[i])) failed++;
     if (s < first) first = s;
     if (s > last) last = s;
   }

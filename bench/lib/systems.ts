@@ -181,13 +181,14 @@ export function meshmedic(o: { name?: string; policy?: string; env?: Record<stri
       return {
         name, url: `http://127.0.0.1:${port}`, port, proc,
         ejections: async () => {
-          const r = await request(`${admin}/v1/events`, { headersTimeout: 3000, bodyTimeout: 3000 });
+          const r = await request(`${admin}/v1/events?limit=5000`, { headersTimeout: 3000, bodyTimeout: 3000 });
           const body = (await r.body.json()) as unknown;
           const list = (Array.isArray(body) ? body : ((body as { events?: unknown[] })?.events ?? [])) as Record<string, unknown>[];
           const out: EjectionEvent[] = [];
           for (const ev of list) {
             const d = (ev.decision ?? ev) as Record<string, unknown>;
-            if (d.action !== 'eject' && d.action !== 'drain') continue;
+            // Only decisions that took effect (a guard may refuse one: recorded with applied=false).
+            if ((d.action !== 'eject' && d.action !== 'drain') || d.applied === false) continue;
             const target = String(d.target ?? '');
             out.push({ address: target.slice(target.indexOf('/') + 1), at: Number(d.at ?? ev.at), detail: `${d.action} ${String(d.reason ?? '')}` });
           }

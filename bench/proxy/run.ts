@@ -8,6 +8,7 @@ import path from 'node:path';
 import { ROOT, nodeEntry, runCommand, spawnTracked, stopAll, tempDir, waitReadyLine } from '../lib/procs.js';
 import { BENCH_TIMEOUTS } from '../lib/peers.js';
 import { direct, haproxy, meshmedic, nginx, type SystemUnderTest, type RunningSut } from '../lib/systems.js';
+import { buildIfStale } from '../lib/build.js';
 import { runWrk, wrkAvailable, type WrkResult } from '../lib/wrk.js';
 import { summarize, type LoadRecords } from '../lib/loadgen.js';
 import { ratio, renderMarkdown, renderText, updateMarkdownFile, writeJson, type Cell } from '../lib/report.js';
@@ -57,8 +58,8 @@ async function main(): Promise<number> {
   const wrkMissing = wrkAvailable();
   if (wrkMissing) { process.stderr.write(`bench:proxy: ${wrkMissing}\n`); return 1; }
   if (!v['no-build']) {
-    const b = await runCommand(process.execPath, [path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json'], 300_000);
-    if (b.code !== 0) process.stderr.write(`bench:proxy: the build reported errors (meshmedic may be unavailable):\n${b.stdout.split('\n').slice(0, 5).join('\n')}\n`);
+    const err = await buildIfStale((s) => process.stderr.write(s));
+    if (err) process.stderr.write(`bench:proxy: the build reported errors (meshmedic may be unavailable):\n${err}\n`);
   }
 
   let systems: SystemUnderTest[] = [

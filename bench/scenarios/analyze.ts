@@ -1,0 +1,121 @@
+// Scenario metrics from raw evidence: the client's per-request records, each backend's own arrival
+// log, and the ejections a system reports. Pure functions, so the definitions are tested on their own.
+import { isFailure, summarize, type LoadRecords } from '../lib/loadgen.js';
+import type { Scenario } from './catalogue.js';
+
+/** One backend's arrival log (epoch ms, status; 0 = held by a black hole). */
+export interface ArrivalLog { readonly address: string; readonly t: readonly number[]; readonly s: readonly number[] }
+
+export interface Ejection { readonly address: string; readonly at: number }
+
+export interface ScenarioMetrics {
+  requests: number;
+  failed: number;
+  failedPct: number;
+  p50: number;
+  p99: number;
+  /**
+   * Time from the fault's start until traffic stopped being hurt by it: the last "affected" event
+   * (a request arriving at a faulty endpoint, or a failed request) before the first 1 s without any.
+   * null = that never happened during the fault.
+   */
+  detectMs: number | null;
+  /** Affected events (requests) before that moment: the "within N requests" figure. */
+  detectRequests: number | null;
+  /** First ejection of a faulty endpoint the system itself reported, after the fault began. */
+  reportedDetectMs: number | null;
+  /** From the fault's end until the faulty endpoints get ≥ 50 % of their fair share again over 1 s;
+   *  null when the fault never ends or traffic was never taken off them (nothing to recover from). */
+  recoverMs: number | null;
+  /** Ejections the system reported of endpoints that were not faulty; null = it cannot report them. */
+  falseEjections: number | null;
+  /** Healthy endpoints that received no traffic for ≥ 1 s while the load ran (observed by the backends). */
+  healthyGaps: number;
+}
+
+const WINDOW_MS = 1000;
+
+/** Index of the first element ≥ x in an ascending array. */
+function lowerBound(a: readonly number[], x: number): number {
+  let lo = 0, hi = a.length;
+  while (lo < hi) { const m = (lo + hi) >> 1; if (a[m] < x) lo = m + 1; else hi = m; }
+  return lo;
+}
+
+/** Expected requests per ms at the faulty endpoints if traffic were spread evenly (rate at time t). */
+function fairPerMs(sc: Scenario, relMs: number, share: number): number {
+  let r = 0;
+  for (const s of sc.schedule) if (s.atMs <= relMs) r = s.rate;
+  return (r / 1000) * share;
+}
+
+export function analyzeScenario(sc: Scenario, rec: LoadRecords, logs: readonly ArrivalLog[], ejections: readonly Ejection[] | undefined): ScenarioMetrics {
+  const start = rec.start;
+  const F = start + sc.faultStartMs;
+  const E = sc.faultEndMs === null ? start + sc.durationMs : start + sc.faultEndMs;
+  const end = start + sc.durationMs;
+  const sum = summarize(rec, sc.faultStartMs, sc.durationMs);
+  const faultyAddr = new Set(sc.faulty.map((i) => logs[i]?.address).filter((a): a is string => Boolean(a)));
+  const share = sc.faulty.length / sc.endpoints;
+
+  let detectMs: number | null = null, detectRequests: number | null = null, recoverMs: number | null = null, reportedDetectMs: number | null = null;
+  if (sc.faulty.length > 0) {
+    // Affected events during the fault: arrivals at faulty endpoints (their own log) and failed requests (the client's).
+    const ev: number[] = [];
+    for (const i of sc.faulty) for (const t of logs[i]?.t ?? []) if (t >= F && t <= E) ev.push(t);
+    for (let i = 0; i < rec.sched.length; i++) {
+      const at = start + rec.sched[i];
+      if (at >= F && at <= E && isFailure(rec.status[i])) ev.push(at);
+    }
+    ev.sort((a, b) => a - b);
+    // Traffic "stops" at the first affected event followed by a whole second without any: at a fair
+    // share of tens of requests per second such a gap does not happen by chance, while sparse probes
+    // sent later (canaries, re-admission tries) do not hide the moment the endpoint was taken out.
+    if (F + WINDOW_MS <= E && (ev.length === 0 || ev[0] - F >= WINDOW_MS)) { detectMs = 0; detectRequests = 0; } // never hurt at all
+    else {
+      for (let k = 0; k < ev.length; k++) {
+        if (ev[k] + WINDOW_MS > E) break;
+        if ((k + 1 < ev.length ? ev[k + 1] : E) - ev[k] >= WINDOW_MS) { detectMs = Math.round(ev[k] - F); detectRequests = k + 1; break; }
+      }
+    }
+    if (ejections) {
+      const first = ejections.filter((e) => faultyAddr.has(e.address) && e.at >= F - 1000 && e.at <= E).map((e) => e.at).sort((a, b) => a - b)[0];
+      // nginx logs whole seconds: an event in the fault's first second may carry an earlier stamp.
+      if (first !== undefined) reportedDetectMs = Math.max(0, Math.round(first - F));
+    }
+    // Recovery only means something if traffic was taken off the endpoint (detected) during the fault.
+    if (sc.faultEndMs !== null && detectMs !== null) {
+      const arrivals: number[] = [];
+      for (const i of sc.faulty) for (let j = 0; j < (logs[i]?.t.length ?? 0); j++) {
+        const t = logs[i].t[j];
+        if (t >= E && logs[i].s[j] !== 0) arrivals.push(t);
+      }
+      arrivals.sort((a, b) => a - b);
+      for (let k = 0; k < arrivals.length; k++) {
+        if (arrivals[k] + WINDOW_MS > end) break;
+        const need = 0.5 * fairPerMs(sc, arrivals[k] - start, share) * WINDOW_MS;
+        if (lowerBound(arrivals, arrivals[k] + WINDOW_MS) - k >= need) { recoverMs = Math.round(arrivals[k] - E); break; }
+      }
+    }
+  }
+
+  let falseEjections: number | null = null;
+  if (ejections) falseEjections = ejections.filter((e) => !faultyAddr.has(e.address) && e.at >= start - 1000 && e.at <= end).length;
+
+  // Gaps: healthy endpoints starved of traffic for a whole second while load ran (skip the first and last second).
+  let healthyGaps = 0;
+  for (let i = 0; i < logs.length; i++) {
+    if (sc.faulty.includes(i)) continue;
+    const t = logs[i].t.filter((x) => x >= start + 1000 && x <= end - 1000);
+    let prev = start + 1000;
+    for (const x of [...t, end - 1000]) {
+      if (x - prev >= WINDOW_MS) healthyGaps++;
+      prev = x;
+    }
+  }
+
+  return {
+    requests: sum.count, failed: sum.failed, failedPct: sum.count ? Math.round((sum.failed / sum.count) * 10_000) / 100 : 0,
+    p50: sum.p50, p99: sum.p99, detectMs, detectRequests, reportedDetectMs, recoverMs, falseEjections, healthyGaps,
+  };
+}

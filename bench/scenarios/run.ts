@@ -1,0 +1,289 @@
+// `npm run bench:scenarios`: the fault-scenario catalogue with real backend processes on loopback and
+// open-loop load, through meshmedic (policies none, envoy-default, meshmedic), HAProxy and nginx, all
+// at once in the same run. Writes bench/results/scenarios.json and the table into bench/README.md.
+import { parseArgs } from 'node:util';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { request } from 'undici';
+import { ROOT, nodeEntry, runCommand, spawnTracked, stopAll, tempDir, waitReadyLine, type Spawned } from '../lib/procs.js';
+import { HAPROXY_HEALING, NGINX_HEALING, type Timeouts } from '../lib/peers.js';
+import { haproxy, meshmedic, nginx, type RunningSut, type SystemUnderTest } from '../lib/systems.js';
+import { buildIfStale } from '../lib/build.js';
+import type { LoadRecords } from '../lib/loadgen.js';
+import { ratio, renderMarkdown, renderText, updateMarkdownFile, writeJson, type Cell } from '../lib/report.js';
+import { catalogue, FULL_TIMING, QUICK_TIMING, QUICK_SCENARIOS, RATE, type Scenario } from './catalogue.js';
+import { analyzeScenario, type ArrivalLog, type ScenarioMetrics } from './analyze.js';
+
+const USAGE = `usage: npm run bench:scenarios -- [--quick] [--only SCENARIO[,SCENARIO]] [--systems WORD[,WORD]] [--no-build] [--no-write]
+  --quick     ${QUICK_SCENARIOS.join(' and ')} only, shorter phases (under a minute); writes nothing unless --write
+  --only      run these scenarios (names: ${catalogue(FULL_TIMING).map((s) => s.name).join(', ')})
+  --systems   run only systems whose name contains one of these words
+  --no-write  print only; do not write bench/results/scenarios.json or bench/README.md`;
+
+/** Same upstream timeouts for every system: a black-holed request fails after 2 s everywhere. */
+const SCENARIO_TIMEOUTS: Timeouts = Object.freeze({ connectMs: 1000, serverMs: 2000, clientMs: 30_000 });
+const CLIENT_TIMEOUT_MS = 5000;
+
+const SYSTEMS: SystemUnderTest[] = [
+  meshmedic({ name: 'meshmedic (none)', policy: 'none' }),
+  meshmedic({ name: 'meshmedic (envoy-default)', policy: 'envoy-default' }),
+  meshmedic({ name: 'meshmedic', policy: 'meshmedic' }),
+  haproxy({ name: 'haproxy', healing: HAPROXY_HEALING }),
+  nginx({ name: 'nginx', workers: 'auto', healing: NGINX_HEALING }),
+];
+
+type Outcome = { available: true; metrics: ScenarioMetrics } | { available: false; reason: string };
+
+interface Lane {
+  sys: SystemUnderTest;
+  backends: { proc: Spawned; port: number; controlPort: number; address: string }[];
+  sut?: RunningSut;
+  failed?: string;
+}
+
+const log = (s: string): void => { process.stderr.write(s); };
+
+async function post(url: string, body: unknown): Promise<void> {
+  const r = await request(url, { method: 'POST', body: JSON.stringify(body), headersTimeout: 3000, bodyTimeout: 3000 });
+  const text = await r.body.text();
+  if (r.statusCode !== 200) throw new Error(`POST ${url}: ${r.statusCode} ${text}`);
+}
+
+async function startLane(sys: SystemUnderTest, sc: Scenario, dir: string): Promise<Lane> {
+  const lane: Lane = { sys, backends: [] };
+  const why = sys.available();
+  if (why) { lane.failed = why; return lane; }
+  const be = nodeEntry('src/testing/backend-main.ts');
+  try {
+    lane.backends = await Promise.all(Array.from({ length: sc.endpoints }, async (_, i) => {
+      const proc = spawnTracked({
+        name: `${sys.name}-backend-${i}`, cmd: be.cmd, logDir: dir, stdinPipe: true,
+        args: [...be.args, '--port', '0', '--control-port', '0', '--seed', String(i + 1), '--median-ms', String(sc.baseline.medianMs),
+          '--sigma', String(sc.baseline.sigma), '--error-rate', String(sc.baseline.errorRate), '--exit-with-stdin'],
+      });
+      const r = await waitReadyLine<{ port: number; controlPort: number }>(proc, 20_000);
+      return { proc, port: r.port, controlPort: r.controlPort, address: `127.0.0.1:${r.port}` };
+    }));
+    lane.sut = await sys.start({ upstreams: lane.backends.map((b) => ({ host: '127.0.0.1', port: b.port })), dir, timeouts: SCENARIO_TIMEOUTS });
+  } catch (e) {
+    lane.failed = `failed to start: ${(e as Error).message.split('\n')[0]}`;
+  }
+  return lane;
+}
+
+async function stopLane(l: Lane): Promise<void> {
+  await l.sut?.stop().catch(() => {});
+  await Promise.all(l.backends.map((b) => b.proc.stop()));
+}
+
+async function runScenario(sc: Scenario, systems: SystemUnderTest[], dir: string): Promise<Map<string, Outcome>> {
+  const out = new Map<string, Outcome>();
+  const lanes = await Promise.all(systems.map((s) => startLane(s, sc, dir)));
+  try {
+    const live = lanes.filter((l) => !l.failed && l.sut);
+    for (const l of lanes) if (l.failed) out.set(l.sys.name, { available: false, reason: l.failed });
+    if (live.length === 0) return out;
+
+    const startAt = Date.now() + 1500;
+    const optsFile = path.join(dir, `load-${sc.name}.json`);
+    const outFile = path.join(dir, `records-${sc.name}.json`);
+    writeFileSync(optsFile, JSON.stringify({
+      targets: live.map((l) => ({ name: l.sys.name, url: l.sut!.url, schedule: sc.schedule })),
+      durationMs: sc.durationMs, timeoutMs: CLIENT_TIMEOUT_MS, connections: 512, startAt,
+    }));
+    const gen = nodeEntry('bench/lib/loadgen-main.ts');
+    const genProc = spawnTracked({ name: `loadgen-${sc.name}`, cmd: gen.cmd, args: [...gen.args, optsFile, outFile], logDir: dir });
+
+    // Faults at their times, on every lane's backends at once.
+    const timers: NodeJS.Timeout[] = [];
+    const faultErrors: string[] = [];
+    for (const step of sc.steps) {
+      timers.push(setTimeout(() => {
+        for (const l of live) for (const i of step.endpoints) {
+          post(`http://127.0.0.1:${l.backends[i].controlPort}/__fault`, step.fault).catch((e: Error) => faultErrors.push(`${l.sys.name}: ${e.message}`));
+        }
+      }, Math.max(0, startAt + step.atMs - Date.now())));
+    }
+    // HAProxy keeps no history of server states: sample them while the load runs.
+    const sampler = setInterval(() => { for (const l of live) void l.sut!.sample?.(); }, 250);
+    const { code } = await genProc.exited;
+    clearInterval(sampler);
+    for (const t of timers) clearTimeout(t);
+    if (faultErrors.length) log(`  fault injection errors: ${faultErrors.slice(0, 3).join('; ')}\n`);
+    if (code !== 0 || !existsSync(outFile)) throw new Error(`load generator failed (${code}); see ${genProc.logFile}`);
+    const records = JSON.parse(readFileSync(outFile, 'utf8')) as LoadRecords[];
+
+    for (const l of live) {
+      const rec = records.find((r) => r.name === l.sys.name)!;
+      try {
+        const logs: ArrivalLog[] = await Promise.all(l.backends.map(async (b) => {
+          const r = await request(`http://127.0.0.1:${b.controlPort}/__log?since=${startAt - 1000}`, { headersTimeout: 5000, bodyTimeout: 5000 });
+          const j = (await r.body.json()) as { t: number[]; s: number[] };
+          return { address: b.address, t: j.t, s: j.s };
+        }));
+        const ej = l.sut!.ejections ? await l.sut!.ejections().catch(() => undefined) : undefined;
+        out.set(l.sys.name, { available: true, metrics: analyzeScenario(sc, rec, logs, ej) });
+      } catch (e) {
+        out.set(l.sys.name, { available: false, reason: `measurement failed: ${(e as Error).message}` });
+      }
+    }
+    return out;
+  } finally {
+    await Promise.all(lanes.map(stopLane));
+  }
+}
+
+const ms = (v: number | null | undefined): Cell => (v === null || v === undefined ? null : Math.round(v));
+
+async function main(): Promise<number> {
+  let v: Record<string, string | boolean | undefined>;
+  try {
+    ({ values: v } = parseArgs({
+      options: {
+        quick: { type: 'boolean' }, only: { type: 'string' }, systems: { type: 'string' }, 'no-build': { type: 'boolean' },
+        'no-write': { type: 'boolean' }, write: { type: 'boolean' }, help: { type: 'boolean' },
+      },
+    }));
+  } catch (e) { log(`${(e as Error).message}\n${USAGE}\n`); return 2; }
+  if (v.help) { process.stdout.write(USAGE + '\n'); return 0; }
+  const quick = Boolean(v.quick);
+  const timing = quick ? QUICK_TIMING : FULL_TIMING;
+  let scenarios = catalogue(timing);
+  if (typeof v.only === 'string') {
+    const names = v.only.split(',').map((s) => s.trim());
+    const unknown = names.filter((n) => !scenarios.some((s) => s.name === n));
+    if (unknown.length) { log(`--only: unknown scenario(s) ${unknown.join(', ')}\n${USAGE}\n`); return 2; }
+    scenarios = scenarios.filter((s) => names.includes(s.name));
+  } else if (quick) scenarios = scenarios.filter((s) => (QUICK_SCENARIOS as readonly string[]).includes(s.name));
+  let systems = SYSTEMS;
+  if (typeof v.systems === 'string') {
+    const words = v.systems.split(',').map((s) => s.trim().toLowerCase()).filter(Boolean);
+    systems = systems.filter((s) => words.some((w) => s.name.toLowerCase().includes(w)));
+  }
+  const write = quick ? Boolean(v.write) : !v['no-write'];
+
+  const peers = await runCommand('bash', [path.join(ROOT, 'scripts', 'ensure-peers.sh')], 600_000);
+  if (peers.code !== 0) log(peers.stderr);
+  if (!v['no-build']) {
+    const err = await buildIfStale(log);
+    if (err) log(`bench:scenarios: the build reported errors (meshmedic may be unavailable):\n${err}\n`);
+  }
+
+  const tmp = tempDir('mm-bench-scen');
+  const results: { scenario: Scenario; outcomes: Map<string, Outcome> }[] = [];
+  const t0 = Date.now();
+  try {
+    for (const sc of scenarios) {
+      log(`scenario ${sc.name}: ${sc.description} (${sc.durationMs / 1000} s at ${RATE} rps, ${systems.length} systems at once)\n`);
+      const outcomes = await runScenario(sc, systems, tmp.dir);
+      for (const [name, o] of outcomes) {
+        log(o.available
+          ? `  ${name}: failed ${o.metrics.failedPct}%, p99 ${ms(o.metrics.p99)} ms, detect ${o.metrics.detectMs ?? '–'} ms, recover ${o.metrics.recoverMs ?? '–'} ms, false ejections ${o.metrics.falseEjections ?? '–'}\n`
+          : `  ${name}: not available: ${o.reason}\n`);
+      }
+      results.push({ scenario: sc, outcomes });
+    }
+  } finally {
+    await stopAll();
+    tmp.remove();
+  }
+
+  const names = systems.map((s) => s.name);
+  const detail = {
+    alignRight: [false, false, true, true, true, true, true, true, true, true],
+    columns: ['scenario', 'system', 'failed %', 'p99 ms', 'detect ms', 'reqs to detect', 'reported detect ms', 'recover ms', 'false ejections', 'healthy gaps'],
+    rows: results.flatMap(({ scenario, outcomes }) => names.map((n): Cell[] => {
+      const o = outcomes.get(n);
+      if (!o || !o.available) return [scenario.name, n, null, null, null, null, null, null, null, `not available: ${o && !o.available ? o.reason : 'not run'}`];
+      const m = o.metrics;
+      return [scenario.name, n, m.failedPct, ms(m.p99), m.detectMs, m.detectRequests, m.reportedDetectMs, m.recoverMs, m.falseEjections, m.healthyGaps];
+    })),
+  };
+
+  // Per system, over the whole suite.
+  const totals = new Map<string, { failed: number; requests: number; detect: number[]; recover: number[]; falseEj: number; ran: number }>();
+  for (const n of names) totals.set(n, { failed: 0, requests: 0, detect: [], recover: [], falseEj: 0, ran: 0 });
+  for (const { outcomes } of results) for (const [n, o] of outcomes) {
+    if (!o.available) continue;
+    const t = totals.get(n)!;
+    t.ran++; t.failed += o.metrics.failed; t.requests += o.metrics.requests; t.falseEj += o.metrics.falseEjections ?? 0;
+    if (o.metrics.detectMs !== null) t.detect.push(o.metrics.detectMs);
+    if (o.metrics.recoverMs !== null) t.recover.push(o.metrics.recoverMs);
+  }
+  const mean = (a: number[]): number | null => (a.length ? Math.round(a.reduce((x, y) => x + y, 0) / a.length) : null);
+  const failedPct = (n: string): number | null => { const t = totals.get(n)!; return t.requests ? Math.round((t.failed / t.requests) * 10_000) / 100 : null; };
+  const x = (a: number | null, b: number | null): string | null => { const q = ratio(a, b); return q === null ? null : `${q.toFixed(2)}×`; };
+  const base = 'meshmedic (envoy-default)';
+  const summary = {
+    alignRight: [false, true, true, true, true, true, true],
+    columns: ['system', 'scenarios run', 'failed % (suite)', '× envoy-default', 'mean detect ms', 'mean recover ms', 'false ejections'],
+    rows: names.map((n): Cell[] => {
+      const t = totals.get(n)!;
+      if (t.ran === 0) return [n, 0, null, null, null, null, null];
+      return [n, t.ran, failedPct(n), x(failedPct(n), totals.get(base)?.ran ? failedPct(base) : null), mean(t.detect), mean(t.recover), t.falseEj];
+    }),
+  };
+
+  // The targets of the issue, checked from the figures (a missing system makes a check "not checked").
+  const verdicts: string[] = [];
+  const get = (sc: string, n: string): ScenarioMetrics | undefined => {
+    const o = results.find((r) => r.scenario.name === sc)?.outcomes.get(n);
+    return o && o.available ? o.metrics : undefined;
+  };
+  const mm = 'meshmedic';
+  if (totals.get(mm)?.ran && totals.get(base)?.ran) {
+    const r = ratio(failedPct(mm), failedPct(base));
+    verdicts.push(`failed requests, meshmedic vs envoy-default over the suite: ${r === null ? '–' : `${r.toFixed(2)}×`} (target ≤ 0.40)`);
+  } else verdicts.push('failed requests vs envoy-default: not checked (a policy did not run)');
+  for (const peer of ['haproxy', 'nginx']) {
+    const worse = results.filter((r) => { const a = get(r.scenario.name, mm), b = get(r.scenario.name, peer); return a && b && a.failed > b.failed; }).map((r) => r.scenario.name);
+    const compared = results.filter((r) => get(r.scenario.name, mm) && get(r.scenario.name, peer)).length;
+    verdicts.push(compared ? `scenarios where meshmedic failed more requests than ${peer}: ${worse.length ? worse.join(', ') : 'none'} (of ${compared})` : `meshmedic vs ${peer}: not checked`);
+  }
+  for (const r of results.filter((r) => r.scenario.hard)) {
+    const m = get(r.scenario.name, mm);
+    if (m) verdicts.push(`${r.scenario.name}: meshmedic detected after ${m.detectRequests ?? '–'} affected requests / ${m.detectMs ?? '–'} ms (target ≤ 5 requests or ≤ 1000 ms): ${m.detectMs !== null && (m.detectMs <= 1000 || (m.detectRequests ?? 99) <= 5) ? 'met' : 'not met'}`);
+  }
+  const g = get('gray-3x', mm);
+  if (g) verdicts.push(`gray-3x: meshmedic detected after ${g.detectMs ?? '–'} ms (target ≤ 3000 ms): ${g.detectMs !== null && g.detectMs <= 3000 ? 'met' : 'not met'}`);
+  const noise = get('noise', mm);
+  if (noise) verdicts.push(`noise: meshmedic false ejections ${noise.falseEjections ?? '–'} (target 0)`);
+  for (const peer of ['haproxy', 'nginx', base]) {
+    const a = totals.get(mm), b = totals.get(peer);
+    if (!a?.ran || !b?.ran) continue;
+    verdicts.push(`meshmedic / ${peer}: failed requests ${x(failedPct(mm), failedPct(peer)) ?? '–'}, mean detection ${x(mean(a.detect), mean(b.detect)) ?? '–'}, mean recovery ${x(mean(a.recover), mean(b.recover)) ?? '–'} (paper claims 0.75× failures, 0.60× detection, 0.70× recovery)`);
+  }
+
+  process.stdout.write(`\n${renderText(detail)}\n\n${renderText(summary)}\n\n${verdicts.map((s) => `- ${s}`).join('\n')}\n`);
+  log(`total ${Math.round((Date.now() - t0) / 1000)} s\n`);
+
+  if (write) {
+    const when = new Date().toISOString();
+    const cmd = `npm run bench:scenarios${quick ? ' -- --quick --write' : ''}`;
+    const machine = `${os.cpus().length} × ${os.cpus()[0]?.model.trim() ?? 'cpu'}, Node ${process.version}`;
+    writeJson(path.join(ROOT, 'bench', 'results', quick ? 'scenarios-quick.json' : 'scenarios.json'), {
+      when, command: cmd, machine, timing, rate: RATE, timeouts: SCENARIO_TIMEOUTS, clientTimeoutMs: CLIENT_TIMEOUT_MS,
+      haproxy: HAPROXY_HEALING, nginx: NGINX_HEALING,
+      scenarios: results.map(({ scenario, outcomes }) => ({ scenario, results: Object.fromEntries(outcomes) })),
+      verdicts,
+    });
+    updateMarkdownFile(path.join(ROOT, 'bench', 'README.md'), 'bench:scenarios', [
+      `Last run: ${when}, \`${cmd}\`${quick ? ' (quick mode: two scenarios, short phases, indicative only)' : ''}, on ${machine}.`,
+      '',
+      renderMarkdown(summary),
+      '',
+      verdicts.map((s) => `- ${s}`).join('\n'),
+      '',
+      '<details><summary>Every scenario × system</summary>',
+      '',
+      renderMarkdown(detail),
+      '',
+      '</details>',
+    ].join('\n'), '## Fault scenarios: latest results');
+    log(`wrote bench/results/${quick ? 'scenarios-quick' : 'scenarios'}.json and bench/README.md\n`);
+  }
+  return 0;
+}
+
+main().then((code) => process.exit(code), (e: Error) => { log(`bench:scenarios: ${e.stack ?? e.message}\n`); stopAll().finally(() => process.exit(1)); });

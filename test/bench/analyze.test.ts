@@ -1,0 +1,75 @@
+// Scenario metrics (time to detect, to recover, false ejections, starved endpoints) on crafted evidence.
+import t from 'tap';
+import { analyzeScenario, type ArrivalLog } from '../../bench/scenarios/analyze.js';
+import type { Scenario } from '../../bench/scenarios/catalogue.js';
+import { catalogue, QUICK_TIMING, FULL_TIMING } from '../../bench/scenarios/catalogue.js';
+import type { LoadRecords } from '../../bench/lib/loadgen.js';
+
+const START = 1_000_000;
+const sc: Scenario = {
+  name: 'crafted', description: '', endpoints: 5, baseline: { medianMs: 5, sigma: 0, errorRate: 0 },
+  schedule: [{ atMs: 0, rate: 200 }], durationMs: 9000, faultStartMs: 2000, faultEndMs: 6000, faulty: [0], steps: [], hard: true,
+};
+const addr = (i: number): string => `127.0.0.1:${9000 + i}`;
+const every = (from: number, to: number, step: number): number[] => { const a: number[] = []; for (let x = from; x < to; x += step) a.push(START + x); return a; };
+const logOf = (i: number, t: number[]): ArrivalLog => ({ address: addr(i), t, s: t.map(() => 200) });
+
+/** Client records: a request every 5 ms, failing (503) when `fails(ms)` says so. */
+function records(fails: (ms: number) => boolean): LoadRecords {
+  const r: LoadRecords = { name: 'x', start: START, sched: [], lat: [], status: [], backend: [], backends: [], errors: {} };
+  for (let ms = 0; ms < sc.durationMs; ms += 5) { r.sched.push(ms); r.lat.push(5); r.status.push(fails(ms) ? 503 : 200); r.backend.push(-1); }
+  return r;
+}
+
+t.test('ejected 300 ms after the fault, back 500 ms after it ends', async (t) => {
+  const logs = [
+    logOf(0, [...every(0, 2300, 25), ...every(6500, 9000, 25)]),
+    ...[1, 2, 3, 4].map((i) => logOf(i, every(0, 9000, 20))),
+  ];
+  const rec = records((ms) => ms >= 2000 && ms < 2300 && ms % 25 === 0);
+  const m = analyzeScenario(sc, rec, logs, [{ address: addr(0), at: START + 2310 }, { address: addr(2), at: START + 4000 }]);
+  t.ok(m.detectMs !== null && m.detectMs >= 270 && m.detectMs <= 300, `detect ≈ 300 ms (${m.detectMs})`);
+  t.ok(m.detectRequests !== null && m.detectRequests > 10 && m.detectRequests < 30, `affected requests counted (${m.detectRequests})`);
+  t.equal(m.reportedDetectMs, 310);
+  t.equal(m.recoverMs, 500);
+  t.equal(m.falseEjections, 1, 'the ejection of a healthy endpoint is a false one');
+  t.equal(m.healthyGaps, 0);
+  t.ok(m.failed > 0 && m.failedPct > 0);
+});
+
+t.test('traffic never leaves a slow endpoint: never detected, nothing to recover', async (t) => {
+  const logs = [0, 1, 2, 3, 4].map((i) => logOf(i, every(0, 9000, 25)));
+  const m = analyzeScenario(sc, records(() => false), logs, undefined);
+  t.equal(m.detectMs, null);
+  t.equal(m.recoverMs, null);
+  t.equal(m.falseEjections, null, 'a system that cannot report ejections gives null, not 0');
+  t.equal(m.failed, 0);
+});
+
+t.test('failures alone (crash: nothing reaches the backend) also count', async (t) => {
+  const logs = [logOf(0, every(0, 2000, 25)), ...[1, 2, 3, 4].map((i) => logOf(i, every(0, 9000, 20)))];
+  const m = analyzeScenario(sc, records((ms) => ms >= 2000 && ms < 2800 && ms % 25 === 0), logs, []);
+  t.ok(m.detectMs !== null && m.detectMs >= 770 && m.detectMs <= 800, `detect ≈ 800 ms (${m.detectMs})`);
+  t.equal(m.falseEjections, 0);
+});
+
+t.test('a starved healthy endpoint is seen by its own log', async (t) => {
+  const logs = [
+    logOf(0, every(0, 9000, 25)), logOf(1, every(0, 9000, 20)), logOf(2, every(0, 9000, 20)),
+    logOf(3, [...every(0, 4000, 20), ...every(5500, 9000, 20)]), logOf(4, every(0, 9000, 20)),
+  ];
+  t.equal(analyzeScenario(sc, records(() => false), logs, undefined).healthyGaps, 1);
+});
+
+t.test('catalogue: every scenario is consistent', async (t) => {
+  for (const timing of [QUICK_TIMING, FULL_TIMING]) {
+    const all = catalogue(timing);
+    t.equal(new Set(all.map((s) => s.name)).size, all.length, 'unique names');
+    for (const s of all) {
+      t.ok(s.faulty.every((i) => i >= 0 && i < s.endpoints), `${s.name}: faulty endpoints exist`);
+      t.ok(s.steps.every((st) => st.atMs >= 0 && st.atMs < s.durationMs && st.endpoints.every((i) => i < s.endpoints)), `${s.name}: steps within the run`);
+      t.ok(s.faultEndMs === null || s.faultEndMs < s.durationMs, `${s.name}: the fault ends before the run does`);
+    }
+    t.ok(all.some((s) => s.name === 'noise' && s.faulty.length === 0 && s.baseline.errorRate > 0), 'noise: no faulty endpoint, background errors');
+  }
+});
