@@ -30,6 +30,9 @@ export const BAD_RESPONSE = f(502, 'MM_ERR_UPSTREAM_RESET', false, 14, 'malforme
 /** Classify an error raised while forwarding to an endpoint. */
 export function classifyUpstreamError(err: unknown): FailureClass {
   const code = (err as { code?: unknown } | null)?.code;
+  // node:http2 cancels pending streams when their session fails; the session's error is the cause.
+  const cause = (err as { cause?: unknown } | null)?.cause;
+  if (code === 'ERR_HTTP2_STREAM_CANCEL' && cause) return classifyUpstreamError(cause);
   if ((err as { name?: unknown } | null)?.name === 'HTTPParserError') return BAD_RESPONSE; // llhttp rejected the response
   switch (code) {
     case 'ECONNREFUSED':
@@ -63,6 +66,11 @@ export function classifyUpstreamError(err: unknown): FailureClass {
 /** The JSON body of a proxy-generated error: `{"error":CODE,"message":…,"endpoint":…}`. */
 export function errorBody(code: ErrorCode, message: string, endpoint: string): string {
   return JSON.stringify({ error: code, message, endpoint });
+}
+
+/** Percent-encode a grpc-message value as the gRPC spec asks: only '%' and bytes outside 0x20–0x7E. */
+export function grpcMessage(text: string): string {
+  return text.replace(/[^\x20-\x24\x26-\x7e]/g, (c) => encodeURIComponent(c));
 }
 
 /** gRPC outcome mapping (documented in docs/proxy.md). */

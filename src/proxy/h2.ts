@@ -7,7 +7,7 @@ import { Outcome, outcomeOfStatus } from '../core/types.js';
 import type { ErrorCode } from '../core/errors.js';
 import type { ServiceView } from '../mesh/state.js';
 import type { ProxyCore } from './core.js';
-import { classifyUpstreamError, errorBody, HEADERS_TIMEOUT, outcomeOfGrpcStatus, RESET, type FailureClass } from './failure.js';
+import { classifyUpstreamError, errorBody, grpcMessage, HEADERS_TIMEOUT, outcomeOfGrpcStatus, RESET, type FailureClass } from './failure.js';
 import { H2_FORBIDDEN } from './headers.js';
 import type { Upstream } from './upstream.js';
 
@@ -22,7 +22,7 @@ function answerError(stream: http2.ServerHttp2Stream, grpc: boolean, status: num
   }
   try {
     if (grpc) {
-      stream.respond({ ':status': 200, 'content-type': 'application/grpc', 'grpc-status': String(grpcStatus), 'grpc-message': encodeURIComponent(`${code}: ${message}`) }, { endStream: true });
+      stream.respond({ ':status': 200, 'content-type': 'application/grpc', 'grpc-status': String(grpcStatus), 'grpc-message': grpcMessage(`${code}: ${message}`) }, { endStream: true });
     } else {
       const body = errorBody(code, message, endpoint);
       stream.respond({ ':status': status, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
