@@ -56,6 +56,8 @@ Quick mode: every request arriving on --listen goes to one service whose endpoin
   --node-id ID              this sidecar's id in the mesh (default: generated)
   --log-level LEVEL         debug | info | warn | error | silent
 `,
+  render: `Usage: meshmedic render istio --config FILE [--from-admin HOST:PORT] [--namespace NS]
+`,
   demo: `Usage: meshmedic demo [--duration SECONDS] [--no-faults] [--plain]
 
 Starts a local demo mesh on loopback: several services with several instances each, a sidecar per
