@@ -34,6 +34,9 @@ export interface LoadRecords {
   sched: number[];
   /** Latency from the scheduled time to the end of the answer (or the error), ms. */
   lat: number[];
+  /** Service time: from the moment the request was handed to the client to the end of the answer, ms
+   *  (excludes the generator's own lateness; `lat` is the figure that counts). */
+  svc: number[];
   /** HTTP status, or 0 when there was no answer (error or timeout). */
   status: number[];
   /** Index into `backends` of the x-backend header of the answer, -1 when absent. */
@@ -59,7 +62,7 @@ export async function runOpenLoop(o: LoadOptions): Promise<LoadRecords[]> {
       connections: o.connections, pipelining: 1, keepAliveTimeout: 60_000, keepAliveMaxTimeout: 600_000,
       connect: { timeout: o.timeoutMs },
     });
-    const rec: LoadRecords = { name: tg.name, start: 0, sched: [], lat: [], status: [], backend: [], backends: [], errors: {} };
+    const rec: LoadRecords = { name: tg.name, start: 0, sched: [], lat: [], svc: [], status: [], backend: [], backends: [], errors: {} };
     const backendIx = new Map<string, number>();
     return { tg, pool, rec, backendIx, next: 0, done: false };
   });
@@ -74,10 +77,13 @@ export async function runOpenLoop(o: LoadOptions): Promise<LoadRecords[]> {
   const fire = (s: (typeof state)[number], schedMs: number): void => {
     const i = s.rec.sched.length;
     s.rec.sched.push(Math.round(schedMs * 100) / 100);
-    s.rec.lat.push(NaN); s.rec.status.push(0); s.rec.backend.push(-1);
+    s.rec.lat.push(NaN); s.rec.svc.push(NaN); s.rec.status.push(0); s.rec.backend.push(-1);
     outstanding++;
+    const sentAt = performance.now();
     const settle = (status: number, backend: string | undefined, err?: string): void => {
-      s.rec.lat[i] = Math.round((performance.now() - t0 - schedMs) * 100) / 100;
+      const now = performance.now();
+      s.rec.lat[i] = Math.round((now - t0 - schedMs) * 100) / 100;
+      s.rec.svc[i] = Math.round((now - sentAt) * 100) / 100;
       s.rec.status[i] = status;
       if (backend !== undefined) {
         let ix = s.backendIx.get(backend);
@@ -136,16 +142,22 @@ export function quantile(sorted: ArrayLike<number>, q: number): number {
   return sorted[i];
 }
 
-export interface LatencySummary { count: number; failed: number; p50: number; p90: number; p99: number; max: number; achievedRps: number }
+export interface LatencySummary {
+  count: number; failed: number; p50: number; p90: number; p99: number; max: number; achievedRps: number;
+  /** p99 of the service time (see LoadRecords.svc). */
+  p99Service: number;
+}
 
 /** Summary of a record set; `from`/`to` (ms after start) restrict it to requests scheduled in that span. */
 export function summarize(r: LoadRecords, from = 0, to = Infinity): LatencySummary {
   const lats: number[] = [];
+  const svcs: number[] = [];
   let failed = 0, first = Infinity, last = -Infinity;
   for (let i = 0; i < r.sched.length; i++) {
     const s = r.sched[i];
     if (s < from || s >= to) continue;
     lats.push(r.lat[i]);
+    if (r.svc) svcs.push(r.svc[i]);
     if (isFailure(r.status[i])) failed++;
     if (s < first) first = s;
     if (s > last) last = s;
@@ -156,5 +168,6 @@ export function summarize(r: LoadRecords, from = 0, to = Infinity): LatencySumma
     count: lats.length, failed,
     p50: quantile(sorted, 0.5), p90: quantile(sorted, 0.9), p99: quantile(sorted, 0.99), max: sorted.length ? sorted[sorted.length - 1] : NaN,
     achievedRps: spanS > 0 ? Math.round(lats.length / spanS) : 0,
+    p99Service: quantile(Float64Array.from(svcs).sort(), 0.99),
   };
 }

@@ -15,20 +15,21 @@ import { ratio, renderMarkdown, renderText, updateMarkdownFile, writeJson, type 
 
 const USAGE = `usage: npm run bench:proxy -- [--quick] [--rounds N] [--duration S] [--connections C] [--rate RPS]
   [--only NAME[,NAME]] [--no-build] [--no-write]
-  --quick        short run (about a minute): 3 s per measurement, one round
+  --quick        short run (about a minute): 3 s per measurement, one round; writes nothing unless --write
   --rounds N     measure every system N times, interleaved, and keep each one's best (default 2, quick 1)
   --duration S   seconds of saturation load per measurement (default 10)
   --connections  wrk connections at saturation (default 64)
   --rate RPS     the fixed rate for the latency measurement (default 2000, quick 1000)
   --only         run only systems whose name contains one of these words (haproxy is always kept as the reference)
-  --no-write     print the table only; do not write bench/results/proxy.json or bench/README.md`;
+  --no-write     print the table only; do not write bench/results/proxy.json or bench/README.md
+  --write        with --quick: write bench/results/proxy-quick.json and the README table`;
 
 interface Row {
   system: string;
   available: boolean;
   reason?: string;
   saturation?: WrkResult;
-  fixed?: { rate: number; p50: number; p90: number; p99: number; failed: number; count: number; achievedRps: number };
+  fixed?: { rate: number; p50: number; p90: number; p99: number; p99Service: number; failed: number; count: number; achievedRps: number };
 }
 
 async function main(): Promise<number> {
@@ -37,7 +38,7 @@ async function main(): Promise<number> {
     ({ values: v } = parseArgs({
       options: {
         quick: { type: 'boolean' }, rounds: { type: 'string' }, duration: { type: 'string' }, connections: { type: 'string' },
-        rate: { type: 'string' }, only: { type: 'string' }, 'no-build': { type: 'boolean' }, 'no-write': { type: 'boolean' }, help: { type: 'boolean' },
+        rate: { type: 'string' }, only: { type: 'string' }, 'no-build': { type: 'boolean' }, 'no-write': { type: 'boolean' }, write: { type: 'boolean' }, help: { type: 'boolean' },
       },
     }));
   } catch (e) { process.stderr.write(`${(e as Error).message}\n${USAGE}\n`); return 2; }
@@ -101,6 +102,9 @@ async function main(): Promise<number> {
           const sat = await runWrk(url, { threads: 2, connections, durationS });
           const fixed = await fixedRate(sut.url, rate, durationS, warmS, tmp.dir);
           process.stderr.write(`  round ${round} ${sys.name}: ${Math.round(sat.rps)} req/s, fixed ${rate} rps p99 ${fixed.p99.toFixed(2)} ms\n`);
+          // Fast errors are not throughput: a system whose answers are mostly errors gets no figures.
+          const errShare = Math.max((sat.non2xx + sat.socketErrors) / Math.max(1, sat.requests), fixed.failed / Math.max(1, fixed.count));
+          if (!(errShare <= 0.01)) throw new Error(`${(errShare * 100).toFixed(1)} % of answers were errors (see bench/README.md: every request must succeed)`);
           if (!row.saturation || sat.rps > row.saturation.rps) row.saturation = sat;
           if (!row.fixed || fixed.p99 < row.fixed.p99) row.fixed = fixed;
         } catch (e) {
@@ -121,14 +125,14 @@ async function main(): Promise<number> {
   const ref = rows.get('haproxy');
   const x = (a: number | undefined, b: number | undefined): string | null => { const q = ratio(a, b); return q === null ? null : `${q.toFixed(2)}×`; };
   const table = {
-    alignRight: [false, true, true, true, true, true, true, true, true],
-    columns: ['system', 'req/s (saturation)', '× HAProxy', 'p50 ms (sat.)', 'p99 ms (sat.)', `p50 ms @${rate}/s`, `p99 ms @${rate}/s`, 'p99 × HAProxy', 'errors'],
+    alignRight: [false, true, true, true, true, true, true, true, true, true],
+    columns: ['system', 'req/s (saturation)', '× HAProxy', 'p50 ms (sat.)', 'p99 ms (sat.)', `p50 ms @${rate}/s`, `p99 ms @${rate}/s`, 'p99 × HAProxy', 'p99 service ms', 'errors'],
     rows: list.map((r): Cell[] => r.available && r.saturation && r.fixed
       ? [r.system, Math.round(r.saturation.rps), x(r.saturation.rps, ref?.saturation?.rps), r.saturation.p50, r.saturation.p99, r.fixed.p50, r.fixed.p99,
-        x(r.fixed.p99, ref?.fixed?.p99), r.saturation.non2xx + r.saturation.socketErrors + r.fixed.failed]
-      : [r.system, null, null, null, null, null, null, null, `not available: ${r.reason ?? 'unknown'}`]),
+        x(r.fixed.p99, ref?.fixed?.p99), r.fixed.p99Service, r.saturation.non2xx + r.saturation.socketErrors + r.fixed.failed]
+      : [r.system, null, null, null, null, null, null, null, null, `not available: ${r.reason ?? 'unknown'}`]),
   };
-  const cmd = `npm run bench:proxy${quick ? ' -- --quick' : ''}`;
+  const cmd = `npm run bench:proxy${quick ? ' -- --quick --write' : ''}`;
   const when = new Date().toISOString();
   const machine = `${os.cpus().length} × ${os.cpus()[0]?.model.trim() ?? 'cpu'}, Node ${process.version}, ${os.platform()} ${os.release()}`;
   process.stdout.write(`\n${renderText(table)}\n\n`);
@@ -138,8 +142,9 @@ async function main(): Promise<number> {
     : 'meshmedic or HAProxy did not run: no ratio';
   process.stdout.write(`${verdict}\n`);
 
-  if (!v['no-write']) {
-    writeJson(path.join(ROOT, 'bench', 'results', 'proxy.json'), {
+  const write = quick ? Boolean(v.write) : !v['no-write'];
+  if (write) {
+    writeJson(path.join(ROOT, 'bench', 'results', quick ? 'proxy-quick.json' : 'proxy.json'), {
       when, command: cmd, machine, quick, rounds, wrk: { threads: 2, connections, durationS, warmS }, fixedRate: { rate, durationS },
       timeouts: BENCH_TIMEOUTS, rows: list, verdict,
     });
@@ -151,7 +156,7 @@ async function main(): Promise<number> {
       '',
       verdict + '.',
     ].join('\n'), '## Proxy overhead: latest results');
-    process.stderr.write(`wrote bench/results/proxy.json and bench/README.md\n`);
+    process.stderr.write(`wrote bench/results/${quick ? 'proxy-quick' : 'proxy'}.json and bench/README.md\n`);
   }
   return 0;
 }
@@ -170,7 +175,7 @@ async function fixedRate(url: string, rate: number, durationS: number, warmS: nu
   if (code !== 0 || !existsSync(outFile)) throw new Error(`load generator failed (${code}); see ${p.logFile}: ${existsSync(p.logFile) ? readFileSync(p.logFile, 'utf8').slice(-300) : ''}`);
   const [rec] = JSON.parse(readFileSync(outFile, 'utf8')) as LoadRecords[];
   const s = summarize(rec, warmS * 1000);
-  return { rate, p50: s.p50, p90: s.p90, p99: s.p99, failed: s.failed, count: s.count, achievedRps: s.achievedRps };
+  return { rate, p50: s.p50, p90: s.p90, p99: s.p99, p99Service: s.p99Service, failed: s.failed, count: s.count, achievedRps: s.achievedRps };
 }
 
 main().then((code) => process.exit(code), (e: Error) => { process.stderr.write(`bench:proxy: ${e.stack ?? e.message}\n`); process.exitCode = 1; stopAll().finally(() => process.exit(1)); });

@@ -16,8 +16,8 @@ const logOf = (i: number, t: number[]): ArrivalLog => ({ address: addr(i), t, s:
 
 /** Client records: a request every 5 ms, failing (503) when `fails(ms)` says so. */
 function records(fails: (ms: number) => boolean): LoadRecords {
-  const r: LoadRecords = { name: 'x', start: START, sched: [], lat: [], status: [], backend: [], backends: [], errors: {} };
-  for (let ms = 0; ms < sc.durationMs; ms += 5) { r.sched.push(ms); r.lat.push(5); r.status.push(fails(ms) ? 503 : 200); r.backend.push(-1); }
+  const r: LoadRecords = { name: 'x', start: START, sched: [], lat: [], svc: [], status: [], backend: [], backends: [], errors: {} };
+  for (let ms = 0; ms < sc.durationMs; ms += 5) { r.sched.push(ms); r.lat.push(5); r.svc.push(5); r.status.push(fails(ms) ? 503 : 200); r.backend.push(-1); }
   return r;
 }
 

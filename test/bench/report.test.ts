@@ -83,10 +83,11 @@ Transfer/sec:     12.05MB
 t.test('open-loop summaries', async (t) => {
   t.equal(quantile([1, 2, 3, 4], 0.5), 2);
   t.equal(quantile([1, 2, 3, 4], 0.99), 4);
-  const s = summarize({ name: 'x', start: 0, sched: [0, 10, 20, 30], lat: [1, 2, 3, 100], status: [200, 200, 0, 503], backend: [0, 0, -1, 0], backends: ['a'], errors: {} }, 5);
+  const s = summarize({ name: "x", start: 0, sched: [0, 10, 20, 30], lat: [1, 2, 3, 100], svc: [1, 2, 3, 50], status: [200, 200, 0, 503], backend: [0, 0, -1, 0], backends: ['a'], errors: {} }, 5);
   t.equal(s.count, 3);
   t.equal(s.failed, 2);
-  t.equal(summarize({ name: "x", start: 0, sched: [0, 1], lat: [1, 1], status: [404, 200], backend: [-1, 0], backends: ["a"], errors: {} }).failed, 1, "a 4xx from the proxy is a failure");
+  t.equal(summarize({ name: "x", start: 0, sched: [0, 1], lat: [1, 1], svc: [1, 1], status: [404, 200], backend: [-1, 0], backends: ["a"], errors: {} }).failed, 1, "a 4xx from the proxy is a failure");
   t.equal(s.p50, 3);
   t.equal(s.max, 100);
+  t.equal(s.p99Service, 50);
 });
