@@ -1,0 +1,90 @@
+// Live: the peers started by the benchmarks proxy to real backends, report the ejection of a crashed
+// one, and leave no process behind; the open-loop generator keeps its rate and records failures.
+import t from 'tap';
+import { request } from 'undici';
+import { startBackend, type Backend } from '../../src/testing/backend.js';
+import { haproxy, nginx, type RunningSut } from '../../bench/lib/systems.js';
+import { HAPROXY_HEALING, NGINX_HEALING } from '../../bench/lib/peers.js';
+import { findBinary, tempDir } from '../../bench/lib/procs.js';
+import { runOpenLoop, summarize } from '../../bench/lib/loadgen.js';
+
+const timeouts = { connectMs: 500, serverMs: 2000, clientMs: 10_000 };
+
+async function backends(t: { teardown(fn: () => unknown): void }, n: number): Promise<Backend[]> {
+  const list = await Promise.all(Array.from({ length: n }, (_, i) => startBackend({ controlPort: null, seed: i + 1 })));
+  t.teardown(() => Promise.all(list.map((b) => b.close())));
+  return list;
+}
+
+async function hit(url: string): Promise<{ status: number; backend?: string }> {
+  try {
+    const r = await request(url, { headersTimeout: 3000, bodyTimeout: 3000 });
+    await r.body.dump();
+    return { status: r.statusCode, backend: r.headers['x-backend'] as string | undefined };
+  } catch { return { status: 0 }; }
+}
+
+function alive(pid: number | undefined): boolean {
+  if (pid === undefined) return false;
+  try { process.kill(pid, 0); return true; } catch { return false; }
+}
+
+/** Crash backend 0, send traffic until the system reports its ejection (bounded). */
+async function crashAndWatch(sut: RunningSut, bs: Backend[]): Promise<string[]> {
+  bs[0].setFault({ mode: 'crash' });
+  const deadline = Date.now() + 8000;
+  while (Date.now() < deadline) {
+    await Promise.all(Array.from({ length: 4 }, () => hit(`${sut.url}/`)));
+    const ej = await sut.ejections!();
+    if (ej.length > 0) return ej.map((e) => e.address);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return [];
+}
+
+t.test('haproxy with health checks: proxies, reports a crashed server, stops cleanly', { skip: findBinary('haproxy') ? false : 'haproxy is not installed (scripts/ensure-peers.sh)' }, async (t) => {
+  const bs = await backends(t, 2);
+  const tmp = tempDir('mm-test-ha');
+  t.teardown(tmp.remove);
+  const sut = await haproxy({ healing: HAPROXY_HEALING }).start({ upstreams: bs.map((b) => ({ host: b.host, port: b.port })), dir: tmp.dir, timeouts });
+  t.teardown(() => sut.stop());
+  const seen = new Set<string>();
+  for (let i = 0; i < 6; i++) { const a = await hit(`${sut.url}/`); t.equal(a.status, 200); if (a.backend) seen.add(a.backend); }
+  t.equal(seen.size, 2, 'both backends served');
+  const ejected = await crashAndWatch(sut, bs);
+  t.same(ejected, [bs[0].id], 'the crashed server, and only it, is reported down');
+  const pid = sut.proc?.child.pid;
+  await sut.stop();
+  t.notOk(alive(pid), 'haproxy is gone after stop');
+});
+
+t.test('nginx with max_fails: proxies, reports a crashed server, stops cleanly', { skip: findBinary('nginx') ? false : 'nginx is not installed (scripts/ensure-peers.sh)' }, async (t) => {
+  const bs = await backends(t, 2);
+  const tmp = tempDir('mm-test-ng');
+  t.teardown(tmp.remove);
+  const sut = await nginx({ workers: 1, healing: NGINX_HEALING }).start({ upstreams: bs.map((b) => ({ host: b.host, port: b.port })), dir: tmp.dir, timeouts });
+  t.teardown(() => sut.stop());
+  const seen = new Set<string>();
+  for (let i = 0; i < 6; i++) { const a = await hit(`${sut.url}/`); t.equal(a.status, 200); if (a.backend) seen.add(a.backend); }
+  t.equal(seen.size, 2, 'both backends served');
+  const ejected = await crashAndWatch(sut, bs);
+  t.ok(ejected.length > 0 && ejected.every((a) => a === bs[0].id), `only the crashed server is disabled (${ejected.join(', ')})`);
+  const pid = sut.proc?.child.pid;
+  await sut.stop();
+  t.notOk(alive(pid), 'nginx master is gone after stop');
+});
+
+t.test('open-loop generator: holds the rate, records statuses and transport failures', async (t) => {
+  const [ok, dead] = await backends(t, 2);
+  dead.setFault({ mode: 'crash' });
+  const [a, b] = await runOpenLoop({
+    targets: [{ name: 'ok', url: ok.url, schedule: [{ atMs: 0, rate: 100 }, { atMs: 500, rate: 200 }] }, { name: 'dead', url: dead.url, schedule: [{ atMs: 0, rate: 50 }] }],
+    durationMs: 1000, timeoutMs: 1000, connections: 8,
+  });
+  const sa = summarize(a);
+  t.ok(sa.count >= 140 && sa.count <= 160, `rate steps honoured (${sa.count} ≈ 50 + 100)`);
+  t.equal(sa.failed, 0);
+  t.same(a.backends, [ok.id]);
+  t.equal(summarize(b).failed, b.sched.length, 'every request to a dead backend failed');
+  t.ok((b.errors.ECONNREFUSED ?? 0) > 0, `errors by code (${JSON.stringify(b.errors)})`);
+});
