@@ -31,9 +31,8 @@ export function quickConfig(flags: QuickFlags, env: NodeJS.ProcessEnv = {}): Val
   });
   if (endpoints.length === 0) errors.push('--upstream: no URL given');
   const doc: Record<string, unknown> = {
-    outbound: { enabled: true, listen: flags.listen },
     // Quick mode sends every request to the one service, whatever its Host.
-    proxy: { defaultService: service },
+    outbound: { enabled: true, listen: flags.listen, defaultService: service },
     admin: flags.admin ? { enabled: true, listen: flags.admin } : { enabled: false },
     services: [{ name: service, endpoints, ...(flags.protocol ? { protocol: flags.protocol } : {}) }],
     healing: flags.policy ? { policy: flags.policy } : {},

@@ -44,7 +44,6 @@ export const proxySchema = {
     maxHeaderBytes: { type: 'integer', minimum: 1024, maximum: 1_048_576, default: 16_384 },
     connectionsPerEndpoint: { type: 'integer', minimum: 1, maximum: 100_000, default: 256 },
     retryConnectFailures: { type: 'integer', minimum: 0, maximum: 5, default: 2, description: 'retries on another endpoint when the connection is refused (the request was never sent, so any method is safe)' },
-    defaultService: { type: 'string', default: '', description: 'when set, every outbound request goes to this service whatever its Host (quick mode)' },
     xForwardedFor: { type: 'boolean', default: true },
     via: { type: 'boolean', default: true },
   },
@@ -60,7 +59,6 @@ export interface ProxyConfig {
   readonly maxHeaderBytes: number;
   readonly connectionsPerEndpoint: number;
   readonly retryConnectFailures: number;
-  readonly defaultService: string;
   readonly xForwardedFor: boolean;
   readonly via: boolean;
 }

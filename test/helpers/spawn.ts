@@ -1,0 +1,47 @@
+// Start the real `meshmedic` command (node bin/meshmedic.js, built by `npm test`) and wait until it is
+// ready; every process is killed in teardown.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import type { Test } from 'tap';
+
+export const BIN = fileURLToPath(new URL('../../bin/meshmedic.js', import.meta.url));
+
+export interface Running {
+  readonly child: ChildProcess;
+  readonly addresses: Record<string, string>;
+  stdout(): string;
+  stderr(): string;
+  /** Resolves with the exit code. */
+  readonly exited: Promise<number | null>;
+}
+
+export async function startMeshmedic(t: Test, args: string[], opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<Running> {
+  const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
+  let out = '';
+  let err = '';
+  child.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  t.teardown(async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGKILL');
+      await exited;
+    }
+  });
+  const addresses = await new Promise<Record<string, string>>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`meshmedic not ready after ${opts.timeoutMs ?? 15000} ms\nstdout: ${out}\nstderr: ${err}`)), opts.timeoutMs ?? 15000);
+    const check = () => {
+      const line = out.split('\n').find((l) => l.includes('"meshmedic ready"'));
+      if (line) {
+        clearTimeout(timer);
+        resolve((JSON.parse(line) as { addresses: Record<string, string> }).addresses);
+      }
+    };
+    child.stdout!.on('data', check);
+    void exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`meshmedic exited with ${code} before it was ready\nstderr: ${err}`));
+    });
+  });
+  return { child, addresses, stdout: () => out, stderr: () => err, exited };
+}
