@@ -37,7 +37,18 @@ export async function startBackend(): Promise<Backend> {
   );
   const port = await new Promise<number>((res, rej) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? rej(e) : res(p))));
   Object.assign(b, { port, address: `127.0.0.1:${port}` });
-  b.close = () => new Promise<void>((res) => server.tryShutdown(() => res()));
+  // tryShutdown waits for clients to hang up; a client pool may keep a connection: force after a moment.
+  b.close = () =>
+    new Promise<void>((res) => {
+      const t = setTimeout(() => {
+        server.forceShutdown();
+        res();
+      }, 300);
+      server.tryShutdown(() => {
+        clearTimeout(t);
+        res();
+      });
+    });
   return b;
 }
 
@@ -213,3 +224,14 @@ export function decodeResources(r: SotwResponse): Record<string, unknown>[] {
 
 export const GRPC_NODE = { id: 'raw-node', cluster: 'test', user_agent_name: 'grpc-node-js', locality: { region: 'r1', zone: 'z1' } };
 export const ENVOY_NODE = { id: 'raw-envoy', cluster: 'test', user_agent_name: 'envoy', locality: { region: 'r1', zone: 'z1' } };
+
+/** Make timers of at least `minMs` not hold the process open (client libraries' long retention timers). */
+export function unrefLongTimers(minMs: number): void {
+  const orig = globalThis.setTimeout;
+  const patched = ((fn: (...a: unknown[]) => void, ms?: number, ...args: unknown[]) => {
+    const t = orig(fn, ms, ...args);
+    if ((ms ?? 0) >= minMs) t.unref();
+    return t;
+  }) as typeof setTimeout;
+  globalThis.setTimeout = Object.assign(patched, orig);
+}
