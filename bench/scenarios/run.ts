@@ -202,12 +202,13 @@ async function main(): Promise<number> {
   };
 
   // Per system, over the whole suite.
-  const totals = new Map<string, { failed: number; requests: number; detect: number[]; recover: number[]; falseEj: number; ran: number }>();
-  for (const n of names) totals.set(n, { failed: 0, requests: 0, detect: [], recover: [], falseEj: 0, ran: 0 });
-  for (const { outcomes } of results) for (const [n, o] of outcomes) {
+  const totals = new Map<string, { failed: number; requests: number; detect: number[]; recover: number[]; falseEj: number; ran: number; faultRuns: number }>();
+  for (const n of names) totals.set(n, { failed: 0, requests: 0, detect: [], recover: [], falseEj: 0, ran: 0, faultRuns: 0 });
+  for (const { scenario, outcomes } of results) for (const [n, o] of outcomes) {
     if (!o.available) continue;
     const t = totals.get(n)!;
-    t.ran++; t.failed += o.metrics.failed; t.requests += o.metrics.requests; t.falseEj += o.metrics.falseEjections ?? 0;
+    t.ran++;
+    if (scenario.faulty.length > 0) t.faultRuns++; t.failed += o.metrics.failed; t.requests += o.metrics.requests; t.falseEj += o.metrics.falseEjections ?? 0;
     if (o.metrics.detectMs !== null) t.detect.push(o.metrics.detectMs);
     if (o.metrics.recoverMs !== null) t.recover.push(o.metrics.recoverMs);
   }
@@ -216,12 +217,12 @@ async function main(): Promise<number> {
   const x = (a: number | null, b: number | null): string | null => { const q = ratio(a, b); return q === null ? null : `${q.toFixed(2)}×`; };
   const base = 'meshmedic (envoy-default)';
   const summary = {
-    alignRight: [false, true, true, true, true, true, true],
-    columns: ['system', 'scenarios run', 'failed % (suite)', '× envoy-default', 'mean detect ms', 'mean recover ms', 'false ejections'],
+    alignRight: [false, true, true, true, true, true, true, true],
+    columns: ['system', 'scenarios run', 'failed % (suite)', '× envoy-default', 'faults taken out', 'mean detect ms', 'mean recover ms', 'false ejections'],
     rows: names.map((n): Cell[] => {
       const t = totals.get(n)!;
-      if (t.ran === 0) return [n, 0, null, null, null, null, null];
-      return [n, t.ran, failedPct(n), x(failedPct(n), totals.get(base)?.ran ? failedPct(base) : null), mean(t.detect), mean(t.recover), t.falseEj];
+      if (t.ran === 0) return [n, 0, null, null, null, null, null, null];
+      return [n, t.ran, failedPct(n), x(failedPct(n), totals.get(base)?.ran ? failedPct(base) : null), `${t.detect.length}/${t.faultRuns}`, mean(t.detect), mean(t.recover), t.falseEj];
     }),
   };
 
@@ -249,10 +250,21 @@ async function main(): Promise<number> {
   if (g) verdicts.push(`gray-3x: meshmedic detected after ${g.detectMs ?? '–'} ms (target ≤ 3000 ms): ${g.detectMs !== null && g.detectMs <= 3000 ? 'met' : 'not met'}`);
   const noise = get('noise', mm);
   if (noise) verdicts.push(`noise: meshmedic false ejections ${noise.falseEjections ?? '–'} (target 0)`);
+  // Paper-style ratios, paired: only scenarios where both systems have the figure.
+  const paired = (peer: string, f: (m: ScenarioMetrics) => number | null): { a: number; b: number; n: number } => {
+    let a = 0, b = 0, n = 0;
+    for (const r of results) {
+      const ma = get(r.scenario.name, mm), mb = get(r.scenario.name, peer);
+      const fa = ma ? f(ma) : null, fb = mb ? f(mb) : null;
+      if (fa === null || fb === null) continue;
+      a += fa; b += fb; n++;
+    }
+    return { a, b, n };
+  };
+  const pr = (p: { a: number; b: number; n: number }): string => (p.n === 0 ? '– (no common scenario)' : p.b === 0 ? `– (${p.a} vs 0 over ${p.n})` : `${(p.a / p.b).toFixed(2)}× over ${p.n}`);
   for (const peer of ['haproxy', 'nginx', base]) {
-    const a = totals.get(mm), b = totals.get(peer);
-    if (!a?.ran || !b?.ran) continue;
-    verdicts.push(`meshmedic / ${peer}: failed requests ${x(failedPct(mm), failedPct(peer)) ?? '–'}, mean detection ${x(mean(a.detect), mean(b.detect)) ?? '–'}, mean recovery ${x(mean(a.recover), mean(b.recover)) ?? '–'} (paper claims 0.75× failures, 0.60× detection, 0.70× recovery)`);
+    if (!totals.get(mm)?.ran || !totals.get(peer)?.ran) continue;
+    verdicts.push(`meshmedic / ${peer}: failed requests ${pr(paired(peer, (m) => m.failed))}, detection time ${pr(paired(peer, (m) => m.detectMs))}, recovery time ${pr(paired(peer, (m) => m.recoverMs))} scenario(s) (the source paper claims 0.75× failures, 0.60× detection, 0.70× recovery)`);
   }
 
   process.stdout.write(`\n${renderText(detail)}\n\n${renderText(summary)}\n\n${verdicts.map((s) => `- ${s}`).join('\n')}\n`);
