@@ -4,10 +4,11 @@
 // The baselines learn only from in-control windows (and slowly while alarming, so that a permanent,
 // harmless shift is eventually accepted). Verdicts are `degrade`: the peers decide ejections.
 import { cusumArl, ewmaArl } from './arl.js';
+import { pooledP50Since } from './features.js';
 import type { BaselineState, DetectionInput, Detector, EndpointSignals } from './types.js';
 
 /** Feed one standardized-able sample into a latency CUSUM; returns whether it alarms. */
-export function updateLatencyCusum(st: BaselineState, x: number, cfg: { k: number; h: number; sigmaFloor: number; alpha: number; warmupWindows: number }): boolean {
+export function updateLatencyCusum(st: BaselineState, x: number, cfg: { k: number; h: number; sigmaFloor: number; zClip: number; alpha: number; warmupWindows: number }): boolean {
   if (st.n < cfg.warmupWindows) {
     learn(st, x, Math.max(cfg.alpha, 1 / (st.n + 1)));
     st.n++;
@@ -18,7 +19,8 @@ export function updateLatencyCusum(st: BaselineState, x: number, cfg: { k: numbe
   const sigma = Math.max(Math.sqrt(st.variance), cfg.sigmaFloor);
   const z = (x - st.mean) / sigma;
   st.last = z;
-  st.stat = Math.max(0, st.stat + z - cfg.k);
+  // Winsorized: a heavy-tailed window adds at most zClip − k, so an alarm needs a sustained shift.
+  st.stat = Math.max(0, st.stat + Math.min(z, cfg.zClip) - cfg.k);
   st.alarm = st.stat > cfg.h;
   // In control and not itself an outlier: learn at full rate. Otherwise a quarter rate, capped at 3σ,
   // so one wild window cannot move the baseline and a lasting small shift is absorbed in minutes.
@@ -69,13 +71,21 @@ export const latencyBaseline: Detector = {
     if (!cfg.enabled) return;
     for (const s of input.endpoints) {
       const i = newestIndex(s, input.completedEpoch);
-      if (i < 0 || s.features.total[i]! < cfg.minRequests) continue;
-      const p50 = s.features.p50[i]!;
+      if (i < 0) continue;
+      // One sample per window with enough requests, or per run of windows pooled until they have enough
+      // (a starved endpoint); pooled samples never overlap, so the samples stay independent.
+      const st50 = s.latencyP50;
+      const p50 = pooledP50Since(s, input.completedEpoch, st50.from, cfg.minRequests, input.settings.peerLatency.poolWindows);
       const p90 = s.features.p90[i]!;
-      if (!(p50 > 0) || !(p90 > 0)) continue;
-      const a50 = updateLatencyCusum(s.latencyP50, Math.log(p50), cfg);
-      const a90 = updateLatencyCusum(s.latencyP90, Math.log(p90), cfg);
-      if (!a50 && !a90) continue;
+      if (!(p50 > 0)) continue;
+      st50.from = input.completedEpoch + 1;
+      st50.lastEpoch = input.completedEpoch;
+      const a50 = updateLatencyCusum(st50, Math.log(p50), cfg);
+      // A window's p90 is only trusted with five times the requests (an order statistic of the tail).
+      const a90 = s.features.total[i]! >= 5 * cfg.minRequests && p90 > 0 ? updateLatencyCusum(s.latencyP90, Math.log(p90), cfg) : s.latencyP90.alarm;
+      // Act only on an endpoint with enough traffic of its own in this window: a starved endpoint's pooled
+      // figures are biased toward slow requests (the baseline still learns from them).
+      if ((!a50 && !a90) || s.features.total[i]! < cfg.minRequests) continue;
       const st = a50 ? s.latencyP50 : s.latencyP90;
       const value = a50 ? p50 : p90;
       const ratio = value / Math.exp(st.mean);

@@ -2,7 +2,71 @@
 // Quantiles are read once per window from that window's own HDR histogram — no histogram merging on
 // the tick — and every detector that looks at several windows combines these figures.
 import { Outcome, OUTCOME_COUNT } from '../core/types.js';
-import type { EndpointWindows } from '../stats/window.js';
+import type { EndpointWindows, Histogram } from '../stats/window.js';
+import type { EndpointSignals } from './types.js';
+
+/** The parts of hdr-histogram-js's JsHistogram used to read several histograms in one pass. */
+interface CountsView {
+  readonly countsArrayLength: number;
+  getCountAtIndex(i: number): number;
+  valueFromIndex(i: number): number;
+  highestEquivalentValue(v: number): number;
+}
+
+function hasCounts(h: unknown): h is CountsView {
+  const c = h as Partial<CountsView>;
+  return typeof c.countsArrayLength === 'number' && typeof c.getCountAtIndex === 'function' && typeof c.valueFromIndex === 'function' && typeof c.highestEquivalentValue === 'function';
+}
+
+export interface Quantiles {
+  p50: number;
+  p90: number;
+  p99: number;
+}
+
+/**
+ * p50, p90 and p99 (µs) of the union of `n` histograms of the same geometry, in one pass over their
+ * counts and without merging them (merging walks every recorded value). Same definition as HDR's
+ * getValueAtPercentile: the highest value equivalent to the bucket where the cumulative count reaches
+ * ⌈q × total⌉. NaN when they hold nothing.
+ */
+export function quantilesOf(hists: readonly Histogram[], n: number, out: Quantiles): Quantiles {
+  let total = 0;
+  for (let j = 0; j < n; j++) total += hists[j]!.totalCount;
+  out.p50 = out.p90 = out.p99 = NaN;
+  if (total <= 0) return out;
+  const first = hists[0]!;
+  if (!hasCounts(first)) {
+    // Another histogram implementation: the public API, one histogram at a time.
+    if (n !== 1) throw new Error('quantilesOf: histograms without a counts view cannot be pooled');
+    out.p50 = first.getValueAtPercentile(50);
+    out.p90 = first.getValueAtPercentile(90);
+    out.p99 = first.getValueAtPercentile(99);
+    return out;
+  }
+  const views = hists as unknown as CountsView[];
+  const c50 = Math.max(1, Math.ceil(0.5 * total - 1e-9));
+  const c90 = Math.max(1, Math.ceil(0.9 * total - 1e-9));
+  const c99 = Math.max(1, Math.ceil(0.99 * total - 1e-9));
+  const len = views[0]!.countsArrayLength;
+  let cum = 0;
+  for (let i = 0; i < len; i++) {
+    let c = 0;
+    for (let j = 0; j < n; j++) c += views[j]!.getCountAtIndex(i);
+    if (c === 0) continue;
+    cum += c;
+    if (cum >= c50 && out.p50 !== out.p50) out.p50 = views[0]!.highestEquivalentValue(views[0]!.valueFromIndex(i));
+    if (cum >= c90 && out.p90 !== out.p90) out.p90 = views[0]!.highestEquivalentValue(views[0]!.valueFromIndex(i));
+    if (cum >= c99) {
+      out.p99 = views[0]!.highestEquivalentValue(views[0]!.valueFromIndex(i));
+      break;
+    }
+  }
+  return out;
+}
+
+const one: Histogram[] = [];
+const q: Quantiles = { p50: NaN, p90: NaN, p99: NaN };
 
 export class FeatureRing {
   readonly capacity: number;
@@ -66,9 +130,11 @@ export class FeatureRing {
     this.localOrigin[i] = lo;
     const h = w.windowHistogram(epoch);
     if (h !== undefined && h.totalCount > 0) {
-      this.p50[i] = h.getValueAtPercentile(50);
-      this.p90[i] = h.getValueAtPercentile(90);
-      this.p99[i] = h.getValueAtPercentile(99);
+      one[0] = h;
+      quantilesOf(one, 1, q);
+      this.p50[i] = q.p50;
+      this.p90[i] = q.p90;
+      this.p99[i] = q.p99;
     } else {
       this.p50[i] = this.p90[i] = this.p99[i] = NaN;
     }
@@ -96,3 +162,67 @@ export class FeatureRing {
 }
 
 export const OUTCOME_SCRATCH = (): number[] => new Array<number>(OUTCOME_COUNT).fill(0);
+
+const poolHists: Histogram[] = [];
+
+const pooled: Quantiles = { p50: NaN, p90: NaN, p99: NaN };
+
+/**
+ * Quantile `key` of an endpoint judged on its newest window, or — when that window has fewer than
+ * `minReq` requests — on up to `poolWindows` recent windows merged (the balancer starves slow endpoints,
+ * so a gray endpoint often has little traffic). NaN when even the pool is too small.
+ */
+/** Whether the last pooledQuantile() answer came from pooled windows (a starved endpoint). */
+export let lastQuantilePooled = false;
+
+export function pooledQuantile(s: EndpointSignals, epoch: number, key: 'p50' | 'p90' | 'p99', minReq: number, poolWindows: number): number {
+  const f = s.features;
+  const i = f.index(0);
+  lastQuantilePooled = false;
+  if (i < 0 || f.epoch[i] !== epoch) return NaN;
+  if (f.total[i]! >= minReq) return f[key][i]!;
+  lastQuantilePooled = true;
+  const w = s.windows;
+  if (!w || poolWindows <= 1) return NaN;
+  let total = 0;
+  let k = 0;
+  for (; k < Math.min(poolWindows, f.size, w.opts.windows - 1); k++) {
+    const j = f.index(k);
+    if (f.epoch[j]! !== epoch - k) break;
+    total += f.total[j]!;
+    if (total >= minReq) break;
+  }
+  if (total < minReq) return NaN;
+  let n = 0;
+  for (let a = 0; a <= k; a++) {
+    const h = w.windowHistogram(epoch - a);
+    if (h !== undefined && h.totalCount > 0) poolHists[n++] = h;
+  }
+  if (n === 0) return NaN;
+  return quantilesOf(poolHists, n, pooled)[key];
+}
+
+/**
+ * p50 (µs) of the windows from `fromEpoch` (at most `maxPool` back) to `epoch`, once they hold
+ * `minReq` requests; NaN until then. Used for non-overlapping samples: the caller moves `fromEpoch`
+ * past `epoch` after each sample.
+ */
+export function pooledP50Since(s: EndpointSignals, epoch: number, fromEpoch: number, minReq: number, maxPool: number): number {
+  const f = s.features;
+  const w = s.windows;
+  if (!w) return NaN;
+  let total = 0;
+  let n = 0;
+  for (let a = 0; a < Math.min(maxPool, f.size, w.opts.windows - 1); a++) {
+    const j = f.index(a);
+    const e = f.epoch[j]!;
+    if (e !== epoch - a || e < fromEpoch) break;
+    total += f.total[j]!;
+    if (f.total[j]! > 0) {
+      const h = w.windowHistogram(e);
+      if (h !== undefined && h.totalCount > 0) poolHists[n++] = h;
+    }
+  }
+  if (total < minReq || n === 0) return NaN;
+  return quantilesOf(poolHists, n, pooled).p50;
+}

@@ -1,40 +1,9 @@
 // Robust peer detectors: compare each endpoint with the median of its peers, scaled by the median
 // absolute deviation. Unlike mean − k·stdev, the median and MAD are not dragged by the outliers
 // themselves, so two bad endpoints out of five are both caught (stdev masks them).
-import { newHistogram, emptySummary, type Histogram, type WindowOptions } from '../stats/window.js';
+import { lastQuantilePooled, pooledQuantile } from './features.js';
 import { binomialZ, MAD_TO_SIGMA, medianMad } from './robust.js';
-import type { DetectionInput, Detector, EndpointSignals } from './types.js';
-
-// Scratch for pooled quantiles (one histogram per window geometry, reused).
-const scratchHists = new WeakMap<WindowOptions, Histogram>();
-const pooled = emptySummary();
-
-/**
- * Quantile `key` of an endpoint judged on its newest window, or — when that window has fewer than
- * `minReq` requests — on up to `poolWindows` recent windows merged (the balancer starves slow endpoints,
- * so a gray endpoint often has little traffic). NaN when even the pool is too small.
- */
-function quantileOf(s: EndpointSignals, epoch: number, key: 'p50' | 'p90' | 'p99', minReq: number, poolWindows: number): number {
-  const f = s.features;
-  const i = f.index(0);
-  if (i < 0 || f.epoch[i] !== epoch) return NaN;
-  if (f.total[i]! >= minReq) return f[key][i]!;
-  const w = s.windows;
-  if (!w || poolWindows <= 1) return NaN;
-  let total = 0;
-  let k = 0;
-  for (; k < Math.min(poolWindows, f.size, w.opts.windows - 1); k++) {
-    const j = f.index(k);
-    if (f.epoch[j]! !== epoch - k) break;
-    total += f.total[j]!;
-    if (total >= minReq) break;
-  }
-  if (total < minReq) return NaN;
-  let scratch = scratchHists.get(w.opts);
-  if (!scratch) scratchHists.set(w.opts, (scratch = newHistogram(w.opts)));
-  w.summarize((epoch + 1) * w.opts.windowMs, k + 1, pooled, scratch, { skipCurrent: true });
-  return pooled[key];
-}
+import type { DetectionInput, Detector } from './types.js';
 
 const agg = { total: 0, failures: 0 };
 
@@ -107,14 +76,20 @@ export const peerLatency: Detector = {
     const worstMed = new Float64Array(len);
     const worstX = new Float64Array(len);
     const judged = new Uint8Array(len);
+    const lenient = new Float64Array(len);
     let anyChannel = false;
     for (const ch of CHANNELS) {
-      const minReq = ch.key === 'p99' ? cfg.minRequestsP99 : ch.key === 'p90' ? 2 * cfg.minRequests : cfg.minRequests;
-      const pool = ch.key === 'p99' ? 1 : cfg.poolWindows;
+      const minReq = ch.key === 'p99' ? cfg.minRequestsP99 : ch.key === 'p90' ? 5 * cfg.minRequests : cfg.minRequests;
+      // Only p50 is pooled: while a slow request is in flight the balancer sends a starved endpoint
+      // fewer requests, so its few completions over-represent the tail (p90/p99 biased upward).
+      const pool = ch.key === 'p50' ? cfg.poolWindows : 1;
       let m = 0;
       for (let k = 0; k < len; k++) {
-        const x = quantileOf(input.endpoints[k]!, input.completedEpoch, ch.key, minReq, pool);
+        const x = pooledQuantile(input.endpoints[k]!, input.completedEpoch, ch.key, minReq, pool);
         if (!(x > 0)) continue;
+        // A starved endpoint's few completions over-represent requests that were slow (the balancer sends
+        // less while one is in flight): its pooled quantile must stand out by 25 % more.
+        lenient[m] = lastQuantilePooled ? 1.25 : 1;
         xs[m] = x;
         idx[m++] = k;
       }
@@ -126,8 +101,9 @@ export const peerLatency: Detector = {
         const k = idx[j]!;
         judged[k] = 1;
         const ratio = xs[j]! / median;
-        if (ratio < cfg.degradeRatio * ch.mult || xs[j]! - median < minExcess) continue;
-        const rel = ratio / ch.mult;
+        const mult = ch.mult * lenient[j]!;
+        if (ratio < cfg.degradeRatio * mult || xs[j]! - median < minExcess) continue;
+        const rel = ratio / mult;
         if (rel > worst[k]!) {
           worst[k] = rel;
           worstQ[k] = ch.name;
@@ -141,11 +117,14 @@ export const peerLatency: Detector = {
       const s = input.endpoints[k]!;
       if (!judged[k]) continue; // no verdict either way on a window without enough traffic
       if (worst[k]! === 0) {
-        s.latencyStrikes = 0;
+        // One clean window forgives one strike ("confirmWindows of the last few"), so a single noisy
+        // peer window does not restart the count, and isolated flags never accumulate.
+        s.latencyStrikes = Math.max(0, s.latencyStrikes - 1);
         continue;
       }
       s.latencyStrikes++;
       if (s.latencyStrikes < cfg.confirmWindows) continue;
+      s.latencyStrikes = cfg.confirmWindows; // stays armed while the endpoint keeps standing out
       const rel = worst[k]!;
       const eject = rel >= cfg.ejectRatio;
       out.push({

@@ -20,10 +20,14 @@ export interface BaselineState {
   alarm: boolean;
   /** The last sample's standardized value or fraction (evidence). */
   last: number;
+  /** First window not yet consumed by a sample (pooled samples never overlap: they stay independent). */
+  from: number;
+  /** Window of the last sample. */
+  lastEpoch: number;
 }
 
 export function newBaseline(): BaselineState {
-  return { n: 0, mean: 0, variance: 0, stat: 0, alarm: false, last: 0 };
+  return { n: 0, mean: 0, variance: 0, stat: 0, alarm: false, last: 0, from: -1, lastEpoch: -1 };
 }
 
 /** Everything known about one endpoint, kept across ticks by the engine (one object per endpoint). */

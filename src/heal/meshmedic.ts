@@ -240,7 +240,8 @@ export const createMeshmedicPolicy: PolicyFactory = (settings: ResolvedPolicySet
       return undefined;
     }
     const rate = failures / total;
-    if (rate > cfg.maxFailureRate) return eject(e, st, now, 'probation_failed', 'local', { canaryRequests: total, canaryFailures: failures, failureRate: round(rate) });
+    // At least two failures: one background error among a few canary requests proves nothing.
+    if (failures >= 2 && rate > cfg.maxFailureRate) return eject(e, st, now, 'probation_failed', 'local', { canaryRequests: total, canaryFailures: failures, failureRate: round(rate) });
     const canaryP50 = np > 0 ? medianInPlace(p50s, np) : NaN;
     const peers = peerMedianP50(all, input.completedEpoch, settings.peerLatency.minRequests);
     const ratio = canaryP50 > 0 && peers > 0 ? canaryP50 / peers : 1;
@@ -264,6 +265,18 @@ export function dropUncorroborated(verdicts: Verdict[], members: readonly Endpoi
   let peersErrors = 0;
   for (let i = 0; i < verdicts.length; i++) {
     const v = verdicts[i]!;
+    if (v.detector === 'peer_latency') {
+      // Peers say slower; does the endpoint's own history agree that something changed? A steadily
+      // slower endpoint that the balancer already starves (its few completions over-represent slow
+      // requests) is consistent with itself; a gray failure is a shift.
+      const s = members.find((m) => m.id === v.target);
+      const st = s?.latencyP50;
+      const strong = Number(v.evidence.ratio) >= 2 * settings.peerLatency.ejectRatio;
+      // The latest independent sample must itself be far above the endpoint's own baseline (recent).
+      const shifted = st !== undefined && st.last >= lb.corroborateZ && st.lastEpoch >= epoch - settings.peerLatency.poolWindows;
+      if (st && st.n >= lb.warmupWindows && !strong && !shifted) verdicts.splice(i--, 1);
+      continue;
+    }
     if (v.detector !== 'latency_baseline' && v.detector !== 'error_baseline') continue;
     const s = members.find((m) => m.id === v.target);
     const j = s ? s.features.index(0) : -1;
