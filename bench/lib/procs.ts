@@ -20,6 +20,7 @@ export interface Spawned {
 
 const live = new Set<Spawned>();
 const commands = new Set<ChildProcess>();
+const tempDirs = new Set<string>();
 let hooked = false;
 
 function killGroup(child: ChildProcess, sig: NodeJS.Signals): void {
@@ -27,10 +28,11 @@ function killGroup(child: ChildProcess, sig: NodeJS.Signals): void {
   try { process.kill(-child.pid, sig); } catch { try { child.kill(sig); } catch { /* gone */ } }
 }
 
-/** Kill every process this module started (synchronously: usable from an 'exit' handler). */
+/** Kill every process this module started and remove its temp dirs (synchronous: usable from an 'exit' handler). */
 export function killAllNow(): void {
   for (const s of live) killGroup(s.child, 'SIGKILL');
   for (const c of commands) { try { c.kill('SIGKILL'); } catch { /* gone */ } }
+  for (const d of tempDirs) { try { rmSync(d, { recursive: true, force: true }); } catch { /* best effort */ } }
 }
 
 function hook(): void {
@@ -152,9 +154,11 @@ export function freePort(host = '127.0.0.1'): Promise<number> {
 
 /** A temporary directory readable by nginx workers (they run as an unprivileged user). */
 export function tempDir(prefix: string): { dir: string; remove(): void } {
+  hook();
   const dir = mkdtempSync(path.join(os.tmpdir(), `${prefix}-`));
   chmodSync(dir, 0o755);
-  return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
+  tempDirs.add(dir); // removed on exit and on Ctrl-C too
+  return { dir, remove: () => { tempDirs.delete(dir); rmSync(dir, { recursive: true, force: true }); } };
 }
 
 /** Find a binary on PATH or in /usr/sbin (where Debian puts haproxy and nginx). */

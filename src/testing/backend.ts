@@ -3,7 +3,7 @@
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { systemClock, type Clock, type TimerHandle } from '../core/clock.js';
-import type { Validated } from '../core/errors.js';
+import { MeshmedicError, type Validated } from '../core/errors.js';
 
 export const FAULT_MODES = ['none', 'crash', 'blackhole', '5xx', 'latency', 'drift', 'flap', 'overload'] as const;
 export type FaultMode = (typeof FAULT_MODES)[number];
@@ -331,7 +331,7 @@ export async function startBackend(opts: BackendOptions = {}): Promise<Backend> 
 
   const setFault = (input: unknown): Fault => {
     const v = parseFault(input);
-    if (!v.valid) throw new Error(`invalid fault: ${v.errors.join('; ')}`);
+    if (!v.valid) throw new MeshmedicError('MM_ERR_BAD_REQUEST', `invalid fault: ${v.errors.join('; ')}`, v.errors);
     applyFault(v.result);
     return v.result;
   };
@@ -380,7 +380,7 @@ export async function startBackend(opts: BackendOptions = {}): Promise<Backend> 
     let size = 0;
     req.on('data', (c: Buffer) => {
       size += c.length;
-      if (size > 65_536) { reply(res, 413, { errors: ['body larger than 64 KiB'] }); req.destroy(); return; }
+      if (size > 65_536) { reply(res, 413, { error: 'MM_ERR_BAD_REQUEST', errors: ['body larger than 64 KiB'] }); req.destroy(); return; }
       chunks.push(c);
     });
     req.on('error', () => res.destroy());
@@ -400,15 +400,15 @@ export async function startBackend(opts: BackendOptions = {}): Promise<Backend> 
         case 'POST /__fault': {
           let parsed: unknown;
           try { parsed = JSON.parse(Buffer.concat(chunks).toString('utf8')); } catch (e) {
-            return reply(res, 400, { errors: [`body is not JSON: ${(e as Error).message}`] });
+            return reply(res, 400, { error: 'MM_ERR_BAD_REQUEST', errors: [`body is not JSON: ${(e as Error).message}`] });
           }
           const v = parseFault(parsed);
-          if (!v.valid) return reply(res, 400, { errors: v.errors });
+          if (!v.valid) return reply(res, 400, { error: 'MM_ERR_BAD_REQUEST', errors: v.errors });
           applyFault(v.result);
           return reply(res, 200, v.result);
         }
         default:
-          return reply(res, 404, { errors: [`no route ${route}; try GET /__stats, GET|POST /__fault, GET /__log?since=, POST /__reset`] });
+          return reply(res, 404, { error: 'MM_ERR_NOT_FOUND', errors: [`no route ${route}; try GET /__stats, GET|POST /__fault, GET /__log?since=, POST /__reset`] });
       }
     });
   }

@@ -159,6 +159,7 @@ t.test('control API: set, read, bad input answered 400, never a crash', async (t
     t.equal(b.fault().mode, 'latency');
     const bad = await get(b.controlPort, '/__fault', 2000, 'POST', JSON.stringify({ mode: 'melt', rate: 7 }));
     t.equal(bad.status, 400);
+    t.equal(JSON.parse(bad.body).error, 'MM_ERR_BAD_REQUEST', 'a stable error code');
     const errs = JSON.parse(bad.body).errors as string[];
     t.ok(errs.some((e) => e.includes('fault.mode')) && errs.some((e) => e.includes('fault.rate')), 'every problem named');
     const junk = Buffer.from(Array.from({ length: 300 }, (_, i) => (i * 97 + 13) % 256)).toString('latin1');
@@ -196,4 +197,11 @@ t.test('parseFault collects errors and fills defaults', async (t) => {
   if (!w.valid) t.equal(w.errors.length, 3);
   t.notOk(parseFault(null).valid);
   t.notOk(parseFault([1]).valid);
+});
+
+t.test('setFault throws a coded error naming every problem', async (t) => {
+  await withBackend(t, {}, async (b) => {
+    t.throws(() => b.setFault({ mode: 'latency', factor: -1, bogus: true }), { code: 'MM_ERR_BAD_REQUEST', message: /fault\.factor.*fault\.bogus/ });
+    t.equal(b.fault().mode, 'none', 'an invalid fault changes nothing');
+  });
 });
