@@ -72,7 +72,7 @@ export function buildServiceSpecs(services: readonly K8sService[], slices: reado
   const nameRe = new RegExp(SERVICE_NAME_PATTERN);
   const specs: ServiceSpec[] = [];
   const draining = new Set<string>();
-  const sorted = [...services].sort((x, y) => keyOf(x).localeCompare(keyOf(y)));
+  const sorted = [...services].sort((x, y) => cmp(keyOf(x), keyOf(y)));
   for (const svc of sorted) {
     const ns = svc.metadata?.namespace;
     const name = svc.metadata?.name;
@@ -81,7 +81,7 @@ export function buildServiceSpecs(services: readonly K8sService[], slices: reado
     if ((svc.metadata?.annotations?.[ANNOTATION_DISCOVERY] ?? '').toLowerCase() === 'false') continue;
     const ports = (svc.spec?.ports ?? []).filter((p) => (p.protocol ?? 'TCP') === 'TCP' && Number.isInteger(p.port));
     const multi = ports.length > 1;
-    const svcSlices = (byService.get(`${ns}/${name}`) ?? []).slice().sort((a, b) => (a.metadata?.name ?? '').localeCompare(b.metadata?.name ?? ''));
+    const svcSlices = (byService.get(`${ns}/${name}`) ?? []).slice().sort((a, b) => cmp(a.metadata?.name ?? '', b.metadata?.name ?? ''));
     for (const port of ports) {
       const portName = port.name ?? '';
       const specName = multi ? `${name}.${ns}.${portName || String(port.port)}` : `${name}.${ns}`;
@@ -120,10 +120,15 @@ export function buildServiceSpecs(services: readonly K8sService[], slices: reado
           if (drain) draining.add(id);
         }
       }
-      specs.push(Object.freeze({ name: specName, endpoints: Object.freeze([...endpoints.values()].sort((a, b) => a.id.localeCompare(b.id))) }));
+      specs.push(Object.freeze({ name: specName, endpoints: Object.freeze([...endpoints.values()].sort((a, b) => cmp(a.id, b.id))) }));
     }
   }
   return { specs, draining };
+}
+
+/** Code-point order: stable on every machine, unlike localeCompare. */
+function cmp(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
 }
 
 function keyOf(s: K8sService): string {
@@ -150,6 +155,8 @@ export interface DiscoveryOptions {
   readonly kubeconfig?: string;
   readonly server?: string;
   readonly token?: string;
+  /** CA bundle for an https `server`. */
+  readonly caFile?: string;
   /** Namespaces to watch; empty or absent = all (cluster-wide list/watch). */
   readonly namespaces?: readonly string[];
   readonly mesh: MeshState;
@@ -192,8 +199,13 @@ export function startDiscovery(opts: DiscoveryOptions): Discovery {
   const kc = new k8s.KubeConfig();
   if (opts.kubeconfig) kc.loadFromFile(opts.kubeconfig);
   else if (opts.server) {
+    // Plain http:// only to a loopback address: `kubectl proxy` (which adds the credentials) and tests.
+    const url = new URL(opts.server);
+    const loopback = /^(127\.\d+\.\d+\.\d+|\[::1\]|localhost)$/.test(url.hostname);
+    if (url.protocol === 'http:' && !loopback) throw new Error(`${opts.server}: plain http is allowed only to a loopback address (kubectl proxy); use https`);
     kc.loadFromOptions({
-      clusters: [{ name: 'meshmedic', server: opts.server, skipTLSVerify: false }],
+      // The client refuses http unless TLS verification is "skipped"; there is no TLS to verify on loopback http.
+      clusters: [{ name: 'meshmedic', server: opts.server, skipTLSVerify: url.protocol === 'http:', ...(opts.caFile ? { caFile: opts.caFile } : {}) }],
       users: [{ name: 'meshmedic', ...(opts.token ? { token: opts.token } : {}) }],
       contexts: [{ name: 'meshmedic', cluster: 'meshmedic', user: 'meshmedic' }],
       currentContext: 'meshmedic',

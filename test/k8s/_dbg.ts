@@ -1,0 +1,13 @@
+import { systemClock } from '../../src/core/clock.js';
+import { MeshState } from '../../src/mesh/state.js';
+import { startDiscovery } from '../../src/k8s/discovery.js';
+import { FakeApiServer, service } from './fake-apiserver.js';
+const api = new FakeApiServer(); await api.start();
+api.upsert('services', service('shop', 'reviews', [{ port: 9080 }]));
+const mesh = new MeshState(systemClock);
+const d = startDiscovery({ server: api.url, mesh, rewatchMs: 0 });
+await d.synced;
+await d.close(); await api.stop();
+const t0 = Date.now();
+setTimeout(() => { console.log((process as any)._getActiveHandles().map((h: any) => h.constructor.name), (process as any)._getActiveRequests().length); }, 500).unref();
+process.on('exit', () => console.log('exit after', Date.now() - t0));

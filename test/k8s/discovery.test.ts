@@ -1,0 +1,151 @@
+// Discovery: the pure Service/EndpointSlice → ServiceSpec builder, table-driven; then the live
+// list+watch loop against a local server that speaks the API server's list/watch JSON, including a
+// 410 Expired relist and an API-server restart.
+import t from 'tap';
+import { systemClock } from '../../src/core/clock.js';
+import { MeshState } from '../../src/mesh/state.js';
+import { buildServiceSpecs, startDiscovery, type K8sEndpointSlice, type K8sService } from '../../src/k8s/discovery.js';
+import { FakeApiServer, endpointSlice, service } from './fake-apiserver.js';
+
+const svc = (ns: string, name: string, ports: { name?: string; port: number; protocol?: string }[], extra: Record<string, unknown> = {}) => service(ns, name, ports, extra) as unknown as K8sService;
+const slice = (...a: Parameters<typeof endpointSlice>) => endpointSlice(...a) as unknown as K8sEndpointSlice;
+
+t.test('builder: naming, ports, readiness, draining', async (t) => {
+  const services = [
+    svc('shop', 'reviews', [{ name: 'http', port: 9080 }]),
+    svc('shop', 'multi', [{ name: 'http', port: 80 }, { name: 'grpc', port: 9090 }, { name: 'dns', port: 53, protocol: 'UDP' }]),
+    svc('shop', 'external', [{ port: 443 }], { spec: { type: 'ExternalName', externalName: 'example.org' } }),
+    svc('shop', 'hidden', [{ port: 80 }], { metadata: { name: 'hidden', namespace: 'shop', annotations: { 'meshmedic.io/discovery': 'false' } } }),
+  ];
+  const slices = [
+    slice('shop', 'reviews', 'a', [{ name: 'http', port: 8080 }], [
+      { ip: '10.1.0.1', zone: 'eu-west-1a', node: 'n1', pod: 'reviews-1' },
+      { ip: '10.1.0.2', ready: null, zone: 'eu-west-1b' }, // nil ready means ready
+      { ip: '10.1.0.3', ready: false, serving: false }, // not ready: left out
+      { ip: '10.1.0.4', ready: false, serving: true, terminating: true }, // terminating but serving: draining
+      { ip: '10.1.0.5', ready: false, serving: false, terminating: true }, // terminating, not serving: out
+      { ip: 'not-an-ip' },
+    ]),
+    slice('shop', 'reviews', 'b', [{ name: 'http', port: 8080 }], [{ ip: '10.1.0.1' }, { ip: '10.1.0.6' }]), // duplicate 10.1.0.1
+    slice('shop', 'reviews', 'v6', [{ name: 'http', port: 8080 }], [{ ip: 'fd00::6' }], 'IPv6'),
+    slice('shop', 'reviews', 'fqdn', [{ name: 'http', port: 8080 }], [{ ip: 'reviews.example.org' }], 'FQDN'),
+    slice('shop', 'reviews', 'wrongport', [{ name: 'metrics', port: 9100 }], [{ ip: '10.1.0.9' }]),
+    slice('shop', 'multi', 'a', [{ name: 'http', port: 8080 }, { name: 'grpc', port: 9091 }], [{ ip: '10.2.0.1' }]),
+    slice('shop', 'external', 'a', [{ port: 443 }], [{ ip: '10.3.0.1' }]),
+    slice('shop', 'hidden', 'a', [{ port: 80 }], [{ ip: '10.4.0.1' }]),
+    slice('other', 'reviews', 'a', [{ name: 'http', port: 8080 }], [{ ip: '10.9.0.1' }]), // other namespace, no Service there
+  ];
+  const { specs, draining } = buildServiceSpecs(services, slices, { defaultRegion: 'eu-west-1' });
+  t.same(specs.map((s) => s.name), ['multi.shop.http', 'multi.shop.grpc', 'reviews.shop']);
+  const reviews = specs.find((s) => s.name === 'reviews.shop')!;
+  t.same(reviews.endpoints.map((e) => e.id), ['reviews.shop/10.1.0.1:8080', 'reviews.shop/10.1.0.2:8080', 'reviews.shop/10.1.0.4:8080', 'reviews.shop/10.1.0.6:8080', 'reviews.shop/[fd00::6]:8080']);
+  t.same([...draining], ['reviews.shop/10.1.0.4:8080']);
+  const first = reviews.endpoints[0]!;
+  t.same(first.locality, { region: 'eu-west-1', zone: 'eu-west-1a', subzone: '' });
+  t.same(first.labels, { 'k8s.namespace': 'shop', 'k8s.service': 'reviews', 'k8s.port': 'http', 'k8s.node': 'n1', 'k8s.pod': 'reviews-1' });
+  t.equal(first.port, 8080, 'target port from the slice, not the service port');
+  t.same(specs.find((s) => s.name === 'multi.shop.grpc')!.endpoints.map((e) => e.id), ['multi.shop.grpc/10.2.0.1:9091']);
+});
+
+t.test('builder: locality sources and odd input', async (t) => {
+  const services = [svc('shop', 'geo', [{ port: 80 }], { metadata: { name: 'geo', namespace: 'shop', labels: { 'topology.kubernetes.io/region': 'svc-region' } } })];
+  const s = slice('shop', 'geo', 'a', [{ port: 8080 }], [{ ip: '10.5.0.1' }, { ip: '10.5.0.2', zone: 'z2' }]) as any;
+  s.endpoints[0].deprecatedTopology = { 'topology.kubernetes.io/region': 'topo-region', 'topology.kubernetes.io/zone': 'topo-zone', 'topology.istio.io/subzone': 'rack-7' };
+  const { specs } = buildServiceSpecs(services, [s]);
+  t.same(specs[0]!.endpoints[0]!.locality, { region: 'topo-region', zone: 'topo-zone', subzone: 'rack-7' });
+  t.same(specs[0]!.endpoints[1]!.locality, { region: 'svc-region', zone: 'z2', subzone: '' });
+  // Garbage never throws; objects without names are ignored.
+  const junk = [{}, { metadata: {} }, { metadata: { name: 'x', namespace: 'y' }, spec: null }, { metadata: { name: 'x', namespace: 'y' }, spec: { ports: [{ port: 'eighty' }] } }] as K8sService[];
+  const junkSlices = [{}, { metadata: { namespace: 'y', labels: { 'kubernetes.io/service-name': 'x' } }, addressType: 'IPv4', endpoints: null, ports: null }] as K8sEndpointSlice[];
+  t.doesNotThrow(() => buildServiceSpecs(junk, junkSlices));
+  t.same(buildServiceSpecs(junk, junkSlices).specs, []);
+  // A Service whose name would break the config's service-name pattern is skipped, not passed on.
+  t.same(buildServiceSpecs([svc('shop', 'UPPER', [{ port: 80 }])], []).specs, []);
+  // A Service with no endpoints yet is still known (the proxy then answers 503, not 404).
+  t.same(buildServiceSpecs([svc('shop', 'empty', [{ port: 80 }])], []).specs, [{ name: 'empty.shop', endpoints: [] }]);
+});
+
+async function until(what: string, cond: () => boolean, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+t.test('live: list, watch, drain, 410 relist, API-server restart, close', { timeout: 60_000 }, async (t) => {
+  const api = new FakeApiServer();
+  await api.start();
+  t.teardown(() => api.stop());
+  api.upsert('services', service('shop', 'reviews', [{ name: 'http', port: 9080 }]));
+  api.upsert('endpointslices', endpointSlice('shop', 'reviews', 'a', [{ name: 'http', port: 8080 }], [{ ip: '10.1.0.1', zone: 'a' }, { ip: '10.1.0.2', zone: 'b' }]));
+  api.upsert('services', service('other', 'ratings', [{ port: 9080 }]));
+
+  const mesh = new MeshState(systemClock);
+  const disco = startDiscovery({ server: api.url, mesh, debounceMs: 20, backoffMs: { initial: 50, max: 200 }, rewatchMs: 0, staticServices: [{ spec: { name: 'static', endpoints: [] } }] });
+  t.teardown(() => disco.close());
+  await disco.synced;
+  const ids = () => [...mesh.snapshot().endpoints.keys()].sort();
+  const names = () => [...mesh.snapshot().services.keys()].sort();
+  t.same(names(), ['ratings.other', 'reviews.shop', 'static'], 'static services kept beside discovered ones');
+  t.same(ids(), ['reviews.shop/10.1.0.1:8080', 'reviews.shop/10.1.0.2:8080']);
+  t.equal(mesh.snapshot().endpoints.get('reviews.shop/10.1.0.2:8080')!.spec.locality.zone, 'b');
+  await until('watches open', () => api.watchers('services') === 1 && api.watchers('endpointslices') === 1);
+
+  // A watch event: a third endpoint.
+  api.upsert('endpointslices', endpointSlice('shop', 'reviews', 'a', [{ name: 'http', port: 8080 }], [{ ip: '10.1.0.1' }, { ip: '10.1.0.2' }, { ip: '10.1.0.3' }]));
+  await until('third endpoint', () => ids().length === 3);
+
+  // Terminating but serving: draining in the mesh, by a decision with a reason.
+  api.upsert('endpointslices', endpointSlice('shop', 'reviews', 'a', [{ name: 'http', port: 8080 }], [{ ip: '10.1.0.1' }, { ip: '10.1.0.2' }, { ip: '10.1.0.3', ready: false, serving: true, terminating: true }]));
+  await until('draining', () => mesh.snapshot().endpoints.get('reviews.shop/10.1.0.3:8080')?.health.state === 'draining');
+  t.equal(mesh.snapshot().endpoints.get('reviews.shop/10.1.0.3:8080')!.health.reason, 'k8s_terminating');
+  // Ready again (a rolled-back termination is unusual, but the state must follow the API).
+  api.upsert('endpointslices', endpointSlice('shop', 'reviews', 'a', [{ name: 'http', port: 8080 }], [{ ip: '10.1.0.1' }, { ip: '10.1.0.2' }, { ip: '10.1.0.3' }]));
+  await until('restored', () => mesh.snapshot().endpoints.get('reviews.shop/10.1.0.3:8080')?.health.state === 'healthy');
+
+  // 410 Expired: history compacted; a change only a relist can show.
+  const relists = disco.stats().relists;
+  api.silentUpsert('endpointslices', endpointSlice('shop', 'reviews', 'a', [{ name: 'http', port: 8080 }], [{ ip: '10.1.0.1' }, { ip: '10.1.0.4' }]));
+  api.expire('endpointslices');
+  await until('relisted after 410', () => ids().includes('reviews.shop/10.1.0.4:8080'));
+  t.ok(disco.stats().relists > relists, 'a fresh list was made');
+  t.same(ids(), ['reviews.shop/10.1.0.1:8080', 'reviews.shop/10.1.0.4:8080'], 'endpoints gone during the gap are removed');
+  t.ok(api.requests.some((r) => !r.watch && r.path === '/apis/discovery.k8s.io/v1/endpointslices' && api.requests.indexOf(r) > 2), 'list request after the expiry');
+
+  // The API server goes away and comes back on the same port: the client backs off and recovers.
+  const port = api.port;
+  const errorsBefore = disco.stats().errors;
+  await api.stop();
+  await new Promise((r) => setTimeout(r, 300));
+  api.upsert('services', service('shop', 'details', [{ port: 9080 }]));
+  api.upsert('endpointslices', endpointSlice('shop', 'details', 'a', [{ port: 8080 }], [{ ip: '10.7.0.1' }]));
+  await api.start(port);
+  await until('recovered after restart', () => ids().includes('details.shop/10.7.0.1:8080'), 15_000);
+  t.ok(disco.stats().errors > errorsBefore, 'errors were seen and survived');
+
+  // Deletion.
+  api.remove('services', 'other', 'ratings');
+  await until('service removed', () => !names().includes('ratings.other'));
+
+  await disco.close();
+  await until('watches closed', () => api.watchers('services') === 0 && api.watchers('endpointslices') === 0);
+  const count = api.requests.length;
+  await new Promise((r) => setTimeout(r, 300));
+  t.equal(api.requests.length, count, 'no requests after close');
+});
+
+t.test('live: namespaced watches see only their namespaces', { timeout: 30_000 }, async (t) => {
+  const api = new FakeApiServer();
+  await api.start();
+  t.teardown(() => api.stop());
+  api.upsert('services', service('shop', 'reviews', [{ port: 9080 }]));
+  api.upsert('services', service('other', 'ratings', [{ port: 9080 }]));
+  api.upsert('endpointslices', endpointSlice('other', 'ratings', 'a', [{ port: 8080 }], [{ ip: '10.8.0.1' }]));
+  const mesh = new MeshState(systemClock);
+  const disco = startDiscovery({ server: api.url, mesh, namespaces: ['shop'], debounceMs: 10, rewatchMs: 0 });
+  t.teardown(() => disco.close());
+  await disco.synced;
+  t.same([...mesh.snapshot().services.keys()], ['reviews.shop']);
+  t.ok(api.requests.every((r) => r.path.includes('/namespaces/shop/')), 'only namespaced paths requested');
+});

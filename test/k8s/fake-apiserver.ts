@@ -1,0 +1,196 @@
+// A tiny stand-in for the Kubernetes API server (no cluster can run here): serves list and watch for
+// Services and EndpointSlices in the API's own JSON (lists with metadata.resourceVersion, watch events
+// as newline-delimited {"type","object"} over a chunked response, 410 Expired as an ERROR event).
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+
+type Obj = { metadata: { name: string; namespace: string; resourceVersion?: string; [k: string]: unknown }; [k: string]: unknown };
+
+interface Resource {
+  readonly listKind: string;
+  readonly apiVersion: string;
+  readonly items: Map<string, Obj>;
+  /** Every change, for watches resuming from a resourceVersion. */
+  readonly history: { rv: number; type: string; object: Obj }[];
+  /** Watches from a resourceVersion below this get 410 Expired. */
+  compactedBelow: number;
+  readonly watchers: Set<ServerResponse>;
+}
+
+export interface RequestRecord { method: string; path: string; watch: boolean; resourceVersion: string | null }
+
+export class FakeApiServer {
+  private server: Server | undefined;
+  private readonly sockets = new Set<Socket>();
+  private rv = 100;
+  port = 0;
+  readonly requests: RequestRecord[] = [];
+  private readonly resources: Record<'services' | 'endpointslices', Resource> = {
+    services: { listKind: 'ServiceList', apiVersion: 'v1', items: new Map(), history: [], compactedBelow: 0, watchers: new Set() },
+    endpointslices: { listKind: 'EndpointSliceList', apiVersion: 'discovery.k8s.io/v1', items: new Map(), history: [], compactedBelow: 0, watchers: new Set() },
+  };
+
+  async start(port = 0): Promise<void> {
+    const server = createServer((req, res) => this.handle(req, res));
+    server.on('connection', (s) => {
+      this.sockets.add(s);
+      s.on('close', () => this.sockets.delete(s));
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, '127.0.0.1', () => resolve());
+    });
+    this.server = server;
+    this.port = (server.address() as AddressInfo).port;
+  }
+
+  get url(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  /** Stop answering: connections cut, port closed (an API server going down). */
+  async stop(): Promise<void> {
+    for (const r of Object.values(this.resources)) r.watchers.clear();
+    const s = this.server;
+    this.server = undefined;
+    if (!s) return;
+    for (const sock of this.sockets) sock.destroy();
+    await new Promise<void>((resolve) => s.close(() => resolve()));
+  }
+
+  upsert(kind: 'services' | 'endpointslices', obj: Obj): void {
+    const r = this.resources[kind];
+    const key = `${obj.metadata.namespace}/${obj.metadata.name}`;
+    const type = r.items.has(key) ? 'MODIFIED' : 'ADDED';
+    const stored = structuredClone(obj);
+    stored.metadata.resourceVersion = String(++this.rv);
+    r.items.set(key, stored);
+    this.emit(r, type, stored);
+  }
+
+  remove(kind: 'services' | 'endpointslices', namespace: string, name: string): void {
+    const r = this.resources[kind];
+    const key = `${namespace}/${name}`;
+    const obj = r.items.get(key);
+    if (!obj) return;
+    r.items.delete(key);
+    const gone = structuredClone(obj);
+    gone.metadata.resourceVersion = String(++this.rv);
+    this.emit(r, 'DELETED', gone);
+  }
+
+  /**
+   * Compact history (as etcd does): open watches get `ERROR 410 Expired` and are closed, and any watch
+   * resuming from an older resourceVersion gets the same. Changes made now reach clients only by relisting.
+   */
+  expire(kind: 'services' | 'endpointslices'): void {
+    const r = this.resources[kind];
+    r.compactedBelow = this.rv;
+    r.history.length = 0;
+    for (const w of r.watchers) this.sendGone(w, 'expired');
+    r.watchers.clear();
+  }
+
+  /** Change an object without telling current watchers (only a relist shows it): tests a real relist. */
+  silentUpsert(kind: 'services' | 'endpointslices', obj: Obj): void {
+    const r = this.resources[kind];
+    const stored = structuredClone(obj);
+    stored.metadata.resourceVersion = String(++this.rv);
+    r.items.set(`${obj.metadata.namespace}/${obj.metadata.name}`, stored);
+  }
+
+  watchers(kind: 'services' | 'endpointslices'): number {
+    return this.resources[kind].watchers.size;
+  }
+
+  private emit(r: Resource, type: string, object: Obj): void {
+    r.history.push({ rv: this.rv, type, object });
+    const line = JSON.stringify({ type, object }) + '\n';
+    for (const w of r.watchers) w.write(line);
+  }
+
+  private sendGone(res: ServerResponse, why: string): void {
+    res.end(JSON.stringify({
+      type: 'ERROR',
+      object: { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message: `too old resource version (${why})`, reason: 'Expired', code: 410 },
+    }) + '\n');
+  }
+
+  private handle(req: IncomingMessage, res: ServerResponse): void {
+    const url = new URL(req.url ?? '/', 'http://x');
+    const watch = url.searchParams.get('watch') === 'true';
+    this.requests.push({ method: req.method ?? '', path: url.pathname, watch, resourceVersion: url.searchParams.get('resourceVersion') });
+    const m = /^\/(?:api\/v1|apis\/discovery\.k8s\.io\/v1)(?:\/namespaces\/([^/]+))?\/(services|endpointslices)$/.exec(url.pathname);
+    if (!m || req.method !== 'GET') {
+      res.writeHead(404, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message: 'the server could not find the requested resource', reason: 'NotFound', code: 404 }));
+      return;
+    }
+    const ns = m[1];
+    const r = this.resources[m[2] as 'services' | 'endpointslices'];
+    const inNs = (o: Obj) => !ns || o.metadata.namespace === ns;
+    if (!watch) {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ kind: r.listKind, apiVersion: r.apiVersion, metadata: { resourceVersion: String(this.rv) }, items: [...r.items.values()].filter(inNs) }));
+      return;
+    }
+    res.writeHead(200, { 'content-type': 'application/json', 'transfer-encoding': 'chunked' });
+    res.flushHeaders();
+    const from = Number(url.searchParams.get('resourceVersion') ?? '0');
+    if (from < r.compactedBelow) {
+      this.sendGone(res, `${from} < ${r.compactedBelow}`);
+      return;
+    }
+    for (const e of r.history) if (e.rv > from && inNs(e.object)) res.write(JSON.stringify({ type: e.type, object: e.object }) + '\n');
+    r.watchers.add(res);
+    res.on('close', () => r.watchers.delete(res));
+  }
+}
+
+export function service(namespace: string, name: string, ports: { name?: string; port: number; protocol?: string }[], extra: Record<string, unknown> = {}): Obj {
+  return {
+    kind: 'Service',
+    apiVersion: 'v1',
+    metadata: { name, namespace, uid: `uid-${namespace}-${name}`, creationTimestamp: '2026-11-20T10:00:00Z', labels: { app: name } },
+    spec: {
+      type: 'ClusterIP',
+      clusterIP: '10.96.0.10',
+      clusterIPs: ['10.96.0.10'],
+      ipFamilies: ['IPv4'],
+      ipFamilyPolicy: 'SingleStack',
+      sessionAffinity: 'None',
+      internalTrafficPolicy: 'Cluster',
+      selector: { app: name },
+      ports: ports.map((p) => ({ protocol: 'TCP', targetPort: p.port, ...p })),
+    },
+    status: { loadBalancer: {} },
+    ...extra,
+  };
+}
+
+export interface EpIn { ip: string; ready?: boolean | null; serving?: boolean; terminating?: boolean; zone?: string; node?: string; pod?: string }
+
+export function endpointSlice(namespace: string, svc: string, suffix: string, ports: { name?: string; port: number }[], endpoints: EpIn[], addressType = 'IPv4', labels: Record<string, string> = {}): Obj {
+  return {
+    kind: 'EndpointSlice',
+    apiVersion: 'discovery.k8s.io/v1',
+    metadata: {
+      name: `${svc}-${suffix}`,
+      namespace,
+      generateName: `${svc}-`,
+      uid: `uid-${svc}-${suffix}`,
+      creationTimestamp: '2026-11-20T10:00:00Z',
+      labels: { 'kubernetes.io/service-name': svc, 'endpointslice.kubernetes.io/managed-by': 'endpointslice-controller.k8s.io', ...labels },
+      ownerReferences: [{ apiVersion: 'v1', kind: 'Service', name: svc, uid: `uid-${namespace}-${svc}`, controller: true, blockOwnerDeletion: true }],
+    },
+    addressType,
+    endpoints: endpoints.map((e) => ({
+      addresses: [e.ip],
+      conditions: { ...(e.ready === null ? {} : { ready: e.ready ?? true }), serving: e.serving ?? e.ready ?? true, terminating: e.terminating ?? false },
+      ...(e.pod ? { targetRef: { kind: 'Pod', namespace, name: e.pod, uid: `uid-${e.pod}` } } : {}),
+      ...(e.node ? { nodeName: e.node } : {}),
+      ...(e.zone ? { zone: e.zone } : {}),
+    })),
+    ports: ports.map((p) => ({ name: p.name ?? '', protocol: 'TCP', port: p.port })),
+  };
+}
