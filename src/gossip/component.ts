@@ -89,8 +89,8 @@ export const startGossip: ComponentFactory = async (ctx: SidecarContext): Promis
     minRequests: hc.minRequests ?? 5,
     errorRateThreshold: hc.errorRateThreshold ?? 0.5,
     p99ThresholdUs: (hc.p99ThresholdMs ?? 0) * 1000,
-    ratePerSecond: hc.ratePerSecond ?? 50,
-    burst: hc.burst ?? 500,
+    ratePerSecond: hc.ratePerSecond ?? 100,
+    burst: hc.burst ?? 1000,
   });
   let membership: Membership;
   const keyOf = (observer: string) => keys(observer);
@@ -126,17 +126,20 @@ export const startGossip: ComponentFactory = async (ctx: SidecarContext): Promis
   const healthEnabled = hc.enabled ?? true;
   const plane = healthEnabled
     ? new HealthPlane({
+        selfId: nodeId,
         clock,
         mesh: ctx.mesh,
         stats: ctx.stats,
         board,
         signer: new ObservationSigner(nodeId, identity, clock),
-        offerOwn: (o) => board.offer(o, keyOf),
+        acceptOwn: (o) => board.accept(o),
         publish: (o) => membership.publishObservation(o),
         submit,
         windows: hc.windows ?? 3,
         minRequests: hc.minRequests ?? 5,
         holdDownMs: hc.holdDownMs ?? 5_000,
+        refreshMs: hc.refreshMs ?? Math.max(hc.intervalMs ?? 500, Math.floor((hc.freshnessMs ?? 10_000) / 4)),
+        redundancy: hc.redundancy ?? 5,
       })
     : undefined;
 
@@ -297,7 +300,7 @@ function registerMetrics(ctx: SidecarContext, m: Membership, board: QuorumBoard,
   new Counter({
     name: 'meshmedic_gossip_observations_total', help: 'Signed observations received, by result, and published', labelNames: ['result'], registers: [reg],
     collect() {
-      setAll(this, [...OFFER_RESULTS.map((r) => [{ result: r }, board.results[r]] as [Record<string, string>, number]), [{ result: 'published' }, plane?.counters.published ?? 0]]);
+      setAll(this, [...OFFER_RESULTS.map((r) => [{ result: r }, board.results[r]] as [Record<string, string>, number]), [{ result: 'published' }, plane?.counters.published ?? 0], [{ result: 'suppressed' }, plane?.counters.suppressed ?? 0]]);
     },
   });
   new Counter({

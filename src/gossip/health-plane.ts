@@ -5,8 +5,8 @@ import type { Clock } from '../core/clock.js';
 import type { Decision } from '../core/types.js';
 import type { MeshState } from '../mesh/state.js';
 import { emptySummary, newHistogram, type StatsTable } from '../stats/window.js';
-import type { Observation } from './codec.js';
-import { publicKeyFromRaw, type ObservationSigner, type OfferResult, type QuorumBoard, type Verdict } from './health.js';
+import { OBS_FLAG_EJECTED, type Observation } from './codec.js';
+import { publicKeyFromRaw, type ObservationSigner, type QuorumBoard, type Verdict } from './health.js';
 import type { MemberInfo } from './membership.js';
 
 /**
@@ -28,14 +28,19 @@ export function observerKeys(members: { publicKeyOf(id: string): Uint8Array | un
   };
 }
 
+/** After reporting an endpoint failing, keep publishing for this many ticks once it works again. */
+const RECOVERY_ECHO_TICKS = 3;
+
 export interface HealthPlaneOptions {
+  /** This member's id (its own observations are not a dispute to answer). */
+  readonly selfId: string;
   readonly clock: Clock;
   readonly mesh: MeshState;
   readonly stats: StatsTable;
   readonly board: QuorumBoard;
   readonly signer: ObservationSigner;
-  /** Offer our own observation to our own board (it counts as one observer like any other). */
-  readonly offerOwn: (o: Observation) => OfferResult;
+  /** Put our own observation on our own board (it counts as one observer like any other). */
+  readonly acceptOwn: (o: Observation) => void;
   /** Gossip an observation to the mesh. */
   readonly publish: (o: Observation) => void;
   /** Hand a peer decision to the healing engine (or the mesh state); returns whether it was applied. */
@@ -45,25 +50,38 @@ export interface HealthPlaneOptions {
   readonly minRequests: number;
   /** How long the quorum must have been lost before a peer ejection is lifted. */
   readonly holdDownMs: number;
+  /** An unchanged view is re-published this often (keep it well under the board's freshness). */
+  readonly refreshMs: number;
+  /** Stay quiet while our side leads the other by this many fresh observers (Trickle's k). */
+  readonly redundancy: number;
+  readonly random?: () => number;
 }
 
 export interface HealthPlaneCounters {
   published: number;
+  /** Observations not sent because enough others already said the same. */
+  suppressed: number;
   peerEjections: number;
   peerRestores: number;
   refused: number;
 }
 
 export class HealthPlane {
-  readonly counters: HealthPlaneCounters = { published: 0, peerEjections: 0, peerRestores: 0, refused: 0 };
+  readonly counters: HealthPlaneCounters = { published: 0, suppressed: 0, peerEjections: 0, peerRestores: 0, refused: 0 };
   private readonly summary = emptySummary();
   private readonly scratch;
   /** Endpoints we ejected on a peer verdict, with the last time the verdict held. */
   private readonly peerEjected = new Map<string, number>();
   private lastVerdicts: Verdict[] = [];
+  /** Endpoints we reported failing recently → ticks left to keep saying how they are now. */
+  private readonly recentlyBad = new Map<string, number>();
+  /** What we last published per endpoint, and when. */
+  private readonly lastPublished = new Map<string, { due: number; bad: boolean }>();
+  private readonly random: () => number;
 
   constructor(private readonly o: HealthPlaneOptions) {
     this.scratch = newHistogram(o.stats.opts);
+    this.random = o.random ?? Math.random;
   }
 
   /** Verdicts computed on the last tick (admin API). */
@@ -81,27 +99,56 @@ export class HealthPlane {
     this.decide();
   }
 
-  /** Sign and publish one observation per endpoint that saw traffic, or that we hold ejected on local evidence. */
+  /**
+   * Sign and publish observations of endpoints we have evidence about, only when they matter: we see the
+   * endpoint failing (or hold it ejected on local evidence); someone else reports it failing and we can
+   * answer; or we reported it failing a moment ago and now see it working. Healthy, undisputed endpoints
+   * cost no bandwidth. Publication is then paced like Trickle (RFC 6206): at once when our view changes,
+   * otherwise once per refresh period, and not at all while our side already leads the other by
+   * `redundancy` fresh observers — so a hundred sidecars seeing the same failure do not flood the mesh,
+   * and a side never goes quiet while it is not clearly ahead (colluding liars cannot outshout it).
+   */
   publishOwn(): void {
     const now = this.o.clock.now();
     const s = this.summary;
+    const self = this.o.selfId;
     for (const ev of this.o.mesh.snapshot().endpoints.values()) {
+      const id = ev.spec.id;
       // Only our own evidence counts: re-publishing a peer ejection would let verdicts feed themselves.
       const ejectedLocally = ev.health.state === 'ejected' && ev.health.source === 'local';
       const w = this.o.stats.get(ev.slot);
       if (w) w.summarize(now, this.o.windows, s, this.scratch);
       else s.total = s.failures = s.p99 = 0;
-      if (s.total < this.o.minRequests && !ejectedLocally) continue;
-      const obs = this.o.signer.sign({
-        endpoint: ev.spec.id,
-        windowEnd: now,
-        requests: s.total,
-        errorRate: s.total > 0 ? s.failures / s.total : 0,
-        p99Us: s.p99,
-        ejected: ejectedLocally,
-      });
-      this.o.offerOwn(obs);
+      if (s.total < this.o.minRequests && !ejectedLocally) {
+        this.lastPublished.delete(id);
+        continue;
+      }
+      const errorRate = s.total > 0 ? s.failures / s.total : 0;
+      const bad = this.o.board.isBad({ flags: ejectedLocally ? OBS_FLAG_EJECTED : 0, requests: s.total, errorRate, p99Us: s.p99 });
+      const echo = this.recentlyBad.get(id) ?? 0;
+      if (bad) this.recentlyBad.set(id, RECOVERY_ECHO_TICKS);
+      else if (echo > 0) {
+        if (echo === 1) this.recentlyBad.delete(id);
+        else this.recentlyBad.set(id, echo - 1);
+      } else if (!this.o.board.hasFreshBad(id, self)) {
+        this.lastPublished.delete(id);
+        continue;
+      }
+      const obs = this.o.signer.sign({ endpoint: id, windowEnd: now, requests: s.total, errorRate, p99Us: s.p99, ejected: ejectedLocally });
+      this.o.acceptOwn(obs);
+      const last = this.lastPublished.get(id);
+      const changed = !last || last.bad !== bad;
+      if (!changed && now < last.due) continue;
+      const others = this.o.board.countOthers(id, self);
+      const lead = bad ? others.bad - others.good : others.good - others.bad;
+      if (lead >= this.o.redundancy) {
+        this.counters.suppressed++;
+        continue;
+      }
       this.o.publish(obs);
+      // Trickle's randomised interval, in [refresh/2, refresh): members that share a view do not all
+      // speak at the same moment, so most hear enough of the others before their turn and stay quiet.
+      this.lastPublished.set(id, { due: now + this.o.refreshMs * (0.5 + 0.5 * this.random()), bad });
       this.counters.published++;
     }
   }

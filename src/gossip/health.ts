@@ -120,8 +120,8 @@ export const DEFAULT_QUORUM: QuorumOptions = Object.freeze({
   minRequests: 5,
   errorRateThreshold: 0.5,
   p99ThresholdUs: 0,
-  ratePerSecond: 50,
-  burst: 500,
+  ratePerSecond: 100,
+  burst: 1000,
   maxEndpoints: 20_000,
 });
 
@@ -219,11 +219,44 @@ export class QuorumBoard {
     for (const per of this.byEndpoint.values()) per.delete(observer);
   }
 
-  isBad(o: Observation): boolean {
+  isBad(o: Pick<Observation, 'flags' | 'requests' | 'errorRate' | 'p99Us'>): boolean {
     if (o.flags & OBS_FLAG_EJECTED) return true;
     if (o.requests < this.opts.minRequests) return false;
     if (o.errorRate >= this.opts.errorRateThreshold) return true;
     return this.opts.p99ThresholdUs > 0 && o.p99Us >= this.opts.p99ThresholdUs;
+  }
+
+  /** Add our own observation: it is ours and signed by us, so neither verified nor rate limited. */
+  accept(o: Observation): void {
+    const now = this.clock.now();
+    let per = this.byEndpoint.get(o.endpoint);
+    if (!per) this.byEndpoint.set(o.endpoint, (per = new Map()));
+    per.set(o.observer, { obs: o, receivedAt: now });
+    this.lastSeq.set(`${o.observer}|${o.endpoint}`, { seq: o.seq, windowEnd: o.windowEnd });
+  }
+
+  /** Fresh observations of `endpoint` from observers other than `self` that saw traffic, by polarity. */
+  countOthers(endpoint: string, self: string): { bad: number; good: number } {
+    const out = { bad: 0, good: 0 };
+    const per = this.byEndpoint.get(endpoint);
+    if (!per) return out;
+    const horizon = this.clock.now() - this.opts.freshnessMs;
+    for (const [observer, h] of per) {
+      const o = h.obs;
+      if (observer === self || o.windowEnd < horizon) continue;
+      if (this.isBad(o)) out.bad++;
+      else if (o.requests >= this.opts.minRequests) out.good++;
+    }
+    return out;
+  }
+
+  /** Whether some observer other than `self` holds a fresh bad observation of `endpoint` (a dispute to answer). */
+  hasFreshBad(endpoint: string, self: string): boolean {
+    const per = this.byEndpoint.get(endpoint);
+    if (!per) return false;
+    const horizon = this.clock.now() - this.opts.freshnessMs;
+    for (const [observer, h] of per) if (observer !== self && h.obs.windowEnd >= horizon && this.isBad(h.obs)) return true;
+    return false;
   }
 
   /** The verdict for one endpoint now. */

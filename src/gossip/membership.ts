@@ -75,6 +75,8 @@ export interface MembershipCounters {
   indirectProbes: number;
   tcpFallbackAcks: number;
   suspicionsRaised: number;
+  /** Suspicions this member started itself after a failed probe (the accusations it originated). */
+  suspicionsOriginated: number;
   refutations: number;
   deathsDeclared: number;
   keyConflicts: number;
@@ -96,7 +98,7 @@ export class Membership {
     droppedMalformed: 0, droppedUnknownKey: 0, droppedPlaintext: 0, droppedEncrypted: 0, handlerErrors: 0,
     streamsSent: 0, streamsFailed: 0, streamsReceived: 0,
     probes: 0, probesFailed: 0, indirectProbes: 0, tcpFallbackAcks: 0,
-    suspicionsRaised: 0, refutations: 0, deathsDeclared: 0, keyConflicts: 0, addressConflicts: 0,
+    suspicionsRaised: 0, suspicionsOriginated: 0, refutations: 0, deathsDeclared: 0, keyConflicts: 0, addressConflicts: 0,
     observationsReceived: 0, observationsAccepted: 0, pushPulls: 0,
   };
   readonly awareness: Awareness;
@@ -365,6 +367,7 @@ export class Membership {
       if (lg.awareness) this.awareness.applyDelta(expectedNacks > 0 ? Math.max(0, expectedNacks - nacks) : 1);
       const cur = this.members.get(target.id);
       if (cur === target && target.state !== 'dead' && target.state !== 'left') {
+        if (target.state === 'alive') this.counters.suspicionsOriginated++;
         this.suspectNode({ type: MsgType.Suspect, incarnation: target.incarnation, node: target.id, from: this.id });
       }
     }));

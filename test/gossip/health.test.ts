@@ -121,12 +121,12 @@ function healthCluster(n: number, seed: number) {
     const stats = new StatsTable({ windowMs: 1000, windows: 10, maxLatencyUs: 60_000_000, significantDigits: 2 });
     for (const ev of mesh.snapshot().endpoints.values()) stats.ensure(ev.slot);
     const plane = new HealthPlane({
-      clock: c.clock, mesh, stats, board: boards[i]!,
+      selfId: x.m.id, clock: c.clock, mesh, stats, board: boards[i]!,
       signer: new ObservationSigner(x.m.id, identities[i]!, c.clock),
-      offerOwn: (o) => boards[i]!.offer(o, keys[i]!),
+      acceptOwn: (o) => boards[i]!.accept(o),
       publish: (o) => x.m.publishObservation(o),
       submit: (d) => mesh.apply(d).applied,
-      windows: 3, minRequests: 5, holdDownMs: 5000,
+      windows: 3, minRequests: 5, holdDownMs: 5000, refreshMs: 2500, redundancy: 5,
     });
     planes.push(plane);
     return { mesh, stats, plane, m: x.m };

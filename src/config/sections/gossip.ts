@@ -54,8 +54,10 @@ export const gossipSchema = {
         minQuorum: { type: 'integer', minimum: 1, maximum: 1000, default: 2 },
         maxQuorum: { type: 'integer', minimum: 1, maximum: 1000, default: 3 },
         holdDownMs: durationMs(5_000, 0, 3_600_000),
-        ratePerSecond: { type: 'number', minimum: 0.1, maximum: 100_000, default: 50 },
-        burst: { type: 'integer', minimum: 1, maximum: 1_000_000, default: 500 },
+        ratePerSecond: { type: 'number', minimum: 0.1, maximum: 100_000, default: 100, description: 'per-observer sustained rate accepted' },
+        burst: { type: 'integer', minimum: 1, maximum: 1_000_000, default: 1000 },
+        refreshMs: { type: 'integer', minimum: 50, maximum: 600_000, description: 'unchanged views are re-published this often; default freshnessMs / 4' },
+        redundancy: { type: 'integer', minimum: 1, maximum: 1000, default: 5, description: 'stay quiet while our side leads by this many observers' },
       },
     },
   },
@@ -76,6 +78,8 @@ export interface GossipHealthConfig {
   readonly holdDownMs: number;
   readonly ratePerSecond: number;
   readonly burst: number;
+  readonly refreshMs?: number;
+  readonly redundancy: number;
 }
 
 export interface GossipConfig {
