@@ -143,19 +143,31 @@ export function quantile(sorted: ArrayLike<number>, q: number): number {
 }
 
 export interface LatencySummary {
-  count: number; failed: number; p50: number; p90: number; p99: number; max: number; achievedRps: number;
+  count: number; failed: number;
+  /** Requests left out because the generator sent them too late (see summarize). */
+  late: number;
+  p50: number; p90: number; p99: number; max: number; achievedRps: number;
   /** p99 of the service time (see LoadRecords.svc). */
   p99Service: number;
 }
 
 /** Summary of a record set; `from`/`to` (ms after start) restrict it to requests scheduled in that span. */
-export function summarize(r: LoadRecords, from = 0, to = Infinity): LatencySummary {
+/** How late the generator itself sent request i (ms after its scheduled time). */
+export const lateness = (r: LoadRecords, i: number): number => r.lat[i] - r.svc[i];
+
+/**
+ * Summary of a record set; `from`/`to` (ms after start) restrict it to requests scheduled in that span.
+ * With `maxLateMs`, requests the generator itself sent later than that (it was starved of CPU) are
+ * left out and counted in `late`: their fate says nothing about the system under test.
+ */
+export function summarize(r: LoadRecords, from = 0, to = Infinity, maxLateMs = Infinity): LatencySummary {
   const lats: number[] = [];
   const svcs: number[] = [];
-  let failed = 0, first = Infinity, last = -Infinity;
+  let failed = 0, late = 0, first = Infinity, last = -Infinity;
   for (let i = 0; i < r.sched.length; i++) {
     const s = r.sched[i];
     if (s < from || s >= to) continue;
+    if (lateness(r, i) > maxLateMs) { late++; continue; }
     lats.push(r.lat[i]);
     if (r.svc) svcs.push(r.svc[i]);
     if (isFailure(r.status[i])) failed++;
@@ -165,7 +177,7 @@ export function summarize(r: LoadRecords, from = 0, to = Infinity): LatencySumma
   const sorted = Float64Array.from(lats).sort();
   const spanS = last > first ? (last - first) / 1000 : 0;
   return {
-    count: lats.length, failed,
+    count: lats.length, failed, late,
     p50: quantile(sorted, 0.5), p90: quantile(sorted, 0.9), p99: quantile(sorted, 0.99), max: sorted.length ? sorted[sorted.length - 1] : NaN,
     achievedRps: spanS > 0 ? Math.round(lats.length / spanS) : 0,
     p99Service: quantile(Float64Array.from(svcs).sort(), 0.99),

@@ -1,6 +1,6 @@
 // Scenario metrics from raw evidence: the client's per-request records, each backend's own arrival
 // log, and the ejections a system reports. Pure functions, so the definitions are tested on their own.
-import { isFailure, summarize, type LoadRecords } from '../lib/loadgen.js';
+import { isFailure, lateness, summarize, type LoadRecords } from '../lib/loadgen.js';
 import type { Scenario } from './catalogue.js';
 
 /** One backend's arrival log (epoch ms, status; 0 = held by a black hole). */
@@ -29,11 +29,17 @@ export interface ScenarioMetrics {
   recoverMs: number | null;
   /** Ejections the system reported of endpoints that were not faulty; null = it cannot report them. */
   falseEjections: number | null;
-  /** Healthy endpoints that received no traffic for ≥ 1 s while the load ran (observed by the backends). */
+  /** Healthy endpoints that received no traffic for ≥ 1 s while the rest of the lane did (observed by the backends). */
   healthyGaps: number;
+  /** Requests left out because the load generator sent them > MAX_LATE_MS late (a starved machine). */
+  lateRequests: number;
+  /** Longest time no endpoint of this system received anything: > 1 s means the run was disturbed. */
+  stallMs: number;
 }
 
 const WINDOW_MS = 1000;
+/** Requests the generator sent later than this (it was starved of CPU) are left out of every figure. */
+export const MAX_LATE_MS = 200;
 
 /** Index of the first element ≥ x in an ascending array. */
 function lowerBound(a: readonly number[], x: number): number {
@@ -54,7 +60,15 @@ export function analyzeScenario(sc: Scenario, rec: LoadRecords, logs: readonly A
   const F = start + sc.faultStartMs;
   const E = sc.faultEndMs === null ? start + sc.durationMs : start + sc.faultEndMs;
   const end = start + sc.durationMs;
-  const sum = summarize(rec, sc.faultStartMs, sc.durationMs);
+  const sum = summarize(rec, sc.faultStartMs, sc.durationMs, MAX_LATE_MS);
+  // Every arrival at every endpoint of this lane: to tell a stalled run from a removed endpoint.
+  const all: number[] = logs.flatMap((l) => l.t as number[]).sort((a, b) => a - b);
+  const healthyIx = [...Array(logs.length).keys()].filter((i) => !sc.faulty.includes(i));
+  const healthy: number[] = healthyIx.flatMap((i) => logs[i].t as number[]).sort((a, b) => a - b);
+  const countIn = (a: readonly number[], from: number, to: number): number => lowerBound(a, to + 1e-9) - lowerBound(a, from + 1e-9);
+  /** Did the lane's healthy endpoints get at least half their share during (from, from + W]? */
+  const laneFlowing = (from: number): boolean =>
+    healthyIx.length === 0 || countIn(healthy, from, from + WINDOW_MS) >= 0.5 * fairPerMs(sc, from - start, healthyIx.length / sc.endpoints) * WINDOW_MS;
   const faultyAddr = new Set(sc.faulty.map((i) => logs[i]?.address).filter((a): a is string => Boolean(a)));
   const share = sc.faulty.length / sc.endpoints;
 
@@ -65,17 +79,18 @@ export function analyzeScenario(sc: Scenario, rec: LoadRecords, logs: readonly A
     for (const i of sc.faulty) for (const t of logs[i]?.t ?? []) if (t >= F && t <= E) ev.push(t);
     for (let i = 0; i < rec.sched.length; i++) {
       const at = start + rec.sched[i];
-      if (at >= F && at <= E && isFailure(rec.status[i])) ev.push(at);
+      if (at >= F && at <= E && isFailure(rec.status[i]) && lateness(rec, i) <= MAX_LATE_MS) ev.push(at);
     }
     ev.sort((a, b) => a - b);
     // Traffic "stops" at the first affected event followed by a whole second without any: at a fair
     // share of tens of requests per second such a gap does not happen by chance, while sparse probes
     // sent later (canaries, re-admission tries) do not hide the moment the endpoint was taken out.
-    if (F + WINDOW_MS <= E && (ev.length === 0 || ev[0] - F >= WINDOW_MS)) { detectMs = 0; detectRequests = 0; } // never hurt at all
+    // The healthy endpoints must have kept receiving traffic meanwhile: a stalled run is no detection.
+    if (F + WINDOW_MS <= E && (ev.length === 0 || ev[0] - F >= WINDOW_MS) && laneFlowing(F)) { detectMs = 0; detectRequests = 0; } // never hurt at all
     else {
       for (let k = 0; k < ev.length; k++) {
         if (ev[k] + WINDOW_MS > E) break;
-        if ((k + 1 < ev.length ? ev[k + 1] : E) - ev[k] >= WINDOW_MS) { detectMs = Math.round(ev[k] - F); detectRequests = k + 1; break; }
+        if ((k + 1 < ev.length ? ev[k + 1] : E) - ev[k] >= WINDOW_MS && laneFlowing(ev[k])) { detectMs = Math.round(ev[k] - F); detectRequests = k + 1; break; }
       }
     }
     if (ejections) {
@@ -102,20 +117,24 @@ export function analyzeScenario(sc: Scenario, rec: LoadRecords, logs: readonly A
   let falseEjections: number | null = null;
   if (ejections) falseEjections = ejections.filter((e) => !faultyAddr.has(e.address) && e.at >= start - 1000 && e.at <= end).length;
 
-  // Gaps: healthy endpoints starved of traffic for a whole second while load ran (skip the first and last second).
+  // Gaps: a healthy endpoint starved of traffic for a whole second while the lane as a whole kept
+  // receiving at least half its load (skip the first and last second).
   let healthyGaps = 0;
-  for (let i = 0; i < logs.length; i++) {
-    if (sc.faulty.includes(i)) continue;
-    const t = logs[i].t.filter((x) => x >= start + 1000 && x <= end - 1000);
-    let prev = start + 1000;
-    for (const x of [...t, end - 1000]) {
-      if (x - prev >= WINDOW_MS) healthyGaps++;
+  const lo = start + 1000, hi = end - 1000;
+  for (const i of healthyIx) {
+    const t = logs[i].t.filter((x) => x >= lo && x <= hi);
+    let prev = lo;
+    for (const x of [...t, hi]) {
+      if (x - prev >= WINDOW_MS && countIn(all, prev, x) >= 0.5 * fairPerMs(sc, prev - start, 1) * (x - prev)) healthyGaps++;
       prev = x;
     }
   }
+  let stallMs = 0, prevAll = lo;
+  for (const x of [...all.filter((y) => y >= lo && y <= hi), hi]) { stallMs = Math.max(stallMs, x - prevAll); prevAll = x; }
 
   return {
     requests: sum.count, failed: sum.failed, failedPct: sum.count ? Math.round((sum.failed / sum.count) * 10_000) / 100 : 0,
     p50: sum.p50, p99: sum.p99, detectMs, detectRequests, reportedDetectMs, recoverMs, falseEjections, healthyGaps,
+    lateRequests: sum.late, stallMs: Math.round(stallMs),
   };
 }

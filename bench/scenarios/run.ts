@@ -114,6 +114,7 @@ async function runScenario(sc: Scenario, systems: SystemUnderTest[], dir: string
     if (code !== 0 || !existsSync(outFile)) throw new Error(`load generator failed (${code}); see ${genProc.logFile}`);
     const records = JSON.parse(readFileSync(outFile, 'utf8')) as LoadRecords[];
 
+    const evidence: Record<string, unknown> = {};
     for (const l of live) {
       const rec = records.find((r) => r.name === l.sys.name)!;
       try {
@@ -124,10 +125,13 @@ async function runScenario(sc: Scenario, systems: SystemUnderTest[], dir: string
         }));
         const ej = l.sut!.ejections ? await l.sut!.ejections().catch(() => undefined) : undefined;
         out.set(l.sys.name, { available: true, metrics: analyzeScenario(sc, rec, logs, ej) });
+        evidence[l.sys.name] = { records: rec, logs, ejections: ej ?? null };
       } catch (e) {
         out.set(l.sys.name, { available: false, reason: `measurement failed: ${(e as Error).message}` });
       }
     }
+    // The raw evidence behind every figure, for whoever wants to check one (not committed).
+    writeJson(path.join(ROOT, 'bench', 'results', 'tmp', `scenario-${sc.name}.json`), { scenario: sc, startAt, evidence });
     return out;
   } finally {
     await Promise.all(lanes.map(stopLane));
@@ -171,18 +175,21 @@ async function main(): Promise<number> {
   }
 
   const tmp = tempDir('mm-bench-scen');
-  const results: { scenario: Scenario; outcomes: Map<string, Outcome> }[] = [];
+  const results: { scenario: Scenario; outcomes: Map<string, Outcome>; loadavg: number[] }[] = [];
   const t0 = Date.now();
   try {
     for (const sc of scenarios) {
       log(`scenario ${sc.name}: ${sc.description} (${sc.durationMs / 1000} s at ${RATE} rps, ${systems.length} systems at once)\n`);
+      const before = os.loadavg()[0];
       const outcomes = await runScenario(sc, systems, tmp.dir);
+      const loadavg = [Math.round(before * 10) / 10, Math.round(os.loadavg()[0] * 10) / 10];
+      log(`  (load average ${loadavg[0]} → ${loadavg[1]} on ${os.cpus().length} CPUs)\n`);
       for (const [name, o] of outcomes) {
         log(o.available
           ? `  ${name}: failed ${o.metrics.failedPct}%, p99 ${ms(o.metrics.p99)} ms, detect ${o.metrics.detectMs ?? '–'} ms, recover ${o.metrics.recoverMs ?? '–'} ms, false ejections ${o.metrics.falseEjections ?? '–'}\n`
           : `  ${name}: not available: ${o.reason}\n`);
       }
-      results.push({ scenario: sc, outcomes });
+      results.push({ scenario: sc, outcomes, loadavg });
     }
   } finally {
     await stopAll();
@@ -191,13 +198,13 @@ async function main(): Promise<number> {
 
   const names = systems.map((s) => s.name);
   const detail = {
-    alignRight: [false, false, true, true, true, true, true, true, true, true],
-    columns: ['scenario', 'system', 'failed %', 'p99 ms', 'detect ms', 'reqs to detect', 'reported detect ms', 'recover ms', 'false ejections', 'healthy gaps'],
+    alignRight: [false, false, true, true, true, true, true, true, true, true, true, true],
+    columns: ['scenario', 'system', 'failed %', 'p99 ms', 'detect ms', 'reqs to detect', 'reported detect ms', 'recover ms', 'false ejections', 'healthy gaps', 'late reqs', 'stall ms'],
     rows: results.flatMap(({ scenario, outcomes }) => names.map((n): Cell[] => {
       const o = outcomes.get(n);
-      if (!o || !o.available) return [scenario.name, n, null, null, null, null, null, null, null, `not available: ${o && !o.available ? o.reason : 'not run'}`];
+      if (!o || !o.available) return [scenario.name, n, null, null, null, null, null, null, null, null, null, `not available: ${o && !o.available ? o.reason : 'not run'}`];
       const m = o.metrics;
-      return [scenario.name, n, m.failedPct, ms(m.p99), m.detectMs, m.detectRequests, m.reportedDetectMs, m.recoverMs, m.falseEjections, m.healthyGaps];
+      return [scenario.name, n, m.failedPct, ms(m.p99), m.detectMs, m.detectRequests, m.reportedDetectMs, m.recoverMs, m.falseEjections, m.healthyGaps, m.lateRequests, m.stallMs];
     })),
   };
 
@@ -250,6 +257,8 @@ async function main(): Promise<number> {
   if (g) verdicts.push(`gray-3x: meshmedic detected after ${g.detectMs ?? '–'} ms (target ≤ 3000 ms): ${g.detectMs !== null && g.detectMs <= 3000 ? 'met' : 'not met'}`);
   const noise = get('noise', mm);
   if (noise) verdicts.push(`noise: meshmedic false ejections ${noise.falseEjections ?? '–'} (target 0)`);
+  const disturbed = results.filter((r) => [...r.outcomes.values()].some((o) => o.available && (o.metrics.stallMs > 1000 || o.metrics.lateRequests > 0.01 * o.metrics.requests)));
+  if (disturbed.length) verdicts.push(`disturbed runs (a system's endpoints all silent > 1 s, or > 1 % of requests sent late by a starved generator): ${disturbed.map((r) => `${r.scenario.name} (load ${r.loadavg.join('→')})`).join(', ')}; their figures are not trustworthy`);
   // Paper-style ratios, paired: only scenarios where both systems have the figure.
   const paired = (peer: string, f: (m: ScenarioMetrics) => number | null): { a: number; b: number; n: number } => {
     let a = 0, b = 0, n = 0;
@@ -277,7 +286,7 @@ async function main(): Promise<number> {
     writeJson(path.join(ROOT, 'bench', 'results', quick ? 'scenarios-quick.json' : 'scenarios.json'), {
       when, command: cmd, machine, timing, rate: RATE, timeouts: SCENARIO_TIMEOUTS, clientTimeoutMs: CLIENT_TIMEOUT_MS,
       haproxy: HAPROXY_HEALING, nginx: NGINX_HEALING,
-      scenarios: results.map(({ scenario, outcomes }) => ({ scenario, results: Object.fromEntries(outcomes) })),
+      scenarios: results.map(({ scenario, outcomes, loadavg }) => ({ scenario, loadavg, results: Object.fromEntries(outcomes) })),
       verdicts,
     });
     updateMarkdownFile(path.join(ROOT, 'bench', 'README.md'), 'bench:scenarios', [

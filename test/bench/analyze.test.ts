@@ -73,3 +73,20 @@ t.test('catalogue: every scenario is consistent', async (t) => {
     t.ok(all.some((s) => s.name === 'noise' && s.faulty.length === 0 && s.baseline.errorRate > 0), 'noise: no faulty endpoint, background errors');
   }
 });
+
+t.test('a stalled run (every endpoint silent at once) is neither a detection nor a starved endpoint', async (t) => {
+  const gap = (i: number): ArrivalLog => logOf(i, [...every(0, 3000, i === 0 ? 25 : 20), ...every(4500, 9000, i === 0 ? 25 : 20)]);
+  const m = analyzeScenario(sc, records(() => false), [0, 1, 2, 3, 4].map(gap), []);
+  t.equal(m.detectMs, null, 'the faulty endpoint kept receiving traffic whenever anything did');
+  t.equal(m.healthyGaps, 0);
+  t.ok(m.stallMs >= 1490, `stall reported (${m.stallMs} ms)`);
+});
+
+t.test('requests the generator sent late are left out and counted', async (t) => {
+  const rec = records((ms) => ms >= 3000 && ms < 3500);
+  for (let i = 0; i < rec.sched.length; i++) if (rec.sched[i] >= 3000 && rec.sched[i] < 3500) { rec.lat[i] = 5000; rec.svc[i] = 10; }
+  const logs = [0, 1, 2, 3, 4].map((i) => logOf(i, every(0, 9000, 20)));
+  const m = analyzeScenario(sc, rec, logs, []);
+  t.equal(m.failed, 0, 'failures of late requests are not charged to the system');
+  t.equal(m.lateRequests, 100);
+});
