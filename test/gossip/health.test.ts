@@ -205,3 +205,22 @@ t.test('one lying observer cannot eject an endpoint that others see working', as
   t.equal(h.health(4, 1).state, 'healthy', 'a single observer is never a quorum');
   h.c.shutdown();
 });
+
+t.test('Trickle pacing: many observers of one failure publish a few observations, and idle members still eject', async (t) => {
+  const n = 12;
+  const h = healthCluster(n, 33);
+  h.c.startAll();
+  h.c.joinAll();
+  h.c.run(3000);
+  const idle = [undefined, undefined, undefined];
+  h.setTraffic(Array.from({ length: n }, (_, i) => (i < 10 ? [1, 0, 0] : idle)));
+  h.c.run(20_000);
+  t.equal(h.health(10, 0).state, 'ejected', 'idle member 10 ejected it');
+  t.equal(h.health(11, 0).state, 'ejected', 'idle member 11 ejected it');
+  const published = h.nodes.reduce((s, x) => s + x.plane.counters.published, 0);
+  const suppressed = h.nodes.reduce((s, x) => s + x.plane.counters.suppressed, 0);
+  const naive = 10 * (20_000 / 500);
+  t.ok(published < naive / 4, `published ${published} observations in 20 s (naive: ${naive})`);
+  t.ok(suppressed > 0, `${suppressed} suppressed because enough others already said so`);
+  h.c.shutdown();
+});
