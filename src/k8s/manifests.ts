@@ -1,0 +1,292 @@
+// The Kubernetes manifests that install meshmedic, built from typed models (kubernetes-models), so a
+// misspelt or misplaced field fails to compile. `npm run k8s:manifests` writes them to k8s/*.yaml.
+import { stringify } from 'yaml';
+import { Namespace } from 'kubernetes-models/v1/Namespace';
+import { ServiceAccount } from 'kubernetes-models/v1/ServiceAccount';
+import { Service } from 'kubernetes-models/v1/Service';
+import { ConfigMap } from 'kubernetes-models/v1/ConfigMap';
+import { Deployment } from 'kubernetes-models/apps/v1/Deployment';
+import { PodDisruptionBudget } from 'kubernetes-models/policy/v1/PodDisruptionBudget';
+import { ClusterRole } from 'kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRole';
+import { ClusterRoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRoleBinding';
+import { MutatingWebhookConfiguration } from 'kubernetes-models/admissionregistration.k8s.io/v1/MutatingWebhookConfiguration';
+import type { IMutatingWebhook } from 'kubernetes-models/admissionregistration.k8s.io/v1/MutatingWebhook';
+import { Certificate } from '@kubernetes-models/cert-manager/cert-manager.io/v1/Certificate';
+import { Issuer } from '@kubernetes-models/cert-manager/cert-manager.io/v1/Issuer';
+import { DEFAULT_EXCLUDED_NAMESPACES, DEFAULT_INJECTOR_CONFIG } from './injector-config.js';
+import { INJECT_ANNOTATED_PATH, INJECT_PATH } from './webhook.js';
+import { buildDashboard } from './dashboard.js';
+
+export const NAMESPACE = 'meshmedic';
+export const WEBHOOK_NAME = 'meshmedic-webhook';
+export const WEBHOOK_PORT = 17443;
+export const SAMPLE_NAMESPACE = 'shop';
+/** Namespace label that opts every pod in (the pod annotation `meshmedic.io/inject: "false"` opts one out). */
+export const NAMESPACE_LABEL = 'meshmedic.io/inject';
+export const DISCOVERY_ROLE = 'meshmedic-discovery';
+
+const appLabels = { 'app.kubernetes.io/name': 'meshmedic', 'app.kubernetes.io/component': 'webhook' };
+
+/** Anything with validate() and a JSON form: the models. */
+interface Model {
+  validate(): void;
+  toJSON(): unknown;
+}
+
+export interface ManifestFile {
+  readonly file: string;
+  readonly comment: string;
+  readonly objects: readonly Model[];
+}
+
+export const INJECTOR_YAML = `# Injector settings (see docs/kubernetes.md). Every key is optional.
+injector:
+  image: ${DEFAULT_INJECTOR_CONFIG.image}
+  mode: native            # classic for clusters older than Kubernetes 1.29
+  resources:
+    cpu: 50m
+    memory: 64Mi
+    memoryLimit: 256Mi
+  noProxy: []             # extra NO_PROXY entries for every app container
+`;
+
+export const MESH_YAML = `# Mesh settings for every sidecar in this namespace; pod annotations (meshmedic.io/*) override them.
+healing:
+  policy: meshmedic
+  ejection:
+    maxEjectionPct: 50
+    alwaysEjectOne: true
+log:
+  level: info
+`;
+
+export function buildManifests(): ManifestFile[] {
+  const namespace = new Namespace({
+    metadata: { name: NAMESPACE, labels: { 'app.kubernetes.io/name': 'meshmedic', 'meshmedic.io/control-plane': 'true' } },
+  });
+
+  const webhookSa = new ServiceAccount({
+    metadata: { name: WEBHOOK_NAME, namespace: NAMESPACE, labels: appLabels },
+    // The webhook never calls the API server: no token at all.
+    automountServiceAccountToken: false,
+  });
+
+  // Least privilege for discovery: read-only Services, EndpointSlices and Namespaces; nothing else.
+  const discoveryRole = new ClusterRole({
+    metadata: { name: DISCOVERY_ROLE, labels: { 'app.kubernetes.io/name': 'meshmedic' } },
+    rules: [
+      { apiGroups: [''], resources: ['services', 'namespaces'], verbs: ['get', 'list', 'watch'] },
+      { apiGroups: ['discovery.k8s.io'], resources: ['endpointslices'], verbs: ['get', 'list', 'watch'] },
+    ],
+  });
+
+  const injectorConfig = new ConfigMap({
+    metadata: { name: WEBHOOK_NAME, namespace: NAMESPACE, labels: appLabels },
+    data: { 'injector.yaml': INJECTOR_YAML },
+  });
+
+  const deployment = new Deployment({
+    metadata: { name: WEBHOOK_NAME, namespace: NAMESPACE, labels: appLabels },
+    spec: {
+      replicas: 2,
+      selector: { matchLabels: appLabels },
+      template: {
+        metadata: { labels: { ...appLabels, [NAMESPACE_LABEL]: 'false' } },
+        spec: {
+          serviceAccountName: WEBHOOK_NAME,
+          automountServiceAccountToken: false,
+          securityContext: { runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532, seccompProfile: { type: 'RuntimeDefault' } },
+          affinity: {
+            podAntiAffinity: {
+              preferredDuringSchedulingIgnoredDuringExecution: [{ weight: 100, podAffinityTerm: { topologyKey: 'kubernetes.io/hostname', labelSelector: { matchLabels: appLabels } } }],
+            },
+          },
+          containers: [
+            {
+              name: 'webhook',
+              image: DEFAULT_INJECTOR_CONFIG.image,
+              imagePullPolicy: 'IfNotPresent',
+              args: ['webhook', '--listen', `0.0.0.0:${WEBHOOK_PORT}`, '--tls-cert', '/etc/meshmedic/tls/tls.crt', '--tls-key', '/etc/meshmedic/tls/tls.key', '--config', '/etc/meshmedic/injector/injector.yaml'],
+              ports: [{ name: 'https', containerPort: WEBHOOK_PORT, protocol: 'TCP' }],
+              readinessProbe: { httpGet: { path: '/healthz', port: 'https', scheme: 'HTTPS' }, periodSeconds: 5 },
+              livenessProbe: { httpGet: { path: '/healthz', port: 'https', scheme: 'HTTPS' }, periodSeconds: 10, failureThreshold: 3 },
+              resources: { requests: { cpu: '50m', memory: '64Mi' }, limits: { memory: '128Mi' } },
+              securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, privileged: false, capabilities: { drop: ['ALL'] } },
+              volumeMounts: [
+                { name: 'tls', mountPath: '/etc/meshmedic/tls', readOnly: true },
+                { name: 'injector', mountPath: '/etc/meshmedic/injector', readOnly: true },
+              ],
+            },
+          ],
+          volumes: [
+            { name: 'tls', secret: { secretName: `${WEBHOOK_NAME}-tls` } },
+            { name: 'injector', configMap: { name: WEBHOOK_NAME } },
+          ],
+        },
+      },
+    },
+  });
+
+  const pdb = new PodDisruptionBudget({
+    metadata: { name: WEBHOOK_NAME, namespace: NAMESPACE, labels: appLabels },
+    spec: { minAvailable: 1, selector: { matchLabels: appLabels } },
+  });
+
+  const service = new Service({
+    metadata: { name: WEBHOOK_NAME, namespace: NAMESPACE, labels: appLabels },
+    spec: { selector: appLabels, ports: [{ name: 'https', port: 443, targetPort: 'https', protocol: 'TCP' }] },
+  });
+
+  const issuer = new Issuer({
+    metadata: { name: `${WEBHOOK_NAME}-selfsigned`, namespace: NAMESPACE },
+    spec: { selfSigned: {} },
+  });
+  const certificate = new Certificate({
+    metadata: { name: WEBHOOK_NAME, namespace: NAMESPACE },
+    spec: {
+      secretName: `${WEBHOOK_NAME}-tls`,
+      dnsNames: [`${WEBHOOK_NAME}.${NAMESPACE}.svc`, `${WEBHOOK_NAME}.${NAMESPACE}.svc.cluster.local`],
+      duration: '2160h',
+      renewBefore: '360h',
+      privateKey: { algorithm: 'ECDSA', size: 256, rotationPolicy: 'Always' },
+      issuerRef: { name: `${WEBHOOK_NAME}-selfsigned`, kind: 'Issuer' },
+    },
+  });
+
+  const common = {
+    admissionReviewVersions: ['v1'],
+    sideEffects: 'None',
+    // Fail open: if the webhook is down, pods start without the sidecar rather than not at all.
+    failurePolicy: 'Ignore',
+    timeoutSeconds: 5,
+    matchPolicy: 'Equivalent',
+    // Called again if a later webhook changes the pod; the status annotation keeps that a no-op.
+    reinvocationPolicy: 'IfNeeded',
+    rules: [{ operations: ['CREATE'], apiGroups: [''], apiVersions: ['v1'], resources: ['pods'], scope: 'Namespaced' }],
+  } satisfies Partial<IMutatingWebhook>;
+  const excluded = [...DEFAULT_EXCLUDED_NAMESPACES, NAMESPACE];
+  const webhookConfig = new MutatingWebhookConfiguration({
+    metadata: {
+      name: 'meshmedic-injector',
+      labels: { 'app.kubernetes.io/name': 'meshmedic' },
+      // cert-manager's CA injector fills in caBundle from the Certificate's secret.
+      annotations: { 'cert-manager.io/inject-ca-from': `${NAMESPACE}/${WEBHOOK_NAME}` },
+    },
+    webhooks: [
+      {
+        name: 'namespace.inject.meshmedic.io',
+        clientConfig: { service: { name: WEBHOOK_NAME, namespace: NAMESPACE, path: INJECT_PATH, port: 443 } },
+        namespaceSelector: {
+          matchExpressions: [
+            { key: NAMESPACE_LABEL, operator: 'In', values: ['enabled', 'true'] },
+            { key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: excluded },
+          ],
+        },
+        objectSelector: { matchExpressions: [{ key: NAMESPACE_LABEL, operator: 'NotIn', values: ['false', 'disabled'] }] },
+        ...common,
+      },
+      {
+        // Pods opted in by annotation in namespaces that are not labelled: the server checks the annotation.
+        name: 'annotation.inject.meshmedic.io',
+        clientConfig: { service: { name: WEBHOOK_NAME, namespace: NAMESPACE, path: INJECT_ANNOTATED_PATH, port: 443 } },
+        namespaceSelector: {
+          matchExpressions: [
+            { key: NAMESPACE_LABEL, operator: 'DoesNotExist' },
+            { key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: excluded },
+          ],
+        },
+        objectSelector: { matchExpressions: [{ key: NAMESPACE_LABEL, operator: 'NotIn', values: ['false', 'disabled'] }] },
+        ...common,
+      },
+    ],
+  });
+
+  const sampleNs = new Namespace({ metadata: { name: SAMPLE_NAMESPACE, labels: { [NAMESPACE_LABEL]: 'enabled' } } });
+  const meshConfig = new ConfigMap({
+    metadata: { name: DEFAULT_INJECTOR_CONFIG.meshConfigMap, namespace: SAMPLE_NAMESPACE, labels: { 'app.kubernetes.io/name': 'meshmedic' } },
+    data: { 'mesh.yaml': MESH_YAML },
+  });
+  const sampleSa = new ServiceAccount({ metadata: { name: 'reviews', namespace: SAMPLE_NAMESPACE } });
+  const sampleBinding = new ClusterRoleBinding({
+    metadata: { name: `${DISCOVERY_ROLE}-${SAMPLE_NAMESPACE}` },
+    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: DISCOVERY_ROLE },
+    // Every service account of the mesh namespace may read Services and EndpointSlices (discovery).
+    subjects: [{ kind: 'Group', apiGroup: 'rbac.authorization.k8s.io', name: `system:serviceaccounts:${SAMPLE_NAMESPACE}` }],
+  });
+  const sampleLabels = { app: 'reviews', version: 'v1' };
+  const sampleDeployment = new Deployment({
+    metadata: { name: 'reviews-v1', namespace: SAMPLE_NAMESPACE, labels: sampleLabels },
+    spec: {
+      replicas: 3,
+      selector: { matchLabels: sampleLabels },
+      template: {
+        metadata: {
+          labels: sampleLabels,
+          annotations: {
+            // Tuning for this service (table in docs/kubernetes.md).
+            'meshmedic.io/policy': 'meshmedic',
+            'meshmedic.io/consecutive-5xx': '5',
+            'meshmedic.io/latency-eject-ratio': '3',
+            'meshmedic.io/base-ejection-time': '30s',
+            'meshmedic.io/max-ejection-percent': '34',
+            'meshmedic.io/proxy-memory-limit': '192Mi',
+            // Prometheus scrapes the sidecar's admin port (the injector adds these when absent).
+            'prometheus.io/scrape': 'true',
+            'prometheus.io/port': String(DEFAULT_INJECTOR_CONFIG.ports.admin),
+            'prometheus.io/path': '/metrics',
+          },
+        },
+        spec: {
+          serviceAccountName: 'reviews',
+          containers: [
+            {
+              name: 'reviews',
+              image: 'istio/examples-bookinfo-reviews-v1:1.20.2',
+              ports: [{ name: 'http', containerPort: 9080, protocol: 'TCP' }],
+              readinessProbe: { httpGet: { path: '/health', port: 'http' }, periodSeconds: 5 },
+              resources: { requests: { cpu: '100m', memory: '256Mi' }, limits: { memory: '512Mi' } },
+              securityContext: { allowPrivilegeEscalation: false, runAsNonRoot: true, runAsUser: 1000, capabilities: { drop: ['ALL'] } },
+            },
+          ],
+        },
+      },
+    },
+  });
+  const sampleService = new Service({
+    metadata: { name: 'reviews', namespace: SAMPLE_NAMESPACE, labels: { app: 'reviews' } },
+    spec: { selector: { app: 'reviews' }, ports: [{ name: 'http', port: 9080, targetPort: 'http', protocol: 'TCP' }] },
+  });
+
+  const dashboard = new ConfigMap({
+    metadata: {
+      name: 'meshmedic-grafana-dashboard',
+      namespace: NAMESPACE,
+      // Grafana's dashboard sidecar (kube-prometheus-stack) loads ConfigMaps with this label.
+      labels: { 'app.kubernetes.io/name': 'meshmedic', grafana_dashboard: '1' },
+    },
+    data: { 'meshmedic.json': JSON.stringify(buildDashboard(), null, 2) + '\n' },
+  });
+
+  return [
+    { file: '00-namespace.yaml', comment: 'The namespace of the injection webhook.', objects: [namespace] },
+    { file: '10-rbac.yaml', comment: 'Service accounts and least-privilege RBAC: the webhook needs no API access; discovery reads Services, EndpointSlices and Namespaces.', objects: [webhookSa, discoveryRole] },
+    { file: '20-certificate.yaml', comment: 'The webhook certificate from cert-manager (docs/kubernetes.md has the openssl path without cert-manager).', objects: [issuer, certificate] },
+    { file: '30-webhook.yaml', comment: 'The injection webhook: settings, Deployment, disruption budget and Service.', objects: [injectorConfig, deployment, pdb, service] },
+    { file: '40-mutatingwebhook.yaml', comment: 'Registration with the API server: namespace label or pod annotation opts in; fails open.', objects: [webhookConfig] },
+    { file: '50-sample-app.yaml', comment: 'A sample application in an opted-in namespace, tuned by annotations, with its mesh ConfigMap and discovery binding.', objects: [sampleNs, meshConfig, sampleSa, sampleBinding, sampleDeployment, sampleService] },
+    { file: '60-grafana-dashboard.yaml', comment: 'The Grafana dashboard as a ConfigMap for the Grafana dashboard sidecar (also in grafana-dashboard.json).', objects: [dashboard] },
+  ];
+}
+
+const HEADER = '# Generated by `npm run k8s:manifests` from src/k8s/manifests.ts. Do not edit by hand.\n';
+
+/** Render every manifest file (and the dashboard JSON) to text: file name → content. */
+export function renderManifests(): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const m of buildManifests()) {
+    const docs = m.objects.map((o) => stringify(JSON.parse(JSON.stringify(o)), { lineWidth: 0 }).trimEnd());
+    out.set(m.file, `${HEADER}# ${m.comment}\n---\n${docs.join('\n---\n')}\n`);
+  }
+  out.set('grafana-dashboard.json', JSON.stringify(buildDashboard(), null, 2) + '\n');
+  return out;
+}

@@ -1,0 +1,114 @@
+// The committed k8s/ files are exactly the generated ones, every object passes its Kubernetes schema,
+// the embedded configs pass meshmedic's own validation, and the sample app injects cleanly.
+import t from 'tap';
+import { readFileSync, readdirSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { parseAllDocuments } from 'yaml';
+import fjp from 'fast-json-patch';
+import { Pod } from 'kubernetes-models/v1/Pod';
+import { buildManifests, renderManifests, MESH_YAML, INJECTOR_YAML } from '../../src/k8s/manifests.js';
+import { writeManifests } from '../../src/k8s/write-manifests.js';
+import { buildDashboard, dashboardMetricNames } from '../../src/k8s/dashboard.js';
+import { parseConfigText, validateConfig } from '../../src/config/load.js';
+import { validateInjectorConfig, DEFAULT_INJECTOR_CONFIG } from '../../src/k8s/injector-config.js';
+import { annotationsToConfigPatch } from '../../src/k8s/annotations.js';
+import { planInjection } from '../../src/k8s/inject.js';
+import { INJECT_ANNOTATED_PATH, INJECT_PATH } from '../../src/k8s/webhook.js';
+
+const k8sDir = fileURLToPath(new URL('../../k8s/', import.meta.url));
+const srcDir = fileURLToPath(new URL('../../src/', import.meta.url));
+
+t.test('committed manifests equal the generated output', async (t) => {
+  t.same(writeManifests(k8sDir, true), [], 'run `npm run k8s:manifests` after changing src/k8s/manifests.ts');
+});
+
+t.test('every object validates against its schema and round-trips through YAML', async (t) => {
+  for (const m of buildManifests()) {
+    for (const o of m.objects) t.doesNotThrow(() => o.validate(), `${m.file}: ${(o.toJSON() as any).kind} ${(o.toJSON() as any).metadata?.name}`);
+    const docs = parseAllDocuments(readFileSync(`${k8sDir}${m.file}`, 'utf8')).map((d) => d.toJS());
+    t.same(docs, m.objects.map((o) => JSON.parse(JSON.stringify(o))), `${m.file} parses back to the same objects`);
+  }
+});
+
+const all = () => buildManifests().flatMap((m) => m.objects.map((o) => JSON.parse(JSON.stringify(o)) as any));
+const find = (kind: string, name: string) => all().find((o) => o.kind === kind && o.metadata.name === name);
+
+t.test('embedded configs pass meshmedic\'s own validation', async (t) => {
+  const mesh = parseConfigText(MESH_YAML);
+  t.ok(mesh.valid);
+  const meshRes = mesh.valid ? validateConfig(mesh.result) : mesh;
+  t.ok(meshRes.valid, `mesh.yaml valid: ${meshRes.valid ? '' : meshRes.errors.join('; ')}`);
+  const inj = parseConfigText(INJECTOR_YAML);
+  t.ok(inj.valid);
+  const injRes = inj.valid ? validateInjectorConfig((inj.result as any).injector) : inj;
+  t.ok(injRes.valid, 'injector.yaml valid');
+  t.equal(find('ConfigMap', 'meshmedic-mesh').data['mesh.yaml'], MESH_YAML);
+});
+
+t.test('webhook registration: fail open, v1 only, re-invocation, the server\'s paths', async (t) => {
+  const mwc = find('MutatingWebhookConfiguration', 'meshmedic-injector');
+  t.equal(mwc.metadata.annotations['cert-manager.io/inject-ca-from'], 'meshmedic/meshmedic-webhook');
+  t.same(mwc.webhooks.map((w: any) => w.clientConfig.service.path), [INJECT_PATH, INJECT_ANNOTATED_PATH]);
+  for (const w of mwc.webhooks) {
+    t.equal(w.failurePolicy, 'Ignore');
+    t.equal(w.sideEffects, 'None');
+    t.same(w.admissionReviewVersions, ['v1']);
+    t.equal(w.reinvocationPolicy, 'IfNeeded');
+    t.ok(w.timeoutSeconds >= 1 && w.timeoutSeconds <= 10);
+    const excl = w.namespaceSelector.matchExpressions.find((e: any) => e.key === 'kubernetes.io/metadata.name');
+    for (const ns of ['kube-system', 'kube-public', 'kube-node-lease', 'meshmedic']) t.ok(excl.values.includes(ns), `${w.name} excludes ${ns}`);
+    t.same(w.rules, [{ operations: ['CREATE'], apiGroups: [''], apiVersions: ['v1'], resources: ['pods'], scope: 'Namespaced' }]);
+  }
+  const cert = find('Certificate', 'meshmedic-webhook');
+  t.ok(cert.spec.dnsNames.includes('meshmedic-webhook.meshmedic.svc'), 'certificate names the Service');
+  const dep = find('Deployment', 'meshmedic-webhook');
+  t.equal(dep.spec.template.spec.volumes.find((v: any) => v.name === 'tls').secret.secretName, cert.spec.secretName);
+  t.equal(dep.spec.template.metadata.labels['meshmedic.io/inject'], 'false', 'the webhook never injects itself');
+});
+
+t.test('RBAC is read-only and minimal', async (t) => {
+  const roles = all().filter((o) => o.kind === 'ClusterRole' || o.kind === 'Role');
+  t.equal(roles.length, 1);
+  const resources = new Set<string>();
+  for (const r of roles[0].rules) {
+    t.same(r.verbs, ['get', 'list', 'watch']);
+    for (const res of r.resources) resources.add(res);
+  }
+  t.same([...resources].sort(), ['endpointslices', 'namespaces', 'services']);
+  t.notOk(all().some((o) => o.kind === 'RoleBinding' || (o.kind === 'ClusterRoleBinding' && o.subjects.some((s: any) => s.name === 'meshmedic-webhook'))), 'the webhook has no API access');
+});
+
+t.test('the sample application: annotations valid, injects cleanly', async (t) => {
+  const dep = find('Deployment', 'reviews-v1');
+  const template = dep.spec.template;
+  t.same(annotationsToConfigPatch(template.metadata.annotations).warnings, [], 'sample annotations are all valid');
+  const pod = { apiVersion: 'v1', kind: 'Pod', metadata: { ...template.metadata, generateName: 'reviews-v1-5c7d9b-' }, spec: template.spec };
+  const plan = planInjection({ pod, namespace: 'shop', requireAnnotation: false }, DEFAULT_INJECTOR_CONFIG);
+  t.ok(plan.inject);
+  if (!plan.inject) return;
+  const patched = fjp.applyPatch(structuredClone(pod), plan.patch as fjp.Operation[]).newDocument;
+  t.doesNotThrow(() => new Pod(patched as any).validate());
+  t.equal((patched as any).spec.initContainers[0].resources.limits.memory, '192Mi', 'annotation sets the sidecar memory limit');
+  t.equal(find('Namespace', 'shop').metadata.labels['meshmedic.io/inject'], 'enabled');
+});
+
+function sourceText(dir: string): string {
+  let out = '';
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    if (e.isDirectory()) out += sourceText(`${dir}${e.name}/`);
+    else if (e.name.endsWith('.ts') && !dir.includes('/k8s/')) out += readFileSync(`${dir}${e.name}`, 'utf8');
+  }
+  return out;
+}
+
+t.test('the dashboard queries metrics the code exports', async (t) => {
+  const names = dashboardMetricNames();
+  t.ok(names.length >= 6);
+  const text = sourceText(srcDir);
+  for (const n of names) t.ok(text.includes(`'${n}'`) || text.includes(`"${n}"`), `${n} is exported by src/ (outside src/k8s)`);
+  const json = JSON.parse(renderManifests().get('grafana-dashboard.json')!);
+  t.same(json, buildDashboard());
+  const ids = json.panels.map((p: any) => p.id);
+  t.equal(new Set(ids).size, ids.length, 'panel ids unique');
+  for (const p of json.panels) t.ok(p.gridPos.x + p.gridPos.w <= 24, `${p.title} fits the grid`);
+});
