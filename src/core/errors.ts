@@ -15,6 +15,11 @@ export const ERROR_CODES = {
   MM_ERR_ADDRESS: 'an address is not HOST:PORT with an IP literal or a numeric port',
   MM_ERR_INTERNAL: 'an internal error (a bug): the request failed, the sidecar kept running',
   MM_ERR_CONFLICT: 'the request conflicts with the current state',
+  MM_ERR_ADMISSION_REVIEW: 'the webhook got a body that is not an AdmissionReview with a request and a uid',
+  MM_ERR_ADMISSION_VERSION: 'the webhook got an AdmissionReview in a version other than admission.k8s.io/v1',
+  MM_ERR_PAYLOAD_TOO_LARGE: 'the request body exceeds the size limit',
+  MM_ERR_UNSUPPORTED_MEDIA_TYPE: 'the request body is not application/json',
+  MM_ERR_METHOD_NOT_ALLOWED: 'the HTTP method is not allowed on this path',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -1,5 +1,6 @@
 // AdmissionReview v1 in, AdmissionReview v1 out: parse and check the review, run the injection
 // planner, and answer with a base64 JSON Patch. Pure (no sockets): the HTTPS server lives in webhook.ts.
+import type { ErrorCode } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import { silentLogger } from '../core/log.js';
 import type { InjectorConfig } from './injector-config.js';
@@ -87,7 +88,7 @@ export function reviewAdmission(raw: Buffer | string, opts: ReviewOptions): Admi
   return answer({ patchType: 'JSONPatch', patch }, 'injected', `injected (${plan.status.mode})`, plan.warnings);
 }
 
-function reject(status: number, code: string, message: string): AdmissionHttpResult {
+function reject(status: number, code: ErrorCode, message: string): AdmissionHttpResult {
   return { status, body: { code, message }, outcome: 'rejected', reason: message };
 }
 

@@ -6,7 +6,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { readFileSync, statSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { parseHostPort, formatHostPort } from '../core/address.js';
-import { MeshmedicError } from '../core/errors.js';
+import { MeshmedicError, type ErrorCode } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import { silentLogger } from '../core/log.js';
 import { reviewAdmission } from './admission.js';
@@ -159,7 +159,7 @@ function methodNotAllowed(req: IncomingMessage, res: ServerResponse, allow: stri
   send(res, 405, { code: 'MM_ERR_METHOD_NOT_ALLOWED', message: `method ${req.method} is not allowed here (allowed: ${allow})` });
 }
 
-function send(res: ServerResponse, status: number, body: unknown): void {
+function send(res: ServerResponse, status: number, body: { code?: ErrorCode; [k: string]: unknown }): void {
   const text = JSON.stringify(body);
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
   res.end(text);
