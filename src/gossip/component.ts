@@ -113,14 +113,14 @@ export const startGossip: ComponentFactory = async (ctx: SidecarContext): Promis
 
   const keys = observerKeys(membership, nodeId);
 
-  // Peer verdicts go through the healing engine's guards when it offers a way in; otherwise to the mesh state.
-  const healing = ctx.components.get('healing') as unknown as { submitExternal?: (d: Decision) => boolean | { applied: boolean } } | undefined;
+  // Peer verdicts go to the healing engine when it runs: it judges them under the same guards as local
+  // verdicts (max ejection, panic) and re-admits through its canary probation. Without it they are applied
+  // to the mesh state directly and lifted by the health plane after the hold-down.
+  const healing = asVerdictSink(ctx.components.get('healing'));
   const submit = (d: Decision): boolean => {
-    if (healing && typeof healing.submitExternal === 'function') {
-      const r = healing.submitExternal(d);
-      return typeof r === 'boolean' ? r : Boolean(r?.applied);
-    }
-    return ctx.mesh.apply(d).applied;
+    if (!healing) return ctx.mesh.apply(d).applied;
+    if (d.action !== 'eject') return false;
+    return healing.submitVerdict({ target: d.target, detector: d.reason, kind: 'failure', severity: 'eject', source: 'peer', evidence: d.evidence });
   };
 
   const healthEnabled = hc.enabled ?? true;
@@ -140,6 +140,7 @@ export const startGossip: ComponentFactory = async (ctx: SidecarContext): Promis
         holdDownMs: hc.holdDownMs ?? 5_000,
         refreshMs: hc.refreshMs ?? Math.max(hc.intervalMs ?? 500, Math.floor((hc.freshnessMs ?? 10_000) / 4)),
         redundancy: hc.redundancy ?? 5,
+        restoreOnQuorumLoss: !healing,
       })
     : undefined;
 
@@ -227,6 +228,22 @@ export const startGossip: ComponentFactory = async (ctx: SidecarContext): Promis
     },
   };
 };
+
+/** What the gossip component needs from the healing engine (structural, so that gossip does not import heal). */
+interface VerdictSink {
+  submitVerdict(v: {
+    target: string;
+    detector: string;
+    kind: 'failure';
+    severity: 'eject';
+    source: 'peer';
+    evidence: Readonly<Record<string, number | string | boolean>>;
+  }): boolean;
+}
+
+function asVerdictSink(c: unknown): VerdictSink | undefined {
+  return c && typeof (c as VerdictSink).submitVerdict === 'function' ? (c as VerdictSink) : undefined;
+}
 
 function membersBody(m: Membership, self: string) {
   return {

@@ -54,6 +54,11 @@ export interface HealthPlaneOptions {
   readonly refreshMs: number;
   /** Stay quiet while our side leads the other by this many fresh observers (Trickle's k). */
   readonly redundancy: number;
+  /**
+   * Lift our peer ejections once the quorum has been lost for the hold-down (true when decisions go to
+   * the mesh state directly; false when a healing engine owns re-admission).
+   */
+  readonly restoreOnQuorumLoss?: boolean;
   readonly random?: () => number;
 }
 
@@ -185,7 +190,7 @@ export class HealthPlane {
       });
       if (ok) {
         this.counters.peerEjections++;
-        this.peerEjected.set(v.endpoint, now);
+        if (this.o.restoreOnQuorumLoss !== false) this.peerEjected.set(v.endpoint, now);
       } else this.counters.refused++;
     }
     const after = this.o.mesh.snapshot(); // includes the ejections just made

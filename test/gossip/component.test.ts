@@ -12,6 +12,7 @@ import type { AdminHandler, AdminRoutes, Component, SidecarContext } from '../..
 import { startGossip, profileFromConfig, type GossipComponent } from '../../src/gossip/component.js';
 import { LAN_PROFILE } from '../../src/gossip/profile.js';
 import { Keyring } from '../../src/gossip/keyring.js';
+import { startHealing } from '../../src/heal/component.js';
 import { waitFor } from './udp-helpers.js';
 
 const BACKENDS = ['127.0.0.11:8080', '127.0.0.12:8080', '127.0.0.13:8080'];
@@ -23,7 +24,7 @@ class Routes implements AdminRoutes {
   }
 }
 
-async function sidecar(id: string, join: string[], extra: Record<string, unknown> = {}) {
+async function sidecar(id: string, join: string[], extra: Record<string, unknown> = {}, withHealing = false) {
   const v = validateConfig({
     node: { id },
     services: [{ name: 's', endpoints: BACKENDS.map((address) => ({ address })) }],
@@ -46,9 +47,16 @@ async function sidecar(id: string, join: string[], extra: Record<string, unknown
   for (const ev of mesh.snapshot().endpoints.values()) stats.ensure(ev.slot);
   const admin = new Routes();
   const metrics = new Registry();
-  const ctx: SidecarContext = { config, clock: systemClock, mesh, stats, log: silentLogger, metrics, admin, components: new Map<string, Component>() };
+  const components = new Map<string, Component>();
+  const ctx: SidecarContext = { config, clock: systemClock, mesh, stats, log: silentLogger, metrics, admin, components };
+  const healing = withHealing ? await startHealing(ctx) : undefined;
+  if (healing) components.set('healing', healing);
   const comp = (await startGossip(ctx)) as GossipComponent;
-  return { ctx, comp, admin, metrics, mesh, stats, endpoints };
+  const close = async () => {
+    await comp.close(200);
+    await healing?.close();
+  };
+  return { ctx, comp, admin, metrics, mesh, stats, endpoints, close };
 }
 
 t.test('profile from config: unset keys take the profile, set keys win', async (t) => {
@@ -138,4 +146,35 @@ t.test('a sidecar started before its seed joins once the seed comes up', async (
   }
   t.teardown(() => seed!.comp.close(0));
   t.ok(await waitFor(() => late.comp.membership.liveCount === 2, 5000) >= 0, 'joined by retrying');
+});
+
+t.test('with the healing engine running, peer verdicts go through it and still eject within 3 s', async (t) => {
+  const s1 = await sidecar('h1', [], {}, true);
+  const seed = s1.comp.addresses!.gossip!;
+  const s2 = await sidecar('h2', [seed], {}, true);
+  const s3 = await sidecar('h3', [seed], {}, true);
+  const all = [s1, s2, s3];
+  let traffic: NodeJS.Timeout | undefined;
+  t.teardown(async () => {
+    clearInterval(traffic);
+    for (const s of all) await s.close();
+  });
+  t.ok(await waitFor(() => all.every((s) => s.comp.membership.countByState().alive === 3), 10_000) >= 0);
+  const failing = s1.endpoints[0]!.id;
+  traffic = setInterval(() => {
+    const now = Date.now();
+    for (const s of [s1, s2]) {
+      for (const ev of s.mesh.snapshot().endpoints.values()) {
+        const w = s.stats.get(ev.slot)!;
+        for (let i = 0; i < 5; i++) w.record(ev.spec.id === failing ? Outcome.LocalOrigin : Outcome.Success, 1500, now);
+      }
+    }
+  }, 50);
+  const t0 = Date.now();
+  const took = await waitFor(() => s3.mesh.snapshot().endpoints.get(failing)!.health.state !== 'healthy', 3000);
+  t.ok(took >= 0, `h3 shows it non-healthy after ${Date.now() - t0} ms`);
+  const h = s3.mesh.snapshot().endpoints.get(failing)!.health;
+  t.equal(h.source, 'peer', 'decided on the peer verdict');
+  t.equal(h.state, 'ejected');
+  t.equal(s1.mesh.snapshot().endpoints.get(failing)!.health.source, 'local', 'the observers ejected it on their own evidence');
 });
