@@ -22,11 +22,12 @@ export function updateLatencyCusum(st: BaselineState, x: number, cfg: { k: numbe
   // Winsorized: a heavy-tailed window adds at most zClip − k, so an alarm needs a sustained shift.
   st.stat = Math.max(0, st.stat + Math.min(z, cfg.zClip) - cfg.k);
   st.alarm = st.stat > cfg.h;
-  // In control and not itself an outlier: learn at full rate. Otherwise a quarter rate, capped at 3σ,
-  // so one wild window cannot move the baseline and a lasting small shift is absorbed in minutes.
+  // Learn from every window, clipped at ±3σ so one wild window cannot move the baseline: at full rate
+  // while in control, at a quarter rate while alarming (a lasting, harmless shift is absorbed in
+  // minutes). The rate must not depend on the sign of z, or the baseline drifts.
   const zc = Math.max(-3, Math.min(3, z));
   const xc = st.mean + zc * sigma;
-  learn(st, xc, st.stat === 0 ? cfg.alpha : cfg.alpha / 4);
+  learn(st, xc, st.alarm ? cfg.alpha / 4 : cfg.alpha);
   st.n++;
   return st.alarm;
 }

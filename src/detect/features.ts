@@ -19,6 +19,7 @@ function hasCounts(h: unknown): h is CountsView {
 }
 
 export interface Quantiles {
+  p10: number;
   p50: number;
   p90: number;
   p99: number;
@@ -33,18 +34,20 @@ export interface Quantiles {
 export function quantilesOf(hists: readonly Histogram[], n: number, out: Quantiles): Quantiles {
   let total = 0;
   for (let j = 0; j < n; j++) total += hists[j]!.totalCount;
-  out.p50 = out.p90 = out.p99 = NaN;
+  out.p10 = out.p50 = out.p90 = out.p99 = NaN;
   if (total <= 0) return out;
   const first = hists[0]!;
   if (!hasCounts(first)) {
     // Another histogram implementation: the public API, one histogram at a time.
     if (n !== 1) throw new Error('quantilesOf: histograms without a counts view cannot be pooled');
+    out.p10 = first.getValueAtPercentile(10);
     out.p50 = first.getValueAtPercentile(50);
     out.p90 = first.getValueAtPercentile(90);
     out.p99 = first.getValueAtPercentile(99);
     return out;
   }
   const views = hists as unknown as CountsView[];
+  const c10 = Math.max(1, Math.ceil(0.1 * total - 1e-9));
   const c50 = Math.max(1, Math.ceil(0.5 * total - 1e-9));
   const c90 = Math.max(1, Math.ceil(0.9 * total - 1e-9));
   const c99 = Math.max(1, Math.ceil(0.99 * total - 1e-9));
@@ -55,6 +58,7 @@ export function quantilesOf(hists: readonly Histogram[], n: number, out: Quantil
     for (let j = 0; j < n; j++) c += views[j]!.getCountAtIndex(i);
     if (c === 0) continue;
     cum += c;
+    if (cum >= c10 && out.p10 !== out.p10) out.p10 = views[0]!.highestEquivalentValue(views[0]!.valueFromIndex(i));
     if (cum >= c50 && out.p50 !== out.p50) out.p50 = views[0]!.highestEquivalentValue(views[0]!.valueFromIndex(i));
     if (cum >= c90 && out.p90 !== out.p90) out.p90 = views[0]!.highestEquivalentValue(views[0]!.valueFromIndex(i));
     if (cum >= c99) {
@@ -66,7 +70,7 @@ export function quantilesOf(hists: readonly Histogram[], n: number, out: Quantil
 }
 
 const one: Histogram[] = [];
-const q: Quantiles = { p50: NaN, p90: NaN, p99: NaN };
+const q: Quantiles = { p10: NaN, p50: NaN, p90: NaN, p99: NaN };
 
 export class FeatureRing {
   readonly capacity: number;
@@ -77,6 +81,7 @@ export class FeatureRing {
   readonly gateway: Float64Array;
   readonly localOrigin: Float64Array;
   /** Latency quantiles in µs (NaN when the window had no latency sample). */
+  readonly p10: Float64Array;
   readonly p50: Float64Array;
   readonly p90: Float64Array;
   readonly p99: Float64Array;
@@ -90,6 +95,7 @@ export class FeatureRing {
     this.failures = new Float64Array(capacity);
     this.gateway = new Float64Array(capacity);
     this.localOrigin = new Float64Array(capacity);
+    this.p10 = new Float64Array(capacity).fill(NaN);
     this.p50 = new Float64Array(capacity).fill(NaN);
     this.p90 = new Float64Array(capacity).fill(NaN);
     this.p99 = new Float64Array(capacity).fill(NaN);
@@ -118,7 +124,7 @@ export class FeatureRing {
     this.epoch[i] = epoch;
     if (w === undefined || !w.windowCounts(epoch, scratchCounts)) {
       this.total[i] = this.failures[i] = this.gateway[i] = this.localOrigin[i] = 0;
-      this.p50[i] = this.p90[i] = this.p99[i] = NaN;
+      this.p10[i] = this.p50[i] = this.p90[i] = this.p99[i] = NaN;
       return i;
     }
     const e5 = scratchCounts[Outcome.Error5xx]!;
@@ -132,11 +138,12 @@ export class FeatureRing {
     if (h !== undefined && h.totalCount > 0) {
       one[0] = h;
       quantilesOf(one, 1, q);
+      this.p10[i] = q.p10;
       this.p50[i] = q.p50;
       this.p90[i] = q.p90;
       this.p99[i] = q.p99;
     } else {
-      this.p50[i] = this.p90[i] = this.p99[i] = NaN;
+      this.p10[i] = this.p50[i] = this.p90[i] = this.p99[i] = NaN;
     }
     return i;
   }
@@ -165,7 +172,7 @@ export const OUTCOME_SCRATCH = (): number[] => new Array<number>(OUTCOME_COUNT).
 
 const poolHists: Histogram[] = [];
 
-const pooled: Quantiles = { p50: NaN, p90: NaN, p99: NaN };
+const pooled: Quantiles = { p10: NaN, p50: NaN, p90: NaN, p99: NaN };
 
 /**
  * Quantile `key` of an endpoint judged on its newest window, or — when that window has fewer than
@@ -175,7 +182,7 @@ const pooled: Quantiles = { p50: NaN, p90: NaN, p99: NaN };
 /** Whether the last pooledQuantile() answer came from pooled windows (a starved endpoint). */
 export let lastQuantilePooled = false;
 
-export function pooledQuantile(s: EndpointSignals, epoch: number, key: 'p50' | 'p90' | 'p99', minReq: number, poolWindows: number): number {
+export function pooledQuantile(s: EndpointSignals, epoch: number, key: 'p10' | 'p50' | 'p90' | 'p99', minReq: number, poolWindows: number): number {
   const f = s.features;
   const i = f.index(0);
   lastQuantilePooled = false;

@@ -113,6 +113,26 @@ export const peerLatency: Detector = {
       }
     }
     if (!anyChannel) return;
+    // A starved endpoint (judged on pooled windows) must be slow at the bottom too: in a gray failure the
+    // whole distribution shifts, while the balancer's starvation bias only over-represents slow requests
+    // and leaves the fastest ones where they were. Compare its pooled p10 with the peers' p10.
+    let peerP10 = NaN;
+    for (let k = 0; k < len; k++) {
+      if (worst[k]! === 0 || worstQ[k] !== 'p50') continue;
+      const s = input.endpoints[k]!;
+      const i = s.features.index(0);
+      if (i >= 0 && s.features.epoch[i] === input.completedEpoch && s.features.total[i]! >= cfg.minRequests) continue; // not pooled
+      if (peerP10 !== peerP10) {
+        let m = 0;
+        for (let j = 0; j < len; j++) {
+          const x = pooledQuantile(input.endpoints[j]!, input.completedEpoch, 'p10', cfg.minRequests, cfg.poolWindows);
+          if (x > 0) xs[m++] = x;
+        }
+        peerP10 = medianMad(xs, m, scratch).median;
+      }
+      const p10 = pooledQuantile(s, input.completedEpoch, 'p10', cfg.minRequests, cfg.poolWindows);
+      if (!(p10 >= cfg.degradeRatio * peerP10)) worst[k] = 0;
+    }
     for (let k = 0; k < len; k++) {
       const s = input.endpoints[k]!;
       if (!judged[k]) continue; // no verdict either way on a window without enough traffic

@@ -98,7 +98,7 @@ export class TokenBucket {
       this.tokens = Math.min(this.burst, this.tokens + ((now - this.last) / 1000) * this.perSecond);
       this.last = now;
     }
-    if (this.tokens >= 1) {
+    if (this.tokens >= 1 - 1e-9) { // tolerance: many small refills must add up to a whole token
       this.tokens -= 1;
       return true;
     }

@@ -113,6 +113,11 @@ export const createMeshmedicPolicy: PolicyFactory = (settings: ResolvedPolicySet
           continue;
         }
         if (v.severity === 'drain') {
+          const refusal = guard.check(e, false);
+          if (refusal) {
+            counters.refusals[refusal.guard]++;
+            continue;
+          }
           if (!take(now)) continue;
           guard.commit(e);
           out.push({ action: 'drain', target: id, reason: v.detector, source: p.source, at: now, evidence: v.evidence });

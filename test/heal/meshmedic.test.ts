@@ -1,0 +1,175 @@
+// The meshmedic policy through the real engine: ejection, backoff, probation, ramp, guards, external verdicts.
+import t from 'tap';
+import { Outcome } from '../../src/core/types.js';
+import { harness } from './_harness.js';
+
+const healthy = () => ({ n: 4 });
+
+t.test('consecutive failures eject at the threshold, without waiting for a tick', async (t) => {
+  const h = harness({ endpoints: 5 });
+  h.run(2000, healthy);
+  for (let k = 0; k < 2; k++) h.record(0, Outcome.LocalOrigin);
+  t.equal(h.health(0).state, 'healthy', '2 refused connections: still in');
+  h.record(0, Outcome.LocalOrigin);
+  t.equal(h.health(0).state, 'ejected', 'the 3rd local-origin failure ejects at once (urgent path)');
+  const d = h.decisions('eject')[0]!;
+  t.equal(d.reason, 'consecutive_local_origin');
+  t.equal(d.source, 'local');
+  t.equal(d.evidence.level, 1);
+  t.equal(d.evidence.ejectMs, 10_000);
+  t.equal(h.engine.counters.urgentEvaluations > 0, true);
+});
+
+t.test('probation: re-admission waits for the canary traffic to be healthy, not for time alone', async (t) => {
+  const h = harness({ endpoints: 5 });
+  h.run(2000, healthy);
+  for (let k = 0; k < 5; k++) h.record(0, Outcome.Error5xx);
+  t.equal(h.health(0).state, 'ejected');
+  // Ejected for 10 s: no traffic reaches it (the balancer sends none), then probation with a canary weight.
+  h.run(10_100, (i) => (i === 0 ? undefined : healthy()));
+  t.equal(h.health(0).state, 'probation');
+  t.equal(h.health(0).weightFactor, 0.05);
+  // A long time without canary traffic: still on probation (its priority has traffic: the canary widens).
+  h.run(25_000, (i) => (i === 0 ? undefined : healthy()));
+  t.equal(h.health(0).state, 'probation', 'no canary traffic: never restored on time alone');
+  t.ok(h.decisions('probation').some((d) => d.reason === 'probation_widen'), 'the canary share was widened');
+  // Healthy canary traffic: restored through the ramp.
+  h.run(4000, (i) => (i === 0 ? { n: 1 } : healthy()));
+  const passed = h.decisions('weight').find((d) => d.reason === 'probation_passed');
+  t.ok(passed, 'probation passed on observed health');
+  t.ok(Number(passed!.evidence.canaryRequests) >= 20);
+  h.run(5000, healthy);
+  t.equal(h.health(0).state, 'healthy');
+  t.equal(h.health(0).weightFactor, 1);
+  t.ok(h.decisions('weight').some((d) => d.reason === 'ramp_up'), 'ramped back up');
+});
+
+t.test('a failing canary is ejected again for longer (backoff level 2)', async (t) => {
+  const h = harness({ endpoints: 5 });
+  h.run(2000, healthy);
+  for (let k = 0; k < 5; k++) h.record(0, Outcome.Error5xx);
+  h.run(10_100, (i) => (i === 0 ? undefined : healthy()));
+  t.equal(h.health(0).state, 'probation');
+  for (let k = 0; k < 3; k++) h.record(0, Outcome.Error5xx);
+  t.equal(h.health(0).state, 'ejected');
+  const d = h.decisions('eject')[1]!;
+  t.equal(d.reason, 'probation_failed');
+  t.equal(d.evidence.level, 2);
+  t.equal(d.evidence.ejectMs, 20_000);
+  h.run(19_000, (i) => (i === 0 ? undefined : healthy()));
+  t.equal(h.health(0).state, 'ejected', 'still out after 19 s');
+  h.run(1500, (i) => (i === 0 ? undefined : healthy()));
+  t.equal(h.health(0).state, 'probation', 'back on probation after 20 s');
+});
+
+t.test('gray failure: one endpoint 3× slower is ejected by the peer detector within 3 s', async (t) => {
+  const h = harness({ endpoints: 5 });
+  h.run(40_000, healthy); // baselines warm up
+  const start = h.clock.now();
+  h.run(3000, (i) => ({ n: 4, latencyUs: i === 0 ? 30_000 : 10_000 }));
+  const d = h.decisions('eject')[0];
+  t.ok(d, 'ejected');
+  t.equal(d!.reason, 'peer_latency');
+  t.ok(d!.at - start <= 3000, `after ${d!.at - start} ms`);
+});
+
+t.test('overload guard: latency rising on every endpoint together ejects and de-weights nothing', async (t) => {
+  const h = harness({ endpoints: 5 });
+  h.run(40_000, healthy);
+  h.run(30_000, (i, tick) => ({ n: 4, latencyUs: 10_000 * (1 + Math.min(5, tick / 20)) * (1 + 0.05 * i) }));
+  t.same(h.decisions('eject'), []);
+  t.same(h.decisions('weight'), []);
+});
+
+t.test('max ejection share: 3 of 5 failing at once → 2 ejected (50 %), the third de-weighted', async (t) => {
+  const h = harness({ endpoints: 5 });
+  h.run(2000, healthy);
+  for (const i of [0, 1, 2]) for (let k = 0; k < 5; k++) h.record(i, Outcome.Error5xx);
+  t.equal(h.decisions('eject').length, 2);
+  const third = h.decisions('weight').find((d) => d.evidence.guard !== undefined);
+  t.ok(third, 'the one the guard refused is de-weighted instead');
+  t.equal(third!.weight, 0.1);
+  t.ok(h.engine.policyOf('svc')!.counters.refusals.panic + h.engine.policyOf('svc')!.counters.refusals.max_ejection_pct >= 1);
+});
+
+t.test('rate limit: at most `burst` disruptive decisions at once, then perSecond', async (t) => {
+  const h = harness({ endpoints: 20, settings: { ejection: { maxEjectionPct: 100, panicGuard: false }, rateLimit: { perSecond: 1, burst: 3 } } });
+  h.run(2000, healthy);
+  for (let i = 0; i < 10; i++) for (let k = 0; k < 5; k++) h.record(i, Outcome.Error5xx);
+  t.equal(h.decisions('eject').length, 3, 'burst of 3');
+  t.ok(h.engine.policyOf('svc')!.counters.refusals.rate_limit > 0);
+  h.run(2000, (i) => (i >= 10 ? healthy() : undefined));
+  t.equal(h.decisions('eject').length, 5, 'one more per second (the verdicts persist)');
+});
+
+t.test('external verdicts (peer, predicted) go through the same guards', async (t) => {
+  const h = harness({ endpoints: 3 });
+  h.run(1000, healthy);
+  t.ok(h.engine.submitVerdict({ target: h.ids[0]!, detector: 'gossip_quorum', kind: 'failure', severity: 'eject', source: 'peer', evidence: { observers: 3 } }));
+  t.ok(h.engine.submitVerdict({ target: h.ids[1]!, detector: 'gossip_quorum', kind: 'failure', severity: 'eject', source: 'peer', evidence: { observers: 3 } }));
+  t.notOk(h.engine.submitVerdict({ target: 'svc/127.0.0.1:1', detector: 'x', kind: 'failure', severity: 'eject', source: 'peer', evidence: {} }), 'unknown target refused');
+  t.notOk(h.engine.submitVerdict({ target: h.ids[2]!, detector: 'x', kind: 'failure', severity: 'explode', source: 'peer', evidence: {} } as never), 'bad severity refused');
+  t.notOk(h.engine.submitVerdict(null as never), 'garbage refused');
+  h.run(200, healthy);
+  const ej = h.decisions('eject');
+  t.equal(ej.length, 1, 'one of three: the guards refuse the second');
+  t.equal(ej[0]!.source, 'peer');
+  t.equal(ej[0]!.evidence.observers, 3);
+  t.equal(h.engine.counters.externalRejected, 3);
+  t.ok(h.engine.submitVerdict({ target: h.ids[2]!, detector: 'predictor', kind: 'predicted', severity: 'drain', source: 'predicted', evidence: { p: 0.9 } }));
+  h.run(200, healthy);
+  t.equal(h.health(2).state, 'healthy', 'a drain is refused too while one endpoint is already out (panic guard)');
+});
+
+t.test('priority failover is recorded as a decision, and failback when health returns', async (t) => {
+  const h = harness({ endpoints: 4, priorities: [0, 0, 1, 1] });
+  h.run(1000, healthy);
+  for (const i of [0, 1]) for (let k = 0; k < 3; k++) h.record(i, Outcome.LocalOrigin);
+  h.run(200, (i) => (i >= 2 ? healthy() : undefined));
+  t.equal(h.health(0).state, 'ejected');
+  t.equal(h.health(1).state, 'ejected', 'both P0 endpoints out: failover bypass of the cap');
+  const fo = h.decisions('failover');
+  t.ok(fo.length >= 1);
+  t.equal(fo[fo.length - 1]!.target, 'svc');
+  t.equal(fo[fo.length - 1]!.evidence.p1, 1, 'all traffic to P1');
+  // Recovery: P0 gets no traffic while out, so probation probes it with ordinary traffic, then restores.
+  // P0's plan share is 0 while both are out: like the balancer, send P0 traffic only to routable endpoints.
+  const routable = (i: number) => h.health(i).state === 'healthy' || h.health(i).state === 'degraded';
+  h.run(40_000, (i) => (i >= 2 || routable(i) ? { n: 2 } : undefined));
+  t.equal(h.health(0).state, 'healthy');
+  t.equal(h.health(1).state, 'healthy');
+  t.ok(h.decisions('weight').some((d) => d.reason === 'probation_probe'));
+  t.ok(h.decisions('failover').some((d) => d.reason === 'failback'));
+});
+
+t.test('fail open: a policy that throws is counted and health stays as it is', async (t) => {
+  const h = harness({ endpoints: 3 });
+  h.run(500, healthy);
+  const p = h.engine.policyOf('svc')!;
+  (p as { evaluate: unknown }).evaluate = () => {
+    throw new Error('boom');
+  };
+  t.doesNotThrow(() => h.run(500, healthy));
+  t.doesNotThrow(() => {
+    for (let k = 0; k < 10; k++) h.record(0, Outcome.Error5xx);
+  });
+  t.ok(h.engine.counters.policyErrors >= 5);
+  t.equal(h.health(0).state, 'healthy');
+});
+
+t.test('microtask mode: the ejection follows the failing request right after the current callback', async (t) => {
+  const h = harness({ endpoints: 5, urgent: 'microtask' });
+  h.run(1000, healthy);
+  for (let k = 0; k < 5; k++) h.record(0, Outcome.Error5xx);
+  t.equal(h.health(0).state, 'healthy', 'not inside the record() call');
+  await Promise.resolve();
+  t.equal(h.health(0).state, 'ejected', 'but before any timer');
+});
+
+t.test('the engine unhooks the windows when stopped', async (t) => {
+  const h = harness({ endpoints: 2 });
+  h.run(300, healthy);
+  h.engine.stop();
+  for (let k = 0; k < 10; k++) h.record(0, Outcome.Error5xx);
+  t.equal(h.health(0).state, 'healthy');
+});
