@@ -73,6 +73,7 @@ export function haproxy(o: { name?: string; nbthread?: number; healing?: Haproxy
       // Server state changes, as seen by polling the stats page (HAProxy keeps counters, not a history).
       const events: EjectionEvent[] = [];
       const last = new Map<string, HaproxyServerStat>();
+      let prevSampleAt = Date.now();
       const sample = async (): Promise<void> => {
         try {
           const r = await request(`http://127.0.0.1:${statsPort}/stats;csv`, { headersTimeout: 2000, bodyTimeout: 2000 });
@@ -83,12 +84,15 @@ export function haproxy(o: { name?: string; nbthread?: number; healing?: Haproxy
             const wentDown = row.chkdown > (prev?.chkdown ?? 0);
             if (wentDown) {
               const i = Number(row.name.slice(1));
+              // The change happened after the previous sample; lastchg (whole seconds) narrows it down.
+              const at = row.status.startsWith('DOWN') ? Math.min(now, Math.max(prevSampleAt, now - row.lastchgS * 1000 - 500)) : (prevSampleAt + now) / 2;
               for (let k = prev?.chkdown ?? 0; k < row.chkdown; k++) {
-                events.push({ address: addr(ctx.upstreams[i]), at: now - (row.status.startsWith('DOWN') ? row.lastchgS * 1000 : 0), detail: `${row.name} ${row.status}` });
+                events.push({ address: addr(ctx.upstreams[i]), at: Math.round(at), detail: `${row.name} ${row.status}` });
               }
             }
             last.set(row.name, row);
           }
+          prevSampleAt = now;
         } catch { /* stats momentarily unavailable: next sample */ }
       };
       return {
