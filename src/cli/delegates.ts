@@ -24,13 +24,8 @@ export async function runDelegated(cmd: string, argv: string[], io: CliIo): Prom
     case 'render':
       return renderCommand(argv, io);
     case 'sim': {
-      const simModule = '../sim/cli.js'; // resolved at run time: the simulator command is optional
-      const mod = (await import(simModule).catch(() => undefined)) as { runSimCli?: (argv: string[], io: CliIo) => Promise<number> } | undefined;
-      if (!mod?.runSimCli) {
-        io.err('meshmedic sim: the simulator command is not available in this build\n');
-        return 1;
-      }
-      return mod.runSimCli(argv, io);
+      const { runSimCli } = await import('../sim/cli.js');
+      return runSimCli(argv, { out: io.out, err: io.err });
     }
     default:
       io.err(`meshmedic: unknown command "${cmd}"\n`);
