@@ -173,7 +173,9 @@ export function buildSidecar(cfg: InjectorConfig, mode: 'native' | 'classic', im
     name: cfg.containerName,
     image,
     imagePullPolicy: cfg.imagePullPolicy,
-    args: ['run', '--config', `${MESH_DIR}/mesh.yaml`, '--pod-annotations', `${PODINFO_DIR}/annotations`],
+    // A missing mesh.yaml (the ConfigMap is optional) means defaults; MESHMEDIC_POD_ANNOTATIONS layers the
+    // pod's meshmedic.io/* annotations on top, at start and on change.
+    args: ['run', '--config', `${MESH_DIR}/mesh.yaml`],
     ports: [
       { name: 'mm-admin', containerPort: p.admin, protocol: 'TCP' },
       { name: 'mm-gossip', containerPort: p.gossip, protocol: 'TCP' },
@@ -191,6 +193,8 @@ export function buildSidecar(cfg: InjectorConfig, mode: 'native' | 'classic', im
       // its mutating calls then require a token.
       { name: 'MESHMEDIC_ADMIN__LISTEN', value: `0.0.0.0:${p.admin}` },
       { name: 'MESHMEDIC_OUTBOUND__LISTEN', value: `127.0.0.1:${p.outbound}` },
+      { name: 'MESHMEDIC_POD_ANNOTATIONS', value: `${PODINFO_DIR}/annotations` },
+      { name: 'MESHMEDIC_K8S_DISCOVERY', value: 'true' },
     ],
     resources: { requests, ...(Object.keys(limits).length ? { limits } : {}) },
     securityContext: {

@@ -71,11 +71,11 @@ export function buildManifests(): ManifestFile[] {
     automountServiceAccountToken: false,
   });
 
-  // Least privilege for discovery: read-only Services, EndpointSlices and Namespaces; nothing else.
+  // Least privilege for discovery: read-only Services and EndpointSlices, the only kinds it reads.
   const discoveryRole = new ClusterRole({
     metadata: { name: DISCOVERY_ROLE, labels: { 'app.kubernetes.io/name': 'meshmedic' } },
     rules: [
-      { apiGroups: [''], resources: ['services', 'namespaces'], verbs: ['get', 'list', 'watch'] },
+      { apiGroups: [''], resources: ['services'], verbs: ['get', 'list', 'watch'] },
       { apiGroups: ['discovery.k8s.io'], resources: ['endpointslices'], verbs: ['get', 'list', 'watch'] },
     ],
   });
@@ -269,7 +269,7 @@ export function buildManifests(): ManifestFile[] {
 
   return [
     { file: '00-namespace.yaml', comment: 'The namespace of the injection webhook.', objects: [namespace] },
-    { file: '10-rbac.yaml', comment: 'Service accounts and least-privilege RBAC: the webhook needs no API access; discovery reads Services, EndpointSlices and Namespaces.', objects: [webhookSa, discoveryRole] },
+    { file: '10-rbac.yaml', comment: 'Service accounts and least-privilege RBAC: the webhook needs no API access; discovery reads Services and EndpointSlices.', objects: [webhookSa, discoveryRole] },
     { file: '20-certificate.yaml', comment: 'The webhook certificate from cert-manager (docs/kubernetes.md has the openssl path without cert-manager).', objects: [issuer, certificate] },
     { file: '30-webhook.yaml', comment: 'The injection webhook: settings, Deployment, disruption budget and Service.', objects: [injectorConfig, deployment, pdb, service] },
     { file: '40-mutatingwebhook.yaml', comment: 'Registration with the API server: namespace label or pod annotation opts in; fails open.', objects: [webhookConfig] },

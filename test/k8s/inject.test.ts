@@ -200,3 +200,22 @@ t.test('random pod shapes never throw', async (t) => {
   const plan = planInjection({ pod, namespace: 'ns', requireAnnotation: false }, DEFAULT_INJECTOR_CONFIG);
   t.ok(plan.inject);
 });
+
+t.test('the environment injected into the sidecar is a valid config environment', async (t) => {
+  const { loadSidecarConfig } = await import('../../src/k8s/podinfo.js');
+  const { buildSidecar } = await import('../../src/k8s/inject.js');
+  const sc = buildSidecar(DEFAULT_INJECTOR_CONFIG, 'native', 'x');
+  const fromPod: Record<string, string> = { POD_NAME: 'reviews-1', POD_NAMESPACE: 'shop', NODE_NAME: 'n1', POD_IP: '10.1.0.1', SERVICE_ACCOUNT: 'reviews' };
+  const env: Record<string, string> = {};
+  for (const e of sc.env ?? []) {
+    // The kubelet's $(VAR) expansion of earlier entries.
+    env[e.name] = e.valueFrom ? fromPod[e.name]! : (e.value ?? '').replace(/\$\(([A-Z_]+)\)/g, (_m, v: string) => fromPod[v] ?? env[v] ?? '');
+  }
+  const res = loadSidecarConfig({ configFile: '/nonexistent/mesh.yaml', env });
+  t.ok(res.config.valid, res.config.valid ? 'valid' : res.config.errors.join('; '));
+  if (res.config.valid) {
+    t.equal(res.config.result.node.id, 'shop/reviews-1');
+    t.equal(res.config.result.admin.listen, '0.0.0.0:17000');
+    t.equal(res.config.result.outbound.listen, '127.0.0.1:17001');
+  }
+});

@@ -74,7 +74,7 @@ t.test('RBAC is read-only and minimal', async (t) => {
     t.same(r.verbs, ['get', 'list', 'watch']);
     for (const res of r.resources) resources.add(res);
   }
-  t.same([...resources].sort(), ['endpointslices', 'namespaces', 'services']);
+  t.same([...resources].sort(), ['endpointslices', 'services'], 'exactly what discovery reads');
   t.notOk(all().some((o) => o.kind === 'RoleBinding' || (o.kind === 'ClusterRoleBinding' && o.subjects.some((s: any) => s.name === 'meshmedic-webhook'))), 'the webhook has no API access');
 });
 

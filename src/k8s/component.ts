@@ -1,0 +1,99 @@
+// The Kubernetes component of a sidecar running in a pod: EndpointSlice discovery into the mesh
+// state, and a watch on the pod's annotations (downward API) so that tuning changes are applied or,
+// where a component cannot change at run time, reported.
+import type { Component, ComponentFactory, SidecarContext } from '../runtime/context.js';
+import type { PolicySettings } from '../config/sections/healing.js';
+import { annotationsToConfigPatch, mergeConfigPatch } from './annotations.js';
+import { startDiscovery, type Discovery } from './discovery.js';
+import { watchAnnotationsFile, type AnnotationsWatcher } from './podinfo.js';
+import { validateConfig } from '../config/load.js';
+import type { ServiceInput } from '../mesh/state.js';
+
+/** Environment the injector sets in the sidecar (see inject.ts). */
+export const ENV_DISCOVERY = 'MESHMEDIC_K8S_DISCOVERY';
+export const ENV_NAMESPACES = 'MESHMEDIC_K8S_NAMESPACES';
+export const ENV_POD_ANNOTATIONS = 'MESHMEDIC_POD_ANNOTATIONS';
+
+export interface KubernetesComponentOptions {
+  readonly env?: NodeJS.ProcessEnv;
+  /** The downward-API annotations file; default from MESHMEDIC_POD_ANNOTATIONS. */
+  readonly annotationsFile?: string;
+  /** Overrides for tests (an API server URL instead of the in-cluster one). */
+  readonly server?: string;
+  readonly pollMs?: number;
+}
+
+/** Does this environment ask for the Kubernetes component at all? */
+export function kubernetesEnabled(env: NodeJS.ProcessEnv = process.env): boolean {
+  return env[ENV_DISCOVERY] === 'true' || Boolean(env[ENV_POD_ANNOTATIONS]);
+}
+
+/** A component that can take new healing settings at run time (duck-typed: optional). */
+interface Reconfigurable {
+  reconfigure?(healing: PolicySettings): void;
+}
+
+export function kubernetesComponent(opts: KubernetesComponentOptions = {}): ComponentFactory {
+  return async (ctx: SidecarContext): Promise<Component> => {
+    const env = opts.env ?? process.env;
+    const log = ctx.log.child({ component: 'k8s' });
+    let discovery: Discovery | undefined;
+    let watcher: AnnotationsWatcher | undefined;
+    const discoveryOn = env[ENV_DISCOVERY] === 'true' && (Boolean(opts.server) || Boolean(env.KUBERNETES_SERVICE_HOST));
+    if (discoveryOn) {
+      const namespaces = (env[ENV_NAMESPACES] ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+      discovery = startDiscovery({
+        ...(opts.server ? { server: opts.server } : {}),
+        namespaces,
+        mesh: ctx.mesh,
+        staticServices: staticServices(ctx),
+        defaultRegion: ctx.config.node.locality.region,
+        clock: ctx.clock,
+        log,
+      });
+    } else if (env[ENV_DISCOVERY] === 'true') {
+      log.warn('Kubernetes discovery asked for, but not running in a pod (no KUBERNETES_SERVICE_HOST); skipped');
+    }
+    const file = opts.annotationsFile ?? env[ENV_POD_ANNOTATIONS];
+    if (file) {
+      let last = JSON.stringify(annotationsToConfigPatch(undefined).patch);
+      const apply = (annotations: Record<string, string>) => {
+        const res = annotationsToConfigPatch(annotations, ctx.config);
+        for (const w of res.warnings) log.warn('pod annotation ignored', { warning: w });
+        const sig = JSON.stringify(res.patch);
+        if (sig === last) return;
+        last = sig;
+        const merged = validateConfig(mergeConfigPatch(ctx.config, res.patch));
+        if (!merged.valid) {
+          log.warn('pod annotations give an invalid config; kept the running one', { errors: merged.errors.slice(0, 5) });
+          return;
+        }
+        const healing = ctx.components.get('healing') as (Component & Reconfigurable) | undefined;
+        if (healing?.reconfigure) {
+          healing.reconfigure(merged.result.healing);
+          log.info('healing settings updated from pod annotations', { applied: Object.keys(res.applied) });
+        } else {
+          log.warn('pod annotations changed; the new settings apply at the next restart', { applied: Object.keys(res.applied) });
+        }
+      };
+      watcher = watchAnnotationsFile(file, (a) => apply(a), { log, pollMs: opts.pollMs ?? 5000 });
+      // The start-time values were applied by the config loader (loadSidecarConfig); remember them.
+      last = JSON.stringify(annotationsToConfigPatch(watcher.current(), ctx.config).patch);
+    }
+    return {
+      name: 'k8s',
+      async close() {
+        watcher?.close();
+        await discovery?.close();
+      },
+    };
+  };
+}
+
+/** Services the mesh holds before discovery starts: the config file's, kept beside the discovered ones. */
+function staticServices(ctx: SidecarContext): ServiceInput[] {
+  return [...ctx.mesh.snapshot().services.values()].map((s) => ({ spec: { name: s.name, endpoints: s.endpoints.map((e) => e.spec) }, routing: s.routing }));
+}
+
+/** The factory the sidecar uses: settings from the environment the injector set. */
+export const startKubernetes: ComponentFactory = (ctx) => kubernetesComponent()(ctx);
