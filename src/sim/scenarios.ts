@@ -129,7 +129,9 @@ export const SCENARIOS: readonly ScenarioSpec[] = [
     description: 'one of five endpoints answers 200, ten times slower',
     endpoints: FIVE(),
     faults: [{ kind: 'latency', ...FAULT, factor: 10 }],
-    targets: { detectWithinMs: 3000, falseEjections: 0 },
+    // The Peak-EWMA balancer starves a 10× endpoint at once (clients barely see it), so it has few
+    // requests to be judged on: detection takes longer than for 3×, impact far less.
+    targets: { detectWithinMs: 10_000, falseEjections: 0 },
   },
   {
     ...BASE,
