@@ -149,28 +149,25 @@ export function forwardRequestHeaders(raw: readonly string[], scan: RequestScan,
 }
 
 /**
- * Convert an upstream response's raw headers (Buffers from undici) into the flat string array written to
- * the client, dropping hop-by-hop fields (the client connection has its own framing and keep-alive).
+ * Build the headers written to the client from an upstream response's raw headers (flat strings, as the
+ * HTTP parser produced them), dropping hop-by-hop fields: the client connection has its own framing and
+ * keep-alive. Returns a new flat array for res.writeHead().
  */
-export function forwardResponseHeaders(raw: readonly Buffer[], opts: ForwardOptions): string[] {
+export function forwardResponseHeaders(raw: readonly string[], opts: ForwardOptions): string[] {
   const out: string[] = [];
   let named: string[] | null = null;
   for (let i = 0; i < raw.length; i += 2) {
-    // 'connection' is 10 bytes long: only then decode and check.
-    if (raw[i]!.length === 10) {
-      const n = raw[i]!.toString('latin1');
-      if (classify(n) === H_CONNECTION) connectionTokens(raw[i + 1]!.toString('latin1'), (named ??= []));
-    }
+    if (raw[i]!.length === 10 && classify(raw[i]!) === H_CONNECTION) connectionTokens(raw[i + 1]!, (named ??= []));
   }
   if (named !== null && named.length === 0) named = null;
   let via = '';
   for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i]!.toString('latin1');
+    const name = raw[i]!;
     const code = classify(name);
     if (code === H_OTHER || code === H_CONTENT_LENGTH || code === H_HOST || code === H_XFF || code === H_XFP) {
-      if (named === null || !isConnectionNamed(name, named)) out.push(name, raw[i + 1]!.toString('latin1'));
+      if (named === null || !isConnectionNamed(name, named)) out.push(name, raw[i + 1]!);
     } else if (code === H_VIA) {
-      const v = raw[i + 1]!.toString('latin1');
+      const v = raw[i + 1]!;
       via = via === '' ? v : `${via}, ${v}`;
     }
     // everything else (connection, keep-alive, transfer-encoding, te, trailer, upgrade, proxy-*) dropped

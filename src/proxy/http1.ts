@@ -3,7 +3,7 @@
 // (undici pauses the upstream socket when the client is slow; the client request stream is read by undici
 // only as fast as the upstream accepts it). Every attempt is recorded in the endpoint's windows.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Dispatcher } from 'undici';
+import type { Socket } from 'node:net';
 import { Outcome, outcomeOfStatus } from '../core/types.js';
 import type { ErrorCode } from '../core/errors.js';
 import type { ServiceView } from '../mesh/state.js';
@@ -11,9 +11,35 @@ import type { ProxyCore } from './core.js';
 import { CLIENT_GONE, classifyUpstreamError, errorBody, type FailureClass } from './failure.js';
 import { forwardRequestHeaders, forwardResponseHeaders, type RequestScan } from './headers.js';
 import type { Upstream } from './upstream.js';
+import type { H1Handler, H1Request } from './h1pool.js';
 
 const kExchange = Symbol('meshmedic.exchange');
 type TaggedResponse = ServerResponse & { [kExchange]?: Http1Exchange };
+type TaggedSocket = Socket & { [kExchange]?: Http1Exchange | null };
+
+/**
+ * Watch a client connection once (not per request): when it closes, the exchange in flight on it, if
+ * any, is cancelled. Called by the listener when it hands a socket to the HTTP/1 server.
+ */
+export function watchClientSocket(socket: Socket): void {
+  (socket as TaggedSocket)[kExchange] = null; // watched, idle
+  socket.on('close', onClientSocketClose);
+}
+
+function onClientSocketClose(this: TaggedSocket): void {
+  const ex = this[kExchange];
+  if (ex) ex.clientGone();
+}
+
+// Responses whose first body chunk is held back (see Http1Exchange.onData), flushed once per loop turn.
+let heldQueue: Http1Exchange[] = [];
+let flushScheduled = false;
+function flushHeld(): void {
+  flushScheduled = false;
+  const q = heldQueue;
+  heldQueue = [];
+  for (let i = 0; i < q.length; i++) q[i]!.flushHeld();
+}
 
 // Reused by every request: filled and read synchronously before any await.
 const scan: RequestScan = { host: '', hasBody: false };
@@ -82,14 +108,16 @@ function onResponseClose(this: TaggedResponse): void {
   if (ex !== undefined && !this.writableFinished) ex.clientGone();
 }
 
+const EMPTY = Buffer.alloc(0);
+
 /** One forwarded HTTP/1 request: the undici handler for each attempt (a retry reuses it). */
-export class Http1Exchange implements Dispatcher.DispatchHandler {
+export class Http1Exchange implements H1Handler {
   private readonly core: ProxyCore;
   private readonly req: IncomingMessage;
   private readonly res: TaggedResponse;
   private readonly view: ServiceView | null;
   private upstream: Upstream;
-  private readonly opts: Dispatcher.DispatchOptions;
+  private readonly opts: H1Request;
   private start = 0;
   private status = 0;
   private abortFn: ((err?: Error) => void) | null = null;
@@ -99,6 +127,9 @@ export class Http1Exchange implements Dispatcher.DispatchHandler {
   private attempts = 0;
   private failed1 = -1;
   private failed2 = -1;
+  /** First body chunk, held so that a small response goes out as one res.end(chunk). */
+  private held: Buffer | null = null;
+  private socket: TaggedSocket | null;
 
   constructor(core: ProxyCore, req: IncomingMessage, res: ServerResponse, view: ServiceView | null, upstream: Upstream, path: string, headers: string[], hasBody: boolean) {
     this.core = core;
@@ -106,10 +137,21 @@ export class Http1Exchange implements Dispatcher.DispatchHandler {
     this.res = res as TaggedResponse;
     this.view = view;
     this.upstream = upstream;
-    const cfg = core.deps.config.proxy;
-    this.opts = { path, method: req.method as Dispatcher.HttpMethod, headers, body: hasBody ? req : null, headersTimeout: cfg.headersTimeoutMs, bodyTimeout: cfg.bodyTimeoutMs };
+    this.opts = { path, method: req.method!, headers, body: hasBody ? req : null };
     this.res[kExchange] = this;
-    this.res.on('close', onResponseClose);
+    const socket = req.socket as TaggedSocket;
+    if (socket[kExchange] === undefined) {
+      // Not a listener socket (should not happen): watch the response instead.
+      this.socket = null;
+      this.res.on('close', onResponseClose);
+    } else if (socket[kExchange] !== null) {
+      // Pipelined request while another is in flight on the same connection: watch this one separately.
+      this.socket = null;
+      this.res.on('close', onResponseClose);
+    } else {
+      this.socket = socket;
+      socket[kExchange] = this;
+    }
   }
 
   dispatch(): void {
@@ -118,7 +160,9 @@ export class Http1Exchange implements Dispatcher.DispatchHandler {
     this.status = 0;
     this.abortFn = null;
     this.settled = false;
+    this.held = null;
     this.attempts++;
+    if (this.socket !== null) this.socket[kExchange] = this;
     this.core.begin();
     if (up.slot >= 0) this.core.balancer.begin(up.slot);
     try {
@@ -139,7 +183,7 @@ export class Http1Exchange implements Dispatcher.DispatchHandler {
     else this.abortFn = abort;
   }
 
-  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
+  onHeaders(statusCode: number, rawHeaders: string[], resume: () => void, statusText: string): boolean {
     if (statusCode < 200) return true; // 1xx: the client gets its own 100-continue from the server
     this.status = statusCode;
     this.resumeFn = resume;
@@ -155,14 +199,37 @@ export class Http1Exchange implements Dispatcher.DispatchHandler {
 
   onData(chunk: Buffer): boolean {
     const res = this.res;
+    if (this.held === null) {
+      // Hold the first chunk: when the whole response came in one read (the common small case),
+      // onComplete follows at once and writes head + body in a single end() call.
+      this.held = chunk;
+      heldQueue.push(this);
+      if (!flushScheduled) {
+        flushScheduled = true;
+        setImmediate(flushHeld);
+      }
+      return true;
+    }
+    if (this.held !== null) this.flushHeld();
     if (res.write(chunk)) return true;
     // Client slower than the endpoint: pause the upstream socket until the client drains.
     res.once('drain', this.resumeFn!);
     return false;
   }
 
+  /** Write the held first chunk (a later chunk arrived, or the loop turned without completion). */
+  flushHeld(): void {
+    const h = this.held;
+    if (h === null) return;
+    this.held = EMPTY;
+    if (!this.res.destroyed && !this.res.writableEnded) this.res.write(h);
+  }
+
   onComplete(_trailers: string[] | null): void {
-    this.res.end();
+    const h = this.held;
+    this.held = EMPTY;
+    if (h !== null && h !== EMPTY) this.res.end(h);
+    else this.res.end();
     this.settle(outcomeOfStatus(this.status));
   }
 
@@ -211,6 +278,8 @@ export class Http1Exchange implements Dispatcher.DispatchHandler {
   private settle(outcome: Outcome): void {
     if (this.settled) return;
     this.settled = true;
+    const socket = this.socket;
+    if (socket !== null && socket[kExchange] === this) socket[kExchange] = null;
     const up = this.upstream;
     up.windows.record(outcome, (performance.now() - this.start) * 1000, this.core.deps.clock.now());
     if (up.slot >= 0) this.core.balancer.end(up.slot);

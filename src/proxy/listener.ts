@@ -8,7 +8,7 @@ import { parseHostPort, formatHostPort } from '../core/address.js';
 import type { ProxyCore } from './core.js';
 import { errorBody } from './failure.js';
 import { handleH2Stream } from './h2.js';
-import { handleHttp1 } from './http1.js';
+import { handleHttp1, watchClientSocket } from './http1.js';
 
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
 
@@ -143,6 +143,7 @@ export async function startListener(core: ProxyCore, role: 'outbound' | 'inbound
           // The http2 session reads what is buffered on the socket itself; it must not be resumed here.
           h2.emit('connection', socket);
         } else {
+          watchClientSocket(socket);
           h1.emit('connection', socket);
           socket.resume();
         }

@@ -1,6 +1,6 @@
 // One forwarding target: an endpoint of a mesh service (or the local app behind the inbound listener),
-// with its undici Pool (HTTP/1.1 keep-alive), its HTTP/2 client (h2c, for gRPC) and its stats windows.
-import { Pool } from 'undici';
+// with its HTTP/1.1 keep-alive pool, its HTTP/2 client (h2c, for gRPC) and its stats windows.
+import { H1Pool } from './h1pool.js';
 import type { ProxyConfig } from '../config/sections/proxy.js';
 import type { EndpointWindows } from '../stats/window.js';
 import { H2Client } from './h2client.js';
@@ -16,36 +16,36 @@ export class Upstream {
   readonly protocol: UpstreamProtocol;
   readonly windows: EndpointWindows;
   private readonly cfg: ProxyConfig;
-  private pool: Pool | undefined;
+  private pool: H1Pool | undefined;
+  private readonly host: string;
+  private readonly port: number;
   private h2: H2Client | undefined;
   private closed = false;
 
   constructor(id: string, slot: number, host: string, port: number, protocol: UpstreamProtocol, windows: EndpointWindows, cfg: ProxyConfig) {
     this.id = id;
     this.slot = slot;
+    this.host = host;
+    this.port = port;
     this.origin = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
     this.protocol = protocol;
     this.windows = windows;
     this.cfg = cfg;
   }
 
-  /** The HTTP/1.1 pool (created on first use: most endpoints of a large mesh are never called). */
-  http1(): Pool {
+  /** The HTTP/1.1 keep-alive pool (created on first use: most endpoints of a large mesh are never called). */
+  http1(): H1Pool {
     let p = this.pool;
     if (p === undefined) {
       const c = this.cfg;
-      p = this.pool = new Pool(this.origin, {
+      p = this.pool = new H1Pool(this.host, this.port, {
         connections: c.connectionsPerEndpoint,
-        pipelining: 1,
-        keepAliveTimeout: c.keepAliveTimeoutMs,
-        keepAliveMaxTimeout: Math.max(c.keepAliveTimeoutMs, c.idleTimeoutMs),
-        headersTimeout: c.headersTimeoutMs,
-        bodyTimeout: c.bodyTimeoutMs,
+        connectTimeoutMs: c.connectTimeoutMs,
+        headersTimeoutMs: c.headersTimeoutMs,
+        bodyTimeoutMs: c.bodyTimeoutMs,
+        keepAliveTimeoutMs: c.keepAliveTimeoutMs,
         maxHeaderSize: c.maxHeaderBytes,
-        connect: { timeout: c.connectTimeoutMs, noDelay: true },
       });
-      // A pool emits 'connectionError' for each failed connect; requests see the error themselves.
-      p.on('connectionError', noop);
     }
     return p;
   }
@@ -66,7 +66,7 @@ export class Upstream {
     this.closed = true;
     const p = this.pool;
     const h = this.h2;
-    await Promise.all([p ? p.close().catch(noop) : undefined, h ? h.close() : undefined]);
+    await Promise.all([p ? p.close() : undefined, h ? h.close() : undefined]);
   }
 
   /** Close at once: in-flight requests fail. */
@@ -75,7 +75,7 @@ export class Upstream {
     const p = this.pool;
     const h = this.h2;
     if (h) h.destroy();
-    if (p) await p.destroy().catch(noop);
+    if (p) await p.destroy();
   }
 }
 
