@@ -3,7 +3,7 @@
 // themselves, so two bad endpoints out of five are both caught (stdev masks them).
 import { lastQuantilePooled, pooledQuantile } from './features.js';
 import { binomialZ, MAD_TO_SIGMA, medianMad } from './robust.js';
-import type { DetectionInput, Detector } from './types.js';
+import type { DetectionInput, Detector, EndpointSignals } from './types.js';
 
 const agg = { total: 0, failures: 0 };
 
@@ -76,6 +76,7 @@ export const peerLatency: Detector = {
     const worstMed = new Float64Array(len);
     const worstX = new Float64Array(len);
     const judged = new Uint8Array(len);
+    const p50Ratio = new Float64Array(len).fill(NaN);
     const lenient = new Float64Array(len);
     let anyChannel = false;
     for (const ch of CHANNELS) {
@@ -97,10 +98,11 @@ export const peerLatency: Detector = {
       anyChannel = true;
       const { median, mad } = medianMad(xs, m, scratch);
       const minExcess = Math.max(cfg.madFactor * MAD_TO_SIGMA * mad, cfg.minExcessMs * 1000);
+      if (ch.key === 'p50') for (let j = 0; j < m; j++) p50Ratio[idx[j]!] = xs[j]! / median;
       for (let j = 0; j < m; j++) {
         const k = idx[j]!;
         judged[k] = 1;
-        const ratio = xs[j]! / median;
+        const ratio = xs[j]! / median / usualRatio(input.endpoints[k]!, cfg.usualRatioCap);
         const mult = ch.mult * lenient[j]!;
         if (ratio < cfg.degradeRatio * mult || xs[j]! - median < minExcess) continue;
         const rel = ratio / mult;
@@ -136,6 +138,12 @@ export const peerLatency: Detector = {
     for (let k = 0; k < len; k++) {
       const s = input.endpoints[k]!;
       if (!judged[k]) continue; // no verdict either way on a window without enough traffic
+      if (worst[k]! === 0 && p50Ratio[k]! > 0) {
+        // Learn the usual ratio only from windows where the endpoint is not an outlier.
+        const a = Math.max(cfg.usualRatioAlpha, 1 / (s.usualN + 1));
+        s.usualLogRatio += a * (Math.log(p50Ratio[k]!) - s.usualLogRatio);
+        s.usualN++;
+      }
       if (worst[k]! === 0) {
         // One clean window forgives one strike ("confirmWindows of the last few"), so a single noisy
         // peer window does not restart the count, and isolated flags never accumulate.
@@ -164,4 +172,9 @@ function r2(x: number): number {
 }
 function r4(x: number): number {
   return Math.round(x * 10000) / 10000;
+}
+
+/** An endpoint's usual ratio to its peers' median, clamped to [1, cap]: natural slowness is excused up to cap, speed never counts against it. */
+export function usualRatio(s: EndpointSignals, cap: number): number {
+  return Math.min(cap, Math.max(1, Math.exp(s.usualLogRatio)));
 }

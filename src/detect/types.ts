@@ -42,6 +42,12 @@ export interface EndpointSignals {
   readonly features: FeatureRing;
   /** Peer-latency strikes: consecutive windows the endpoint was a latency outlier. */
   latencyStrikes: number;
+  /**
+   * The endpoint's usual log(p50 / peers' median p50), learned from windows where it was not an outlier
+   * (heterogeneous endpoints: a naturally 1.3× slower one is judged on changes from its usual 1.3×).
+   */
+  usualLogRatio: number;
+  usualN: number;
   readonly latencyP50: BaselineState;
   readonly latencyP90: BaselineState;
   readonly errors: BaselineState;

@@ -199,6 +199,8 @@ export class HealingEngine {
           windows: undefined,
           features: new FeatureRing(Math.max(16, this.opts.stats.opts.windows + 6)),
           latencyStrikes: 0,
+          usualLogRatio: 0,
+          usualN: 0,
           latencyP50: newBaseline(),
           latencyP90: newBaseline(),
           errors: newBaseline(),

@@ -6,7 +6,7 @@ import type { ResolvedPolicySettings } from '../config/sections/healing.js';
 import type { EndpointView } from '../mesh/state.js';
 import { isRoutable } from '../mesh/state.js';
 import { consecutiveVerdicts } from '../detect/consecutive.js';
-import { peerLatency, peerSuccess } from '../detect/peer.js';
+import { peerLatency, peerSuccess, usualRatio } from '../detect/peer.js';
 import { errorBaseline, latencyBaseline } from '../detect/baseline.js';
 import { medianInPlace } from '../detect/robust.js';
 import type { DetectionInput, EndpointSignals, Verdict } from '../detect/types.js';
@@ -249,7 +249,7 @@ export const createMeshmedicPolicy: PolicyFactory = (settings: ResolvedPolicySet
     if (failures >= 2 && rate > cfg.maxFailureRate) return eject(e, st, now, 'probation_failed', 'local', { canaryRequests: total, canaryFailures: failures, failureRate: round(rate) });
     const canaryP50 = np > 0 ? medianInPlace(p50s, np) : NaN;
     const peers = peerMedianP50(all, input.completedEpoch, settings.peerLatency.minRequests);
-    const ratio = canaryP50 > 0 && peers > 0 ? canaryP50 / peers : 1;
+    const ratio = canaryP50 > 0 && peers > 0 ? canaryP50 / peers / usualRatio(s, settings.peerLatency.usualRatioCap) : 1;
     if (ratio > cfg.maxLatencyRatio) return eject(e, st, now, 'probation_failed_latency', 'local', { canaryRequests: total, canaryP50Ms: round(canaryP50 / 1000), peerMedianMs: round(peers / 1000), ratio: round(ratio) });
     st.probing = false;
     return { action: 'weight', target: s.id, reason: 'probation_passed', source: 'local', at: now, weight: cfg.rampStart, evidence: { canaryRequests: total, canaryFailures: failures, latencyRatio: round(ratio) } };

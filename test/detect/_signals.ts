@@ -15,6 +15,8 @@ export function signals(id: string, priority = 0, zone = 'a', health: EndpointHe
     windows: new EndpointWindows({ windowMs: WINDOW_MS, windows: 10, maxLatencyUs: 60_000_000, significantDigits: 2 }),
     features: new FeatureRing(16),
     latencyStrikes: 0,
+    usualLogRatio: 0,
+    usualN: 0,
     latencyP50: newBaseline(),
     latencyP90: newBaseline(),
     errors: newBaseline(),
