@@ -112,3 +112,16 @@ t.test('the dashboard queries metrics the code exports', async (t) => {
   t.equal(new Set(ids).size, ids.length, 'panel ids unique');
   for (const p of json.panels) t.ok(p.gridPos.x + p.gridPos.w <= 24, `${p.title} fits the grid`);
 });
+
+t.test('docs/kubernetes.md documents every annotation and every webhook error code', async (t) => {
+  const { ANNOTATIONS } = await import('../../src/k8s/annotations.js');
+  const doc = readFileSync(fileURLToPath(new URL('../../docs/kubernetes.md', import.meta.url)), 'utf8');
+  for (const a of ANNOTATIONS) {
+    t.ok(doc.includes(`| \`${a.key}\` |`), `${a.key} in the table`);
+    if (a.path) t.ok(doc.includes(`\`${a.path}\``), `${a.key} → ${a.path} documented`);
+  }
+  const codes = new Set<string>();
+  for (const f of ['admission.ts', 'webhook.ts']) for (const m of readFileSync(`${srcDir}k8s/${f}`, 'utf8').matchAll(/MM_ERR_[A-Z_]+/g)) codes.add(m[0]);
+  for (const c of codes) if (c !== 'MM_ERR_INTERNAL' && c !== 'MM_ERR_USAGE' && c !== 'MM_ERR_ADDRESS') t.ok(doc.includes(c), `${c} documented`);
+  for (const m of buildManifests()) t.ok(doc.includes(m.file), `${m.file} described`);
+});
