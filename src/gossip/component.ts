@@ -94,6 +94,17 @@ export const startGossip: ComponentFactory = async (ctx: SidecarContext): Promis
   });
   let membership: Membership;
   const keyOf = (observer: string) => keys(observer);
+  // Run the health plane out of band (coalesced) when something worth reacting to happens.
+  let soonPending = false;
+  let runSoon: () => void = () => {};
+  const soon = () => {
+    if (soonPending) return;
+    soonPending = true;
+    queueMicrotask(() => {
+      soonPending = false;
+      runSoon();
+    });
+  };
   membership = new Membership({
     id: nodeId,
     advertise,
@@ -104,7 +115,11 @@ export const startGossip: ComponentFactory = async (ctx: SidecarContext): Promis
     publicKey: identity.publicKeyRaw,
     maxPacketBytes: cfg.maxPacketBytes ?? 1200,
     observationShare: cfg.observationShare ?? 0.35,
-    onObservation: (o) => board.offer(o, keyOf) === 'accepted',
+    onObservation: (o) => {
+      if (board.offer(o, keyOf) !== 'accepted') return false;
+      if (board.isBad(o)) soon(); // a verdict may have just formed: decide now, not at the next tick
+      return true;
+    },
     onChange: (m, prev) => {
       if (m.state === 'dead' || m.state === 'left') board.forgetObserver(m.id);
       if (prev !== undefined) log.info('member state changed', { member: m.id, from: prev, to: m.state, incarnation: m.incarnation });
@@ -184,14 +199,21 @@ export const startGossip: ComponentFactory = async (ctx: SidecarContext): Promis
     }, Math.max(retryMs, 5000)));
   }
 
+  let unsubscribe: () => void = () => {};
   if (plane) {
-    timers.push(clock.setInterval(() => {
+    const tick = () => {
       try {
         plane.tick();
       } catch (err) {
         log.error('health plane tick failed', { err });
       }
-    }, hc.intervalMs ?? 500));
+    };
+    runSoon = () => { if (!closed) tick(); };
+    timers.push(clock.setInterval(tick, hc.intervalMs ?? 500));
+    // Our own engine just ejected an endpoint on local evidence: tell the mesh now.
+    unsubscribe = ctx.mesh.subscribe((_snap, changes) => {
+      if (changes.some((d) => d.applied && d.action === 'eject' && d.source === 'local')) soon();
+    });
   }
 
   // A starved event loop makes our own probes late: tell Lifeguard, so we slow down instead of accusing peers.
@@ -220,6 +242,7 @@ export const startGossip: ComponentFactory = async (ctx: SidecarContext): Promis
       if (closed) return;
       closed = true;
       joinTimer?.cancel();
+      unsubscribe();
       for (const t of timers) t.cancel();
       loop?.disable();
       await new Promise<void>((resolve) => membership.leave(Math.min(1000, Math.max(0, deadlineMs)), resolve));
