@@ -3,7 +3,7 @@
 // themselves are counted by the admin module from mesh changes (meshmedic_decisions_total).
 import { Counter } from 'prom-client';
 import type { Component, ComponentFactory } from '../runtime/context.js';
-import { resolvePolicySettings, type ResolvedPolicySettings } from '../config/sections/healing.js';
+import { resolvePolicySettings, type PolicySettings, type ResolvedPolicySettings } from '../config/sections/healing.js';
 import { HealingEngine } from './engine.js';
 import type { ExternalVerdict } from './policy.js';
 
@@ -11,15 +11,18 @@ export interface HealingComponent extends Component {
   readonly engine: HealingEngine;
   /** External verdicts (gossip quorum, predictor), judged under the same guards. */
   submitVerdict(v: ExternalVerdict): boolean;
+  /** New mesh-wide healing settings at run time (pod annotations); per-service config still applies on top. */
+  reconfigure(healing: PolicySettings): void;
 }
 
 export const startHealing: ComponentFactory = async (ctx): Promise<HealingComponent> => {
   const log = ctx.log.child({ component: 'healing' });
   const perService = new Map(ctx.config.services.map((s) => [s.name, s.healing]));
+  let meshWide: PolicySettings = ctx.config.healing;
   const cache = new Map<string, ResolvedPolicySettings>();
   const settingsFor = (name: string): ResolvedPolicySettings => {
     let s = cache.get(name);
-    if (!s) cache.set(name, (s = resolvePolicySettings(ctx.config.healing, perService.get(name))));
+    if (!s) cache.set(name, (s = resolvePolicySettings(meshWide, perService.get(name))));
     return s;
   };
   const engine = new HealingEngine({ clock: ctx.clock, mesh: ctx.mesh, stats: ctx.stats, settingsFor, tickMs: ctx.config.stats.tickMs, log, urgent: 'microtask' });
@@ -30,6 +33,12 @@ export const startHealing: ComponentFactory = async (ctx): Promise<HealingCompon
     name: 'healing',
     engine,
     submitVerdict: (v) => engine.submitVerdict(v),
+    reconfigure(healing: PolicySettings) {
+      meshWide = healing;
+      cache.clear();
+      engine.reconfigure(settingsFor);
+      log.info('healing settings changed', { policy: settingsFor('').policy });
+    },
     async close() {
       engine.stop();
       unregister();

@@ -19,7 +19,7 @@ export interface HealingEngineOptions {
   readonly mesh: MeshState;
   readonly stats: StatsTable;
   /** Settings of a service (mesh-wide defaults merged with the service's own). */
-  readonly settingsFor: (service: string) => ResolvedPolicySettings;
+  settingsFor: (service: string) => ResolvedPolicySettings;
   /** Evaluation period, ms (config.stats.tickMs). */
   readonly tickMs: number;
   readonly log?: Logger;
@@ -93,6 +93,24 @@ export class HealingEngine {
   /** The policy running for a service (after the first tick that saw it). */
   policyOf(service: string): HealingPolicy | undefined {
     return this.runtimes.get(service)?.policy;
+  }
+
+  /**
+   * New settings (annotations changed, config reloaded): each service's policy is rebuilt from them.
+   * Learned signals (baselines, usual ratios, window figures) are kept; the policies' own state
+   * (backoff levels, probation timers) starts afresh, and current health is left as it is.
+   */
+  reconfigure(settingsFor: (service: string) => ResolvedPolicySettings): void {
+    this.opts.settingsFor = settingsFor;
+    for (const rt of this.runtimes.values()) {
+      const settings = settingsFor(rt.name);
+      const factory = getPolicy(settings.policy) ?? getPolicy('none')!;
+      rt.settings = settings;
+      rt.policy = factory(settings, { random: this.opts.random ?? Math.random });
+      rt.hookAt = hookThreshold(settings);
+      rt.view = undefined; // re-sync: scope keys and hooks follow the new settings
+      for (const s of rt.signals) if (s.windows) this.unhook(s.windows);
+    }
   }
 
   /** Services the engine has seen. */

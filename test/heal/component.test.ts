@@ -79,3 +79,19 @@ t.test('policy none never ejects; operator decisions still apply', async (t) => 
   t.equal(mesh.snapshot().endpoints.get(ev.spec.id)!.health.state, 'ejected', 'the engine does not undo an operator ejection');
   await c.close();
 });
+
+t.test('reconfigure: new mesh-wide settings take effect at run time (pod annotations)', async (t) => {
+  const { ctx, clock, mesh } = context({ healing: { policy: 'none' }, services: [{ name: 'web', endpoints: addrs(3) }] });
+  const c = (await startHealing(ctx)) as HealingComponent;
+  clock.advance(500);
+  t.equal(c.engine.policyOf('web')!.name, 'none');
+  c.reconfigure({ policy: 'meshmedic', consecutive: { localOrigin: 2 } });
+  clock.advance(200);
+  t.equal(c.engine.policyOf('web')!.name, 'meshmedic');
+  t.equal(c.engine.policyOf('web')!.settings.consecutive.localOrigin, 2);
+  const ev = [...mesh.snapshot().endpoints.values()][1]!;
+  for (let k = 0; k < 2; k++) ctx.stats.ensure(ev.slot).record(Outcome.LocalOrigin, 1000, clock.now());
+  await Promise.resolve();
+  t.equal(mesh.snapshot().endpoints.get(ev.spec.id)!.health.state, 'ejected', 'the new threshold (2) and the failure hook apply');
+  await c.close();
+});
