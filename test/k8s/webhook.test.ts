@@ -1,7 +1,7 @@
 // The webhook over real HTTPS with a certificate made by openssl for this test: reviews, bad input,
 // limits, fail-open, certificate reload, and the CLI entry point.
 import t from 'tap';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, renameSync } from 'node:fs';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
@@ -235,5 +235,39 @@ if (!hasOpenssl()) {
     t.equal(patch[0].path, '/spec/containers/-', 'config file selected classic mode');
     stop();
     t.equal(await running, 0);
+  });
+
+  t.test('acceptance: `meshmedic webhook` as a process, stopped by SIGTERM', { timeout: 90_000 }, async (t) => {
+    const root = fileURLToPath(new URL('../../', import.meta.url));
+    const child = spawn(process.execPath, ['--import', 'tsx', '-e', `import('./src/cli/main.ts').then((m) => m.main(process.argv.slice(1))).then((c) => { process.exitCode = c; })`,
+      'webhook', '--listen', '127.0.0.1:0', '--tls-cert', certFile, '--tls-key', keyFile], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (out += d));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL'); });
+    const deadline = Date.now() + 60_000;
+    let address: string | undefined;
+    while (!address && Date.now() < deadline && child.exitCode === null) {
+      await new Promise((r) => setTimeout(r, 50));
+      const m = /"msg":"webhook listening","address":"([^"]+)"/.exec(out);
+      if (m) address = m[1];
+    }
+    t.ok(address, `listening (output: ${out.slice(0, 300)})`);
+    if (!address) return;
+    const port = Number(address.split(':').pop());
+    const rev = JSON.parse(review('generate-name'));
+    rev.request.namespace = 'default';
+    rev.request.object.metadata.annotations = { 'meshmedic.io/inject': 'true' };
+    const r = await post(port, '/inject', JSON.stringify(rev));
+    t.equal(r.body.response.uid, rev.request.uid);
+    t.equal(r.body.response.allowed, true);
+    const patched = fjp.applyPatch(rev.request.object, JSON.parse(Buffer.from(r.body.response.patch, 'base64').toString())).newDocument as any;
+    t.equal([...(patched.spec.initContainers ?? []), ...patched.spec.containers].filter((c: any) => c.name === 'meshmedic').length, 1, 'exactly one sidecar');
+    rev.request.object = patched;
+    const again = await post(port, '/inject', JSON.stringify(rev));
+    t.equal(again.body.response.patch, undefined, 'no second sidecar');
+    child.kill('SIGTERM');
+    t.equal(await exited, 0, 'exit 0 after SIGTERM');
   });
 }
