@@ -1,0 +1,69 @@
+// The acceptance contract, end to end: `meshmedic proxy ... --service hello --xds ... --admin ...` serves
+// `xds:///hello` to a real grpc-js-xds client; after the admin eject of G1, G1 gets no further calls.
+import t from 'tap';
+import { spawn } from 'node:child_process';
+import { createServer } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import * as grpc from '@grpc/grpc-js';
+import { register } from '@grpc/grpc-js-xds';
+import { distribution, setBootstrap, startBackend, waitFor } from './helpers.js';
+
+const root = fileURLToPath(new URL('../..', import.meta.url));
+
+// Runs the CLI from source (no build needed); exits with its code.
+const RUN_CLI = "const { main } = await import('./src/cli/main.ts'); process.exitCode = await main(process.argv.slice(1));";
+
+function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const s = createServer();
+    s.once('error', rej);
+    s.listen(0, '127.0.0.1', () => {
+      const p = (s.address() as { port: number }).port;
+      s.close(() => res(p));
+    });
+  });
+}
+
+t.test('meshmedic proxy --xds: xds:///hello reaches all three; after the admin eject G1 gets no calls', async (t) => {
+  const backends = await Promise.all([startBackend(), startBackend(), startBackend()]);
+  const [listen, xds, admin] = [await freePort(), await freePort(), await freePort()];
+  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', RUN_CLI, 'proxy', '--listen', `127.0.0.1:${listen}`, '--upstream', backends.map((b) => `http://127.0.0.1:${b.port}`).join(','), '--service', 'hello', '--xds', `127.0.0.1:${xds}`, '--admin', `127.0.0.1:${admin}`, '--protocol', 'h2c', '--log-level', 'warn'], { cwd: root, stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  setBootstrap(`127.0.0.1:${xds}`, 'cli-node');
+  register();
+  const client = new grpc.Client('xds:///hello', grpc.credentials.createInsecure());
+  t.teardown(async () => {
+    client.close();
+    child.kill('SIGTERM');
+    await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
+    if (child.exitCode === null) child.kill('SIGKILL');
+    await Promise.all(backends.map((b) => b.close()));
+  });
+  const up = await waitFor(async () => {
+    try {
+      return (await fetch(`http://127.0.0.1:${admin}/readyz`)).ok;
+    } catch {
+      return false;
+    }
+  }, 30_000, 100);
+  t.ok(up, `the sidecar starts ${up ? '' : stderr}`);
+  if (!up) return;
+  const before = await distribution(client, 60);
+  for (const b of backends) t.ok((before.get(b.port) ?? 0) > 0, `backend ${b.port} is reached via xds:///hello`);
+  const g1 = backends[0]!;
+  const res = await fetch(`http://127.0.0.1:${admin}/v1/endpoints/${encodeURIComponent(`hello/127.0.0.1:${g1.port}`)}/eject`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ reason: 'acceptance' }) });
+  t.ok(res.ok, `the admin eject is accepted (${res.status})`);
+  t.ok(await waitFor(async () => {
+    const c = g1.calls;
+    await distribution(client, 10);
+    return g1.calls === c;
+  }, 8000), 'the ejection reaches the client');
+  const c = g1.calls;
+  const after = await distribution(client, 60);
+  t.equal(g1.calls, c, 'G1 gets no further calls');
+  t.notOk(after.get(0), 'no call fails');
+  const st = (await (await fetch(`http://127.0.0.1:${admin}/v1/xds`)).json()) as { nodes: Record<string, { types: { state: string }[] }[]> };
+  t.ok(st.nodes['cli-node']?.[0]?.types.some((x) => x.state === 'ACKED'), 'GET /v1/xds shows the client’s ACKs');
+});
