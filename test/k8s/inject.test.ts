@@ -219,3 +219,45 @@ t.test('the environment injected into the sidecar is a valid config environment'
     t.equal(res.config.result.outbound.listen, '127.0.0.1:17001');
   }
 });
+
+t.test('mutated reviews: never a throw, never a denial, every patch applies', async (t) => {
+  // Deterministic mutations of a real review: replace or delete random fields with random values.
+  let seed = 12345;
+  const rnd = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
+  const values = () => [null, 0, -1, 1e308, '', 'x', 'meshmedic', true, [], [1, 'a'], {}, { name: 'meshmedic' }, '\u0000', 'a/b~c'][Math.floor(rnd() * 14)];
+  const paths: string[][] = [];
+  const walk = (o: any, p: string[]) => {
+    if (p.length) paths.push(p);
+    if (o && typeof o === 'object') for (const k of Object.keys(o)) walk(o[k], [...p, k]);
+  };
+  const base = load('existing-init-containers').review;
+  walk(base.request.object, ['request', 'object']);
+  let injected = 0;
+  for (let i = 0; i < 400; i++) {
+    const rev = structuredClone(base);
+    for (let j = 0; j < 1 + Math.floor(rnd() * 3); j++) {
+      const p = paths[Math.floor(rnd() * paths.length)]!;
+      let o: any = rev;
+      for (const k of p.slice(0, -1)) { if (o === null || typeof o !== 'object') break; o = o[k]; }
+      if (o === null || typeof o !== 'object') continue;
+      if (rnd() < 0.3) delete o[p.at(-1)!];
+      else o[p.at(-1)!] = values();
+    }
+    let res;
+    try {
+      res = reviewAdmission(JSON.stringify(rev), { config: DEFAULT_INJECTOR_CONFIG, requireAnnotation: false });
+    } catch (err) {
+      t.fail(`threw on mutation ${i}: ${(err as Error).message}`);
+      continue;
+    }
+    const body = res.body as any;
+    if (res.status !== 200) { t.fail(`status ${res.status} for a valid envelope`); continue; }
+    if (body.response.allowed !== true) t.fail('denied');
+    if (!body.response.patch) continue;
+    injected++;
+    const patch = JSON.parse(Buffer.from(body.response.patch, 'base64').toString());
+    const errors = fjp.validate(patch, structuredClone(rev.request.object));
+    if (errors) t.fail(`patch does not apply on mutation ${i}: ${errors.message}`);
+  }
+  t.ok(injected > 50, `many mutated pods still injected (${injected}/400)`);
+});
