@@ -3,7 +3,6 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Counter, Gauge } from 'prom-client';
 import { formatHostPort, parseHostPort } from '../core/address.js';
 import type { TimerHandle } from '../core/clock.js';
@@ -13,6 +12,7 @@ import type { Component, ComponentFactory, SidecarContext } from '../runtime/con
 import { HealthPlane, observerKeys } from './health-plane.js';
 import { generateIdentity, identityFromPem, identityToPem, ObservationSigner, OFFER_RESULTS, QuorumBoard, type Identity } from './health.js';
 import { Keyring } from './keyring.js';
+import { LoopStarvationWatch } from './loop-delay.js';
 import { Membership, type MemberInfo } from './membership.js';
 import { NodeTransport } from './node-transport.js';
 import { PROFILES, type GossipProfile } from './profile.js';
@@ -159,7 +159,9 @@ export const startGossip: ComponentFactory = async (ctx: SidecarContext): Promis
       })
     : undefined;
 
-  registerMetrics(ctx, membership, board, plane);
+  const threshold = cfg.loopDelayThresholdMs ?? 200;
+  const loop = threshold > 0 ? new LoopStarvationWatch(threshold) : undefined;
+  registerMetrics(ctx, membership, board, plane, loop);
   ctx.admin.route('GET', '/v1/members', () => ({ status: 200, body: membersBody(membership, nodeId) }));
   ctx.admin.route('GET', '/v1/gossip/verdicts', () => ({
     status: 200,
@@ -217,14 +219,12 @@ export const startGossip: ComponentFactory = async (ctx: SidecarContext): Promis
   }
 
   // A starved event loop makes our own probes late: tell Lifeguard, so we slow down instead of accusing peers.
-  const threshold = cfg.loopDelayThresholdMs ?? 200;
-  const loop = threshold > 0 ? monitorEventLoopDelay({ resolution: 10 }) : undefined;
   if (loop) {
-    loop.enable();
     timers.push(clock.setInterval(() => {
-      const p99ms = loop.percentile(99) / 1e6;
-      if (p99ms > threshold) membership.awareness.applyDelta(1);
-      loop.reset();
+      const { starved, worstLagMs } = loop.check();
+      if (!starved) return;
+      membership.awareness.applyDelta(1);
+      log.debug('event loop starved: slowing gossip down', { worstLagMs, awareness: membership.awareness.health });
     }, profile.probeIntervalMs));
   }
 
@@ -244,7 +244,7 @@ export const startGossip: ComponentFactory = async (ctx: SidecarContext): Promis
       joinTimer?.cancel();
       unsubscribe();
       for (const t of timers) t.cancel();
-      loop?.disable();
+      loop?.stop();
       await new Promise<void>((resolve) => membership.leave(Math.min(1000, Math.max(0, deadlineMs)), resolve));
       membership.shutdown();
       await transport.close();
@@ -288,7 +288,7 @@ function membersBody(m: Membership, self: string) {
   };
 }
 
-function registerMetrics(ctx: SidecarContext, m: Membership, board: QuorumBoard, plane: HealthPlane | undefined): void {
+function registerMetrics(ctx: SidecarContext, m: Membership, board: QuorumBoard, plane: HealthPlane | undefined, loop: LoopStarvationWatch | undefined): void {
   const reg = ctx.metrics;
   const c = m.counters;
   const setAll = (ctr: Counter<string>, pairs: readonly [Record<string, string>, number][]) => {
@@ -336,6 +336,10 @@ function registerMetrics(ctx: SidecarContext, m: Membership, board: QuorumBoard,
   new Gauge({
     name: 'meshmedic_gossip_awareness', help: 'Lifeguard local health score (0 = healthy; timeouts scale by score + 1)', registers: [reg],
     collect() { this.set(m.awareness.health); },
+  });
+  new Counter({
+    name: 'meshmedic_gossip_loop_starved_total', help: 'Checks that found the event loop starved (timer lag above gossip.loopDelayThresholdMs)', registers: [reg],
+    collect() { this.reset(); if (loop && loop.starvedChecks > 0) this.inc(loop.starvedChecks); },
   });
   new Counter({
     name: 'meshmedic_gossip_observations_total', help: 'Signed observations received, by result, and published', labelNames: ['result'], registers: [reg],
