@@ -53,6 +53,8 @@ export interface MembershipOptions {
   readonly onObservation?: (obs: Observation) => boolean;
   /** A member appeared or changed state. */
   readonly onChange?: (m: MemberInfo, previous: MemberState | undefined) => void;
+  /** Most members kept (a bound on memory against floods of made-up members); default 100,000. */
+  readonly maxMembers?: number;
 }
 
 /** Counters exported as metrics; names are stable. */
@@ -81,6 +83,8 @@ export interface MembershipCounters {
   deathsDeclared: number;
   keyConflicts: number;
   addressConflicts: number;
+  /** New members refused because the table is full. */
+  membersRefused: number;
   observationsReceived: number;
   observationsAccepted: number;
   pushPulls: number;
@@ -98,7 +102,7 @@ export class Membership {
     droppedMalformed: 0, droppedUnknownKey: 0, droppedPlaintext: 0, droppedEncrypted: 0, handlerErrors: 0,
     streamsSent: 0, streamsFailed: 0, streamsReceived: 0,
     probes: 0, probesFailed: 0, indirectProbes: 0, tcpFallbackAcks: 0,
-    suspicionsRaised: 0, suspicionsOriginated: 0, refutations: 0, deathsDeclared: 0, keyConflicts: 0, addressConflicts: 0,
+    suspicionsRaised: 0, suspicionsOriginated: 0, refutations: 0, deathsDeclared: 0, keyConflicts: 0, addressConflicts: 0, membersRefused: 0,
     observationsReceived: 0, observationsAccepted: 0, pushPulls: 0,
   };
   readonly awareness: Awareness;
@@ -458,6 +462,10 @@ export class Membership {
     let m = this.members.get(a.node);
     let updatesNode = false;
     if (!m) {
+      if (this.members.size >= (this.o.maxMembers ?? 100_000)) {
+        this.counters.membersRefused++;
+        return;
+      }
       m = { id: a.node, host: a.host, port: a.port, incarnation: 0, state: 'dead', stateChange: this.clock.now(), publicKey: undefined, index: 0 };
       this.insertMember(m);
       updatesNode = true;

@@ -4,7 +4,8 @@ import { VirtualClock } from '../../src/core/clock.js';
 import { encodePacket, MsgType, decodePacket } from '../../src/gossip/codec.js';
 import { Awareness, Suspicion } from '../../src/gossip/lifeguard.js';
 import { Membership } from '../../src/gossip/membership.js';
-import { LAN_PROFILE, LIFEGUARD_OFF, retransmitLimit, suspicionTimeoutMs, pushPullScaleMs } from '../../src/gossip/profile.js';
+import { LAN_PROFILE, LIFEGUARD_OFF, WAN_PROFILE, retransmitLimit, suspicionTimeoutMs, pushPullScaleMs } from '../../src/gossip/profile.js';
+import { Keyring } from '../../src/gossip/keyring.js';
 import { simCluster } from './sim-cluster.js';
 
 type Rx = { receivePacket(b: Buffer, f: unknown): void };
@@ -274,5 +275,50 @@ t.test('without Lifeguard the protocol still works (the benchmark baseline)', as
   await c.members[4]!.t.close();
   const dead = until(c, () => c.members.slice(0, 4).every((x) => x.m.get('n4')?.state === 'dead'), 30_000);
   t.ok(dead > 0 && dead < 4 + 4000 + 5000, `fixed suspicion timeout: dead after ${dead} ms`);
+  c.shutdown();
+});
+
+t.test('WAN profile: a crash is detected within its (longer) bound, and nobody else is suspected', async (t) => {
+  const c = simCluster({ n: 6, seed: 24, profile: WAN_PROFILE, loss: 0.02 });
+  c.startAll();
+  c.joinAll();
+  c.run(20_000);
+  await c.members[5]!.t.close();
+  const dead = until(c, () => c.members.slice(0, 5).every((x) => x.m.get('n5')?.state === 'dead'), 400_000, 500);
+  const min = suspicionTimeoutMs(WAN_PROFILE.suspicionMult, 6, WAN_PROFILE.probeIntervalMs);
+  t.ok(dead >= min && dead <= 6 * WAN_PROFILE.probeIntervalMs + WAN_PROFILE.suspicionMaxTimeoutMult * min, `dead after ${dead} ms (min ${min})`);
+  t.ok(c.members.slice(0, 5).every((x) => x.m.countByState().alive === 5));
+  c.shutdown();
+});
+
+t.test('key rotation without downtime: install, use, remove, and membership holds throughout', async (t) => {
+  const k1 = Keyring.generateKey();
+  const k2 = Keyring.generateKey();
+  const rings = Array.from({ length: 5 }, () => new Keyring([k1]));
+  const c = simCluster({ n: 5, seed: 25, keyring: (i) => rings[i] });
+  c.startAll();
+  c.joinAll();
+  c.run(5000);
+  for (const r of rings) r.install(k2);
+  c.run(3000);
+  // Switch the primary one member at a time: the others still read both keys.
+  for (const r of rings) { r.use(k2); c.run(1000); }
+  for (const r of rings) r.remove(k1);
+  c.run(10_000);
+  t.ok(c.members.every((x) => x.m.countByState().alive === 5), 'all alive');
+  t.equal(c.members.reduce((s, x) => s + x.m.counters.suspicionsRaised, 0), 0, 'no suspicion during the rotation');
+  t.equal(c.members.reduce((s, x) => s + x.m.counters.droppedUnknownKey, 0), 0, 'no packet unreadable');
+  c.shutdown();
+});
+
+t.test('the member table is bounded: made-up members beyond the cap are refused and counted', async (t) => {
+  const c = simCluster({ n: 2, seed: 26, extra: () => ({ maxMembers: 10 }) });
+  c.startAll();
+  c.joinAll();
+  c.run(2000);
+  const flood = Array.from({ length: 20 }, (_, i) => ({ type: MsgType.Alive, incarnation: 1, node: `fake${i}`, host: '10.8.0.' + (i + 1), port: 1, publicKey: undefined }) as const);
+  inject(c, 0, flood);
+  t.equal(c.members[0]!.m.list().length, 10);
+  t.equal(c.members[0]!.m.counters.membersRefused, 12);
   c.shutdown();
 });
