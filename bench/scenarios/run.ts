@@ -209,14 +209,15 @@ async function main(): Promise<number> {
   };
 
   // Per system, over the whole suite.
-  const totals = new Map<string, { failed: number; requests: number; detect: number[]; recover: number[]; falseEj: number; ran: number; faultRuns: number }>();
-  for (const n of names) totals.set(n, { failed: 0, requests: 0, detect: [], recover: [], falseEj: 0, ran: 0, faultRuns: 0 });
+  const totals = new Map<string, { failed: number; requests: number; detect: number[]; recover: number[]; falseEj: number; ran: number; faultRuns: number; recoverable: number }>();
+  for (const n of names) totals.set(n, { failed: 0, requests: 0, detect: [], recover: [], falseEj: 0, ran: 0, faultRuns: 0, recoverable: 0 });
   for (const { scenario, outcomes } of results) for (const [n, o] of outcomes) {
     if (!o.available) continue;
     const t = totals.get(n)!;
     t.ran++;
     if (scenario.faulty.length > 0) t.faultRuns++; t.failed += o.metrics.failed; t.requests += o.metrics.requests; t.falseEj += o.metrics.falseEjections ?? 0;
     if (o.metrics.detectMs !== null) t.detect.push(o.metrics.detectMs);
+    if (o.metrics.detectMs !== null && scenario.faultEndMs !== null && scenario.faulty.length > 0) t.recoverable++;
     if (o.metrics.recoverMs !== null) t.recover.push(o.metrics.recoverMs);
   }
   const mean = (a: number[]): number | null => (a.length ? Math.round(a.reduce((x, y) => x + y, 0) / a.length) : null);
@@ -224,12 +225,13 @@ async function main(): Promise<number> {
   const x = (a: number | null, b: number | null): string | null => { const q = ratio(a, b); return q === null ? null : `${q.toFixed(2)}×`; };
   const base = 'meshmedic (envoy-default)';
   const summary = {
-    alignRight: [false, true, true, true, true, true, true, true],
-    columns: ['system', 'scenarios run', 'failed % (suite)', '× envoy-default', 'faults taken out', 'mean detect ms', 'mean recover ms', 'false ejections'],
+    alignRight: [false, true, true, true, true, true, true, true, true],
+    columns: ['system', 'scenarios run', 'failed % (suite)', '× envoy-default', 'faults contained', 'mean detect ms (contained)', 'recovered in window', 'mean recover ms', 'false ejections'],
     rows: names.map((n): Cell[] => {
       const t = totals.get(n)!;
-      if (t.ran === 0) return [n, 0, null, null, null, null, null, null];
-      return [n, t.ran, failedPct(n), x(failedPct(n), totals.get(base)?.ran ? failedPct(base) : null), `${t.detect.length}/${t.faultRuns}`, mean(t.detect), mean(t.recover), t.falseEj];
+      if (t.ran === 0) return [n, 0, null, null, null, null, null, null, null];
+      return [n, t.ran, failedPct(n), x(failedPct(n), totals.get(base)?.ran ? failedPct(base) : null), `${t.detect.length}/${t.faultRuns}`, mean(t.detect),
+        `${t.recover.length}/${t.recoverable}`, mean(t.recover), t.falseEj];
     }),
   };
 
@@ -270,10 +272,10 @@ async function main(): Promise<number> {
     }
     return { a, b, n };
   };
-  const pr = (p: { a: number; b: number; n: number }): string => (p.n === 0 ? '– (no common scenario)' : p.b === 0 ? `– (${p.a} vs 0 over ${p.n})` : `${(p.a / p.b).toFixed(2)}× over ${p.n}`);
+  const pr = (p: { a: number; b: number; n: number }): string => (p.n === 0 ? '– (no scenario where both have it)' : p.b === 0 ? `– (${p.a} vs 0 over ${p.n} scenarios)` : `${(p.a / p.b).toFixed(2)}× over ${p.n} scenario${p.n === 1 ? '' : 's'}`);
   for (const peer of ['haproxy', 'nginx', base]) {
     if (!totals.get(mm)?.ran || !totals.get(peer)?.ran) continue;
-    verdicts.push(`meshmedic / ${peer}: failed requests ${pr(paired(peer, (m) => m.failed))}, detection time ${pr(paired(peer, (m) => m.detectMs))}, recovery time ${pr(paired(peer, (m) => m.recoverMs))} scenario(s) (the source paper claims 0.75× failures, 0.60× detection, 0.70× recovery)`);
+    verdicts.push(`meshmedic / ${peer}: failed requests ${pr(paired(peer, (m) => m.failed))}, detection time ${pr(paired(peer, (m) => m.detectMs))}, recovery time ${pr(paired(peer, (m) => m.recoverMs))} (the source paper claims 0.75× failures, 0.60× detection, 0.70× recovery)`);
   }
 
   process.stdout.write(`\n${renderText(detail)}\n\n${renderText(summary)}\n\n${verdicts.map((s) => `- ${s}`).join('\n')}\n`);
