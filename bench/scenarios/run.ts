@@ -19,7 +19,8 @@ const USAGE = `usage: npm run bench:scenarios -- [--quick] [--only SCENARIO[,SCE
   --quick     ${QUICK_SCENARIOS.join(' and ')} only, shorter phases (under a minute); writes nothing unless --write
   --only      run these scenarios (names: ${catalogue(FULL_TIMING).map((s) => s.name).join(', ')})
   --systems   run only systems whose name contains one of these words
-  --no-write  print only; do not write bench/results/scenarios.json or bench/README.md`;
+  --no-write  print only; do not write bench/results/scenarios.json or bench/README.md
+  --render F  run nothing: re-render the tables of a saved result file (e.g. bench/results/scenarios.json) into bench/README.md`;
 
 /** Same upstream timeouts for every system: a black-holed request fails after 2 s everywhere. */
 const SCENARIO_TIMEOUTS: Timeouts = Object.freeze({ connectMs: 1000, serverMs: 2000, clientMs: 30_000 });
@@ -146,7 +147,7 @@ async function main(): Promise<number> {
     ({ values: v } = parseArgs({
       options: {
         quick: { type: 'boolean' }, only: { type: 'string' }, systems: { type: 'string' }, 'no-build': { type: 'boolean' },
-        'no-write': { type: 'boolean' }, write: { type: 'boolean' }, help: { type: 'boolean' },
+        'no-write': { type: 'boolean' }, write: { type: 'boolean' }, render: { type: 'string' }, help: { type: 'boolean' },
       },
     }));
   } catch (e) { log(`${(e as Error).message}\n${USAGE}\n`); return 2; }
@@ -167,34 +168,47 @@ async function main(): Promise<number> {
   }
   const write = quick ? Boolean(v.write) : !v['no-write'];
 
-  const peers = await runCommand('bash', [path.join(ROOT, 'scripts', 'ensure-peers.sh')], 600_000);
-  if (peers.code !== 0) log(peers.stderr);
-  if (!v['no-build']) {
-    const err = await buildIfStale(log);
-    if (err) log(`bench:scenarios: the build reported errors (meshmedic may be unavailable):\n${err}\n`);
-  }
-
-  const tmp = tempDir('mm-bench-scen');
-  const results: { scenario: Scenario; outcomes: Map<string, Outcome>; loadavg: number[] }[] = [];
+  let results: { scenario: Scenario; outcomes: Map<string, Outcome>; loadavg: number[] }[] = [];
   const t0 = Date.now();
-  try {
-    for (const sc of scenarios) {
-      log(`scenario ${sc.name}: ${sc.description} (${sc.durationMs / 1000} s at ${RATE} rps, ${systems.length} systems at once)\n`);
-      const before = os.loadavg()[0];
-      const outcomes = await runScenario(sc, systems, tmp.dir);
-      const loadavg = [Math.round(before * 10) / 10, Math.round(os.loadavg()[0] * 10) / 10];
-      log(`  (load average ${loadavg[0]} → ${loadavg[1]} on ${os.cpus().length} CPUs)\n`);
-      for (const [name, o] of outcomes) {
-        log(o.available
-          ? `  ${name}: failed ${o.metrics.failedPct}%, p99 ${ms(o.metrics.p99)} ms, detect ${o.metrics.detectMs ?? '–'} ms, recover ${o.metrics.recoverMs ?? '–'} ms, false ejections ${o.metrics.falseEjections ?? '–'}\n`
-          : `  ${name}: not available: ${o.reason}\n`);
-      }
-      results.push({ scenario: sc, outcomes, loadavg });
-    }
-  } finally {
-    await stopAll();
-    tmp.remove();
+  let saved: { when: string; command: string; machine: string } | undefined;
+  if (typeof v.render === 'string') {
+    const j = JSON.parse(readFileSync(v.render, 'utf8')) as { when: string; command: string; machine: string; scenarios: { scenario: Scenario; loadavg: number[]; results: Record<string, Outcome> }[] };
+    saved = { when: j.when, command: j.command, machine: j.machine };
+    results = j.scenarios.map((r) => ({ scenario: r.scenario, loadavg: r.loadavg, outcomes: new Map(Object.entries(r.results)) }));
+    const present = new Set(results.flatMap((r) => [...r.outcomes.keys()]));
+    systems = SYSTEMS.filter((s) => present.has(s.name));
+  } else {
+    await runAll();
   }
+  async function runAll(): Promise<void> {
+    const peers = await runCommand('bash', [path.join(ROOT, 'scripts', 'ensure-peers.sh')], 600_000);
+    if (peers.code !== 0) log(peers.stderr);
+    if (!v['no-build']) {
+      const err = await buildIfStale(log);
+      if (err) log(`bench:scenarios: the build reported errors (meshmedic may be unavailable):\n${err}\n`);
+    }
+
+    const tmp = tempDir('mm-bench-scen');
+    try {
+      for (const sc of scenarios) {
+        log(`scenario ${sc.name}: ${sc.description} (${sc.durationMs / 1000} s at ${RATE} rps, ${systems.length} systems at once)\n`);
+        const before = os.loadavg()[0];
+        const outcomes = await runScenario(sc, systems, tmp.dir);
+        const loadavg = [Math.round(before * 10) / 10, Math.round(os.loadavg()[0] * 10) / 10];
+        log(`  (load average ${loadavg[0]} → ${loadavg[1]} on ${os.cpus().length} CPUs)\n`);
+        for (const [name, o] of outcomes) {
+          log(o.available
+            ? `  ${name}: failed ${o.metrics.failedPct}%, p99 ${ms(o.metrics.p99)} ms, detect ${o.metrics.detectMs ?? '–'} ms, recover ${o.metrics.recoverMs ?? '–'} ms, false ejections ${o.metrics.falseEjections ?? '–'}\n`
+            : `  ${name}: not available: ${o.reason}\n`);
+        }
+        results.push({ scenario: sc, outcomes, loadavg });
+      }
+    } finally {
+      await stopAll();
+      tmp.remove();
+    }
+
+}
 
   const names = systems.map((s) => s.name);
   const detail = {
@@ -281,7 +295,10 @@ async function main(): Promise<number> {
   process.stdout.write(`\n${renderText(detail)}\n\n${renderText(summary)}\n\n${verdicts.map((s) => `- ${s}`).join('\n')}\n`);
   log(`total ${Math.round((Date.now() - t0) / 1000)} s\n`);
 
-  if (write) {
+  if (saved) {
+    updateMarkdownFile(path.join(ROOT, 'bench', 'README.md'), 'bench:scenarios', readmeSection(saved.when, saved.command, saved.machine, saved.command.includes('--quick')), '## Fault scenarios: latest results');
+    log(`re-rendered ${v.render} into bench/README.md\n`);
+  } else if (write) {
     const when = new Date().toISOString();
     const cmd = `npm run bench:scenarios${quick ? ' -- --quick --write' : ''}`;
     const machine = `${os.cpus().length} × ${os.cpus()[0]?.model.trim() ?? 'cpu'}, Node ${process.version}`;
@@ -291,8 +308,14 @@ async function main(): Promise<number> {
       scenarios: results.map(({ scenario, outcomes, loadavg }) => ({ scenario, loadavg, results: Object.fromEntries(outcomes) })),
       verdicts,
     });
-    updateMarkdownFile(path.join(ROOT, 'bench', 'README.md'), 'bench:scenarios', [
-      `Last run: ${when}, \`${cmd}\`${quick ? ' (quick mode: two scenarios, short phases, indicative only)' : ''}, on ${machine}.`,
+    updateMarkdownFile(path.join(ROOT, 'bench', 'README.md'), 'bench:scenarios', readmeSection(when, cmd, machine, quick), '## Fault scenarios: latest results');
+    log(`wrote bench/results/${quick ? 'scenarios-quick' : 'scenarios'}.json and bench/README.md\n`);
+  }
+  return 0;
+
+  function readmeSection(when: string, cmd: string, machine: string, isQuick: boolean): string {
+    return [
+      `Last run: ${when}, \`${cmd}\`${isQuick ? ' (quick mode: two scenarios, short phases, indicative only)' : ''}, on ${machine}.`,
       '',
       renderMarkdown(summary),
       '',
@@ -303,10 +326,8 @@ async function main(): Promise<number> {
       renderMarkdown(detail),
       '',
       '</details>',
-    ].join('\n'), '## Fault scenarios: latest results');
-    log(`wrote bench/results/${quick ? 'scenarios-quick' : 'scenarios'}.json and bench/README.md\n`);
+    ].join('\n');
   }
-  return 0;
 }
 
 main().then((code) => process.exit(code), (e: Error) => { log(`bench:scenarios: ${e.stack ?? e.message}\n`); stopAll().finally(() => process.exit(1)); });
