@@ -1,7 +1,7 @@
 // Each SWIM + Lifeguard state transition on its own, in virtual time over the simulated network.
 import t from 'tap';
 import { VirtualClock } from '../../src/core/clock.js';
-import { encodePacket, MsgType, decodePacket } from '../../src/gossip/codec.js';
+import { encodePacket, MsgType, decodePacket, observationSignedBytes } from '../../src/gossip/codec.js';
 import { Awareness, Suspicion } from '../../src/gossip/lifeguard.js';
 import { Membership } from '../../src/gossip/membership.js';
 import { LAN_PROFILE, LIFEGUARD_OFF, WAN_PROFILE, retransmitLimit, suspicionTimeoutMs, pushPullScaleMs } from '../../src/gossip/profile.js';
@@ -320,5 +320,40 @@ t.test('the member table is bounded: made-up members beyond the cap are refused 
   inject(c, 0, flood);
   t.equal(c.members[0]!.m.list().length, 10);
   t.equal(c.members[0]!.m.counters.membersRefused, 12);
+  c.shutdown();
+});
+
+t.test('packet budget: every datagram ≤ 1,200 bytes sealed, and membership churn cannot starve observations', async (t) => {
+  const k = Keyring.generateKey();
+  const c = simCluster({ n: 3, seed: 27, keyring: () => new Keyring([k]) });
+  c.startAll();
+  c.joinAll();
+  c.run(3000);
+  const sizes: number[] = [];
+  const carried: number[][] = [];
+  const opener = new Keyring([k]);
+  const tr = c.members[0]!.t;
+  const orig = tr.sendPacket.bind(tr);
+  tr.sendPacket = (to, data) => {
+    sizes.push(data.length);
+    carried.push((decodePacket(opener.open(data)!) ?? []).map((m) => m.type));
+    orig(to, data);
+  };
+  const injectSealed = (msgs: Parameters<typeof encodePacket>[0]) =>
+    (c.members[0]!.t as unknown as Rx).receivePacket(opener.seal(encodePacket(msgs)), { host: '10.9.9.9', port: 1 });
+  // Churn: 300 membership updates queued at n0.
+  injectSealed(Array.from({ length: 100 }, (_, i) => ({ type: MsgType.Alive, incarnation: 1, node: `churn-${i}-${'p'.repeat(40)}`, host: '10.7.0.' + (i + 1), port: 1, publicKey: undefined }) as const));
+  injectSealed(Array.from({ length: 100 }, (_, i) => ({ type: MsgType.Alive, incarnation: 1, node: `churn-${i + 100}-${'p'.repeat(40)}`, host: '10.7.1.' + (i + 1), port: 1, publicKey: undefined }) as const));
+  injectSealed(Array.from({ length: 100 }, (_, i) => ({ type: MsgType.Alive, incarnation: 1, node: `churn-${i + 200}-${'p'.repeat(40)}`, host: '10.7.2.' + (i + 1), port: 1, publicKey: undefined }) as const));
+  t.ok(c.members[0]!.m.pendingBroadcasts.membership >= 300, `membership queue holds ${c.members[0]!.m.pendingBroadcasts.membership}`);
+  const obs = { type: MsgType.Observation, observer: 'n0', endpoint: 'svc/10.1.1.1:80', windowEnd: c.clock.now(), requests: 50, errorRate: 1, p99Us: 100, seq: 1, flags: 0, signature: new Uint8Array(64), signed: new Uint8Array(0) } as const;
+  c.members[0]!.m.publishObservation({ ...obs, signed: observationSignedBytes(obs) });
+  c.run(400); // two gossip rounds
+  t.ok(sizes.length > 0);
+  t.ok(Math.max(...sizes) <= 1200, `largest datagram ${Math.max(...sizes)} bytes`);
+  t.ok(sizes.some((s) => s > 1000), 'packets are filled');
+  const firstWithGossip = carried.findIndex((types) => types.includes(MsgType.Alive));
+  t.ok(firstWithGossip >= 0);
+  t.ok(carried.slice(0, firstWithGossip + 1).some((types) => types.includes(MsgType.Observation)), 'the observation rides in the first full packet despite the churn');
   c.shutdown();
 });
