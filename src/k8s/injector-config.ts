@@ -47,6 +47,7 @@ export const injectorConfigSchema = {
       },
     },
     runAsUser: { type: 'integer', minimum: 1, maximum: 2_147_483_647, default: 65532 },
+    adminBindAddress: { enum: ['0.0.0.0', '::'], default: '0.0.0.0', description: 'where the admin port listens (the kubelet probes the pod IP): :: for IPv6-only clusters' },
     noProxy: { type: 'array', items: { type: 'string', minLength: 1, maxLength: 253 }, default: [], maxItems: 256 },
     setHttpProxy: { type: 'boolean', default: true },
     excludeNamespaces: { type: 'array', items: { type: 'string' }, default: [...DEFAULT_EXCLUDED_NAMESPACES] },
@@ -63,6 +64,7 @@ export interface InjectorConfig {
   readonly ports: { readonly admin: number; readonly outbound: number; readonly gossip: number };
   readonly resources: { readonly cpu: string; readonly memory: string; readonly cpuLimit: string; readonly memoryLimit: string };
   readonly runAsUser: number;
+  readonly adminBindAddress: '0.0.0.0' | '::';
   readonly noProxy: readonly string[];
   readonly setHttpProxy: boolean;
   readonly excludeNamespaces: readonly string[];

@@ -149,3 +149,24 @@ t.test('live: namespaced watches see only their namespaces', { timeout: 30_000 }
   t.same([...mesh.snapshot().services.keys()], ['reviews.shop']);
   t.ok(api.requests.every((r) => r.path.includes('/namespaces/shop/')), 'only namespaced paths requested');
 });
+
+t.test('live: periodic re-watch keeps one watch per resource and loses nothing', { timeout: 30_000 }, async (t) => {
+  const api = new FakeApiServer();
+  await api.start();
+  t.teardown(() => api.stop());
+  api.upsert('services', service('shop', 'reviews', [{ port: 9080 }]));
+  api.upsert('endpointslices', endpointSlice('shop', 'reviews', 'a', [{ port: 8080 }], [{ ip: '10.1.0.1' }]));
+  const mesh = new MeshState(systemClock);
+  const disco = startDiscovery({ server: api.url, mesh, debounceMs: 10, rewatchMs: 150 });
+  t.teardown(() => disco.close());
+  await disco.synced;
+  const watches = () => api.requests.filter((r) => r.watch).length;
+  await until('several re-watches', () => watches() >= 8);
+  t.equal(api.requests.filter((r) => !r.watch).length, 2, 'a re-watch resumes from its resourceVersion: no relist');
+  t.ok(api.watchers('services') <= 1 && api.watchers('endpointslices') <= 1, 'no parallel watches pile up');
+  api.upsert('endpointslices', endpointSlice('shop', 'reviews', 'a', [{ port: 8080 }], [{ ip: '10.1.0.1' }, { ip: '10.1.0.2' }]));
+  await until('event after re-watches', () => mesh.snapshot().endpoints.has('reviews.shop/10.1.0.2:8080'));
+  await disco.close();
+  await until('closed', () => api.watchers('services') === 0 && api.watchers('endpointslices') === 0);
+  t.equal(disco.stats().errors, 0, 'our own aborts are not errors');
+});

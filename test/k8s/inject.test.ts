@@ -178,6 +178,17 @@ t.test('annotated path needs the annotation; injector config selects classic', a
   }
 });
 
+t.test('IPv6-only clusters: the admin port can bind ::', async (t) => {
+  const v6 = validateInjectorConfig({ adminBindAddress: '::' });
+  t.ok(v6.valid);
+  if (!v6.valid) return;
+  const { buildSidecar } = await import('../../src/k8s/inject.js');
+  const env = buildSidecar(v6.result, 'native', 'x').env!.find((e) => e.name === 'MESHMEDIC_ADMIN__LISTEN');
+  t.equal(env?.value, '[::]:17000');
+  const { loadSidecarConfig } = await import('../../src/k8s/podinfo.js');
+  t.ok(loadSidecarConfig({ env: { MESHMEDIC_ADMIN__LISTEN: env!.value! } }).config.valid, 'the config accepts it');
+});
+
 t.test('injector config validation names the problem', async (t) => {
   const bad = validateInjectorConfig({ mode: 'sidecar', ports: { admin: 17001, outbound: 17001 }, resources: { cpu: 'lots' }, extra: 1 });
   t.equal(bad.valid, false);
