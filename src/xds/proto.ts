@@ -130,6 +130,7 @@ export function xdsPackageDefinition(): protoLoader.PackageDefinition {
     longs: Number,
     enums: String,
     defaults: false,
+    arrays: true,
     oneofs: true,
     includeDirs: protoIncludeDirs(),
   });
