@@ -100,6 +100,7 @@ export interface AnnotationResult {
 }
 
 const MAX_VALUE_CHARS = 4096;
+const MAX_ANNOTATIONS = 64;
 
 /**
  * Turn a pod's annotations into a config patch. Pure: the same input gives the same output.
@@ -112,7 +113,12 @@ export function annotationsToConfigPatch(annotations: Readonly<Record<string, un
   const applied: Record<string, unknown> = {};
   let patch: ConfigPatch = {};
   if (!annotations || typeof annotations !== 'object') return { patch, warnings, applied };
-  const keys = Object.keys(annotations).filter((k) => k.startsWith(ANNOTATION_PREFIX)).sort(tableOrder);
+  let keys = Object.keys(annotations).filter((k) => k.startsWith(ANNOTATION_PREFIX)).sort(tableOrder);
+  if (keys.length > MAX_ANNOTATIONS) {
+    // Each one costs a schema validation: bound the work a single pod can ask of the webhook.
+    warnings.push(`${keys.length} ${ANNOTATION_PREFIX}* annotations: only the first ${MAX_ANNOTATIONS} (in table order) are read`);
+    keys = keys.slice(0, MAX_ANNOTATIONS);
+  }
   for (const key of keys) {
     const spec = annotationSpec(key);
     const raw = annotations[key];

@@ -75,6 +75,18 @@ for (const row of TABLE) {
   });
 }
 
+t.test('the number of annotations read is bounded', async (t) => {
+  const many: Record<string, string> = { 'meshmedic.io/policy': 'none' };
+  for (let i = 0; i < 500; i++) many[`meshmedic.io/healing.g${i}.k`] = '1';
+  const started = process.hrtime.bigint();
+  const res = annotationsToConfigPatch(many);
+  const ms = Number(process.hrtime.bigint() - started) / 1e6;
+  t.same(res.patch, { healing: { policy: 'none' } }, 'the named annotation (first in table order) still applies');
+  t.match(res.warnings[0], /501 meshmedic\.io\/\* annotations: only the first 64/);
+  t.equal(res.warnings.length, 1 + 63, 'one warning per unknown path read, none for the rest');
+  t.ok(ms < 5000, `bounded time (${ms.toFixed(1)} ms)`);
+});
+
 t.test('annotations are validated against the base config they merge over', async (t) => {
   // The patch alone is fine, but with this base the merged config is what must validate.
   const res = annotationsToConfigPatch({ 'meshmedic.io/policy': 'none' }, { log: { level: 'warn' } });
