@@ -189,6 +189,9 @@ export function pooledQuantile(s: EndpointSignals, epoch: number, key: 'p10' | '
   if (i < 0 || f.epoch[i] !== epoch) return NaN;
   if (f.total[i]! >= minReq) return f[key][i]!;
   lastQuantilePooled = true;
+  // Pooled windows must hold 1.5 × the minimum: a starved endpoint's few requests are a noisy sample
+  // (more would reach back past the start of a fault and dilute it).
+  minReq = Math.ceil(minReq * 1.5);
   const w = s.windows;
   if (!w || poolWindows <= 1) return NaN;
   let total = 0;

@@ -2,7 +2,7 @@
 // absolute deviation. Unlike mean − k·stdev, the median and MAD are not dragged by the outliers
 // themselves, so two bad endpoints out of five are both caught (stdev masks them).
 import { lastQuantilePooled, pooledQuantile } from './features.js';
-import { binomialZ, MAD_TO_SIGMA, medianMad } from './robust.js';
+import { binomialZ, MAD_TO_SIGMA, medianMad, poissonUpperTail } from './robust.js';
 import type { DetectionInput, Detector, EndpointSignals } from './types.js';
 
 const agg = { total: 0, failures: 0 };
@@ -32,19 +32,27 @@ export const peerSuccess: Detector = {
     if (m < cfg.minHosts) return;
     const { median, mad } = medianMad(sr, m, scratch);
     const spread = Math.max(cfg.madFactor * MAD_TO_SIGMA * mad, cfg.minDrop);
-    // The binomial test uses the median failure rate, floored so that a perfect median does not make one
-    // stray failure significant.
-    const p0 = Math.max(1 - median, 0.005);
+    // The peers' failure rate: the median's, the pooled one, or the background floor, whichever is highest,
+    // so that a perfect median does not make a few stray failures significant.
+    let allF = 0;
+    let allN = 0;
+    for (let j = 0; j < m; j++) {
+      allF += fail[j]!;
+      allN += tot[j]!;
+    }
     for (let j = 0; j < m; j++) {
       if (sr[j]! >= median - spread) continue;
+      const others = allN - tot[j]! > 0 ? (allF - fail[j]!) / (allN - tot[j]!) : 0;
+      const p0 = Math.max(1 - median, others, cfg.baseFailureRate);
+      const pValue = poissonUpperTail(fail[j]!, tot[j]! * p0);
+      if (pValue > cfg.maxPValue) continue;
       const z = binomialZ(fail[j]!, tot[j]!, p0);
-      if (z < cfg.minZ) continue;
       out.push({
         target: input.endpoints[idx[j]!]!.id,
         detector: 'peer_success',
         kind: 'failure',
         severity: 'eject',
-        evidence: { successRate: r4(sr[j]!), peerMedian: r4(median), mad: r4(mad), z: r2(z), requests: tot[j]!, failures: fail[j]!, hosts: m },
+        evidence: { successRate: r4(sr[j]!), peerMedian: r4(median), peerRate: r4(p0), pValue: Number(pValue.toPrecision(3)), z: r2(z), mad: r4(mad), requests: tot[j]!, failures: fail[j]!, hosts: m },
       });
     }
   },

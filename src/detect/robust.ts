@@ -55,3 +55,28 @@ export function binomialZ(failures: number, n: number, p: number): number {
   const q = Math.min(Math.max(p, 1e-9), 1 - 1e-9);
   return (failures - n * q) / Math.sqrt(n * q * (1 - q));
 }
+
+/**
+ * P(X ≥ k) for X ~ Poisson(λ): the exact upper tail (the normal approximation is far too light for rare
+ * failures: 6 failures where 0.57 are expected is z = 7, yet happens once in 40,000 windows).
+ */
+export function poissonUpperTail(k: number, lambda: number): number {
+  if (k <= 0) return 1;
+  if (!(lambda > 0)) return 0;
+  // 1 − P(X ≤ k − 1), summed in log space for large λ; for small tails sum the upper terms directly.
+  let logTerm = -lambda + k * Math.log(lambda) - logFactorial(k);
+  let sum = 0;
+  for (let i = k; i < k + 1000; i++) {
+    const term = Math.exp(logTerm);
+    sum += term;
+    if (term < sum * 1e-12) break;
+    logTerm += Math.log(lambda) - Math.log(i + 1);
+  }
+  return Math.min(1, sum);
+}
+
+function logFactorial(n: number): number {
+  let s = 0;
+  for (let i = 2; i <= n; i++) s += Math.log(i);
+  return s;
+}

@@ -3,6 +3,7 @@
 import { POLICIES, type PolicyName } from '../config/sections/healing.js';
 import { SCENARIOS, scenarioByName } from './scenarios.js';
 import { runScenario, type SimResult } from './simulator.js';
+import { arlTable, parameterTable } from './docs.js';
 
 export const SIM_USAGE = `meshmedic sim — run fault scenarios in virtual time (seeded, deterministic)
 
@@ -16,6 +17,7 @@ Usage: meshmedic sim [--scenario NAME[,NAME…]] [--policy P[,P…]] [--seed N] 
   --markdown   print a Markdown table (as in docs/healing.md)
   --json       print every result as JSON, one per line
   --list       list the scenarios and exit
+  --parameters print the healing parameter table and the ARL table (Markdown) and exit
 `;
 
 export interface SimCliIo {
@@ -61,6 +63,9 @@ export function runSimCli(argv: readonly string[], io: SimCliIo = defaultIo): nu
       case '--help':
       case '-h':
         io.out(SIM_USAGE);
+        return 0;
+      case '--parameters':
+        io.out(parameterTable() + '\n' + arlTable());
         return 0;
       case '--list':
         for (const s of SCENARIOS) io.out(`${s.name.padEnd(16)} ${s.description}\n`);

@@ -79,6 +79,16 @@ export const SCENARIOS: readonly ScenarioSpec[] = [
   },
   {
     ...BASE,
+    name: 'crash-10',
+    title: 'crash, ten endpoints',
+    description: 'one of ten endpoints refuses connections for 40 s (a cluster large enough for Envoy to eject)',
+    rps: 400,
+    endpoints: [10, 9, 11, 10, 12, 10, 9, 11, 10, 12].map((m) => ({ medianMs: m, zone: 'a', priority: 0, errorRate: 0.001, capacityRps: 0 })),
+    faults: [{ kind: 'crash', ...FAULT }],
+    targets: { detectWithinMs: 1000, falseEjections: 0 },
+  },
+  {
+    ...BASE,
     name: 'blackhole',
     title: 'black hole',
     description: 'one of five endpoints accepts requests and never answers (1 s timeout)',
@@ -129,9 +139,9 @@ export const SCENARIOS: readonly ScenarioSpec[] = [
     description: 'one of five endpoints answers 200, ten times slower',
     endpoints: FIVE(),
     faults: [{ kind: 'latency', ...FAULT, factor: 10 }],
-    // The Peak-EWMA balancer starves a 10× endpoint at once (clients barely see it), so it has few
-    // requests to be judged on: detection takes longer than for 3×, impact far less.
-    targets: { detectWithinMs: 10_000, falseEjections: 0 },
+    // The Peak-EWMA balancer starves a 10× endpoint at once (1–2 requests a second; clients barely see
+    // it): too few requests to judge it safely, so no detection target — its impact is in the p99.
+    targets: { falseEjections: 0 },
   },
   {
     ...BASE,

@@ -17,7 +17,9 @@ for (const s of SCENARIOS) {
   t.test(`${s.name}: ${s.description}`, async (t) => {
     const { meshmedic: m, envoy: e } = results.get(s.name)!;
     t.equal(m.falseEjections, 0, 'no endpoint without a fault is ejected');
-    t.equal(e.falseEjections, 0, 'envoy-default: no false ejection either');
+    // envoy-default's success-rate test does eject a healthy host now and then when every host is nearly
+    // perfect (crash-10: before the fault); that is Envoy's behaviour, reported, not asserted away.
+    if (s.endpoints.length < 10) t.equal(e.falseEjections, 0, 'envoy-default: nothing ejected below 10 hosts');
     t.equal(m.engineErrors, 0, 'the engine never failed');
     if (s.targets.detectWithinMs !== undefined) {
       t.ok(m.detectMs >= 0 && m.detectMs <= s.targets.detectWithinMs, `detected after ${m.detectMs} ms (target ${s.targets.detectWithinMs} ms)`);
@@ -45,6 +47,18 @@ t.test('gray failure (3× on one of five) is detected within 3 s, across seeds',
     t.ok(r.detectMs >= 0 && r.detectMs <= 3000, `seed ${seed}: ${r.detectMs} ms`);
     t.equal(r.falseEjections, 0);
   }
+});
+
+t.test('gray 10×: the balancer already starves the slow endpoint; client p99 stays at its fault-free level', async (t) => {
+  const m = results.get('gray-10x')!.meshmedic;
+  t.ok(m.p99Ms < 1.2 * results.get('crash')!.meshmedic.p99Ms, `p99 ${m.p99Ms} ms`);
+  t.equal(m.falseEjections, 0);
+});
+
+t.test('crash on ten endpoints: envoy-default ejects (5 consecutive failures), meshmedic sooner and with fewer failures', async (t) => {
+  const { meshmedic: m, envoy: e } = results.get('crash-10')!;
+  t.ok(e.ejections >= 1, 'Envoy can act with 10 hosts');
+  t.ok(m.failed < e.failed, `${m.failed} < ${e.failed}`);
 });
 
 t.test('overload: latency rising everywhere is load — nothing is ejected or de-weighted', async (t) => {
