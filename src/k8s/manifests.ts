@@ -60,6 +60,24 @@ log:
   level: info
 `;
 
+/** Config of the in-cluster xDS/MCP server that istiod reads (70-istio.yaml). */
+export const XDS_MESH_YAML = `# meshmedic as an xDS/MCP config source for istiod: it serves DestinationRules and VirtualServices
+# rendered from what it knows (discovered endpoints, drains; with gossip joined to the sidecars, the
+# mesh-wide ejections). It carries no traffic itself.
+admin:
+  listen: 0.0.0.0:17000
+outbound:
+  enabled: false
+xds:
+  enabled: true
+  listen: 0.0.0.0:17010
+  istio:
+    mcp: true
+    hostSuffix: .svc.cluster.local
+log:
+  level: info
+`;
+
 export function buildManifests(): ManifestFile[] {
   const namespace = new Namespace({
     metadata: { name: NAMESPACE, labels: { 'app.kubernetes.io/name': 'meshmedic', 'meshmedic.io/control-plane': 'true' } },
@@ -267,6 +285,62 @@ export function buildManifests(): ManifestFile[] {
     data: { 'meshmedic.json': JSON.stringify(buildDashboard(), null, 2) + '\n' },
   });
 
+  const xdsLabels = { 'app.kubernetes.io/name': 'meshmedic', 'app.kubernetes.io/component': 'xds' };
+  const xdsConfig = new ConfigMap({
+    metadata: { name: 'meshmedic-xds', namespace: NAMESPACE, labels: xdsLabels },
+    data: { 'mesh.yaml': XDS_MESH_YAML },
+  });
+  const xdsSa = new ServiceAccount({ metadata: { name: 'meshmedic-xds', namespace: NAMESPACE, labels: xdsLabels } });
+  const xdsBinding = new ClusterRoleBinding({
+    metadata: { name: `${DISCOVERY_ROLE}-xds` },
+    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: DISCOVERY_ROLE },
+    subjects: [{ kind: 'ServiceAccount', name: 'meshmedic-xds', namespace: NAMESPACE }],
+  });
+  const xdsDeployment = new Deployment({
+    metadata: { name: 'meshmedic-xds', namespace: NAMESPACE, labels: xdsLabels },
+    spec: {
+      replicas: 1,
+      selector: { matchLabels: xdsLabels },
+      template: {
+        metadata: {
+          labels: { ...xdsLabels, [NAMESPACE_LABEL]: 'false', 'sidecar.istio.io/inject': 'false' },
+          annotations: { 'prometheus.io/scrape': 'true', 'prometheus.io/port': '17000', 'prometheus.io/path': '/metrics' },
+        },
+        spec: {
+          serviceAccountName: 'meshmedic-xds',
+          securityContext: { runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532, seccompProfile: { type: 'RuntimeDefault' } },
+          containers: [
+            {
+              name: 'meshmedic',
+              image: DEFAULT_INJECTOR_CONFIG.image,
+              args: ['run', '--config', '/etc/meshmedic/mesh/mesh.yaml'],
+              env: [
+                { name: 'MESHMEDIC_K8S_DISCOVERY', value: 'true' },
+                { name: 'POD_NAME', valueFrom: { fieldRef: { apiVersion: 'v1', fieldPath: 'metadata.name' } } },
+                { name: 'MESHMEDIC_NODE__ID', value: `${NAMESPACE}/$(POD_NAME)` },
+              ],
+              ports: [
+                { name: 'grpc-xds', containerPort: 17010, protocol: 'TCP' },
+                { name: 'http-admin', containerPort: 17000, protocol: 'TCP' },
+              ],
+              readinessProbe: { httpGet: { path: '/readyz', port: 'http-admin' }, periodSeconds: 5 },
+              livenessProbe: { httpGet: { path: '/healthz', port: 'http-admin' }, periodSeconds: 10 },
+              resources: { requests: { cpu: '100m', memory: '128Mi' }, limits: { memory: '512Mi' } },
+              securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, privileged: false, capabilities: { drop: ['ALL'] } },
+              volumeMounts: [{ name: 'mesh', mountPath: '/etc/meshmedic/mesh', readOnly: true }],
+            },
+          ],
+          volumes: [{ name: 'mesh', configMap: { name: 'meshmedic-xds' } }],
+        },
+      },
+    },
+  });
+  const xdsService = new Service({
+    metadata: { name: 'meshmedic-xds', namespace: NAMESPACE, labels: xdsLabels },
+    // The port name's grpc- prefix tells Istio the protocol.
+    spec: { selector: xdsLabels, ports: [{ name: 'grpc-xds', port: 17010, targetPort: 'grpc-xds', protocol: 'TCP' }] },
+  });
+
   return [
     { file: '00-namespace.yaml', comment: 'The namespace of the injection webhook.', objects: [namespace] },
     { file: '10-rbac.yaml', comment: 'Service accounts and least-privilege RBAC: the webhook needs no API access; discovery reads Services and EndpointSlices.', objects: [webhookSa, discoveryRole] },
@@ -275,6 +349,11 @@ export function buildManifests(): ManifestFile[] {
     { file: '40-mutatingwebhook.yaml', comment: 'Registration with the API server: namespace label or pod annotation opts in; fails open.', objects: [webhookConfig] },
     { file: '50-sample-app.yaml', comment: 'A sample application in an opted-in namespace, tuned by annotations, with its mesh ConfigMap and discovery binding.', objects: [sampleNs, meshConfig, sampleSa, sampleBinding, sampleDeployment, sampleService] },
     { file: '60-grafana-dashboard.yaml', comment: 'The Grafana dashboard as a ConfigMap for the Grafana dashboard sidecar (also in grafana-dashboard.json).', objects: [dashboard] },
+    {
+      file: '70-istio.yaml',
+      comment: 'Istio wiring (optional): meshmedic as an xDS/MCP config source for istiod. Then add to istiod\'s meshConfig:\n#   configSources: [{address: "k8s://"}, {address: "xds://meshmedic-xds.meshmedic.svc:17010"}]',
+      objects: [xdsConfig, xdsSa, xdsBinding, xdsDeployment, xdsService],
+    },
   ];
 }
 

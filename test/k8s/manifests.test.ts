@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { parseAllDocuments } from 'yaml';
 import fjp from 'fast-json-patch';
 import { Pod } from 'kubernetes-models/v1/Pod';
-import { buildManifests, renderManifests, MESH_YAML, INJECTOR_YAML } from '../../src/k8s/manifests.js';
+import { buildManifests, renderManifests, MESH_YAML, INJECTOR_YAML, XDS_MESH_YAML } from '../../src/k8s/manifests.js';
 import { writeManifests } from '../../src/k8s/write-manifests.js';
 import { buildDashboard, dashboardMetricNames } from '../../src/k8s/dashboard.js';
 import { parseConfigText, validateConfig } from '../../src/config/load.js';
@@ -43,6 +43,13 @@ t.test('embedded configs pass meshmedic\'s own validation', async (t) => {
   const injRes = inj.valid ? validateInjectorConfig((inj.result as any).injector) : inj;
   t.ok(injRes.valid, 'injector.yaml valid');
   t.equal(find('ConfigMap', 'meshmedic-mesh').data['mesh.yaml'], MESH_YAML);
+  const xds = parseConfigText(XDS_MESH_YAML);
+  const xdsRes = xds.valid ? validateConfig(xds.result) : xds;
+  t.ok(xdsRes.valid, `the Istio xDS server's mesh.yaml is valid: ${xdsRes.valid ? '' : xdsRes.errors.join('; ')}`);
+  if (xdsRes.valid) {
+    t.equal(xdsRes.result.xds.enabled, true);
+    t.equal(xdsRes.result.xds.istio.mcp, true);
+  }
 });
 
 t.test('webhook registration: fail open, v1 only, re-invocation, the server\'s paths', async (t) => {
