@@ -14,11 +14,11 @@ export const endpointSchema = {
   additionalProperties: false,
   required: ['address'],
   properties: {
-    address: hostPortSchema,
+    address: { ...hostPortSchema, description: 'IP:PORT of the instance (IPv6 in brackets)' },
     locality: localitySchema,
-    priority: { type: 'integer', minimum: 0, maximum: 15, default: 0 },
-    weight: { type: 'integer', minimum: 1, maximum: 10_000, default: 1 },
-    labels: { type: 'object', additionalProperties: { type: 'string', maxLength: 256 }, maxProperties: 64, default: {} },
+    priority: { type: 'integer', minimum: 0, maximum: 15, default: 0, description: '0 is preferred; higher priorities take traffic as lower ones lose health (failover)' },
+    weight: { type: 'integer', minimum: 1, maximum: 10_000, default: 1, description: 'static load-balancing weight' },
+    labels: { type: 'object', additionalProperties: { type: 'string', maxLength: 256 }, maxProperties: 64, default: {}, description: 'free-form labels (e.g. version, used for Istio subsets)' },
   },
 } as const;
 
@@ -29,14 +29,14 @@ export const serviceSchema = {
   properties: {
     name: { type: 'string', pattern: SERVICE_NAME_PATTERN, description: 'a DNS-style service name' },
     protocol: { enum: ['http1', 'h2c'], default: 'http1', description: 'h2c for gRPC upstreams' },
-    endpoints: { type: 'array', items: endpointSchema, maxItems: 10_000 },
+    endpoints: { type: 'array', items: endpointSchema, maxItems: 10_000, description: 'the service\'s instances' },
     routing: {
       type: 'object',
       additionalProperties: false,
       default: {},
       properties: {
-        overprovisioningFactor: { type: 'number', minimum: 1, maximum: 10, default: 1.4 },
-        panicThresholdPct: { type: 'number', minimum: 0, maximum: 100, default: 50 },
+        overprovisioningFactor: { type: 'number', minimum: 1, maximum: 10, default: 1.4, description: 'Envoy overprovisioning: priority 0 sheds traffic once fewer than 1/1.4 = 71.4 % of it is healthy' },
+        panicThresholdPct: { type: 'number', minimum: 0, maximum: 100, default: 50, description: 'below this healthy %, health is ignored and traffic spreads over every endpoint (0 disables panic)' },
       },
     },
     healing: policySettingsSchema,
@@ -53,8 +53,8 @@ export const configSchema = {
       additionalProperties: false,
       default: {},
       properties: {
-        id: { type: 'string', maxLength: 253, default: '' },
-        cluster: { type: 'string', maxLength: 253, default: 'meshmedic' },
+        id: { type: 'string', maxLength: 253, default: '', description: 'this sidecar\'s id in the mesh (xDS node id, gossip name); generated when empty' },
+        cluster: { type: 'string', maxLength: 253, default: 'meshmedic', description: 'the mesh this sidecar belongs to' },
         locality: localitySchema,
       },
     },
@@ -66,13 +66,13 @@ export const configSchema = {
       additionalProperties: false,
       default: {},
       properties: {
-        windowMs: durationMs(1000, 100, 60_000),
-        windows: { type: 'integer', minimum: 2, maximum: 120, default: 10 },
-        tickMs: durationMs(100, 10, 10_000),
+        windowMs: durationMs(1000, 100, 60_000, 'width of one measurement window'),
+        windows: { type: 'integer', minimum: 2, maximum: 120, default: 10, description: 'windows kept per endpoint (memory ≈ 11 KB each)' },
+        tickMs: durationMs(100, 10, 10_000, 'how often detection and healing run (consecutive failures are also checked at once)'),
       },
     },
     healing: { ...policySettingsSchema, default: {} },
-    services: { type: 'array', items: serviceSchema, default: [], maxItems: 10_000 },
+    services: { type: 'array', items: serviceSchema, default: [], maxItems: 10_000, description: 'the services this sidecar routes to (outbound), with their endpoints' },
     xds: xdsSchema,
     gossip: gossipSchema,
     log: logSchema,

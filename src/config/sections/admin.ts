@@ -6,9 +6,9 @@ export const adminSchema = {
   additionalProperties: false,
   default: {},
   properties: {
-    enabled: { type: 'boolean', default: true },
+    enabled: { type: 'boolean', default: true, description: 'serve /healthz, /readyz, /metrics and the /v1 API' },
     listen: { ...hostPortSchema, default: '127.0.0.1:17000' },
-    token: { type: 'string', default: '', description: 'bearer token required by mutating calls when bound off loopback' },
+    token: { type: 'string', default: '', description: 'bearer token for mutating calls (eject, restore, drain); required when listen is off loopback, where without a token they are refused' },
   },
 } as const;
 

@@ -10,11 +10,11 @@ export const localitySchema = {
   type: 'object',
   additionalProperties: false,
   properties: {
-    region: { type: 'string', maxLength: 128, default: '' },
-    zone: { type: 'string', maxLength: 128, default: '' },
-    subzone: { type: 'string', maxLength: 128, default: '' },
+    region: { type: 'string', maxLength: 128, default: '', description: 'region (topology.kubernetes.io/region)' },
+    zone: { type: 'string', maxLength: 128, default: '', description: 'zone (topology.kubernetes.io/zone)' },
+    subzone: { type: 'string', maxLength: 128, default: '', description: 'subzone (e.g. node or rack)' },
   },
   default: {},
 } as const;
 
-export const durationMs = (def: number, min = 0, max = 86_400_000) => ({ type: 'integer', minimum: min, maximum: max, default: def }) as const;
+export const durationMs = (def: number, min = 0, max = 86_400_000, description = '') => ({ type: 'integer', minimum: min, maximum: max, default: def, description }) as const;

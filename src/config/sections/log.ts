@@ -5,7 +5,7 @@ export const logSchema = {
   additionalProperties: false,
   default: {},
   properties: {
-    level: { enum: ['debug', 'info', 'warn', 'error', 'silent'], default: 'info' },
+    level: { enum: ['debug', 'info', 'warn', 'error', 'silent'], default: 'info', description: 'structured JSON logs on stderr at this level and above' },
   },
 } as const;
 

@@ -7,7 +7,7 @@ export const listenersSchema = {
     additionalProperties: false,
     default: {},
     properties: {
-      enabled: { type: 'boolean', default: true },
+      enabled: { type: 'boolean', default: true, description: 'run the outbound listener (the app sends its outbound HTTP and gRPC here)' },
       listen: { ...hostPortSchema, default: '127.0.0.1:17001' },
       defaultService: {
         type: 'string',
@@ -22,10 +22,10 @@ export const listenersSchema = {
     additionalProperties: false,
     default: {},
     properties: {
-      enabled: { type: 'boolean', default: false },
+      enabled: { type: 'boolean', default: false, description: 'run the inbound listener (peers reach the local app through it)' },
       listen: { ...hostPortSchema, default: '127.0.0.1:17006' },
       app: { type: 'string', default: 'http://127.0.0.1:8080', description: 'URL of the local application' },
-      protocol: { enum: ['http1', 'h2c'], default: 'http1' },
+      protocol: { enum: ['http1', 'h2c'], default: 'http1', description: 'how the local app speaks: h2c for gRPC apps' },
     },
   },
 } as const;
@@ -35,17 +35,17 @@ export const proxySchema = {
   additionalProperties: false,
   default: {},
   properties: {
-    connectTimeoutMs: durationMs(1000, 1),
-    headersTimeoutMs: durationMs(15_000, 1),
-    bodyTimeoutMs: durationMs(30_000, 0),
-    idleTimeoutMs: durationMs(60_000, 1),
-    keepAliveTimeoutMs: durationMs(4_000, 1),
-    drainTimeoutMs: durationMs(10_000, 0),
-    maxHeaderBytes: { type: 'integer', minimum: 1024, maximum: 1_048_576, default: 16_384 },
-    connectionsPerEndpoint: { type: 'integer', minimum: 1, maximum: 100_000, default: 256 },
+    connectTimeoutMs: durationMs(1000, 1, 86_400_000, 'upstream TCP connect timeout; exceeded → 503, local-origin failure'),
+    headersTimeoutMs: durationMs(15_000, 1, 86_400_000, 'time for the upstream to send response headers; exceeded → 504'),
+    bodyTimeoutMs: durationMs(30_000, 0, 86_400_000, 'longest silence between response body chunks (0 = none); exceeded → the response is cut'),
+    idleTimeoutMs: durationMs(60_000, 1, 86_400_000, 'downstream connections idle this long are closed'),
+    keepAliveTimeoutMs: durationMs(4_000, 1, 86_400_000, 'idle upstream keep-alive connections are closed after this (below typical server timeouts)'),
+    drainTimeoutMs: durationMs(10_000, 0, 86_400_000, 'on SIGTERM, how long in-flight requests may finish before connections are cut'),
+    maxHeaderBytes: { type: 'integer', minimum: 1024, maximum: 1_048_576, default: 16_384, description: 'largest request head accepted; larger → 431' },
+    connectionsPerEndpoint: { type: 'integer', minimum: 1, maximum: 100_000, default: 256, description: 'upstream keep-alive pool size per endpoint' },
     retryConnectFailures: { type: 'integer', minimum: 0, maximum: 5, default: 2, description: 'retries on another endpoint when the connection is refused (the request was never sent, so any method is safe)' },
-    xForwardedFor: { type: 'boolean', default: true },
-    via: { type: 'boolean', default: true },
+    xForwardedFor: { type: 'boolean', default: true, description: 'append X-Forwarded-For and set X-Forwarded-Proto' },
+    via: { type: 'boolean', default: true, description: 'add a Via header (RFC 9110 §7.6.3)' },
   },
 } as const;
 
