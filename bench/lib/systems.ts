@@ -178,7 +178,10 @@ export function meshmedic(o: { name?: string; policy?: string; env?: Record<stri
         await waitPort(port, '127.0.0.1', 20_000, proc);
       } catch (e) {
         await proc.stop();
-        const log = existsSync(proc.logFile) ? readFileSync(proc.logFile, 'utf8').trim().split('\n').slice(-3).join(' | ') : '';
+        // The most telling line: the first error message, else the last lines.
+        const lines = existsSync(proc.logFile) ? readFileSync(proc.logFile, 'utf8').trim().split('\n') : [];
+        const firstError = lines.find((l) => /error|Error|ERR_/.test(l) && !/^\s+at /.test(l));
+        const log = firstError ? firstError.trim().slice(0, 300) : lines.slice(-3).join(' | ');
         throw new Error(`${(e as Error).message}${log ? `: ${log}` : ''}`);
       }
       const admin = `http://127.0.0.1:${adminPort}`;
