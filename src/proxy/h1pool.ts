@@ -5,7 +5,6 @@
 // Timeouts are checked by one sweep per pool instead of a timer per request.
 import { createRequire } from 'node:module';
 import net from 'node:net';
-import type { Readable } from 'node:stream';
 
 const require = createRequire(import.meta.url);
 // Node's own HTTP parser binding (stable across Node 20/22; used by node:http's client and server).
@@ -39,13 +38,30 @@ export interface H1Handler {
   onError(err: Error): void;
 }
 
+/** Where a request body goes: the pool writes each chunk upstream (false = the source should pause). */
+export interface BodySink {
+  onBodyData(chunk: Buffer): boolean;
+  onBodyEnd(): void;
+  onBodyError(err: Error): void;
+}
+
+/** A request body the pool pulls from (the client connection's parser pushes into it). */
+export interface BodySource {
+  /** Start delivering (buffered chunks first); end or error follow as they happen. */
+  attach(sink: BodySink): void;
+  /** Stop delivering to the current sink (the request ended or failed). */
+  detach(): void;
+  pause(): void;
+  resume(): void;
+}
+
 export interface H1Request {
   readonly method: string;
   readonly path: string;
   /** Flat [name, value, …]; must not carry framing (content-length is kept, transfer-encoding added here). */
   readonly headers: readonly string[];
-  /** Request body stream, or null. With no content-length header it is sent chunked. */
-  readonly body: Readable | null;
+  /** Request body, or null. With no content-length header it is sent chunked. */
+  readonly body: BodySource | null;
 }
 
 export interface H1PoolOptions {
@@ -212,7 +228,7 @@ export class H1Pool {
 }
 
 /** One upstream TCP connection and its parser; serves one request at a time. */
-class H1Conn {
+class H1Conn implements BodySink {
   private readonly pool: H1Pool;
   private socket: net.Socket | null = null;
   private parser: HTTPParserInstance | null = null;
@@ -237,8 +253,8 @@ class H1Conn {
     if (this.socket !== null && !this.dead) this.socket.resume();
   };
   private readonly onBodyDrain = (): void => {
-    const b = this.cur?.req.body;
-    if (b && !this.requestWritten) b.resume();
+    const p = this.bodyOwner;
+    if (p !== null && !this.requestWritten) p.req.body?.resume();
   };
 
   constructor(pool: H1Pool) {
@@ -315,37 +331,46 @@ class H1Conn {
     this.pipeBody(p, body, chunked);
   }
 
-  private pipeBody(p: Pending, body: Readable, chunked: boolean): void {
+  private pipeBody(p: Pending, body: BodySource, chunked: boolean): void {
+    this.bodyChunked = chunked;
+    this.bodyOwner = p;
+    body.attach(this);
+  }
+
+  private bodyChunked = false;
+  private bodyOwner: Pending | null = null;
+
+  // BodySink: the request body flows from the client connection straight to this socket.
+  onBodyData(chunk: Buffer): boolean {
+    if (this.cur !== this.bodyOwner || this.dead) return true;
     const s = this.socket!;
-    const onData = (chunk: Buffer): void => {
-      if (this.cur !== p || this.dead) return;
-      const ok = chunked ? (s.write(`${chunk.length.toString(16)}\r\n`, 'latin1'), s.write(chunk), s.write('\r\n', 'latin1')) : s.write(chunk);
-      if (!ok) body.pause();
-    };
-    const cleanup = (): void => {
-      body.off('data', onData);
-      body.off('end', onEnd);
-      body.off('error', onError);
-      body.off('aborted', onAborted);
-    };
-    const onEnd = (): void => {
-      cleanup();
-      if (this.cur !== p || this.dead) return;
-      if (chunked) s.write('0\r\n\r\n', 'latin1');
-      this.requestWritten = true;
-      this.started = performance.now();
-      this.maybeRelease();
-    };
-    const onError = (err: Error): void => {
-      cleanup();
-      if (this.cur === p) this.fail(err);
-    };
-    const onAborted = (): void => onError(new H1Error('ECONNRESET', 'the client aborted its request body'));
-    body.on('data', onData);
-    body.on('end', onEnd);
-    body.on('error', onError);
-    body.on('aborted', onAborted);
-    if (body.readableEnded) onEnd();
+    if (!this.bodyChunked) return s.write(chunk);
+    s.cork();
+    s.write(`${chunk.length.toString(16)}\r\n`, 'latin1');
+    s.write(chunk);
+    const ok = s.write('\r\n', 'latin1');
+    s.uncork();
+    return ok;
+  }
+
+  onBodyEnd(): void {
+    const p = this.bodyOwner;
+    if (p === null) return;
+    p.req.body?.detach();
+    this.bodyOwner = null;
+    if (this.dead) return;
+    if (this.bodyChunked) this.socket!.write('0\r\n\r\n', 'latin1');
+    this.requestWritten = true;
+    this.started = performance.now();
+    this.maybeRelease();
+  }
+
+  onBodyError(err: Error): void {
+    const p = this.bodyOwner;
+    if (p === null) return;
+    p.req.body?.detach();
+    this.bodyOwner = null;
+    if (this.cur === p) this.fail(err);
   }
 
   private onSocketData(chunk: Buffer): void {
@@ -474,6 +499,10 @@ class H1Conn {
   private fail(err: Error): void {
     const p = this.cur;
     this.cur = null;
+    if (this.bodyOwner !== null) {
+      this.bodyOwner.req.body?.detach();
+      this.bodyOwner = null;
+    }
     this.destroy();
     if (p !== null) p.handler.onError(err);
   }

@@ -8,6 +8,8 @@ export interface RequestScan {
   host: string;
   /** A body follows (Content-Length > 0 or Transfer-Encoding present). */
   hasBody: boolean;
+  /** The client sent `Expect: 100-continue` (the proxy answers it; the field is not forwarded). */
+  expectContinue: boolean;
 }
 
 // Codes of the headers that need attention; 0 = forward unchanged.
@@ -21,6 +23,7 @@ const H_TE = 6;
 const H_CONTENT_LENGTH = 7;
 const H_TRANSFER_ENCODING = 8;
 const H_CONNECTION = 9;
+const H_EXPECT = 10;
 
 /** Classify a header name (any case). Hot: switch on length and first letter before lower-casing. */
 function classify(name: string): number {
@@ -33,7 +36,7 @@ function classify(name: string): number {
     case 4:
       return c === 0x68 && name.toLowerCase() === 'host' ? H_HOST : H_OTHER;
     case 6:
-      return c === 0x65 && name.toLowerCase() === 'expect' ? H_HOP : H_OTHER; // the proxy answers 100-continue itself
+      return c === 0x65 && name.toLowerCase() === 'expect' ? H_EXPECT : H_OTHER; // the proxy answers 100-continue itself
     case 7:
       if (c === 0x74) return name.toLowerCase() === 'trailer' ? H_HOP : H_OTHER;
       if (c === 0x75) return name.toLowerCase() === 'upgrade' ? H_HOP : H_OTHER;
@@ -100,6 +103,7 @@ export function forwardRequestHeaders(raw: readonly string[], scan: RequestScan,
   let via = '';
   scan.host = '';
   scan.hasBody = false;
+  scan.expectContinue = false;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
     const value = raw[i + 1]!;
@@ -132,7 +136,10 @@ export function forwardRequestHeaders(raw: readonly string[], scan: RequestScan,
         out.push(name, value);
         break;
       case H_TRANSFER_ENCODING:
-        scan.hasBody = true; // re-framed upstream by the client library
+        scan.hasBody = true; // re-framed upstream by the client pool
+        break;
+      case H_EXPECT:
+        if (value.toLowerCase() === '100-continue') scan.expectContinue = true;
         break;
       default:
         break; // hop-by-hop: dropped

@@ -1,9 +1,7 @@
-// HTTP/1.1 forwarding: one Http1Exchange per request is the undici dispatch handler (legacy callback API,
-// which hands over raw header buffers without building objects). Bodies stream both ways with backpressure
-// (undici pauses the upstream socket when the client is slow; the client request stream is read by undici
-// only as fast as the upstream accepts it). Every attempt is recorded in the endpoint's windows.
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
+// HTTP/1.1 forwarding: one Http1Exchange per request is the handler of the upstream pool (undici's callback
+// handler shape: onConnect/onHeaders/onData/onComplete/onError). Bodies stream both ways with backpressure:
+// the upstream socket pauses while the client is slow, the client connection pauses while the endpoint is.
+// Every attempt is recorded in the endpoint's windows.
 import { Outcome, outcomeOfStatus } from '../core/types.js';
 import type { ErrorCode } from '../core/errors.js';
 import type { ServiceView } from '../mesh/state.js';
@@ -12,24 +10,10 @@ import { CLIENT_GONE, classifyUpstreamError, errorBody, type FailureClass } from
 import { forwardRequestHeaders, forwardResponseHeaders, type RequestScan } from './headers.js';
 import type { Upstream } from './upstream.js';
 import type { H1Handler, H1Request } from './h1pool.js';
+import type { H1Io } from './h1server.js';
 
-const kExchange = Symbol('meshmedic.exchange');
-type TaggedResponse = ServerResponse & { [kExchange]?: Http1Exchange };
-type TaggedSocket = Socket & { [kExchange]?: Http1Exchange | null };
-
-/**
- * Watch a client connection once (not per request): when it closes, the exchange in flight on it, if
- * any, is cancelled. Called by the listener when it hands a socket to the HTTP/1 server.
- */
-export function watchClientSocket(socket: Socket): void {
-  (socket as TaggedSocket)[kExchange] = null; // watched, idle
-  socket.on('close', onClientSocketClose);
-}
-
-function onClientSocketClose(this: TaggedSocket): void {
-  const ex = this[kExchange];
-  if (ex) ex.clientGone();
-}
+// Reused by every request: filled and read synchronously before any await.
+const scan: RequestScan = { host: '', hasBody: false, expectContinue: false };
 
 // Responses whose first body chunk is held back (see Http1Exchange.onData), flushed once per loop turn.
 let heldQueue: Http1Exchange[] = [];
@@ -41,25 +25,25 @@ function flushHeld(): void {
   for (let i = 0; i < q.length; i++) q[i]!.flushHeld();
 }
 
-// Reused by every request: filled and read synchronously before any await.
-const scan: RequestScan = { host: '', hasBody: false };
+const EMPTY = Buffer.alloc(0);
 
 /** Answer a proxy-generated error as a short JSON body. */
-export function sendError(res: ServerResponse, status: number, code: ErrorCode, message: string, endpoint: string, close = false): void {
-  if (res.headersSent) {
-    res.destroy();
+export function sendError(io: H1Io, status: number, code: ErrorCode, message: string, endpoint: string, close = false): void {
+  if (io.headersSent) {
+    io.destroy();
     return;
   }
   const body = errorBody(code, message, endpoint);
   const headers = ['content-type', 'application/json', 'content-length', String(Buffer.byteLength(body)), 'cache-control', 'no-store'];
   if (close) headers.push('connection', 'close');
-  res.writeHead(status, headers);
-  res.end(body);
+  io.writeHead(status, headers);
+  io.end(body);
 }
 
 /** Entry point for an HTTP/1 request on a listener. */
-export function handleHttp1(core: ProxyCore, role: 'outbound' | 'inbound', req: IncomingMessage, res: ServerResponse): void {
-  const url = req.url ?? '/';
+export function handleHttp1(core: ProxyCore, role: 'outbound' | 'inbound', req: H1Io): void {
+  const res = req;
+  const url = req.url;
   let authority = '';
   let path = url;
   if (url.charCodeAt(0) !== 0x2f /* / */) {
@@ -80,14 +64,15 @@ export function handleHttp1(core: ProxyCore, role: 'outbound' | 'inbound', req: 
       return sendError(res, 400, 'MM_ERR_BAD_REQUEST', `unsupported request target "${url.slice(0, 200)}" (use origin-form or http:// absolute-form)`, '');
     }
   }
-  const headers = forwardRequestHeaders(req.rawHeaders, scan, req.socket.remoteAddress ?? '', authority, core.forward);
+  const headers = forwardRequestHeaders(req.rawHeaders, scan, req.remoteAddress, authority, core.forward);
   const hasBody = scan.hasBody;
   if (scan.host === '' && authority === '' && req.httpVersionMinor === 1 && req.httpVersionMajor === 1) {
     return sendError(res, 400, 'MM_ERR_BAD_REQUEST', 'an HTTP/1.1 request needs a Host header (RFC 9112 §3.2)', '', true);
   }
+  if (scan.expectContinue) req.writeContinue(); // the client waits for it before sending the body
   if (role === 'inbound') {
     const app = core.app!;
-    const ex = new Http1Exchange(core, req, res, null, app, path, headers, hasBody);
+    const ex = new Http1Exchange(core, req, null, app, path, headers, hasBody);
     ex.dispatch();
     return;
   }
@@ -99,22 +84,14 @@ export function handleHttp1(core: ProxyCore, role: 'outbound' | 'inbound', req: 
   const ev = core.balancer.pick(view);
   const up = ev === undefined ? undefined : core.upstream(ev.slot);
   if (up === undefined) return sendError(res, 503, 'MM_ERR_NO_ENDPOINT', `no usable endpoint for service "${view.name}"`, '');
-  const ex = new Http1Exchange(core, req, res, view, up, path, headers, hasBody);
+  const ex = new Http1Exchange(core, req, view, up, path, headers, hasBody);
   ex.dispatch();
 }
-
-function onResponseClose(this: TaggedResponse): void {
-  const ex = this[kExchange];
-  if (ex !== undefined && !this.writableFinished) ex.clientGone();
-}
-
-const EMPTY = Buffer.alloc(0);
 
 /** One forwarded HTTP/1 request: the undici handler for each attempt (a retry reuses it). */
 export class Http1Exchange implements H1Handler {
   private readonly core: ProxyCore;
-  private readonly req: IncomingMessage;
-  private readonly res: TaggedResponse;
+  private readonly io: H1Io;
   private readonly view: ServiceView | null;
   private upstream: Upstream;
   private readonly opts: H1Request;
@@ -127,31 +104,16 @@ export class Http1Exchange implements H1Handler {
   private attempts = 0;
   private failed1 = -1;
   private failed2 = -1;
-  /** First body chunk, held so that a small response goes out as one res.end(chunk). */
+  /** First body chunk, held so that a small response goes out as one write. */
   private held: Buffer | null = null;
-  private socket: TaggedSocket | null;
 
-  constructor(core: ProxyCore, req: IncomingMessage, res: ServerResponse, view: ServiceView | null, upstream: Upstream, path: string, headers: string[], hasBody: boolean) {
+  constructor(core: ProxyCore, io: H1Io, view: ServiceView | null, upstream: Upstream, path: string, headers: string[], hasBody: boolean) {
     this.core = core;
-    this.req = req;
-    this.res = res as TaggedResponse;
+    this.io = io;
     this.view = view;
     this.upstream = upstream;
-    this.opts = { path, method: req.method!, headers, body: hasBody ? req : null };
-    this.res[kExchange] = this;
-    const socket = req.socket as TaggedSocket;
-    if (socket[kExchange] === undefined) {
-      // Not a listener socket (should not happen): watch the response instead.
-      this.socket = null;
-      this.res.on('close', onResponseClose);
-    } else if (socket[kExchange] !== null) {
-      // Pipelined request while another is in flight on the same connection: watch this one separately.
-      this.socket = null;
-      this.res.on('close', onResponseClose);
-    } else {
-      this.socket = socket;
-      socket[kExchange] = this;
-    }
+    this.opts = { path, method: io.method, headers, body: hasBody ? io : null };
+    io.owner = this;
   }
 
   dispatch(): void {
@@ -162,7 +124,6 @@ export class Http1Exchange implements H1Handler {
     this.settled = false;
     this.held = null;
     this.attempts++;
-    if (this.socket !== null) this.socket[kExchange] = this;
     this.core.begin();
     if (up.slot >= 0) this.core.balancer.begin(up.slot);
     try {
@@ -191,14 +152,12 @@ export class Http1Exchange implements H1Handler {
     if (up.slot >= 0) this.core.balancer.observe(up.slot, performance.now() - this.start);
     const headers = forwardResponseHeaders(rawHeaders, this.core.forward);
     if (this.core.draining) headers.push('connection', 'close');
-    const res = this.res;
-    if (statusText !== '') res.statusMessage = statusText;
-    res.writeHead(statusCode, headers);
+    this.io.writeHead(statusCode, headers, statusText);
     return true;
   }
 
   onData(chunk: Buffer): boolean {
-    const res = this.res;
+    const res = this.io;
     if (this.held === null) {
       // Hold the first chunk: when the whole response came in one read (the common small case),
       // onComplete follows at once and writes head + body in a single end() call.
@@ -213,7 +172,7 @@ export class Http1Exchange implements H1Handler {
     if (this.held !== null) this.flushHeld();
     if (res.write(chunk)) return true;
     // Client slower than the endpoint: pause the upstream socket until the client drains.
-    res.once('drain', this.resumeFn!);
+    res.onceDrain(this.resumeFn!);
     return false;
   }
 
@@ -222,21 +181,21 @@ export class Http1Exchange implements H1Handler {
     const h = this.held;
     if (h === null) return;
     this.held = EMPTY;
-    if (!this.res.destroyed && !this.res.writableEnded) this.res.write(h);
+    if (!this.io.destroyed && !this.io.finished) this.io.write(h);
   }
 
   onComplete(_trailers: string[] | null): void {
     const h = this.held;
     this.held = EMPTY;
-    if (h !== null && h !== EMPTY) this.res.end(h);
-    else this.res.end();
+    if (h !== null && h !== EMPTY) this.io.end(h);
+    else this.io.end();
     this.settle(outcomeOfStatus(this.status));
   }
 
   onError(err: Error): void {
-    const res = this.res;
+    const res = this.io;
     // The client went away, or its own request body broke (bad chunking, reset): not the endpoint's fault.
-    if (this.gone || err === CLIENT_GONE || this.req.errored !== null || this.req.readableAborted) {
+    if (this.gone || err === CLIENT_GONE || res.errored !== null) {
       this.settle(Outcome.Cancelled);
       if (!res.writableFinished) res.destroy();
       return;
@@ -272,14 +231,12 @@ export class Http1Exchange implements H1Handler {
   private answerFailure(fc: FailureClass, err: Error): void {
     const id = this.upstream.id;
     const detail = (err as { code?: string }).code ?? err.message;
-    sendError(this.res, fc.status, fc.code, `${fc.what} (${detail}) from ${id}${this.attempts > 1 ? ` after ${this.attempts} attempts` : ''}`, id, this.core.draining);
+    sendError(this.io, fc.status, fc.code, `${fc.what} (${detail}) from ${id}${this.attempts > 1 ? ` after ${this.attempts} attempts` : ''}`, id, this.core.draining);
   }
 
   private settle(outcome: Outcome): void {
     if (this.settled) return;
     this.settled = true;
-    const socket = this.socket;
-    if (socket !== null && socket[kExchange] === this) socket[kExchange] = null;
     const up = this.upstream;
     // Integer µs: a small integer is passed unboxed (a fractional double would be allocated per call).
     up.windows.record(outcome, Math.round((performance.now() - this.start) * 1000), this.core.deps.clock.now());

@@ -1,14 +1,14 @@
 // A proxy listener: one TCP port that accepts HTTP/1.1 and HTTP/2 prior knowledge (h2c). The first bytes
-// of each connection are sniffed for the HTTP/2 preface, then the socket is handed to a node:http or a
-// node:http2 server that never listens itself. Malformed HTTP/1 is answered 400/431 on its own connection.
-import http from 'node:http';
+// of each connection are sniffed for the HTTP/2 preface; HTTP/1 connections are served by H1ServerConn
+// (native llhttp parser, malformed input answered 400/431 on its own connection), HTTP/2 ones are handed to
+// a node:http2 server that never listens itself.
 import http2 from 'node:http2';
 import net from 'node:net';
 import { parseHostPort, formatHostPort } from '../core/address.js';
 import type { ProxyCore } from './core.js';
-import { errorBody } from './failure.js';
 import { handleH2Stream } from './h2.js';
-import { handleHttp1, watchClientSocket } from './http1.js';
+import { handleHttp1 } from './http1.js';
+import { H1ServerConn, type H1Io } from './h1server.js';
 
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
 
@@ -22,68 +22,26 @@ export interface ProxyListener {
 
 function noop(): void {}
 
-/** Raw 400/431 for bytes the HTTP/1 parser rejected (no request object exists). */
-function onClientError(err: NodeJS.ErrnoException & { bytesParsed?: number }, socket: net.Socket): void {
-  const busy = (socket as net.Socket & { _httpMessage?: http.ServerResponse | null })._httpMessage;
-  if (err.code === 'ECONNRESET' || !socket.writable || (busy && busy.headersSent)) {
-    socket.destroy();
-    return;
-  }
-  if (busy) {
-    // The request line and headers were fine but the body is not (bad chunked encoding): answer on the
-    // response object that exists, then close (the stream position is lost).
-    const body = errorBody('MM_ERR_BAD_REQUEST', `malformed request body (${err.code ?? err.message})`, '');
-    busy.writeHead(400, ['content-type', 'application/json', 'content-length', String(Buffer.byteLength(body)), 'connection', 'close']);
-    busy.end(body);
-    return;
-  }
-  let status = 400;
-  let reason = 'Bad Request';
-  let message = `malformed HTTP request (${err.code ?? err.message})`;
-  if (err.code === 'HPE_HEADER_OVERFLOW') {
-    status = 431;
-    reason = 'Request Header Fields Too Large';
-    message = 'request headers exceed the configured maximum (proxy.maxHeaderBytes)';
-  } else if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
-    status = 408;
-    reason = 'Request Timeout';
-    message = 'the request headers did not arrive in time';
-  }
-  const body = errorBody('MM_ERR_BAD_REQUEST', message, '');
-  socket.end(`HTTP/1.1 ${status} ${reason}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
-  socket.destroySoon?.();
-}
-
 export async function startListener(core: ProxyCore, role: 'outbound' | 'inbound', listen: string): Promise<ProxyListener> {
   const hp = parseHostPort(listen, { allowPortZero: true });
   if (typeof hp === 'string') throw new Error(`${role}.listen: ${hp}`);
   const cfg = core.deps.config.proxy;
   const log = core.deps.log.child({ listener: role });
 
-  const h1 = http.createServer(
-    {
-      maxHeaderSize: cfg.maxHeaderBytes,
-      requestTimeout: 0, // long uploads are bounded by the idle timeout instead
-      headersTimeout: Math.min(60_000, cfg.idleTimeoutMs),
-      keepAliveTimeout: cfg.idleTimeoutMs,
-      noDelay: true,
-      requireHostHeader: false, // answered by the proxy with a JSON 400 instead of an empty one
-      connectionsCheckingInterval: 1_000,
-    },
-    (req, res) => handleHttp1(core, role, req, res),
-  );
-  h1.timeout = cfg.idleTimeoutMs;
-  h1.on('clientError', onClientError);
-  h1.on('upgrade', (req: http.IncomingMessage, socket: net.Socket) => {
-    const body = errorBody('MM_ERR_BAD_REQUEST', `protocol upgrade to "${String(req.headers.upgrade).slice(0, 50)}" is not supported`, '');
-    socket.end(`HTTP/1.1 501 Not Implemented\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
-  });
-  h1.on('connect', (_req: http.IncomingMessage, socket: net.Socket) => {
-    const body = errorBody('MM_ERR_BAD_REQUEST', 'CONNECT is not supported', '');
-    socket.end(`HTTP/1.1 405 Method Not Allowed\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
-  });
-  // The HTTP server never listens; 'listening' starts its connection tracking (header/idle timeouts).
-  h1.emit('listening');
+  const h1Opts = { maxHeaderBytes: cfg.maxHeaderBytes, idleTimeoutMs: cfg.idleTimeoutMs };
+  const h1Conns = new Set<H1ServerConn>();
+  const onH1Request = (io: H1Io): void => {
+    try {
+      handleHttp1(core, role, io);
+    } catch (err) {
+      log.error('request handler failed', { err });
+      io.destroy();
+    }
+  };
+  const onH1Close = (c: H1ServerConn): void => {
+    h1Conns.delete(c);
+  };
+  let draining = false;
 
   const h2 = http2.createServer({
     settings: { maxHeaderListSize: cfg.maxHeaderBytes, enablePush: false },
@@ -143,8 +101,9 @@ export async function startListener(core: ProxyCore, role: 'outbound' | 'inbound
           // The http2 session reads what is buffered on the socket itself; it must not be resumed here.
           h2.emit('connection', socket);
         } else {
-          watchClientSocket(socket);
-          h1.emit('connection', socket);
+          const c = new H1ServerConn(socket, onH1Request, h1Opts, onH1Close);
+          h1Conns.add(c);
+          if (draining) c.draining = true;
           socket.resume();
         }
       } catch (err) {
@@ -174,12 +133,15 @@ export async function startListener(core: ProxyCore, role: 'outbound' | 'inbound
     close(deadlineMs: number): Promise<void> {
       closing ??= (async () => {
         core.draining = true;
+        draining = true;
         server.close();
-        h1.closeIdleConnections();
+        // Idle keep-alive connections close now; busy ones after their response (sent with connection: close).
+        for (const c of h1Conns) {
+          c.draining = true;
+          c.whenIdle((idle) => idle.socket.end());
+        }
         for (const s of sessions) s.close(); // GOAWAY: open streams finish
         await core.whenIdle(deadlineMs);
-        h1.close();
-        h1.closeAllConnections();
         for (const s of sessions) s.destroy();
         for (const s of sockets) s.destroy();
       })();

@@ -1,6 +1,7 @@
 // Malformed HTTP is answered 400/431 on its own connection without harming others; random bytes never
 // crash the listener.
 import http from 'node:http';
+import net from 'node:net';
 import { randomBytes } from 'node:crypto';
 import t from 'tap';
 import { backend, rawExchange, request, startTestProxy } from './helpers.js';
@@ -71,4 +72,39 @@ t.test('random bytes never crash the listener', async (t) => {
   const r = await request(p.port, { headers: { host: 'svc' } });
   t.equal(r.status, 200, 'still serving after 90 junk connections');
   t.equal(p.handle.core.inflight, 0);
+});
+
+t.test('pipelined requests are answered in order; Expect: 100-continue is answered by the proxy', async (t) => {
+  const b = await backend((req, res) => {
+    let body = '';
+    req.on('data', (c) => (body += c));
+    req.on('end', () => res.end(`${req.url}:${body}`));
+  });
+  const p = await startTestProxy({ services: [{ name: 'svc', endpoints: [{ address: `127.0.0.1:${b.port}` }] }] });
+  t.teardown(async () => {
+    await p.close();
+    await b.close();
+  });
+  const two = await rawExchange(p.port, 'GET /first HTTP/1.1\r\nHost: svc\r\n\r\nPOST /second HTTP/1.1\r\nHost: svc\r\nContent-Length: 3\r\n\r\nabcGET /third HTTP/1.1\r\nHost: svc\r\nConnection: close\r\n\r\n', 3000);
+  const bodies = [...two.matchAll(/\/(first|second|third):([a-z]*)/g)].map((m) => m[0]);
+  t.same(bodies, ['/first:', '/second:abc', '/third:'], 'three pipelined responses in order');
+  const cont = await new Promise<string>((resolve) => {
+    const s = net.connect(p.port, '127.0.0.1');
+    let data = '';
+    s.on('data', (c) => {
+      data += c.toString('latin1');
+      if (data.startsWith('HTTP/1.1 100 Continue\r\n\r\n') && !data.includes('/up')) s.write('hello');
+      if (data.includes('/up:hello')) {
+        s.destroy();
+        resolve(data);
+      }
+    });
+    s.setTimeout(3000, () => {
+      s.destroy();
+      resolve(data);
+    });
+    s.write('POST /up HTTP/1.1\r\nHost: svc\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n');
+  });
+  t.match(cont, /^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200 /, 'interim 100 then the answer');
+  t.match(cont, /\/up:hello/);
 });

@@ -1,0 +1,450 @@
+// The HTTP/1.1 side of a listener: one H1ServerConn per client connection, parsing requests with Node's
+// native llhttp parser (the same strict parser node:http uses: smuggling, bad lengths, bad chunking and
+// oversized headers are rejected) and writing responses straight to the socket. It replaces node:http's
+// IncomingMessage/ServerResponse machinery, which cost about as much CPU per request as the rest of the
+// proxy together (see docs/proxy.md). Requests on a connection are served in order, one at a time.
+import { createRequire } from 'node:module';
+import type { Socket } from 'node:net';
+import { errorBody } from './failure.js';
+import type { BodySink, BodySource } from './h1pool.js';
+
+const require = createRequire(import.meta.url);
+const { HTTPParser, methods } = require('_http_common') as { HTTPParser: ParserCtor; methods: string[] };
+
+interface ParserInstance {
+  initialize(type: number, resource: object, maxHeaderSize: number, lenient: number): void;
+  execute(data: Buffer): number | (Error & { code?: string });
+  remove(): void;
+  free(): void;
+  [key: number]: unknown;
+}
+interface ParserCtor {
+  new (): ParserInstance;
+  REQUEST: number;
+  kOnHeaders: number;
+  kOnHeadersComplete: number;
+  kOnBody: number;
+  kOnMessageComplete: number;
+  kOnExecute: number;
+  kLenientNone: number;
+}
+
+export interface H1ServerOptions {
+  readonly maxHeaderBytes: number;
+  /** A connection with no traffic for this long is closed. */
+  readonly idleTimeoutMs: number;
+}
+
+/** What the forwarder needs from a request and its response: one object per request. */
+export class H1Io implements BodySource {
+  readonly conn: H1ServerConn;
+  readonly method: string;
+  readonly url: string;
+  readonly rawHeaders: string[];
+  readonly httpVersionMajor: number;
+  readonly httpVersionMinor: number;
+  readonly remoteAddress: string;
+  /** The client may keep the connection after this exchange. */
+  keepAlive: boolean;
+  /** The forwarder's exchange (for client-gone notification). */
+  owner: { clientGone(): void } | null = null;
+  // request body
+  bodyComplete = false;
+  /** Set when the request body broke (client reset, malformed chunking): not the endpoint's fault. */
+  errored: Error | null = null;
+  private sink: BodySink | null = null;
+  private buffered: Buffer[] | null = null;
+  // response
+  headersSent = false;
+  finished = false;
+  destroyed = false;
+  private head: string | null = null;
+  private chunked = false;
+  private noBody = false;
+  private drainFn: (() => void) | null = null;
+
+  constructor(conn: H1ServerConn, method: string, url: string, rawHeaders: string[], major: number, minor: number, keepAlive: boolean) {
+    this.conn = conn;
+    this.method = method;
+    this.url = url;
+    this.rawHeaders = rawHeaders;
+    this.httpVersionMajor = major;
+    this.httpVersionMinor = minor;
+    this.keepAlive = keepAlive;
+    this.remoteAddress = conn.remoteAddress;
+  }
+
+  // --- BodySource (read by the upstream pool) ---
+  get ended(): boolean {
+    return this.bodyComplete && this.buffered === null;
+  }
+
+  attach(sink: BodySink): void {
+    this.sink = sink;
+    const b = this.buffered;
+    this.buffered = null;
+    let ok = true;
+    if (b !== null) for (const c of b) ok = sink.onBodyData(c) && ok;
+    if (this.errored !== null) sink.onBodyError(this.errored);
+    else if (this.bodyComplete) sink.onBodyEnd();
+    else if (ok) this.conn.resumeReading();
+  }
+
+  detach(): void {
+    this.sink = null;
+  }
+
+  pause(): void {
+    this.conn.pauseReading();
+  }
+
+  resume(): void {
+    this.conn.resumeReading();
+  }
+
+  /** Called by the connection's parser. */
+  pushBody(chunk: Buffer): void {
+    const s = this.sink;
+    if (s === null) {
+      // Nobody reads yet (the endpoint is still connecting): keep this chunk, stop reading more.
+      (this.buffered ??= []).push(chunk);
+      this.conn.pauseReading();
+      return;
+    }
+    if (!s.onBodyData(chunk)) this.conn.pauseReading();
+  }
+
+  endBody(): void {
+    this.bodyComplete = true;
+    this.sink?.onBodyEnd();
+  }
+
+  failBody(err: Error): void {
+    if (this.errored !== null || this.bodyComplete) return;
+    this.errored = err;
+    this.sink?.onBodyError(err);
+  }
+
+  // --- response (written by the forwarder) ---
+  /** Queue the status line and headers; they go out with the first body bytes (one write). */
+  writeHead(status: number, headers: readonly string[], statusText = ''): void {
+    if (this.headersSent) throw new Error('headers already sent');
+    this.headersSent = true;
+    const noBody = this.method === 'HEAD' || status === 204 || status === 304 || (status >= 100 && status < 200);
+    this.noBody = noBody;
+    let h = `HTTP/1.1 ${status} ${statusText || STATUS_TEXT[status] || 'Unknown'}\r\n`;
+    let hasLength = false;
+    let closeAsked = false;
+    for (let i = 0; i < headers.length; i += 2) {
+      const name = headers[i]!;
+      const value = headers[i + 1]!;
+      if (name.length === 14 && name.toLowerCase() === 'content-length') hasLength = true;
+      else if (name.length === 10 && name.toLowerCase() === 'connection') {
+        if (value.toLowerCase() === 'close') closeAsked = true;
+        continue; // written once below
+      }
+      h += `${name}: ${value}\r\n`;
+    }
+    if (closeAsked || this.conn.draining) this.keepAlive = false;
+    if (!hasLength && !noBody) {
+      if (this.httpVersionMinor >= 1) {
+        this.chunked = true;
+        h += 'transfer-encoding: chunked\r\n';
+      } else this.keepAlive = false; // HTTP/1.0: the body ends with the connection
+    }
+    h += this.keepAlive ? '\r\n' : 'connection: close\r\n\r\n';
+    this.head = h;
+  }
+
+  /** Write body bytes; false when the client is slow (wait for onceDrain). */
+  write(chunk: Buffer): boolean {
+    if (this.finished || this.destroyed) return true;
+    const s = this.conn.socket;
+    const head = this.head;
+    this.head = null;
+    if (this.noBody) {
+      if (head !== null) return s.write(head, 'latin1');
+      return true;
+    }
+    if (this.chunked) {
+      s.cork();
+      if (head !== null) s.write(head, 'latin1');
+      s.write(`${chunk.length.toString(16)}\r\n`, 'latin1');
+      s.write(chunk);
+      const ok = s.write('\r\n', 'latin1');
+      s.uncork();
+      return ok;
+    }
+    if (head === null) return s.write(chunk);
+    return s.write(joinHead(head, chunk));
+  }
+
+  /** Finish the response (with a last chunk, if given). */
+  end(chunk?: Buffer | string): void {
+    if (this.finished || this.destroyed) return;
+    const s = this.conn.socket;
+    const body = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+    const head = this.head;
+    this.head = null;
+    this.finished = true;
+    if (this.noBody) {
+      if (head !== null) s.write(head, 'latin1');
+    } else if (this.chunked) {
+      s.cork();
+      if (head !== null) s.write(head, 'latin1');
+      if (body !== undefined && body.length > 0) {
+        s.write(`${body.length.toString(16)}\r\n`, 'latin1');
+        s.write(body);
+        s.write('\r\n0\r\n\r\n', 'latin1');
+      } else s.write('0\r\n\r\n', 'latin1');
+      s.uncork();
+    } else if (head !== null) {
+      s.write(body !== undefined && body.length > 0 ? joinHead(head, body) : Buffer.from(head, 'latin1'));
+    } else if (body !== undefined && body.length > 0) s.write(body);
+    this.conn.responseDone(this);
+  }
+
+  /** Abort: the connection is closed (mid-body failures can only be signalled this way in HTTP/1). */
+  destroy(): void {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    this.conn.socket.destroy();
+  }
+
+  onceDrain(fn: () => void): void {
+    this.drainFn = fn;
+  }
+
+  /** The socket drained. */
+  drained(): void {
+    const fn = this.drainFn;
+    this.drainFn = null;
+    if (fn !== null) fn();
+  }
+
+  /** An interim 100 Continue for a client that sent Expect: 100-continue. */
+  writeContinue(): void {
+    if (!this.headersSent) this.conn.socket.write('HTTP/1.1 100 Continue\r\n\r\n', 'latin1');
+  }
+
+  get writableFinished(): boolean {
+    return this.finished;
+  }
+}
+
+function joinHead(head: string, body: Buffer): Buffer {
+  const n = head.length;
+  const out = Buffer.allocUnsafe(n + body.length);
+  out.write(head, 0, n, 'latin1');
+  body.copy(out, n);
+  return out;
+}
+
+export type RequestHandler = (io: H1Io) => void;
+
+/** One client connection speaking HTTP/1.x. */
+export class H1ServerConn {
+  readonly socket: Socket;
+  readonly remoteAddress: string;
+  draining = false;
+  private readonly handler: RequestHandler;
+  private parser: ParserInstance | null;
+  /** The exchange being answered, then those pipelined behind it. */
+  private cur: H1Io | null = null;
+  private queue: H1Io[] | null = null;
+  /** The request whose body the parser is reading now (may be queued behind `cur`). */
+  private reading: H1Io | null = null;
+  private extraHeaders: string[] | null = null;
+  private extraUrl = '';
+  private closed = false;
+  private readPaused = false;
+  private onIdle: ((c: H1ServerConn) => void) | null = null;
+
+  constructor(socket: Socket, handler: RequestHandler, opts: H1ServerOptions, onClose: (c: H1ServerConn) => void) {
+    this.socket = socket;
+    this.remoteAddress = socket.remoteAddress ?? '';
+    this.handler = handler;
+    const p = new HTTPParser();
+    p.initialize(HTTPParser.REQUEST, {}, opts.maxHeaderBytes, HTTPParser.kLenientNone);
+    p[HTTPParser.kOnHeaders] = (headers: string[], url: string) => {
+      (this.extraHeaders ??= []).push(...headers);
+      this.extraUrl += url;
+    };
+    p[HTTPParser.kOnHeadersComplete] = (major: number, minor: number, headers: string[] | undefined, method: number, url: string | undefined, _s: unknown, _m: unknown, upgrade: boolean, keepAlive: boolean) =>
+      this.onHeadersComplete(major, minor, headers, method, url, upgrade, keepAlive);
+    p[HTTPParser.kOnBody] = (b: Buffer) => this.reading?.pushBody(b);
+    p[HTTPParser.kOnMessageComplete] = () => {
+      const r = this.reading;
+      this.reading = null;
+      r?.endBody();
+    };
+    p[HTTPParser.kOnExecute] = noop;
+    this.parser = p;
+    socket.setNoDelay(true);
+    socket.setTimeout(opts.idleTimeoutMs);
+    socket.on('timeout', () => socket.destroy());
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('drain', () => this.cur?.drained());
+    socket.on('error', noop); // 'close' follows
+    socket.on('close', () => {
+      this.closeNow();
+      onClose(this);
+    });
+  }
+
+  /** Called once when the connection has nothing in flight (for drain). */
+  whenIdle(fn: ((c: H1ServerConn) => void) | null): void {
+    this.onIdle = fn;
+    if (fn !== null && this.cur === null) fn(this);
+  }
+
+  get busy(): boolean {
+    return this.cur !== null;
+  }
+
+  private onData(chunk: Buffer): void {
+    const p = this.parser;
+    if (p === null) return;
+    const ret = p.execute(chunk);
+    if (typeof ret !== 'number') this.onParseError(ret);
+  }
+
+  private onHeadersComplete(major: number, minor: number, headers: string[] | undefined, method: number, url: string | undefined, upgrade: boolean, keepAlive: boolean): number {
+    let raw = headers ?? [];
+    if (this.extraHeaders !== null) {
+      raw = headers === undefined ? this.extraHeaders : this.extraHeaders.concat(headers);
+      this.extraHeaders = null;
+    }
+    const target = url ?? this.extraUrl;
+    this.extraUrl = '';
+    const name = methods[method] ?? 'GET';
+    if (upgrade) {
+      const what = name === 'CONNECT' ? 'CONNECT is not supported' : 'protocol upgrades are not supported';
+      this.rawError(name === 'CONNECT' ? 405 : 501, what);
+      return 1;
+    }
+    const io = new H1Io(this, name, target, raw, major, minor, keepAlive && !this.draining);
+    this.reading = io;
+    if (this.cur === null) {
+      this.cur = io;
+      this.handler(io);
+    } else {
+      // Pipelined: answered after the ones before it; stop reading more until then.
+      (this.queue ??= []).push(io);
+      this.pauseReading();
+    }
+    return 0;
+  }
+
+  /** The current exchange's response is complete: next request, or close. */
+  responseDone(io: H1Io): void {
+    if (io !== this.cur) return;
+    this.cur = null;
+    if (!io.keepAlive || (!io.bodyComplete && io.errored === null)) {
+      // Closing: either asked for, or the request body was not read to its end (position unknown).
+      this.socket.end();
+      this.parser = null;
+      return;
+    }
+    const next = this.queue?.shift();
+    if (next !== undefined) {
+      this.cur = next;
+      if (this.queue!.length === 0) this.queue = null;
+      this.resumeReading();
+      this.handler(next);
+      return;
+    }
+    this.resumeReading();
+    if (this.onIdle !== null) this.onIdle(this);
+  }
+
+  pauseReading(): void {
+    if (!this.readPaused && !this.closed) {
+      this.readPaused = true;
+      this.socket.pause();
+    }
+  }
+
+  resumeReading(): void {
+    if (this.readPaused && !this.closed) {
+      this.readPaused = false;
+      this.socket.resume();
+    }
+  }
+
+  private onParseError(err: Error & { code?: string }): void {
+    const parser = this.parser;
+    this.parser = null;
+    freeParser(parser);
+    const reading = this.reading;
+    this.reading = null;
+    if (reading !== null && reading === this.cur && !reading.headersSent) {
+      // Headers were fine, the body is not (bad chunking): answer on this exchange, then close.
+      reading.keepAlive = false;
+      const body = errorBody('MM_ERR_BAD_REQUEST', `malformed request body (${err.code ?? err.message})`, '');
+      reading.writeHead(400, ['content-type', 'application/json', 'content-length', String(Buffer.byteLength(body))]);
+      reading.end(body);
+      reading.failBody(err);
+      return;
+    }
+    if (reading !== null) reading.failBody(err);
+    if (this.cur !== null) {
+      // A response is under way: the connection cannot carry an error answer any more.
+      this.socket.destroy();
+      return;
+    }
+    let status = 400;
+    let message = `malformed HTTP request (${err.code ?? err.message})`;
+    if (err.code === 'HPE_HEADER_OVERFLOW') {
+      status = 431;
+      message = 'request headers exceed the configured maximum (proxy.maxHeaderBytes)';
+    }
+    this.rawError(status, message);
+  }
+
+  /** Answer outside any exchange (parse errors, upgrades) and close. */
+  private rawError(status: number, message: string): void {
+    this.parser = null;
+    const body = errorBody('MM_ERR_BAD_REQUEST', message, '');
+    if (this.cur === null && !this.closed) {
+      this.socket.end(`HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Error'}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`, 'latin1');
+    } else this.socket.destroy();
+  }
+
+  private closeNow(): void {
+    if (this.closed) return;
+    this.closed = true;
+    const gone = new Error('the client closed the connection');
+    const all = this.cur === null ? [] : [this.cur];
+    if (this.queue !== null) all.push(...this.queue);
+    this.cur = null;
+    this.queue = null;
+    for (const io of all) {
+      io.destroyed = true;
+      if (!io.bodyComplete) io.failBody(Object.assign(gone, { code: 'ECONNRESET' }));
+      if (!io.finished) io.owner?.clientGone();
+    }
+    freeParser(this.parser);
+    this.parser = null;
+  }
+}
+
+function freeParser(p: ParserInstance | null): void {
+  if (p === null) return;
+  try {
+    p.remove();
+    p.free();
+  } catch {
+    // already released
+  }
+}
+
+function noop(): void {}
+
+const STATUS_TEXT: Record<number, string> = {
+  100: 'Continue', 200: 'OK', 201: 'Created', 202: 'Accepted', 204: 'No Content', 206: 'Partial Content',
+  301: 'Moved Permanently', 302: 'Found', 303: 'See Other', 304: 'Not Modified', 307: 'Temporary Redirect', 308: 'Permanent Redirect',
+  400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 405: 'Method Not Allowed', 408: 'Request Timeout',
+  409: 'Conflict', 413: 'Content Too Large', 429: 'Too Many Requests', 431: 'Request Header Fields Too Large',
+  500: 'Internal Server Error', 501: 'Not Implemented', 502: 'Bad Gateway', 503: 'Service Unavailable', 504: 'Gateway Timeout',
+};
