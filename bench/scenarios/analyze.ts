@@ -20,7 +20,8 @@ export interface ScenarioMetrics {
    * null = that never happened during the fault.
    */
   detectMs: number | null;
-  /** Affected events (requests) before that moment: the "within N requests" figure. */
+  /** Requests hurt before that moment (failed, answered by a faulty endpoint, or slower than SLOW_MS),
+   *  counted once each from the client's records: the "within N requests" figure. */
   detectRequests: number | null;
   /** First ejection of a faulty endpoint the system itself reported, after the fault began. */
   reportedDetectMs: number | null;
@@ -40,6 +41,8 @@ export interface ScenarioMetrics {
 const WINDOW_MS = 1000;
 /** Requests the generator sent later than this (it was starved of CPU) are left out of every figure. */
 export const MAX_LATE_MS = 200;
+/** A request this slow was hurt by the fault even if it finally succeeded (retried after a timeout). */
+export const SLOW_MS = 1000;
 
 /** Index of the first element ≥ x in an ascending array. */
 function lowerBound(a: readonly number[], x: number): number {
@@ -90,7 +93,19 @@ export function analyzeScenario(sc: Scenario, rec: LoadRecords, logs: readonly A
     else {
       for (let k = 0; k < ev.length; k++) {
         if (ev[k] + WINDOW_MS > E) break;
-        if ((k + 1 < ev.length ? ev[k + 1] : E) - ev[k] >= WINDOW_MS && laneFlowing(ev[k])) { detectMs = Math.round(ev[k] - F); detectRequests = k + 1; break; }
+        if ((k + 1 < ev.length ? ev[k + 1] : E) - ev[k] >= WINDOW_MS && laneFlowing(ev[k])) { detectMs = Math.round(ev[k] - F); break; }
+      }
+      if (detectMs !== null) {
+        // Requests hurt before that moment, from the client's side (each counted once): failed,
+        // answered by a faulty endpoint, or slowed past SLOW_MS (e.g. retried after a timeout).
+        const faultyIx = new Set(rec.backends.map((b, i) => (faultyAddr.has(b) ? i : -1)).filter((i) => i >= 0));
+        let n = 0;
+        for (let i = 0; i < rec.sched.length; i++) {
+          const at = start + rec.sched[i];
+          if (at < F || at > F + detectMs || lateness(rec, i) > MAX_LATE_MS) continue;
+          if (isFailure(rec.status[i]) || faultyIx.has(rec.backend[i]) || rec.lat[i] >= SLOW_MS) n++;
+        }
+        detectRequests = n;
       }
     }
     if (ejections) {

@@ -90,3 +90,13 @@ t.test('requests the generator sent late are left out and counted', async (t) =>
   t.equal(m.failed, 0, 'failures of late requests are not charged to the system');
   t.equal(m.lateRequests, 100);
 });
+
+t.test('a 5xx from the faulty endpoint is one hurt request, not two', async (t) => {
+  const rec = records((ms) => ms >= 2000 && ms < 2100 && ms % 25 === 0);
+  rec.backends.push(addr(0));
+  for (let i = 0; i < rec.sched.length; i++) if (rec.status[i] === 503) rec.backend[i] = 0;
+  const logs = [logOf(0, [...every(0, 2100, 25), ...every(6200, 9000, 25)]), ...[1, 2, 3, 4].map((i) => logOf(i, every(0, 9000, 20)))];
+  const m = analyzeScenario(sc, rec, logs, []);
+  t.equal(m.detectMs, 75);
+  t.equal(m.detectRequests, 4, 'four failed requests, each also in the backend log, counted once');
+});
