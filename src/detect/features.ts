@@ -191,18 +191,25 @@ export function pooledQuantile(s: EndpointSignals, epoch: number, key: 'p10' | '
   lastQuantilePooled = true;
   // Pooled windows must hold 1.5 × the minimum: a starved endpoint's few requests are a noisy sample
   // (more would reach back past the start of a fault and dilute it).
-  minReq = Math.ceil(minReq * 1.5);
   const w = s.windows;
   if (!w || poolWindows <= 1) return NaN;
+  // The pool must also reach back to an anchor: a window that had the minimum on its own. Windows hold
+  // requests by completion time, so after a burst sent while the balancer briefly favoured a starved
+  // endpoint, the next windows hold only the burst's slow tail; pooled with the burst's own window, the
+  // sample is whole again. (A gray failure's first window after the fault is such an anchor.)
+  const anchorMin = minReq;
+  minReq = Math.ceil(minReq * 1.5);
   let total = 0;
+  let anchored = false;
   let k = 0;
   for (; k < Math.min(poolWindows, f.size, w.opts.windows - 1); k++) {
     const j = f.index(k);
     if (f.epoch[j]! !== epoch - k) break;
     total += f.total[j]!;
-    if (total >= minReq) break;
+    if (f.total[j]! >= anchorMin) anchored = true;
+    if (total >= minReq && anchored) break;
   }
-  if (total < minReq) return NaN;
+  if (total < minReq || !anchored) return NaN;
   let n = 0;
   for (let a = 0; a <= k; a++) {
     const h = w.windowHistogram(epoch - a);

@@ -147,16 +147,24 @@ t.test('peer_latency: a moderately slower endpoint is de-weighted, not ejected',
   t.ok(v[0]!.weight! > 0.5 && v[0]!.weight! < 0.65, `weight ${v[0]!.weight}`);
 });
 
-t.test('peer_latency: a starved endpoint is judged on pooled windows', async (t) => {
+t.test('peer_latency: a starved endpoint is judged on pooled windows anchored on a full one', async (t) => {
+  // A gray failure: one full window of slow requests, then the balancer starves the endpoint.
   const all = [10_000, 10_000, 10_000, 10_000, 10_000].map((_, i) => signals(`e${i}`));
   let v: Verdict[] = [];
-  for (let e = 0; e <= 5; e++) {
-    all.forEach((s, i) => fill(s, e, i === 0 ? 4 : 40, 0, around(i === 0 ? 40_000 : 10_000)));
+  for (let e = 0; e <= 2; e++) {
+    all.forEach((s, i) => fill(s, e, i === 0 ? (e === 0 ? 12 : 4) : 40, 0, around(i === 0 ? 40_000 : 10_000)));
     close(all, e);
     v = run(peerLatency, input(all, e));
   }
-  t.equal(v.length, 1, '4 requests a window, pooled to ≥ 15 (1.5 × minRequests)');
+  t.equal(v.length, 1, '4 requests a window, pooled with the full window before');
   t.equal(v[0]!.target, 'e0');
+  // Only the slow tail of an earlier burst (no full window to anchor the pool): no verdict.
+  const tail = [10_000, 10_000, 10_000, 10_000, 10_000].map((_, i) => signals(`e${i}`));
+  for (let e = 0; e <= 5; e++) {
+    tail.forEach((s, i) => fill(s, e, i === 0 ? 4 : 40, 0, around(i === 0 ? 40_000 : 10_000)));
+    close(tail, e);
+    t.same(run(peerLatency, input(tail, e)), [], `window ${e}: starved without an anchor`);
+  }
 });
 
 t.test('detectors never throw on empty, missing or odd data', async (t) => {
