@@ -89,15 +89,15 @@ export const peerLatency: Detector = {
     let anyChannel = false;
     for (const ch of CHANNELS) {
       const minReq = ch.key === 'p99' ? cfg.minRequestsP99 : ch.key === 'p90' ? 5 * cfg.minRequests : cfg.minRequests;
-      // Only p50 is pooled: while a slow request is in flight the balancer sends a starved endpoint
-      // fewer requests, so its few completions over-represent the tail (p90/p99 biased upward).
+      // Only p50 is pooled: a starved endpoint's few completions per window are dominated by the slow
+      // tails of earlier bursts (windows count completions), so pooled p90/p99 are biased upward.
       const pool = ch.key === 'p50' ? cfg.poolWindows : 1;
       let m = 0;
       for (let k = 0; k < len; k++) {
         const x = pooledQuantile(input.endpoints[k]!, input.completedEpoch, ch.key, minReq, pool);
         if (!(x > 0)) continue;
-        // A starved endpoint's few completions over-represent requests that were slow (the balancer sends
-        // less while one is in flight): its pooled quantile must stand out by 25 % more.
+        // A starved endpoint's pooled quantile is noisier and biased toward slow completions: it must stand
+        // out by 25 % more.
         lenient[m] = lastQuantilePooled ? 1.25 : 1;
         xs[m] = x;
         idx[m++] = k;
