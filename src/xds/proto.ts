@@ -55,6 +55,14 @@ export function xdsRoot(): protobuf.Root {
   return root;
 }
 
+/** Load one more .proto from the include dirs into the shared root (e.g. the Envoy bootstrap, for checks). */
+export function loadProto(file: string): void {
+  const root = xdsRoot();
+  if (root.files.some((f) => f.endsWith(file))) return;
+  root.loadSync(file, { keepCase: true });
+  root.resolveAll();
+}
+
 /** Look up a message type by its full name (`envoy.config.cluster.v3.Cluster`). */
 export function messageType(fullName: string): protobuf.Type {
   return xdsRoot().lookupType(fullName);
