@@ -66,7 +66,10 @@ async function startLane(sys: SystemUnderTest, sc: Scenario, dir: string): Promi
       const r = await waitReadyLine<{ port: number; controlPort: number }>(proc, 20_000);
       return { proc, port: r.port, controlPort: r.controlPort, address: `127.0.0.1:${r.port}` };
     }));
-    lane.sut = await sys.start({ upstreams: lane.backends.map((b) => ({ host: '127.0.0.1', port: b.port })), dir, timeouts: SCENARIO_TIMEOUTS });
+    const ctx = { upstreams: lane.backends.map((b) => ({ host: '127.0.0.1', port: b.port })), dir, timeouts: SCENARIO_TIMEOUTS };
+    // Ports are picked free then bound by the system: another lane starting at the same moment may
+    // take one in between, so a failed start is tried once more with fresh ports.
+    try { lane.sut = await sys.start(ctx); } catch { lane.sut = await sys.start(ctx); }
   } catch (e) {
     lane.failed = `failed to start: ${(e as Error).message.split('\n')[0]}`;
   }
