@@ -63,13 +63,15 @@ export interface Observation {
   p99Us: number;
   /** Monotonic per observer (starts from the observer's clock in µs, so it survives restarts). */
   seq: number;
-  /** Bit 0: the observer has the endpoint ejected on its own local evidence. */
+  /** Bit 0: the observer holds the endpoint ejected on its own evidence. Bit 1: the figures come from the
+   * observer's own connection probes (attempts, all failed), not from traffic. */
   flags: number;
   signature: Uint8Array;
   /** The exact signed bytes (body without the signature), kept for verification and re-gossip. */
   signed: Uint8Array;
 }
 export const OBS_FLAG_EJECTED = 1;
+export const OBS_FLAG_PROBED = 2;
 
 export interface PushPullEntry { node: string; host: string; port: number; incarnation: number; state: MemberState; publicKey: Uint8Array | undefined }
 export interface PushPull { type: typeof MsgType.PushPull; join: boolean; entries: PushPullEntry[] }

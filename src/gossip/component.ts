@@ -1,6 +1,7 @@
 // The gossip component of a running sidecar: binds UDP + TCP, joins the seeds, runs SWIM + Lifeguard, and
 // runs the signed health plane (publish own observations, apply quorum verdicts). Started by src/runtime/sidecar.ts.
 import { randomBytes } from 'node:crypto';
+import { connect } from 'node:net';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { Counter, Gauge } from 'prom-client';
@@ -156,6 +157,8 @@ export const startGossip: ComponentFactory = async (ctx: SidecarContext): Promis
         refreshMs: hc.refreshMs ?? Math.max(hc.intervalMs ?? 500, Math.floor((hc.freshnessMs ?? 10_000) / 4)),
         redundancy: hc.redundancy ?? 5,
         restoreOnQuorumLoss: !healing,
+        probe: hc.probe === false ? undefined : connectProbe,
+        probeEveryMs: hc.probeEveryMs ?? 2000,
       })
     : undefined;
 
@@ -252,6 +255,32 @@ export const startGossip: ComponentFactory = async (ctx: SidecarContext): Promis
   };
 };
 
+/**
+ * Two TCP connection attempts, 100 ms apart, 500 ms each: corroboration of a peer's report by a sidecar
+ * that has no traffic to the endpoint. Refused, reset or timed-out connects count as failures.
+ */
+function connectProbe(spec: { host: string; port: number }, done: (attempts: number, failures: number) => void): void {
+  let failures = 0;
+  const attempt = (n: number) => {
+    let settled = false;
+    const s = connect({ host: spec.host, port: spec.port });
+    const finish = (ok: boolean) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      s.destroy();
+      if (!ok) failures++;
+      if (n + 1 < 2) setTimeout(() => attempt(n + 1), 100).unref();
+      else done(2, failures);
+    };
+    const timer = setTimeout(() => finish(false), 500);
+    timer.unref();
+    s.once('connect', () => finish(true));
+    s.once('error', () => finish(false));
+  };
+  attempt(0);
+}
+
 /** What the gossip component needs from the healing engine (structural, so that gossip does not import heal). */
 interface VerdictSink {
   submitVerdict(v: {
@@ -344,7 +373,7 @@ function registerMetrics(ctx: SidecarContext, m: Membership, board: QuorumBoard,
   new Counter({
     name: 'meshmedic_gossip_observations_total', help: 'Signed observations received, by result, and published', labelNames: ['result'], registers: [reg],
     collect() {
-      setAll(this, [...OFFER_RESULTS.map((r) => [{ result: r }, board.results[r]] as [Record<string, string>, number]), [{ result: 'published' }, plane?.counters.published ?? 0], [{ result: 'suppressed' }, plane?.counters.suppressed ?? 0]]);
+      setAll(this, [...OFFER_RESULTS.map((r) => [{ result: r }, board.results[r]] as [Record<string, string>, number]), [{ result: 'published' }, plane?.counters.published ?? 0], [{ result: 'suppressed' }, plane?.counters.suppressed ?? 0], [{ result: 'probe_runs' }, plane?.counters.probes ?? 0]]);
     },
   });
   new Counter({

@@ -5,7 +5,8 @@ import type { Clock } from '../core/clock.js';
 import type { Decision } from '../core/types.js';
 import type { MeshState } from '../mesh/state.js';
 import { emptySummary, newHistogram, type StatsTable } from '../stats/window.js';
-import { OBS_FLAG_EJECTED, type Observation } from './codec.js';
+import { OBS_FLAG_EJECTED, OBS_FLAG_PROBED, type Observation } from './codec.js';
+import type { EndpointSpec } from '../core/types.js';
 import { publicKeyFromRaw, type ObservationSigner, type QuorumBoard, type Verdict } from './health.js';
 import type { MemberInfo } from './membership.js';
 
@@ -59,11 +60,21 @@ export interface HealthPlaneOptions {
    * the mesh state directly; false when a healing engine owns re-admission).
    */
   readonly restoreOnQuorumLoss?: boolean;
+  /**
+   * Corroboration for sidecars without traffic: when a peer reports an endpoint failing and we have no
+   * evidence of our own, try to connect to it (`attempts` times) and report `failures`. Connection probes
+   * only ever count as evidence of failure. Absent: no probing.
+   */
+  readonly probe?: (spec: EndpointSpec, done: (attempts: number, failures: number) => void) => void;
+  /** At most one probe run per endpoint this often (ms). */
+  readonly probeEveryMs?: number;
   readonly random?: () => number;
 }
 
 export interface HealthPlaneCounters {
   published: number;
+  /** Connection-probe runs started to corroborate a peer's report. */
+  probes: number;
   /** Observations not sent because enough others already said the same. */
   suppressed: number;
   peerEjections: number;
@@ -72,7 +83,7 @@ export interface HealthPlaneCounters {
 }
 
 export class HealthPlane {
-  readonly counters: HealthPlaneCounters = { published: 0, suppressed: 0, peerEjections: 0, peerRestores: 0, refused: 0 };
+  readonly counters: HealthPlaneCounters = { published: 0, probes: 0, suppressed: 0, peerEjections: 0, peerRestores: 0, refused: 0 };
   private readonly summary = emptySummary();
   private readonly scratch;
   /** Endpoints we ejected on a peer verdict, with the last time the verdict held. */
@@ -82,6 +93,8 @@ export class HealthPlane {
   private readonly recentlyBad = new Map<string, number>();
   /** What we last published per endpoint, and when. */
   private readonly lastPublished = new Map<string, { due: number; bad: boolean }>();
+  private readonly probeResults = new Map<string, { at: number; attempts: number; failures: number }>();
+  private readonly probeAsked = new Map<string, number>();
   private readonly random: () => number;
 
   constructor(private readonly o: HealthPlaneOptions) {
@@ -125,12 +138,23 @@ export class HealthPlane {
       const w = this.o.stats.get(ev.slot);
       if (w) w.summarize(now, this.o.windows, s, this.scratch);
       else s.total = s.failures = s.p99 = 0;
-      if (s.total < this.o.minRequests && !ejectedLocally) {
-        this.lastPublished.delete(id);
-        continue;
+      let requests = s.total;
+      let failures = s.failures;
+      let probed = false;
+      if (requests < this.o.minRequests && !ejectedLocally) {
+        const p = this.corroboration(ev.spec, now);
+        if (p) {
+          requests = p.attempts;
+          failures = p.failures;
+          probed = true;
+        } else if (!this.recentlyBad.has(id)) {
+          this.lastPublished.delete(id);
+          continue;
+        }
       }
-      const errorRate = s.total > 0 ? s.failures / s.total : 0;
-      const bad = this.o.board.isBad({ flags: ejectedLocally ? OBS_FLAG_EJECTED : 0, requests: s.total, errorRate, p99Us: s.p99 });
+      const errorRate = requests > 0 ? failures / requests : 0;
+      const flags = (ejectedLocally ? OBS_FLAG_EJECTED : 0) | (probed ? OBS_FLAG_PROBED : 0);
+      const bad = this.o.board.isBad({ flags, requests, errorRate, p99Us: s.p99 });
       const echo = this.recentlyBad.get(id) ?? 0;
       if (bad) this.recentlyBad.set(id, RECOVERY_ECHO_TICKS);
       else if (echo > 0) {
@@ -140,7 +164,7 @@ export class HealthPlane {
         this.lastPublished.delete(id);
         continue;
       }
-      const obs = this.o.signer.sign({ endpoint: id, windowEnd: now, requests: s.total, errorRate, p99Us: s.p99, ejected: ejectedLocally });
+      const obs = this.o.signer.sign({ endpoint: id, windowEnd: now, requests, errorRate, p99Us: probed ? 0 : s.p99, ejected: ejectedLocally, probed });
       this.o.acceptOwn(obs);
       const last = this.lastPublished.get(id);
       const changed = !last || last.bad !== bad;
@@ -157,6 +181,25 @@ export class HealthPlane {
       this.lastPublished.set(id, { due: now + this.o.refreshMs * (0.5 + 0.5 * this.random()), bad });
       this.counters.published++;
     }
+  }
+
+  /**
+   * Our own connection-probe evidence that `spec` is failing, if fresh; otherwise start a probe run when a
+   * peer reports it failing (at most once per probeEveryMs). Only all-failed runs are evidence.
+   */
+  private corroboration(spec: EndpointSpec, now: number): { attempts: number; failures: number } | undefined {
+    if (!this.o.probe) return undefined;
+    const every = this.o.probeEveryMs ?? 2000;
+    const id = spec.id;
+    const r = this.probeResults.get(id);
+    const fresh = r !== undefined && now - r.at <= 2 * every;
+    if (!this.o.board.hasFreshBad(id, this.o.selfId) && !(fresh && r.failures > 0)) return undefined;
+    if (now - (this.probeAsked.get(id) ?? -Infinity) >= every) {
+      this.probeAsked.set(id, now);
+      this.counters.probes++;
+      this.o.probe(spec, (attempts, failures) => this.probeResults.set(id, { at: this.o.clock.now(), attempts, failures }));
+    }
+    return fresh && r.attempts >= 2 && r.failures === r.attempts ? r : undefined;
   }
 
   decide(): void {

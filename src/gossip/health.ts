@@ -2,7 +2,7 @@
 // that turns observations from distinct observers into mesh-wide verdicts, with rate limits and replay protection.
 import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
 import type { Clock } from '../core/clock.js';
-import { MsgType, OBS_FLAG_EJECTED, observationSignedBytes, PUBLIC_KEY_BYTES, type Observation } from './codec.js';
+import { MsgType, OBS_FLAG_EJECTED, OBS_FLAG_PROBED, observationSignedBytes, PUBLIC_KEY_BYTES, type Observation } from './codec.js';
 
 // DER prefix of an Ed25519 SubjectPublicKeyInfo: the raw 32-byte key follows it.
 const ED25519_SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
@@ -52,6 +52,8 @@ export interface ObservationFigures {
   readonly errorRate: number;
   readonly p99Us: number;
   readonly ejected: boolean;
+  /** The figures are connection-probe attempts and failures, not traffic. */
+  readonly probed?: boolean;
 }
 
 /** Signs this member's observations with a monotonic sequence number. */
@@ -71,7 +73,7 @@ export class ObservationSigner {
       errorRate: Math.round(Math.min(1, Math.max(0, f.errorRate)) * 10_000) / 10_000,
       p99Us: Math.min(0xffffffff, Math.max(0, Math.round(f.p99Us))),
       seq: ++this.seq,
-      flags: f.ejected ? OBS_FLAG_EJECTED : 0,
+      flags: (f.ejected ? OBS_FLAG_EJECTED : 0) | (f.probed ? OBS_FLAG_PROBED : 0),
     };
     const signed = observationSignedBytes(fields);
     const signature = new Uint8Array(sign(null, signed, this.identity.privateKey));
@@ -221,6 +223,8 @@ export class QuorumBoard {
 
   isBad(o: Pick<Observation, 'flags' | 'requests' | 'errorRate' | 'p99Us'>): boolean {
     if (o.flags & OBS_FLAG_EJECTED) return true;
+    // Connection probes are evidence of failure only (a connect that works says nothing about HTTP health).
+    if (o.flags & OBS_FLAG_PROBED) return o.requests >= 2 && o.errorRate >= 1;
     if (o.requests < this.opts.minRequests) return false;
     if (o.errorRate >= this.opts.errorRateThreshold) return true;
     return this.opts.p99ThresholdUs > 0 && o.p99Us >= this.opts.p99ThresholdUs;
@@ -245,7 +249,7 @@ export class QuorumBoard {
       const o = h.obs;
       if (observer === self || o.windowEnd < horizon) continue;
       if (this.isBad(o)) out.bad++;
-      else if (o.requests >= this.opts.minRequests) out.good++;
+      else if (o.requests >= this.opts.minRequests && (o.flags & OBS_FLAG_PROBED) === 0) out.good++;
     }
     return out;
   }
@@ -271,9 +275,9 @@ export class QuorumBoard {
       for (const [observer, h] of per) {
         const o = h.obs;
         if (o.windowEnd < now - this.opts.freshnessMs) continue;
-        const sawTraffic = o.requests >= this.opts.minRequests || (o.flags & OBS_FLAG_EJECTED) !== 0;
-        if (!sawTraffic) continue;
-        if (this.isBad(o)) {
+        const isBad = this.isBad(o);
+        if (!isBad && (o.requests < this.opts.minRequests || (o.flags & OBS_FLAG_PROBED) !== 0)) continue; // no evidence
+        if (isBad) {
           bad++;
           badObservers.push(observer);
           maxErr = Math.max(maxErr, o.errorRate);

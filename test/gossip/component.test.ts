@@ -178,3 +178,26 @@ t.test('with the healing engine running, peer verdicts go through it and still e
   t.equal(h.state, 'ejected');
   t.equal(s1.mesh.snapshot().endpoints.get(failing)!.health.source, 'local', 'the observers ejected it on their own evidence');
 });
+
+t.test('one sidecar with traffic + an idle sidecar whose connection probes fail: a quorum of two', async (t) => {
+  // The backends' addresses (127.0.0.11-13:8080) have no listener: connects are refused.
+  const s1 = await sidecar('p1', []);
+  const s2 = await sidecar('p2', [s1.comp.addresses!.gossip!]);
+  let traffic: NodeJS.Timeout | undefined;
+  t.teardown(async () => {
+    clearInterval(traffic);
+    for (const s of [s1, s2]) await s.comp.close(200);
+  });
+  t.ok(await waitFor(() => [s1, s2].every((s) => s.comp.membership.countByState().alive === 2), 10_000) >= 0);
+  const failing = s1.endpoints[0]!.id;
+  traffic = setInterval(() => {
+    const w = s1.stats.get(s1.mesh.snapshot().endpoints.get(failing)!.slot)!;
+    for (let i = 0; i < 5; i++) w.record(Outcome.LocalOrigin, 1500, Date.now());
+  }, 50);
+  const took = await waitFor(() => s2.mesh.snapshot().endpoints.get(failing)!.health.state === 'ejected', 3000);
+  t.ok(took >= 0, `the idle sidecar corroborated and ejected in ${took} ms`);
+  t.ok(s2.comp.healthPlane!.counters.probes >= 1, 'it probed');
+  const ev = s2.mesh.eventsSince(0).find((d) => d.action === 'eject')!;
+  t.match(String(ev.evidence.badObservers), /p1/);
+  t.match(String(ev.evidence.badObservers), /p2/);
+});

@@ -224,3 +224,59 @@ t.test('Trickle pacing: many observers of one failure publish a few observations
   t.ok(suppressed > 0, `${suppressed} suppressed because enough others already said so`);
   h.c.shutdown();
 });
+
+t.test('corroboration by connection probes: a sidecar without traffic probes after a peer report', async (t) => {
+  const run = (probeFailures: number) => {
+    const clock = new VirtualClock();
+    const mesh = new MeshState(clock);
+    mesh.setServices([{ spec: { name: 'svc', endpoints: ENDPOINTS } }]);
+    const stats = new StatsTable();
+    const [peer, me] = observers(2, clock);
+    const keyOf = (n: string) => (n === 'o0' ? peer!.key : n === 'o1' ? me!.key : undefined);
+    const board = new QuorumBoard(clock);
+    const published: Observation[] = [];
+    const probed: string[] = [];
+    const decisions: string[] = [];
+    const plane = new HealthPlane({
+      selfId: 'o1', clock, mesh, stats, board, signer: me!.signer,
+      acceptOwn: (o) => board.accept(o), publish: (o) => published.push(o),
+      submit: (d) => { decisions.push(`${d.action} ${d.target}`); return mesh.apply(d).applied; },
+      windows: 3, minRequests: 5, holdDownMs: 5000, refreshMs: 2500, redundancy: 5,
+      probe: (spec, done) => { probed.push(spec.id); clock.setTimeout(() => done(2, probeFailures), 200); },
+      probeEveryMs: 2000,
+    });
+    plane.tick();
+    t.equal(probed.length, 0, 'no report, no probe');
+    // A peer with traffic reports endpoint 0 failing.
+    t.equal(board.offer(peer!.signer.sign({ endpoint: ENDPOINTS[0]!.id, windowEnd: clock.now(), requests: 40, errorRate: 1, p99Us: 0, ejected: false }), keyOf), 'accepted');
+    plane.tick();
+    t.same(probed, [ENDPOINTS[0]!.id], 'probes the reported endpoint only');
+    clock.advance(500);
+    plane.tick();
+    clock.advance(500);
+    plane.tick();
+    t.equal(probed.length, 1, 'at most one probe run per probeEveryMs');
+    return { published, decisions, board };
+  };
+  const failing = run(2);
+  t.equal(failing.published.length, 1, 'a failed probe run is published');
+  t.equal(failing.published[0]!.flags & 2, 2, 'flagged as probe evidence');
+  t.same(failing.decisions, [`eject ${ENDPOINTS[0]!.id}`], 'peer report + own failed probes = quorum of two');
+  const working = run(0);
+  t.equal(working.published.length, 0, 'a probe that connects is not evidence either way: nothing published');
+  t.same(working.decisions, [], 'a single report stays a single report');
+  const v = working.board.verdict(ENDPOINTS[0]!.id);
+  t.same([v.bad, v.good, v.failing], [1, 0, false]);
+});
+
+t.test('probe observations count only as evidence of failure', async (t) => {
+  const clock = new VirtualClock();
+  const [a] = observers(1, clock);
+  const board = new QuorumBoard(clock);
+  const o = a!.signer.sign({ endpoint: EP, windowEnd: clock.now(), requests: 2, errorRate: 0, p99Us: 0, ejected: false, probed: true });
+  t.notOk(board.isBad(o));
+  board.offer(o, () => a!.key);
+  t.same([board.verdict(EP).good, board.verdict(EP).observers], [0, 0], 'a working connect is not a "good" vote');
+  t.ok(board.isBad({ flags: 2, requests: 2, errorRate: 1, p99Us: 0 }));
+  t.notOk(board.isBad({ flags: 2, requests: 1, errorRate: 1, p99Us: 0 }), 'one failed connect is not enough');
+});

@@ -58,6 +58,8 @@ export const gossipSchema = {
         burst: { type: 'integer', minimum: 1, maximum: 1_000_000, default: 1000 },
         refreshMs: { type: 'integer', minimum: 50, maximum: 600_000, description: 'unchanged views are re-published this often; default freshnessMs / 4' },
         redundancy: { type: 'integer', minimum: 1, maximum: 1000, default: 5, description: 'stay quiet while our side leads by this many observers' },
+        probe: { type: 'boolean', default: true, description: 'without own traffic, corroborate a peer report with TCP connection probes' },
+        probeEveryMs: durationMs(2000, 100, 600_000),
       },
     },
   },
@@ -80,6 +82,8 @@ export interface GossipHealthConfig {
   readonly burst: number;
   readonly refreshMs?: number;
   readonly redundancy: number;
+  readonly probe?: boolean;
+  readonly probeEveryMs?: number;
 }
 
 export interface GossipConfig {
