@@ -69,7 +69,7 @@ export function haproxy(o: { name?: string; nbthread?: number; healing?: Haproxy
         healing: o.healing, stats: { host: '127.0.0.1', port: statsPort },
       }));
       const proc = spawnTracked({ name, cmd: bin!, args: haproxyRunArgs(cfg), logDir: ctx.dir, stopSignal: 'SIGTERM', graceMs: 1000 });
-      await waitPort(port, '127.0.0.1', 15_000, proc);
+      await waitPort(port, '127.0.0.1', 15_000, proc).catch(async (e: Error) => { await proc.stop(); throw e; });
       // Server state changes, as seen by polling the stats page (HAProxy keeps counters, not a history).
       const events: EjectionEvent[] = [];
       const last = new Map<string, HaproxyServerStat>();
@@ -120,7 +120,7 @@ export function nginx(o: { name?: string; workers: 'auto' | number; healing?: Ng
       const cfg = path.join(dir, 'nginx.conf');
       writeFileSync(cfg, nginxConfig({ listen: { host: '127.0.0.1', port }, servers: ctx.upstreams, workers: o.workers, timeouts: ctx.timeouts, dir, healing: o.healing }));
       const proc = spawnTracked({ name, cmd: bin!, args: nginxRunArgs(cfg, dir), logDir: ctx.dir, stopSignal: 'SIGTERM', graceMs: 2000 });
-      await waitPort(port, '127.0.0.1', 15_000, proc);
+      await waitPort(port, '127.0.0.1', 15_000, proc).catch(async (e: Error) => { await proc.stop(); throw e; });
       const errorLog = path.join(dir, 'error.log');
       return {
         name, url: `http://127.0.0.1:${port}`, port, proc,
