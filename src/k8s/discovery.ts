@@ -181,14 +181,145 @@ export interface Discovery {
   close(): Promise<void>;
 }
 
-interface Watched {
-  readonly what: string;
-  readonly informer: k8s.Informer<k8s.KubernetesObject> & k8s.ObjectCache<k8s.KubernetesObject>;
-  listed: boolean;
-  backoff: number;
-  startedAt: number;
-  timer: TimerHandle | undefined;
-  lastRewatch: number;
+type K8sObject = { metadata?: K8sMeta };
+type ListFn = () => Promise<{ metadata?: { resourceVersion?: string }; items: unknown[] }>;
+
+interface WatchHooks {
+  readonly clock: Clock;
+  readonly log: Logger;
+  readonly backoff: { readonly initial: number; readonly max: number };
+  readonly counters: { errors: number; restarts: number; relists: number };
+  readonly onChange: () => void;
+}
+
+/**
+ * One resource kind kept in sync by list + watch. Every run carries a generation number: stopping or
+ * restarting bumps it, and anything a stale run still delivers (a late list, a watch that connected
+ * after the stop) is dropped and its connection aborted. So close() leaves nothing open.
+ */
+class ResourceWatch {
+  readonly objects = new Map<string, K8sObject>();
+  listed = false;
+  private resourceVersion = '';
+  private gen = 0;
+  private controller: AbortController | undefined;
+  private timer: TimerHandle | undefined;
+  private backoffMs: number;
+  private stopped = false;
+
+  constructor(
+    readonly what: string,
+    private readonly path: string,
+    private readonly list: ListFn,
+    private readonly watch: k8s.Watch,
+    private readonly hooks: WatchHooks,
+  ) {
+    this.backoffMs = hooks.backoff.initial;
+  }
+
+  start(): void {
+    this.stopped = false;
+    this.restart(0);
+  }
+
+  /** Drop the current watch and start again (keeping the resourceVersion: no relist). */
+  restart(delayMs: number): void {
+    if (this.stopped) return;
+    const gen = ++this.gen;
+    this.controller?.abort();
+    this.controller = undefined;
+    this.timer?.cancel();
+    this.timer = delayMs > 0 ? this.hooks.clock.setTimeout(() => void this.run(gen), delayMs) : undefined;
+    if (delayMs <= 0) void this.run(gen);
+  }
+
+  /** Waiting to retry after an error? */
+  get retrying(): boolean {
+    return this.timer !== undefined;
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.gen++;
+    this.timer?.cancel();
+    this.timer = undefined;
+    this.controller?.abort();
+    this.controller = undefined;
+  }
+
+  private async run(gen: number): Promise<void> {
+    this.timer = undefined;
+    const { clock, log, counters } = this.hooks;
+    counters.restarts++;
+    const startedAt = clock.now();
+    let events = 0;
+    try {
+      if (!this.resourceVersion) {
+        const res = await this.list();
+        if (gen !== this.gen) return;
+        counters.relists++;
+        this.objects.clear();
+        for (const item of res.items as K8sObject[]) this.objects.set(keyOfObject(item), item);
+        this.resourceVersion = res.metadata?.resourceVersion ?? '';
+        this.listed = true;
+        this.hooks.onChange();
+      }
+      const ended = await new Promise<unknown>((resolve) => {
+        const onEvent = (type: string, obj: K8sObject & { code?: number; message?: string }) => {
+          if (gen !== this.gen) return;
+          events++;
+          if (type === 'ERROR') {
+            // 410 Expired (history compacted): only a fresh list is consistent. The server ends the stream.
+            if (obj?.code === 410) this.resourceVersion = '';
+            else log.warn('kubernetes watch error event', { what: this.what, code: obj?.code, message: obj?.message });
+            return;
+          }
+          if (!obj?.metadata) return;
+          const rv = obj.metadata.resourceVersion;
+          if (type === 'ADDED' || type === 'MODIFIED') this.objects.set(keyOfObject(obj), obj);
+          else if (type === 'DELETED') this.objects.delete(keyOfObject(obj));
+          else if (type !== 'BOOKMARK') return;
+          if (rv) this.resourceVersion = rv;
+          if (type !== 'BOOKMARK') this.hooks.onChange();
+        };
+        this.watch
+          .watch(this.path, { resourceVersion: this.resourceVersion, allowWatchBookmarks: true }, onEvent, (err: unknown) => resolve(err ?? null))
+          .then((c) => {
+            if (gen !== this.gen) c.abort(); // stopped or restarted while connecting
+            else this.controller = c;
+          }, resolve);
+      });
+      if (gen !== this.gen) return;
+      this.controller = undefined;
+      if (ended && !isAbort(ended)) {
+        if ((ended as { statusCode?: number }).statusCode === 410) this.resourceVersion = '';
+        else throw ended;
+      }
+      // A normal end (server timeout, or after a 410 event): go again at once, unless the stream keeps
+      // ending immediately with nothing in it (a proxy closing us): then back off.
+      const quick = clock.now() - startedAt < 1000 && events === 0 && this.resourceVersion !== '';
+      this.restart(quick ? this.nextBackoff(startedAt) : 0);
+    } catch (err) {
+      if (gen !== this.gen || isAbort(err)) return;
+      counters.errors++;
+      const delay = this.nextBackoff(startedAt);
+      log.warn('kubernetes list/watch failed; retrying', { what: this.what, delayMs: delay, err: describeError(err) });
+      this.restart(delay);
+    }
+  }
+
+  /** Jittered exponential backoff; a run that stayed up for a while starts it over. */
+  private nextBackoff(startedAt: number): number {
+    const b = this.hooks.backoff;
+    if (this.hooks.clock.now() - startedAt > 10_000) this.backoffMs = b.initial;
+    const delay = Math.round(this.backoffMs * (0.5 + Math.random() * 0.5));
+    this.backoffMs = Math.min(b.max, this.backoffMs * 2);
+    return Math.max(1, delay);
+  }
+}
+
+function keyOfObject(o: K8sObject): string {
+  return `${o.metadata?.namespace ?? ''}/${o.metadata?.name ?? ''}`;
 }
 
 export function startDiscovery(opts: DiscoveryOptions): Discovery {
@@ -213,58 +344,27 @@ export function startDiscovery(opts: DiscoveryOptions): Discovery {
   } else kc.loadFromCluster();
   const core = kc.makeApiClient(k8s.CoreV1Api);
   const disco = kc.makeApiClient(k8s.DiscoveryV1Api);
+  const watch = new k8s.Watch(kc);
   const counters = { updates: 0, errors: 0, restarts: 0, relists: 0 };
   const namespaces = opts.namespaces?.length ? [...opts.namespaces] : [undefined];
-  const watched: Watched[] = [];
   let closed = false;
   let debounce: TimerHandle | undefined;
   let lastSignature = '';
   let resolveSynced!: () => void;
   const synced = new Promise<void>((r) => (resolveSynced = r));
   let drainedByUs = new Set<string>();
-
-  const add = (what: string, path: string, list: () => Promise<k8s.KubernetesListObject<k8s.KubernetesObject>>) => {
-    const informer = k8s.makeInformer(kc, path, async () => {
-      const res = await list();
-      counters.relists++;
-      w.listed = true;
-      schedule();
-      return res;
-    });
-    const w: Watched = { what, informer, listed: false, backoff: backoff.initial, startedAt: 0, timer: undefined, lastRewatch: 0 };
-    const changed = () => schedule();
-    informer.on('add', changed);
-    informer.on('update', changed);
-    informer.on('delete', changed);
-    informer.on('error', (err: unknown) => {
-      if (closed || isAbort(err)) return; // our own stop() (rewatch or close) aborts the request
-      counters.errors++;
-      // Stable for a while: start the backoff over (a restarted API server is not a failing one).
-      if (clock.now() - w.startedAt > 10_000) w.backoff = backoff.initial;
-      const delay = Math.round(w.backoff * (0.5 + Math.random() * 0.5));
-      w.backoff = Math.min(backoff.max, w.backoff * 2);
-      log.warn('kubernetes watch failed; retrying', { what, delayMs: delay, err: describeError(err) });
-      w.timer?.cancel();
-      w.timer = clock.setTimeout(() => start(w), delay);
-    });
-    watched.push(w);
-  };
-  const start = (w: Watched) => {
-    if (closed) return;
-    w.timer = undefined;
-    w.startedAt = clock.now();
-    counters.restarts++;
-    w.informer.start().catch((err: unknown) => {
-      // start() rejects only when the watch request itself cannot be made; the error event retries.
-      log.debug('watch start failed', { what: w.what, err: describeError(err) });
-    });
-  };
-
+  const hooks: WatchHooks = { clock, log, backoff, counters, onChange: () => schedule() };
+  const serviceWatches: ResourceWatch[] = [];
+  const sliceWatches: ResourceWatch[] = [];
   for (const ns of namespaces) {
     const where = ns ? `/namespaces/${encodeURIComponent(ns)}` : '';
-    add(`services${ns ? ` in ${ns}` : ''}`, `/api/v1${where}/services`, () => (ns ? core.listNamespacedService({ namespace: ns }) : core.listServiceForAllNamespaces()));
-    add(`endpointslices${ns ? ` in ${ns}` : ''}`, `/apis/discovery.k8s.io/v1${where}/endpointslices`, () => (ns ? disco.listNamespacedEndpointSlice({ namespace: ns }) : disco.listEndpointSliceForAllNamespaces()));
+    const suffix = ns ? ` in ${ns}` : '';
+    serviceWatches.push(new ResourceWatch(`services${suffix}`, `/api/v1${where}/services`,
+      () => (ns ? core.listNamespacedService({ namespace: ns }) : core.listServiceForAllNamespaces()), watch, hooks));
+    sliceWatches.push(new ResourceWatch(`endpointslices${suffix}`, `/apis/discovery.k8s.io/v1${where}/endpointslices`,
+      () => (ns ? disco.listNamespacedEndpointSlice({ namespace: ns }) : disco.listEndpointSliceForAllNamespaces()), watch, hooks));
   }
+  const watched = [...serviceWatches, ...sliceWatches];
 
   function schedule(): void {
     if (closed || debounce) return;
@@ -277,13 +377,8 @@ export function startDiscovery(opts: DiscoveryOptions): Discovery {
   function rebuild(): void {
     if (closed) return;
     if (!watched.every((w) => w.listed)) return; // a partial view would remove live endpoints
-    const services: K8sService[] = [];
-    const slices: K8sEndpointSlice[] = [];
-    for (const w of watched) {
-      const items = w.informer.list();
-      if (w.what.startsWith('services')) services.push(...(items as K8sService[]));
-      else slices.push(...(items as K8sEndpointSlice[]));
-    }
+    const services = serviceWatches.flatMap((w) => [...w.objects.values()]) as K8sService[];
+    const slices = sliceWatches.flatMap((w) => [...w.objects.values()]) as K8sEndpointSlice[];
     const built = buildServiceSpecs(services, slices, { defaultRegion: opts.defaultRegion });
     const signature = JSON.stringify([built.specs, [...built.draining].sort()]);
     if (signature !== lastSignature) {
@@ -315,13 +410,10 @@ export function startDiscovery(opts: DiscoveryOptions): Discovery {
 
   const rewatchMs = opts.rewatchMs ?? 300_000;
   const rewatch = rewatchMs > 0 ? clock.setInterval(() => {
-    for (const w of watched) {
-      if (w.timer) continue; // already waiting to retry
-      void w.informer.stop().then(() => start(w));
-    }
+    for (const w of watched) if (!w.retrying) w.restart(0);
   }, rewatchMs) : undefined;
 
-  for (const w of watched) start(w);
+  for (const w of watched) w.start();
   log.info('kubernetes discovery started', { namespaces: opts.namespaces?.length ? opts.namespaces : 'all', server: kc.getCurrentCluster()?.server });
 
   return {
@@ -332,10 +424,7 @@ export function startDiscovery(opts: DiscoveryOptions): Discovery {
       closed = true;
       debounce?.cancel();
       rewatch?.cancel();
-      for (const w of watched) {
-        w.timer?.cancel();
-        await w.informer.stop();
-      }
+      for (const w of watched) w.stop();
     },
   };
 }

@@ -2,6 +2,9 @@
 // list+watch loop against a local server that speaks the API server's list/watch JSON, including a
 // 410 Expired relist and an API-server restart.
 import t from 'tap';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { systemClock } from '../../src/core/clock.js';
 import { MeshState } from '../../src/mesh/state.js';
 import { buildServiceSpecs, startDiscovery, type K8sEndpointSlice, type K8sService } from '../../src/k8s/discovery.js';
@@ -130,6 +133,8 @@ t.test('live: list, watch, drain, 410 relist, API-server restart, close', { time
 
   await disco.close();
   await until('watches closed', () => api.watchers('services') === 0 && api.watchers('endpointslices') === 0);
+  await new Promise((r) => setTimeout(r, 300)); // a request already on the wire at close() may still land
+  t.equal(api.watchers('services') + api.watchers('endpointslices'), 0, 'nothing left open');
   const count = api.requests.length;
   await new Promise((r) => setTimeout(r, 300));
   t.equal(api.requests.length, count, 'no requests after close');
@@ -169,4 +174,35 @@ t.test('live: periodic re-watch keeps one watch per resource and loses nothing',
   await disco.close();
   await until('closed', () => api.watchers('services') === 0 && api.watchers('endpointslices') === 0);
   t.equal(disco.stats().errors, 0, 'our own aborts are not errors');
+});
+
+t.test('live: kubeconfig file and bearer token', { timeout: 30_000 }, async (t) => {
+  const api = new FakeApiServer();
+  await api.start();
+  t.teardown(() => api.stop());
+  api.upsert('services', service('shop', 'reviews', [{ port: 9080 }]));
+  const dir = mkdtempSync(join(tmpdir(), 'mm-kubeconfig-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'config');
+  writeFileSync(file, [
+    'apiVersion: v1', 'kind: Config', 'current-context: test', 'preferences: {}',
+    'clusters:', '- name: test', '  cluster:', `    server: ${api.url}`, '    insecure-skip-tls-verify: true',
+    'users:', '- name: test', '  user:', '    token: kubeconfig-token',
+    'contexts:', '- name: test', '  context:', '    cluster: test', '    user: test', '',
+  ].join('\n'));
+  const mesh = new MeshState(systemClock);
+  const fromFile = startDiscovery({ kubeconfig: file, mesh, debounceMs: 10, rewatchMs: 0 });
+  await fromFile.synced;
+  await fromFile.close();
+  t.ok(mesh.snapshot().services.has('reviews.shop'));
+  // Watches that were connecting when close() ran are aborted as soon as they connect: nothing stays open.
+  await new Promise((r) => setTimeout(r, 300));
+  await until('no open watches after close', () => api.watchers('services') === 0 && api.watchers('endpointslices') === 0);
+  t.ok(api.requests.length > 0 && api.requests.every((r) => r.authorization === 'Bearer kubeconfig-token'), 'token from the kubeconfig sent');
+  api.requests.length = 0;
+  const withToken = startDiscovery({ server: api.url, token: 'direct-token', mesh: new MeshState(systemClock), debounceMs: 10, rewatchMs: 0 });
+  await withToken.synced;
+  await withToken.close();
+  t.same([...new Set(api.requests.map((r) => r.authorization))], ['Bearer direct-token']);
+  t.throws(() => startDiscovery({ server: 'http://10.0.0.1:8080', mesh }), /plain http is allowed only to a loopback address/);
 });

@@ -17,7 +17,7 @@ interface Resource {
   readonly watchers: Set<ServerResponse>;
 }
 
-export interface RequestRecord { method: string; path: string; watch: boolean; resourceVersion: string | null }
+export interface RequestRecord { method: string; path: string; watch: boolean; resourceVersion: string | null; authorization: string | undefined }
 
 export class FakeApiServer {
   private server: Server | undefined;
@@ -119,7 +119,7 @@ export class FakeApiServer {
   private handle(req: IncomingMessage, res: ServerResponse): void {
     const url = new URL(req.url ?? '/', 'http://x');
     const watch = url.searchParams.get('watch') === 'true';
-    this.requests.push({ method: req.method ?? '', path: url.pathname, watch, resourceVersion: url.searchParams.get('resourceVersion') });
+    this.requests.push({ method: req.method ?? '', path: url.pathname, watch, resourceVersion: url.searchParams.get('resourceVersion'), authorization: req.headers.authorization });
     const m = /^\/(?:api\/v1|apis\/discovery\.k8s\.io\/v1)(?:\/namespaces\/([^/]+))?\/(services|endpointslices)$/.exec(url.pathname);
     if (!m || req.method !== 'GET') {
       res.writeHead(404, { 'content-type': 'application/json' });
