@@ -14,6 +14,8 @@ const { HTTPParser, methods } = require('_http_common') as { HTTPParser: ParserC
 interface ParserInstance {
   initialize(type: number, resource: object, maxHeaderSize: number, lenient: number): void;
   execute(data: Buffer): number | (Error & { code?: string });
+  consume(handle: unknown): void;
+  unconsume(): void;
   remove(): void;
   free(): void;
   [key: number]: unknown;
@@ -258,6 +260,7 @@ export class H1ServerConn {
   private extraUrl = '';
   private closed = false;
   private readPaused = false;
+  private handle: { readStop(): number; readStart(): number; reading?: boolean } | null = null;
   private onIdle: ((c: H1ServerConn) => void) | null = null;
 
   constructor(socket: Socket, handler: RequestHandler, opts: H1ServerOptions, onClose: (c: H1ServerConn) => void) {
@@ -278,11 +281,22 @@ export class H1ServerConn {
       this.reading = null;
       r?.endBody();
     };
-    p[HTTPParser.kOnExecute] = noop;
     this.parser = p;
     socket.setNoDelay(true);
     socket.setTimeout(opts.idleTimeoutMs);
     socket.on('timeout', () => socket.destroy());
+    // Reads go straight from the socket into the native parser (as node:http does): no Buffer per read in
+    // JS. Bytes already read by the protocol sniffer are still in the stream buffer: 'data' delivers them.
+    const handle = (socket as unknown as { _handle?: { isStreamBase?: boolean; _consumed?: boolean; readStop(): number; readStart(): number; reading?: boolean } })._handle;
+    if (handle?.isStreamBase && !handle._consumed) {
+      handle._consumed = true;
+      this.handle = handle;
+      p.consume(handle);
+      p[HTTPParser.kOnExecute] = (ret: number | Error) => {
+        (socket as unknown as { _unrefTimer?: () => void })._unrefTimer?.(); // activity: push the idle timeout back
+        if (typeof ret !== 'number') this.onParseError(ret);
+      };
+    } else p[HTTPParser.kOnExecute] = noop;
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('drain', () => this.cur?.drained());
     socket.on('error', noop); // 'close' follows
@@ -343,6 +357,7 @@ export class H1ServerConn {
     if (!io.keepAlive || (!io.bodyComplete && io.errored === null)) {
       // Closing: either asked for, or the request body was not read to its end (position unknown).
       this.socket.end();
+      freeParser(this.parser);
       this.parser = null;
       return;
     }
@@ -362,6 +377,11 @@ export class H1ServerConn {
     if (!this.readPaused && !this.closed) {
       this.readPaused = true;
       this.socket.pause();
+      const h = this.handle;
+      if (h !== null && h.reading) {
+        h.reading = false;
+        h.readStop();
+      }
     }
   }
 
@@ -369,6 +389,11 @@ export class H1ServerConn {
     if (this.readPaused && !this.closed) {
       this.readPaused = false;
       this.socket.resume();
+      const h = this.handle;
+      if (h !== null && !h.reading) {
+        h.reading = true;
+        h.readStart();
+      }
     }
   }
 
@@ -404,6 +429,7 @@ export class H1ServerConn {
 
   /** Answer outside any exchange (parse errors, upgrades) and close. */
   private rawError(status: number, message: string): void {
+    freeParser(this.parser);
     this.parser = null;
     const body = errorBody('MM_ERR_BAD_REQUEST', message, '');
     if (this.cur === null && !this.closed) {
@@ -431,6 +457,11 @@ export class H1ServerConn {
 
 function freeParser(p: ParserInstance | null): void {
   if (p === null) return;
+  try {
+    p.unconsume();
+  } catch {
+    // not consuming
+  }
   try {
     p.remove();
     p.free();
