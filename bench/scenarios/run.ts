@@ -144,6 +144,22 @@ async function runScenario(sc: Scenario, systems: SystemUnderTest[], dir: string
 
 const ms = (v: number | null | undefined): Cell => (v === null || v === undefined ? null : Math.round(v));
 
+/** What each scenario does: load, phases, which endpoints and which fault (the POST /__fault bodies). */
+function scenarioTable(list: readonly Scenario[]): { columns: string[]; rows: Cell[][]; alignRight: boolean[] } {
+  const s = (x: number): string => `${x / 1000}`;
+  return {
+    alignRight: [false, false, false, false, false, false],
+    columns: ['scenario', 'what happens', 'load (rps from s)', 'fault from s to s', 'faulty endpoints (of 5)', 'fault steps'],
+    rows: list.map((sc) => [
+      sc.name, sc.description,
+      sc.schedule.map((r) => `${r.rate}@${s(r.atMs)}`).join(', '),
+      sc.steps.length ? `${s(sc.faultStartMs)}–${sc.faultEndMs === null ? 'end' : s(sc.faultEndMs)} (run ${s(sc.durationMs)})` : `none (run ${s(sc.durationMs)})`,
+      sc.faulty.length ? sc.faulty.join(', ') : 'none: any ejection is false',
+      sc.steps.map((st) => `${s(st.atMs)} s: ${JSON.stringify(st.fault)}`).join('; ') || `baseline: ${JSON.stringify(sc.baseline)}`,
+    ]),
+  };
+}
+
 async function main(): Promise<number> {
   let v: Record<string, string | boolean | undefined>;
   try {
@@ -323,6 +339,12 @@ async function main(): Promise<number> {
       renderMarkdown(summary),
       '',
       verdicts.map((s) => `- ${s}`).join('\n'),
+      '',
+      '<details><summary>The scenarios of this run</summary>',
+      '',
+      renderMarkdown(scenarioTable(results.map((r) => r.scenario))),
+      '',
+      '</details>',
       '',
       '<details><summary>Every scenario × system</summary>',
       '',
