@@ -97,9 +97,33 @@ interface Sub {
   nacks: number;
   updatedAt: number;
   responded: boolean;
+  /** Sequence number of the newest nonce this stream got for the type. */
+  lastSeq: number;
 }
 
 let streamIds = 0;
+
+/**
+ * Nonces come from one process-wide counter, so they are unique per stream and type, and a response frame
+ * built for one stream can be reused as is (same bytes, same nonce) by every other stream that needs
+ * exactly the same response: a fan-out to N streams builds the frame once. A stream only takes a cached
+ * frame whose nonce is newer than any it has seen, so its nonces never repeat.
+ */
+let nonceSeq = 0;
+const FRAME_CACHE_ENTRIES = 64;
+const frameCache = new WeakMap<TypeSnapshot, Map<string, { frame: Buffer; seq: number }>>();
+
+function cachedFrame(snap: TypeSnapshot, key: string, after: number, build: (nonce: string) => Buffer): { frame: Buffer; seq: number } {
+  let m = frameCache.get(snap);
+  if (!m) frameCache.set(snap, (m = new Map()));
+  const hit = m.get(key);
+  if (hit && hit.seq > after) return hit;
+  const seq = ++nonceSeq;
+  const entry = { frame: build(seq.toString(36)), seq };
+  if (m.size >= FRAME_CACHE_ENTRIES && !m.has(key)) m.delete(m.keys().next().value!);
+  m.set(key, entry);
+  return entry;
+}
 
 export abstract class AdsStream {
   readonly id = ++streamIds;
@@ -108,7 +132,6 @@ export abstract class AdsStream {
   protected node: NodeInfo | undefined;
   protected flavor: ClientFlavor | undefined;
   protected unwatch: (() => void) | undefined;
-  private nonceSeq = 0;
   private blocked = false;
   private pending = false;
   protected closed = false;
@@ -156,10 +179,6 @@ export abstract class AdsStream {
     return this.node?.id ?? '';
   }
 
-  protected nextNonce(): string {
-    return (++this.nonceSeq).toString(36);
-  }
-
   /** Check the parts of a request every mode shares; returns the subscription or fails the stream. */
   protected begin(typeUrl: string, nodeIn: NodeInfo | undefined, names: readonly string[], malformed?: string): Sub | undefined {
     if (this.closed) return undefined;
@@ -184,7 +203,7 @@ export abstract class AdsStream {
       if (this.subs.size >= lim.maxTypesPerStream) return this.failWith(Code.RESOURCE_EXHAUSTED, `stream already uses ${this.subs.size} types; the limit is ${lim.maxTypesPerStream}`);
       sub = {
         typeUrl, wildcard: false, seen: false, names: new Set(), sent: new Map(), owedRemoved: new Set(), forced: new Set(),
-        nonce: '', sentVersion: '', ackedVersion: '', nackedVersion: '', state: 'REQUESTED', acks: 0, nacks: 0, updatedAt: this.env.now(), responded: false,
+        nonce: '', sentVersion: '', ackedVersion: '', nackedVersion: '', state: 'REQUESTED', acks: 0, nacks: 0, updatedAt: this.env.now(), responded: false, lastSeq: 0,
       };
       this.subs.set(typeUrl, sub);
     }
@@ -353,9 +372,12 @@ export class SotwStream extends AdsStream {
     if (!changed) return;
     if (snap.version === sub.nackedVersion && sub.sentVersion === snap.version && !full) return;
     include.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-    const nonce = this.nextNonce();
-    const frame = sotwFrame(sotwHead(snap.version, sub.typeUrl, this.env.controlPlaneId), include.map((r) => r.sotwField), nonce);
-    sub.nonce = nonce;
+    const key = include.length === snap.resources.size ? '*' : include.map((r) => r.name).join('\u0000');
+    const { frame, seq } = cachedFrame(snap, `sotw\u0001${sub.typeUrl}\u0001${key}`, sub.lastSeq, (nonce) =>
+      sotwFrame(sotwHead(snap.version, sub.typeUrl, this.env.controlPlaneId), include.map((r) => r.sotwField), nonce),
+    );
+    sub.lastSeq = seq;
+    sub.nonce = seq.toString(36);
     sub.responded = true;
     sub.sentVersion = snap.version;
     sub.state = 'SENT';
@@ -444,9 +466,12 @@ export class DeltaStream extends AdsStream {
     sub.forced.clear();
     const first = !sub.responded && isIstioTypeUrl(sub.typeUrl);
     if (include.length === 0 && removed.length === 0 && !first) return; // 6
-    const nonce = this.nextNonce();
-    const frame = deltaFrame(deltaHead(snap.version, sub.typeUrl, this.env.controlPlaneId), include.map((r) => r.deltaField), removed, nonce);
-    sub.nonce = nonce;
+    const key = `delta\u0001${sub.typeUrl}\u0001${include.map((r) => r.name).join('\u0000')}\u0001${removed.join('\u0000')}`;
+    const { frame, seq } = cachedFrame(snap, key, sub.lastSeq, (nonce) =>
+      deltaFrame(deltaHead(snap.version, sub.typeUrl, this.env.controlPlaneId), include.map((r) => r.deltaField), removed, nonce),
+    );
+    sub.lastSeq = seq;
+    sub.nonce = seq.toString(36);
     sub.responded = true;
     sub.sentVersion = snap.version;
     sub.state = 'SENT';
