@@ -152,17 +152,19 @@ export const peerLatency: Detector = {
         s.usualLogRatio += a * (Math.log(p50Ratio[k]!) - s.usualLogRatio);
         s.usualN++;
       }
-      if (worst[k]! === 0) {
-        // One clean window forgives one strike ("confirmWindows of the last few"), so a single noisy
-        // peer window does not restart the count, and isolated flags never accumulate.
+      const rel = worst[k]!;
+      // Leaky strikes: one clean window forgives one strike ("confirmWindows of the last few"), so a
+      // single noisy peer window does not restart the count, and isolated flags never accumulate.
+      // Ejection counts only windows at the eject level: two chance windows at 1.6× and 2.1× must not
+      // add up to an ejection.
+      s.latencyEjectStrikes = rel >= cfg.ejectRatio ? Math.min(cfg.confirmWindows, s.latencyEjectStrikes + 1) : Math.max(0, s.latencyEjectStrikes - 1);
+      if (rel === 0) {
         s.latencyStrikes = Math.max(0, s.latencyStrikes - 1);
         continue;
       }
-      s.latencyStrikes++;
+      s.latencyStrikes = Math.min(cfg.confirmWindows, s.latencyStrikes + 1); // stays armed while it stands out
       if (s.latencyStrikes < cfg.confirmWindows) continue;
-      s.latencyStrikes = cfg.confirmWindows; // stays armed while the endpoint keeps standing out
-      const rel = worst[k]!;
-      const eject = rel >= cfg.ejectRatio;
+      const eject = s.latencyEjectStrikes >= cfg.confirmWindows;
       out.push({
         target: s.id,
         detector: 'peer_latency',

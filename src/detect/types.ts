@@ -42,6 +42,8 @@ export interface EndpointSignals {
   readonly features: FeatureRing;
   /** Peer-latency strikes: consecutive windows the endpoint was a latency outlier. */
   latencyStrikes: number;
+  /** Strikes at the eject level only: ejection needs confirmWindows windows at ≥ ejectRatio. */
+  latencyEjectStrikes: number;
   /**
    * The endpoint's usual log(p50 / peers' median p50), learned from windows where it was not an outlier
    * (heterogeneous endpoints: a naturally 1.3× slower one is judged on changes from its usual 1.3×).

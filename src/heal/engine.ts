@@ -217,6 +217,7 @@ export class HealingEngine {
           windows: undefined,
           features: new FeatureRing(Math.max(16, this.opts.stats.opts.windows + 6)),
           latencyStrikes: 0,
+          latencyEjectStrikes: 0,
           usualLogRatio: 0,
           usualN: 0,
           latencyP50: newBaseline(),
@@ -275,7 +276,7 @@ export class HealingEngine {
         // As Envoy does on (un)ejection: start counting afresh, so stale streaks do not re-trigger.
         const s = rt.byId.get(r.target);
         s?.windows?.resetConsecutive();
-        if (s) s.latencyStrikes = 0;
+        if (s) s.latencyStrikes = s.latencyEjectStrikes = 0;
       }
     }
     // Health changed: the next evaluation must see the new view.

@@ -15,6 +15,7 @@ export function signals(id: string, priority = 0, zone = 'a', health: EndpointHe
     windows: new EndpointWindows({ windowMs: WINDOW_MS, windows: 10, maxLatencyUs: 60_000_000, significantDigits: 2 }),
     features: new FeatureRing(16),
     latencyStrikes: 0,
+    latencyEjectStrikes: 0,
     usualLogRatio: 0,
     usualN: 0,
     latencyP50: newBaseline(),
