@@ -20,6 +20,8 @@ export const ERROR_CODES = {
   MM_ERR_PAYLOAD_TOO_LARGE: 'the request body exceeds the size limit',
   MM_ERR_UNSUPPORTED_MEDIA_TYPE: 'the request body is not application/json',
   MM_ERR_METHOD_NOT_ALLOWED: 'the HTTP method is not allowed on this path',
+  MM_ERR_GOSSIP_BIND: 'the gossip address cannot be bound for both UDP and TCP',
+  MM_ERR_GOSSIP_IDENTITY: 'the gossip identity key file cannot be read, written, or is not an Ed25519 PEM key',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -6,6 +6,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { Counter, Gauge } from 'prom-client';
 import { formatHostPort, parseHostPort } from '../core/address.js';
+import { MeshmedicError } from '../core/errors.js';
 import type { TimerHandle } from '../core/clock.js';
 import type { Decision } from '../core/types.js';
 import type { GossipConfig } from '../config/sections/gossip.js';
@@ -49,15 +50,19 @@ export function profileFromConfig(cfg: GossipConfig): GossipProfile {
 
 function loadIdentity(file: string | undefined): Identity {
   if (!file) return generateIdentity();
-  if (existsSync(file)) return identityFromPem(readFileSync(file, 'utf8'));
-  const id = generateIdentity();
-  writeFileSync(file, identityToPem(id), { mode: 0o600 });
-  return id;
+  try {
+    if (existsSync(file)) return identityFromPem(readFileSync(file, 'utf8'));
+    const id = generateIdentity();
+    writeFileSync(file, identityToPem(id), { mode: 0o600 });
+    return id;
+  } catch (err) {
+    throw new MeshmedicError('MM_ERR_GOSSIP_IDENTITY', `gossip.identityKeyFile "${file}": ${(err as Error).message}`);
+  }
 }
 
 function parseAddress(what: string, s: string, allowPortZero: boolean): Address {
   const hp = parseHostPort(s, { allowPortZero });
-  if (typeof hp === 'string') throw new Error(`${what}: ${hp}`);
+  if (typeof hp === 'string') throw new MeshmedicError('MM_ERR_ADDRESS', `${what}: ${hp}`);
   return hp;
 }
 
@@ -68,18 +73,23 @@ export const startGossip: ComponentFactory = async (ctx: SidecarContext): Promis
   const profile = profileFromConfig(cfg);
   const listen = parseAddress('gossip.listen', cfg.listen, true);
   const seeds = cfg.join.map((s, i) => parseAddress(`gossip.join[${i}]`, s, false));
-  const nodeId = ctx.config.node.id || `${hostname()}-${randomBytes(4).toString('hex')}`;
+  const nodeId = ctx.config.node.id || `${hostname().slice(0, 200)}-${randomBytes(4).toString('hex')}`;
+  if (Buffer.byteLength(nodeId) > 255) throw new MeshmedicError('MM_ERR_CONFIG_INVALID', `node.id "${nodeId.slice(0, 40)}…" is longer than 255 bytes of UTF-8`);
   const keyring = new Keyring(cfg.keys ?? []);
   const identity = loadIdentity(cfg.identityKeyFile);
   const hc = cfg.health ?? {};
 
-  const transport = await NodeTransport.bind({ host: listen.host, port: listen.port, onError: (err) => log.debug('gossip socket error', { err }) });
-  let advertise: Address = transport.local;
-  if (cfg.advertise) advertise = parseAddress('gossip.advertise', cfg.advertise, false);
-  else if (listen.host === '0.0.0.0' || listen.host === '::') {
-    await transport.close();
-    throw new Error('gossip.listen binds every interface: set gossip.advertise to the address peers should use');
+  const advertised = cfg.advertise ? parseAddress('gossip.advertise', cfg.advertise, false) : undefined;
+  if (!advertised && (listen.host === '0.0.0.0' || listen.host === '::')) {
+    throw new MeshmedicError('MM_ERR_CONFIG_INVALID', 'gossip.listen binds every interface: set gossip.advertise to the address peers should use');
   }
+  let transport: NodeTransport;
+  try {
+    transport = await NodeTransport.bind({ host: listen.host, port: listen.port, onError: (err) => log.debug('gossip socket error', { err }) });
+  } catch (err) {
+    throw new MeshmedicError('MM_ERR_GOSSIP_BIND', `gossip.listen ${cfg.listen}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  const advertise: Address = advertised ?? transport.local;
 
   const board = new QuorumBoard(clock, {
     freshnessMs: hc.freshnessMs ?? 10_000,

@@ -1,6 +1,9 @@
 // The gossip component in sidecar contexts on loopback: three sidecars form one membership; two carry
 // failing traffic to an endpoint, the third (no traffic) ejects it within 3 s; /v1/members and metrics.
 import t from 'tap';
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { Registry } from 'prom-client';
 import { systemClock } from '../../src/core/clock.js';
 import { silentLogger } from '../../src/core/log.js';
@@ -200,4 +203,27 @@ t.test('one sidecar with traffic + an idle sidecar whose connection probes fail:
   const ev = s2.mesh.eventsSince(0).find((d) => d.action === 'eject')!;
   t.match(String(ev.evidence.badObservers), /p1/);
   t.match(String(ev.evidence.badObservers), /p2/);
+});
+
+t.test('start-up errors carry stable codes; an identity file keeps the key across restarts', async (t) => {
+  const a = await sidecar('e1', []);
+  t.teardown(() => a.comp.close(0));
+  await t.rejects(sidecar('e2', [], { listen: a.comp.addresses!.gossip! }), { code: 'MM_ERR_GOSSIP_BIND' }, 'port in use');
+  const dir = mkdtempSync(path.join(tmpdir(), 'mm-gossip-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const bad = path.join(dir, 'bad.pem');
+  writeFileSync(bad, 'not a key');
+  await t.rejects(sidecar('e3', [], { identityKeyFile: bad }), { code: 'MM_ERR_GOSSIP_IDENTITY' }, 'unreadable identity');
+  const file = path.join(dir, 'id.pem');
+  const first = await sidecar('e4', [], { identityKeyFile: file });
+  const key1 = first.comp.membership.publicKeyOf('e4');
+  await first.comp.close(0);
+  t.equal(statSync(file).mode & 0o777, 0o600, 'written with mode 0600');
+  const second = await sidecar('e4', [], { identityKeyFile: file });
+  t.teardown(() => second.comp.close(0));
+  t.same(second.comp.membership.publicKeyOf('e4'), key1, 'same public key after a restart');
+});
+
+t.test('a wildcard listen address without advertise is refused before anything is bound', async (t) => {
+  await t.rejects(sidecar('w1', [], { listen: '0.0.0.0:0' }), { code: 'MM_ERR_CONFIG_INVALID', message: /advertise/ });
 });
