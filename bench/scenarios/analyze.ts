@@ -89,11 +89,12 @@ export function analyzeScenario(sc: Scenario, rec: LoadRecords, logs: readonly A
     // share of tens of requests per second such a gap does not happen by chance, while sparse probes
     // sent later (canaries, re-admission tries) do not hide the moment the endpoint was taken out.
     // The healthy endpoints must have kept receiving traffic meanwhile: a stalled run is no detection.
-    if (F + WINDOW_MS <= E && (ev.length === 0 || ev[0] - F >= WINDOW_MS) && laneFlowing(F)) { detectMs = 0; detectRequests = 0; } // never hurt at all
+    const quiet = sc.quietMs ?? WINDOW_MS;
+    if (F + quiet <= E && (ev.length === 0 || ev[0] - F >= quiet) && laneFlowing(F)) { detectMs = 0; detectRequests = 0; } // never hurt at all
     else {
       for (let k = 0; k < ev.length; k++) {
-        if (ev[k] + WINDOW_MS > E) break;
-        if ((k + 1 < ev.length ? ev[k + 1] : E) - ev[k] >= WINDOW_MS && laneFlowing(ev[k])) { detectMs = Math.round(ev[k] - F); break; }
+        if (ev[k] + quiet > E) break;
+        if ((k + 1 < ev.length ? ev[k + 1] : E) - ev[k] >= quiet && laneFlowing(ev[k])) { detectMs = Math.round(ev[k] - F); break; }
       }
       if (detectMs !== null) {
         // Requests hurt before that moment, from the client's side (each counted once): failed,

@@ -34,6 +34,9 @@ export interface Scenario {
   readonly steps: readonly FaultStep[];
   /** A hard failure (refused, black hole, 100 % 5xx): target "detected within 5 requests or 1 s". */
   readonly hard: boolean;
+  /** How long affected traffic must pause to count as "stopped" (default 1 s); longer when the fault
+   *  itself pauses traffic (a flapping endpoint's down phase, hidden by retries, is no detection). */
+  readonly quietMs?: number;
 }
 
 export interface Timing {
@@ -75,7 +78,7 @@ export function catalogue(t: Timing): Scenario[] {
     oneFault('gray-3x', 'one of 5 turns 3× slower, still answering 200', { mode: 'latency', factor: 3 }, t),
     oneFault('gray-10x', 'one of 5 turns 10× slower, still answering 200', { mode: 'latency', factor: 10 }, t),
     oneFault('drift-crash', 'one of 5 slows down steadily, then crashes', { mode: 'drift', factor: 1, driftPerSec: 0.5, crashAfterMs: Math.round(t.faultMs * 0.6) }, t),
-    oneFault('flapping', 'one of 5 goes down and up every 2 s', { mode: 'flap', upMs: 2000, downMs: 2000, down: 'crash' }, t),
+    { ...oneFault('flapping', 'one of 5 goes down and up every 2 s', { mode: 'flap', upMs: 2000, downMs: 2000, down: 'crash' }, t), quietMs: 3000 },
     oneFault('zone-outage', 'two of 5 (one zone) refuse connections', { mode: 'crash' }, t, { hard: true, faulty: [3, 4] }),
     {
       // Latency rises on every endpoint with load: the right answer is to eject nothing.

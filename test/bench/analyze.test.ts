@@ -100,3 +100,10 @@ t.test('a 5xx from the faulty endpoint is one hurt request, not two', async (t) 
   t.equal(m.detectMs, 75);
   t.equal(m.detectRequests, 4, 'four failed requests, each also in the backend log, counted once');
 });
+
+t.test('quietMs: a pause shorter than the scenario asks for is no detection', async (t) => {
+  // Traffic to the faulty endpoint pauses 2 s (a flapping down phase) and comes back.
+  const logs = [logOf(0, [...every(0, 3000, 25), ...every(5000, 9000, 25)]), ...[1, 2, 3, 4].map((i) => logOf(i, every(0, 9000, 20)))];
+  t.equal(analyzeScenario(sc, records(() => false), logs, []).detectMs, 975, 'with the default 1 s, the pause counts');
+  t.equal(analyzeScenario({ ...sc, quietMs: 3000 }, records(() => false), logs, []).detectMs, null, 'with 3 s, it does not');
+});
