@@ -20,7 +20,9 @@ const USAGE = `usage: npm run bench:scenarios -- [--quick] [--only SCENARIO[,SCE
   --only      run these scenarios (names: ${catalogue(FULL_TIMING).map((s) => s.name).join(', ')})
   --systems   run only systems whose name contains one of these words
   --no-write  print only; do not write bench/results/scenarios.json or bench/README.md
-  --render F  run nothing: re-render the tables of a saved result file (e.g. bench/results/scenarios.json) into bench/README.md`;
+  --render F  run nothing: re-render the tables of a saved result file (e.g. bench/results/scenarios.json) into bench/README.md
+  --reanalyze run nothing: recompute every figure of the last run from its raw evidence in bench/results/tmp/
+              (after a change to the definitions in analyze.ts), then write results and README as a run would`;
 
 /** Same upstream timeouts for every system: a black-holed request fails after 2 s everywhere. */
 const SCENARIO_TIMEOUTS: Timeouts = Object.freeze({ connectMs: 1000, serverMs: 2000, clientMs: 30_000 });
@@ -81,7 +83,12 @@ async function stopLane(l: Lane): Promise<void> {
   await Promise.all(l.backends.map((b) => b.proc.stop()));
 }
 
-async function runScenario(sc: Scenario, systems: SystemUnderTest[], dir: string): Promise<Map<string, Outcome>> {
+const evidenceFile = (sc: Scenario, quick: boolean): string => path.join(ROOT, 'bench', 'results', 'tmp', `scenario-${quick ? 'quick-' : ''}${sc.name}.json`);
+
+interface Evidence { records: LoadRecords; logs: ArrivalLog[]; ejections: EjectionLike[] | null }
+type EjectionLike = { address: string; at: number };
+
+async function runScenario(sc: Scenario, systems: SystemUnderTest[], dir: string, quick: boolean): Promise<Map<string, Outcome>> {
   const out = new Map<string, Outcome>();
   const lanes = await Promise.all(systems.map((s) => startLane(s, sc, dir)));
   try {
@@ -118,7 +125,7 @@ async function runScenario(sc: Scenario, systems: SystemUnderTest[], dir: string
     if (code !== 0 || !existsSync(outFile)) throw new Error(`load generator failed (${code}); see ${genProc.logFile}`);
     const records = JSON.parse(readFileSync(outFile, 'utf8')) as LoadRecords[];
 
-    const evidence: Record<string, unknown> = {};
+    const evidence: Record<string, Evidence> = {};
     for (const l of live) {
       const rec = records.find((r) => r.name === l.sys.name)!;
       try {
@@ -135,7 +142,7 @@ async function runScenario(sc: Scenario, systems: SystemUnderTest[], dir: string
       }
     }
     // The raw evidence behind every figure, for whoever wants to check one (not committed).
-    writeJson(path.join(ROOT, 'bench', 'results', 'tmp', `scenario-${sc.name}.json`), { scenario: sc, startAt, evidence });
+    writeJson(evidenceFile(sc, quick), { scenario: sc, startAt, evidence });
     return out;
   } finally {
     await Promise.all(lanes.map(stopLane));
@@ -166,7 +173,7 @@ async function main(): Promise<number> {
     ({ values: v } = parseArgs({
       options: {
         quick: { type: 'boolean' }, only: { type: 'string' }, systems: { type: 'string' }, 'no-build': { type: 'boolean' },
-        'no-write': { type: 'boolean' }, write: { type: 'boolean' }, render: { type: 'string' }, help: { type: 'boolean' },
+        'no-write': { type: 'boolean' }, write: { type: 'boolean' }, render: { type: 'string' }, reanalyze: { type: 'boolean' }, help: { type: 'boolean' },
       },
     }));
   } catch (e) { log(`${(e as Error).message}\n${USAGE}\n`); return 2; }
@@ -196,6 +203,25 @@ async function main(): Promise<number> {
     results = j.scenarios.map((r) => ({ scenario: r.scenario, loadavg: r.loadavg, outcomes: new Map(Object.entries(r.results)) }));
     const present = new Set(results.flatMap((r) => [...r.outcomes.keys()]));
     systems = SYSTEMS.filter((s) => present.has(s.name));
+  } else if (v.reanalyze) {
+    const resultFile = path.join(ROOT, 'bench', 'results', quick ? 'scenarios-quick.json' : 'scenarios.json');
+    const prev = existsSync(resultFile) ? JSON.parse(readFileSync(resultFile, 'utf8')) as { when: string; command: string; machine: string; scenarios: { scenario: Scenario; loadavg: number[]; results: Record<string, Outcome> }[] } : undefined;
+    for (const sc of scenarios) {
+      const f = evidenceFile(sc, quick);
+      if (!existsSync(f)) { log(`no evidence for ${sc.name} (${f}): skipped\n`); continue; }
+      const ev = JSON.parse(readFileSync(f, 'utf8')) as { evidence: Record<string, Evidence> };
+      const old = prev?.scenarios.find((p) => p.scenario.name === sc.name);
+      const outcomes = new Map<string, Outcome>();
+      for (const sys of SYSTEMS) {
+        const e = ev.evidence[sys.name];
+        if (e) outcomes.set(sys.name, { available: true, metrics: analyzeScenario(sc, e.records, e.logs, e.ejections ?? undefined) });
+        else if (old?.results[sys.name]) outcomes.set(sys.name, old.results[sys.name]);
+      }
+      results.push({ scenario: sc, outcomes, loadavg: old?.loadavg ?? [] });
+    }
+    if (prev) saved = { when: prev.when, command: prev.command, machine: prev.machine };
+    const present = new Set(results.flatMap((r) => [...r.outcomes.keys()]));
+    systems = SYSTEMS.filter((s) => present.has(s.name));
   } else {
     await runAll();
   }
@@ -212,7 +238,7 @@ async function main(): Promise<number> {
       for (const sc of scenarios) {
         log(`scenario ${sc.name}: ${sc.description} (${sc.durationMs / 1000} s at ${RATE} rps, ${systems.length} systems at once)\n`);
         const before = os.loadavg()[0];
-        const outcomes = await runScenario(sc, systems, tmp.dir);
+        const outcomes = await runScenario(sc, systems, tmp.dir, quick);
         const loadavg = [Math.round(before * 10) / 10, Math.round(os.loadavg()[0] * 10) / 10];
         log(`  (load average ${loadavg[0]} → ${loadavg[1]} on ${os.cpus().length} CPUs)\n`);
         for (const [name, o] of outcomes) {
@@ -314,7 +340,17 @@ async function main(): Promise<number> {
   process.stdout.write(`\n${renderText(detail)}\n\n${renderText(summary)}\n\n${verdicts.map((s) => `- ${s}`).join('\n')}\n`);
   log(`total ${Math.round((Date.now() - t0) / 1000)} s\n`);
 
-  if (saved) {
+  if (saved && v.reanalyze) {
+    const resultFile = path.join(ROOT, 'bench', 'results', quick ? 'scenarios-quick.json' : 'scenarios.json');
+    writeJson(resultFile, {
+      when: saved.when, reanalyzed: new Date().toISOString(), command: saved.command, machine: saved.machine, timing, rate: RATE,
+      timeouts: SCENARIO_TIMEOUTS, clientTimeoutMs: CLIENT_TIMEOUT_MS, haproxy: HAPROXY_HEALING, nginx: NGINX_HEALING,
+      scenarios: results.map(({ scenario, outcomes, loadavg }) => ({ scenario, loadavg, results: Object.fromEntries(outcomes) })),
+      verdicts,
+    });
+    updateMarkdownFile(path.join(ROOT, 'bench', 'README.md'), 'bench:scenarios', readmeSection(saved.when, saved.command, saved.machine, quick), '## Fault scenarios: latest results');
+    log(`recomputed from the evidence: wrote ${path.relative(ROOT, resultFile)} and bench/README.md\n`);
+  } else if (saved) {
     updateMarkdownFile(path.join(ROOT, 'bench', 'README.md'), 'bench:scenarios', readmeSection(saved.when, saved.command, saved.machine, saved.command.includes('--quick')), '## Fault scenarios: latest results');
     log(`re-rendered ${v.render} into bench/README.md\n`);
   } else if (write) {
