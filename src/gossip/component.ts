@@ -89,180 +89,186 @@ export const startGossip: ComponentFactory = async (ctx: SidecarContext): Promis
   } catch (err) {
     throw new MeshmedicError('MM_ERR_GOSSIP_BIND', `gossip.listen ${cfg.listen}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
-  const advertise: Address = advertised ?? transport.local;
+  // Anything failing from here on must not leave the sockets bound.
+  try {
+    const advertise: Address = advertised ?? transport.local;
 
-  const board = new QuorumBoard(clock, {
-    freshnessMs: hc.freshnessMs ?? 10_000,
-    maxSkewMs: hc.maxSkewMs ?? 5_000,
-    quorum: hc.quorum ?? 0,
-    minQuorum: hc.minQuorum ?? 2,
-    maxQuorum: hc.maxQuorum ?? 3,
-    minRequests: hc.minRequests ?? 5,
-    errorRateThreshold: hc.errorRateThreshold ?? 0.5,
-    p99ThresholdUs: (hc.p99ThresholdMs ?? 0) * 1000,
-    ratePerSecond: hc.ratePerSecond ?? 100,
-    burst: hc.burst ?? 1000,
-  });
-  let membership: Membership;
-  const keyOf = (observer: string) => keys(observer);
-  // Run the health plane out of band (coalesced) when something worth reacting to happens.
-  let soonPending = false;
-  let runSoon: () => void = () => {};
-  const soon = () => {
-    if (soonPending) return;
-    soonPending = true;
-    queueMicrotask(() => {
-      soonPending = false;
-      runSoon();
+    const board = new QuorumBoard(clock, {
+      freshnessMs: hc.freshnessMs ?? 10_000,
+      maxSkewMs: hc.maxSkewMs ?? 5_000,
+      quorum: hc.quorum ?? 0,
+      minQuorum: hc.minQuorum ?? 2,
+      maxQuorum: hc.maxQuorum ?? 3,
+      minRequests: hc.minRequests ?? 5,
+      errorRateThreshold: hc.errorRateThreshold ?? 0.5,
+      p99ThresholdUs: (hc.p99ThresholdMs ?? 0) * 1000,
+      ratePerSecond: hc.ratePerSecond ?? 100,
+      burst: hc.burst ?? 1000,
     });
-  };
-  membership = new Membership({
-    id: nodeId,
-    advertise,
-    clock,
-    transport,
-    profile,
-    keyring,
-    publicKey: identity.publicKeyRaw,
-    maxPacketBytes: cfg.maxPacketBytes ?? 1200,
-    observationShare: cfg.observationShare ?? 0.35,
-    onObservation: (o) => {
-      if (board.offer(o, keyOf) !== 'accepted') return false;
-      if (board.isBad(o)) soon(); // a verdict may have just formed: decide now, not at the next tick
-      return true;
-    },
-    onChange: (m, prev) => {
-      if (m.state === 'dead' || m.state === 'left') board.forgetObserver(m.id);
-      if (prev !== undefined) log.info('member state changed', { member: m.id, from: prev, to: m.state, incarnation: m.incarnation });
-    },
-  });
-
-  const keys = observerKeys(membership, nodeId);
-
-  // Peer verdicts go to the healing engine when it runs: it judges them under the same guards as local
-  // verdicts (max ejection, panic) and re-admits through its canary probation. Without it they are applied
-  // to the mesh state directly and lifted by the health plane after the hold-down.
-  const healing = asVerdictSink(ctx.components.get('healing'));
-  const submit = (d: Decision): boolean => {
-    if (!healing) return ctx.mesh.apply(d).applied;
-    if (d.action !== 'eject') return false;
-    return healing.submitVerdict({ target: d.target, detector: d.reason, kind: 'failure', severity: 'eject', source: 'peer', evidence: d.evidence });
-  };
-
-  const healthEnabled = hc.enabled ?? true;
-  const plane = healthEnabled
-    ? new HealthPlane({
-        selfId: nodeId,
-        clock,
-        mesh: ctx.mesh,
-        stats: ctx.stats,
-        board,
-        signer: new ObservationSigner(nodeId, identity, clock),
-        acceptOwn: (o) => board.accept(o),
-        publish: (o) => membership.publishObservation(o),
-        submit,
-        windows: hc.windows ?? 3,
-        minRequests: hc.minRequests ?? 5,
-        holdDownMs: hc.holdDownMs ?? 5_000,
-        refreshMs: hc.refreshMs ?? Math.max(hc.intervalMs ?? 500, Math.floor((hc.freshnessMs ?? 10_000) / 4)),
-        redundancy: hc.redundancy ?? 5,
-        restoreOnQuorumLoss: !healing,
-        probe: hc.probe === false ? undefined : connectProbe,
-        probeEveryMs: hc.probeEveryMs ?? 2000,
-      })
-    : undefined;
-
-  const threshold = cfg.loopDelayThresholdMs ?? 200;
-  const loop = threshold > 0 ? new LoopStarvationWatch(threshold) : undefined;
-  registerMetrics(ctx, membership, board, plane, loop);
-  ctx.admin.route('GET', '/v1/members', () => ({ status: 200, body: membersBody(membership, nodeId) }));
-  ctx.admin.route('GET', '/v1/gossip/verdicts', () => ({
-    status: 200,
-    body: { verdicts: plane?.verdicts() ?? [], peerEjected: plane?.peerEjectedEndpoints() ?? [], observations: board.results },
-  }));
-
-  membership.start();
-  const timers: TimerHandle[] = [];
-  let closed = false;
-
-  // Join through the seeds, retrying with backoff until one answers (sidecars start in any order).
-  const retryMs = cfg.joinRetryMs ?? 2000;
-  let joinDelay = retryMs;
-  let joinTimer: TimerHandle | undefined;
-  let joining = false;
-  const tryJoin = () => {
-    if (closed || seeds.length === 0 || joining) return;
-    joining = true;
-    membership.join(seeds, (n) => {
-      joining = false;
-      if (closed) return;
-      if (n > 0) {
-        joinDelay = retryMs;
-        log.info('joined the gossip membership', { seedsAnswered: n, members: membership.liveCount });
-        return;
-      }
-      log.warn('no gossip seed answered; retrying', { seeds: cfg.join, retryMs: joinDelay });
-      joinTimer = clock.setTimeout(() => { joinTimer = undefined; tryJoin(); }, joinDelay);
-      joinDelay = Math.min(joinDelay * 2, 30_000);
-    });
-  };
-  tryJoin();
-  // Alone again (every peer dead, e.g. after a long partition): go back to the seeds.
-  if (seeds.length > 0) {
-    timers.push(clock.setInterval(() => {
-      if (membership.liveCount <= 1 && !joinTimer) tryJoin();
-    }, Math.max(retryMs, 5000)));
-  }
-
-  let unsubscribe: () => void = () => {};
-  if (plane) {
-    const tick = () => {
-      try {
-        plane.tick();
-      } catch (err) {
-        log.error('health plane tick failed', { err });
-      }
+    let membership: Membership;
+    const keyOf = (observer: string) => keys(observer);
+    // Run the health plane out of band (coalesced) when something worth reacting to happens.
+    let soonPending = false;
+    let runSoon: () => void = () => {};
+    const soon = () => {
+      if (soonPending) return;
+      soonPending = true;
+      queueMicrotask(() => {
+        soonPending = false;
+        runSoon();
+      });
     };
-    runSoon = () => { if (!closed) tick(); };
-    timers.push(clock.setInterval(tick, hc.intervalMs ?? 500));
-    // Our own engine just ejected an endpoint on local evidence: tell the mesh now.
-    unsubscribe = ctx.mesh.subscribe((_snap, changes) => {
-      if (changes.some((d) => d.applied && d.action === 'eject' && d.source === 'local')) soon();
+    membership = new Membership({
+      id: nodeId,
+      advertise,
+      clock,
+      transport,
+      profile,
+      keyring,
+      publicKey: identity.publicKeyRaw,
+      maxPacketBytes: cfg.maxPacketBytes ?? 1200,
+      observationShare: cfg.observationShare ?? 0.35,
+      onObservation: (o) => {
+        if (board.offer(o, keyOf) !== 'accepted') return false;
+        if (board.isBad(o)) soon(); // a verdict may have just formed: decide now, not at the next tick
+        return true;
+      },
+      onChange: (m, prev) => {
+        if (m.state === 'dead' || m.state === 'left') board.forgetObserver(m.id);
+        if (prev !== undefined) log.info('member state changed', { member: m.id, from: prev, to: m.state, incarnation: m.incarnation });
+      },
     });
+
+    const keys = observerKeys(membership, nodeId);
+
+    // Peer verdicts go to the healing engine when it runs: it judges them under the same guards as local
+    // verdicts (max ejection, panic) and re-admits through its canary probation. Without it they are applied
+    // to the mesh state directly and lifted by the health plane after the hold-down.
+    const healing = asVerdictSink(ctx.components.get('healing'));
+    const submit = (d: Decision): boolean => {
+      if (!healing) return ctx.mesh.apply(d).applied;
+      if (d.action !== 'eject') return false;
+      return healing.submitVerdict({ target: d.target, detector: d.reason, kind: 'failure', severity: 'eject', source: 'peer', evidence: d.evidence });
+    };
+
+    const healthEnabled = hc.enabled ?? true;
+    const plane = healthEnabled
+      ? new HealthPlane({
+          selfId: nodeId,
+          clock,
+          mesh: ctx.mesh,
+          stats: ctx.stats,
+          board,
+          signer: new ObservationSigner(nodeId, identity, clock),
+          acceptOwn: (o) => board.accept(o),
+          publish: (o) => membership.publishObservation(o),
+          submit,
+          windows: hc.windows ?? 3,
+          minRequests: hc.minRequests ?? 5,
+          holdDownMs: hc.holdDownMs ?? 5_000,
+          refreshMs: hc.refreshMs ?? Math.max(hc.intervalMs ?? 500, Math.floor((hc.freshnessMs ?? 10_000) / 4)),
+          redundancy: hc.redundancy ?? 5,
+          restoreOnQuorumLoss: !healing,
+          probe: hc.probe === false ? undefined : connectProbe,
+          probeEveryMs: hc.probeEveryMs ?? 2000,
+        })
+      : undefined;
+
+    const threshold = cfg.loopDelayThresholdMs ?? 200;
+    const loop = threshold > 0 ? new LoopStarvationWatch(threshold) : undefined;
+    registerMetrics(ctx, membership, board, plane, loop);
+    ctx.admin.route('GET', '/v1/members', () => ({ status: 200, body: membersBody(membership, nodeId) }));
+    ctx.admin.route('GET', '/v1/gossip/verdicts', () => ({
+      status: 200,
+      body: { verdicts: plane?.verdicts() ?? [], peerEjected: plane?.peerEjectedEndpoints() ?? [], observations: board.results },
+    }));
+
+    membership.start();
+    const timers: TimerHandle[] = [];
+    let closed = false;
+
+    // Join through the seeds, retrying with backoff until one answers (sidecars start in any order).
+    const retryMs = cfg.joinRetryMs ?? 2000;
+    let joinDelay = retryMs;
+    let joinTimer: TimerHandle | undefined;
+    let joining = false;
+    const tryJoin = () => {
+      if (closed || seeds.length === 0 || joining) return;
+      joining = true;
+      membership.join(seeds, (n) => {
+        joining = false;
+        if (closed) return;
+        if (n > 0) {
+          joinDelay = retryMs;
+          log.info('joined the gossip membership', { seedsAnswered: n, members: membership.liveCount });
+          return;
+        }
+        log.warn('no gossip seed answered; retrying', { seeds: cfg.join, retryMs: joinDelay });
+        joinTimer = clock.setTimeout(() => { joinTimer = undefined; tryJoin(); }, joinDelay);
+        joinDelay = Math.min(joinDelay * 2, 30_000);
+      });
+    };
+    tryJoin();
+    // Alone again (every peer dead, e.g. after a long partition): go back to the seeds.
+    if (seeds.length > 0) {
+      timers.push(clock.setInterval(() => {
+        if (membership.liveCount <= 1 && !joinTimer) tryJoin();
+      }, Math.max(retryMs, 5000)));
+    }
+
+    let unsubscribe: () => void = () => {};
+    if (plane) {
+      const tick = () => {
+        try {
+          plane.tick();
+        } catch (err) {
+          log.error('health plane tick failed', { err });
+        }
+      };
+      runSoon = () => { if (!closed) tick(); };
+      timers.push(clock.setInterval(tick, hc.intervalMs ?? 500));
+      // Our own engine just ejected an endpoint on local evidence: tell the mesh now.
+      unsubscribe = ctx.mesh.subscribe((_snap, changes) => {
+        if (changes.some((d) => d.applied && d.action === 'eject' && d.source === 'local')) soon();
+      });
+    }
+
+    // A starved event loop makes our own probes late: tell Lifeguard, so we slow down instead of accusing peers.
+    if (loop) {
+      timers.push(clock.setInterval(() => {
+        const { starved, worstLagMs } = loop.check();
+        if (!starved) return;
+        membership.awareness.applyDelta(1);
+        log.debug('event loop starved: slowing gossip down', { worstLagMs, awareness: membership.awareness.health });
+      }, profile.probeIntervalMs));
+    }
+
+    log.info('gossip started', { nodeId, listen: formatHostPort(transport.local.host, transport.local.port), advertise, encrypted: keyring.enabled, profile: cfg.profile ?? 'lan' });
+
+    return {
+      name: 'gossip',
+      nodeId,
+      membership,
+      board,
+      healthPlane: plane,
+      keyring,
+      addresses: { gossip: formatHostPort(transport.local.host, transport.local.port) },
+      async close(deadlineMs = 1000): Promise<void> {
+        if (closed) return;
+        closed = true;
+        joinTimer?.cancel();
+        unsubscribe();
+        for (const t of timers) t.cancel();
+        loop?.stop();
+        await new Promise<void>((resolve) => membership.leave(Math.min(1000, Math.max(0, deadlineMs)), resolve));
+        membership.shutdown();
+        await transport.close();
+      },
+    };
+  } catch (err) {
+    await transport.close();
+    throw err;
   }
-
-  // A starved event loop makes our own probes late: tell Lifeguard, so we slow down instead of accusing peers.
-  if (loop) {
-    timers.push(clock.setInterval(() => {
-      const { starved, worstLagMs } = loop.check();
-      if (!starved) return;
-      membership.awareness.applyDelta(1);
-      log.debug('event loop starved: slowing gossip down', { worstLagMs, awareness: membership.awareness.health });
-    }, profile.probeIntervalMs));
-  }
-
-  log.info('gossip started', { nodeId, listen: formatHostPort(transport.local.host, transport.local.port), advertise, encrypted: keyring.enabled, profile: cfg.profile ?? 'lan' });
-
-  return {
-    name: 'gossip',
-    nodeId,
-    membership,
-    board,
-    healthPlane: plane,
-    keyring,
-    addresses: { gossip: formatHostPort(transport.local.host, transport.local.port) },
-    async close(deadlineMs = 1000): Promise<void> {
-      if (closed) return;
-      closed = true;
-      joinTimer?.cancel();
-      unsubscribe();
-      for (const t of timers) t.cancel();
-      loop?.stop();
-      await new Promise<void>((resolve) => membership.leave(Math.min(1000, Math.max(0, deadlineMs)), resolve));
-      membership.shutdown();
-      await transport.close();
-    },
-  };
 };
 
 /**
@@ -330,18 +336,23 @@ function membersBody(m: Membership, self: string) {
 function registerMetrics(ctx: SidecarContext, m: Membership, board: QuorumBoard, plane: HealthPlane | undefined, loop: LoopStarvationWatch | undefined): void {
   const reg = ctx.metrics;
   const c = m.counters;
+  // A restarted component replaces its predecessor's metrics in the same registry.
+  const fresh = (name: string): string => {
+    if (reg.getSingleMetric(name)) reg.removeSingleMetric(name);
+    return name;
+  };
   const setAll = (ctr: Counter<string>, pairs: readonly [Record<string, string>, number][]) => {
     ctr.reset();
     for (const [labels, v] of pairs) if (v > 0) ctr.inc(labels, v);
   };
   new Gauge({
-    name: 'meshmedic_gossip_members', help: 'Gossip members known to this sidecar, by state', labelNames: ['state'], registers: [reg],
+    name: fresh('meshmedic_gossip_members'), help: 'Gossip members known to this sidecar, by state', labelNames: ['state'], registers: [reg],
     collect() {
       for (const [state, n] of Object.entries(m.countByState())) this.set({ state }, n);
     },
   });
   new Counter({
-    name: 'meshmedic_gossip_packets_total', help: 'Gossip UDP packets by direction and result', labelNames: ['direction', 'result'], registers: [reg],
+    name: fresh('meshmedic_gossip_packets_total'), help: 'Gossip UDP packets by direction and result', labelNames: ['direction', 'result'], registers: [reg],
     collect() {
       const bad = c.droppedMalformed + c.droppedUnknownKey + c.droppedPlaintext + c.droppedEncrypted;
       setAll(this, [
@@ -355,15 +366,15 @@ function registerMetrics(ctx: SidecarContext, m: Membership, board: QuorumBoard,
     },
   });
   new Counter({
-    name: 'meshmedic_gossip_bytes_total', help: 'Gossip UDP bytes by direction', labelNames: ['direction'], registers: [reg],
+    name: fresh('meshmedic_gossip_bytes_total'), help: 'Gossip UDP bytes by direction', labelNames: ['direction'], registers: [reg],
     collect() { setAll(this, [[{ direction: 'out' }, c.bytesSent], [{ direction: 'in' }, c.bytesReceived]]); },
   });
   new Counter({
-    name: 'meshmedic_gossip_probes_total', help: 'Failure-detector probes by result', labelNames: ['result'], registers: [reg],
+    name: fresh('meshmedic_gossip_probes_total'), help: 'Failure-detector probes by result', labelNames: ['result'], registers: [reg],
     collect() { setAll(this, [[{ result: 'ok' }, c.probes - c.probesFailed], [{ result: 'failed' }, c.probesFailed]]); },
   });
   new Counter({
-    name: 'meshmedic_gossip_events_total', help: 'Membership protocol events', labelNames: ['event'], registers: [reg],
+    name: fresh('meshmedic_gossip_events_total'), help: 'Membership protocol events', labelNames: ['event'], registers: [reg],
     collect() {
       setAll(this, [
         [{ event: 'suspicion' }, c.suspicionsRaised], [{ event: 'refutation' }, c.refutations], [{ event: 'death_declared' }, c.deathsDeclared],
@@ -373,27 +384,27 @@ function registerMetrics(ctx: SidecarContext, m: Membership, board: QuorumBoard,
     },
   });
   new Gauge({
-    name: 'meshmedic_gossip_awareness', help: 'Lifeguard local health score (0 = healthy; timeouts scale by score + 1)', registers: [reg],
+    name: fresh('meshmedic_gossip_awareness'), help: 'Lifeguard local health score (0 = healthy; timeouts scale by score + 1)', registers: [reg],
     collect() { this.set(m.awareness.health); },
   });
   new Counter({
-    name: 'meshmedic_gossip_loop_starved_total', help: 'Checks that found the event loop starved (timer lag above gossip.loopDelayThresholdMs)', registers: [reg],
+    name: fresh('meshmedic_gossip_loop_starved_total'), help: 'Checks that found the event loop starved (timer lag above gossip.loopDelayThresholdMs)', registers: [reg],
     collect() { this.reset(); if (loop && loop.starvedChecks > 0) this.inc(loop.starvedChecks); },
   });
   new Counter({
-    name: 'meshmedic_gossip_observations_total', help: 'Signed observations received, by result, and published', labelNames: ['result'], registers: [reg],
+    name: fresh('meshmedic_gossip_observations_total'), help: 'Signed observations received, by result, and published', labelNames: ['result'], registers: [reg],
     collect() {
       setAll(this, [...OFFER_RESULTS.map((r) => [{ result: r }, board.results[r]] as [Record<string, string>, number]), [{ result: 'published' }, plane?.counters.published ?? 0], [{ result: 'suppressed' }, plane?.counters.suppressed ?? 0], [{ result: 'probe_runs' }, plane?.counters.probes ?? 0]]);
     },
   });
   new Counter({
-    name: 'meshmedic_gossip_peer_decisions_total', help: 'Decisions taken on mesh-wide quorum verdicts', labelNames: ['action'], registers: [reg],
+    name: fresh('meshmedic_gossip_peer_decisions_total'), help: 'Decisions taken on mesh-wide quorum verdicts', labelNames: ['action'], registers: [reg],
     collect() {
       setAll(this, [[{ action: 'eject' }, plane?.counters.peerEjections ?? 0], [{ action: 'restore' }, plane?.counters.peerRestores ?? 0], [{ action: 'refused' }, plane?.counters.refused ?? 0]]);
     },
   });
   new Gauge({
-    name: 'meshmedic_gossip_failing_endpoints', help: 'Endpoints with a failing mesh-wide verdict', registers: [reg],
+    name: fresh('meshmedic_gossip_failing_endpoints'), help: 'Endpoints with a failing mesh-wide verdict', registers: [reg],
     collect() { this.set(plane ? plane.verdicts().filter((v) => v.failing).length : 0); },
   });
 }
