@@ -240,7 +240,7 @@ async function fanout(mode: 'sotw' | 'delta', streams: number, services: number,
 
 async function main(): Promise<void> {
   const started = new Date().toISOString();
-  const reps = quick ? 10 : 40;
+  const reps = quick ? 10 : 100;
   const streams = quick ? 200 : 1000;
   const changes = quick ? 3 : 5;
   console.error(`[xds] decision → applied (${reps} ejections)…`);
