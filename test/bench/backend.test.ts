@@ -110,7 +110,7 @@ t.test('gray latency multiplies the baseline', async (t) => {
     const base = await get(b.port);
     b.setFault({ mode: 'latency', factor: 5 });
     const slow = await get(b.port);
-    t.ok(base.ms >= 15 && base.ms < 80, `baseline ~20 ms (${base.ms.toFixed(1)})`);
+    t.ok(base.ms >= 15, `baseline ~20 ms (${base.ms.toFixed(1)})`);
     t.ok(slow.ms >= 90, `x5 is >= 90 ms (${slow.ms.toFixed(1)})`);
     t.equal(slow.status, 200, 'gray: slow but answering 200');
   });
@@ -118,11 +118,11 @@ t.test('gray latency multiplies the baseline', async (t) => {
 
 t.test('drift creeps, then crashes', async (t) => {
   await withBackend(t, { medianMs: 10 }, async (b) => {
-    b.setFault({ mode: 'drift', driftPerSec: 40, crashAfterMs: 400 });
+    b.setFault({ mode: 'drift', driftPerSec: 100, crashAfterMs: 600 });
     const early = await get(b.port);
     await new Promise((r) => setTimeout(r, 200));
     const later = await get(b.port);
-    t.ok(later.ms > early.ms + 20, `later is slower (${early.ms.toFixed(1)} -> ${later.ms.toFixed(1)} ms)`);
+    t.ok(later.ms >= 200, `later is slower: ≥ 10 ms × (1 + 100 × 0.2 s) (${early.ms.toFixed(1)} -> ${later.ms.toFixed(1)} ms)`);
     await new Promise((r) => setTimeout(r, 400));
     t.equal((await get(b.port)).error, 'ECONNREFUSED', 'crashed after crashAfterMs');
   });
@@ -144,11 +144,12 @@ t.test('flap alternates up and down', async (t) => {
 
 t.test('overload: latency grows with requests in flight', async (t) => {
   await withBackend(t, { medianMs: 5 }, async (b) => {
-    b.setFault({ mode: 'overload', perInflightMs: 15 });
-    const alone = await get(b.port);
+    b.setFault({ mode: 'overload', perInflightMs: 40 });
     const crowd = await Promise.all(Array.from({ length: 8 }, () => get(b.port)));
     const worst = Math.max(...crowd.map((a) => a.ms));
-    t.ok(worst > alone.ms + 50, `8 in flight are slower (${alone.ms.toFixed(1)} vs ${worst.toFixed(1)} ms)`);
+    // The 8th request arrives with 7 in flight: at least 5 + 7 × 40 ms.
+    t.ok(worst >= 280, `8 in flight: the last waits for the others' load (${worst.toFixed(1)} ms)`);
+    t.equal(b.stats().inflight, 0, 'all answered');
   });
 });
 
