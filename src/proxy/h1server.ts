@@ -228,10 +228,6 @@ export class H1Io implements BodySource {
   writeContinue(): void {
     if (!this.headersSent) this.conn.socket.write('HTTP/1.1 100 Continue\r\n\r\n', 'latin1');
   }
-
-  get writableFinished(): boolean {
-    return this.finished;
-  }
 }
 
 function joinHead(head: string, body: Buffer): Buffer {

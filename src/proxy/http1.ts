@@ -72,6 +72,7 @@ export function handleHttp1(core: ProxyCore, role: 'outbound' | 'inbound', req: 
   if (scan.expectContinue) req.writeContinue(); // the client waits for it before sending the body
   if (role === 'inbound') {
     const app = core.app!;
+    if (app.protocol === 'h2c') return sendError(res, 502, 'MM_ERR_UPSTREAM_RESET', `${app.id} speaks h2c (inbound.protocol); send HTTP/2`, app.id);
     const ex = new Http1Exchange(core, req, null, app, path, headers, hasBody);
     ex.dispatch();
     return;
@@ -84,6 +85,8 @@ export function handleHttp1(core: ProxyCore, role: 'outbound' | 'inbound', req: 
   const ev = core.balancer.pick(view);
   const up = ev === undefined ? undefined : core.upstream(ev.slot);
   if (up === undefined) return sendError(res, 503, 'MM_ERR_NO_ENDPOINT', `no usable endpoint for service "${view.name}"`, '');
+  // HTTP/1.1 is not bridged to h2c endpoints (gRPC needs HTTP/2 end to end).
+  if (up.protocol === 'h2c') return sendError(res, 502, 'MM_ERR_UPSTREAM_RESET', `service "${view.name}" speaks h2c (protocol h2c); send HTTP/2 (prior knowledge) to this listener`, up.id);
   const ex = new Http1Exchange(core, req, view, up, path, headers, hasBody);
   ex.dispatch();
 }
@@ -197,7 +200,7 @@ export class Http1Exchange implements H1Handler {
     // The client went away, or its own request body broke (bad chunking, reset): not the endpoint's fault.
     if (this.gone || err === CLIENT_GONE || res.errored !== null) {
       this.settle(Outcome.Cancelled);
-      if (!res.writableFinished) res.destroy();
+      if (!res.finished) res.destroy();
       return;
     }
     const fc = classifyUpstreamError(err);

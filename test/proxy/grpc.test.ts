@@ -6,7 +6,7 @@ import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import t from 'tap';
 import { Outcome } from '../../src/core/types.js';
-import { closedPort, rawServer, startTestProxy, until, type TestProxy } from './helpers.js';
+import { closedPort, rawServer, request, startTestProxy, until, type TestProxy } from './helpers.js';
 
 interface EchoRequest {
   text: string;
@@ -218,4 +218,16 @@ t.test('retry on refused h2c endpoint, and the inbound listener in front of an h
   t.equal(r.reply?.text, 'app:in', 'inbound h2c → app');
   await until(() => p.handle.core.app!.windows.lifetime[Outcome.Success] === 1, 3000, 'app measured');
   t.pass('app measured');
+});
+
+t.test('protocols are not bridged: HTTP/1.1 to an h2c service is a clear 502', async (t) => {
+  const s = await echoServer('s1');
+  const p = await startTestProxy({ services: [{ name: 'echo', protocol: 'h2c', endpoints: [{ address: `127.0.0.1:${s.port}` }] }] });
+  t.teardown(async () => {
+    await p.close();
+    await s.close();
+  });
+  const r = await request(p.port, { headers: { host: 'echo' } });
+  t.equal(r.status, 502);
+  t.match(JSON.parse(r.body).message, /speaks h2c/);
 });
