@@ -233,9 +233,9 @@ class ResourceWatch {
     if (delayMs <= 0) void this.run(gen);
   }
 
-  /** Waiting to retry after an error? */
-  get retrying(): boolean {
-    return this.timer !== undefined;
+  /** Connected and streaming (not listing, connecting or waiting to retry)? */
+  get watching(): boolean {
+    return this.controller !== undefined;
   }
 
   stop(): void {
@@ -410,7 +410,7 @@ export function startDiscovery(opts: DiscoveryOptions): Discovery {
 
   const rewatchMs = opts.rewatchMs ?? 300_000;
   const rewatch = rewatchMs > 0 ? clock.setInterval(() => {
-    for (const w of watched) if (!w.retrying) w.restart(0);
+    for (const w of watched) if (w.watching) w.restart(0); // a list or a retry in progress is left alone
   }, rewatchMs) : undefined;
 
   for (const w of watched) w.start();
