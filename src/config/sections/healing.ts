@@ -47,7 +47,7 @@ export const HEALING_GROUPS = {
     minExcessMs: num(2, 0, 600_000, 'and the excess over the median is at least this many ms'),
     usualRatioCap: num(1.5, 1, 100, "an endpoint's usual ratio to its peers (learned when it is not an outlier) discounts its ratio, up to this factor"),
     usualRatioAlpha: num(0.01, 0.0001, 1, 'learning rate of the usual ratio'),
-    confirmWindows: int(2, 1, 60, 'strikes needed: +1 per window the condition holds, −1 per judged window it does not'),
+    confirmWindows: int(2, 1, 60, 'strikes needed (+1 per window the condition holds, −1 per judged window it does not); ejection counts only windows at ejectRatio'),
   }),
   latencyBaseline: group('Self-baseline latency detector: one-sided CUSUM over log(window p50) and log(window p90).', {
     enabled: bool(true, 'run the detector'),
