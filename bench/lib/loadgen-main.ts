@@ -10,7 +10,9 @@ if (!optsFile || !outFile) {
 }
 const opts = JSON.parse(readFileSync(optsFile, 'utf8')) as LoadOptions;
 process.on('SIGTERM', () => process.exit(143));
-runOpenLoop(opts).then(
+// The actual start (it may be later than asked on a busy machine): whoever times events against the
+// load reads this line.
+runOpenLoop(opts, (start) => process.stdout.write(JSON.stringify({ ready: true, start }) + '\n')).then(
   (records) => { writeFileSync(outFile, JSON.stringify(records)); process.exit(0); },
   (e: Error) => { process.stderr.write(`loadgen: ${e.stack ?? e.message}\n`); process.exit(1); },
 );

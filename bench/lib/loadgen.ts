@@ -54,8 +54,9 @@ function rateAt(schedule: readonly RateStep[], t: number): number {
   return r;
 }
 
-/** Run the load against every target at once; resolves when every request has an outcome. */
-export async function runOpenLoop(o: LoadOptions): Promise<LoadRecords[]> {
+/** Run the load against every target at once; resolves when every request has an outcome.
+ *  `onStart` is told the epoch ms of the schedule's origin (the fault schedule is set from it). */
+export async function runOpenLoop(o: LoadOptions, onStart?: (epochMs: number) => void): Promise<LoadRecords[]> {
   const path = o.path ?? '/';
   const state = o.targets.map((tg) => {
     const pool = new Pool(tg.url, {
@@ -68,6 +69,7 @@ export async function runOpenLoop(o: LoadOptions): Promise<LoadRecords[]> {
   });
   if (o.startAt !== undefined) await sleep(Math.max(0, o.startAt - Date.now()));
   const startEpoch = Date.now();
+  onStart?.(startEpoch);
   const t0 = performance.now();
   let outstanding = 0;
   let allSent = false;

@@ -105,6 +105,8 @@ export function haproxy(o: { name?: string; nbthread?: number; healing?: Haproxy
   };
 }
 
+let nginxStarts = 0;
+
 export function nginx(o: { name?: string; workers: 'auto' | number; healing?: NginxHealing }): SystemUnderTest {
   const name = o.name ?? (o.workers === 'auto' ? 'nginx' : `nginx (${o.workers} worker${o.workers === 1 ? '' : 's'})`);
   const bin = findBinary('nginx');
@@ -113,7 +115,8 @@ export function nginx(o: { name?: string; workers: 'auto' | number; healing?: Ng
     available: () => (bin ? null : 'nginx is not installed: run scripts/ensure-peers.sh'),
     async start(ctx) {
       const port = await freePort();
-      const dir = path.join(ctx.dir, name.replace(/\W+/g, '_'));
+      // A directory per start: each instance's error log holds only its own events.
+      const dir = path.join(ctx.dir, `${name.replace(/\W+/g, '_')}-${++nginxStarts}`);
       const { mkdirSync, chmodSync } = await import('node:fs');
       mkdirSync(dir, { recursive: true });
       chmodSync(dir, 0o755);

@@ -96,7 +96,7 @@ async function runScenario(sc: Scenario, systems: SystemUnderTest[], dir: string
     for (const l of lanes) if (l.failed) out.set(l.sys.name, { available: false, reason: l.failed });
     if (live.length === 0) return out;
 
-    const startAt = Date.now() + 1500;
+    let startAt = Date.now() + 2500;
     const optsFile = path.join(dir, `load-${sc.name}.json`);
     const outFile = path.join(dir, `records-${sc.name}.json`);
     writeFileSync(optsFile, JSON.stringify({
@@ -105,6 +105,8 @@ async function runScenario(sc: Scenario, systems: SystemUnderTest[], dir: string
     }));
     const gen = nodeEntry('bench/lib/loadgen-main.ts');
     const genProc = spawnTracked({ name: `loadgen-${sc.name}`, cmd: gen.cmd, args: [...gen.args, optsFile, outFile], logDir: dir });
+    // Faults are timed from the load's actual start, which a busy machine may delay past startAt.
+    startAt = (await waitReadyLine<{ start: number }>(genProc, 60_000)).start;
 
     // Faults at their times, on every lane's backends at once.
     const timers: NodeJS.Timeout[] = [];
