@@ -137,6 +137,32 @@ if (!hasOpenssl()) {
     t.equal(still.status, 200, 'still serving');
   });
 
+  t.test('concurrent reviews each get their own uid back', async (t) => {
+    const base = JSON.parse(review('plain-pod'));
+    const replies = await Promise.all(Array.from({ length: 40 }, (_, i) => {
+      const r = structuredClone(base);
+      r.request.uid = `uid-${i}`;
+      if (i % 3 === 0) r.request.object.metadata.annotations = { 'meshmedic.io/inject': 'false' };
+      return post(server.port, '/inject', JSON.stringify(r)).then((x) => ({ i, x }));
+    }));
+    for (const { i, x } of replies) {
+      t.equal(x.body.response.uid, `uid-${i}`);
+      t.equal(Boolean(x.body.response.patch), i % 3 !== 0, `uid-${i} ${i % 3 === 0 ? 'opted out' : 'injected'}`);
+    }
+  });
+
+  t.test('IPv6 loopback listen address', async (t) => {
+    let v6: WebhookServer;
+    try {
+      v6 = await startWebhook({ listen: '[::1]:0', tlsCert: certFile, tlsKey: keyFile });
+    } catch (err) {
+      t.comment(`no IPv6 loopback here (${(err as Error).message}); skipped`);
+      return;
+    }
+    t.teardown(() => v6.close());
+    t.match(v6.address, /^\[::1\]:\d+$/);
+  });
+
   t.test('HTTP-level refusals', async (t) => {
     const ct = await post(server.port, '/inject', review('plain-pod'), { 'content-type': 'text/plain' });
     t.equal(ct.status, 415);
