@@ -367,5 +367,9 @@ export function renderManifests(): Map<string, string> {
     out.set(m.file, `${HEADER}# ${m.comment}\n---\n${docs.join('\n---\n')}\n`);
   }
   out.set('grafana-dashboard.json', JSON.stringify(buildDashboard(), null, 2) + '\n');
+  // `kubectl apply -k k8s/` installs the core (not the sample application nor the Istio wiring).
+  const core = buildManifests().map((m) => m.file).filter((f) => !f.startsWith('50-') && !f.startsWith('70-'));
+  const kustomization = { apiVersion: 'kustomize.config.k8s.io/v1beta1', kind: 'Kustomization', resources: core };
+  out.set('kustomization.yaml', `${HEADER}# The core install: kubectl apply -k k8s/ (then 50-sample-app.yaml and 70-istio.yaml as wanted).\n${stringify(kustomization)}`);
   return out;
 }

@@ -2,6 +2,7 @@
 // the embedded configs pass meshmedic's own validation, and the sample app injects cleanly.
 import t from 'tap';
 import { readFileSync, readdirSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { parseAllDocuments } from 'yaml';
 import fjp from 'fast-json-patch';
@@ -131,4 +132,17 @@ t.test('docs/kubernetes.md documents every annotation and every webhook error co
   for (const f of ['admission.ts', 'webhook.ts']) for (const m of readFileSync(`${srcDir}k8s/${f}`, 'utf8').matchAll(/MM_ERR_[A-Z_]+/g)) codes.add(m[0]);
   for (const c of codes) if (c !== 'MM_ERR_INTERNAL' && c !== 'MM_ERR_USAGE' && c !== 'MM_ERR_ADDRESS') t.ok(doc.includes(c), `${c} documented`);
   for (const m of buildManifests()) t.ok(doc.includes(m.file), `${m.file} described`);
+});
+
+t.test('kubectl kustomize renders the core install (when kubectl is here)', async (t) => {
+  let out: string;
+  try {
+    execFileSync('kubectl', ['version', '--client'], { stdio: 'ignore', timeout: 30_000 });
+  } catch {
+    t.comment('kubectl not installed; skipped');
+    return;
+  }
+  out = execFileSync('kubectl', ['kustomize', k8sDir], { encoding: 'utf8', timeout: 60_000 });
+  const kinds = parseAllDocuments(out).map((d) => (d.toJS() as any)?.kind).filter(Boolean).sort();
+  t.same(kinds, ['Certificate', 'ClusterRole', 'ConfigMap', 'ConfigMap', 'Deployment', 'Issuer', 'MutatingWebhookConfiguration', 'Namespace', 'PodDisruptionBudget', 'Service', 'ServiceAccount']);
 });
