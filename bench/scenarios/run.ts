@@ -211,12 +211,16 @@ async function main(): Promise<number> {
     for (const sc of scenarios) {
       const f = evidenceFile(sc, quick);
       if (!existsSync(f)) { log(`no evidence for ${sc.name} (${f}): skipped\n`); continue; }
-      const ev = JSON.parse(readFileSync(f, 'utf8')) as { evidence: Record<string, Evidence> };
+      const ev = JSON.parse(readFileSync(f, 'utf8')) as { startAt: number; evidence: Record<string, Evidence> };
       const old = prev?.scenarios.find((p) => p.scenario.name === sc.name);
       const outcomes = new Map<string, Outcome>();
       for (const sys of SYSTEMS) {
         const e = ev.evidence[sys.name];
-        if (e) outcomes.set(sys.name, { available: true, metrics: analyzeScenario(sc, e.records, e.logs, e.ejections ?? undefined) });
+        // Runs from before faults were timed from the generator's actual start applied them at
+        // startAt + atMs: shift the fault phases by that difference (0 for later runs).
+        const shift = Math.min(0, ev.startAt - e?.records.start);
+        const scAt: Scenario = shift === 0 ? sc : { ...sc, faultStartMs: sc.faultStartMs + shift, faultEndMs: sc.faultEndMs === null ? null : sc.faultEndMs + shift };
+        if (e) outcomes.set(sys.name, { available: true, metrics: analyzeScenario(scAt, e.records, e.logs, e.ejections ?? undefined) });
         else if (old?.results[sys.name]) outcomes.set(sys.name, old.results[sys.name]);
       }
       results.push({ scenario: sc, outcomes, loadavg: old?.loadavg ?? [] });
