@@ -169,6 +169,8 @@ export class H1Io implements BodySource {
       return true;
     }
     if (this.chunked) {
+      // A zero-length chunk would end the body (it is the terminator): write only a pending head.
+      if (chunk.length === 0) return head === null ? true : s.write(head, 'latin1');
       s.cork();
       if (head !== null) s.write(head, 'latin1');
       s.write(`${chunk.length.toString(16)}\r\n`, 'latin1');

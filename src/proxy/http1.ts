@@ -182,7 +182,7 @@ export class Http1Exchange implements H1Handler {
   /** Write the held first chunk (a later chunk arrived, or the loop turned without completion). */
   flushHeld(): void {
     const h = this.held;
-    if (h === null) return;
+    if (h === null || h === EMPTY) return;
     this.held = EMPTY;
     if (!this.io.destroyed && !this.io.finished) this.io.write(h);
   }

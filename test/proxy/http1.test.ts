@@ -1,0 +1,83 @@
+// HTTP/1.1 framing through the proxy: chunked responses stream (the first chunk is not held back), HEAD,
+// HTTP/1.0 clients, upstream keep-alive reuse, large header sets, and a chunked request body.
+import http from 'node:http';
+import t from 'tap';
+import { backend, rawExchange, request, startTestProxy } from './helpers.js';
+
+t.test('framing and keep-alive', async (t) => {
+  const upstreamSockets = new Set<string>();
+  const b = await backend((req, res) => {
+    upstreamSockets.add(`${req.socket.remotePort}`);
+    if (req.url === '/stream') {
+      res.write('first;');
+      setTimeout(() => {
+        res.write('second;');
+        res.end('third');
+      }, 400);
+      return;
+    }
+    if (req.url === '/many') {
+      for (let i = 0; i < 60; i++) res.setHeader(`x-h${i}`, `v${i}`);
+      res.end('many');
+      return;
+    }
+    if (req.url === '/echo') {
+      const parts: Buffer[] = [];
+      req.on('data', (c: Buffer) => parts.push(c));
+      req.on('end', () => res.end(`${req.headers['transfer-encoding'] ?? 'no-te'}:${Buffer.concat(parts).toString()}`));
+      return;
+    }
+    res.setHeader('content-type', 'text/plain');
+    res.end('hello');
+  });
+  const p = await startTestProxy({ services: [{ name: 'svc', endpoints: [{ address: `127.0.0.1:${b.port}` }] }] });
+  t.teardown(async () => {
+    await p.close();
+    await b.close();
+  });
+
+  // Chunked response: the first chunk reaches the client long before the end.
+  const started = Date.now();
+  const timeline = await new Promise<{ at: number; text: string }[]>((resolve, reject) => {
+    const seen: { at: number; text: string }[] = [];
+    http.get({ host: '127.0.0.1', port: p.port, path: '/stream', headers: { host: 'svc' }, agent: false }, (res) => {
+      t.equal(res.headers['transfer-encoding'], 'chunked');
+      res.on('data', (c: Buffer) => seen.push({ at: Date.now() - started, text: c.toString() }));
+      res.on('end', () => resolve(seen));
+    }).on('error', reject);
+  });
+  t.equal(timeline.map((x) => x.text).join(''), 'first;second;third');
+  t.ok(timeline[0]!.text.startsWith('first;') && timeline[0]!.at < 300, `first chunk after ${timeline[0]!.at} ms, before the backend's 400 ms pause ended`);
+
+  // HEAD: headers (with the length) and no body; the connection stays usable.
+  const head = await rawExchange(p.port, 'HEAD / HTTP/1.1\r\nHost: svc\r\n\r\nGET / HTTP/1.1\r\nHost: svc\r\nConnection: close\r\n\r\n');
+  t.match(head, /^HTTP\/1\.1 200 OK\r\n[^]*?\r\n\r\nHTTP\/1\.1 200 OK\r\n[^]*?\r\n\r\nhello$/i, 'HEAD answered without a body, next request on the same connection');
+  t.notMatch(head, /transfer-encoding/i, 'no chunked framing on a HEAD answer');
+
+  // HTTP/1.0 without keep-alive: answered and closed.
+  const old = await rawExchange(p.port, 'GET / HTTP/1.0\r\nHost: svc\r\n\r\n');
+  t.match(old, /^HTTP\/1\.1 200 OK\r\n[\s\S]*connection: close\r\n[\s\S]*hello$/i);
+
+  // Many response headers (over llhttp's 32-pair batch) survive.
+  const many = await request(p.port, { path: '/many', headers: { host: 'svc' } });
+  t.equal(many.headers['x-h59'], 'v59');
+  t.equal(many.headers['x-h0'], 'v0');
+
+  // A chunked request body is re-chunked upstream.
+  const echoed = await new Promise<string>((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port: p.port, method: 'POST', path: '/echo', headers: { host: 'svc', 'transfer-encoding': 'chunked' }, agent: false }, (res) => {
+      let s = '';
+      res.on('data', (c) => (s += c));
+      res.on('end', () => resolve(s));
+    });
+    req.on('error', reject);
+    req.write('abc');
+    setTimeout(() => req.end('def'), 50);
+  });
+  t.equal(echoed, 'chunked:abcdef');
+
+  // Sequential requests reuse one upstream connection.
+  upstreamSockets.clear();
+  for (let i = 0; i < 10; i++) await request(p.port, { headers: { host: 'svc' } });
+  t.equal(upstreamSockets.size, 1, 'ten sequential requests over one upstream connection');
+});
