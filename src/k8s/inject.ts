@@ -38,6 +38,7 @@ export interface InjectionRequest {
 
 export const PODINFO_VOLUME = 'meshmedic-podinfo';
 export const MESH_VOLUME = 'meshmedic-mesh';
+export const TMP_VOLUME = 'meshmedic-tmp';
 export const PODINFO_DIR = '/etc/meshmedic/podinfo';
 export const MESH_DIR = '/etc/meshmedic/mesh';
 const PROXY_ENV = ['HTTP_PROXY', 'http_proxy', 'NO_PROXY', 'no_proxy'];
@@ -213,6 +214,8 @@ export function buildSidecar(cfg: InjectorConfig, mode: 'native' | 'classic', im
     volumeMounts: [
       { name: PODINFO_VOLUME, mountPath: PODINFO_DIR, readOnly: true },
       { name: MESH_VOLUME, mountPath: MESH_DIR, readOnly: true },
+      // The root file system is read-only; this is the one writable place (small, wiped with the pod).
+      { name: TMP_VOLUME, mountPath: '/tmp' },
     ],
     terminationMessagePolicy: 'FallbackToLogsOnError',
   };
@@ -234,6 +237,7 @@ export function buildVolumes(cfg: InjectorConfig): (IVolume & { name: string })[
     },
     // Optional: a namespace without the ConfigMap runs the sidecar on defaults plus annotations.
     { name: MESH_VOLUME, configMap: { name: cfg.meshConfigMap, optional: true } },
+    { name: TMP_VOLUME, emptyDir: { sizeLimit: '16Mi' } },
   ];
 }
 
