@@ -71,6 +71,8 @@ export interface Observation {
   signed: Uint8Array;
 }
 export const OBS_FLAG_EJECTED = 1;
+/** Prefix of every signed observation, so that a signature can never be replayed as another kind of message. */
+export const OBSERVATION_SIGNING_DOMAIN = Buffer.from('meshmedic/observation/v1\0', 'utf8');
 export const OBS_FLAG_PROBED = 2;
 
 export interface PushPullEntry { node: string; host: string; port: number; incarnation: number; state: MemberState; publicKey: Uint8Array | undefined }
@@ -212,7 +214,7 @@ export function writeMessage(w: Writer, m: Message): void {
   }
 }
 
-/** The bytes an observation signature covers: a domain tag, then the observation fields. */
+/** The observation fields as encoded on the wire (the signature covers OBSERVATION_SIGNING_DOMAIN ‖ these bytes). */
 export function observationSignedBytes(o: Omit<Observation, 'type' | 'signature' | 'signed'>): Buffer {
   const w = new Writer(128);
   w.str(o.observer);

@@ -2,7 +2,7 @@
 // that turns observations from distinct observers into mesh-wide verdicts, with rate limits and replay protection.
 import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
 import type { Clock } from '../core/clock.js';
-import { MsgType, OBS_FLAG_EJECTED, OBS_FLAG_PROBED, observationSignedBytes, PUBLIC_KEY_BYTES, type Observation } from './codec.js';
+import { MsgType, OBS_FLAG_EJECTED, OBS_FLAG_PROBED, OBSERVATION_SIGNING_DOMAIN, observationSignedBytes, PUBLIC_KEY_BYTES, type Observation } from './codec.js';
 
 // DER prefix of an Ed25519 SubjectPublicKeyInfo: the raw 32-byte key follows it.
 const ED25519_SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
@@ -76,7 +76,7 @@ export class ObservationSigner {
       flags: (f.ejected ? OBS_FLAG_EJECTED : 0) | (f.probed ? OBS_FLAG_PROBED : 0),
     };
     const signed = observationSignedBytes(fields);
-    const signature = new Uint8Array(sign(null, signed, this.identity.privateKey));
+    const signature = new Uint8Array(sign(null, Buffer.concat([OBSERVATION_SIGNING_DOMAIN, signed]), this.identity.privateKey));
     return { type: MsgType.Observation, ...fields, signed: new Uint8Array(signed), signature };
   }
 }
@@ -84,7 +84,7 @@ export class ObservationSigner {
 /** Verify against the bytes re-encoded from the fields, so that no field can differ from what was signed. */
 export function verifyObservation(o: Observation, key: KeyObject): boolean {
   try {
-    return verify(null, observationSignedBytes(o), key, o.signature);
+    return verify(null, Buffer.concat([OBSERVATION_SIGNING_DOMAIN, observationSignedBytes(o)]), key, o.signature);
   } catch {
     return false;
   }
