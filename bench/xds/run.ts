@@ -4,6 +4,7 @@
 // Delta. Writes bench/results/xds.json and its section of bench/README.md.
 import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
@@ -240,6 +241,8 @@ async function fanout(mode: 'sotw' | 'delta', streams: number, services: number,
 
 async function main(): Promise<void> {
   const started = new Date().toISOString();
+  // Other work on the machine changes these figures a lot: the load average is recorded with them.
+  const loadAtStart = os.loadavg().map(r1);
   const reps = quick ? 10 : 100;
   const streams = quick ? 200 : 1000;
   const changes = quick ? 3 : 5;
@@ -257,7 +260,7 @@ async function main(): Promise<void> {
   }
   const targets = { appliedP99Ms: 50, fanoutP99Ms: 250 };
   const result = {
-    started, quick, machine: { cpus: (await import('node:os')).cpus().length, node: process.version },
+    started, quick, machine: { cpus: os.cpus().length, node: process.version, loadAverageAtStart: loadAtStart, loadAverageAtEnd: os.loadavg().map(r1) },
     targets,
     appliedAtClient: applied,
     fanout: fan,
@@ -283,7 +286,7 @@ async function main(): Promise<void> {
   console.log();
   console.log(renderText(t2));
   const md = [
-    `Run ${started}${quick ? ' (--quick)' : ''}, ${result.machine.cpus} CPUs, Node ${process.version}; server, clients and backends on this machine (loopback).`,
+    `Run ${started}${quick ? ' (--quick)' : ''}, ${result.machine.cpus} CPUs, Node ${process.version}, load average ${loadAtStart[0]} at start and ${result.machine.loadAverageAtEnd[0]} at end (other work shares the machine); server, clients and backends on this machine (loopback).`,
     '',
     renderMarkdown(t1),
     '',

@@ -48,6 +48,7 @@ function scan(buf: Buffer): { nonce: string; version: string } {
 
 interface S { call: grpc.ClientDuplexStream<Buffer, Buffer>; got: number; at: number; bytes: number }
 const streams: S[] = [];
+const ackCache = new Map<string, Buffer>();
 const clients: grpc.Client[] = [];
 let markAt = 0;
 
@@ -72,10 +73,16 @@ function open(c: OpenCmd): void {
       s.bytes += buf.length;
       if (markAt && !s.at) s.at = t;
       const { nonce, version } = scan(buf);
-      const ack = c.mode === 'sotw'
-        ? Req.encode(Req.fromObject({ type_url: c.typeUrl, resource_names: c.names, version_info: version, response_nonce: nonce })).finish()
-        : DReq.encode(DReq.fromObject({ type_url: c.typeUrl, response_nonce: nonce })).finish();
-      call.write(Buffer.from(ack));
+      // Streams that got the same response (same nonce) send the same ACK: encode it once.
+      let ack = ackCache.get(nonce);
+      if (!ack) {
+        ack = Buffer.from(c.mode === 'sotw'
+          ? Req.encode(Req.fromObject({ type_url: c.typeUrl, resource_names: c.names, version_info: version, response_nonce: nonce })).finish()
+          : DReq.encode(DReq.fromObject({ type_url: c.typeUrl, response_nonce: nonce })).finish());
+        if (ackCache.size > 1000) ackCache.clear();
+        ackCache.set(nonce, ack);
+      }
+      call.write(ack);
     });
     const first = c.mode === 'sotw'
       ? Req.encode(Req.fromObject({ node, type_url: c.typeUrl, resource_names: c.names })).finish()

@@ -28,7 +28,7 @@ export function buildOptionsFrom(config: Config, flavor: ClientFlavor): BuildOpt
       address: typeof envoyAddr === 'string' ? '127.0.0.1' : envoyAddr.host,
       port: typeof envoyAddr === 'string' ? 17100 : envoyAddr.port,
     },
-    outlier: (name) => outlierSettingsFrom({ ...(config.healing ?? {}), ...(services.get(name)?.healing ?? {}) }),
+    outlier: (name) => outlierSettingsFrom(config.healing, services.get(name)?.healing),
     protocol: (name) => services.get(name)?.protocol ?? 'h2c',
   };
 }

@@ -37,7 +37,7 @@ export function istioOptionsFrom(config: Config): IstioOptions {
     ...DEFAULT_ISTIO_OPTIONS,
     ...(x.istio ?? {}),
     subsetLabel: x.subsetLabel ?? DEFAULT_ISTIO_OPTIONS.subsetLabel,
-    outlier: (s) => outlierSettingsFrom({ ...(config.healing ?? {}), ...(healing.get(s) ?? {}) }),
+    outlier: (s) => outlierSettingsFrom(config.healing, healing.get(s)),
   };
 }
 

@@ -1,6 +1,7 @@
 // Pure xDS resource builders: a mesh ServiceView in, plain Envoy v3 objects out (snake_case fields, nested
 // Any as `{'@type': url, ...}`), so generation is testable without sockets. Serving lives in cache/server.
 import type { EndpointView, ServiceView } from '../mesh/state.js';
+import { resolvePolicySettings, type PolicySettings } from '../config/sections/healing.js';
 import { CLUSTER_TYPE, ENDPOINT_TYPE, HCM_TYPE, LISTENER_TYPE, ROUTE_TYPE, ROUTER_TYPE } from './types.js';
 
 /** Which kind of client a snapshot is for: proxyless gRPC (ApiListener) or Envoy (socket listener). */
@@ -53,23 +54,32 @@ export const ENVOY_OUTLIER_DEFAULTS: OutlierSettings = Object.freeze({
 });
 
 /**
- * Read outlier settings from a service's healing config. The healing section is owned by the engine and
- * grows over time, so every field is optional: known names (flat, or under `outlier`/`envoy`) override the
- * Envoy defaults; anything else is ignored.
+ * Envoy outlier settings mirroring a service's healing config (built-in defaults ← mesh-wide ← per-service
+ * layers, as the healing engine resolves them). With the `envoy-default` and `none` policies, Envoy runs
+ * the `healing.envoy` settings (Envoy's own defaults unless configured). With the `meshmedic` policy,
+ * Envoy's consecutive detectors and guards are set to what meshmedic itself enforces, so both layers agree.
  */
-export function outlierSettingsFrom(healing: unknown): OutlierSettings {
+export function outlierSettingsFrom(...layers: unknown[]): OutlierSettings {
+  const r = resolvePolicySettings(...(layers.filter((l) => l && typeof l === 'object') as PolicySettings[]));
   const out: Record<string, number | boolean> = { ...ENVOY_OUTLIER_DEFAULTS };
-  const sources: Record<string, unknown>[] = [];
-  if (healing && typeof healing === 'object') {
-    const h = healing as Record<string, unknown>;
-    sources.push(h);
-    for (const k of ['outlier', 'outlierDetection', 'envoy', 'consecutive']) if (h[k] && typeof h[k] === 'object') sources.push(h[k] as Record<string, unknown>);
+  const envoy = r.envoy as unknown as Record<string, number | boolean>;
+  for (const key of Object.keys(ENVOY_OUTLIER_DEFAULTS)) {
+    const v = envoy[key];
+    if (typeof v === typeof out[key]) out[key] = v!;
   }
-  for (const src of sources) {
-    for (const key of Object.keys(ENVOY_OUTLIER_DEFAULTS)) {
-      const v = src[key];
-      if (typeof v === typeof out[key] && (typeof v !== 'number' || Number.isFinite(v))) out[key] = v as number | boolean;
-    }
+  if (r.policy === 'meshmedic') {
+    const on = r.consecutive.enabled ? 100 : 0;
+    Object.assign(out, {
+      consecutive5xx: r.consecutive.errors5xx,
+      enforcingConsecutive5xx: on,
+      consecutiveGatewayFailure: r.consecutive.gateway,
+      enforcingConsecutiveGatewayFailure: on,
+      consecutiveLocalOriginFailure: r.consecutive.localOrigin,
+      baseEjectionTimeMs: r.ejection.baseMs,
+      maxEjectionTimeMs: r.ejection.maxMs,
+      maxEjectionPercent: r.ejection.maxEjectionPct,
+      alwaysEjectOneHost: r.ejection.alwaysEjectOne,
+    });
   }
   return Object.freeze(out) as unknown as OutlierSettings;
 }

@@ -78,7 +78,9 @@ export const ADS_SERVICE_DEFINITION = {
 
 /** Known type URLs keep their label; anything a client invents is `other` (bounded label cardinality). */
 function typeLabel(t: string): string {
-  return ADS_ORDER.includes(t) || isIstioTypeUrl(t) ? t : 'other';
+  if (ADS_ORDER.includes(t)) return t;
+  if (isIstioTypeUrl(t)) return /\/(DestinationRule|VirtualService)$/.test(t) ? t.replace(/\/v[0-9a-z]+\//, '/') : 'istio_other';
+  return 'other';
 }
 
 export function flavorOfNode(node: NodeInfo | undefined, fallback: ClientFlavor): ClientFlavor {

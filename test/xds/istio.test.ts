@@ -37,7 +37,7 @@ t.test('render istio: valid DestinationRule and VirtualService for every service
     t.doesNotThrow(() => (d.kind === 'DestinationRule' ? new DestinationRule(d as never) : new VirtualService(d as never)).validate(), `${d.kind} ${d.metadata.name} passes the schema`);
   }
   const api = docs[0]!.spec as NonNullable<IDestinationRule['spec']>;
-  t.same(api.trafficPolicy?.outlierDetection, { consecutive5xxErrors: 5, interval: '10s', baseEjectionTime: '30s', maxEjectionPercent: 10, minHealthPercent: 50 }, 'outlier detection mirrors the (default) healing settings');
+  t.same(api.trafficPolicy?.outlierDetection, { consecutive5xxErrors: 5, consecutiveGatewayErrors: 5, interval: '10s', baseEjectionTime: '10s', maxEjectionPercent: 50, minHealthPercent: 50 }, 'outlier detection mirrors the meshmedic policy’s settings');
   t.same(api.trafficPolicy?.loadBalancer?.localityLbSetting, { enabled: true, failover: [{ from: 'eu-west', to: 'eu-central' }] }, 'priorities across regions become failover pairs');
   const web = docs[2]!.spec as NonNullable<IDestinationRule['spec']>;
   t.same(web.trafficPolicy?.loadBalancer?.localityLbSetting?.failoverPriority, ['topology.kubernetes.io/region', 'topology.kubernetes.io/zone'], 'single priority → failoverPriority labels');

@@ -89,10 +89,13 @@ t.test('CDS: EDS clusters over ADS; Envoy gets outlier_detection mirroring the h
   const g = buildCluster('s', s, DEFAULT_BUILD_OPTIONS) as Record<string, unknown>;
   t.equal(g.type, 'EDS');
   t.notOk(g.outlier_detection, 'proxyless: meshmedic decides, no second detector in the client');
-  const o = outlierSettingsFrom({ policy: 'envoy-default', outlier: { consecutive5xx: 3, baseEjectionTimeMs: 10_000, bogus: 1 }, maxEjectionPercent: 50 });
-  t.equal(o.consecutive5xx, 3);
+  const o = outlierSettingsFrom({ envoy: { consecutive5xx: 7 } }, { policy: 'envoy-default', envoy: { consecutive5xx: 3, baseEjectionTimeMs: 10_000, maxEjectionPercent: 50 } });
+  t.equal(o.consecutive5xx, 3, 'the per-service layer wins over the mesh-wide one');
   t.equal(o.maxEjectionPercent, 50);
   t.equal(o.intervalMs, ENVOY_OUTLIER_DEFAULTS.intervalMs, 'unset fields keep Envoy’s defaults');
+  t.equal(outlierSettingsFrom({ envoy: { consecutive5xx: 7 } }, { policy: 'envoy-default' }).consecutive5xx, 7, 'mesh-wide settings apply when the service sets none');
+  const mm = outlierSettingsFrom({ policy: 'meshmedic', consecutive: { errors5xx: 4, gateway: 2 }, ejection: { maxEjectionPct: 30, alwaysEjectOne: true } });
+  t.same([mm.consecutive5xx, mm.consecutiveGatewayFailure, mm.enforcingConsecutiveGatewayFailure, mm.maxEjectionPercent, mm.alwaysEjectOneHost], [4, 2, 100, 30, true], 'meshmedic policy: Envoy is set to what meshmedic enforces');
   const e = buildCluster('s', s, { ...envoyOpts, outlier: () => o }) as { outlier_detection: Record<string, { value: number; seconds?: number }>; common_lb_config: { healthy_panic_threshold: { value: number } } };
   t.equal(e.outlier_detection.consecutive_5xx!.value, 3);
   t.equal(e.outlier_detection.base_ejection_time!.seconds, 10);
