@@ -13,8 +13,9 @@ export interface BalancerOptions {
   readonly random: () => number;
 }
 
-/** Relative cost difference under which two choices count as equal. */
+/** Cost difference under which two choices count as equal: 10 %, or 0.5 ms (loopback noise), whichever is larger. */
 const TIE_TOLERANCE = 0.1;
+const TIE_ABS_MS = 0.5;
 /** Cost of an idle endpoint never measured: below any real estimate (1 µs). */
 const UNMEASURED_IDLE_COST = 0.001;
 
@@ -135,9 +136,10 @@ export class Balancer {
           const now = this.clock.now();
           const ca = this.cost(a.slot, now);
           const cb = this.cost(b.slot, now);
-          // Costs within TIE_TOLERANCE are equal: the first (weighted) draw wins, so weights hold and
-          // sub-millisecond noise does not pin all light traffic on one endpoint.
-          return cb < ca * (1 - TIE_TOLERANCE) ? b : a;
+          // Costs within TIE_TOLERANCE (relative) or TIE_ABS_MS are equal: the first (weighted) draw wins,
+          // so weights hold and sub-millisecond noise does not pin all light traffic on one endpoint.
+          const band = ca * TIE_TOLERANCE > TIE_ABS_MS ? ca * TIE_TOLERANCE : TIE_ABS_MS;
+          return cb < ca - band ? b : a;
         }
         if (aOk) return a;
         if (bOk) return b;
@@ -195,10 +197,10 @@ export class Balancer {
     const prev = load.rttMs[slot]!;
     if (prev !== prev || rttMs > prev) load.rttMs[slot] = rttMs;
     else {
+      // Time-based, as tower/Linkerd: the weight of the old estimate is exp(-elapsed / decay), however
+      // many samples arrive meanwhile.
       const elapsed = now - load.stampMs[slot]!;
-      const w = elapsed > 0 ? Math.exp(-elapsed / this.opts.decayMs) : 1;
-      // With no time elapsed (many samples in the same ms) move a small step, not zero.
-      const keep = w === 1 ? 0.9 : w;
+      const keep = elapsed > 0 ? Math.exp(-elapsed / this.opts.decayMs) : 1;
       load.rttMs[slot] = prev * keep + rttMs * (1 - keep);
     }
     load.stampMs[slot] = now;

@@ -99,6 +99,7 @@ export class Http1Exchange implements H1Handler {
   private upstream: Upstream;
   private readonly opts: H1Request;
   private start = 0;
+  private sentAt = 0;
   private status = 0;
   private abortFn: ((err?: Error) => void) | null = null;
   private resumeFn: (() => void) | null = null;
@@ -144,7 +145,10 @@ export class Http1Exchange implements H1Handler {
 
   onConnect(abort: (err?: Error) => void): void {
     if (this.gone) abort(CLIENT_GONE);
-    else this.abortFn = abort;
+    else {
+      this.abortFn = abort;
+      this.sentAt = performance.now(); // the balancer's RTT sample excludes connect and queueing
+    }
   }
 
   onHeaders(statusCode: number, rawHeaders: string[], resume: () => void, statusText: string): boolean {
@@ -152,7 +156,7 @@ export class Http1Exchange implements H1Handler {
     this.status = statusCode;
     this.resumeFn = resume;
     const up = this.upstream;
-    if (up.slot >= 0) this.core.balancer.observe(up.slot, performance.now() - this.start);
+    if (up.slot >= 0) this.core.balancer.observe(up.slot, performance.now() - this.sentAt);
     const headers = forwardResponseHeaders(rawHeaders, this.core.forward);
     if (this.core.draining) headers.push('connection', 'close');
     this.io.writeHead(statusCode, headers, statusText);

@@ -163,3 +163,40 @@ t.test('pick allocates (almost) nothing once the table is built', async (t) => {
   // Budget: under 16 bytes per pick on average: at most a boxed number now and then, never an object.
   for (const row of rows) t.ok(row.bytesPerPick < 16, `${row.name}: ${row.bytesPerPick.toFixed(2)} bytes/pick`);
 });
+
+t.test('a never-measured endpoint gets one probe at once, not a flood', async (t) => {
+  const { bal, view } = setup([ep(1), ep(2), ep(3)]);
+  const v = view();
+  for (const e of v.endpoints) bal.load.ensure(e.slot);
+  const [a, b, fresh] = v.endpoints.map((e) => e.slot) as [number, number, number];
+  bal.observe(a, 1);
+  bal.observe(b, 1);
+  // Idle and unmeasured: it wins every pair it is drawn into.
+  let hits = 0;
+  for (let i = 0; i < 300; i++) if (bal.pick(v)!.slot === fresh) hits++;
+  t.ok(hits > 150, `idle unmeasured endpoint preferred (${hits}/300)`);
+  // With its probe in flight it costs the default RTT: the measured endpoints win again.
+  bal.begin(fresh);
+  hits = 0;
+  for (let i = 0; i < 300; i++) if (bal.pick(v)!.slot === fresh) hits++;
+  t.equal(hits, 0, 'no second request before the first answer');
+  bal.end(fresh);
+  bal.observe(fresh, 1);
+  hits = 0;
+  for (let i = 0; i < 3000; i++) if (bal.pick(v)!.slot === fresh) hits++;
+  t.ok(hits > 800 && hits < 1200, `once measured like the others, an even share (${hits}/3000)`);
+});
+
+t.test('costs within 10 % or 0.5 ms are ties (weighted draw); a real difference decides', async (t) => {
+  const { bal, view } = setup([ep(1), ep(2)]);
+  const v = view();
+  for (const e of v.endpoints) bal.load.ensure(e.slot);
+  const [a, b] = v.endpoints.map((e) => e.slot) as [number, number];
+  bal.observe(a, 0.4);
+  bal.observe(b, 0.8); // 0.4 ms apart: noise on loopback
+  let d = distribution(bal, v, 4000);
+  t.ok(Math.abs(d.get(1)! / 4000 - 0.5) < 0.05, `near-equal costs split evenly (${d.get(1)! / 4000})`);
+  bal.observe(b, 5); // a real difference
+  d = distribution(bal, v, 4000);
+  t.ok((d.get(2) ?? 0) / 4000 < 0.01, `the slower endpoint avoided (${(d.get(2) ?? 0) / 4000})`);
+});
