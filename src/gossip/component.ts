@@ -398,7 +398,7 @@ function registerMetrics(ctx: SidecarContext, m: Membership, board: QuorumBoard,
     },
   });
   new Counter({
-    name: fresh('meshmedic_gossip_peer_decisions_total'), help: 'Decisions taken on mesh-wide quorum verdicts', labelNames: ['action'], registers: [reg],
+    name: fresh('meshmedic_gossip_peer_decisions_total'), help: 'Mesh-wide verdicts acted on: eject (applied, or handed to the healing engine), restore, refused', labelNames: ['action'], registers: [reg],
     collect() {
       setAll(this, [[{ action: 'eject' }, plane?.counters.peerEjections ?? 0], [{ action: 'restore' }, plane?.counters.peerRestores ?? 0], [{ action: 'refused' }, plane?.counters.refused ?? 0]]);
     },

@@ -11,7 +11,10 @@ import { VirtualClock } from '../../src/core/clock.js';
 import { MeshState } from '../../src/mesh/state.js';
 import { StatsTable } from '../../src/stats/window.js';
 import { Outcome } from '../../src/core/types.js';
-import { joinP, stopAll, udpMember, waitFor } from './udp-helpers.js';
+import { FAST_PROFILE, joinP, stopAll, udpMember, waitFor } from './udp-helpers.js';
+import { NodeTransport } from '../../src/gossip/node-transport.js';
+import { Membership } from '../../src/gossip/membership.js';
+import { systemClock } from '../../src/core/clock.js';
 
 t.test('random bytes at the UDP and TCP ports change nothing and crash nothing', async (t) => {
   const a = await udpMember('a');
@@ -85,3 +88,27 @@ t.test('endpoint ids longer than the wire allows are skipped, the others still p
   t.doesNotThrow(() => plane.tick());
   t.same(published, ['s/10.0.0.2:80']);
 });
+
+t.test('IPv6 loopback: two members on [::1] join and see each other', async (t) => {
+  let a: Awaited<ReturnType<typeof bindV6>> | undefined;
+  let b: Awaited<ReturnType<typeof bindV6>> | undefined;
+  try {
+    a = await bindV6('v6a');
+    b = await bindV6('v6b');
+  } catch (err) {
+    t.comment(`no IPv6 loopback here (${(err as NodeJS.ErrnoException).code}): nothing to check`);
+    if (a) { a.m.shutdown(); await a.t.close(); }
+    return;
+  }
+  t.teardown(async () => { for (const x of [a!, b!]) { x.m.shutdown(); await x.t.close(); } });
+  t.equal(await new Promise<number>((r) => b!.m.join([a!.t.local], r)), 1);
+  t.ok(await waitFor(() => a!.m.countByState().alive === 2 && b!.m.countByState().alive === 2, 5000) >= 0);
+  t.equal(a.m.get('v6b')?.host, '::1');
+});
+
+async function bindV6(id: string) {
+  const t = await NodeTransport.bind({ host: '::1', port: 0 });
+  const m = new Membership({ id, advertise: t.local, clock: systemClock, transport: t, profile: FAST_PROFILE });
+  m.start();
+  return { m, t };
+}
