@@ -74,7 +74,11 @@ export const startXds: ComponentFactory = async (ctx): Promise<Component> => {
     else immediate = setImmediate(flush);
   });
 
-  ctx.admin.route('GET', '/v1/xds', () => ({ status: 200, body: server.status() }));
+  // CSDS-like status: `?node=ID` for one node; otherwise the first 200 nodes and how many were left out.
+  ctx.admin.route('GET', '/v1/xds', (req) => {
+    const node = req.query?.get('node') ?? undefined;
+    return { status: 200, body: server.status(node !== undefined ? { node } : {}) };
+  });
 
   const address = await server.listen(hp.host, hp.port);
   log.info('xDS server listening', { address });

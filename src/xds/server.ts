@@ -239,14 +239,35 @@ export class AdsServer {
     return { ...this.counts };
   }
 
-  /** CSDS-like view for the admin API: per node, its streams with per-type ACK/NACK state. */
-  status(): { nodes: Record<string, StreamStatus[]>; cache: ReturnType<SnapshotCache['describe']>; recentNacks: NackRecord[]; streams: { sotw: number; delta: number } } {
+  /**
+   * CSDS-like view for the admin API: per node, its streams with per-type ACK/NACK state. `node` selects
+   * one node id; otherwise at most `maxNodes` nodes are listed (with the count left out).
+   */
+  status(opts: { node?: string; maxNodes?: number } = {}): {
+    nodes: Record<string, StreamStatus[]>;
+    nodesNotShown: number;
+    cache: ReturnType<SnapshotCache['describe']>;
+    recentNacks: NackRecord[];
+    streams: { sotw: number; delta: number };
+  } {
+    const max = opts.maxNodes ?? 200;
     const nodes: Record<string, StreamStatus[]> = {};
+    const hidden = new Set<string>();
+    let shown = 0;
     for (const s of this.streams.keys()) {
       const key = s.nodeId() || '(unknown)';
-      (nodes[key] ??= []).push(s.status());
+      if (opts.node !== undefined && key !== opts.node) continue;
+      if (!nodes[key]) {
+        if (shown >= max) {
+          hidden.add(key);
+          continue;
+        }
+        nodes[key] = [];
+        shown++;
+      }
+      nodes[key]!.push(s.status());
     }
-    return { nodes, cache: this.cache.describe(), recentNacks: [...this.nacks], streams: this.streamCount() };
+    return { nodes, nodesNotShown: hidden.size, cache: this.cache.describe(), recentNacks: [...this.nacks], streams: this.streamCount() };
   }
 
   async close(deadlineMs = 1000): Promise<void> {

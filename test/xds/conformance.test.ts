@@ -84,6 +84,8 @@ t.test('3: a NACK is recognised by error_detail, not by comparing versions', asy
   const st = xdsStatus(fx).nodes['raw-node']![0]!.types.find((x) => x.typeUrl === CLUSTER_TYPE)!;
   t.equal(st.state, 'NACKED', 'the status shows the NACK');
   t.match(st.error, /rejected for the test/, 'with the client’s error text');
+  const one = (fx.routes.get('GET /v1/xds')!({ query: new URLSearchParams('node=nobody') } as never) as { body: { nodes: object } }).body;
+  t.same(one.nodes, {}, '?node= selects one node id');
   const metrics = await fx.metrics.getSingleMetricAsString('meshmedic_xds_pushes_total');
   t.match(metrics, /result="nack"\} 1/, 'the NACK is counted');
 });
