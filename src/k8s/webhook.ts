@@ -131,6 +131,7 @@ async function handle(req: IncomingMessage, res: ServerResponse, config: Injecto
       if (size > MAX_BODY_BYTES) {
         over = true;
         chunks.length = 0;
+        resolve(); // answer now; what is still coming is discarded
         return;
       }
       chunks.push(c);
@@ -148,9 +149,12 @@ async function handle(req: IncomingMessage, res: ServerResponse, config: Injecto
 function tooLarge(req: IncomingMessage, res: ServerResponse): void {
   res.setHeader('connection', 'close');
   send(res, 413, { code: 'MM_ERR_PAYLOAD_TOO_LARGE', message: `the body exceeds ${MAX_BODY_BYTES} bytes` });
-  // Stop reading what the client keeps sending; the connection closes after the answer.
-  req.unpipe();
+  // Discard the rest for a moment (closing with unread data would reset the connection before the client
+  // reads the answer), then cut a client that keeps sending.
   req.resume();
+  const cut = setTimeout(() => req.socket.destroy(), 5000);
+  cut.unref();
+  req.socket.once('close', () => clearTimeout(cut));
 }
 
 function methodNotAllowed(req: IncomingMessage, res: ServerResponse, allow: string): void {
