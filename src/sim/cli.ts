@@ -74,6 +74,7 @@ export function runSimCli(argv: readonly string[], io: SimCliIo = defaultIo): nu
         const v = value();
         if (v === undefined) break;
         const names = v.split(',').map((x) => x.trim()).filter(Boolean);
+        if (names.length === 0) errors.push('--scenario: name at least one scenario');
         for (const n of names) if (!scenarioByName(n)) errors.push(`--scenario: unknown scenario "${n}" (known: ${SCENARIOS.map((s) => s.name).join(', ')})`);
         opts.scenarios = names;
         break;
@@ -82,6 +83,7 @@ export function runSimCli(argv: readonly string[], io: SimCliIo = defaultIo): nu
         const v = value();
         if (v === undefined) break;
         const names = v.split(',').map((x) => x.trim()).filter(Boolean);
+        if (names.length === 0) errors.push('--policy: name at least one policy');
         for (const n of names) if (!(POLICIES as readonly string[]).includes(n)) errors.push(`--policy: unknown policy "${n}" (known: ${POLICIES.join(', ')})`);
         opts.policies = names as PolicyName[];
         break;
