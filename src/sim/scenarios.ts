@@ -125,6 +125,16 @@ export const SCENARIOS: readonly ScenarioSpec[] = [
   },
   {
     ...BASE,
+    name: 'three-bad-of-10',
+    title: 'three bad endpoints of ten',
+    description: 'three of ten endpoints answer 500 to 30 % of requests: mean − 1.9 σ is dragged below them (masking)',
+    rps: 400,
+    endpoints: [10, 9, 11, 10, 12, 10, 9, 11, 10, 12].map((m) => ({ medianMs: m, zone: 'a', priority: 0, errorRate: 0.001, capacityRps: 0 })),
+    faults: [{ kind: 'status', endpoints: [0, 1, 2], startMs: 30_000, endMs: 70_000, status: 500, fraction: 0.3 }],
+    targets: { detectWithinMs: 5000, falseEjections: 0 },
+  },
+  {
+    ...BASE,
     name: 'gray-3x',
     title: 'gray latency 3×',
     description: 'one of five endpoints answers 200, three times slower',

@@ -46,7 +46,7 @@ export interface SimResult {
    * reach an endpoint while its fault is active (NaN: never within the run).
    */
   readonly recoverMs: number;
-  /** Ejections of endpoints with no active fault (grace: request timeout + one window after a fault). */
+  /** Ejections of endpoints with no active fault (grace after a fault: request timeout + 10 windows). */
   readonly falseEjections: number;
   readonly falseDeweights: number;
   readonly ejections: number;
@@ -158,7 +158,9 @@ export function runScenario(spec: ScenarioSpec, opts: SimOptions): SimResult {
   }
   const faultsOf: FaultSpec[][] = specs.map((_, i) => spec.faults.filter((f) => f.endpoints.includes(i)));
   const faultStart = spec.faults.length ? Math.min(...spec.faults.map((f) => f.startMs)) : NaN;
-  const grace = spec.requestTimeoutMs + windowMs;
+  // An ejection soon after a fault ends may rest on evidence gathered while it was active (a probation
+  // canary, five windows of success rate): the grace covers the whole stats ring, the longest evidence.
+  const grace = spec.requestTimeoutMs + 10 * windowMs;
   const faultyForJudgement = (i: number, t: number) => faultsOf[i]!.some((f) => t >= f.startMs && t < f.endMs + grace);
 
   // Decisions: detection time, false ejections, counts.
