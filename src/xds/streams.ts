@@ -368,9 +368,9 @@ export class SotwStream extends AdsStream {
     // 9: full-state types also change when a resource the client has disappeared.
     if (full) for (const n of sub.sent.keys()) if (!seen.has(n)) changed = true;
     sub.forced.clear();
-    // 6 and 4: nothing new (including a NACKed version that did not change since) → nothing sent.
+    // 6 and 4: nothing new → nothing sent. What was sent counts as held even when NACKed, so a rejected
+    // version is not resent until it changes (newly requested names are still answered: 7).
     if (!changed) return;
-    if (snap.version === sub.nackedVersion && sub.sentVersion === snap.version && !full) return;
     include.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     const key = include.length === snap.resources.size ? '*' : include.map((r) => r.name).join('\u0000');
     const { frame, seq } = cachedFrame(snap, `sotw\u0001${sub.typeUrl}\u0001${key}`, sub.lastSeq, (nonce) =>
