@@ -79,6 +79,14 @@ const PANELS: Panel[] = [
     w: 6,
   },
   {
+    title: 'Injection webhook answers',
+    type: 'timeseries',
+    unit: 'ops',
+    description: 'AdmissionReviews answered by the injection webhook, by outcome (failed_open should stay at zero).',
+    targets: [{ expr: 'sum by (outcome) (rate(meshmedic_webhook_reviews_total[$__rate_interval]))', legendFormat: '{{outcome}}' }],
+    w: 24,
+  },
+  {
     title: 'Gossip members by state',
     type: 'timeseries',
     unit: 'short',

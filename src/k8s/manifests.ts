@@ -109,7 +109,11 @@ export function buildManifests(): ManifestFile[] {
       replicas: 2,
       selector: { matchLabels: appLabels },
       template: {
-        metadata: { labels: { ...appLabels, [NAMESPACE_LABEL]: 'false' } },
+        metadata: {
+          labels: { ...appLabels, [NAMESPACE_LABEL]: 'false' },
+          // Its /metrics is on the HTTPS port (the scrape config must trust or skip-verify its certificate).
+          annotations: { 'prometheus.io/scrape': 'true', 'prometheus.io/scheme': 'https', 'prometheus.io/port': String(WEBHOOK_PORT), 'prometheus.io/path': '/metrics' },
+        },
         spec: {
           serviceAccountName: WEBHOOK_NAME,
           automountServiceAccountToken: false,

@@ -1,9 +1,10 @@
 // The injection webhook's HTTPS server: POST /inject (namespace opted in by label) and
-// POST /inject/annotated (pod opted in by annotation), GET /healthz. Certificates are reloaded when
-// their files change, so cert-manager rotations need no restart.
+// POST /inject/annotated (pod opted in by annotation), GET /healthz, GET /metrics. Certificates are
+// reloaded when their files change, so cert-manager rotations need no restart.
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { readFileSync, statSync } from 'node:fs';
+import { Counter, Histogram, Registry } from 'prom-client';
 import type { AddressInfo } from 'node:net';
 import { parseHostPort, formatHostPort } from '../core/address.js';
 import { MeshmedicError, type ErrorCode } from '../core/errors.js';
@@ -36,7 +37,27 @@ export interface WebhookServer {
   /** The bound address, HOST:PORT. */
   readonly address: string;
   readonly port: number;
+  /** The webhook's own metrics (also served on GET /metrics). */
+  readonly metrics: Registry;
   close(): Promise<void>;
+}
+
+/** What the webhook counts: every answer by outcome, and how long a review took. */
+interface WebhookMetrics {
+  readonly registry: Registry;
+  readonly reviews: Counter<'outcome'>;
+  readonly duration: Histogram;
+  readonly certReloads: Counter<'result'>;
+}
+
+function createMetrics(): WebhookMetrics {
+  const registry = new Registry();
+  return {
+    registry,
+    reviews: new Counter({ name: 'meshmedic_webhook_reviews_total', help: 'Answers of the injection webhook by outcome (injected, skipped, failed_open, rejected, refused)', labelNames: ['outcome'], registers: [registry] }),
+    duration: new Histogram({ name: 'meshmedic_webhook_review_duration_seconds', help: 'Time to answer an AdmissionReview, body read included', buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1], registers: [registry] }),
+    certReloads: new Counter({ name: 'meshmedic_webhook_certificate_reloads_total', help: 'Certificate reloads after the files changed, by result', labelNames: ['result'], registers: [registry] }),
+  };
 }
 
 export async function startWebhook(opts: WebhookOptions): Promise<WebhookServer> {
@@ -45,8 +66,9 @@ export async function startWebhook(opts: WebhookOptions): Promise<WebhookServer>
   const hp = parseHostPort(opts.listen, { allowPortZero: true });
   if (typeof hp === 'string') throw new MeshmedicError('MM_ERR_ADDRESS', `--listen: ${hp}`);
   const tls = readTls(opts.tlsCert, opts.tlsKey);
+  const metrics = createMetrics();
   const server: Server = createServer({ cert: tls.cert, key: tls.key, minVersion: 'TLSv1.2' }, (req, res) => {
-    handle(req, res, config, log, opts.plan).catch((err) => {
+    handle(req, res, config, log, metrics, opts.plan).catch((err) => {
       log.error('webhook request failed', { err });
       if (!res.headersSent) send(res, 500, { code: 'MM_ERR_INTERNAL', message: 'internal error' });
       else res.destroy();
@@ -66,8 +88,10 @@ export async function startWebhook(opts: WebhookOptions): Promise<WebhookServer>
       const next = readTls(opts.tlsCert, opts.tlsKey);
       server.setSecureContext({ cert: next.cert, key: next.key });
       certStamp = next.stamp;
+      metrics.certReloads.inc({ result: 'ok' });
       log.info('webhook certificate reloaded', { cert: opts.tlsCert });
     } catch (err) {
+      metrics.certReloads.inc({ result: 'failed' });
       log.warn('webhook certificate reload failed; keeping the previous one', { err });
     }
   }, Math.max(100, opts.certCheckMs ?? 10_000));
@@ -87,6 +111,7 @@ export async function startWebhook(opts: WebhookOptions): Promise<WebhookServer>
   return {
     address,
     port: addr.port,
+    metrics: metrics.registry,
     close() {
       closing ??= new Promise<void>((resolve) => {
         clearInterval(certTimer);
@@ -100,14 +125,18 @@ export async function startWebhook(opts: WebhookOptions): Promise<WebhookServer>
   };
 }
 
-async function handle(req: IncomingMessage, res: ServerResponse, config: InjectorConfig, log: Logger, plan?: typeof planInjection): Promise<void> {
+async function handle(req: IncomingMessage, res: ServerResponse, config: InjectorConfig, log: Logger, metrics: WebhookMetrics, plan?: typeof planInjection): Promise<void> {
   const url = req.url ?? '/';
   const q = url.indexOf('?');
   const path = q >= 0 ? url.slice(0, q) : url;
-  if (path === '/healthz' || path === '/readyz') {
+  if (path === '/healthz' || path === '/readyz' || path === '/metrics') {
     if (req.method !== 'GET' && req.method !== 'HEAD') return methodNotAllowed(req, res, 'GET, HEAD');
     req.resume();
-    return send(res, 200, { status: 'ok' });
+    if (path !== '/metrics') return send(res, 200, { status: 'ok' });
+    const text = await metrics.registry.metrics();
+    res.writeHead(200, { 'content-type': metrics.registry.contentType, 'content-length': Buffer.byteLength(text) });
+    res.end(text);
+    return;
   }
   if (path !== INJECT_PATH && path !== INJECT_ANNOTATED_PATH) {
     req.resume();
@@ -117,10 +146,15 @@ async function handle(req: IncomingMessage, res: ServerResponse, config: Injecto
   const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
   if (type !== 'application/json') {
     req.resume();
+    metrics.reviews.inc({ outcome: 'refused' });
     return send(res, 415, { code: 'MM_ERR_UNSUPPORTED_MEDIA_TYPE', message: `content-type ${JSON.stringify(type || '(none)')} is not application/json` });
   }
+  const started = process.hrtime.bigint();
   const declared = Number(req.headers['content-length'] ?? '0');
-  if (declared > MAX_BODY_BYTES) return tooLarge(req, res);
+  if (declared > MAX_BODY_BYTES) {
+    metrics.reviews.inc({ outcome: 'refused' });
+    return tooLarge(req, res);
+  }
   const chunks: Buffer[] = [];
   let size = 0;
   let over = false;
@@ -140,10 +174,15 @@ async function handle(req: IncomingMessage, res: ServerResponse, config: Injecto
     req.on('error', reject);
     req.on('aborted', () => reject(new Error('client aborted')));
   });
-  if (over) return tooLarge(req, res);
+  if (over) {
+    metrics.reviews.inc({ outcome: 'refused' });
+    return tooLarge(req, res);
+  }
   const result = reviewAdmission(Buffer.concat(chunks, size), { config, requireAnnotation: path === INJECT_ANNOTATED_PATH, log, ...(plan ? { plan } : {}) });
   if (result.outcome === 'rejected') log.warn('admission review rejected', { reason: result.reason });
   send(res, result.status, result.body);
+  metrics.reviews.inc({ outcome: result.outcome.replace('-', '_') });
+  metrics.duration.observe(Number(process.hrtime.bigint() - started) / 1e9);
 }
 
 function tooLarge(req: IncomingMessage, res: ServerResponse): void {

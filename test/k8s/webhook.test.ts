@@ -210,6 +210,20 @@ if (!hasOpenssl()) {
     t.equal(health.status, 200);
   });
 
+  t.test('the webhook counts its answers on /metrics', async (t) => {
+    const m = await post(server.port, '/metrics', '', {}, 'GET');
+    t.equal(m.status, 200);
+    t.match(m.headers['content-type'], /text\/plain/);
+    const count = (outcome: string) => Number(new RegExp(`meshmedic_webhook_reviews_total\\{outcome="${outcome}"\\} (\\d+)`).exec(m.raw)?.[1] ?? 0);
+    t.ok(count('injected') >= 3, `injected counted (${count('injected')})`);
+    t.ok(count('skipped') >= 2, 'skipped counted');
+    t.ok(count('rejected') >= 25, 'rejected (bad reviews, random bytes) counted');
+    t.ok(count('refused') >= 3, 'refused (415, 413) counted');
+    t.match(m.raw, /meshmedic_webhook_review_duration_seconds_count \d+/);
+    const direct = await server.metrics.getSingleMetricAsString('meshmedic_webhook_reviews_total');
+    t.match(direct, /outcome="injected"/);
+  });
+
   t.test('an internal error fails open with a warning', async (t) => {
     const failing = await startWebhook({ listen: '127.0.0.1:0', tlsCert: certFile, tlsKey: keyFile, plan: () => { throw new Error('boom'); } });
     t.teardown(() => failing.close());
