@@ -9,8 +9,10 @@ export interface NodeTransportOptions {
   readonly host: string;
   /** 0 picks a free port (the same for UDP and TCP). */
   readonly port: number;
-  /** Largest datagram accepted; larger ones are dropped by the kernel or truncated. */
+  /** Largest stream frame accepted (default 8 MiB); larger length prefixes close the connection. */
   readonly maxStreamBytes?: number;
+  /** Most inbound stream connections open at once (default 256). */
+  readonly maxConnections?: number;
   /** Called when a socket reports an error (the transport keeps running). */
   readonly onError?: (err: Error) => void;
 }
@@ -31,6 +33,8 @@ export class NodeTransport implements Transport {
       this.handlers?.onPacket(msg, { host: rinfo.address, port: rinfo.port });
     });
     udp.on('error', (err) => opts.onError?.(err));
+    // Streams are short (one frame each way): a cap keeps a flood of idle connections from exhausting us.
+    tcp.maxConnections = opts.maxConnections ?? 256;
     tcp.on('connection', (s) => this.serveStream(s));
     tcp.on('error', (err) => opts.onError?.(err));
   }

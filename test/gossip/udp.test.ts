@@ -44,12 +44,12 @@ t.test('a member killed with SIGKILL is declared dead within the expected bound'
   t.ok(await waitFor(allSee(list, 6), 10_000) >= 0, 'everyone sees the child alive');
   const killedAt = Date.now();
   child.kill('SIGKILL');
-  const dead = await waitFor(() => list.every((x) => x.m.get('victim')?.state === 'dead'), 20_000);
+  const dead = await waitFor(() => list.every((x) => x.m.get('victim')?.state === 'dead'), 25_000);
   // Bound: a probe round over 5 peers + one probe interval + the maximum suspicion timeout (6 × minimum).
   const n = 6;
   const bound = n * FAST_PROFILE.probeIntervalMs + FAST_PROFILE.probeIntervalMs + FAST_PROFILE.suspicionMaxTimeoutMult * suspicionTimeoutMs(FAST_PROFILE.suspicionMult, n, FAST_PROFILE.probeIntervalMs);
   t.ok(dead >= 0, `declared dead by all ${Date.now() - killedAt} ms after the kill`);
-  t.ok(dead <= bound + 2000, `within the bound (${dead} ≤ ${bound} ms + 2 s slack for a loaded machine)`);
+  t.ok(dead <= bound + 5000, `within the bound (${dead} ≤ ${bound} ms + 5 s slack for a shared, loaded machine)`);
   t.equal(list.reduce((s, x) => s + x.m.counters.deathsDeclared, 0) >= 1, true);
   t.ok(list.every((x) => x.m.countByState().alive === 5), 'nobody else was hurt');
 });
