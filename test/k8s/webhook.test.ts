@@ -83,7 +83,8 @@ if (!hasOpenssl()) {
     const all = [...(patched.spec.initContainers ?? []), ...patched.spec.containers];
     t.equal(all.filter((c: any) => c.name === 'meshmedic').length, 1);
     rev.request.object = patched;
-    const again = await post(server.port, '/inject', JSON.stringify(rev), { 'content-type': 'application/json; charset=utf-8' });
+    // The API server appends ?timeout=…s to the configured path.
+    const again = await post(server.port, '/inject?timeout=5s', JSON.stringify(rev), { 'content-type': 'application/json; charset=utf-8' });
     t.equal(again.status, 200);
     t.equal(again.body.response.patch, undefined, 'idempotent');
   });
