@@ -17,6 +17,11 @@ import { MeshState } from '../../src/mesh/state.js';
 import type { Component, SidecarContext } from '../../src/runtime/context.js';
 import { StatsTable } from '../../src/stats/window.js';
 import { startXds } from '../../src/xds/component.js';
+import { SnapshotCache } from '../../src/xds/cache.js';
+import { XdsGenerator } from '../../src/xds/generator.js';
+import { DEFAULT_BUILD_OPTIONS } from '../../src/xds/resources.js';
+import { DEFAULT_LIMITS } from '../../src/xds/server.js';
+import { SotwStream } from '../../src/xds/streams.js';
 import { ENDPOINT_TYPE } from '../../src/xds/types.js';
 import { renderMarkdown, renderText, updateMarkdownFile, writeJson, type Table } from '../lib/report.js';
 
@@ -24,6 +29,7 @@ const HELP = `npm run bench:xds [-- --quick]
 
   applied    decision → applied at real grpc-js-xds clients: from mesh.apply(eject) to the last request
              that reaches the ejected endpoint (p50/p99 over repeated ejections), 4 clients in closed loops
+  push       the server's share of that fan-out without transport (rebuild + framed responses)
   fanout     one EDS change (1 of 1,000 endpoints ejected) to 1,000 SotW and 1,000 Delta streams: time until
              every stream received it (p50/p99/max), server CPU time and RSS
   bytes      100 clusters × 10 endpoints, every stream subscribed to all: bytes per stream per change
@@ -239,6 +245,46 @@ async function fanout(mode: 'sotw' | 'delta', streams: number, services: number,
   };
 }
 
+/**
+ * The server's own share of a fan-out, without transport: rebuild the changed assignment and produce the
+ * response for every stream (with the copy grpc-js makes to frame each message), in-process.
+ */
+function serverPush(streamCount: number, changes: number): { p50Ms: number; p99Ms: number; mbPerChange: number } {
+  const mesh = new MeshState(systemClock);
+  mesh.setServices([{ spec: { name: 'big', endpoints: Array.from({ length: 1000 }, (_, i) => endpoint('big', 20_000 + i)) } }]);
+  const cache = new SnapshotCache();
+  const gen = new XdsGenerator(cache, { build: { grpc: DEFAULT_BUILD_OPTIONS, envoy: { ...DEFAULT_BUILD_OPTIONS, flavor: 'envoy' } } });
+  gen.update(mesh.snapshot());
+  let bytes = 0;
+  const transport = {
+    write: (f: Buffer) => {
+      const framed = Buffer.allocUnsafe(f.length + 5);
+      f.copy(framed, 5);
+      bytes += framed.length;
+      return true;
+    },
+    onDrain: () => {},
+    fail: () => {},
+  };
+  const env = {
+    cache, limits: DEFAULT_LIMITS, controlPlaneId: 'bench', flavorOf: () => 'grpc' as const, activate: (f: 'grpc' | 'envoy') => gen.activate(f),
+    hooks: { sent: () => {}, ack: () => {}, nack: () => {}, refused: () => {} }, now: () => Date.now(),
+  };
+  for (let i = 0; i < streamCount; i++) {
+    new SotwStream(env, transport, 'bench').handle({ node: { id: `n${i}`, cluster: '', user_agent_name: 'grpc' }, type_url: ENDPOINT_TYPE, resource_names: ['big'], version_info: '', response_nonce: '' });
+  }
+  const times: number[] = [];
+  const warmup = 3; // JIT and the first large allocations are not part of a steady-state push
+  for (let c = 0; c < changes + warmup; c++) {
+    mesh.apply({ action: c % 2 ? 'restore' : 'eject', target: 'big/127.0.0.1:20005', reason: 'bench', source: 'operator', at: Date.now(), evidence: {} });
+    bytes = 0;
+    const t0 = now();
+    gen.update(mesh.snapshot());
+    if (c >= warmup) times.push(now() - t0);
+  }
+  return { p50Ms: r1(quantile(times, 0.5)), p99Ms: r1(quantile(times, 0.99)), mbPerChange: r1(bytes / 1e6) };
+}
+
 async function main(): Promise<void> {
   const started = new Date().toISOString();
   // Other work on the machine changes these figures a lot: the load average is recorded with them.
@@ -258,12 +304,15 @@ async function main(): Promise<void> {
     console.error(`[xds] bytes per change ${mode}: 100 clusters × 10 endpoints…`);
     if (want('bytes')) bytes.push(await fanout(mode, 100, 100, 10, changes, true));
   }
+  console.error(`[xds] server push without transport: ${streams} streams…`);
+  const push = want('push') ? serverPush(streams, quick ? 10 : 30) : { p50Ms: NaN, p99Ms: NaN, mbPerChange: NaN };
   const targets = { appliedP99Ms: 50, fanoutP99Ms: 250 };
   const result = {
     started, quick, machine: { cpus: os.cpus().length, node: process.version, loadAverageAtStart: loadAtStart, loadAverageAtEnd: os.loadavg().map(r1) },
     targets,
     appliedAtClient: applied,
     fanout: fan,
+    serverPushWithoutTransport: { streams, ...push },
     bytesPerChange: bytes,
   };
   if (only) {
@@ -276,6 +325,7 @@ async function main(): Promise<void> {
     rows: [
       ['decision → applied at grpc-js-xds clients', applied.p50, applied.p99, applied.max, targets.appliedP99Ms, applied.p99 <= targets.appliedP99Ms ? 'yes' : 'no'],
       ...fan.map((f) => [`fan-out ${f.mode === 'sotw' ? 'SotW' : 'Delta'}: ${f.streams} streams × ${f.endpoints} endpoints`, f.p50Ms, f.p99Ms, f.maxMs, targets.fanoutP99Ms, f.p99Ms <= targets.fanoutP99Ms && f.received === f.streams * f.changes ? 'yes' : 'no']),
+      [`server share of that fan-out: rebuild + ${streams} framed responses (${push.mbPerChange} MB), no transport`, push.p50Ms, push.p99Ms, null, null, ''],
     ],
   };
   const t2: Table = {
@@ -292,7 +342,7 @@ async function main(): Promise<void> {
     '',
     renderMarkdown(t2),
     '',
-    'Decision → applied: from the operator `POST /v1/endpoints/{id}/eject` (sidecar `meshmedic proxy --xds --admin` in its own process) to the last request that reached the ejected endpoint, 4 real grpc-js-xds clients in paced loops (about one call per ms each). Fan-out: time from the change until each stream received its response (raw ADS streams in a child process, ACKing every response). Bytes: SotW resends every subscribed cluster assignment, Delta only the changed one.',
+    'Decision → applied: from the operator `POST /v1/endpoints/{id}/eject` (sidecar `meshmedic proxy --xds --admin` in its own process) to the last request that reached the ejected endpoint, 4 real grpc-js-xds clients in paced loops (about one call per ms each). Fan-out: time from the change until each stream received its response (raw ADS streams in a child process, ACKing every response); the server’s own share (rebuilding the assignment and producing every stream’s framed response) is shown separately: the rest is HTTP/2 transport and the receiving process. Bytes: SotW resends every subscribed cluster assignment, Delta only the changed one.',
   ].join('\n');
   updateMarkdownFile(path.join(root, 'bench', 'README.md'), 'bench:xds', md, '## xDS (`npm run bench:xds`)');
   process.exit(0);
