@@ -84,16 +84,19 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
       name: t.service,
       endpoints: instances.filter((x) => x.service === t.service).map((x) => ({ address: x.address, locality: { region: 'local', zone: `zone-${x.zone}`, subzone: '' }, labels: { instance: x.name } })),
     }));
-    for (let c = 0; c < 2; c++) {
+    // Client sidecars gossip with each other. The third one, "reports", sends no traffic to payments at
+    // all: it learns of payments failures only from its peers' signed observations (quorum of 2).
+    for (let c = 0; c < 3; c++) {
+      const gossip = { enabled: true, listen: '127.0.0.1:0', join: clients.length ? [clients[0]!.addresses.gossip!] : [], health: { minQuorum: 2 } };
       clients.push(
         await startSidecar(
-          mustConfig({ node: { id: `frontend-${c + 1}` }, admin: { listen: '127.0.0.1:0' }, outbound: { listen: '127.0.0.1:0' }, services, healing: { policy: 'meshmedic' }, log: { level: 'error' } }),
+          mustConfig({ node: { id: c < 2 ? `frontend-${c + 1}` : 'reports' }, admin: { listen: '127.0.0.1:0' }, outbound: { listen: '127.0.0.1:0' }, services, healing: { policy: 'meshmedic' }, gossip, log: { level: 'error' } }),
           { log },
         ),
       );
     }
     traffic = new TrafficGenerator(
-      clients.flatMap((c) => TOPOLOGY.map((t) => ({ url: `http://${c.addresses.outbound}`, service: t.service, rps: 60 }))),
+      clients.flatMap((c, i) => TOPOLOGY.filter((t) => i < 2 || t.service !== 'payments').map((t) => ({ url: `http://${c.addresses.outbound}`, service: t.service, rps: i < 2 ? 60 : 20 }))),
       { timeoutMs: 2000, maxInflight: 2000 },
     );
     traffic.start();

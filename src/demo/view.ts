@@ -39,10 +39,10 @@ export function renderView(v: ViewInput): string {
     sent += c.sent;
     failed += c.failed;
   }
-  lines.push(`meshmedic demo — up ${up}s — ${v.clients.length} client sidecars, ${v.instances.length} instances (each behind its own sidecar)`);
+  lines.push(`meshmedic demo — up ${up}s — ${v.clients.length} client sidecars gossiping ("reports" sends payments no traffic), ${v.instances.length} instances each behind its own sidecar`);
   lines.push(`requests sent ${sent}, failed ${failed} (${sent ? ((100 * failed) / sent).toFixed(2) : '0.00'} %)   admin APIs: ${v.clients.map((c) => `http://${c.addresses.admin}/v1/endpoints`).join('  ')}`);
   lines.push('');
-  lines.push(pad('endpoint', 30) + pad('instance', 12) + pad('zone', 8) + pad('state (client 1 / 2)', 24) + pad('rps', 7) + pad('p50 ms', 9) + pad('p99 ms', 9) + pad('errors', 8));
+  lines.push(pad('endpoint', 30) + pad('instance', 12) + pad('zone', 8) + pad('state: frontend-1 / frontend-2 / reports', 44) + pad('rps', 7) + pad('p50 ms', 9) + pad('p99 ms', 9) + pad('errors', 8));
   const windows = 5;
   for (const inst of v.instances) {
     const id = `${inst.service}/${inst.address}`;
@@ -67,7 +67,7 @@ export function renderView(v: ViewInput): string {
       p99 = Math.max(p99, sum.p99);
     }
     lines.push(
-      pad(id, 30) + pad(inst.name, 12) + pad(inst.zone, 8) + pad(states.join(' / '), 24) + pad(rps.toFixed(0), 7) +
+      pad(id, 30) + pad(inst.name, 12) + pad(inst.zone, 8) + pad(states.join(' / '), 44) + pad(rps.toFixed(0), 7) +
         pad(total ? (p50 / 1000).toFixed(1) : '-', 9) + pad(total ? (p99 / 1000).toFixed(1) : '-', 9) + pad(total ? `${((100 * fails) / total).toFixed(1)}%` : '-', 8),
     );
   }
@@ -85,7 +85,7 @@ export function renderView(v: ViewInput): string {
     for (const e of c.context.mesh.eventsSince(0).slice(-4)) {
       if (!e.applied) continue;
       const ev = Object.entries(e.evidence).slice(0, 3).map(([k, val]) => `${k}=${typeof val === 'number' ? +val.toFixed(3) : val}`).join(' ');
-      recent.push(`  client ${i + 1} t=${((e.at - v.started) / 1000).toFixed(1)}s ${e.action} ${e.target} (${e.reason}${ev ? '; ' + ev : ''})`);
+      recent.push(`  ${i < 2 ? `frontend-${i + 1}` : 'reports'} t=${((e.at - v.started) / 1000).toFixed(1)}s ${e.action} ${e.target} (${e.reason}${ev ? '; ' + ev : ''})`);
     }
   }
   lines.push('');
