@@ -1,5 +1,7 @@
-// Renders the configuration reference (docs/config.md) from the schema itself, so the docs cannot drift:
-// a test compares the committed file with this output. Run: npm run docs:config
+// Renders the configuration reference (docs/config.md) from the schema and the error reference
+// (docs/errors.md) from the error table, so the docs cannot drift: a test compares the committed files
+// with this output. Run: npm run docs
+import { ERROR_CODES } from '../core/errors.js';
 import { configSchema } from './schema.js';
 
 interface Node {
@@ -53,7 +55,7 @@ export function renderConfigReference(): string {
   const out: string[] = [
     '# Configuration reference',
     '',
-    'Generated from the schema (`src/config/schema.ts` and `src/config/sections/`) by `npm run docs:config`; a test',
+    'Generated from the schema (`src/config/schema.ts` and `src/config/sections/`) by `npm run docs`; a test',
     'keeps this file in step with the code. Unknown keys are rejected; every error names its path, its value and what',
     'was expected (exit code 2). `healing` holds mesh-wide defaults; `services[].healing` overrides them per service',
     '(and Kubernetes annotations override both, see docs/kubernetes.md).',
@@ -68,8 +70,26 @@ export function renderConfigReference(): string {
   return out.join('\n') + '\n';
 }
 
+export function renderErrorReference(): string {
+  const out = [
+    '# Error codes',
+    '',
+    'Generated from `src/core/errors.ts` by `npm run docs`. Every error meshmedic reports to a client, an operator',
+    'or a log carries one of these stable codes: in the JSON body of a 4xx/5xx answer (`{"error": CODE, "message": …}`),',
+    'in a gRPC status message, in AdmissionReview warnings, or in a log line. Codes never change meaning; new ones',
+    'are only added.',
+    '',
+    '| code | meaning |',
+    '|---|---|',
+    ...Object.entries(ERROR_CODES).map(([code, meaning]) => `| \`${code}\` | ${meaning} |`),
+  ];
+  return out.join('\n') + '\n';
+}
+
 const isMain = process.argv[1] && import.meta.url.endsWith(process.argv[1].replace(/\\/g, '/').split('/').pop()!);
 if (isMain && process.argv[2]) {
   const { writeFileSync } = await import('node:fs');
-  writeFileSync(process.argv[2], renderConfigReference());
+  const { join } = await import('node:path');
+  writeFileSync(join(process.argv[2], 'config.md'), renderConfigReference());
+  writeFileSync(join(process.argv[2], 'errors.md'), renderErrorReference());
 }
