@@ -77,8 +77,12 @@ export function kubernetesComponent(opts: KubernetesComponentOptions = {}): Comp
         }
       };
       watcher = watchAnnotationsFile(file, (a) => apply(a), { log, pollMs: opts.pollMs ?? 5000 });
-      // The start-time values were applied by the config loader (loadSidecarConfig); remember them.
-      last = JSON.stringify(annotationsToConfigPatch(watcher.current(), ctx.config).patch);
+      // Normally the config loader (loadSidecarConfig) already layered the start-time annotations on the
+      // config; if it did not, the running config differs from config + annotations, and they apply now.
+      const initial = annotationsToConfigPatch(watcher.current(), ctx.config);
+      const merged = validateConfig(mergeConfigPatch(ctx.config, initial.patch));
+      if (merged.valid && JSON.stringify(merged.result) === JSON.stringify(ctx.config)) last = JSON.stringify(initial.patch);
+      else apply(watcher.current());
     }
     return {
       name: 'k8s',

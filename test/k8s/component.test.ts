@@ -10,7 +10,7 @@ import { validateConfig } from '../../src/config/load.js';
 import { MeshState } from '../../src/mesh/state.js';
 import type { Component, SidecarContext } from '../../src/runtime/context.js';
 import { kubernetesComponent, kubernetesEnabled } from '../../src/k8s/component.js';
-import { formatDownwardAnnotations } from '../../src/k8s/podinfo.js';
+import { formatDownwardAnnotations, loadSidecarConfig } from '../../src/k8s/podinfo.js';
 import { FakeApiServer, endpointSlice, service } from './fake-apiserver.js';
 
 async function until(what: string, cond: () => boolean, ms = 10_000): Promise<void> {
@@ -38,7 +38,9 @@ t.test('discovery and annotation changes in a running sidecar', { timeout: 60_00
   const file = join(dir, 'annotations');
   writeFileSync(file, formatDownwardAnnotations({ 'meshmedic.io/policy': 'meshmedic' }));
 
-  const cfg = validateConfig({ services: [{ name: 'static', endpoints: [{ address: '127.0.0.1:9' }] }] });
+  // As `meshmedic run` loads it in a pod: mesh file, then the pod's annotations.
+  writeFileSync(join(dir, 'mesh.yaml'), 'services:\n  - name: static\n    endpoints: [{address: "127.0.0.1:9"}]\n');
+  const cfg = loadSidecarConfig({ configFile: join(dir, 'mesh.yaml'), annotationsFile: file, env: {} }).config;
   if (!cfg.valid) throw new Error(cfg.errors.join('; '));
   const mesh = new MeshState(systemClock);
   mesh.setServices([{ spec: { name: 'static', endpoints: [{ id: 'static/127.0.0.1:9', service: 'static', host: '127.0.0.1', port: 9, locality: { region: '', zone: '', subzone: '' }, priority: 0, weight: 1, labels: {} }] } }]);
@@ -48,6 +50,7 @@ t.test('discovery and annotation changes in a running sidecar', { timeout: 60_00
   const comp = await kubernetesComponent({ env: { MESHMEDIC_K8S_DISCOVERY: 'true' }, server: api.url, annotationsFile: file, pollMs: 50 })(ctx);
   t.teardown(() => comp.close());
   await until('discovered', () => mesh.snapshot().services.has('reviews.shop'));
+  t.same(reconfigured, [], 'start-time annotations already in the config: nothing to re-apply');
   t.ok(mesh.snapshot().endpoints.has('static/127.0.0.1:9'), 'static services kept');
   t.ok(mesh.snapshot().endpoints.has('reviews.shop/10.1.0.1:8080'));
 
@@ -58,4 +61,20 @@ t.test('discovery and annotation changes in a running sidecar', { timeout: 60_00
   t.notMatch(reconfigured[0], { consecutive: { errors5xx: 0 } }, 'the bad value was dropped');
   await comp.close();
   await until('watches closed', () => api.watchers('services') === 0);
+});
+
+t.test('start-time annotations the loader did not apply are applied at start', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'mm-k8s-comp2-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'annotations');
+  writeFileSync(file, formatDownwardAnnotations({ 'meshmedic.io/policy': 'none' }));
+  const cfg = validateConfig({});
+  if (!cfg.valid) throw new Error(cfg.errors.join('; '));
+  const reconfigured: any[] = [];
+  const healing = { name: 'healing', close: async () => {}, reconfigure: (h: unknown) => reconfigured.push(h) };
+  const ctx = { config: cfg.result, clock: systemClock, mesh: new MeshState(systemClock), log: silentLogger, components: new Map<string, Component>([['healing', healing]]) } as unknown as SidecarContext;
+  const comp = await kubernetesComponent({ env: {}, annotationsFile: file, pollMs: 50 })(ctx);
+  t.teardown(() => comp.close());
+  t.equal(reconfigured.length, 1);
+  t.equal(reconfigured[0].policy, 'none');
 });
