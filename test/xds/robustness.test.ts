@@ -148,3 +148,19 @@ t.test('thousands of streams that connect and vanish leave nothing behind', asyn
   t.ok(growth < 150, `heap growth stays bounded (${growth.toFixed(1)} MB for ${total} streams, client side included)`);
   await stillServes(t, fx);
 });
+
+t.test('a flood of streams opened and reset at once costs the flooding connection, not the server', async (t) => {
+  const fx = await fixture(t);
+  const clients = Array.from({ length: 2 }, () => adsClient(fx.address));
+  t.teardown(() => clients.forEach((c) => c.close()));
+  // 2 × 1,000 streams opened and cancelled without waiting: Node's HTTP/2 layer may close such a
+  // connection (rapid-reset protection); either way every stream is released and others are served.
+  for (const c of clients) {
+    const streams = Array.from({ length: 1000 }, () => new Scripted<SotwResponse>(c.StreamAggregatedResources()));
+    for (const s of streams) s.send({ node: GRPC_NODE, type_url: CLUSTER_TYPE });
+    await new Promise((r) => setTimeout(r, 20));
+    for (const s of streams) s.close();
+  }
+  t.ok(await waitFor(async () => (await streamsGauge(fx)) === 0, 15_000, 50), 'every stream is released');
+  await stillServes(t, fx);
+});
