@@ -1,7 +1,8 @@
 // Annotation tuning, table-driven: each annotation maps onto the config schema, bad values warn and
 // keep the default; the downward-API file format round-trips; the watcher sees the kubelet's swaps.
 import t from 'tap';
-import { mkdtempSync, rmSync, writeFileSync, mkdirSync, symlinkSync, renameSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync, mkdirSync, symlinkSync, renameSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { validateConfig } from '../../src/config/load.js';
@@ -189,4 +190,16 @@ t.test('watcher follows the kubelet\'s atomic symlink swap', async (t) => {
   const count = seen.length;
   await new Promise((r) => setTimeout(r, 300));
   t.equal(seen.length, count, 'no callback without a change');
+});
+
+t.test('a downward-API file as the kubelet writes it', async (t) => {
+  const text = readFileSync(fileURLToPath(new URL('./fixtures/podinfo/annotations', import.meta.url)), 'utf8');
+  const parsed = parseDownwardAnnotations(text);
+  t.same(parsed.errors, []);
+  t.equal(Object.keys(parsed.annotations).length, 9);
+  t.equal(JSON.parse(parsed.annotations['meshmedic.io/status']!).mode, 'native', 'escaped quotes undone');
+  t.equal(formatDownwardAnnotations(parsed.annotations), text, 'our formatter writes the same bytes');
+  const res = annotationsToConfigPatch(parsed.annotations);
+  t.same(res.warnings, []);
+  t.same(res.patch, { healing: { consecutive: { errors5xx: 3 } }, gossip: { health: { p99ThresholdMs: 250 } } });
 });

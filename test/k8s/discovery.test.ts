@@ -2,7 +2,8 @@
 // list+watch loop against a local server that speaks the API server's list/watch JSON, including a
 // 410 Expired relist and an API-server restart.
 import t from 'tap';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { systemClock } from '../../src/core/clock.js';
@@ -205,4 +206,41 @@ t.test('live: kubeconfig file and bearer token', { timeout: 30_000 }, async (t) 
   await withToken.close();
   t.same([...new Set(api.requests.map((r) => r.authorization))], ['Bearer direct-token']);
   t.throws(() => startDiscovery({ server: 'http://10.0.0.1:8080', mesh }), /plain http is allowed only to a loopback address/);
+});
+
+const fixtures = fileURLToPath(new URL('./fixtures/discovery/', import.meta.url));
+const fixture = (f: string) => readFileSync(`${fixtures}${f}`, 'utf8');
+
+t.test('recorded API responses: list, then a watch stream with MODIFIED, BOOKMARK and ERROR 410', { timeout: 30_000 }, async (t) => {
+  const services = JSON.parse(fixture('services.json'));
+  const slices = JSON.parse(fixture('endpointslices.json'));
+  // The builder alone, on the recorded lists.
+  const built = buildServiceSpecs(services.items, slices.items);
+  t.same(built.specs.map((s) => [s.name, s.endpoints.map((e) => e.id)]), [
+    ['kubernetes.default', []], // single-port Service: no port suffix; no slice recorded for it
+    ['reviews.shop', ['reviews.shop/10.244.1.17:9080', 'reviews.shop/10.244.2.9:9080']],
+  ]);
+  t.same([...built.draining], ['reviews.shop/10.244.2.9:9080'], 'terminating but serving: draining');
+  t.same(built.specs[1]!.endpoints[0]!.locality, { region: '', zone: 'eu-west-1a', subzone: '' });
+  t.equal(built.specs[1]!.endpoints[0]!.labels['k8s.pod'], 'reviews-v1-5c7d9b-abcde');
+
+  // The same through the live loop.
+  const api = new FakeApiServer();
+  await api.start();
+  t.teardown(() => api.stop());
+  api.loadList('services', services);
+  api.loadList('endpointslices', slices);
+  const mesh = new MeshState(systemClock);
+  const disco = startDiscovery({ server: api.url, mesh, debounceMs: 10, rewatchMs: 0, backoffMs: { initial: 20, max: 100 } });
+  t.teardown(() => disco.close());
+  await disco.synced;
+  t.equal(mesh.snapshot().endpoints.get('reviews.shop/10.244.2.9:9080')?.health.state, 'draining');
+  await until('watching', () => api.watchers('endpointslices') === 1);
+  const relists = disco.stats().relists;
+  api.replay('endpointslices', fixture('watch-endpointslices.ndjson').trim().split('\n'));
+  await until('modified applied', () => mesh.snapshot().endpoints.has('reviews.shop/10.244.3.4:9080'));
+  t.notOk(mesh.snapshot().endpoints.has('reviews.shop/10.244.2.9:9080'), 'the terminated pod is gone');
+  await until('relisted after the 410', () => disco.stats().relists > relists);
+  t.same([...mesh.snapshot().services.get('reviews.shop')!.endpoints.map((e) => e.spec.id)], ['reviews.shop/10.244.1.17:9080', 'reviews.shop/10.244.3.4:9080']);
+  t.equal(disco.stats().errors, 0, 'a 410 is a resync, not an error');
 });

@@ -99,6 +99,36 @@ export class FakeApiServer {
     r.items.set(`${obj.metadata.namespace}/${obj.metadata.name}`, stored);
   }
 
+  /** Replace the stored objects with a recorded list (its items keep their own resourceVersions). */
+  loadList(kind: 'services' | 'endpointslices', list: { metadata: { resourceVersion: string }; items: Obj[] }): void {
+    const r = this.resources[kind];
+    r.items.clear();
+    for (const o of list.items) r.items.set(`${o.metadata.namespace}/${o.metadata.name}`, structuredClone(o));
+    this.rv = Math.max(this.rv, Number(list.metadata.resourceVersion));
+  }
+
+  /**
+   * Send recorded watch lines (newline-delimited JSON as the API server streams them) to every open
+   * watch of this kind, unchanged. An ERROR line ends the streams, as the API server does.
+   */
+  replay(kind: 'services' | 'endpointslices', lines: string[]): void {
+    const r = this.resources[kind];
+    for (const line of lines) {
+      const ev = JSON.parse(line) as { type: string; object: Obj };
+      for (const w of r.watchers) w.write(line + '\n');
+      if (ev.type === 'ERROR') {
+        for (const w of r.watchers) w.end();
+        r.watchers.clear();
+        r.compactedBelow = this.rv;
+        return;
+      }
+      if (ev.type === 'ADDED' || ev.type === 'MODIFIED') r.items.set(`${ev.object.metadata.namespace}/${ev.object.metadata.name}`, structuredClone(ev.object));
+      if (ev.type === 'DELETED') r.items.delete(`${ev.object.metadata.namespace}/${ev.object.metadata.name}`);
+      const rv = Number(ev.object.metadata?.resourceVersion);
+      if (rv > this.rv) this.rv = rv;
+    }
+  }
+
   watchers(kind: 'services' | 'endpointslices'): number {
     return this.resources[kind].watchers.size;
   }
