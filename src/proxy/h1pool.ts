@@ -14,6 +14,8 @@ interface HTTPParserInstance {
   initialize(type: number, resource: object, maxHeaderSize: number, lenient: number): void;
   execute(data: Buffer): number | (Error & { code?: string; bytesParsed?: number });
   finish(): undefined | (Error & { code?: string });
+  consume(handle: unknown): void;
+  unconsume(): void;
   remove(): void;
   free(): void;
   [key: number]: unknown;
@@ -27,6 +29,14 @@ interface HTTPParserCtor {
   kOnMessageComplete: number;
   kOnExecute: number;
   kLenientNone: number;
+}
+
+interface StreamHandle {
+  isStreamBase?: boolean;
+  _consumed?: boolean;
+  reading?: boolean;
+  readStop(): number;
+  readStart(): number;
 }
 
 /** undici's legacy dispatch handler shape (what the forwarders implement). */
@@ -250,8 +260,9 @@ class H1Conn implements BodySink {
   // Bound once per connection, handed to each request's handler.
   private readonly abortFn = (err?: Error): void => this.abort(err);
   private readonly resumeFn = (): void => {
-    if (this.socket !== null && !this.dead) this.socket.resume();
+    if (this.socket !== null && !this.dead) this.resumeReading();
   };
+  private handle: StreamHandle | null = null;
   private readonly onBodyDrain = (): void => {
     const p = this.bodyOwner;
     if (p !== null && !this.requestWritten) p.req.body?.resume();
@@ -274,6 +285,14 @@ class H1Conn implements BodySink {
       if (this.connectTimer !== null) clearTimeout(this.connectTimer);
       this.connectTimer = null;
       this.connected = true;
+      // Reads go straight from the socket into the native parser (no Buffer per read in JS).
+      const handle = (s as unknown as { _handle?: StreamHandle })._handle;
+      if (handle?.isStreamBase && !handle._consumed && this.parser !== null) {
+        handle._consumed = true;
+        this.handle = handle;
+        this.parser.consume(handle);
+        this.parser[HTTPParser.kOnExecute] = (ret: number | Error) => this.onExecute(ret);
+      }
       const p = this.cur;
       this.cur = null;
       if (p !== null) this.start(p, false);
@@ -373,6 +392,33 @@ class H1Conn implements BodySink {
     if (this.cur === p) this.fail(err);
   }
 
+  /** After each read the consuming parser handled (consume mode). */
+  private onExecute(ret: number | (Error & { code?: string })): void {
+    this.lastActivity = performance.now();
+    if (typeof ret !== 'number') {
+      this.fail(ret);
+      return;
+    }
+  }
+
+  private pauseReading(): void {
+    this.socket?.pause();
+    const h = this.handle;
+    if (h !== null && h.reading) {
+      h.reading = false;
+      h.readStop();
+    }
+  }
+
+  private resumeReading(): void {
+    this.socket?.resume();
+    const h = this.handle;
+    if (h !== null && !h.reading && !this.dead) {
+      h.reading = true;
+      h.readStart();
+    }
+  }
+
   private onSocketData(chunk: Buffer): void {
     this.lastActivity = performance.now();
     if (this.cur === null) {
@@ -387,7 +433,11 @@ class H1Conn implements BodySink {
 
   private onHeadersComplete(headers: string[] | undefined, status: number, statusText: string, upgrade: boolean, shouldKeepAlive: boolean): number {
     const p = this.cur;
-    if (p === null) return 0;
+    if (p === null) {
+      // A response nobody asked for: the endpoint broke the protocol; never reuse this connection.
+      this.destroy();
+      return 1;
+    }
     let raw = headers ?? [];
     if (this.extraHeaders !== null) {
       raw = headers === undefined ? this.extraHeaders : this.extraHeaders.concat(headers);
@@ -400,14 +450,15 @@ class H1Conn implements BodySink {
     }
     this.headersDone = true;
     this.keepAlive = shouldKeepAlive;
-    if (!p.handler.onHeaders(status, raw, this.resumeFn, statusText ?? '')) this.socket?.pause();
+    this.gotResponseBytes = true;
+    if (!p.handler.onHeaders(status, raw, this.resumeFn, statusText ?? '')) this.pauseReading();
     return this.headMethod ? 1 : 0;
   }
 
   private onBody(b: Buffer): void {
     const p = this.cur;
     if (p === null) return;
-    if (!p.handler.onData(b)) this.socket?.pause();
+    if (!p.handler.onData(b)) this.pauseReading();
   }
 
   private onMessageComplete(): void {
@@ -436,7 +487,7 @@ class H1Conn implements BodySink {
     }
     this.pendingRelease = false;
     this.idleSince = performance.now();
-    this.socket!.resume();
+    this.resumeReading();
     this.pool.released(this);
   }
 
@@ -471,6 +522,11 @@ class H1Conn implements BodySink {
     this.parser = null;
     if (parser !== null) {
       try {
+        if (this.handle !== null) parser.unconsume();
+      } catch {
+        // not consuming
+      }
+      try {
         parser.remove();
         parser.free();
       } catch {
@@ -487,7 +543,7 @@ class H1Conn implements BodySink {
       if (!this.headersDone) {
         // Uploading: a stalled request body (client too slow) is bounded by the listener's idle timeout.
         if (now - this.started > o.headersTimeoutMs) this.fail(new H1Error('UND_ERR_HEADERS_TIMEOUT', `no response headers within ${o.headersTimeoutMs} ms`));
-      } else if (o.bodyTimeoutMs > 0 && now - this.lastActivity > o.bodyTimeoutMs && !this.socket!.isPaused()) {
+      } else if (o.bodyTimeoutMs > 0 && now - this.lastActivity > o.bodyTimeoutMs && (this.handle === null ? !this.socket!.isPaused() : this.handle.reading !== false)) {
         this.fail(new H1Error('UND_ERR_BODY_TIMEOUT', `response body stalled for ${o.bodyTimeoutMs} ms`));
       }
     } else if (this.cur === null && this.connected && !this.pendingRelease && now - this.idleSince > o.keepAliveTimeoutMs) {
@@ -523,7 +579,8 @@ class H1Conn implements BodySink {
     this.dead = true;
     if (this.connectTimer !== null) clearTimeout(this.connectTimer);
     this.socket?.destroy();
-    this.cleanupParser();
+    // The parser may be executing right now (destroy from one of its callbacks): release it afterwards.
+    setImmediate(() => this.cleanupParser());
     this.pool.removed(this);
   }
 }

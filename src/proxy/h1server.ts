@@ -453,8 +453,12 @@ export class H1ServerConn {
   }
 }
 
+/** Release a parser; deferred, because this may run inside one of the parser's own callbacks. */
 function freeParser(p: ParserInstance | null): void {
-  if (p === null) return;
+  if (p !== null) setImmediate(releaseParser, p);
+}
+
+function releaseParser(p: ParserInstance): void {
   try {
     p.unconsume();
   } catch {
