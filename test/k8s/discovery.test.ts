@@ -211,10 +211,10 @@ t.test('live: kubeconfig file and bearer token', { timeout: 30_000 }, async (t) 
 const fixtures = fileURLToPath(new URL('./fixtures/discovery/', import.meta.url));
 const fixture = (f: string) => readFileSync(`${fixtures}${f}`, 'utf8');
 
-t.test('recorded API responses: list, then a watch stream with MODIFIED, BOOKMARK and ERROR 410', { timeout: 30_000 }, async (t) => {
+t.test('API-format fixtures (hand-written, not captured from a cluster): list, then a watch stream with MODIFIED, BOOKMARK and ERROR 410', { timeout: 30_000 }, async (t) => {
   const services = JSON.parse(fixture('services.json'));
   const slices = JSON.parse(fixture('endpointslices.json'));
-  // The builder alone, on the recorded lists.
+  // The builder alone, on the fixture lists.
   const built = buildServiceSpecs(services.items, slices.items);
   t.same(built.specs.map((s) => [s.name, s.endpoints.map((e) => e.id)]), [
     ['kubernetes.default', []], // single-port Service: no port suffix; no slice recorded for it

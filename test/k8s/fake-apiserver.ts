@@ -99,7 +99,7 @@ export class FakeApiServer {
     r.items.set(`${obj.metadata.namespace}/${obj.metadata.name}`, stored);
   }
 
-  /** Replace the stored objects with a recorded list (its items keep their own resourceVersions). */
+  /** Replace the stored objects with a list fixture (its items keep their own resourceVersions). */
   loadList(kind: 'services' | 'endpointslices', list: { metadata: { resourceVersion: string }; items: Obj[] }): void {
     const r = this.resources[kind];
     r.items.clear();
@@ -108,7 +108,7 @@ export class FakeApiServer {
   }
 
   /**
-   * Send recorded watch lines (newline-delimited JSON as the API server streams them) to every open
+   * Send fixture watch lines (newline-delimited JSON as the API server streams them) to every open
    * watch of this kind, unchanged. An ERROR line ends the streams, as the API server does.
    */
   replay(kind: 'services' | 'endpointslices', lines: string[]): void {
