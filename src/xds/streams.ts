@@ -358,9 +358,12 @@ export class SotwStream extends AdsStream {
       const r = snap.resources.get(n);
       if (!r || seen.has(n)) continue; // 8: missing names stay subscribed and are sent when they appear
       seen.add(n); // 14: never the same name twice
-      include.push(r);
       const had = sub.sent.get(n);
-      if (had !== r.version || sub.forced.has(n)) {
+      const differs = had !== r.version || sub.forced.has(n);
+      // Full-state types (LDS, CDS) list everything; for EDS and RDS an omitted resource means "unchanged"
+      // (Envoy's protocol; grpc-js-xds follows it), so only what changed or was newly requested is sent.
+      if (full || differs) include.push(r);
+      if (differs) {
         changed = true;
         if (had !== undefined && had !== r.version) changedNames.push(n);
       }
