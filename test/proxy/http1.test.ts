@@ -2,7 +2,7 @@
 // HTTP/1.0 clients, upstream keep-alive reuse, large header sets, and a chunked request body.
 import http from 'node:http';
 import t from 'tap';
-import { backend, rawExchange, request, startTestProxy } from './helpers.js';
+import { backend, rawExchange, rawServer, request, startTestProxy } from './helpers.js';
 
 t.test('framing and keep-alive', async (t) => {
   const upstreamSockets = new Set<string>();
@@ -80,4 +80,23 @@ t.test('framing and keep-alive', async (t) => {
   upstreamSockets.clear();
   for (let i = 0; i < 10; i++) await request(p.port, { headers: { host: 'svc' } });
   t.equal(upstreamSockets.size, 1, 'ten sequential requests over one upstream connection');
+});
+
+t.test('an upstream response delimited by the end of the connection is forwarded whole', async (t) => {
+  const eof = await rawServer((s) =>
+    s.once('data', () => {
+      s.write('HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\npart one, ');
+      setTimeout(() => s.end('part two'), 50);
+    }),
+  );
+  const p = await startTestProxy({ services: [{ name: 'svc', endpoints: [{ address: `127.0.0.1:${eof.port}` }] }] });
+  t.teardown(async () => {
+    await p.close();
+    await eof.close();
+  });
+  for (let i = 0; i < 3; i++) {
+    const r = await request(p.port, { headers: { host: 'svc' } });
+    t.equal(r.status, 200);
+    t.equal(r.body, 'part one, part two', `request ${i}: body read to the end of the stream`);
+  }
 });
