@@ -138,7 +138,7 @@ async function main(): Promise<number> {
   process.stdout.write(`\n${renderText(table)}\n\n`);
   const mm = rows.get('meshmedic');
   const verdict = mm?.saturation && ref?.saturation && mm.fixed && ref.fixed
-    ? `meshmedic/HAProxy throughput ${ratio(mm.saturation.rps, ref.saturation.rps)} (target ≥ 0.6), p99 at ${rate}/s ${ratio(mm.fixed.p99, ref.fixed.p99)}× (target ≤ 2)`
+    ? `meshmedic/HAProxy throughput ${x(mm.saturation.rps, ref.saturation.rps)} (target ≥ 0.60×), p99 at ${rate}/s ${x(mm.fixed.p99, ref.fixed.p99)} (target ≤ 2×)`
     : 'meshmedic or HAProxy did not run: no ratio';
   process.stdout.write(`${verdict}\n`);
 
