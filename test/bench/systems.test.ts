@@ -8,7 +8,8 @@ import { HAPROXY_HEALING, NGINX_HEALING } from '../../bench/lib/peers.js';
 import { findBinary, tempDir } from '../../bench/lib/procs.js';
 import { runOpenLoop, summarize } from '../../bench/lib/loadgen.js';
 
-const timeouts = { connectMs: 500, serverMs: 2000, clientMs: 10_000 };
+// Generous: a health check that times out on a loaded machine would mark a healthy server down.
+const timeouts = { connectMs: 2000, serverMs: 5000, clientMs: 10_000 };
 
 async function backends(t: { teardown(fn: () => unknown): void }, n: number): Promise<Backend[]> {
   const list = await Promise.all(Array.from({ length: n }, (_, i) => startBackend({ controlPort: null, seed: i + 1 })));
