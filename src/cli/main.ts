@@ -4,6 +4,9 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { loadConfigFile } from '../config/load.js';
+import type { Validated } from '../core/errors.js';
+import { ENV_POD_ANNOTATIONS } from '../k8s/component.js';
+import { loadSidecarConfig } from '../k8s/podinfo.js';
 import type { Config } from '../config/types.js';
 import { startSidecar } from '../runtime/sidecar.js';
 import { quickConfig, type QuickFlags } from './quick.js';
@@ -38,6 +41,9 @@ Every command takes --help. Exit codes: 0 ok, 1 runtime error, 2 usage or config
 
 Runs the sidecar with the given YAML (or JSON) configuration; environment variables
 MESHMEDIC_<SECTION>__<KEY> override single values (e.g. MESHMEDIC_ADMIN__LISTEN=127.0.0.1:9000).
+In a pod (MESHMEDIC_POD_ANNOTATIONS names the downward-API annotations file) the config file is
+optional and the pod's meshmedic.io/* annotations tune it; MESHMEDIC_K8S_DISCOVERY=true also
+discovers services from EndpointSlices.
   --config FILE   the configuration file (see mesh-config/ for examples)
   --check         validate the configuration, print it with defaults filled in, and exit
 `,
@@ -135,12 +141,22 @@ async function runCommand(argv: string[], io: CliIo): Promise<number> {
   const p = parseFlags('run', argv, { config: { type: 'string', short: 'c' }, check: { type: 'boolean' } }, io);
   if (p.code !== undefined) return p.code;
   const file = p.values.config as string | undefined;
-  if (!file) {
+  const annotationsFile = io.env[ENV_POD_ANNOTATIONS];
+  if (!file && !annotationsFile) {
     io.err(`meshmedic run: --config FILE is required\n\n${HELP.run}`);
     return 2;
   }
-  const cfg = loadConfigFile(file, io.env);
-  if (!cfg.valid) return configErrors(io, file, cfg.errors);
+  let cfg: Validated<Config>;
+  if (annotationsFile) {
+    // In a pod: the mounted mesh config is optional, and the pod's meshmedic.io/* annotations (a
+    // downward-API file) tune it; a bad annotation is a warning and its default stays.
+    const loaded = loadSidecarConfig({ configFile: file, annotationsFile, env: io.env });
+    for (const w of loaded.warnings) io.err(`${JSON.stringify({ level: 'warn', msg: 'annotation ignored', detail: w })}\n`);
+    cfg = loaded.config;
+  } else {
+    cfg = loadConfigFile(file!, io.env);
+  }
+  if (!cfg.valid) return configErrors(io, file ?? annotationsFile!, cfg.errors);
   if (p.values.check) {
     io.out(`${JSON.stringify(cfg.result, null, 2)}\n`);
     return 0;

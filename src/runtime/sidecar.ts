@@ -16,6 +16,7 @@ import { startHealing } from '../heal/component.js';
 import { startProxy } from '../proxy/component.js';
 import { startXds } from '../xds/component.js';
 import { startGossip } from '../gossip/component.js';
+import { kubernetesEnabled, startKubernetes } from '../k8s/component.js';
 
 export interface Sidecar {
   readonly context: SidecarContext;
@@ -44,12 +45,16 @@ export function servicesFromConfig(config: Config): ServiceInput[] {
   });
 }
 
-/** The components a config enables, in start order (healing first: others may use it). */
-export function defaultComponents(config: Config): { name: string; factory: ComponentFactory }[] {
+/**
+ * The components a config enables, in start order (healing first: others may use it). Kubernetes
+ * (discovery, live annotation tuning) starts when its environment says the sidecar runs in a pod.
+ */
+export function defaultComponents(config: Config, env: NodeJS.ProcessEnv = process.env): { name: string; factory: ComponentFactory }[] {
   const list: { name: string; factory: ComponentFactory }[] = [{ name: 'healing', factory: startHealing }];
   if (config.outbound.enabled || config.inbound.enabled) list.push({ name: 'proxy', factory: startProxy });
   if (config.xds.enabled) list.push({ name: 'xds', factory: startXds });
   if (config.gossip.enabled) list.push({ name: 'gossip', factory: startGossip });
+  if (kubernetesEnabled(env)) list.push({ name: 'k8s', factory: startKubernetes });
   return list;
 }
 
