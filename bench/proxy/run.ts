@@ -123,13 +123,14 @@ async function main(): Promise<number> {
 
   const list = [...rows.values()];
   const ref = rows.get('haproxy');
+  const d2 = (v: number): string | null => (Number.isFinite(v) ? v.toFixed(2) : null); // latencies: always two decimals
   const x = (a: number | undefined, b: number | undefined): string | null => { const q = ratio(a, b); return q === null ? null : `${q.toFixed(2)}×`; };
   const table = {
     alignRight: [false, true, true, true, true, true, true, true, true, true],
     columns: ['system', 'req/s (saturation)', '× HAProxy', 'p50 ms (sat.)', 'p99 ms (sat.)', `p50 ms @${rate}/s`, `p99 ms @${rate}/s`, 'p99 × HAProxy', 'p99 service ms', 'errors'],
     rows: list.map((r): Cell[] => r.available && r.saturation && r.fixed
-      ? [r.system, Math.round(r.saturation.rps), x(r.saturation.rps, ref?.saturation?.rps), r.saturation.p50, r.saturation.p99, r.fixed.p50, r.fixed.p99,
-        x(r.fixed.p99, ref?.fixed?.p99), r.fixed.p99Service, r.saturation.non2xx + r.saturation.socketErrors + r.fixed.failed]
+      ? [r.system, Math.round(r.saturation.rps), x(r.saturation.rps, ref?.saturation?.rps), d2(r.saturation.p50), d2(r.saturation.p99), d2(r.fixed.p50), d2(r.fixed.p99),
+        x(r.fixed.p99, ref?.fixed?.p99), d2(r.fixed.p99Service), r.saturation.non2xx + r.saturation.socketErrors + r.fixed.failed]
       : [r.system, null, null, null, null, null, null, null, null, `not available: ${r.reason ?? 'unknown'}`]),
   };
   const cmd = `npm run bench:proxy${quick ? ' -- --quick --write' : ''}`;
