@@ -100,3 +100,31 @@ t.test('an upstream response delimited by the end of the connection is forwarded
     t.equal(r.body, 'part one, part two', `request ${i}: body read to the end of the stream`);
   }
 });
+
+t.test('a reused keep-alive connection found closed: a bodiless request is sent again on a new one', async (t) => {
+  // Each connection answers its first request (keep-alive) and drops the second one unanswered, as a
+  // server closing an idle connection at the moment the proxy reuses it.
+  let connections = 0;
+  const flaky = await rawServer((s) => {
+    connections++;
+    let n = 0;
+    s.on('data', () => {
+      n++;
+      if (n === 1) s.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
+      else s.destroy();
+    });
+  });
+  const p = await startTestProxy({ services: [{ name: 'svc', endpoints: [{ address: `127.0.0.1:${flaky.port}` }] }] });
+  t.teardown(async () => {
+    await p.close();
+    await flaky.close();
+  });
+  for (let i = 0; i < 4; i++) {
+    const r = await request(p.port, { headers: { host: 'svc' } });
+    t.equal(r.status, 200, `GET ${i} answered`);
+  }
+  t.ok(connections >= 4, `new connections were opened (${connections})`);
+  // With a body the request cannot be replayed (the body was streamed): the failure is reported.
+  const post = await request(p.port, { method: 'POST', headers: { host: 'svc' }, body: 'payload' });
+  t.equal(post.status, 502, 'POST on the dropped reused connection: 502, not replayed');
+});
