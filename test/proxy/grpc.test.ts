@@ -231,3 +231,38 @@ t.test('protocols are not bridged: HTTP/1.1 to an h2c service is a clear 502', a
   t.equal(r.status, 502);
   t.match(JSON.parse(r.body).message, /speaks h2c/);
 });
+
+t.test('a client cancelling a streaming call cancels the upstream stream; outcome Cancelled', async (t) => {
+  let upstreamCancelled = false;
+  let started!: () => void;
+  const startedP = new Promise<void>((r) => (started = r));
+  const server = new grpc.Server();
+  server.addService(Echo.service, {
+    Unary: (_c: unknown, cb: grpc.sendUnaryData<EchoReply>) => cb(null, { text: '', index: 0 }),
+    ServerStream(call: grpc.ServerWritableStream<EchoRequest, EchoReply>) {
+      call.write({ text: 'first', index: 0 });
+      started();
+      call.on('cancelled', () => (upstreamCancelled = true)); // never ends on its own
+    },
+    ClientStream: (_c: unknown, cb: grpc.sendUnaryData<EchoReply>) => cb(null, { text: '', index: 0 }),
+    Bidi: (call: grpc.ServerDuplexStream<EchoRequest, EchoReply>) => call.end(),
+  });
+  const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))));
+  const p = await startTestProxy({ services: [{ name: 'echo', protocol: 'h2c', endpoints: [{ address: `127.0.0.1:${port}` }] }] });
+  const c = client(p.port, 'echo');
+  t.teardown(async () => {
+    c.close();
+    await p.close();
+    server.forceShutdown();
+  });
+  const call = c.ServerStream({ text: 'x' });
+  call.on('error', () => {});
+  await new Promise<void>((resolve) => call.once('data', () => resolve()));
+  await startedP;
+  call.cancel();
+  await until(() => upstreamCancelled, 3000, 'upstream stream cancelled');
+  const w = windowsOf(p, port);
+  await until(() => w.lifetime[Outcome.Cancelled] === 1, 3000, 'cancelled outcome');
+  t.equal(w.lifetime[Outcome.LocalOrigin], 0, 'not charged to the endpoint');
+  t.equal(p.handle.core.inflight, 0);
+});
