@@ -342,7 +342,7 @@ async function main(): Promise<void> {
     '',
     renderMarkdown(t2),
     '',
-    'Decision → applied: from the operator `POST /v1/endpoints/{id}/eject` (sidecar `meshmedic proxy --xds --admin` in its own process) to the last request that reached the ejected endpoint, 4 real grpc-js-xds clients in paced loops (about one call per ms each). Fan-out: time from the change until each stream received its response (raw ADS streams in a child process, ACKing every response); the server’s own share (rebuilding the assignment and producing every stream’s framed response) is shown separately: the rest is HTTP/2 transport and the receiving process. Bytes: SotW resends every subscribed cluster assignment, Delta only the changed one.',
+    'Decision → applied: from the operator `POST /v1/endpoints/{id}/eject` (sidecar `meshmedic proxy --xds --admin` in its own process) to the last request that reached the ejected endpoint, 4 real grpc-js-xds clients in paced loops (about one call per ms each). Fan-out: time from the change until each stream received its response (raw ADS streams in a child process, ACKing every response); the server’s own share (rebuilding the assignment and producing every stream’s framed response) is shown separately: the rest is HTTP/2 transport and the receiving process. Bytes: one of 100 subscribed assignments changes; SotW endpoint responses carry only changed assignments (omitted = unchanged), Delta likewise, and cluster responses would carry all.',
   ].join('\n');
   updateMarkdownFile(path.join(root, 'bench', 'README.md'), 'bench:xds', md, '## xDS (`npm run bench:xds`)');
   process.exit(0);
