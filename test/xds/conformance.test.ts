@@ -306,3 +306,25 @@ t.test('SotW endpoints and routes: a response carries only what changed (omitted
   t.same(names(e2), ['b'], 'only the changed assignment is sent');
   t.not(e2.version_info, e.version_info);
 });
+
+t.test('13 (Delta): pushes in ADS order, endpoints resent after their cluster changes', async (t) => {
+  const fx = await fixture(t);
+  const d = delta(t, fx);
+  const sub = async (type: string, names: string[]) => {
+    d.send({ node: ENVOY_NODE, type_url: type, resource_names_subscribe: names });
+    const r = await d.next();
+    t.equal(r.type_url, type);
+    d.send({ type_url: type, response_nonce: r.nonce });
+  };
+  await sub(CLUSTER_TYPE, ['*']);
+  await sub(ENDPOINT_TYPE, ['a']);
+  await sub(LISTENER_TYPE, ['*']);
+  await sub(ROUTE_TYPE, ['meshmedic_outbound']);
+  fx.mesh.setServices(services({ a: [{ port: 18001, labels: { version: 'v1' } }, { port: 18002, labels: { version: 'v2' } }] }, { panicThresholdPct: 30 }));
+  const got: DeltaResponse[] = [];
+  for (let i = 0; i < 3; i++) got.push(await d.next());
+  t.same(got.map((r) => r.type_url), [CLUSTER_TYPE, ENDPOINT_TYPE, ROUTE_TYPE], 'clusters, then endpoints, then routes');
+  t.same(got[0]!.resources.map((r) => r.name).sort(), ['a', 'a|v1', 'a|v2', 'b'], 'the changed clusters (both got the new panic threshold) and the new subset clusters');
+  t.same(got[1]!.resources.map((r) => r.name), ['a'], 'the unchanged assignment of the changed cluster is resent');
+  t.ok(await d.silent(200), 'nothing else');
+});
