@@ -36,6 +36,13 @@ t.test('ejected endpoint gets no calls after the push; restored endpoint gets ca
   t.notOk(after.get(0), 'no call fails after the ejection');
   t.ok((after.get(backends[1]!.port) ?? 0) > 20 && (after.get(backends[2]!.port) ?? 0) > 20, 'the two others share the traffic');
 
+  const metrics = await fx.metrics.metrics();
+  t.match(metrics, /meshmedic_xds_streams\{mode="sotw"\} 1/, 'one SotW stream open (the grpc-js-xds client)');
+  t.match(metrics, /meshmedic_xds_pushes_total\{type_url="type\.googleapis\.com\/envoy\.config\.endpoint\.v3\.ClusterLoadAssignment",result="ack"\} [2-9]/, 'the client ACKed the endpoint pushes');
+  t.notMatch(metrics, /result="nack"/, 'and NACKed nothing');
+  const st = (fx.routes.get('GET /v1/xds')!({} as never) as { body: { nodes: Record<string, { types: { typeUrl: string; state: string }[] }[]> } }).body;
+  t.same(st.nodes['test-node']![0]!.types.map((x) => x.state), ['ACKED', 'ACKED', 'ACKED', 'ACKED'], 'every type ACKED in the status view');
+
   fx.mesh.apply({ action: 'restore', target: `hello/127.0.0.1:${victim.port}`, reason: 'operator', source: 'operator', at: Date.now(), evidence: {} });
   t.ok(await waitFor(async () => (await callOnce(client)) === victim.port, 5000), 'the restored endpoint gets calls again');
 });
