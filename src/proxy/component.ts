@@ -3,6 +3,8 @@
 import type { Component, ComponentFactory } from '../runtime/context.js';
 import { ProxyCore, type ProxyDeps, type ProxyOptions } from './core.js';
 import { startListener, type ProxyListener } from './listener.js';
+import { RETRY_REASONS, RETRY_RESULTS } from './retry.js';
+import type { Metric, Registry } from 'prom-client';
 
 export interface ProxyHandle extends Component {
   readonly core: ProxyCore;
@@ -58,4 +60,35 @@ export async function createProxy(deps: ProxyDeps, opts: CreateProxyOptions = {}
   };
 }
 
-export const startProxy: ComponentFactory = (ctx) => createProxy(ctx);
+export const startProxy: ComponentFactory = async (ctx) => {
+  const handle = await createProxy(ctx);
+  registerRetryMetrics(ctx.metrics, handle.core);
+  return handle;
+};
+
+/** `meshmedic_retries_total{service,reason,result}`, read from the budgets' counters at scrape time. */
+export function registerRetryMetrics(registry: Registry, core: ProxyCore): void {
+  const name = 'meshmedic_retries_total';
+  const help = 'Retries wanted by the proxy, by service, reason (connect, reset, timeout, status) and result (retried, budget_exhausted, no_endpoint).';
+  const collect = () => {
+    const values: { labels: Record<string, string>; value: number }[] = [];
+    for (const b of core.budgets.values()) {
+      for (let r = 0; r < RETRY_REASONS.length; r++) {
+        for (let x = 0; x < RETRY_RESULTS.length; x++) {
+          values.push({ labels: { service: b.service, reason: RETRY_REASONS[r]!, result: RETRY_RESULTS[x]! }, value: b.counts[r * RETRY_RESULTS.length + x]! });
+        }
+      }
+    }
+    return values;
+  };
+  if (registry.getSingleMetric(name)) registry.removeSingleMetric(name);
+  // prom-client's Metric contract, computed when Prometheus scrapes (nothing is observed per request).
+  registry.registerMetric({
+    name,
+    help,
+    type: 'counter',
+    aggregator: 'sum',
+    get: async () => ({ name, help, type: 'counter', values: collect(), aggregator: 'sum' }),
+    reset: () => {},
+  } as unknown as Metric);
+}

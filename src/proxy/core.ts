@@ -10,6 +10,7 @@ import { parseHostPort } from '../core/address.js';
 import { Balancer, type BalancerOptions } from './balancer.js';
 import type { ForwardOptions } from './headers.js';
 import { Upstream, type UpstreamProtocol } from './upstream.js';
+import { RetryBudget, retriableStatuses } from './retry.js';
 
 export interface ProxyDeps {
   readonly mesh: MeshState;
@@ -49,12 +50,22 @@ export class ProxyCore {
   /** Set once close() starts: responses carry `connection: close`, new work is still served until listeners stop. */
   draining = false;
   private idleWaiters: (() => void)[] = [];
+  /** proxy.retries.retryOn as a lookup table (index status - 500). */
+  readonly retryOn: Uint8Array;
+  /** Headers timeout of each attempt of a replayable request (proxy.retries.perTryTimeoutMs, capped). */
+  readonly perTryTimeoutMs: number;
+  /** Retry budget per service name, created on first request. */
+  readonly budgets = new Map<string, RetryBudget>();
 
   constructor(deps: ProxyDeps, opts: ProxyOptions = {}) {
     this.deps = deps;
     this.balancer = new Balancer(deps.clock, opts.balancer);
     this.forward = Object.freeze({ xForwardedFor: deps.config.proxy.xForwardedFor, via: deps.config.proxy.via, viaValue: '1.1 meshmedic' });
     this.defaultService = opts.defaultService ?? '';
+    const r = deps.config.proxy.retries;
+    this.retryOn = retriableStatuses(r.retryOn);
+    const ht = deps.config.proxy.headersTimeoutMs;
+    this.perTryTimeoutMs = r.perTryTimeoutMs > 0 && r.perTryTimeoutMs < ht ? r.perTryTimeoutMs : ht;
     this.protocols = opts.protocols ?? new Map(deps.config.services.map((s) => [s.name, s.protocol] as const));
     if (deps.config.inbound.enabled) {
       const hp = parseHostPort(deps.config.inbound.app, { allowHostname: true });
@@ -94,6 +105,16 @@ export class ProxyCore {
     this.balancer.load.reset(up.slot);
     // In-flight requests finish on the old pool; new ones go elsewhere.
     up.close().catch((err: unknown) => this.deps.log.warn('closing upstream failed', { endpoint: up.id, err }));
+  }
+
+  /** The retry budget of a service. */
+  budget(service: string): RetryBudget {
+    let b = this.budgets.get(service);
+    if (b === undefined) {
+      b = new RetryBudget(service, this.deps.config.proxy.retries);
+      this.budgets.set(service, b);
+    }
+    return b;
   }
 
   upstream(slot: number): Upstream | undefined {

@@ -72,6 +72,8 @@ export interface H1Request {
   readonly headers: readonly string[];
   /** Request body, or null. With no content-length header it is sent chunked. */
   readonly body: BodySource | null;
+  /** Headers timeout of this request (a per-try timeout); 0 = the pool's headersTimeoutMs. */
+  readonly headersTimeoutMs?: number;
 }
 
 export interface H1PoolOptions {
@@ -542,7 +544,8 @@ class H1Conn implements BodySink {
     if (this.cur !== null && this.connected) {
       if (!this.headersDone) {
         // Uploading: a stalled request body (client too slow) is bounded by the listener's idle timeout.
-        if (now - this.started > o.headersTimeoutMs) this.fail(new H1Error('UND_ERR_HEADERS_TIMEOUT', `no response headers within ${o.headersTimeoutMs} ms`));
+        const limit = this.cur.req.headersTimeoutMs || o.headersTimeoutMs;
+        if (now - this.started > limit) this.fail(new H1Error('UND_ERR_HEADERS_TIMEOUT', `no response headers within ${limit} ms`));
       } else if (o.bodyTimeoutMs > 0 && now - this.lastActivity > o.bodyTimeoutMs && (this.handle === null ? !this.socket!.isPaused() : this.handle.reading !== false)) {
         this.fail(new H1Error('UND_ERR_BODY_TIMEOUT', `response body stalled for ${o.bodyTimeoutMs} ms`));
       }

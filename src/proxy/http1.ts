@@ -6,11 +6,12 @@ import { Outcome, outcomeOfStatus } from '../core/types.js';
 import type { ErrorCode } from '../core/errors.js';
 import type { ServiceView } from '../mesh/state.js';
 import type { ProxyCore } from './core.js';
-import { CLIENT_GONE, classifyUpstreamError, errorBody, type FailureClass } from './failure.js';
+import { CLIENT_GONE, classifyUpstreamError, errorBody, HEADERS_TIMEOUT, type FailureClass } from './failure.js';
 import { forwardRequestHeaders, forwardResponseHeaders, type RequestScan } from './headers.js';
 import type { Upstream } from './upstream.js';
 import type { H1Handler, H1Request } from './h1pool.js';
 import type { H1Io } from './h1server.js';
+import { isReplayableMethod, REASON_CONNECT, REASON_RESET, REASON_STATUS, REASON_TIMEOUT, RESULT_NO_ENDPOINT, type RetryBudget } from './retry.js';
 
 // Reused by every request: filled and read synchronously before any await.
 const scan: RequestScan = { host: '', hasBody: false, expectContinue: false };
@@ -97,7 +98,13 @@ export class Http1Exchange implements H1Handler {
   private readonly io: H1Io;
   private readonly view: ServiceView | null;
   private upstream: Upstream;
-  private readonly opts: H1Request;
+  private readonly opts: { path: string; method: string; headers: string[]; body: H1Request['body']; headersTimeoutMs: number };
+  /** Idempotent method without a body, to a service: may be replayed on another endpoint. */
+  private readonly replayable: boolean;
+  private readonly budget: RetryBudget | null;
+  private retries = 0;
+  /** A retriable status is being discarded; the next attempt goes here once its body is read. */
+  private next: Upstream | null = null;
   private start = 0;
   private sentAt = 0;
   private status = 0;
@@ -107,7 +114,6 @@ export class Http1Exchange implements H1Handler {
   private settled = true;
   private attempts = 0;
   private failed1 = -1;
-  private failed2 = -1;
   /** First body chunk, held so that a small response goes out as one write. */
   private held: Buffer | null = null;
 
@@ -116,8 +122,11 @@ export class Http1Exchange implements H1Handler {
     this.io = io;
     this.view = view;
     this.upstream = upstream;
-    this.opts = { path, method: io.method, headers, body: hasBody ? io : null };
+    this.replayable = view !== null && !hasBody && isReplayableMethod(io.method);
+    this.opts = { path, method: io.method, headers, body: hasBody ? io : null, headersTimeoutMs: this.replayable ? core.perTryTimeoutMs : 0 };
     io.owner = this;
+    this.budget = view === null ? null : core.budget(view.name);
+    if (this.budget !== null) this.budget.request(core.deps.clock.now());
   }
 
   dispatch(): void {
@@ -127,6 +136,7 @@ export class Http1Exchange implements H1Handler {
     this.abortFn = null;
     this.settled = false;
     this.held = null;
+    this.next = null;
     this.attempts++;
     this.core.begin();
     if (up.slot >= 0) this.core.balancer.begin(up.slot);
@@ -157,6 +167,15 @@ export class Http1Exchange implements H1Handler {
     this.resumeFn = resume;
     const up = this.upstream;
     if (up.slot >= 0) this.core.balancer.observe(up.slot, performance.now() - this.sentAt);
+    if (statusCode >= 500 && statusCode < 600 && this.core.retryOn[statusCode - 500] === 1 && this.replayable && !this.gone) {
+      // Retriable status: read and drop this answer, then try another endpoint (if the policy and the
+      // budget allow; otherwise the answer is forwarded as it is).
+      const next = this.retryTarget(REASON_STATUS, this.core.deps.config.proxy.retries.attempts);
+      if (next !== null) {
+        this.next = next;
+        return true;
+      }
+    }
     const headers = forwardResponseHeaders(rawHeaders, this.core.forward);
     if (this.core.draining) headers.push('connection', 'close');
     this.io.writeHead(statusCode, headers, statusText);
@@ -164,6 +183,7 @@ export class Http1Exchange implements H1Handler {
   }
 
   onData(chunk: Buffer): boolean {
+    if (this.next !== null) return true; // a discarded retriable answer
     const res = this.io;
     if (this.held === null) {
       // Hold the first chunk: when the whole response came in one read (the common small case),
@@ -192,6 +212,7 @@ export class Http1Exchange implements H1Handler {
   }
 
   onComplete(_trailers: string[] | null): void {
+    if (this.next !== null) return this.redispatch(outcomeOfStatus(this.status));
     const h = this.held;
     this.held = EMPTY;
     if (h !== null && h !== EMPTY) this.io.end(h);
@@ -207,6 +228,8 @@ export class Http1Exchange implements H1Handler {
       if (!res.finished) res.destroy();
       return;
     }
+    // The body of a discarded retriable answer broke: that endpoint answered 5xx; go on to the next one.
+    if (this.next !== null) return this.redispatch(outcomeOfStatus(this.status));
     const fc = classifyUpstreamError(err);
     this.settle(fc.outcome);
     if (res.headersSent) {
@@ -214,25 +237,54 @@ export class Http1Exchange implements H1Handler {
       res.destroy();
       return;
     }
-    if (fc.neverSent && this.retry()) return;
+    // Never sent: any method is safe to send elsewhere. Sent: only a replayable request, and nothing of
+    // the response has reached the client (headersSent is false here).
+    const retries = this.core.deps.config.proxy;
+    const next = fc.neverSent
+      ? this.retryTarget(REASON_CONNECT, retries.retryConnectFailures)
+      : this.replayable
+        ? this.retryTarget(fc === HEADERS_TIMEOUT ? REASON_TIMEOUT : REASON_RESET, retries.retries.attempts)
+        : null;
+    if (next !== null) {
+      this.upstream = next;
+      this.dispatch();
+      return;
+    }
     this.answerFailure(fc, err);
   }
 
-  /** Try another endpoint after a connect failure; false when no retry is allowed or possible. */
-  private retry(): boolean {
+  /**
+   * The endpoint for a retry, taken from the budget; null when the policy, the budget or the endpoints
+   * allow none (each verdict is counted for meshmedic_retries_total).
+   */
+  private retryTarget(reason: number, limit: number): Upstream | null {
     const view = this.view;
-    if (view === null || this.attempts > this.core.deps.config.proxy.retryConnectFailures) return false;
+    const budget = this.budget;
+    if (view === null || budget === null || this.retries >= limit || this.gone) return null;
     const failed = this.upstream.slot;
-    if (this.failed1 < 0) this.failed1 = failed;
-    else this.failed2 = failed;
+    // Avoid the endpoints already tried (the two most recent when there were more).
+    const avoid1 = this.failed1 >= 0 ? this.failed1 : failed;
     // The view may be stale by now; use the current one for the same service.
     const current = this.core.deps.mesh.snapshot().services.get(view.name) ?? view;
-    const ev = this.core.balancer.pick(current, this.failed1, this.failed2 >= 0 ? this.failed2 : failed);
+    const ev = this.core.balancer.pick(current, avoid1, failed);
     const up = ev === undefined ? undefined : this.core.upstream(ev.slot);
-    if (up === undefined) return false;
-    this.upstream = up;
+    if (up === undefined || up.protocol !== 'http1') {
+      budget.note(reason, RESULT_NO_ENDPOINT);
+      return null;
+    }
+    if (!budget.tryRetry(this.core.deps.clock.now(), reason)) return null;
+    this.retries++;
+    this.failed1 = failed; // with `failed` of the next failure: the two most recent are avoided
+    return up;
+  }
+
+  /** Record the discarded answer against its endpoint and send the request to the chosen next one. */
+  private redispatch(outcome: Outcome): void {
+    const next = this.next!;
+    this.next = null;
+    this.settle(outcome);
+    this.upstream = next;
     this.dispatch();
-    return true;
   }
 
   private answerFailure(fc: FailureClass, err: Error): void {

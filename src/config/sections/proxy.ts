@@ -44,6 +44,26 @@ export const proxySchema = {
     maxHeaderBytes: { type: 'integer', minimum: 1024, maximum: 1_048_576, default: 16_384, description: 'largest request head accepted; larger → 431' },
     connectionsPerEndpoint: { type: 'integer', minimum: 1, maximum: 100_000, default: 256, description: 'upstream keep-alive pool size per endpoint' },
     retryConnectFailures: { type: 'integer', minimum: 0, maximum: 5, default: 2, description: 'retries on another endpoint when the connection is refused (the request was never sent, so any method is safe)' },
+    retries: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      description: 'retry policy for requests safe to replay (GET, HEAD, OPTIONS, TRACE, PUT, DELETE without a body), on another endpoint, only while nothing has reached the client',
+      properties: {
+        attempts: { type: 'integer', minimum: 0, maximum: 5, default: 2, description: 'retries after a reset, malformed response, per-try timeout or retriable status (0 = none; connect failures use proxy.retryConnectFailures)' },
+        retryOn: {
+          type: 'array',
+          items: { type: 'integer', minimum: 500, maximum: 599 },
+          uniqueItems: true,
+          maxItems: 100,
+          default: [502, 503, 504],
+          description: 'response statuses that are retried (the response is discarded unless it is the last attempt)',
+        },
+        perTryTimeoutMs: durationMs(0, 0, 86_400_000, 'response headers must arrive within this per attempt of a replayable request, then the next endpoint is tried (0 = proxy.headersTimeoutMs)'),
+        budgetPercent: { type: 'number', minimum: 0, maximum: 100, default: 20, description: 'retry budget per service: retries in the last 10 s may be this percentage of the requests…' },
+        budgetMinPerSecond: { type: 'number', minimum: 0, maximum: 100_000, default: 10, description: '…plus this many per second (×10 s); beyond the budget the original failure is returned' },
+      },
+    },
     xForwardedFor: { type: 'boolean', default: true, description: 'append X-Forwarded-For and set X-Forwarded-Proto' },
     via: { type: 'boolean', default: true, description: 'add a Via header (RFC 9110 §7.6.3)' },
   },
@@ -59,8 +79,17 @@ export interface ProxyConfig {
   readonly maxHeaderBytes: number;
   readonly connectionsPerEndpoint: number;
   readonly retryConnectFailures: number;
+  readonly retries: RetryConfig;
   readonly xForwardedFor: boolean;
   readonly via: boolean;
+}
+
+export interface RetryConfig {
+  readonly attempts: number;
+  readonly retryOn: readonly number[];
+  readonly perTryTimeoutMs: number;
+  readonly budgetPercent: number;
+  readonly budgetMinPerSecond: number;
 }
 
 export interface ListenersConfig {
