@@ -11,7 +11,7 @@ import type { ResolvedPolicySettings } from '../config/sections/healing.js';
 import { FeatureRing, OUTCOME_SCRATCH } from '../detect/features.js';
 import { newBaseline, type EndpointSignals } from '../detect/types.js';
 import { scopeKey } from './guards.js';
-import type { ExternalVerdict, HealingPolicy } from './policy.js';
+import type { ExternalVerdict, HealingPolicy, ProbeResult } from './policy.js';
 import { getPolicy } from './registry.js';
 
 export interface HealingEngineOptions {
@@ -51,11 +51,13 @@ interface ServiceRuntime {
   readonly byId: Map<string, EndpointSignals>;
   lastEpoch: number;
   external: ExternalVerdict[];
+  probes: ProbeResult[];
   urgent: boolean;
   hookAt: number;
 }
 
 const MAX_EXTERNAL = 1000;
+const NO_PROBES: readonly ProbeResult[] = Object.freeze([]);
 
 export class HealingEngine {
   readonly counters: EngineCounters = { ticks: 0, evaluations: 0, urgentEvaluations: 0, policyErrors: 0, decisionsApplied: 0, externalAccepted: 0, externalRejected: 0 };
@@ -142,6 +144,19 @@ export class HealingEngine {
     return true;
   }
 
+  /**
+   * The result of an active probe of an ejected endpoint, handed to its policy at the next evaluation.
+   * Returns false when the target is unknown.
+   */
+  submitProbe(target: string, ok: boolean): boolean {
+    const ev = typeof target === 'string' ? this.opts.mesh.snapshot().endpoints.get(target) : undefined;
+    if (!ev) return false;
+    const rt = this.runtimes.get(ev.spec.service) ?? this.createRuntime(ev.spec.service);
+    if (rt.probes.length >= MAX_EXTERNAL) rt.probes.shift();
+    rt.probes.push({ target, ok: ok === true, at: this.opts.clock.now() });
+    return true;
+  }
+
   /** One evaluation of every service. Called by the timer; callable directly by tests and the simulator. */
   tick(): void {
     this.counters.ticks++;
@@ -186,6 +201,7 @@ export class HealingEngine {
       byId: new Map(),
       lastEpoch: Math.floor(this.opts.clock.now() / this.windowMs) - 1,
       external: [],
+      probes: [],
       urgent: false,
       hookAt: hookThreshold(settings),
     };
@@ -259,10 +275,11 @@ export class HealingEngine {
 
   private evaluate(rt: ServiceRuntime, view: ServiceView, completed: number, now: number): void {
     const external = rt.external.length ? rt.external.splice(0) : [];
+    const probes = rt.probes.length ? rt.probes.splice(0) : NO_PROBES;
     let decisions;
     try {
       this.counters.evaluations++;
-      decisions = rt.policy.evaluate({ now, service: view, signals: rt.signals, completedEpoch: completed, windowMs: this.windowMs, external });
+      decisions = rt.policy.evaluate({ now, service: view, signals: rt.signals, completedEpoch: completed, windowMs: this.windowMs, external, probes });
     } catch (err) {
       this.fail(rt.name, err);
       return;

@@ -30,6 +30,11 @@ interface EndpointState {
    * gets ordinary traffic at a low weight instead, judged by the same canary rules.
    */
   probing: boolean;
+  /** Active probes while ejected: consecutive passes, and when the last result arrived (0: none yet). */
+  probePasses: number;
+  lastProbeAt: number;
+  /** The last ejection was for failures, which a probe sees; a latency ejection is re-tested on the timer. */
+  probeable: boolean;
 }
 
 const SEVERITY_RANK = { eject: 3, drain: 2, degrade: 1 } as const;
@@ -48,7 +53,7 @@ export const createMeshmedicPolicy: PolicyFactory = (settings: ResolvedPolicySet
 
   const stateOf = (id: string, now: number): EndpointState => {
     let s = states.get(id);
-    if (!s) states.set(id, (s = { level: 0, lastLevelChange: now, readmitAt: 0, probationEpoch: 0, lastWiden: now, lastRampEpoch: -1, probing: false }));
+    if (!s) states.set(id, (s = { level: 0, lastLevelChange: now, readmitAt: 0, probationEpoch: 0, lastWiden: now, lastRampEpoch: -1, probing: false, probePasses: 0, lastProbeAt: 0, probeable: false }));
     return s;
   };
 
@@ -61,6 +66,13 @@ export const createMeshmedicPolicy: PolicyFactory = (settings: ResolvedPolicySet
       const out: Decision[] = [];
       bucket ??= new TokenBucket(settings.rateLimit.perSecond, settings.rateLimit.burst, now);
       const epochNow = Math.floor(now / input.windowMs);
+      if (input.probes && settings.probe.enabled) {
+        for (const p of input.probes) {
+          const st = stateOf(p.target, now);
+          st.probePasses = p.ok ? st.probePasses + 1 : 0;
+          st.lastProbeAt = p.at;
+        }
+      }
 
       // 1. Detection over endpoints that take traffic (ordinary or canary).
       const active: EndpointSignals[] = [];
@@ -109,7 +121,7 @@ export const createMeshmedicPolicy: PolicyFactory = (settings: ResolvedPolicySet
         if (h.state === 'ejected' || h.state === 'draining') continue;
         if (h.state === 'probation' || (st.probing && h.state === 'degraded')) {
           // A canary that fails, or is still slow against its peers, goes back out for longer.
-          if (v.severity === 'eject' || v.kind === 'failure') out.push(eject(e, st, now, `probation_failed_${v.detector}`, p.source, v.evidence));
+          if (v.severity === 'eject' || v.kind === 'failure') out.push(eject(e, st, now, `probation_failed_${v.detector}`, p.source, v.evidence, v.kind === 'failure'));
           continue;
         }
         if (v.severity === 'drain') {
@@ -128,7 +140,7 @@ export const createMeshmedicPolicy: PolicyFactory = (settings: ResolvedPolicySet
           if (!refusal) {
             if (!take(now)) continue;
             guard.commit(e);
-            out.push(eject(e, st, now, v.detector, p.source, v.evidence));
+            out.push(eject(e, st, now, v.detector, p.source, v.evidence, v.kind === 'failure'));
             continue;
           }
           counters.refusals[refusal.guard]++;
@@ -147,10 +159,22 @@ export const createMeshmedicPolicy: PolicyFactory = (settings: ResolvedPolicySet
         if (h.state === 'ejected' && h.source !== 'operator') {
           const st = stateOf(s.id, now);
           if (st.readmitAt === 0) st.readmitAt = h.since + Math.min(settings.ejection.baseMs * Math.max(1, st.level), settings.ejection.maxMs);
-          if (now >= st.readmitAt) {
+          const pr = settings.probe;
+          // Probed: probes decide when it may be tried again. A failing probe keeps it out at no cost to
+          // user traffic and without a higher level; the backoff timer only applies when nobody probes.
+          const probed = pr.enabled && st.lastProbeAt > 0 && now - st.lastProbeAt <= 3 * pr.intervalMs + pr.timeoutMs && st.lastProbeAt >= h.since;
+          // A failing probe always keeps it out. Passing probes readmit early only after failure ejections,
+          // and a canary that failed after passing probes shows the probe was blind to part of the fault
+          // (partial 5xx): each level asks for more passes in a row and a longer minimum ejection.
+          const lvl = Math.max(1, st.level);
+          const due = probed
+            ? st.probePasses >= pr.passes * lvl && (st.probeable ? now - h.since >= Math.min(pr.minEjectionMs * lvl, st.readmitAt - h.since) : now >= st.readmitAt)
+            : now >= st.readmitAt;
+          if (due) {
             st.probationEpoch = epochNow;
             st.lastWiden = now;
-            out.push({ action: 'probation', target: s.id, reason: 'readmit', source: 'local', at: now, weight: settings.probation.canaryWeight, evidence: { level: st.level, ejectedForMs: now - h.since } });
+            const weight = canaryShare(s, signals, input);
+            out.push({ action: 'probation', target: s.id, reason: probed ? 'probe_passed' : 'readmit', source: 'local', at: now, weight, evidence: { level: st.level, ejectedForMs: now - h.since, probePasses: st.probePasses } });
           }
         } else if ((h.state === 'probation' || (h.state === 'degraded' && states.get(s.id)?.probing)) && !flagged.has(s.id)) {
           const d = judgeProbation(s, e, stateOf(s.id, now), now, input, signals);
@@ -201,20 +225,46 @@ export const createMeshmedicPolicy: PolicyFactory = (settings: ResolvedPolicySet
     },
   };
 
-  function eject(e: EndpointView, st: EndpointState, now: number, reason: string, source: DecisionSource, evidence: Readonly<Record<string, number | string | boolean>>): Decision {
+  /** `probeable`: the fault is one a probe can see (failures, not latency), so passing probes may readmit early. */
+  function eject(e: EndpointView, st: EndpointState, now: number, reason: string, source: DecisionSource, evidence: Readonly<Record<string, number | string | boolean>>, probeable: boolean): Decision {
     st.level = Math.min(st.level + 1, Math.ceil(settings.ejection.maxMs / settings.ejection.baseMs));
     st.lastLevelChange = now;
     st.probing = false;
+    st.probePasses = 0;
+    st.probeable = probeable;
     const ms = Math.min(settings.ejection.baseMs * st.level, settings.ejection.maxMs);
     st.readmitAt = now + ms;
     return { action: 'eject', target: e.spec.id, reason, source, at: now, evidence: { ...evidence, level: st.level, ejectMs: ms } };
+  }
+
+  /**
+   * The canary share: enough of the endpoint's expected traffic (the median of its peers' requests in the
+   * last window) that `minRequests` canaries arrive within `judgeMs`; at least `canaryWeight`, at most
+   * `maxCanaryWeight`.
+   */
+  function canaryShare(s: EndpointSignals, all: readonly EndpointSignals[], input: PolicyInput): number {
+    const cfg = settings.probation;
+    const xs = new Float64Array(all.length);
+    let n = 0;
+    for (const o of all) {
+      if (o === s || !isRoutable(o.health) || o.spec.priority !== s.spec.priority) continue;
+      const i = o.features.index(0);
+      if (i < 0 || o.features.epoch[i]! < input.completedEpoch - 1) continue;
+      xs[n++] = o.features.total[i]! / Math.max(0.05, o.health.weightFactor);
+    }
+    const perWindow = medianInPlace(xs, n);
+    const lo = cfg.canaryWeight;
+    const hi = Math.max(lo, cfg.maxCanaryWeight);
+    if (!(perWindow > 0)) return lo;
+    const needed = cfg.minRequests / (perWindow * (cfg.judgeMs / input.windowMs));
+    return round(Math.min(hi, Math.max(lo, needed)));
   }
 
   /** Probation: restore only on the canary traffic's own health, never on time alone. */
   function judgeProbation(s: EndpointSignals, e: EndpointView, st: EndpointState, now: number, input: PolicyInput, all: readonly EndpointSignals[]): Decision | undefined {
     const cfg = settings.probation;
     const w = s.windows;
-    if (w && w.consecutive5xx >= cfg.failConsecutive) return eject(e, st, now, 'probation_failed', 'local', { consecutive: w.consecutive5xx });
+    if (w && w.consecutive5xx >= cfg.failConsecutive) return eject(e, st, now, 'probation_failed', 'local', { consecutive: w.consecutive5xx }, true);
     if (input.completedEpoch < 0) return undefined; // canary figures change only when a window completes
     // Canary figures: completed windows since probation began.
     let total = 0;
@@ -229,9 +279,11 @@ export const createMeshmedicPolicy: PolicyFactory = (settings: ResolvedPolicySet
       if (s.features.p50[i]! > 0) p50s[np++] = s.features.p50[i]!;
     }
     if (total < cfg.minRequests) {
-      if (now - st.lastWiden < cfg.widenAfterMs) return undefined;
-      st.lastWiden = now;
       const share = input.service.plan.load[e.spec.priority] ?? 0;
+      // No canary can arrive while its priority gets no traffic: probe at once rather than wait to widen.
+      const starved = e.health.state === 'probation' && share === 0;
+      if (!starved && now - st.lastWiden < cfg.widenAfterMs) return undefined;
+      st.lastWiden = now;
       if (e.health.state === 'probation' && share === 0) {
         // Canary traffic is a share of its priority's traffic, and this priority gets none: probe with
         // ordinary traffic at the canary weight (a few requests decide; failures re-eject at once).
@@ -246,11 +298,11 @@ export const createMeshmedicPolicy: PolicyFactory = (settings: ResolvedPolicySet
     }
     const rate = failures / total;
     // At least two failures: one background error among a few canary requests proves nothing.
-    if (failures >= 2 && rate > cfg.maxFailureRate) return eject(e, st, now, 'probation_failed', 'local', { canaryRequests: total, canaryFailures: failures, failureRate: round(rate) });
+    if (failures >= 2 && rate > cfg.maxFailureRate) return eject(e, st, now, 'probation_failed', 'local', { canaryRequests: total, canaryFailures: failures, failureRate: round(rate) }, true);
     const canaryP50 = np > 0 ? medianInPlace(p50s, np) : NaN;
     const peers = peerMedianP50(all, input.completedEpoch, settings.peerLatency.minRequests);
     const ratio = canaryP50 > 0 && peers > 0 ? canaryP50 / peers / usualRatio(s, settings.peerLatency.usualRatioCap) : 1;
-    if (ratio > cfg.maxLatencyRatio) return eject(e, st, now, 'probation_failed_latency', 'local', { canaryRequests: total, canaryP50Ms: round(canaryP50 / 1000), peerMedianMs: round(peers / 1000), ratio: round(ratio) });
+    if (ratio > cfg.maxLatencyRatio) return eject(e, st, now, 'probation_failed_latency', 'local', { canaryRequests: total, canaryP50Ms: round(canaryP50 / 1000), peerMedianMs: round(peers / 1000), ratio: round(ratio) }, false);
     st.probing = false;
     return { action: 'weight', target: s.id, reason: 'probation_passed', source: 'local', at: now, weight: cfg.rampStart, evidence: { canaryRequests: total, canaryFailures: failures, latencyRatio: round(ratio) } };
   }

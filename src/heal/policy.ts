@@ -13,6 +13,13 @@ export interface ExternalVerdict extends Verdict {
   readonly source: Exclude<DecisionSource, 'local' | 'operator'>;
 }
 
+/** The result of one active probe of an ejected endpoint (sent by the healing component or the simulator). */
+export interface ProbeResult {
+  readonly target: string;
+  readonly ok: boolean;
+  readonly at: number;
+}
+
 export interface PolicyInput {
   readonly now: number;
   readonly service: ServiceView;
@@ -23,6 +30,8 @@ export interface PolicyInput {
   readonly windowMs: number;
   /** External verdicts received since the last evaluation. */
   readonly external: readonly ExternalVerdict[];
+  /** Probe results received since the last evaluation (absent: nobody probes). */
+  readonly probes?: readonly ProbeResult[];
 }
 
 export interface PolicyCounters {

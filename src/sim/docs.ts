@@ -7,7 +7,7 @@ export function parameterTable(): string {
   lines.push('| `policy` | `meshmedic` | meshmedic, envoy-default, none | healing policy of the service |');
   for (const [g, spec] of Object.entries(HEALING_GROUPS)) {
     for (const [k, p] of Object.entries(spec.properties)) {
-      const range = p.type === 'boolean' ? 'true, false' : `${p.minimum} – ${p.maximum}${p.type === 'integer' ? ' (integer)' : ''}`;
+      const range = p.type === 'boolean' ? 'true, false' : p.type === 'string' ? `path (≤ ${p.maxLength} characters) or empty` : `${p.minimum} – ${p.maximum}${p.type === 'integer' ? ' (integer)' : ''}`;
       lines.push(`| \`${g}.${k}\` | ${JSON.stringify(p['x-default'])} | ${range} | ${p.description.replace(/\|/g, '\\|')} |`);
     }
   }

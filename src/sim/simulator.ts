@@ -23,6 +23,8 @@ export interface SimOptions {
   readonly rps?: number;
   readonly tickMs?: number;
   readonly windowMs?: number;
+  /** Model the healing component's active probes of ejected endpoints (default true). */
+  readonly probes?: boolean;
   /** Keep every recorded decision in the result (default true; off for very long runs). */
   readonly keepDecisions?: boolean;
 }
@@ -46,6 +48,11 @@ export interface SimResult {
    * reach an endpoint while its fault is active (NaN: never within the run).
    */
   readonly recoverMs: number;
+  /**
+   * From the last fault's end until every faulty endpoint is back at full weight (healthy, weight factor 1),
+   * checked each tick (NaN: not within the run, or no fault ends within it).
+   */
+  readonly restoreMs: number;
   /** Ejections of endpoints with no active fault (grace after a fault: request timeout + 10 windows). */
   readonly falseEjections: number;
   readonly falseDeweights: number;
@@ -210,6 +217,37 @@ export function runScenario(spec: ScenarioSpec, opts: SimOptions): SimResult {
   let impacted = 0;
   let nextArrival = rng.exp(meanGap);
   let nextTick = tickMs;
+  // Active probes of ejected endpoints, as the healing component sends them (own random stream, so that
+  // the traffic is the same with and without probes).
+  const probeRng = new Rng(seed ^ 0x5bd1e995);
+  const probeOn = (opts.probes ?? true) && settings.probe.enabled;
+  const lastProbe = new Float64Array(n).fill(-Infinity);
+  const probeBeh: Behaviour = { down: 0, latencyFactor: 1, statusFraction: 0, status: 500, faulty: false };
+  const faulty = [...new Set(spec.faults.flatMap((f) => f.endpoints))];
+  const faultEnd = spec.faults.length ? Math.max(...spec.faults.map((f) => f.endMs)) : NaN;
+  let restoreAt = NaN;
+  const afterTick = (t: number) => {
+    const snap = mesh.snapshot();
+    if (probeOn) {
+      for (let i = 0; i < n; i++) {
+        const h = snap.endpoints.get(specs[i]!.id)!.health;
+        if (h.state !== 'ejected' || t - lastProbe[i]! < settings.probe.intervalMs) continue;
+        lastProbe[i] = t;
+        behaviourAt(faultsOf[i]!, t, probeBeh);
+        // A probe fails when the endpoint refuses, never answers, or answers 5xx (at its fault's rate).
+        const ok = probeBeh.down === 0 && !(probeBeh.statusFraction > 0 && probeRng.next() < probeBeh.statusFraction);
+        engine.submitProbe(specs[i]!.id, ok);
+      }
+    }
+    if (t >= faultEnd && Number.isNaN(restoreAt)) {
+      let back = true;
+      for (const i of faulty) {
+        const h = snap.endpoints.get(specs[i]!.id)!.health;
+        if (h.state !== 'healthy' || h.weightFactor < 1) back = false;
+      }
+      if (back) restoreAt = t;
+    }
+  };
 
   const complete = () => {
     heap.pop(done);
@@ -225,6 +263,7 @@ export function runScenario(spec: ScenarioSpec, opts: SimOptions): SimResult {
     while (nextTick <= tNext && nextTick <= durationMs + spec.requestTimeoutMs) {
       clock.runUntil(START + nextTick);
       engine.tick();
+      afterTick(nextTick);
       nextTick += tickMs;
     }
     if (tNext === Infinity) break;
@@ -317,6 +356,7 @@ export function runScenario(spec: ScenarioSpec, opts: SimOptions): SimResult {
     p99Ms: hist.getValueAtPercentile(99) / 1000,
     detectMs: detectAt - faultStart,
     recoverMs,
+    restoreMs: restoreAt - faultEnd,
     falseEjections,
     falseDeweights,
     ejections,

@@ -11,11 +11,13 @@ export type PolicyName = (typeof POLICIES)[number];
 
 type Num = { type: 'number' | 'integer'; minimum: number; maximum: number; 'x-default': number; description: string };
 type Bool = { type: 'boolean'; 'x-default': boolean; description: string };
+type Str = { type: 'string'; maxLength: number; pattern: string; 'x-default': string; description: string };
 
 const int = (def: number, min: number, max: number, description: string): Num => ({ type: 'integer', minimum: min, maximum: max, 'x-default': def, description });
 const num = (def: number, min: number, max: number, description: string): Num => ({ type: 'number', minimum: min, maximum: max, 'x-default': def, description });
 const bool = (def: boolean, description: string): Bool => ({ type: 'boolean', 'x-default': def, description });
-const group = <P extends Record<string, Num | Bool>>(description: string, properties: P) => ({ type: 'object' as const, additionalProperties: false as const, description, properties });
+const str = (def: string, pattern: string, maxLength: number, description: string): Str => ({ type: 'string', maxLength, pattern, 'x-default': def, description });
+const group = <P extends Record<string, Num | Bool | Str>>(description: string, properties: P) => ({ type: 'object' as const, additionalProperties: false as const, description, properties });
 
 /** Every group of settings; the order is the order of docs/healing.md. */
 export const HEALING_GROUPS = {
@@ -89,7 +91,17 @@ export const HEALING_GROUPS = {
     maxLatencyRatio: num(1.5, 1, 1000, 'highest canary p50 / peer median p50 that passes'),
     failConsecutive: int(3, 1, 1000, 'consecutive canary failures that re-eject at once'),
     widenAfterMs: int(10_000, 100, 86_400_000, 'without enough canary requests for this long, double the canary weight (up to 0.5), or probe with ordinary traffic when its priority receives none'),
-    rampStart: num(0.25, 0.001, 1, 'weight factor after passing probation; it then ramps back to 1'),
+    rampStart: num(0.5, 0.001, 1, 'weight factor after passing probation; it then ramps back to 1'),
+    judgeMs: int(2000, 100, 600_000, 'canary share is sized from the peers\' traffic so that minRequests arrive within this time (at least canaryWeight, at most maxCanaryWeight)'),
+    maxCanaryWeight: num(0.25, 0.001, 1, 'largest canary share when sizing it from the expected traffic'),
+  }),
+  probe: group('Active probes of ejected endpoints only: a failing probe keeps the endpoint out without canary traffic or a higher backoff level; passing probes let it into probation early.', {
+    enabled: bool(true, 'probe ejected endpoints (the sidecar sends them; in the simulator they are modelled)'),
+    path: str('/healthz', '^(|/[\\x21-\\x7e]*)$', 256, 'HTTP GET path of the probe; any answer below 500 passes; empty = TCP connect only'),
+    intervalMs: int(1000, 100, 600_000, 'time between probes of one ejected endpoint'),
+    timeoutMs: int(500, 10, 60_000, 'a probe without an answer in this time fails'),
+    passes: int(2, 1, 100, 'consecutive passing probes needed before probation'),
+    minEjectionMs: int(2000, 0, 86_400_000, 'shortest ejection at level n (× n) when probes pass; failing probes keep it out'),
   }),
   deweight: group('De-weighting of a degrading endpoint and the automatic ramp back.', {
     enabled: bool(true, 'de-weight on degrade verdicts (self-baseline alarms, moderate peer latency)'),
@@ -137,7 +149,7 @@ export const policySettingsSchema = {
   },
 } as const;
 
-type GroupValues<G> = G extends { properties: infer P } ? { readonly [K in keyof P]: P[K] extends Bool ? boolean : number } : never;
+type GroupValues<G> = G extends { properties: infer P } ? { readonly [K in keyof P]: P[K] extends Bool ? boolean : P[K] extends Str ? string : number } : never;
 
 /** The settings as written in a config file: every key optional. */
 export type PolicySettings = {
