@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { generateIdentity, ObservationSigner, publicKeyFromRaw, QuorumBoard } from '../../src/gossip/health.js';
 import { Membership, type MemberInfo } from '../../src/gossip/membership.js';
 import { LAN_PROFILE, LIFEGUARD_OFF, retransmitLimit, type GossipProfile } from '../../src/gossip/profile.js';
-import { HeapClock, seededRandom, SimNetwork } from '../../src/gossip/sim.js';
+import { VirtualClock, seededRandom, SimNetwork } from '../../src/gossip/sim.js';
 import type { Observation } from '../../src/gossip/codec.js';
 import { HealthPlane } from '../../src/gossip/health-plane.js';
 import { MeshState } from '../../src/mesh/state.js';
@@ -46,13 +46,13 @@ function addr(i: number) {
 }
 
 interface SimCluster {
-  clock: HeapClock;
+  clock: VirtualClock;
   net: SimNetwork;
   members: Membership[];
 }
 
 function buildCluster(n: number, o: { loss: number; profile: GossipProfile; seed: number; publicKey0?: Uint8Array; onObservation?: (i: number, obs: Observation) => boolean; onChange?: (observer: number, m: MemberInfo, prev: string | undefined) => void }): SimCluster {
-  const clock = new HeapClock();
+  const clock = new VirtualClock();
   const random = seededRandom(o.seed);
   const net = new SimNetwork(clock, { loss: o.loss, random, latencyMs: 1, jitterMs: 2 });
   const members: Membership[] = [];
@@ -96,7 +96,7 @@ function disseminateFull(n: number, loss: number, seed: number): Omit<Disseminat
   const learned = new Float64Array(n).fill(-1);
   let count = 0;
   let start = 0;
-  let clockRef: HeapClock | undefined;
+  let clockRef: VirtualClock | undefined;
   const boards: QuorumBoard[] = [];
   const c = buildCluster(n, {
     loss, profile: LAN_PROFILE, seed, publicKey0: identity.publicKeyRaw,

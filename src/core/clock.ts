@@ -29,18 +29,22 @@ export const systemClock: Clock = Object.freeze({
 });
 
 interface VirtualTimer {
-  id: number;
   at: number;
+  id: number;
   every: number; // 0 = one-shot
   fn: () => void;
   cancelled: boolean;
 }
 
-/** A deterministic clock for tests and the simulator: time moves only when `advance`/`runUntil` is called. */
+/**
+ * A deterministic clock for tests and simulators: time moves only when `advance`/`runUntil` is called.
+ * Timers sit in a binary heap (O(log n) each, cheap with thousands of simulated members) and fire in
+ * time order, then creation order.
+ */
 export class VirtualClock implements Clock {
   private t: number;
   private seq = 0;
-  private timers: VirtualTimer[] = [];
+  private readonly heap: VirtualTimer[] = [];
 
   constructor(startMs = 1_700_000_000_000) {
     this.t = startMs;
@@ -64,27 +68,66 @@ export class VirtualClock implements Clock {
     this.runUntil(this.t + ms);
   }
 
-  /** Fire every timer due at or before `target`, in time order, then set now = target. */
-  runUntil(target: number): void {
-    for (;;) {
-      let next: VirtualTimer | undefined;
-      for (const tm of this.timers) {
-        if (tm.cancelled || tm.at > target) continue;
-        if (!next || tm.at < next.at || (tm.at === next.at && tm.id < next.id)) next = tm;
+  /** Fire every timer due at or before `target` in order, then set now = target (or stop early when `stop()` says so). */
+  runUntil(target: number, stop?: () => boolean): void {
+    while (this.heap.length > 0) {
+      const top = this.heap[0]!;
+      if (top.at > target) break;
+      this.pop();
+      if (top.cancelled) continue;
+      this.t = Math.max(this.t, top.at);
+      if (top.every > 0) {
+        top.at += top.every;
+        this.push(top);
       }
-      if (!next) break;
-      this.t = Math.max(this.t, next.at);
-      if (next.every > 0) next.at += next.every;
-      else next.cancelled = true;
-      next.fn();
-      this.timers = this.timers.filter((x) => !x.cancelled);
+      top.fn();
+      if (stop?.()) return;
     }
     this.t = Math.max(this.t, target);
   }
 
+  /** Timers still scheduled (cancelled ones are dropped lazily). */
+  get pendingTimers(): number {
+    return this.heap.length;
+  }
+
   private add(fn: () => void, ms: number, every: number): TimerHandle {
-    const tm: VirtualTimer = { id: this.seq++, at: this.t + ms, every, fn, cancelled: false };
-    this.timers.push(tm);
+    const tm: VirtualTimer = { at: this.t + ms, id: this.seq++, every, fn, cancelled: false };
+    this.push(tm);
     return { cancel: () => { tm.cancelled = true; } };
+  }
+
+  private less(a: VirtualTimer, b: VirtualTimer): boolean {
+    return a.at < b.at || (a.at === b.at && a.id < b.id);
+  }
+
+  private push(x: VirtualTimer): void {
+    const h = this.heap;
+    h.push(x);
+    let i = h.length - 1;
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (!this.less(h[i]!, h[p]!)) break;
+      [h[i], h[p]] = [h[p]!, h[i]!];
+      i = p;
+    }
+  }
+
+  private pop(): void {
+    const h = this.heap;
+    const last = h.pop()!;
+    if (h.length === 0) return;
+    h[0] = last;
+    let i = 0;
+    for (;;) {
+      const l = 2 * i + 1;
+      const r = l + 1;
+      let m = i;
+      if (l < h.length && this.less(h[l]!, h[m]!)) m = l;
+      if (r < h.length && this.less(h[r]!, h[m]!)) m = r;
+      if (m === i) break;
+      [h[i], h[m]] = [h[m]!, h[i]!];
+      i = m;
+    }
   }
 }

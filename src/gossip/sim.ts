@@ -1,118 +1,11 @@
 // A simulated network for the membership protocol: a heap-scheduled virtual clock (cheap with thousands
 // of members), per-link latency, random loss, one-way partitions and stalled members. Tests and the
 // benchmark run the real protocol code over it.
-import type { Clock, TimerHandle } from '../core/clock.js';
+import { VirtualClock } from '../core/clock.js';
+import { seededRandom } from '../core/random.js';
+
+export { VirtualClock, seededRandom };
 import type { Address, Transport, TransportHandlers } from './transport.js';
-
-interface HeapTimer {
-  at: number;
-  id: number;
-  every: number;
-  fn: () => void;
-  cancelled: boolean;
-}
-
-/** A virtual clock backed by a binary heap: O(log n) per timer, deterministic order (time, then creation). */
-export class HeapClock implements Clock {
-  private t: number;
-  private seq = 0;
-  private heap: HeapTimer[] = [];
-
-  constructor(startMs = 1_700_000_000_000) {
-    this.t = startMs;
-  }
-
-  now(): number {
-    return this.t;
-  }
-
-  setTimeout(fn: () => void, ms: number): TimerHandle {
-    return this.add(fn, Math.max(0, ms), 0);
-  }
-
-  setInterval(fn: () => void, ms: number): TimerHandle {
-    if (!(ms > 0)) throw new RangeError('interval must be > 0 ms');
-    return this.add(fn, ms, ms);
-  }
-
-  advance(ms: number): void {
-    this.runUntil(this.t + ms);
-  }
-
-  /** Fire every timer due at or before `target` in order, then set now = target. */
-  runUntil(target: number, stop?: () => boolean): void {
-    while (this.heap.length > 0) {
-      const top = this.heap[0]!;
-      if (top.at > target) break;
-      this.pop();
-      if (top.cancelled) continue;
-      this.t = Math.max(this.t, top.at);
-      if (top.every > 0) {
-        top.at += top.every;
-        this.push(top);
-      }
-      top.fn();
-      if (stop?.()) return;
-    }
-    this.t = Math.max(this.t, target);
-  }
-
-  get pendingTimers(): number {
-    return this.heap.length;
-  }
-
-  private add(fn: () => void, ms: number, every: number): TimerHandle {
-    const tm: HeapTimer = { at: this.t + ms, id: this.seq++, every, fn, cancelled: false };
-    this.push(tm);
-    return { cancel: () => { tm.cancelled = true; } };
-  }
-
-  private less(a: HeapTimer, b: HeapTimer): boolean {
-    return a.at < b.at || (a.at === b.at && a.id < b.id);
-  }
-
-  private push(x: HeapTimer): void {
-    const h = this.heap;
-    h.push(x);
-    let i = h.length - 1;
-    while (i > 0) {
-      const p = (i - 1) >> 1;
-      if (!this.less(h[i]!, h[p]!)) break;
-      [h[i], h[p]] = [h[p]!, h[i]!];
-      i = p;
-    }
-  }
-
-  private pop(): void {
-    const h = this.heap;
-    const last = h.pop()!;
-    if (h.length === 0) return;
-    h[0] = last;
-    let i = 0;
-    for (;;) {
-      const l = 2 * i + 1;
-      const r = l + 1;
-      let m = i;
-      if (l < h.length && this.less(h[l]!, h[m]!)) m = l;
-      if (r < h.length && this.less(h[r]!, h[m]!)) m = r;
-      if (m === i) break;
-      [h[i], h[m]] = [h[m]!, h[i]!];
-      i = m;
-    }
-  }
-}
-
-/** A small deterministic PRNG (mulberry32) so simulations repeat exactly. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export interface SimNetworkOptions {
   /** One-way latency, ms: base + uniform jitter. */
@@ -127,7 +20,7 @@ const key = (a: Address) => `${a.host}:${a.port}`;
 
 /** The simulated network: endpoints keyed by address. */
 export class SimNetwork {
-  readonly clock: HeapClock;
+  readonly clock: VirtualClock;
   loss: number;
   private readonly latency: number;
   private readonly jitter: number;
@@ -143,7 +36,7 @@ export class SimNetwork {
   bytes = 0;
   dropped = 0;
 
-  constructor(clock: HeapClock, opts: SimNetworkOptions = {}) {
+  constructor(clock: VirtualClock, opts: SimNetworkOptions = {}) {
     this.clock = clock;
     this.loss = opts.loss ?? 0;
     this.latency = opts.latencyMs ?? 1;

@@ -4,6 +4,9 @@ import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { systemClock, type Clock, type TimerHandle } from '../core/clock.js';
 import { MeshmedicError, type Validated } from '../core/errors.js';
+import { seededRandom } from '../core/random.js';
+
+export { seededRandom };
 
 export const FAULT_MODES = ['none', 'crash', 'blackhole', '5xx', 'latency', 'drift', 'flap', 'overload'] as const;
 export type FaultMode = (typeof FAULT_MODES)[number];
@@ -71,18 +74,6 @@ export function parseFault(input: unknown): Validated<Fault> {
   if (!('mode' in src)) errors.push('fault.mode: missing');
   if (errors.length > 0) return { valid: false, errors };
   return { valid: true, result: Object.freeze(out) as unknown as Fault };
-}
-
-/** mulberry32: small, fast, seeded; the same seed gives the same latencies and errors. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 export interface BackendOptions {

@@ -1,7 +1,7 @@
 // Test helper: a cluster of Membership instances over the simulated network, in virtual time.
 import { Membership, type MembershipOptions } from '../../src/gossip/membership.js';
 import { LAN_PROFILE, type GossipProfile } from '../../src/gossip/profile.js';
-import { HeapClock, seededRandom, SimNetwork, type SimTransport } from '../../src/gossip/sim.js';
+import { VirtualClock, seededRandom, SimNetwork, type SimTransport } from '../../src/gossip/sim.js';
 import type { Keyring } from '../../src/gossip/keyring.js';
 
 export interface SimMember {
@@ -20,7 +20,7 @@ export interface SimClusterOptions {
 }
 
 export function simCluster(o: SimClusterOptions) {
-  const clock = new HeapClock();
+  const clock = new VirtualClock();
   const random = seededRandom(o.seed ?? 1);
   const net = new SimNetwork(clock, { loss: o.loss ?? 0, random, latencyMs: 1, jitterMs: 2 });
   const members: SimMember[] = [];
