@@ -1,7 +1,11 @@
 // The healing component of a running sidecar: started by src/runtime/sidecar.ts when the config enables it.
 // It runs the engine on the configured tick and exports engine counters on /metrics; decisions
 // themselves are counted by the admin module from mesh changes (meshmedic_decisions_total).
+import { connect } from 'node:net';
 import { Counter } from 'prom-client';
+import { Agent, request } from 'undici';
+import type { Clock, TimerHandle } from '../core/clock.js';
+import type { MeshState } from '../mesh/state.js';
 import type { Component, ComponentFactory } from '../runtime/context.js';
 import { resolvePolicySettings, type PolicySettings, type ResolvedPolicySettings } from '../config/sections/healing.js';
 import { HealingEngine } from './engine.js';
@@ -28,6 +32,8 @@ export const startHealing: ComponentFactory = async (ctx): Promise<HealingCompon
   const engine = new HealingEngine({ clock: ctx.clock, mesh: ctx.mesh, stats: ctx.stats, settingsFor, tickMs: ctx.config.stats.tickMs, log, urgent: 'microtask' });
   const unregister = registerEngineMetrics(ctx.metrics, engine);
   engine.start();
+  const prober = new EjectedEndpointProber(ctx.clock, ctx.mesh, engine, (name) => settingsFor(name));
+  prober.start();
   log.info('healing engine started', { policy: settingsFor('').policy, tickMs: ctx.config.stats.tickMs });
   return {
     name: 'healing',
@@ -40,6 +46,7 @@ export const startHealing: ComponentFactory = async (ctx): Promise<HealingCompon
       log.info('healing settings changed', { policy: settingsFor('').policy });
     },
     async close() {
+      await prober.stop();
       engine.stop();
       unregister();
     },
@@ -83,4 +90,93 @@ function registerEngineMetrics(registry: import('prom-client').Registry, engine:
   return () => {
     for (const n of names) registry.removeSingleMetric(n);
   };
+}
+
+/**
+ * Active probes of ejected endpoints only (never of endpoints in rotation: their real traffic is the
+ * evidence). Every `probe.intervalMs` an ejected endpoint gets an HTTP GET of `probe.path` on a fresh
+ * connection (any answer below 500 passes), or a bare TCP connect when the path is empty; no answer
+ * within `probe.timeoutMs` fails. Results go to the engine, which hands them to the policy.
+ */
+export class EjectedEndpointProber {
+  private timer: TimerHandle | undefined;
+  private readonly lastSent = new Map<string, number>();
+  private readonly inFlight = new Set<string>();
+  private readonly agent = new Agent({ pipelining: 0, keepAliveTimeout: 1, connections: 64 });
+  private stopped = false;
+  sent = 0;
+
+  constructor(
+    private readonly clock: Clock,
+    private readonly mesh: MeshState,
+    private readonly engine: { submitProbe(target: string, ok: boolean): boolean },
+    private readonly settingsFor: (service: string) => ResolvedPolicySettings,
+    private readonly periodMs = 100,
+  ) {}
+
+  start(): void {
+    this.timer ??= this.clock.setInterval(() => this.scan(), this.periodMs);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.timer?.cancel();
+    this.timer = undefined;
+    await this.agent.close().catch(() => undefined);
+  }
+
+  /** One pass: probe every ejected endpoint whose interval has elapsed. */
+  scan(): void {
+    const now = this.clock.now();
+    const snap = this.mesh.snapshot();
+    for (const [id, ev] of snap.endpoints) {
+      if (ev.health.state !== 'ejected' || ev.health.source === 'operator') {
+        this.lastSent.delete(id);
+        continue;
+      }
+      const cfg = this.settingsFor(ev.spec.service);
+      if (cfg.policy !== 'meshmedic' || !cfg.probe.enabled || this.inFlight.has(id)) continue;
+      if (now - (this.lastSent.get(id) ?? -Infinity) < cfg.probe.intervalMs) continue;
+      this.lastSent.set(id, now);
+      this.inFlight.add(id);
+      this.sent++;
+      void this.probe(ev.spec.host, ev.spec.port, cfg.probe.path, cfg.probe.timeoutMs).then((ok) => {
+        this.inFlight.delete(id);
+        if (!this.stopped) this.engine.submitProbe(id, ok);
+      });
+    }
+  }
+
+  private async probe(host: string, port: number, path: string, timeoutMs: number): Promise<boolean> {
+    if (path === '') return tcpProbe(host, port, timeoutMs);
+    const h = host.includes(':') ? `[${host}]` : host;
+    try {
+      const res = await request(`http://${h}:${port}${path}`, {
+        method: 'GET',
+        dispatcher: this.agent,
+        reset: true,
+        headersTimeout: timeoutMs,
+        bodyTimeout: timeoutMs,
+        signal: AbortSignal.timeout(timeoutMs),
+        headers: { 'user-agent': 'meshmedic-probe' },
+      });
+      await res.body.dump().catch(() => undefined);
+      return res.statusCode < 500;
+    } catch {
+      return false; // refused, reset, timed out, not HTTP: the endpoint stays out
+    }
+  }
+}
+
+function tcpProbe(host: string, port: number, timeoutMs: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const sock = connect({ host, port });
+    const done = (ok: boolean) => {
+      sock.destroy();
+      resolve(ok);
+    };
+    sock.setTimeout(timeoutMs, () => done(false));
+    sock.once('connect', () => done(true));
+    sock.once('error', () => done(false));
+  });
 }

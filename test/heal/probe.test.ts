@@ -1,0 +1,96 @@
+// Active probes of ejected endpoints: the prober against real loopback servers (HTTP path and TCP-only
+// modes), and the policy's use of probe results (failing probes keep an endpoint out without raising its
+// backoff level; passing probes readmit it after the minimum ejection time).
+import t from 'tap';
+import { createServer, type Server } from 'node:http';
+import { createServer as createTcpServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { VirtualClock } from '../../src/core/clock.js';
+import { endpointId, type EndpointSpec } from '../../src/core/types.js';
+import { MeshState } from '../../src/mesh/state.js';
+import { resolvePolicySettings } from '../../src/config/sections/healing.js';
+import { EjectedEndpointProber } from '../../src/heal/component.js';
+import { scenarioByName } from '../../src/sim/scenarios.js';
+import { runScenario } from '../../src/sim/simulator.js';
+
+const listen = (s: Server | ReturnType<typeof createTcpServer>) => new Promise<number>((r) => s.listen(0, '127.0.0.1', () => r((s.address() as AddressInfo).port)));
+const closeSrv = (s: Server | ReturnType<typeof createTcpServer>) => new Promise<void>((r) => s.close(() => r()));
+
+function meshWith(ports: number[]) {
+  const clock = new VirtualClock(1_700_000_000_000);
+  const mesh = new MeshState(clock);
+  const specs: EndpointSpec[] = ports.map((port) => ({ id: endpointId('svc', '127.0.0.1', port), service: 'svc', host: '127.0.0.1', port, locality: { region: '', zone: '', subzone: '' }, priority: 0, weight: 1, labels: {} }));
+  mesh.setServices([{ spec: { name: 'svc', endpoints: specs } }]);
+  return { clock, mesh, ids: specs.map((s) => s.id) };
+}
+
+async function probeOnce(ports: number[], eject: number[], settings = resolvePolicySettings()) {
+  const { clock, mesh, ids } = meshWith(ports);
+  for (const i of eject) mesh.apply({ action: 'eject', target: ids[i]!, reason: 'test', source: 'local', at: clock.now() });
+  const got = new Map<string, boolean>();
+  const prober = new EjectedEndpointProber(clock, mesh, { submitProbe: (id, ok) => (got.set(id, ok), true) }, () => settings);
+  prober.scan();
+  const deadline = Date.now() + 5000;
+  while (got.size < eject.length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+  await prober.stop();
+  return { got, ids, sent: prober.sent };
+}
+
+t.test('HTTP probes: any answer below 500 passes; 5xx, refused and silent endpoints fail; rotation is never probed', async (t) => {
+  const paths: string[] = [];
+  const ok = createServer((req, res) => (paths.push(req.url ?? ''), res.writeHead(404).end()));
+  const bad = createServer((_req, res) => res.writeHead(500).end());
+  const silent = createServer(() => {}); // accepts, never answers
+  const inRotation = createServer((_req, res) => res.end('x'));
+  const [p1, p2, p3, p4] = [await listen(ok), await listen(bad), await listen(silent), await listen(inRotation)];
+  t.teardown(async () => {
+    silent.closeAllConnections();
+    await Promise.all([ok, bad, silent, inRotation].map(closeSrv));
+  });
+  const dead = createTcpServer(); // its port, once closed, refuses connections
+  const deadPort = await listen(dead);
+  await closeSrv(dead);
+  const settings = resolvePolicySettings({ probe: { timeoutMs: 300, path: '/ready' } });
+  const { got, ids, sent } = await probeOnce([p1!, p2!, p3!, deadPort, p4!], [0, 1, 2, 3], settings);
+  t.equal(sent, 4, 'only the four ejected endpoints are probed');
+  t.equal(got.get(ids[0]!), true, '404 passes: the process answers');
+  t.equal(got.get(ids[1]!), false, '500 fails');
+  t.equal(got.get(ids[2]!), false, 'no answer within the timeout fails');
+  t.equal(got.get(ids[3]!), false, 'connection refused fails');
+  t.notOk(got.has(ids[4]!));
+  t.same(paths, ['/ready'], 'the configured path');
+});
+
+t.test('TCP-only probes when the path is empty', async (t) => {
+  const srv = createTcpServer((s) => s.destroy());
+  const port = await listen(srv);
+  const dead = createTcpServer();
+  const deadPort = await listen(dead);
+  await closeSrv(dead);
+  t.teardown(() => closeSrv(srv));
+  const { got, ids } = await probeOnce([port, deadPort], [0, 1], resolvePolicySettings({ probe: { path: '', timeoutMs: 300 } }));
+  t.equal(got.get(ids[0]!), true);
+  t.equal(got.get(ids[1]!), false);
+});
+
+t.test('a bad probe path is rejected by the schema', async (t) => {
+  const { validateConfig } = await import('../../src/config/load.js');
+  const v = validateConfig({ healing: { probe: { path: 'healthz' } } });
+  t.notOk(v.valid, 'a path must start with /');
+  t.ok(validateConfig({ healing: { probe: { path: '' } } }).valid, 'empty = TCP connect');
+});
+
+t.test('policy: failing probes keep a crashed endpoint out without canaries or a higher level; passing ones readmit it fast', async (t) => {
+  const spec = scenarioByName('crash')!;
+  const probed = runScenario(spec, { policy: 'meshmedic', seed: 1 });
+  const timer = runScenario(spec, { policy: 'meshmedic', seed: 1, probes: false });
+  const ej = (r: typeof probed) => r.decisions.filter((d) => d.action === 'eject');
+  t.equal(ej(probed).length, 1, 'one ejection for the whole 40 s fault: no probation while probes fail');
+  t.ok(ej(timer).length > 1, 'without probes, the timer re-tests it with canaries during the fault');
+  t.ok(probed.failed < timer.failed, `failed ${probed.failed} < ${timer.failed}`);
+  const readmit = probed.decisions.find((d) => d.action === 'probation')!;
+  t.equal(readmit.reason, 'probe_passed');
+  t.ok(readmit.at - 1_700_000_000_000 >= spec.faults[0]!.endMs, 'not readmitted while the fault lasts');
+  t.ok(probed.restoreMs <= 8000, `full weight ${probed.restoreMs} ms after the fault ended`);
+  t.ok(Number.isNaN(timer.restoreMs) || timer.restoreMs > probed.restoreMs);
+});
