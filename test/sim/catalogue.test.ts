@@ -41,6 +41,26 @@ t.test('hard failures are detected within 5 requests or 1 s at 200 rps', async (
   }
 });
 
+t.test('recovery: crash, hard-5xx and black-hole are back at full weight within 10 s of the fault ending, across seeds', async (t) => {
+  for (const name of ['crash', 'hard-5xx', 'blackhole']) {
+    for (const seed of [1, 2, 3]) {
+      const r = seed === 1 ? results.get(name)!.meshmedic : runScenario(scenarioByName(name)!, { policy: 'meshmedic', seed });
+      t.ok(r.restoreMs >= 0 && r.restoreMs <= 10_000, `${name} seed ${seed}: full weight ${r.restoreMs} ms after the fault ended`);
+      // Probes kept it out while the fault lasted: one ejection, no canary round spent on a dead endpoint.
+      t.equal(r.ejections, 1, `${name} seed ${seed}: ejected once`);
+      const target = scenarioByName(name)!.targets.detectWithinMs ?? 1000;
+      t.ok(r.detectMs >= 0 && r.detectMs <= target, `${name} seed ${seed}: detected after ${r.detectMs} ms (target ${target} ms)`);
+      t.equal(r.falseEjections, 0);
+    }
+  }
+});
+
+t.test('recovery: without probes the backoff timer alone cannot bring a 40 s crash back quickly (what probes fix)', async (t) => {
+  const r = runScenario(scenarioByName('crash')!, { policy: 'meshmedic', seed: 1, probes: false });
+  t.ok(Number.isNaN(r.restoreMs) || r.restoreMs > 10_000, `timer only: ${r.restoreMs} ms`);
+  t.ok(r.ejections > 1, 'canary rounds during the fault, each at a higher level');
+});
+
 t.test('gray failure (3× on one of five) is detected within 3 s, across seeds', async (t) => {
   for (const seed of [1, 2, 3, 4]) {
     const r = runScenario(scenarioByName('gray-3x')!, { policy: 'meshmedic', seed });
