@@ -10,6 +10,7 @@ import type { ProxyCore } from './core.js';
 import { classifyUpstreamError, errorBody, grpcMessage, HEADERS_TIMEOUT, outcomeOfGrpcStatus, RESET, type FailureClass } from './failure.js';
 import { H2_FORBIDDEN } from './headers.js';
 import type { Upstream } from './upstream.js';
+import { REASON_CONNECT, RESULT_NO_ENDPOINT } from './retry.js';
 
 const { NGHTTP2_CANCEL, NGHTTP2_INTERNAL_ERROR, NGHTTP2_FLAG_END_STREAM } = http2.constants;
 
@@ -132,6 +133,7 @@ class H2Exchange {
     this.view = view;
     this.upstream = up;
     this.reqHeaders = upstreamHeaders(core, headers, ds.session?.socket?.remoteAddress ?? '');
+    if (view !== null) core.budget(view.name).request(core.deps.clock.now()); // the retry budget counts requests
     ds.on('close', () => {
       if (!this.settled && !this.responded) this.clientGone();
       else if (!this.settled && ds.rstCode !== undefined && ds.rstCode !== 0) this.clientGone();
@@ -266,7 +268,12 @@ class H2Exchange {
     const f = this.failed;
     const ev = this.core.balancer.pick(current, f[0]!, f.length > 1 ? f[f.length - 1]! : -1);
     const up = ev === undefined ? undefined : this.core.upstream(ev.slot);
-    if (up === undefined || up.protocol !== 'h2c') return false;
+    const budget = this.core.budget(view.name);
+    if (up === undefined || up.protocol !== 'h2c') {
+      budget.note(REASON_CONNECT, RESULT_NO_ENDPOINT);
+      return false;
+    }
+    if (!budget.tryRetry(this.core.deps.clock.now(), REASON_CONNECT)) return false;
     this.upstream = up;
     this.us = null;
     this.start();

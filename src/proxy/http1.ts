@@ -27,6 +27,8 @@ function flushHeld(): void {
 }
 
 const EMPTY = Buffer.alloc(0);
+/** Bytes of a discarded retriable answer read to keep its connection; beyond, the connection is dropped. */
+const DISCARD_LIMIT = 64 * 1024;
 
 /** Answer a proxy-generated error as a short JSON body. */
 export function sendError(io: H1Io, status: number, code: ErrorCode, message: string, endpoint: string, close = false): void {
@@ -105,6 +107,7 @@ export class Http1Exchange implements H1Handler {
   private retries = 0;
   /** A retriable status is being discarded; the next attempt goes here once its body is read. */
   private next: Upstream | null = null;
+  private discarded = 0;
   private start = 0;
   private sentAt = 0;
   private status = 0;
@@ -137,6 +140,7 @@ export class Http1Exchange implements H1Handler {
     this.settled = false;
     this.held = null;
     this.next = null;
+    this.discarded = 0;
     this.attempts++;
     this.core.begin();
     if (up.slot >= 0) this.core.balancer.begin(up.slot);
@@ -183,7 +187,13 @@ export class Http1Exchange implements H1Handler {
   }
 
   onData(chunk: Buffer): boolean {
-    if (this.next !== null) return true; // a discarded retriable answer
+    if (this.next !== null) {
+      // A discarded retriable answer: read small bodies to keep the connection; a large one is not
+      // worth reading, so the connection is dropped (abort → onError → the next attempt).
+      this.discarded += chunk.length;
+      if (this.discarded > DISCARD_LIMIT && this.abortFn !== null) this.abortFn();
+      return true;
+    }
     const res = this.io;
     if (this.held === null) {
       // Hold the first chunk: when the whole response came in one read (the common small case),

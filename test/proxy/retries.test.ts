@@ -219,3 +219,27 @@ t.test('retries.attempts 0 turns the policy off (connect failures keep retryConn
   t.equal(lifetime(p, sick.port, Outcome.Gateway), got502);
   t.equal(count(p, 'status', 'retried'), 0);
 });
+
+t.test('a retriable answer with a large body is not read to the end: its connection is dropped', async (t) => {
+  let sickCalls = 0;
+  const sick = await backend((_req, res) => {
+    sickCalls++;
+    res.writeHead(503, { 'content-length': String(8 << 20) });
+    res.write(Buffer.alloc(256 << 10)); // then never finishes: only a dropped connection ends this
+  });
+  const live = await backend((_req, res) => res.end('ok'));
+  const p = await startTestProxy({ proxy: { bodyTimeoutMs: 20_000 }, services: svc(sick.port, live.port) });
+  t.teardown(async () => {
+    await p.close();
+    await live.close();
+    await sick.close();
+  });
+  for (let i = 0; i < 30 && sickCalls < 2; i++) {
+    const started = Date.now();
+    const r = await request(p.port, { headers: { host: 'svc' }, timeoutMs: 15_000 });
+    t.equal(r.status, 200);
+    t.ok(Date.now() - started < 10_000, 'not waiting for the body timeout');
+  }
+  t.ok(sickCalls >= 1);
+  t.equal(lifetime(p, sick.port, Outcome.Gateway), sickCalls, 'recorded as the 503 it was');
+});
