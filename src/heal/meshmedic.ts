@@ -1,7 +1,7 @@
 // The meshmedic policy: every detector, ejection with backoff, re-admission through probation judged on
 // the canary traffic's observed health, de-weighting with an automatic ramp back, failover audit, and
 // the guards (max ejection share, always-eject-one, panic, overload, rate limit) that always win.
-import type { Decision, DecisionSource } from '../core/types.js';
+import { Outcome, OUTCOME_COUNT, type Decision, type DecisionSource } from '../core/types.js';
 import type { ResolvedPolicySettings } from '../config/sections/healing.js';
 import type { EndpointView } from '../mesh/state.js';
 import { isRoutable } from '../mesh/state.js';
@@ -50,6 +50,7 @@ export const createMeshmedicPolicy: PolicyFactory = (settings: ResolvedPolicySet
   let bucket: TokenBucket | undefined;
   let lastPlan = '';
   const verdicts: Verdict[] = [];
+  const liveCounts = new Array<number>(OUTCOME_COUNT).fill(0);
 
   const stateOf = (id: string, now: number): EndpointState => {
     let s = states.get(id);
@@ -265,18 +266,28 @@ export const createMeshmedicPolicy: PolicyFactory = (settings: ResolvedPolicySet
     const cfg = settings.probation;
     const w = s.windows;
     if (w && w.consecutive5xx >= cfg.failConsecutive) return eject(e, st, now, 'probation_failed', 'local', { consecutive: w.consecutive5xx }, true);
-    if (input.completedEpoch < 0) return undefined; // canary figures change only when a window completes
-    // Canary figures: completed windows since probation began.
+    // Canary figures: completed windows since probation began, plus the window in progress, so that the
+    // verdict comes as soon as enough canaries have arrived rather than at the next window boundary.
     let total = 0;
     let failures = 0;
-    const p50s = new Float64Array(s.features.capacity);
+    const p50s = new Float64Array(s.features.capacity + 1);
     let np = 0;
+    let newest = -1;
     for (let a = 0; a < s.features.size; a++) {
       const i = s.features.index(a);
+      if (a === 0) newest = s.features.epoch[i]!;
       if (s.features.epoch[i]! < st.probationEpoch) break;
       total += s.features.total[i]!;
       failures += s.features.failures[i]!;
       if (s.features.p50[i]! > 0) p50s[np++] = s.features.p50[i]!;
+    }
+    const current = Math.floor(now / input.windowMs);
+    if (w && current >= st.probationEpoch && current > newest && w.windowCounts(current, liveCounts)) {
+      const fails = liveCounts[Outcome.Error5xx]! + liveCounts[Outcome.Gateway]! + liveCounts[Outcome.LocalOrigin]!;
+      total += liveCounts[Outcome.Success]! + fails;
+      failures += fails;
+      const hist = w.windowHistogram(current);
+      if (hist && hist.totalCount > 0) p50s[np++] = hist.getValueAtPercentile(50);
     }
     if (total < cfg.minRequests) {
       const share = input.service.plan.load[e.spec.priority] ?? 0;
@@ -300,7 +311,8 @@ export const createMeshmedicPolicy: PolicyFactory = (settings: ResolvedPolicySet
     // At least two failures: one background error among a few canary requests proves nothing.
     if (failures >= 2 && rate > cfg.maxFailureRate) return eject(e, st, now, 'probation_failed', 'local', { canaryRequests: total, canaryFailures: failures, failureRate: round(rate) }, true);
     const canaryP50 = np > 0 ? medianInPlace(p50s, np) : NaN;
-    const peers = peerMedianP50(all, input.completedEpoch, settings.peerLatency.minRequests);
+    // Peers from the newest completed window (this evaluation may fall between window boundaries).
+    const peers = peerMedianP50(all, current - 1, settings.peerLatency.minRequests);
     const ratio = canaryP50 > 0 && peers > 0 ? canaryP50 / peers / usualRatio(s, settings.peerLatency.usualRatioCap) : 1;
     if (ratio > cfg.maxLatencyRatio) return eject(e, st, now, 'probation_failed_latency', 'local', { canaryRequests: total, canaryP50Ms: round(canaryP50 / 1000), peerMedianMs: round(peers / 1000), ratio: round(ratio) }, false);
     st.probing = false;

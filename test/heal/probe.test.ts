@@ -26,7 +26,7 @@ function meshWith(ports: number[]) {
 
 async function probeOnce(ports: number[], eject: number[], settings = resolvePolicySettings()) {
   const { clock, mesh, ids } = meshWith(ports);
-  for (const i of eject) mesh.apply({ action: 'eject', target: ids[i]!, reason: 'test', source: 'local', at: clock.now() });
+  for (const i of eject) mesh.apply({ action: 'eject', target: ids[i]!, reason: 'test', source: 'local', at: clock.now(), evidence: {} });
   const got = new Map<string, boolean>();
   const prober = new EjectedEndpointProber(clock, mesh, { submitProbe: (id, ok) => (got.set(id, ok), true) }, () => settings);
   prober.scan();
