@@ -35,6 +35,8 @@ interface EndpointState {
   lastProbeAt: number;
   /** The last ejection was for failures, which a probe sees; a latency ejection is re-tested on the timer. */
   probeable: boolean;
+  /** The current probation began because probes passed. */
+  viaProbe: boolean;
 }
 
 const SEVERITY_RANK = { eject: 3, drain: 2, degrade: 1 } as const;
@@ -54,7 +56,7 @@ export const createMeshmedicPolicy: PolicyFactory = (settings: ResolvedPolicySet
 
   const stateOf = (id: string, now: number): EndpointState => {
     let s = states.get(id);
-    if (!s) states.set(id, (s = { level: 0, lastLevelChange: now, readmitAt: 0, probationEpoch: 0, lastWiden: now, lastRampEpoch: -1, probing: false, probePasses: 0, lastProbeAt: 0, probeable: false }));
+    if (!s) states.set(id, (s = { level: 0, lastLevelChange: now, readmitAt: 0, probationEpoch: 0, lastWiden: now, lastRampEpoch: -1, probing: false, probePasses: 0, lastProbeAt: 0, probeable: false, viaProbe: false }));
     return s;
   };
 
@@ -166,7 +168,7 @@ export const createMeshmedicPolicy: PolicyFactory = (settings: ResolvedPolicySet
           const probed = pr.enabled && st.lastProbeAt > 0 && now - st.lastProbeAt <= 3 * pr.intervalMs + pr.timeoutMs && st.lastProbeAt >= h.since;
           // A failing probe always keeps it out. Passing probes readmit early only after failure ejections,
           // and a canary that failed after passing probes shows the probe was blind to part of the fault
-          // (partial 5xx): each level asks for more passes in a row and a longer minimum ejection.
+          // (partial 5xx): each level asks for more passes in a row and doubles the minimum ejection.
           const lvl = Math.max(1, st.level);
           const due = probed
             ? st.probePasses >= pr.passes * lvl && (st.probeable ? now - h.since >= Math.min(pr.minEjectionMs * lvl, st.readmitAt - h.since) : now >= st.readmitAt)
@@ -174,6 +176,7 @@ export const createMeshmedicPolicy: PolicyFactory = (settings: ResolvedPolicySet
           if (due) {
             st.probationEpoch = epochNow;
             st.lastWiden = now;
+            st.viaProbe = probed;
             const weight = canaryShare(s, signals, input);
             out.push({ action: 'probation', target: s.id, reason: probed ? 'probe_passed' : 'readmit', source: 'local', at: now, weight, evidence: { level: st.level, ejectedForMs: now - h.since, probePasses: st.probePasses } });
           }
@@ -232,30 +235,35 @@ export const createMeshmedicPolicy: PolicyFactory = (settings: ResolvedPolicySet
     st.lastLevelChange = now;
     st.probing = false;
     st.probePasses = 0;
-    st.probeable = probeable;
+    // A canary that failed after passing probes shows the probes are blind to this fault (30 % of 5xx):
+    // until it is healthy again, passing probes no longer shorten the backoff (failing ones still count).
+    st.probeable = probeable && !st.viaProbe;
+    st.viaProbe = false;
     const ms = Math.min(settings.ejection.baseMs * st.level, settings.ejection.maxMs);
     st.readmitAt = now + ms;
     return { action: 'eject', target: e.spec.id, reason, source, at: now, evidence: { ...evidence, level: st.level, ejectMs: ms } };
   }
 
   /**
-   * The canary share: enough of the endpoint's expected traffic (the median of its peers' requests in the
-   * last window) that `minRequests` canaries arrive within `judgeMs`; at least `canaryWeight`, at most
-   * `maxCanaryWeight`.
+   * The canary share: enough of the endpoint's expected traffic (its priority's requests in the last
+   * window, split evenly over its members and this endpoint) that `minRequests` canaries arrive within
+   * `judgeMs`; at least `canaryWeight`, at most `maxCanaryWeight`.
    */
   function canaryShare(s: EndpointSignals, all: readonly EndpointSignals[], input: PolicyInput): number {
     const cfg = settings.probation;
-    const xs = new Float64Array(all.length);
+    let sum = 0;
     let n = 0;
+    const recent = Math.floor(input.now / input.windowMs) - 2;
     for (const o of all) {
       if (o === s || !isRoutable(o.health) || o.spec.priority !== s.spec.priority) continue;
       const i = o.features.index(0);
-      if (i < 0 || o.features.epoch[i]! < input.completedEpoch - 1) continue;
-      xs[n++] = o.features.total[i]! / Math.max(0.05, o.health.weightFactor);
+      if (i < 0 || o.features.epoch[i]! < recent) continue;
+      sum += o.features.total[i]!;
+      n++;
     }
-    const perWindow = medianInPlace(xs, n);
     const lo = cfg.canaryWeight;
     const hi = Math.max(lo, cfg.maxCanaryWeight);
+    const perWindow = n > 0 ? sum / (n + 1) : 0;
     if (!(perWindow > 0)) return lo;
     const needed = cfg.minRequests / (perWindow * (cfg.judgeMs / input.windowMs));
     return round(Math.min(hi, Math.max(lo, needed)));
@@ -316,6 +324,7 @@ export const createMeshmedicPolicy: PolicyFactory = (settings: ResolvedPolicySet
     const ratio = canaryP50 > 0 && peers > 0 ? canaryP50 / peers / usualRatio(s, settings.peerLatency.usualRatioCap) : 1;
     if (ratio > cfg.maxLatencyRatio) return eject(e, st, now, 'probation_failed_latency', 'local', { canaryRequests: total, canaryP50Ms: round(canaryP50 / 1000), peerMedianMs: round(peers / 1000), ratio: round(ratio) }, false);
     st.probing = false;
+    st.viaProbe = false;
     return { action: 'weight', target: s.id, reason: 'probation_passed', source: 'local', at: now, weight: cfg.rampStart, evidence: { canaryRequests: total, canaryFailures: failures, latencyRatio: round(ratio) } };
   }
 };

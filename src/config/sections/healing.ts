@@ -98,10 +98,10 @@ export const HEALING_GROUPS = {
   probe: group('Active probes of ejected endpoints only: a failing probe keeps the endpoint out without canary traffic or a higher backoff level; passing probes let it into probation early.', {
     enabled: bool(true, 'probe ejected endpoints (the sidecar sends them; in the simulator they are modelled)'),
     path: str('/healthz', '^(|/[\\x21-\\x7e]*)$', 256, 'HTTP GET path of the probe; any answer below 500 passes; empty = TCP connect only'),
-    intervalMs: int(1000, 100, 600_000, 'time between probes of one ejected endpoint'),
-    timeoutMs: int(500, 10, 60_000, 'a probe without an answer in this time fails'),
+    intervalMs: int(500, 100, 600_000, 'time between probes of one ejected endpoint'),
+    timeoutMs: int(400, 10, 60_000, 'a probe without an answer in this time fails'),
     passes: int(2, 1, 100, 'consecutive passing probes needed before probation'),
-    minEjectionMs: int(2000, 0, 86_400_000, 'shortest ejection at level n (× n) when probes pass; failing probes keep it out'),
+    minEjectionMs: int(2000, 0, 86_400_000, 'shortest ejection after a failure ejection when probes pass, doubled per backoff level (never longer than the backoff timer); failing probes keep it out'),
   }),
   deweight: group('De-weighting of a degrading endpoint and the automatic ramp back.', {
     enabled: bool(true, 'de-weight on degrade verdicts (self-baseline alarms, moderate peer latency)'),
