@@ -164,7 +164,23 @@ export const peerLatency: Detector = {
       }
       s.latencyStrikes = Math.min(cfg.confirmWindows, s.latencyStrikes + 1); // stays armed while it stands out
       if (s.latencyStrikes < cfg.confirmWindows) continue;
-      const eject = s.latencyEjectStrikes >= cfg.confirmWindows;
+      let eject = s.latencyEjectStrikes >= cfg.confirmWindows;
+      if (!eject && rel >= cfg.ejectRatio && s.latencyEjectStrikes >= cfg.confirmWindows - 1) {
+        // Confirmed slow, at the eject level now but one eject-level window short (the first window of a
+        // gray failure often lands at 1.8×, and the de-weight that follows starves the sample). Eject
+        // anyway when the whole distribution moved: p10 at the eject ratio of the peers' p10 as well. The
+        // chance windows of heavy-tailed noise (a few slow requests among few) leave p10 in place.
+        if (peerP10 !== peerP10) {
+          let m = 0;
+          for (let j = 0; j < len; j++) {
+            const x = pooledQuantile(input.endpoints[j]!, input.completedEpoch, 'p10', cfg.minRequests, cfg.poolWindows);
+            if (x > 0) xs[m++] = x;
+          }
+          peerP10 = medianMad(xs, m, scratch).median;
+        }
+        const p10 = pooledQuantile(s, input.completedEpoch, 'p10', cfg.minRequests, cfg.poolWindows);
+        eject = p10 >= cfg.ejectRatio * usualRatio(s, cfg.usualRatioCap) * peerP10;
+      }
       out.push({
         target: s.id,
         detector: 'peer_latency',

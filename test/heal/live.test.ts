@@ -33,12 +33,15 @@ async function getJson(port: number, path: string): Promise<any> {
 
 t.test('hard 5xx: ejected after 5 failures, then no ordinary traffic reaches it', async (t) => {
   const hits = [0, 0, 0];
+  let probes = 0;
   let broken = false;
   const backends: Backend[] = [];
   for (let i = 0; i < 3; i++) {
     backends.push(
-      await backend((_req, res) => {
-        if (i === 0 && broken) hits[0]!++;
+      await backend((req, res) => {
+        // The healing component's probes of the ejected endpoint (GET /healthz) are not ordinary traffic.
+        if (i === 0 && broken && req.url === '/healthz') probes++;
+        else if (i === 0 && broken) hits[0]!++;
         res.statusCode = i === 0 && broken ? 500 : 200;
         res.end(i === 0 && broken ? 'broken' : 'ok');
       }),
@@ -67,6 +70,11 @@ t.test('hard 5xx: ejected after 5 failures, then no ordinary traffic reaches it'
   const before = hits[0]!;
   for (let i = 0; i < 40; i++) t.equal((await request(proxy, { headers: { host: 'web' } })).status, 200);
   t.equal(hits[0], before, 'no request reached the ejected endpoint');
+  // While it is ejected, only probes reach it; they answer 500, so it stays out.
+  const deadline = Date.now() + 5000;
+  while (probes === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  t.ok(probes >= 1, `probed while ejected (${probes})`);
+  t.equal(state(), 'ejected', 'failing probes keep it out');
   const admin = portOf(sc.addresses.admin!);
   const eps = await getJson(admin, '/v1/endpoints');
   const list: any[] = Array.isArray(eps) ? eps : eps.endpoints;

@@ -28,11 +28,15 @@ t.test('probation: re-admission waits for the canary traffic to be healthy, not 
   // Ejected for 10 s: no traffic reaches it (the balancer sends none), then probation with a canary weight.
   h.run(10_100, (i) => (i === 0 ? undefined : healthy()));
   t.equal(h.health(0).state, 'probation');
-  t.equal(h.health(0).weightFactor, 0.05);
+  // The canary share is sized from the peers' traffic (40 requests/s each): 20 canaries within 2 s
+  // need 25 %, the cap (probation.maxCanaryWeight).
+  t.equal(h.health(0).weightFactor, 0.25);
+  t.equal(h.decisions('probation')[0]!.reason, 'readmit', 'nobody probes in this harness: the backoff timer applies');
   // A long time without canary traffic: still on probation (its priority has traffic: the canary widens).
   h.run(25_000, (i) => (i === 0 ? undefined : healthy()));
   t.equal(h.health(0).state, 'probation', 'no canary traffic: never restored on time alone');
   t.ok(h.decisions('probation').some((d) => d.reason === 'probation_widen'), 'the canary share was widened');
+  t.equal(h.health(0).weightFactor, 0.5, 'widened up to 0.5');
   // Healthy canary traffic: restored through the ramp.
   h.run(4000, (i) => (i === 0 ? { n: 1 } : healthy()));
   const passed = h.decisions('weight').find((d) => d.reason === 'probation_passed');

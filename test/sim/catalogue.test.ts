@@ -69,6 +69,20 @@ t.test('gray failure (3× on one of five) is detected within 3 s, across seeds',
   }
 });
 
+t.test('gray failure (3× on one of five): ejected (not only de-weighted) soon, across 12 seeds', async (t) => {
+  const times: number[] = [];
+  for (let seed = 1; seed <= 12; seed++) {
+    const r = runScenario(scenarioByName('gray-3x')!, { policy: 'meshmedic', seed });
+    const ej = r.decisions.find((d) => d.action === 'eject');
+    t.ok(ej, `seed ${seed}: ejected`);
+    times.push(ej ? ej.at - 1_700_000_000_000 - 30_000 : Infinity);
+    t.equal(r.falseEjections, 0);
+  }
+  const mean = times.reduce((a, b) => a + b, 0) / times.length;
+  t.ok(Math.max(...times) <= 5000, `every ejection within 5 s: ${times.join(', ')} ms`);
+  t.ok(mean <= 3000, `mean time to ejection ${mean.toFixed(0)} ms ≤ 3 s`);
+});
+
 t.test('gray 10×: the balancer already starves the slow endpoint; client p99 stays at its fault-free level', async (t) => {
   const m = results.get('gray-10x')!.meshmedic;
   t.ok(m.p99Ms < 1.2 * results.get('crash')!.meshmedic.p99Ms, `p99 ${m.p99Ms} ms`);
