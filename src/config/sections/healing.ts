@@ -101,7 +101,7 @@ export const HEALING_GROUPS = {
     intervalMs: int(500, 100, 600_000, 'time between probes of one ejected endpoint'),
     timeoutMs: int(400, 10, 60_000, 'a probe without an answer in this time fails'),
     passes: int(2, 1, 100, 'consecutive passing probes needed before probation'),
-    minEjectionMs: int(2000, 0, 86_400_000, 'shortest ejection after a failure ejection when probes pass, doubled per backoff level (never longer than the backoff timer); failing probes keep it out'),
+    minEjectionMs: int(2000, 0, 86_400_000, 'shortest ejection at level n (× n) after a failure ejection when probes pass (never longer than the backoff timer); failing probes keep it out'),
   }),
   deweight: group('De-weighting of a degrading endpoint and the automatic ramp back.', {
     enabled: bool(true, 'de-weight on degrade verdicts (self-baseline alarms, moderate peer latency)'),
