@@ -145,6 +145,7 @@ export class EjectedEndpointProber {
         if (!this.stopped) this.engine.submitProbe(id, ok);
       });
     }
+    if (this.lastSent.size > snap.endpoints.size) for (const id of this.lastSent.keys()) if (!snap.endpoints.has(id)) this.lastSent.delete(id);
   }
 
   private async probe(host: string, port: number, path: string, timeoutMs: number): Promise<boolean> {

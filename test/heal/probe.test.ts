@@ -94,3 +94,35 @@ t.test('policy: failing probes keep a crashed endpoint out without canaries or a
   t.ok(probed.restoreMs <= 8000, `full weight ${probed.restoreMs} ms after the fault ended`);
   t.ok(Number.isNaN(timer.restoreMs) || timer.restoreMs > probed.restoreMs);
 });
+
+t.test('each ejected endpoint is probed once per interval, never twice at once', async (t) => {
+  let hits = 0;
+  const srv = createServer((_req, res) => (hits++, res.writeHead(200).end()));
+  const port = await listen(srv);
+  t.teardown(() => closeSrv(srv));
+  const { clock, mesh, ids } = meshWith([port]);
+  mesh.apply({ action: 'eject', target: ids[0]!, reason: 'test', source: 'local', at: clock.now(), evidence: {} });
+  const results: boolean[] = [];
+  const prober = new EjectedEndpointProber(clock, mesh, { submitProbe: (_id, ok) => (results.push(ok), true) }, () => resolvePolicySettings());
+  t.teardown(() => prober.stop());
+  const settle = async (n: number) => {
+    const deadline = Date.now() + 5000;
+    while (results.length < n && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+  };
+  prober.scan();
+  prober.scan(); // same instant, one in flight: nothing more
+  await settle(1);
+  clock.advance(200);
+  prober.scan(); // within the 500 ms interval
+  t.equal(prober.sent, 1);
+  clock.advance(300);
+  prober.scan();
+  await settle(2);
+  t.equal(prober.sent, 2, 'the next probe after the interval');
+  t.same(results, [true, true]);
+  t.equal(hits, 2);
+  mesh.apply({ action: 'restore', target: ids[0]!, reason: 'test', source: 'local', at: clock.now(), evidence: {} });
+  clock.advance(1000);
+  prober.scan();
+  t.equal(prober.sent, 2, 'a restored endpoint is not probed');
+});
