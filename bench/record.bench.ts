@@ -87,6 +87,15 @@ results.push(
     w2.record(out[i & (N - 1)]! as Outcome, latInt[i & (N - 1)]!, tick[0]!);
   }),
 );
+// As the proxy calls it: integer µs, and the window number computed by the caller from an epoch-ms clock.
+const w3 = new EndpointWindows(DEFAULT_WINDOWS);
+const now3 = new Float64Array([Date.now()]);
+results.push(
+  measure('EndpointWindows.recordEpoch (as the proxy calls it: epoch-ms clock, window number passed)', 100_000, 15, (i) => {
+    now3[0]! += 0.05;
+    w3.recordEpoch(out[i & (N - 1)]! as Outcome, latInt[i & (N - 1)]!, Math.floor(now3[0]! / DEFAULT_WINDOWS.windowMs));
+  }),
+);
 
 const mesh = new MeshState(clock);
 mesh.setServices([{ spec: { name: 'svc', endpoints: Array.from({ length: 10 }, (_, k) => ({ id: endpointId('svc', '127.0.0.1', 1000 + k), service: 'svc', host: '127.0.0.1', port: 1000 + k, locality: NO_LOCALITY, priority: k < 7 ? 0 : 1, weight: 1 + (k % 3), labels: {} })) } }]);

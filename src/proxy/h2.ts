@@ -284,7 +284,8 @@ class H2Exchange {
     if (this.settled) return;
     this.settled = true;
     const up = this.upstream;
-    up.windows.record(outcome, (performance.now() - this.startAt) * 1000, this.core.deps.clock.now());
+    // The window number is computed here so that no epoch-ms double crosses the call (it would be boxed).
+    up.windows.recordEpoch(outcome, Math.round((performance.now() - this.startAt) * 1000), Math.floor(this.core.deps.clock.now() / up.windows.opts.windowMs));
     if (up.slot >= 0) this.core.balancer.end(up.slot);
     this.core.end();
   }

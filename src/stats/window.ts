@@ -85,7 +85,14 @@ export class EndpointWindows {
 
   /** Record one finished request. `latencyUs` is clamped to [1, maxLatencyUs]. */
   record(outcome: Outcome, latencyUs: number, nowMs: number): void {
-    const epoch = Math.floor(nowMs / this.opts.windowMs);
+    this.recordEpoch(outcome, latencyUs, Math.floor(nowMs / this.opts.windowMs));
+  }
+
+  /**
+   * The hot-path form of record(): the caller passes the window number (`epochOf(nowMs)`), a small
+   * integer, rather than an epoch-ms timestamp, which as a double would be boxed on every call.
+   */
+  recordEpoch(outcome: Outcome, latencyUs: number, epoch: number): void {
     const slot = epoch % this.opts.windows;
     if (this.epochs[slot] !== epoch) this.rotate(slot, epoch);
     this.counts[slot * OUTCOME_COUNT + outcome]! += 1;
