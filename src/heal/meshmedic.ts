@@ -269,7 +269,22 @@ export const createMeshmedicPolicy: PolicyFactory = (settings: ResolvedPolicySet
     return round(Math.min(hi, Math.max(lo, needed)));
   }
 
-  /** Probation: restore only on the canary traffic's own health, never on time alone. */
+  /** Whether no endpoint of the service has had a request at this sidecar in the last few windows. */
+  function serviceIdle(all: readonly EndpointSignals[], current: number): boolean {
+    const since = current - settings.peerLatency.poolWindows;
+    for (const o of all) {
+      for (let a = 0; a < o.features.size; a++) {
+        const i = o.features.index(a);
+        if (o.features.epoch[i]! < since) break;
+        if (o.features.total[i]! > 0) return false;
+      }
+      const w = o.windows;
+      if (w && w.windowCounts(current, liveCounts) && liveCounts[Outcome.Success]! + liveCounts[Outcome.Error5xx]! + liveCounts[Outcome.Gateway]! + liveCounts[Outcome.LocalOrigin]! > 0) return false;
+    }
+    return true;
+  }
+
+  /** Probation: restore only on the canary traffic's own health, never on time alone (an idle service aside). */
   function judgeProbation(s: EndpointSignals, e: EndpointView, st: EndpointState, now: number, input: PolicyInput, all: readonly EndpointSignals[]): Decision | undefined {
     const cfg = settings.probation;
     const w = s.windows;
@@ -298,6 +313,14 @@ export const createMeshmedicPolicy: PolicyFactory = (settings: ResolvedPolicySet
       if (hist && hist.totalCount > 0) p50s[np++] = hist.getValueAtPercentile(50);
     }
     if (total < cfg.minRequests) {
+      // This sidecar sends the service no traffic at all (it knew of the failure from its peers): there is
+      // no canary to judge and no request at stake here. Restore once probation has lasted judgeMs; if
+      // the peers still see the endpoint failing, their quorum ejects it again.
+      if (serviceIdle(all, current) && now - (st.probationEpoch * input.windowMs) >= cfg.judgeMs) {
+        st.probing = false;
+        st.viaProbe = false;
+        return { action: 'restore', target: s.id, reason: 'probation_idle', source: 'local', at: now, evidence: { canaryRequests: total, serviceRequests: 0 } };
+      }
       const share = input.service.plan.load[e.spec.priority] ?? 0;
       // No canary can arrive while its priority gets no traffic: probe at once rather than wait to widen.
       const starved = e.health.state === 'probation' && share === 0;

@@ -177,3 +177,24 @@ t.test('the engine unhooks the windows when stopped', async (t) => {
   for (let k = 0; k < 10; k++) h.record(0, Outcome.Error5xx);
   t.equal(h.health(0).state, 'healthy');
 });
+
+t.test('a sidecar that sends the service no traffic restores a peer-ejected endpoint after probation instead of waiting for canaries forever', async (t) => {
+  const h = harness({ endpoints: 5 });
+  t.ok(h.engine.submitVerdict({ target: h.ids[0]!, detector: 'gossip_quorum', kind: 'failure', severity: 'eject', source: 'peer', evidence: { observers: 2 } }));
+  h.run(200);
+  t.equal(h.health(0).state, 'ejected', 'ejected on the peers\' word with no traffic of its own');
+  h.run(10_500);
+  t.equal(h.health(0).state, 'probation', 'back on probation when its backoff ends');
+  h.run(3500);
+  t.equal(h.health(0).state, 'healthy', 'no canary can come: restored');
+  const restored = h.decisions('restore').find((d) => d.reason === 'probation_idle');
+  const probation = h.decisions('probation')[0]!;
+  t.ok(restored, 'restored as an idle service');
+  t.ok(restored!.at - probation.at >= 1000, `after a probation of ${restored!.at - probation.at} ms (judgeMs from the window it began in)`);
+  // With traffic to the service, probation still waits for canaries (the rule above is for idle services only).
+  const busy = harness({ endpoints: 5 });
+  busy.run(2000, healthy);
+  t.ok(busy.engine.submitVerdict({ target: busy.ids[0]!, detector: 'gossip_quorum', kind: 'failure', severity: 'eject', source: 'peer', evidence: { observers: 2 } }));
+  busy.run(14_000, (i) => (i === 0 ? undefined : healthy()));
+  t.equal(busy.health(0).state, 'probation', 'a busy service judges canaries, never time');
+});
