@@ -167,7 +167,9 @@ t.test('budget exhausted: the original 503 is returned', async (t) => {
     res.statusCode = 503;
     res.end('no');
   });
-  const live = await backend((_req, res) => res.end('ok'));
+  // The live endpoint is the slower one, so that the balancer keeps choosing the sick one first (Peak-EWMA
+  // would otherwise settle on the live one after a few sequential requests and the budget would never run out).
+  const live = await backend((_req, res) => void setTimeout(() => res.end('ok'), 5));
   // 0 % of requests + 0.1/s × 10 s = one retry per 10 s
   const p = await startTestProxy({ proxy: { retries: { budgetPercent: 0, budgetMinPerSecond: 0.1 } }, services: svc(sick.port, live.port) });
   t.teardown(async () => {
