@@ -2,6 +2,7 @@
 // in ns/op and heap bytes allocated per op, plus Balancer.pick for comparison, and the memory held per
 // endpoint. Writes bench/results/record.json and prints a table. Run with --expose-gc (the npm script does).
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { updateMarkdownFile } from './lib/report.js';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { VirtualClock } from '../src/core/clock.js';
@@ -121,3 +122,10 @@ const dir = path.join(path.dirname(fileURLToPath(import.meta.url)), 'results');
 mkdirSync(dir, { recursive: true });
 writeFileSync(path.join(dir, 'record.json'), JSON.stringify({ at: new Date().toISOString(), node: process.version, results, memoryPerEndpoint: mem }, null, 2) + '\n');
 process.stdout.write(`written ${path.join('bench', 'results', 'record.json')}\n`);
+updateMarkdownFile(
+  path.join(dir, '..', 'README.md'),
+  'bench:record',
+  `Last run: ${new Date().toISOString()}, \`npm run bench:record\`, Node ${process.version}. Heap bytes per operation are measured over 100k-operation batches with GC forced between them.\n\n${table}`,
+  '## Measurement cost (`npm run bench:record`)',
+);
+process.stdout.write('updated bench/README.md\n');
