@@ -107,12 +107,13 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
         for (const f of FAULT_SCHEDULE) {
           const at = (cycle * CYCLE_S + f.atS) * 1000;
           timers.push(setTimeout(() => {
-            const rec: DemoFaultRecord = { label: f.label, targets: f.targets, ids: [], startedAt: Date.now(), endedAt: undefined, detectedAt: undefined, failedBefore: failedCount(traffic!), lost: 0 };
+            const rec: DemoFaultRecord = { label: f.label, targets: f.targets, ids: [], startedAt: Date.now(), endedAt: undefined, detectedAt: undefined, failedBefore: failedCount(traffic!), lost: 0, rpsBefore: 0, sharePct: undefined };
             for (const n of f.targets) {
               const inst = byName.get(n)!;
               inst.backend.setFault(f.fault);
               rec.ids.push(`${inst.service}/${inst.address}`);
             }
+            rec.rpsBefore = recentRps(clients, rec.ids);
             records.push(rec);
             timers.push(setTimeout(() => {
               for (const n of f.targets) byName.get(n)!.backend.setFault({ mode: 'none' });
@@ -135,6 +136,9 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
           }
         }
         if (r.endedAt === undefined || now - r.endedAt < 5000) r.lost = failedCount(traffic!) - r.failedBefore;
+        // The balancer (Peak-EWMA) moves traffic away from a slow endpoint before any detector decides:
+        // show the share of its usual traffic it still gets while the fault lasts.
+        if (r.endedAt === undefined && r.rpsBefore > 0 && now - r.startedAt >= 2000) r.sharePct = Math.round((100 * recentRps(clients, r.ids)) / r.rpsBefore);
       }
       opts.out(renderView({ now, started, instances, clients, traffic: traffic!, records, plain: opts.plain }));
     };
@@ -152,6 +156,25 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
     await Promise.all(instances.map((i) => i.backend.close()));
   }
 }
+
+/** Requests per second the client sidecars sent to these endpoints over the last 2 s. */
+function recentRps(clients: readonly Sidecar[], ids: readonly string[]): number {
+  const now = Date.now();
+  let n = 0;
+  for (const c of clients) {
+    for (const id of ids) {
+      const ev = c.context.mesh.snapshot().endpoints.get(id);
+      const w = ev ? c.context.stats.get(ev.slot) : undefined;
+      if (!w) continue;
+      const e = w.epochOf(now);
+      for (const k of [e - 1, e - 2]) {
+        if (w.windowCounts(k, counts)) for (const v of counts) n += v;
+      }
+    }
+  }
+  return n / 2;
+}
+const counts = [0, 0, 0, 0, 0];
 
 function failedCount(t: TrafficGenerator): number {
   let n = 0;

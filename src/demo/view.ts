@@ -14,6 +14,9 @@ export interface DemoFaultRecord {
   detectedAt: number | undefined;
   failedBefore: number;
   lost: number;
+  /** Requests per second the faulty endpoints got before the fault, and the share of that they get now. */
+  rpsBefore: number;
+  sharePct: number | undefined;
 }
 
 export interface ViewInput {
@@ -78,7 +81,8 @@ export function renderView(v: ViewInput): string {
     const at = ((r.startedAt - v.started) / 1000).toFixed(0);
     const status = r.endedAt === undefined ? 'ACTIVE' : 'cleared';
     const ttd = r.detectedAt === undefined ? (r.endedAt === undefined ? 'detecting…' : 'not detected') : `${r.detectedAt - r.startedAt} ms`;
-    lines.push(`  t=${pad(at + 's', 6)} ${pad(r.label, 48)} on ${pad(r.targets.join(','), 22)} ${pad(status, 8)} detected in ${pad(ttd, 14)} lost ${r.lost}`);
+    const shifted = r.sharePct !== undefined && r.endedAt === undefined ? `  (balancer: it gets ${r.sharePct} % of its usual traffic)` : '';
+    lines.push(`  t=${pad(at + 's', 6)} ${pad(r.label, 48)} on ${pad(r.targets.join(','), 22)} ${pad(status, 8)} detected in ${pad(ttd, 14)} lost ${r.lost}${shifted}`);
   }
   const recent: string[] = [];
   for (const [i, c] of v.clients.entries()) {
