@@ -41,19 +41,25 @@ export function parseConfigText(text: string, source = 'config'): Validated<unkn
   }
 }
 
+/** Read and parse a YAML/JSON file (an empty file is an empty mapping); errors name the file. */
+export function readConfigDocument(file: string): Validated<unknown> {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    return { valid: false, errors: [`${file}: cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`] };
+  }
+  const parsed = parseConfigText(text, file);
+  return parsed.valid ? { valid: true, result: parsed.result ?? {} } : parsed;
+}
+
 /** Read a file, apply environment overrides, validate. */
 export function loadConfigFile(file: string | undefined, env: NodeJS.ProcessEnv = process.env, base: unknown = {}): Validated<Config> {
   let doc: unknown = base;
   if (file) {
-    let text: string;
-    try {
-      text = readFileSync(file, 'utf8');
-    } catch (err) {
-      return { valid: false, errors: [`${file}: cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`] };
-    }
-    const parsed = parseConfigText(text, file);
+    const parsed = readConfigDocument(file);
     if (!parsed.valid) return parsed;
-    doc = parsed.result ?? {};
+    doc = parsed.result;
   }
   const withEnv = applyEnvOverrides(doc, env);
   if (!withEnv.valid) return withEnv;

@@ -1,9 +1,8 @@
 // Settings of the injection webhook (`meshmedic webhook --config FILE`): what sidecar it injects and how.
 // Validated once with the same conventions as the mesh config (every error names its path).
-import { readFileSync } from 'node:fs';
 import { Ajv, type ErrorObject } from 'ajv';
 import type { Validated } from '../core/errors.js';
-import { deepFreeze, parseConfigText } from '../config/load.js';
+import { deepFreeze, readConfigDocument } from '../config/load.js';
 
 export const DEFAULT_EXCLUDED_NAMESPACES = Object.freeze(['kube-system', 'kube-public', 'kube-node-lease']);
 
@@ -90,15 +89,9 @@ export function validateInjectorConfig(input: unknown): Validated<InjectorConfig
 
 export function loadInjectorConfig(file: string | undefined): Validated<InjectorConfig> {
   if (!file) return validateInjectorConfig({});
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (err) {
-    return { valid: false, errors: [`${file}: cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`] };
-  }
-  const parsed = parseConfigText(text, file);
+  const parsed = readConfigDocument(file);
   if (!parsed.valid) return parsed;
-  const doc = (parsed.result ?? {}) as Record<string, unknown>;
+  const doc = parsed.result as Record<string, unknown>;
   // The same file may be the ConfigMap's full document with the injector under `injector:`.
   const section = doc && typeof doc === 'object' && !Array.isArray(doc) && 'injector' in doc ? doc.injector : doc;
   const res = validateInjectorConfig(section);

@@ -3,33 +3,8 @@
 // ~18 µs of CPU per request as a client, this pool about half (see docs/proxy.md). It speaks undici's
 // callback handler interface (onConnect/onHeaders/onData/onComplete/onError), so forwarders do not care.
 // Timeouts are checked by one sweep per pool instead of a timer per request.
-import { createRequire } from 'node:module';
 import net from 'node:net';
-
-const require = createRequire(import.meta.url);
-// Node's own HTTP parser binding (stable across Node 20/22; used by node:http's client and server).
-const { HTTPParser } = require('_http_common') as { HTTPParser: HTTPParserCtor };
-
-interface HTTPParserInstance {
-  initialize(type: number, resource: object, maxHeaderSize: number, lenient: number): void;
-  execute(data: Buffer): number | (Error & { code?: string; bytesParsed?: number });
-  finish(): undefined | (Error & { code?: string });
-  consume(handle: unknown): void;
-  unconsume(): void;
-  remove(): void;
-  free(): void;
-  [key: number]: unknown;
-}
-interface HTTPParserCtor {
-  new (): HTTPParserInstance;
-  RESPONSE: number;
-  kOnHeaders: number;
-  kOnHeadersComplete: number;
-  kOnBody: number;
-  kOnMessageComplete: number;
-  kOnExecute: number;
-  kLenientNone: number;
-}
+import { HTTPParser, type HTTPParserInstance } from './native-parser.js';
 
 interface StreamHandle {
   isStreamBase?: boolean;

@@ -3,33 +3,10 @@
 // oversized headers are rejected) and writing responses straight to the socket. It replaces node:http's
 // IncomingMessage/ServerResponse machinery, which cost about as much CPU per request as the rest of the
 // proxy together (see docs/proxy.md). Requests on a connection are served in order, one at a time.
-import { createRequire } from 'node:module';
 import type { Socket } from 'node:net';
 import { errorBody } from './failure.js';
 import type { BodySink, BodySource } from './h1pool.js';
-
-const require = createRequire(import.meta.url);
-const { HTTPParser, methods } = require('_http_common') as { HTTPParser: ParserCtor; methods: string[] };
-
-interface ParserInstance {
-  initialize(type: number, resource: object, maxHeaderSize: number, lenient: number): void;
-  execute(data: Buffer): number | (Error & { code?: string });
-  consume(handle: unknown): void;
-  unconsume(): void;
-  remove(): void;
-  free(): void;
-  [key: number]: unknown;
-}
-interface ParserCtor {
-  new (): ParserInstance;
-  REQUEST: number;
-  kOnHeaders: number;
-  kOnHeadersComplete: number;
-  kOnBody: number;
-  kOnMessageComplete: number;
-  kOnExecute: number;
-  kLenientNone: number;
-}
+import { HTTPParser, methods, type HTTPParserInstance as ParserInstance } from './native-parser.js';
 
 export interface H1ServerOptions {
   readonly maxHeaderBytes: number;
