@@ -16,6 +16,9 @@ export interface BalancerOptions {
 /** Cost difference under which two choices count as equal: 10 %, or 0.5 ms (loopback noise), whichever is larger. */
 const TIE_TOLERANCE = 0.1;
 const TIE_ABS_MS = 0.5;
+/** The same when neither candidate has a request in flight: b must cost under half of a, and 5 ms less. */
+const IDLE_TIE_TOLERANCE = 0.5;
+const IDLE_TIE_ABS_MS = 5;
 /** Cost of an idle endpoint never measured: below any real estimate (1 µs). */
 const UNMEASURED_IDLE_COST = 0.001;
 
@@ -138,8 +141,14 @@ export class Balancer {
           const cb = this.cost(b.slot, now);
           // Costs within TIE_TOLERANCE (relative) or TIE_ABS_MS are equal: the first (weighted) draw wins,
           // so weights hold and sub-millisecond noise does not pin all light traffic on one endpoint.
-          const band = ca * TIE_TOLERANCE > TIE_ABS_MS ? ca * TIE_TOLERANCE : TIE_ABS_MS;
-          return cb < ca - band ? b : a;
+          // With nothing in flight on either (light, sequential traffic) the band is wider: one slow
+          // sample (a cold first request, a GC pause) must not pin every request on the other endpoint
+          // for the seconds the peak takes to decay; an endpoint twice as slow is still avoided.
+          const l = this.load;
+          const idle = l.pending[a.slot] === 0 && l.pending[b.slot] === 0 && l.rttMs[a.slot] === l.rttMs[a.slot] && l.rttMs[b.slot] === l.rttMs[b.slot]; // both measured (not NaN)
+          const rel = idle ? ca * IDLE_TIE_TOLERANCE : ca * TIE_TOLERANCE;
+          const abs = idle ? IDLE_TIE_ABS_MS : TIE_ABS_MS;
+          return cb < ca - (rel > abs ? rel : abs) ? b : a;
         }
         if (aOk) return a;
         if (bOk) return b;

@@ -196,7 +196,23 @@ t.test('costs within 10 % or 0.5 ms are ties (weighted draw); a real difference 
   bal.observe(b, 0.8); // 0.4 ms apart: noise on loopback
   let d = distribution(bal, v, 4000);
   t.ok(Math.abs(d.get(1)! / 4000 - 0.5) < 0.05, `near-equal costs split evenly (${d.get(1)! / 4000})`);
-  bal.observe(b, 5); // a real difference
+  bal.observe(b, 12); // a real difference, even for light traffic (over 2× and 5 ms apart)
   d = distribution(bal, v, 4000);
   t.ok((d.get(2) ?? 0) / 4000 < 0.01, `the slower endpoint avoided (${(d.get(2) ?? 0) / 4000})`);
+});
+
+t.test('with nothing in flight, one slow sample under 2× or 5 ms does not pin light traffic on the other endpoint', async (t) => {
+  const { bal, view } = setup([ep(1), ep(2)]);
+  const v = view();
+  for (const e of v.endpoints) bal.load.ensure(e.slot);
+  const [a, b] = v.endpoints.map((e) => e.slot) as [number, number];
+  bal.observe(a, 0.4);
+  bal.observe(b, 4); // a cold first request, a GC pause
+  let d = distribution(bal, v, 4000);
+  t.ok(Math.abs(d.get(1)! / 4000 - 0.5) < 0.05, `idle: both used evenly (${d.get(1)! / 4000})`);
+  // Under concurrency the same difference decides.
+  bal.begin(a);
+  bal.begin(b);
+  d = distribution(bal, v, 4000);
+  t.ok((d.get(2) ?? 0) / 4000 < 0.01, `busy: the slower endpoint avoided (${(d.get(2) ?? 0) / 4000})`);
 });
