@@ -12,7 +12,8 @@ t.test('noise, 24 h at 100 rps: nothing ejected', async (t) => {
   t.ok(r.requests > 8_500_000, `${r.requests} requests`);
   t.equal(r.falseEjections, 0, 'no ejection');
   t.equal(r.ejections, 0);
-  t.ok(r.falseDeweights <= 5, `de-weights of healthy endpoints (soft, reverted): ${r.falseDeweights}`);
+  // Soft and reverted within seconds: 0–4 per day before the balancer's idle tie band, 6 with it (seed 11).
+  t.ok(r.falseDeweights <= 8, `de-weights of healthy endpoints (soft, reverted): ${r.falseDeweights}`);
   t.equal(r.engineErrors, 0);
   t.ok(r.failedPct > 0.1 && r.failedPct < 0.5, `background errors only: ${r.failedPct.toFixed(3)} %`);
   t.comment(`cpu ${Math.round(r.cpuMs)} ms; decisions ${JSON.stringify(r.decisionCounts)}`);
