@@ -24,6 +24,7 @@ export class RetryBudget {
   private readonly floor: number;
   private readonly requests = new Float64Array(BUCKETS);
   private readonly retries = new Float64Array(BUCKETS);
+  private readonly sum = new Float64Array(2);
   /** The second (epoch ms / 1000, floored) each bucket currently counts. */
   private readonly second = new Float64Array(BUCKETS).fill(-1);
   /** Lifetime counts by reason × result, read at scrape time. */
@@ -51,8 +52,8 @@ export class RetryBudget {
     this.requests[this.bucket(nowMs)]!++;
   }
 
-  /** Retries and requests counted in the last 10 s (the current second included). */
-  private sums(nowMs: number): { requests: number; retries: number } {
+  /** Requests and retries counted in the last 10 s (the current second included), into `this.sum` (no allocation). */
+  private total(nowMs: number): Float64Array {
     const sec = Math.floor(nowMs / BUCKET_MS);
     let req = 0;
     let ret = 0;
@@ -63,22 +64,15 @@ export class RetryBudget {
         ret += this.retries[i]!;
       }
     }
-    return { requests: req, retries: ret };
+    this.sum[0] = req;
+    this.sum[1] = ret;
+    return this.sum;
   }
 
   /** Take one retry from the budget if there is room; counts the verdict under `reason`. */
   tryRetry(nowMs: number, reason: number): boolean {
-    const sec = Math.floor(nowMs / BUCKET_MS);
-    let req = 0;
-    let ret = 0;
-    for (let i = 0; i < BUCKETS; i++) {
-      const s = this.second[i]!;
-      if (s > sec - BUCKETS && s <= sec) {
-        req += this.requests[i]!;
-        ret += this.retries[i]!;
-      }
-    }
-    if (ret + 1 > this.ratio * req + this.floor) {
+    const t = this.total(nowMs);
+    if (t[1]! + 1 > this.ratio * t[0]! + this.floor) {
       this.note(reason, RESULT_BUDGET);
       return false;
     }
@@ -93,8 +87,8 @@ export class RetryBudget {
 
   /** For status views and tests (allocates). */
   window(nowMs: number): { requests: number; retries: number; allowed: number } {
-    const s = this.sums(nowMs);
-    return { ...s, allowed: Math.floor(this.ratio * s.requests + this.floor) };
+    const t = this.total(nowMs);
+    return { requests: t[0]!, retries: t[1]!, allowed: Math.floor(this.ratio * t[0]! + this.floor) };
   }
 }
 
