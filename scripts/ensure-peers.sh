@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# Installs the peer programs the benchmarks (and the tests that use them) need: haproxy, nginx, wrk.
-# Idempotent and quiet: does nothing when they are present; otherwise one `apt-get update`, then
-# `apt-get install -y` of what is missing. Exits 1 with a clear message when it cannot install.
+# Installs the programs the tests and benchmarks drive: HAProxy, nginx and wrk (peers), openssl (certificates
+# for the HTTPS tests), kubectl (renders the kustomize install). Idempotent and quiet: does nothing when they
+# are present; otherwise one `apt-get update`, then `apt-get install -y` of what is missing. Exits 1 with a
+# clear message when it cannot install: `npm test` stops there rather than skipping the tests that need them.
 set -u
 
-# binary -> Debian package that provides it (nginx-light is the small build; any nginx works).
-declare -A PKG=( [haproxy]=haproxy [nginx]=nginx-light [wrk]=wrk )
+# binary -> Debian package that provides it (nginx-light is the small build; any nginx works). Add a row
+# here for every program a test needs.
+declare -A PKG=( [haproxy]=haproxy [nginx]=nginx-light [wrk]=wrk [openssl]=openssl [kubectl]=kubernetes-client )
+BINS=(haproxy nginx wrk openssl kubectl)
 want=()
-for bin in haproxy nginx wrk; do
+for bin in "${BINS[@]}"; do
   if ! command -v "$bin" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$bin" ]; then
     want+=("${PKG[$bin]}")
   fi
@@ -31,7 +34,7 @@ else
 fi
 
 if ! command -v apt-get >/dev/null 2>&1; then
-  say "missing: ${want[*]}, and this system has no apt-get: install haproxy, nginx and wrk with its package manager"
+  say "missing: ${want[*]}, and this system has no apt-get: install them with its package manager"
   exit 1
 fi
 
@@ -46,7 +49,7 @@ if ! "${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${want[@]}" >"
 fi
 rm -f "$log"
 
-for bin in haproxy nginx wrk; do
+for bin in "${BINS[@]}"; do
   if ! command -v "$bin" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$bin" ]; then
     say "$bin is still missing after the install"; exit 1
   fi

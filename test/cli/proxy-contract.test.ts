@@ -4,6 +4,7 @@ import t from 'tap';
 import { request } from 'undici';
 import { startBackend } from '../../src/testing/backend.js';
 import { startMeshmedic } from '../helpers/spawn.js';
+import { until } from '../proxy/helpers.js';
 
 t.test('meshmedic proxy: two backends, any Host, admin API, metrics, eject, SIGTERM', async (t) => {
   const b1 = await startBackend({ port: 0, controlPort: null, id: 'b1' });
@@ -13,15 +14,18 @@ t.test('meshmedic proxy: two backends, any Host, admin API, metrics, eject, SIGT
   const proxy = `http://${mm.addresses.outbound}`;
   const admin = `http://${mm.addresses.admin}`;
 
-  const seen = new Map<string, number>();
+  // Whatever the Host, every request reaches one of the service's backends. How the balancer spreads them
+  // is not asserted here (it depends on measured latency; test/proxy/balancer.test.ts covers it with a
+  // seeded random source and pinned costs); the endpoint list below shows both backends are known.
+  let answered = 0;
   for (let i = 0; i < 60; i++) {
     const r = await request(proxy + '/x', { headers: { host: i % 2 ? 'anything.example' : 'other' } });
     t.equal(r.statusCode, 200);
     await r.body.dump();
     const id = String(r.headers['x-backend']);
-    seen.set(id, (seen.get(id) ?? 0) + 1);
+    if (id === 'b1' || id === 'b2') answered++;
   }
-  t.ok((seen.get('b1') ?? 0) > 5 && (seen.get('b2') ?? 0) > 5, `both backends used: ${JSON.stringify([...seen])}`);
+  t.equal(answered, 60, 'every request answered by one of the two backends, whatever its Host');
 
   const eps = (await (await request(admin + '/v1/endpoints')).body.json()) as { endpoints: { id: string; address: string; state: string }[] };
   t.same(eps.endpoints.map((e) => e.address).sort(), [`127.0.0.1:${b1.port}`, `127.0.0.1:${b2.port}`].sort());
@@ -53,7 +57,7 @@ t.test('SIGTERM drains an in-flight request before exiting', async (t) => {
   t.teardown(() => slow.close());
   const mm = await startMeshmedic(t, ['proxy', '--listen', '127.0.0.1:0', '--upstream', `http://127.0.0.1:${slow.port}`, '--log-level', 'warn']);
   const pending = request(`http://${mm.addresses.outbound}/slow`);
-  await new Promise((r) => setTimeout(r, 200));
+  await until(() => slow.stats().inflight === 1, 5000, 'the request to reach the backend');
   mm.child.kill('SIGTERM');
   const r = await pending;
   t.equal(r.statusCode, 200, 'the in-flight request completes');

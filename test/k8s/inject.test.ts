@@ -77,7 +77,11 @@ for (const c of CASES) {
     t.equal(body.response.patchType, 'JSONPatch');
     const patch: JsonPatchOp[] = JSON.parse(Buffer.from(body.response.patch, 'base64').toString('utf8'));
     const golden = `${dir}${c.name}.patch.json`;
-    if (UPDATE || !existsSync(golden)) writeFileSync(golden, JSON.stringify(patch, null, 2) + '\n');
+    if (UPDATE) writeFileSync(golden, JSON.stringify(patch, null, 2) + '\n');
+    else if (!existsSync(golden)) {
+      t.fail(`golden fixture ${golden} is missing: review the patch and write it with UPDATE_GOLDEN=1`);
+      return;
+    }
     t.same(patch, JSON.parse(readFileSync(golden, 'utf8')), 'patch equals the golden fixture');
 
     // Apply with a real RFC 6902 implementation; validateOperation checks every path exists as it should.

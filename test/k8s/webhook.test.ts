@@ -25,7 +25,7 @@ function hasOpenssl(): boolean {
 }
 
 if (!hasOpenssl()) {
-  t.plan(0, 'skip: openssl is not installed; the HTTPS webhook tests need it to make a certificate');
+  t.fail('openssl is not installed; the HTTPS webhook tests need it to make a certificate (scripts/ensure-peers.sh installs it)');
 } else {
   const dir = mkdtempSync(join(tmpdir(), 'mm-webhook-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
