@@ -4,7 +4,7 @@
 import type { Component, ComponentFactory, SidecarContext } from '../runtime/context.js';
 import type { PolicySettings } from '../config/sections/healing.js';
 import { annotationsToConfigPatch, mergeConfigPatch } from './annotations.js';
-import { startDiscovery, type Discovery } from './discovery.js';
+import type { Discovery } from './discovery.js';
 import { watchAnnotationsFile, type AnnotationsWatcher } from './podinfo.js';
 import { validateConfig } from '../config/load.js';
 import type { ServiceInput } from '../mesh/state.js';
@@ -42,6 +42,8 @@ export function kubernetesComponent(opts: KubernetesComponentOptions = {}): Comp
     const discoveryOn = env[ENV_DISCOVERY] === 'true' && (Boolean(opts.server) || Boolean(env.KUBERNETES_SERVICE_HOST));
     if (discoveryOn) {
       const namespaces = (env[ENV_NAMESPACES] ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+      // Loaded only when discovery runs: the Kubernetes client is large and pulls in deprecated modules.
+      const { startDiscovery } = await import('./discovery.js');
       discovery = startDiscovery({
         ...(opts.server ? { server: opts.server } : {}),
         namespaces,

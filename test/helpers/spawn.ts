@@ -15,8 +15,21 @@ export interface Running {
   readonly exited: Promise<number | null>;
 }
 
-export async function startMeshmedic(t: Test, args: string[], opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<Running> {
-  const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
+export interface StartOptions {
+  timeoutMs?: number;
+  env?: NodeJS.ProcessEnv;
+  /**
+   * Run with exactly these NODE_OPTIONS. The test runner rewrites the environment of every child it sees
+   * spawned (to load its own hooks), so the child is started through env(1), which sets them last.
+   */
+  nodeOptions?: string;
+}
+
+export async function startMeshmedic(t: Test, args: string[], opts: StartOptions = {}): Promise<Running> {
+  const env = { ...process.env, ...opts.env };
+  const child = opts.nodeOptions === undefined
+    ? spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env })
+    : spawn('env', [`NODE_OPTIONS=${opts.nodeOptions}`, process.execPath, BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
   let out = '';
   let err = '';
   child.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
