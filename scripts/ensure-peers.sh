@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Installs the programs the tests and benchmarks drive: HAProxy, nginx and wrk (peers), openssl (certificates
-# for the HTTPS tests), kubectl (renders the kustomize install). Idempotent and quiet: does nothing when they
+# for the HTTPS tests), kubectl (renders the kustomize install),
+# promtool (checks /metrics) and chromium (drives the admin dashboard's browser test). Idempotent and quiet: does nothing when they
 # are present; otherwise one `apt-get update`, then `apt-get install -y` of what is missing. Exits 1 with a
 # clear message when it cannot install: `npm test` stops there rather than skipping the tests that need them.
 set -u
 
 # binary -> Debian package that provides it (nginx-light is the small build; any nginx works). Add a row
 # here for every program a test needs.
-declare -A PKG=( [haproxy]=haproxy [nginx]=nginx-light [wrk]=wrk [openssl]=openssl [kubectl]=kubernetes-client )
-BINS=(haproxy nginx wrk openssl kubectl)
+declare -A PKG=( [haproxy]=haproxy [nginx]=nginx-light [wrk]=wrk [openssl]=openssl [kubectl]=kubernetes-client [promtool]=prometheus [chromium]=chromium )
+BINS=(haproxy nginx wrk openssl kubectl promtool chromium)
 want=()
 for bin in "${BINS[@]}"; do
   if ! command -v "$bin" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$bin" ]; then

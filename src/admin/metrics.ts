@@ -1,9 +1,12 @@
 // Prometheus metrics of the data plane and the mesh state. Request counts and latency are read from the
 // stats windows at scrape time (nothing is observed per request); decisions are counted from mesh events.
-import { Registry, type Metric } from 'prom-client';
-import { HEALTH_STATES, OUTCOME_COUNT, OUTCOME_NAMES } from '../core/types.js';
+// Only endpoints that carried traffic (or left their default health) get series.
+import { Registry, collectDefaultMetrics, type Metric } from 'prom-client';
+import type { Clock } from '../core/clock.js';
+import { HEALTH_STATES, OUTCOME_COUNT, OUTCOME_NAMES, type EndpointSpec } from '../core/types.js';
 import type { MeshState } from '../mesh/state.js';
-import { emptySummary, newHistogram, type StatsTable } from '../stats/window.js';
+import { STATUS_CLASSES, type EndpointWindows, type StatsTable } from '../stats/window.js';
+import { CumulativeLatency, LATENCY_BUCKETS_S, leLabel } from './latency-buckets.js';
 
 interface MetricValue {
   labels: Record<string, string | number>;
@@ -11,8 +14,23 @@ interface MetricValue {
   metricName?: string;
 }
 
+export interface CoreMetricsOptions {
+  readonly mesh: MeshState;
+  readonly stats: StatsTable;
+  readonly clock: Clock;
+  /** This sidecar's workload (source of outbound calls, destination of inbound ones); '' = unknown. */
+  readonly workload: string;
+  /** Its namespace, for Istio's *_namespace labels ('' = unknown). */
+  readonly namespace?: string;
+  /** Also export Istio's standard metric names. */
+  readonly istioNames: boolean;
+}
+
+/** Response-code class label per STATUS_CLASSES index. */
+const CODE_CLASSES: readonly string[] = Object.freeze(['none', '1xx', '2xx', '3xx', '4xx', '5xx']);
+
 /** A metric whose values are computed when Prometheus scrapes (prom-client's Metric contract). */
-function scrapeMetric(name: string, help: string, type: 'counter' | 'gauge' | 'summary', collect: () => MetricValue[]): Metric {
+function scrapeMetric(name: string, help: string, type: 'counter' | 'gauge' | 'histogram', collect: () => MetricValue[]): Metric {
   return {
     name,
     help,
@@ -23,60 +41,146 @@ function scrapeMetric(name: string, help: string, type: 'counter' | 'gauge' | 's
   } as unknown as Metric;
 }
 
-/** Register the core metrics on `registry`. Returns a function that stops counting decisions. */
-export function registerCoreMetrics(registry: Registry, mesh: MeshState, stats: StatsTable, now: () => number): () => void {
+/**
+ * The `endpoint` label: `service/pod` when discovery knows the pod (stable across a StatefulSet's
+ * restarts and readable in every case), else the endpoint id `service/ip:port`.
+ */
+export function endpointLabel(spec: EndpointSpec): string {
+  const pod = spec.labels['k8s.pod'] ?? spec.labels.pod;
+  return pod ? `${spec.service}/${pod}` : spec.id;
+}
+
+/** The destination workload of an endpoint: its `workload` label when it has one, else its service. */
+export function destinationWorkload(spec: EndpointSpec): string {
+  return spec.labels.workload ?? spec.labels['k8s.workload'] ?? spec.service;
+}
+
+/** Whether an endpoint's windows saw any request since they were created. */
+function carriedTraffic(w: EndpointWindows | undefined): w is EndpointWindows {
+  if (w === undefined) return false;
+  for (let o = 0; o < OUTCOME_COUNT; o++) if (w.lifetime[o]! > 0) return true;
+  return false;
+}
+
+/** The series names of one histogram (spelled out so that the exported names can be found in the source). */
+interface HistogramNames {
+  readonly bucket: string;
+  readonly sum: string;
+  readonly count: string;
+}
+
+interface Measured {
+  readonly direction: 'outbound' | 'inbound';
+  readonly service: string;
+  readonly endpoint: string;
+  readonly source: string;
+  readonly destination: string;
+  readonly destinationNamespace: string;
+  readonly windows: EndpointWindows;
+}
+
+/** Node's process metrics as `meshmedic_process_*` and `meshmedic_nodejs_*`, minus gauges named like counters. */
+export function registerProcessMetrics(registry: Registry): void {
+  collectDefaultMetrics({ register: registry, prefix: 'meshmedic_' });
+  // prom-client exports nodejs_active_{handles,requests,resources}_total as gauges: `promtool check
+  // metrics` rejects a non-counter ending in _total, and the un-suffixed gauges carry the same numbers.
+  for (const m of registry.getMetricsAsArray()) {
+    const { name, type } = m as unknown as { name: string; type: string };
+    if (type !== 'counter' && name.endsWith('_total')) registry.removeSingleMetric(name);
+  }
+}
+
+/** Register the core metrics on `registry`. Returns a function that stops them (timer and decision count). */
+export function registerCoreMetrics(registry: Registry, o: CoreMetricsOptions): () => void {
+  const { mesh, stats, clock } = o;
+  const self = o.workload || 'unknown';
+  const selfNs = o.namespace || 'unknown';
+  const latency = new WeakMap<EndpointWindows, CumulativeLatency>();
+  const trackerOf = (w: EndpointWindows) => {
+    let c = latency.get(w);
+    if (c === undefined) latency.set(w, (c = new CumulativeLatency(w)));
+    return c;
+  };
+
+  /** Every measured target with traffic: mesh endpoints (outbound) and the local app (inbound). */
+  const measured = (): Measured[] => {
+    const out: Measured[] = [];
+    for (const ev of mesh.snapshot().endpoints.values()) {
+      const w = stats.get(ev.slot);
+      if (!carriedTraffic(w)) continue;
+      out.push({ direction: 'outbound', service: ev.spec.service, endpoint: endpointLabel(ev.spec), source: self, destination: destinationWorkload(ev.spec), destinationNamespace: ev.spec.labels['k8s.namespace'] ?? 'unknown', windows: w });
+    }
+    const inbound = stats.inbound;
+    if (inbound !== undefined && carriedTraffic(inbound.windows)) {
+      out.push({ direction: 'inbound', service: self, endpoint: inbound.id, source: 'unknown', destination: self, destinationNamespace: selfNs, windows: inbound.windows });
+    }
+    return out;
+  };
+
+  // Fold complete windows into the cumulative buckets once per window, so none rotates away between
+  // two scrapes (Prometheus scrapes every 15–60 s; the ring holds 10 s by default).
+  const foldTimer = clock.setInterval(() => {
+    const now = clock.now();
+    for (const m of measured()) trackerOf(m.windows).fold(now);
+  }, stats.opts.windowMs);
+
   registry.registerMetric(
-    scrapeMetric('meshmedic_requests_total', 'Requests forwarded to each endpoint, by outcome class.', 'counter', () => {
+    scrapeMetric('meshmedic_requests_total', 'Requests by direction, endpoint, outcome class and response-code class (none = no response).', 'counter', () => {
       const out: MetricValue[] = [];
-      for (const ev of mesh.snapshot().endpoints.values()) {
-        const w = stats.get(ev.slot);
-        for (let o = 0; o < OUTCOME_COUNT; o++) {
-          out.push({ labels: { service: ev.spec.service, endpoint: ev.spec.id, outcome: OUTCOME_NAMES[o]! }, value: w ? w.lifetime[o]! : 0 });
+      for (const m of measured()) {
+        for (let oc = 0; oc < OUTCOME_COUNT; oc++) {
+          for (let c = 0; c < STATUS_CLASSES; c++) {
+            const v = m.windows.byCode[oc * STATUS_CLASSES + c]!;
+            if (v === 0) continue;
+            out.push({ labels: { service: m.service, endpoint: m.endpoint, outcome: OUTCOME_NAMES[oc]!, response_code: CODE_CLASSES[c]!, direction: m.direction, source_workload: m.source, destination_workload: m.destination }, value: v });
+          }
         }
       }
       return out;
     }),
   );
 
-  const summary = emptySummary();
-  const scratch = newHistogram(stats.opts);
+  const cumulative = new Float64Array(LATENCY_BUCKETS_S.length);
+  const scratch = new Float64Array(LATENCY_BUCKETS_S.length + 1);
+  /** Histogram series of every measured target, in seconds (scale 1) or milliseconds (scale 1000). */
+  const histogram = (names: HistogramNames, scale: number, labelsOf: (m: Measured) => Record<string, string>): MetricValue[] => {
+    const out: MetricValue[] = [];
+    const now = clock.now();
+    for (const m of measured()) {
+      const labels = labelsOf(m);
+      trackerOf(m.windows).cumulative(now, cumulative, scratch);
+      const count = m.windows.latencyCount;
+      for (let i = 0; i < cumulative.length; i++) out.push({ metricName: names.bucket, labels: { ...labels, le: leLabel(i, scale) }, value: Math.min(cumulative[i]!, count) });
+      out.push({ metricName: names.bucket, labels: { ...labels, le: '+Inf' }, value: count });
+      out.push({ metricName: names.sum, labels, value: (m.windows.latencySumUs / 1e6) * scale });
+      out.push({ metricName: names.count, labels, value: count });
+    }
+    return out;
+  };
   registry.registerMetric(
-    scrapeMetric(
-      'meshmedic_request_duration_seconds',
-      `Request latency per endpoint; quantiles over the last ${stats.opts.windows} windows of ${stats.opts.windowMs} ms (HDR), sum and count since start.`,
-      'summary',
-      () => {
-        const out: MetricValue[] = [];
-        const t = now();
-        for (const ev of mesh.snapshot().endpoints.values()) {
-          const w = stats.get(ev.slot);
-          const labels = { service: ev.spec.service, endpoint: ev.spec.id };
-          if (w) w.summarize(t, stats.opts.windows, summary, scratch);
-          const has = w !== undefined && summary.total + summary.counts[4]! > 0;
-          for (const [q, v] of [[0.5, summary.p50], [0.9, summary.p90], [0.99, summary.p99]] as const) {
-            out.push({ labels: { ...labels, quantile: q }, value: has ? v / 1e6 : Number.NaN });
-          }
-          out.push({ metricName: 'meshmedic_request_duration_seconds_sum', labels, value: w ? w.latencySumUs / 1e6 : 0 });
-          out.push({ metricName: 'meshmedic_request_duration_seconds_count', labels, value: w ? w.latencyCount : 0 });
-        }
-        return out;
-      },
+    scrapeMetric('meshmedic_request_duration_seconds', 'Request latency by direction and endpoint since start (classic buckets derived from the HDR windows).', 'histogram', () =>
+      histogram({ bucket: 'meshmedic_request_duration_seconds_bucket', sum: 'meshmedic_request_duration_seconds_sum', count: 'meshmedic_request_duration_seconds_count' }, 1, (m) => ({ service: m.service, endpoint: m.endpoint, direction: m.direction, source_workload: m.source, destination_workload: m.destination })),
     ),
   );
 
+  if (o.istioNames) registerIstioNames(registry, measured, histogram, selfNs);
+
+  /** Endpoints worth a health series: they carried traffic, or they are not plainly healthy. */
+  const watched = () => [...mesh.snapshot().endpoints.values()].filter((ev) => ev.health.state !== 'healthy' || ev.health.weightFactor !== 1 || carriedTraffic(stats.get(ev.slot)));
   registry.registerMetric(
-    scrapeMetric('meshmedic_endpoint_health', 'Health state of each endpoint (1 for its current state, 0 otherwise).', 'gauge', () => {
+    scrapeMetric('meshmedic_endpoint_health', 'Health state of each endpoint with traffic or not healthy (1 for its current state, 0 otherwise).', 'gauge', () => {
       const out: MetricValue[] = [];
-      for (const ev of mesh.snapshot().endpoints.values()) {
-        for (const s of HEALTH_STATES) out.push({ labels: { service: ev.spec.service, endpoint: ev.spec.id, state: s }, value: ev.health.state === s ? 1 : 0 });
+      for (const ev of watched()) {
+        const endpoint = endpointLabel(ev.spec);
+        for (const s of HEALTH_STATES) out.push({ labels: { service: ev.spec.service, endpoint, state: s }, value: ev.health.state === s ? 1 : 0 });
       }
       return out;
     }),
   );
 
   registry.registerMetric(
-    scrapeMetric('meshmedic_endpoint_weight_factor', 'Share of its static weight each endpoint currently receives (0 to 1).', 'gauge', () =>
-      [...mesh.snapshot().endpoints.values()].map((ev) => ({ labels: { service: ev.spec.service, endpoint: ev.spec.id }, value: ev.health.weightFactor })),
+    scrapeMetric('meshmedic_endpoint_weight_factor', 'Share of its static weight each endpoint with traffic or not healthy receives (0 to 1).', 'gauge', () =>
+      watched().map((ev) => ({ labels: { service: ev.spec.service, endpoint: endpointLabel(ev.spec) }, value: ev.health.weightFactor })),
     ),
   );
 
@@ -90,7 +194,7 @@ export function registerCoreMetrics(registry: Registry, mesh: MeshState, stats: 
   registry.registerMetric(
     scrapeMetric('meshmedic_decisions_total', 'Healing decisions applied, by action, reason and source.', 'counter', () => [...decisions.values()]),
   );
-  return mesh.subscribe((_snap, changes) => {
+  const unsubscribe = mesh.subscribe((_snap, changes) => {
     for (const c of changes) {
       if (!c.applied) continue;
       const key = `${c.action}\0${c.reason}\0${c.source}`;
@@ -99,4 +203,51 @@ export function registerCoreMetrics(registry: Registry, mesh: MeshState, stats: 
       else decisions.set(key, { labels: { action: c.action, reason: c.reason, source: c.source }, value: 1 });
     }
   });
+  return () => {
+    foldTimer.cancel();
+    unsubscribe();
+  };
+}
+
+/**
+ * Istio's standard names, so Kiali and Istio's Grafana dashboards read meshmedic unchanged. Outbound is
+ * reported as `reporter="source"`, inbound as `reporter="destination"`. Differences: `response_code` is
+ * the class (`2xx`, `5xx`; `0` = no response) rather than the exact code.
+ */
+function registerIstioNames(
+  registry: Registry,
+  measured: () => Measured[],
+  histogram: (names: HistogramNames, scale: number, labelsOf: (m: Measured) => Record<string, string>) => MetricValue[],
+  selfNs: string,
+): void {
+  const labelsOf = (m: Measured): Record<string, string> => ({
+    reporter: m.direction === 'outbound' ? 'source' : 'destination',
+    source_workload: m.source,
+    source_workload_namespace: m.direction === 'outbound' ? selfNs : 'unknown',
+    destination_workload: m.destination,
+    destination_workload_namespace: m.destinationNamespace,
+    destination_service: m.service,
+    destination_service_name: m.service,
+    destination_service_namespace: m.destinationNamespace,
+    request_protocol: 'http',
+  });
+  registry.registerMetric(
+    scrapeMetric('istio_requests_total', 'Requests (Istio standard metric, as reported by meshmedic).', 'counter', () => {
+      const out: MetricValue[] = [];
+      for (const m of measured()) {
+        const base = labelsOf(m);
+        for (let c = 0; c < STATUS_CLASSES; c++) {
+          let v = 0;
+          for (let oc = 0; oc < OUTCOME_COUNT; oc++) v += m.windows.byCode[oc * STATUS_CLASSES + c]!;
+          if (v > 0) out.push({ labels: { ...base, response_code: c === 0 ? '0' : CODE_CLASSES[c]! }, value: v });
+        }
+      }
+      return out;
+    }),
+  );
+  registry.registerMetric(
+    scrapeMetric('istio_request_duration_milliseconds', 'Request latency in ms (Istio standard metric, as reported by meshmedic).', 'histogram', () =>
+      histogram({ bucket: 'istio_request_duration_milliseconds_bucket', sum: 'istio_request_duration_milliseconds_sum', count: 'istio_request_duration_milliseconds_count' }, 1000, labelsOf),
+    ),
+  );
 }

@@ -55,6 +55,7 @@ export const configSchema = {
       properties: {
         id: { type: 'string', maxLength: 253, default: '', description: 'this sidecar\'s id in the mesh (xDS node id, gossip name); generated when empty' },
         cluster: { type: 'string', maxLength: 253, default: 'meshmedic', description: 'the mesh this sidecar belongs to' },
+        workload: { type: 'string', maxLength: 253, default: '', description: 'the workload this sidecar serves (a Deployment or StatefulSet name): the source_workload label of outbound metrics and destination_workload of inbound; empty = "unknown"' },
         locality: localitySchema,
       },
     },

@@ -24,7 +24,7 @@ export interface ServiceConfig {
 }
 
 export interface Config extends ListenersConfig {
-  readonly node: { readonly id: string; readonly cluster: string; readonly locality: Locality };
+  readonly node: { readonly id: string; readonly cluster: string; readonly workload: string; readonly locality: Locality };
   readonly admin: AdminConfig;
   readonly proxy: ProxyConfig;
   readonly stats: { readonly windowMs: number; readonly windows: number; readonly tickMs: number };

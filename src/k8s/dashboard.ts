@@ -16,7 +16,7 @@ const PANELS: Panel[] = [
     type: 'timeseries',
     unit: 'reqps',
     description: 'Requests forwarded by the sidecars, all outcomes.',
-    targets: [{ expr: 'sum by (service) (rate(meshmedic_requests_total{service=~"$service"}[$__rate_interval]))', legendFormat: '{{service}}' }],
+    targets: [{ expr: 'sum by (service) (rate(meshmedic_requests_total{service=~"$service",direction="outbound"}[$__rate_interval]))', legendFormat: '{{service}}' }],
   },
   {
     title: 'Failed requests (%) by service',
@@ -24,7 +24,7 @@ const PANELS: Panel[] = [
     unit: 'percent',
     description: '5xx, gateway and local-origin failures over all requests (client cancellations excluded).',
     targets: [{
-      expr: '100 * sum by (service) (rate(meshmedic_requests_total{service=~"$service",outcome=~"5xx|gateway|local_origin"}[$__rate_interval])) / clamp_min(sum by (service) (rate(meshmedic_requests_total{service=~"$service",outcome!="cancelled"}[$__rate_interval])), 1e-9)',
+      expr: '100 * sum by (service) (rate(meshmedic_requests_total{service=~"$service",direction="outbound",outcome=~"5xx|gateway|local_origin"}[$__rate_interval])) / clamp_min(sum by (service) (rate(meshmedic_requests_total{service=~"$service",direction="outbound",outcome!="cancelled"}[$__rate_interval])), 1e-9)',
       legendFormat: '{{service}}',
     }],
   },
@@ -32,15 +32,15 @@ const PANELS: Panel[] = [
     title: 'p99 latency by endpoint',
     type: 'timeseries',
     unit: 's',
-    description: 'From the sidecars\' rolling HDR windows (a summary: quantiles over the last windows).',
-    targets: [{ expr: 'max by (service, endpoint) (meshmedic_request_duration_seconds{service=~"$service",quantile="0.99"})', legendFormat: '{{endpoint}}' }],
+    description: 'histogram_quantile over the buckets summed across every sidecar calling the endpoint (outbound view).',
+    targets: [{ expr: 'histogram_quantile(0.99, sum by (service, endpoint, le) (rate(meshmedic_request_duration_seconds_bucket{service=~"$service",direction="outbound"}[$__rate_interval])))', legendFormat: '{{endpoint}}' }],
   },
   {
     title: 'p50 latency by endpoint',
     type: 'timeseries',
     unit: 's',
-    description: 'Median latency per endpoint.',
-    targets: [{ expr: 'max by (service, endpoint) (meshmedic_request_duration_seconds{service=~"$service",quantile="0.5"})', legendFormat: '{{endpoint}}' }],
+    description: 'Median latency per endpoint, aggregated over every sidecar calling it.',
+    targets: [{ expr: 'histogram_quantile(0.5, sum by (service, endpoint, le) (rate(meshmedic_request_duration_seconds_bucket{service=~"$service",direction="outbound"}[$__rate_interval])))', legendFormat: '{{endpoint}}' }],
   },
   {
     title: 'Endpoints by health state',

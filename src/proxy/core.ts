@@ -72,7 +72,9 @@ export class ProxyCore {
       if (typeof hp === 'string') throw new Error(`inbound.app: ${hp}`);
       const host = hp.host === 'localhost' ? '127.0.0.1' : hp.host;
       const id = `inbound/${host.includes(':') ? `[${host}]` : host}:${hp.port}`;
-      this.app = new Upstream(id, -1, host, hp.port, deps.config.inbound.protocol, new EndpointWindows(deps.stats.opts), deps.config.proxy);
+      const windows = new EndpointWindows(deps.stats.opts);
+      deps.stats.inbound = { id, windows }; // exported by /metrics with direction="inbound"
+      this.app = new Upstream(id, -1, host, hp.port, deps.config.inbound.protocol, windows, deps.config.proxy);
     }
     this.sync(deps.mesh.snapshot());
     this.unsubscribe = deps.mesh.subscribe((snap) => this.sync(snap));

@@ -285,7 +285,7 @@ class H2Exchange {
     this.settled = true;
     const up = this.upstream;
     // The window number is computed here so that no epoch-ms double crosses the call (it would be boxed).
-    up.windows.recordEpoch(outcome, Math.round((performance.now() - this.startAt) * 1000), Math.floor(this.core.deps.clock.now() / up.windows.opts.windowMs));
+    up.windows.recordEpoch(outcome, Math.round((performance.now() - this.startAt) * 1000), Math.floor(this.core.deps.clock.now() / up.windows.opts.windowMs), this.status);
     if (up.slot >= 0) this.core.balancer.end(up.slot);
     this.core.end();
   }

@@ -309,7 +309,7 @@ export class Http1Exchange implements H1Handler {
     const up = this.upstream;
     // Integer µs: a small integer is passed unboxed (a fractional double would be allocated per call).
     // The window number is computed here so that no epoch-ms double crosses the call (it would be boxed).
-    up.windows.recordEpoch(outcome, Math.round((performance.now() - this.start) * 1000), Math.floor(this.core.deps.clock.now() / up.windows.opts.windowMs));
+    up.windows.recordEpoch(outcome, Math.round((performance.now() - this.start) * 1000), Math.floor(this.core.deps.clock.now() / up.windows.opts.windowMs), this.status);
     if (up.slot >= 0) this.core.balancer.end(up.slot);
     this.core.end();
   }

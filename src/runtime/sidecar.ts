@@ -1,8 +1,8 @@
 // Composition of a running sidecar: mesh state from config, stats, admin API and metrics, then the
 // components the config enables (healing, proxy, xDS, gossip). Also graceful shutdown.
-import { Registry, collectDefaultMetrics } from 'prom-client';
+import { Registry } from 'prom-client';
 import { registerCoreRoutes } from '../admin/api.js';
-import { registerCoreMetrics } from '../admin/metrics.js';
+import { registerCoreMetrics, registerProcessMetrics } from '../admin/metrics.js';
 import { AdminServer } from '../admin/server.js';
 import { parseHostPort } from '../core/address.js';
 import { systemClock, type Clock, type TimerHandle } from '../core/clock.js';
@@ -65,12 +65,12 @@ export async function startSidecar(config: Config, opts: SidecarOptions = {}): P
   mesh.setServices(servicesFromConfig(config));
   const stats = new StatsTable({ windowMs: config.stats.windowMs, windows: config.stats.windows, maxLatencyUs: 60_000_000, significantDigits: 2 });
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: 'meshmedic_process_' });
+  registerProcessMetrics(registry);
   const admin = new AdminServer({ token: config.admin.token, log: log.child({ component: 'admin' }) });
   const components = new Map<string, Component>();
   let ready = false;
   const ctx: SidecarContext = { config, clock, mesh, stats, log, metrics: registry, admin, components };
-  const stopDecisionMetrics = registerCoreMetrics(registry, mesh, stats, () => clock.now());
+  const stopDecisionMetrics = registerCoreMetrics(registry, { mesh, stats, clock, workload: config.node.workload, namespace: process.env.POD_NAMESPACE, istioNames: config.admin.metrics.istioNames });
   registerCoreRoutes(admin, { mesh, stats, clock, registry, ready: () => ready });
   // Timed operator ejections and drains end on their own, whatever policy runs.
   const expiry: TimerHandle = clock.setInterval(() => mesh.expire(), Math.max(50, config.stats.tickMs));

@@ -19,6 +19,9 @@ export const DEFAULT_WINDOWS: WindowOptions = Object.freeze({ windowMs: 1000, wi
 
 export type Histogram = hdr.Histogram;
 
+/** Response-code classes counted per endpoint: 0 = no response, 1..5 = 1xx..5xx. */
+export const STATUS_CLASSES = 6;
+
 export function newHistogram(opts: WindowOptions): Histogram {
   return hdr.build({
     bitBucketSize: 32,
@@ -58,7 +61,12 @@ export class EndpointWindows {
   private readonly hists: Histogram[];
   /** Cumulative counters since start, per outcome (for Prometheus). */
   readonly lifetime: Float64Array = new Float64Array(OUTCOME_COUNT);
-  /** Sum of latency µs since start, and count, for the Prometheus summary. */
+  /**
+   * Cumulative requests since start by outcome and response-code class (index outcome * STATUS_CLASSES +
+   * class; class 0 = no response, 1..5 = 1xx..5xx), for the Prometheus `response_code` label.
+   */
+  readonly byCode: Float64Array = new Float64Array(OUTCOME_COUNT * STATUS_CLASSES);
+  /** Sum of latency µs since start, and count, for the Prometheus histogram's _sum and _count. */
   latencySumUs = 0;
   latencyCount = 0;
   // Consecutive counters, Envoy semantics: reset by a success; local-origin also counts as 5xx and gateway
@@ -83,20 +91,21 @@ export class EndpointWindows {
     this.hists = Array.from({ length: opts.windows }, () => newHistogram(opts));
   }
 
-  /** Record one finished request. `latencyUs` is clamped to [1, maxLatencyUs]. */
-  record(outcome: Outcome, latencyUs: number, nowMs: number): void {
-    this.recordEpoch(outcome, latencyUs, Math.floor(nowMs / this.opts.windowMs));
+  /** Record one finished request (`status`: the endpoint's HTTP status, 0 = none). `latencyUs` is clamped to [1, maxLatencyUs]. */
+  record(outcome: Outcome, latencyUs: number, nowMs: number, status = 0): void {
+    this.recordEpoch(outcome, latencyUs, Math.floor(nowMs / this.opts.windowMs), status);
   }
 
   /**
    * The hot-path form of record(): the caller passes the window number (`epochOf(nowMs)`), a small
    * integer, rather than an epoch-ms timestamp, which as a double would be boxed on every call.
    */
-  recordEpoch(outcome: Outcome, latencyUs: number, epoch: number): void {
+  recordEpoch(outcome: Outcome, latencyUs: number, epoch: number, status = 0): void {
     const slot = epoch % this.opts.windows;
     if (this.epochs[slot] !== epoch) this.rotate(slot, epoch);
     this.counts[slot * OUTCOME_COUNT + outcome]! += 1;
     this.lifetime[outcome]! += 1;
+    this.byCode[outcome * STATUS_CLASSES + (status >= 100 && status < 600 ? (status / 100) | 0 : 0)]! += 1;
     this.lastEpoch = epoch;
     if (outcome === Outcome.Cancelled) return;
     let v = latencyUs < 1 ? 1 : Math.round(latencyUs);
@@ -213,6 +222,8 @@ export class EndpointWindows {
 export class StatsTable {
   readonly opts: WindowOptions;
   private readonly rows: (EndpointWindows | undefined)[] = [];
+  /** The local application behind the inbound listener, measured like an endpoint (set by the proxy). */
+  inbound: { readonly id: string; readonly windows: EndpointWindows } | undefined;
 
   constructor(opts: WindowOptions = DEFAULT_WINDOWS) {
     this.opts = opts;

@@ -32,7 +32,7 @@ t.test('meshmedic proxy: two backends, any Host, admin API, metrics, eject, SIGT
   t.ok(eps.endpoints.every((e) => e.state === 'healthy' && e.id.startsWith('default/')));
 
   const metrics = await (await request(admin + '/metrics')).body.text();
-  t.match(metrics, /meshmedic_requests_total\{service="default",endpoint="default\/127\.0\.0\.1:\d+",outcome="success"\} \d+/);
+  t.match(metrics, /meshmedic_requests_total\{service="default",endpoint="default\/127\.0\.0\.1:\d+",outcome="success",response_code="2xx"[^}]*\} \d+/);
 
   const id1 = `default/127.0.0.1:${b1.port}`;
   const ej = await request(`${admin}/v1/endpoints/${encodeURIComponent(id1)}/eject`, { method: 'POST', body: JSON.stringify({ reason: 'test', durationMs: 60000 }), headers: { 'content-type': 'application/json' } });
