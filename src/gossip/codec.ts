@@ -30,7 +30,9 @@ export const MESSAGE_HEADER_BYTES = 3;
 /** Bytes a plaintext packet adds before its messages: magic (1) + version (1). */
 export const PACKET_HEADER_BYTES = 2;
 /** Largest stream (TCP) frame accepted, so that random length prefixes cannot exhaust memory. */
-export const MAX_STREAM_BYTES = 8 * 1024 * 1024;
+export const MAX_STREAM_BYTES = 4 * 1024 * 1024;
+/** Default cap on the entries of one push-pull frame (larger frames are refused whole). */
+export const MAX_PUSH_PULL_ENTRIES = 10_000;
 
 export interface Ping { type: typeof MsgType.Ping; seq: number; target: string; source: string; sourceHost: string; sourcePort: number }
 export interface IndirectPing {
@@ -251,7 +253,7 @@ export function assemblePacket(w: Writer, parts: readonly Uint8Array[]): Buffer 
   return w.done();
 }
 
-function readBody(r: Reader, type: number): Message {
+function readBody(r: Reader, type: number, maxEntries: number): Message {
   switch (type) {
     case MsgType.Ping:
       return { type, seq: r.u32(), target: r.id(), source: r.id(), sourceHost: r.str(1), sourcePort: r.port() };
@@ -287,6 +289,7 @@ function readBody(r: Reader, type: number): Message {
       const n = r.u32();
       // Each entry takes at least 13 bytes: refuse counts the remaining input cannot hold.
       if (n * 13 > r.end - r.pos) throw new DecodeError('push-pull count');
+      if (n > maxEntries) throw new DecodeError('push-pull lists more members than allowed');
       const entries: PushPullEntry[] = [];
       for (let i = 0; i < n; i++) {
         const node = r.id();
@@ -309,7 +312,7 @@ function readBody(r: Reader, type: number): Message {
  * Decode a plaintext packet into its messages. Any malformed part rejects the whole packet, so that a
  * corrupted packet changes nothing. Returns undefined (never throws) on bad input.
  */
-export function decodePacket(buf: Uint8Array): Message[] | undefined {
+export function decodePacket(buf: Uint8Array, maxPushPullEntries = MAX_PUSH_PULL_ENTRIES): Message[] | undefined {
   try {
     if (buf.length < PACKET_HEADER_BYTES || buf[0] !== PLAIN_MAGIC || buf[1] !== WIRE_VERSION) return undefined;
     const out: Message[] = [];
@@ -324,7 +327,7 @@ export function decodePacket(buf: Uint8Array): Message[] | undefined {
       const end = r0.pos + len;
       if (end > buf.length) return undefined;
       const r = new Reader(buf, r0.pos, end);
-      const m = readBody(r, type);
+      const m = readBody(r, type, maxPushPullEntries);
       if (r.pos !== end) return undefined; // trailing bytes inside a message: not ours
       out.push(m);
       pos = end;

@@ -78,6 +78,7 @@ export const startGossip: ComponentFactory = async (ctx: SidecarContext): Promis
   const keyring = new Keyring(cfg.keys ?? []);
   const identity = loadIdentity(cfg.identityKeyFile);
   const hc = cfg.health ?? {};
+  const lim = cfg.limits ?? {};
 
   const advertised = cfg.advertise ? parseAddress('gossip.advertise', cfg.advertise, false) : undefined;
   if (!advertised && (listen.host === '0.0.0.0' || listen.host === '::')) {
@@ -85,7 +86,16 @@ export const startGossip: ComponentFactory = async (ctx: SidecarContext): Promis
   }
   let transport: NodeTransport;
   try {
-    transport = await NodeTransport.bind({ host: listen.host, port: listen.port, onError: (err) => log.debug('gossip socket error', { err }) });
+    transport = await NodeTransport.bind({
+      host: listen.host,
+      port: listen.port,
+      maxStreamBytes: lim.maxStreamBytes,
+      limits: {
+        maxBufferedBytes: lim.maxBufferedBytes, packetsPerSecond: lim.packetsPerSecond, packetBurst: lim.packetBurst,
+        streamsPerSecond: lim.streamsPerSecond, streamBurst: lim.streamBurst, maxStreamsPerPeer: lim.maxStreamsPerPeer,
+      },
+      onError: (err) => log.debug('gossip socket error', { err }),
+    });
   } catch (err) {
     throw new MeshmedicError('MM_ERR_GOSSIP_BIND', `gossip.listen ${cfg.listen}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
@@ -127,6 +137,9 @@ export const startGossip: ComponentFactory = async (ctx: SidecarContext): Promis
       keyring,
       publicKey: identity.publicKeyRaw,
       maxPacketBytes: cfg.maxPacketBytes ?? 1200,
+      pushPullMaxMembers: lim.pushPullMaxMembers,
+      pushPullMaxNewMembers: lim.pushPullMaxNewMembers,
+      incarnationWindow: lim.incarnationWindow,
       observationShare: cfg.observationShare ?? 0.35,
       onObservation: (o) => {
         if (board.offer(o, keyOf) !== 'accepted') return false;
@@ -176,7 +189,7 @@ export const startGossip: ComponentFactory = async (ctx: SidecarContext): Promis
 
     const threshold = cfg.loopDelayThresholdMs ?? 200;
     const loop = threshold > 0 ? new LoopStarvationWatch(threshold) : undefined;
-    registerMetrics(ctx, membership, board, plane, loop);
+    registerMetrics(ctx, membership, board, plane, loop, transport);
     ctx.admin.route('GET', '/v1/members', () => ({ status: 200, body: membersBody(membership, nodeId) }));
     ctx.admin.route('GET', '/v1/gossip/verdicts', () => ({
       status: 200,
@@ -243,6 +256,10 @@ export const startGossip: ComponentFactory = async (ctx: SidecarContext): Promis
       }, profile.probeIntervalMs));
     }
 
+    if (!keyring.enabled) {
+      // Loud on purpose: without keys anyone who reaches the port is a member and can speak for others.
+      log.warn('GOSSIP IS NOT ENCRYPTED: no gossip.keys are configured, so anyone who can reach the gossip port can join the mesh, invent members and forge membership messages; set gossip.keys (or gossip.keysFile) on every sidecar', { listen: formatHostPort(transport.local.host, transport.local.port) });
+    }
     log.info('gossip started', { nodeId, listen: formatHostPort(transport.local.host, transport.local.port), advertise, encrypted: keyring.enabled, profile: cfg.profile ?? 'lan' });
 
     return {
@@ -333,7 +350,7 @@ function membersBody(m: Membership, self: string) {
   };
 }
 
-function registerMetrics(ctx: SidecarContext, m: Membership, board: QuorumBoard, plane: HealthPlane | undefined, loop: LoopStarvationWatch | undefined): void {
+function registerMetrics(ctx: SidecarContext, m: Membership, board: QuorumBoard, plane: HealthPlane | undefined, loop: LoopStarvationWatch | undefined, transport: NodeTransport): void {
   const reg = ctx.metrics;
   const c = m.counters;
   // A restarted component replaces its predecessor's metrics in the same registry.
@@ -362,6 +379,7 @@ function registerMetrics(ctx: SidecarContext, m: Membership, board: QuorumBoard,
         [{ direction: 'in', result: 'unknown_key' }, c.droppedUnknownKey],
         [{ direction: 'in', result: 'plaintext_refused' }, c.droppedPlaintext],
         [{ direction: 'in', result: 'encrypted_refused' }, c.droppedEncrypted],
+        [{ direction: 'in', result: 'rate_limited' }, transport.limiter.counters.packetsLimited],
       ]);
     },
   });
@@ -380,8 +398,15 @@ function registerMetrics(ctx: SidecarContext, m: Membership, board: QuorumBoard,
         [{ event: 'suspicion' }, c.suspicionsRaised], [{ event: 'refutation' }, c.refutations], [{ event: 'death_declared' }, c.deathsDeclared],
         [{ event: 'key_conflict' }, c.keyConflicts], [{ event: 'address_conflict' }, c.addressConflicts], [{ event: 'push_pull' }, c.pushPulls],
         [{ event: 'tcp_fallback_ack' }, c.tcpFallbackAcks], [{ event: 'handler_error' }, c.handlerErrors], [{ event: 'member_refused' }, c.membersRefused],
+        [{ event: 'push_pull_refused' }, c.pushPullRefused], [{ event: 'push_pull_members_skipped' }, c.pushPullMembersSkipped],
+        [{ event: 'implausible_incarnation' }, c.implausibleIncarnations],
+        [{ event: 'stream_rate_limited' }, transport.limiter.counters.streamsLimited], [{ event: 'stream_over_budget' }, transport.limiter.counters.streamsOverBudget],
       ]);
     },
+  });
+  new Gauge({
+    name: fresh('meshmedic_gossip_stream_buffered_bytes'), help: 'Bytes held by unfinished inbound gossip TCP frames (bounded by gossip.limits.maxBufferedBytes)', registers: [reg],
+    collect() { this.set(transport.limiter.bufferedBytes); },
   });
   new Gauge({
     name: fresh('meshmedic_gossip_awareness'), help: 'Lifeguard local health score (0 = healthy; timeouts scale by score + 1)', registers: [reg],

@@ -6,6 +6,7 @@ import {
   type Alive, type Dead, type IndirectPing, type MemberState, type Message, type Observation, type Ping, type PushPullEntry, type Suspect,
 } from './codec.js';
 import { BroadcastQueue } from './broadcast.js';
+import { incarnationNewer, nextIncarnation, plausibleJump } from './incarnation.js';
 import { Keyring, SEAL_OVERHEAD, SEALED_MAGIC } from './keyring.js';
 import { Awareness, Suspicion } from './lifeguard.js';
 import { pushPullScaleMs, retransmitLimit, suspicionTimeoutMs, type GossipProfile } from './profile.js';
@@ -55,7 +56,20 @@ export interface MembershipOptions {
   readonly onChange?: (m: MemberInfo, previous: MemberState | undefined) => void;
   /** Most members kept (a bound on memory against floods of made-up members); default 100,000. */
   readonly maxMembers?: number;
+  /** Most entries a push-pull frame may list (larger frames are refused whole); default 10,000. */
+  readonly pushPullMaxMembers?: number;
+  /** Most members unknown to us that one unsolicited push-pull may add; default 256. */
+  readonly pushPullMaxNewMembers?: number;
+  /**
+   * How far ahead of the incarnation we hold for a member (or our own) a claim may be; further is refused
+   * as forged. Default: 65,536 without keys, off (0) with keys (every sender is then authenticated).
+   */
+  readonly incarnationWindow?: number;
 }
+
+export const DEFAULT_PUSH_PULL_MAX_MEMBERS = 10_000;
+export const DEFAULT_PUSH_PULL_MAX_NEW_MEMBERS = 256;
+export const DEFAULT_INCARNATION_WINDOW = 65_536;
 
 /** Counters exported as metrics; names are stable. */
 export interface MembershipCounters {
@@ -85,6 +99,12 @@ export interface MembershipCounters {
   addressConflicts: number;
   /** New members refused because the table is full. */
   membersRefused: number;
+  /** Push-pull frames refused whole because they list more than pushPullMaxMembers entries. */
+  pushPullRefused: number;
+  /** Unknown members of unsolicited push-pulls not added (over pushPullMaxNewMembers). */
+  pushPullMembersSkipped: number;
+  /** Messages refused because they claim an incarnation implausibly far ahead (forged). */
+  implausibleIncarnations: number;
   observationsReceived: number;
   observationsAccepted: number;
   pushPulls: number;
@@ -103,6 +123,7 @@ export class Membership {
     streamsSent: 0, streamsFailed: 0, streamsReceived: 0,
     probes: 0, probesFailed: 0, indirectProbes: 0, tcpFallbackAcks: 0,
     suspicionsRaised: 0, suspicionsOriginated: 0, refutations: 0, deathsDeclared: 0, keyConflicts: 0, addressConflicts: 0, membersRefused: 0,
+    pushPullRefused: 0, pushPullMembersSkipped: 0, implausibleIncarnations: 0,
     observationsReceived: 0, observationsAccepted: 0, pushPulls: 0,
   };
   readonly awareness: Awareness;
@@ -111,6 +132,7 @@ export class Membership {
   private readonly p: GossipProfile;
   private readonly clock: Clock;
   private readonly transport: Transport;
+  /** Kept even while empty: keys may be installed later (a rotated key file), which turns encryption on. */
   private readonly keyring: Keyring | undefined;
   private readonly random: () => number;
   private readonly maxPacket: number;
@@ -140,7 +162,7 @@ export class Membership {
     this.p = opts.profile;
     this.clock = opts.clock;
     this.transport = opts.transport;
-    this.keyring = opts.keyring?.enabled ? opts.keyring : undefined;
+    this.keyring = opts.keyring;
     this.random = opts.random ?? Math.random;
     this.maxPacket = opts.maxPacketBytes ?? 1200;
     this.obsShare = opts.observationShare ?? 0.35;
@@ -419,14 +441,27 @@ export class Membership {
 
   private localState(): PushPullEntry[] {
     const out: PushPullEntry[] = [];
+    const max = this.pushPullMax;
     for (const m of this.members.values()) {
+      if (out.length >= max) break; // self is the first entry of the map: always sent
       out.push({ node: m.id, host: m.host, port: m.port, incarnation: m.incarnation, state: m.state, publicKey: m.publicKey });
     }
     return out;
   }
 
-  private mergeRemote(entries: readonly PushPullEntry[]): void {
+  /**
+   * Merge a peer's state. `maxNew` bounds the members unknown to us it may add: an unsolicited push-pull
+   * (anyone who can reach the port) adds few; the answer to our own request (a seed or a known member) may
+   * bring the whole membership.
+   */
+  private mergeRemote(entries: readonly PushPullEntry[], maxNew = Infinity): void {
+    let added = 0;
     for (const e of entries) {
+      if (!this.members.has(e.node)) {
+        if (e.state !== 'alive') continue; // nothing to say about a member we do not know
+        if (added >= maxNew) { this.counters.pushPullMembersSkipped++; continue; }
+        added++;
+      }
       switch (e.state) {
         case 'alive':
           this.aliveNode({ type: MsgType.Alive, incarnation: e.incarnation, node: e.node, host: e.host, port: e.port, publicKey: e.publicKey });
@@ -445,7 +480,8 @@ export class Membership {
 
   private aliveNode(a: Alive): void {
     if (a.node === this.id) {
-      if (a.incarnation < this.self.incarnation) return;
+      if (incarnationNewer(this.self.incarnation, a.incarnation)) return;
+      if (!this.plausible(a.incarnation, this.self.incarnation)) return;
       const same = a.host === this.self.host && a.port === this.self.port && (!a.publicKey || keysEqual(a.publicKey, this.self.publicKey));
       if (a.incarnation === this.self.incarnation && same) return;
       if (this.leaving) return;
@@ -477,7 +513,8 @@ export class Membership {
         return;
       }
     }
-    if (a.incarnation <= m.incarnation && !updatesNode) return;
+    if (!updatesNode && !incarnationNewer(a.incarnation, m.incarnation)) return;
+    if (!this.plausible(a.incarnation, m.incarnation)) return;
     if (a.publicKey && !pin) this.pins.set(a.node, a.publicKey);
     const s = this.suspicions.get(a.node);
     if (s) { s.cancel(); this.suspicions.delete(a.node); }
@@ -491,7 +528,8 @@ export class Membership {
 
   private suspectNode(s: Suspect): void {
     const m = this.members.get(s.node);
-    if (!m || s.incarnation < m.incarnation) return;
+    if (!m || incarnationNewer(m.incarnation, s.incarnation)) return;
+    if (!this.plausible(s.incarnation, m.incarnation)) return;
     const existing = this.suspicions.get(s.node);
     if (existing) {
       if (existing.confirm(s.from)) this.enqueueMember(s.node, s);
@@ -524,7 +562,8 @@ export class Membership {
 
   private deadNode(d: Dead): void {
     const m = this.members.get(d.node);
-    if (!m || d.incarnation < m.incarnation) return;
+    if (!m || incarnationNewer(m.incarnation, d.incarnation)) return;
+    if (!this.plausible(d.incarnation, m.incarnation)) return;
     const s = this.suspicions.get(d.node);
     if (s) { s.cancel(); this.suspicions.delete(d.node); }
     if (m.state === 'dead' || m.state === 'left') return;
@@ -540,8 +579,9 @@ export class Membership {
   /** Someone thinks we are suspect or dead: outbid them with a higher incarnation (and slow down). */
   private refute(accused: number): void {
     this.counters.refutations++;
-    this.self.incarnation = Math.max(this.self.incarnation, accused) + 1;
-    if (this.self.incarnation > 0xffffffff) this.self.incarnation = 0xffffffff;
+    // Serial-number arithmetic: past 2^32 - 1 the next incarnation wraps and is still newer, so no
+    // accusation can leave us without a higher number to answer with.
+    this.self.incarnation = nextIncarnation(incarnationNewer(accused, this.self.incarnation) ? accused : this.self.incarnation);
     this.awareness.applyDelta(1);
     this.enqueueMember(this.id, this.aliveMsg(this.self));
   }
@@ -588,7 +628,7 @@ export class Membership {
       }
       if (first.type === MsgType.PushPull) {
         const answer = this.wrap(encodePacket([{ type: MsgType.PushPull, join: false, entries: this.localState() }]));
-        this.mergeRemote(first.entries);
+        this.mergeRemote(first.entries, this.o.pushPullMaxNewMembers ?? DEFAULT_PUSH_PULL_MAX_NEW_MEMBERS);
         return answer;
       }
       for (const m of msgs) this.handleMessage(m, from);
@@ -664,27 +704,49 @@ export class Membership {
   /** Open the envelope (decrypt if keyed) and decode; count and drop anything wrong. Never throws. */
   private unwrap(data: Uint8Array): Message[] | undefined {
     let plain: Uint8Array | undefined = data;
+    const keyring = this.sealing;
     if (data.length > 0 && data[0] === SEALED_MAGIC) {
-      if (!this.keyring) { this.counters.droppedEncrypted++; return undefined; }
-      plain = this.keyring.open(data);
+      if (!keyring) { this.counters.droppedEncrypted++; return undefined; }
+      plain = keyring.open(data);
       if (!plain) { this.counters.droppedUnknownKey++; return undefined; }
-    } else if (this.keyring && data.length > 0 && data[0] === PLAIN_MAGIC) {
+    } else if (keyring && data.length > 0 && data[0] === PLAIN_MAGIC) {
       this.counters.droppedPlaintext++;
       return undefined;
     }
-    const msgs = decodePacket(plain);
-    if (!msgs) this.counters.droppedMalformed++;
+    const msgs = decodePacket(plain, this.pushPullMax);
+    if (!msgs) {
+      if (pushPullCount(plain) > this.pushPullMax) this.counters.pushPullRefused++;
+      else this.counters.droppedMalformed++;
+    }
     return msgs;
   }
 
   // ---------------------------------------------------------------- sending
 
   private wrap(plain: Uint8Array): Uint8Array {
-    return this.keyring ? this.keyring.seal(plain) : plain;
+    const keyring = this.sealing;
+    return keyring ? keyring.seal(plain) : plain;
   }
 
   private packetBudget(): number {
-    return this.maxPacket - PACKET_HEADER_BYTES - (this.keyring ? SEAL_OVERHEAD : 0);
+    return this.maxPacket - PACKET_HEADER_BYTES - (this.sealing ? SEAL_OVERHEAD : 0);
+  }
+
+  /** The keyring when it holds keys (encryption on), else undefined. */
+  private get sealing(): Keyring | undefined {
+    return this.keyring?.enabled ? this.keyring : undefined;
+  }
+
+  private get pushPullMax(): number {
+    return this.o.pushPullMaxMembers ?? DEFAULT_PUSH_PULL_MAX_MEMBERS;
+  }
+
+  /** Whether a claimed incarnation for a member we hold at `known` is believable (see incarnation.ts). */
+  private plausible(claimed: number, known: number): boolean {
+    const window = this.o.incarnationWindow ?? (this.sealing ? 0 : DEFAULT_INCARNATION_WINDOW);
+    if (known === 0 || plausibleJump(claimed, known, window)) return true;
+    this.counters.implausibleIncarnations++;
+    return false;
   }
 
   private sendWithPiggyback(to: Address, parts: Uint8Array[]): void {
@@ -798,4 +860,11 @@ function view(m: Member): MemberInfo {
 function keysEqual(a: Uint8Array | undefined, b: Uint8Array | undefined): boolean {
   if (!a || !b) return a === b;
   return Buffer.from(a.buffer, a.byteOffset, a.length).equals(b);
+}
+
+/** The entry count of a plaintext packet whose first message is a push-pull, else 0 (for counting refusals). */
+function pushPullCount(plain: Uint8Array): number {
+  if (plain.length < PACKET_HEADER_BYTES + MESSAGE_HEADER_BYTES + 5 || plain[0] !== PLAIN_MAGIC || plain[2] !== MsgType.PushPull) return 0;
+  const at = PACKET_HEADER_BYTES + MESSAGE_HEADER_BYTES + 1;
+  return ((plain[at]! << 24) >>> 0) + (plain[at + 1]! << 16) + (plain[at + 2]! << 8) + plain[at + 3]!;
 }

@@ -3,16 +3,19 @@
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { createConnection, createServer, isIPv6, type Server, type Socket } from 'node:net';
 import { MAX_STREAM_BYTES } from './codec.js';
+import { DEFAULT_PEER_LIMITS, PeerLimiter, type PeerLimitSettings } from './peer-limits.js';
 import type { Address, Transport, TransportHandlers } from './transport.js';
 
 export interface NodeTransportOptions {
   readonly host: string;
   /** 0 picks a free port (the same for UDP and TCP). */
   readonly port: number;
-  /** Largest stream frame accepted (default 8 MiB); larger length prefixes close the connection. */
+  /** Largest stream frame accepted (default 4 MiB); larger length prefixes close the connection at once. */
   readonly maxStreamBytes?: number;
   /** Most inbound stream connections open at once (default 256). */
   readonly maxConnections?: number;
+  /** Per-source rate limits and the shared budget for unfinished inbound frames (defaults: DEFAULT_PEER_LIMITS). */
+  readonly limits?: Partial<PeerLimitSettings>;
   /** Called when a socket reports an error (the transport keeps running). */
   readonly onError?: (err: Error) => void;
 }
@@ -21,6 +24,8 @@ export class NodeTransport implements Transport {
   private handlers: TransportHandlers | undefined;
   private readonly sockets = new Set<Socket>();
   private closed = false;
+  /** Everything here happens before a packet is authenticated, so it is bounded per source and in total. */
+  readonly limiter: PeerLimiter;
 
   private constructor(
     readonly local: Address,
@@ -28,8 +33,9 @@ export class NodeTransport implements Transport {
     private readonly tcp: Server,
     private readonly opts: NodeTransportOptions,
   ) {
+    this.limiter = new PeerLimiter({ ...DEFAULT_PEER_LIMITS, ...(opts.limits ?? {}) }, Date.now);
     udp.on('message', (msg, rinfo) => {
-      if (this.closed) return;
+      if (this.closed || !this.limiter.admitPacket(rinfo.address)) return;
       this.handlers?.onPacket(msg, { host: rinfo.address, port: rinfo.port });
     });
     udp.on('error', (err) => opts.onError?.(err));
@@ -111,17 +117,18 @@ export class NodeTransport implements Transport {
       s.write(head);
       s.write(data);
     });
-    readFrame(s, this.opts.maxStreamBytes ?? MAX_STREAM_BYTES, finish);
+    readFrame(s, this.opts.maxStreamBytes ?? MAX_STREAM_BYTES, undefined, finish);
   }
 
   private serveStream(s: Socket): void {
-    if (this.closed) { s.destroy(); return; }
+    const peer = s.remoteAddress ?? '';
+    if (this.closed || !this.limiter.admitStream(peer)) { s.destroy(); return; }
     this.sockets.add(s);
     const timer = setTimeout(() => s.destroy(), 10_000);
     timer.unref?.();
     s.on('error', () => s.destroy());
-    s.on('close', () => { clearTimeout(timer); this.sockets.delete(s); });
-    readFrame(s, this.opts.maxStreamBytes ?? MAX_STREAM_BYTES, (frame) => {
+    s.on('close', () => { clearTimeout(timer); this.sockets.delete(s); this.limiter.releaseStream(peer); });
+    readFrame(s, this.opts.maxStreamBytes ?? MAX_STREAM_BYTES, this.limiter, (frame) => {
       if (!frame || this.closed) { s.destroy(); return; }
       let answer: Uint8Array | undefined;
       try {
@@ -149,19 +156,35 @@ export class NodeTransport implements Transport {
   }
 }
 
-/** Read one length-prefixed frame; `cb(undefined)` on a bad length (random bytes) or early close. */
-function readFrame(s: Socket, max: number, cb: (frame: Buffer | undefined) => void): void {
+/**
+ * Read one length-prefixed frame; `cb(undefined)` on a bad length (random bytes), an early close, or when
+ * the shared budget for unfinished frames cannot hold the next chunk. The length prefix is checked against
+ * `max` as soon as its 4 bytes are in, and every chunk is reserved from the budget before it is kept, so
+ * unauthenticated connections cannot make us hold more than the budget in total.
+ */
+function readFrame(s: Socket, max: number, budget: PeerLimiter | undefined, cb: (frame: Buffer | undefined) => void): void {
   const chunks: Buffer[] = [];
   let have = 0;
   let want = -1;
   let done = false;
+  let reserved = 0;
   const finish = (f: Buffer | undefined) => {
     if (done) return;
     done = true;
     s.off('data', onData);
+    budget?.release(reserved);
+    reserved = 0;
+    chunks.length = 0;
+    if (!f) s.destroy();
     cb(f);
   };
   const onData = (c: Buffer) => {
+    // Never keep more than the frame can need, and never beyond the budget.
+    if (want >= 0 && have + c.length > 4 + want) c = c.subarray(0, 4 + want - have);
+    if (budget) {
+      if (!budget.reserve(c.length)) return finish(undefined);
+      reserved += c.length;
+    }
     chunks.push(c);
     have += c.length;
     if (want < 0 && have >= 4) {
@@ -178,4 +201,5 @@ function readFrame(s: Socket, max: number, cb: (frame: Buffer | undefined) => vo
   };
   s.on('data', onData);
   s.on('end', () => finish(undefined));
+  s.on('close', () => finish(undefined));
 }

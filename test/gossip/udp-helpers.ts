@@ -1,9 +1,12 @@
 // Test helpers for members on real loopback sockets: a fast profile and a transport wrapper that injects
-// loss and one-way partitions.
+// loss (seeded: the seed is printed when a test fails) and one-way partitions.
+import t from 'tap';
 import { systemClock } from '../../src/core/clock.js';
+import { seededRandom } from '../../src/core/random.js';
 import { Keyring } from '../../src/gossip/keyring.js';
-import { Membership } from '../../src/gossip/membership.js';
+import { Membership, type MembershipOptions } from '../../src/gossip/membership.js';
 import { NodeTransport } from '../../src/gossip/node-transport.js';
+import type { PeerLimitSettings } from '../../src/gossip/peer-limits.js';
 import { LAN_PROFILE, type GossipProfile } from '../../src/gossip/profile.js';
 import type { Address, Transport, TransportHandlers } from '../../src/gossip/transport.js';
 
@@ -18,6 +21,13 @@ export const FAST_PROFILE: GossipProfile = Object.freeze({
   streamTimeoutMs: 1000,
 });
 
+/** Seed of the loss injected by every FaultyTransport of this test process (MESHMEDIC_TEST_SEED replays one). */
+export const LOSS_SEED = Number(process.env.MESHMEDIC_TEST_SEED ?? Math.floor(Math.random() * 0x7fffffff));
+const lossRandom = seededRandom(LOSS_SEED);
+t.afterEach((tt) => {
+  if (!tt.passing()) tt.comment(`injected loss seed: ${LOSS_SEED} (replay with MESHMEDIC_TEST_SEED=${LOSS_SEED})`);
+});
+
 export class FaultyTransport implements Transport {
   loss = 0;
   /** Ports this member cannot send to (datagrams and streams). */
@@ -30,7 +40,7 @@ export class FaultyTransport implements Transport {
     this.inner.setHandlers({ onPacket: h.onPacket, onStream: (d, f) => (this.blockedTo.size > 0 ? undefined : h.onStream(d, f)) });
   }
   sendPacket(to: Address, data: Uint8Array): void {
-    if (this.blockedTo.has(to.port) || Math.random() < this.loss) return;
+    if (this.blockedTo.has(to.port) || (this.loss > 0 && lossRandom() < this.loss)) return;
     this.inner.sendPacket(to, data);
   }
   request(to: Address, data: Uint8Array, timeoutMs: number, cb: (a: Buffer | undefined) => void): void {
@@ -42,10 +52,18 @@ export class FaultyTransport implements Transport {
 
 export interface UdpMember { m: Membership; t: FaultyTransport; id: string }
 
-export async function udpMember(id: string, opts: { keys?: string[]; profile?: GossipProfile } = {}): Promise<UdpMember> {
-  const inner = await NodeTransport.bind({ host: '127.0.0.1', port: 0 });
+export interface UdpMemberOptions {
+  keys?: string[];
+  profile?: GossipProfile;
+  limits?: Partial<PeerLimitSettings>;
+  maxStreamBytes?: number;
+  membership?: Partial<Pick<MembershipOptions, 'pushPullMaxMembers' | 'pushPullMaxNewMembers' | 'incarnationWindow'>>;
+}
+
+export async function udpMember(id: string, opts: UdpMemberOptions = {}): Promise<UdpMember> {
+  const inner = await NodeTransport.bind({ host: '127.0.0.1', port: 0, limits: opts.limits, maxStreamBytes: opts.maxStreamBytes });
   const t = new FaultyTransport(inner);
-  const m = new Membership({ id, advertise: inner.local, clock: systemClock, transport: t, profile: opts.profile ?? FAST_PROFILE, keyring: new Keyring(opts.keys ?? []) });
+  const m = new Membership({ id, advertise: inner.local, clock: systemClock, transport: t, profile: opts.profile ?? FAST_PROFILE, keyring: new Keyring(opts.keys ?? []), ...(opts.membership ?? {}) });
   m.start();
   return { m, t, id };
 }

@@ -37,6 +37,24 @@ export const gossipSchema = {
     },
     identityKeyFile: { type: 'string', maxLength: 4096, default: '', description: 'PEM file holding this node\'s Ed25519 key (created if missing); empty = a new key each start' },
     loopDelayThresholdMs: { ...durationMs(200, 0, 60_000), description: 'event-loop lag above this counts against local health (0 = off)' },
+    limits: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      description: 'bounds on what unauthenticated gossip traffic can cost, applied before decryption and decoding',
+      properties: {
+        maxStreamBytes: { type: 'integer', minimum: 65_536, maximum: 64 * 1024 * 1024, default: 4 * 1024 * 1024, description: 'largest TCP frame accepted; a larger length prefix closes the connection before anything is buffered' },
+        maxBufferedBytes: { type: 'integer', minimum: 65_536, maximum: 1024 * 1024 * 1024, default: 16 * 1024 * 1024, description: 'bytes all unfinished inbound TCP frames may hold together; a chunk beyond it closes its connection' },
+        packetsPerSecond: { type: 'number', minimum: 1, maximum: 1_000_000, default: 1000, description: 'UDP datagrams accepted per second from one source address' },
+        packetBurst: { type: 'integer', minimum: 1, maximum: 1_000_000, default: 2000, description: 'UDP datagrams accepted in a burst from one source address' },
+        streamsPerSecond: { type: 'number', minimum: 0.1, maximum: 100_000, default: 10, description: 'TCP connections accepted per second from one source address' },
+        streamBurst: { type: 'integer', minimum: 1, maximum: 100_000, default: 40, description: 'TCP connections accepted in a burst from one source address' },
+        maxStreamsPerPeer: { type: 'integer', minimum: 1, maximum: 10_000, default: 8, description: 'TCP connections open at once from one source address' },
+        pushPullMaxMembers: { type: 'integer', minimum: 16, maximum: 1_000_000, default: 10_000, description: 'most members one push-pull may list (larger ones are refused whole; ours are cut to it)' },
+        pushPullMaxNewMembers: { type: 'integer', minimum: 1, maximum: 1_000_000, default: 256, description: 'most unknown members an unsolicited push-pull may add (answers to our own requests are not limited)' },
+        incarnationWindow: { type: 'integer', minimum: 0, maximum: 1_073_741_824, description: 'incarnations further ahead than this of what we hold are refused as forged; unset = 65,536 without keys, off with keys' },
+      },
+    },
     health: {
       type: 'object',
       additionalProperties: false,
@@ -86,6 +104,19 @@ export interface GossipHealthConfig {
   readonly probeEveryMs?: number;
 }
 
+export interface GossipLimitsConfig {
+  readonly maxStreamBytes: number;
+  readonly maxBufferedBytes: number;
+  readonly packetsPerSecond: number;
+  readonly packetBurst: number;
+  readonly streamsPerSecond: number;
+  readonly streamBurst: number;
+  readonly maxStreamsPerPeer: number;
+  readonly pushPullMaxMembers: number;
+  readonly pushPullMaxNewMembers: number;
+  readonly incarnationWindow?: number;
+}
+
 export interface GossipConfig {
   readonly enabled: boolean;
   readonly listen: string;
@@ -110,4 +141,5 @@ export interface GossipConfig {
   readonly identityKeyFile?: string;
   readonly loopDelayThresholdMs?: number;
   readonly health?: Partial<GossipHealthConfig>;
+  readonly limits?: Partial<GossipLimitsConfig>;
 }
