@@ -7,6 +7,7 @@ import type { Decision } from '../core/types.js';
 import type { MeshState } from '../mesh/state.js';
 import type { AdminRoutes, AdminRequest, AdminResponse } from '../runtime/context.js';
 import { emptySummary, newHistogram, type StatsTable } from '../stats/window.js';
+import { decisionJson } from './decision-log.js';
 import { apiError } from './server.js';
 
 export interface CoreRoutesOptions {
@@ -25,10 +26,60 @@ export function registerCoreRoutes(admin: AdminRoutes, o: CoreRoutesOptions): vo
   admin.route('GET', '/readyz', () => (o.ready() ? { status: 200, body: { status: 'ready' } } : { status: 503, body: { status: 'not ready' } }));
   admin.route('GET', '/metrics', async () => ({ status: 200, body: await o.registry.metrics(), contentType: o.registry.contentType }));
 
+  const view = endpointsView(o);
+  admin.route('GET', '/v1/endpoints', (req) => ({ status: 200, body: view(req.query.get('service') ?? undefined) }));
+
+  admin.route('POST', '/v1/endpoints/{id}/eject', (req) => operatorDecision(o, req, 'eject'), { mutating: true });
+  admin.route('POST', '/v1/endpoints/{id}/drain', (req) => operatorDecision(o, req, 'drain'), { mutating: true });
+  admin.route('POST', '/v1/endpoints/{id}/restore', (req) => operatorDecision(o, req, 'restore'), { mutating: true });
+
+  admin.route('GET', '/v1/events', (req) => {
+    const since = Number(req.query.get('since') ?? 0);
+    const limit = Number(req.query.get('limit') ?? 500);
+    if (!Number.isInteger(since) || since < 0) return apiError(400, 'MM_ERR_BAD_REQUEST', `since must be a non-negative integer, got "${req.query.get('since')}"`);
+    if (!Number.isInteger(limit) || limit < 1 || limit > 5000) return apiError(400, 'MM_ERR_BAD_REQUEST', `limit must be an integer from 1 to 5000, got "${req.query.get('limit')}"`);
+    const events = o.mesh.eventsSince(since, limit).map(decisionJson);
+    return { status: 200, body: { events, last: events.length ? events[events.length - 1]!.seq : since } };
+  });
+}
+
+function operatorDecision(o: CoreRoutesOptions, req: AdminRequest, action: 'eject' | 'drain' | 'restore'): AdminResponse {
+  const id = req.params.id!;
+  if (!o.mesh.snapshot().endpoints.has(id)) return apiError(404, 'MM_ERR_NOT_FOUND', `no endpoint "${id}" (ids are service/host:port, URL-encoded)`);
+  const body = req.body ?? {};
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) return apiError(400, 'MM_ERR_BAD_REQUEST', 'body must be a JSON object');
+  const b = body as Record<string, unknown>;
+  const allowed = action === 'restore' ? ['reason'] : ['reason', 'durationMs'];
+  const unknown = Object.keys(b).filter((k) => !allowed.includes(k));
+  if (unknown.length) return apiError(400, 'MM_ERR_BAD_REQUEST', `unknown field(s) ${unknown.map((k) => `"${k}"`).join(', ')} (allowed: ${allowed.join(', ')})`);
+  let durationMs = 0;
+  if (b.durationMs !== undefined) {
+    if (typeof b.durationMs !== 'number' || !Number.isInteger(b.durationMs) || b.durationMs < 0 || b.durationMs > MAX_DURATION_MS) {
+      return apiError(400, 'MM_ERR_BAD_REQUEST', `durationMs must be an integer from 0 (until restored) to ${MAX_DURATION_MS}, got ${JSON.stringify(b.durationMs)}`);
+    }
+    durationMs = b.durationMs;
+  }
+  if (b.reason !== undefined && (typeof b.reason !== 'string' || b.reason.length > 200)) return apiError(400, 'MM_ERR_BAD_REQUEST', 'reason must be a string of at most 200 characters');
+  const reason = (b.reason as string | undefined) || 'operator';
+  const d: Decision = { action, target: id, reason, source: 'operator', at: o.clock.now(), durationMs: durationMs || undefined, evidence: { via: 'admin-api' } };
+  const rec = o.mesh.apply(d);
+  const ev = o.mesh.snapshot().endpoints.get(id)!;
+  return { status: 200, body: { applied: rec.applied, refused: rec.refused, event: rec.seq, endpoint: { id, state: ev.health.state, until: ev.health.until ? new Date(ev.health.until).toISOString() : null } } };
+}
+
+function round(v: number, digits = 2): number {
+  const f = 10 ** digits;
+  return Math.round(v * f) / f;
+}
+
+/**
+ * The body of GET /v1/endpoints (also the dashboard stream's snapshot): every endpoint with its health
+ * and window stats, and each service's priority plan. The returned function reuses its scratch space.
+ */
+export function endpointsView(o: Pick<CoreRoutesOptions, 'mesh' | 'stats' | 'clock'>): (service?: string) => { version: number; endpoints: unknown[]; services: unknown[] } {
   const summary = emptySummary();
   const scratch = newHistogram(o.stats.opts);
-  admin.route('GET', '/v1/endpoints', (req) => {
-    const service = req.query.get('service');
+  return (service) => {
     const now = o.clock.now();
     const snap = o.mesh.snapshot();
     const endpoints = [];
@@ -69,48 +120,6 @@ export function registerCoreRoutes(admin: AdminRoutes, o: CoreRoutesOptions): vo
       }
     }
     const services = [...snap.services.values()].map((s) => ({ name: s.name, version: s.version, panic: s.plan.panic, priorityLoad: s.plan.load }));
-    return { status: 200, body: { version: snap.version, endpoints, services } };
-  });
-
-  admin.route('POST', '/v1/endpoints/{id}/eject', (req) => operatorDecision(o, req, 'eject'), { mutating: true });
-  admin.route('POST', '/v1/endpoints/{id}/drain', (req) => operatorDecision(o, req, 'drain'), { mutating: true });
-  admin.route('POST', '/v1/endpoints/{id}/restore', (req) => operatorDecision(o, req, 'restore'), { mutating: true });
-
-  admin.route('GET', '/v1/events', (req) => {
-    const since = Number(req.query.get('since') ?? 0);
-    const limit = Number(req.query.get('limit') ?? 500);
-    if (!Number.isInteger(since) || since < 0) return apiError(400, 'MM_ERR_BAD_REQUEST', `since must be a non-negative integer, got "${req.query.get('since')}"`);
-    if (!Number.isInteger(limit) || limit < 1 || limit > 5000) return apiError(400, 'MM_ERR_BAD_REQUEST', `limit must be an integer from 1 to 5000, got "${req.query.get('limit')}"`);
-    const events = o.mesh.eventsSince(since, limit).map((e) => ({ ...e, time: new Date(e.at).toISOString() }));
-    return { status: 200, body: { events, last: events.length ? events[events.length - 1]!.seq : since } };
-  });
-}
-
-function operatorDecision(o: CoreRoutesOptions, req: AdminRequest, action: 'eject' | 'drain' | 'restore'): AdminResponse {
-  const id = req.params.id!;
-  if (!o.mesh.snapshot().endpoints.has(id)) return apiError(404, 'MM_ERR_NOT_FOUND', `no endpoint "${id}" (ids are service/host:port, URL-encoded)`);
-  const body = req.body ?? {};
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) return apiError(400, 'MM_ERR_BAD_REQUEST', 'body must be a JSON object');
-  const b = body as Record<string, unknown>;
-  const allowed = action === 'restore' ? ['reason'] : ['reason', 'durationMs'];
-  const unknown = Object.keys(b).filter((k) => !allowed.includes(k));
-  if (unknown.length) return apiError(400, 'MM_ERR_BAD_REQUEST', `unknown field(s) ${unknown.map((k) => `"${k}"`).join(', ')} (allowed: ${allowed.join(', ')})`);
-  let durationMs = 0;
-  if (b.durationMs !== undefined) {
-    if (typeof b.durationMs !== 'number' || !Number.isInteger(b.durationMs) || b.durationMs < 0 || b.durationMs > MAX_DURATION_MS) {
-      return apiError(400, 'MM_ERR_BAD_REQUEST', `durationMs must be an integer from 0 (until restored) to ${MAX_DURATION_MS}, got ${JSON.stringify(b.durationMs)}`);
-    }
-    durationMs = b.durationMs;
-  }
-  if (b.reason !== undefined && (typeof b.reason !== 'string' || b.reason.length > 200)) return apiError(400, 'MM_ERR_BAD_REQUEST', 'reason must be a string of at most 200 characters');
-  const reason = (b.reason as string | undefined) || 'operator';
-  const d: Decision = { action, target: id, reason, source: 'operator', at: o.clock.now(), durationMs: durationMs || undefined, evidence: { via: 'admin-api' } };
-  const rec = o.mesh.apply(d);
-  const ev = o.mesh.snapshot().endpoints.get(id)!;
-  return { status: 200, body: { applied: rec.applied, refused: rec.refused, event: rec.seq, endpoint: { id, state: ev.health.state, until: ev.health.until ? new Date(ev.health.until).toISOString() : null } } };
-}
-
-function round(v: number, digits = 2): number {
-  const f = 10 ** digits;
-  return Math.round(v * f) / f;
+    return { version: snap.version, endpoints, services };
+  };
 }

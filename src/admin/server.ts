@@ -12,7 +12,12 @@ interface Route {
   segments: string[];
   handler: AdminHandler;
   mutating: boolean;
+  /** Writes the response itself (event streams, static files, redirects). */
+  raw?: RawHandler;
 }
+
+/** A route that answers on the raw response: for streams and static files, not JSON. */
+export type RawHandler = (req: http.IncomingMessage, res: http.ServerResponse) => void;
 
 const MAX_BODY = 1 << 20;
 
@@ -35,6 +40,12 @@ export class AdminServer implements AdminRoutes {
   route(method: string, path: string, handler: AdminHandler, opts: { mutating?: boolean } = {}): void {
     const segments = path.split('/').filter(Boolean);
     this.routes.push({ method: method.toUpperCase(), segments, handler, mutating: opts.mutating ?? method.toUpperCase() !== 'GET' });
+  }
+
+  /** Register a route that writes its own response (same matching and token rules as route()). */
+  rawRoute(method: string, path: string, raw: RawHandler, opts: { mutating?: boolean } = {}): void {
+    this.route(method, path, () => ({ status: 500, body: null }), opts);
+    this.routes[this.routes.length - 1]!.raw = raw;
   }
 
   async listen(host: string, port: number): Promise<string> {
@@ -97,6 +108,7 @@ export class AdminServer implements AdminRoutes {
           });
         }
       }
+      if (r.raw) return r.raw(req, res);
       let body: unknown;
       if (method !== 'GET' && method !== 'HEAD') {
         const parsed = await readJson(req);

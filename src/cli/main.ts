@@ -1,14 +1,14 @@
 // The meshmedic command: parses the subcommand and its flags, validates configuration once, and runs.
 // Exit codes: 0 ok, 1 runtime error, 2 usage or configuration error.
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { loadConfigFile } from '../config/load.js';
+import { logLine } from '../core/log.js';
 import type { Validated } from '../core/errors.js';
 import { ENV_POD_ANNOTATIONS } from '../k8s/component.js';
 import { loadSidecarConfig } from '../k8s/podinfo.js';
 import type { Config } from '../config/types.js';
 import { startSidecar } from '../runtime/sidecar.js';
+import { packageVersion } from '../runtime/version.js';
 import { quickConfig, type QuickFlags } from './quick.js';
 
 type Out = (s: string) => void;
@@ -151,7 +151,7 @@ async function runCommand(argv: string[], io: CliIo): Promise<number> {
     // In a pod: the mounted mesh config is optional, and the pod's meshmedic.io/* annotations (a
     // downward-API file) tune it; a bad annotation is a warning and its default stays.
     const loaded = loadSidecarConfig({ configFile: file, annotationsFile, env: io.env });
-    for (const w of loaded.warnings) io.err(`${JSON.stringify({ level: 'warn', msg: 'annotation ignored', detail: w })}\n`);
+    for (const w of loaded.warnings) io.err(logLine('warn', 'annotation ignored', { detail: w }));
     cfg = loaded.config;
   } else {
     cfg = loadConfigFile(file!, io.env);
@@ -176,7 +176,7 @@ async function proxyCommand(argv: string[], io: CliIo): Promise<number> {
 /** Run a sidecar until SIGTERM/SIGINT: then stop accepting, drain up to the deadline, exit 0. */
 export async function serve(config: Config, io: CliIo): Promise<number> {
   const sidecar = await startSidecar(config);
-  io.out(`${JSON.stringify({ msg: 'meshmedic ready', addresses: sidecar.addresses })}\n`);
+  io.out(logLine('info', 'meshmedic ready', { addresses: sidecar.addresses }));
   return new Promise<number>((resolve) => {
     let stopping = false;
     const stop = (signal: string) => {
@@ -185,7 +185,7 @@ export async function serve(config: Config, io: CliIo): Promise<number> {
         process.exit(1);
       }
       stopping = true;
-      io.err(`${JSON.stringify({ msg: 'draining', signal, deadlineMs: config.proxy.drainTimeoutMs })}\n`);
+      io.err(logLine('info', 'draining', { signal, deadlineMs: config.proxy.drainTimeoutMs }));
       sidecar.close(config.proxy.drainTimeoutMs).then(
         () => resolve(0),
         (err) => {
@@ -205,10 +205,5 @@ async function delegated(cmd: string, argv: string[], io: CliIo): Promise<number
 }
 
 export function version(): string {
-  try {
-    const pkg = JSON.parse(readFileSync(fileURLToPath(new URL('../../package.json', import.meta.url)), 'utf8')) as { version: string };
-    return pkg.version;
-  } catch {
-    return 'unknown';
-  }
+  return packageVersion();
 }

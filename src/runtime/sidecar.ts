@@ -4,6 +4,8 @@ import { Registry } from 'prom-client';
 import { registerCoreRoutes } from '../admin/api.js';
 import { registerCoreMetrics, registerProcessMetrics } from '../admin/metrics.js';
 import { AdminServer } from '../admin/server.js';
+import { registerOperatorRoutes } from '../admin/operator-routes.js';
+import { packageVersion } from './version.js';
 import { parseHostPort } from '../core/address.js';
 import { systemClock, type Clock, type TimerHandle } from '../core/clock.js';
 import { createLogger, type Logger } from '../core/log.js';
@@ -72,6 +74,7 @@ export async function startSidecar(config: Config, opts: SidecarOptions = {}): P
   const ctx: SidecarContext = { config, clock, mesh, stats, log, metrics: registry, admin, components };
   const stopDecisionMetrics = registerCoreMetrics(registry, { mesh, stats, clock, workload: config.node.workload, namespace: process.env.POD_NAMESPACE, istioNames: config.admin.metrics.istioNames });
   registerCoreRoutes(admin, { mesh, stats, clock, registry, ready: () => ready });
+  const stopOperatorRoutes = registerOperatorRoutes(admin, { config, mesh, stats, clock, log, version: packageVersion(), components: () => [...components.keys()], addresses: () => addresses, ready: () => ready });
   // Timed operator ejections and drains end on their own, whatever policy runs.
   const expiry: TimerHandle = clock.setInterval(() => mesh.expire(), Math.max(50, config.stats.tickMs));
 
@@ -87,6 +90,7 @@ export async function startSidecar(config: Config, opts: SidecarOptions = {}): P
         log.warn('component failed to close', { component: c.name, err });
       }
     }
+    stopOperatorRoutes();
     await admin.close();
     stopDecisionMetrics();
   };
