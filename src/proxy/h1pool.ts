@@ -5,6 +5,7 @@
 // Timeouts are checked by one sweep per pool instead of a timer per request.
 import net from 'node:net';
 import { HTTPParser, type HTTPParserInstance } from './native-parser.js';
+import { releaseParser } from './parser-teardown.js';
 
 interface StreamHandle {
   isStreamBase?: boolean;
@@ -282,6 +283,7 @@ class H1Conn implements BodySink {
     s.on('drain', this.onBodyDrain);
     const parser = new HTTPParser();
     parser.initialize(HTTPParser.RESPONSE, {}, o.maxHeaderSize, HTTPParser.kLenientNone);
+    parser[HTTPParser.kOnMessageBegin] = () => this.onMessageBegin();
     parser[HTTPParser.kOnHeaders] = (headers: string[]) => {
       (this.extraHeaders ??= []).push(...headers);
     };
@@ -358,7 +360,6 @@ class H1Conn implements BodySink {
     if (this.bodyChunked) this.socket!.write('0\r\n\r\n', 'latin1');
     this.requestWritten = true;
     this.started = performance.now();
-    this.maybeRelease();
   }
 
   onBodyError(err: Error): void {
@@ -376,6 +377,7 @@ class H1Conn implements BodySink {
       this.fail(ret);
       return;
     }
+    if (this.pendingRelease) this.maybeRelease();
   }
 
   private pauseReading(): void {
@@ -406,6 +408,15 @@ class H1Conn implements BodySink {
     this.gotResponseBytes = true;
     const ret = this.parser!.execute(chunk);
     if (typeof ret !== 'number') this.fail(ret);
+    else if (this.pendingRelease) this.maybeRelease();
+  }
+
+  /**
+   * A response starts. With no request waiting for one (bytes after a complete response, or on an idle
+   * connection) the endpoint broke the protocol: those bytes must never become another request's answer.
+   */
+  private onMessageBegin(): void {
+    if (this.cur === null && !this.dead) this.destroy();
   }
 
   private onHeadersComplete(headers: string[] | undefined, status: number, statusText: string, upgrade: boolean, shouldKeepAlive: boolean): number {
@@ -448,8 +459,10 @@ class H1Conn implements BodySink {
       this.destroy();
       return;
     }
+    // Released only after the parser has returned (onExecute / onSocketData): the rest of this read may
+    // hold bytes past the response, which close the connection (onMessageBegin) instead of being parsed
+    // as the answer to the next queued request.
     this.pendingRelease = true;
-    this.maybeRelease();
   }
 
   private pendingRelease = false;
@@ -497,19 +510,7 @@ class H1Conn implements BodySink {
   private cleanupParser(): void {
     const parser = this.parser;
     this.parser = null;
-    if (parser !== null) {
-      try {
-        if (this.handle !== null) parser.unconsume();
-      } catch {
-        // not consuming
-      }
-      try {
-        parser.remove();
-        parser.free();
-      } catch {
-        // already released
-      }
-    }
+    if (parser !== null) releaseParser(parser, this.handle !== null);
   }
 
   /** Timeout checks, called by the pool's sweep. */

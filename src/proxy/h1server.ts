@@ -7,6 +7,7 @@ import type { Socket } from 'node:net';
 import { errorBody } from './failure.js';
 import type { BodySink, BodySource } from './h1pool.js';
 import { HTTPParser, methods, type HTTPParserInstance as ParserInstance } from './native-parser.js';
+import { releaseParser } from './parser-teardown.js';
 
 export interface H1ServerOptions {
   readonly maxHeaderBytes: number;
@@ -432,21 +433,7 @@ export class H1ServerConn {
 
 /** Release a parser; deferred, because this may run inside one of the parser's own callbacks. */
 function freeParser(p: ParserInstance | null): void {
-  if (p !== null) setImmediate(releaseParser, p);
-}
-
-function releaseParser(p: ParserInstance): void {
-  try {
-    p.unconsume();
-  } catch {
-    // not consuming
-  }
-  try {
-    p.remove();
-    p.free();
-  } catch {
-    // already released
-  }
+  if (p !== null) setImmediate(releaseParser, p, true);
 }
 
 function noop(): void {}

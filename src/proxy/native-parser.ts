@@ -11,6 +11,8 @@ export interface HTTPParserInstance {
   unconsume(): void;
   remove(): void;
   free(): void;
+  /** Delete the native parser (it is otherwise kept alive by a strong handle: a leak per connection). */
+  close(): void;
   [key: number]: unknown;
 }
 
@@ -18,6 +20,7 @@ export interface HTTPParserCtor {
   new (): HTTPParserInstance;
   REQUEST: number;
   RESPONSE: number;
+  kOnMessageBegin: number;
   kOnHeaders: number;
   kOnHeadersComplete: number;
   kOnBody: number;
