@@ -9,7 +9,7 @@ const child = fileURLToPath(new URL('./fixtures/leak-child.ts', import.meta.url)
 
 t.test('closed connections release their parsers and connection objects', async (t) => {
   const out = await new Promise<string>((resolve, reject) => {
-    execFile(process.execPath, ['--expose-gc', '--no-warnings', '--import', 'tsx', child, '30000'], { timeout: 150_000 }, (err, stdout, stderr) => {
+    execFile(process.execPath, ['--expose-gc', '--no-warnings', '--import', 'tsx', child, '30000'], { timeout: 170_000 }, (err, stdout, stderr) => {
       if (err) reject(new Error(`leak child failed: ${err.message}\n${stderr}`));
       else resolve(stdout);
     });
