@@ -1,7 +1,7 @@
 // Scenario metrics from raw evidence: the client's per-request records, each backend's own arrival
 // log, and the ejections a system reports. Pure functions, so the definitions are tested on their own.
 import { isFailure, lateness, summarize, type LoadRecords } from '../lib/loadgen.js';
-import type { Scenario } from './catalogue.js';
+import type { LiveScenario as Scenario } from './live.js';
 
 /** One backend's arrival log (epoch ms, status; 0 = held by a black hole). */
 export interface ArrivalLog { readonly address: string; readonly t: readonly number[]; readonly s: readonly number[] }

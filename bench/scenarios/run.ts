@@ -1,6 +1,6 @@
-// `npm run bench:scenarios`: the fault-scenario catalogue with real backend processes on loopback and
-// open-loop load, through meshmedic (policies none, envoy-default, meshmedic), HAProxy and nginx, all
-// at once in the same run. Writes bench/results/scenarios.json and the table into bench/README.md.
+// `npm run bench:scenarios`: the scenario catalogue (src/sim/scenarios.ts) live — real backend processes
+// on loopback, open-loop load — through every lane (meshmedic, Envoy-faithful policies, HAProxy, nginx)
+// at once, for several seeds. Writes bench/results/scenarios.json and its tables into bench/README.md.
 import { parseArgs } from 'node:util';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -11,21 +11,27 @@ import { HAPROXY_HEALING, NGINX_HEALING, type Timeouts } from '../lib/peers.js';
 import { haproxy, meshmedic, nginx, type RunningSut, type SystemUnderTest } from '../lib/systems.js';
 import { buildIfStale } from '../lib/build.js';
 import type { LoadRecords } from '../lib/loadgen.js';
-import { ratio, renderMarkdown, renderText, updateMarkdownFile, writeJson, type Cell } from '../lib/report.js';
-import { catalogue, FULL_TIMING, QUICK_TIMING, QUICK_SCENARIOS, RATE, type Scenario } from './catalogue.js';
-import { analyzeScenario, type ArrivalLog, type ScenarioMetrics } from './analyze.js';
+import { renderMarkdown, renderText, updateMarkdownFile, writeJson, type Cell, type Table } from '../lib/report.js';
+import { SCENARIOS, faultsOf, type ScenarioSpec } from '../../src/sim/scenarios.js';
+import { backendModels, liveScenario, type LiveScenario as Scenario } from './live.js';
+import { analyzeScenario, type ArrivalLog } from './analyze.js';
+import { detailTable, summaryTable, verdicts, type Outcome, type RunRecord } from './summary.js';
 
-const USAGE = `usage: npm run bench:scenarios -- [--quick] [--only SCENARIO[,SCENARIO]] [--systems WORD[,WORD]] [--no-build] [--no-write]
-  --quick     ${QUICK_SCENARIOS.join(' and ')} only, shorter phases (under a minute); writes nothing unless --write
-  --only      run these scenarios (names: ${catalogue(FULL_TIMING).map((s) => s.name).join(', ')})
+/** --quick: one hard fault, one gray fault and one held-out scenario, one seed. */
+const QUICK_SCENARIOS = ['crash-10', 'gray-3x-5', 'gray-1.8x-10'] as const;
+
+const USAGE = `usage: npm run bench:scenarios -- [--quick] [--only SCENARIO[,SCENARIO]] [--set tuning|held-out] [--seeds N]
+                                  [--systems WORD[,WORD]] [--no-build] [--no-write] [--render FILE]
+  --quick     ${QUICK_SCENARIOS.join(', ')} only, one seed (about 2 minutes); writes nothing unless --write
+  --only      run these scenarios (names: ${SCENARIOS.map((s) => s.name).join(', ')})
+  --set       run only the tuning or the held-out scenarios
+  --seeds     seeds per scenario × system (default 3; quick 1)
   --systems   run only systems whose name contains one of these words
   --no-write  print only; do not write bench/results/scenarios.json or bench/README.md
-  --render F  run nothing: re-render the tables of a saved result file (e.g. bench/results/scenarios.json) into bench/README.md
-  --reanalyze run nothing: recompute every figure of the last run from its raw evidence in bench/results/tmp/
-              (after a change to the definitions in analyze.ts), then write results and README as a run would`;
+  --render F  run nothing: re-render the tables of a saved result file (e.g. bench/results/scenarios.json) into bench/README.md`;
 
-/** Same upstream timeouts for every system: a black-holed request fails after 2 s everywhere. */
-const SCENARIO_TIMEOUTS: Timeouts = Object.freeze({ connectMs: 1000, serverMs: 2000, clientMs: 30_000 });
+/** Same upstream timeouts for every system: the scenario's request timeout (a black-holed request fails after it everywhere). */
+const timeoutsOf = (spec: ScenarioSpec): Timeouts => Object.freeze({ connectMs: spec.requestTimeoutMs, serverMs: spec.requestTimeoutMs, clientMs: 30_000 });
 const CLIENT_TIMEOUT_MS = 5000;
 
 const SYSTEMS: SystemUnderTest[] = [
@@ -36,7 +42,20 @@ const SYSTEMS: SystemUnderTest[] = [
   nginx({ name: 'nginx', workers: 'auto', healing: NGINX_HEALING }),
 ];
 
-type Outcome = { available: true; metrics: ScenarioMetrics } | { available: false; reason: string };
+/** The lanes the targets are judged against. */
+const MM = 'meshmedic';
+const MM_NO_RETRIES: string | undefined = undefined;
+const TUNED_PEERS = ['haproxy', 'nginx'];
+const NO_RETRY_LANES: string[] = [];
+const HAPROXY_TUNED = 'haproxy';
+
+/** What each lane is, exactly (printed above the tables). */
+const LANE_NOTES = [
+  '`meshmedic`: meshmedic proxy, policy meshmedic (its defaults: Peak-EWMA balancer, retries).',
+  '`meshmedic (envoy-default)` / `meshmedic (none)`: the same proxy with the envoy-default or no healing policy.',
+  '`haproxy`: HAProxy 2.6 with active checks and `observe layer7`; `nginx`: nginx 1.22 with its defaults.',
+];
+const COLUMN_NOTES = 'Two clocks per fault: **traffic shifted** = from the fault\'s start until the faulty endpoints stop being hit (the client-felt clock: a balancer steering away counts); **decided** = the system\'s own first ejection / drain / mark-down of a faulty endpoint (meshmedic: /v1/events; HAProxy: its stats CSV, sampled every 250 ms; nginx: "upstream server temporarily disabled" in its error log, whole seconds). Recovery = from the fault\'s end until the faulty endpoints get ≥ 50 % of their fair share over 1 s.';
 
 interface Lane {
   sys: SystemUnderTest;
@@ -53,22 +72,20 @@ async function post(url: string, body: unknown): Promise<void> {
   if (r.statusCode !== 200) throw new Error(`POST ${url}: ${r.statusCode} ${text}`);
 }
 
-async function startLane(sys: SystemUnderTest, sc: Scenario, dir: string): Promise<Lane> {
+async function startLane(sys: SystemUnderTest, spec: ScenarioSpec, seed: number, dir: string): Promise<Lane> {
   const lane: Lane = { sys, backends: [] };
   const why = sys.available();
   if (why) { lane.failed = why; return lane; }
   const be = nodeEntry('src/testing/backend-main.ts');
   try {
-    lane.backends = await Promise.all(Array.from({ length: sc.endpoints }, async (_, i) => {
-      const proc = spawnTracked({
-        name: `${sys.name}-backend-${i}`, cmd: be.cmd, logDir: dir, stdinPipe: true,
-        args: [...be.args, '--port', '0', '--control-port', '0', '--seed', String(i + 1), '--median-ms', String(sc.baseline.medianMs),
-          '--sigma', String(sc.baseline.sigma), '--error-rate', String(sc.baseline.errorRate), '--exit-with-stdin'],
-      });
-      const r = await waitReadyLine<{ port: number; controlPort: number }>(proc, 20_000);
-      return { proc, port: r.port, controlPort: r.controlPort, address: `127.0.0.1:${r.port}` };
-    }));
-    const ctx = { upstreams: lane.backends.map((b) => ({ host: '127.0.0.1', port: b.port })), dir, timeouts: SCENARIO_TIMEOUTS };
+    // The whole cluster in one process: dozens of lanes × endpoints as separate processes would not fit.
+    const proc = spawnTracked({
+      name: `${sys.name}-backends`, cmd: be.cmd, logDir: dir, stdinPipe: true,
+      args: [...be.args, '--port', '0', '--control-port', '0', '--models', JSON.stringify(backendModels(spec, seed)), '--exit-with-stdin'],
+    });
+    const r = await waitReadyLine<{ backends: { port: number; controlPort: number }[] }>(proc, 30_000);
+    lane.backends = r.backends.map((b) => ({ proc, port: b.port, controlPort: b.controlPort, address: `127.0.0.1:${b.port}` }));
+    const ctx = { upstreams: lane.backends.map((b) => ({ host: '127.0.0.1', port: b.port })), dir, timeouts: timeoutsOf(spec) };
     // Ports are picked free then bound by the system: another lane starting at the same moment may
     // take one in between, so a failed start is tried once more with fresh ports.
     try { lane.sut = await sys.start(ctx); } catch { lane.sut = await sys.start(ctx); }
@@ -80,17 +97,18 @@ async function startLane(sys: SystemUnderTest, sc: Scenario, dir: string): Promi
 
 async function stopLane(l: Lane): Promise<void> {
   await l.sut?.stop().catch(() => {});
-  await Promise.all(l.backends.map((b) => b.proc.stop()));
+  await l.backends[0]?.proc.stop();
 }
 
-const evidenceFile = (sc: Scenario, quick: boolean): string => path.join(ROOT, 'bench', 'results', 'tmp', `scenario-${quick ? 'quick-' : ''}${sc.name}.json`);
+const evidenceFile = (sc: Scenario, seed: number, quick: boolean): string => path.join(ROOT, 'bench', 'results', 'tmp', `scenario-${quick ? 'quick-' : ''}${sc.name}-seed${seed}.json`);
 
 interface Evidence { records: LoadRecords; logs: ArrivalLog[]; ejections: EjectionLike[] | null }
 type EjectionLike = { address: string; at: number };
 
-async function runScenario(sc: Scenario, systems: SystemUnderTest[], dir: string, quick: boolean): Promise<Map<string, Outcome>> {
+async function runScenario(spec: ScenarioSpec, seed: number, systems: SystemUnderTest[], dir: string, quick: boolean): Promise<Map<string, Outcome>> {
   const out = new Map<string, Outcome>();
-  const lanes = await Promise.all(systems.map((s) => startLane(s, sc, dir)));
+  const sc = liveScenario(spec);
+  const lanes = await Promise.all(systems.map((s) => startLane(s, spec, seed, dir)));
   try {
     const live = lanes.filter((l) => !l.failed && l.sut);
     for (const l of lanes) if (l.failed) out.set(l.sys.name, { available: false, reason: l.failed });
@@ -108,21 +126,16 @@ async function runScenario(sc: Scenario, systems: SystemUnderTest[], dir: string
     // Faults are timed from the load's actual start, which a busy machine may delay past startAt.
     startAt = (await waitReadyLine<{ start: number }>(genProc, 60_000)).start;
 
-    // Faults at their times, on every lane's backends at once.
-    const timers: NodeJS.Timeout[] = [];
+    // Every backend gets its faults once, timed from the load's start: it realizes them itself.
     const faultErrors: string[] = [];
-    for (const step of sc.steps) {
-      timers.push(setTimeout(() => {
-        for (const l of live) for (const i of step.endpoints) {
-          post(`http://127.0.0.1:${l.backends[i].controlPort}/__fault`, step.fault).catch((e: Error) => faultErrors.push(`${l.sys.name}: ${e.message}`));
-        }
-      }, Math.max(0, startAt + step.atMs - Date.now())));
-    }
+    await Promise.all(live.flatMap((l) => l.backends.map((b, i) => {
+      const faults = faultsOf(spec, i);
+      return faults.length === 0 ? undefined : post(`http://127.0.0.1:${b.controlPort}/__fault`, { faults, t0: startAt }).catch((e: Error) => { faultErrors.push(`${l.sys.name}: ${e.message}`); });
+    })));
     // HAProxy keeps no history of server states: sample them while the load runs.
     const sampler = setInterval(() => { for (const l of live) void l.sut!.sample?.(); }, 250);
     const { code } = await genProc.exited;
     clearInterval(sampler);
-    for (const t of timers) clearTimeout(t);
     if (faultErrors.length) log(`  fault injection errors: ${faultErrors.slice(0, 3).join('; ')}\n`);
     if (code !== 0 || !existsSync(outFile)) throw new Error(`load generator failed (${code}); see ${genProc.logFile}`);
     const records = JSON.parse(readFileSync(outFile, 'utf8')) as LoadRecords[];
@@ -144,7 +157,7 @@ async function runScenario(sc: Scenario, systems: SystemUnderTest[], dir: string
       }
     }
     // The raw evidence behind every figure, for whoever wants to check one (not committed).
-    writeJson(evidenceFile(sc, quick), { scenario: sc, startAt, evidence });
+    writeJson(evidenceFile(sc, seed, quick), { scenario: sc, seed, startAt, evidence });
     return out;
   } finally {
     await Promise.all(lanes.map(stopLane));
@@ -153,18 +166,15 @@ async function runScenario(sc: Scenario, systems: SystemUnderTest[], dir: string
 
 const ms = (v: number | null | undefined): Cell => (v === null || v === undefined ? null : Math.round(v));
 
-/** What each scenario does: load, phases, which endpoints and which fault (the POST /__fault bodies). */
-function scenarioTable(list: readonly Scenario[]): { columns: string[]; rows: Cell[][]; alignRight: boolean[] } {
+/** What each scenario does: set, cluster size, load, phases, faults (the catalogue's own data). */
+function scenarioTable(list: readonly ScenarioSpec[]): Table {
   const s = (x: number): string => `${x / 1000}`;
   return {
-    alignRight: [false, false, false, false, false, false],
-    columns: ['scenario', 'what happens', 'load (rps from s)', 'fault from s to s', 'faulty endpoints (of 5)', 'fault steps'],
+    alignRight: [false, false, true, false, false, false],
+    columns: ['scenario', 'set', 'endpoints', 'what happens', 'phases (s): warm / fault / after', 'faults (endpoint indexes, s)'],
     rows: list.map((sc) => [
-      sc.name, sc.description,
-      sc.schedule.map((r) => `${r.rate}@${s(r.atMs)}`).join(', '),
-      sc.steps.length ? `${s(sc.faultStartMs)}–${sc.faultEndMs === null ? 'end' : s(sc.faultEndMs)} (run ${s(sc.durationMs)})` : `none (run ${s(sc.durationMs)})`,
-      sc.faulty.length ? sc.faulty.join(', ') : 'none: any ejection is false',
-      sc.steps.map((st) => `${s(st.atMs)} s: ${JSON.stringify(st.fault)}`).join('; ') || `baseline: ${JSON.stringify(sc.baseline)}`,
+      sc.name, sc.set, sc.endpoints.length, sc.description, `${s(sc.timing.warmMs)} / ${s(sc.timing.faultMs)} / ${s(sc.timing.afterMs)} at ${sc.rps} rps${sc.load ? ` (×${sc.load.factor} load)` : ''}`,
+      sc.faults.map(({ endpoints, startMs, endMs, ...f }) => `${JSON.stringify(f)} on [${endpoints.join(', ')}] ${s(startMs)}–${s(endMs)}`).join('; ') || 'none: any ejection is false',
     ]),
   };
 }
@@ -174,21 +184,26 @@ async function main(): Promise<number> {
   try {
     ({ values: v } = parseArgs({
       options: {
-        quick: { type: 'boolean' }, only: { type: 'string' }, systems: { type: 'string' }, 'no-build': { type: 'boolean' },
-        'no-write': { type: 'boolean' }, write: { type: 'boolean' }, render: { type: 'string' }, reanalyze: { type: 'boolean' }, help: { type: 'boolean' },
+        quick: { type: 'boolean' }, only: { type: 'string' }, systems: { type: 'string' }, seeds: { type: 'string' }, set: { type: 'string' },
+        'no-build': { type: 'boolean' }, 'no-write': { type: 'boolean' }, write: { type: 'boolean' }, render: { type: 'string' }, help: { type: 'boolean' },
       },
     }));
   } catch (e) { log(`${(e as Error).message}\n${USAGE}\n`); return 2; }
   if (v.help) { process.stdout.write(USAGE + '\n'); return 0; }
   const quick = Boolean(v.quick);
-  const timing = quick ? QUICK_TIMING : FULL_TIMING;
-  let scenarios = catalogue(timing);
+  let scenarios: ScenarioSpec[] = [...SCENARIOS];
   if (typeof v.only === 'string') {
     const names = v.only.split(',').map((s) => s.trim());
     const unknown = names.filter((n) => !scenarios.some((s) => s.name === n));
     if (unknown.length) { log(`--only: unknown scenario(s) ${unknown.join(', ')}\n${USAGE}\n`); return 2; }
     scenarios = scenarios.filter((s) => names.includes(s.name));
   } else if (quick) scenarios = scenarios.filter((s) => (QUICK_SCENARIOS as readonly string[]).includes(s.name));
+  if (typeof v.set === 'string') {
+    if (v.set !== 'tuning' && v.set !== 'held-out') { log(`--set: expected tuning or held-out, got ${v.set}\n${USAGE}\n`); return 2; }
+    scenarios = scenarios.filter((s) => s.set === v.set);
+  }
+  const seedCount = typeof v.seeds === 'string' ? Number(v.seeds) : quick ? 1 : 3;
+  if (!Number.isInteger(seedCount) || seedCount < 1 || seedCount > 20) { log(`--seeds: expected an integer 1..20, got ${String(v.seeds)}\n${USAGE}\n`); return 2; }
   let systems = SYSTEMS;
   if (typeof v.systems === 'string') {
     const words = v.systems.split(',').map((s) => s.trim().toLowerCase()).filter(Boolean);
@@ -196,205 +211,100 @@ async function main(): Promise<number> {
   }
   const write = quick ? Boolean(v.write) : !v['no-write'];
 
-  let results: { scenario: Scenario; outcomes: Map<string, Outcome>; loadavg: number[] }[] = [];
+  let runs: RunRecord[] = [];
   const t0 = Date.now();
-  let saved: { when: string; command: string; machine: string } | undefined;
+  let saved: { when: string; command: string; machine: string; minutes: number } | undefined;
   if (typeof v.render === 'string') {
-    const j = JSON.parse(readFileSync(v.render, 'utf8')) as { when: string; command: string; machine: string; scenarios: { scenario: Scenario; loadavg: number[]; results: Record<string, Outcome> }[] };
-    saved = { when: j.when, command: j.command, machine: j.machine };
-    results = j.scenarios.map((r) => ({ scenario: r.scenario, loadavg: r.loadavg, outcomes: new Map(Object.entries(r.results)) }));
-    const present = new Set(results.flatMap((r) => [...r.outcomes.keys()]));
-    systems = SYSTEMS.filter((s) => present.has(s.name));
-  } else if (v.reanalyze) {
-    const resultFile = path.join(ROOT, 'bench', 'results', quick ? 'scenarios-quick.json' : 'scenarios.json');
-    const prev = existsSync(resultFile) ? JSON.parse(readFileSync(resultFile, 'utf8')) as { when: string; command: string; machine: string; scenarios: { scenario: Scenario; loadavg: number[]; results: Record<string, Outcome> }[] } : undefined;
-    for (const sc of scenarios) {
-      const f = evidenceFile(sc, quick);
-      if (!existsSync(f)) { log(`no evidence for ${sc.name} (${f}): skipped\n`); continue; }
-      const ev = JSON.parse(readFileSync(f, 'utf8')) as { startAt: number; evidence: Record<string, Evidence> };
-      const old = prev?.scenarios.find((p) => p.scenario.name === sc.name);
-      const outcomes = new Map<string, Outcome>();
-      for (const sys of SYSTEMS) {
-        const e = ev.evidence[sys.name];
-        // Runs from before faults were timed from the generator's actual start applied them at
-        // startAt + atMs: shift the fault phases by that difference (0 for later runs).
-        const shift = Math.min(0, ev.startAt - e?.records.start);
-        const scAt: Scenario = shift === 0 ? sc : { ...sc, faultStartMs: sc.faultStartMs + shift, faultEndMs: sc.faultEndMs === null ? null : sc.faultEndMs + shift };
-        if (e) outcomes.set(sys.name, { available: true, metrics: analyzeScenario(scAt, e.records, e.logs, e.ejections ?? undefined) });
-        else if (old?.results[sys.name]) outcomes.set(sys.name, old.results[sys.name]);
-      }
-      results.push({ scenario: sc, outcomes, loadavg: old?.loadavg ?? [] });
-    }
-    if (prev) saved = { when: prev.when, command: prev.command, machine: prev.machine };
-    const present = new Set(results.flatMap((r) => [...r.outcomes.keys()]));
-    systems = SYSTEMS.filter((s) => present.has(s.name));
+    const j = JSON.parse(readFileSync(v.render, 'utf8')) as { when: string; command: string; machine: string; minutes: number; runs: RunRecord[] };
+    saved = { when: j.when, command: j.command, machine: j.machine, minutes: j.minutes };
+    runs = j.runs;
+    scenarios = SCENARIOS.filter((s) => runs.some((r) => r.scenario === s.name));
   } else {
-    await runAll();
-  }
-  async function runAll(): Promise<void> {
     const peers = await runCommand('bash', [path.join(ROOT, 'scripts', 'ensure-peers.sh')], 600_000);
     if (peers.code !== 0) log(peers.stderr);
     if (!v['no-build']) {
       const err = await buildIfStale(log);
       if (err) log(`bench:scenarios: the build reported errors (meshmedic may be unavailable):\n${err}\n`);
     }
-
     const tmp = tempDir('mm-bench-scen');
     try {
-      for (const sc of scenarios) {
-        log(`scenario ${sc.name}: ${sc.description} (${sc.durationMs / 1000} s at ${RATE} rps, ${systems.length} systems at once)\n`);
-        const before = os.loadavg()[0];
-        const outcomes = await runScenario(sc, systems, tmp.dir, quick);
-        const loadavg = [Math.round(before * 10) / 10, Math.round(os.loadavg()[0] * 10) / 10];
-        log(`  (load average ${loadavg[0]} → ${loadavg[1]} on ${os.cpus().length} CPUs)\n`);
-        for (const [name, o] of outcomes) {
-          log(o.available
-            ? `  ${name}: failed ${o.metrics.failedPct}%, p99 ${ms(o.metrics.p99)} ms, detect ${o.metrics.detectMs ?? '–'} ms, recover ${o.metrics.recoverMs ?? '–'} ms, false ejections ${o.metrics.falseEjections ?? '–'}\n`
-            : `  ${name}: not available: ${o.reason}\n`);
+      for (let seed = 1; seed <= seedCount; seed++) {
+        for (const spec of scenarios) {
+          log(`scenario ${spec.name} (${spec.set}, seed ${seed}): ${spec.description} (${spec.durationMs / 1000} s at ${spec.rps} rps, ${systems.length} systems at once)\n`);
+          const before = os.loadavg()[0];
+          const outcomes = await runScenario(spec, seed, systems, tmp.dir, quick);
+          const loadavg = [Math.round(before * 10) / 10, Math.round(os.loadavg()[0] * 10) / 10];
+          log(`  (load average ${loadavg[0]} → ${loadavg[1]} on ${os.cpus().length} CPUs; ${Math.round((Date.now() - t0) / 1000)} s so far)\n`);
+          for (const [name, o] of outcomes) {
+            log(o.available
+              ? `  ${name}: failed ${o.metrics.failedPct}%, p99 ${ms(o.metrics.p99)} ms, shifted ${o.metrics.detectMs ?? '–'} ms, decided ${o.metrics.reportedDetectMs ?? '–'} ms, recovered ${o.metrics.recoverMs ?? '–'} ms, false ejections ${o.metrics.falseEjections ?? '–'}\n`
+              : `  ${name}: not available: ${o.reason}\n`);
+          }
+          runs.push({
+            scenario: spec.name, family: spec.family, set: spec.set, size: spec.endpoints.length, seed, faulted: spec.faults.length > 0, hard: spec.hard,
+            loadavg, outcomes: Object.fromEntries(outcomes),
+          });
         }
-        results.push({ scenario: sc, outcomes, loadavg });
       }
     } finally {
       await stopAll();
       tmp.remove();
     }
-
-}
+  }
 
   const names = systems.map((s) => s.name);
-  const detail = {
-    alignRight: [false, false, true, true, true, true, true, true, true, true, true, true],
-    columns: ['scenario', 'system', 'failed %', 'p99 ms', 'detect ms', 'reqs to detect', 'reported detect ms', 'recover ms', 'false ejections', 'healthy gaps', 'late reqs', 'stall ms'],
-    rows: results.flatMap(({ scenario, outcomes }) => names.map((n): Cell[] => {
-      const o = outcomes.get(n);
-      if (!o || !o.available) return [scenario.name, n, null, null, null, null, null, null, null, null, null, `not available: ${o && !o.available ? o.reason : 'not run'}`];
-      const m = o.metrics;
-      return [scenario.name, n, m.failedPct, ms(m.p99), m.detectMs, m.detectRequests, m.reportedDetectMs, m.recoverMs, m.falseEjections, m.healthyGaps, m.lateRequests, m.stallMs];
-    })),
-  };
-
-  // Per system, over the whole suite.
-  const totals = new Map<string, { failed: number; requests: number; detect: number[]; recover: number[]; falseEj: number; ran: number; faultRuns: number; recoverable: number }>();
-  for (const n of names) totals.set(n, { failed: 0, requests: 0, detect: [], recover: [], falseEj: 0, ran: 0, faultRuns: 0, recoverable: 0 });
-  for (const { scenario, outcomes } of results) for (const [n, o] of outcomes) {
-    if (!o.available) continue;
-    const t = totals.get(n)!;
-    t.ran++;
-    if (scenario.faulty.length > 0) t.faultRuns++; t.failed += o.metrics.failed; t.requests += o.metrics.requests; t.falseEj += o.metrics.falseEjections ?? 0;
-    if (o.metrics.detectMs !== null) t.detect.push(o.metrics.detectMs);
-    if (o.metrics.detectMs !== null && scenario.faultEndMs !== null && scenario.faulty.length > 0) t.recoverable++;
-    if (o.metrics.recoverMs !== null) t.recover.push(o.metrics.recoverMs);
+  const sections: string[] = [];
+  const text: string[] = [];
+  for (const set of ['tuning', 'held-out'] as const) {
+    const rs = runs.filter((r) => r.set === set);
+    if (rs.length === 0) continue;
+    const summary = summaryTable(rs, names, MM);
+    const detail = detailTable(rs, names);
+    const checks = verdicts({ runs: rs, mm: MM, mmNoRetries: MM_NO_RETRIES, tunedPeers: TUNED_PEERS, noRetryLanes: NO_RETRY_LANES, haproxyTuned: HAPROXY_TUNED });
+    const loads = rs.flatMap((r) => r.loadavg);
+    const title = set === 'tuning' ? 'Tuning set (rules and defaults may be tuned on these)' : 'Held-out set (nothing is tuned on these)';
+    text.push(`${title}\n${renderText(summary)}\n${checks.map((c) => `- ${c}`).join('\n')}\n`);
+    sections.push([
+      `### ${title}`, '',
+      `${new Set(rs.map((r) => r.scenario)).size} scenarios × ${new Set(rs.map((r) => r.seed)).size} seeds; load average during the runs ${loads.length ? `${Math.min(...loads)}–${Math.max(...loads)}` : '–'}.`, '',
+      renderMarkdown(summary), '',
+      'Targets (issue 9), checked on this set:', '',
+      checks.map((c) => `- ${c}`).join('\n'), '',
+      '<details><summary>Every scenario × system (median [min–max] over seeds)</summary>', '',
+      renderMarkdown(detail), '',
+      '</details>', '',
+    ].join('\n'));
   }
-  const mean = (a: number[]): number | null => (a.length ? Math.round(a.reduce((x, y) => x + y, 0) / a.length) : null);
-  const failedPct = (n: string): number | null => { const t = totals.get(n)!; return t.requests ? Math.round((t.failed / t.requests) * 10_000) / 100 : null; };
-  const x = (a: number | null, b: number | null): string | null => { const q = ratio(a, b); return q === null ? null : `${q.toFixed(2)}×`; };
-  const base = 'meshmedic (envoy-default)';
-  const summary = {
-    alignRight: [false, true, true, true, true, true, true, true, true],
-    columns: ['system', 'scenarios run', 'failed % (suite)', '× envoy-default', 'faults contained', 'mean detect ms (contained)', 'recovered in window', 'mean recover ms', 'false ejections'],
-    rows: names.map((n): Cell[] => {
-      const t = totals.get(n)!;
-      if (t.ran === 0) return [n, 0, null, null, null, null, null, null, null];
-      return [n, t.ran, failedPct(n), x(failedPct(n), totals.get(base)?.ran ? failedPct(base) : null), `${t.detect.length}/${t.faultRuns}`, mean(t.detect),
-        `${t.recover.length}/${t.recoverable}`, mean(t.recover), t.falseEj];
-    }),
-  };
+  process.stdout.write(`\n${text.join('\n')}\n`);
+  const minutes = saved?.minutes ?? Math.round((Date.now() - t0) / 6000) / 10;
+  log(`total ${minutes} min\n`);
 
-  // The targets of the issue, checked from the figures (a missing system makes a check "not checked").
-  const verdicts: string[] = [];
-  const get = (sc: string, n: string): ScenarioMetrics | undefined => {
-    const o = results.find((r) => r.scenario.name === sc)?.outcomes.get(n);
-    return o && o.available ? o.metrics : undefined;
-  };
-  const mm = 'meshmedic';
-  if (totals.get(mm)?.ran && totals.get(base)?.ran) {
-    const r = ratio(failedPct(mm), failedPct(base));
-    verdicts.push(`failed requests, meshmedic vs envoy-default over the suite: ${r === null ? '–' : `${r.toFixed(2)}×`} (target ≤ 0.40)`);
-  } else verdicts.push('failed requests vs envoy-default: not checked (a policy did not run)');
-  for (const peer of ['haproxy', 'nginx']) {
-    const worse = results.filter((r) => { const a = get(r.scenario.name, mm), b = get(r.scenario.name, peer); return a && b && a.failed > b.failed; }).map((r) => r.scenario.name);
-    const compared = results.filter((r) => get(r.scenario.name, mm) && get(r.scenario.name, peer)).length;
-    verdicts.push(compared ? `scenarios where meshmedic failed more requests than ${peer}: ${worse.length ? worse.join(', ') : 'none'} (of ${compared})` : `meshmedic vs ${peer}: not checked`);
-  }
-  for (const r of results.filter((r) => r.scenario.hard)) {
-    const m = get(r.scenario.name, mm);
-    if (m) verdicts.push(`${r.scenario.name}: meshmedic detected after ${m.detectRequests ?? '–'} affected requests / ${m.detectMs ?? '–'} ms (target ≤ 5 requests or ≤ 1000 ms): ${m.detectMs !== null && (m.detectMs <= 1000 || (m.detectRequests ?? 99) <= 5) ? 'met' : 'not met'}`);
-  }
-  const g = get('gray-3x', mm);
-  if (g) verdicts.push(`gray-3x: meshmedic detected after ${g.detectMs ?? '–'} ms (target ≤ 3000 ms): ${g.detectMs !== null && g.detectMs <= 3000 ? 'met' : 'not met'}`);
-  const noise = get('noise', mm);
-  if (noise) verdicts.push(`noise: meshmedic false ejections ${noise.falseEjections ?? '–'} (target 0)`);
-  const disturbed = results.filter((r) => [...r.outcomes.values()].some((o) => o.available && (o.metrics.stallMs > 1000 || o.metrics.lateRequests > 0.01 * o.metrics.requests)));
-  if (disturbed.length) verdicts.push(`disturbed runs (a system's endpoints all silent > 1 s, or > 1 % of requests sent late by a starved generator): ${disturbed.map((r) => `${r.scenario.name} (load ${r.loadavg.join('→')})`).join(', ')}; their figures are not trustworthy`);
-  // Paper-style ratios, paired: only scenarios where both systems have the figure.
-  const paired = (peer: string, f: (m: ScenarioMetrics) => number | null): { a: number; b: number; n: number } => {
-    let a = 0, b = 0, n = 0;
-    for (const r of results) {
-      const ma = get(r.scenario.name, mm), mb = get(r.scenario.name, peer);
-      const fa = ma ? f(ma) : null, fb = mb ? f(mb) : null;
-      if (fa === null || fb === null) continue;
-      a += fa; b += fb; n++;
-    }
-    return { a, b, n };
-  };
-  const pr = (p: { a: number; b: number; n: number }): string => (p.n === 0 ? '– (no scenario where both have it)' : p.b === 0 ? `– (${p.a} vs 0 over ${p.n} scenarios)` : `${(p.a / p.b).toFixed(2)}× over ${p.n} scenario${p.n === 1 ? '' : 's'}`);
-  for (const peer of ['haproxy', 'nginx', base]) {
-    if (!totals.get(mm)?.ran || !totals.get(peer)?.ran) continue;
-    verdicts.push(`meshmedic / ${peer}: failed requests ${pr(paired(peer, (m) => m.failed))}, detection time ${pr(paired(peer, (m) => m.detectMs))}, recovery time ${pr(paired(peer, (m) => m.recoverMs))} (the source paper claims 0.75× failures, 0.60× detection, 0.70× recovery)`);
-  }
-
-  process.stdout.write(`\n${renderText(detail)}\n\n${renderText(summary)}\n\n${verdicts.map((s) => `- ${s}`).join('\n')}\n`);
-  log(`total ${Math.round((Date.now() - t0) / 1000)} s\n`);
-
-  if (saved && v.reanalyze) {
-    const resultFile = path.join(ROOT, 'bench', 'results', quick ? 'scenarios-quick.json' : 'scenarios.json');
-    writeJson(resultFile, {
-      when: saved.when, reanalyzed: new Date().toISOString(), command: saved.command, machine: saved.machine, timing, rate: RATE,
-      timeouts: SCENARIO_TIMEOUTS, clientTimeoutMs: CLIENT_TIMEOUT_MS, haproxy: HAPROXY_HEALING, nginx: NGINX_HEALING,
-      scenarios: results.map(({ scenario, outcomes, loadavg }) => ({ scenario, loadavg, results: Object.fromEntries(outcomes) })),
-      verdicts,
-    });
-    updateMarkdownFile(path.join(ROOT, 'bench', 'README.md'), 'bench:scenarios', readmeSection(saved.when, saved.command, saved.machine, quick), '## Fault scenarios: latest results');
-    log(`recomputed from the evidence: wrote ${path.relative(ROOT, resultFile)} and bench/README.md\n`);
-  } else if (saved) {
-    updateMarkdownFile(path.join(ROOT, 'bench', 'README.md'), 'bench:scenarios', readmeSection(saved.when, saved.command, saved.machine, saved.command.includes('--quick')), '## Fault scenarios: latest results');
+  const readme = (when: string, cmd: string, machine: string): string => [
+    `Last run: ${when}, \`${cmd}\`${quick ? ' (quick mode: three scenarios, one seed, indicative only)' : ''}, on ${machine}; ${minutes} min.`,
+    '',
+    LANE_NOTES.map((l) => `- ${l}`).join('\n'),
+    '',
+    COLUMN_NOTES,
+    '',
+    ...sections,
+    '<details><summary>The scenarios of this run (src/sim/scenarios.ts)</summary>', '',
+    renderMarkdown(scenarioTable(scenarios)), '',
+    '</details>',
+  ].join('\n');
+  if (saved) {
+    updateMarkdownFile(path.join(ROOT, 'bench', 'README.md'), 'bench:scenarios', readme(saved.when, saved.command, saved.machine), '## Fault scenarios: latest results');
     log(`re-rendered ${v.render} into bench/README.md\n`);
   } else if (write) {
     const when = new Date().toISOString();
     const cmd = `npm run bench:scenarios${quick ? ' -- --quick --write' : ''}`;
     const machine = `${os.cpus().length} × ${os.cpus()[0]?.model.trim() ?? 'cpu'}, Node ${process.version}`;
     writeJson(path.join(ROOT, 'bench', 'results', quick ? 'scenarios-quick.json' : 'scenarios.json'), {
-      when, command: cmd, machine, timing, rate: RATE, timeouts: SCENARIO_TIMEOUTS, clientTimeoutMs: CLIENT_TIMEOUT_MS,
-      haproxy: HAPROXY_HEALING, nginx: NGINX_HEALING,
-      scenarios: results.map(({ scenario, outcomes, loadavg }) => ({ scenario, loadavg, results: Object.fromEntries(outcomes) })),
-      verdicts,
+      when, command: cmd, machine, minutes, clientTimeoutMs: CLIENT_TIMEOUT_MS, lanes: LANE_NOTES, runs,
     });
-    updateMarkdownFile(path.join(ROOT, 'bench', 'README.md'), 'bench:scenarios', readmeSection(when, cmd, machine, quick), '## Fault scenarios: latest results');
+    updateMarkdownFile(path.join(ROOT, 'bench', 'README.md'), 'bench:scenarios', readme(when, cmd, machine), '## Fault scenarios: latest results');
     log(`wrote bench/results/${quick ? 'scenarios-quick' : 'scenarios'}.json and bench/README.md\n`);
   }
   return 0;
-
-  function readmeSection(when: string, cmd: string, machine: string, isQuick: boolean): string {
-    return [
-      `Last run: ${when}, \`${cmd}\`${isQuick ? ' (quick mode: two scenarios, short phases, indicative only)' : ''}, on ${machine}.`,
-      '',
-      renderMarkdown(summary),
-      '',
-      verdicts.map((s) => `- ${s}`).join('\n'),
-      '',
-      '<details><summary>The scenarios of this run</summary>',
-      '',
-      renderMarkdown(scenarioTable(results.map((r) => r.scenario))),
-      '',
-      '</details>',
-      '',
-      '<details><summary>Every scenario × system</summary>',
-      '',
-      renderMarkdown(detail),
-      '',
-      '</details>',
-    ].join('\n');
-  }
 }
 
 main().then((code) => process.exit(code), (e: Error) => { log(`bench:scenarios: ${e.stack ?? e.message}\n`); stopAll().finally(() => process.exit(1)); });

@@ -5,6 +5,7 @@ import type { Config } from '../config/types.js';
 import { createLogger } from '../core/log.js';
 import { startSidecar, type Sidecar } from '../runtime/sidecar.js';
 import { startBackend, type Backend } from '../testing/backend.js';
+import type { FaultKind } from '../sim/faults.js';
 import { renderView, type DemoFaultRecord } from './view.js';
 import { TrafficGenerator } from './traffic.js';
 
@@ -35,16 +36,17 @@ interface ScheduledFault {
   readonly forS: number;
   readonly label: string;
   readonly targets: readonly string[]; // instance names
-  readonly fault: Record<string, unknown>;
+  /** In the scenario catalogue's vocabulary (src/sim/faults.ts), active until the fault ends. */
+  readonly fault: FaultKind;
 }
 
 /** The fault schedule, repeated: each fault from the scenario catalogue, then recovery. */
 export const FAULT_SCHEDULE: readonly ScheduledFault[] = [
-  { atS: 8, forS: 12, label: 'crash (connection refused)', targets: ['payments-2'], fault: { mode: 'crash' } },
-  { atS: 26, forS: 14, label: 'gray failure: 5x latency, still 200 OK', targets: ['catalog-1'], fault: { mode: 'latency', factor: 5, latencyMs: 20 } },
-  { atS: 46, forS: 12, label: 'partial failure: 30 % 503', targets: ['payments-3'], fault: { mode: '5xx', rate: 0.3, status: 503 } },
-  { atS: 64, forS: 10, label: 'black-hole (accepts, never answers)', targets: ['payments-1'], fault: { mode: 'blackhole' } },
-  { atS: 80, forS: 12, label: 'zone outage: every payments instance in zone b', targets: ['payments-3', 'payments-4'], fault: { mode: 'crash' } },
+  { atS: 8, forS: 12, label: 'crash (connection refused)', targets: ['payments-2'], fault: { kind: 'crash' } },
+  { atS: 26, forS: 14, label: 'gray failure: 5x latency, still 200 OK', targets: ['catalog-1'], fault: { kind: 'latency', factor: 5 } },
+  { atS: 46, forS: 12, label: 'partial failure: 30 % 503', targets: ['payments-3'], fault: { kind: 'errors', fraction: 0.3, status: 503 } },
+  { atS: 64, forS: 10, label: 'black-hole (accepts, never answers)', targets: ['payments-1'], fault: { kind: 'blackhole' } },
+  { atS: 80, forS: 12, label: 'zone outage: every payments instance in zone b', targets: ['payments-3', 'payments-4'], fault: { kind: 'crash' } },
 ];
 const CYCLE_S = 100;
 
@@ -116,7 +118,7 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
             rec.rpsBefore = recentRps(clients, rec.ids);
             records.push(rec);
             timers.push(setTimeout(() => {
-              for (const n of f.targets) byName.get(n)!.backend.setFault({ mode: 'none' });
+              for (const n of f.targets) byName.get(n)!.backend.clearFault();
               rec.endedAt = Date.now();
             }, f.forS * 1000));
           }, at - (Date.now() - started)));

@@ -1,6 +1,9 @@
-// The fault-scenario catalogue, shared by the simulator, the tests and the real-process benchmark
-// (bench/scenarios): plain data only, so that each driver realizes the same faults its own way.
-// Times are ms from the start of the run; endpoints are referred to by index.
+// The fault-scenario catalogue: one module of plain data shared by the simulator, the live benchmark
+// (bench/scenarios), the demo and the tests. Faults use the one vocabulary of ./faults.ts, which the test
+// backend speaks. Times are ms from the start of the run; endpoints are referred to by index.
+import type { TimedFault } from './faults.js';
+
+export type { FaultKind, TimedFault } from './faults.js';
 
 export interface EndpointModel {
   /** Median latency when healthy, ms. */
@@ -14,19 +17,8 @@ export interface EndpointModel {
   readonly capacityRps: number;
 }
 
-export type FaultSpec =
-  /** Connection refused: fails at once (local-origin). */
-  | { readonly kind: 'crash'; readonly endpoints: readonly number[]; readonly startMs: number; readonly endMs: number }
-  /** Accepts, never answers: fails at the request timeout (local-origin). */
-  | { readonly kind: 'blackhole'; readonly endpoints: readonly number[]; readonly startMs: number; readonly endMs: number }
-  /** Answers `status` to this fraction of requests. */
-  | { readonly kind: 'status'; readonly endpoints: readonly number[]; readonly startMs: number; readonly endMs: number; readonly status: 500 | 503; readonly fraction: number }
-  /** Gray failure: answers 200, `factor` times slower. */
-  | { readonly kind: 'latency'; readonly endpoints: readonly number[]; readonly startMs: number; readonly endMs: number; readonly factor: number }
-  /** Latency creeps linearly from 1× to `factor`× until `crashAtMs`, then the endpoint crashes until endMs. */
-  | { readonly kind: 'drift'; readonly endpoints: readonly number[]; readonly startMs: number; readonly endMs: number; readonly factor: number; readonly crashAtMs: number }
-  /** Alternates down (crash) for downMs and up for upMs, starting down. */
-  | { readonly kind: 'flap'; readonly endpoints: readonly number[]; readonly startMs: number; readonly endMs: number; readonly downMs: number; readonly upMs: number };
+/** A fault on some endpoints during [startMs, endMs). */
+export type FaultSpec = TimedFault & { readonly endpoints: readonly number[] };
 
 export interface LoadRamp {
   /** Offered load multiplies from 1 to `factor` between rampStartMs and rampEndMs, holds until holdEndMs, then returns to 1. */
@@ -36,185 +28,225 @@ export interface LoadRamp {
   readonly factor: number;
 }
 
+/** Tuning scenarios may guide rules, thresholds and defaults; held-out ones never may (they judge them). */
+export type ScenarioSet = 'tuning' | 'held-out';
+
+/** The phases of a run: fault-free warm-up, the fault, observation of recovery. */
+export interface Timing {
+  readonly warmMs: number;
+  readonly faultMs: number;
+  readonly afterMs: number;
+}
+
 export interface ScenarioSpec {
+  /** `<family>-<endpoints>`, e.g. crash-10. */
   readonly name: string;
+  /** The scenario family (same fault at several cluster sizes). */
+  readonly family: string;
+  readonly set: ScenarioSet;
   readonly title: string;
   readonly description: string;
   /** Offered load, requests per second (open loop, Poisson arrivals). */
   readonly rps: number;
   readonly durationMs: number;
+  readonly timing: Timing;
+  /** The cluster: one model per endpoint (its length is the cluster size). */
   readonly endpoints: readonly EndpointModel[];
   /** Lognormal shape of latency (σ of log latency). */
   readonly latencySigma: number;
   /** Heavy tail: this fraction of requests is further multiplied by a Pareto(alpha) factor ≥ 1. */
   readonly latencyTail?: { readonly probability: number; readonly paretoAlpha: number };
-  /** The client's (proxy's) request timeout, ms. */
+  /** The client's (proxy's) request timeout, ms: the upstream timeout of every system. */
   readonly requestTimeoutMs: number;
   readonly faults: readonly FaultSpec[];
   readonly load?: LoadRamp;
-  /** What a good healer achieves here (asserted by tests; reported by the bench). */
+  /** A hard failure (refused, black hole, 100 % 5xx): judged by "decided within 5 requests or 1 s". */
+  readonly hard: boolean;
+  /** How long traffic must stay off a faulty endpoint to count as shifted (default 1 s): longer when the
+   *  fault itself pauses traffic (a flapping endpoint's down phase). */
+  readonly quietMs?: number;
   readonly targets: {
-    /** Detection of the fault within this many ms of its start. */
-    readonly detectWithinMs?: number;
+    /** The system's own decision (eject / drain / de-weight) within this many ms of the fault's start. */
+    readonly decideWithinMs?: number;
     /** No endpoint without a fault is ever ejected. */
     readonly falseEjections: 0;
   };
 }
 
-const FIVE = (over: Partial<EndpointModel> = {}): EndpointModel[] =>
-  [10, 9, 11, 10, 12].map((m) => ({ medianMs: m, zone: 'a', priority: 0, errorRate: 0.001, capacityRps: 0, ...over }));
+/** Scenario timings. Short, so that the live suite fits ≥ 3 seeds of every scenario × system. */
+export const TUNING_TIMING: Timing = Object.freeze({ warmMs: 4000, faultMs: 8000, afterMs: 6000 });
+/** Held-out scenarios run on other timings (longer fault, longer warm-up) than the tuning set. */
+export const HELD_OUT_TIMING: Timing = Object.freeze({ warmMs: 5000, faultMs: 12_000, afterMs: 7000 });
 
-const BASE = { rps: 200, durationMs: 90_000, latencySigma: 0.5, requestTimeoutMs: 1000 } as const;
-const FAULT = { endpoints: [0], startMs: 30_000, endMs: 70_000 } as const;
+const RPS = 200;
+const SIGMA = 0.5;
+const TIMEOUT_MS = 1000;
+/** Healthy medians cycle through these (ms), so endpoints differ a little, as real ones do. */
+const MEDIANS = [10, 9, 11, 10, 12];
 
-export const SCENARIOS: readonly ScenarioSpec[] = [
+const cluster = (n: number, over: (i: number) => Partial<EndpointModel> = () => ({})): EndpointModel[] =>
+  Array.from({ length: n }, (_, i) => ({ medianMs: MEDIANS[i % MEDIANS.length]!, zone: 'a', priority: 0, errorRate: 0.001, capacityRps: 0, ...over(i) }));
+
+/** The indexes 0..k-1. */
+const first = (k: number): number[] => Array.from({ length: k }, (_, i) => i);
+
+interface FamilyInput {
+  readonly n: number;
+  readonly t: Timing;
+  /** Fault phase start and end, ms. */
+  readonly F: number;
+  readonly E: number;
+}
+
+/** A scenario family: the same fault at several cluster sizes, built for a timing. */
+export interface Family {
+  readonly family: string;
+  readonly set: ScenarioSet;
+  readonly sizes: readonly number[];
+  readonly timing: Timing;
+  build(x: FamilyInput): Omit<ScenarioSpec, 'name' | 'family' | 'set' | 'durationMs' | 'timing' | 'rps' | 'latencySigma' | 'requestTimeoutMs'> & Partial<Pick<ScenarioSpec, 'rps' | 'latencySigma' | 'requestTimeoutMs'>>;
+}
+
+const on = (endpoints: number[], x: FamilyInput): { endpoints: number[]; startMs: number; endMs: number } => ({ endpoints, startMs: x.F, endMs: x.E });
+const ofN = (x: FamilyInput): string => `of ${x.n}`;
+
+export const FAMILIES: readonly Family[] = [
+  // ---- tuning set: every fault at 5 and 10 endpoints, partial and zone faults also at 20 ----
   {
-    ...BASE,
-    name: 'crash',
-    title: 'crash',
-    description: 'one of five endpoints refuses connections for 40 s',
-    endpoints: FIVE(),
-    faults: [{ kind: 'crash', ...FAULT }],
-    targets: { detectWithinMs: 1000, falseEjections: 0 },
+    family: 'crash', set: 'tuning', sizes: [5, 10], timing: TUNING_TIMING,
+    build: (x) => ({ title: 'crash', description: `one ${ofN(x)} refuses connections, then comes back`, endpoints: cluster(x.n), hard: true,
+      faults: [{ kind: 'crash', ...on([0], x) }], targets: { decideWithinMs: 1000, falseEjections: 0 } }),
   },
   {
-    ...BASE,
-    name: 'crash-10',
-    title: 'crash, ten endpoints',
-    description: 'one of ten endpoints refuses connections for 40 s (a cluster large enough for Envoy to eject)',
-    rps: 400,
-    endpoints: [10, 9, 11, 10, 12, 10, 9, 11, 10, 12].map((m) => ({ medianMs: m, zone: 'a', priority: 0, errorRate: 0.001, capacityRps: 0 })),
-    faults: [{ kind: 'crash', ...FAULT }],
-    targets: { detectWithinMs: 1000, falseEjections: 0 },
+    family: 'blackhole', set: 'tuning', sizes: [5, 10], timing: TUNING_TIMING,
+    build: (x) => ({ title: 'black hole', description: `one ${ofN(x)} accepts requests and never answers (1 s timeout)`, endpoints: cluster(x.n), hard: true,
+      faults: [{ kind: 'blackhole', ...on([0], x) }], targets: { decideWithinMs: 2000, falseEjections: 0 } }),
   },
   {
-    ...BASE,
-    name: 'blackhole',
-    title: 'black hole',
-    description: 'one of five endpoints accepts requests and never answers (1 s timeout)',
-    endpoints: FIVE(),
-    faults: [{ kind: 'blackhole', ...FAULT }],
-    targets: { detectWithinMs: 2000, falseEjections: 0 },
+    family: 'hard-5xx', set: 'tuning', sizes: [5, 10], timing: TUNING_TIMING,
+    build: (x) => ({ title: 'hard 5xx', description: `one ${ofN(x)} answers 500 to every request`, endpoints: cluster(x.n), hard: true,
+      faults: [{ kind: 'errors', status: 500, fraction: 1, ...on([0], x) }], targets: { decideWithinMs: 1000, falseEjections: 0 } }),
   },
   {
-    ...BASE,
-    name: 'hard-5xx',
-    title: 'hard 5xx',
-    description: 'one of five endpoints answers 500 to every request',
-    endpoints: FIVE(),
-    faults: [{ kind: 'status', ...FAULT, status: 500, fraction: 1 }],
-    targets: { detectWithinMs: 1000, falseEjections: 0 },
+    family: 'partial-5xx-30', set: 'tuning', sizes: [5, 10, 20], timing: TUNING_TIMING,
+    build: (x) => ({ title: 'partial 5xx 30 %', description: `one ${ofN(x)} answers 500 to 30 % of requests`, endpoints: cluster(x.n), hard: false,
+      faults: [{ kind: 'errors', status: 500, fraction: 0.3, ...on([0], x) }], targets: { decideWithinMs: 3000, falseEjections: 0 } }),
   },
   {
-    ...BASE,
-    name: 'partial-5xx-30',
-    title: 'partial 5xx 30 %',
-    description: 'one of five endpoints answers 500 to 30 % of requests',
-    endpoints: FIVE(),
-    faults: [{ kind: 'status', ...FAULT, status: 500, fraction: 0.3 }],
-    targets: { detectWithinMs: 5000, falseEjections: 0 },
+    family: 'partial-5xx-10', set: 'tuning', sizes: [5, 10, 20], timing: TUNING_TIMING,
+    build: (x) => ({ title: 'partial 5xx 10 %', description: `one ${ofN(x)} answers 500 to 10 % of requests`, endpoints: cluster(x.n), hard: false,
+      faults: [{ kind: 'errors', status: 500, fraction: 0.1, ...on([0], x) }], targets: { falseEjections: 0 } }),
   },
   {
-    ...BASE,
-    name: 'partial-5xx-10',
-    title: 'partial 5xx 10 %',
-    description: 'one of five endpoints answers 500 to 10 % of requests',
-    endpoints: FIVE(),
-    faults: [{ kind: 'status', ...FAULT, status: 500, fraction: 0.1 }],
-    targets: { detectWithinMs: 10_000, falseEjections: 0 },
+    family: 'gray-3x', set: 'tuning', sizes: [5, 10], timing: TUNING_TIMING,
+    build: (x) => ({ title: 'gray latency 3×', description: `one ${ofN(x)} answers 200, three times slower`, endpoints: cluster(x.n), hard: false,
+      faults: [{ kind: 'latency', factor: 3, ...on([0], x) }], targets: { decideWithinMs: 3000, falseEjections: 0 } }),
   },
   {
-    ...BASE,
-    name: 'three-bad-of-10',
-    title: 'three bad endpoints of ten',
-    description: 'three of ten endpoints answer 500 to 30 % of requests: mean − 1.9 σ is dragged below them (masking)',
-    rps: 400,
-    endpoints: [10, 9, 11, 10, 12, 10, 9, 11, 10, 12].map((m) => ({ medianMs: m, zone: 'a', priority: 0, errorRate: 0.001, capacityRps: 0 })),
-    faults: [{ kind: 'status', endpoints: [0, 1, 2], startMs: 30_000, endMs: 70_000, status: 500, fraction: 0.3 }],
-    targets: { detectWithinMs: 5000, falseEjections: 0 },
+    family: 'gray-10x', set: 'tuning', sizes: [5, 10], timing: TUNING_TIMING,
+    // A balancer that weighs latency starves a 10× endpoint at once: too few requests to judge it
+    // safely, so no decision target; its cost shows in the p99.
+    build: (x) => ({ title: 'gray latency 10×', description: `one ${ofN(x)} answers 200, ten times slower`, endpoints: cluster(x.n), hard: false,
+      faults: [{ kind: 'latency', factor: 10, ...on([0], x) }], targets: { falseEjections: 0 } }),
   },
   {
-    ...BASE,
-    name: 'gray-3x',
-    title: 'gray latency 3×',
-    description: 'one of five endpoints answers 200, three times slower',
-    endpoints: FIVE(),
-    faults: [{ kind: 'latency', ...FAULT, factor: 3 }],
-    targets: { detectWithinMs: 3000, falseEjections: 0 },
+    family: 'drift-crash', set: 'tuning', sizes: [5, 10], timing: TUNING_TIMING,
+    build: (x) => {
+      const crashAt = x.F + Math.round((x.E - x.F) * 0.6);
+      return { title: 'latency drift, then crash', description: `one ${ofN(x)} slows from 1× to 5× over ${(crashAt - x.F) / 1000} s, then crashes until the fault ends`, endpoints: cluster(x.n), hard: false,
+        faults: [{ kind: 'latency', factor: 5, rampMs: crashAt - x.F, endpoints: [0], startMs: x.F, endMs: crashAt }, { kind: 'crash', endpoints: [0], startMs: crashAt, endMs: x.E }],
+        targets: { falseEjections: 0 } };
+    },
   },
   {
-    ...BASE,
-    name: 'gray-10x',
-    title: 'gray latency 10×',
-    description: 'one of five endpoints answers 200, ten times slower',
-    endpoints: FIVE(),
-    faults: [{ kind: 'latency', ...FAULT, factor: 10 }],
-    // The Peak-EWMA balancer starves a 10× endpoint at once (1–2 requests a second; clients barely see
-    // it): too few requests to judge it safely, so no detection target — its impact is in the p99.
-    targets: { falseEjections: 0 },
+    family: 'flapping', set: 'tuning', sizes: [5, 10], timing: TUNING_TIMING,
+    build: (x) => ({ title: 'flapping', description: `one ${ofN(x)} goes down 2 s, up 2 s, repeatedly`, endpoints: cluster(x.n), hard: true, quietMs: 3000,
+      faults: [{ kind: 'flap', downMs: 2000, upMs: 2000, ...on([0], x) }], targets: { decideWithinMs: 1000, falseEjections: 0 } }),
   },
   {
-    ...BASE,
-    name: 'drift-crash',
-    title: 'latency drift, then crash',
-    description: 'one endpoint slows from 1× to 5× over 30 s, then crashes for 10 s',
-    endpoints: FIVE(),
-    faults: [{ kind: 'drift', endpoints: [0], startMs: 30_000, endMs: 70_000, factor: 5, crashAtMs: 60_000 }],
-    targets: { detectWithinMs: 30_000, falseEjections: 0 },
+    family: 'zone-outage', set: 'tuning', sizes: [5, 10, 20], timing: TUNING_TIMING,
+    build: (x) => {
+      const k = Math.round(x.n * 0.4);
+      return { title: 'zone outage', description: `zone a (${k} ${ofN(x)}) refuses connections; zone b is healthy`, hard: true,
+        endpoints: cluster(x.n, (i) => ({ zone: i < k ? 'a' : 'b' })),
+        faults: [{ kind: 'crash', ...on(first(k), x) }], targets: { decideWithinMs: 1000, falseEjections: 0 } };
+    },
   },
   {
-    ...BASE,
-    name: 'flapping',
-    title: 'flapping',
-    description: 'one endpoint goes down 3 s, up 3 s, repeatedly, for 40 s',
-    endpoints: FIVE(),
-    faults: [{ kind: 'flap', ...FAULT, downMs: 3000, upMs: 3000 }],
-    targets: { detectWithinMs: 1000, falseEjections: 0 },
+    family: 'overload', set: 'tuning', sizes: [5, 10], timing: TUNING_TIMING,
+    build: (x) => ({ title: 'overload', description: `offered load triples over 2 s; all ${x.n} slow together (queueing): nothing must be ejected`, hard: false,
+      endpoints: cluster(x.n, () => ({ capacityRps: (RPS * 3 * 1.25) / x.n })), faults: [],
+      load: { rampStartMs: x.F, rampEndMs: x.F + 2000, holdEndMs: x.E, factor: 3 }, targets: { falseEjections: 0 } }),
   },
   {
-    ...BASE,
-    name: 'zone-outage',
-    title: 'zone outage',
-    description: 'all three endpoints of zone a (priority 0) refuse connections; zone b (priority 1) is healthy',
-    endpoints: [
-      ...[10, 9, 11].map((m) => ({ medianMs: m, zone: 'a', priority: 0, errorRate: 0.001, capacityRps: 0 })),
-      ...[12, 13, 12].map((m) => ({ medianMs: m, zone: 'b', priority: 1, errorRate: 0.001, capacityRps: 0 })),
-    ],
-    faults: [{ kind: 'crash', endpoints: [0, 1, 2], startMs: 30_000, endMs: 70_000 }],
-    targets: { detectWithinMs: 1000, falseEjections: 0 },
+    family: 'noise', set: 'tuning', sizes: [5, 10], timing: TUNING_TIMING,
+    build: (x) => ({ title: 'fault-free noise', description: `no fault: lognormal latency (σ 0.6) with a Pareto tail (2 % of requests × Pareto α 1.5), 0.1–0.5 % background errors on all ${x.n}`, hard: false,
+      latencySigma: 0.6, endpoints: cluster(x.n, (i) => ({ medianMs: [10, 8, 12, 9, 11][i % 5]!, errorRate: [0.001, 0.005, 0.003, 0.002, 0.004][i % 5]! })),
+      faults: [], targets: { falseEjections: 0 } }),
+  },
+  // ---- held-out set: other magnitudes, sizes and timings; nothing may be tuned on these ----
+  {
+    family: 'gray-1.8x', set: 'held-out', sizes: [10], timing: HELD_OUT_TIMING,
+    build: (x) => ({ title: 'gray latency 1.8×', description: `one ${ofN(x)} answers 200, 1.8 times slower`, endpoints: cluster(x.n), hard: false,
+      faults: [{ kind: 'latency', factor: 1.8, ...on([0], x) }], targets: { decideWithinMs: 10_000, falseEjections: 0 } }),
   },
   {
-    ...BASE,
-    name: 'overload',
-    title: 'overload',
-    description: 'offered load triples over 20 s; every endpoint slows together (queueing): nothing must be ejected',
-    endpoints: FIVE({ capacityRps: 150 }),
-    faults: [],
-    load: { rampStartMs: 30_000, rampEndMs: 50_000, holdEndMs: 70_000, factor: 3 },
-    targets: { falseEjections: 0 },
+    family: 'gray-2.5x', set: 'held-out', sizes: [7], timing: HELD_OUT_TIMING,
+    build: (x) => ({ title: 'gray latency 2.5×', description: `one ${ofN(x)} answers 200, 2.5 times slower`, endpoints: cluster(x.n), hard: false,
+      faults: [{ kind: 'latency', factor: 2.5, ...on([3], x) }], targets: { falseEjections: 0 } }),
   },
   {
-    ...BASE,
-    name: 'noise',
-    title: 'fault-free noise',
-    description: 'no fault: lognormal latency (σ 0.6, medians ±20 %) with a Pareto tail (2 % of requests × Pareto α 1.5), 0.1–0.5 % background errors',
-    durationMs: 600_000,
-    latencySigma: 0.6,
-    latencyTail: { probability: 0.02, paretoAlpha: 1.5 },
-    endpoints: [
-      { medianMs: 10, zone: 'a', priority: 0, errorRate: 0.001, capacityRps: 0 },
-      { medianMs: 8, zone: 'a', priority: 0, errorRate: 0.005, capacityRps: 0 },
-      { medianMs: 12, zone: 'a', priority: 0, errorRate: 0.003, capacityRps: 0 },
-      { medianMs: 9, zone: 'a', priority: 0, errorRate: 0.002, capacityRps: 0 },
-      { medianMs: 11, zone: 'a', priority: 0, errorRate: 0.004, capacityRps: 0 },
-    ],
-    faults: [],
-    targets: { falseEjections: 0 },
+    family: 'three-of-20-at-20pct', set: 'held-out', sizes: [20], timing: HELD_OUT_TIMING,
+    build: (x) => ({ title: 'three bad of twenty', description: `three ${ofN(x)} answer 503 to 20 % of requests`, endpoints: cluster(x.n), hard: false,
+      faults: [{ kind: 'errors', status: 503, fraction: 0.2, ...on([2, 9, 15], x) }], targets: { falseEjections: 0 } }),
+  },
+  {
+    family: 'crash-and-gray', set: 'held-out', sizes: [10], timing: HELD_OUT_TIMING,
+    build: (x) => ({ title: 'two faults at once', description: `one ${ofN(x)} crashes and another turns 2.5× slower, 3 s apart`, endpoints: cluster(x.n), hard: false,
+      faults: [{ kind: 'latency', factor: 2.5, endpoints: [6], startMs: x.F, endMs: x.E }, { kind: 'crash', endpoints: [1], startMs: x.F + 3000, endMs: x.E }],
+      targets: { falseEjections: 0 } }),
+  },
+  {
+    family: 'slow-degradation', set: 'held-out', sizes: [8], timing: HELD_OUT_TIMING,
+    build: (x) => ({ title: 'slow degradation', description: `one ${ofN(x)} degrades over the whole fault, as a draining node does: errors 0 → 25 % and latency 1× → 3×`, endpoints: cluster(x.n), hard: false,
+      faults: [{ kind: 'errors', status: 503, fraction: 0.25, rampMs: x.E - x.F, ...on([4], x) }, { kind: 'latency', factor: 3, rampMs: x.E - x.F, ...on([4], x) }],
+      targets: { falseEjections: 0 } }),
+  },
+  {
+    family: 'hard-503', set: 'held-out', sizes: [7], timing: HELD_OUT_TIMING,
+    build: (x) => ({ title: 'hard 503', description: `one ${ofN(x)} answers 503 to every request`, endpoints: cluster(x.n), hard: true,
+      faults: [{ kind: 'errors', status: 503, fraction: 1, ...on([5], x) }], targets: { decideWithinMs: 1000, falseEjections: 0 } }),
+  },
+  {
+    family: 'heterogeneous-healthy', set: 'held-out', sizes: [10], timing: HELD_OUT_TIMING,
+    build: (x) => ({ title: 'heterogeneous but healthy', description: `no fault; one ${ofN(x)} is always 1.4× slower than the rest: nothing must be ejected`, hard: false,
+      endpoints: cluster(x.n, (i) => ({ medianMs: i === 7 ? 14 : 10 })), faults: [], targets: { falseEjections: 0 } }),
   },
 ];
 
+/** Build one family at one size and timing. */
+export function buildScenario(fam: Family, n: number, timing: Timing = fam.timing): ScenarioSpec {
+  const F = timing.warmMs, E = timing.warmMs + timing.faultMs;
+  const b = fam.build({ n, t: timing, F, E });
+  return {
+    rps: RPS, latencySigma: SIGMA, requestTimeoutMs: TIMEOUT_MS, ...b,
+    name: `${fam.family}-${n}`, family: fam.family, set: fam.set, timing,
+    durationMs: timing.warmMs + timing.faultMs + timing.afterMs,
+  };
+}
+
+/** Every scenario: each family at each of its sizes, on its own timing. */
+export const SCENARIOS: readonly ScenarioSpec[] = FAMILIES.flatMap((f) => f.sizes.map((n) => buildScenario(f, n)));
+
 export function scenarioByName(name: string): ScenarioSpec | undefined {
   return SCENARIOS.find((s) => s.name === name);
+}
+
+/** A scenario of the catalogue rebuilt on another timing (e.g. a 40 s fault for a long simulator test). */
+export function scenarioAt(name: string, timing: Timing): ScenarioSpec | undefined {
+  const s = scenarioByName(name);
+  const fam = s && FAMILIES.find((f) => f.family === s.family);
+  return fam && s ? buildScenario(fam, s.endpoints.length, timing) : undefined;
 }
 
 /** The endpoints a scenario's faults touch. */
@@ -222,4 +254,15 @@ export function faultyEndpoints(s: ScenarioSpec): Set<number> {
   const out = new Set<number>();
   for (const f of s.faults) for (const e of f.endpoints) out.add(e);
   return out;
+}
+
+/** When the scenario's faults begin and end (ms from the start); null when it has none. */
+export function faultPhase(s: ScenarioSpec): { startMs: number; endMs: number } | null {
+  if (s.faults.length === 0) return null;
+  return { startMs: Math.min(...s.faults.map((f) => f.startMs)), endMs: Math.max(...s.faults.map((f) => f.endMs)) };
+}
+
+/** The faults of one endpoint, without their endpoint lists (what the backend of that endpoint is given). */
+export function faultsOf(s: ScenarioSpec, endpoint: number): TimedFault[] {
+  return s.faults.filter((f) => f.endpoints.includes(endpoint)).map(({ endpoints: _e, ...f }) => f as TimedFault);
 }

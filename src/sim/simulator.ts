@@ -11,7 +11,8 @@ import { HealingEngine } from '../heal/engine.js';
 import { resolvePolicySettings, type PolicyName, type PolicySettings } from '../config/sections/healing.js';
 import { CompletionHeap } from './heap.js';
 import { Rng } from './rng.js';
-import type { FaultSpec, ScenarioSpec } from './scenarios.js';
+import { faultsOf as faultsOfEndpoint, type ScenarioSpec } from './scenarios.js';
+import { effectAt, newEffect, type TimedFault } from './faults.js';
 
 export interface SimOptions {
   readonly policy: PolicyName;
@@ -66,59 +67,6 @@ export interface SimResult {
 const SERVICE = 'sim';
 const START = 1_700_000_000_000; // aligned to the second: windows start with the run
 
-interface Behaviour {
-  /** 0 up, 1 refuses connections, 2 black hole. */
-  down: number;
-  latencyFactor: number;
-  statusFraction: number;
-  status: number;
-  faulty: boolean;
-}
-
-function behaviourAt(faults: readonly FaultSpec[], t: number, out: Behaviour): Behaviour {
-  out.down = 0;
-  out.latencyFactor = 1;
-  out.statusFraction = 0;
-  out.status = 500;
-  out.faulty = false;
-  for (const f of faults) {
-    if (t < f.startMs || t >= f.endMs) continue;
-    switch (f.kind) {
-      case 'crash':
-        out.down = 1;
-        out.faulty = true;
-        break;
-      case 'blackhole':
-        out.down = 2;
-        out.faulty = true;
-        break;
-      case 'status':
-        out.statusFraction = f.fraction;
-        out.status = f.status;
-        out.faulty = true;
-        break;
-      case 'latency':
-        out.latencyFactor *= f.factor;
-        out.faulty = true;
-        break;
-      case 'drift':
-        if (t >= f.crashAtMs) out.down = 1;
-        else out.latencyFactor *= 1 + ((f.factor - 1) * (t - f.startMs)) / Math.max(1, f.crashAtMs - f.startMs);
-        out.faulty = out.down > 0 || out.latencyFactor >= 1.25;
-        break;
-      case 'flap': {
-        const phase = (t - f.startMs) % (f.downMs + f.upMs);
-        if (phase < f.downMs) {
-          out.down = 1;
-          out.faulty = true;
-        }
-        break;
-      }
-    }
-  }
-  return out;
-}
-
 function loadFactor(s: ScenarioSpec, t: number): number {
   const l = s.load;
   if (!l || t < l.rampStartMs || t >= l.holdEndMs) return 1;
@@ -163,7 +111,7 @@ export function runScenario(spec: ScenarioSpec, opts: SimOptions): SimResult {
     balancer.load.ensure(ev.slot);
     stats.ensure(ev.slot);
   }
-  const faultsOf: FaultSpec[][] = specs.map((_, i) => spec.faults.filter((f) => f.endpoints.includes(i)));
+  const faultsOf: TimedFault[][] = specs.map((_, i) => faultsOfEndpoint(spec, i));
   const faultStart = spec.faults.length ? Math.min(...spec.faults.map((f) => f.startMs)) : NaN;
   // An ejection soon after a fault ends may rest on evidence gathered while it was active (a probation
   // canary, five windows of success rate): the grace covers the whole stats ring, the longest evidence.
@@ -202,7 +150,7 @@ export function runScenario(spec: ScenarioSpec, opts: SimOptions): SimResult {
   const secImpacted = new Float64Array(seconds);
   const heap = new CompletionHeap();
   const done = { time: 0, endpoint: 0, outcome: 0, latencyUs: 0 };
-  const beh: Behaviour = { down: 0, latencyFactor: 1, statusFraction: 0, status: 500, faulty: false };
+  const beh = newEffect();
   const maxFactor = spec.load ? Math.max(1, spec.load.factor) : 1;
   const meanGap = 1000 / (rps * maxFactor);
   // Overload model: each endpoint's recent arrival rate (decayed count, τ = 1 s) drives a queueing factor.
@@ -222,7 +170,7 @@ export function runScenario(spec: ScenarioSpec, opts: SimOptions): SimResult {
   const probeRng = new Rng(seed ^ 0x5bd1e995);
   const probeOn = (opts.probes ?? true) && settings.probe.enabled;
   const lastProbe = new Float64Array(n).fill(-Infinity);
-  const probeBeh: Behaviour = { down: 0, latencyFactor: 1, statusFraction: 0, status: 500, faulty: false };
+  const probeBeh = newEffect();
   const faulty = [...new Set(spec.faults.flatMap((f) => f.endpoints))];
   const faultEnd = spec.faults.length ? Math.max(...spec.faults.map((f) => f.endMs)) : NaN;
   let restoreAt = NaN;
@@ -233,9 +181,9 @@ export function runScenario(spec: ScenarioSpec, opts: SimOptions): SimResult {
         const h = snap.endpoints.get(specs[i]!.id)!.health;
         if (h.state !== 'ejected' || t - lastProbe[i]! < settings.probe.intervalMs) continue;
         lastProbe[i] = t;
-        behaviourAt(faultsOf[i]!, t, probeBeh);
+        effectAt(faultsOf[i]!, t, probeBeh);
         // A probe fails when the endpoint refuses, never answers, or answers 5xx (at its fault's rate).
-        const ok = probeBeh.down === 0 && !(probeBeh.statusFraction > 0 && probeRng.next() < probeBeh.statusFraction);
+        const ok = probeBeh.down === 0 && !(probeBeh.errorFraction > 0 && probeRng.next() < probeBeh.errorFraction);
         engine.submitProbe(specs[i]!.id, ok);
       }
     }
@@ -288,7 +236,7 @@ export function runScenario(spec: ScenarioSpec, opts: SimOptions): SimResult {
     }
     const i = indexOfId.get(ev.spec.id)!;
     const m = spec.endpoints[i]!;
-    behaviourAt(faultsOf[i]!, t, beh);
+    effectAt(faultsOf[i]!, t, beh);
     let latencyUs: number;
     let outcome: Outcome;
     if (beh.down === 1) {
@@ -306,12 +254,12 @@ export function runScenario(spec: ScenarioSpec, opts: SimOptions): SimResult {
         const rho = Math.min(0.95, decayed / (tauMs / 1000) / m.capacityRps);
         f *= 1 / (1 - rho);
       }
-      latencyUs = m.medianMs * 1000 * f * Math.exp(sigma * rng.normal());
+      latencyUs = m.medianMs * 1000 * f * Math.exp(sigma * rng.normal()) + beh.latencyAddMs * 1000;
       if (tail && rng.next() < tail.probability) latencyUs *= Math.pow(1 - rng.next(), -1 / tail.paretoAlpha);
       if (latencyUs >= timeoutUs) {
         latencyUs = timeoutUs;
         outcome = Outcome.LocalOrigin;
-      } else if (beh.statusFraction > 0 && rng.next() < beh.statusFraction) {
+      } else if (beh.errorFraction > 0 && rng.next() < beh.errorFraction) {
         outcome = beh.status === 500 ? Outcome.Error5xx : Outcome.Gateway;
         latencyUs *= 0.5;
       } else if (rng.next() < m.errorRate) {

@@ -1,80 +1,55 @@
-// A small, fast HTTP/1.1 backend whose faults are switched at run time (crash, black-hole, 5xx, gray
-// latency, drift, flapping, overload), for the benchmarks, the live tests and the demo.
+// A small, fast HTTP/1.1 backend that realizes the scenario catalogue's faults (src/sim/faults.ts: crash,
+// black hole, errors, latency, flapping; timed or from now on) and its endpoint model (lognormal latency
+// with a tail, background errors, a capacity), for the benchmarks, the live tests and the demo.
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { systemClock, type Clock, type TimerHandle } from '../core/clock.js';
 import { MeshmedicError, type Validated } from '../core/errors.js';
 import { seededRandom } from '../core/random.js';
+import { effectAt, newEffect, nextChangeAfter, parseTimedFault, type TimedFault } from '../sim/faults.js';
 
 export { seededRandom };
 
-export const FAULT_MODES = ['none', 'crash', 'blackhole', '5xx', 'latency', 'drift', 'flap', 'overload'] as const;
-export type FaultMode = (typeof FAULT_MODES)[number];
-export type FlapDownMode = 'crash' | '5xx' | 'blackhole';
-
-/** A fault, fully specified (parseFault fills the defaults). */
-export interface Fault {
-  readonly mode: FaultMode;
-  /** 5xx (and flap with down=5xx): share of requests answered with `status`, 0..1. */
-  readonly rate: number;
-  /** 5xx: the status sent. */
-  readonly status: number;
-  /** latency/drift/overload: multiply the baseline latency by this. */
-  readonly factor: number;
-  /** latency/drift/overload: add this many ms to every answer. */
-  readonly latencyMs: number;
-  /** drift: the latency multiplier grows by this much per second since the fault began. */
-  readonly driftPerSec: number;
-  /** drift: crash this long after the fault began (0 = never): slow creep, then a crash. */
-  readonly crashAfterMs: number;
-  /** flap: healthy for upMs, then `down` for downMs, repeatedly (starting healthy). */
-  readonly upMs: number;
-  readonly downMs: number;
-  readonly down: FlapDownMode;
-  /** overload: extra ms of latency per request in flight, so latency rises with load. */
-  readonly perInflightMs: number;
+/** The faults a backend is given: the catalogue's vocabulary (src/sim/faults.ts), timed from t0. */
+export interface FaultSchedule {
+  /** Epoch ms the faults' startMs/endMs count from. */
+  readonly t0: number;
+  readonly faults: readonly TimedFault[];
 }
 
-export const NO_FAULT: Fault = Object.freeze({
-  mode: 'none', rate: 1, status: 500, factor: 1, latencyMs: 0, driftPerSec: 0.5, crashAfterMs: 0,
-  upMs: 2000, downMs: 2000, down: 'crash', perInflightMs: 1,
-});
-
-const NUMERIC_LIMITS: Record<string, [number, number]> = {
-  rate: [0, 1], status: [500, 599], factor: [0, 10_000], latencyMs: [0, 600_000], driftPerSec: [0, 1000],
-  crashAfterMs: [0, 86_400_000], upMs: [1, 3_600_000], downMs: [1, 3_600_000], perInflightMs: [0, 60_000],
-};
-
-/** Validate a fault request (from JSON or code); collects every problem instead of throwing. */
-export function parseFault(input: unknown): Validated<Fault> {
-  const errors: string[] = [];
+/**
+ * Validate what POST /__fault (or setFault) receives: one fault (`{"kind":"crash"}`, active from now on
+ * unless it has startMs/endMs), or `{"faults":[…], "t0": EPOCH_MS}` (t0 defaults to now; `{"faults":[]}`
+ * clears). Collects every problem, each naming its path.
+ */
+export function parseFault(input: unknown, now: number = Date.now()): Validated<FaultSchedule> {
   if (typeof input !== 'object' || input === null || Array.isArray(input)) {
-    return { valid: false, errors: ['fault: expected a JSON object such as {"mode":"crash"}'] };
+    return { valid: false, errors: ['fault: expected a JSON object such as {"kind":"crash"} or {"faults":[…],"t0":…}'] };
   }
   const src = input as Record<string, unknown>;
-  const out: Record<string, unknown> = { ...NO_FAULT };
-  for (const [key, value] of Object.entries(src)) {
-    if (key === 'mode') {
-      if (typeof value !== 'string' || !(FAULT_MODES as readonly string[]).includes(value)) {
-        errors.push(`fault.mode: got ${JSON.stringify(value)}, expected one of ${FAULT_MODES.join(', ')}`);
-      } else out.mode = value;
-    } else if (key === 'down') {
-      if (value !== 'crash' && value !== '5xx' && value !== 'blackhole') {
-        errors.push(`fault.down: got ${JSON.stringify(value)}, expected crash, 5xx or blackhole`);
-      } else out.down = value;
-    } else if (key in NUMERIC_LIMITS) {
-      const [lo, hi] = NUMERIC_LIMITS[key];
-      if (typeof value !== 'number' || !Number.isFinite(value) || value < lo || value > hi) {
-        errors.push(`fault.${key}: got ${JSON.stringify(value)}, expected a number in [${lo}, ${hi}]`);
-      } else out[key] = key === 'status' ? Math.round(value) : value;
-    } else {
-      errors.push(`fault.${key}: unknown key`);
-    }
+  if (!('faults' in src)) {
+    const one = parseTimedFault(src);
+    return one.valid ? { valid: true, result: Object.freeze({ t0: now, faults: Object.freeze([one.result]) }) } : one;
   }
-  if (!('mode' in src)) errors.push('fault.mode: missing');
+  const errors: string[] = [];
+  for (const k of Object.keys(src)) if (k !== 'faults' && k !== 't0') errors.push(`fault.${k}: unknown key (expected faults and t0)`);
+  let t0 = now;
+  if ('t0' in src) {
+    if (typeof src.t0 !== 'number' || !Number.isFinite(src.t0) || src.t0 < 0) errors.push(`fault.t0: got ${JSON.stringify(src.t0)}, expected epoch ms`);
+    else t0 = src.t0;
+  }
+  const faults: TimedFault[] = [];
+  if (!Array.isArray(src.faults)) errors.push('fault.faults: expected an array');
+  else if (src.faults.length > 64) errors.push(`fault.faults: ${src.faults.length} faults, at most 64`);
+  else src.faults.forEach((f, i) => {
+    const v = parseTimedFault(f, `fault.faults[${i}]`);
+    if (v.valid) faults.push(v.result); else errors.push(...v.errors);
+  });
   if (errors.length > 0) return { valid: false, errors };
-  return { valid: true, result: Object.freeze(out) as unknown as Fault };
+  return { valid: true, result: Object.freeze({ t0, faults: Object.freeze(faults) }) };
 }
+
+const NO_FAULT: FaultSchedule = Object.freeze({ t0: 0, faults: Object.freeze([]) });
 
 export interface BackendOptions {
   host?: string;
@@ -90,6 +65,11 @@ export interface BackendOptions {
   sigma?: number;
   /** Background error rate (500s) when no fault is set: the noise scenario. */
   errorRate?: number;
+  /** Heavy tail: this share of answers is further slowed by a Pareto(paretoAlpha) factor ≥ 1. */
+  tail?: { probability: number; paretoAlpha: number };
+  /** Requests per second served before queueing (0 = unlimited): latency × 1 / (1 − ρ), ρ from the
+   *  arrival rate over the last second (the simulator's overload model). */
+  capacityRps?: number;
   /** Size of the fixed response body. */
   bodyBytes?: number;
   /** Requests on this path are health checks: answered per the fault, but kept out of the request log. */
@@ -104,7 +84,7 @@ export interface BackendStats {
   id: string;
   port: number;
   listening: boolean;
-  fault: Fault;
+  fault: FaultSchedule;
   requests: number;
   errors: number;
   held: number;
@@ -130,9 +110,11 @@ export interface Backend {
   /** Control server port, or 0 when there is none. */
   readonly controlPort: number;
   readonly url: string;
-  fault(): Fault;
-  /** Set a fault (object as for POST /__fault); throws with every problem named when it is invalid. */
-  setFault(f: unknown): Fault;
+  fault(): FaultSchedule;
+  /** Set the faults (as for POST /__fault); throws with every problem named when it is invalid. */
+  setFault(f: unknown): FaultSchedule;
+  /** Remove every fault. */
+  clearFault(): void;
   stats(): BackendStats;
   log(sinceMs?: number): RequestLog;
   reset(): void;
@@ -154,9 +136,12 @@ export async function startBackend(opts: BackendOptions = {}): Promise<Backend> 
   const logS = new Uint16Array(cap);
   let logN = 0; // total arrivals ever logged (index = logN % cap)
 
-  let fault: Fault = NO_FAULT;
-  let faultSince = clock.now();
+  let fault: FaultSchedule = NO_FAULT;
   let faultTimer: TimerHandle | undefined;
+  const effect = newEffect();
+  const tail = opts.tail;
+  const capacityRps = Math.max(0, opts.capacityRps ?? 0);
+  let decayedArrivals = 0, lastArrivalAt = 0;
   let listening = false;
   let requests = 0, errors = 0, healthChecks = 0, inflight = 0;
   const byStatus = new Map<number, number>();
@@ -192,13 +177,6 @@ export async function startBackend(opts: BackendOptions = {}): Promise<Backend> 
     logN++;
   };
 
-  /** What the current fault does to a request arriving now: 'down' states are expressed by the listener. */
-  const flapDown = (): boolean => {
-    if (fault.mode !== 'flap') return false;
-    const period = fault.upMs + fault.downMs;
-    return (clock.now() - faultSince) % period >= fault.upMs;
-  };
-
   const send = (res: http.ServerResponse, status: number): void => {
     inflight--;
     if (res.destroyed) return;
@@ -211,30 +189,21 @@ export async function startBackend(opts: BackendOptions = {}): Promise<Backend> 
     if (health) healthChecks++; else requests++;
     let status = 200;
     let delay = baseline();
-    switch (fault.mode) {
-      case 'blackhole':
-        status = 0;
-        break;
-      case '5xx':
-        if (rnd() < fault.rate) status = fault.status;
-        break;
-      case 'latency':
-        delay = delay * fault.factor + fault.latencyMs;
-        break;
-      case 'drift':
-        delay = delay * (fault.factor + (fault.driftPerSec * (clock.now() - faultSince)) / 1000) + fault.latencyMs;
-        break;
-      case 'overload':
-        delay = delay * fault.factor + fault.latencyMs + fault.perInflightMs * inflight;
-        break;
-      case 'flap':
-        if (flapDown()) {
-          if (fault.down === 'blackhole') status = 0;
-          else if (fault.down === '5xx' && rnd() < fault.rate) status = fault.status;
-        }
-        break;
-      default:
-        break;
+    if (tail && tail.probability > 0 && rnd() < tail.probability) delay *= Math.pow(1 - rnd(), -1 / tail.paretoAlpha);
+    if (capacityRps > 0 && !health) {
+      const now = clock.now();
+      decayedArrivals = decayedArrivals * Math.exp(-(now - lastArrivalAt) / 1000) + 1;
+      lastArrivalAt = now;
+      delay /= 1 - Math.min(0.95, decayedArrivals / capacityRps);
+    }
+    if (fault.faults.length > 0) {
+      // A refusing endpoint has its listener closed (see applyDown): what reaches here is answered.
+      const e = effectAt(fault.faults, clock.now() - fault.t0, effect);
+      if (e.down === 2) status = 0;
+      else {
+        delay = delay * e.latencyFactor + e.latencyAddMs;
+        if (e.errorFraction > 0 && rnd() < e.errorFraction) status = e.status;
+      }
     }
     if (status === 200 && errorRate > 0 && !health && rnd() < errorRate) status = 500;
     if (!health) record(status);
@@ -297,31 +266,22 @@ export async function startBackend(opts: BackendOptions = {}): Promise<Backend> 
   okHeaders = ['content-type', TEXT, 'content-length', String(body.length), 'x-backend', id];
   errHeaders = ['content-type', TEXT, 'content-length', String(errBody.length), 'x-backend', id];
 
-  const applyFault = (f: Fault): void => {
+  /** Open or close the listener as the faults say now, and again at their next change. */
+  const applyDown = (): void => {
     faultTimer?.cancel();
     faultTimer = undefined;
+    const t = clock.now() - fault.t0;
+    if (effectAt(fault.faults, t, effect).down === 1) goDown(); else goUp();
+    const next = nextChangeAfter(fault.faults, t);
+    if (Number.isFinite(next)) faultTimer = clock.setTimeout(applyDown, Math.max(1, next - t));
+  };
+  const applyFault = (f: FaultSchedule): void => {
     fault = f;
-    faultSince = clock.now();
-    const wantDown = f.mode === 'crash' || (f.mode === 'flap' && f.down === 'crash' && flapDown());
-    if (wantDown) goDown(); else goUp();
-    if (f.mode === 'drift' && f.crashAfterMs > 0) {
-      faultTimer = clock.setTimeout(goDown, f.crashAfterMs);
-    } else if (f.mode === 'flap' && f.down === 'crash') {
-      // Toggle the listener at each phase boundary; the phase itself is computed from the clock.
-      const tick = (): void => {
-        if (fault !== f) return;
-        const period = f.upMs + f.downMs;
-        const phase = (clock.now() - faultSince) % period;
-        if (phase >= f.upMs) goDown(); else goUp();
-        const next = phase >= f.upMs ? period - phase : f.upMs - phase;
-        faultTimer = clock.setTimeout(tick, Math.max(1, next));
-      };
-      faultTimer = clock.setTimeout(tick, f.upMs);
-    }
+    applyDown();
   };
 
-  const setFault = (input: unknown): Fault => {
-    const v = parseFault(input);
+  const setFault = (input: unknown): FaultSchedule => {
+    const v = parseFault(input, clock.now());
     if (!v.valid) throw new MeshmedicError('MM_ERR_BAD_REQUEST', `invalid fault: ${v.errors.join('; ')}`, v.errors);
     applyFault(v.result);
     return v.result;
@@ -393,7 +353,7 @@ export async function startBackend(opts: BackendOptions = {}): Promise<Backend> 
           try { parsed = JSON.parse(Buffer.concat(chunks).toString('utf8')); } catch (e) {
             return reply(res, 400, { error: 'MM_ERR_BAD_REQUEST', errors: [`body is not JSON: ${(e as Error).message}`] });
           }
-          const v = parseFault(parsed);
+          const v = parseFault(parsed, clock.now());
           if (!v.valid) return reply(res, 400, { error: 'MM_ERR_BAD_REQUEST', errors: v.errors });
           applyFault(v.result);
           return reply(res, 200, v.result);
@@ -418,6 +378,6 @@ export async function startBackend(opts: BackendOptions = {}): Promise<Backend> 
     id, host, port, controlPort,
     url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
     fault: () => fault,
-    setFault, stats, log, reset, close,
+    setFault, clearFault: () => applyFault(NO_FAULT), stats, log, reset, close,
   };
 }

@@ -1,14 +1,14 @@
 // Scenario metrics (time to detect, to recover, false ejections, starved endpoints) on crafted evidence.
 import t from 'tap';
 import { analyzeScenario, type ArrivalLog } from '../../bench/scenarios/analyze.js';
-import type { Scenario } from '../../bench/scenarios/catalogue.js';
-import { catalogue, QUICK_TIMING, FULL_TIMING } from '../../bench/scenarios/catalogue.js';
+import { liveScenario, rateSchedule, type LiveScenario as Scenario } from '../../bench/scenarios/live.js';
+import { SCENARIOS, scenarioByName } from '../../src/sim/scenarios.js';
 import type { LoadRecords } from '../../bench/lib/loadgen.js';
 
 const START = 1_000_000;
 const sc: Scenario = {
-  name: 'crafted', description: '', endpoints: 5, baseline: { medianMs: 5, sigma: 0, errorRate: 0 },
-  schedule: [{ atMs: 0, rate: 200 }], durationMs: 9000, faultStartMs: 2000, faultEndMs: 6000, faulty: [0], steps: [], hard: true,
+  name: 'crafted', description: '', endpoints: 5,
+  schedule: [{ atMs: 0, rate: 200 }], durationMs: 9000, faultStartMs: 2000, faultEndMs: 6000, faulty: [0], hard: true,
 };
 const addr = (i: number): string => `127.0.0.1:${9000 + i}`;
 const every = (from: number, to: number, step: number): number[] => { const a: number[] = []; for (let x = from; x < to; x += step) a.push(START + x); return a; };
@@ -61,17 +61,17 @@ t.test('a starved healthy endpoint is seen by its own log', async (t) => {
   t.equal(analyzeScenario(sc, records(() => false), logs, undefined).healthyGaps, 1);
 });
 
-t.test('catalogue: every scenario is consistent', async (t) => {
-  for (const timing of [QUICK_TIMING, FULL_TIMING]) {
-    const all = catalogue(timing);
-    t.equal(new Set(all.map((s) => s.name)).size, all.length, 'unique names');
-    for (const s of all) {
-      t.ok(s.faulty.every((i) => i >= 0 && i < s.endpoints), `${s.name}: faulty endpoints exist`);
-      t.ok(s.steps.every((st) => st.atMs >= 0 && st.atMs < s.durationMs && st.endpoints.every((i) => i < s.endpoints)), `${s.name}: steps within the run`);
-      t.ok(s.faultEndMs === null || s.faultEndMs < s.durationMs, `${s.name}: the fault ends before the run does`);
-    }
-    t.ok(all.some((s) => s.name === 'noise' && s.faulty.length === 0 && s.baseline.errorRate > 0), 'noise: no faulty endpoint, background errors');
+t.test('the live view of every catalogue scenario is consistent', async (t) => {
+  for (const spec of SCENARIOS) {
+    const s = liveScenario(spec);
+    t.equal(s.endpoints, spec.endpoints.length, `${s.name}: cluster size`);
+    t.ok(s.faulty.every((i) => i >= 0 && i < s.endpoints), `${s.name}: faulty endpoints exist`);
+    t.ok(s.faultEndMs === null || (s.faultStartMs < s.faultEndMs && s.faultEndMs < s.durationMs), `${s.name}: the fault ends before the run does`);
+    t.equal(s.faulty.length === 0, spec.faults.length === 0, `${s.name}: faulty endpoints iff faults`);
   }
+  const overload = rateSchedule(scenarioByName('overload-5')!);
+  t.equal(Math.max(...overload.map((r) => r.rate)), 600, 'the overload ramp reaches 3 × 200 rps');
+  t.equal(overload[overload.length - 1]!.rate, 200, 'and returns to 200 rps');
 });
 
 t.test('a stalled run (every endpoint silent at once) is neither a detection nor a starved endpoint', async (t) => {

@@ -1,4 +1,4 @@
-// The fault-injecting backend: every fault mode observed from a real client on loopback.
+// The fault-injecting backend: every fault kind of the catalogue's vocabulary observed from a real client on loopback.
 import t from 'tap';
 import http from 'node:http';
 import { startBackend, parseFault, seededRandom, type Backend } from '../../src/testing/backend.js';
@@ -41,13 +41,13 @@ t.test('none: fixed body, x-backend header, logged arrival', async (t) => {
   });
 });
 
-t.test('crash refuses connections; none brings it back on the same port', async (t) => {
+t.test('crash refuses connections; clearing brings it back on the same port', async (t) => {
   await withBackend(t, {}, async (b) => {
-    b.setFault({ mode: 'crash' });
+    b.setFault({ kind: 'crash' });
     const a = await get(b.port);
     t.equal(a.error, 'ECONNREFUSED');
     t.equal(b.stats().listening, false);
-    b.setFault({ mode: 'none' });
+    b.clearFault();
     await new Promise((r) => setTimeout(r, 50));
     t.equal((await get(b.port)).status, 200);
   });
@@ -60,7 +60,7 @@ t.test('crash cuts open keep-alive connections', async (t) => {
     const first = await new Promise<number>((resolve) => http.get({ host: '127.0.0.1', port: b.port, agent }, (res) => { res.resume(); res.on('end', () => resolve(res.statusCode ?? 0)); }));
     t.equal(first, 200);
     const closed = new Promise<void>((resolve) => { for (const s of Object.values(agent.freeSockets).flat()) s?.once('close', () => resolve()); });
-    b.setFault({ mode: 'crash' });
+    b.setFault({ kind: 'crash' });
     await closed;
     t.pass('pooled socket closed by the crash');
   });
@@ -68,22 +68,22 @@ t.test('crash cuts open keep-alive connections', async (t) => {
 
 t.test('blackhole accepts and never answers', async (t) => {
   await withBackend(t, {}, async (b) => {
-    b.setFault({ mode: 'blackhole' });
+    b.setFault({ kind: 'blackhole' });
     const a = await get(b.port, '/', 300);
     t.equal(a.error, 'timeout');
     const log = b.log();
     t.same(log.s, [0], 'the arrival is logged as held (status 0)');
-    b.setFault({ mode: 'none' });
+    b.clearFault();
     t.equal((await get(b.port)).status, 200);
   });
 });
 
 t.test('hard 5xx and partial 5xx at a seeded rate', async (t) => {
   await withBackend(t, { seed: 7 }, async (b) => {
-    b.setFault({ mode: '5xx', status: 503 });
+    b.setFault({ kind: 'errors', status: 503, fraction: 1 });
     const hard = await Promise.all(Array.from({ length: 10 }, () => get(b.port)));
     t.ok(hard.every((a) => a.status === 503 && a.backend === b.id), 'all 503 with x-backend');
-    b.setFault({ mode: '5xx', rate: 0.3 });
+    b.setFault({ kind: 'errors', status: 500, fraction: 0.3 });
     const statuses: number[] = [];
     for (let i = 0; i < 200; i++) statuses.push((await get(b.port)).status);
     const bad = statuses.filter((s) => s === 500).length;
@@ -108,7 +108,7 @@ t.test('same seed, same error sequence', async (t) => {
 t.test('gray latency multiplies the baseline', async (t) => {
   await withBackend(t, { medianMs: 20 }, async (b) => {
     const base = await get(b.port);
-    b.setFault({ mode: 'latency', factor: 5 });
+    b.setFault({ kind: 'latency', factor: 5 });
     const slow = await get(b.port);
     t.ok(base.ms >= 15, `baseline ~20 ms (${base.ms.toFixed(1)})`);
     t.ok(slow.ms >= 90, `x5 is >= 90 ms (${slow.ms.toFixed(1)})`);
@@ -116,21 +116,23 @@ t.test('gray latency multiplies the baseline', async (t) => {
   });
 });
 
-t.test('drift creeps, then crashes', async (t) => {
+t.test('a timed schedule: latency ramps, then a crash starts and ends on time (drift, then crash)', async (t) => {
   await withBackend(t, { medianMs: 10 }, async (b) => {
-    b.setFault({ mode: 'drift', driftPerSec: 100, crashAfterMs: 600 });
-    const early = await get(b.port);
-    await new Promise((r) => setTimeout(r, 200));
+    const t0 = Date.now();
+    b.setFault({ t0, faults: [{ kind: 'latency', factor: 21, rampMs: 200, startMs: 0, endMs: 900 }, { kind: 'crash', startMs: 900, endMs: 1200 }] });
+    await new Promise((r) => setTimeout(r, 250));
     const later = await get(b.port);
-    t.ok(later.ms >= 200, `later is slower: ≥ 10 ms × (1 + 100 × 0.2 s) (${early.ms.toFixed(1)} -> ${later.ms.toFixed(1)} ms)`);
-    await new Promise((r) => setTimeout(r, 400));
-    t.equal((await get(b.port)).error, 'ECONNREFUSED', 'crashed after crashAfterMs');
+    t.ok(later.ms >= 100 && later.error === undefined, `ramped to 21× of 10 ms: ≥ 100 ms (${later.ms.toFixed(1)} ms)`);
+    while (Date.now() < t0 + 950) await new Promise((r) => setTimeout(r, 10));
+    t.equal((await get(b.port)).error, 'ECONNREFUSED', 'crashed at 900 ms');
+    while (Date.now() < t0 + 1300) await new Promise((r) => setTimeout(r, 10));
+    t.equal((await get(b.port)).status, 200, 'back once the crash ended');
   });
 });
 
 t.test('flap alternates up and down', async (t) => {
   await withBackend(t, {}, async (b) => {
-    b.setFault({ mode: 'flap', upMs: 120, downMs: 120 });
+    b.setFault({ kind: 'flap', upMs: 120, downMs: 120 });
     const seen = new Set<string>();
     const deadline = Date.now() + 1500;
     while (Date.now() < deadline && seen.size < 2) {
@@ -142,34 +144,34 @@ t.test('flap alternates up and down', async (t) => {
   });
 });
 
-t.test('overload: latency grows with requests in flight', async (t) => {
-  await withBackend(t, { medianMs: 5 }, async (b) => {
-    b.setFault({ mode: 'overload', perInflightMs: 40 });
-    const crowd = await Promise.all(Array.from({ length: 8 }, () => get(b.port)));
+t.test('capacity: latency grows with the arrival rate (the overload model)', async (t) => {
+  await withBackend(t, { medianMs: 5, capacityRps: 20 }, async (b) => {
+    const first = await get(b.port);
+    // 18 arrivals at once against a capacity of 20/s: ρ ≈ 0.9, latency × ~10.
+    const crowd = await Promise.all(Array.from({ length: 18 }, () => get(b.port)));
     const worst = Math.max(...crowd.map((a) => a.ms));
-    // The 8th request arrives with 7 in flight: at least 5 + 7 × 40 ms.
-    t.ok(worst >= 280, `8 in flight: the last waits for the others' load (${worst.toFixed(1)} ms)`);
+    t.ok(worst >= 30, `queueing slows answers (${first.ms.toFixed(1)} -> ${worst.toFixed(1)} ms)`);
     t.equal(b.stats().inflight, 0, 'all answered');
   });
 });
 
 t.test('control API: set, read, bad input answered 400, never a crash', async (t) => {
   await withBackend(t, { controlPort: 0 }, async (b) => {
-    const ok = await get(b.controlPort, '/__fault', 2000, 'POST', JSON.stringify({ mode: 'latency', factor: 3 }));
+    const ok = await get(b.controlPort, '/__fault', 2000, 'POST', JSON.stringify({ kind: 'latency', factor: 3 }));
     t.equal(ok.status, 200);
-    t.equal(b.fault().mode, 'latency');
-    const bad = await get(b.controlPort, '/__fault', 2000, 'POST', JSON.stringify({ mode: 'melt', rate: 7 }));
+    t.equal(b.fault().faults[0]?.kind, 'latency');
+    const bad = await get(b.controlPort, '/__fault', 2000, 'POST', JSON.stringify({ faults: [{ kind: 'melt' }, { kind: 'errors', fraction: 7 }] }));
     t.equal(bad.status, 400);
     t.equal(JSON.parse(bad.body).error, 'MM_ERR_BAD_REQUEST', 'a stable error code');
     const errs = JSON.parse(bad.body).errors as string[];
-    t.ok(errs.some((e) => e.includes('fault.mode')) && errs.some((e) => e.includes('fault.rate')), 'every problem named');
+    t.ok(errs.some((e) => e.includes('fault.faults[0].kind')) && errs.some((e) => e.includes('fault.faults[1].fraction')) && errs.some((e) => e.includes('fault.faults[1].status')), `every problem named: ${errs.join('; ')}`);
     const junk = Buffer.from(Array.from({ length: 300 }, (_, i) => (i * 97 + 13) % 256)).toString('latin1');
     t.equal((await get(b.controlPort, '/__fault', 2000, 'POST', junk)).status, 400);
     t.equal((await get(b.controlPort, '/nope')).status, 404);
     await get(b.port, '/x');
     const log = JSON.parse((await get(b.controlPort, '/__log?since=0')).body);
     t.equal(log.t.length, 1);
-    t.equal(JSON.parse((await get(b.controlPort, '/__stats')).body).fault.mode, 'latency');
+    t.equal(JSON.parse((await get(b.controlPort, '/__stats')).body).fault.faults[0].kind, 'latency');
     t.equal((await get(b.controlPort, '/__reset', 2000, 'POST')).status, 200);
     t.equal(b.log().t.length, 0);
   });
@@ -189,20 +191,24 @@ t.test('data port survives random bytes', async (t) => {
   });
 });
 
-t.test('parseFault collects errors and fills defaults', async (t) => {
-  const v = parseFault({ mode: '5xx', rate: 0.3 });
+t.test('parseFault: one fault from now on, a timed list, every problem named', async (t) => {
+  const v = parseFault({ kind: 'errors', status: 503, fraction: 0.3 }, 1000);
   t.ok(v.valid);
-  if (v.valid) { t.equal(v.result.status, 500); t.equal(v.result.rate, 0.3); }
-  const w = parseFault({ rate: 'x', extra: 1 });
-  t.notOk(w.valid);
-  if (!w.valid) t.equal(w.errors.length, 3);
+  if (v.valid) { t.equal(v.result.t0, 1000); t.same(v.result.faults[0], { kind: 'errors', status: 503, fraction: 0.3, startMs: 0, endMs: Infinity }); }
+  const w = parseFault({ fraction: 'x', extra: 1 });
+  t.notOk(w.valid, 'no kind');
+  const old = parseFault({ mode: '5xx', rate: 0.3 });
+  t.ok(!old.valid && old.errors.some((e) => e.includes('fault.mode') && e.includes('kind')), 'the old "mode" vocabulary is named as replaced');
+  const timed = parseFault({ t0: 5, faults: [{ kind: 'crash', startMs: 10, endMs: 5 }, { kind: 'latency', factor: 2, bogus: 1 }] });
+  t.ok(!timed.valid && timed.errors.length === 2, timed.valid ? '' : timed.errors.join('; '));
+  t.ok(parseFault({ faults: [] }).valid, 'an empty list clears');
   t.notOk(parseFault(null).valid);
   t.notOk(parseFault([1]).valid);
 });
 
 t.test('setFault throws a coded error naming every problem', async (t) => {
   await withBackend(t, {}, async (b) => {
-    t.throws(() => b.setFault({ mode: 'latency', factor: -1, bogus: true }), { code: 'MM_ERR_BAD_REQUEST', message: /fault\.factor.*fault\.bogus/ });
-    t.equal(b.fault().mode, 'none', 'an invalid fault changes nothing');
+    t.throws(() => b.setFault({ kind: 'latency', factor: -1, bogus: true }), { code: 'MM_ERR_BAD_REQUEST', message: /fault\.factor.*fault\.bogus/ });
+    t.equal(b.fault().faults.length, 0, 'an invalid fault changes nothing');
   });
 });

@@ -32,7 +32,7 @@ function alive(pid: number | undefined): boolean {
 
 /** Crash backend 0, send traffic until the system reports its ejection (bounded). */
 async function crashAndWatch(sut: RunningSut, bs: Backend[]): Promise<string[]> {
-  bs[0].setFault({ mode: 'crash' });
+  bs[0].setFault({ kind: 'crash' });
   const deadline = Date.now() + 8000;
   while (Date.now() < deadline) {
     await Promise.all(Array.from({ length: 4 }, () => hit(`${sut.url}/`)));
@@ -77,7 +77,7 @@ t.test('nginx with max_fails: proxies, reports a crashed server, stops cleanly',
 
 t.test('open-loop generator: holds the rate, records statuses and transport failures', async (t) => {
   const [ok, dead] = await backends(t, 2);
-  dead.setFault({ mode: 'crash' });
+  dead.setFault({ kind: 'crash' });
   const [a, b] = await runOpenLoop({
     targets: [{ name: 'ok', url: ok.url, schedule: [{ atMs: 0, rate: 100 }, { atMs: 500, rate: 200 }] }, { name: 'dead', url: dead.url, schedule: [{ atMs: 0, rate: 50 }] }],
     durationMs: 1000, timeoutMs: 1000, connections: 8,

@@ -53,7 +53,7 @@ t.test('meshmedic proxy: two backends, any Host, admin API, metrics, eject, SIGT
 });
 
 t.test('SIGTERM drains an in-flight request before exiting', async (t) => {
-  const slow = await startBackend({ port: 0, controlPort: null, id: 'slow', fault: { mode: 'latency', latencyMs: 800 } });
+  const slow = await startBackend({ port: 0, controlPort: null, id: 'slow', fault: { kind: 'latency', factor: 1, addMs: 800 } });
   t.teardown(() => slow.close());
   const mm = await startMeshmedic(t, ['proxy', '--listen', '127.0.0.1:0', '--upstream', `http://127.0.0.1:${slow.port}`, '--log-level', 'warn']);
   const pending = request(`http://${mm.addresses.outbound}/slow`);

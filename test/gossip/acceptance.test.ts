@@ -59,7 +59,7 @@ t.test('three quick-mode sidecars: the one without traffic shows a crashed backe
   await new Promise((r) => setTimeout(r, 1000));
   const victim = `s/127.0.0.1:${backends[0]!.port}`;
   t.equal((await endpoints(s3)).find((e) => e.id === victim)?.state, 'healthy', 'healthy before the crash');
-  backends[0]!.setFault({ mode: 'crash' });
+  backends[0]!.setFault({ kind: 'crash' });
   const t0 = Date.now();
   let row: EndpointRow | undefined;
   // The contract is 3 s; 2 s more are allowed because this machine is shared and often overloaded. The

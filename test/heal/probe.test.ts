@@ -10,7 +10,7 @@ import { endpointId, type EndpointSpec } from '../../src/core/types.js';
 import { MeshState } from '../../src/mesh/state.js';
 import { resolvePolicySettings } from '../../src/config/sections/healing.js';
 import { EjectedEndpointProber } from '../../src/heal/component.js';
-import { scenarioByName } from '../../src/sim/scenarios.js';
+import { scenarioAt } from '../../src/sim/scenarios.js';
 import { runScenario } from '../../src/sim/simulator.js';
 
 const listen = (s: Server | ReturnType<typeof createTcpServer>) => new Promise<number>((r) => s.listen(0, '127.0.0.1', () => r((s.address() as AddressInfo).port)));
@@ -81,7 +81,7 @@ t.test('a bad probe path is rejected by the schema', async (t) => {
 });
 
 t.test('policy: failing probes keep a crashed endpoint out without canaries or a higher level; passing ones readmit it fast', async (t) => {
-  const spec = scenarioByName('crash')!;
+  const spec = scenarioAt('crash-5', { warmMs: 30_000, faultMs: 40_000, afterMs: 20_000 })!;
   const probed = runScenario(spec, { policy: 'meshmedic', seed: 1 });
   const timer = runScenario(spec, { policy: 'meshmedic', seed: 1, probes: false });
   const ej = (r: typeof probed) => r.decisions.filter((d) => d.action === 'eject');
