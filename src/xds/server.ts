@@ -27,6 +27,8 @@ export const DEFAULT_LIMITS: AdsServerLimits = Object.freeze({
   maxSubscribedNames: 100_000,
   maxTypesPerStream: 32,
   maxNameLength: 1024,
+  maxSubscribedNamesPerStream: 100_000,
+  maxSubscriptionBytesPerStream: 16 * 1024 * 1024,
   maxRequestBytes: 4 * 1024 * 1024,
   maxResponseBytes: 64 * 1024 * 1024,
   firstRequestTimeoutMs: 30_000,
@@ -49,6 +51,33 @@ export interface NackRecord {
   readonly node: string;
   readonly typeUrl: string;
   readonly error: string;
+}
+
+/** At most this many NACK warnings per period; the rest are counted (metrics, status) and summarised. */
+const NACK_LOG_LINES = 10;
+const NACK_LOG_PERIOD_MS = 60_000;
+
+/** A fixed-window log budget: `admit` returns how many lines were suppressed since the last one, or -1 to suppress. */
+export class LogBudget {
+  private windowStart = -Infinity;
+  private used = 0;
+  private suppressed = 0;
+  constructor(private readonly lines: number, private readonly periodMs: number) {}
+
+  admit(now: number): number {
+    if (now - this.windowStart >= this.periodMs) {
+      this.windowStart = now;
+      this.used = 0;
+    }
+    if (this.used >= this.lines) {
+      this.suppressed++;
+      return -1;
+    }
+    this.used++;
+    const n = this.suppressed;
+    this.suppressed = 0;
+    return n;
+  }
 }
 
 const ADS_SERVICE_NAME = 'envoy.service.discovery.v3.AggregatedDiscoveryService';
@@ -111,6 +140,7 @@ export class AdsServer {
     refused: Counter<'reason'>;
   };
   private readonly counts = { sotw: 0, delta: 0 };
+  private readonly nackLog = new LogBudget(NACK_LOG_LINES, NACK_LOG_PERIOD_MS);
 
   constructor(private readonly opts: AdsServerOptions) {
     this.cache = opts.cache;
@@ -136,7 +166,9 @@ export class AdsServer {
         this.m.pushes.inc({ type_url: typeLabel(t), result: 'nack' });
         this.nacks.push({ at: this.now(), node: stream.nodeId(), typeUrl: t, error });
         if (this.nacks.length > 100) this.nacks.shift();
-        this.log.warn('xDS client rejected a response', { node: stream.nodeId(), typeUrl: t, error });
+        // A client can NACK every response it gets: the log gets a bounded share of them.
+        const suppressed = this.nackLog.admit(this.now());
+        if (suppressed >= 0) this.log.warn('xDS client rejected a response', { node: stream.nodeId().slice(0, 256), typeUrl: t.slice(0, 256), error, stream: stream.id, ...(suppressed > 0 ? { nacksNotLogged: suppressed } : {}) });
       },
       refused: (reason) => this.m.refused.inc({ reason }),
     };

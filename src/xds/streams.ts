@@ -19,7 +19,15 @@ export interface StreamLimits {
   readonly maxTypesPerStream: number;
   /** Longest accepted resource name or type URL. */
   readonly maxNameLength: number;
+  /** Most names one stream may hold subscribed (or declared held) over all its types together. */
+  readonly maxSubscribedNamesPerStream: number;
+  /** Estimated bytes of subscription state one stream may hold (names plus per-entry overhead). */
+  readonly maxSubscriptionBytesPerStream: number;
 }
+
+/** Bytes charged per name held by a stream beyond its characters: set and map entries, and the string header. */
+export const SUBSCRIPTION_ENTRY_OVERHEAD = 160;
+const nameCost = (n: string) => n.length + SUBSCRIPTION_ENTRY_OVERHEAD;
 
 export interface StreamTransport {
   /** Returns false when the transport buffers are full; `onDrain` is then called once they empty. */
@@ -72,6 +80,8 @@ export interface StreamStatus {
   readonly node: { id: string; cluster: string; userAgent: string } | undefined;
   readonly flavor: ClientFlavor | undefined;
   readonly startedAt: number;
+  /** Subscription state charged against the per-stream limits. */
+  readonly held: { names: number; bytes: number };
   readonly types: TypeStatus[];
 }
 
@@ -99,9 +109,17 @@ interface Sub {
   responded: boolean;
   /** Sequence number of the newest nonce this stream got for the type. */
   lastSeq: number;
+  /** The nonce a NACK was last recorded for: a repeated NACK of the same response is counted, not logged again. */
+  nackedNonce: string;
+  /** Names charged to the stream's subscription budget for this type (subscribed, or declared held). */
+  charged: number;
+  chargedBytes: number;
 }
 
 let streamIds = 0;
+
+/** Characters of a client's NACK error_detail kept (status, log, recent list); the rest is cut. */
+export const MAX_NACK_DETAIL = 512;
 
 /**
  * Nonces come from one process-wide counter, so they are unique per stream and type, and a response frame
@@ -113,7 +131,17 @@ let nonceSeq = 0;
 const FRAME_CACHE_ENTRIES = 64;
 const frameCache = new WeakMap<TypeSnapshot, Map<string, { frame: Buffer; seq: number }>>();
 
+/**
+ * Longest cache key kept: responses for long explicit name lists are particular to one client and would
+ * make the cache hold memory that one client controls (64 entries × key and frame), so they are not cached.
+ */
+const MAX_CACHED_KEY = 4096;
+
 function cachedFrame(snap: TypeSnapshot, key: string, after: number, build: (nonce: string) => Buffer): { frame: Buffer; seq: number } {
+  if (key.length > MAX_CACHED_KEY) {
+    const seq = ++nonceSeq;
+    return { frame: build(seq.toString(36)), seq };
+  }
   let m = frameCache.get(snap);
   if (!m) frameCache.set(snap, (m = new Map()));
   const hit = m.get(key);
@@ -136,6 +164,9 @@ export abstract class AdsStream {
   private pending = false;
   protected closed = false;
   readonly startedAt: number;
+  /** Subscription state held over every type (see StreamLimits). */
+  private heldNames = 0;
+  private heldBytes = 0;
 
   constructor(
     protected readonly env: StreamEnv,
@@ -160,6 +191,7 @@ export abstract class AdsStream {
       node: this.node ? { id: this.node.id, cluster: this.node.cluster, userAgent: this.node.user_agent_name } : undefined,
       flavor: this.flavor,
       startedAt: this.startedAt,
+      held: this.held(),
       types: [...this.subs.values()].map((s) => ({
         typeUrl: s.typeUrl,
         state: s.state,
@@ -204,10 +236,50 @@ export abstract class AdsStream {
       sub = {
         typeUrl, wildcard: false, seen: false, names: new Set(), sent: new Map(), owedRemoved: new Set(), forced: new Set(),
         nonce: '', sentVersion: '', ackedVersion: '', nackedVersion: '', state: 'REQUESTED', acks: 0, nacks: 0, updatedAt: this.env.now(), responded: false, lastSeq: 0,
+        nackedNonce: '', charged: 0, chargedBytes: 0,
       };
       this.subs.set(typeUrl, sub);
     }
     return sub;
+  }
+
+  /**
+   * Re-charge a type's subscription state to the stream budget: `names` is what the type will hold. Fails
+   * the stream (RESOURCE_EXHAUSTED, naming the limit) when the stream would hold more than its limits.
+   */
+  protected charge(sub: Sub, names: Iterable<string>): boolean {
+    let count = 0;
+    let bytes = 0;
+    for (const n of names) {
+      count++;
+      bytes += nameCost(n);
+    }
+    return this.adjust(sub, count - sub.charged, bytes - sub.chargedBytes);
+  }
+
+  /** Change a type's charge by the given differences (Delta requests change subscriptions name by name). */
+  protected adjust(sub: Sub, dNames: number, dBytes: number): boolean {
+    const lim = this.env.limits;
+    const heldNames = this.heldNames + dNames;
+    const heldBytes = this.heldBytes + dBytes;
+    if (heldNames > lim.maxSubscribedNamesPerStream) {
+      this.failWith(Code.RESOURCE_EXHAUSTED, `the stream would hold ${heldNames} subscribed names over all types; the limit is ${lim.maxSubscribedNamesPerStream} (xds.limits.maxSubscribedNamesPerStream)`);
+      return false;
+    }
+    if (heldBytes > lim.maxSubscriptionBytesPerStream) {
+      this.failWith(Code.RESOURCE_EXHAUSTED, `the stream would hold ${heldBytes} bytes of subscriptions; the limit is ${lim.maxSubscriptionBytesPerStream} (xds.limits.maxSubscriptionBytesPerStream)`);
+      return false;
+    }
+    this.heldNames = heldNames;
+    this.heldBytes = heldBytes;
+    sub.charged += dNames;
+    sub.chargedBytes += dBytes;
+    return true;
+  }
+
+  /** Subscription state this stream holds, as charged against its limits. */
+  held(): { names: number; bytes: number } {
+    return { names: this.heldNames, bytes: this.heldBytes };
   }
 
   protected failWith(code: number, details: string): undefined {
@@ -225,9 +297,15 @@ export abstract class AdsStream {
   protected recordAckNack(sub: Sub, error: { message: string } | undefined): void {
     sub.updatedAt = this.env.now();
     if (error) {
-      sub.state = 'NACKED';
       sub.nacks++;
-      sub.error = error.message.slice(0, 2000);
+      if (sub.nackedNonce === sub.nonce) {
+        // The same response NACKed again (a client in a loop): counted per stream and type, not re-reported.
+        this.env.hooks.refused('repeated_nack');
+        return;
+      }
+      sub.nackedNonce = sub.nonce;
+      sub.state = 'NACKED';
+      sub.error = error.message.slice(0, MAX_NACK_DETAIL);
       sub.nackedVersion = sub.sentVersion;
       this.env.hooks.nack(this, sub.typeUrl, sub.error);
     } else {
@@ -331,9 +409,10 @@ export class SotwStream extends AdsStream {
     sub.wildcard = explicitWildcard || (names.length === 0 && (first || (wasWildcard && sub.names.size === 0)));
     const next = new Set(names.filter((n) => n !== '*'));
     if (next.size > this.env.limits.maxSubscribedNames) {
-      this.failWith(Code.RESOURCE_EXHAUSTED, `subscription to ${next.size} ${req.type_url} resources exceeds ${this.env.limits.maxSubscribedNames}`);
+      this.failWith(Code.RESOURCE_EXHAUSTED, `subscription to ${next.size} ${req.type_url} resources exceeds ${this.env.limits.maxSubscribedNames} (xds.limits.maxSubscribedNames)`);
       return;
     }
+    if (!this.charge(sub, next)) return;
     for (const n of next) if (!sub.names.has(n)) sub.forced.add(n); // 7: newly requested names are sent even if unchanged
     for (const n of sub.names) if (!next.has(n)) { sub.sent.delete(n); sub.forced.delete(n); }
     sub.names.clear();
@@ -407,11 +486,27 @@ export class DeltaStream extends AdsStream {
     // ACK/NACK only for the latest nonce; subscription changes are honoured whatever the nonce (2).
     if (sub.nonce && req.response_nonce === sub.nonce) this.recordAckNack(sub, req.error_detail);
     else if (sub.nonce && req.response_nonce) this.env.hooks.refused('stale_nonce');
+    const lim = this.env.limits;
     if (first) {
       // 12: what the client already has (reconnect) is not sent again unless it changed.
-      for (const [n, v] of Object.entries(req.initial_resource_versions)) {
-        if (sub.sent.size >= this.env.limits.maxSubscribedNames) break;
-        sub.sent.set(n, String(v));
+      const declared = Object.entries(req.initial_resource_versions);
+      if (declared.length > lim.maxNamesPerRequest) {
+        this.failWith(Code.RESOURCE_EXHAUSTED, `initial_resource_versions lists ${declared.length} resources; the limit is ${lim.maxNamesPerRequest} (xds.limits.maxNamesPerRequest)`);
+        return;
+      }
+      let bytes = 0;
+      for (const [n, v] of declared) {
+        if (n.length > lim.maxNameLength) {
+          this.failWith(Code.INVALID_ARGUMENT, `a resource name of ${n.length} characters in initial_resource_versions exceeds the limit of ${lim.maxNameLength}`);
+          return;
+        }
+        bytes += nameCost(n);
+      }
+      // Declared versions are charged once, for the stream's life (conservative, and O(1) per request later).
+      if (!this.adjust(sub, declared.length, bytes)) return;
+      for (const [n, v] of declared) {
+        if (sub.sent.size >= lim.maxSubscribedNames) break;
+        sub.sent.set(n, String(v).slice(0, lim.maxNameLength));
       }
       // 10: legacy wildcard = first request subscribing nothing.
       if (req.resource_names_subscribe.length === 0) sub.wildcard = true;
@@ -423,16 +518,17 @@ export class DeltaStream extends AdsStream {
       }
       if (!sub.names.has(n)) {
         if (sub.names.size >= this.env.limits.maxSubscribedNames) {
-          this.failWith(Code.RESOURCE_EXHAUSTED, `subscription to more than ${this.env.limits.maxSubscribedNames} ${req.type_url} resources`);
+          this.failWith(Code.RESOURCE_EXHAUSTED, `subscription to more than ${this.env.limits.maxSubscribedNames} ${req.type_url} resources (xds.limits.maxSubscribedNames)`);
           return;
         }
+        if (!this.adjust(sub, 1, nameCost(n))) return;
         sub.names.add(n);
         sub.owedRemoved.add(n); // 11: answered either with the resource or in removed_resources
       }
     }
     for (const n of req.resource_names_unsubscribe) {
       if (n === '*') sub.wildcard = false;
-      else if (sub.names.delete(n)) { sub.sent.delete(n); sub.owedRemoved.delete(n); } // unknown names: ignored
+      else if (sub.names.delete(n)) { sub.sent.delete(n); sub.owedRemoved.delete(n); this.adjust(sub, -1, -nameCost(n)); } // unknown names: ignored
     }
     if (!this.serves(req.type_url)) {
       this.env.hooks.refused('unknown_type');

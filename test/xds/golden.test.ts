@@ -1,6 +1,7 @@
 // Golden fixtures: the xDS snapshot for a sample mesh (both client flavors), the rendered Istio example in
 // mesh-config/, and the Envoy bootstrap and IstioOperator examples checked against their schemas.
-// Regenerate after an intended change with UPDATE_GOLDEN=1 npx tap test/xds/golden.test.ts.
+// Regenerate after an intended change with `npm run golden:xds` (UPDATE_GOLDEN=1); during npm test a missing
+// fixture fails instead of being written.
 import t, { type Test } from 'tap';
 import { readFileSync, writeFileSync, existsSync, mkdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -39,9 +40,14 @@ function sampleMesh(): MeshState {
 
 function golden(t: Test, file: string, actual: string): void {
   const full = path.join(root, file);
-  if (update || !existsSync(full)) {
+  // Fixtures are written only on request (npm run golden:xds), never during npm test: a missing one fails.
+  if (update) {
     mkdirSync(path.dirname(full), { recursive: true });
     writeFileSync(full, actual);
+  }
+  if (!existsSync(full)) {
+    t.fail(`${file} is missing: run \`npm run golden:xds\` (UPDATE_GOLDEN=1) to write it, then review and commit it`);
+    return;
   }
   t.equal(readFileSync(full, 'utf8'), actual, `${file} matches the current output`);
 }

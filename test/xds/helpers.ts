@@ -3,7 +3,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { Registry } from 'prom-client';
 import { systemClock } from '../../src/core/clock.js';
-import { silentLogger } from '../../src/core/log.js';
+import { silentLogger, type Logger } from '../../src/core/log.js';
 import { endpointId, NO_LOCALITY, type EndpointSpec, type Locality } from '../../src/core/types.js';
 import { validateConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/types.js';
@@ -85,7 +85,7 @@ export interface XdsFixture {
 }
 
 /** Start the xds component for a mesh of services on 127.0.0.1 (port 0 unless given). */
-export async function startXdsFixture(services: Record<string, EndpointInput[]>, xds: Record<string, unknown> = {}, mesh?: MeshState): Promise<XdsFixture> {
+export async function startXdsFixture(services: Record<string, EndpointInput[]>, xds: Record<string, unknown> = {}, mesh?: MeshState, log: Logger = silentLogger): Promise<XdsFixture> {
   const v = validateConfig({ xds: { enabled: true, listen: '127.0.0.1:0', ...xds }, services: Object.entries(services).map(([name, eps]) => ({ name, protocol: 'h2c', endpoints: eps.map((e) => ({ address: `${e.host ?? '127.0.0.1'}:${e.port}` })) })) });
   if (!v.valid) throw new Error(v.errors.join('\n'));
   const config = v.result;
@@ -98,7 +98,7 @@ export async function startXdsFixture(services: Record<string, EndpointInput[]>,
     clock: systemClock,
     mesh: m,
     stats: new StatsTable({ windowMs: 1000, windows: 10, maxLatencyUs: 60_000_000, significantDigits: 2 }),
-    log: silentLogger,
+    log,
     metrics,
     admin: { route: (method, path, h) => routes.set(`${method} ${path}`, h) },
     components: new Map(),

@@ -87,16 +87,21 @@ t.test('a client that NACKs everything causes no NACK loop, even while the mesh 
     responses++;
     s.send({ type_url: r.type_url, resource_names: r.type_url === ENDPOINT_TYPE ? ['a'] : [], version_info: r.version_info, response_nonce: r.nonce, error_detail: { code: 3, message: 'I reject everything' } });
   });
+  const nacks = async () => (await fx.metrics.getSingleMetric('meshmedic_xds_pushes_total')!.get()).values.filter((v) => v.labels.result === 'nack').reduce((a, v) => a + v.value, 0);
   s.send({ node: GRPC_NODE, type_url: CLUSTER_TYPE });
   s.send({ node: GRPC_NODE, type_url: ENDPOINT_TYPE, resource_names: ['a'] });
-  await new Promise((r) => setTimeout(r, 400));
-  t.ok(responses <= 2, `without changes: one response per type, then silence (${responses})`);
+  // Wait for both answers and for the server to have recorded both NACKs; only then is silence meaningful.
+  t.ok(await waitFor(async () => responses >= 2 && (await nacks()) >= 2, 5000), 'both types answered and NACKed');
+  const quiet = async (ms: number) => { const b = responses; await new Promise((r) => setTimeout(r, ms)); return responses === b; };
+  t.ok(await quiet(300), 'then silence: a NACK does not trigger a resend');
+  t.equal(responses, 2, 'without changes: one response per type');
   const changes = 10;
   for (let i = 0; i < changes; i++) {
+    const before = responses;
     fx.mesh.apply({ action: i % 2 ? 'restore' : 'eject', target: 'a/127.0.0.1:18101', reason: 'flap', source: 'operator', at: Date.now(), evidence: {} });
-    await new Promise((r) => setTimeout(r, 30));
+    t.ok(await waitFor(() => responses > before, 5000), `change ${i + 1} answered`);
   }
-  await new Promise((r) => setTimeout(r, 200));
+  t.ok(await quiet(300), 'then silence again');
   t.ok(responses <= 2 + changes, `with ${changes} changes: at most one response per change (${responses})`);
   s.close();
 });

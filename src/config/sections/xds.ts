@@ -37,6 +37,8 @@ export const xdsSchema = {
         maxSubscribedNames: int(100_000, 1, 10_000_000),
         maxTypesPerStream: int(32, 1, 1024),
         maxNameLength: int(1024, 16, 65_536),
+        maxSubscribedNamesPerStream: int(100_000, 1, 10_000_000, 'most names one stream may hold subscribed over all its types'),
+        maxSubscriptionBytesPerStream: int(16 * 1024 * 1024, 65_536, 1024 * 1024 * 1024, 'estimated bytes of subscription state one stream may hold (name length + 160 per name); beyond it the stream ends with RESOURCE_EXHAUSTED'),
         maxRequestBytes: int(4 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
         maxResponseBytes: int(64 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
         firstRequestTimeoutMs: int(30_000, 100, 3_600_000),
@@ -62,6 +64,8 @@ export interface XdsLimitsConfig {
   readonly maxSubscribedNames: number;
   readonly maxTypesPerStream: number;
   readonly maxNameLength: number;
+  readonly maxSubscribedNamesPerStream: number;
+  readonly maxSubscriptionBytesPerStream: number;
   readonly maxRequestBytes: number;
   readonly maxResponseBytes: number;
   readonly firstRequestTimeoutMs: number;
