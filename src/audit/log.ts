@@ -411,7 +411,8 @@ export class AuditLog {
   }
 
   private applyRetention(): void {
-    const all = listSegments(this.o.dir);
+    // Segments not yet on disk (created at their first flush) count too.
+    const all = [...new Set([...listSegments(this.o.dir), ...this.segs.map((s) => s.n)])].sort((a, b) => a - b);
     const excess = all.length - this.o.retention.maxSegments;
     for (let i = 0; i < excess; i++) {
       const n = all[i]!;

@@ -65,9 +65,10 @@ export function verifierKey(k: NoteKey): string {
 }
 
 export function parseVerifierKey(text: string): NoteKey {
-  const parts = text.trim().split('+');
-  if (parts.length !== 3) throw new RangeError('a verifier key is name+keyid+base64 key');
-  const [name, idHex, b64] = parts as [string, string, string];
+  // The name has no '+', the key id is hex; the base64 key may contain '+'.
+  const m = /^([^+\s]+)\+([0-9a-fA-F]{8})\+([A-Za-z0-9+/]+={0,2})$/.exec(text.trim());
+  if (!m) throw new RangeError('a verifier key is name+keyid+base64 key');
+  const [, name, idHex, b64] = m as unknown as [string, string, string, string];
   checkName(name);
   const raw = Buffer.from(b64, 'base64');
   if (raw.length !== 33 || raw[0] !== ALG_ED25519) throw new RangeError('the verifier key is not an Ed25519 (type 0x01) key');
