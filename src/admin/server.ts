@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { isLoopbackHost } from '../core/address.js';
 import type { ErrorCode } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
-import type { AdminHandler, AdminRequest, AdminResponse, AdminRoutes } from '../runtime/context.js';
+import type { AdminCall, AdminHandler, AdminRequest, AdminResponse, AdminRoutes } from '../runtime/context.js';
 
 interface Route {
   method: string;
@@ -31,6 +31,7 @@ export class AdminServer implements AdminRoutes {
   private readonly token: string;
   private readonly log: Logger;
   private tokenRequired = false;
+  private readonly callObservers = new Set<(call: AdminCall) => void>();
 
   constructor(opts: { token: string; log: Logger }) {
     this.token = opts.token;
@@ -46,6 +47,11 @@ export class AdminServer implements AdminRoutes {
   rawRoute(method: string, path: string, raw: RawHandler, opts: { mutating?: boolean } = {}): void {
     this.route(method, path, () => ({ status: 500, body: null }), opts);
     this.routes[this.routes.length - 1]!.raw = raw;
+  }
+
+  observeMutatingCalls(fn: (call: AdminCall) => void): () => void {
+    this.callObservers.add(fn);
+    return () => this.callObservers.delete(fn);
   }
 
   async listen(host: string, port: number): Promise<string> {
@@ -117,6 +123,15 @@ export class AdminServer implements AdminRoutes {
       }
       const request: AdminRequest = { method, path: url.pathname, params, query: url.searchParams, body };
       const out = await r.handler(request);
+      if (r.mutating) {
+        for (const fn of this.callObservers) {
+          try {
+            fn({ method, path: url.pathname, body, status: out.status });
+          } catch (err) {
+            this.log.warn('admin call observer failed', { err });
+          }
+        }
+      }
       if (out.contentType && typeof out.body === 'string') {
         res.writeHead(out.status, { 'content-type': out.contentType, 'content-length': Buffer.byteLength(out.body) });
         res.end(method === 'HEAD' ? undefined : out.body);

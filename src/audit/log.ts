@@ -2,7 +2,7 @@
 // every fsyncIntervalMs; a checkpoint over the durable prefix is signed and stored at most every
 // checkpointIntervalMs while there are new entries. Segments rotate by entry count or age; an I/O failure puts
 // the log in an outage (entries queue, bounded) and it resumes when the directory is writable again.
-import { mkdirSync, readFileSync, unlinkSync, writeFileSync, existsSync, renameSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, readSync, unlinkSync, writeFileSync, existsSync, renameSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { KeyObject } from 'node:crypto';
@@ -73,6 +73,9 @@ interface Segment {
   closing: boolean;
   /** The file does not exist yet (created at the first flush). */
   fresh: boolean;
+  /** File offset of each entry's record, and of the next one. */
+  readonly offsets: number[];
+  nextOffset: number;
 }
 
 export interface AuditLogStatus {
@@ -107,6 +110,8 @@ export class AuditLog {
   private timer: TimerHandle | undefined;
   private retryTimer: TimerHandle | undefined;
   private latest: { text: string; size: number; origin: string } | undefined;
+  /** Recent checkpoint texts by "segment/size" (proofs at an earlier signed size). */
+  private readonly recent = new Map<string, string>();
 
   private constructor(private readonly o: AuditLogOptions) {}
 
@@ -139,10 +144,45 @@ export class AuditLog {
     return this.latest;
   }
 
+  /** A recent signed checkpoint of the current segment at exactly `size`, if still held. */
+  checkpointOfSize(size: number): string | undefined {
+    const s = this.segs[this.segs.length - 1];
+    return s && this.recent.get(`${s.n}/${size}`);
+  }
+
   /** The current segment's tree (proofs, entries served by the admin API). */
   current(): { n: number; origin: string; tree: MerkleTree; signed: number } | undefined {
     const s = this.segs[this.segs.length - 1];
     return s && { n: s.n, origin: s.origin, tree: s.tree, signed: s.signed };
+  }
+
+  /** Durable entries [from, from + limit) of the current segment, as their canonical JSON text. */
+  readEntries(from: number, limit: number): { segment: number; entries: string[]; durable: number } {
+    const seg = this.segs[this.segs.length - 1];
+    if (!seg || from >= seg.durable) return { segment: seg?.n ?? 0, entries: [], durable: seg?.durable ?? 0 };
+    const end = Math.min(seg.durable, from + limit);
+    const start = seg.offsets[from]!;
+    const stop = end < seg.offsets.length ? seg.offsets[end]! : seg.nextOffset;
+    const buf = Buffer.allocUnsafe(stop - start);
+    const fd = openSync(join(this.o.dir, segmentLogName(seg.n)), 'r');
+    try {
+      let got = 0;
+      while (got < buf.length) {
+        const n = readSync(fd, buf, got, buf.length - got, start + got);
+        if (n <= 0) break;
+        got += n;
+      }
+    } finally {
+      closeSync(fd);
+    }
+    const entries: string[] = [];
+    let off = 0;
+    for (let i = from; i < end && off + 4 <= buf.length; i++) {
+      const len = buf.readUInt32BE(off);
+      entries.push(buf.subarray(off + 4, off + 4 + len).toString('utf8'));
+      off += len + 8;
+    }
+    return { segment: seg.n, entries, durable: seg.durable };
   }
 
   status(): AuditLogStatus {
@@ -183,7 +223,10 @@ export class AuditLog {
     const index = seg.tree.size;
     const payload = Buffer.from(canonicalJson({ ...entry, i: index }), 'utf8');
     seg.tree.append(payload);
-    seg.pending.push({ seg: seg.n, index, entry, framed: frameRecord(payload) });
+    const framed = frameRecord(payload);
+    seg.pending.push({ seg: seg.n, index, entry, framed });
+    seg.offsets.push(seg.nextOffset);
+    seg.nextOffset += framed.length;
     return index;
   }
 
@@ -247,6 +290,8 @@ export class AuditLog {
     seg.signed = size;
     seg.lastCheckpointAt = now;
     this.latest = { text, size, origin: seg.origin };
+    this.recent.set(`${seg.n}/${size}`, text);
+    if (this.recent.size > 256) this.recent.delete(this.recent.keys().next().value!);
     this.o.onCheckpoint?.(text, size, seg.origin);
   }
 
@@ -325,6 +370,7 @@ export class AuditLog {
     const seg: Segment = {
       n, origin: segmentOrigin(this.meta.origin, n), tree, created, pending: [], fd: undefined, ckptFd: undefined,
       pos: c.entries.validBytes, ckptPos: 0, durable: tree.size, signed, lastCheckpointAt: -Infinity, closing: false, fresh: true,
+      offsets: c.entries.records.map((r) => r.offset), nextOffset: Math.max(c.entries.validBytes, SEGMENT_MAGIC.length),
     };
     // Reopen the files at the end of their valid prefix: a torn tail from a crash is cut off.
     seg.fresh = false;
@@ -345,6 +391,7 @@ export class AuditLog {
     const seg: Segment = {
       n, origin: segmentOrigin(this.meta.origin, n), tree: new MerkleTree(), created: this.o.clock.now(), pending: [], fd: undefined,
       ckptFd: undefined, pos: 0, ckptPos: 0, durable: 0, signed: 0, lastCheckpointAt: -Infinity, closing: false, fresh: true,
+      offsets: [], nextOffset: SEGMENT_MAGIC.length,
     };
     this.appendTo(seg, this.segmentOpening(seg, previous));
     return seg;

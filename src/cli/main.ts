@@ -33,6 +33,7 @@ Commands:
   sim                               the virtual-time simulator over the scenario catalogue
   webhook  --listen H:P --tls-cert F --tls-key F  the Kubernetes sidecar-injection webhook
   render   istio --config FILE      print Istio DestinationRule/VirtualService YAML
+  audit    verify|tail|prove|verify-proof DIR   check and read the tamper-evident decision log
   version                           print the version
 
 Every command takes --help. Exit codes: 0 ok, 1 runtime error, 2 usage or configuration error.
@@ -61,6 +62,7 @@ Quick mode: every request arriving on --listen goes to one service whose endpoin
   --join HOST:PORT[,...]    gossip seeds
   --node-id ID              this sidecar's id in the mesh (default: generated)
   --log-level LEVEL         debug | info | warn | error | silent
+  --audit-dir DIR           append every decision and operator call to a signed Merkle log in DIR
 `,
   render: `Usage: meshmedic render istio --config FILE [--from-admin HOST:PORT] [--namespace NS]
 `,
@@ -96,6 +98,10 @@ export async function main(argv: string[], io: CliIo = defaultIo): Promise<numbe
       case 'demo': {
         const { demoCommand } = await import('./demo.js');
         return await demoCommand(rest, io);
+      }
+      case 'audit': {
+        const { auditCommand } = await import('../audit/cli.js');
+        return await auditCommand(rest, io);
       }
       case 'sim':
       case 'webhook':
@@ -166,7 +172,7 @@ async function runCommand(argv: string[], io: CliIo): Promise<number> {
 
 async function proxyCommand(argv: string[], io: CliIo): Promise<number> {
   const s = { type: 'string' } as const;
-  const p = parseFlags('proxy', argv, { listen: s, upstream: s, service: s, admin: s, policy: s, xds: s, gossip: s, join: s, 'node-id': s, protocol: s, 'log-level': s }, io);
+  const p = parseFlags('proxy', argv, { listen: s, upstream: s, service: s, admin: s, policy: s, xds: s, gossip: s, join: s, 'node-id': s, protocol: s, 'log-level': s, 'audit-dir': s }, io);
   if (p.code !== undefined) return p.code;
   const cfg = quickConfig(p.values as QuickFlags, io.env);
   if (!cfg.valid) return configErrors(io, 'flags', cfg.errors);

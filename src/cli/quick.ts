@@ -16,6 +16,7 @@ export interface QuickFlags {
   'node-id'?: string;
   protocol?: string;
   'log-level'?: string;
+  'audit-dir'?: string;
 }
 
 export function quickConfig(flags: QuickFlags, env: NodeJS.ProcessEnv = {}): Validated<Config> {
@@ -42,6 +43,10 @@ export function quickConfig(flags: QuickFlags, env: NodeJS.ProcessEnv = {}): Val
   else if (flags.join) errors.push('--join needs --gossip HOST:PORT');
   if (flags['node-id']) doc.node = { id: flags['node-id'] };
   if (flags['log-level']) doc.log = { level: flags['log-level'] };
+  if (flags['audit-dir'] !== undefined) {
+    if (flags['audit-dir'] === '') errors.push('--audit-dir: give a directory');
+    else doc.audit = { enabled: true, dir: flags['audit-dir'] };
+  }
   if (errors.length) return { valid: false, errors };
   const withEnv = applyEnvOverrides(doc, env);
   if (!withEnv.valid) return withEnv;
@@ -62,5 +67,6 @@ function flagName(e: string): string {
     .replace(/^\/services\/0\/name/, '--service')
     .replace(/^\/services\/0\/protocol/, '--protocol')
     .replace(/^\/services\/0\/endpoints\/(\d+)\/address/, (_m, i: string) => `--upstream #${Number(i) + 1}`)
-    .replace(/^\/node\/id/, '--node-id');
+    .replace(/^\/node\/id/, '--node-id')
+    .replace(/^\/audit\/dir/, '--audit-dir');
 }

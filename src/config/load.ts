@@ -168,6 +168,7 @@ function semanticErrors(cfg: Config): string[] {
     const hp = parseHostPort(cfg.inbound.app, { allowHostname: false });
     if (typeof hp === 'string') errors.push(`/inbound/app: ${hp}`);
   }
+  if (cfg.audit?.enabled && !cfg.audit.dir) errors.push('/audit/dir: "" is empty, but audit.enabled is true: name the log directory');
   return errors;
 }
 

@@ -6,6 +6,7 @@ import { adminSchema } from './sections/admin.js';
 import { gossipSchema } from './sections/gossip.js';
 import { logSchema } from './sections/log.js';
 import { xdsSchema } from './sections/xds.js';
+import { auditSchema } from './sections/audit.js';
 
 export const SERVICE_NAME_PATTERN = '^[a-z0-9]([-a-z0-9._]{0,251}[a-z0-9])?$';
 
@@ -77,5 +78,6 @@ export const configSchema = {
     xds: xdsSchema,
     gossip: gossipSchema,
     log: logSchema,
+    audit: auditSchema,
   },
 } as const;

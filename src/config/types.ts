@@ -6,6 +6,7 @@ import type { AdminConfig } from './sections/admin.js';
 import type { GossipConfig } from './sections/gossip.js';
 import type { LogConfig } from './sections/log.js';
 import type { XdsConfig } from './sections/xds.js';
+import type { AuditConfig } from './sections/audit.js';
 
 export interface EndpointConfig {
   readonly address: string;
@@ -33,4 +34,5 @@ export interface Config extends ListenersConfig {
   readonly xds: XdsConfig;
   readonly gossip: GossipConfig;
   readonly log: LogConfig;
+  readonly audit: AuditConfig;
 }

@@ -22,6 +22,10 @@ export const ERROR_CODES = {
   MM_ERR_METHOD_NOT_ALLOWED: 'the HTTP method is not allowed on this path',
   MM_ERR_GOSSIP_BIND: 'the gossip address cannot be bound for both UDP and TCP',
   MM_ERR_GOSSIP_IDENTITY: 'the gossip identity key file cannot be read, written, or is not an Ed25519 PEM key',
+  MM_ERR_AUDIT_UNAVAILABLE: 'the audit log directory cannot be written (full, missing, read-only): proxying and healing go on, entries queue',
+  MM_ERR_AUDIT_KEY: 'the audit signing key file cannot be read, written, or is not an Ed25519 PEM key',
+  MM_ERR_AUDIT_TAMPERED: 'the audit log fails verification: an entry or checkpoint was altered, removed, reordered or forged',
+  MM_ERR_AUDIT_FORK: 'a witness saw two checkpoints of one log that are not consistent (a fork or a rewrite)',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -24,9 +24,19 @@ export interface AdminResponse {
   readonly contentType?: string;
 }
 
+/** A mutating admin call as it was answered (the audit log records every one). */
+export interface AdminCall {
+  readonly method: string;
+  readonly path: string;
+  readonly body: unknown;
+  readonly status: number;
+}
+
 export interface AdminRoutes {
   /** Register a route; `path` may hold `{name}` segments (matched against the URL-decoded segment). */
   route(method: string, path: string, handler: AdminHandler, opts?: { mutating?: boolean }): void;
+  /** Be told of every mutating call after it was answered; returns a function that stops it. */
+  observeMutatingCalls?(fn: (call: AdminCall) => void): () => void;
 }
 
 export interface SidecarContext {

@@ -19,6 +19,7 @@ import { startProxy } from '../proxy/component.js';
 import { startXds } from '../xds/component.js';
 import { startGossip } from '../gossip/component.js';
 import { kubernetesEnabled, startKubernetes } from '../k8s/component.js';
+import { startAudit } from '../audit/component.js';
 
 export interface Sidecar {
   readonly context: SidecarContext;
@@ -48,11 +49,14 @@ export function servicesFromConfig(config: Config): ServiceInput[] {
 }
 
 /**
- * The components a config enables, in start order (healing first: others may use it). Kubernetes
+ * The components a config enables, in start order (audit, then healing: others may use it). Kubernetes
  * (discovery, live annotation tuning) starts when its environment says the sidecar runs in a pod.
  */
 export function defaultComponents(config: Config, env: NodeJS.ProcessEnv = process.env): { name: string; factory: ComponentFactory }[] {
-  const list: { name: string; factory: ComponentFactory }[] = [{ name: 'healing', factory: startHealing }];
+  const list: { name: string; factory: ComponentFactory }[] = [];
+  // The audit log first: it sees every decision from the very start.
+  if (config.audit?.enabled) list.push({ name: 'audit', factory: startAudit });
+  list.push({ name: 'healing', factory: startHealing });
   if (config.outbound.enabled || config.inbound.enabled) list.push({ name: 'proxy', factory: startProxy });
   if (config.xds.enabled) list.push({ name: 'xds', factory: startXds });
   if (config.gossip.enabled) list.push({ name: 'gossip', factory: startGossip });
