@@ -1,4 +1,4 @@
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, readdirSync, mkdirSync, truncateSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -12,7 +12,7 @@ import { scanRecords, SEGMENT_MAGIC, frameRecord, CHECKPOINTS_MAGIC } from '../.
 
 const { privateKey } = generateKeyPairSync('ed25519');
 
-function tmp(t: Tap.Test): string {
+function tmp(t: Test): string {
   const d = mkdtempSync(join(tmpdir(), 'mm-audit-'));
   t.teardown(() => rmSync(d, { recursive: true, force: true }));
   return d;
@@ -25,7 +25,7 @@ function opts(dir: string, clock: VirtualClock, extra: Partial<AuditLogOptions> 
   };
 }
 
-async function filled(t: Tap.Test, n = 50): Promise<string> {
+async function filled(t: Test, n = 50): Promise<string> {
   const dir = tmp(t);
   const clock = new VirtualClock();
   const log = AuditLog.open(opts(dir, clock));
