@@ -221,7 +221,7 @@ export class AuditLog {
 
   private appendTo(seg: Segment, entry: Readonly<Record<string, unknown>>): number {
     const index = seg.tree.size;
-    const payload = Buffer.from(canonicalJson({ ...entry, i: index }), 'utf8');
+    const payload = Buffer.from(canonicalJson(withIndex(entry, index)), 'utf8');
     seg.tree.append(payload);
     const framed = frameRecord(payload);
     seg.pending.push({ seg: seg.n, index, entry, framed });
@@ -535,6 +535,16 @@ export class AuditLog {
     this.o.onOutage?.(undefined);
     void this.flush();
   }
+}
+
+/** The entry with its index `i`, keys in sorted order (so canonical serialization is the native one). */
+function withIndex(entry: Readonly<Record<string, unknown>>, index: number): Record<string, unknown> {
+  const keys = Object.keys(entry);
+  keys.push('i');
+  keys.sort();
+  const out: Record<string, unknown> = {};
+  for (const k of keys) out[k] = k === 'i' ? index : entry[k];
+  return out;
 }
 
 async function writeAll(fd: FileHandle, data: Buffer, position: number): Promise<void> {

@@ -10,18 +10,95 @@ export const MAX_RECORD_BYTES = 1 << 20;
 
 /** JSON with object keys sorted at every depth and no whitespace: one byte string per value. */
 export function canonicalJson(v: unknown): string {
-  if (v === null || typeof v === 'boolean' || typeof v === 'string') return JSON.stringify(v);
-  if (typeof v === 'number') {
-    if (!Number.isFinite(v)) throw new RangeError(`canonical JSON has no ${v}`);
-    return JSON.stringify(v);
+  // Values already in canonical order (as the audit log builds its entries) take the native serializer.
+  if (alreadyCanonical(v, 0)) return JSON.stringify(v);
+  const sorted = sortDeep(v, 0);
+  return sorted === INTEGER_KEYS ? slowCanonicalJson(v) : JSON.stringify(sorted);
+}
+
+const INTEGER_KEYS = Symbol('integer-like keys');
+
+/** A copy with keys sorted at every depth (the value itself where already canonical); INTEGER_KEYS when
+ * an object has integer-like keys, which JSON.stringify would always put first. */
+function sortDeep(v: unknown, depth: number): unknown {
+  if (alreadyCanonical(v, depth)) return v;
+  if (typeof v === 'number') throw new RangeError(`canonical JSON has no ${v}`);
+  if (typeof v !== 'object' || v === null || depth > 64) return slowCanonicalJson(v); // throws for what JSON cannot hold
+  if (Array.isArray(v)) {
+    const out: unknown[] = [];
+    for (const x of v) {
+      const s = sortDeep(x ?? null, depth + 1);
+      if (s === INTEGER_KEYS) return INTEGER_KEYS;
+      out.push(s);
+    }
+    return out;
   }
-  if (Array.isArray(v)) return `[${v.map((x) => canonicalJson(x ?? null)).join(',')}]`;
-  if (typeof v === 'object') {
-    const o = v as Record<string, unknown>;
-    const keys = Object.keys(o).filter((k) => o[k] !== undefined).sort();
-    return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(o[k])}`).join(',')}}`;
+  const o = v as Record<string, unknown>;
+  const out: Record<string, unknown> = {};
+  for (const k of Object.keys(o).sort()) {
+    if (k.length > 0 && k.length < 11 && /^\d/.test(k)) return INTEGER_KEYS;
+    if (o[k] === undefined) continue;
+    const s = sortDeep(o[k], depth + 1);
+    if (s === INTEGER_KEYS) return INTEGER_KEYS;
+    out[k] = s;
   }
-  throw new RangeError(`canonical JSON has no ${typeof v}`);
+  return out;
+}
+
+/** Keys in sorted order at every depth, no undefined, no non-finite number, nothing JSON.stringify would alter. */
+function alreadyCanonical(v: unknown, depth: number): boolean {
+  if (depth > 32) return false;
+  if (v === null || typeof v === 'string' || typeof v === 'boolean') return true;
+  if (typeof v === 'number') return Number.isFinite(v);
+  if (typeof v !== 'object') return false;
+  if (Array.isArray(v)) {
+    for (let i = 0; i < v.length; i++) if (!alreadyCanonical(v[i], depth + 1)) return false;
+    return true;
+  }
+  if (Object.getPrototypeOf(v) !== Object.prototype && Object.getPrototypeOf(v) !== null) return false;
+  let prev: string | undefined;
+  for (const k in v as Record<string, unknown>) {
+    if (prev !== undefined && !(prev < k)) return false;
+    // Integer-like keys are enumerated first whatever the insertion order: let the slow path sort them.
+    if (k.length > 0 && k.length < 11 && /^\d/.test(k)) return false;
+    const x = (v as Record<string, unknown>)[k];
+    if (x === undefined || !alreadyCanonical(x, depth + 1)) return false;
+    prev = k;
+  }
+  return true;
+}
+
+function slowCanonicalJson(v: unknown): string {
+  if (v === null) return 'null';
+  switch (typeof v) {
+    case 'boolean':
+      return v ? 'true' : 'false';
+    case 'string':
+      return JSON.stringify(v);
+    case 'number':
+      if (!Number.isFinite(v)) throw new RangeError(`canonical JSON has no ${v}`);
+      return JSON.stringify(v);
+    case 'object': {
+      if (Array.isArray(v)) {
+        let out = '[';
+        for (let i = 0; i < v.length; i++) out += (i ? ',' : '') + slowCanonicalJson(v[i] ?? null);
+        return out + ']';
+      }
+      const o = v as Record<string, unknown>;
+      const keys = Object.keys(o).sort();
+      let out = '{';
+      let first = true;
+      for (const k of keys) {
+        const x = o[k];
+        if (x === undefined) continue;
+        out += (first ? '' : ',') + JSON.stringify(k) + ':' + slowCanonicalJson(x);
+        first = false;
+      }
+      return out + '}';
+    }
+    default:
+      throw new RangeError(`canonical JSON has no ${typeof v}`);
+  }
 }
 
 export function frameRecord(payload: Uint8Array): Buffer {
