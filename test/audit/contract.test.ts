@@ -59,12 +59,14 @@ t.test('proxy --audit-dir: operator and automatic decisions logged, checkpoint s
     const r = await request(`${admin}/v1/audit/checkpoint`);
     const body = await r.body.text();
     if (r.statusCode !== 200 || !/^text\/plain/.test(String(r.headers['content-type']))) return undefined;
-    const entries = (await (await request(`${admin}/v1/audit/entries?from=0&limit=1000`)).body.json()) as { entries: { kind: string; source?: string; target?: string; path?: string; applied?: boolean }[] };
-    const auto = entries.entries.some((e) => e.kind === 'decision' && e.source === 'local' && e.target === badId);
-    const opDecision = entries.entries.some((e) => e.kind === 'decision' && e.source === 'operator' && e.target === goodId);
-    const opCall = entries.entries.some((e) => e.kind === 'operator' && e.path?.endsWith('/drain'));
-    return auto && opDecision && opCall && Number(body.split('\n')[1]) >= entries.entries.length ? body : undefined;
-  });
+    const entries = (await (await request(`${admin}/v1/audit/entries?from=0&limit=1000`)).body.json()) as { entries: { i: number; kind: string; source?: string; target?: string; path?: string }[] };
+    const auto = entries.entries.find((e) => e.kind === 'decision' && e.source === 'local' && e.target === badId);
+    const opDecision = entries.entries.find((e) => e.kind === 'decision' && e.source === 'operator' && e.target === goodId);
+    const opCall = entries.entries.find((e) => e.kind === 'operator' && e.path?.endsWith('/drain'));
+    if (!auto || !opDecision || !opCall) return undefined;
+    // Signed: the checkpoint covers all three.
+    return Number(body.split('\n')[1]) > Math.max(auto.i, opDecision.i, opCall.i) ? body : undefined;
+  }, 60_000);
   t.match(text, /^meshmedic\.io\/audit\/[^\n]+\/1\n\d+\n[A-Za-z0-9+/]{43}=\n\n\u2014 meshmedic\.io\/audit\/\S+ [A-Za-z0-9+/]+=*\n$/);
   const key = parseVerifierKey(readMeta(dir).keys[0]!);
   const cp = openCheckpoint(text, key);
