@@ -8,7 +8,7 @@ import type { MeshState } from '../mesh/state.js';
 import { STATUS_CLASSES, type EndpointWindows, type StatsTable } from '../stats/window.js';
 import { CumulativeLatency, LATENCY_BUCKETS_S, leLabel } from './latency-buckets.js';
 
-interface MetricValue {
+export interface MetricValue {
   labels: Record<string, string | number>;
   value: number;
   metricName?: string;
@@ -30,7 +30,7 @@ export interface CoreMetricsOptions {
 const CODE_CLASSES: readonly string[] = Object.freeze(['none', '1xx', '2xx', '3xx', '4xx', '5xx']);
 
 /** A metric whose values are computed when Prometheus scrapes (prom-client's Metric contract). */
-function scrapeMetric(name: string, help: string, type: 'counter' | 'gauge' | 'histogram', collect: () => MetricValue[]): Metric {
+export function scrapeMetric(name: string, help: string, type: 'counter' | 'gauge' | 'histogram', collect: () => MetricValue[]): Metric {
   return {
     name,
     help,

@@ -29,6 +29,7 @@ Usage: meshmedic <command> [flags]
 Commands:
   run      --config FILE            the sidecar, with everything its config enables
   proxy    --listen H:P --upstream URL[,URL...]   quick mode: one service, no config file
+  control  --xds H:P [--config FILE]  heal an existing Envoy mesh: access logs in, xDS decisions out
   demo                              a local demo mesh that gets hurt and heals (what npm start runs)
   sim                               the virtual-time simulator over the scenario catalogue
   webhook  --listen H:P --tls-cert F --tls-key F  the Kubernetes sidecar-injection webhook
@@ -64,6 +65,21 @@ Quick mode: every request arriving on --listen goes to one service whose endpoin
   --log-level LEVEL         debug | info | warn | error | silent
   --audit-dir DIR           append every decision and operator call to a signed Merkle log in DIR
 `,
+  control: `Usage: meshmedic control --xds HOST:PORT [--admin HOST:PORT] [--config FILE] [flags]
+
+Heals a mesh you already run, without replacing its proxies: Envoy (or any ALS client) streams every
+request's outcome to envoy.service.accesslog.v3.AccessLogService on the xDS port; meshmedic records them
+per endpoint, runs the same detectors and policies as the sidecar, and serves the decisions over ADS
+(EDS health, weights, priority failover) to the same Envoys and proxyless gRPC clients.
+Services and their endpoints come from the config file (services:, als.clusters for cluster names that
+differ from service names) or, in Kubernetes, from EndpointSlice discovery.
+  --xds HOST:PORT       ADS and ALS on one gRPC port (port 0 picks a free one)
+  --admin HOST:PORT     admin API and /metrics (default from the config: 127.0.0.1:17000)
+  --config FILE         YAML or JSON configuration (services, healing, als, gossip...)
+  --policy NAME         meshmedic | envoy-default | none
+  --learn-endpoints     add upstream hosts first seen in the log to their service
+  --log-level LEVEL     debug | info | warn | error | silent
+`,
   render: `Usage: meshmedic render istio --config FILE [--from-admin HOST:PORT] [--namespace NS]
 `,
   demo: `Usage: meshmedic demo [--duration SECONDS] [--no-faults] [--plain]
@@ -95,6 +111,10 @@ export async function main(argv: string[], io: CliIo = defaultIo): Promise<numbe
         return await runCommand(rest, io);
       case 'proxy':
         return await proxyCommand(rest, io);
+      case 'control': {
+        const { controlCommand } = await import('./control.js');
+        return await controlCommand(rest, io);
+      }
       case 'demo': {
         const { demoCommand } = await import('./demo.js');
         return await demoCommand(rest, io);

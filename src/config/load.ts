@@ -169,6 +169,7 @@ function semanticErrors(cfg: Config): string[] {
     if (typeof hp === 'string') errors.push(`/inbound/app: ${hp}`);
   }
   if (cfg.audit?.enabled && !cfg.audit.dir) errors.push('/audit/dir: "" is empty, but audit.enabled is true: name the log directory');
+  if (cfg.als.enabled && !cfg.xds.enabled) errors.push('/als/enabled: true needs /xds/enabled: true (the access-log service is served on the xDS port)');
   return errors;
 }
 

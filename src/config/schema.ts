@@ -7,6 +7,7 @@ import { gossipSchema } from './sections/gossip.js';
 import { logSchema } from './sections/log.js';
 import { xdsSchema } from './sections/xds.js';
 import { auditSchema } from './sections/audit.js';
+import { alsSchema } from './sections/als.js';
 
 export const SERVICE_NAME_PATTERN = '^[a-z0-9]([-a-z0-9._]{0,251}[a-z0-9])?$';
 
@@ -76,6 +77,7 @@ export const configSchema = {
     healing: { ...policySettingsSchema, default: {} },
     services: { type: 'array', items: serviceSchema, default: [], maxItems: 10_000, description: 'the services this sidecar routes to (outbound), with their endpoints' },
     xds: xdsSchema,
+    als: alsSchema,
     gossip: gossipSchema,
     log: logSchema,
     audit: auditSchema,

@@ -7,6 +7,7 @@ import type { GossipConfig } from './sections/gossip.js';
 import type { LogConfig } from './sections/log.js';
 import type { XdsConfig } from './sections/xds.js';
 import type { AuditConfig } from './sections/audit.js';
+import type { AlsConfig } from './sections/als.js';
 
 export interface EndpointConfig {
   readonly address: string;
@@ -32,6 +33,7 @@ export interface Config extends ListenersConfig {
   readonly healing: PolicySettings;
   readonly services: readonly ServiceConfig[];
   readonly xds: XdsConfig;
+  readonly als: AlsConfig;
   readonly gossip: GossipConfig;
   readonly log: LogConfig;
   readonly audit: AuditConfig;

@@ -1,5 +1,6 @@
 // What every component of a running sidecar receives, and what it gives back.
 import type { Registry } from 'prom-client';
+import type { ServiceDefinition, UntypedServiceImplementation } from '@grpc/grpc-js';
 import type { Clock } from '../core/clock.js';
 import type { Logger } from '../core/log.js';
 import type { Config } from '../config/types.js';
@@ -60,3 +61,14 @@ export interface Component {
 }
 
 export type ComponentFactory = (ctx: SidecarContext) => Promise<Component>;
+
+/** A gRPC service that a component asks the sidecar's gRPC server (the xDS port) to carry. */
+export interface GrpcServiceBinding {
+  readonly definition: ServiceDefinition;
+  readonly implementation: UntypedServiceImplementation;
+}
+
+/** Whether a started component brings gRPC services for the xDS port (e.g. the access-log service). */
+export function providesGrpcServices(c: Component): c is Component & { readonly grpcServices: readonly GrpcServiceBinding[] } {
+  return Array.isArray((c as { grpcServices?: unknown }).grpcServices);
+}

@@ -17,6 +17,7 @@ import type { Component, ComponentFactory, SidecarContext } from './context.js';
 import { startHealing } from '../heal/component.js';
 import { startProxy } from '../proxy/component.js';
 import { startXds } from '../xds/component.js';
+import { startAls } from '../als/component.js';
 import { startGossip } from '../gossip/component.js';
 import { kubernetesEnabled, startKubernetes } from '../k8s/component.js';
 import { startAudit } from '../audit/component.js';
@@ -58,6 +59,8 @@ export function defaultComponents(config: Config, env: NodeJS.ProcessEnv = proce
   if (config.audit?.enabled) list.push({ name: 'audit', factory: startAudit });
   list.push({ name: 'healing', factory: startHealing });
   if (config.outbound.enabled || config.inbound.enabled) list.push({ name: 'proxy', factory: startProxy });
+  // ALS before xDS: the xDS server carries the access-log service on its port.
+  if (config.als.enabled) list.push({ name: 'als', factory: startAls });
   if (config.xds.enabled) list.push({ name: 'xds', factory: startXds });
   if (config.gossip.enabled) list.push({ name: 'gossip', factory: startGossip });
   if (kubernetesEnabled(env)) list.push({ name: 'k8s', factory: startKubernetes });

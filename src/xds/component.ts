@@ -3,7 +3,7 @@
 import { parseHostPort } from '../core/address.js';
 import type { TimerHandle } from '../core/clock.js';
 import type { Config } from '../config/types.js';
-import type { Component, ComponentFactory } from '../runtime/context.js';
+import { providesGrpcServices, type Component, type ComponentFactory } from '../runtime/context.js';
 import { SnapshotCache } from './cache.js';
 import { XdsGenerator } from './generator.js';
 import { istioOptionsFrom, type IstioOptions } from './istio.js';
@@ -51,6 +51,7 @@ export const startXds: ComponentFactory = async (ctx): Promise<Component> => {
     controlPlaneId: x.controlPlaneId,
     defaultFlavor: x.defaultFlavor,
     activate: (f) => generator.activate(f),
+    extraServices: [...ctx.components.values()].flatMap((c) => (providesGrpcServices(c) ? c.grpcServices : [])),
     metrics: ctx.metrics,
     log,
   });

@@ -35,6 +35,8 @@ export const DEFAULT_LIMITS: AdsServerLimits = Object.freeze({
 });
 
 export interface AdsServerOptions {
+  /** More gRPC services to serve on the same port (the access-log service). */
+  readonly extraServices?: readonly { definition: grpc.ServiceDefinition; implementation: grpc.UntypedServiceImplementation }[];
   readonly cache: SnapshotCache;
   readonly limits?: Partial<AdsServerLimits>;
   readonly controlPlaneId?: string;
@@ -188,6 +190,7 @@ export class AdsServer {
       StreamAggregatedResources: (call: grpc.ServerDuplexStream<SotwRequest, Buffer>) => this.serve(call, 'sotw'),
       DeltaAggregatedResources: (call: grpc.ServerDuplexStream<DeltaRequest, Buffer>) => this.serve(call, 'delta'),
     });
+    for (const s of this.opts.extraServices ?? []) server.addService(s.definition, s.implementation);
     const addr = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
     const bound = await new Promise<number>((resolve, reject) =>
       server.bindAsync(addr, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
