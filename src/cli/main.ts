@@ -37,6 +37,14 @@ Commands:
   audit    verify|tail|prove|verify-proof DIR   check and read the tamper-evident decision log
   version                           print the version
 
+Against a running sidecar's admin API (--admin HOST:PORT or MESHMEDIC_ADMIN, default 127.0.0.1:17000):
+  status                            node, version, components, endpoints per state
+  endpoints [--service S] [-o wide|json]   each endpoint's state, weight, rps, errors, p50/p99
+  events [--follow]                 healing decisions with their evidence
+  eject|drain|restore ID [--for 30s] [--reason TEXT]   operator decisions
+  top                               a live per-endpoint table
+  config-dump                       the effective configuration, secrets redacted
+
 Every command takes --help. Exit codes: 0 ok, 1 runtime error, 2 usage or configuration error.
 `,
   run: `Usage: meshmedic run --config FILE [--check]
@@ -127,8 +135,22 @@ export async function main(argv: string[], io: CliIo = defaultIo): Promise<numbe
       case 'webhook':
       case 'render':
         return await delegated(cmd, rest, io);
+      case 'status':
+      case 'endpoints':
+      case 'events':
+      case 'eject':
+      case 'drain':
+      case 'restore':
+      case 'top':
+      case 'config-dump': {
+        const { adminCommand } = await import('./status.js');
+        return await adminCommand(cmd, rest, io);
+      }
       default:
-        io.err(`meshmedic: unknown command "${cmd}"\n\n${HELP.main}`);
+        {
+          const guess = didYouMean(cmd, ['run', 'proxy', 'demo', 'sim', 'webhook', 'render', 'version', 'status', 'endpoints', 'events', 'eject', 'drain', 'restore', 'top', 'config-dump']);
+          io.err(`meshmedic: unknown command "${cmd}"${guess ? ` — did you mean "${guess}"?` : ''}\n\n${HELP.main}`);
+        }
         return 2;
     }
   } catch (err) {
@@ -137,25 +159,70 @@ export async function main(argv: string[], io: CliIo = defaultIo): Promise<numbe
   }
 }
 
-/** Parse flags strictly; returns undefined after printing help or a usage error. */
-export function parseFlags<T extends ParseArgsConfig['options']>(cmd: string, argv: string[], options: T, io: CliIo): { values: Record<string, string | boolean | undefined>; code?: number } {
+/**
+ * Parse flags strictly. `code` is set after printing help (0) or a usage error (2); an unknown flag gets
+ * a "did you mean" from the command's flags. Up to `positionals` positional arguments are accepted.
+ */
+export function parseFlags<T extends ParseArgsConfig['options']>(
+  cmd: string,
+  argv: string[],
+  options: T,
+  io: CliIo,
+  opts: { positionals?: number; help?: string } = {},
+): { values: Record<string, string | boolean | undefined>; positionals: string[]; code?: number } {
+  const help = opts.help ?? HELP[cmd] ?? '';
   try {
     const parsed = parseArgs({ args: argv, options: { ...options, help: { type: 'boolean', short: 'h' } }, strict: true, allowPositionals: true });
     const values = parsed.values as Record<string, string | boolean | undefined>;
     const positionals = parsed.positionals;
     if (values.help) {
-      io.out(HELP[cmd] ?? HELP.main!);
-      return { values, code: 0 };
+      io.out(help || HELP.main!);
+      return { values, positionals, code: 0 };
     }
-    if (positionals.length) {
-      io.err(`meshmedic ${cmd}: unexpected argument "${positionals[0]}"\n\n${HELP[cmd] ?? ''}`);
-      return { values, code: 2 };
+    if (positionals.length > (opts.positionals ?? 0)) {
+      io.err(`meshmedic ${cmd}: unexpected argument "${positionals[opts.positionals ?? 0]}"\n\n${help}`);
+      return { values, positionals, code: 2 };
     }
-    return { values };
+    return { values, positionals };
   } catch (err) {
-    io.err(`meshmedic ${cmd}: ${(err as Error).message}\n\n${HELP[cmd] ?? ''}`);
-    return { values: {}, code: 2 };
+    const e = err as Error & { code?: string };
+    let msg = e.message;
+    const unknown = e.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' ? /Unknown option '(--?[^']+)'/.exec(msg)?.[1] : undefined;
+    if (unknown) {
+      const guess = didYouMean(unknown.replace(/^-+/, ''), Object.keys(options ?? {}).concat('help'));
+      msg = `unknown flag ${unknown}${guess ? ` — did you mean --${guess}?` : ''}`;
+    }
+    io.err(`meshmedic ${cmd}: ${msg}\n\n${help}`);
+    return { values: {}, positionals: [], code: 2 };
   }
+}
+
+/** The closest candidate within edit distance 2 (or a prefix match), for "did you mean". */
+export function didYouMean(word: string, candidates: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestD = 3;
+  for (const c of candidates) {
+    const d = c.startsWith(word) && word.length >= 3 ? 1 : editDistance(word, c);
+    if (d < bestD) {
+      bestD = d;
+      best = c;
+    }
+  }
+  return best;
+}
+
+function editDistance(a: string, b: string): number {
+  // Damerau–Levenshtein (optimal string alignment): a swap of two letters counts as one edit.
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => [i, ...new Array<number>(b.length).fill(0)]);
+  for (let j = 1; j <= b.length; j++) d[0]![j] = j;
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      d[i]![j] = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d[i]![j] = Math.min(d[i]![j]!, d[i - 2]![j - 2]! + 1);
+    }
+  }
+  return d[a.length]![b.length]!;
 }
 
 function configErrors(io: CliIo, where: string, errors: string[]): number {
