@@ -130,3 +130,29 @@ t.test('control mode refuses bad flags and config with exit 2, naming the proble
   t.match(r.stderr, /\/als\/maxStreams/);
   t.match(r.stderr, /colour/);
 });
+
+t.test('--learn-endpoints: an upstream host first seen in the log joins its known service, bounded', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'mm-als-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const cfg = join(dir, 'control.yaml');
+  writeFileSync(cfg, 'services:\n  - name: hello\n    endpoints:\n      - address: 127.0.0.1:9\nals:\n  maxLearnedEndpoints: 2\n');
+  const mm = await startMeshmedic(t, ['control', '--xds', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--config', cfg, '--learn-endpoints', '--log-level', 'error']);
+  const stream = openAccessLogStream(mm.addresses.xds!);
+  t.teardown(() => stream.close());
+  await stream.send(encodeHttpLogs([
+    { cluster: 'hello', upstream: '127.0.0.1:11', code: 200 },
+    { cluster: 'hello', upstream: '127.0.0.1:12', code: 200 },
+    { cluster: 'hello', upstream: '127.0.0.1:13', code: 200 },
+    { cluster: 'unknown', upstream: '127.0.0.1:14', code: 200 },
+  ], { id: 'envoy-1' }));
+  const eps = await until(async () => {
+    const m = await endpoints(mm.addresses.admin!);
+    return m.size >= 3 ? m : undefined;
+  }, 5000);
+  t.same([...(eps?.keys() ?? [])].sort(), ['hello/127.0.0.1:11', 'hello/127.0.0.1:12', 'hello/127.0.0.1:9'], 'two hosts learned (the limit), none for an unknown cluster');
+  // Entries of a learned endpoint are recorded from then on.
+  await stream.send(encodeHttpLogs([{ cluster: 'hello', upstream: '127.0.0.1:11', code: 200 }]));
+  t.equal((await stream.end())?.code, 0);
+  const als = (await (await request(`http://${mm.addresses.admin}/v1/als`)).body.json()) as { recorded: Record<string, number> };
+  t.equal(als.recorded.success, 1, 'the learned endpoint\'s next entry is recorded');
+});
