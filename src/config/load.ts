@@ -1,15 +1,24 @@
 // Loading and validation: YAML/JSON text + environment overrides → one frozen, typed Config.
 // Every problem is collected and named by its path, its value and what was expected.
 import { readFileSync } from 'node:fs';
-import { Ajv, type ErrorObject } from 'ajv';
+import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { parse as parseYaml } from 'yaml';
 import { parseHostPort } from '../core/address.js';
 import type { Validated } from '../core/errors.js';
 import { configSchema } from './schema.js';
 import type { Config } from './types.js';
 
-const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false, verbose: true });
-const validateSchema = ajv.compile(configSchema);
+// The compiled validator is large (tens of MB of generated code and caches for the whole schema) and is
+// needed only when a config is loaded: built on first use, dropped by releaseConfigValidator().
+let compiled: ValidateFunction | undefined;
+function validator(): ValidateFunction {
+  return (compiled ??= new Ajv({ allErrors: true, useDefaults: true, strict: false, verbose: true }).compile(configSchema));
+}
+
+/** Let the compiled schema be collected (a running sidecar validates again only on a pod-annotation change). */
+export function releaseConfigValidator(): void {
+  compiled = undefined;
+}
 
 export const ENV_PREFIX = 'MESHMEDIC_';
 
@@ -19,6 +28,7 @@ export function validateConfig(input: unknown): Validated<Config> {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     return { valid: false, errors: [`/: expected a mapping (object) at the top level, got ${describe(value)}`] };
   }
+  const validateSchema = validator();
   const schemaOk = validateSchema(value);
   const errors = schemaOk ? [] : (validateSchema.errors ?? []).map((e: ErrorObject) => formatAjvError(e, value));
   // Cross-field checks run even when the schema failed, so that one run reports every problem.

@@ -3,7 +3,7 @@
 // themselves are counted by the admin module from mesh changes (meshmedic_decisions_total).
 import { connect } from 'node:net';
 import { Counter } from 'prom-client';
-import { Agent, request } from 'undici';
+import type { Agent } from 'undici';
 import type { Clock, TimerHandle } from '../core/clock.js';
 import type { MeshState } from '../mesh/state.js';
 import type { Component, ComponentFactory } from '../runtime/context.js';
@@ -102,7 +102,9 @@ export class EjectedEndpointProber {
   private timer: TimerHandle | undefined;
   private readonly lastSent = new Map<string, number>();
   private readonly inFlight = new Set<string>();
-  private readonly agent = new Agent({ pipelining: 0, keepAliveTimeout: 1, connections: 64 });
+  // undici is loaded on the first HTTP probe: most sidecars never eject, and it costs ~10 MB of RSS.
+  private undici: Promise<typeof import('undici')> | undefined;
+  private agent: Agent | undefined;
   private stopped = false;
   sent = 0;
 
@@ -122,7 +124,7 @@ export class EjectedEndpointProber {
     this.stopped = true;
     this.timer?.cancel();
     this.timer = undefined;
-    await this.agent.close().catch(() => undefined);
+    await this.agent?.close().catch(() => undefined);
   }
 
   /** One pass: probe every ejected endpoint whose interval has elapsed. */
@@ -152,7 +154,10 @@ export class EjectedEndpointProber {
     if (path === '') return tcpProbe(host, port, timeoutMs);
     const h = host.includes(':') ? `[${host}]` : host;
     try {
-      const res = await request(`http://${h}:${port}${path}`, {
+      const undici = await (this.undici ??= import('undici'));
+      if (this.stopped) return false;
+      this.agent ??= new undici.Agent({ pipelining: 0, keepAliveTimeout: 1, connections: 64 });
+      const res = await undici.request(`http://${h}:${port}${path}`, {
         method: 'GET',
         dispatcher: this.agent,
         reset: true,

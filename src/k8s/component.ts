@@ -28,6 +28,19 @@ export function kubernetesEnabled(env: NodeJS.ProcessEnv = process.env): boolean
   return env[ENV_DISCOVERY] === 'true' || Boolean(env[ENV_POD_ANNOTATIONS]);
 }
 
+/**
+ * Namespaces discovery watches: MESHMEDIC_K8S_NAMESPACES (comma-separated) plus the pod's own namespace
+ * (POD_NAMESPACE, set by the injector); `*` anywhere in the list means cluster-wide. By default, then, a
+ * sidecar knows its own namespace only: at cluster scale a cluster-wide view costs memory in every pod.
+ * Empty result = cluster-wide (outside a pod, with no list).
+ */
+export function discoveryNamespaces(env: NodeJS.ProcessEnv): string[] {
+  const listed = (env[ENV_NAMESPACES] ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  if (listed.includes('*')) return [];
+  const own = env.POD_NAMESPACE?.trim();
+  return [...new Set(own ? [own, ...listed] : listed)];
+}
+
 /** A component that can take new healing settings at run time (duck-typed: optional). */
 interface Reconfigurable {
   reconfigure?(healing: PolicySettings): void;
@@ -41,7 +54,7 @@ export function kubernetesComponent(opts: KubernetesComponentOptions = {}): Comp
     let watcher: AnnotationsWatcher | undefined;
     const discoveryOn = env[ENV_DISCOVERY] === 'true' && (Boolean(opts.server) || Boolean(env.KUBERNETES_SERVICE_HOST));
     if (discoveryOn) {
-      const namespaces = (env[ENV_NAMESPACES] ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+      const namespaces = discoveryNamespaces(env);
       // Loaded only when discovery runs: the Kubernetes client is large and pulls in deprecated modules.
       const { startDiscovery } = await import('./discovery.js');
       discovery = startDiscovery({

@@ -9,6 +9,7 @@ import { Deployment } from 'kubernetes-models/apps/v1/Deployment';
 import { PodDisruptionBudget } from 'kubernetes-models/policy/v1/PodDisruptionBudget';
 import { ClusterRole } from 'kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRole';
 import { ClusterRoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRoleBinding';
+import { RoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1/RoleBinding';
 import { MutatingWebhookConfiguration } from 'kubernetes-models/admissionregistration.k8s.io/v1/MutatingWebhookConfiguration';
 import type { IMutatingWebhook } from 'kubernetes-models/admissionregistration.k8s.io/v1/MutatingWebhook';
 import { Certificate } from '@kubernetes-models/cert-manager/cert-manager.io/v1/Certificate';
@@ -229,11 +230,12 @@ export function buildManifests(): ManifestFile[] {
     data: { 'mesh.yaml': MESH_YAML },
   });
   const sampleSa = new ServiceAccount({ metadata: { name: 'reviews', namespace: SAMPLE_NAMESPACE } });
-  const sampleBinding = new ClusterRoleBinding({
-    metadata: { name: `${DISCOVERY_ROLE}-${SAMPLE_NAMESPACE}` },
+  // Discovery is scoped to the pod's own namespace by default, so a RoleBinding there is enough, and only
+  // for the workload's service account (not every service account of the namespace).
+  const sampleBinding = new RoleBinding({
+    metadata: { name: DISCOVERY_ROLE, namespace: SAMPLE_NAMESPACE },
     roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: DISCOVERY_ROLE },
-    // Every service account of the mesh namespace may read Services and EndpointSlices (discovery).
-    subjects: [{ kind: 'Group', apiGroup: 'rbac.authorization.k8s.io', name: `system:serviceaccounts:${SAMPLE_NAMESPACE}` }],
+    subjects: [{ kind: 'ServiceAccount', name: 'reviews', namespace: SAMPLE_NAMESPACE }],
   });
   const sampleLabels = { app: 'reviews', version: 'v1' };
   const sampleDeployment = new Deployment({

@@ -16,8 +16,6 @@ import { StatsTable } from '../stats/window.js';
 import type { Component, ComponentFactory, SidecarContext } from './context.js';
 import { startHealing } from '../heal/component.js';
 import { startProxy } from '../proxy/component.js';
-import { startXds } from '../xds/component.js';
-import { startAls } from '../als/component.js';
 import { startGossip } from '../gossip/component.js';
 import { kubernetesEnabled, startKubernetes } from '../k8s/component.js';
 import { startAudit } from '../audit/component.js';
@@ -59,9 +57,10 @@ export function defaultComponents(config: Config, env: NodeJS.ProcessEnv = proce
   if (config.audit?.enabled) list.push({ name: 'audit', factory: startAudit });
   list.push({ name: 'healing', factory: startHealing });
   if (config.outbound.enabled || config.inbound.enabled) list.push({ name: 'proxy', factory: startProxy });
-  // ALS before xDS: the xDS server carries the access-log service on its port.
-  if (config.als.enabled) list.push({ name: 'als', factory: startAls });
-  if (config.xds.enabled) list.push({ name: 'xds', factory: startXds });
+  // ALS before xDS: the xDS server carries the access-log service on its port. Both are loaded only when
+  // enabled: the gRPC stack costs tens of MB of RSS in a sidecar that serves neither.
+  if (config.als.enabled) list.push({ name: 'als', factory: async (ctx) => (await import('../als/component.js')).startAls(ctx) });
+  if (config.xds.enabled) list.push({ name: 'xds', factory: async (ctx) => (await import('../xds/component.js')).startXds(ctx) });
   if (config.gossip.enabled) list.push({ name: 'gossip', factory: startGossip });
   if (kubernetesEnabled(env)) list.push({ name: 'k8s', factory: startKubernetes });
   return list;
@@ -83,7 +82,11 @@ export async function startSidecar(config: Config, opts: SidecarOptions = {}): P
   registerCoreRoutes(admin, { mesh, stats, clock, registry, ready: () => ready });
   const stopOperatorRoutes = registerOperatorRoutes(admin, { config, mesh, stats, clock, log, version: packageVersion(), components: () => [...components.keys()], addresses: () => addresses, ready: () => ready });
   // Timed operator ejections and drains end on their own, whatever policy runs.
-  const expiry: TimerHandle = clock.setInterval(() => mesh.expire(), Math.max(50, config.stats.tickMs));
+  // Idle endpoints' histograms are released here too (stats.sweep walks the table once per window).
+  const expiry: TimerHandle = clock.setInterval(() => {
+    mesh.expire();
+    stats.sweep(clock.now());
+  }, Math.max(50, config.stats.tickMs));
 
   const addresses: Record<string, string> = {};
   const started: Component[] = [];

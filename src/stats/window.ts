@@ -1,6 +1,8 @@
 // Per-endpoint rolling windows: a ring of N windows (default 10 × 1 s), each an HDR histogram of
 // latency in microseconds plus outcome counters, and Envoy-style consecutive-failure counters.
-// record() allocates nothing: it indexes preallocated typed arrays and bumps an HDR bucket.
+// A window's histogram (~11 KB) is created on the first request recorded into its ring slot and all of
+// them are released once the endpoint has been idle for the whole ring, so an endpoint that is known but
+// sent nothing costs a few hundred bytes. Once created, record() allocates nothing.
 import * as hdr from 'hdr-histogram-js';
 import { Outcome, OUTCOME_COUNT } from '../core/types.js';
 
@@ -58,7 +60,7 @@ export class EndpointWindows {
   readonly opts: WindowOptions;
   private readonly epochs: Float64Array; // window number held by each slot (-1 = empty)
   private readonly counts: Float64Array; // slot * OUTCOME_COUNT + outcome
-  private readonly hists: Histogram[];
+  private readonly hists: (Histogram | undefined)[];
   /** Cumulative counters since start, per outcome (for Prometheus). */
   readonly lifetime: Float64Array = new Float64Array(OUTCOME_COUNT);
   /**
@@ -88,7 +90,7 @@ export class EndpointWindows {
     this.opts = opts;
     this.epochs = new Float64Array(opts.windows).fill(-1);
     this.counts = new Float64Array(opts.windows * OUTCOME_COUNT);
-    this.hists = Array.from({ length: opts.windows }, () => newHistogram(opts));
+    this.hists = new Array<Histogram | undefined>(opts.windows).fill(undefined);
   }
 
   /** Record one finished request (`status`: the endpoint's HTTP status, 0 = none). `latencyUs` is clamped to [1, maxLatencyUs]. */
@@ -110,7 +112,9 @@ export class EndpointWindows {
     if (outcome === Outcome.Cancelled) return;
     let v = latencyUs < 1 ? 1 : Math.round(latencyUs);
     if (v > this.opts.maxLatencyUs) v = this.opts.maxLatencyUs;
-    this.hists[slot]!.recordValue(v);
+    let h = this.hists[slot];
+    if (h === undefined) this.hists[slot] = h = newHistogram(this.opts); // first request in this slot
+    h.recordValue(v);
     this.latencySumUs += v;
     this.latencyCount += 1;
     switch (outcome) {
@@ -164,8 +168,8 @@ export class EndpointWindows {
       const slot = e % w;
       if (this.epochs[slot] !== e) continue;
       for (let o = 0; o < OUTCOME_COUNT; o++) out.counts[o]! += this.counts[slot * OUTCOME_COUNT + o]!;
-      const h = this.hists[slot]!;
-      if (h.totalCount > 0) scratch.add(h);
+      const h = this.hists[slot];
+      if (h !== undefined && h.totalCount > 0) scratch.add(h);
     }
     out.failures = out.counts[Outcome.Error5xx]! + out.counts[Outcome.Gateway]! + out.counts[Outcome.LocalOrigin]!;
     out.total = out.counts[Outcome.Success]! + out.failures;
@@ -207,14 +211,37 @@ export class EndpointWindows {
   /** Bytes held by this endpoint's windows (documented bound). */
   memoryBytes(): number {
     let b = this.epochs.byteLength + this.counts.byteLength + this.lifetime.byteLength;
-    for (const h of this.hists) b += h.estimatedFootprintInBytes;
+    for (const h of this.hists) if (h !== undefined) b += h.estimatedFootprintInBytes;
     return b;
+  }
+
+  /** Histograms currently allocated (0 for an endpoint idle for the whole ring). */
+  histogramCount(): number {
+    let n = 0;
+    for (const h of this.hists) if (h !== undefined) n++;
+    return n;
+  }
+
+  /**
+   * Release every histogram when no window of the ring holds a request any more (the endpoint has been
+   * idle for windows × windowMs). Counters, lifetime totals and consecutive counts stay. True if released.
+   */
+  releaseIfIdle(nowMs: number): boolean {
+    if (this.epochOf(nowMs) - this.lastEpoch < this.opts.windows) return false;
+    let released = false;
+    for (let i = 0; i < this.hists.length; i++) {
+      if (this.hists[i] !== undefined) {
+        this.hists[i] = undefined;
+        released = true;
+      }
+    }
+    return released;
   }
 
   private rotate(slot: number, epoch: number): void {
     this.epochs[slot] = epoch;
     for (let o = 0; o < OUTCOME_COUNT; o++) this.counts[slot * OUTCOME_COUNT + o] = 0;
-    this.hists[slot]!.reset();
+    this.hists[slot]?.reset();
   }
 }
 
@@ -243,5 +270,20 @@ export class StatsTable {
   /** Forget a slot's data (endpoint removed; its slot may be reused). */
   clear(slot: number): void {
     this.rows[slot] = undefined;
+  }
+
+  private lastSweepEpoch = -1;
+
+  /**
+   * Release the histograms of endpoints idle for the whole ring. Cheap to call often: it walks the table
+   * at most once per window. Returns how many endpoints released theirs.
+   */
+  sweep(nowMs: number): number {
+    const epoch = Math.floor(nowMs / this.opts.windowMs);
+    if (epoch === this.lastSweepEpoch) return 0;
+    this.lastSweepEpoch = epoch;
+    let n = 0;
+    for (const r of this.rows) if (r !== undefined && r.releaseIfIdle(nowMs)) n++;
+    return n;
   }
 }

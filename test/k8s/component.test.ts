@@ -9,7 +9,7 @@ import { silentLogger } from '../../src/core/log.js';
 import { validateConfig } from '../../src/config/load.js';
 import { MeshState } from '../../src/mesh/state.js';
 import type { Component, SidecarContext } from '../../src/runtime/context.js';
-import { kubernetesComponent, kubernetesEnabled } from '../../src/k8s/component.js';
+import { discoveryNamespaces, kubernetesComponent, kubernetesEnabled } from '../../src/k8s/component.js';
 import { formatDownwardAnnotations, loadSidecarConfig } from '../../src/k8s/podinfo.js';
 import { FakeApiServer, endpointSlice, service } from './fake-apiserver.js';
 
@@ -25,6 +25,14 @@ t.test('enabled only when the injector asked for it', async (t) => {
   t.equal(kubernetesEnabled({}), false);
   t.equal(kubernetesEnabled({ MESHMEDIC_K8S_DISCOVERY: 'true' }), true);
   t.equal(kubernetesEnabled({ MESHMEDIC_POD_ANNOTATIONS: '/etc/meshmedic/podinfo/annotations' }), true);
+});
+
+t.test('discovery is scoped to the pod\'s namespace unless told otherwise', async (t) => {
+  t.same(discoveryNamespaces({ POD_NAMESPACE: 'shop' }), ['shop'], 'default: own namespace only');
+  t.same(discoveryNamespaces({ POD_NAMESPACE: 'shop', MESHMEDIC_K8S_NAMESPACES: 'payments, shop,ledger' }), ['shop', 'payments', 'ledger'], 'plus the listed ones, once each');
+  t.same(discoveryNamespaces({ POD_NAMESPACE: 'shop', MESHMEDIC_K8S_NAMESPACES: 'payments,*' }), [], '* = cluster-wide');
+  t.same(discoveryNamespaces({}), [], 'outside a pod with no list: cluster-wide');
+  t.same(discoveryNamespaces({ MESHMEDIC_K8S_NAMESPACES: 'a' }), ['a']);
 });
 
 t.test('discovery and annotation changes in a running sidecar', { timeout: 60_000 }, async (t) => {

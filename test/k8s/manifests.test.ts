@@ -83,7 +83,9 @@ t.test('RBAC is read-only and minimal', async (t) => {
     for (const res of r.resources) resources.add(res);
   }
   t.same([...resources].sort(), ['endpointslices', 'services'], 'exactly what discovery reads');
-  t.notOk(all().some((o) => o.kind === 'RoleBinding' || (o.kind === 'ClusterRoleBinding' && o.subjects.some((s: any) => s.name === 'meshmedic-webhook'))), 'the webhook has no API access');
+  t.notOk(all().some((o) => (o.kind === 'RoleBinding' || o.kind === 'ClusterRoleBinding') && o.subjects.some((s: any) => s.name === 'meshmedic-webhook')), 'the webhook has no API access');
+  const sample = all().find((o) => o.kind === 'RoleBinding' && o.metadata.namespace === 'shop');
+  t.same(sample?.subjects, [{ kind: 'ServiceAccount', name: 'reviews', namespace: 'shop' }], 'the sample binds discovery for its own service account, in its namespace only');
 });
 
 t.test('the sample application: annotations valid, injects cleanly', async (t) => {

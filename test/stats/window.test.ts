@@ -1,6 +1,6 @@
 import t from 'tap';
 import { Outcome } from '../../src/core/types.js';
-import { EndpointWindows, emptySummary, newHistogram, DEFAULT_WINDOWS } from '../../src/stats/window.js';
+import { EndpointWindows, StatsTable, emptySummary, newHistogram, DEFAULT_WINDOWS } from '../../src/stats/window.js';
 
 t.test('records outcomes and quantiles per window', async (t) => {
   const w = new EndpointWindows();
@@ -63,6 +63,40 @@ t.test('latency is clamped to the trackable range', async (t) => {
 
 t.test('memory per endpoint is bounded and stated', async (t) => {
   const w = new EndpointWindows();
+  t.ok(w.memoryBytes() < 1024, `idle: ${w.memoryBytes()} bytes`);
+  for (let e = 0; e < DEFAULT_WINDOWS.windows; e++) w.recordEpoch(Outcome.Success, 500, 7_000 + e);
   const bytes = w.memoryBytes();
-  t.ok(bytes > 10_000 && bytes < 300_000, `${bytes} bytes`);
+  t.ok(bytes > 10_000 && bytes < 300_000, `every window used: ${bytes} bytes`);
+});
+
+t.test('histograms are created on first traffic and released after a whole idle ring', async (t) => {
+  const table = new StatsTable(DEFAULT_WINDOWS);
+  const w = table.ensure(3);
+  t.equal(w.histogramCount(), 0, 'a known endpoint without traffic holds no histogram');
+  t.ok(w.memoryBytes() < 1024, `idle endpoint ${w.memoryBytes()} bytes`);
+  const t0 = 50_000_000;
+  w.record(Outcome.Success, 800, t0);
+  w.record(Outcome.Success, 900, t0 + 10);
+  t.equal(w.histogramCount(), 1, 'one window used, one histogram');
+  w.record(Outcome.Success, 1000, t0 + 1000);
+  t.equal(w.histogramCount(), 2);
+  const s = w.summarize(t0 + 1500, 2, emptySummary(), newHistogram(DEFAULT_WINDOWS));
+  t.equal(s.total, 3);
+  t.ok(s.p50 >= 890 && s.p50 <= 910, `p50 ${s.p50}`);
+  // Still inside the ring: nothing released, the windows stay readable.
+  t.equal(table.sweep(t0 + 9000), 0);
+  t.equal(w.histogramCount(), 2);
+  t.ok(w.windowHistogram(w.epochOf(t0)) !== undefined);
+  // Idle for the whole ring (10 windows after the last one): released; counters and lifetime totals stay.
+  t.equal(table.sweep(t0 + 1000 + 10_000), 1, 'one endpoint released');
+  t.equal(w.histogramCount(), 0);
+  t.equal(table.sweep(t0 + 1000 + 10_500), 0, 'at most one walk per window');
+  t.equal(w.lifetime[Outcome.Success], 3);
+  t.equal(w.windowHistogram(w.epochOf(t0 + 1000)), undefined, 'the old windows are gone');
+  // Traffic again: recreated lazily and measured as before.
+  w.record(Outcome.Success, 2000, t0 + 20_000);
+  t.equal(w.histogramCount(), 1);
+  const again = w.summarize(t0 + 20_100, 1, emptySummary(), newHistogram(DEFAULT_WINDOWS));
+  t.equal(again.total, 1);
+  t.ok(again.p50 >= 1990 && again.p50 <= 2010, `p50 ${again.p50}`);
 });

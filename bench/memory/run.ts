@@ -1,0 +1,191 @@
+// Memory budget of a sidecar at cluster scale: RSS of `meshmedic run` knowing 2,000 endpoints with traffic
+// to 10 of them (after 10 s of load, then idle), RSS of an idle one-endpoint sidecar, and the bytes one
+// active or one known-but-idle endpoint costs in the stats tables. Writes bench/results/memory.json and its
+// section of bench/README.md. `--quick`: 3 s of load, no writing unless --write.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer, request, Agent, type Server } from 'node:http';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { stringify } from 'yaml';
+import { renderMarkdown, renderText, replaceSection, type Table } from '../lib/report.js';
+import { EndpointWindows, StatsTable, DEFAULT_WINDOWS } from '../../src/stats/window.js';
+import { Outcome } from '../../src/core/types.js';
+
+const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const args = new Set(process.argv.slice(2));
+const quick = args.has('--quick');
+const write = !quick || args.has('--write');
+const LOAD_MS = quick ? 3_000 : 10_000;
+const SETTLE_MS = quick ? 2_000 : 5_000;
+const KNOWN = 2_000;
+const HOT = 10;
+const MAX_REQUESTS = 200_000; // every load loop bounded in count and time
+const log = (m: string) => process.stderr.write(`[memory] ${m}\n`);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function rssKb(pid: number): { rss: number; hwm: number } {
+  const s = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const get = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(s)?.[1] ?? NaN);
+  return { rss: get('VmRSS'), hwm: get('VmHWM') };
+}
+
+async function backends(n: number): Promise<{ ports: number[]; close(): Promise<void> }> {
+  const servers: Server[] = [];
+  const body = Buffer.alloc(256, 'x');
+  for (let i = 0; i < n; i++) {
+    const s = createServer((_req, res) => res.writeHead(200, { 'content-length': body.length }).end(body));
+    await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+    servers.push(s);
+  }
+  return {
+    ports: servers.map((s) => (s.address() as { port: number }).port),
+    close: async () => { for (const s of servers) { s.closeAllConnections(); await new Promise((r) => s.close(r)); } },
+  };
+}
+
+async function startSidecar(config: unknown, dir: string, name: string): Promise<{ child: ChildProcess; outbound: string; stop(): Promise<void> }> {
+  const file = path.join(dir, `${name}.yaml`);
+  writeFileSync(file, stringify(config));
+  const child = spawn(process.execPath, [path.join(root, 'bin', 'meshmedic.js'), 'run', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const exited = new Promise((r) => child.once('exit', r));
+  let out = '';
+  child.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
+  child.stderr!.resume();
+  const started = Date.now();
+  for (;;) {
+    const line = out.split('\n').find((l) => l.includes('"meshmedic ready"'));
+    if (line) return {
+      child,
+      outbound: (JSON.parse(line) as { addresses: { outbound: string } }).addresses.outbound,
+      stop: async () => { child.kill('SIGKILL'); await exited; },
+    };
+    if (child.exitCode !== null || Date.now() - started > 30_000) { child.kill('SIGKILL'); throw new Error(`sidecar did not start:\n${out}`); }
+    await sleep(50);
+  }
+}
+
+const baseConfig = (services: unknown[]) => ({
+  node: { id: 'bench-memory' },
+  admin: { listen: '127.0.0.1:0' },
+  outbound: { listen: '127.0.0.1:0' },
+  services,
+});
+
+/** Keep `concurrency` requests in flight to the hot service for `ms` (at most MAX_REQUESTS). */
+async function load(outbound: string, ms: number, concurrency = 8): Promise<{ sent: number; failed: number }> {
+  const [host, port] = [outbound.slice(0, outbound.lastIndexOf(':')), Number(outbound.slice(outbound.lastIndexOf(':') + 1))];
+  const agent = new Agent({ keepAlive: true, maxSockets: concurrency });
+  const until = Date.now() + ms;
+  let sent = 0;
+  let failed = 0;
+  const worker = async () => {
+    while (Date.now() < until && sent < MAX_REQUESTS) {
+      sent++;
+      const ok = await new Promise<boolean>((resolve) => {
+        const req = request({ host, port, agent, path: '/', headers: { host: 'hot' } }, (res) => { res.resume(); res.on('end', () => resolve(res.statusCode === 200)); });
+        req.on('error', () => resolve(false));
+        req.end();
+      });
+      if (!ok) failed++;
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  agent.destroy();
+  return { sent, failed };
+}
+
+/** Bytes one endpoint's stats cost, measured in this process: heap + array buffers over `n` of them. */
+function bytesPerEndpoint(active: boolean, n = 500): number {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (!gc) throw new Error('run with --expose-gc (npm run bench:memory does)');
+  const used = () => { gc(); gc(); const m = process.memoryUsage(); return m.heapUsed + m.arrayBuffers; };
+  const before = used();
+  const table = new StatsTable(DEFAULT_WINDOWS);
+  for (let s = 0; s < n; s++) {
+    const w = table.ensure(s);
+    if (active) for (let e = 0; e < DEFAULT_WINDOWS.windows; e++) for (let i = 0; i < 50; i++) w.recordEpoch(Outcome.Success, 200 + ((s * 31 + i * 97) % 40_000), 1_000 + e);
+  }
+  const after = used();
+  if (table.get(n - 1) === undefined) throw new Error('unreachable');
+  return Math.round((after - before) / n);
+}
+
+const started = Date.now();
+const dir = mkdtempSync(path.join(tmpdir(), 'meshmedic-memory-'));
+const results: Record<string, number | string> = {};
+try {
+  // 1. One endpoint, no traffic.
+  {
+    const b = await backends(1);
+    const s = await startSidecar(baseConfig([{ name: 'hot', endpoints: [{ address: `127.0.0.1:${b.ports[0]}` }] }]), dir, 'one');
+    await sleep(SETTLE_MS);
+    const m = rssKb(s.child.pid!);
+    results.oneEndpointIdleRssMB = +(m.rss / 1024).toFixed(1);
+    log(`one endpoint, idle: RSS ${results.oneEndpointIdleRssMB} MB`);
+    await s.stop();
+    await b.close();
+  }
+  // 2. 2,000 known endpoints, traffic to 10.
+  {
+    const b = await backends(HOT);
+    const services: unknown[] = [{ name: 'hot', endpoints: b.ports.map((p) => ({ address: `127.0.0.1:${p}` })) }];
+    // Idle endpoints: addresses in 127.0.0.0/8 that nothing listens on and no request is sent to.
+    for (let i = 0; services.length * 10 < KNOWN; i++) {
+      services.push({ name: `idle-${i}`, endpoints: Array.from({ length: 10 }, (_, j) => ({ address: `127.0.${1 + (i >> 8)}.${i & 255}:${20_000 + j}` })) });
+    }
+    const s = await startSidecar(baseConfig(services), dir, 'known2000');
+    await sleep(1_000);
+    const before = rssKb(s.child.pid!);
+    const l = await load(s.outbound, LOAD_MS);
+    const afterLoad = rssKb(s.child.pid!);
+    await sleep(SETTLE_MS);
+    const idle = rssKb(s.child.pid!);
+    Object.assign(results, {
+      knownEndpoints: KNOWN, activeEndpoints: HOT, loadSeconds: LOAD_MS / 1000, requests: l.sent, failedRequests: l.failed,
+      knownIdleRssBeforeLoadMB: +(before.rss / 1024).toFixed(1),
+      knownRssAfterLoadMB: +(afterLoad.rss / 1024).toFixed(1),
+      knownRssIdleAfterLoadMB: +(idle.rss / 1024).toFixed(1),
+      knownPeakRssMB: +(idle.hwm / 1024).toFixed(1),
+    });
+    log(`2,000 known, 10 active: before ${results.knownIdleRssBeforeLoadMB} MB, after ${LOAD_MS / 1000} s load ${results.knownRssAfterLoadMB} MB (${l.sent} requests, ${l.failed} failed), idle ${results.knownRssIdleAfterLoadMB} MB, peak ${results.knownPeakRssMB} MB`);
+    await s.stop();
+    await b.close();
+    if (l.failed > l.sent * 0.01) throw new Error(`${l.failed} of ${l.sent} requests failed`);
+  }
+  // 3. Bytes per endpoint in the stats tables.
+  results.statsBytesPerActiveEndpoint = bytesPerEndpoint(true);
+  results.statsBytesPerKnownIdleEndpoint = bytesPerEndpoint(false);
+  results.hdrBytesPerActiveEndpoint = (() => { const w = new EndpointWindows(DEFAULT_WINDOWS); for (let e = 0; e < DEFAULT_WINDOWS.windows; e++) w.recordEpoch(Outcome.Success, 500, e); return w.memoryBytes(); })();
+} finally {
+  rmSync(dir, { recursive: true, force: true });
+}
+
+const table: Table = {
+  columns: ['measure', 'value', 'target'],
+  rows: [
+    ['RSS, 1 endpoint, idle (MB)', results.oneEndpointIdleRssMB, '–'],
+    ['RSS, 2,000 known endpoints, before traffic (MB)', results.knownIdleRssBeforeLoadMB, '–'],
+    [`RSS, 2,000 known, 10 active, after ${LOAD_MS / 1000} s of load (MB)`, results.knownRssAfterLoadMB, '≤ 64'],
+    [`RSS, same, ${SETTLE_MS / 1000} s idle after the load (MB)`, results.knownRssIdleAfterLoadMB, '≤ 64'],
+    ['peak RSS of that run (MB)', results.knownPeakRssMB, '–'],
+    ['requests in the load (8 in flight)', results.requests, '–'],
+    ['stats bytes per active endpoint (all windows used)', results.statsBytesPerActiveEndpoint, '≤ 40,960'],
+    ['stats bytes per known, idle endpoint', results.statsBytesPerKnownIdleEndpoint, '–'],
+  ],
+  alignRight: [false, true, true],
+};
+process.stdout.write(`${renderText(table)}\n`);
+const wall = Math.round((Date.now() - started) / 1000);
+if (write) {
+  const out = path.join(root, 'bench', 'results', quick ? 'memory-quick.json' : 'memory.json');
+  mkdirSync(path.dirname(out), { recursive: true });
+  writeFileSync(out, JSON.stringify({ at: new Date().toISOString(), node: process.version, quick, wallSeconds: wall, ...results }, null, 2) + '\n');
+  const readme = path.join(root, 'bench', 'README.md');
+  writeFileSync(readme, replaceSection(readFileSync(readme, 'utf8'), 'bench:memory',
+    `Last run: ${new Date().toISOString()}, \`npm run bench:memory${quick ? ' -- --quick' : ''}\`, Node ${process.version}, ${wall} s. RSS from /proc/PID/status of \`meshmedic run --config F\` (the built CLI); 2,000 endpoints = 200 services × 10, of which one service's 10 get HTTP/1.1 traffic; bytes per endpoint are heap + array buffers over 500 endpoints, GC forced.\n\n${renderMarkdown(table)}`,
+    '## Memory budget (`npm run bench:memory`)'));
+  log(`wrote ${path.relative(root, out)} and bench/README.md`);
+}
+log(`done in ${wall} s`);
