@@ -131,7 +131,8 @@ export class EjectedEndpointProber {
   scan(): void {
     const now = this.clock.now();
     const snap = this.mesh.snapshot();
-    for (const [id, ev] of snap.endpoints) {
+    for (const ev of snap.endpoints.values()) { // values(): no [key, value] pair allocated per endpoint
+      const id = ev.spec.id;
       if (ev.health.state !== 'ejected' || ev.health.source === 'operator') {
         this.lastSent.delete(id);
         continue;

@@ -5,7 +5,7 @@
 import type { Clock, TimerHandle } from '../core/clock.js';
 import type { Logger } from '../core/log.js';
 import { silentLogger } from '../core/log.js';
-import type { MeshState, ServiceView } from '../mesh/state.js';
+import type { MeshSnapshot, MeshState, ServiceView } from '../mesh/state.js';
 import type { EndpointWindows, StatsTable } from '../stats/window.js';
 import type { ResolvedPolicySettings } from '../config/sections/healing.js';
 import { FeatureRing, OUTCOME_SCRATCH } from '../detect/features.js';
@@ -69,6 +69,7 @@ export class HealingEngine {
   private readonly scratchCounts = OUTCOME_SCRATCH();
   private timer: TimerHandle | undefined;
   private urgentScheduled = false;
+  private lastSnapshot: MeshSnapshot | undefined;
   private readonly hook: (w: EndpointWindows) => void;
   private readonly runUrgentBound: () => void;
 
@@ -181,12 +182,31 @@ export class HealingEngine {
           rt.lastEpoch = epoch - 1;
           completed = epoch - 1;
         }
+        if (this.quiet(rt, view, epoch)) continue;
         this.evaluate(rt, view, completed, now);
       } catch (err) {
         this.fail(view.name, err);
       }
     }
-    for (const name of [...this.runtimes.keys()]) if (!snap.services.has(name)) this.dropRuntime(name);
+    // Services can only have gone when the snapshot changed; no key array per tick otherwise.
+    if (snap !== this.lastSnapshot) {
+      this.lastSnapshot = snap;
+      for (const name of [...this.runtimes.keys()]) if (!snap.services.has(name)) this.dropRuntime(name);
+    }
+  }
+
+  /**
+   * Nothing can change for this service: no endpoint has had a request in the whole ring, every endpoint
+   * is healthy and nothing was submitted, so its detectors would see only empty windows. Evaluation is
+   * skipped: at cluster scale most known services are like this, and evaluating them allocated ~13 MB/s
+   * for 2,000 endpoints.
+   */
+  private quiet(rt: ServiceRuntime, view: ServiceView, epoch: number): boolean {
+    if (rt.urgent || rt.external.length > 0 || rt.probes.length > 0) return false;
+    for (const ev of view.endpoints) if (ev.health.state !== 'healthy') return false;
+    const ring = this.opts.stats.opts.windows;
+    for (const s of rt.signals) if (s.windows !== undefined && epoch - s.windows.lastEpoch <= ring) return false;
+    return true;
   }
 
   private createRuntime(name: string): ServiceRuntime {
