@@ -1,9 +1,12 @@
 // The envoy-default policy: a faithful reimplementation of Envoy's outlier detection
 // (source/common/upstream/outlier_detection_impl.cc) with its defaults, for side-by-side comparison.
-// - consecutive 5xx / gateway counters notify the moment they reach the threshold (once per streak) and
-//   eject if the enforcing roll passes; gateway enforcing is 0 % by default (detected, not ejected);
+// - consecutive 5xx / gateway counters notify the moment they reach the threshold and eject if the
+//   enforcing roll passes; Envoy then resets its counter, so a streak is re-detected every N further
+//   errors, whether the detection ejected or was refused (cap, enforcing roll); gateway enforcing is 0 %
+//   by default (detected, not ejected);
 // - every interval: un-eject hosts whose min(base × backoff, max) has passed, decrement the backoff of
-//   hosts that stayed healthy, then run the success-rate and failure-percentage detectors;
+//   hosts un-ejected for at least a full interval (Envoy ≥ 1.28), then run the success-rate and
+//   failure-percentage detectors;
 // - a host is ejected only if 100 × (ejected + 1) / hosts ≤ max_ejection_percent (cluster-wide), or
 //   always_eject_one_host with none ejected: with defaults, fewer than 10 hosts never eject;
 // - no probation: Envoy returns a host on time alone. Envoy's ejection-time jitter (default 0) is omitted.
@@ -20,8 +23,11 @@ interface HostMonitor {
   numEjections: number;
   /** When this policy ejected the host (undefined: not ejected by this policy). */
   ejectedAt: number | undefined;
-  notified5xx: boolean;
-  notifiedGateway: boolean;
+  /** When it was last un-ejected (the backoff decrements only a full interval after). */
+  unejectedAt: number | undefined;
+  /** The part of the current streaks already spent on detections (Envoy resets its counters then). */
+  spent5xx: number;
+  spentGateway: number;
 }
 
 export const createEnvoyDefaultPolicy: PolicyFactory = (settings: ResolvedPolicySettings, opts: PolicyOptions): HealingPolicy => {
@@ -32,7 +38,7 @@ export const createEnvoyDefaultPolicy: PolicyFactory = (settings: ResolvedPolicy
   let nextIntervalAt: number | undefined;
   const monitorOf = (id: string): HostMonitor => {
     let m = monitors.get(id);
-    if (!m) monitors.set(id, (m = { backoff: 0, numEjections: 0, ejectedAt: undefined, notified5xx: false, notifiedGateway: false }));
+    if (!m) monitors.set(id, (m = { backoff: 0, numEjections: 0, ejectedAt: undefined, unejectedAt: undefined, spent5xx: 0, spentGateway: 0 }));
     return m;
   };
 
@@ -49,7 +55,7 @@ export const createEnvoyDefaultPolicy: PolicyFactory = (settings: ResolvedPolicy
       for (const ev of service.endpoints) {
         const m = monitors.get(ev.spec.id);
         if (m && m.ejectedAt !== undefined) {
-          if (ev.health.state !== 'ejected') m.ejectedAt = undefined; // restored by someone else (operator)
+          if (ev.health.state !== 'ejected') { m.ejectedAt = undefined; m.unejectedAt = now; } // restored by someone else (operator)
           else active++;
         }
       }
@@ -69,21 +75,23 @@ export const createEnvoyDefaultPolicy: PolicyFactory = (settings: ResolvedPolicy
         out.push({ action: 'eject', target: ev.spec.id, reason, source: 'local', at: now, evidence: { ...evidence, backoff: m.backoff, ejectMs: Math.min(e.baseEjectionTimeMs * m.backoff, maxEjectMs) } });
       };
 
-      // Consecutive counters: notify once when a streak reaches its threshold.
+      // Consecutive counters: Envoy notifies when its counter reaches the threshold and resets it, so a
+      // streak is detected at N, 2N, 3N… errors. The stats keep the whole streak; the monitor remembers
+      // how much of it past detections used (a success ends the streak: nothing is spent any more).
       for (let k = 0; k < signals.length; k++) {
         const s = signals[k]!;
         const ev = service.endpoints[k]!;
         const w = s.windows;
         if (!w || ev.health.state === 'ejected') continue;
         const m = monitorOf(s.id);
-        if (w.consecutiveGateway < e.consecutiveGatewayFailure) m.notifiedGateway = false;
-        else if (!m.notifiedGateway) {
-          m.notifiedGateway = true;
+        if (w.consecutiveGateway < m.spentGateway) m.spentGateway = 0;
+        if (w.consecutiveGateway - m.spentGateway >= e.consecutiveGatewayFailure) {
+          m.spentGateway += e.consecutiveGatewayFailure * Math.floor((w.consecutiveGateway - m.spentGateway) / e.consecutiveGatewayFailure);
           ejectHost(ev, 'consecutive_gateway_failure', e.enforcingConsecutiveGatewayFailure, { consecutive: w.consecutiveGateway, threshold: e.consecutiveGatewayFailure });
         }
-        if (w.consecutive5xx < e.consecutive5xx) m.notified5xx = false;
-        else if (!m.notified5xx) {
-          m.notified5xx = true;
+        if (w.consecutive5xx < m.spent5xx) m.spent5xx = 0;
+        if (w.consecutive5xx - m.spent5xx >= e.consecutive5xx) {
+          m.spent5xx += e.consecutive5xx * Math.floor((w.consecutive5xx - m.spent5xx) / e.consecutive5xx);
           ejectHost(ev, 'consecutive_5xx', e.enforcingConsecutive5xx, { consecutive: w.consecutive5xx, threshold: e.consecutive5xx });
         }
       }
@@ -95,14 +103,15 @@ export const createEnvoyDefaultPolicy: PolicyFactory = (settings: ResolvedPolicy
         for (const ev of service.endpoints) {
           const m = monitorOf(ev.spec.id);
           if (m.ejectedAt === undefined) {
-            if (m.backoff > 0) m.backoff--;
+            // Envoy ≥ 1.28: only a host un-ejected for at least a full interval earns a decrement.
+            if (m.backoff > 0 && m.unejectedAt !== undefined && now - m.unejectedAt >= e.intervalMs) m.backoff--;
             continue;
           }
           const ejectMs = Math.min(e.baseEjectionTimeMs * m.backoff, maxEjectMs);
           if (now - m.ejectedAt >= ejectMs) {
             out.push({ action: 'restore', target: ev.spec.id, reason: 'ejection_time_elapsed', source: 'local', at: now, evidence: { ejectedForMs: now - m.ejectedAt, backoff: m.backoff } });
             m.ejectedAt = undefined;
-            m.notified5xx = m.notifiedGateway = false;
+            m.unejectedAt = now;
             active--;
           }
         }
