@@ -1,10 +1,21 @@
-// Endpoint choice: power of two choices over Peak-EWMA cost (Linkerd's balancer), restricted to what the
-// current health snapshot allows. The per-snapshot candidate tables are built once per ServiceView object
+// Endpoint choice: power of two choices over Peak-EWMA cost (Linkerd's balancer; the default), or
+// Envoy's ROUND_ROBIN / LEAST_REQUEST for faithful comparisons, restricted to what the current health
+// snapshot allows. The per-snapshot candidate tables are built once per ServiceView object
 // (cached in a WeakMap) so that a pick allocates nothing; health changes arrive as new ServiceView objects.
 import type { Clock } from '../core/clock.js';
 import { isRoutable, type EndpointView, type ServiceView } from '../mesh/state.js';
 
+/** How the ordinary members of a priority are chosen (config `proxy.balancer`). */
+export const BALANCER_ALGORITHMS = ['p2c-peak-ewma', 'round-robin', 'least-request'] as const;
+export type BalancerAlgorithm = (typeof BALANCER_ALGORITHMS)[number];
+
 export interface BalancerOptions {
+  /**
+   * p2c-peak-ewma: two weighted draws, the lower Peak-EWMA cost wins (Linkerd). round-robin: members in
+   * turn, spaced by weight (Envoy's ROUND_ROBIN). least-request: two weighted draws, fewer requests in
+   * flight wins (Envoy's LEAST_REQUEST with choice_count 2).
+   */
+  readonly algorithm: BalancerAlgorithm;
   /** Peak-EWMA decay time constant, ms (Linkerd: 10 s). */
   readonly decayMs: number;
   /** RTT assumed for an endpoint never measured, ms (Linkerd: 30 ms). */
@@ -22,7 +33,7 @@ const IDLE_TIE_ABS_MS = 5;
 /** Cost of an idle endpoint never measured: below any real estimate (1 µs). */
 const UNMEASURED_IDLE_COST = 0.001;
 
-export const DEFAULT_BALANCER: BalancerOptions = Object.freeze({ decayMs: 10_000, defaultRttMs: 30, random: Math.random });
+export const DEFAULT_BALANCER: BalancerOptions = Object.freeze({ algorithm: 'p2c-peak-ewma', decayMs: 10_000, defaultRttMs: 30, random: Math.random });
 
 /** Candidates of one priority: ordinary endpoints with cumulative weights, and probation canaries. */
 interface PriorityTable {
@@ -86,6 +97,8 @@ export class Balancer {
   private readonly clock: Clock;
   private readonly opts: BalancerOptions;
   private readonly tables = new WeakMap<ServiceView, PickTable>();
+  /** Round-robin position (one counter for every table: a new snapshot does not restart the turn). */
+  private turn = 0;
 
   constructor(clock: Clock, opts: Partial<BalancerOptions> = {}) {
     this.clock = clock;
@@ -120,7 +133,14 @@ export class Balancer {
     }
     // 3. Power of two choices among the ordinary members, each drawn by effective weight.
     const m = table.members;
-    if (m.length > 0 && table.totalWeight > 0) {
+    if (m.length > 0 && table.totalWeight > 0 && this.opts.algorithm === 'round-robin') {
+      // Evenly spaced points over the cumulative weights: each member in turn, as often as its weight.
+      const step = table.totalWeight / m.length;
+      for (let k = 0; k < m.length; k++) {
+        const e = m[searchCumulative(table.cumulative, ((this.turn++ % m.length) + 0.5) * step)]!;
+        if (e.slot !== avoid && e.slot !== avoid2) return e;
+      }
+    } else if (m.length > 0 && table.totalWeight > 0) {
       let ia = searchCumulative(table.cumulative, rnd() * table.totalWeight);
       for (let i = 0; i < 4 && (m[ia]!.slot === avoid || m[ia]!.slot === avoid2); i++) ia = searchCumulative(table.cumulative, rnd() * table.totalWeight);
       const a = m[ia]!;
@@ -135,6 +155,10 @@ export class Balancer {
         const b = m[ib]!;
         const aOk = a.slot !== avoid && a.slot !== avoid2;
         const bOk = b.slot !== avoid && b.slot !== avoid2;
+        if (aOk && bOk && this.opts.algorithm === 'least-request') {
+          const pa = this.load.pending[a.slot]!, pb = this.load.pending[b.slot]!;
+          return pb < pa ? b : a;
+        }
         if (aOk && bOk) {
           const now = this.clock.now();
           const ca = this.cost(a.slot, now);

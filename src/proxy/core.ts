@@ -59,7 +59,7 @@ export class ProxyCore {
 
   constructor(deps: ProxyDeps, opts: ProxyOptions = {}) {
     this.deps = deps;
-    this.balancer = new Balancer(deps.clock, opts.balancer);
+    this.balancer = new Balancer(deps.clock, { algorithm: deps.config.proxy.balancer, ...opts.balancer });
     this.forward = Object.freeze({ xForwardedFor: deps.config.proxy.xForwardedFor, via: deps.config.proxy.via, viaValue: '1.1 meshmedic' });
     this.defaultService = opts.defaultService ?? '';
     const r = deps.config.proxy.retries;

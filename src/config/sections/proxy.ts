@@ -64,6 +64,11 @@ export const proxySchema = {
         budgetMinPerSecond: { type: 'number', minimum: 0, maximum: 100_000, default: 10, description: '…plus this many per second (×10 s); beyond the budget the original failure is returned' },
       },
     },
+    balancer: {
+      enum: ['p2c-peak-ewma', 'round-robin', 'least-request'],
+      default: 'p2c-peak-ewma',
+      description: "how an endpoint is chosen: p2c-peak-ewma (two random choices, lower latency × load wins; Linkerd's), round-robin (Envoy's default), least-request (two random choices, fewer in flight wins; Istio's default)",
+    },
     xForwardedFor: { type: 'boolean', default: true, description: 'append X-Forwarded-For and set X-Forwarded-Proto' },
     via: { type: 'boolean', default: true, description: 'add a Via header (RFC 9110 §7.6.3)' },
   },
@@ -80,6 +85,7 @@ export interface ProxyConfig {
   readonly connectionsPerEndpoint: number;
   readonly retryConnectFailures: number;
   readonly retries: RetryConfig;
+  readonly balancer: 'p2c-peak-ewma' | 'round-robin' | 'least-request';
   readonly xForwardedFor: boolean;
   readonly via: boolean;
 }
