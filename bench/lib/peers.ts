@@ -18,16 +18,38 @@ export const BENCH_TIMEOUTS: Timeouts = Object.freeze({ connectMs: 1000, serverM
 export interface HaproxyHealing {
   readonly checkPath: string;
   readonly interMs: number;
+  /** Check interval while a server is changing state / down (HAProxy: fastinter, downinter); absent = inter. */
+  readonly fastinterMs?: number;
+  readonly downinterMs?: number;
   readonly fall: number;
   readonly rise: number;
   readonly errorLimit: number;
   readonly retries: number;
   readonly redispatch: boolean;
+  /** `balance` algorithm (default roundrobin). */
+  readonly balance?: 'roundrobin' | 'leastconn' | 'random(2)';
+  /** `retry-on` keywords (absent: HAProxy's default, connection failures only). */
+  readonly retryOn?: string;
 }
 
+/** The suite's HAProxy configuration before tuning: round-robin, checks every second, no retry-on. */
 export const HAPROXY_HEALING: HaproxyHealing = Object.freeze({
   checkPath: '/healthz', interMs: 1000, fall: 3, rise: 2, errorLimit: 5, retries: 2, redispatch: true,
 });
+
+/**
+ * HAProxy as an expert would set it for this suite: leastconn (a black hole's connections pile up, so it
+ * is avoided at once), checks every second but every 250 ms while a server changes state or is down,
+ * mark-down after 3 consecutive layer-7 errors, and 2 retries on another server for every retryable
+ * error (conn-failure, empty-response, junk-response, response-timeout, 0rtt-rejected, 500, 502, 503, 504).
+ */
+export const HAPROXY_TUNED: HaproxyHealing = Object.freeze({
+  checkPath: '/healthz', interMs: 1000, fastinterMs: 250, downinterMs: 250, fall: 2, rise: 2, errorLimit: 3, retries: 2, redispatch: true,
+  balance: 'leastconn', retryOn: 'all-retryable-errors',
+});
+
+/** The same with retries off: detection compared alone. */
+export const HAPROXY_TUNED_NO_RETRIES: HaproxyHealing = Object.freeze({ ...HAPROXY_TUNED, retries: 0, redispatch: false, retryOn: undefined });
 
 export interface HaproxyOptions {
   readonly listen: HostPort;
@@ -59,14 +81,16 @@ export function haproxyConfig(o: HaproxyOptions): string {
   if (o.healing) {
     L.push(`    retries ${o.healing.retries}`);
     if (o.healing.redispatch) L.push('    option redispatch 1');
+    if (o.healing.retryOn) L.push(`    retry-on ${o.healing.retryOn}`);
   }
-  L.push('', 'frontend fe', `    bind ${hp(o.listen)}`, '    default_backend be', '', 'backend be', '    balance roundrobin');
+  L.push('', 'frontend fe', `    bind ${hp(o.listen)}`, '    default_backend be', '', 'backend be', `    balance ${o.healing?.balance ?? 'roundrobin'}`);
   if (o.healing) {
     const h = o.healing;
+    const inter = `inter ${h.interMs}ms${h.fastinterMs ? ` fastinter ${h.fastinterMs}ms` : ''}${h.downinterMs ? ` downinter ${h.downinterMs}ms` : ''}`;
     L.push(
       `    option httpchk GET ${h.checkPath}`,
       '    http-check expect status 200',
-      `    default-server inter ${h.interMs}ms fall ${h.fall} rise ${h.rise} observe layer7 error-limit ${h.errorLimit} on-error mark-down`,
+      `    default-server ${inter} fall ${h.fall} rise ${h.rise} observe layer7 error-limit ${h.errorLimit} on-error mark-down`,
     );
   }
   o.servers.forEach((s, i) => L.push(`    server e${i} ${hp(s)}${o.healing ? ' check' : ''}`));
@@ -78,10 +102,33 @@ export function haproxyConfig(o: HaproxyOptions): string {
 
 /** nginx's passive health: a server is skipped for fail_timeout after max_fails failed attempts
  *  (failures as proxy_next_upstream defines them: by default error and timeout, not 5xx). */
-export interface NginxHealing { readonly maxFails: number; readonly failTimeoutS: number }
+export interface NginxHealing {
+  readonly maxFails: number;
+  readonly failTimeoutS: number;
+  /** A shared-memory zone: failure counts shared by every worker (without it each worker counts alone). */
+  readonly zone?: boolean;
+  /** Load-balancing method (absent: round-robin). */
+  readonly balance?: 'least_conn' | 'random two least_conn';
+  /** `proxy_next_upstream` (absent: nginx's default `error timeout`): also what max_fails counts. */
+  readonly nextUpstream?: string;
+  /** `proxy_next_upstream_tries` (0 = unlimited, nginx's default; 1 = no retry). */
+  readonly tries?: number;
+}
 
 /** nginx's defaults, written out. */
 export const NGINX_HEALING: NginxHealing = Object.freeze({ maxFails: 1, failTimeoutS: 10 });
+
+/**
+ * nginx (open source) as an expert would set it for this suite: a zone, random two least_conn, 5xx
+ * counted as failures and retried (3 tries = 2 retries), a server out for 2 s after 3 failures within
+ * 2 s. http_500 is included: the suite's hard and partial faults answer 500.
+ */
+export const NGINX_TUNED: NginxHealing = Object.freeze({
+  maxFails: 3, failTimeoutS: 2, zone: true, balance: 'random two least_conn', nextUpstream: 'error timeout http_500 http_502 http_503 http_504', tries: 3,
+});
+
+/** The same with retries off (one try): failures are still counted, detection compared alone. */
+export const NGINX_TUNED_NO_RETRIES: NginxHealing = Object.freeze({ ...NGINX_TUNED, tries: 1 });
 
 export interface NginxOptions {
   readonly listen: HostPort;
@@ -118,6 +165,8 @@ export function nginxConfig(o: NginxOptions): string {
     `    scgi_temp_path ${d('scgi')};`,
     '    keepalive_requests 1000000;',
     '    upstream be {',
+    ...(o.healing?.zone ? ['        zone be 256k;'] : []),
+    ...(o.healing?.balance ? [`        ${o.healing.balance};`] : []),
     ...o.servers.map(server),
     `        keepalive ${o.keepalive ?? 128};`,
     '        keepalive_requests 1000000;',
@@ -131,6 +180,8 @@ export function nginxConfig(o: NginxOptions): string {
     `            proxy_connect_timeout ${sec(o.timeouts.connectMs)};`,
     `            proxy_read_timeout ${sec(o.timeouts.serverMs)};`,
     `            proxy_send_timeout ${sec(o.timeouts.serverMs)};`,
+    ...(o.healing?.nextUpstream ? [`            proxy_next_upstream ${o.healing.nextUpstream};`] : []),
+    ...(o.healing?.tries !== undefined ? [`            proxy_next_upstream_tries ${o.healing.tries};`] : []),
     '        }',
     '    }',
     '}',

@@ -23,6 +23,8 @@ export interface EjectionEvent {
   /** Epoch ms (for logs with second resolution: the start of that second). */
   readonly at: number;
   readonly detail: string;
+  /** A de-weight (traffic reduced, not removed): a decision, but never a false ejection. */
+  readonly soft?: boolean;
 }
 
 export interface RunningSut {
@@ -197,10 +199,13 @@ export function meshmedic(o: { name?: string; policy?: string; env?: Record<stri
           const out: EjectionEvent[] = [];
           for (const ev of list) {
             const d = (ev.decision ?? ev) as Record<string, unknown>;
-            // Only decisions that took effect (a guard may refuse one: recorded with applied=false).
-            if ((d.action !== 'eject' && d.action !== 'drain') || d.applied === false) continue;
+            // Only decisions that took effect (a guard may refuse one: recorded with applied=false); a
+            // weight cut counts as a decision (soft), not the weights that restore an endpoint.
+            if (d.applied === false) continue;
+            const soft = d.action === 'weight' && Number(d.weight ?? 1) < 1 && !['probation_passed', 'ramp_up', 'probation_probe'].includes(String(d.reason));
+            if (d.action !== 'eject' && d.action !== 'drain' && !soft) continue;
             const target = String(d.target ?? '');
-            out.push({ address: target.slice(target.indexOf('/') + 1), at: Number(d.at ?? ev.at), detail: `${d.action} ${String(d.reason ?? '')}` });
+            out.push({ address: target.slice(target.indexOf('/') + 1), at: Number(d.at ?? ev.at), detail: `${d.action} ${String(d.reason ?? '')}`, soft });
           }
           return out;
         },

@@ -6,7 +6,7 @@ import type { LiveScenario as Scenario } from './live.js';
 /** One backend's arrival log (epoch ms, status; 0 = held by a black hole). */
 export interface ArrivalLog { readonly address: string; readonly t: readonly number[]; readonly s: readonly number[] }
 
-export interface Ejection { readonly address: string; readonly at: number }
+export interface Ejection { readonly address: string; readonly at: number; readonly soft?: boolean }
 
 export interface ScenarioMetrics {
   requests: number;
@@ -23,7 +23,7 @@ export interface ScenarioMetrics {
   /** Requests hurt before that moment (failed, answered by a faulty endpoint, or slower than SLOW_MS),
    *  counted once each from the client's records: the "within N requests" figure. */
   detectRequests: number | null;
-  /** First ejection of a faulty endpoint the system itself reported, after the fault began. */
+  /** The system's own first decision on a faulty endpoint (ejection, drain, mark-down or de-weight), after the fault began. */
   reportedDetectMs: number | null;
   /** From the fault's end until the faulty endpoints get ≥ 50 % of their fair share again over 1 s;
    *  null when the fault never ends or traffic was never taken off them (nothing to recover from). */
@@ -131,7 +131,7 @@ export function analyzeScenario(sc: Scenario, rec: LoadRecords, logs: readonly A
   }
 
   let falseEjections: number | null = null;
-  if (ejections) falseEjections = ejections.filter((e) => !faultyAddr.has(e.address) && e.at >= start - 1000 && e.at <= end).length;
+  if (ejections) falseEjections = ejections.filter((e) => !e.soft && !faultyAddr.has(e.address) && e.at >= start - 1000 && e.at <= end).length;
 
   // Gaps: a healthy endpoint starved of traffic for a whole second while the lane as a whole kept
   // receiving at least half its load (skip the first and last second).

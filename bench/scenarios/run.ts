@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { request } from 'undici';
 import { ROOT, nodeEntry, runCommand, spawnTracked, stopAll, tempDir, waitReadyLine, type Spawned } from '../lib/procs.js';
-import { HAPROXY_HEALING, NGINX_HEALING, type Timeouts } from '../lib/peers.js';
+import { HAPROXY_HEALING, HAPROXY_TUNED, HAPROXY_TUNED_NO_RETRIES, NGINX_HEALING, NGINX_TUNED, NGINX_TUNED_NO_RETRIES, type Timeouts } from '../lib/peers.js';
 import { haproxy, meshmedic, nginx, type RunningSut, type SystemUnderTest } from '../lib/systems.js';
 import { buildIfStale } from '../lib/build.js';
 import type { LoadRecords } from '../lib/loadgen.js';
@@ -34,28 +34,50 @@ const USAGE = `usage: npm run bench:scenarios -- [--quick] [--only SCENARIO[,SCE
 const timeoutsOf = (spec: ScenarioSpec): Timeouts => Object.freeze({ connectMs: spec.requestTimeoutMs, serverMs: spec.requestTimeoutMs, clientMs: 30_000 });
 const CLIENT_TIMEOUT_MS = 5000;
 
+/** meshmedic's config, overridden through its documented environment variables. */
+const NO_RETRIES = { MESHMEDIC_PROXY__RETRYCONNECTFAILURES: '0', MESHMEDIC_PROXY__RETRIES__ATTEMPTS: '0' };
+/** Envoy's data plane as far as meshmedic's can be it: round-robin, no retries, no active probes. */
+const ENVOY_DATA_PLANE = { ...NO_RETRIES, MESHMEDIC_PROXY__BALANCER: 'round-robin', MESHMEDIC_HEALING__PROBE__ENABLED: 'false' };
+/** Istio: LEAST_REQUEST, outlier detection from a typical DestinationRule, its default retry policy. */
+const ISTIO = {
+  MESHMEDIC_PROXY__BALANCER: 'least-request', MESHMEDIC_HEALING__PROBE__ENABLED: 'false',
+  MESHMEDIC_HEALING__ENVOY__MAXEJECTIONPERCENT: '100', MESHMEDIC_HEALING__ENVOY__ENFORCINGSUCCESSRATE: '0',
+  MESHMEDIC_PROXY__RETRYCONNECTFAILURES: '2', MESHMEDIC_PROXY__RETRIES__ATTEMPTS: '2', MESHMEDIC_PROXY__RETRIES__RETRYON: '[503]',
+};
+
 const SYSTEMS: SystemUnderTest[] = [
-  meshmedic({ name: 'meshmedic (none)', policy: 'none' }),
-  meshmedic({ name: 'meshmedic (envoy-default)', policy: 'envoy-default' }),
   meshmedic({ name: 'meshmedic', policy: 'meshmedic' }),
-  haproxy({ name: 'haproxy', healing: HAPROXY_HEALING }),
-  nginx({ name: 'nginx', workers: 'auto', healing: NGINX_HEALING }),
+  meshmedic({ name: 'meshmedic (retries off)', policy: 'meshmedic', env: NO_RETRIES }),
+  meshmedic({ name: 'envoy (defaults)', policy: 'envoy-default', env: ENVOY_DATA_PLANE }),
+  meshmedic({ name: 'envoy (always_eject_one_host)', policy: 'envoy-default', env: { ...ENVOY_DATA_PLANE, MESHMEDIC_HEALING__ENVOY__ALWAYSEJECTONEHOST: 'true' } }),
+  meshmedic({ name: 'istio (typical DestinationRule)', policy: 'envoy-default', env: ISTIO }),
+  meshmedic({ name: 'istio (retries off)', policy: 'envoy-default', env: { ...ISTIO, ...NO_RETRIES } }),
+  haproxy({ name: 'haproxy (as shipped)', healing: HAPROXY_HEALING }),
+  haproxy({ name: 'haproxy (tuned)', healing: HAPROXY_TUNED }),
+  haproxy({ name: 'haproxy (tuned, retries off)', healing: HAPROXY_TUNED_NO_RETRIES }),
+  nginx({ name: 'nginx (as shipped)', workers: 'auto', healing: NGINX_HEALING }),
+  nginx({ name: 'nginx (tuned)', workers: 'auto', healing: NGINX_TUNED }),
+  nginx({ name: 'nginx (tuned, retries off)', workers: 'auto', healing: NGINX_TUNED_NO_RETRIES }),
 ];
 
 /** The lanes the targets are judged against. */
 const MM = 'meshmedic';
-const MM_NO_RETRIES: string | undefined = undefined;
-const TUNED_PEERS = ['haproxy', 'nginx'];
-const NO_RETRY_LANES: string[] = [];
-const HAPROXY_TUNED = 'haproxy';
+const MM_NO_RETRIES = 'meshmedic (retries off)';
+/** Expert-configured peers: the failed-requests target is ≤ 0.5× the best of these. */
+const TUNED_PEERS = ['haproxy (tuned)', 'nginx (tuned)', 'istio (typical DestinationRule)', 'envoy (always_eject_one_host)'];
+const NO_RETRY_LANES = ['meshmedic (retries off)', 'envoy (defaults)', 'envoy (always_eject_one_host)', 'istio (retries off)', 'haproxy (tuned, retries off)', 'nginx (tuned, retries off)'];
+const HAPROXY_TUNED_LANE = 'haproxy (tuned)';
 
 /** What each lane is, exactly (printed above the tables). */
 const LANE_NOTES = [
-  '`meshmedic`: meshmedic proxy, policy meshmedic (its defaults: Peak-EWMA balancer, retries).',
-  '`meshmedic (envoy-default)` / `meshmedic (none)`: the same proxy with the envoy-default or no healing policy.',
-  '`haproxy`: HAProxy 2.6 with active checks and `observe layer7`; `nginx`: nginx 1.22 with its defaults.',
+  '`meshmedic`: the meshmedic proxy, policy meshmedic, its defaults (Peak-EWMA power-of-two balancer; retries: connect failures ×2 for any method, GET on reset / per-try timeout / 502, 503, 504 ×2, budget 20 % + 10/s; active probes of ejected endpoints). `meshmedic (retries off)`: the same with `proxy.retryConnectFailures 0`, `proxy.retries.attempts 0`.',
+  "`envoy (defaults)`: Envoy's outlier detection with its ≥ 1.28 defaults (policy envoy-default: consecutive_5xx 5, interval 10 s, base ejection 30 s, max_ejection_percent 10, success rate 1.9σ) **on meshmedic's data plane with round-robin, no retries, no active probes** — there is no Envoy binary here. `envoy (always_eject_one_host)`: the same with always_eject_one_host.",
+  "`istio (typical DestinationRule)`: the same outlier detection with consecutive5xxErrors 5, interval 10 s, baseEjectionTime 30 s, maxEjectionPercent 100, success-rate enforcement 0 (Istio's), on meshmedic's data plane with least-request (Istio's default LB) and Istio's default retry policy approximated as 2 retries on connect failure and 503 (meshmedic's data plane also retries resets and timeouts of replayable requests, which Istio's default list does not name). `istio (retries off)`: no retries.",
+  '`haproxy (as shipped)`: HAProxy 2.6, `balance roundrobin`, `option httpchk` every 1 s (fall 3, rise 2), `observe layer7 error-limit 5 on-error mark-down`, `retries 2`, `option redispatch` (no retry-on: connection failures only). `haproxy (tuned)`: `balance leastconn`, checks every 1 s (250 ms while changing state or down; fall 2, rise 2), `observe layer7 error-limit 3 on-error mark-down`, `retry-on all-retryable-errors`, `retries 2`, `option redispatch 1`. `haproxy (tuned, retries off)`: `retries 0`, no retry-on.',
+  '`nginx (as shipped)`: nginx 1.22 open source with its defaults (`max_fails=1 fail_timeout=10s`, `proxy_next_upstream error timeout`, round-robin, no zone). `nginx (tuned)`: `zone`, `random two least_conn`, `max_fails=3 fail_timeout=2s`, `proxy_next_upstream error timeout http_500 http_502 http_503 http_504`, `proxy_next_upstream_tries 3` (http_500 added: the suite\'s error faults answer 500). `nginx (tuned, retries off)`: `proxy_next_upstream_tries 1` (failures still counted).',
+  'Every lane: the same backends (one process per lane), the same load (open loop, the scenario\'s rate, one generator for all lanes), the scenario\'s 1 s request timeout as upstream timeout, request logging off.',
 ];
-const COLUMN_NOTES = 'Two clocks per fault: **traffic shifted** = from the fault\'s start until the faulty endpoints stop being hit (the client-felt clock: a balancer steering away counts); **decided** = the system\'s own first ejection / drain / mark-down of a faulty endpoint (meshmedic: /v1/events; HAProxy: its stats CSV, sampled every 250 ms; nginx: "upstream server temporarily disabled" in its error log, whole seconds). Recovery = from the fault\'s end until the faulty endpoints get ≥ 50 % of their fair share over 1 s.';
+const COLUMN_NOTES = 'Two clocks per fault: **traffic shifted** = from the fault\'s start until the faulty endpoints stop being hit (the client-felt clock: a balancer steering away counts); **decided** = the system\'s own first ejection / drain / mark-down of a faulty endpoint (meshmedic and the Envoy/Istio lanes: /v1/events; HAProxy: its stats CSV, sampled every 250 ms; nginx: "upstream server temporarily disabled" in its error log, whole seconds). Recovery = from the fault\'s end until the faulty endpoints get ≥ 50 % of their fair share over 1 s. Ratios of failed requests are paired: the same scenarios and seed for both lanes, one ratio per seed.';
 
 interface Lane {
   sys: SystemUnderTest;
@@ -260,7 +282,7 @@ async function main(): Promise<number> {
     if (rs.length === 0) continue;
     const summary = summaryTable(rs, names, MM);
     const detail = detailTable(rs, names);
-    const checks = verdicts({ runs: rs, mm: MM, mmNoRetries: MM_NO_RETRIES, tunedPeers: TUNED_PEERS, noRetryLanes: NO_RETRY_LANES, haproxyTuned: HAPROXY_TUNED });
+    const checks = verdicts({ runs: rs, mm: MM, mmNoRetries: MM_NO_RETRIES, tunedPeers: TUNED_PEERS, noRetryLanes: NO_RETRY_LANES, haproxyTuned: HAPROXY_TUNED_LANE });
     const loads = rs.flatMap((r) => r.loadavg);
     const title = set === 'tuning' ? 'Tuning set (rules and defaults may be tuned on these)' : 'Held-out set (nothing is tuned on these)';
     text.push(`${title}\n${renderText(summary)}\n${checks.map((c) => `- ${c}`).join('\n')}\n`);

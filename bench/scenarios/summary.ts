@@ -174,7 +174,7 @@ export function verdicts(x: TargetInput): string[] {
   }
   // Recovery, paired per run where both recovered, then the median of the per-run ratios.
   const rec: number[] = [];
-  for (const r of runs) {
+  for (const r of runs.filter((q) => q.faulted)) {
     const a = metricsOf(r, mm)?.recoverMs, b = metricsOf(r, x.haproxyTuned)?.recoverMs;
     if (a !== null && a !== undefined && b !== null && b !== undefined) rec.push(b === 0 ? (a === 0 ? 1 : Infinity) : a / b);
   }
@@ -190,5 +190,17 @@ export function verdicts(x: TargetInput): string[] {
     if (mine !== null && Number.isFinite(bestPeer) && mine > bestPeer) p99Worse.push(`${n} (${Math.round(mine)} vs ${Math.round(bestPeer)} ms)`);
   }
   out.push(`p99 during every fault ≤ the best tuned peer lane's: ${p99Worse.length ? `missed in ${p99Worse.join(', ')}` : 'met'}`);
+  const bad = disturbed(runs);
+  if (bad.length) out.push(`disturbed runs (the load generator starved: > 1 % of requests sent > 200 ms late, or a lane's endpoints all silent > 1 s), figures not trustworthy: ${bad.join(', ')}`);
+  return out;
+}
+
+/** Runs where the machine, not the system, decided the figures: "scenario seed N (load a→b)". */
+export function disturbed(runs: readonly RunRecord[]): string[] {
+  const out: string[] = [];
+  for (const r of runs) {
+    const ms = Object.values(r.outcomes).flatMap((o) => (o.available ? [o.metrics] : []));
+    if (ms.some((m) => m.stallMs > 1000 || m.lateRequests > 0.01 * (m.requests + m.lateRequests))) out.push(`${r.scenario} seed ${r.seed} (load ${r.loadavg.join('→')})`);
+  }
   return out;
 }

@@ -5,7 +5,7 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import {
   haproxyConfig, nginxConfig, haproxyCheckArgs, nginxCheckArgs, parseHaproxyCsv, nginxDisabledCounts,
-  BENCH_TIMEOUTS, HAPROXY_HEALING, NGINX_HEALING,
+  BENCH_TIMEOUTS, HAPROXY_HEALING, NGINX_HEALING, HAPROXY_TUNED, HAPROXY_TUNED_NO_RETRIES, NGINX_TUNED, NGINX_TUNED_NO_RETRIES,
 } from '../../bench/lib/peers.js';
 import { findBinary, runCommand, tempDir } from '../../bench/lib/procs.js';
 
@@ -38,12 +38,36 @@ t.test('nginx config: content', async (t) => {
   t.match(c, /error_log \/tmp\/x\/error\.log warn;/);
 });
 
-t.test('haproxy -c accepts the generated configs', { skip: haproxy ? false : 'haproxy is not installed (scripts/ensure-peers.sh installs it)' }, async (t) => {
+t.test('tuned configs: what an expert would set, written out', async (t) => {
+  const h = haproxyConfig({ listen: { host: '127.0.0.1', port: 18080 }, servers, timeouts: BENCH_TIMEOUTS, healing: HAPROXY_TUNED });
+  t.match(h, /balance leastconn/);
+  t.match(h, /retry-on all-retryable-errors/);
+  t.match(h, /retries 2/);
+  t.match(h, /option redispatch 1/);
+  t.match(h, /inter 1000ms fastinter 250ms downinter 250ms fall 2 rise 2 observe layer7 error-limit 3 on-error mark-down/);
+  const hn = haproxyConfig({ listen: { host: '127.0.0.1', port: 18080 }, servers, timeouts: BENCH_TIMEOUTS, healing: HAPROXY_TUNED_NO_RETRIES });
+  t.match(hn, /retries 0/);
+  t.notMatch(hn, /retry-on|redispatch/);
+  const n = nginxConfig({ listen: { host: '127.0.0.1', port: 18080 }, servers, workers: 'auto', timeouts: BENCH_TIMEOUTS, dir: '/tmp/x', healing: NGINX_TUNED });
+  t.match(n, /zone be 256k;/);
+  t.match(n, /random two least_conn;/);
+  t.match(n, /max_fails=3 fail_timeout=2s;/);
+  t.match(n, /proxy_next_upstream error timeout http_500 http_502 http_503 http_504;/);
+  t.match(n, /proxy_next_upstream_tries 3;/);
+  t.match(nginxConfig({ listen: { host: '127.0.0.1', port: 18080 }, servers, workers: 'auto', timeouts: BENCH_TIMEOUTS, dir: '/tmp/x', healing: NGINX_TUNED_NO_RETRIES }), /proxy_next_upstream_tries 1;/);
+});
+
+// scripts/ensure-peers.sh installs both; a missing binary fails here, loudly, rather than skipping.
+t.test('haproxy -c accepts the generated configs', async (t) => {
+  t.ok(haproxy, 'haproxy is installed (scripts/ensure-peers.sh installs it)');
+  if (!haproxy) return;
   const tmp = tempDir('mm-hacheck');
   t.teardown(tmp.remove);
   for (const [name, cfg] of [
     ['plain', haproxyConfig({ listen: { host: '127.0.0.1', port: 18080 }, servers, timeouts: BENCH_TIMEOUTS })],
     ['healing', haproxyConfig({ listen: { host: '127.0.0.1', port: 18080 }, servers, nbthread: 1, timeouts: BENCH_TIMEOUTS, healing: HAPROXY_HEALING, stats: { host: '127.0.0.1', port: 18089 } })],
+    ['tuned', haproxyConfig({ listen: { host: '127.0.0.1', port: 18080 }, servers, timeouts: BENCH_TIMEOUTS, healing: HAPROXY_TUNED, stats: { host: '127.0.0.1', port: 18089 } })],
+    ['tuned, no retries', haproxyConfig({ listen: { host: '127.0.0.1', port: 18080 }, servers, timeouts: BENCH_TIMEOUTS, healing: HAPROXY_TUNED_NO_RETRIES })],
   ] as const) {
     const f = path.join(tmp.dir, `${name}.cfg`);
     writeFileSync(f, cfg);
@@ -55,7 +79,9 @@ t.test('haproxy -c accepts the generated configs', { skip: haproxy ? false : 'ha
   t.not((await runCommand(haproxy!, haproxyCheckArgs(bad), 20_000)).code, 0, 'a broken config is rejected (the check can fail)');
 });
 
-t.test('nginx -t accepts the generated configs', { skip: nginx ? false : 'nginx is not installed (scripts/ensure-peers.sh installs it)' }, async (t) => {
+t.test('nginx -t accepts the generated configs', async (t) => {
+  t.ok(nginx, 'nginx is installed (scripts/ensure-peers.sh installs it)');
+  if (!nginx) return;
   const tmp = tempDir('mm-ngcheck');
   t.teardown(tmp.remove);
   for (const workers of ['auto', 1] as const) {
@@ -63,6 +89,12 @@ t.test('nginx -t accepts the generated configs', { skip: nginx ? false : 'nginx 
     writeFileSync(f, nginxConfig({ listen: { host: '127.0.0.1', port: 18080 }, servers, workers, timeouts: BENCH_TIMEOUTS, dir: tmp.dir, healing: NGINX_HEALING }));
     const r = await runCommand(nginx!, nginxCheckArgs(f, tmp.dir), 20_000);
     t.equal(r.code, 0, `workers ${workers}: ${r.stderr.trim() || 'valid'}`);
+  }
+  for (const [name, healing] of [['tuned', NGINX_TUNED], ['tuned, no retries', NGINX_TUNED_NO_RETRIES]] as const) {
+    const f = path.join(tmp.dir, `nginx-${name.replace(/\W+/g, '-')}.conf`);
+    writeFileSync(f, nginxConfig({ listen: { host: '127.0.0.1', port: 18080 }, servers, workers: 'auto', timeouts: BENCH_TIMEOUTS, dir: tmp.dir, healing }));
+    const r = await runCommand(nginx!, nginxCheckArgs(f, tmp.dir), 20_000);
+    t.equal(r.code, 0, `${name}: ${r.stderr.trim() || 'valid'}`);
   }
   const bad = path.join(tmp.dir, 'bad.conf');
   writeFileSync(bad, nginxConfig({ listen: { host: '127.0.0.1', port: 18080 }, servers, workers: 1, timeouts: BENCH_TIMEOUTS, dir: tmp.dir }).replace('proxy_pass', 'proxy_passs'));

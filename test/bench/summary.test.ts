@@ -1,0 +1,59 @@
+// Scenario benchmark tables and verdicts on crafted runs: median and min–max over seeds, ratios paired
+// per seed, targets met and missed, disturbed runs named.
+import t from 'tap';
+import { detailTable, disturbed, median, pairedRatios, spread, summaryTable, verdicts, type RunRecord } from '../../bench/scenarios/summary.js';
+import type { ScenarioMetrics } from '../../bench/scenarios/analyze.js';
+
+const m = (o: Partial<ScenarioMetrics>): ScenarioMetrics => ({
+  requests: 1000, failed: 0, failedPct: 0, p50: 5, p99: 20, detectMs: 100, detectRequests: 3, reportedDetectMs: 200, recoverMs: 1000,
+  falseEjections: 0, healthyGaps: 0, lateRequests: 0, stallMs: 10, ...o,
+});
+const run = (scenario: string, family: string, seed: number, outcomes: Record<string, Partial<ScenarioMetrics>>, hard = false): RunRecord => ({
+  scenario, family, set: 'held-out', size: 10, seed, faulted: family !== 'noise', hard, loadavg: [1, 1],
+  outcomes: Object.fromEntries(Object.entries(outcomes).map(([k, v]) => [k, { available: true, metrics: m(v) }])),
+});
+
+const runs = [1, 2, 3].flatMap((seed) => [
+  run('hard-503-7', 'hard-503', seed, { mm: { failed: 4 * seed, reportedDetectMs: 300 + seed }, peer: { failed: 10 * seed, reportedDetectMs: 900, recoverMs: 2000 } }, true),
+  run('gray-1.8x-10', 'gray-1.8x', seed, { mm: { failed: 1, reportedDetectMs: seed === 2 ? null : 12_000 }, peer: { failed: 1, reportedDetectMs: null, p99: 30 } }),
+  run('noise-10', 'noise', seed, { mm: { falseEjections: seed === 3 ? 1 : 0 }, peer: {} }),
+]);
+
+t.test('median and spread', async (t) => {
+  t.equal(median([3, 1, 2]), 2);
+  t.equal(median([4, 1, 2, 3]), 2.5);
+  t.equal(median([]), null);
+  t.equal(spread([300, 100, 200]), '200 [100–300]');
+  t.equal(spread([5, 5]), '5');
+  t.equal(spread([null, 2, 4]), '3 [2–4] (2 of 3)');
+  t.equal(spread([null]), '–');
+});
+
+t.test('paired ratios: one per seed, over the same runs', async (t) => {
+  t.same(pairedRatios(runs, 'mm', 'peer').map((r) => Math.round(r * 1000) / 1000), [5 / 11, 9 / 21, 13 / 31].map((r) => Math.round(r * 1000) / 1000));
+});
+
+t.test('verdicts name each target met or missed, with its figure', async (t) => {
+  const v = verdicts({ runs, mm: 'mm', tunedPeers: ['peer'], noRetryLanes: [], haproxyTuned: 'peer' });
+  t.match(v.join('\n'), /failed requests ≤ 0\.5× the best tuned peer lane: 0\.43× peer .*: met/);
+  t.match(v.join('\n'), /hard 5xx: decided 302 \[301–303\] ms over 3 runs .*: met/);
+  t.match(v.join('\n'), /gray 1\.8×: decided 12000 \(2 of 3\) ms .*: missed/);
+  t.match(v.join('\n'), /noise: 1 false ejections over 3 runs \(target 0\): missed/);
+  t.match(v.join('\n'), /recovery ≤ 0\.7× peer: 0\.75× \(median over 6 paired runs\): missed/);
+  t.match(v.join('\n'), /p99 during every fault ≤ the best tuned peer lane's: met/);
+});
+
+t.test('tables: one row per scenario × system, a summary row per system', async (t) => {
+  const d = detailTable(runs, ['mm', 'peer']);
+  t.equal(d.rows.length, 6);
+  t.same(d.rows[0]!.slice(0, 4), ['hard-503-7', 'mm', 3, '0.00']);
+  const s = summaryTable(runs, ['mm', 'peer'], 'mm');
+  t.equal(s.rows.length, 2);
+  t.equal(s.rows[1]![3], '0.43 [0.42–0.45]');
+});
+
+t.test('a starved generator makes a run disturbed, and says so', async (t) => {
+  const bad = [run('crash-10', 'crash', 1, { mm: { lateRequests: 500, requests: 100 } })];
+  t.same(disturbed(bad), ['crash-10 seed 1 (load 1→1)']);
+  t.match(verdicts({ runs: bad, mm: 'mm', tunedPeers: [], noRetryLanes: [], haproxyTuned: 'x' }).join('\n'), /disturbed runs/);
+});
