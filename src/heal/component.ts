@@ -6,6 +6,7 @@ import { Counter } from 'prom-client';
 import type { Agent } from 'undici';
 import type { Clock, TimerHandle } from '../core/clock.js';
 import type { MeshState } from '../mesh/state.js';
+import type { EndpointHealth } from '../core/types.js';
 import type { Component, ComponentFactory } from '../runtime/context.js';
 import { resolvePolicySettings, type PolicySettings, type ResolvedPolicySettings } from '../config/sections/healing.js';
 import { HealingEngine } from './engine.js';
@@ -133,7 +134,7 @@ export class EjectedEndpointProber {
     const snap = this.mesh.snapshot();
     for (const ev of snap.endpoints.values()) { // values(): no [key, value] pair allocated per endpoint
       const id = ev.spec.id;
-      if (ev.health.state !== 'ejected' || ev.health.source === 'operator') {
+      if (!isProbed(ev.health)) {
         this.lastSent.delete(id);
         continue;
       }
@@ -173,6 +174,11 @@ export class EjectedEndpointProber {
       return false; // refused, reset, timed out, not HTTP: the endpoint stays out
     }
   }
+}
+
+/** Ejected endpoints (not by an operator) and endpoints drained on a forecast are probed. */
+export function isProbed(h: EndpointHealth): boolean {
+  return (h.state === 'ejected' && h.source !== 'operator') || (h.state === 'draining' && h.source === 'predicted');
 }
 
 function tcpProbe(host: string, port: number, timeoutMs: number): Promise<boolean> {

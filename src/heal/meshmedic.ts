@@ -13,6 +13,7 @@ import type { DetectionInput, EndpointSignals, Verdict } from '../detect/types.j
 import { EjectionGuard, TokenBucket } from './guards.js';
 import type { ExternalVerdict, HealingPolicy, PolicyFactory, PolicyInput } from './policy.js';
 import { newCounters } from './policy.js';
+import { ServicePredictor } from '../learn/prediction.js';
 
 interface EndpointState {
   /** Backoff level: the next ejection lasts min(baseMs × (level + 1), maxMs). */
@@ -52,6 +53,8 @@ export const createMeshmedicPolicy: PolicyFactory = (settings: ResolvedPolicySet
   let bucket: TokenBucket | undefined;
   let lastPlan = '';
   const verdicts: Verdict[] = [];
+  const predicted: Verdict[] = [];
+  const predictor = new ServicePredictor();
   const liveCounts = new Array<number>(OUTCOME_COUNT).fill(0);
 
   const stateOf = (id: string, now: number): EndpointState => {
@@ -64,6 +67,7 @@ export const createMeshmedicPolicy: PolicyFactory = (settings: ResolvedPolicySet
     name: 'meshmedic',
     settings,
     counters,
+    predictor,
     evaluate(input: PolicyInput): Decision[] {
       const { now, service, signals } = input;
       const out: Decision[] = [];
@@ -94,6 +98,8 @@ export const createMeshmedicPolicy: PolicyFactory = (settings: ResolvedPolicySet
         errorBaseline.detect(wInput, verdicts);
         overloaded = isOverloaded(members, input.completedEpoch, settings);
         dropUncorroborated(verdicts, members, input.completedEpoch, settings);
+        predicted.length = 0;
+        predictor.observe(members, input.completedEpoch, settings, input.windowMs, predicted);
       }
 
       // 2. Strongest verdict per endpoint; external verdicts go through the same path and guards.
@@ -103,6 +109,7 @@ export const createMeshmedicPolicy: PolicyFactory = (settings: ResolvedPolicySet
         if (!cur || SEVERITY_RANK[v.severity] > SEVERITY_RANK[cur.verdict.severity]) best.set(v.target, { verdict: v, source });
       };
       for (const v of verdicts) consider(v, 'local');
+      if (input.completedEpoch >= 0) for (const v of predicted) consider(v, 'predicted');
       for (const v of input.external) consider(v, (v as ExternalVerdict).source);
 
       const guard = new EjectionGuard(service, settings.ejection);
@@ -117,7 +124,7 @@ export const createMeshmedicPolicy: PolicyFactory = (settings: ResolvedPolicySet
         const h = e.health;
         const st = stateOf(id, now);
         flagged.add(id);
-        if (overloaded && v.kind === 'latency' && p.source === 'local') {
+        if (overloaded && ((v.kind === 'latency' && p.source === 'local') || v.detector === 'predicted_latency')) {
           counters.refusals.overload++;
           continue;
         }
@@ -135,6 +142,8 @@ export const createMeshmedicPolicy: PolicyFactory = (settings: ResolvedPolicySet
           }
           if (!take(now)) continue;
           guard.commit(e);
+          st.probePasses = 0; // probes of the drained endpoint decide afresh whether it may come back
+          st.lastProbeAt = 0;
           out.push({ action: 'drain', target: id, reason: v.detector, source: p.source, at: now, evidence: v.evidence });
           continue;
         }
@@ -179,6 +188,18 @@ export const createMeshmedicPolicy: PolicyFactory = (settings: ResolvedPolicySet
             st.viaProbe = probed;
             const weight = canaryShare(s, signals, input);
             out.push({ action: 'probation', target: s.id, reason: probed ? 'probe_passed' : 'readmit', source: 'local', at: now, weight, evidence: { level: st.level, ejectedForMs: now - h.since, probePasses: st.probePasses } });
+          }
+        } else if (h.state === 'draining' && h.source === 'predicted') {
+          // A predicted drain is tried again through probation once it has lasted drainMs, unless the
+          // latest probe failed (the forecast came true: it stays out, at no cost to traffic).
+          const st = stateOf(s.id, now);
+          const pr = settings.probe;
+          const probeFails = pr.enabled && st.lastProbeAt >= h.since && now - st.lastProbeAt <= 3 * pr.intervalMs + pr.timeoutMs && st.probePasses === 0;
+          if (now - h.since >= settings.prediction.drainMs && !probeFails) {
+            st.probationEpoch = epochNow;
+            st.lastWiden = now;
+            st.viaProbe = false;
+            out.push({ action: 'probation', target: s.id, reason: 'predicted_drain_ended', source: 'local', at: now, weight: canaryShare(s, signals, input), evidence: { drainedForMs: now - h.since, probePasses: st.probePasses } });
           }
         } else if ((h.state === 'probation' || (h.state === 'degraded' && states.get(s.id)?.probing)) && !flagged.has(s.id)) {
           const d = judgeProbation(s, e, stateOf(s.id, now), now, input, signals);

@@ -7,6 +7,7 @@ import type { ResolvedPolicySettings } from '../config/sections/healing.js';
 import type { ServiceView } from '../mesh/state.js';
 import type { EndpointSignals, Verdict } from '../detect/types.js';
 import type { GuardName } from './guards.js';
+import type { ServicePredictor } from '../learn/prediction.js';
 
 /** A verdict from outside this sidecar's own detectors (gossiped peers, the predictor). */
 export interface ExternalVerdict extends Verdict {
@@ -43,6 +44,8 @@ export interface HealingPolicy {
   readonly name: string;
   readonly settings: ResolvedPolicySettings;
   readonly counters: PolicyCounters;
+  /** The failure predictor, for policies that run one (meshmedic with healing.prediction.enabled). */
+  readonly predictor?: ServicePredictor;
   evaluate(input: PolicyInput): Decision[];
 }
 

@@ -179,7 +179,7 @@ export function runScenario(spec: ScenarioSpec, opts: SimOptions): SimResult {
     if (probeOn) {
       for (let i = 0; i < n; i++) {
         const h = snap.endpoints.get(specs[i]!.id)!.health;
-        if (h.state !== 'ejected' || t - lastProbe[i]! < settings.probe.intervalMs) continue;
+        if (!(h.state === 'ejected' || (h.state === 'draining' && h.source === 'predicted')) || t - lastProbe[i]! < settings.probe.intervalMs) continue;
         lastProbe[i] = t;
         effectAt(faultsOf[i]!, t, probeBeh);
         // A probe fails when the endpoint refuses, never answers, or answers 5xx (at its fault's rate).

@@ -1,0 +1,102 @@
+// The predictor as a detector of the meshmedic policy: each completed window it turns every member's
+// figures into a peer-relative point, updates that endpoint's trend model and emits `predicted` verdicts
+// (degrade or drain, never eject). One instance per service, owned by the policy; no I/O.
+import type { ResolvedPolicySettings } from '../config/sections/healing.js';
+import { usualRatio } from '../detect/peer.js';
+import { medianInPlace } from '../detect/robust.js';
+import type { EndpointSignals, Verdict } from '../detect/types.js';
+import { EndpointModel, type Prediction, type WindowPoint } from './predictor.js';
+
+export interface PredictorCounters {
+  /** Model assessments (one per member per completed window). */
+  assessments: number;
+  /** Forecasts raised, by the severity they asked for. */
+  degrade: number;
+  drain: number;
+}
+
+/** What /v1/learn and the metrics show of one endpoint's model. */
+export interface PredictionView {
+  readonly id: string;
+  readonly points: number;
+  readonly stateBytes: number;
+  readonly streak: number;
+  readonly prediction: Readonly<Prediction>;
+}
+
+export class ServicePredictor {
+  readonly counters: PredictorCounters = { assessments: 0, degrade: 0, drain: 0 };
+  private readonly models = new Map<string, EndpointModel>();
+  private p50s = new Float64Array(16);
+  private readonly point: { -readonly [K in keyof WindowPoint]: WindowPoint[K] } = { epoch: 0, requests: 0, failures: 0, latencyLogRatio: NaN, peerFailureRate: NaN };
+
+  /**
+   * One completed window: `members` are the endpoints in ordinary rotation (their figures are comparable);
+   * models of endpoints outside rotation are dropped, so a re-admitted endpoint starts afresh.
+   */
+  observe(members: readonly EndpointSignals[], epoch: number, settings: ResolvedPolicySettings, windowMs: number, out: Verdict[]): void {
+    const cfg = settings.prediction;
+    if (!cfg.enabled || epoch < 0) return;
+    if (this.p50s.length < members.length) this.p50s = new Float64Array(members.length * 2);
+    // Peers' median p50 of this window (over members with enough requests; at least peerLatency.minHosts).
+    let n = 0;
+    let allTotal = 0;
+    let allFailures = 0;
+    for (const s of members) {
+      const i = s.features.index(0);
+      if (i < 0 || s.features.epoch[i] !== epoch) continue;
+      allTotal += s.features.total[i]!;
+      allFailures += s.features.failures[i]!;
+      if (s.features.total[i]! >= cfg.minRequests && s.features.p50[i]! > 0) this.p50s[n++] = s.features.p50[i]!;
+    }
+    const peerP50 = n >= settings.peerLatency.minHosts ? medianInPlace(this.p50s, n) : NaN;
+    for (const s of members) {
+      let m = this.models.get(s.id);
+      if (!m) this.models.set(s.id, (m = new EndpointModel(cfg.windows, cfg.errorWindows)));
+      const i = s.features.index(0);
+      const p = this.point;
+      p.epoch = epoch;
+      if (i < 0 || s.features.epoch[i] !== epoch) {
+        p.requests = p.failures = 0;
+        p.latencyLogRatio = NaN;
+        p.peerFailureRate = NaN;
+      } else {
+        const total = s.features.total[i]!;
+        const failures = s.features.failures[i]!;
+        p.requests = total;
+        p.failures = failures;
+        const p50 = s.features.p50[i]!;
+        p.latencyLogRatio = total >= cfg.minRequests && p50 > 0 && peerP50 > 0 ? Math.log(p50 / peerP50) - Math.log(usualRatio(s, settings.peerLatency.usualRatioCap)) : NaN;
+        const otherTotal = allTotal - total;
+        p.peerFailureRate = otherTotal > 0 ? (allFailures - failures) / otherTotal : NaN;
+      }
+      m.push(p);
+      this.counters.assessments++;
+      const pred = m.assess(cfg, windowMs);
+      if (pred.severity === 'none') continue;
+      if (pred.severity === 'drain') this.counters.drain++;
+      else this.counters.degrade++;
+      out.push({
+        target: s.id,
+        detector: `predicted_${pred.channel}`,
+        kind: 'predicted',
+        severity: pred.severity,
+        weight: cfg.deweightWeight,
+        evidence: { channel: pred.channel, etaMs: pred.etaMs, horizonMs: cfg.horizonMs, confidence: pred.confidence, z: pred.z, slopePerSec: pred.slopePerSec, level: pred.level, windows: m.size },
+      });
+    }
+    if (this.models.size > members.length) {
+      const keep = new Set(members.map((s) => s.id));
+      for (const id of this.models.keys()) if (!keep.has(id)) this.models.delete(id);
+    }
+  }
+
+  /** Forget an endpoint's model (it left rotation). */
+  forget(id: string): void {
+    this.models.delete(id);
+  }
+
+  views(): PredictionView[] {
+    return [...this.models].map(([id, m]) => ({ id, points: m.size, stateBytes: m.stateBytes(), streak: m.streak, prediction: { ...m.last } }));
+  }
+}

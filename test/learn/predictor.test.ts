@@ -1,0 +1,140 @@
+// The failure predictor on synthetic series: a rising trend is forecast (de-weight, then drain), and
+// what is not a failure — noise, warm-up, a level shift, a shared rise — is left alone.
+import t from 'tap';
+import { DEFAULT_POLICY_SETTINGS } from '../../src/config/sections/healing.js';
+import { cochranArmitage, emptyFit, theilSen } from '../../src/learn/trend.js';
+import { EndpointModel, type Prediction } from '../../src/learn/predictor.js';
+import { Rng } from '../../src/sim/rng.js';
+
+const cfg = DEFAULT_POLICY_SETTINGS.prediction;
+const WINDOW_MS = 1000;
+
+interface Series {
+  /** ln ratio to peers at window k (NaN: not measurable). */
+  lat: (k: number) => number;
+  /** failure probability at window k. */
+  err?: (k: number) => number;
+  peerErr?: (k: number) => number;
+  requests?: number;
+}
+
+/** Feed `n` windows of a series with seeded noise; returns every window's assessment. */
+function run(series: Series, n: number, seed: number): Prediction[] {
+  const rng = new Rng(seed);
+  const m = new EndpointModel(cfg.windows, cfg.errorWindows);
+  const out: Prediction[] = [];
+  const req = series.requests ?? 40;
+  for (let k = 0; k < n; k++) {
+    let failures = 0;
+    const p = series.err ? series.err(k) : 0.002;
+    for (let r = 0; r < req; r++) if (rng.next() < p) failures++;
+    // Window p50 of ~40 lognormal(σ 0.5) samples: standard error ≈ 1.25 σ / √n ≈ 0.1 in ln.
+    m.push({ epoch: 1000 + k, requests: req, failures, latencyLogRatio: series.lat(k) + 0.1 * rng.normal(), peerFailureRate: series.peerErr ? series.peerErr(k) : 0.002 });
+    out.push({ ...m.assess(cfg, WINDOW_MS) });
+  }
+  return out;
+}
+
+const firstAt = (ps: Prediction[], sev: 'degrade' | 'drain') => ps.findIndex((p) => p.severity === sev || (sev === 'degrade' && p.severity === 'drain'));
+const count = (ps: Prediction[]) => ps.filter((p) => p.severity !== 'none').length;
+
+t.test('Theil–Sen and Mann–Kendall on an exact line, with an outlier', async (t) => {
+  const tt = Float64Array.from([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+  const x = Float64Array.from(tt, (v) => 0.5 + 0.1 * v);
+  x[4] = 50; // a wild window: the slope must not follow it (breakdown point 29 %)
+  const fit = theilSen(tt, x, 0, 10, 9, new Float64Array(45), new Float64Array(10), emptyFit());
+  t.equal(fit.n, 10);
+  t.ok(Math.abs(fit.slope - 0.1) < 1e-9, `slope ${fit.slope}`);
+  t.ok(Math.abs(fit.level - 1.4) < 1e-9, `level ${fit.level}`);
+  t.ok(fit.z > 3, `z ${fit.z}`);
+  x[2] = NaN; // missing windows are skipped
+  t.equal(theilSen(tt, x, 0, 10, 9, new Float64Array(45), new Float64Array(10), emptyFit()).n, 9);
+  const flat = Float64Array.from(tt, () => 1);
+  t.equal(theilSen(tt, flat, 0, 10, 9, new Float64Array(45), new Float64Array(10), emptyFit()).z, 0);
+});
+
+t.test('Cochran–Armitage: rising proportion found, constant one not', async (t) => {
+  const tt = Float64Array.from({ length: 20 }, (_, i) => i);
+  const n = Float64Array.from(tt, () => 100);
+  const rising = Float64Array.from(tt, (i) => i / 2); // 0 % → 9.5 %
+  const fit = cochranArmitage(tt, rising, n, 20, 19, emptyFit());
+  t.ok(Math.abs(fit.slope - 0.005) < 1e-9, `slope ${fit.slope}`);
+  t.ok(Math.abs(fit.level - 0.095) < 1e-9, `level ${fit.level}`);
+  t.ok(fit.z > 5, `z ${fit.z}`);
+  const flat = Float64Array.from(tt, () => 3);
+  t.equal(cochranArmitage(tt, flat, n, 20, 19, emptyFit()).z, 0);
+  t.equal(cochranArmitage(tt, flat, new Float64Array(20), 20, 19, emptyFit()).n, 0, 'no traffic: no fit');
+});
+
+t.test('latency drift: de-weight, then drain, before the failure line', async (t) => {
+  for (const rate of [0.05, 0.1, 0.2]) {
+    for (let seed = 1; seed <= 5; seed++) {
+      // Flat for 20 windows, then latency grows linearly by `rate` of the baseline per second.
+      const ps = run({ lat: (k) => (k < 20 ? 0 : Math.log(1 + rate * (k - 20))) }, 60, seed);
+      const dw = firstAt(ps, 'degrade');
+      const dr = firstAt(ps, 'drain');
+      const cross = 20 + (cfg.latencyFailRatio - 1) / rate; // where the latency reaches the failure line
+      t.ok(dw > 20 && dr >= dw, `rate ${rate} seed ${seed}: de-weight at ${dw}, drain at ${dr}`);
+      // A trend takes a few windows to show: a fast drift (20 %/s reaches 2× in 5 s) is drained within
+      // three windows of the failure line, slower ones before it.
+      t.ok(dr >= 0 && dr <= cross + 3, `rate ${rate} seed ${seed}: drained at window ${dr}, failure line at ${cross}`);
+      const p = ps[dr]!;
+      t.equal(p.channel, 'latency');
+      t.ok(p.confidence > 0.99 && p.etaMs <= cfg.horizonMs, JSON.stringify(p));
+    }
+  }
+});
+
+t.test('creeping errors: forecast while still below the failure line', async (t) => {
+  for (let seed = 1; seed <= 5; seed++) {
+    // 0 → 5 % over 30 windows after 30 quiet windows.
+    const ps = run({ lat: () => 0, err: (k) => (k < 30 ? 0.002 : 0.002 + (0.05 * (k - 30)) / 30) }, 60, seed);
+    const dw = firstAt(ps, 'degrade');
+    // Failures are rare events (40 requests a window here): the forecast comes once enough have been seen.
+    t.ok(dw > 30 && dw < 60, `seed ${seed}: errors forecast at window ${dw}, before the crash at 60`);
+    t.equal(ps[dw]!.channel, 'errors');
+  }
+});
+
+t.test('not failures: noise, warm-up, a level shift, a rise shared with the peers', async (t) => {
+  const n = 3000;
+  for (let seed = 1; seed <= 3; seed++) {
+    t.equal(count(run({ lat: () => 0 }, n, seed)), 0, `seed ${seed}: stationary noise`);
+    // A steadily slower endpoint whose usual ratio is not learned yet: rare soft de-weights, no drain.
+    const slower = run({ lat: () => Math.log(1.2) }, n, seed);
+    t.equal(slower.filter((p) => p.severity === 'drain').length, 0, `seed ${seed}: a steadily 1.2× slower endpoint, de-weights ${count(slower)}`);
+    t.ok(count(slower) <= 10, `seed ${seed}: at most 10 de-weights in ${n} windows`);
+    // Warm-up: starts 3× slower than the peers and converges (JIT, caches).
+    t.equal(count(run({ lat: (k) => Math.log(1 + 2 * Math.exp(-k / 8)) }, 80, seed)), 0, `seed ${seed}: warm-up`);
+    // A deploy of a slower version: one step to 1.5×, then flat. Soft de-weights may follow a step;
+    // a drain must not.
+    const step = run({ lat: (k) => (k < 30 ? 0 : Math.log(1.5)) }, 80, seed);
+    t.equal(step.filter((p) => p.severity === 'drain').length, 0, `seed ${seed}: level shift, de-weights ${count(step)}`);
+    // Errors creeping up on every endpoint together: the peers' rate rises with this one's.
+    const rise = (k: number) => Math.min(0.05, k / 600);
+    const shared = run({ lat: () => 0, err: rise, peerErr: rise }, 60, seed);
+    t.equal(count(shared), 0, `seed ${seed}: shared error rise`);
+    // Background errors of 0.5 % with the peers at 0.2 %.
+    t.equal(count(run({ lat: () => 0, err: () => 0.005 }, n, seed)), 0, `seed ${seed}: steady background errors`);
+  }
+});
+
+t.test('a trend that reverses clears the forecast', async (t) => {
+  const ps = run({ lat: (k) => (k < 10 ? 0 : k < 25 ? Math.log(1 + 0.1 * (k - 10)) : Math.log(2.5) - 0.15 * (k - 25)) }, 60, 3);
+  t.ok(count(ps.slice(10, 27)) > 0, 'forecast while rising');
+  t.equal(count(ps.slice(32)), 0, 'none once falling');
+});
+
+t.test('model state is small and bounded', async (t) => {
+  const m = new EndpointModel(cfg.windows, cfg.errorWindows);
+  t.ok(m.stateBytes() <= 4096, `${m.stateBytes()} bytes`);
+  t.ok(new EndpointModel(64, 64).stateBytes() <= 4096, 'largest configurable model');
+  for (let k = 0; k < 500; k++) m.push({ epoch: k, requests: 10, failures: 0, latencyLogRatio: 0, peerFailureRate: 0 });
+  t.equal(m.size, m.capacity);
+  m.push({ epoch: 10, requests: 10, failures: 0, latencyLogRatio: 5, peerFailureRate: 0 });
+  t.equal(m.size, m.capacity, 'an old window is ignored');
+  // Odd input does not throw or produce a forecast.
+  const odd = new EndpointModel(cfg.windows, cfg.errorWindows);
+  for (let k = 0; k < 40; k++) odd.push({ epoch: k, requests: NaN, failures: -3, latencyLogRatio: NaN, peerFailureRate: NaN });
+  t.equal(odd.assess(cfg, WINDOW_MS).severity, 'none');
+});
