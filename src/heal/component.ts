@@ -11,6 +11,7 @@ import type { Component, ComponentFactory } from '../runtime/context.js';
 import { resolvePolicySettings, type PolicySettings, type ResolvedPolicySettings } from '../config/sections/healing.js';
 import { HealingEngine } from './engine.js';
 import type { ExternalVerdict } from './policy.js';
+import { registerLearnMetrics, registerLearnRoutes } from '../learn/admin.js';
 
 export interface HealingComponent extends Component {
   readonly engine: HealingEngine;
@@ -32,6 +33,8 @@ export const startHealing: ComponentFactory = async (ctx): Promise<HealingCompon
   };
   const engine = new HealingEngine({ clock: ctx.clock, mesh: ctx.mesh, stats: ctx.stats, settingsFor, tickMs: ctx.config.stats.tickMs, log, urgent: 'microtask' });
   const unregister = registerEngineMetrics(ctx.metrics, engine);
+  const unregisterLearn = registerLearnMetrics(ctx.metrics, engine);
+  registerLearnRoutes(ctx.admin, engine, ctx.clock);
   engine.start();
   const prober = new EjectedEndpointProber(ctx.clock, ctx.mesh, engine, (name) => settingsFor(name));
   prober.start();
@@ -50,6 +53,7 @@ export const startHealing: ComponentFactory = async (ctx): Promise<HealingCompon
       await prober.stop();
       engine.stop();
       unregister();
+      unregisterLearn();
     },
   };
 };

@@ -24,6 +24,18 @@ export interface PredictionView {
   readonly prediction: Readonly<Prediction>;
 }
 
+/**
+ * Where a window's latency sits, in ln µs: the mean of ln p10, ln p50 and ln p90. For lognormal latency
+ * this estimates the same centre as ln p50 with less noise from a window's few dozen requests.
+ */
+function location(s: EndpointSignals, i: number): number {
+  const f = s.features;
+  const a = f.p10[i]!;
+  const b = f.p50[i]!;
+  const c = f.p90[i]!;
+  return a > 0 && b > 0 && c > 0 ? (Math.log(a) + Math.log(b) + Math.log(c)) / 3 : NaN;
+}
+
 export class ServicePredictor {
   readonly counters: PredictorCounters = { assessments: 0, degrade: 0, drain: 0 };
   private readonly models = new Map<string, EndpointModel>();
@@ -38,7 +50,8 @@ export class ServicePredictor {
     const cfg = settings.prediction;
     if (!cfg.enabled || epoch < 0) return;
     if (this.p50s.length < members.length) this.p50s = new Float64Array(members.length * 2);
-    // Peers' median p50 of this window (over members with enough requests; at least peerLatency.minHosts).
+    // Peers' median latency location of this window (over members with enough requests; at least
+    // peerLatency.minHosts endpoints).
     let n = 0;
     let allTotal = 0;
     let allFailures = 0;
@@ -47,9 +60,10 @@ export class ServicePredictor {
       if (i < 0 || s.features.epoch[i] !== epoch) continue;
       allTotal += s.features.total[i]!;
       allFailures += s.features.failures[i]!;
-      if (s.features.total[i]! >= cfg.minRequests && s.features.p50[i]! > 0) this.p50s[n++] = s.features.p50[i]!;
+      const loc = s.features.total[i]! >= cfg.minRequests ? location(s, i) : NaN;
+      if (loc === loc) this.p50s[n++] = loc;
     }
-    const peerP50 = n >= settings.peerLatency.minHosts ? medianInPlace(this.p50s, n) : NaN;
+    const peerLoc = n >= settings.peerLatency.minHosts ? medianInPlace(this.p50s, n) : NaN;
     for (const s of members) {
       let m = this.models.get(s.id);
       if (!m) this.models.set(s.id, (m = new EndpointModel(cfg.windows, cfg.errorWindows)));
@@ -65,8 +79,8 @@ export class ServicePredictor {
         const failures = s.features.failures[i]!;
         p.requests = total;
         p.failures = failures;
-        const p50 = s.features.p50[i]!;
-        p.latencyLogRatio = total >= cfg.minRequests && p50 > 0 && peerP50 > 0 ? Math.log(p50 / peerP50) - Math.log(usualRatio(s, settings.peerLatency.usualRatioCap)) : NaN;
+        const loc = total >= cfg.minRequests ? location(s, i) : NaN;
+        p.latencyLogRatio = loc === loc && peerLoc === peerLoc ? loc - peerLoc - Math.log(usualRatio(s, settings.peerLatency.usualRatioCap)) : NaN;
         const otherTotal = allTotal - total;
         p.peerFailureRate = otherTotal > 0 ? (allFailures - failures) / otherTotal : NaN;
       }

@@ -31,7 +31,7 @@ export interface WindowPoint {
   /** Requests (failures included) the endpoint completed in the window. */
   readonly requests: number;
   readonly failures: number;
-  /** ln(endpoint p50 / peers' median p50) minus the endpoint's usual ln ratio; NaN when not measurable. */
+  /** ln(endpoint latency / peers' median latency) minus the endpoint's usual ln ratio; NaN when not measurable. */
   readonly latencyLogRatio: number;
   /** Failure fraction of the other endpoints in the same window (NaN when they had no traffic). */
   readonly peerFailureRate: number;
@@ -93,7 +93,7 @@ export class EndpointModel {
   private readonly fail: Float64Array;
   private readonly peerRate: Float64Array;
   private len = 0;
-  /** Windows assessed at degrade or above: +1 each, −1 (down to 0) for each window without a forecast. */
+  /** Windows with a forecast: +1 each, −1 (down to 0) for each window without one. */
   streak = 0;
   lastEpoch = -1;
   readonly last: Prediction = noPrediction();
@@ -153,9 +153,9 @@ export class EndpointModel {
     const perSec = 1000 / windowMs;
     this.assessLatency(cfg, windowMs, tNow, perSec, out);
     this.assessErrors(cfg, windowMs, tNow, perSec, out);
-    // A forecast that held for several windows lately (one noisy window does not break it: −1, not 0).
-    this.streak = out.severity === 'none' ? Math.max(0, this.streak - 1) : this.streak + 1;
-    // De-weight first, then drain: a drain needs the forecast confirmed over confirmWindows windows.
+    // De-weight first, then drain: a drain needs forecasts in confirmWindows windows lately (one noisy
+    // window in between does not break the count: −1, not 0).
+    this.streak = out.severity !== 'none' ? this.streak + 1 : Math.max(0, this.streak - 1);
     if (out.severity === 'drain' && this.streak < cfg.confirmWindows) out.severity = 'degrade';
     return out;
   }
@@ -172,6 +172,8 @@ export class EndpointModel {
     const newest = medianOf(this.lat, this.len - third, this.len);
     const middle = medianOf(this.lat, this.len - 2 * third, this.len - third);
     if (!(newest - middle >= cfg.recentShare * full.slope * third)) return;
+    // And the newest windows themselves, not only the fitted line, are already above the action line.
+    if (!(newest >= Math.log(cfg.latencyMinRatio))) return;
     const failLine = Math.log(cfg.latencyFailRatio);
     const etaMs = full.level >= failLine ? 0 : ((failLine - full.level) / full.slope) * windowMs;
     this.consider(cfg, 'latency', full, etaMs, perSec, Math.exp(full.level), out);
@@ -212,7 +214,7 @@ export class EndpointModel {
 
   private consider(cfg: PredictionSettings, channel: 'latency' | 'errors', fit: TrendFit, etaMs: number, perSec: number, level: number, out: Prediction): void {
     if (etaMs > cfg.horizonMs || fit.z < cfg.deweightZ) return;
-    // Drain on a very clear trend, or on a clear one whose failure is near (half the horizon or less).
+    // Drain on a very clear trend, or on a fairly clear one whose failure is near (half the horizon or less).
     const severity: PredictionSeverity = fit.z >= cfg.drainZ || etaMs <= cfg.horizonMs / 2 ? 'drain' : 'degrade';
     if (RANK[severity] < RANK[out.severity] || (RANK[severity] === RANK[out.severity] && etaMs >= out.etaMs)) return;
     out.severity = severity;

@@ -128,7 +128,7 @@ export const HEALING_GROUPS = {
     deweightZ: num(2.6, 0, 10, 'trend test z (Mann–Kendall for latency, Cochran–Armitage for errors) that de-weights'),
     drainZ: num(3.3, 0, 10, 'trend test z that drains (after confirmWindows windows of forecasts)'),
     recentShare: num(0.5, 0, 10, 'still rising: the newest third of the windows must stand above the middle third by this share of the fitted rise over a third (a level shift is not a trend)'),
-    confirmWindows: int(3, 1, 60, 'windows with a forecast (+1 each, −1 for each without) before a drain'),
+    confirmWindows: int(4, 1, 60, 'windows with a forecast (+1 each, −1 for each without) before a drain'),
     deweightWeight: num(0.5, 0.01, 1, 'weight factor of a predicted de-weight'),
     drainMs: int(10_000, 1000, 3_600_000, 'a predicted drain lasts this long, then the endpoint is tried again through probation'),
   }),
