@@ -153,10 +153,12 @@ export class EndpointModel {
     const perSec = 1000 / windowMs;
     this.assessLatency(cfg, windowMs, tNow, perSec, out);
     this.assessErrors(cfg, windowMs, tNow, perSec, out);
-    // De-weight first, then drain: a drain needs forecasts in confirmWindows windows lately (one noisy
-    // window in between does not break the count: −1, not 0).
+    // Forecasts count: +1 per window with one, −1 per window without (one noisy window in between does
+    // not reset the count). A single window's forecast is not acted on (noise rarely repeats); two
+    // de-weight; confirmWindows drain.
     this.streak = out.severity !== 'none' ? this.streak + 1 : Math.max(0, this.streak - 1);
     if (out.severity === 'drain' && this.streak < cfg.confirmWindows) out.severity = 'degrade';
+    if (this.streak < 2) out.severity = 'none';
     return out;
   }
 
