@@ -1,5 +1,5 @@
 // Live: drift-then-crash through the real sidecar (proxy + healing + admin, default healing settings) in
-// front of four loopback backends. One backend slows by 8 % of its latency per second, then refuses
+// front of four loopback backends. One backend slows by 6 % of its latency per second, then refuses
 // connections; the predictor must drain it before the crash, and say so in /v1/events, /v1/endpoints,
 // /v1/learn and the metrics.
 import t from 'tap';
@@ -10,10 +10,12 @@ import { Rng } from '../../src/sim/rng.js';
 import { backend, request, type Backend } from '../proxy/helpers.js';
 
 const SEED = Number(process.env.MM_TEST_SEED ?? 7);
-const RATE_PER_S = 0.08;
-const CRASH_AFTER_MS = 15_000; // 8 %/s: 2.2× at the crash; the rules alone eject at 2× measured (two windows)
+const RATE_PER_S = 0.06;
+// 6 %/s: 2.5× at the crash. The proxy's own overhead makes the measured ratio lag the backend's, and the
+// rules alone eject at 2× measured (two windows): the forecast must come well before either.
+const CRASH_AFTER_MS = 25_000;
 const WARM_MS = 12_000; // baselines and the usual ratios settle first
-const RPS = 150;
+const RPS = 100;
 
 const portOf = (addr: string) => Number(addr.slice(addr.lastIndexOf(':') + 1));
 
