@@ -26,6 +26,7 @@ export const ERROR_CODES = {
   MM_ERR_AUDIT_KEY: 'the audit signing key file cannot be read, written, or is not an Ed25519 PEM key',
   MM_ERR_AUDIT_TAMPERED: 'the audit log fails verification: an entry or checkpoint was altered, removed, reordered or forged',
   MM_ERR_AUDIT_FORK: 'a witness saw two checkpoints of one log that are not consistent (a fork or a rewrite)',
+  MM_ERR_HTTP1_ENGINE: 'the HTTP/1 engine named by proxy.http1Engine cannot run on this Node (auto falls back instead)',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

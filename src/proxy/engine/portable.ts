@@ -1,0 +1,428 @@
+// The portable HTTP/1 engine: llhttp compiled to WebAssembly (the build undici maintains and ships), fed
+// from the socket's 'data' events. It uses no Node internals, so a Node release cannot break it; it costs
+// a copy of each read into wasm memory and a JS↔wasm call per header field and value.
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import type { Socket } from 'node:net';
+import {
+  Http1ParseError,
+  type Http1Engine,
+  type Http1Parser,
+  type Http1ReadMode,
+  type RequestEvents,
+  type ResponseEvents,
+} from './types.js';
+
+// The few WebAssembly declarations needed here (the project's TypeScript libs carry no DOM/wasm types).
+interface WasmApi {
+  readonly Module: new (bytes: Uint8Array) => object;
+  readonly Instance: new (module: object, imports: object) => { readonly exports: unknown };
+}
+const wasmApi = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
+
+interface LlhttpExports {
+  readonly memory: { readonly buffer: ArrayBuffer };
+  llhttp_alloc(type: number): number;
+  llhttp_free(parser: number): void;
+  llhttp_execute(parser: number, data: number, len: number): number;
+  llhttp_finish(parser: number): number;
+  llhttp_get_method(parser: number): number;
+  llhttp_get_http_major(parser: number): number;
+  llhttp_get_http_minor(parser: number): number;
+  llhttp_get_error_reason(parser: number): number;
+  llhttp_get_error_pos(parser: number): number;
+  malloc(size: number): number;
+  free(ptr: number): void;
+}
+
+interface LlhttpConstants {
+  readonly ERROR: Readonly<Record<string, number>>;
+  readonly TYPE: { readonly REQUEST: number; readonly RESPONSE: number };
+  readonly METHODS: Readonly<Record<string, number>>;
+}
+
+/** One wasm instance serves every parser of the process: parsing is synchronous, one execute at a time. */
+interface Llhttp {
+  readonly exports: LlhttpExports;
+  readonly REQUEST: number;
+  readonly RESPONSE: number;
+  readonly OK: number;
+  readonly PAUSED: number;
+  readonly PAUSED_UPGRADE: number;
+  readonly USER: number;
+  /** Method name by llhttp's method index. */
+  readonly methods: readonly string[];
+  /** `HPE_<NAME>` by llhttp's error number. */
+  readonly errorCodes: readonly string[];
+}
+
+let llhttp: Llhttp | null = null;
+
+// The execute in progress (restored on return, so a parser callback may drive another parser).
+let current: PortableParser | null = null;
+let currentChunk: Buffer | null = null;
+let currentBase = 0;
+// The wasm-side input buffer, grown to the largest read seen.
+let inputPtr = 0;
+let inputSize = 0;
+
+/** Load and instantiate the wasm parser (once); throws when undici's llhttp build cannot be found. */
+export function loadLlhttp(): Llhttp {
+  if (llhttp !== null) return llhttp;
+  const require = createRequire(import.meta.url);
+  // undici has no "exports" map; resolve its directory through package.json and load the files by path.
+  const dir = join(dirname(require.resolve('undici/package.json')), 'lib', 'llhttp');
+  const constants = require(join(dir, 'constants.js')) as LlhttpConstants;
+  let module: object | null = null;
+  try {
+    module = new wasmApi.Module(require(join(dir, 'llhttp_simd-wasm.js')) as Buffer);
+  } catch {
+    // no wasm SIMD on this CPU/runtime: the plain build below
+  }
+  module ??= new wasmApi.Module(require(join(dir, 'llhttp-wasm.js')) as Buffer);
+  const instance = new wasmApi.Instance(module, {
+    env: {
+      wasm_on_message_begin: onMessageBegin,
+      wasm_on_url: onUrl,
+      wasm_on_status: onStatus,
+      wasm_on_header_field: onHeaderField,
+      wasm_on_header_value: onHeaderValue,
+      wasm_on_headers_complete: onHeadersComplete,
+      wasm_on_body: onBody,
+      wasm_on_message_complete: onMessageComplete,
+    },
+  });
+  const methods: string[] = [];
+  for (const [name, n] of Object.entries(constants.METHODS)) methods[n] = name;
+  const errorCodes: string[] = [];
+  for (const [name, n] of Object.entries(constants.ERROR)) errorCodes[n] = `HPE_${name}`;
+  const E = constants.ERROR;
+  llhttp = {
+    exports: instance.exports as unknown as LlhttpExports,
+    REQUEST: constants.TYPE.REQUEST,
+    RESPONSE: constants.TYPE.RESPONSE,
+    OK: E.OK!,
+    PAUSED: E.PAUSED!,
+    PAUSED_UPGRADE: E.PAUSED_UPGRADE!,
+    USER: E.USER!,
+    methods,
+    errorCodes,
+  };
+  return llhttp;
+}
+
+// --- wasm imports: each forwards to the parser executing now (a mismatch is an error, not a crash) ---
+function onMessageBegin(p: number): number {
+  const c = current;
+  return c !== null && c.ptr === p ? c.messageBegin() : -1;
+}
+function onUrl(p: number, at: number, len: number): number {
+  const c = current;
+  return c !== null && c.ptr === p ? c.url(at - currentBase, len) : -1;
+}
+function onStatus(p: number, at: number, len: number): number {
+  const c = current;
+  return c !== null && c.ptr === p ? c.status(at - currentBase, len) : -1;
+}
+function onHeaderField(p: number, at: number, len: number): number {
+  const c = current;
+  return c !== null && c.ptr === p ? c.headerField(at - currentBase, len) : -1;
+}
+function onHeaderValue(p: number, at: number, len: number): number {
+  const c = current;
+  return c !== null && c.ptr === p ? c.headerValue(at - currentBase, len) : -1;
+}
+function onHeadersComplete(p: number, status: number, upgrade: number, keepAlive: number): number {
+  const c = current;
+  return c !== null && c.ptr === p ? c.headersComplete(status, upgrade === 1, keepAlive === 1) : -1;
+}
+function onBody(p: number, at: number, len: number): number {
+  const c = current;
+  return c !== null && c.ptr === p ? c.body(at - currentBase, len) : -1;
+}
+function onMessageComplete(p: number): number {
+  const c = current;
+  return c !== null && c.ptr === p ? c.messageComplete() : -1;
+}
+
+const OVERFLOW_CODE = 'HPE_HEADER_OVERFLOW';
+
+class PortableParser implements Http1Parser {
+  ptr: number;
+  readonly readMode: Http1ReadMode = 'data';
+  reading = true;
+  private readonly ll: Llhttp;
+  private readonly socket: Socket;
+  private readonly req: RequestEvents | null;
+  private readonly res: ResponseEvents | null;
+  private readonly maxHeaderBytes: number;
+  // the message head being read
+  private headerBytes = 0;
+  private target = '';
+  private statusText = '';
+  private headers: string[] = [];
+  private lastWasField = false;
+  private overflow = false;
+  // lifecycle
+  private executing = false;
+  private closed = false;
+  private thrown: unknown = null;
+  private readonly onData = (chunk: Buffer): void => this.read(chunk);
+
+  constructor(ll: Llhttp, socket: Socket, req: RequestEvents | null, res: ResponseEvents | null, maxHeaderBytes: number) {
+    this.ll = ll;
+    this.socket = socket;
+    this.req = req;
+    this.res = res;
+    this.maxHeaderBytes = maxHeaderBytes;
+    this.ptr = ll.exports.llhttp_alloc(req !== null ? ll.REQUEST : ll.RESPONSE);
+    if (this.ptr === 0) throw new Error('llhttp_alloc failed (wasm memory exhausted)');
+    socket.on('data', this.onData);
+  }
+
+  private read(chunk: Buffer): void {
+    if (this.closed) return;
+    const err = this.execute(chunk);
+    const ev = (this.req ?? this.res)!;
+    if (err !== null) {
+      this.close();
+      ev.onParseError(err);
+    } else ev.onReadDone();
+  }
+
+  /** Parse one read; null or the parse error. */
+  execute(chunk: Buffer): Http1ParseError | null {
+    if (this.closed) return null;
+    if (this.executing) throw new Error('HTTP/1 parser re-entered while executing');
+    const ex = this.ll.exports;
+    const len = chunk.length;
+    // The shared input buffer serves the outermost execute; one nested in a callback gets its own.
+    const nested = current !== null;
+    let base: number;
+    if (nested) base = ex.malloc(Math.max(len, 1));
+    else {
+      if (len > inputSize) {
+        if (inputPtr !== 0) ex.free(inputPtr);
+        inputSize = Math.ceil(len / 65536) * 65536;
+        inputPtr = ex.malloc(inputSize);
+      }
+      base = inputPtr;
+    }
+    if (base === 0) throw new Error('wasm malloc failed (memory exhausted)');
+    new Uint8Array(ex.memory.buffer, base, len).set(chunk);
+    const prev = current;
+    const prevChunk = currentChunk;
+    const prevBase = currentBase;
+    current = this;
+    currentChunk = chunk;
+    currentBase = base;
+    this.executing = true;
+    let ret: number;
+    try {
+      ret = ex.llhttp_execute(this.ptr, base, len);
+    } finally {
+      this.executing = false;
+      current = prev;
+      currentChunk = prevChunk;
+      currentBase = prevBase;
+    }
+    const parsed = ret === this.ll.OK ? len : ex.llhttp_get_error_pos(this.ptr) - base;
+    if (nested) ex.free(base);
+    return this.afterCall(ret, parsed);
+  }
+
+  finish(): Http1ParseError | null {
+    if (this.closed) return null;
+    if (this.executing) throw new Error('HTTP/1 parser re-entered while executing');
+    const prev = current;
+    current = this;
+    this.executing = true;
+    let ret: number;
+    try {
+      ret = this.ll.exports.llhttp_finish(this.ptr);
+    } finally {
+      this.executing = false;
+      current = prev;
+    }
+    return this.afterCall(ret, 0);
+  }
+
+  /** After llhttp returned: deferred release, a callback's exception, or the error. */
+  private afterCall(ret: number, parsed: number): Http1ParseError | null {
+    const ll = this.ll;
+    if (this.thrown !== null) {
+      const t = this.thrown;
+      this.thrown = null;
+      this.close();
+      throw t;
+    }
+    if (this.closed) {
+      this.release();
+      return null;
+    }
+    if (ret === ll.OK) return null;
+    if (ret === ll.PAUSED_UPGRADE || ret === ll.PAUSED) {
+      // An upgrade (or a pause nobody asked for): what follows is not HTTP/1 for this parser.
+      this.close();
+      return null;
+    }
+    if (this.overflow) return new Http1ParseError(OVERFLOW_CODE, 'header overflow', parsed);
+    const code = ll.errorCodes[ret] ?? `HPE_${ret}`;
+    return new Http1ParseError(code, this.errorReason(), parsed);
+  }
+
+  private errorReason(): string {
+    const ex = this.ll.exports;
+    const at = ex.llhttp_get_error_reason(this.ptr);
+    if (at === 0) return '';
+    const mem = new Uint8Array(ex.memory.buffer);
+    let end = at;
+    while (end < mem.length && mem[end] !== 0 && end - at < 256) end++;
+    return Buffer.from(mem.buffer, at, end - at).toString('latin1');
+  }
+
+  pauseReads(): void {
+    if (!this.reading || this.closed) return;
+    this.reading = false;
+    this.socket.pause();
+  }
+
+  resumeReads(): void {
+    if (this.reading || this.closed) return;
+    this.reading = true;
+    this.socket.resume();
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.socket.removeListener('data', this.onData);
+    if (!this.executing) this.release();
+  }
+
+  private release(): void {
+    if (this.ptr !== 0) {
+      this.ll.exports.llhttp_free(this.ptr);
+      this.ptr = 0;
+    }
+    this.headers = [];
+  }
+
+  // --- callbacks from llhttp (offsets are into the chunk being executed) ---
+  messageBegin(): number {
+    if (this.closed) return -1; // closed from a callback: stop at once
+    this.headerBytes = 0;
+    this.target = '';
+    this.statusText = '';
+    this.headers = [];
+    this.lastWasField = false;
+    return 0;
+  }
+
+  /** Count head bytes as node:http does (target, reason phrase, names, values); past the limit → 431. */
+  private track(len: number): boolean {
+    this.headerBytes += len;
+    if (this.headerBytes >= this.maxHeaderBytes) {
+      this.overflow = true;
+      return false;
+    }
+    return true;
+  }
+
+  url(off: number, len: number): number {
+    if (this.closed || !this.track(len)) return -1;
+    this.target += currentChunk!.toString('latin1', off, off + len);
+    return 0;
+  }
+
+  status(off: number, len: number): number {
+    if (this.closed || !this.track(len)) return -1;
+    this.statusText += currentChunk!.toString('latin1', off, off + len);
+    return 0;
+  }
+
+  headerField(off: number, len: number): number {
+    if (this.closed || !this.track(len)) return -1;
+    const s = currentChunk!.toString('latin1', off, off + len);
+    const h = this.headers;
+    if (this.lastWasField) h[h.length - 1] += s;
+    else {
+      if ((h.length & 1) === 1) h.push(''); // the previous field had an empty value
+      h.push(s);
+      this.lastWasField = true;
+    }
+    return 0;
+  }
+
+  headerValue(off: number, len: number): number {
+    if (this.closed || !this.track(len)) return -1;
+    const s = currentChunk!.toString('latin1', off, off + len);
+    const h = this.headers;
+    if (this.lastWasField) {
+      h.push(s);
+      this.lastWasField = false;
+    } else h[h.length - 1] += s;
+    return 0;
+  }
+
+  headersComplete(status: number, upgrade: boolean, keepAlive: boolean): number {
+    if (this.closed) return -1;
+    const h = this.headers;
+    if ((h.length & 1) === 1) h.push('');
+    // llhttp leaves trailing whitespace in a value; node:http (and so the native engine) trims it.
+    for (let i = 1; i < h.length; i += 2) {
+      const v = h[i]!;
+      const last = v.charCodeAt(v.length - 1);
+      if (last === 0x20 || last === 0x09) h[i] = v.replace(/[ \t]+$/, '');
+    }
+    this.headers = [];
+    this.lastWasField = false;
+    try {
+      if (this.req !== null) {
+        const ex = this.ll.exports;
+        const method = this.ll.methods[ex.llhttp_get_method(this.ptr)];
+        if (method === undefined) return -1;
+        const r = this.req.onRequestHead(method, this.target, h, ex.llhttp_get_http_major(this.ptr), ex.llhttp_get_http_minor(this.ptr), upgrade, keepAlive);
+        return this.closed ? -1 : r;
+      }
+      const r = this.res!.onResponseHead(status, this.statusText, h, upgrade, keepAlive);
+      return this.closed ? -1 : r;
+    } catch (err) {
+      this.thrown = err;
+      return -1;
+    }
+  }
+
+  body(off: number, len: number): number {
+    if (this.closed) return -1;
+    try {
+      (this.req ?? this.res)!.onBody(currentChunk!.subarray(off, off + len));
+    } catch (err) {
+      this.thrown = err;
+      return -1;
+    }
+    return this.closed ? -1 : 0;
+  }
+
+  messageComplete(): number {
+    if (this.closed) return -1;
+    try {
+      (this.req ?? this.res)!.onMessageComplete();
+    } catch (err) {
+      this.thrown = err;
+      return -1;
+    }
+    return this.closed ? -1 : 0;
+  }
+}
+
+/** The portable engine; throws if the wasm parser cannot be loaded. */
+export function portableEngine(): Http1Engine {
+  const ll = loadLlhttp();
+  return {
+    name: 'portable',
+    readMode: 'data',
+    requestParser: (socket, events, maxHeaderBytes) => new PortableParser(ll, socket, events, null, maxHeaderBytes),
+    responseParser: (socket, events, maxHeaderBytes) => new PortableParser(ll, socket, null, events, maxHeaderBytes),
+  };
+}

@@ -1,0 +1,77 @@
+// The HTTP/1 engine seam: what the proxy's HTTP/1 server side and client pool need from a parser that
+// reads a socket. Two engines implement it (native.ts on Node's own binding, portable.ts on llhttp
+// compiled to WebAssembly); index.ts picks one. Nothing here loads either engine.
+import type { Socket } from 'node:net';
+
+export type Http1EngineName = 'native' | 'portable';
+
+/**
+ * How parsed bytes leave the socket. `consume`: the native parser reads the socket's handle itself (no
+ * Buffer per read reaches JavaScript); `data`: the socket's 'data' events feed the parser.
+ */
+export type Http1ReadMode = 'consume' | 'data';
+
+/** Returned by a head callback: parse a body as the headers say, or treat the message as bodyless (HEAD). */
+export const BODY_AS_FRAMED = 0;
+export const BODY_NONE = 1;
+
+/** Malformed HTTP (llhttp's error name in `code`, e.g. HPE_INVALID_CONTENT_LENGTH, HPE_HEADER_OVERFLOW). */
+export class Http1ParseError extends Error {
+  readonly code: string;
+  /** Bytes of the failing read that were accepted before the error. */
+  readonly bytesParsed: number;
+  constructor(code: string, reason: string, bytesParsed: number) {
+    super(reason === '' ? code : `${code}: ${reason}`);
+    this.name = 'Http1ParseError';
+    this.code = code;
+    this.bytesParsed = bytesParsed;
+  }
+}
+
+/** Callbacks every parser makes (both directions). */
+interface ParserEvents {
+  onBody(chunk: Buffer): void;
+  onMessageComplete(): void;
+  /** Malformed input in bytes the engine read from the socket; the parser is closed already. */
+  onParseError(err: Http1ParseError): void;
+  /** A socket read was parsed without error (activity: timeouts, and "after the parser returned" work). */
+  onReadDone(): void;
+}
+
+export interface RequestEvents extends ParserEvents {
+  /** A request head; return BODY_AS_FRAMED or BODY_NONE. `rawHeaders` is flat [name, value, …]. */
+  onRequestHead(method: string, url: string, rawHeaders: string[], versionMajor: number, versionMinor: number, upgrade: boolean, keepAlive: boolean): number;
+}
+
+export interface ResponseEvents extends ParserEvents {
+  /** A response head (interim 1xx included); return BODY_AS_FRAMED or BODY_NONE (answer to HEAD). */
+  onResponseHead(status: number, statusText: string, rawHeaders: string[], upgrade: boolean, keepAlive: boolean): number;
+}
+
+/** A parser bound to one socket: it reads the socket itself until closed. */
+export interface Http1Parser {
+  /** Reads are flowing (not paused by backpressure). */
+  readonly reading: boolean;
+  /** This connection's actual read mode (a native parser falls back to 'data' if it cannot consume). */
+  readonly readMode: Http1ReadMode;
+  /** Stop reading the socket (backpressure); bytes already read are still parsed. */
+  pauseReads(): void;
+  resumeReads(): void;
+  /** The peer ended its stream: complete a message delimited by the end of the connection. */
+  finish(): Http1ParseError | null;
+  /**
+   * Stop reading through the parser and release it completely. Safe inside the parser's own callbacks
+   * (the release then happens when the parser returns); idempotent.
+   */
+  close(): void;
+}
+
+export interface Http1Engine {
+  readonly name: Http1EngineName;
+  /** The read mode new connections use. */
+  readonly readMode: Http1ReadMode;
+  /** Parse requests arriving on `socket` (server side); reading starts at once. */
+  requestParser(socket: Socket, events: RequestEvents, maxHeaderBytes: number): Http1Parser;
+  /** Parse responses arriving on `socket` (client side); call once the socket is connected. */
+  responseParser(socket: Socket, events: ResponseEvents, maxHeaderBytes: number): Http1Parser;
+}

@@ -1,0 +1,301 @@
+// The two HTTP/1 engines side by side: the same bytes, split at every size from 1 byte up, must give the
+// same heads, bodies, completions and errors (by llhttp code) on the native and the portable engine, and
+// every smuggling vector must be an error on both. Also: close from a callback, header limits, engine
+// selection, and that releasing parsers gives their memory back.
+import { EventEmitter } from 'node:events';
+import type { Socket } from 'node:net';
+import t from 'tap';
+import { BODY_AS_FRAMED, BODY_NONE, selectHttp1Engine, type Http1Engine, type Http1Parser } from '../../src/proxy/engine/index.js';
+import { loadLlhttp } from '../../src/proxy/engine/portable.js';
+
+/** A stand-in socket: the engines read it through 'data' events (no handle, so no consume mode). */
+class FakeSocket extends EventEmitter {
+  paused = false;
+  pause(): this {
+    this.paused = true;
+    return this;
+  }
+  resume(): this {
+    this.paused = false;
+    return this;
+  }
+}
+
+interface Run {
+  trace: string[];
+  parser: Http1Parser;
+  socket: FakeSocket;
+}
+
+interface RunOptions {
+  maxHeaderBytes?: number;
+  /** Answer response heads with BODY_NONE (a response to HEAD). */
+  head?: boolean;
+  /** Close the parser from inside this callback. */
+  closeOn?: 'head' | 'body' | 'complete';
+}
+
+function run(engine: Http1Engine, kind: 'request' | 'response', chunks: Buffer[], o: RunOptions = {}): Run {
+  const socket = new FakeSocket();
+  const trace: string[] = [];
+  let parser: Http1Parser | null = null;
+  const body = (c: Buffer) => {
+    const last = trace[trace.length - 1];
+    // Body pieces follow the read boundaries, which the two engines share; merge them anyway.
+    if (last?.startsWith('body ')) trace[trace.length - 1] = last + c.toString('latin1');
+    else trace.push(`body ${c.toString('latin1')}`);
+    if (o.closeOn === 'body') parser!.close();
+  };
+  const common = {
+    onBody: body,
+    onMessageComplete: () => {
+      trace.push('complete');
+      if (o.closeOn === 'complete') parser!.close();
+    },
+    onParseError: (err: { code: string }) => trace.push(`error ${err.code}`),
+    onReadDone: () => {},
+  };
+  const max = o.maxHeaderBytes ?? 16_384;
+  const s = socket as unknown as Socket;
+  parser =
+    kind === 'request'
+      ? engine.requestParser(s, {
+          ...common,
+          onRequestHead: (method, url, raw, major, minor, upgrade, keepAlive) => {
+            trace.push(`request ${method} ${url} HTTP/${major}.${minor} [${raw.join('|')}] upgrade=${upgrade} keepAlive=${keepAlive}`);
+            if (o.closeOn === 'head') parser!.close();
+            return BODY_AS_FRAMED;
+          },
+        }, max)
+      : engine.responseParser(s, {
+          ...common,
+          onResponseHead: (status, text, raw, upgrade, keepAlive) => {
+            trace.push(`response ${status} ${text} [${raw.join('|')}] upgrade=${upgrade} keepAlive=${keepAlive}`);
+            if (o.closeOn === 'head') parser!.close();
+            return o.head ? BODY_NONE : BODY_AS_FRAMED;
+          },
+        }, max);
+  for (const c of chunks) socket.emit('data', c);
+  return { trace, parser, socket };
+}
+
+function split(bytes: string, size: number): Buffer[] {
+  const b = Buffer.from(bytes, 'latin1');
+  const out: Buffer[] = [];
+  for (let i = 0; i < b.length; i += size) out.push(b.subarray(i, i + size));
+  return out;
+}
+
+const REQUESTS: [string, string][] = [
+  ['GET', 'GET /a?b=c HTTP/1.1\r\nHost: svc\r\nAccept: */*\r\n\r\n'],
+  ['POST with length', 'POST /up HTTP/1.1\r\nHost: svc\r\nContent-Length: 11\r\n\r\nhello world'],
+  ['chunked with extension and trailer', 'POST /c HTTP/1.1\r\nHost: svc\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-Trailer: t\r\n\r\n'],
+  ['pipelined', 'GET /1 HTTP/1.1\r\nHost: svc\r\n\r\nPOST /2 HTTP/1.1\r\nHost: svc\r\nContent-Length: 3\r\n\r\nabcGET /3 HTTP/1.1\r\nHost: svc\r\nConnection: close\r\n\r\n'],
+  ['HTTP/1.0 keep-alive', 'GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n'],
+  ['HTTP/1.0', 'GET / HTTP/1.0\r\n\r\n'],
+  ['websocket upgrade', 'GET /ws HTTP/1.1\r\nHost: svc\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n'],
+  ['CONNECT', 'CONNECT svc:443 HTTP/1.1\r\nHost: svc:443\r\n\r\n'],
+  ['empty and padded values', 'GET / HTTP/1.1\r\nHost: svc\r\nX-Empty:\r\nX-Pad:   v  \r\nX-Tab:\tv\t\r\n\r\n'],
+  ['40 headers', `GET / HTTP/1.1\r\nHost: svc\r\n${Array.from({ length: 40 }, (_, i) => `X-H${i}: v${i}\r\n`).join('')}\r\n`],
+  ['absolute-form target', 'GET http://payments/x HTTP/1.1\r\nHost: payments\r\n\r\n'],
+  ['obs-text value', 'GET / HTTP/1.1\r\nHost: svc\r\nX-Latin: caf\xe9\r\n\r\n'],
+  // smuggling and malformed input: must be errors on both engines
+  ['CL + TE', 'POST / HTTP/1.1\r\nHost: svc\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: svc\r\n\r\n'],
+  ['TE + CL', 'POST / HTTP/1.1\r\nHost: svc\r\nTransfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\n0\r\n\r\n'],
+  ['space before colon', 'POST / HTTP/1.1\r\nHost: svc\r\nTransfer-Encoding : chunked\r\n\r\n0\r\n\r\n'],
+  ['obs-fold', 'GET / HTTP/1.1\r\nHost: svc\r\nX-A: a\r\n b\r\n\r\n'],
+  ['xchunked', 'POST / HTTP/1.1\r\nHost: svc\r\nTransfer-Encoding: xchunked\r\n\r\n0\r\n\r\n'],
+  ['chunked not last', 'POST / HTTP/1.1\r\nHost: svc\r\nTransfer-Encoding: chunked, gzip\r\n\r\n0\r\n\r\n'],
+  ['duplicate Content-Length', 'POST / HTTP/1.1\r\nHost: svc\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!'],
+  ['listed Content-Length', 'POST / HTTP/1.1\r\nHost: svc\r\nContent-Length: 5, 5\r\n\r\nhello'],
+  ['Content-Length +5', 'POST / HTTP/1.1\r\nHost: svc\r\nContent-Length: +5\r\n\r\nhello'],
+  ['Content-Length -1', 'POST / HTTP/1.1\r\nHost: svc\r\nContent-Length: -1\r\n\r\n'],
+  ['Content-Length 0x5', 'POST / HTTP/1.1\r\nHost: svc\r\nContent-Length: 0x5\r\n\r\nhello'],
+  ['Content-Length abc', 'POST / HTTP/1.1\r\nHost: svc\r\nContent-Length: abc\r\n\r\n'],
+  ['chunk size overflow', 'POST / HTTP/1.1\r\nHost: svc\r\nTransfer-Encoding: chunked\r\n\r\nfffffffffffffffff1\r\nx\r\n0\r\n\r\n'],
+  ['bad chunk size', 'POST / HTTP/1.1\r\nHost: svc\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n'],
+  ['bare LF', 'GET / HTTP/1.1\nHost: svc\n\n'],
+  ['bare LF in headers', 'GET / HTTP/1.1\r\nHost: svc\nX: y\r\n\r\n'],
+  ['bare CR', 'GET / HTTP/1.1\r\nHost: svc\rX: y\r\n\r\n'],
+  ['bad header name', 'GET / HTTP/1.1\r\nHost: svc\r\nBad Header: x\r\n\r\n'],
+  ['garbage', 'HELLO THERE\r\n\r\n'],
+  ['bad version', 'GET / HTTP/9.9\r\nHost: svc\r\n\r\n'],
+  ['NUL in value', 'GET / HTTP/1.1\r\nHost: svc\r\nX: a\x00b\r\n\r\n'],
+  ['valid then garbage', 'GET /ok HTTP/1.1\r\nHost: svc\r\n\r\n\x01\x02garbage'],
+];
+
+const RESPONSES: [string, string, RunOptions?][] = [
+  ['length', 'HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello'],
+  ['chunked', 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n'],
+  ['204', 'HTTP/1.1 204 No Content\r\nX: y\r\n\r\n'],
+  ['304', 'HTTP/1.1 304 Not Modified\r\nETag: "x"\r\n\r\n'],
+  ['to HEAD', 'HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n', { head: true }],
+  ['100 then 200', 'HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok'],
+  ['103 early hints', 'HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n'],
+  ['close-delimited', 'HTTP/1.1 200 OK\r\n\r\nuntil the end'],
+  ['HTTP/1.0 response', 'HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok'],
+  ['Connection: close', 'HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok'],
+  ['empty reason', 'HTTP/1.1 200 \r\nContent-Length: 0\r\n\r\n'],
+  ['101 upgrade', 'HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\nnot http'],
+  ['two responses in one read', 'HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhelloHTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nevil'],
+  ['CL + TE', 'HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n'],
+  ['bad status line', 'HTTP/1.1 2000 OK\r\n\r\n'],
+  ['garbage', 'NOT HTTP AT ALL\r\n\r\n'],
+  ['bad chunk', 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nxyz\r\n'],
+];
+
+const SMUGGLING = /CL \+ TE|TE \+ CL|space before colon|obs-fold|xchunked|chunked not last|Content-Length|chunk size|bad chunk|bare|bad header|garbage|bad version|NUL|bad status/;
+
+t.test('native and portable agree on every split of every message', async (t) => {
+  const native = (await selectHttp1Engine('native')).engine;
+  const portable = (await selectHttp1Engine('portable')).engine;
+  t.equal(native.name, 'native');
+  t.equal(portable.name, 'portable');
+  const cases: ['request' | 'response', string, string, RunOptions][] = [
+    ...REQUESTS.map(([n, b]) => ['request', n, b, {}] as ['request', string, string, RunOptions]),
+    ...RESPONSES.map(([n, b, o]) => ['response', n, b, o ?? {}] as ['response', string, string, RunOptions]),
+  ];
+  for (const [kind, name, bytes, o] of cases) {
+    const whole = run(portable, kind, split(bytes, bytes.length), o);
+    const ref = run(native, kind, split(bytes, bytes.length), o);
+    if (kind === 'response') {
+      // The end of the stream completes a close-delimited body.
+      for (const r of [whole, ref]) {
+        const err = r.parser.finish();
+        if (err !== null) r.trace.push(`finish ${err.code}`);
+      }
+    }
+    t.same(whole.trace, ref.trace, `${kind} ${name}: same events as the native engine`);
+    if (SMUGGLING.test(name) && !/valid then garbage|two responses/.test(name)) {
+      t.match(whole.trace[whole.trace.length - 1] ?? '', /^error HPE_/, `${kind} ${name}: rejected`);
+      t.notOk(whole.trace.some((e) => e.includes('smuggled')), `${kind} ${name}: nothing smuggled`);
+    }
+    let splitsDiffer = 0;
+    for (let size = 1; size < Math.min(bytes.length, 64); size++) {
+      const a = run(portable, kind, split(bytes, size), o);
+      const b = run(native, kind, split(bytes, size), o);
+      if (kind === 'response') {
+        for (const r of [a, b]) {
+          const err = r.parser.finish();
+          if (err !== null) r.trace.push(`finish ${err.code}`);
+        }
+      }
+      if (JSON.stringify(a.trace) !== JSON.stringify(b.trace) || JSON.stringify(a.trace) !== JSON.stringify(whole.trace)) {
+        splitsDiffer++;
+        if (splitsDiffer === 1) t.same(a.trace, b.trace, `${kind} ${name} in ${size}-byte reads`);
+      }
+      a.parser.close();
+      b.parser.close();
+    }
+    t.equal(splitsDiffer, 0, `${kind} ${name}: every read size gives the same events`);
+    whole.parser.close();
+    ref.parser.close();
+  }
+});
+
+t.test('header limits: the same boundary on both engines, reported as HPE_HEADER_OVERFLOW', async (t) => {
+  const engines = [(await selectHttp1Engine('native')).engine, (await selectHttp1Engine('portable')).engine];
+  for (const len of [10, 90, 95, 100, 101, 110, 20_000]) {
+    const bytes = `GET /${'u'.repeat(len)} HTTP/1.1\r\nHost: svc\r\nX: ${'v'.repeat(len)}\r\n\r\n`;
+    const traces = engines.map((e) => run(e, 'request', [Buffer.from(bytes)], { maxHeaderBytes: 200 }).trace);
+    t.same(traces[1], traces[0], `url and value of ${len} bytes`);
+    if (len > 150) t.same(traces[1], ['error HPE_HEADER_OVERFLOW']);
+  }
+  const longStatus = `HTTP/1.1 200 ${'r'.repeat(300)}\r\nContent-Length: 0\r\n\r\n`;
+  const traces = engines.map((e) => run(e, 'response', [Buffer.from(longStatus)], { maxHeaderBytes: 200 }).trace);
+  t.same(traces[1], traces[0], 'a long reason phrase counts too');
+});
+
+t.test('closing from a callback stops the events at once', async (t) => {
+  const engines = [(await selectHttp1Engine('native')).engine, (await selectHttp1Engine('portable')).engine];
+  const bytes = 'POST /1 HTTP/1.1\r\nHost: svc\r\nContent-Length: 3\r\n\r\nabcGET /2 HTTP/1.1\r\nHost: svc\r\n\r\n';
+  for (const e of engines) {
+    for (const closeOn of ['head', 'body', 'complete'] as const) {
+      const r = run(e, 'request', [Buffer.from(bytes)], { closeOn });
+      const want = { head: 1, body: 2, complete: 3 }[closeOn];
+      t.equal(r.trace.length, want, `${e.name}: nothing after close in on-${closeOn}: ${r.trace.join('; ')}`);
+      r.socket.emit('data', Buffer.from('GET /3 HTTP/1.1\r\nHost: svc\r\n\r\n'));
+      t.equal(r.trace.length, want, `${e.name}: a closed parser ignores later reads`);
+      r.parser.close(); // idempotent
+    }
+  }
+});
+
+t.test('pauseReads/resumeReads drive the socket', async (t) => {
+  for (const setting of ['native', 'portable'] as const) {
+    const e = (await selectHttp1Engine(setting)).engine;
+    const r = run(e, 'request', []);
+    t.equal(r.parser.reading, true);
+    r.parser.pauseReads();
+    t.equal(r.parser.reading, false);
+    t.equal(r.socket.paused, true, `${setting}: socket paused`);
+    r.parser.resumeReads();
+    t.equal(r.socket.paused, false, `${setting}: socket resumed`);
+    t.equal(r.parser.readMode, 'data', `${setting}: a socket without a handle is read through 'data'`);
+    r.parser.close();
+  }
+});
+
+t.test('a callback may drive another parser (portable engine, shared wasm instance)', async (t) => {
+  const e = (await selectHttp1Engine('portable')).engine;
+  const inner = run(e, 'response', []);
+  const outer = new FakeSocket();
+  const seen: string[] = [];
+  const p = e.requestParser(outer as unknown as Socket, {
+    onRequestHead: (m, url) => {
+      seen.push(`${m} ${url}`);
+      inner.socket.emit('data', Buffer.from('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok'));
+      return BODY_AS_FRAMED;
+    },
+    onBody: (c) => seen.push(`body ${c.toString()}`),
+    onMessageComplete: () => seen.push('complete'),
+    onParseError: (err) => seen.push(`error ${err.code}`),
+    onReadDone: () => {},
+  }, 16_384);
+  outer.emit('data', Buffer.from('POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\n\r\nbody'));
+  t.same(seen, ['POST /x', 'body body', 'complete']);
+  t.same(inner.trace, ['response 200 OK [Content-Length|2] upgrade=false keepAlive=true', 'body ok', 'complete']);
+  p.close();
+  inner.parser.close();
+});
+
+t.test('an exception in a callback reaches the caller and the parser is released', async (t) => {
+  const e = (await selectHttp1Engine('portable')).engine;
+  const s = new FakeSocket();
+  const p = e.requestParser(s as unknown as Socket, {
+    onRequestHead: () => {
+      throw new Error('handler bug');
+    },
+    onBody: () => {},
+    onMessageComplete: () => {},
+    onParseError: () => {},
+    onReadDone: () => {},
+  }, 16_384);
+  t.throws(() => s.emit('data', Buffer.from('GET / HTTP/1.1\r\nHost: a\r\n\r\n')), /handler bug/);
+  t.equal(s.listenerCount('data'), 0, 'detached from the socket');
+  p.close();
+});
+
+t.test('released portable parsers give their wasm memory back', async (t) => {
+  const e = (await selectHttp1Engine('portable')).engine;
+  const ll = loadLlhttp();
+  const churn = (n: number) => {
+    for (let i = 0; i < n; i++) {
+      const r = run(e, i % 2 === 0 ? 'request' : 'response', [Buffer.from(i % 2 === 0 ? 'GET / HTTP/1.1\r\nHost: a\r\n\r\n' : 'HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n')]);
+      r.parser.close();
+    }
+  };
+  churn(2000);
+  const before = ll.exports.memory.buffer.byteLength;
+  churn(20_000);
+  t.equal(ll.exports.memory.buffer.byteLength, before, `wasm memory stays at ${before} bytes over 20,000 parsers`);
+});
+
+t.test('engine selection', async (t) => {
+  const auto = await selectHttp1Engine('auto');
+  t.equal(auto.engine.name, 'native', 'auto picks the native engine when its probe passes');
+  t.equal(auto.fallbackReason, null);
+  t.equal(auto.engine.readMode, 'consume');
+  const portable = await selectHttp1Engine('portable');
+  t.equal(portable.engine.readMode, 'data');
+});
