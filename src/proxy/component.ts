@@ -4,6 +4,8 @@ import type { Component, ComponentFactory } from '../runtime/context.js';
 import { ProxyCore, type ProxyDeps, type ProxyOptions } from './core.js';
 import { startListener, type ProxyListener } from './listener.js';
 import { RETRY_REASONS, RETRY_RESULTS } from './retry.js';
+import { selectHttp1Engine } from './engine/index.js';
+import type { Http1Engine } from './engine/types.js';
 import type { Metric, Registry } from 'prom-client';
 
 export interface ProxyHandle extends Component {
@@ -26,7 +28,10 @@ export async function createProxy(deps: ProxyDeps, opts: CreateProxyOptions = {}
   const wantOut = opts.outbound ?? cfg.outbound.enabled;
   const wantIn = opts.inbound ?? cfg.inbound.enabled;
   const defaultService = opts.defaultService ?? (cfg.outbound.defaultService || undefined);
-  const core = new ProxyCore(deps, { ...opts, ...(defaultService ? { defaultService } : {}) });
+  const { engine, fallbackReason } = await selectHttp1Engine(cfg.proxy.http1Engine);
+  if (fallbackReason !== null) deps.log.warn('the native HTTP/1 engine failed its probe on this Node; using the portable one (slower)', { reason: fallbackReason, node: process.version });
+  deps.log.info('HTTP/1 engine', { engine: engine.name, readMode: engine.readMode, setting: cfg.proxy.http1Engine });
+  const core = new ProxyCore(deps, engine, { ...opts, ...(defaultService ? { defaultService } : {}) });
   let outbound: ProxyListener | undefined;
   let inbound: ProxyListener | undefined;
   try {
@@ -63,8 +68,25 @@ export async function createProxy(deps: ProxyDeps, opts: CreateProxyOptions = {}
 export const startProxy: ComponentFactory = async (ctx) => {
   const handle = await createProxy(ctx);
   registerRetryMetrics(ctx.metrics, handle.core);
+  registerEngineMetric(ctx.metrics, handle.core.http1);
   return handle;
 };
+
+/** `meshmedic_proxy_http1_engine_info{engine,read_mode} 1`: which HTTP/1 engine and socket-read mode run. */
+export function registerEngineMetric(registry: Registry, engine: Http1Engine): void {
+  const name = 'meshmedic_proxy_http1_engine_info';
+  const help = 'The HTTP/1 engine in use (native or portable) and how it reads sockets (consume: the parser reads the socket handle; data: through data events). Always 1.';
+  if (registry.getSingleMetric(name)) registry.removeSingleMetric(name);
+  const values = [{ labels: { engine: engine.name, read_mode: engine.readMode }, value: 1 }];
+  registry.registerMetric({
+    name,
+    help,
+    type: 'gauge',
+    aggregator: 'first',
+    get: async () => ({ name, help, type: 'gauge', values, aggregator: 'first' }),
+    reset: () => {},
+  } as unknown as Metric);
+}
 
 /** `meshmedic_retries_total{service,reason,result}`, read from the budgets' counters at scrape time. */
 export function registerRetryMetrics(registry: Registry, core: ProxyCore): void {

@@ -11,6 +11,7 @@ import { Balancer, type BalancerOptions } from './balancer.js';
 import type { ForwardOptions } from './headers.js';
 import { Upstream, type UpstreamProtocol } from './upstream.js';
 import { RetryBudget, retriableStatuses } from './retry.js';
+import type { Http1Engine } from './engine/types.js';
 
 export interface ProxyDeps {
   readonly mesh: MeshState;
@@ -56,9 +57,12 @@ export class ProxyCore {
   readonly perTryTimeoutMs: number;
   /** Retry budget per service name, created on first request. */
   readonly budgets = new Map<string, RetryBudget>();
+  /** The HTTP/1 engine both listeners and every upstream pool use (chosen once, at start). */
+  readonly http1: Http1Engine;
 
-  constructor(deps: ProxyDeps, opts: ProxyOptions = {}) {
+  constructor(deps: ProxyDeps, http1: Http1Engine, opts: ProxyOptions = {}) {
     this.deps = deps;
+    this.http1 = http1;
     this.balancer = new Balancer(deps.clock, { algorithm: deps.config.proxy.balancer, ...opts.balancer });
     this.forward = Object.freeze({ xForwardedFor: deps.config.proxy.xForwardedFor, via: deps.config.proxy.via, viaValue: '1.1 meshmedic' });
     this.defaultService = opts.defaultService ?? '';
@@ -74,7 +78,7 @@ export class ProxyCore {
       const id = `inbound/${host.includes(':') ? `[${host}]` : host}:${hp.port}`;
       const windows = new EndpointWindows(deps.stats.opts);
       deps.stats.inbound = { id, windows }; // exported by /metrics with direction="inbound"
-      this.app = new Upstream(id, -1, host, hp.port, deps.config.inbound.protocol, windows, deps.config.proxy);
+      this.app = new Upstream(id, -1, host, hp.port, deps.config.inbound.protocol, windows, deps.config.proxy, http1);
     }
     this.sync(deps.mesh.snapshot());
     this.unsubscribe = deps.mesh.subscribe((snap) => this.sync(snap));
@@ -91,7 +95,7 @@ export class ProxyCore {
       const windows = this.deps.stats.ensure(ev.slot);
       this.balancer.load.ensure(ev.slot);
       const protocol = this.protocols.get(ev.spec.service) ?? 'http1';
-      this.bySlot[ev.slot] = new Upstream(ev.spec.id, ev.slot, ev.spec.host, ev.spec.port, protocol, windows, this.deps.config.proxy);
+      this.bySlot[ev.slot] = new Upstream(ev.spec.id, ev.slot, ev.spec.host, ev.spec.port, protocol, windows, this.deps.config.proxy, this.http1);
     }
     for (let slot = 0; slot < this.bySlot.length; slot++) {
       const up = this.bySlot[slot];

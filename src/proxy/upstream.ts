@@ -4,6 +4,7 @@ import { H1Pool } from './h1pool.js';
 import type { ProxyConfig } from '../config/sections/proxy.js';
 import type { EndpointWindows } from '../stats/window.js';
 import { H2Client } from './h2client.js';
+import type { Http1Engine } from './engine/types.js';
 
 export type UpstreamProtocol = 'http1' | 'h2c';
 
@@ -16,13 +17,14 @@ export class Upstream {
   readonly protocol: UpstreamProtocol;
   readonly windows: EndpointWindows;
   private readonly cfg: ProxyConfig;
+  private readonly http1Engine: Http1Engine;
   private pool: H1Pool | undefined;
   private readonly host: string;
   private readonly port: number;
   private h2: H2Client | undefined;
   private closed = false;
 
-  constructor(id: string, slot: number, host: string, port: number, protocol: UpstreamProtocol, windows: EndpointWindows, cfg: ProxyConfig) {
+  constructor(id: string, slot: number, host: string, port: number, protocol: UpstreamProtocol, windows: EndpointWindows, cfg: ProxyConfig, http1Engine: Http1Engine) {
     this.id = id;
     this.slot = slot;
     this.host = host;
@@ -31,6 +33,7 @@ export class Upstream {
     this.protocol = protocol;
     this.windows = windows;
     this.cfg = cfg;
+    this.http1Engine = http1Engine;
   }
 
   /** The HTTP/1.1 keep-alive pool (created on first use: most endpoints of a large mesh are never called). */

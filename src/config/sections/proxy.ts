@@ -71,6 +71,11 @@ export const proxySchema = {
     },
     xForwardedFor: { type: 'boolean', default: true, description: 'append X-Forwarded-For and set X-Forwarded-Proto' },
     via: { type: 'boolean', default: true, description: 'add a Via header (RFC 9110 §7.6.3)' },
+    http1Engine: {
+      enum: ['auto', 'native', 'portable'],
+      default: 'auto',
+      description: "HTTP/1 parser: native (Node's own binding, reads sockets directly; fastest, but on Node internals), portable (llhttp in WebAssembly, public APIs only), auto (native if its start-up probe passes, else portable with one warning); see docs/proxy.md",
+    },
   },
 } as const;
 
@@ -88,6 +93,7 @@ export interface ProxyConfig {
   readonly balancer: 'p2c-peak-ewma' | 'round-robin' | 'least-request';
   readonly xForwardedFor: boolean;
   readonly via: boolean;
+  readonly http1Engine: 'auto' | 'native' | 'portable';
 }
 
 export interface RetryConfig {
