@@ -1,19 +1,10 @@
-// A lean HTTP/1.1 keep-alive client pool for one endpoint, on Node's native llhttp parser (the one
-// node:http uses). It replaces undici on the hot path: measured on this machine, undici's dispatch costs
-// ~18 µs of CPU per request as a client, this pool about half (see docs/proxy.md). It speaks undici's
-// callback handler interface (onConnect/onHeaders/onData/onComplete/onError), so forwarders do not care.
+// A lean HTTP/1.1 keep-alive client pool for one endpoint, parsing with the HTTP/1 engine (engine/). It
+// replaces undici on the hot path: measured on this machine, undici's dispatch costs ~18 µs of CPU per
+// request as a client, this pool about half (see docs/proxy.md). It speaks undici's callback handler
+// interface (onConnect/onHeaders/onData/onComplete/onError), so forwarders do not care.
 // Timeouts are checked by one sweep per pool instead of a timer per request.
 import net from 'node:net';
-import { HTTPParser, type HTTPParserInstance } from './native-parser.js';
-import { releaseParser } from './parser-teardown.js';
-
-interface StreamHandle {
-  isStreamBase?: boolean;
-  _consumed?: boolean;
-  reading?: boolean;
-  readStop(): number;
-  readStart(): number;
-}
+import { BODY_AS_FRAMED, BODY_NONE, type Http1Engine, type Http1ParseError, type Http1Parser, type ResponseEvents } from './engine/types.js';
 
 /** undici's legacy dispatch handler shape (what the forwarders implement). */
 export interface H1Handler {
@@ -53,6 +44,7 @@ export interface H1Request {
 }
 
 export interface H1PoolOptions {
+  readonly engine: Http1Engine;
   readonly connections: number;
   readonly connectTimeoutMs: number;
   readonly headersTimeoutMs: number;
@@ -216,10 +208,10 @@ export class H1Pool {
 }
 
 /** One upstream TCP connection and its parser; serves one request at a time. */
-class H1Conn implements BodySink {
+class H1Conn implements BodySink, ResponseEvents {
   private readonly pool: H1Pool;
   private socket: net.Socket | null = null;
-  private parser: HTTPParserInstance | null = null;
+  private parser: Http1Parser | null = null;
   private cur: Pending | null = null;
   private connected = false;
   private dead = false;
@@ -234,13 +226,11 @@ class H1Conn implements BodySink {
   private idleSince = 0;
   private connectTimer: NodeJS.Timeout | null = null;
   private lastError: Error | null = null;
-  private extraHeaders: string[] | null = null;
   // Bound once per connection, handed to each request's handler.
   private readonly abortFn = (err?: Error): void => this.abort(err);
   private readonly resumeFn = (): void => {
     if (this.socket !== null && !this.dead) this.resumeReading();
   };
-  private handle: StreamHandle | null = null;
   private readonly onBodyDrain = (): void => {
     const p = this.bodyOwner;
     if (p !== null && !this.requestWritten) p.req.body?.resume();
@@ -263,35 +253,17 @@ class H1Conn implements BodySink {
       if (this.connectTimer !== null) clearTimeout(this.connectTimer);
       this.connectTimer = null;
       this.connected = true;
-      // Reads go straight from the socket into the native parser (no Buffer per read in JS).
-      const handle = (s as unknown as { _handle?: StreamHandle })._handle;
-      if (handle?.isStreamBase && !handle._consumed && this.parser !== null) {
-        handle._consumed = true;
-        this.handle = handle;
-        this.parser.consume(handle);
-        this.parser[HTTPParser.kOnExecute] = (ret: number | Error) => this.onExecute(ret);
-      }
+      // The engine reads the socket from here on (this connection's events below).
+      this.parser = o.engine.responseParser(s, this, o.maxHeaderSize);
       const p = this.cur;
       this.cur = null;
       if (p !== null) this.start(p, false);
     });
-    s.on('data', (chunk: Buffer) => this.onSocketData(chunk));
     s.on('error', (err: Error) => {
       this.lastError = err;
     });
     s.on('close', () => this.onSocketClose());
     s.on('drain', this.onBodyDrain);
-    const parser = new HTTPParser();
-    parser.initialize(HTTPParser.RESPONSE, {}, o.maxHeaderSize, HTTPParser.kLenientNone);
-    parser[HTTPParser.kOnMessageBegin] = () => this.onMessageBegin();
-    parser[HTTPParser.kOnHeaders] = (headers: string[]) => {
-      (this.extraHeaders ??= []).push(...headers);
-    };
-    parser[HTTPParser.kOnHeadersComplete] = (_vmaj: number, _vmin: number, headers: string[] | undefined, _m: unknown, _u: unknown, status: number, statusText: string, upgrade: boolean, shouldKeepAlive: boolean) => this.onHeadersComplete(headers, status, statusText, upgrade, shouldKeepAlive);
-    parser[HTTPParser.kOnBody] = (b: Buffer) => this.onBody(b);
-    parser[HTTPParser.kOnMessageComplete] = () => this.onMessageComplete();
-    parser[HTTPParser.kOnExecute] = noop;
-    this.parser = parser;
   }
 
   /** Send a request on this (connected) connection. */
@@ -370,86 +342,61 @@ class H1Conn implements BodySink {
     if (this.cur === p) this.fail(err);
   }
 
-  /** After each read the consuming parser handled (consume mode). */
-  private onExecute(ret: number | (Error & { code?: string })): void {
+  // --- ResponseEvents (from the engine's parser) ---
+  /** A socket read was parsed: activity, and the moment a completed exchange may release the connection. */
+  onReadDone(): void {
     this.lastActivity = performance.now();
-    if (typeof ret !== 'number') {
-      this.fail(ret);
-      return;
-    }
+    this.gotResponseBytes = true;
     if (this.pendingRelease) this.maybeRelease();
   }
 
+  onParseError(err: Http1ParseError): void {
+    this.parser = null; // closed by the engine
+    this.fail(err);
+  }
+
   private pauseReading(): void {
-    this.socket?.pause();
-    const h = this.handle;
-    if (h !== null && h.reading) {
-      h.reading = false;
-      h.readStop();
-    }
+    this.parser?.pauseReads();
   }
 
   private resumeReading(): void {
-    this.socket?.resume();
-    const h = this.handle;
-    if (h !== null && !h.reading && !this.dead) {
-      h.reading = true;
-      h.readStart();
-    }
-  }
-
-  private onSocketData(chunk: Buffer): void {
-    this.lastActivity = performance.now();
-    if (this.cur === null) {
-      // Bytes while idle: the server broke protocol; never reuse this connection.
-      this.destroy();
-      return;
-    }
-    this.gotResponseBytes = true;
-    const ret = this.parser!.execute(chunk);
-    if (typeof ret !== 'number') this.fail(ret);
-    else if (this.pendingRelease) this.maybeRelease();
+    if (!this.dead) this.parser?.resumeReads();
   }
 
   /**
    * A response starts. With no request waiting for one (bytes after a complete response, or on an idle
    * connection) the endpoint broke the protocol: those bytes must never become another request's answer.
    */
-  private onMessageBegin(): void {
+  onMessageBegin(): void {
     if (this.cur === null && !this.dead) this.destroy();
   }
 
-  private onHeadersComplete(headers: string[] | undefined, status: number, statusText: string, upgrade: boolean, shouldKeepAlive: boolean): number {
+  onResponseHead(status: number, statusText: string, raw: string[], upgrade: boolean, shouldKeepAlive: boolean): number {
     const p = this.cur;
     if (p === null) {
       // A response nobody asked for: the endpoint broke the protocol; never reuse this connection.
       this.destroy();
-      return 1;
+      return BODY_NONE;
     }
-    let raw = headers ?? [];
-    if (this.extraHeaders !== null) {
-      raw = headers === undefined ? this.extraHeaders : this.extraHeaders.concat(headers);
-      this.extraHeaders = null;
-    }
-    if (status < 200 && status !== 101) return 1; // interim (100-continue, 103): skip, await the final one
+    if (status < 200 && status !== 101) return BODY_NONE; // interim (100-continue, 103): skip, await the final one
     if (upgrade || status === 101) {
       this.fail(new H1Error('UND_ERR_INFO', 'the endpoint answered with a protocol upgrade the proxy did not ask for'));
-      return 1;
+      return BODY_NONE;
     }
     this.headersDone = true;
     this.keepAlive = shouldKeepAlive;
     this.gotResponseBytes = true;
-    if (!p.handler.onHeaders(status, raw, this.resumeFn, statusText ?? '')) this.pauseReading();
-    return this.headMethod ? 1 : 0;
+    if (!p.handler.onHeaders(status, raw, this.resumeFn, statusText)) this.pauseReading();
+    return this.headMethod ? BODY_NONE : BODY_AS_FRAMED;
   }
 
-  private onBody(b: Buffer): void {
+  onBody(b: Buffer): void {
     const p = this.cur;
     if (p === null) return;
     if (!p.handler.onData(b)) this.pauseReading();
   }
 
-  private onMessageComplete(): void {
+  onMessageComplete(): void {
     const p = this.cur;
     if (p === null || !this.headersDone) return; // interim response done
     this.headersDone = false;
@@ -459,9 +406,8 @@ class H1Conn implements BodySink {
       this.destroy();
       return;
     }
-    // Released only after the parser has returned (onExecute / onSocketData): the rest of this read may
-    // hold bytes past the response, which close the connection (onMessageBegin) instead of being parsed
-    // as the answer to the next queued request.
+    // Released only after the parser has returned (onReadDone): the rest of this read may hold bytes past
+    // the response, which close the connection (onMessageBegin) instead of answering the next request.
     this.pendingRelease = true;
   }
 
@@ -496,7 +442,7 @@ class H1Conn implements BodySink {
     this.dead = true;
     const p = this.cur;
     this.cur = null;
-    this.cleanupParser();
+    this.closeParser();
     this.pool.removed(this);
     if (p === null) return;
     if (this.reused && !this.gotResponseBytes && !p.retried && p.req.body === null) {
@@ -507,10 +453,9 @@ class H1Conn implements BodySink {
     p.handler.onError(this.lastError ?? new H1Error('UND_ERR_SOCKET', this.connected ? 'the endpoint closed the connection' : 'connection closed before it was established'));
   }
 
-  private cleanupParser(): void {
-    const parser = this.parser;
+  private closeParser(): void {
+    this.parser?.close();
     this.parser = null;
-    if (parser !== null) releaseParser(parser, this.handle !== null);
   }
 
   /** Timeout checks, called by the pool's sweep. */
@@ -522,7 +467,7 @@ class H1Conn implements BodySink {
         // Uploading: a stalled request body (client too slow) is bounded by the listener's idle timeout.
         const limit = this.cur.req.headersTimeoutMs || o.headersTimeoutMs;
         if (now - this.started > limit) this.fail(new H1Error('UND_ERR_HEADERS_TIMEOUT', `no response headers within ${limit} ms`));
-      } else if (o.bodyTimeoutMs > 0 && now - this.lastActivity > o.bodyTimeoutMs && (this.handle === null ? !this.socket!.isPaused() : this.handle.reading !== false)) {
+      } else if (o.bodyTimeoutMs > 0 && now - this.lastActivity > o.bodyTimeoutMs && this.parser !== null && this.parser.reading) {
         this.fail(new H1Error('UND_ERR_BODY_TIMEOUT', `response body stalled for ${o.bodyTimeoutMs} ms`));
       }
     } else if (this.cur === null && this.connected && !this.pendingRelease && now - this.idleSince > o.keepAliveTimeoutMs) {
@@ -558,10 +503,7 @@ class H1Conn implements BodySink {
     this.dead = true;
     if (this.connectTimer !== null) clearTimeout(this.connectTimer);
     this.socket?.destroy();
-    // The parser may be executing right now (destroy from one of its callbacks): release it afterwards.
-    setImmediate(() => this.cleanupParser());
+    this.closeParser(); // safe from inside the parser's callbacks: the engine defers the release
     this.pool.removed(this);
   }
 }
-
-function noop(): void {}

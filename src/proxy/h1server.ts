@@ -1,15 +1,15 @@
-// The HTTP/1.1 side of a listener: one H1ServerConn per client connection, parsing requests with Node's
-// native llhttp parser (the same strict parser node:http uses: smuggling, bad lengths, bad chunking and
+// The HTTP/1.1 side of a listener: one H1ServerConn per client connection, parsing requests with the
+// HTTP/1 engine (llhttp in strict mode, native or WebAssembly: smuggling, bad lengths, bad chunking and
 // oversized headers are rejected) and writing responses straight to the socket. It replaces node:http's
 // IncomingMessage/ServerResponse machinery, which cost about as much CPU per request as the rest of the
 // proxy together (see docs/proxy.md). Requests on a connection are served in order, one at a time.
 import type { Socket } from 'node:net';
 import { errorBody } from './failure.js';
 import type { BodySink, BodySource } from './h1pool.js';
-import { HTTPParser, methods, type HTTPParserInstance as ParserInstance } from './native-parser.js';
-import { releaseParser } from './parser-teardown.js';
+import type { Http1Engine, Http1ParseError, Http1Parser, RequestEvents } from './engine/types.js';
 
 export interface H1ServerOptions {
+  readonly engine: Http1Engine;
   readonly maxHeaderBytes: number;
   /** A connection with no traffic for this long is closed. */
   readonly idleTimeoutMs: number;
@@ -221,59 +221,29 @@ function joinHead(head: string, body: Buffer): Buffer {
 export type RequestHandler = (io: H1Io) => void;
 
 /** One client connection speaking HTTP/1.x. */
-export class H1ServerConn {
+export class H1ServerConn implements RequestEvents {
   readonly socket: Socket;
   readonly remoteAddress: string;
   draining = false;
   private readonly handler: RequestHandler;
-  private parser: ParserInstance | null;
+  private parser: Http1Parser | null = null;
   /** The exchange being answered, then those pipelined behind it. */
   private cur: H1Io | null = null;
   private queue: H1Io[] | null = null;
   /** The request whose body the parser is reading now (may be queued behind `cur`). */
   private reading: H1Io | null = null;
-  private extraHeaders: string[] | null = null;
-  private extraUrl = '';
   private closed = false;
-  private readPaused = false;
-  private handle: { readStop(): number; readStart(): number; reading?: boolean } | null = null;
   private onIdle: ((c: H1ServerConn) => void) | null = null;
 
   constructor(socket: Socket, handler: RequestHandler, opts: H1ServerOptions, onClose: (c: H1ServerConn) => void) {
     this.socket = socket;
     this.remoteAddress = socket.remoteAddress ?? '';
     this.handler = handler;
-    const p = new HTTPParser();
-    p.initialize(HTTPParser.REQUEST, {}, opts.maxHeaderBytes, HTTPParser.kLenientNone);
-    p[HTTPParser.kOnHeaders] = (headers: string[], url: string) => {
-      (this.extraHeaders ??= []).push(...headers);
-      this.extraUrl += url;
-    };
-    p[HTTPParser.kOnHeadersComplete] = (major: number, minor: number, headers: string[] | undefined, method: number, url: string | undefined, _s: unknown, _m: unknown, upgrade: boolean, keepAlive: boolean) =>
-      this.onHeadersComplete(major, minor, headers, method, url, upgrade, keepAlive);
-    p[HTTPParser.kOnBody] = (b: Buffer) => this.reading?.pushBody(b);
-    p[HTTPParser.kOnMessageComplete] = () => {
-      const r = this.reading;
-      this.reading = null;
-      r?.endBody();
-    };
-    this.parser = p;
     socket.setNoDelay(true);
     socket.setTimeout(opts.idleTimeoutMs);
     socket.on('timeout', () => socket.destroy());
-    // Reads go straight from the socket into the native parser (as node:http does): no Buffer per read in
-    // JS. Bytes already read by the protocol sniffer are still in the stream buffer: 'data' delivers them.
-    const handle = (socket as unknown as { _handle?: { isStreamBase?: boolean; _consumed?: boolean; readStop(): number; readStart(): number; reading?: boolean } })._handle;
-    if (handle?.isStreamBase && !handle._consumed) {
-      handle._consumed = true;
-      this.handle = handle;
-      p.consume(handle);
-      p[HTTPParser.kOnExecute] = (ret: number | Error) => {
-        (socket as unknown as { _unrefTimer?: () => void })._unrefTimer?.(); // activity: push the idle timeout back
-        if (typeof ret !== 'number') this.onParseError(ret);
-      };
-    } else p[HTTPParser.kOnExecute] = noop;
-    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    // The engine reads the socket (bytes the protocol sniffer already read are still delivered).
+    this.parser = opts.engine.requestParser(socket, this, opts.maxHeaderBytes);
     socket.on('drain', () => this.cur?.drained());
     socket.on('error', noop); // 'close' follows
     socket.on('close', () => {
@@ -292,22 +262,22 @@ export class H1ServerConn {
     return this.cur !== null;
   }
 
-  private onData(chunk: Buffer): void {
-    const p = this.parser;
-    if (p === null) return;
-    const ret = p.execute(chunk);
-    if (typeof ret !== 'number') this.onParseError(ret);
+  // --- RequestEvents (from the engine's parser) ---
+  onMessageBegin(): void {}
+
+  onReadDone(): void {}
+
+  onBody(chunk: Buffer): void {
+    this.reading?.pushBody(chunk);
   }
 
-  private onHeadersComplete(major: number, minor: number, headers: string[] | undefined, method: number, url: string | undefined, upgrade: boolean, keepAlive: boolean): number {
-    let raw = headers ?? [];
-    if (this.extraHeaders !== null) {
-      raw = headers === undefined ? this.extraHeaders : this.extraHeaders.concat(headers);
-      this.extraHeaders = null;
-    }
-    const target = url ?? this.extraUrl;
-    this.extraUrl = '';
-    const name = methods[method] ?? 'GET';
+  onMessageComplete(): void {
+    const r = this.reading;
+    this.reading = null;
+    r?.endBody();
+  }
+
+  onRequestHead(name: string, target: string, raw: string[], major: number, minor: number, upgrade: boolean, keepAlive: boolean): number {
     if (upgrade) {
       const what = name === 'CONNECT' ? 'CONNECT is not supported' : 'protocol upgrades are not supported';
       this.rawError(name === 'CONNECT' ? 405 : 501, what);
@@ -333,8 +303,7 @@ export class H1ServerConn {
     if (!io.keepAlive || (!io.bodyComplete && io.errored === null)) {
       // Closing: either asked for, or the request body was not read to its end (position unknown).
       this.socket.end();
-      freeParser(this.parser);
-      this.parser = null;
+      this.freeParser();
       return;
     }
     const next = this.queue?.shift();
@@ -350,39 +319,28 @@ export class H1ServerConn {
   }
 
   pauseReading(): void {
-    if (!this.readPaused && !this.closed) {
-      this.readPaused = true;
-      this.socket.pause();
-      const h = this.handle;
-      if (h !== null && h.reading) {
-        h.reading = false;
-        h.readStop();
-      }
-    }
+    if (!this.closed) this.parser?.pauseReads();
   }
 
   resumeReading(): void {
-    if (this.readPaused && !this.closed) {
-      this.readPaused = false;
-      this.socket.resume();
-      const h = this.handle;
-      if (h !== null && !h.reading) {
-        h.reading = true;
-        h.readStart();
-      }
-    }
+    if (!this.closed) this.parser?.resumeReads();
   }
 
-  private onParseError(err: Error & { code?: string }): void {
-    const parser = this.parser;
+  /** Stop parsing this connection (safe inside the parser's callbacks: the engine defers the release). */
+  private freeParser(): void {
+    this.parser?.close();
     this.parser = null;
-    freeParser(parser);
+  }
+
+  /** Malformed input (the engine has closed the parser already). */
+  onParseError(err: Http1ParseError): void {
+    this.parser = null;
     const reading = this.reading;
     this.reading = null;
     if (reading !== null && reading === this.cur && !reading.headersSent) {
       // Headers were fine, the body is not (bad chunking): answer on this exchange, then close.
       reading.keepAlive = false;
-      const body = errorBody('MM_ERR_BAD_REQUEST', `malformed request body (${err.code ?? err.message})`, '');
+      const body = errorBody('MM_ERR_BAD_REQUEST', `malformed request body (${err.code})`, '');
       reading.writeHead(400, ['content-type', 'application/json', 'content-length', String(Buffer.byteLength(body))]);
       reading.end(body);
       reading.failBody(err);
@@ -395,7 +353,7 @@ export class H1ServerConn {
       return;
     }
     let status = 400;
-    let message = `malformed HTTP request (${err.code ?? err.message})`;
+    let message = `malformed HTTP request (${err.code})`;
     if (err.code === 'HPE_HEADER_OVERFLOW') {
       status = 431;
       message = 'request headers exceed the configured maximum (proxy.maxHeaderBytes)';
@@ -405,8 +363,7 @@ export class H1ServerConn {
 
   /** Answer outside any exchange (parse errors, upgrades) and close. */
   private rawError(status: number, message: string): void {
-    freeParser(this.parser);
-    this.parser = null;
+    this.freeParser();
     const body = errorBody('MM_ERR_BAD_REQUEST', message, '');
     if (this.cur === null && !this.closed) {
       this.socket.end(`HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Error'}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`, 'latin1');
@@ -426,14 +383,8 @@ export class H1ServerConn {
       if (!io.bodyComplete) io.failBody(Object.assign(gone, { code: 'ECONNRESET' }));
       if (!io.finished) io.owner?.clientGone();
     }
-    freeParser(this.parser);
-    this.parser = null;
+    this.freeParser();
   }
-}
-
-/** Release a parser; deferred, because this may run inside one of the parser's own callbacks. */
-function freeParser(p: ParserInstance | null): void {
-  if (p !== null) setImmediate(releaseParser, p, true);
 }
 
 function noop(): void {}

@@ -1,7 +1,7 @@
 // A proxy listener: one TCP port that accepts HTTP/1.1 and HTTP/2 prior knowledge (h2c). The first bytes
 // of each connection are sniffed for the HTTP/2 preface; HTTP/1 connections are served by H1ServerConn
-// (native llhttp parser, malformed input answered 400/431 on its own connection), HTTP/2 ones are handed to
-// a node:http2 server that never listens itself.
+// (the HTTP/1 engine's strict llhttp parser, malformed input answered 400/431 on its own connection),
+// HTTP/2 ones are handed to a node:http2 server that never listens itself.
 import http2 from 'node:http2';
 import net from 'node:net';
 import { parseHostPort, formatHostPort } from '../core/address.js';
@@ -28,7 +28,7 @@ export async function startListener(core: ProxyCore, role: 'outbound' | 'inbound
   const cfg = core.deps.config.proxy;
   const log = core.deps.log.child({ listener: role });
 
-  const h1Opts = { maxHeaderBytes: cfg.maxHeaderBytes, idleTimeoutMs: cfg.idleTimeoutMs };
+  const h1Opts = { engine: core.http1, maxHeaderBytes: cfg.maxHeaderBytes, idleTimeoutMs: cfg.idleTimeoutMs };
   const h1Conns = new Set<H1ServerConn>();
   const onH1Request = (io: H1Io): void => {
     try {

@@ -42,6 +42,7 @@ export class Upstream {
     if (p === undefined) {
       const c = this.cfg;
       p = this.pool = new H1Pool(this.host, this.port, {
+        engine: this.http1Engine,
         connections: c.connectionsPerEndpoint,
         connectTimeoutMs: c.connectTimeoutMs,
         headersTimeoutMs: c.headersTimeoutMs,

@@ -47,6 +47,7 @@ function run(engine: Http1Engine, kind: 'request' | 'response', chunks: Buffer[]
     if (o.closeOn === 'body') parser!.close();
   };
   const common = {
+    onMessageBegin: () => trace.push('begin'),
     onBody: body,
     onMessageComplete: () => {
       trace.push('complete');
@@ -199,7 +200,7 @@ t.test('header limits: the same boundary on both engines, reported as HPE_HEADER
     const bytes = `GET /${'u'.repeat(len)} HTTP/1.1\r\nHost: svc\r\nX: ${'v'.repeat(len)}\r\n\r\n`;
     const traces = engines.map((e) => run(e, 'request', [Buffer.from(bytes)], { maxHeaderBytes: 200 }).trace);
     t.same(traces[1], traces[0], `url and value of ${len} bytes`);
-    if (len > 150) t.same(traces[1], ['error HPE_HEADER_OVERFLOW']);
+    if (len > 150) t.same(traces[1], ['begin', 'error HPE_HEADER_OVERFLOW']);
   }
   const longStatus = `HTTP/1.1 200 ${'r'.repeat(300)}\r\nContent-Length: 0\r\n\r\n`;
   const traces = engines.map((e) => run(e, 'response', [Buffer.from(longStatus)], { maxHeaderBytes: 200 }).trace);
@@ -212,7 +213,7 @@ t.test('closing from a callback stops the events at once', async (t) => {
   for (const e of engines) {
     for (const closeOn of ['head', 'body', 'complete'] as const) {
       const r = run(e, 'request', [Buffer.from(bytes)], { closeOn });
-      const want = { head: 1, body: 2, complete: 3 }[closeOn];
+      const want = { head: 2, body: 3, complete: 4 }[closeOn];
       t.equal(r.trace.length, want, `${e.name}: nothing after close in on-${closeOn}: ${r.trace.join('; ')}`);
       r.socket.emit('data', Buffer.from('GET /3 HTTP/1.1\r\nHost: svc\r\n\r\n'));
       t.equal(r.trace.length, want, `${e.name}: a closed parser ignores later reads`);
@@ -242,6 +243,7 @@ t.test('a callback may drive another parser (portable engine, shared wasm instan
   const outer = new FakeSocket();
   const seen: string[] = [];
   const p = e.requestParser(outer as unknown as Socket, {
+    onMessageBegin: () => {},
     onRequestHead: (m, url) => {
       seen.push(`${m} ${url}`);
       inner.socket.emit('data', Buffer.from('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok'));
@@ -254,7 +256,7 @@ t.test('a callback may drive another parser (portable engine, shared wasm instan
   }, 16_384);
   outer.emit('data', Buffer.from('POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\n\r\nbody'));
   t.same(seen, ['POST /x', 'body body', 'complete']);
-  t.same(inner.trace, ['response 200 OK [Content-Length|2] upgrade=false keepAlive=true', 'body ok', 'complete']);
+  t.same(inner.trace, ['begin', 'response 200 OK [Content-Length|2] upgrade=false keepAlive=true', 'body ok', 'complete']);
   p.close();
   inner.parser.close();
 });
@@ -263,6 +265,7 @@ t.test('an exception in a callback reaches the caller and the parser is released
   const e = (await selectHttp1Engine('portable')).engine;
   const s = new FakeSocket();
   const p = e.requestParser(s as unknown as Socket, {
+    onMessageBegin: () => {},
     onRequestHead: () => {
       throw new Error('handler bug');
     },

@@ -71,8 +71,15 @@ export interface TestProxy {
   close(): Promise<void>;
 }
 
+/**
+ * The HTTP/1 engine the proxy tests run on: MESHMEDIC_HTTP1_ENGINE (native | portable | auto; `npm test`
+ * runs this folder once per engine), unless a test's config names one.
+ */
+export const testEngine = process.env.MESHMEDIC_HTTP1_ENGINE ?? 'auto';
+
 /** Start a proxy on 127.0.0.1:0 from a partial config document (validated like a real one). */
 export async function startTestProxy(doc: Record<string, unknown>, opts: CreateProxyOptions = {}): Promise<TestProxy> {
+  doc = { ...doc, proxy: { http1Engine: testEngine, ...((doc.proxy as object) ?? {}) } };
   const outbound = { listen: '127.0.0.1:0', ...((doc.outbound as object) ?? {}) };
   const inbound = doc.inbound ? { listen: '127.0.0.1:0', ...(doc.inbound as object) } : undefined;
   const v = validateConfig({ ...doc, outbound, ...(inbound ? { inbound } : {}), log: { level: 'silent' } });

@@ -20,6 +20,7 @@ t.test('closed connections release their parsers and connection objects', async 
   t.equal(r.bad, r.connections! / 10, 'the malformed tenth were refused');
   t.equal(r.serverConnections, 0, 'no client-side connection object outlives its connection');
   t.ok(r.parsers! <= r.pool!, `live parsers (${r.parsers}) at most the upstream pool (${r.pool})`);
+  t.ok(r.bindingParsers! <= r.pool!, `live native binding parsers (${r.bindingParsers}) at most the upstream pool`);
   // 30,000 connections at 256 bytes each would be 7.3 MB: the old code kept ~3 KB per connection.
   t.ok(r.heapGrowthMB! < 8, `heap growth ${r.heapGrowthMB} MB after warm-up`);
   t.ok(r.rssGrowthMB! < 32, `RSS growth ${r.rssGrowthMB} MB after warm-up`);

@@ -32,6 +32,7 @@ interface NativeParserCtor {
   new (): NativeParser;
   readonly REQUEST: number;
   readonly RESPONSE: number;
+  readonly kOnMessageBegin: number;
   readonly kOnHeaders: number;
   readonly kOnHeadersComplete: number;
   readonly kOnBody: number;
@@ -68,14 +69,16 @@ function wrapError(e: NativeError): Http1ParseError {
 
 function noop(): void {}
 
-class NativeHttp1Parser implements Http1Parser {
+export class NativeHttp1Parser implements Http1Parser {
   readonly readMode: Http1ReadMode;
   private readingNow = true;
   private readonly socket: Socket;
   private readonly parser: NativeParser;
   private readonly handle: StreamHandle | null;
   private readonly events: RequestEvents | ResponseEvents;
+  private readonly callbackSlots: readonly number[];
   private closed = false;
+  private upgraded = false;
   // Node hands over heads of more than 32 headers in pieces (kOnHeaders), the rest at completion.
   private extraHeaders: string[] | null = null;
   private extraUrl = '';
@@ -91,7 +94,11 @@ class NativeHttp1Parser implements Http1Parser {
     this.socket = socket;
     this.parser = p;
     this.events = (req ?? res)!;
+    this.callbackSlots = [H.kOnMessageBegin, H.kOnHeaders, H.kOnHeadersComplete, H.kOnBody, H.kOnMessageComplete, H.kOnExecute];
     p.initialize(req !== null ? H.REQUEST : H.RESPONSE, {}, maxHeaderBytes, H.kLenientNone);
+    p[H.kOnMessageBegin] = () => {
+      if (!this.closed) this.events.onMessageBegin();
+    };
     p[H.kOnHeaders] = (headers: string[], url: string) => {
       (this.extraHeaders ??= []).push(...headers);
       this.extraUrl += url;
@@ -105,11 +112,13 @@ class NativeHttp1Parser implements Http1Parser {
         this.extraUrl = '';
         const name = methods[method];
         if (name === undefined) return -1; // a method this table does not know: an error, never a guess
+        this.upgraded = upgrade;
         return req.onRequestHead(name, target, raw, major, minor, upgrade, keepAlive);
       };
     } else {
       p[H.kOnHeadersComplete] = (_vmaj: number, _vmin: number, headers: string[] | undefined, _m: unknown, _u: unknown, status: number, statusText: string | undefined, upgrade: boolean, keepAlive: boolean): number => {
         if (this.closed) return BODY_NONE;
+        this.upgraded = upgrade;
         return res!.onResponseHead(status, statusText ?? '', this.takeHeaders(headers), upgrade, keepAlive);
       };
     }
@@ -117,7 +126,10 @@ class NativeHttp1Parser implements Http1Parser {
       if (!this.closed) this.events.onBody(chunk);
     };
     p[H.kOnMessageComplete] = () => {
-      if (!this.closed) this.events.onMessageComplete();
+      if (this.closed) return;
+      this.events.onMessageComplete();
+      // After an upgrade the stream is no longer HTTP/1 (the portable engine stops there too).
+      if (this.upgraded) this.close();
     };
     const handle = b.canConsume ? (socket as unknown as { _handle?: StreamHandle })._handle : undefined;
     if (handle?.isStreamBase === true && handle._consumed !== true && typeof handle.readStart === 'function' && typeof handle.readStop === 'function') {
@@ -202,13 +214,19 @@ class NativeHttp1Parser implements Http1Parser {
     }
     // As node:http does: detach now, destroy the C++ parser once its stack has unwound (this may run
     // inside one of its callbacks). close() is what actually frees it; remove() alone leaks.
-    setImmediate(releaseParser, this.parser);
+    setImmediate(releaseParser, this.parser, this.callbackSlots);
   }
 }
 
-function releaseParser(p: NativeParser): void {
-  p.remove();
-  p.close();
+/** Drop the callbacks (they hold the connection) and delete the C++ parser. */
+function releaseParser(p: NativeParser, slots: readonly number[]): void {
+  for (const k of slots) p[k] = null;
+  try {
+    p.remove();
+    p.close();
+  } catch {
+    // already released
+  }
 }
 
 let binding: Binding | null = null;
@@ -221,7 +239,7 @@ function loadBinding(): Binding {
   const H = common.HTTPParser as NativeParserCtor | undefined;
   if (typeof H !== 'function') throw new Error("_http_common has no HTTPParser");
   if (!Array.isArray(common.methods)) throw new Error('_http_common has no methods table');
-  for (const k of ['REQUEST', 'RESPONSE', 'kOnHeaders', 'kOnHeadersComplete', 'kOnBody', 'kOnMessageComplete', 'kOnExecute', 'kLenientNone'] as const) {
+  for (const k of ['REQUEST', 'RESPONSE', 'kOnMessageBegin', 'kOnHeaders', 'kOnHeadersComplete', 'kOnBody', 'kOnMessageComplete', 'kOnExecute', 'kLenientNone'] as const) {
     if (typeof H[k] !== 'number') throw new Error(`HTTPParser.${k} is not a number`);
   }
   for (const m of ['initialize', 'execute', 'finish', 'consume', 'unconsume', 'remove', 'close']) {
@@ -239,6 +257,7 @@ function probeParse(b: Binding): void {
   const seen: string[] = [];
   const req = new H();
   req.initialize(H.REQUEST, {}, 16_384, H.kLenientNone);
+  req[H.kOnMessageBegin] = () => seen.push('begin');
   req[H.kOnHeaders] = noop;
   req[H.kOnHeadersComplete] = (major: number, minor: number, headers: string[], method: number, url: string, _s: unknown, _m: unknown, upgrade: boolean, keepAlive: boolean) => {
     seen.push(`${b.methods[method]} ${url} ${major}.${minor} ${headers.join('|')} ${upgrade} ${keepAlive}`);
@@ -253,6 +272,7 @@ function probeParse(b: Binding): void {
   req.close();
   const res = new H();
   res.initialize(H.RESPONSE, {}, 16_384, H.kLenientNone);
+  res[H.kOnMessageBegin] = () => seen.push('begin');
   res[H.kOnHeaders] = noop;
   res[H.kOnHeadersComplete] = (_a: number, _b: number, headers: string[], _m: unknown, _u: unknown, status: number, statusText: string) => {
     seen.push(`${status} ${statusText} ${headers.join('|')}`);
@@ -264,7 +284,8 @@ function probeParse(b: Binding): void {
   const r2 = res.execute(Buffer.from('HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nx', 'latin1'));
   res.remove();
   res.close();
-  const want = ['POST /p 1.1 Host|a|Content-Length|2 false true', 'body hi', 'end', '200 OK Content-Length|1', 'body x', 'end'];
+  // The second 'begin' is the smuggling request, rejected after it began.
+  const want = ['begin', 'POST /p 1.1 Host|a|Content-Length|2 false true', 'body hi', 'end', 'begin', 'begin', '200 OK Content-Length|1', 'body x', 'end'];
   if (isNativeError(r1) || isNativeError(r2) || seen.join('\n') !== want.join('\n')) throw new Error(`the binding parsed a probe request differently: ${JSON.stringify(seen)}`);
   if (!isNativeError(smuggle)) throw new Error('the binding accepted Content-Length with Transfer-Encoding');
 }

@@ -147,7 +147,7 @@ function onMessageComplete(p: number): number {
 
 const OVERFLOW_CODE = 'HPE_HEADER_OVERFLOW';
 
-class PortableParser implements Http1Parser {
+export class PortableParser implements Http1Parser {
   ptr: number;
   readonly readMode: Http1ReadMode = 'data';
   reading = true;
@@ -316,7 +316,13 @@ class PortableParser implements Http1Parser {
     this.statusText = '';
     this.headers = [];
     this.lastWasField = false;
-    return 0;
+    try {
+      (this.req ?? this.res)!.onMessageBegin();
+    } catch (err) {
+      this.thrown = err;
+      return -1;
+    }
+    return this.closed ? -1 : 0;
   }
 
   /** Count head bytes as node:http does (target, reason phrase, names, values); past the limit → 431. */

@@ -30,6 +30,8 @@ export class Http1ParseError extends Error {
 
 /** Callbacks every parser makes (both directions). */
 interface ParserEvents {
+  /** A message starts (its first byte was parsed). */
+  onMessageBegin(): void;
   onBody(chunk: Buffer): void;
   onMessageComplete(): void;
   /** Malformed input in bytes the engine read from the socket; the parser is closed already. */
