@@ -29,8 +29,17 @@ function reason(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
+/** How each engine is loaded (tests substitute a failing one). */
+export interface EngineLoaders {
+  readonly native: () => Promise<Http1Engine>;
+  readonly portable: () => Promise<Http1Engine>;
+}
+
+const LOADERS: EngineLoaders = { native: loadNative, portable: loadPortable };
+
 /** Load the engine the setting asks for; a forced engine that cannot run is an MM_ERR_HTTP1_ENGINE error. */
-export async function selectHttp1Engine(setting: Http1EngineSetting): Promise<EngineSelection> {
+export async function selectHttp1Engine(setting: Http1EngineSetting, loaders: EngineLoaders = LOADERS): Promise<EngineSelection> {
+  const { native: loadNative, portable: loadPortable } = loaders;
   if (setting === 'portable') {
     try {
       return { engine: await loadPortable(), fallbackReason: null };
