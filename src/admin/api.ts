@@ -1,10 +1,12 @@
 // The core admin routes: health, readiness, metrics, endpoints (with window stats), operator
-// eject/restore through the same decision path as automatic healing, and the decision log.
+// eject/restore through the same decision path and guards as automatic healing, and the decision log.
 import type { Registry } from 'prom-client';
 import type { Clock } from '../core/clock.js';
 import { formatHostPort } from '../core/address.js';
 import type { Decision } from '../core/types.js';
 import type { MeshState } from '../mesh/state.js';
+import type { ResolvedPolicySettings } from '../config/sections/healing.js';
+import { OperatorGuards } from './operator-guards.js';
 import type { AdminRoutes, AdminRequest, AdminResponse } from '../runtime/context.js';
 import { emptySummary, newHistogram, type StatsTable } from '../stats/window.js';
 import { decisionJson } from './decision-log.js';
@@ -17,6 +19,8 @@ export interface CoreRoutesOptions {
   readonly registry: Registry;
   /** Whether the sidecar is ready (components started, not draining). */
   readonly ready: () => boolean;
+  /** The healing settings of a service: operator ejections and drains pass its guards unless forced. */
+  readonly settingsFor: (service: string) => ResolvedPolicySettings;
 }
 
 const MAX_DURATION_MS = 7 * 24 * 3600 * 1000;
@@ -29,9 +33,10 @@ export function registerCoreRoutes(admin: AdminRoutes, o: CoreRoutesOptions): vo
   const view = endpointsView(o);
   admin.route('GET', '/v1/endpoints', (req) => ({ status: 200, body: view(req.query.get('service') ?? undefined) }));
 
-  admin.route('POST', '/v1/endpoints/{id}/eject', (req) => operatorDecision(o, req, 'eject'), { mutating: true });
-  admin.route('POST', '/v1/endpoints/{id}/drain', (req) => operatorDecision(o, req, 'drain'), { mutating: true });
-  admin.route('POST', '/v1/endpoints/{id}/restore', (req) => operatorDecision(o, req, 'restore'), { mutating: true });
+  const guards = new OperatorGuards(o.settingsFor);
+  admin.route('POST', '/v1/endpoints/{id}/eject', (req) => operatorDecision(o, guards, req, 'eject'), { mutating: true });
+  admin.route('POST', '/v1/endpoints/{id}/drain', (req) => operatorDecision(o, guards, req, 'drain'), { mutating: true });
+  admin.route('POST', '/v1/endpoints/{id}/restore', (req) => operatorDecision(o, guards, req, 'restore'), { mutating: true });
 
   admin.route('GET', '/v1/events', (req) => {
     const since = Number(req.query.get('since') ?? 0);
@@ -43,13 +48,13 @@ export function registerCoreRoutes(admin: AdminRoutes, o: CoreRoutesOptions): vo
   });
 }
 
-function operatorDecision(o: CoreRoutesOptions, req: AdminRequest, action: 'eject' | 'drain' | 'restore'): AdminResponse {
+function operatorDecision(o: CoreRoutesOptions, guards: OperatorGuards, req: AdminRequest, action: 'eject' | 'drain' | 'restore'): AdminResponse {
   const id = req.params.id!;
   if (!o.mesh.snapshot().endpoints.has(id)) return apiError(404, 'MM_ERR_NOT_FOUND', `no endpoint "${id}" (ids are service/host:port, URL-encoded)`);
   const body = req.body ?? {};
   if (typeof body !== 'object' || body === null || Array.isArray(body)) return apiError(400, 'MM_ERR_BAD_REQUEST', 'body must be a JSON object');
   const b = body as Record<string, unknown>;
-  const allowed = action === 'restore' ? ['reason'] : ['reason', 'durationMs'];
+  const allowed = action === 'restore' ? ['reason'] : ['reason', 'durationMs', 'force'];
   const unknown = Object.keys(b).filter((k) => !allowed.includes(k));
   if (unknown.length) return apiError(400, 'MM_ERR_BAD_REQUEST', `unknown field(s) ${unknown.map((k) => `"${k}"`).join(', ')} (allowed: ${allowed.join(', ')})`);
   let durationMs = 0;
@@ -60,8 +65,24 @@ function operatorDecision(o: CoreRoutesOptions, req: AdminRequest, action: 'ejec
     durationMs = b.durationMs;
   }
   if (b.reason !== undefined && (typeof b.reason !== 'string' || b.reason.length > 200)) return apiError(400, 'MM_ERR_BAD_REQUEST', 'reason must be a string of at most 200 characters');
+  if (b.force !== undefined && typeof b.force !== 'boolean') return apiError(400, 'MM_ERR_BAD_REQUEST', `force must be true or false, got ${JSON.stringify(b.force)}`);
+  const force = b.force === true;
   const reason = (b.reason as string | undefined) || 'operator';
-  const d: Decision = { action, target: id, reason, source: 'operator', at: o.clock.now(), durationMs: durationMs || undefined, evidence: { via: 'admin-api' } };
+  if (action !== 'restore' && !force) {
+    const refusal = guards.check(o.mesh.snapshot(), id, o.clock.now());
+    if (refusal) {
+      return {
+        status: 409,
+        body: {
+          error: 'MM_ERR_GUARD_REFUSED',
+          message: `${action} of ${id} refused by the ${refusal.guard} guard (${Object.entries(refusal.evidence).map(([k, v]) => `${k}=${v}`).join(', ')}); send "force": true to override`,
+          guard: refusal.guard,
+          evidence: refusal.evidence,
+        },
+      };
+    }
+  }
+  const d: Decision = { action, target: id, reason, source: 'operator', at: o.clock.now(), durationMs: durationMs || undefined, evidence: force ? { via: 'admin-api', forced: true } : { via: 'admin-api' } };
   const rec = o.mesh.apply(d);
   const ev = o.mesh.snapshot().endpoints.get(id)!;
   return { status: 200, body: { applied: rec.applied, refused: rec.refused, event: rec.seq, endpoint: { id, state: ev.health.state, until: ev.health.until ? new Date(ev.health.until).toISOString() : null } } };

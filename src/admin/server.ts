@@ -1,7 +1,7 @@
 // The admin HTTP server: health, readiness, Prometheus metrics and the JSON /v1 API.
 // Components add their own routes (xDS status, gossip members) through AdminRoutes.
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { isIP, type AddressInfo } from 'node:net';
 import { isLoopbackHost } from '../core/address.js';
 import type { ErrorCode } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
@@ -32,10 +32,16 @@ export class AdminServer implements AdminRoutes {
   private readonly log: Logger;
   private tokenRequired = false;
   private readonly callObservers = new Set<(call: AdminCall) => void>();
+  private readonly readOnly: boolean;
+  /** Host names accepted in the Host header besides localhost and the listener's IP addresses. */
+  private readonly allowedHosts: ReadonlySet<string>;
+  private boundHost = '';
 
-  constructor(opts: { token: string; log: Logger }) {
+  constructor(opts: { token: string; log: Logger; readOnly?: boolean; allowedHosts?: readonly string[] }) {
     this.token = opts.token;
     this.log = opts.log;
+    this.readOnly = opts.readOnly ?? false;
+    this.allowedHosts = new Set((opts.allowedHosts ?? []).map((h) => h.toLowerCase()));
   }
 
   route(method: string, path: string, handler: AdminHandler, opts: { mutating?: boolean } = {}): void {
@@ -57,6 +63,8 @@ export class AdminServer implements AdminRoutes {
   async listen(host: string, port: number): Promise<string> {
     // Off loopback, mutating calls need the bearer token; without one configured they are refused.
     this.tokenRequired = this.token !== '' || !isLoopbackHost(host);
+    this.boundHost = host.replace(/^\[|\]$/g, '');
+    if (this.readOnly) this.log.warn('the admin API is read-only (admin.readOnly): eject, drain, restore and other changes are refused', { listen: `${host}:${port}` });
     const server = http.createServer({ maxHeaderSize: 16_384, requestTimeout: 30_000 }, (req, res) => {
       this.handle(req, res).catch((err) => {
         this.log.error('admin handler failed', { err, url: req.url });
@@ -90,6 +98,12 @@ export class AdminServer implements AdminRoutes {
     });
   }
 
+  /** Undefined when the Host header names this listener, else why it does not. */
+  private checkHost(header: string | undefined): string | undefined {
+    if (header === undefined || header === '' || hostAllowed(header, this.boundHost, this.allowedHosts)) return undefined;
+    return `Host "${header.slice(0, 100)}" does not name this admin listener: use its address, localhost, or add the name to admin.allowedHosts`;
+  }
+
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://admin');
     const method = (req.method ?? 'GET').toUpperCase();
@@ -99,12 +113,17 @@ export class AdminServer implements AdminRoutes {
     } catch {
       return send(res, 400, { error: 'MM_ERR_BAD_REQUEST', message: 'bad percent-encoding in path' });
     }
+    const hostProblem = this.checkHost(req.headers.host);
+    if (hostProblem) return send(res, 421, { error: 'MM_ERR_ADMIN_HOST', message: hostProblem });
     let pathMatched = false;
     for (const r of this.routes) {
       const params = match(r.segments, segments);
       if (!params) continue;
       pathMatched = true;
       if (r.method !== method && !(r.method === 'GET' && method === 'HEAD')) continue;
+      if (r.mutating && this.readOnly) {
+        return send(res, 403, { error: 'MM_ERR_ADMIN_READ_ONLY', message: 'the admin API is read-only (admin.readOnly: true): changes are refused' });
+      }
       if (r.mutating && this.tokenRequired) {
         const auth = req.headers.authorization ?? '';
         if (this.token === '' || auth !== `Bearer ${this.token}`) {
@@ -112,6 +131,14 @@ export class AdminServer implements AdminRoutes {
             error: 'MM_ERR_UNAUTHORIZED',
             message: this.token === '' ? 'the admin API is bound off loopback and no admin.token is configured: mutating calls are refused' : 'missing or wrong bearer token',
           });
+        }
+      }
+      if (method !== 'GET' && method !== 'HEAD') {
+        // Also without a body: a browser sends a cross-site POST with text/plain or a form type, or no
+        // body at all, without a CORS preflight; requiring JSON forces the preflight, which we never grant.
+        const ct = req.headers['content-type'] ?? '';
+        if (!/^application\/json\s*(;|$)/i.test(ct)) {
+          return send(res, 415, { error: 'MM_ERR_UNSUPPORTED_MEDIA_TYPE', message: `${method} needs content-type: application/json (also without a body), got ${ct ? `"${ct.slice(0, 100)}"` : 'none'}` });
         }
       }
       if (r.raw) return r.raw(req, res);
@@ -144,6 +171,22 @@ export class AdminServer implements AdminRoutes {
   }
 }
 
+/**
+ * DNS rebinding defence: a page on evil.example whose name is made to resolve to this listener sends
+ * `Host: evil.example`. Accepted: no Host (no browser omits it), localhost, loopback addresses, the bound
+ * address (any IP address when bound to every interface: kubelet probes use the pod IP), and the names
+ * in admin.allowedHosts. An IP literal cannot be rebound: the browser's origin is then that address.
+ */
+function hostAllowed(header: string, bound: string, allowed: ReadonlySet<string>): boolean {
+  let name = header.trim().toLowerCase();
+  if (name.startsWith('[')) name = name.slice(1, name.indexOf(']') > 0 ? name.indexOf(']') : undefined);
+  else if (name.lastIndexOf(':') > 0 && name.indexOf(':') === name.lastIndexOf(':')) name = name.slice(0, name.lastIndexOf(':'));
+  if (name.endsWith('.')) name = name.slice(0, -1);
+  if (name === 'localhost' || allowed.has(name)) return true;
+  if (isIP(name) === 0) return false;
+  return isLoopbackHost(name) || name === bound.toLowerCase() || bound === '0.0.0.0' || bound === '::';
+}
+
 function match(pattern: string[], actual: string[]): Record<string, string> | undefined {
   if (pattern.length !== actual.length) return undefined;
   const params: Record<string, string> = {};
@@ -170,8 +213,6 @@ async function readJson(req: http.IncomingMessage): Promise<{ ok: true; value: u
     chunks.push(c as Buffer);
   }
   if (size === 0) return { ok: true, value: undefined };
-  const ct = req.headers['content-type'] ?? 'application/json';
-  if (!/^application\/json\b/i.test(ct)) return { ok: false, status: 415, message: `content-type must be application/json, got "${ct}"` };
   try {
     return { ok: true, value: JSON.parse(Buffer.concat(chunks).toString('utf8')) };
   } catch (err) {

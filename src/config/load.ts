@@ -3,7 +3,10 @@
 import { readFileSync } from 'node:fs';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { parse as parseYaml } from 'yaml';
-import { parseHostPort } from '../core/address.js';
+import { isLoopbackHost, parseHostPort } from '../core/address.js';
+
+/** Shortest admin token accepted when the admin API listens off loopback. */
+export const MIN_ADMIN_TOKEN = 16;
 import type { Validated } from '../core/errors.js';
 import { configSchema } from './schema.js';
 import type { Config } from './types.js';
@@ -169,6 +172,12 @@ function semanticErrors(cfg: Config): string[] {
     const other = used.get(value);
     if (other) errors.push(`${path}: "${value}" is already used by ${other}`);
     used.set(value, path);
+  }
+  if (cfg.admin.enabled && !cfg.admin.readOnly) {
+    const hp = parseHostPort(cfg.admin.listen, { allowPortZero: true });
+    if (typeof hp !== 'string' && !isLoopbackHost(hp.host) && cfg.admin.token.length < MIN_ADMIN_TOKEN) {
+      errors.push(`/admin/token: the admin API listens off loopback (${cfg.admin.listen}) and admin.token is ${cfg.admin.token ? `only ${cfg.admin.token.length} characters long` : 'not set'}: set a token of at least ${MIN_ADMIN_TOKEN} characters (MESHMEDIC_ADMIN__TOKEN), or admin.readOnly: true`);
+    }
   }
   cfg.gossip.join.forEach((j, i) => {
     const hp = parseHostPort(j);

@@ -19,6 +19,8 @@ export interface HealingComponent extends Component {
   submitVerdict(v: ExternalVerdict): boolean;
   /** New mesh-wide healing settings at run time (pod annotations); per-service config still applies on top. */
   reconfigure(healing: PolicySettings): void;
+  /** The settings in force for a service (the admin API applies its guards to operator ejections). */
+  settingsFor(service: string): ResolvedPolicySettings;
 }
 
 export const startHealing: ComponentFactory = async (ctx): Promise<HealingComponent> => {
@@ -43,6 +45,7 @@ export const startHealing: ComponentFactory = async (ctx): Promise<HealingCompon
     name: 'healing',
     engine,
     submitVerdict: (v) => engine.submitVerdict(v),
+    settingsFor,
     reconfigure(healing: PolicySettings) {
       meshWide = healing;
       cache.clear();

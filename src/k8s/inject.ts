@@ -190,9 +190,10 @@ export function buildSidecar(cfg: InjectorConfig, mode: 'native' | 'classic', im
       fieldEnv('SERVICE_ACCOUNT', 'spec.serviceAccountName'),
       // Dependent variables: the kubelet expands $(VAR) from the entries above.
       { name: 'MESHMEDIC_NODE__ID', value: '$(POD_NAMESPACE)/$(POD_NAME)' },
-      // Probes come from the kubelet on the pod IP, so the admin port listens on all addresses;
-      // its mutating calls then require a token.
+      // Probes come from the kubelet on the pod IP, so the admin port listens on all addresses; without a
+      // token of its own it is explicitly read-only (off loopback, a sidecar refuses to start otherwise).
       { name: 'MESHMEDIC_ADMIN__LISTEN', value: cfg.adminBindAddress === '::' ? `[::]:${p.admin}` : `0.0.0.0:${p.admin}` },
+      { name: 'MESHMEDIC_ADMIN__READONLY', value: 'true' },
       { name: 'MESHMEDIC_OUTBOUND__LISTEN', value: `127.0.0.1:${p.outbound}` },
       { name: 'MESHMEDIC_POD_ANNOTATIONS', value: `${PODINFO_DIR}/annotations` },
       { name: 'MESHMEDIC_K8S_DISCOVERY', value: 'true' },

@@ -67,6 +67,7 @@ export const XDS_MESH_YAML = `# meshmedic as an xDS/MCP config source for istiod
 # mesh-wide ejections). It carries no traffic itself.
 admin:
   listen: 0.0.0.0:17000
+  readOnly: true
 outbound:
   enabled: false
 xds:

@@ -246,7 +246,8 @@ export function nextHealth(h: EndpointHealth, d: Decision): EndpointHealth {
   const until = d.durationMs && d.durationMs > 0 ? d.at + d.durationMs : undefined;
   switch (d.action) {
     case 'eject':
-      return Object.freeze({ state: 'ejected', weightFactor: 0, reason: d.reason, source: d.source, since: d.at, until, ejections: h.ejections + 1 });
+      // Counted for automatic ejections only: operator actions must not lengthen future automatic backoff.
+      return Object.freeze({ state: 'ejected', weightFactor: 0, reason: d.reason, source: d.source, since: d.at, until, ejections: d.source === 'operator' ? h.ejections : h.ejections + 1 });
     case 'drain':
       if (h.state === 'draining' && h.until === until) return h;
       return Object.freeze({ state: 'draining', weightFactor: 0, reason: d.reason, source: d.source, since: d.at, until, ejections: h.ejections });

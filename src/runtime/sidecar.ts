@@ -11,6 +11,7 @@ import { systemClock, type Clock, type TimerHandle } from '../core/clock.js';
 import { createLogger, type Logger } from '../core/log.js';
 import { endpointId, type EndpointSpec } from '../core/types.js';
 import type { Config } from '../config/types.js';
+import { resolvePolicySettings, type ResolvedPolicySettings } from '../config/sections/healing.js';
 import { MeshState, type ServiceInput } from '../mesh/state.js';
 import { StatsTable } from '../stats/window.js';
 import type { Component, ComponentFactory, SidecarContext } from './context.js';
@@ -74,12 +75,12 @@ export async function startSidecar(config: Config, opts: SidecarOptions = {}): P
   const stats = new StatsTable({ windowMs: config.stats.windowMs, windows: config.stats.windows, maxLatencyUs: 60_000_000, significantDigits: 2 });
   const registry = new Registry();
   registerProcessMetrics(registry);
-  const admin = new AdminServer({ token: config.admin.token, log: log.child({ component: 'admin' }) });
+  const admin = new AdminServer({ token: config.admin.token, readOnly: config.admin.readOnly, allowedHosts: config.admin.allowedHosts, log: log.child({ component: 'admin' }) });
   const components = new Map<string, Component>();
   let ready = false;
   const ctx: SidecarContext = { config, clock, mesh, stats, log, metrics: registry, admin, components };
   const stopDecisionMetrics = registerCoreMetrics(registry, { mesh, stats, clock, workload: config.node.workload, namespace: process.env.POD_NAMESPACE, istioNames: config.admin.metrics.istioNames });
-  registerCoreRoutes(admin, { mesh, stats, clock, registry, ready: () => ready });
+  registerCoreRoutes(admin, { mesh, stats, clock, registry, ready: () => ready, settingsFor: healingSettingsFor(config, components) });
   const stopOperatorRoutes = registerOperatorRoutes(admin, { config, mesh, stats, clock, log, version: packageVersion(), components: () => [...components.keys()], addresses: () => addresses, ready: () => ready });
   // Timed operator ejections and drains end on their own, whatever policy runs.
   // Idle endpoints' histograms are released here too (stats.sweep walks the table once per window).
@@ -128,5 +129,18 @@ export async function startSidecar(config: Config, opts: SidecarOptions = {}): P
     components,
     addresses,
     close: (deadlineMs = config.proxy.drainTimeoutMs) => (closing ??= closeAll(deadlineMs)),
+  };
+}
+
+/** Healing settings per service: the running healing component's (they follow reconfiguration), else the config's. */
+function healingSettingsFor(config: Config, components: ReadonlyMap<string, Component>): (service: string) => ResolvedPolicySettings {
+  const perService = new Map(config.services.map((s) => [s.name, s.healing]));
+  const fromConfig = new Map<string, ResolvedPolicySettings>();
+  return (service) => {
+    const healing = components.get('healing') as { settingsFor?: (s: string) => ResolvedPolicySettings } | undefined;
+    if (healing?.settingsFor) return healing.settingsFor(service);
+    let s = fromConfig.get(service);
+    if (!s) fromConfig.set(service, (s = resolvePolicySettings(config.healing, perService.get(service))));
+    return s;
   };
 }

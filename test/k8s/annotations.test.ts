@@ -154,7 +154,7 @@ t.test('sidecar config: file, env, annotations; missing file means defaults', as
   }
   t.match(none.warnings.join('\n'), /log-level: "shout" rejected/);
   writeFileSync(join(dir, 'mesh.yaml'), 'log:\n  level: warn\nhealing:\n  policy: none\n');
-  const withFile = loadSidecarConfig({ configFile: join(dir, 'mesh.yaml'), annotationsFile: ann, env: { MESHMEDIC_ADMIN__LISTEN: '0.0.0.0:17000' } });
+  const withFile = loadSidecarConfig({ configFile: join(dir, 'mesh.yaml'), annotationsFile: ann, env: { MESHMEDIC_ADMIN__LISTEN: '0.0.0.0:17000', MESHMEDIC_ADMIN__READONLY: 'true' } });
   t.ok(withFile.config.valid);
   if (withFile.config.valid) {
     t.equal(withFile.config.result.log.level, 'warn', 'file value kept when the annotation is bad');

@@ -187,10 +187,12 @@ t.test('IPv6-only clusters: the admin port can bind ::', async (t) => {
   t.ok(v6.valid);
   if (!v6.valid) return;
   const { buildSidecar } = await import('../../src/k8s/inject.js');
-  const env = buildSidecar(v6.result, 'native', 'x').env!.find((e) => e.name === 'MESHMEDIC_ADMIN__LISTEN');
+  const sidecarEnv = buildSidecar(v6.result, 'native', 'x').env!;
+  const env = sidecarEnv.find((e) => e.name === 'MESHMEDIC_ADMIN__LISTEN');
   t.equal(env?.value, '[::]:17000');
   const { loadSidecarConfig } = await import('../../src/k8s/podinfo.js');
-  t.ok(loadSidecarConfig({ env: { MESHMEDIC_ADMIN__LISTEN: env!.value! } }).config.valid, 'the config accepts it');
+  const readOnly = sidecarEnv.find((e) => e.name === 'MESHMEDIC_ADMIN__READONLY')?.value;
+  t.ok(loadSidecarConfig({ env: { MESHMEDIC_ADMIN__LISTEN: env!.value!, MESHMEDIC_ADMIN__READONLY: readOnly! } }).config.valid, 'the config accepts it (read-only: no admin token in the pod)');
 });
 
 t.test('injector config validation names the problem', async (t) => {
