@@ -50,8 +50,9 @@ t.test('proxy --audit-dir: operator and automatic decisions logged, checkpoint s
     const r = await request(`${proxy}/x`);
     await r.body.dump();
   }
-  // Operator: a drain through the admin API.
-  const op = await request(`${admin}/v1/endpoints/${encodeURIComponent(goodId)}/drain`, { method: 'POST', body: JSON.stringify({ reason: 'maintenance', durationMs: 1000 }), headers: { 'content-type': 'application/json' } });
+  // Operator: a drain through the admin API (forced: with the bad endpoint ejected, the guards would refuse
+  // taking the last healthy one out).
+  const op = await request(`${admin}/v1/endpoints/${encodeURIComponent(goodId)}/drain`, { method: 'POST', body: JSON.stringify({ reason: 'maintenance', durationMs: 1000, force: true }), headers: { 'content-type': 'application/json' } });
   t.equal(op.statusCode, 200);
   await op.body.dump();
 
