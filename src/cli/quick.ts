@@ -26,6 +26,11 @@ export function quickConfig(flags: QuickFlags, env: NodeJS.ProcessEnv = {}): Val
   if (errors.length) return { valid: false, errors };
   const service = flags.service ?? 'default';
   const endpoints = flags.upstream!.split(',').map((u) => u.trim()).filter(Boolean).map((u) => {
+    const bad = upstreamUrlProblem(u);
+    if (bad) {
+      errors.push(`--upstream "${u}": ${bad}`);
+      return { address: '0.0.0.0:1' };
+    }
     const hp = parseHostPort(u);
     if (typeof hp === 'string') return { address: u }; // reported by validation, with its position
     return { address: hp.host.includes(':') ? `[${hp.host}]:${hp.port}` : `${hp.host}:${hp.port}` };
@@ -69,4 +74,26 @@ function flagName(e: string): string {
     .replace(/^\/services\/0\/endpoints\/(\d+)\/address/, (_m, i: string) => `--upstream #${Number(i) + 1}`)
     .replace(/^\/node\/id/, '--node-id')
     .replace(/^\/audit\/dir/, '--audit-dir');
+}
+
+/**
+ * What is wrong with an --upstream URL that parseHostPort would accept by dropping part of it: a scheme
+ * other than http (the proxy speaks plain HTTP/1 or h2c to endpoints), or a path, query or fragment
+ * (requests keep their own path; an upstream's path would be silently ignored).
+ */
+export function upstreamUrlProblem(u: string): string | undefined {
+  const scheme = /^([a-zA-Z][a-zA-Z0-9+.-]*):\/\//.exec(u)?.[1]?.toLowerCase();
+  if (scheme === undefined) return undefined;
+  if (scheme !== 'http') return `scheme "${scheme}" is not supported: endpoints are reached over plain HTTP (http://HOST:PORT; for gRPC add --protocol h2c)`;
+  let url: URL;
+  try {
+    url = new URL(u);
+  } catch {
+    return undefined; // parseHostPort reports it
+  }
+  if ((url.pathname !== '/' && url.pathname !== '') || url.search || url.hash || u.replace(/^http:\/\/[^/?#]*/, '').length > 1) {
+    return `the path "${u.replace(/^http:\/\/[^/?#]*/, '')}" would be ignored: requests keep their own path; give http://HOST:PORT only`;
+  }
+  if (url.username || url.password) return 'credentials in the URL are not supported';
+  return undefined;
 }

@@ -50,7 +50,8 @@ export function parseConfigText(text: string, source = 'config'): Validated<unkn
     const doc = parseYaml(text, { prettyErrors: true, uniqueKeys: true, maxAliasCount: 100 });
     return { valid: true, result: doc };
   } catch (err) {
-    return { valid: false, errors: [`${source}: ${(err as Error).message.split('\n')[0]}`] };
+    // The whole message: the parser's line and column, the offending line and a caret under the spot.
+    return { valid: false, errors: [`${source}: ${(err as Error).message.trimEnd()}`] };
   }
 }
 
@@ -74,9 +75,24 @@ export function loadConfigFile(file: string | undefined, env: NodeJS.ProcessEnv 
     if (!parsed.valid) return parsed;
     doc = parsed.result;
   }
-  const withEnv = applyEnvOverrides(doc, env);
+  const fromEnv = new Map<string, string>();
+  const withEnv = applyEnvOverrides(doc, env, fromEnv);
   if (!withEnv.valid) return withEnv;
-  return validateConfig(withEnv.result);
+  const v = validateConfig(withEnv.result);
+  if (v.valid || fromEnv.size === 0) return v;
+  return { valid: false, errors: v.errors.map((e) => nameEnvSource(e, fromEnv)) };
+}
+
+/** An error about a value set by an environment variable names that variable. */
+function nameEnvSource(error: string, fromEnv: ReadonlyMap<string, string>): string {
+  let best = '';
+  for (const pointer of fromEnv.keys()) {
+    if ((error.startsWith(`${pointer}:`) || error.startsWith(`${pointer}/`)) && pointer.length > best.length) best = pointer;
+  }
+  if (!best) return error;
+  const rest = error.slice(best.length);
+  const sub = rest.startsWith('/') ? rest.slice(0, rest.indexOf(':')) : '';
+  return `${best}${sub} (set by ${fromEnv.get(best)})${rest.slice(sub.length)}`;
 }
 
 /**
@@ -84,7 +100,7 @@ export function loadConfigFile(file: string | undefined, env: NodeJS.ProcessEnv 
  * schema's keys case-insensitively, e.g. `MESHMEDIC_ADMIN__LISTEN=127.0.0.1:9000`,
  * `MESHMEDIC_PROXY__CONNECTTIMEOUTMS=500`. Values are parsed as YAML scalars (numbers, booleans, lists).
  */
-export function applyEnvOverrides(doc: unknown, env: NodeJS.ProcessEnv): Validated<unknown> {
+export function applyEnvOverrides(doc: unknown, env: NodeJS.ProcessEnv, applied?: Map<string, string>): Validated<unknown> {
   const out = (typeof doc === 'object' && doc !== null ? structuredClone(doc) : {}) as Record<string, unknown>;
   const errors: string[] = [];
   for (const [key, raw] of Object.entries(env)) {
@@ -126,6 +142,7 @@ export function applyEnvOverrides(doc: unknown, env: NodeJS.ProcessEnv): Validat
       cur = cur[k] as Record<string, unknown>;
     }
     cur[path[path.length - 1]!] = value;
+    applied?.set(`/${path.join('/')}`, key);
   }
   return errors.length ? { valid: false, errors } : { valid: true, result: out };
 }

@@ -6,7 +6,7 @@ import { createLogger } from '../core/log.js';
 import { startSidecar, type Sidecar } from '../runtime/sidecar.js';
 import { startBackend, type Backend } from '../testing/backend.js';
 import type { FaultKind } from '../sim/faults.js';
-import { renderView, type DemoFaultRecord } from './view.js';
+import { attributeDetection, renderSummary, renderView, type DemoFaultRecord } from './view.js';
 import { TrafficGenerator } from './traffic.js';
 
 export interface DemoOptions {
@@ -40,15 +40,38 @@ interface ScheduledFault {
   readonly fault: FaultKind;
 }
 
-/** The fault schedule, repeated: each fault from the scenario catalogue, then recovery. */
+/**
+ * The fault schedule, repeated every CYCLE_S: each fault from the scenario catalogue, then recovery.
+ * Faults do not overlap, so a decision during a fault's window is about that fault.
+ */
 export const FAULT_SCHEDULE: readonly ScheduledFault[] = [
-  { atS: 8, forS: 12, label: 'crash (connection refused)', targets: ['payments-2'], fault: { kind: 'crash' } },
-  { atS: 26, forS: 14, label: 'gray failure: 5x latency, still 200 OK', targets: ['catalog-1'], fault: { kind: 'latency', factor: 5 } },
-  { atS: 46, forS: 12, label: 'partial failure: 30 % 503', targets: ['payments-3'], fault: { kind: 'errors', fraction: 0.3, status: 503 } },
-  { atS: 64, forS: 10, label: 'black-hole (accepts, never answers)', targets: ['payments-1'], fault: { kind: 'blackhole' } },
-  { atS: 80, forS: 12, label: 'zone outage: every payments instance in zone b', targets: ['payments-3', 'payments-4'], fault: { kind: 'crash' } },
+  { atS: 5, forS: 8, label: 'crash (connection refused)', targets: ['payments-2'], fault: { kind: 'crash' } },
+  { atS: 16, forS: 10, label: 'gray failure: 5x latency, still 200 OK', targets: ['catalog-1'], fault: { kind: 'latency', factor: 5 } },
+  { atS: 29, forS: 8, label: 'partial failure: 30 % 503', targets: ['payments-3'], fault: { kind: 'errors', fraction: 0.3, status: 503 } },
+  { atS: 40, forS: 8, label: 'black-hole (accepts, never answers)', targets: ['payments-1'], fault: { kind: 'blackhole' } },
+  { atS: 51, forS: 8, label: 'zone outage: every payments instance in zone b', targets: ['payments-3', 'payments-4'], fault: { kind: 'crash' } },
 ];
-const CYCLE_S = 100;
+export const CYCLE_S = 62;
+
+/**
+ * Timeouts, aligned so that a black-hole is seen: a client sidecar gives an endpoint 1 s to answer
+ * (proxy.headersTimeoutMs; a timeout is a local-origin failure the detectors count, and a GET is retried
+ * on another endpoint), well inside the traffic generator's own 3 s, and far inside a fault's 8 s.
+ */
+export const CLIENT_HEADERS_TIMEOUT_MS = 1000;
+export const APP_TIMEOUT_MS = 3000;
+
+/**
+ * Requests/s each frontend sends each service ("reports" sends a quarter): about 40/s per endpoint, so
+ * that the window-based detectors have data even after the balancer has moved traffic off a sick
+ * endpoint. The success-rate peer detector's default (100 requests over 5 windows) would still judge
+ * an endpoint the balancer starved only late, so the demo asks for 50 (still a binomial test at p ≤ 1e-9).
+ */
+const CLIENT_RPS = 150;
+const DEMO_HEALING = { policy: 'meshmedic', peerSuccess: { minRequests: 50 } } as const;
+
+/** The client sidecars: two frontends, and "reports", which sends payments no traffic at all. */
+const CLIENT_NAMES = ['frontend-1', 'frontend-2', 'reports'];
 
 const TOPOLOGY = [
   { service: 'payments', zones: ['a', 'a', 'b', 'b'], medianMs: 4 },
@@ -92,14 +115,14 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
       const gossip = { enabled: true, listen: '127.0.0.1:0', join: clients.length ? [clients[0]!.addresses.gossip!] : [], health: { minQuorum: 2 } };
       clients.push(
         await startSidecar(
-          mustConfig({ node: { id: c < 2 ? `frontend-${c + 1}` : 'reports' }, admin: { listen: '127.0.0.1:0' }, outbound: { listen: '127.0.0.1:0' }, services, healing: { policy: 'meshmedic' }, gossip, log: { level: 'error' } }),
+          mustConfig({ node: { id: CLIENT_NAMES[c]!, workload: CLIENT_NAMES[c]! }, admin: { listen: '127.0.0.1:0' }, outbound: { listen: '127.0.0.1:0' }, proxy: { headersTimeoutMs: CLIENT_HEADERS_TIMEOUT_MS }, services, healing: DEMO_HEALING, gossip, log: { level: 'error' } }),
           { log },
         ),
       );
     }
     traffic = new TrafficGenerator(
-      clients.flatMap((c, i) => TOPOLOGY.filter((t) => i < 2 || t.service !== 'payments').map((t) => ({ url: `http://${c.addresses.outbound}`, service: t.service, rps: i < 2 ? 60 : 20 }))),
-      { timeoutMs: 2000, maxInflight: 2000 },
+      clients.flatMap((c, i) => TOPOLOGY.filter((t) => i < 2 || t.service !== 'payments').map((t) => ({ url: `http://${c.addresses.outbound}`, service: t.service, rps: i < 2 ? CLIENT_RPS : CLIENT_RPS / 4 }))),
+      { timeoutMs: APP_TIMEOUT_MS, maxInflight: 2000 },
     );
     traffic.start();
 
@@ -109,7 +132,7 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
         for (const f of FAULT_SCHEDULE) {
           const at = (cycle * CYCLE_S + f.atS) * 1000;
           timers.push(setTimeout(() => {
-            const rec: DemoFaultRecord = { label: f.label, targets: f.targets, ids: [], startedAt: Date.now(), endedAt: undefined, detectedAt: undefined, failedBefore: failedCount(traffic!), lost: 0, rpsBefore: 0, sharePct: undefined };
+            const rec: DemoFaultRecord = { label: f.label, targets: f.targets, ids: [], cycle, forS: f.forS, startedAt: Date.now(), endedAt: undefined, detectedAt: undefined, detectedBy: undefined, failedBefore: failedCount(traffic!), lost: 0, rpsBefore: 0, sharePct: undefined, minSharePct: undefined };
             for (const n of f.targets) {
               const inst = byName.get(n)!;
               inst.backend.setFault(f.fault);
@@ -131,24 +154,23 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
     const draw = () => {
       const now = Date.now();
       for (const r of records) {
-        if (r.detectedAt === undefined) {
-          for (const c of clients) {
-            const hit = c.context.mesh.eventsSince(0).find((e) => e.applied && r.ids.includes(e.target) && e.at >= r.startedAt && e.action !== 'restore');
-            if (hit && (r.detectedAt === undefined || hit.at < r.detectedAt)) r.detectedAt = hit.at;
-          }
-        }
+        if (r.detectedAt === undefined) attributeDetection(r, clients.map((c, i) => ({ name: CLIENT_NAMES[i]!, events: c.context.mesh.eventsSince(0, 5000) })), now);
         if (r.endedAt === undefined || now - r.endedAt < 5000) r.lost = failedCount(traffic!) - r.failedBefore;
         // The balancer (Peak-EWMA) moves traffic away from a slow endpoint before any detector decides:
         // show the share of its usual traffic it still gets while the fault lasts.
-        if (r.endedAt === undefined && r.rpsBefore > 0 && now - r.startedAt >= 2000) r.sharePct = Math.round((100 * recentRps(clients, r.ids)) / r.rpsBefore);
+        if (r.endedAt === undefined && r.rpsBefore > 0 && now - r.startedAt >= 2000) {
+          r.sharePct = Math.round((100 * recentRps(clients, r.ids)) / r.rpsBefore);
+          r.minSharePct = Math.min(r.minSharePct ?? 100, r.sharePct);
+        }
       }
-      opts.out(renderView({ now, started, instances, clients, traffic: traffic!, records, plain: opts.plain }));
+      opts.out(renderView({ now, started, instances, clients, clientNames: CLIENT_NAMES, traffic: traffic!, records, plain: opts.plain, dashboard: `http://${clients[0]!.addresses.admin}/ui/`, firstFaultS: opts.faults ? FAULT_SCHEDULE[0]!.atS : 0 }));
     };
     const view = setInterval(draw, opts.plain ? 5000 : 1000);
     timers.push(view as unknown as NodeJS.Timeout);
     const until = opts.durationS > 0 ? new Promise<void>((r) => timers.push(setTimeout(r, opts.durationS * 1000))) : new Promise<void>(() => {});
     await Promise.race([until, opts.stopSignal]);
     draw();
+    opts.out(renderSummary(records, started, Date.now(), new Map(instances.map((x) => [`${x.service}/${x.address}`, x.name]))));
     return 0;
   } finally {
     for (const t of timers) clearTimeout(t);

@@ -1,5 +1,6 @@
 // The demo's live terminal view: one row per endpoint as the client sidecars see it, and the fault log
 // with time to detect and requests lost per fault.
+import type { RecordedDecision } from '../mesh/state.js';
 import type { Sidecar } from '../runtime/sidecar.js';
 import { emptySummary, newHistogram, type Histogram, type WindowSummary } from '../stats/window.js';
 import type { DemoInstance } from './demo.js';
@@ -9,14 +10,46 @@ export interface DemoFaultRecord {
   label: string;
   targets: readonly string[];
   ids: string[];
+  /** Which repetition of the schedule (0 = first). */
+  cycle: number;
+  forS: number;
   startedAt: number;
   endedAt: number | undefined;
   detectedAt: number | undefined;
+  /** The decision that detected it: which client sidecar, and what it did. */
+  detectedBy: { client: string; action: string; target: string; reason: string } | undefined;
   failedBefore: number;
   lost: number;
   /** Requests per second the faulty endpoints got before the fault, and the share of that they get now. */
   rpsBefore: number;
   sharePct: number | undefined;
+  /** The lowest share seen during the fault. */
+  minSharePct: number | undefined;
+}
+
+/**
+ * A fault is detected by the first decision (not a restore) that any client sidecar applied to one of
+ * ITS targets during ITS window (from its start to its end, or now while it lasts): a later decision
+ * about another fault cannot be credited to it.
+ */
+export function attributeDetection(r: DemoFaultRecord, clients: readonly { name: string; events: readonly RecordedDecision[] }[], now: number): void {
+  const until = r.endedAt ?? now;
+  for (const c of clients) {
+    for (const e of c.events) {
+      if (!e.applied || e.action === 'restore' || e.at < r.startedAt || e.at > until || !r.ids.includes(e.target)) continue;
+      if (r.detectedAt === undefined || e.at < r.detectedAt) {
+        r.detectedAt = e.at;
+        r.detectedBy = { client: c.name, action: e.action, target: e.target, reason: e.reason };
+      }
+      break; // events are in time order: the first match is this client's earliest
+    }
+  }
+}
+
+/** Why a fault that ended was not detected, in words. */
+function whyNotDetected(r: DemoFaultRecord): string {
+  const share = r.minSharePct !== undefined && r.minSharePct < 50 ? `; the balancer had already cut its traffic to ${r.minSharePct} % of usual, so the detectors saw too few requests` : '';
+  return `no healing decision on ${r.targets.join(',')} during its ${r.forS} s window${share}`;
 }
 
 export interface ViewInput {
@@ -24,9 +57,14 @@ export interface ViewInput {
   started: number;
   instances: readonly DemoInstance[];
   clients: readonly Sidecar[];
+  clientNames: readonly string[];
   traffic: TrafficGenerator;
   records: readonly DemoFaultRecord[];
   plain: boolean;
+  /** The web dashboard of the first client sidecar. */
+  dashboard: string;
+  /** When the first fault starts, s (0 = no faults). */
+  firstFaultS: number;
 }
 
 const STATE_MARK: Record<string, string> = { healthy: 'healthy', degraded: 'DEGRADED', ejected: 'EJECTED', probation: 'probation', draining: 'draining' };
@@ -42,10 +80,11 @@ export function renderView(v: ViewInput): string {
     sent += c.sent;
     failed += c.failed;
   }
-  lines.push(`meshmedic demo — up ${up}s — ${v.clients.length} client sidecars gossiping ("reports" sends payments no traffic), ${v.instances.length} instances each behind its own sidecar`);
-  lines.push(`requests sent ${sent}, failed ${failed} (${sent ? ((100 * failed) / sent).toFixed(2) : '0.00'} %)   admin APIs: ${v.clients.map((c) => `http://${c.addresses.admin}/v1/endpoints`).join('  ')}`);
+  lines.push(`meshmedic demo — up ${up}s — ${v.clients.length} client sidecars gossiping (${v.clientNames.join(', ')}; "reports" sends payments no traffic), ${v.instances.length} instances each behind its own sidecar`);
+  lines.push(`requests sent ${sent}, failed ${failed} (${sent ? ((100 * failed) / sent).toFixed(2) : '0.00'} %)   dashboard: ${v.dashboard}`);
+  lines.push(`admin APIs: ${v.clients.map((c, i) => `${v.clientNames[i]} http://${c.addresses.admin}`).join('  ')}`);
   lines.push('');
-  lines.push(pad('endpoint', 30) + pad('instance', 12) + pad('zone', 8) + pad('state: frontend-1 / frontend-2 / reports', 44) + pad('rps', 7) + pad('p50 ms', 9) + pad('p99 ms', 9) + pad('errors', 8));
+  lines.push(pad('endpoint', 30) + pad('instance', 12) + pad('zone', 8) + pad(`state: ${v.clientNames.join(' / ')}`, 44) + pad('rps', 7) + pad('p50 ms', 9) + pad('p99 ms', 9) + pad('errors', 8));
   const windows = 5;
   for (const inst of v.instances) {
     const id = `${inst.service}/${inst.address}`;
@@ -75,30 +114,49 @@ export function renderView(v: ViewInput): string {
     );
   }
   lines.push('');
-  lines.push('faults injected (time to detect = first healing decision by any client sidecar; lost = failed requests seen by the app)');
-  if (v.records.length === 0) lines.push('  (none yet: the first fault starts 8 s in)');
+  lines.push('faults injected (detected = the first healing decision by any client sidecar on the fault\'s targets during the fault; lost = failed requests the app saw)');
+  if (v.records.length === 0) lines.push(v.firstFaultS > 0 ? `  (none yet: the first fault starts ${v.firstFaultS} s in)` : '  (none: started with --no-faults)');
   for (const r of v.records.slice(-8)) {
     const at = ((r.startedAt - v.started) / 1000).toFixed(0);
     const status = r.endedAt === undefined ? 'ACTIVE' : 'cleared';
-    const ttd = r.detectedAt === undefined ? (r.endedAt === undefined ? 'detecting…' : 'not detected') : `${r.detectedAt - r.startedAt} ms`;
+    const ttd = r.detectedAt === undefined ? (r.endedAt === undefined ? 'detecting…' : 'NOT detected') : `${r.detectedAt - r.startedAt} ms`;
+    const by = r.detectedBy ? `  by ${r.detectedBy.client}: ${r.detectedBy.action} (${r.detectedBy.reason})` : r.endedAt !== undefined && r.detectedAt === undefined ? `  (${whyNotDetected(r)})` : '';
     const shifted = r.sharePct !== undefined && r.endedAt === undefined ? `  (balancer: it gets ${r.sharePct} % of its usual traffic)` : '';
-    lines.push(`  t=${pad(at + 's', 6)} ${pad(r.label, 48)} on ${pad(r.targets.join(','), 22)} ${pad(status, 8)} detected in ${pad(ttd, 14)} lost ${r.lost}${shifted}`);
+    lines.push(`  t=${pad(at + 's', 6)} ${pad(r.label, 48)} on ${pad(r.targets.join(','), 22)} ${pad(status, 8)} detected in ${pad(ttd, 14)} lost ${r.lost}${by}${shifted}`);
   }
-  const recent: string[] = [];
+  // Every client's decisions, merged in time order, with instance names as in the table above.
+  const names = new Map(v.instances.map((x) => [`${x.service}/${x.address}`, x.name]));
+  const recent: { at: number; line: string }[] = [];
   for (const [i, c] of v.clients.entries()) {
-    for (const e of c.context.mesh.eventsSince(0).slice(-4)) {
+    for (const e of c.context.mesh.eventsSince(0).slice(-8)) {
       if (!e.applied) continue;
       const ev = Object.entries(e.evidence).slice(0, 3).map(([k, val]) => `${k}=${typeof val === 'number' ? +val.toFixed(3) : val}`).join(' ');
-      recent.push(`  ${i < 2 ? `frontend-${i + 1}` : 'reports'} t=${((e.at - v.started) / 1000).toFixed(1)}s ${e.action} ${e.target} (${e.reason}${ev ? '; ' + ev : ''})`);
+      recent.push({ at: e.at, line: `  ${pad(v.clientNames[i] ?? `client-${i + 1}`, 11)} t=${((e.at - v.started) / 1000).toFixed(1)}s ${e.action} ${names.get(e.target) ?? e.target} (${e.reason}${ev ? '; ' + ev : ''})` });
     }
   }
+  recent.sort((a, b) => a.at - b.at);
   lines.push('');
   lines.push('recent decisions');
-  lines.push(...(recent.length ? recent.slice(-8) : ['  (none yet)']));
+  lines.push(...(recent.length ? recent.slice(-8).map((r) => r.line) : ['  (none yet)']));
   lines.push('');
   lines.push('Ctrl-C stops the demo.');
   const text = lines.join('\n') + '\n';
   return v.plain ? `\n${text}` : `\x1b[H\x1b[2J${text}`;
+}
+
+/** The table printed when the demo ends: every fault, whether and how fast a decision caught it. */
+export function renderSummary(records: readonly DemoFaultRecord[], started: number, now: number, names: ReadonlyMap<string, string> = new Map()): string {
+  const lines = ['', `summary after ${((now - started) / 1000).toFixed(0)} s (detected = first decision on the fault's targets during the fault)`];
+  lines.push(`  ${pad('cycle', 6)}${pad('t', 7)}${pad('fault', 48)}${pad('targets', 22)}${pad('detected in', 13)}${pad('lost', 6)}by`);
+  for (const r of records) {
+    const ttd = r.detectedAt !== undefined ? `${r.detectedAt - r.startedAt} ms` : r.endedAt === undefined ? 'still active' : 'NOT detected';
+    const by = r.detectedBy ? `${r.detectedBy.client}: ${r.detectedBy.action} ${names.get(r.detectedBy.target) ?? r.detectedBy.target} (${r.detectedBy.reason})` : r.endedAt !== undefined ? whyNotDetected(r) : '';
+    lines.push(`  ${pad(String(r.cycle + 1), 6)}${pad(((r.startedAt - started) / 1000).toFixed(0) + 's', 7)}${pad(r.label, 48)}${pad(r.targets.join(','), 22)}${pad(ttd, 13)}${pad(String(r.lost), 6)}${by}`);
+  }
+  const done = records.filter((r) => r.endedAt !== undefined || r.detectedAt !== undefined);
+  const caught = done.filter((r) => r.detectedAt !== undefined).length;
+  lines.push(records.length ? `  ${caught} of ${done.length} faults detected by a decision${records.length > done.length ? ` (${records.length - done.length} still active, not counted)` : ''}` : '  no fault was injected');
+  return lines.join('\n') + '\n';
 }
 
 function pad(s: string, n: number): string {

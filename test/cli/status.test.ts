@@ -9,6 +9,11 @@ import { Outcome } from '../../src/core/types.js';
 import { startSidecar } from '../../src/runtime/sidecar.js';
 import { main, type CliIo } from '../../src/cli/main.js';
 import { parseDuration } from '../../src/cli/status.js';
+import { quickConfig } from '../../src/cli/quick.js';
+import { loadConfigFile } from '../../src/config/load.js';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 async function sidecar(t: Test) {
   const v = validateConfig({
@@ -114,4 +119,23 @@ t.test('clear errors: unreachable admin, unknown flag with a suggestion, duratio
   t.equal(parseDuration('5m'), 300_000);
   t.equal(parseDuration('1500'), 1500);
   t.match(parseDuration('8d'), /duration/);
+});
+
+t.test('CLI polish: --upstream schemes and paths, env-override errors name the variable, YAML errors whole', async (t) => {
+  const q = (upstream: string) => quickConfig({ listen: '127.0.0.1:0', upstream });
+  t.match(q('grpc://127.0.0.1:9000'), { valid: false, errors: [/--upstream "grpc:\/\/127\.0\.0\.1:9000": scheme "grpc" is not supported.*--protocol h2c/] });
+  t.match(q('https://127.0.0.1:9000'), { valid: false, errors: [/scheme "https" is not supported/] });
+  t.match(q('http://127.0.0.1:9000/api/v1'), { valid: false, errors: [/the path "\/api\/v1" would be ignored/] });
+  t.match(q('http://127.0.0.1:9000?x=1'), { valid: false, errors: [/the path "\?x=1" would be ignored/] });
+  t.match(q('http://127.0.0.1:9000/,127.0.0.1:9001'), { valid: true });
+  const dir = mkdtempSync(join(tmpdir(), 'meshmedic-cli-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'c.yaml');
+  writeFileSync(file, 'admin:\n  listen: 127.0.0.1:0\n');
+  const env = loadConfigFile(file, { MESHMEDIC_ADMIN__LISTEN: 'nowhere' });
+  t.match(env, { valid: false, errors: [/^\/admin\/listen \(set by MESHMEDIC_ADMIN__LISTEN\): /] });
+  writeFileSync(file, 'admin:\n  listen: [1, 2\nlog: {}\n');
+  const bad = loadConfigFile(file, {});
+  t.notOk(bad.valid);
+  if (!bad.valid) t.ok(bad.errors[0]!.split('\n').length > 1, `the whole parser message, with its code frame:\n${bad.errors[0]}`);
 });
