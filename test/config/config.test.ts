@@ -84,7 +84,7 @@ t.test('environment overrides', async (t) => {
   if (!bad.valid) t.match(bad.errors[0], /MESHMEDIC_PROXY__NOPE: no configuration key/);
   const badValue = loadConfigFile(undefined, { MESHMEDIC_PROXY__CONNECTTIMEOUTMS: 'soon' });
   t.equal(badValue.valid, false);
-  if (!badValue.valid) t.match(badValue.errors[0], /\/proxy\/connectTimeoutMs: expected integer, got "soon"/);
+  if (!badValue.valid) t.match(badValue.errors[0], /\/proxy\/connectTimeoutMs \(set by MESHMEDIC_PROXY__CONNECTTIMEOUTMS\): expected integer, got "soon"/);
 });
 
 t.test('meshmedic run: bad config exits 2 naming the field', async (t) => {
