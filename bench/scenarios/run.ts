@@ -94,19 +94,40 @@ async function post(url: string, body: unknown): Promise<void> {
   if (r.statusCode !== 200) throw new Error(`POST ${url}: ${r.statusCode} ${text}`);
 }
 
-async function startLane(sys: SystemUnderTest, spec: ScenarioSpec, seed: number, dir: string): Promise<Lane> {
-  const lane: Lane = { sys, backends: [] };
+/** Lanes whose backends share one process: 12 lanes × up to 20 endpoints as separate processes would
+ *  not fit the machine, one process for all would make its event loop everyone's bottleneck. */
+const LANES_PER_BACKEND_PROCESS = 4;
+
+type LaneBackends = Lane['backends'];
+
+/** Start every lane's copy of the scenario's cluster (the same models and seeds for each lane). */
+async function startBackends(count: number, spec: ScenarioSpec, seed: number, dir: string): Promise<{ perLane: LaneBackends[]; procs: Spawned[] }> {
+  const be = nodeEntry('src/testing/backend-main.ts');
+  const models = backendModels(spec, seed);
+  const groups = Math.ceil(count / LANES_PER_BACKEND_PROCESS);
+  const perLane: LaneBackends[] = [];
+  const procs: Spawned[] = [];
+  await Promise.all(Array.from({ length: groups }, async (_, g) => {
+    const lanes = Math.min(LANES_PER_BACKEND_PROCESS, count - g * LANES_PER_BACKEND_PROCESS);
+    const proc = spawnTracked({
+      name: `backends-${g}`, cmd: be.cmd, logDir: dir, stdinPipe: true,
+      args: [...be.args, '--port', '0', '--control-port', '0', '--models', JSON.stringify(Array.from({ length: lanes }, () => models).flat()), '--exit-with-stdin'],
+    });
+    procs.push(proc);
+    const r = await waitReadyLine<{ backends: { port: number; controlPort: number }[] }>(proc, 60_000);
+    for (let k = 0; k < lanes; k++) {
+      perLane[g * LANES_PER_BACKEND_PROCESS + k] = r.backends.slice(k * models.length, (k + 1) * models.length)
+        .map((b) => ({ proc, port: b.port, controlPort: b.controlPort, address: `127.0.0.1:${b.port}` }));
+    }
+  }));
+  return { perLane, procs };
+}
+
+async function startLane(sys: SystemUnderTest, spec: ScenarioSpec, backends: LaneBackends, dir: string): Promise<Lane> {
+  const lane: Lane = { sys, backends };
   const why = sys.available();
   if (why) { lane.failed = why; return lane; }
-  const be = nodeEntry('src/testing/backend-main.ts');
   try {
-    // The whole cluster in one process: dozens of lanes × endpoints as separate processes would not fit.
-    const proc = spawnTracked({
-      name: `${sys.name}-backends`, cmd: be.cmd, logDir: dir, stdinPipe: true,
-      args: [...be.args, '--port', '0', '--control-port', '0', '--models', JSON.stringify(backendModels(spec, seed)), '--exit-with-stdin'],
-    });
-    const r = await waitReadyLine<{ backends: { port: number; controlPort: number }[] }>(proc, 30_000);
-    lane.backends = r.backends.map((b) => ({ proc, port: b.port, controlPort: b.controlPort, address: `127.0.0.1:${b.port}` }));
     const ctx = { upstreams: lane.backends.map((b) => ({ host: '127.0.0.1', port: b.port })), dir, timeouts: timeoutsOf(spec) };
     // Ports are picked free then bound by the system: another lane starting at the same moment may
     // take one in between, so a failed start is tried once more with fresh ports.
@@ -119,7 +140,6 @@ async function startLane(sys: SystemUnderTest, spec: ScenarioSpec, seed: number,
 
 async function stopLane(l: Lane): Promise<void> {
   await l.sut?.stop().catch(() => {});
-  await l.backends[0]?.proc.stop();
 }
 
 const evidenceFile = (sc: Scenario, seed: number, quick: boolean): string => path.join(ROOT, 'bench', 'results', 'tmp', `scenario-${quick ? 'quick-' : ''}${sc.name}-seed${seed}.json`);
@@ -130,7 +150,12 @@ type EjectionLike = { address: string; at: number };
 async function runScenario(spec: ScenarioSpec, seed: number, systems: SystemUnderTest[], dir: string, quick: boolean): Promise<Map<string, Outcome>> {
   const out = new Map<string, Outcome>();
   const sc = liveScenario(spec);
-  const lanes = await Promise.all(systems.map((s) => startLane(s, spec, seed, dir)));
+  let bes: { perLane: LaneBackends[]; procs: Spawned[] };
+  try { bes = await startBackends(systems.length, spec, seed, dir); } catch (e) {
+    for (const s of systems) out.set(s.name, { available: false, reason: `backends failed to start: ${(e as Error).message.split('\n')[0]}` });
+    return out;
+  }
+  const lanes = await Promise.all(systems.map((s, i) => startLane(s, spec, bes.perLane[i]!, dir)));
   try {
     const live = lanes.filter((l) => !l.failed && l.sut);
     for (const l of lanes) if (l.failed) out.set(l.sys.name, { available: false, reason: l.failed });
@@ -183,6 +208,7 @@ async function runScenario(spec: ScenarioSpec, seed: number, systems: SystemUnde
     return out;
   } finally {
     await Promise.all(lanes.map(stopLane));
+    await Promise.all(bes.procs.map((p) => p.stop()));
   }
 }
 
@@ -250,8 +276,11 @@ async function main(): Promise<number> {
     }
     const tmp = tempDir('mm-bench-scen');
     try {
-      for (let seed = 1; seed <= seedCount; seed++) {
-        for (const spec of scenarios) {
+      // Held-out first, seed by seed: a run cut short still has whole seeds of the set that judges.
+      const order = (['held-out', 'tuning'] as const).flatMap((set) =>
+        Array.from({ length: seedCount }, (_, k) => scenarios.filter((sc) => sc.set === set).map((spec) => ({ spec, seed: k + 1 }))).flat());
+      for (const { spec, seed } of order) {
+        {
           log(`scenario ${spec.name} (${spec.set}, seed ${seed}): ${spec.description} (${spec.durationMs / 1000} s at ${spec.rps} rps, ${systems.length} systems at once)\n`);
           const before = os.loadavg()[0];
           const outcomes = await runScenario(spec, seed, systems, tmp.dir, quick);
@@ -265,6 +294,10 @@ async function main(): Promise<number> {
           runs.push({
             scenario: spec.name, family: spec.family, set: spec.set, size: spec.endpoints.length, seed, faulted: spec.faults.length > 0, hard: spec.hard,
             loadavg, outcomes: Object.fromEntries(outcomes),
+          });
+          // What has run so far, renderable with --render if the run is cut short.
+          writeJson(path.join(ROOT, 'bench', 'results', 'tmp', `scenarios-${quick ? 'quick-' : ''}partial.json`), {
+            when: new Date(t0).toISOString(), command: `partial run of ${seedCount} seeds`, machine: `${os.cpus().length} CPUs`, minutes: Math.round((Date.now() - t0) / 6000) / 10, runs,
           });
         }
       }
