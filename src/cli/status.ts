@@ -13,8 +13,8 @@ export const ADMIN_HELP: Record<AdminCommand, string> = {
   status: `Usage: meshmedic status [--admin HOST:PORT]\n\nThe sidecar's node, version, uptime, components and endpoints per health state.\n${COMMON}\n`,
   endpoints: `Usage: meshmedic endpoints [--service S] [-o wide|json] [--admin HOST:PORT]\n\nEach endpoint's id, state, weight, requests/s, error rate and p50/p99 over the stats windows.\n  --service S   only this service\n  -o wide       also reason, source, since and locality;  -o json  the API's JSON\n${COMMON}\n`,
   events: `Usage: meshmedic events [--follow] [--since SEQ] [--limit N] [-o json] [--admin HOST:PORT]\n\nHealing decisions (applied or refused) with their evidence, oldest first.\n  --follow      keep printing decisions as they happen (Ctrl-C stops)\n${COMMON}\n`,
-  eject: `Usage: meshmedic eject ID [--for DURATION] [--reason TEXT] [--admin HOST:PORT] [--token T]\n\nTakes the endpoint out of rotation through the same decision path as automatic healing.\n  ID               service/host:port (as \`meshmedic endpoints\` prints it)\n  --for DURATION   e.g. 30s, 5m, 1h (default: until restored)\n  --reason TEXT    recorded with the decision (default "operator")\n  --token T        bearer token (default: $MESHMEDIC_ADMIN_TOKEN), needed off loopback\n${COMMON}\n`,
-  drain: `Usage: meshmedic drain ID [--for DURATION] [--reason TEXT] [--admin HOST:PORT] [--token T]\n\nNo new requests to the endpoint; in-flight ones finish. Flags as for eject.\n${COMMON}\n`,
+  eject: `Usage: meshmedic eject ID [--for DURATION] [--reason TEXT] [--force] [--admin HOST:PORT] [--token T]\n\nTakes the endpoint out of rotation through the same decision path as automatic healing.\n  ID               service/host:port (as \`meshmedic endpoints\` prints it)\n  --for DURATION   e.g. 30s, 5m, 1h (default: until restored)\n  --reason TEXT    recorded with the decision (default "operator")\n  --force          override the healing guards (e.g. the last healthy endpoint of a service)\n  --token T        bearer token (default: $MESHMEDIC_ADMIN_TOKEN), needed off loopback\n${COMMON}\n`,
+  drain: `Usage: meshmedic drain ID [--for DURATION] [--reason TEXT] [--force] [--admin HOST:PORT] [--token T]\n\nNo new requests to the endpoint; in-flight ones finish. Flags as for eject.\n${COMMON}\n`,
   restore: `Usage: meshmedic restore ID [--reason TEXT] [--admin HOST:PORT] [--token T]\n\nPuts an ejected or drained endpoint back in rotation.\n${COMMON}\n`,
   top: `Usage: meshmedic top [--service S] [--once] [--admin HOST:PORT]\n\nA live table of endpoints by requests/s, redrawn every second from the sidecar's event stream.\n  --once   print one table and exit\n${COMMON}\n`,
   'config-dump': `Usage: meshmedic config-dump [--admin HOST:PORT]\n\nThe sidecar's effective configuration (defaults filled in, overrides applied), secrets redacted.\n${COMMON}\n`,
@@ -52,7 +52,7 @@ class AdminError extends Error {}
 export async function adminCommand(cmd: AdminCommand, argv: string[], io: CliIo): Promise<number> {
   const s = { type: 'string' } as const;
   const b = { type: 'boolean' } as const;
-  const options = { admin: s, token: s, service: s, output: { type: 'string', short: 'o' }, follow: { ...b, short: 'f' }, since: s, limit: s, for: s, reason: s, once: b } as const;
+  const options = { admin: s, token: s, service: s, output: { type: 'string', short: 'o' }, follow: { ...b, short: 'f' }, since: s, limit: s, for: s, reason: s, once: b, force: b } as const;
   const positional = cmd === 'eject' || cmd === 'drain' || cmd === 'restore';
   const p = parseFlags(cmd, argv, options, io, { positionals: positional ? 1 : 0, help: ADMIN_HELP[cmd] });
   if (p.code !== undefined) return p.code;
@@ -130,7 +130,7 @@ export class AdminClient {
     }
     if (!res.ok) {
       const e = json as { error?: string; message?: string };
-      const hint = res.status === 401 ? ' (set MESHMEDIC_ADMIN_TOKEN or --token)' : '';
+      const hint = res.status === 401 ? ' (set MESHMEDIC_ADMIN_TOKEN or --token)' : /"force": true/.test(e.message ?? '') ? ' (add --force)' : '';
       throw new AdminError(`${e.error ?? `HTTP ${res.status}`}: ${e.message ?? text}${hint}`);
     }
     return json;
@@ -258,6 +258,10 @@ async function decide(io: CliIo, api: AdminClient, action: 'eject' | 'drain' | '
   if (!id) return usage(io, action, 'the endpoint ID is required (service/host:port, as `meshmedic endpoints` prints it)');
   const body: Record<string, unknown> = {};
   if (v.reason !== undefined) body.reason = v.reason;
+  if (v.force) {
+    if (action === 'restore') return usage(io, action, '--force applies to eject and drain only');
+    body.force = true;
+  }
   if (v.for !== undefined) {
     if (action === 'restore') return usage(io, action, '--for applies to eject and drain only');
     const d = parseDuration(v.for as string);

@@ -68,7 +68,9 @@ t.test('eject / drain / restore with --for and --reason, token from the environm
   t.match(ej.out, /^pay\/127\.0\.0\.1:9001: ejected until \d{4}-.*\(decision 1\)$/m);
   const until = s.context.mesh.snapshot().endpoints.get('pay/127.0.0.1:9001')!.health.until!;
   t.ok(Math.abs(until - Date.now() - 30_000) < 5000, 'ejected for 30 s');
-  t.equal((await run(['drain', 'cart/127.0.0.1:9101', '--token', 'tok-123456789', '--admin', admin])).code, 0);
+  // The only endpoint of cart: the healing guards refuse, --force overrides them.
+  t.match(await run(['drain', 'cart/127.0.0.1:9101', '--token', 'tok-123456789', '--admin', admin]), { code: 1, err: /refused by the .* guard.*force/ });
+  t.equal((await run(['drain', 'cart/127.0.0.1:9101', '--force', '--token', 'tok-123456789', '--admin', admin])).code, 0);
   const again = await run(['restore', 'cart/127.0.0.1:9101'], env);
   t.match(again.out, /cart\/127\.0\.0\.1:9101: healthy/);
   const ev = await run(['events'], env);
