@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { parse as parseYaml } from 'yaml';
 import { isLoopbackHost, parseHostPort } from '../core/address.js';
+import { parseSeed } from '../gossip/seeds.js';
 
 /** Shortest admin token accepted when the admin API listens off loopback. */
 export const MIN_ADMIN_TOKEN = 16;
@@ -197,9 +198,10 @@ function semanticErrors(cfg: Config): string[] {
     }
   }
   cfg.gossip.join.forEach((j, i) => {
-    const hp = parseHostPort(j);
-    if (typeof hp === 'string') errors.push(`/gossip/join/${i}: ${hp}`);
+    const seed = parseSeed(j);
+    if (typeof seed === 'string') errors.push(`/gossip/join/${i}: ${seed}`);
   });
+  if (cfg.gossip.keysFile && (cfg.gossip.keys ?? []).length > 0) errors.push('/gossip/keysFile: set either gossip.keys or gossip.keysFile, not both');
   if (cfg.inbound.enabled) {
     const hp = parseHostPort(cfg.inbound.app, { allowHostname: false });
     if (typeof hp === 'string') errors.push(`/inbound/app: ${hp}`);

@@ -14,6 +14,8 @@ import type { Component, ComponentFactory, SidecarContext } from '../runtime/con
 import { HealthPlane, observerKeys } from './health-plane.js';
 import { generateIdentity, identityFromPem, identityToPem, ObservationSigner, OFFER_RESULTS, QuorumBoard, type Identity } from './health.js';
 import { Keyring } from './keyring.js';
+import { applyKeys, readKeysFrom } from './keyring-file.js';
+import { parseSeed, Seeds, systemSeedResolver, type SeedResolver, type SeedSpec } from './seeds.js';
 import { LoopStarvationWatch } from './loop-delay.js';
 import { Membership, type MemberInfo } from './membership.js';
 import { NodeTransport } from './node-transport.js';
@@ -66,16 +68,39 @@ function parseAddress(what: string, s: string, allowPortZero: boolean): Address 
   return hp;
 }
 
-export const startGossip: ComponentFactory = async (ctx: SidecarContext): Promise<GossipComponent> => {
+/** What the component takes from its environment beyond the sidecar context (tests inject a fake DNS). */
+export interface GossipDeps {
+  readonly resolver?: SeedResolver;
+}
+
+export const startGossip: ComponentFactory = (ctx) => startGossipWith(ctx, {});
+
+export function gossipFactory(deps: GossipDeps): ComponentFactory {
+  return (ctx) => startGossipWith(ctx, deps);
+}
+
+async function startGossipWith(ctx: SidecarContext, deps: GossipDeps): Promise<GossipComponent> {
   const cfg = ctx.config.gossip;
   const log = ctx.log.child({ component: 'gossip' });
   const clock = ctx.clock;
   const profile = profileFromConfig(cfg);
   const listen = parseAddress('gossip.listen', cfg.listen, true);
-  const seeds = cfg.join.map((s, i) => parseAddress(`gossip.join[${i}]`, s, false));
+  const specs: SeedSpec[] = cfg.join.map((s, i) => {
+    const seed = parseSeed(s);
+    if (typeof seed === 'string') throw new MeshmedicError('MM_ERR_ADDRESS', `gossip.join[${i}]: ${seed}`);
+    return seed;
+  });
+  const seeds = new Seeds(specs, deps.resolver ?? systemSeedResolver, (seed, err) => log.warn('gossip seed did not resolve; its last addresses are kept', { seed, err: (err as NodeJS.ErrnoException).code ?? err.message }));
   const nodeId = ctx.config.node.id || `${hostname().slice(0, 200)}-${randomBytes(4).toString('hex')}`;
   if (Buffer.byteLength(nodeId) > 255) throw new MeshmedicError('MM_ERR_CONFIG_INVALID', `node.id "${nodeId.slice(0, 40)}…" is longer than 255 bytes of UTF-8`);
-  const keyring = new Keyring(cfg.keys ?? []);
+  let fileKeys: string[] | undefined;
+  if (cfg.keysFile) {
+    // Keys configured: encryption is on from the first packet, or the sidecar does not start.
+    const read = readKeysFrom(cfg.keysFile);
+    if (typeof read === 'string') throw new MeshmedicError('MM_ERR_GOSSIP_KEYS', read);
+    fileKeys = read;
+  }
+  const keyring = new Keyring(fileKeys ?? cfg.keys ?? []);
   const identity = loadIdentity(cfg.identityKeyFile);
   const hc = cfg.health ?? {};
   const lim = cfg.limits ?? {};
@@ -189,7 +214,8 @@ export const startGossip: ComponentFactory = async (ctx: SidecarContext): Promis
 
     const threshold = cfg.loopDelayThresholdMs ?? 200;
     const loop = threshold > 0 ? new LoopStarvationWatch(threshold) : undefined;
-    registerMetrics(ctx, membership, board, plane, loop, transport);
+    const keyringReloads = { applied: 0, failed: 0 };
+    registerMetrics(ctx, membership, board, plane, loop, transport, keyringReloads);
     ctx.admin.route('GET', '/v1/members', () => ({ status: 200, body: membersBody(membership, nodeId) }));
     ctx.admin.route('GET', '/v1/gossip/verdicts', () => ({
       status: 200,
@@ -205,10 +231,21 @@ export const startGossip: ComponentFactory = async (ctx: SidecarContext): Promis
     let joinDelay = retryMs;
     let joinTimer: TimerHandle | undefined;
     let joining = false;
+    const joinOnce = (cb: (answered: number) => void) => {
+      const go = () => {
+        if (closed) return;
+        const list = seeds.current();
+        if (list.length === 0) return cb(0);
+        membership.join(list, cb);
+      };
+      // DNS seeds are resolved again before every attempt: peers may have moved since the last one.
+      if (seeds.usesDns) seeds.refresh().then(go, go);
+      else go();
+    };
     const tryJoin = () => {
-      if (closed || seeds.length === 0 || joining) return;
+      if (closed || specs.length === 0 || joining) return;
       joining = true;
-      membership.join(seeds, (n) => {
+      joinOnce((n) => {
         joining = false;
         if (closed) return;
         if (n > 0) {
@@ -223,10 +260,33 @@ export const startGossip: ComponentFactory = async (ctx: SidecarContext): Promis
     };
     tryJoin();
     // Alone again (every peer dead, e.g. after a long partition): go back to the seeds.
-    if (seeds.length > 0) {
+    if (specs.length > 0) {
       timers.push(clock.setInterval(() => {
         if (membership.liveCount <= 1 && !joinTimer) tryJoin();
       }, Math.max(retryMs, 5000)));
+    }
+    if (seeds.usesDns) timers.push(clock.setInterval(() => void seeds.refresh(), cfg.dnsRefreshMs ?? 30_000));
+
+    // A mounted Secret changes under us: re-read it and rotate without a restart. A bad or empty file keeps
+    // the keys in use (encryption never silently goes off) and is reported once per distinct problem.
+    let lastKeyProblem = '';
+    if (cfg.keysFile) {
+      const file = cfg.keysFile;
+      timers.push(clock.setInterval(() => {
+        const read = readKeysFrom(file);
+        if (typeof read === 'string') {
+          if (read !== lastKeyProblem) log.error('gossip keyring not reloaded; the keys in use are kept', { problem: read, code: 'MM_ERR_GOSSIP_KEYS' });
+          lastKeyProblem = read;
+          keyringReloads.failed++;
+          return;
+        }
+        lastKeyProblem = '';
+        const now = keyring.list();
+        if (now.length === read.length && now.every((k, i) => k === read[i])) return;
+        applyKeys(keyring, read);
+        keyringReloads.applied++;
+        log.info('gossip keyring reloaded', { keys: read.length, primaryChanged: now[0] !== read[0] });
+      }, cfg.keysReloadMs ?? 5000));
     }
 
     let unsubscribe: () => void = () => {};
@@ -350,7 +410,7 @@ function membersBody(m: Membership, self: string) {
   };
 }
 
-function registerMetrics(ctx: SidecarContext, m: Membership, board: QuorumBoard, plane: HealthPlane | undefined, loop: LoopStarvationWatch | undefined, transport: NodeTransport): void {
+function registerMetrics(ctx: SidecarContext, m: Membership, board: QuorumBoard, plane: HealthPlane | undefined, loop: LoopStarvationWatch | undefined, transport: NodeTransport, keyringReloads: { applied: number; failed: number }): void {
   const reg = ctx.metrics;
   const c = m.counters;
   // A restarted component replaces its predecessor's metrics in the same registry.
@@ -400,6 +460,7 @@ function registerMetrics(ctx: SidecarContext, m: Membership, board: QuorumBoard,
         [{ event: 'tcp_fallback_ack' }, c.tcpFallbackAcks], [{ event: 'handler_error' }, c.handlerErrors], [{ event: 'member_refused' }, c.membersRefused],
         [{ event: 'push_pull_refused' }, c.pushPullRefused], [{ event: 'push_pull_members_skipped' }, c.pushPullMembersSkipped],
         [{ event: 'implausible_incarnation' }, c.implausibleIncarnations],
+        [{ event: 'keyring_reloaded' }, keyringReloads.applied], [{ event: 'keyring_reload_failed' }, keyringReloads.failed],
         [{ event: 'stream_rate_limited' }, transport.limiter.counters.streamsLimited], [{ event: 'stream_over_budget' }, transport.limiter.counters.streamsOverBudget],
       ]);
     },

@@ -32,6 +32,11 @@ export class Keyring {
     return this.keys.length;
   }
 
+  /** Installed keys, base64, the primary first. */
+  list(): string[] {
+    return this.keys.map((k) => k.toString('base64'));
+  }
+
   /** Add a key (it becomes usable for decryption; primary only if it is the first). */
   install(k: Uint8Array | string): void {
     const b = Keyring.parseKey(k);

@@ -146,7 +146,7 @@ t.test('D5: one unsolicited push-pull listing 100,000 made-up members changes no
   }, 300);
   t.equal(a.m.countByState().alive, 2, 'no made-up member was added');
   t.equal(a.m.counters.pushPullRefused, 1, 'the frame was refused whole and counted');
-  t.ok(lag < 1000, `worst event-loop lag ${lag} ms (the review measured 19 s)`);
+  t.ok(lag < 3000, `worst event-loop lag ${lag} ms (the review measured 19 s; bound generous for a loaded machine)`);
   t.equal(a.m.get('b')?.state, 'alive');
 });
 
@@ -164,7 +164,7 @@ t.test('D5: an unsolicited push-pull under the frame cap adds at most pushPullMa
   const n = a.m.list().length;
   t.ok(n <= 1 + 256, `${n - 1} made-up members added (cap 256)`);
   t.equal(a.m.counters.pushPullMembersSkipped, 5000 - (n - 1), 'the rest skipped and counted');
-  t.ok(lag < 1000, `worst event-loop lag ${lag} ms`);
+  t.ok(lag < 3000, `worst event-loop lag ${lag} ms`);
 });
 
 t.test('D7: a spoofed unauthenticated dead(2^32 - 1) is refused as implausible; the member stays alive', async (t) => {

@@ -12,7 +12,8 @@ export const gossipSchema = {
     enabled: { type: 'boolean', default: false, description: 'gossip with peer sidecars (membership and the signed health plane)' },
     listen: { ...hostPortSchema, default: '127.0.0.1:17946' },
     advertise: { type: 'string', maxLength: 300, default: '', description: 'HOST:PORT peers use to reach us; empty = the bound listen address' },
-    join: { type: 'array', items: hostPortSchema, default: [], maxItems: 64, description: 'seed members (HOST:PORT); one answering is enough' },
+    join: { type: 'array', items: { type: 'string', minLength: 3, maxLength: 300 }, default: [], maxItems: 64, description: 'seed members: HOST:PORT (IP literal), dns://name:port (A/AAAA) or dns+srv://_service._proto.name; one answering is enough' },
+    dnsRefreshMs: { ...durationMs(30_000, 1000, 3_600_000), description: 'DNS seeds are resolved again this often (and before every join attempt)' },
     joinRetryMs: { ...durationMs(2000, 100, 600_000), description: 'first retry delay while no seed answers (doubles up to 30 s)' },
     profile: { enum: ['lan', 'wan'], default: 'lan', description: 'memberlist LAN or WAN timing defaults' },
     probeIntervalMs: { ...optionalMs(10, 600_000), description: 'failure-detector probe period; unset = the profile\'s' },
@@ -35,6 +36,8 @@ export const gossipSchema = {
       maxItems: 16,
       description: 'AES-256 keys, base64 (32 bytes); the first encrypts, all decrypt; empty = no encryption',
     },
+    keysFile: { type: 'string', maxLength: 4096, default: '', description: 'file (one base64 key per line) or directory (a mounted Secret: every file, in name order) holding the keys; first encrypts; re-read while running (rotation without restart); excludes keys' },
+    keysReloadMs: { ...durationMs(5000, 100, 3_600_000), description: 'how often keysFile is checked for changes' },
     identityKeyFile: { type: 'string', maxLength: 4096, default: '', description: 'PEM file holding this node\'s Ed25519 key (created if missing); empty = a new key each start' },
     loopDelayThresholdMs: { ...durationMs(200, 0, 60_000), description: 'event-loop lag above this counts against local health (0 = off)' },
     limits: {
@@ -138,6 +141,9 @@ export interface GossipConfig {
   readonly maxPacketBytes?: number;
   readonly observationShare?: number;
   readonly keys?: readonly string[];
+  readonly keysFile?: string;
+  readonly keysReloadMs?: number;
+  readonly dnsRefreshMs?: number;
   readonly identityKeyFile?: string;
   readonly loopDelayThresholdMs?: number;
   readonly health?: Partial<GossipHealthConfig>;
