@@ -16,6 +16,7 @@ export interface Running {
 }
 
 export interface StartOptions {
+  /** How long start-up may take before the test fails (a guard against a hang, not a performance bound). */
   timeoutMs?: number;
   env?: NodeJS.ProcessEnv;
   /**
@@ -42,7 +43,7 @@ export async function startMeshmedic(t: Test, args: string[], opts: StartOptions
     }
   });
   const addresses = await new Promise<Record<string, string>>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`meshmedic not ready after ${opts.timeoutMs ?? 15000} ms\nstdout: ${out}\nstderr: ${err}`)), opts.timeoutMs ?? 15000);
+    const timer = setTimeout(() => reject(new Error(`meshmedic not ready after ${opts.timeoutMs ?? 60_000} ms\nstdout: ${out}\nstderr: ${err}`)), opts.timeoutMs ?? 60_000);
     const check = () => {
       const line = out.split('\n').find((l) => l.includes('"meshmedic ready"'));
       if (line) {
