@@ -13,6 +13,8 @@ export interface H1ServerOptions {
   readonly maxHeaderBytes: number;
   /** A connection with no traffic for this long is closed. */
   readonly idleTimeoutMs: number;
+  /** CONNECT is handed here with the socket (its parser closed); absent: CONNECT is answered 405. */
+  readonly onConnect?: (socket: Socket, target: string) => void;
 }
 
 /** What the forwarder needs from a request and its response: one object per request. */
@@ -234,9 +236,13 @@ export class H1ServerConn implements RequestEvents {
   private reading: H1Io | null = null;
   private closed = false;
   private onIdle: ((c: H1ServerConn) => void) | null = null;
+  private readonly onConnect: ((socket: Socket, target: string) => void) | null;
+  private readonly onClose: (c: H1ServerConn) => void;
 
   constructor(socket: Socket, handler: RequestHandler, opts: H1ServerOptions, onClose: (c: H1ServerConn) => void) {
     this.socket = socket;
+    this.onConnect = opts.onConnect ?? null;
+    this.onClose = onClose;
     this.remoteAddress = socket.remoteAddress ?? '';
     this.handler = handler;
     socket.setNoDelay(true);
@@ -279,6 +285,10 @@ export class H1ServerConn implements RequestEvents {
 
   onRequestHead(name: string, target: string, raw: string[], major: number, minor: number, upgrade: boolean, keepAlive: boolean): number {
     if (upgrade) {
+      if (name === 'CONNECT' && this.onConnect !== null && this.cur === null) {
+        this.handOver(target);
+        return 1;
+      }
       const what = name === 'CONNECT' ? 'CONNECT is not supported' : 'protocol upgrades are not supported';
       this.rawError(name === 'CONNECT' ? 405 : 501, what);
       return 1;
@@ -332,8 +342,23 @@ export class H1ServerConn implements RequestEvents {
     this.parser = null;
   }
 
+  /**
+   * CONNECT accepted: the socket leaves this connection. The parser stops reading it now (the client sends
+   * nothing before the answer, which the tunnel writes next).
+   */
+  private handOver(target: string): void {
+    this.freeParser();
+    this.closed = true;
+    this.onClose(this);
+    const socket = this.socket;
+    setImmediate(() => {
+      if (!socket.destroyed) this.onConnect!(socket, target);
+    });
+  }
+
   /** Malformed input (the engine has closed the parser already). */
   onParseError(err: Http1ParseError): void {
+    if (this.closed) return; // handed over (CONNECT) or gone: nothing to answer on
     this.parser = null;
     const reading = this.reading;
     this.reading = null;

@@ -8,7 +8,8 @@ import { parseHostPort, formatHostPort } from '../core/address.js';
 import type { ProxyCore } from './core.js';
 import { handleH2Stream } from './h2.js';
 import { handleHttp1 } from './http1.js';
-import { H1ServerConn, type H1Io } from './h1server.js';
+import { H1ServerConn, type H1Io, type H1ServerOptions } from './h1server.js';
+import { handleConnect } from './connect.js';
 
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
 
@@ -28,7 +29,13 @@ export async function startListener(core: ProxyCore, role: 'outbound' | 'inbound
   const cfg = core.deps.config.proxy;
   const log = core.deps.log.child({ listener: role });
 
-  const h1Opts = { engine: core.http1, maxHeaderBytes: cfg.maxHeaderBytes, idleTimeoutMs: cfg.idleTimeoutMs };
+  // CONNECT tunnels (outbound only) come back to sniff(): HTTP/1.1 or h2c inside is served as if direct.
+  const h1Opts: H1ServerOptions = {
+    engine: core.http1,
+    maxHeaderBytes: cfg.maxHeaderBytes,
+    idleTimeoutMs: cfg.idleTimeoutMs,
+    ...(role === 'outbound' ? { onConnect: (socket: net.Socket, target: string) => handleConnect(core, socket, target, sniff) } : {}),
+  };
   const h1Conns = new Set<H1ServerConn>();
   const onH1Request = (io: H1Io): void => {
     try {
