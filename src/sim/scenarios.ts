@@ -65,6 +65,13 @@ export interface ScenarioSpec {
   /** How long traffic must stay off a faulty endpoint to count as shifted (default 1 s): longer when the
    *  fault itself pauses traffic (a flapping endpoint's down phase). */
   readonly quietMs?: number;
+  /**
+   * `learning`: scenarios of the learning layer (gradual failures that can be forecast, and non-failures
+   * that must not be), run by bench/learn in virtual time; the live benchmark skips them unless named.
+   */
+  readonly suite?: 'learning';
+  /** When a gradual fault turns into a hard one (ms from the start): the moment a forecast must beat. */
+  readonly hardAtMs?: number;
   readonly targets: {
     /** The system's own decision (eject / drain / de-weight) within this many ms of the fault's start. */
     readonly decideWithinMs?: number;
@@ -77,6 +84,9 @@ export interface ScenarioSpec {
 export const TUNING_TIMING: Timing = Object.freeze({ warmMs: 4000, faultMs: 8000, afterMs: 6000 });
 /** Held-out scenarios run on other timings (longer fault, longer warm-up) than the tuning set. */
 export const HELD_OUT_TIMING: Timing = Object.freeze({ warmMs: 5000, faultMs: 12_000, afterMs: 7000 });
+/** Learning scenarios: a longer warm-up (baselines and usual ratios settle) and a long fault phase. */
+export const LEARN_TUNING_TIMING: Timing = Object.freeze({ warmMs: 20_000, faultMs: 30_000, afterMs: 10_000 });
+export const LEARN_HELD_OUT_TIMING: Timing = Object.freeze({ warmMs: 25_000, faultMs: 36_000, afterMs: 12_000 });
 
 const RPS = 200;
 const SIGMA = 0.5;
@@ -222,6 +232,7 @@ export const FAMILIES: readonly Family[] = [
     build: (x) => ({ title: 'heterogeneous but healthy', description: `no fault; one ${ofN(x)} is always 1.4× slower than the rest: nothing must be ejected`, hard: false,
       endpoints: cluster(x.n, (i) => ({ medianMs: i === 7 ? 14 : 10 })), faults: [], targets: { falseEjections: 0 } }),
   },
+  ...LEARNING_FAMILIES(),
 ];
 
 /** Build one family at one size and timing. */
@@ -265,4 +276,127 @@ export function faultPhase(s: ScenarioSpec): { startMs: number; endMs: number } 
 /** The faults of one endpoint, without their endpoint lists (what the backend of that endpoint is given). */
 export function faultsOf(s: ScenarioSpec, endpoint: number): TimedFault[] {
   return s.faults.filter((f) => f.endpoints.includes(endpoint)).map(({ endpoints: _e, ...f }) => f as TimedFault);
+}
+
+/**
+ * Drift then crash: latency grows linearly by `ratePerS` of the baseline per second for `driftMs`, then
+ * the endpoint refuses connections until the fault phase ends.
+ */
+function driftCrash(family: string, set: ScenarioSet, sizes: number[], timing: Timing, ratePerS: number, driftMs: number, endpoint = 0): Family {
+  return {
+    family, set, sizes, timing,
+    build: (x) => {
+      const crashAt = x.F + driftMs;
+      const factor = Math.round((1 + (ratePerS * driftMs) / 1000) * 100) / 100;
+      return { title: `drift ${Math.round(ratePerS * 1000) / 10} %/s, then crash`, description: `one ${ofN(x)} slows by ${Math.round(ratePerS * 1000) / 10} % of its latency per second for ${driftMs / 1000} s (to ${factor}×), then refuses connections`,
+        endpoints: cluster(x.n), hard: false, suite: 'learning', hardAtMs: crashAt,
+        faults: [{ kind: 'latency', factor, rampMs: driftMs, endpoints: [endpoint], startMs: x.F, endMs: crashAt }, { kind: 'crash', endpoints: [endpoint], startMs: crashAt, endMs: x.E }],
+        targets: { falseEjections: 0 } };
+    },
+  };
+}
+
+/** Creeping errors: the failure fraction grows from 0 to `fraction` over `rampMs`, then the endpoint crashes. */
+function creepingErrors(family: string, set: ScenarioSet, sizes: number[], timing: Timing, fraction: number, rampMs: number, endpoint = 0): Family {
+  return {
+    family, set, sizes, timing,
+    build: (x) => ({ title: `errors creeping to ${fraction * 100} %, then crash`, description: `one ${ofN(x)} answers 500 to a share growing from 0 to ${fraction * 100} % over ${rampMs / 1000} s, then refuses connections`,
+      endpoints: cluster(x.n), hard: false, suite: 'learning', hardAtMs: x.F + rampMs,
+      faults: [{ kind: 'errors', status: 500, fraction, rampMs, endpoints: [endpoint], startMs: x.F, endMs: x.F + rampMs }, { kind: 'crash', endpoints: [endpoint], startMs: x.F + rampMs, endMs: x.E }],
+      targets: { falseEjections: 0 } }),
+  };
+}
+
+/**
+ * Saturation: offered load grows by `loadFactor` over `rampMs`; one endpoint has a fraction of the
+ * others' capacity, so it queues first (latency grows with what it has in flight), then answers 503.
+ */
+function saturation(family: string, set: ScenarioSet, sizes: number[], timing: Timing, loadFactor: number, rampMs: number, weakShare: number, endpoint = 0): Family {
+  return {
+    family, set, sizes, timing,
+    build: (x) => {
+      const perEndpoint = (RPS * loadFactor) / x.n;
+      return { title: 'saturation, then 503s', description: `offered load grows ×${loadFactor} over ${rampMs / 1000} s; one ${ofN(x)} has ${weakShare * 100} % of the others' capacity: it queues, then answers 503`,
+        endpoints: cluster(x.n, (i) => ({ capacityRps: i === endpoint ? perEndpoint * weakShare * 1.6 : perEndpoint * 3 })), hard: false, suite: 'learning', hardAtMs: x.F + rampMs,
+        load: { rampStartMs: x.F, rampEndMs: x.F + rampMs, holdEndMs: x.E, factor: loadFactor },
+        faults: [{ kind: 'errors', status: 503, fraction: 1, endpoints: [endpoint], startMs: x.F + rampMs, endMs: x.E }],
+        targets: { falseEjections: 0 } };
+    },
+  };
+}
+
+/** Not failures: nothing may be drained or ejected. */
+function loadGrowth(family: string, set: ScenarioSet, sizes: number[], timing: Timing, factor: number, rampMs: number, capacitySpread: number): Family {
+  return {
+    family, set, sizes, timing,
+    build: (x) => ({ title: 'load growth (not a failure)', description: `offered load grows ×${factor} over ${rampMs / 1000} s; all ${x.n} slow together${capacitySpread ? ` (capacities differ by ±${capacitySpread * 100} %)` : ''}: nothing may be drained or ejected`,
+      endpoints: cluster(x.n, (i) => ({ capacityRps: ((RPS * factor * 1.3) / x.n) * (1 + capacitySpread * (i % 2 === 0 ? 1 : -1)) })), hard: false, suite: 'learning',
+      load: { rampStartMs: x.F, rampEndMs: x.F + rampMs, holdEndMs: x.E, factor }, faults: [], targets: { falseEjections: 0 } }),
+  };
+}
+
+/** A restarted endpoint warms up (JIT, caches): `factor`× slower at first, converging in three steps to 1× over settleMs. */
+function warmup(family: string, set: ScenarioSet, sizes: number[], timing: Timing, factor: number, settleMs: number, endpoint = 0): Family {
+  const step = Math.cbrt(factor); // three overlapping steps multiply to `factor`
+  return {
+    family, set, sizes, timing,
+    build: (x) => ({ title: 'warm-up (not a failure)', description: `one ${ofN(x)} restarts ${factor}× slower and converges to 1× over ${settleMs / 1000} s: nothing may be drained or ejected`,
+      endpoints: cluster(x.n), hard: false, suite: 'learning',
+      faults: [1, 2, 3].map((k) => ({ kind: 'latency' as const, factor: Math.round(step * 1000) / 1000, endpoints: [endpoint], startMs: x.F, endMs: x.F + Math.round((settleMs * k) / 3) })),
+      targets: { falseEjections: 0 } }),
+  };
+}
+
+/** A rolling deploy: one endpoint after another restarts cold (warm-up) into a version 1.15× slower. */
+function deploy(family: string, set: ScenarioSet, sizes: number[], timing: Timing, gapMs: number): Family {
+  return {
+    family, set, sizes, timing,
+    build: (x) => {
+      // The whole rollout fits in the fault phase (the last one has 7 s to settle).
+      const gap = Math.min(gapMs, Math.floor((x.E - x.F - 7000) / x.n));
+      return { title: 'rolling deploy (not a failure)', description: `every ${gap / 1000} s one more of ${x.n} restarts cold (2× slower, settling over 6 s) into a version 1.15× slower: nothing may be drained or ejected`,
+      endpoints: cluster(x.n), hard: false, suite: 'learning' as const,
+      faults: Array.from({ length: x.n }, (_, i) => {
+        const at = x.F + i * gap;
+        const cold = [1, 2].map((k) => ({ kind: 'latency' as const, factor: 1.414, endpoints: [i], startMs: at, endMs: at + 3000 * k }));
+        return [...cold, { kind: 'latency' as const, factor: 1.15, endpoints: [i], startMs: at, endMs: x.E }];
+      }).flat(),
+      targets: { falseEjections: 0 as const } };
+    },
+  };
+}
+
+/**
+ * Diurnal swing, compressed: load rises and falls as a day's does (ramp ×factor, hold, back), with the
+ * capacity of every endpoint a little different. Nothing may be drained or ejected.
+ */
+function diurnal(family: string, set: ScenarioSet, sizes: number[], timing: Timing, factor: number): Family {
+  return loadGrowth(family, set, sizes, timing, factor, Math.round(timing.faultMs / 2), 0.1);
+}
+
+function LEARNING_FAMILIES(): Family[] {
+  const T = LEARN_TUNING_TIMING;
+  const H = LEARN_HELD_OUT_TIMING;
+  return [
+    // Tuning: what the predictor's defaults were chosen on.
+    driftCrash('drift-10pct-crash', 'tuning', [5, 10], T, 0.1, 8000),
+    creepingErrors('creeping-errors', 'tuning', [5, 10], T, 0.05, 30_000 - 1000),
+    saturation('saturation', 'tuning', [5, 10], T, 2, 20_000, 0.5),
+    loadGrowth('load-growth', 'tuning', [5, 10], T, 3, 20_000, 0),
+    warmup('warm-up', 'tuning', [5, 10], T, 3, 15_000),
+    deploy('rolling-deploy', 'tuning', [5, 10], T, 5000),
+    diurnal('diurnal', 'tuning', [5, 10], T, 2),
+    // Held-out: other rates, magnitudes, sizes and timings.
+    driftCrash('drift-5pct-crash', 'held-out', [6], H, 0.05, 16_000, 2),
+    driftCrash('drift-7pct-crash', 'held-out', [8], H, 0.07, 13_000, 5),
+    driftCrash('drift-15pct-crash', 'held-out', [7], H, 0.15, 6000, 1),
+    driftCrash('drift-20pct-crash', 'held-out', [9], H, 0.2, 5000, 3),
+    creepingErrors('creeping-errors-4pct', 'held-out', [8], H, 0.04, 25_000, 6),
+    creepingErrors('creeping-errors-8pct', 'held-out', [6], H, 0.08, 30_000, 1),
+    saturation('saturation-fast', 'held-out', [7], H, 2.5, 12_000, 0.4, 2),
+    loadGrowth('load-growth-uneven', 'held-out', [8], H, 2.5, 25_000, 0.15),
+    warmup('warm-up-slow', 'held-out', [6], H, 4, 25_000, 4),
+    deploy('rolling-deploy-fast', 'held-out', [7], H, 3000),
+    diurnal('diurnal-uneven', 'held-out', [9], H, 2.5),
+  ];
 }

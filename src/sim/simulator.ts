@@ -62,6 +62,9 @@ export interface SimResult {
   readonly decisionCounts: Readonly<Record<string, number>>;
   readonly engineErrors: number;
   readonly cpuMs: number;
+  /** Failed requests by second of the run (all; and those sent to an endpoint some fault touches). */
+  readonly failedPerSecond: readonly number[];
+  readonly faultyFailedPerSecond: readonly number[];
 }
 
 const SERVICE = 'sim';
@@ -148,6 +151,8 @@ export function runScenario(spec: ScenarioSpec, opts: SimOptions): SimResult {
   const seconds = Math.ceil(durationMs / 1000) + 2;
   const secTotal = new Float64Array(seconds);
   const secImpacted = new Float64Array(seconds);
+  const secFailed = new Float64Array(seconds);
+  const secFaultyFailed = new Float64Array(seconds);
   const heap = new CompletionHeap();
   const done = { time: 0, endpoint: 0, outcome: 0, latencyUs: 0 };
   const beh = newEffect();
@@ -172,6 +177,8 @@ export function runScenario(spec: ScenarioSpec, opts: SimOptions): SimResult {
   const lastProbe = new Float64Array(n).fill(-Infinity);
   const probeBeh = newEffect();
   const faulty = [...new Set(spec.faults.flatMap((f) => f.endpoints))];
+  const faultTouched = new Uint8Array(n);
+  for (const i of faulty) faultTouched[i] = 1;
   const faultEnd = spec.faults.length ? Math.max(...spec.faults.map((f) => f.endMs)) : NaN;
   let restoreAt = NaN;
   const afterTick = (t: number) => {
@@ -231,6 +238,7 @@ export function runScenario(spec: ScenarioSpec, opts: SimOptions): SimResult {
     const ev = balancer.pick(view);
     if (!ev) {
       failed++;
+      secFailed[sec]!++;
       hist.recordValue(1);
       continue;
     }
@@ -266,7 +274,11 @@ export function runScenario(spec: ScenarioSpec, opts: SimOptions): SimResult {
         outcome = Outcome.Error5xx;
       } else outcome = Outcome.Success;
     }
-    if (isFailure(outcome)) failed++;
+    if (isFailure(outcome)) {
+      failed++;
+      secFailed[sec]!++;
+      if (faultTouched[i]) secFaultyFailed[sec]!++;
+    }
     if (beh.faulty) {
       impacted++;
       secImpacted[sec]!++;
@@ -312,5 +324,7 @@ export function runScenario(spec: ScenarioSpec, opts: SimOptions): SimResult {
     decisionCounts,
     engineErrors: engine.counters.policyErrors,
     cpuMs: (cpu.user + cpu.system) / 1000,
+    failedPerSecond: Array.from(secFailed),
+    faultyFailedPerSecond: Array.from(secFaultyFailed),
   };
 }
