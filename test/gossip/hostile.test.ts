@@ -37,6 +37,15 @@ function open(port: number): Promise<Socket> {
   });
 }
 
+/** Send one stream frame on a fresh connection and wait until the member closes it. */
+async function pushFrame(port: number, body: Uint8Array): Promise<void> {
+  const s = await open(port);
+  s.on('error', () => {});
+  const gone = closedWithin(s, 10_000);
+  s.end(frame(body));
+  await gone;
+}
+
 /** Worst event-loop lag while `fn` runs and for `settleMs` after (a 5 ms timer measuring its own lateness). */
 async function worstLag(fn: () => Promise<void>, settleMs: number): Promise<number> {
   let worst = 0;
@@ -137,13 +146,7 @@ t.test('D5: one unsolicited push-pull listing 100,000 made-up members changes no
   await waitFor(allAlive([a, b], 2), 5000);
   const body = encodePacket([{ type: MsgType.PushPull, join: false, entries: fakeMembers(100_000) }]);
   t.ok(body.length < 4 * 1024 * 1024, `frame of ${body.length} bytes fits the byte limit: the member cap must refuse it`);
-  const lag = await worstLag(async () => {
-    const s = await open(a.t.local.port);
-    s.on('error', () => {});
-    const gone = closedWithin(s, 10_000);
-    s.end(frame(body));
-    await gone;
-  }, 300);
+  const lag = await worstLag(() => pushFrame(a.t.local.port, body), 300);
   t.equal(a.m.countByState().alive, 2, 'no made-up member was added');
   t.equal(a.m.counters.pushPullRefused, 1, 'the frame was refused whole and counted');
   t.ok(lag < 3000, `worst event-loop lag ${lag} ms (the review measured 19 s; bound generous for a loaded machine)`);
@@ -154,13 +157,7 @@ t.test('D5: an unsolicited push-pull under the frame cap adds at most pushPullMa
   const a = await udpMember('a');
   t.teardown(() => stopAll([a]));
   const body = encodePacket([{ type: MsgType.PushPull, join: false, entries: fakeMembers(5000) }]);
-  const lag = await worstLag(async () => {
-    const s = await open(a.t.local.port);
-    s.on('error', () => {});
-    const gone = closedWithin(s, 10_000);
-    s.end(frame(body));
-    await gone;
-  }, 200);
+  const lag = await worstLag(() => pushFrame(a.t.local.port, body), 200);
   const n = a.m.list().length;
   t.ok(n <= 1 + 256, `${n - 1} made-up members added (cap 256)`);
   t.equal(a.m.counters.pushPullMembersSkipped, 5000 - (n - 1), 'the rest skipped and counted');
