@@ -81,7 +81,9 @@ export function pairedRatios(runs: readonly RunRecord[], mm: string, peer: strin
   for (const s of seeds) {
     const rs = runs.filter((r) => r.seed === s && metricsOf(r, mm) && metricsOf(r, peer));
     const a = failedOverSeed(rs, mm), b = failedOverSeed(rs, peer);
-    if (a === null || b === null || rs.length === 0) continue;
+    // No request measured (all left out as late): no ratio, rather than a meaningless 0 / 0.
+    const measured = rs.reduce((n, r) => n + Math.min(metricsOf(r, mm)!.requests, metricsOf(r, peer)!.requests), 0);
+    if (a === null || b === null || rs.length === 0 || measured === 0) continue;
     out.push(b === 0 ? (a === 0 ? 1 : Infinity) : a / b);
   }
   return out;
@@ -125,6 +127,10 @@ export interface TargetInput {
 export function verdicts(x: TargetInput): string[] {
   const out: string[] = [];
   const { runs, mm } = x;
+  const bad = disturbed(runs);
+  if (bad.length > 0 && bad.length === runs.length) {
+    return [`no target can be judged from these runs: every one was disturbed (the load generator starved: > 1 % of requests sent > 200 ms late, or a lane's endpoints all silent > 1 s): ${bad.join(', ')}`];
+  }
   const best = (lanes: readonly string[], me: string): { lane: string; r: number } | null => {
     let b: { lane: string; r: number } | null = null;
     for (const l of lanes) {
@@ -190,7 +196,6 @@ export function verdicts(x: TargetInput): string[] {
     if (mine !== null && Number.isFinite(bestPeer) && mine > bestPeer) p99Worse.push(`${n} (${Math.round(mine)} vs ${Math.round(bestPeer)} ms)`);
   }
   out.push(`p99 during every fault ≤ the best tuned peer lane's: ${p99Worse.length ? `missed in ${p99Worse.join(', ')}` : 'met'}`);
-  const bad = disturbed(runs);
   if (bad.length) out.push(`disturbed runs (the load generator starved: > 1 % of requests sent > 200 ms late, or a lane's endpoints all silent > 1 s), figures not trustworthy: ${bad.join(', ')}`);
   return out;
 }

@@ -55,5 +55,6 @@ t.test('tables: one row per scenario × system, a summary row per system', async
 t.test('a starved generator makes a run disturbed, and says so', async (t) => {
   const bad = [run('crash-10', 'crash', 1, { mm: { lateRequests: 500, requests: 100 } })];
   t.same(disturbed(bad), ['crash-10 seed 1 (load 1→1)']);
-  t.match(verdicts({ runs: bad, mm: 'mm', tunedPeers: [], noRetryLanes: [], haproxyTuned: 'x' }).join('\n'), /disturbed runs/);
+  t.match(verdicts({ runs: bad, mm: 'mm', tunedPeers: [], noRetryLanes: [], haproxyTuned: 'x' }).join('\n'), /no target can be judged from these runs: every one was disturbed/);
+  t.match(verdicts({ runs: [...bad, ...runs], mm: 'mm', tunedPeers: ['peer'], noRetryLanes: [], haproxyTuned: 'x' }).join('\n'), /disturbed runs .*crash-10 seed 1/);
 });
