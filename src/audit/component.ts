@@ -13,7 +13,9 @@ import { apiError } from '../admin/server.js';
 import { AuditLog } from './log.js';
 import { canonicalJson } from './record.js';
 import { consistencyProofDoc, type InclusionProofDoc } from './verify.js';
-import { parseCheckpointBody, parseNote } from './note.js';
+import { noteKeyFromPrivate, parseCheckpointBody, parseNote } from './note.js';
+import { Witness } from './witness.js';
+import { Witnessing, type WitnessChannel } from './witness-gossip.js';
 
 export interface AuditEvent {
   readonly at: number;
@@ -101,6 +103,30 @@ export const startAudit: ComponentFactory = async (ctx: SidecarContext): Promise
     else log.error(`audit ${event}`, { code, message, ...details });
   };
 
+  // Witnessing runs once the gossip component is up (it starts after this one): peers cosign our checkpoints
+  // and we check and cosign theirs.
+  const witness = new Witness(noteKeyFromPrivate(auditOrigin(ctx.config.node.id).replace('/audit/', '/witness/'), privateKey), () => ctx.clock.now());
+  let witnessing: Witnessing | undefined;
+  const ensureWitnessing = (): Witnessing | undefined => {
+    if (witnessing) return witnessing;
+    const channel = (ctx.components.get('gossip') as { auditChannel?: WitnessChannel } | undefined)?.auditChannel;
+    if (!channel) return undefined;
+    witnessing = new Witnessing({
+      witness,
+      channel,
+      logKey: audit.verifierKey,
+      consistencyProof: (oldSize, size) => {
+        const cur = audit.current();
+        return cur && size <= cur.tree.size ? cur.tree.consistencyProof(oldSize, size) : undefined;
+      },
+      onFork: (a) => {
+        alert('fork', a.message, { origin: a.origin });
+        record({ kind: 'audit', event: 'fork', at: ctx.clock.now(), origin: a.origin, message: a.message, evidence: [...a.evidence] });
+      },
+    });
+    return witnessing;
+  };
+
   const audit = AuditLog.open({
     dir: cfg.dir,
     origin: auditOrigin(ctx.config.node.id),
@@ -117,7 +143,13 @@ export const startAudit: ComponentFactory = async (ctx: SidecarContext): Promise
       } else alert('resumed', `the audit log is written again after ${ctx.clock.now() - outageSince} ms`, { dir: cfg.dir });
     },
     onCorruption: (message) => alert('corruption', `${message}; logging continues in a new segment`, { dir: cfg.dir }),
+    onCheckpoint: (text, size, origin) => ensureWitnessing()?.publish(text, size, origin),
   });
+  // Witnesses also hear about a quiet log now and then (its latest checkpoint, unchanged).
+  const republish = ctx.clock.setInterval(() => {
+    const c = audit.checkpoint();
+    if (c) ensureWitnessing()?.publish(c.text, c.size, c.origin);
+  }, Math.max(5000, cfg.checkpointIntervalMs));
 
   const record = (entry: Readonly<Record<string, unknown>>) => {
     try {
@@ -136,8 +168,8 @@ export const startAudit: ComponentFactory = async (ctx: SidecarContext): Promise
     record({ kind: 'operator', at: ctx.clock.now(), method: call.method, path: call.path, body: call.body ?? null, status: call.status });
   }) ?? (() => {});
 
-  registerRoutes(ctx, audit, () => recentEvents);
-  registerMetrics(ctx, audit, alerts);
+  registerRoutes(ctx, audit, () => recentEvents, () => witnessing);
+  registerMetrics(ctx, audit, alerts, () => witnessing);
   log.info('audit log open', { dir: cfg.dir, origin: audit.origin, key: audit.verifierKey, state: audit.status().state });
 
   return {
@@ -147,6 +179,8 @@ export const startAudit: ComponentFactory = async (ctx: SidecarContext): Promise
     events: () => recentEvents,
     alert,
     async close() {
+      republish.cancel();
+      witnessing?.close();
       unsubscribe();
       unobserve();
       await audit.close();
@@ -161,13 +195,19 @@ function intParam(q: URLSearchParams, name: string, def: number | undefined, min
   return Number(v);
 }
 
-function registerRoutes(ctx: SidecarContext, audit: AuditLog, events: () => readonly AuditEvent[]): void {
+function registerRoutes(ctx: SidecarContext, audit: AuditLog, events: () => readonly AuditEvent[], witnessing: () => Witnessing | undefined): void {
   ctx.admin.route('GET', '/v1/audit/checkpoint', () => {
     const c = audit.checkpoint();
     if (!c) return apiError(503, 'MM_ERR_AUDIT_UNAVAILABLE', 'no checkpoint signed yet');
-    return { status: 200, body: c.text, contentType: 'text/plain; charset=utf-8' };
+    // With the witnesses' cosignatures when they have answered for this very checkpoint.
+    const cosigned = witnessing()?.cosigned();
+    const text = cosigned && cosigned.startsWith(c.text) ? cosigned : c.text;
+    return { status: 200, body: text, contentType: 'text/plain; charset=utf-8' };
   });
-  ctx.admin.route('GET', '/v1/audit/status', () => ({ status: 200, body: { ...audit.status(), origin: audit.origin, key: audit.verifierKey, events: events() } }));
+  ctx.admin.route('GET', '/v1/audit/status', () => ({
+    status: 200,
+    body: { ...audit.status(), origin: audit.origin, key: audit.verifierKey, witnesses: witnessing()?.witnessCount() ?? 0, witnessing: witnessing()?.counters ?? null, events: events() },
+  }));
   ctx.admin.route('GET', '/v1/audit/entries', (req) => {
     const from = intParam(req.query, 'from', 0, 0, Number.MAX_SAFE_INTEGER);
     const limit = intParam(req.query, 'limit', 100, 1, 1000);
@@ -204,7 +244,7 @@ function registerRoutes(ctx: SidecarContext, audit: AuditLog, events: () => read
   });
 }
 
-function registerMetrics(ctx: SidecarContext, audit: AuditLog, alerts: Map<string, number>): void {
+function registerMetrics(ctx: SidecarContext, audit: AuditLog, alerts: Map<string, number>, witnessing: () => Witnessing | undefined): void {
   const reg = ctx.metrics;
   const fresh = (name: string): string => {
     if (reg.getSingleMetric(name)) reg.removeSingleMetric(name);
@@ -240,6 +280,18 @@ function registerMetrics(ctx: SidecarContext, audit: AuditLog, alerts: Map<strin
     collect() {
       this.reset();
       for (const e of ['outage', 'resumed', 'corruption', 'fork']) this.inc({ event: e }, alerts.get(e) ?? 0);
+    },
+  });
+  new Gauge({
+    name: fresh('meshmedic_audit_cosignatures'), help: 'Witness cosignatures collected for the latest checkpoint', registers: [reg],
+    collect() { this.set(witnessing()?.witnessCount() ?? 0); },
+  });
+  new Counter({
+    name: fresh('meshmedic_audit_witness_events_total'), help: 'Witness protocol: checkpoints we cosigned for peers, conflicts, forks seen, refused and malformed messages', labelNames: ['event'], registers: [reg],
+    collect() {
+      this.reset();
+      const c = witnessing()?.counters;
+      if (c) for (const [k, v] of Object.entries(c)) this.inc({ event: k }, v);
     },
   });
 }

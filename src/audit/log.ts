@@ -6,10 +6,9 @@ import { closeSync, mkdirSync, openSync, readFileSync, readSync, unlinkSync, wri
 import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { KeyObject } from 'node:crypto';
-import { createPublicKey } from 'node:crypto';
 import type { Clock, TimerHandle } from '../core/clock.js';
 import { MerkleTree } from './merkle.js';
-import { signCheckpoint, verifierKey, type NoteKey, type VerifiedCheckpoint } from './note.js';
+import { noteKeyFromPrivate, signCheckpoint, verifierKey, type NoteKey } from './note.js';
 import { CHECKPOINTS_MAGIC, SEGMENT_MAGIC, canonicalJson, frameRecord } from './record.js';
 import { META_FILE, META_FORMAT, listSegments, metaKeys, readMeta, readSegment, segmentCheckpointName, segmentLogName, segmentOrigin, type LogMeta } from './files.js';
 
@@ -309,10 +308,7 @@ export class AuditLog {
   // ---- opening, rotation, retention ----
 
   private signingKey(name: string): NoteKey {
-    if (this.key?.name === name) return this.key;
-    const pub = createPublicKey(this.o.privateKey);
-    const raw = pub.export({ format: 'der', type: 'spki' }).subarray(12);
-    this.key = { name, privateKey: this.o.privateKey, publicKey: pub, publicKeyRaw: Buffer.from(raw) };
+    if (this.key?.name !== name) this.key = noteKeyFromPrivate(name, this.o.privateKey);
     return this.key;
   }
 

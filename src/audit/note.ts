@@ -43,7 +43,12 @@ export function generateNoteKey(name: string): NoteKey {
 /** A signing key from a PKCS#8 PEM Ed25519 private key. */
 export function noteKeyFromPem(name: string, pem: string): NoteKey {
   checkName(name);
-  const privateKey = createPrivateKey(pem);
+  return noteKeyFromPrivate(name, createPrivateKey(pem));
+}
+
+/** A signing key named `name` from an Ed25519 private KeyObject. */
+export function noteKeyFromPrivate(name: string, privateKey: KeyObject): NoteKey {
+  checkName(name);
   if (privateKey.asymmetricKeyType !== 'ed25519') throw new RangeError(`the key must be Ed25519, not ${privateKey.asymmetricKeyType}`);
   const publicKey = createPublicKey(privateKey);
   return { name, privateKey, publicKey, publicKeyRaw: rawOf(publicKey) };

@@ -16,6 +16,8 @@ export const MsgType = {
   Dead: 7,
   Observation: 8,
   PushPull: 9,
+  /** Opaque payload of the audit witness protocol (src/audit/witness-gossip.ts): checkpoints and cosignatures. */
+  Audit: 10,
 } as const;
 export type MsgType = (typeof MsgType)[keyof typeof MsgType];
 
@@ -80,7 +82,8 @@ export const OBS_FLAG_PROBED = 2;
 export interface PushPullEntry { node: string; host: string; port: number; incarnation: number; state: MemberState; publicKey: Uint8Array | undefined }
 export interface PushPull { type: typeof MsgType.PushPull; join: boolean; entries: PushPullEntry[] }
 
-export type Message = Ping | IndirectPing | Ack | Nack | Suspect | Alive | Dead | Observation | PushPull;
+export interface AuditPayload { type: typeof MsgType.Audit; body: Uint8Array }
+export type Message = Ping | IndirectPing | Ack | Nack | Suspect | Alive | Dead | Observation | PushPull | AuditPayload;
 
 class DecodeError extends Error {}
 const utf8 = new TextDecoder('utf-8', { fatal: true });
@@ -199,6 +202,9 @@ export function writeMessage(w: Writer, m: Message): void {
       w.bytes(m.signed);
       w.bytes(m.signature);
       break;
+    case MsgType.Audit:
+      w.bytes(m.body);
+      break;
     case MsgType.PushPull:
       w.u8(m.join ? 1 : 0);
       w.u32(m.entries.length);
@@ -255,6 +261,8 @@ export function assemblePacket(w: Writer, parts: readonly Uint8Array[]): Buffer 
 
 function readBody(r: Reader, type: number, maxEntries: number): Message {
   switch (type) {
+    case MsgType.Audit:
+      return { type, body: r.bytes(r.end - r.pos) };
     case MsgType.Ping:
       return { type, seq: r.u32(), target: r.id(), source: r.id(), sourceHost: r.str(1), sourcePort: r.port() };
     case MsgType.IndirectPing:

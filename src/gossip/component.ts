@@ -22,8 +22,18 @@ import { NodeTransport } from './node-transport.js';
 import { PROFILES, type GossipProfile } from './profile.js';
 import type { Address } from './transport.js';
 
+/** Direct member-to-member messages for the audit witness protocol (payloads are opaque to gossip). */
+export interface AuditChannel {
+  send(to: Address, body: Uint8Array): void;
+  /** Receive audit messages; returns a function that stops it. */
+  subscribe(fn: (body: Uint8Array, from: Address) => void): () => void;
+  /** Live peers (not this member). */
+  peers(): { id: string; host: string; port: number }[];
+}
+
 export interface GossipComponent extends Component {
   readonly nodeId: string;
+  readonly auditChannel: AuditChannel;
   readonly membership: Membership;
   readonly board: QuorumBoard;
   readonly healthPlane: HealthPlane | undefined;
@@ -141,6 +151,7 @@ async function startGossipWith(ctx: SidecarContext, deps: GossipDeps): Promise<G
       burst: hc.burst ?? 1000,
     });
     let membership: Membership;
+    const auditHandlers = new Set<(body: Uint8Array, from: Address) => void>();
     const keyOf = (observer: string) => keys(observer);
     // Run the health plane out of band (coalesced) when something worth reacting to happens.
     let soonPending = false;
@@ -170,6 +181,9 @@ async function startGossipWith(ctx: SidecarContext, deps: GossipDeps): Promise<G
         if (board.offer(o, keyOf) !== 'accepted') return false;
         if (board.isBad(o)) soon(); // a verdict may have just formed: decide now, not at the next tick
         return true;
+      },
+      onAudit: (body, from) => {
+        for (const h of auditHandlers) h(body, from);
       },
       onChange: (m, prev) => {
         if (m.state === 'dead' || m.state === 'left') board.forgetObserver(m.id);
@@ -329,6 +343,14 @@ async function startGossipWith(ctx: SidecarContext, deps: GossipDeps): Promise<G
       board,
       healthPlane: plane,
       keyring,
+      auditChannel: {
+        send: (to, body) => membership.sendAudit(to, body),
+        subscribe: (fn) => {
+          auditHandlers.add(fn);
+          return () => auditHandlers.delete(fn);
+        },
+        peers: () => membership.list().filter((m) => m.id !== nodeId && m.state === 'alive').map((m) => ({ id: m.id, host: m.host, port: m.port })),
+      },
       addresses: { gossip: formatHostPort(transport.local.host, transport.local.port) },
       async close(deadlineMs = 1000): Promise<void> {
         if (closed) return;

@@ -54,6 +54,8 @@ export interface MembershipOptions {
   readonly onObservation?: (obs: Observation) => boolean;
   /** A member appeared or changed state. */
   readonly onChange?: (m: MemberInfo, previous: MemberState | undefined) => void;
+  /** An audit witness message arrived (opaque here; see src/audit/witness-gossip.ts). */
+  readonly onAudit?: (body: Uint8Array, from: Address) => void;
   /** Most members kept (a bound on memory against floods of made-up members); default 100,000. */
   readonly maxMembers?: number;
   /** Most entries a push-pull frame may list (larger frames are refused whole); default 10,000. */
@@ -264,6 +266,11 @@ export class Membership {
   }
 
   /** Queue a locally produced (or re-gossiped) observation. */
+  /** Send one audit witness message straight to a member's address (one UDP packet, not re-gossiped). */
+  sendAudit(to: Address, body: Uint8Array): void {
+    this.sendParts(to, [encodeMessage({ type: MsgType.Audit, body })]);
+  }
+
   publishObservation(obs: Observation): void {
     this.obsQueue.enqueue(`${obs.observer}|${obs.endpoint}`, encodeMessage(obs));
   }
@@ -669,6 +676,9 @@ export class Membership {
         return;
       case MsgType.PushPull:
         return; // only meaningful on a stream
+      case MsgType.Audit:
+        this.o.onAudit?.(m.body, from);
+        return;
     }
     void from;
   }
