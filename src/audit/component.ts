@@ -10,6 +10,7 @@ import { MeshmedicError } from '../core/errors.js';
 import type { Component, ComponentFactory, SidecarContext } from '../runtime/context.js';
 import type { RecordedDecision } from '../mesh/state.js';
 import { apiError } from '../admin/server.js';
+import { DEFAULT_AUDIT_DIR } from '../config/sections/audit.js';
 import { AuditLog } from './log.js';
 import { canonicalJson } from './record.js';
 import { consistencyProofDoc, type InclusionProofDoc } from './verify.js';
@@ -77,7 +78,7 @@ function redactedConfig(ctx: SidecarContext): Record<string, unknown> {
 }
 
 export const startAudit: ComponentFactory = async (ctx: SidecarContext): Promise<AuditComponent> => {
-  const cfg = ctx.config.audit;
+  const cfg = { ...ctx.config.audit, dir: ctx.config.audit.dir || DEFAULT_AUDIT_DIR };
   const log = ctx.log.child({ component: 'audit' });
   const keyFile = cfg.keyFile || ctx.config.gossip.identityKeyFile || join(cfg.dir, 'node-key.pem');
   let privateKey: KeyObject;

@@ -206,7 +206,6 @@ function semanticErrors(cfg: Config): string[] {
     const hp = parseHostPort(cfg.inbound.app, { allowHostname: false });
     if (typeof hp === 'string') errors.push(`/inbound/app: ${hp}`);
   }
-  if (cfg.audit?.enabled && !cfg.audit.dir) errors.push('/audit/dir: "" is empty, but audit.enabled is true: name the log directory');
   if (cfg.als.enabled && !cfg.xds.enabled) errors.push('/als/enabled: true needs /xds/enabled: true (the access-log service is served on the xDS port)');
   return errors;
 }

@@ -69,6 +69,7 @@ export const ANNOTATIONS: readonly AnnotationSpec[] = Object.freeze([
   a('deweight', 'boolean', 'de-weight degrading endpoints (and ramp them back) instead of only ejecting', '"true"', 'healing.deweight.enabled'),
   a('gossip-quorum', 'integer', 'independent peers that must report an endpoint before a mesh-wide ejection (0: automatic)', '2', 'gossip.health.quorum'),
   a('log-level', 'string', 'sidecar log level', 'debug', 'log.level'),
+  a('audit', 'boolean', 'tamper-evident decision log (signed Merkle log, peers as witnesses) in audit.dir, default /var/lib/meshmedic/audit', '"true"', 'audit.enabled'),
 ]);
 
 const BY_KEY: ReadonlyMap<string, AnnotationSpec> = new Map(ANNOTATIONS.map((s) => [s.key, s]));

@@ -84,6 +84,10 @@ export function kubernetesComponent(opts: KubernetesComponentOptions = {}): Comp
           return;
         }
         const healing = ctx.components.get('healing') as (Component & Reconfigurable) | undefined;
+        // A config change is an audited event (the audit component, when running, records it).
+        (ctx.components.get('audit') as { record?: (e: Record<string, unknown>) => void } | undefined)?.record?.({
+          kind: 'config', event: 'annotations_changed', at: ctx.clock.now(), applied: res.applied, warnings: [...res.warnings], live: Boolean(healing?.reconfigure),
+        });
         if (healing?.reconfigure) {
           healing.reconfigure(merged.result.healing);
           log.info('healing settings updated from pod annotations', { applied: Object.keys(res.applied) });

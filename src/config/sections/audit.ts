@@ -1,13 +1,16 @@
 // Tamper-evident audit log settings (src/audit/): where the log lives, how often it is fsynced and signed, rotation.
 import { durationMs } from './common.js';
 
+/** Where the log goes when enabled without a directory (a pod: mount a volume there). */
+export const DEFAULT_AUDIT_DIR = '/var/lib/meshmedic/audit';
+
 export const auditSchema = {
   type: 'object',
   additionalProperties: false,
   default: {},
   properties: {
-    enabled: { type: 'boolean', default: false, description: 'append every decision, operator call and config load to a signed Merkle log (needs dir)' },
-    dir: { type: 'string', maxLength: 4096, default: '', description: 'directory of the log (created if missing); one sidecar per directory' },
+    enabled: { type: 'boolean', default: false, description: 'append every decision, operator call and config load to a signed Merkle log' },
+    dir: { type: 'string', maxLength: 4096, default: '', description: `directory of the log (created if missing; one sidecar per directory); empty = ${DEFAULT_AUDIT_DIR}` },
     keyFile: { type: 'string', maxLength: 4096, default: '', description: 'PEM Ed25519 key that signs checkpoints; empty = gossip.identityKeyFile if set, else DIR/node-key.pem (created)' },
     fsyncIntervalMs: durationMs(100, 1, 10_000, 'entries are written and fsynced in batches this often'),
     checkpointIntervalMs: durationMs(1000, 10, 3_600_000, 'a signed checkpoint at least this often while there are new entries'),
