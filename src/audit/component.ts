@@ -32,6 +32,8 @@ export interface AuditComponent extends Component {
   events(): readonly AuditEvent[];
   /** Raise an alert: event + metric + log line (used by the witness). */
   alert(event: AuditEvent['event'], message: string, details?: Record<string, unknown>): void;
+  /** The latest signed checkpoint with the witnesses' cosignatures collected so far (what the admin API serves). */
+  checkpointText(): string | undefined;
 }
 
 /** The audit component among started components, if any (structural: others need not import this module). */
@@ -169,7 +171,14 @@ export const startAudit: ComponentFactory = async (ctx: SidecarContext): Promise
     record({ kind: 'operator', at: ctx.clock.now(), method: call.method, path: call.path, body: call.body ?? null, status: call.status });
   }) ?? (() => {});
 
-  registerRoutes(ctx, audit, () => recentEvents, () => witnessing);
+  const checkpointText = (): string | undefined => {
+    const c = audit.checkpoint();
+    if (!c) return undefined;
+    // With the witnesses' cosignatures when they have answered for this very checkpoint.
+    const cosigned = witnessing?.cosigned();
+    return cosigned && cosigned.startsWith(c.text) ? cosigned : c.text;
+  };
+  registerRoutes(ctx, audit, checkpointText, () => recentEvents, () => witnessing);
   registerMetrics(ctx, audit, alerts, () => witnessing);
   log.info('audit log open', { dir: cfg.dir, origin: audit.origin, key: audit.verifierKey, state: audit.status().state });
 
@@ -179,6 +188,7 @@ export const startAudit: ComponentFactory = async (ctx: SidecarContext): Promise
     record,
     events: () => recentEvents,
     alert,
+    checkpointText,
     async close() {
       republish.cancel();
       witnessing?.close();
@@ -196,13 +206,10 @@ function intParam(q: URLSearchParams, name: string, def: number | undefined, min
   return Number(v);
 }
 
-function registerRoutes(ctx: SidecarContext, audit: AuditLog, events: () => readonly AuditEvent[], witnessing: () => Witnessing | undefined): void {
+function registerRoutes(ctx: SidecarContext, audit: AuditLog, checkpointText: () => string | undefined, events: () => readonly AuditEvent[], witnessing: () => Witnessing | undefined): void {
   ctx.admin.route('GET', '/v1/audit/checkpoint', () => {
-    const c = audit.checkpoint();
-    if (!c) return apiError(503, 'MM_ERR_AUDIT_UNAVAILABLE', 'no checkpoint signed yet');
-    // With the witnesses' cosignatures when they have answered for this very checkpoint.
-    const cosigned = witnessing()?.cosigned();
-    const text = cosigned && cosigned.startsWith(c.text) ? cosigned : c.text;
+    const text = checkpointText();
+    if (!text) return apiError(503, 'MM_ERR_AUDIT_UNAVAILABLE', 'no checkpoint signed yet');
     return { status: 200, body: text, contentType: 'text/plain; charset=utf-8' };
   });
   ctx.admin.route('GET', '/v1/audit/status', () => ({

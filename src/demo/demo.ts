@@ -8,6 +8,10 @@ import { startBackend, type Backend } from '../testing/backend.js';
 import type { FaultKind } from '../sim/faults.js';
 import { attributeDetection, renderSummary, renderView, type DemoFaultRecord } from './view.js';
 import { TrafficGenerator } from './traffic.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { auditOf } from '../audit/component.js';
 
 export interface DemoOptions {
   /** Stop after this many seconds (0 = until stopped). */
@@ -89,6 +93,7 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
   const instances: DemoInstance[] = [];
   const clients: Sidecar[] = [];
   let traffic: TrafficGenerator | undefined;
+  let auditBase: string | undefined;
   const timers: NodeJS.Timeout[] = [];
   const records: DemoFaultRecord[] = [];
   const started = Date.now();
@@ -111,11 +116,14 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
     }));
     // Client sidecars gossip with each other. The third one, "reports", sends no traffic to payments at
     // all: it learns of payments failures only from its peers' signed observations (quorum of 2).
+    // Each client sidecar keeps a tamper-evident log of its decisions; the others witness its checkpoints.
+    auditBase = mkdtempSync(join(tmpdir(), 'meshmedic-demo-audit-'));
     for (let c = 0; c < 3; c++) {
       const gossip = { enabled: true, listen: '127.0.0.1:0', join: clients.length ? [clients[0]!.addresses.gossip!] : [], health: { minQuorum: 2 } };
+      const audit = { enabled: true, dir: join(auditBase, `client-${c + 1}`) };
       clients.push(
         await startSidecar(
-          mustConfig({ node: { id: CLIENT_NAMES[c]!, workload: CLIENT_NAMES[c]! }, admin: { listen: '127.0.0.1:0' }, outbound: { listen: '127.0.0.1:0' }, proxy: { headersTimeoutMs: CLIENT_HEADERS_TIMEOUT_MS }, services, healing: DEMO_HEALING, gossip, log: { level: 'error' } }),
+          mustConfig({ node: { id: CLIENT_NAMES[c]!, workload: CLIENT_NAMES[c]! }, admin: { listen: '127.0.0.1:0' }, outbound: { listen: '127.0.0.1:0' }, proxy: { headersTimeoutMs: CLIENT_HEADERS_TIMEOUT_MS }, services, healing: DEMO_HEALING, gossip, audit, log: { level: 'error' } }),
           { log },
         ),
       );
@@ -163,7 +171,7 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
           r.minSharePct = Math.min(r.minSharePct ?? 100, r.sharePct);
         }
       }
-      opts.out(renderView({ now, started, instances, clients, clientNames: CLIENT_NAMES, traffic: traffic!, records, plain: opts.plain, dashboard: `http://${clients[0]!.addresses.admin}/ui/`, firstFaultS: opts.faults ? FAULT_SCHEDULE[0]!.atS : 0 }));
+      opts.out(renderView({ now, started, instances, clients, clientNames: CLIENT_NAMES, traffic: traffic!, records, plain: opts.plain, dashboard: `http://${clients[0]!.addresses.admin}/ui/`, firstFaultS: opts.faults ? FAULT_SCHEDULE[0]!.atS : 0 }) + auditView(clients[0]!, auditBase!));
     };
     const view = setInterval(draw, opts.plain ? 5000 : 1000);
     timers.push(view as unknown as NodeJS.Timeout);
@@ -178,7 +186,17 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
     await Promise.all(clients.map((c) => c.close(500)));
     await Promise.all(instances.map((i) => i.sidecar.close(500)));
     await Promise.all(instances.map((i) => i.backend.close()));
+    if (auditBase) rmSync(auditBase, { recursive: true, force: true });
   }
+}
+
+/** The first client's latest signed checkpoint, as the admin API serves it (with the witnesses' cosignatures). */
+function auditView(client: Sidecar, base: string): string {
+  const text = auditOf(client.components)?.checkpointText();
+  if (!text) return '\naudit log: no checkpoint yet\n';
+  const [origin, size, root] = text.split('\n');
+  const signers = text.split('\n').filter((l) => l.startsWith('\u2014 ')).map((l) => l.split(' ')[1]);
+  return `\naudit checkpoint ${origin}  size ${size}  root ${root}\n  signed by ${signers.join(', ')}  (while it runs: meshmedic audit verify ${join(base, 'client-1')})\n`;
 }
 
 /** Requests per second the client sidecars sent to these endpoints over the last 2 s. */
