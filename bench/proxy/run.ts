@@ -2,7 +2,7 @@
 // in one run: requests/s at saturation (wrk) and p50/p99 at a fixed rate (open-loop), ratios to HAProxy.
 // Writes bench/results/proxy.json and the table into bench/README.md.
 import { parseArgs } from 'node:util';
-import { writeFileSync, existsSync, readFileSync } from 'node:fs';
+import { writeFileSync, existsSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ROOT, nodeEntry, runCommand, spawnTracked, stopAll, tempDir, waitReadyLine } from '../lib/procs.js';
@@ -22,7 +22,8 @@ const USAGE = `usage: npm run bench:proxy -- [--quick] [--rounds N] [--duration 
   --rate RPS     the fixed rate for the latency measurement (default 2000, quick 1000)
   --only         run only systems whose name contains one of these words (haproxy is always kept as the reference)
   --no-write     print the table only; do not write bench/results/proxy.json or bench/README.md
-  --write        with --quick: write bench/results/proxy-quick.json and the README table`;
+  --write        with --quick: write bench/results/proxy-quick.json and the README table
+  --audit        add a "meshmedic (audit on)" row: the same proxy with its audit log on (npm run bench:audit compares both)`;
 
 interface Row {
   system: string;
@@ -39,6 +40,7 @@ async function main(): Promise<number> {
       options: {
         quick: { type: 'boolean' }, rounds: { type: 'string' }, duration: { type: 'string' }, connections: { type: 'string' },
         rate: { type: 'string' }, only: { type: 'string' }, 'no-build': { type: 'boolean' }, 'no-write': { type: 'boolean' }, write: { type: 'boolean' }, help: { type: 'boolean' },
+        audit: { type: 'boolean' },
       },
     }));
   } catch (e) { process.stderr.write(`${(e as Error).message}\n${USAGE}\n`); return 2; }
@@ -71,6 +73,8 @@ async function main(): Promise<number> {
     nginx({ workers: 'auto' }),
     nginx({ workers: 1 }),
   ];
+  const auditDir = path.join(os.tmpdir(), `mm-bench-proxy-audit-${process.pid}`);
+  if (v.audit) systems.splice(2, 0, meshmedic({ name: 'meshmedic (audit on)', env: { MESHMEDIC_AUDIT__ENABLED: 'true', MESHMEDIC_AUDIT__DIR: auditDir } }));
   if (typeof v.only === 'string') {
     const words = v.only.split(',').map((s) => s.trim().toLowerCase()).filter(Boolean);
     systems = systems.filter((s) => s.name === 'haproxy' || words.some((w) => s.name.toLowerCase().includes(w)));
@@ -119,6 +123,7 @@ async function main(): Promise<number> {
   } finally {
     await stopAll();
     tmp.remove();
+    if (v.audit) rmSync(auditDir, { recursive: true, force: true });
   }
 
   const list = [...rows.values()];
