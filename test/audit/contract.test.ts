@@ -2,6 +2,7 @@
 // automatic decisions; GET /v1/audit/checkpoint answers the signed note; `meshmedic audit verify DIR` exits 0 on
 // the untouched directory and 1, naming the entry, after one byte of a record is changed; prove/verify-proof.
 import t from 'tap';
+import { waitForValue } from '../helpers/wait-value.js';
 import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -24,15 +25,6 @@ const run = async (args: string[]): Promise<{ code: number; stdout: string; stde
   }
 };
 
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, ms = 15_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 t.test('proxy --audit-dir: operator and automatic decisions logged, checkpoint served, verify catches a changed byte', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'mm-audit-cli-'));
@@ -56,7 +48,7 @@ t.test('proxy --audit-dir: operator and automatic decisions logged, checkpoint s
   t.equal(op.statusCode, 200);
   await op.body.dump();
 
-  const text = await waitFor('a checkpoint covering the decisions', async () => {
+  const text = await waitForValue('a checkpoint covering the decisions', async () => {
     const r = await request(`${admin}/v1/audit/checkpoint`);
     const body = await r.body.text();
     if (r.statusCode !== 200 || !/^text\/plain/.test(String(r.headers['content-type']))) return undefined;

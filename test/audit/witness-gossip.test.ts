@@ -1,6 +1,7 @@
 // Witnessing over gossip, on loopback: three sidecars with audit logs cosign each other's checkpoints (the
 // checkpoint served on the admin API carries two cosignatures that verify); the frame codec refuses bad input.
 import t from 'tap';
+import { waitForValue } from '../helpers/wait-value.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -13,15 +14,6 @@ import { startGossip } from '../../src/gossip/component.js';
 import { parseNote, parseVerifierKey, verifyCosignature } from '../../src/audit/note.js';
 import { AUDIT_MSG, decodeAuditMessage, encodeAuditMessage, type AuditMessage } from '../../src/audit/witness-gossip.js';
 
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, ms = 20_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 t.test('three sidecars witness each other: cosigned checkpoints on the admin API', async (t) => {
   const base = mkdtempSync(path.join(tmpdir(), 'mm-audit-witness-'));
@@ -45,13 +37,18 @@ t.test('three sidecars witness each other: cosigned checkpoints on the admin API
   const [a] = sidecars as [Sidecar];
   // A decision on sidecar a: a new entry, a new checkpoint, sent to the witnesses.
   a.context.mesh.apply({ action: 'eject', target: 's/127.0.0.11:8080', reason: 'test', source: 'operator', at: Date.now(), evidence: { via: 'test' } });
-  const text = await waitFor('two cosignatures on sidecar a\'s checkpoint', async () => {
-    // Keep a's log moving so that new checkpoints go out once the membership has formed.
-    a.context.mesh.apply({ action: 'restore', target: 's/127.0.0.11:8080', reason: 'test', source: 'operator', at: Date.now(), evidence: {} });
+  let poked = Date.now();
+  const text = await waitForValue('two cosignatures on sidecar a\'s checkpoint', async () => {
+    // Now and then a new entry, so that a new checkpoint goes out once the membership has formed (not on
+    // every poll: each new checkpoint starts collecting cosignatures afresh).
+    if (Date.now() - poked > 1500) {
+      poked = Date.now();
+      a.context.mesh.apply({ action: 'drain', target: 's/127.0.0.12:8080', reason: 'test', source: 'operator', at: Date.now(), durationMs: poked % 100_000 + 1, evidence: {} });
+    }
     const r = await request(`http://${a.addresses.admin}/v1/audit/checkpoint`);
     const body = await r.body.text();
     return r.statusCode === 200 && body.split('\n').filter((l) => l.startsWith('\u2014 ')).length === 3 ? body : undefined;
-  });
+  }, 30_000);
   const note = parseNote(text);
   t.equal(note.signatures.length, 3);
   const names = note.signatures.map((s) => s.name).sort();
