@@ -82,16 +82,19 @@ function redactedConfig(ctx: SidecarContext): Record<string, unknown> {
 export const startAudit: ComponentFactory = async (ctx: SidecarContext): Promise<AuditComponent> => {
   const cfg = { ...ctx.config.audit, dir: ctx.config.audit.dir || DEFAULT_AUDIT_DIR };
   const log = ctx.log.child({ component: 'audit' });
-  const keyFile = cfg.keyFile || ctx.config.gossip.identityKeyFile || join(cfg.dir, 'node-key.pem');
+  // A named key file must work (a bad one is a configuration error); the default one lives with the log and
+  // an unusable directory must not stop the sidecar: then a key of this run signs, and the outage is reported.
+  const namedKey = cfg.keyFile || ctx.config.gossip.identityKeyFile;
   let privateKey: KeyObject;
-  try {
-    mkdirSync(cfg.dir, { recursive: true });
-    privateKey = loadKey(keyFile).key;
-  } catch (err) {
-    if (cfg.keyFile || ctx.config.gossip.identityKeyFile) throw err instanceof MeshmedicError ? err : new MeshmedicError('MM_ERR_AUDIT_KEY', (err as Error).message);
-    // The directory itself is unusable: sign with a key of this run only; the outage is reported below.
-    privateKey = generateKeyPairSync('ed25519').privateKey;
-    log.error('audit key cannot be stored with the log; signing with a key of this run only', { code: 'MM_ERR_AUDIT_KEY', dir: cfg.dir, err });
+  if (namedKey) privateKey = loadKey(namedKey).key;
+  else {
+    try {
+      mkdirSync(cfg.dir, { recursive: true });
+      privateKey = loadKey(join(cfg.dir, 'node-key.pem')).key;
+    } catch (err) {
+      privateKey = generateKeyPairSync('ed25519').privateKey;
+      log.error('audit key cannot be stored with the log; signing with a key of this run only', { code: 'MM_ERR_AUDIT_KEY', dir: cfg.dir, err });
+    }
   }
 
   const recentEvents: AuditEvent[] = [];
