@@ -12,6 +12,8 @@ import { Rng } from '../../src/sim/rng.js';
 const WRITER = fileURLToPath(new URL('../../dist/testing/audit-writer-main.js', import.meta.url));
 const SEED = Number(process.env.AUDIT_CRASH_SEED ?? 20261206);
 
+t.setTimeout(600_000); // 20 process starts on a shared, loaded machine (about 2 s of CPU per round)
+
 t.test(`kill -9 during heavy appending, 20 times (seed ${SEED})`, async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'mm-audit-crash-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
