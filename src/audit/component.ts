@@ -113,8 +113,9 @@ export const startAudit: ComponentFactory = async (ctx: SidecarContext): Promise
   // and we check and cosign theirs.
   const witness = new Witness(noteKeyFromPrivate(auditOrigin(ctx.config.node.id).replace('/audit/', '/witness/'), privateKey), () => ctx.clock.now());
   let witnessing: Witnessing | undefined;
+  let closing = false;
   const ensureWitnessing = (): Witnessing | undefined => {
-    if (witnessing) return witnessing;
+    if (witnessing || closing) return witnessing;
     const channel = (ctx.components.get('gossip') as { auditChannel?: WitnessChannel } | undefined)?.auditChannel;
     if (!channel) return undefined;
     witnessing = new Witnessing({
@@ -193,8 +194,10 @@ export const startAudit: ComponentFactory = async (ctx: SidecarContext): Promise
     alert,
     checkpointText,
     async close() {
+      closing = true;
       republish.cancel();
       witnessing?.close();
+      witnessing = undefined; // the final checkpoint written below is not sent to a gossip layer that has stopped
       unsubscribe();
       unobserve();
       await audit.close();
