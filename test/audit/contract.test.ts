@@ -41,8 +41,9 @@ t.test('proxy --audit-dir: operator and automatic decisions logged, checkpoint s
   const dir = mkdtempSync(join(tmpdir(), 'mm-audit-cli-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const good = await startBackend({ port: 0, controlPort: null, id: 'good' });
+  t.teardown(() => good.close());
   const bad = await startBackend({ port: 0, controlPort: null, id: 'bad', fault: { kind: 'errors', status: 500, fraction: 1 } });
-  t.teardown(() => Promise.all([good.close(), bad.close()]));
+  t.teardown(() => bad.close());
   const mm = await startMeshmedic(t, ['proxy', '--listen', '127.0.0.1:0', '--upstream', `http://127.0.0.1:${good.port},http://127.0.0.1:${bad.port}`, '--admin', '127.0.0.1:0', '--log-level', 'warn', '--audit-dir', dir]);
   const proxy = `http://${mm.addresses.outbound}`;
   const admin = `http://${mm.addresses.admin}`;
