@@ -68,6 +68,8 @@ async function main(): Promise<number> {
   let systems: SystemUnderTest[] = [
     direct(),
     meshmedic(),
+    // The portable HTTP/1 engine (llhttp in WebAssembly, no Node internals): what runs where the native one cannot.
+    meshmedic({ name: 'meshmedic (portable engine)', env: { MESHMEDIC_PROXY__HTTP1ENGINE: 'portable' } }),
     haproxy(),
     haproxy({ nbthread: 1 }),
     nginx({ workers: 'auto' }),
@@ -147,6 +149,8 @@ async function main(): Promise<number> {
     ? `meshmedic/HAProxy throughput ${x(mm.saturation.rps, ref.saturation.rps)} (target ≥ 0.60×), p99 at ${rate}/s ${x(mm.fixed.p99, ref.fixed.p99)} (target ≤ 2×)`
     : 'meshmedic or HAProxy did not run: no ratio';
   process.stdout.write(`${verdict}\n`);
+  const portable = rows.get('meshmedic (portable engine)');
+  if (portable?.saturation && ref?.saturation) process.stdout.write(`portable engine/HAProxy throughput ${x(portable.saturation.rps, ref.saturation.rps)} (target ≥ 0.60×)\n`);
 
   const write = quick ? Boolean(v.write) : !v['no-write'];
   if (write) {
