@@ -34,9 +34,9 @@ t.test('drift then crash: drained on the forecast before the crash', async (t) =
     backends.push(
       await backend((_req, res) => {
         const factor = i === 0 && driftSince > 0 ? 1 + (RATE_PER_S * (Date.now() - driftSince)) / 1000 : 1;
-        // Lognormal around 50 ms (σ 0.25): large against the proxy's overhead and event-loop lag on a busy
+        // Lognormal around 200 ms (σ 0.25): large against the proxy's overhead and event-loop lag on a busy
         // machine, which add to every endpoint alike and compress the ratios.
-        const ms = 50 * factor * Math.exp(0.25 * rng.normal());
+        const ms = 200 * factor * Math.exp(0.25 * rng.normal());
         setTimeout(() => res.end('ok'), ms);
       }),
     );
