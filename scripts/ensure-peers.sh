@@ -8,8 +8,8 @@ set -u
 
 # binary -> Debian package that provides it (nginx-light is the small build; any nginx works). Add a row
 # here for every program a test needs.
-declare -A PKG=( [haproxy]=haproxy [nginx]=nginx-light [wrk]=wrk [openssl]=openssl [kubectl]=kubernetes-client [promtool]=prometheus [chromium]=chromium [curl]=curl )
-BINS=(haproxy nginx wrk openssl kubectl promtool chromium curl)
+declare -A PKG=( [nft]=nftables [haproxy]=haproxy [nginx]=nginx-light [wrk]=wrk [openssl]=openssl [kubectl]=kubernetes-client [promtool]=prometheus [chromium]=chromium [curl]=curl )
+BINS=(nft haproxy nginx wrk openssl kubectl promtool chromium curl)
 want=()
 for bin in "${BINS[@]}"; do
   if ! command -v "$bin" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$bin" ]; then
