@@ -191,7 +191,7 @@ export const FAMILIES: readonly Family[] = [
   {
     family: 'noise', set: 'tuning', sizes: [5, 10], timing: TUNING_TIMING,
     build: (x) => ({ title: 'fault-free noise', description: `no fault: lognormal latency (σ 0.6) with a Pareto tail (2 % of requests × Pareto α 1.5), 0.1–0.5 % background errors on all ${x.n}`, hard: false,
-      latencySigma: 0.6, endpoints: cluster(x.n, (i) => ({ medianMs: [10, 8, 12, 9, 11][i % 5]!, errorRate: [0.001, 0.005, 0.003, 0.002, 0.004][i % 5]! })),
+      latencySigma: 0.6, latencyTail: { probability: 0.02, paretoAlpha: 1.5 }, endpoints: cluster(x.n, (i) => ({ medianMs: [10, 8, 12, 9, 11][i % 5]!, errorRate: [0.001, 0.005, 0.003, 0.002, 0.004][i % 5]! })),
       faults: [], targets: { falseEjections: 0 } }),
   },
   // ---- held-out set: other magnitudes, sizes and timings; nothing may be tuned on these ----
