@@ -6,6 +6,7 @@ import { startListener, type ProxyListener } from './listener.js';
 import { RETRY_REASONS, RETRY_RESULTS } from './retry.js';
 import { selectHttp1Engine } from './engine/index.js';
 import type { Http1Engine } from './engine/types.js';
+import { fdExhaustionCount } from './fd-limit.js';
 import type { Metric, Registry } from 'prom-client';
 
 export interface ProxyHandle extends Component {
@@ -35,10 +36,11 @@ export async function createProxy(deps: ProxyDeps, opts: CreateProxyOptions = {}
   let outbound: ProxyListener | undefined;
   let inbound: ProxyListener | undefined;
   try {
-    if (wantOut) outbound = await startListener(core, 'outbound', cfg.outbound.listen);
+    const listeners = (wantOut ? 1 : 0) + (wantIn ? 1 : 0);
+    if (wantOut) outbound = await startListener(core, 'outbound', cfg.outbound.listen, listeners);
     if (wantIn) {
       if (!core.app) throw new Error('inbound listener enabled but config.inbound is disabled: no local app to forward to');
-      inbound = await startListener(core, 'inbound', cfg.inbound.listen);
+      inbound = await startListener(core, 'inbound', cfg.inbound.listen, listeners);
     }
   } catch (err) {
     await outbound?.close(0);
@@ -69,6 +71,7 @@ export const startProxy: ComponentFactory = async (ctx) => {
   const handle = await createProxy(ctx);
   registerRetryMetrics(ctx.metrics, handle.core);
   registerEngineMetric(ctx.metrics, handle.core.http1);
+  registerConnectionMetrics(ctx.metrics, handle);
   return handle;
 };
 
@@ -92,7 +95,7 @@ export function registerEngineMetric(registry: Registry, engine: Http1Engine): v
 export function registerRetryMetrics(registry: Registry, core: ProxyCore): void {
   const name = 'meshmedic_retries_total';
   const help = 'Retries wanted by the proxy, by service, reason (connect, reset, timeout, status) and result (retried, budget_exhausted, no_endpoint).';
-  const collect = () => {
+  registerCollected(registry, name, help, 'counter', () => {
     const values: { labels: Record<string, string>; value: number }[] = [];
     for (const b of core.budgets.values()) {
       for (let r = 0; r < RETRY_REASONS.length; r++) {
@@ -102,15 +105,36 @@ export function registerRetryMetrics(registry: Registry, core: ProxyCore): void 
       }
     }
     return values;
-  };
+  });
+}
+
+/**
+ * `meshmedic_proxy_connections{listener}`, `meshmedic_proxy_connections_refused_total{listener}` (new
+ * downstream connections closed at proxy.maxConnections) and `meshmedic_fd_exhausted_total`.
+ */
+export function registerConnectionMetrics(registry: Registry, handle: ProxyHandle): void {
+  const listeners = [handle.outbound, handle.inbound].filter((l): l is ProxyListener => l !== undefined);
+  registerCollected(registry, 'meshmedic_proxy_connections', 'Open downstream connections per proxy listener.', 'gauge', () =>
+    listeners.map((l) => ({ labels: { listener: l.role }, value: l.connections().open })),
+  );
+  registerCollected(registry, 'meshmedic_proxy_connections_refused_total', 'Downstream connections closed at once because the listener was at proxy.maxConnections.', 'counter', () =>
+    listeners.map((l) => ({ labels: { listener: l.role }, value: l.connections().refused })),
+  );
+  registerCollected(registry, 'meshmedic_fd_exhausted_total', 'Times the process ran out of file descriptors (EMFILE/ENFILE) accepting or opening proxy connections.', 'counter', () => [
+    { labels: {}, value: fdExhaustionCount() },
+  ]);
+}
+
+/** Register a metric computed when Prometheus scrapes (nothing is observed per request). */
+function registerCollected(registry: Registry, name: string, help: string, type: 'counter' | 'gauge', collect: () => { labels: Record<string, string>; value: number }[]): void {
   if (registry.getSingleMetric(name)) registry.removeSingleMetric(name);
-  // prom-client's Metric contract, computed when Prometheus scrapes (nothing is observed per request).
+  // prom-client's Metric contract.
   registry.registerMetric({
     name,
     help,
-    type: 'counter',
+    type,
     aggregator: 'sum',
-    get: async () => ({ name, help, type: 'counter', values: collect(), aggregator: 'sum' }),
+    get: async () => ({ name, help, type, values: collect(), aggregator: 'sum' }),
     reset: () => {},
   } as unknown as Metric);
 }

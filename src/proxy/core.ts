@@ -129,7 +129,9 @@ export class ProxyCore {
 
   /**
    * The service a request is for: the quick-mode default, else the host part of the authority
-   * (port ignored, case folded); a name with dots also tries its first label (`payments.default.svc`).
+   * (port ignored, case folded); a Kubernetes cluster-local name also tries its first label
+   * (`payments.NS.svc`, `payments.NS.svc.cluster.local`). Nothing else falls back: `payments.evil.com`
+   * must not reach the internal `payments`.
    */
   service(authority: string): ServiceView | undefined {
     const services = this.deps.mesh.snapshot().services;
@@ -138,7 +140,11 @@ export class ProxyCore {
     const v = services.get(name);
     if (v !== undefined) return v;
     const dot = name.indexOf('.');
-    return dot > 0 ? services.get(name.slice(0, dot)) : undefined;
+    if (dot <= 0) return undefined;
+    const ns = name.indexOf('.', dot + 1);
+    if (ns <= dot + 1) return undefined;
+    const tail = name.slice(ns + 1);
+    return tail === 'svc' || tail === 'svc.cluster.local' ? services.get(name.slice(0, dot)) : undefined;
   }
 
   begin(): void {

@@ -26,6 +26,8 @@ export const HEADERS_TIMEOUT = f(504, 'MM_ERR_UPSTREAM_TIMEOUT', false, 4, 'no r
 export const BODY_TIMEOUT = f(504, 'MM_ERR_UPSTREAM_TIMEOUT', false, 4, 'response body stalled');
 export const RESET = f(502, 'MM_ERR_UPSTREAM_RESET', false, 14, 'connection reset');
 export const BAD_RESPONSE = f(502, 'MM_ERR_UPSTREAM_RESET', false, 14, 'malformed response');
+/** The pool had no free connection in time: the proxy's own limit, not charged to the endpoint. */
+export const QUEUE_TIMEOUT: FailureClass = Object.freeze({ ...f(503, 'MM_ERR_UPSTREAM_BUSY', true, 14, 'no upstream connection free in time'), outcome: Outcome.Cancelled });
 
 /** Classify an error raised while forwarding to an endpoint. */
 export function classifyUpstreamError(err: unknown): FailureClass {
@@ -50,12 +52,15 @@ export function classifyUpstreamError(err: unknown): FailureClass {
       return CONNECT_TIMEOUT;
     case 'UND_ERR_HEADERS_TIMEOUT':
       return HEADERS_TIMEOUT;
+    case 'UND_ERR_QUEUE_TIMEOUT':
+      return QUEUE_TIMEOUT;
     case 'UND_ERR_BODY_TIMEOUT':
       return BODY_TIMEOUT;
     case 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH':
     case 'UND_ERR_HEADERS_OVERFLOW':
     case 'UND_ERR_RES_EXCEEDED_MAX_SIZE':
     case 'UND_ERR_INFO':
+    case 'UND_ERR_BAD_RESPONSE': // status, transfer coding or 204 body the proxy cannot forward
       return BAD_RESPONSE;
     default:
       if (typeof code === 'string' && code.startsWith('HPE_')) return BAD_RESPONSE; // llhttp parse error

@@ -5,6 +5,7 @@
 // Timeouts are checked by one sweep per pool instead of a timer per request.
 import net from 'node:net';
 import { BODY_AS_FRAMED, BODY_NONE, type Http1Engine, type Http1ParseError, type Http1Parser, type ResponseEvents } from './engine/types.js';
+import { responseFramingProblem } from './headers.js';
 
 /** undici's legacy dispatch handler shape (what the forwarders implement). */
 export interface H1Handler {
@@ -53,6 +54,13 @@ export interface H1PoolOptions {
   /** Idle keep-alive connections are closed after this. */
   readonly keepAliveTimeoutMs: number;
   readonly maxHeaderSize: number;
+  /** Longest a request waits for a free connection; then it fails with UND_ERR_QUEUE_TIMEOUT. */
+  readonly queueTimeoutMs: number;
+  /**
+   * Most connections that may carry a request body still arriving from its client: slow uploads then
+   * cannot hold every connection of the endpoint; further uploads wait (within queueTimeoutMs).
+   */
+  readonly maxUploading: number;
 }
 
 /** An error with a stable code, as the failure classifier expects. */
@@ -72,9 +80,43 @@ class Pending {
   readonly handler: H1Handler;
   /** Whether a request on a reused connection may be sent again after a stale-connection close. */
   retried = false;
+  /** Counted in the pool's uploads (a request body not yet fully sent). */
+  uploadSlot = false;
+  /** When the request entered the pool (performance.now()), for the queue deadline. */
+  readonly queuedAt: number;
   constructor(req: H1Request, handler: H1Handler) {
     this.req = req;
     this.handler = handler;
+    this.queuedAt = performance.now();
+  }
+}
+
+/** A FIFO of pending requests with an O(1) amortised shift (no array copy per dequeue). */
+class PendingQueue {
+  private items: (Pending | undefined)[] = [];
+  private head = 0;
+
+  get size(): number {
+    return this.items.length - this.head;
+  }
+
+  push(p: Pending): void {
+    this.items.push(p);
+  }
+
+  peek(): Pending | undefined {
+    return this.items[this.head];
+  }
+
+  shift(): Pending | undefined {
+    if (this.head >= this.items.length) return undefined;
+    const p = this.items[this.head];
+    this.items[this.head++] = undefined;
+    if (this.head > 1024 && this.head * 2 > this.items.length) {
+      this.items = this.items.slice(this.head);
+      this.head = 0;
+    }
+    return p;
   }
 }
 
@@ -84,8 +126,12 @@ export class H1Pool {
   private readonly opts: H1PoolOptions;
   private readonly idle: H1Conn[] = [];
   private readonly conns = new Set<H1Conn>();
-  private queue: Pending[] = [];
-  private queueHead = 0;
+  /** Requests waiting for a connection. */
+  private readonly queue = new PendingQueue();
+  /** Requests with a body waiting for an upload slot (maxUploading), before they may take a connection. */
+  private readonly uploadQueue = new PendingQueue();
+  /** Requests holding an upload slot (queued for a connection or sending their body). */
+  private uploading = 0;
   private sweepTimer: NodeJS.Timeout | null = null;
   private closed = false;
   private closeWaiters: (() => void)[] = [];
@@ -107,10 +153,42 @@ export class H1Pool {
       return;
     }
     const p = new Pending(req, handler);
+    if (req.body !== null) {
+      if (this.uploading >= this.opts.maxUploading) {
+        this.uploadQueue.push(p);
+        this.ensureSweep();
+        return;
+      }
+      p.uploadSlot = true;
+      this.uploading++;
+    }
+    this.place(p);
+  }
+
+  /** On an idle connection, a new one, or in the queue. */
+  private place(p: Pending): void {
     const c = this.idle.pop();
     if (c !== undefined) c.start(p, true);
     else if (this.conns.size < this.opts.connections) this.open(p);
-    else this.queue.push(p);
+    else {
+      this.queue.push(p);
+      this.ensureSweep();
+    }
+  }
+
+  /** A request's body is sent (or the request ended): its upload slot goes to the next waiting upload. */
+  uploadDone(p: Pending): void {
+    if (!p.uploadSlot) return;
+    p.uploadSlot = false;
+    this.uploading--;
+    if (this.closed) return;
+    while (this.uploading < this.opts.maxUploading) {
+      const next = this.uploadQueue.shift();
+      if (next === undefined) break;
+      next.uploadSlot = true;
+      this.uploading++;
+      this.place(next);
+    }
   }
 
   private open(p: Pending): void {
@@ -135,7 +213,7 @@ export class H1Pool {
     const i = this.idle.indexOf(c);
     if (i >= 0) this.idle.splice(i, 1);
     // Queued work gets a new connection.
-    if (!this.closed && this.queueHead < this.queue.length && this.conns.size < this.opts.connections) {
+    if (!this.closed && this.queue.size > 0 && this.conns.size < this.opts.connections) {
       const next = this.takeQueued();
       if (next !== undefined) this.open(next);
     }
@@ -149,15 +227,26 @@ export class H1Pool {
     else this.open(p);
   }
 
+  /** The next request waiting for a connection (uploads enter this queue only with a slot: uploadDone). */
   private takeQueued(): Pending | undefined {
-    if (this.queueHead >= this.queue.length) return undefined;
-    const p = this.queue[this.queueHead]!;
-    this.queue[this.queueHead++] = undefined as unknown as Pending;
-    if (this.queueHead > 1024 && this.queueHead * 2 > this.queue.length) {
-      this.queue = this.queue.slice(this.queueHead);
-      this.queueHead = 0;
+    return this.queue.shift();
+  }
+
+  /** Everything waiting, for close and destroy. */
+  private takeAnyQueued(): Pending | undefined {
+    return this.queue.shift() ?? this.uploadQueue.shift();
+  }
+
+  /** Fail requests that waited longer than queueTimeoutMs (both queues are in arrival order). */
+  private expireQueued(now: number): void {
+    const limit = this.opts.queueTimeoutMs;
+    for (const q of [this.queue, this.uploadQueue]) {
+      for (let p = q.peek(); p !== undefined && now - p.queuedAt > limit; p = q.peek()) {
+        q.shift();
+        this.uploadDone(p);
+        p.handler.onError(new H1Error('UND_ERR_QUEUE_TIMEOUT', `no connection to ${this.host}:${this.port} was free within ${limit} ms (${this.conns.size} busy)`));
+      }
     }
-    return p;
   }
 
   private ensureSweep(): void {
@@ -170,7 +259,8 @@ export class H1Pool {
   private sweep(): void {
     const now = performance.now();
     for (const c of this.conns) c.check(now);
-    if (this.conns.size === 0 && this.sweepTimer !== null) {
+    this.expireQueued(now);
+    if (this.conns.size === 0 && this.queue.size === 0 && this.uploadQueue.size === 0 && this.sweepTimer !== null) {
       clearInterval(this.sweepTimer);
       this.sweepTimer = null;
     }
@@ -190,7 +280,10 @@ export class H1Pool {
   close(): Promise<void> {
     this.closed = true;
     const err = new H1Error('UND_ERR_CLOSED', `the pool for ${this.host}:${this.port} is closed`);
-    for (let p = this.takeQueued(); p !== undefined; p = this.takeQueued()) p.handler.onError(err);
+    for (let p = this.takeAnyQueued(); p !== undefined; p = this.takeAnyQueued()) {
+      this.uploadDone(p);
+      p.handler.onError(err);
+    }
     return new Promise((resolve) => {
       this.closeWaiters.push(resolve);
       this.maybeClosed();
@@ -201,7 +294,10 @@ export class H1Pool {
   destroy(): Promise<void> {
     this.closed = true;
     const err = new H1Error('UND_ERR_DESTROYED', `the pool for ${this.host}:${this.port} was destroyed`);
-    for (let p = this.takeQueued(); p !== undefined; p = this.takeQueued()) p.handler.onError(err);
+    for (let p = this.takeAnyQueued(); p !== undefined; p = this.takeAnyQueued()) {
+      this.uploadDone(p);
+      p.handler.onError(err);
+    }
     for (const c of [...this.conns]) c.destroy(err);
     return this.close();
   }
@@ -326,8 +422,7 @@ class H1Conn implements BodySink, ResponseEvents {
   onBodyEnd(): void {
     const p = this.bodyOwner;
     if (p === null) return;
-    p.req.body?.detach();
-    this.bodyOwner = null;
+    this.dropBody();
     if (this.dead) return;
     if (this.bodyChunked) this.socket!.write('0\r\n\r\n', 'latin1');
     this.requestWritten = true;
@@ -337,9 +432,17 @@ class H1Conn implements BodySink, ResponseEvents {
   onBodyError(err: Error): void {
     const p = this.bodyOwner;
     if (p === null) return;
-    p.req.body?.detach();
-    this.bodyOwner = null;
+    this.dropBody();
     if (this.cur === p) this.fail(err);
+  }
+
+  /** The request body stops flowing here (sent, failed, or the connection ended): free its upload slot. */
+  private dropBody(): void {
+    const p = this.bodyOwner;
+    if (p === null) return;
+    this.bodyOwner = null;
+    p.req.body?.detach();
+    this.pool.uploadDone(p);
   }
 
   // --- ResponseEvents (from the engine's parser) ---
@@ -378,6 +481,11 @@ class H1Conn implements BodySink, ResponseEvents {
       this.destroy();
       return BODY_NONE;
     }
+    const problem = responseFramingProblem(status, raw);
+    if (problem !== '') {
+      this.fail(new H1Error('UND_ERR_BAD_RESPONSE', `the endpoint sent a response the proxy cannot forward: ${problem}`));
+      return BODY_NONE;
+    }
     if (status < 200 && status !== 101) return BODY_NONE; // interim (100-continue, 103): skip, await the final one
     if (upgrade || status === 101) {
       this.fail(new H1Error('UND_ERR_INFO', 'the endpoint answered with a protocol upgrade the proxy did not ask for'));
@@ -401,6 +509,7 @@ class H1Conn implements BodySink, ResponseEvents {
     if (p === null || !this.headersDone) return; // interim response done
     this.headersDone = false;
     this.cur = null;
+    this.pool.uploadDone(p);
     p.handler.onComplete(null);
     if (!this.keepAlive || this.dead) {
       this.destroy();
@@ -442,9 +551,11 @@ class H1Conn implements BodySink, ResponseEvents {
     this.dead = true;
     const p = this.cur;
     this.cur = null;
+    this.dropBody();
     this.closeParser();
     this.pool.removed(this);
     if (p === null) return;
+    this.pool.uploadDone(p);
     if (this.reused && !this.gotResponseBytes && !p.retried && p.req.body === null) {
       // A keep-alive connection the server closed just as we reused it: send again on a new one.
       this.pool.resend(p);
@@ -479,12 +590,12 @@ class H1Conn implements BodySink, ResponseEvents {
   private fail(err: Error): void {
     const p = this.cur;
     this.cur = null;
-    if (this.bodyOwner !== null) {
-      this.bodyOwner.req.body?.detach();
-      this.bodyOwner = null;
-    }
+    this.dropBody();
     this.destroy();
-    if (p !== null) p.handler.onError(err);
+    if (p !== null) {
+      this.pool.uploadDone(p);
+      p.handler.onError(err);
+    }
   }
 
   private abort(err?: Error): void {
@@ -496,11 +607,13 @@ class H1Conn implements BodySink, ResponseEvents {
     if (err !== undefined && this.cur !== null) {
       const p = this.cur;
       this.cur = null;
+      this.pool.uploadDone(p);
       p.handler.onError(err);
     }
     this.cur = null;
     if (this.dead) return;
     this.dead = true;
+    this.dropBody();
     if (this.connectTimer !== null) clearTimeout(this.connectTimer);
     this.socket?.destroy();
     this.closeParser(); // safe from inside the parser's callbacks: the engine defers the release

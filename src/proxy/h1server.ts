@@ -4,6 +4,7 @@
 // IncomingMessage/ServerResponse machinery, which cost about as much CPU per request as the rest of the
 // proxy together (see docs/proxy.md). Requests on a connection are served in order, one at a time.
 import type { Socket } from 'node:net';
+import type { ErrorCode } from '../core/errors.js';
 import { errorBody } from './failure.js';
 import type { BodySink, BodySource } from './h1pool.js';
 import type { Http1Engine, Http1ParseError, Http1Parser, RequestEvents } from './engine/types.js';
@@ -15,6 +16,11 @@ export interface H1ServerOptions {
   readonly idleTimeoutMs: number;
   /** CONNECT is handed here with the socket (its parser closed); absent: CONNECT is answered 405. */
   readonly onConnect?: (socket: Socket, target: string) => void;
+  /** A request head must be complete this long after its first byte (slowloris); then 408. */
+  readonly requestHeadersTimeoutMs: number;
+  /** After bodyGraceMs of reading, a request body must have averaged this rate (0 = no limit); else 408. */
+  readonly bodyMinBytesPerSecond: number;
+  readonly bodyGraceMs: number;
 }
 
 /** What the forwarder needs from a request and its response: one object per request. */
@@ -36,7 +42,11 @@ export class H1Io implements BodySource {
   errored: Error | null = null;
   private sink: BodySink | null = null;
   private buffered: Buffer[] | null = null;
+  /** Body bytes received, and the time spent reading them (not counting pauses), for the minimum rate. */
+  bodyBytes = 0;
+  bodyActiveMs = 0;
   // response
+  /** writeHead was called (the head may still wait for the first body bytes: see committed). */
   headersSent = false;
   finished = false;
   destroyed = false;
@@ -86,6 +96,7 @@ export class H1Io implements BodySource {
 
   /** Called by the connection's parser. */
   pushBody(chunk: Buffer): void {
+    this.bodyBytes += chunk.length;
     const s = this.sink;
     if (s === null) {
       // Nobody reads yet (the endpoint is still connecting): keep this chunk, stop reading more.
@@ -136,6 +147,20 @@ export class H1Io implements BodySource {
     }
     h += this.keepAlive ? '\r\n' : 'connection: close\r\n\r\n';
     this.head = h;
+  }
+
+  /** Something of the response reached the socket: from now on an error can only close the connection. */
+  get committed(): boolean {
+    return this.headersSent && this.head === null;
+  }
+
+  /** Drop a head that was queued but not written, so that an error status can be answered instead. */
+  uncommit(): void {
+    if (!this.headersSent || this.head === null) return;
+    this.headersSent = false;
+    this.head = null;
+    this.chunked = false;
+    this.noBody = false;
   }
 
   /** Write body bytes; false when the client is slow (wait for onceDrain). */
@@ -238,6 +263,11 @@ export class H1ServerConn implements RequestEvents {
   private onIdle: ((c: H1ServerConn) => void) | null = null;
   private readonly onConnect: ((socket: Socket, target: string) => void) | null;
   private readonly onClose: (c: H1ServerConn) => void;
+  private readonly opts: H1ServerOptions;
+  /** When the request head being read started (performance.now()); 0 = none being read. */
+  private headStartedAt = 0;
+  /** An error to answer once the requests before it are answered (pipelining). */
+  private pendingError: { status: number; code: ErrorCode; message: string } | null = null;
 
   constructor(socket: Socket, handler: RequestHandler, opts: H1ServerOptions, onClose: (c: H1ServerConn) => void) {
     this.socket = socket;
@@ -245,6 +275,7 @@ export class H1ServerConn implements RequestEvents {
     this.onClose = onClose;
     this.remoteAddress = socket.remoteAddress ?? '';
     this.handler = handler;
+    this.opts = opts;
     socket.setNoDelay(true);
     socket.setTimeout(opts.idleTimeoutMs);
     socket.on('timeout', () => socket.destroy());
@@ -258,6 +289,27 @@ export class H1ServerConn implements RequestEvents {
     });
   }
 
+  /**
+   * The drain deadline passed with this connection's exchange still open: answer 503 where nothing of
+   * the response was written yet (else cut), cancel the upstream request, close after the answer.
+   * True when an answer was written (the socket then closes by itself once it is flushed).
+   */
+  cutAtDeadline(): boolean {
+    const io = this.cur;
+    if (io === null || this.closed) return false;
+    if (io.committed || io.finished) {
+      this.socket.destroy();
+      return false;
+    }
+    io.uncommit();
+    io.keepAlive = false;
+    const body = errorBody('MM_ERR_DRAIN_DEADLINE', 'the sidecar shut down before the endpoint answered (proxy.drainTimeoutMs)', '');
+    io.writeHead(503, ['content-type', 'application/json', 'content-length', String(Buffer.byteLength(body)), 'connection', 'close']);
+    io.end(body);
+    io.owner?.clientGone(); // the upstream request is abandoned; the answer is already written
+    return true;
+  }
+
   /** Called once when the connection has nothing in flight (for drain). */
   whenIdle(fn: ((c: H1ServerConn) => void) | null): void {
     this.onIdle = fn;
@@ -269,7 +321,9 @@ export class H1ServerConn implements RequestEvents {
   }
 
   // --- RequestEvents (from the engine's parser) ---
-  onMessageBegin(): void {}
+  onMessageBegin(): void {
+    this.headStartedAt = performance.now();
+  }
 
   onReadDone(): void {}
 
@@ -284,13 +338,19 @@ export class H1ServerConn implements RequestEvents {
   }
 
   onRequestHead(name: string, target: string, raw: string[], major: number, minor: number, upgrade: boolean, keepAlive: boolean): number {
+    this.headStartedAt = 0;
+    if (major !== 1) {
+      // HTTP/0.9 (no version, no headers) and anything but 1.x: refused, never forwarded as 1.1.
+      this.refuse(505, 'MM_ERR_BAD_REQUEST', `HTTP/${major}.${minor} is not supported: send HTTP/1.1 or HTTP/1.0`);
+      return 1;
+    }
     if (upgrade) {
       if (name === 'CONNECT' && this.onConnect !== null && this.cur === null) {
         this.handOver(target);
         return 1;
       }
       const what = name === 'CONNECT' ? 'CONNECT is not supported' : 'protocol upgrades are not supported';
-      this.rawError(name === 'CONNECT' ? 405 : 501, what);
+      this.refuse(name === 'CONNECT' ? 405 : 501, 'MM_ERR_BAD_REQUEST', what);
       return 1;
     }
     const io = new H1Io(this, name, target, raw, major, minor, keepAlive && !this.draining);
@@ -320,8 +380,14 @@ export class H1ServerConn implements RequestEvents {
     if (next !== undefined) {
       this.cur = next;
       if (this.queue!.length === 0) this.queue = null;
-      this.resumeReading();
+      if (this.pendingError === null) this.resumeReading();
       this.handler(next);
+      return;
+    }
+    if (this.pendingError !== null) {
+      const e = this.pendingError;
+      this.pendingError = null;
+      this.rawError(e.status, e.message, e.code);
       return;
     }
     this.resumeReading();
@@ -333,7 +399,7 @@ export class H1ServerConn implements RequestEvents {
   }
 
   resumeReading(): void {
-    if (!this.closed) this.parser?.resumeReads();
+    if (!this.closed && this.pendingError === null) this.parser?.resumeReads();
   }
 
   /** Stop parsing this connection (safe inside the parser's callbacks: the engine defers the release). */
@@ -356,40 +422,92 @@ export class H1ServerConn implements RequestEvents {
     });
   }
 
+  /**
+   * Deadlines of the client's side, called about four times a second by the listener: a request head
+   * must not trickle in (slowloris), a request body must keep a minimum average rate once past its grace
+   * time. Time during which the proxy itself stopped reading (backpressure, pipelining) is not counted.
+   */
+  check(now: number, tickMs: number): void {
+    const parser = this.parser;
+    if (this.closed || parser === null || !parser.reading) return;
+    const o = this.opts;
+    if (this.headStartedAt > 0 && now - this.headStartedAt > o.requestHeadersTimeoutMs) {
+      this.headStartedAt = 0;
+      this.tooSlow(`request head not complete within ${o.requestHeadersTimeoutMs} ms (proxy.requestHeadersTimeoutMs)`);
+      return;
+    }
+    const r = this.reading;
+    if (r === null || o.bodyMinBytesPerSecond === 0 || r.bodyComplete || r.errored !== null) return;
+    r.bodyActiveMs += tickMs;
+    if (r.bodyActiveMs > o.bodyGraceMs && r.bodyBytes < (o.bodyMinBytesPerSecond * r.bodyActiveMs) / 1000) {
+      this.tooSlow(`request body too slow: ${r.bodyBytes} bytes in ${Math.round(r.bodyActiveMs)} ms (proxy.requestBodyMinBytesPerSecond = ${o.bodyMinBytesPerSecond})`);
+    }
+  }
+
+  private tooSlow(message: string): void {
+    this.freeParser();
+    this.failRequest(408, 'MM_ERR_REQUEST_TIMEOUT', message, Object.assign(new Error(message), { code: 'MM_ERR_REQUEST_TIMEOUT' }));
+  }
+
   /** Malformed input (the engine has closed the parser already). */
   onParseError(err: Http1ParseError): void {
     if (this.closed) return; // handed over (CONNECT) or gone: nothing to answer on
     this.parser = null;
+    let status = 400;
+    let message = this.reading !== null ? `malformed request body (${err.code})` : `malformed HTTP request (${err.code})`;
+    if (err.code === 'HPE_HEADER_OVERFLOW') {
+      status = 431;
+      message = 'request headers exceed the configured maximum (proxy.maxHeaderBytes)';
+    }
+    this.failRequest(status, 'MM_ERR_BAD_REQUEST', message, err);
+  }
+
+  /** The client's input cannot go on (the parser is released): answer `status`, fail the body, close. */
+  private failRequest(status: number, code: ErrorCode, message: string, err: Error): void {
     const reading = this.reading;
     this.reading = null;
     if (reading !== null && reading === this.cur && !reading.headersSent) {
-      // Headers were fine, the body is not (bad chunking): answer on this exchange, then close.
+      // The head was fine, the body is not: answer on this exchange, then close.
       reading.keepAlive = false;
-      const body = errorBody('MM_ERR_BAD_REQUEST', `malformed request body (${err.code})`, '');
-      reading.writeHead(400, ['content-type', 'application/json', 'content-length', String(Buffer.byteLength(body))]);
+      const body = errorBody(code, message, '');
+      reading.writeHead(status, ['content-type', 'application/json', 'content-length', String(Buffer.byteLength(body))]);
       reading.end(body);
       reading.failBody(err);
       return;
     }
     if (reading !== null) reading.failBody(err);
     if (this.cur !== null) {
+      if (reading !== this.cur) {
+        // A bad request pipelined after good ones: answer those first, then this error, then close. A
+        // queued request whose body broke was never handed on: it is dropped for the error answer.
+        if (reading !== null && this.queue !== null && this.queue[this.queue.length - 1] === reading) {
+          this.queue.pop();
+          if (this.queue.length === 0) this.queue = null;
+        }
+        this.refuse(status, code, message);
+        return;
+      }
       // A response is under way: the connection cannot carry an error answer any more.
       this.socket.destroy();
       return;
     }
-    let status = 400;
-    let message = `malformed HTTP request (${err.code})`;
-    if (err.code === 'HPE_HEADER_OVERFLOW') {
-      status = 431;
-      message = 'request headers exceed the configured maximum (proxy.maxHeaderBytes)';
+    this.rawError(status, message, code);
+  }
+
+  /** Answer `status` and close: now, or after the requests pipelined before this one are answered. */
+  private refuse(status: number, code: ErrorCode, message: string): void {
+    if (this.cur === null) {
+      this.rawError(status, message, code);
+      return;
     }
-    this.rawError(status, message);
+    this.freeParser();
+    this.pendingError = { status, code, message };
   }
 
   /** Answer outside any exchange (parse errors, upgrades) and close. */
-  private rawError(status: number, message: string): void {
+  private rawError(status: number, message: string, code: ErrorCode = 'MM_ERR_BAD_REQUEST'): void {
     this.freeParser();
-    const body = errorBody('MM_ERR_BAD_REQUEST', message, '');
+    const body = errorBody(code, message, '');
     if (this.cur === null && !this.closed) {
       this.socket.end(`HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Error'}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`, 'latin1');
     } else this.socket.destroy();
@@ -419,5 +537,5 @@ const STATUS_TEXT: Record<number, string> = {
   301: 'Moved Permanently', 302: 'Found', 303: 'See Other', 304: 'Not Modified', 307: 'Temporary Redirect', 308: 'Permanent Redirect',
   400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 405: 'Method Not Allowed', 408: 'Request Timeout',
   409: 'Conflict', 413: 'Content Too Large', 429: 'Too Many Requests', 431: 'Request Header Fields Too Large',
-  500: 'Internal Server Error', 501: 'Not Implemented', 502: 'Bad Gateway', 503: 'Service Unavailable', 504: 'Gateway Timeout',
+  500: 'Internal Server Error', 501: 'Not Implemented', 502: 'Bad Gateway', 503: 'Service Unavailable', 504: 'Gateway Timeout', 505: 'HTTP Version Not Supported',
 };

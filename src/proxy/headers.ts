@@ -10,6 +10,8 @@ export interface RequestScan {
   hasBody: boolean;
   /** The client sent `Expect: 100-continue` (the proxy answers it; the field is not forwarded). */
   expectContinue: boolean;
+  /** Why the request must be refused with 400 ('' = fine): two Host fields, an invalid Host value. */
+  problem: string;
 }
 
 // Codes of the headers that need attention; 0 = forward unchanged.
@@ -104,6 +106,8 @@ export function forwardRequestHeaders(raw: readonly string[], scan: RequestScan,
   scan.host = '';
   scan.hasBody = false;
   scan.expectContinue = false;
+  scan.problem = '';
+  let hosts = 0;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
     const value = raw[i + 1]!;
@@ -114,6 +118,9 @@ export function forwardRequestHeaders(raw: readonly string[], scan: RequestScan,
     }
     switch (code) {
       case H_HOST:
+        // RFC 9112 §3.2: more than one Host, or an invalid one, is answered 400 (never routed by either).
+        if (++hosts > 1) scan.problem = 'more than one Host header';
+        else if (!isValidAuthority(value)) scan.problem = `invalid Host header "${value.slice(0, 100)}"`;
         scan.host = value;
         out.push(name, authority === '' ? value : authority);
         break;
@@ -153,6 +160,67 @@ export function forwardRequestHeaders(raw: readonly string[], scan: RequestScan,
   if (opts.via) out.push('via', via === '' ? opts.viaValue : `${via}, ${opts.viaValue}`);
   else if (via !== '') out.push('via', via);
   return out;
+}
+
+/**
+ * Whether `s` is a valid `host[:port]` (RFC 3986 authority without userinfo): a DNS-style name or IPv4
+ * address (letters, digits, `-._~`), or a bracketed IPv6 literal; port digits only. '' is valid (RFC 9112
+ * allows an empty Host). Rejects userinfo (`user@host`), spaces, paths and anything else.
+ */
+export function isValidAuthority(s: string): boolean {
+  let i = 0;
+  const n = s.length;
+  if (n > 0 && s.charCodeAt(0) === 0x5b /* [ */) {
+    i = 1;
+    while (i < n) {
+      const c = s.charCodeAt(i);
+      if (c === 0x5d /* ] */) break;
+      if (!((c >= 0x30 && c <= 0x3a) || ((c | 0x20) >= 0x61 && (c | 0x20) <= 0x66) || c === 0x2e)) return false; // hex digit, ':' or '.'
+      i++;
+    }
+    if (i === n || i === 1) return false;
+    i++;
+  } else {
+    while (i < n) {
+      const c = s.charCodeAt(i);
+      if (c === 0x3a /* : */) break;
+      const l = c | 0x20;
+      if (!((l >= 0x61 && l <= 0x7a) || (c >= 0x30 && c <= 0x39) || c === 0x2d || c === 0x2e || c === 0x5f || c === 0x7e)) return false;
+      i++;
+    }
+  }
+  if (i === n) return true;
+  if (s.charCodeAt(i) !== 0x3a || n - i - 1 > 5) return false;
+  for (let j = i + 1; j < n; j++) {
+    const c = s.charCodeAt(j);
+    if (c < 0x30 || c > 0x39) return false;
+  }
+  return true;
+}
+
+/**
+ * Why an upstream response cannot be forwarded faithfully, or '' when it can: a status outside
+ * 100–599, a transfer coding other than chunked (the proxy re-frames bodies, so another coding would
+ * be silently lost), a 204 announcing a body (RFC 9110 §15.3.5).
+ */
+export function responseFramingProblem(status: number, raw: readonly string[]): string {
+  if (status < 100 || status > 599) return `status ${status} outside 100–599`;
+  for (let i = 0; i < raw.length; i += 2) {
+    const len = raw[i]!.length;
+    if (len !== 17 && len !== 14) continue;
+    const code = classify(raw[i]!);
+    if (code === H_TRANSFER_ENCODING) {
+      const value = raw[i + 1]!;
+      if (value.length !== 7 || value.toLowerCase() !== 'chunked') {
+        for (const part of value.split(',')) {
+          const coding = part.trim().toLowerCase();
+          if (coding !== 'chunked') return `unsupported transfer coding "${coding.slice(0, 50)}"`;
+        }
+      }
+      if (status === 204) return '204 with a body';
+    } else if (code === H_CONTENT_LENGTH && status === 204 && raw[i + 1] !== '0') return '204 with a body';
+  }
+  return '';
 }
 
 /**

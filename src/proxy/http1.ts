@@ -7,14 +7,15 @@ import type { ErrorCode } from '../core/errors.js';
 import type { ServiceView } from '../mesh/state.js';
 import type { ProxyCore } from './core.js';
 import { CLIENT_GONE, classifyUpstreamError, errorBody, HEADERS_TIMEOUT, type FailureClass } from './failure.js';
-import { forwardRequestHeaders, forwardResponseHeaders, type RequestScan } from './headers.js';
+import { noteFdExhaustion } from './fd-limit.js';
+import { forwardRequestHeaders, forwardResponseHeaders, isValidAuthority, type RequestScan } from './headers.js';
 import type { Upstream } from './upstream.js';
 import type { H1Handler, H1Request } from './h1pool.js';
 import type { H1Io } from './h1server.js';
 import { isReplayableMethod, REASON_CONNECT, REASON_RESET, REASON_STATUS, REASON_TIMEOUT, RESULT_NO_ENDPOINT, type RetryBudget } from './retry.js';
 
 // Reused by every request: filled and read synchronously before any await.
-const scan: RequestScan = { host: '', hasBody: false, expectContinue: false };
+const scan: RequestScan = { host: '', hasBody: false, expectContinue: false, problem: '' };
 
 // Responses whose first body chunk is held back (see Http1Exchange.onData), flushed once per loop turn.
 let heldQueue: Http1Exchange[] = [];
@@ -32,10 +33,11 @@ const DISCARD_LIMIT = 64 * 1024;
 
 /** Answer a proxy-generated error as a short JSON body. */
 export function sendError(io: H1Io, status: number, code: ErrorCode, message: string, endpoint: string, close = false): void {
-  if (io.headersSent) {
+  if (io.committed) {
     io.destroy();
     return;
   }
+  io.uncommit(); // a head queued but not yet written (held with the first body chunk) is replaced
   const body = errorBody(code, message, endpoint);
   const headers = ['content-type', 'application/json', 'content-length', String(Buffer.byteLength(body)), 'cache-control', 'no-store'];
   if (close) headers.push('connection', 'close');
@@ -60,7 +62,7 @@ export function handleHttp1(core: ProxyCore, role: 'outbound' | 'inbound', req: 
       }
       authority = url.slice(7, end);
       path = end === url.length ? '/' : url.charCodeAt(end) === 0x2f ? url.slice(end) : `/${url.slice(end)}`;
-      if (authority === '' || authority.includes('@')) return sendError(res, 400, 'MM_ERR_BAD_REQUEST', `bad request target "${url.slice(0, 200)}"`, '');
+      if (authority === '' || !isValidAuthority(authority)) return sendError(res, 400, 'MM_ERR_BAD_REQUEST', `bad request target "${url.slice(0, 200)}"`, '');
     } else if (url === '*' && req.method === 'OPTIONS') {
       path = '*';
     } else {
@@ -69,13 +71,18 @@ export function handleHttp1(core: ProxyCore, role: 'outbound' | 'inbound', req: 
   }
   const headers = forwardRequestHeaders(req.rawHeaders, scan, req.remoteAddress, authority, core.forward);
   const hasBody = scan.hasBody;
-  if (scan.host === '' && authority === '' && req.httpVersionMinor === 1 && req.httpVersionMajor === 1) {
+  if (scan.problem !== '') return sendError(res, 400, 'MM_ERR_BAD_REQUEST', `${scan.problem} (RFC 9112 §3.2)`, '', true);
+  // No Host and no absolute target: an error in HTTP/1.1; an HTTP/1.0 request gets the Host of where it
+  // is sent (added below), as the upstream request is HTTP/1.1, which requires one.
+  const noHost = scan.host === '' && authority === '';
+  if (noHost && req.httpVersionMinor >= 1) {
     return sendError(res, 400, 'MM_ERR_BAD_REQUEST', 'an HTTP/1.1 request needs a Host header (RFC 9112 §3.2)', '', true);
   }
   if (scan.expectContinue) req.writeContinue(); // the client waits for it before sending the body
   if (role === 'inbound') {
     const app = core.app!;
     if (app.protocol === 'h2c') return sendError(res, 502, 'MM_ERR_UPSTREAM_RESET', `${app.id} speaks h2c (inbound.protocol); send HTTP/2`, app.id);
+    if (noHost) headers.push('host', app.authority);
     const ex = new Http1Exchange(core, req, null, app, path, headers, hasBody);
     ex.dispatch();
     return;
@@ -90,6 +97,7 @@ export function handleHttp1(core: ProxyCore, role: 'outbound' | 'inbound', req: 
   if (up === undefined) return sendError(res, 503, 'MM_ERR_NO_ENDPOINT', `no usable endpoint for service "${view.name}"`, '');
   // HTTP/1.1 is not bridged to h2c endpoints (gRPC needs HTTP/2 end to end).
   if (up.protocol === 'h2c') return sendError(res, 502, 'MM_ERR_UPSTREAM_RESET', `service "${view.name}" speaks h2c (protocol h2c); send HTTP/2 (prior knowledge) to this listener`, up.id);
+  if (noHost) headers.push('host', view.name);
   const ex = new Http1Exchange(core, req, view, up, path, headers, hasBody);
   ex.dispatch();
 }
@@ -241,11 +249,18 @@ export class Http1Exchange implements H1Handler {
     // The body of a discarded retriable answer broke: that endpoint answered 5xx; go on to the next one.
     if (this.next !== null) return this.redispatch(outcomeOfStatus(this.status));
     const fc = classifyUpstreamError(err);
+    noteFdExhaustion(err, this.core.deps.log, `connect to ${this.upstream.id}`);
     this.settle(fc.outcome);
-    if (res.headersSent) {
+    if (res.committed) {
       // Mid-body failure: HTTP/1 can only signal it by closing the connection (the client sees truncation).
       res.destroy();
       return;
+    }
+    if (res.headersSent) {
+      // The head was queued but nothing reached the client yet (bad chunking in the first read): the
+      // client gets a proper error status instead.
+      res.uncommit();
+      this.held = null;
     }
     // Never sent: any method is safe to send elsewhere. Sent: only a replayable request, and nothing of
     // the response has reached the client (headersSent is false here).

@@ -10,6 +10,7 @@ import { handleH2Stream } from './h2.js';
 import { handleHttp1 } from './http1.js';
 import { H1ServerConn, type H1Io, type H1ServerOptions } from './h1server.js';
 import { handleConnect } from './connect.js';
+import { fittedConnectionCap, noteFdExhaustion, openFileLimit } from './fd-limit.js';
 
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
 
@@ -19,21 +20,34 @@ export interface ProxyListener {
   readonly address: string;
   /** Stop accepting; let in-flight exchanges finish up to `deadlineMs` (shared with the core); then cut. */
   close(deadlineMs: number): Promise<void>;
+  /** Downstream connections: open now, the cap, and how many were refused at the cap. */
+  connections(): { open: number; cap: number; refused: number };
 }
+
+/** How often the client-side deadlines (request head, body rate) are checked. */
+const CLIENT_SWEEP_MS = 250;
 
 function noop(): void {}
 
-export async function startListener(core: ProxyCore, role: 'outbound' | 'inbound', listen: string): Promise<ProxyListener> {
+/** `listeners`: how many listeners this process runs (they share the file-descriptor limit). */
+export async function startListener(core: ProxyCore, role: 'outbound' | 'inbound', listen: string, listeners = 1): Promise<ProxyListener> {
   const hp = parseHostPort(listen, { allowPortZero: true });
   if (typeof hp === 'string') throw new Error(`${role}.listen: ${hp}`);
   const cfg = core.deps.config.proxy;
   const log = core.deps.log.child({ listener: role });
+  const fdLimit = openFileLimit();
+  const cap = fittedConnectionCap(cfg.maxConnections, fdLimit, listeners);
+  if (cap < cfg.maxConnections) log.warn('proxy.maxConnections lowered to fit the file-descriptor limit', { configured: cfg.maxConnections, cap, fdLimit });
+  let refused = 0;
 
   // CONNECT tunnels (outbound only) come back to sniff(): HTTP/1.1 or h2c inside is served as if direct.
   const h1Opts: H1ServerOptions = {
     engine: core.http1,
     maxHeaderBytes: cfg.maxHeaderBytes,
     idleTimeoutMs: cfg.idleTimeoutMs,
+    requestHeadersTimeoutMs: cfg.requestHeadersTimeoutMs,
+    bodyMinBytesPerSecond: cfg.requestBodyMinBytesPerSecond,
+    bodyGraceMs: cfg.requestBodyGraceMs,
     ...(role === 'outbound' ? { onConnect: (socket: net.Socket, target: string) => handleConnect(core, socket, target, sniff) } : {}),
   };
   const h1Conns = new Set<H1ServerConn>();
@@ -78,6 +92,19 @@ export async function startListener(core: ProxyCore, role: 'outbound' | 'inbound
     socket.on('close', () => sockets.delete(socket));
     sniff(socket);
   });
+  // Over the cap, node closes new connections right after accept (before any byte is read).
+  server.maxConnections = cap;
+  server.on('drop', () => {
+    refused++;
+  });
+  let lastSweep = performance.now();
+  const sweepTimer = setInterval(() => {
+    const now = performance.now();
+    const tick = now - lastSweep;
+    lastSweep = now;
+    for (const c of h1Conns) c.check(now, tick);
+  }, CLIENT_SWEEP_MS);
+  sweepTimer.unref();
 
   function sniff(socket: net.Socket): void {
     let head: Buffer | null = null;
@@ -128,7 +155,9 @@ export async function startListener(core: ProxyCore, role: 'outbound' | 'inbound
       resolve();
     });
   });
-  server.on('error', (err) => log.error('listener error', { err }));
+  server.on('error', (err) => {
+    if (!noteFdExhaustion(err, log, `${role} listener accept`)) log.error('listener error', { err });
+  });
   const a = server.address() as net.AddressInfo;
   const address = formatHostPort(a.address, a.port);
   log.info('listening', { address });
@@ -137,6 +166,7 @@ export async function startListener(core: ProxyCore, role: 'outbound' | 'inbound
   return {
     role,
     address,
+    connections: () => ({ open: sockets.size, cap, refused }),
     close(deadlineMs: number): Promise<void> {
       closing ??= (async () => {
         core.draining = true;
@@ -149,8 +179,16 @@ export async function startListener(core: ProxyCore, role: 'outbound' | 'inbound
         }
         for (const s of sessions) s.close(); // GOAWAY: open streams finish
         await core.whenIdle(deadlineMs);
+        clearInterval(sweepTimer);
+        // Exchanges still open at the deadline: a status where nothing was sent yet, else a cut.
+        const answered = new Set<net.Socket>();
+        for (const c of h1Conns) if (c.cutAtDeadline()) answered.add(c.socket);
         for (const s of sessions) s.destroy();
-        for (const s of sockets) s.destroy();
+        for (const s of sockets) {
+          // An answered socket is ending (FIN after its 503); a client that never reads is cut shortly.
+          if (answered.has(s)) setTimeout(() => s.destroy(), 1000).unref();
+          else s.destroy();
+        }
       })();
       return closing;
     },

@@ -14,6 +14,8 @@ export class Upstream {
   /** Mesh slot (index into stats and balancer load), or -1 for the local app. */
   readonly slot: number;
   readonly origin: string;
+  /** `host:port` (IPv6 bracketed), as a Host header names it. */
+  readonly authority: string;
   readonly protocol: UpstreamProtocol;
   readonly windows: EndpointWindows;
   private readonly cfg: ProxyConfig;
@@ -29,7 +31,8 @@ export class Upstream {
     this.slot = slot;
     this.host = host;
     this.port = port;
-    this.origin = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+    this.authority = `${host.includes(':') ? `[${host}]` : host}:${port}`;
+    this.origin = `http://${this.authority}`;
     this.protocol = protocol;
     this.windows = windows;
     this.cfg = cfg;
@@ -49,6 +52,8 @@ export class Upstream {
         bodyTimeoutMs: c.bodyTimeoutMs,
         keepAliveTimeoutMs: c.keepAliveTimeoutMs,
         maxHeaderSize: c.maxHeaderBytes,
+        queueTimeoutMs: c.queueTimeoutMs,
+        maxUploading: Math.max(1, Math.floor((c.connectionsPerEndpoint * c.uploadConnectionsPercent) / 100)),
       });
     }
     return p;

@@ -24,13 +24,17 @@ export interface StartOptions {
    * spawned (to load its own hooks), so the child is started through env(1), which sets them last.
    */
   nodeOptions?: string;
+  /** Run under this open-file limit (`ulimit -n`, set by bash before it execs node). */
+  fdLimit?: number;
 }
 
 export async function startMeshmedic(t: Test, args: string[], opts: StartOptions = {}): Promise<Running> {
   const env = { ...process.env, ...opts.env };
-  const child = opts.nodeOptions === undefined
-    ? spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env })
-    : spawn('env', [`NODE_OPTIONS=${opts.nodeOptions}`, process.execPath, BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
+  const child = opts.fdLimit !== undefined
+    ? spawn('bash', ['-c', `ulimit -n ${opts.fdLimit} && exec "$@"`, 'bash', process.execPath, BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env })
+    : opts.nodeOptions === undefined
+      ? spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env })
+      : spawn('env', [`NODE_OPTIONS=${opts.nodeOptions}`, process.execPath, BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
   let out = '';
   let err = '';
   child.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));

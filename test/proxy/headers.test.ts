@@ -12,7 +12,7 @@ const pairs = (flat: readonly string[]) => {
 };
 
 t.test('request headers: hop-by-hop removed, Connection-named removed, forwarding fields appended', async (t) => {
-  const scan: RequestScan = { host: '', hasBody: false, expectContinue: false };
+  const scan: RequestScan = { host: '', hasBody: false, expectContinue: false, problem: '' };
   const raw = [
     'Host', 'svc:80',
     'Connection', 'keep-alive, X-Secret-Hop',
@@ -43,7 +43,7 @@ t.test('request headers: hop-by-hop removed, Connection-named removed, forwardin
 });
 
 t.test('request headers: absolute-form authority replaces Host; forwarding fields can be disabled', async (t) => {
-  const scan: RequestScan = { host: '', hasBody: true, expectContinue: false };
+  const scan: RequestScan = { host: '', hasBody: true, expectContinue: false, problem: '' };
   const out = pairs(forwardRequestHeaders(['host', 'other', 'content-length', '0', 'x-forwarded-for', '1.2.3.4'], scan, '127.0.0.1', 'payments', { xForwardedFor: false, via: false, viaValue: '' }));
   t.same(out, [['host', 'payments'], ['content-length', '0'], ['x-forwarded-for', '1.2.3.4']]);
   t.equal(scan.hasBody, false, 'content-length 0: no body');

@@ -43,6 +43,12 @@ export const proxySchema = {
     drainTimeoutMs: durationMs(10_000, 0, 86_400_000, 'on SIGTERM, how long in-flight requests may finish before connections are cut'),
     maxHeaderBytes: { type: 'integer', minimum: 1024, maximum: 1_048_576, default: 16_384, description: 'largest request head accepted; larger → 431' },
     connectionsPerEndpoint: { type: 'integer', minimum: 1, maximum: 100_000, default: 256, description: 'upstream keep-alive pool size per endpoint' },
+    queueTimeoutMs: durationMs(5_000, 1, 86_400_000, 'longest a request waits for a free upstream connection; exceeded → 503 MM_ERR_UPSTREAM_BUSY (not charged to the endpoint)'),
+    uploadConnectionsPercent: { type: 'integer', minimum: 1, maximum: 100, default: 50, description: "at most this share of an endpoint's connections carry request bodies still arriving from clients; more uploads wait, so slow uploads cannot take every connection" },
+    requestHeadersTimeoutMs: durationMs(10_000, 1, 86_400_000, 'a request head must be complete this long after its first byte (the first request: after the connection opened); exceeded → 408 and close (slowloris)'),
+    requestBodyMinBytesPerSecond: { type: 'integer', minimum: 0, maximum: 1_000_000_000, default: 500, description: 'after proxy.requestBodyGraceMs, a request body must arrive at least this fast on average (time the proxy paused reading is not counted; 0 = no limit); slower → 408 and close' },
+    requestBodyGraceMs: durationMs(10_000, 0, 86_400_000, 'time a request body may take before proxy.requestBodyMinBytesPerSecond applies'),
+    maxConnections: { type: 'integer', minimum: 1, maximum: 1_000_000, default: 10_000, description: 'downstream connections per listener; beyond, new ones are closed at once and counted (meshmedic_proxy_connections_refused_total). Lowered at start to fit the file-descriptor limit with headroom for the admin listener' },
     retryConnectFailures: { type: 'integer', minimum: 0, maximum: 5, default: 2, description: 'retries on another endpoint when the connection is refused (the request was never sent, so any method is safe)' },
     retries: {
       type: 'object',
@@ -88,6 +94,12 @@ export interface ProxyConfig {
   readonly drainTimeoutMs: number;
   readonly maxHeaderBytes: number;
   readonly connectionsPerEndpoint: number;
+  readonly queueTimeoutMs: number;
+  readonly uploadConnectionsPercent: number;
+  readonly requestHeadersTimeoutMs: number;
+  readonly requestBodyMinBytesPerSecond: number;
+  readonly requestBodyGraceMs: number;
+  readonly maxConnections: number;
   readonly retryConnectFailures: number;
   readonly retries: RetryConfig;
   readonly balancer: 'p2c-peak-ewma' | 'round-robin' | 'least-request';
