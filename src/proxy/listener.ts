@@ -37,7 +37,7 @@ export async function startListener(core: ProxyCore, role: 'outbound' | 'inbound
   const log = core.deps.log.child({ listener: role });
   const fdLimit = openFileLimit();
   const cap = fittedConnectionCap(cfg.maxConnections, fdLimit, listeners);
-  if (cap < cfg.maxConnections) log.warn('proxy.maxConnections lowered to fit the file-descriptor limit', { configured: cfg.maxConnections, cap, fdLimit });
+  if (cap < cfg.maxConnections) log.info('proxy.maxConnections lowered to fit the file-descriptor limit', { configured: cfg.maxConnections, cap, fdLimit });
   let refused = 0;
 
   // CONNECT tunnels (outbound only) come back to sniff(): HTTP/1.1 or h2c inside is served as if direct.

@@ -33,7 +33,7 @@ t.test('a connection flood under a low fd limit: refused early, /healthz and req
   const b = await startBackend({ port: 0, controlPort: null, id: 'b1' });
   t.teardown(() => b.close());
   // 400 descriptors: the cap becomes (400 − 256) / 2 = 72 connections.
-  const mm = await startMeshmedic(t, ['proxy', '--listen', '127.0.0.1:0', '--upstream', `http://127.0.0.1:${b.port}`, '--admin', '127.0.0.1:0', '--log-level', 'warn'], { fdLimit: 400 });
+  const mm = await startMeshmedic(t, ['proxy', '--listen', '127.0.0.1:0', '--upstream', `http://127.0.0.1:${b.port}`, '--admin', '127.0.0.1:0', '--log-level', 'info'], { fdLimit: 400 });
   t.match(mm.stderr() + mm.stdout(), /maxConnections lowered/, 'the lowered cap is logged');
   const [host, port] = [mm.addresses.outbound!.split(':')[0]!, Number(mm.addresses.outbound!.split(':')[1])];
   const flood: net.Socket[] = [];
