@@ -4,7 +4,6 @@
 // Writes bench/results/als.json and its section of bench/README.md.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -12,6 +11,7 @@ import * as grpc from '@grpc/grpc-js';
 import { seededRandom } from '../../src/core/random.js';
 import { encodeHttpLogs, openAccessLogStream, type HttpLogInput } from '../../src/testing/als-client.js';
 import { renderMarkdown, renderText, updateMarkdownFile, writeJson, type Table } from '../lib/report.js';
+import { ECHO_PATH, freePort, startEchoBackend } from '../lib/grpc-echo.js';
 
 const HELP = `npm run bench:als [-- --quick] [--only ingest|memory|detect|sampling]
 
@@ -44,16 +44,6 @@ function quantile(xs: number[], q: number): number {
   return s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))]!;
 }
 
-function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const s = createServer();
-    s.once('error', rej);
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => res(p));
-    });
-  });
-}
 
 interface Control { child: ChildProcess; xds: string; admin: string; dir: string; stop(): Promise<void> }
 
@@ -177,25 +167,8 @@ async function memory(): Promise<Record<string, number>> {
   }
 }
 
-interface GrpcBackend { port: number; calls: number; lastAt: number; server: grpc.Server }
-const ECHO = '/meshmedic.bench.Echo/Hello';
-async function grpcBackend(): Promise<GrpcBackend> {
-  const server = new grpc.Server();
-  const b: GrpcBackend = { port: 0, calls: 0, lastAt: 0, server };
-  const id = (x: Buffer) => x;
-  server.addService({ Hello: { path: ECHO, requestStream: false, responseStream: false, requestSerialize: id, requestDeserialize: id, responseSerialize: id, responseDeserialize: id } } as unknown as grpc.ServiceDefinition, {
-    Hello: (_c: unknown, cb: grpc.sendUnaryData<Buffer>) => {
-      b.calls++;
-      b.lastAt = now();
-      cb(null, Buffer.alloc(0));
-    },
-  });
-  b.port = await new Promise<number>((res, rej) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? rej(e) : res(p))));
-  return b;
-}
-
 async function detect(reps: number): Promise<Record<string, unknown>> {
-  const backends = await Promise.all([grpcBackend(), grpcBackend(), grpcBackend()]);
+  const backends = await Promise.all([startEchoBackend(now), startEchoBackend(now), startEchoBackend(now)]);
   const addrs = backends.map((b) => `127.0.0.1:${b.port}`);
   const c = await startControl([{ name: 'hello', protocol: 'h2c', endpoints: addrs }]);
   process.env.GRPC_XDS_BOOTSTRAP_CONFIG = JSON.stringify({
@@ -208,7 +181,7 @@ async function detect(reps: number): Promise<Record<string, unknown>> {
   let running = true;
   const loops = clients.map(async (cl) => {
     while (running) {
-      await new Promise<void>((res) => cl.makeUnaryRequest(ECHO, (x: Buffer) => x, (x: Buffer) => x, Buffer.alloc(0), { deadline: Date.now() + 2000 }, () => res()));
+      await new Promise<void>((res) => cl.makeUnaryRequest(ECHO_PATH, (x: Buffer) => x, (x: Buffer) => x, Buffer.alloc(0), { deadline: Date.now() + 2000 }, () => res()));
       await sleep(1);
     }
   });

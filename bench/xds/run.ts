@@ -3,7 +3,6 @@
 // with 1,000 endpoints (time until every stream has it, server CPU and RSS), and bytes per change SotW vs
 // Delta. Writes bench/results/xds.json and its section of bench/README.md.
 import { fork, spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -24,6 +23,7 @@ import { DEFAULT_LIMITS } from '../../src/xds/server.js';
 import { SotwStream } from '../../src/xds/streams.js';
 import { ENDPOINT_TYPE } from '../../src/xds/types.js';
 import { renderMarkdown, renderText, updateMarkdownFile, writeJson, type Table } from '../lib/report.js';
+import { ECHO_PATH, freePort, startEchoBackend } from '../lib/grpc-echo.js';
 
 const HELP = `npm run bench:xds [-- --quick]
 
@@ -81,37 +81,9 @@ async function startServer(mesh: MeshState, xds: Record<string, unknown> = {}): 
 
 // ---- decision → applied ----
 
-interface Backend { port: number; calls: number; lastAt: number; server: grpc.Server }
-const ECHO = '/meshmedic.bench.Echo/Hello';
-
-async function backend(): Promise<Backend> {
-  const server = new grpc.Server();
-  const b: Backend = { port: 0, calls: 0, lastAt: 0, server };
-  const id = (x: Buffer) => x;
-  server.addService({ Hello: { path: ECHO, requestStream: false, responseStream: false, requestSerialize: id, requestDeserialize: id, responseSerialize: id, responseDeserialize: id } } as unknown as grpc.ServiceDefinition, {
-    Hello: (_c: unknown, cb: grpc.sendUnaryData<Buffer>) => {
-      b.calls++;
-      b.lastAt = now();
-      cb(null, Buffer.alloc(0));
-    },
-  });
-  b.port = await new Promise<number>((res, rej) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? rej(e) : res(p))));
-  return b;
-}
-
 // Runs the CLI from source, as `meshmedic proxy ... --xds ... --admin ...` (the acceptance contract).
 const RUN_CLI = "const { main } = await import('./src/cli/main.ts'); process.exitCode = await main(process.argv.slice(1));";
 
-function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const s = createServer();
-    s.once('error', rej);
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => res(p));
-    });
-  });
-}
 
 /**
  * The sidecar runs as its own process (`meshmedic proxy --xds --admin`); the operator ejects through the
@@ -119,7 +91,7 @@ function freePort(): Promise<number> {
  * 1 call/ms each) so that the last call reaching the ejected endpoint is measured with ~1 ms resolution.
  */
 async function decisionToApplied(reps: number): Promise<{ samples: number[]; p50: number; p99: number; max: number; calls: number }> {
-  const backends = await Promise.all([backend(), backend(), backend()]);
+  const backends = await Promise.all([startEchoBackend(now), startEchoBackend(now), startEchoBackend(now)]);
   const [listen, xds, admin] = [await freePort(), await freePort(), await freePort()];
   const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', RUN_CLI, 'proxy', '--listen', `127.0.0.1:${listen}`, '--upstream', backends.map((b) => `http://127.0.0.1:${b.port}`).join(','), '--service', 'hello', '--xds', `127.0.0.1:${xds}`, '--admin', `127.0.0.1:${admin}`, '--protocol', 'h2c', '--policy', 'none', '--log-level', 'error'], { cwd: root, stdio: ['ignore', 'ignore', 'inherit'] });
   const kill = () => {
@@ -144,7 +116,7 @@ async function decisionToApplied(reps: number): Promise<{ samples: number[]; p50
   let running = true;
   const loop = async (c: grpc.Client) => {
     while (running) {
-      await new Promise<void>((res) => c.makeUnaryRequest(ECHO, (x: Buffer) => x, (x: Buffer) => x, Buffer.alloc(0), { deadline: Date.now() + 2000 }, () => res()));
+      await new Promise<void>((res) => c.makeUnaryRequest(ECHO_PATH, (x: Buffer) => x, (x: Buffer) => x, Buffer.alloc(0), { deadline: Date.now() + 2000 }, () => res()));
       await sleep(1);
     }
   };
