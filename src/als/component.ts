@@ -2,7 +2,6 @@
 // It carries no server of its own: the xDS component serves it on the xDS port, as Envoy deployments
 // usually point both at one control plane.
 import { scrapeMetric } from '../admin/metrics.js';
-import { MeshmedicError } from '../core/errors.js';
 import { OUTCOME_NAMES } from '../core/types.js';
 import type { TimerHandle } from '../core/clock.js';
 import type { Component, ComponentFactory, GrpcServiceBinding } from '../runtime/context.js';
@@ -17,10 +16,8 @@ export interface AlsComponent extends Component {
 }
 
 export const startAls: ComponentFactory = async (ctx): Promise<AlsComponent> => {
+  // Config validation already refuses als.enabled without xds.enabled (src/config/load.ts).
   const cfg = ctx.config.als;
-  if (!ctx.config.xds.enabled) {
-    throw new MeshmedicError('MM_ERR_CONFIG_INVALID', 'als.enabled needs xds.enabled: the access-log service is served on the xDS port');
-  }
   const log = ctx.log.child({ component: 'als' });
   const ingestor = new AlsIngestor({ mesh: ctx.mesh, stats: ctx.stats, clock: ctx.clock, config: cfg, locality: ctx.config.node.locality });
   const service = new AlsService({ ingestor, maxStreams: cfg.maxStreams, maxEntriesPerMessage: cfg.maxEntriesPerMessage, log, now: () => ctx.clock.now() });

@@ -27,8 +27,9 @@ export const ALS_SERVICE_DEFINITION = {
 
 
 export interface AlsStreamInfo {
-  readonly node: string;
-  readonly logName: string;
+  /** From the Identifier on the stream's first message ('' until then). */
+  node: string;
+  logName: string;
   readonly peer: string;
   readonly startedAt: number;
   messages: number;
@@ -104,8 +105,8 @@ export class AlsService {
       if (res.overLimit > 0) ing.drop('batch_too_large', res.overLimit);
       if (res.identifierStart >= 0 && info.node === '' && info.logName === '') {
         const id = decodeIdentifier(buf.subarray(res.identifierStart, res.identifierEnd));
-        (info as { node: string }).node = id.node;
-        (info as { logName: string }).logName = id.logName;
+        info.node = id.node;
+        info.logName = id.logName;
       }
     } catch (err) {
       // One bad message costs itself (the entries read before the fault were recorded); the stream goes on.

@@ -9,6 +9,7 @@ import { request } from 'undici';
 import { encodeHttpLogs, encodeTcpLogs, openAccessLogStream } from '../../src/testing/als-client.js';
 import { startMeshmedic } from '../helpers/spawn.js';
 import { closedPort } from '../proxy/helpers.js';
+import { waitForValue } from '../helpers/wait-value.js';
 
 interface EndpointRow { id: string; state: string }
 
@@ -16,15 +17,6 @@ async function endpoints(admin: string): Promise<Map<string, string>> {
   const r = await request(`http://${admin}/v1/endpoints`);
   const body = (await r.body.json()) as { endpoints: EndpointRow[] };
   return new Map(body.endpoints.map((e) => [e.id, e.state]));
-}
-
-async function until<T>(fn: () => Promise<T | undefined>, ms: number): Promise<T | undefined> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined || Date.now() > end) return v;
-    await new Promise((r) => setTimeout(r, 25));
-  }
 }
 
 t.test('control mode: ALS entries with 503s eject that endpoint, 200s keep the others healthy', async (t) => {
@@ -46,7 +38,7 @@ t.test('control mode: ALS entries with 503s eject that endpoint, 200s keep the o
   t.teardown(() => stream.close());
   // The stream's first message (with its Identifier) opens the channel; the clock starts after it.
   await stream.send(encodeHttpLogs([{ cluster: 'hello', upstream: addrs[1]!, code: 200, upstreamMs: 3 }], { id: 'envoy-sidecar-1', cluster: 'shop' }));
-  await until(async () => ((await (await request(`http://${admin}/v1/als`)).body.json()) as { streams: unknown[] }).streams.length > 0 || undefined, 5000);
+  await waitForValue('the stream to open', async () => ((await (await request(`http://${admin}/v1/als`)).body.json()) as { streams: unknown[] }).streams.length > 0 || undefined, 5000, 25);
   const sentAt = Date.now();
   // As Envoy sends them: a batch per flush, entries interleaved across hosts.
   for (let batch = 0; batch < 4; batch++) {
@@ -59,10 +51,10 @@ t.test('control mode: ALS entries with 503s eject that endpoint, 200s keep the o
     await stream.send(encodeHttpLogs(entries));
   }
   const victim = `hello/${addrs[0]}`;
-  const state = await until(async () => {
+  const state = await waitForValue('the failing endpoint to leave rotation', async () => {
     const s = (await endpoints(admin)).get(victim);
     return s !== 'healthy' ? s : undefined;
-  }, 2000);
+  }, 2000, 25);
   t.ok(state && state !== 'healthy', `the failing endpoint left rotation: ${state}`);
   const after = await endpoints(admin);
   t.equal(after.get(`hello/${addrs[1]}`), 'healthy', 'an endpoint answering 200 stays healthy');
@@ -145,10 +137,10 @@ t.test('--learn-endpoints: an upstream host first seen in the log joins its know
     { cluster: 'hello', upstream: '127.0.0.1:13', code: 200 },
     { cluster: 'unknown', upstream: '127.0.0.1:14', code: 200 },
   ], { id: 'envoy-1' }));
-  const eps = await until(async () => {
+  const eps = await waitForValue('learned endpoints', async () => {
     const m = await endpoints(mm.addresses.admin!);
     return m.size >= 3 ? m : undefined;
-  }, 5000);
+  }, 5000, 25);
   t.same([...(eps?.keys() ?? [])].sort(), ['hello/127.0.0.1:11', 'hello/127.0.0.1:12', 'hello/127.0.0.1:9'], 'two hosts learned (the limit), none for an unknown cluster');
   // Entries of a learned endpoint are recorded from then on.
   await stream.send(encodeHttpLogs([{ cluster: 'hello', upstream: '127.0.0.1:11', code: 200 }]));
