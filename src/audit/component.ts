@@ -15,12 +15,12 @@ import { AuditLog } from './log.js';
 import { canonicalJson } from './record.js';
 import { consistencyProofDoc, type InclusionProofDoc } from './verify.js';
 import { noteKeyFromPrivate, parseCheckpointBody, parseNote } from './note.js';
-import { Witness } from './witness.js';
+import { loadWitness, witnessStatePath, WitnessStateWriter } from './witness-store.js';
 import { Witnessing, type WitnessChannel } from './witness-gossip.js';
 
 export interface AuditEvent {
   readonly at: number;
-  readonly event: 'outage' | 'resumed' | 'corruption' | 'fork';
+  readonly event: 'outage' | 'resumed' | 'corruption' | 'fork' | 'witness_state';
   readonly message: string;
 }
 
@@ -104,14 +104,25 @@ export const startAudit: ComponentFactory = async (ctx: SidecarContext): Promise
     recentEvents.push({ at: ctx.clock.now(), event, message });
     if (recentEvents.length > 100) recentEvents.shift();
     alerts.set(event, (alerts.get(event) ?? 0) + 1);
-    const code = event === 'fork' ? 'MM_ERR_AUDIT_FORK' : event === 'corruption' ? 'MM_ERR_AUDIT_TAMPERED' : 'MM_ERR_AUDIT_UNAVAILABLE';
+    const code = event === 'fork' ? 'MM_ERR_AUDIT_FORK' : event === 'corruption' ? 'MM_ERR_AUDIT_TAMPERED' : event === 'witness_state' ? 'MM_ERR_AUDIT_WITNESS_STATE' : 'MM_ERR_AUDIT_UNAVAILABLE';
     if (event === 'resumed') log.warn('audit log resumed', { ...details, message });
     else log.error(`audit ${event}`, { code, message, ...details });
   };
 
   // Witnessing runs once the gossip component is up (it starts after this one): peers cosign our checkpoints
   // and we check and cosign theirs.
-  const witness = new Witness(noteKeyFromPrivate(auditOrigin(ctx.config.node.id).replace('/audit/', '/witness/'), privateKey), () => ctx.clock.now());
+  // What this witness cosigned survives restarts (witness.json next to the log).
+  const witnessFile = witnessStatePath(cfg.dir);
+  const loaded = loadWitness(witnessFile, noteKeyFromPrivate(auditOrigin(ctx.config.node.id).replace('/audit/', '/witness/'), privateKey), () => ctx.clock.now());
+  const witness = loaded.witness;
+  if (loaded.problem) alert('witness_state', loaded.problem, { file: witnessFile });
+  let lastStoreError = -Infinity;
+  const witnessStore = new WitnessStateWriter(witnessFile, witness, (err) => {
+    // Cosigning goes on from memory; say so at most once a minute.
+    if (ctx.clock.now() - lastStoreError < 60_000) return;
+    lastStoreError = ctx.clock.now();
+    log.error('witness state not stored: after a restart this witness would not remember what it cosigned', { code: 'MM_ERR_AUDIT_WITNESS_STATE', file: witnessFile, err });
+  });
   let witnessing: Witnessing | undefined;
   let closing = false;
   const ensureWitnessing = (): Witnessing | undefined => {
@@ -122,6 +133,7 @@ export const startAudit: ComponentFactory = async (ctx: SidecarContext): Promise
       witness,
       channel,
       logKey: audit.verifierKey,
+      persist: () => witnessStore.save(),
       consistencyProof: (oldSize, size) => {
         const cur = audit.current();
         return cur && size <= cur.tree.size ? cur.tree.consistencyProof(oldSize, size) : undefined;
@@ -168,6 +180,7 @@ export const startAudit: ComponentFactory = async (ctx: SidecarContext): Promise
 
   const config = redactedConfig(ctx);
   record({ kind: 'config', event: 'loaded', at: ctx.clock.now(), sha256: createHash('sha256').update(canonicalJson(config)).digest('hex'), config });
+  if (loaded.problem) record({ kind: 'audit', event: 'witness_state_unusable', at: ctx.clock.now(), file: witnessFile, problem: loaded.problem });
   const unsubscribe = ctx.mesh.subscribe((_snap, changes) => {
     for (const d of changes) record(decisionEntry(d));
   });
@@ -200,6 +213,7 @@ export const startAudit: ComponentFactory = async (ctx: SidecarContext): Promise
       witnessing = undefined; // the final checkpoint written below is not sent to a gossip layer that has stopped
       unsubscribe();
       unobserve();
+      await witnessStore.save();
       await audit.close();
     },
   };
@@ -290,10 +304,10 @@ function registerMetrics(ctx: SidecarContext, audit: AuditLog, alerts: Map<strin
     collect() { this.reset(); this.inc(audit.status().dropped); },
   });
   new Counter({
-    name: fresh('meshmedic_audit_alerts_total'), help: 'Audit alerts: outage, resumed, corruption found at open, fork seen as a witness', labelNames: ['event'], registers: [reg],
+    name: fresh('meshmedic_audit_alerts_total'), help: 'Audit alerts: outage, resumed, corruption found at open, fork seen as a witness, witness state unreadable at start', labelNames: ['event'], registers: [reg],
     collect() {
       this.reset();
-      for (const e of ['outage', 'resumed', 'corruption', 'fork']) this.inc({ event: e }, alerts.get(e) ?? 0);
+      for (const e of ['outage', 'resumed', 'corruption', 'fork', 'witness_state']) this.inc({ event: e }, alerts.get(e) ?? 0);
     },
   });
   new Gauge({

@@ -118,6 +118,11 @@ export interface WitnessingOptions {
   readonly logKey: string;
   readonly consistencyProof: (oldSize: number, size: number) => Uint8Array[] | undefined;
   readonly onFork: (answer: Extract<WitnessAnswer, { kind: 'fork' }>) => void;
+  /**
+   * Store the witness's state (it never rejects). A cosignature is sent only once what it vouches for is
+   * stored, so that a restarted witness cannot cosign a history that contradicts one it already cosigned.
+   */
+  readonly persist?: () => Promise<void>;
   /** Peers asked per new checkpoint (and told per cosignature), chosen at random. */
   readonly fanout?: number;
   readonly random?: () => number;
@@ -133,6 +138,7 @@ export class Witnessing {
   private cosigs = new Map<string, string>();
   private latest: { origin: string; size: number; text: string } | undefined;
   private readonly unsubscribe: () => void;
+  private closed = false;
   readonly counters = { sent: 0, cosignaturesReceived: 0, cosigned: 0, conflicts: 0, forks: 0, refused: 0, malformed: 0 };
 
   constructor(private readonly o: WitnessingOptions) {
@@ -140,6 +146,7 @@ export class Witnessing {
   }
 
   close(): void {
+    this.closed = true;
     this.unsubscribe();
   }
 
@@ -195,12 +202,12 @@ export class Witnessing {
     switch (m.kind) {
       case AUDIT_MSG.AddCheckpoint: {
         const a = this.o.witness.add({ checkpoint: m.checkpoint, logKey: m.logKey, oldSize: m.oldSize, proof: m.proof });
-        this.answer(a, from, m.checkpoint, m.logKey);
+        this.answerStored(a, from, m.checkpoint, m.logKey);
         return;
       }
       case AUDIT_MSG.Seen: {
         const a = this.o.witness.compare(m.checkpoint, m.logKey);
-        if (a) this.answer(a, from, m.checkpoint, m.logKey);
+        if (a) this.answerStored(a, from, m.checkpoint, m.logKey);
         return;
       }
       case AUDIT_MSG.Conflict:
@@ -226,6 +233,15 @@ export class Witnessing {
         return;
       }
     }
+  }
+
+  /** Answer once the witness's state is stored, when the answer changed it. */
+  private answerStored(a: WitnessAnswer, from: Address, checkpoint: string, logKey: string): void {
+    if (this.o.persist && (a.kind === 'cosigned' || a.kind === 'fork')) {
+      void this.o.persist().then(() => {
+        if (!this.closed) this.answer(a, from, checkpoint, logKey);
+      });
+    } else this.answer(a, from, checkpoint, logKey);
   }
 
   private answer(a: WitnessAnswer, from: Address, checkpoint: string, logKey: string): void {

@@ -1,6 +1,7 @@
 // A witness for peers' audit logs: cosigns a checkpoint (C2SP tlog-cosignature v1) only after checking it is
 // consistent with the last one it cosigned for that log; two checkpoints of one log that are not consistent
-// (a fork, or a rewrite below a size it had cosigned) are reported with both as evidence. Pure: no I/O.
+// (a fork, or a rewrite below a size it had cosigned) are reported with both as evidence. Pure: no I/O; its
+// state (what it cosigned per log, the pinned keys) is exported and restored so that it survives a restart.
 import { verifyConsistency } from './merkle.js';
 import { cosignatureLine, openCheckpoint, parseVerifierKey, verifierKey, type NoteKey, type VerifiedCheckpoint } from './note.js';
 
@@ -20,6 +21,14 @@ export type WitnessAnswer =
   | { readonly kind: 'conflict'; readonly origin: string; readonly size: number }
   | { readonly kind: 'fork'; readonly origin: string; readonly message: string; readonly evidence: readonly string[] }
   | { readonly kind: 'refused'; readonly message: string };
+
+/** What a witness remembers, as stored between runs (witness-store.ts): plain JSON. */
+export interface WitnessState {
+  /** Pinned verifier key per log (origin prefix). */
+  readonly keys: Readonly<Record<string, string>>;
+  /** Per checkpoint origin (log segment): the last checkpoint cosigned, and whether the log has forked. */
+  readonly logs: Readonly<Record<string, { readonly checkpoint: string; readonly forked: boolean }>>;
+}
 
 interface LogView {
   key: NoteKey;
@@ -41,7 +50,57 @@ export class Witness {
   /** Pinned log keys by origin prefix (trust on first use). */
   private readonly keys = new Map<string, string>();
 
-  constructor(private readonly key: NoteKey, private readonly now: () => number, private readonly maxLogs = 10_000) {}
+  /** Bumped on every change of what the witness remembers (so a store writes only when needed). */
+  private changes = 0;
+
+  /**
+   * `state`: what this witness remembered before a restart. Every checkpoint in it is checked against the key
+   * pinned for its log; anything inconsistent throws a RangeError naming it (the caller then starts empty).
+   */
+  constructor(private readonly key: NoteKey, private readonly now: () => number, private readonly maxLogs = 10_000, state?: WitnessState) {
+    if (state) this.restore(state);
+  }
+
+  get version(): number {
+    return this.changes;
+  }
+
+  /** What to store so that a restarted witness still knows what it cosigned. */
+  state(): WitnessState {
+    const logs: Record<string, { checkpoint: string; forked: boolean }> = {};
+    for (const [origin, v] of this.views) logs[origin] = { checkpoint: v.text, forked: v.forked };
+    return { keys: Object.fromEntries(this.keys), logs };
+  }
+
+  private restore(state: WitnessState): void {
+    if (typeof state !== 'object' || state === null || typeof state.keys !== 'object' || state.keys === null || typeof state.logs !== 'object' || state.logs === null) {
+      throw new RangeError('expected an object with "keys" and "logs"');
+    }
+    for (const [prefix, vkey] of Object.entries(state.keys)) {
+      if (typeof vkey !== 'string') throw new RangeError(`keys["${prefix}"]: expected a verifier key string`);
+      try {
+        if (parseVerifierKey(vkey).name !== prefix) throw new Error(`the key is named "${parseVerifierKey(vkey).name}"`);
+      } catch (err) {
+        throw new RangeError(`keys["${prefix}"]: ${(err as Error).message}`);
+      }
+      this.keys.set(prefix, vkey);
+    }
+    for (const [origin, l] of Object.entries(state.logs)) {
+      const where = `logs["${origin.slice(0, 200)}"]`;
+      if (typeof l !== 'object' || l === null || typeof l.checkpoint !== 'string' || typeof l.forked !== 'boolean') throw new RangeError(`${where}: expected {checkpoint: string, forked: boolean}`);
+      const vkey = this.keys.get(prefixOf(origin));
+      if (vkey === undefined) throw new RangeError(`${where}: no pinned key for log "${prefixOf(origin)}"`);
+      let cp: VerifiedCheckpoint;
+      try {
+        cp = openCheckpoint(l.checkpoint, parseVerifierKey(vkey));
+      } catch (err) {
+        throw new RangeError(`${where}: ${(err as Error).message}`);
+      }
+      if (cp.origin !== origin) throw new RangeError(`${where}: the checkpoint names origin "${cp.origin}"`);
+      if (this.views.size >= this.maxLogs) throw new RangeError(`more than ${this.maxLogs} logs`);
+      this.views.set(origin, { key: parseVerifierKey(vkey), size: cp.size, root: cp.root, text: cp.text, forked: l.forked });
+    }
+  }
 
   get verifierKey(): string {
     return verifierKey(this.key);
@@ -76,6 +135,7 @@ export class Witness {
       if (this.views.size >= this.maxLogs) return { kind: 'refused', message: `this witness already follows ${this.maxLogs} logs` };
       this.keys.set(logKey.name, req.logKey);
       this.views.set(cp.origin, { key: logKey, size: cp.size, root: cp.root, text: cp.text, forked: false });
+      this.changes++;
       return this.cosign(cp);
     }
     if (view.forked) return { kind: 'refused', message: `log "${cp.origin}" has forked: this witness cosigns nothing more for it` };
@@ -90,6 +150,7 @@ export class Witness {
     view.size = cp.size;
     view.root = cp.root;
     view.text = cp.text;
+    this.changes++;
     return this.cosign(cp);
   }
 
@@ -117,6 +178,7 @@ export class Witness {
 
   private fork(view: LogView, cp: VerifiedCheckpoint, why: string): WitnessAnswer {
     view.forked = true;
+    this.changes++;
     return { kind: 'fork', origin: cp.origin, message: `log "${cp.origin}": ${why}`, evidence: [view.text, cp.text] };
   }
 }

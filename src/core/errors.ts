@@ -29,6 +29,7 @@ export const ERROR_CODES = {
   MM_ERR_AUDIT_KEY: 'the audit signing key file cannot be read, written, or is not an Ed25519 PEM key',
   MM_ERR_AUDIT_TAMPERED: 'the audit log fails verification: an entry or checkpoint was altered, removed, reordered or forged',
   MM_ERR_AUDIT_FORK: 'a witness saw two checkpoints of one log that are not consistent (a fork or a rewrite)',
+  MM_ERR_AUDIT_WITNESS_STATE: 'the witness state file (witness.json) cannot be read, is not valid, or cannot be written: the witness starts without memory of what it cosigned',
   MM_ERR_HTTP1_ENGINE: 'the HTTP/1 engine named by proxy.http1Engine cannot run on this Node (auto falls back instead)',
   MM_ERR_ADMIN_HOST: 'the Host header of an admin request names neither the admin listener, localhost, nor an allowed host name (DNS rebinding defence)',
   MM_ERR_ADMIN_READ_ONLY: 'the admin API is read-only (admin.readOnly): changes are refused',
