@@ -1,7 +1,8 @@
 // An unrelated client's latency through a sidecar under the edge-security review's attacks (slowloris,
 // trickling uploads, an idle-connection flood within the cap) against the same sidecar without them; the
 // admin /healthz is probed throughout. Target: attacked p99 ≤ 2 × unattacked p99, /healthz always 200.
-// Each part is its own process (backend, the built sidecar with default settings, attacker, load
+// The backend reads each request body before answering, as an upload handler does (so uploads hold upstream
+// connections, as in the review). Each part is its own process (backend, the built sidecar with default settings, attacker, load
 // generator). Writes bench/results/edge.json and its section of bench/README.md.
 // `--quick`: smaller attacks and 6 s phases, nothing written unless --write.
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -74,7 +75,7 @@ async function main(): Promise<void> {
   const tmp = tempDir('mm-bench-edge-');
   try {
     const be = nodeEntry('src/testing/backend-main.ts');
-    const backend = spawnTracked({ name: 'backend', cmd: be.cmd, logDir: tmp.dir, stdinPipe: true, args: [...be.args, '--port', '0', '--control-port', '0', '--exit-with-stdin'] });
+    const backend = spawnTracked({ name: 'backend', cmd: be.cmd, logDir: tmp.dir, stdinPipe: true, args: [...be.args, '--port', '0', '--control-port', '0', '--read-body', '--exit-with-stdin'] });
     const ready = await waitReadyLine<{ backends?: { port: number }[]; port?: number }>(backend, 30_000);
     const backendPort = ready.backends?.[0]?.port ?? ready.port!;
     const sc = await sidecar(backendPort, tmp.dir);
@@ -107,7 +108,7 @@ async function main(): Promise<void> {
       writeFileSync(path.join(ROOT, 'bench', 'results', 'edge.json'), JSON.stringify({ at: new Date().toISOString(), node: process.version, quick, wallSeconds: wall, attack: ATTACK, rate: RATE, phaseMs: PHASE_MS, unattacked: a, attacked: b, ratio, health: { unattacked: calm.health, attacked: attacked.health } }, null, 2) + '\n');
       const readme = path.join(ROOT, 'bench', 'README.md');
       writeFileSync(readme, replaceSection(readFileSync(readme, 'utf8'), 'bench:edge',
-        `Last run: ${new Date().toISOString()}, \`npm run bench:edge${quick ? ' -- --quick' : ''}\`, Node ${process.version}, ${wall} s. One client at ${RATE} req/s (open loop, latency from the scheduled time) through \`meshmedic proxy\` with default settings, ${PHASE_MS / 1000} s without and ${PHASE_MS / 1000} s with ${ATTACK.slowloris} slowloris connections, ${ATTACK.trickle} uploads announcing 100 MB and sending a byte a second, and ${ATTACK.idle} idle connections (cut ones reopened), attacks started ${RAMP_MS / 1000} s before the measured phase.\n\n${renderMarkdown(table)}\n\n${verdict}.`,
+        `Last run: ${new Date().toISOString()}, \`npm run bench:edge${quick ? ' -- --quick' : ''}\`, Node ${process.version}, ${wall} s. One client at ${RATE} req/s (open loop, latency from the scheduled time) through \`meshmedic proxy\` with default settings, ${PHASE_MS / 1000} s without and ${PHASE_MS / 1000} s with ${ATTACK.slowloris} slowloris connections, ${ATTACK.trickle} uploads announcing 100 MB and sending a byte a second to an endpoint that reads each upload before answering (the review's D3; an endpoint answering on the head would turn the uploads into a reconnect flood), and ${ATTACK.idle} idle connections (cut ones reopened), attacks started ${RAMP_MS / 1000} s before the measured phase.\n\n${renderMarkdown(table)}\n\n${verdict}.`,
         '## Under attack (`npm run bench:edge`)'));
     }
   } finally {

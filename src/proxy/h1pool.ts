@@ -73,6 +73,8 @@ export class H1Error extends Error {
 }
 
 const SWEEP_MS = 50;
+/** Queued requests answered 503 per sweep at most (see expireQueued). */
+const QUEUE_EXPIRE_PER_SWEEP = 32;
 
 /** One queued or running request. */
 class Pending {
@@ -240,8 +242,11 @@ export class H1Pool {
   /** Fail requests that waited longer than queueTimeoutMs (both queues are in arrival order). */
   private expireQueued(now: number): void {
     const limit = this.opts.queueTimeoutMs;
+    // Requests queued together (a burst, an attack's uploads) expire together; answering a few dozen per
+    // sweep keeps their 503s from stalling the event loop for everyone else (the rest wait a sweep more).
+    let budget = QUEUE_EXPIRE_PER_SWEEP;
     for (const q of [this.queue, this.uploadQueue]) {
-      for (let p = q.peek(); p !== undefined && now - p.queuedAt > limit; p = q.peek()) {
+      for (let p = q.peek(); p !== undefined && now - p.queuedAt > limit && budget-- > 0; p = q.peek()) {
         q.shift();
         this.uploadDone(p);
         p.handler.onError(new H1Error('UND_ERR_QUEUE_TIMEOUT', `no connection to ${this.host}:${this.port} was free within ${limit} ms (${this.conns.size} busy)`));

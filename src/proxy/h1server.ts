@@ -266,6 +266,8 @@ export class H1ServerConn implements RequestEvents {
   private readonly opts: H1ServerOptions;
   /** When the request head being read started (performance.now()); 0 = none being read. */
   private headStartedAt = 0;
+  /** A deadline check found this connection past due; expire() answers it unless the head or body completed meanwhile. */
+  private expiring = false;
   /** An error to answer once the requests before it are answered (pipelining). */
   private pendingError: { status: number; code: ErrorCode; message: string } | null = null;
 
@@ -332,6 +334,7 @@ export class H1ServerConn implements RequestEvents {
   }
 
   onMessageComplete(): void {
+    this.expiring = false;
     const r = this.reading;
     this.reading = null;
     r?.endBody();
@@ -339,6 +342,7 @@ export class H1ServerConn implements RequestEvents {
 
   onRequestHead(name: string, target: string, raw: string[], major: number, minor: number, upgrade: boolean, keepAlive: boolean): number {
     this.headStartedAt = 0;
+    this.expiring = false;
     if (major !== 1) {
       // HTTP/0.9 (no version, no headers) and anything but 1.x: refused, never forwarded as 1.1.
       this.refuse(505, 'MM_ERR_BAD_REQUEST', `HTTP/${major}.${minor} is not supported: send HTTP/1.1 or HTTP/1.0`);
@@ -426,25 +430,35 @@ export class H1ServerConn implements RequestEvents {
    * Deadlines of the client's side, called about four times a second by the listener: a request head
    * must not trickle in (slowloris), a request body must keep a minimum average rate once past its grace
    * time. Time during which the proxy itself stopped reading (backpressure, pipelining) is not counted.
+   * Returns why the connection is past a deadline (once; the listener then calls expire), else null.
+   * Cheap on purpose: answering and closing is left to expire, which the listener spreads over turns of
+   * the event loop so that thousands of connections opened together and expiring together do not stall
+   * everyone else's traffic.
    */
-  check(now: number, tickMs: number): void {
+  check(now: number, tickMs: number): string | null {
     const parser = this.parser;
-    if (this.closed || parser === null || !parser.reading) return;
+    if (this.closed || this.expiring || parser === null || !parser.reading) return null;
     const o = this.opts;
     if (this.headStartedAt > 0 && now - this.headStartedAt > o.requestHeadersTimeoutMs) {
       this.headStartedAt = 0;
-      this.tooSlow(`request head not complete within ${o.requestHeadersTimeoutMs} ms (proxy.requestHeadersTimeoutMs)`);
-      return;
+      this.expiring = true;
+      return `request head not complete within ${o.requestHeadersTimeoutMs} ms (proxy.requestHeadersTimeoutMs)`;
     }
     const r = this.reading;
-    if (r === null || o.bodyMinBytesPerSecond === 0 || r.bodyComplete || r.errored !== null) return;
+    if (r === null || o.bodyMinBytesPerSecond === 0 || r.bodyComplete || r.errored !== null) return null;
     r.bodyActiveMs += tickMs;
     if (r.bodyActiveMs > o.bodyGraceMs && r.bodyBytes < (o.bodyMinBytesPerSecond * r.bodyActiveMs) / 1000) {
-      this.tooSlow(`request body too slow: ${r.bodyBytes} bytes in ${Math.round(r.bodyActiveMs)} ms (proxy.requestBodyMinBytesPerSecond = ${o.bodyMinBytesPerSecond})`);
+      this.expiring = true;
+      return `request body too slow: ${r.bodyBytes} bytes in ${Math.round(r.bodyActiveMs)} ms (proxy.requestBodyMinBytesPerSecond = ${o.bodyMinBytesPerSecond})`;
     }
+    return null;
   }
 
-  private tooSlow(message: string): void {
+  /** Answer 408 and close, for a deadline check found past (unless the connection went meanwhile). */
+  expire(message: string): void {
+    if (!this.expiring) return; // what was late arrived before its turn came: nothing to answer
+    this.expiring = false;
+    if (this.closed || this.parser === null) return;
     this.freeParser();
     this.failRequest(408, 'MM_ERR_REQUEST_TIMEOUT', message, Object.assign(new Error(message), { code: 'MM_ERR_REQUEST_TIMEOUT' }));
   }

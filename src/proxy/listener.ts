@@ -8,6 +8,7 @@ import { parseHostPort, formatHostPort } from '../core/address.js';
 import type { ProxyCore } from './core.js';
 import { handleH2Stream } from './h2.js';
 import { handleHttp1 } from './http1.js';
+import { ExpiryQueue } from './expiry-queue.js';
 import { H1ServerConn, type H1Io, type H1ServerOptions } from './h1server.js';
 import { handleConnect } from './connect.js';
 import { fittedConnectionCap, noteFdExhaustion, openFileLimit } from './fd-limit.js';
@@ -26,6 +27,9 @@ export interface ProxyListener {
 
 /** How often the client-side deadlines (request head, body rate) are checked. */
 const CLIENT_SWEEP_MS = 250;
+/** Late connections answered per turn of the event loop, and per sweep (see ExpiryQueue). */
+const EXPIRE_PER_TURN = 8;
+const EXPIRE_PER_SWEEP = 256;
 
 function noop(): void {}
 
@@ -97,12 +101,18 @@ export async function startListener(core: ProxyCore, role: 'outbound' | 'inbound
   server.on('drop', () => {
     refused++;
   });
+  // Client deadlines: found here, answered through the expiry queue (spread over turns and sweeps).
   let lastSweep = performance.now();
+  const late = new ExpiryQueue<H1ServerConn>(EXPIRE_PER_TURN, EXPIRE_PER_SWEEP, setImmediate);
   const sweepTimer = setInterval(() => {
     const now = performance.now();
     const tick = now - lastSweep;
     lastSweep = now;
-    for (const c of h1Conns) c.check(now, tick);
+    for (const c of h1Conns) {
+      const why = c.check(now, tick);
+      if (why !== null) late.add(c, why);
+    }
+    late.refill();
   }, CLIENT_SWEEP_MS);
   sweepTimer.unref();
 

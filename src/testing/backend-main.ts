@@ -5,12 +5,13 @@ import { parseArgs } from 'node:util';
 import { startBackend, type Backend, type BackendOptions } from './backend.js';
 
 const USAGE = `usage: backend-main [--host 127.0.0.1] [--port 0] [--control-port 0] [--id NAME] [--seed 1]
-  [--median-ms 0] [--sigma 0] [--error-rate 0] [--capacity-rps 0] [--body-bytes 128] [--fault '{"kind":"crash"}']
+  [--median-ms 0] [--sigma 0] [--error-rate 0] [--capacity-rps 0] [--body-bytes 128] [--read-body] [--fault '{"kind":"crash"}']
   [--models '[{"medianMs":10,"sigma":0.5,"errorRate":0.001,"capacityRps":0,"seed":1},…]'] [--exit-with-stdin]
 Control: POST /__fault {"kind":"crash"|"blackhole"|"errors"|"latency"|"flap",…} (one fault from now on) or
 {"faults":[{…,"startMs":…,"endMs":…}],"t0":EPOCH_MS}; {"faults":[]} clears. GET /__stats, GET /__log?since=EPOCH_MS,
 POST /__reset on the control port. Signals: SIGUSR1 crash, SIGUSR2 no fault.
---models: one backend per entry (keys medianMs, sigma, errorRate, capacityRps, seed, tail); the ready line lists them.`;
+--models: one backend per entry (keys medianMs, sigma, errorRate, capacityRps, seed, tail); the ready line lists them.
+--read-body: answer only after the whole request body arrived, as an upload handler does.`;
 
 function num(name: string, v: string | undefined, errors: string[]): number | undefined {
   if (v === undefined) return undefined;
@@ -29,7 +30,7 @@ async function main(argv: string[]): Promise<number> {
         id: { type: 'string' }, seed: { type: 'string' }, 'median-ms': { type: 'string' },
         sigma: { type: 'string' }, 'error-rate': { type: 'string' }, 'body-bytes': { type: 'string' },
         fault: { type: 'string' }, 'exit-with-stdin': { type: 'boolean' }, help: { type: 'boolean' },
-        'capacity-rps': { type: 'string' }, models: { type: 'string' },
+        'capacity-rps': { type: 'string' }, models: { type: 'string' }, 'read-body': { type: 'boolean' },
       },
       strict: true,
     }));
@@ -50,6 +51,7 @@ async function main(argv: string[]): Promise<number> {
     errorRate: num('error-rate', values['error-rate'] as string | undefined, errors),
     bodyBytes: num('body-bytes', values['body-bytes'] as string | undefined, errors),
     capacityRps: num('capacity-rps', values['capacity-rps'] as string | undefined, errors),
+    readBody: values['read-body'] === true,
   };
   let models: BackendOptions[] | undefined;
   if (typeof values.models === 'string') models = parseModels(values.models, opts, errors);

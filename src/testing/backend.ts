@@ -72,6 +72,9 @@ export interface BackendOptions {
   capacityRps?: number;
   /** Size of the fixed response body. */
   bodyBytes?: number;
+  /** Answer only once the whole request body has arrived, as an upload handler does (default: answer
+   *  on the request head and let node:http discard the body). */
+  readBody?: boolean;
   /** Requests on this path are health checks: answered per the fault, but kept out of the request log. */
   healthPath?: string;
   /** How many arrivals the request log keeps (a ring). */
@@ -150,6 +153,7 @@ export async function startBackend(opts: BackendOptions = {}): Promise<Backend> 
   let spareNormal = NaN;
 
   const body = Buffer.alloc(Math.max(0, opts.bodyBytes ?? 128), 'x');
+  const readBody = opts.readBody === true;
   const errBody = Buffer.from('injected error\n');
   let okHeaders: string[] = [];
   let errHeaders: string[] = [];
@@ -215,7 +219,11 @@ export async function startBackend(opts: BackendOptions = {}): Promise<Backend> 
     }
     count(status);
     inflight++;
-    if (delay < 0.5) send(res, status);
+    if (readBody && !req.complete) {
+      req.on('end', () => { if (delay < 0.5) send(res, status); else setTimeout(send, delay, res, status); });
+      req.on('error', () => res.destroy());
+      req.resume();
+    } else if (delay < 0.5) send(res, status);
     else setTimeout(send, delay, res, status);
   });
   // Long keep-alive so that a pooled connection is never closed under a proxy's feet (that race would

@@ -212,3 +212,30 @@ t.test('setFault throws a coded error naming every problem', async (t) => {
     t.equal(b.fault().faults.length, 0, 'an invalid fault changes nothing');
   });
 });
+
+t.test('readBody: an upload is answered only after its whole body arrived', async (t) => {
+  for (const readBody of [false, true]) {
+    await withBackend(t, { readBody }, async (b) => {
+      const net = await import('node:net');
+      const s = net.connect(b.port, '127.0.0.1');
+      t.teardown(() => s.destroy());
+      let got = '';
+      s.on('data', (c: Buffer) => (got += c.toString('latin1')));
+      await new Promise((r) => s.once('connect', r));
+      s.write('POST /upload HTTP/1.1\r\nHost: b\r\nContent-Length: 4\r\n\r\nab');
+      // The answer on the head (readBody off) arrives by itself; with readBody on, a request to another
+      // connection is answered first, which proves the server got this far without answering the upload.
+      if (!readBody) {
+        while (!got.startsWith('HTTP/1.1 200')) await new Promise((r) => setTimeout(r, 10));
+        t.pass('answered on the head');
+        return;
+      }
+      while (b.stats().requests < 1) await new Promise((r) => setTimeout(r, 10));
+      t.equal((await get(b.port)).status, 200, 'another request is answered meanwhile');
+      t.equal(got, '', 'the upload is not answered before its body ends');
+      s.write('cd');
+      while (!got.startsWith('HTTP/1.1 200')) await new Promise((r) => setTimeout(r, 10));
+      t.pass('answered once the body ended');
+    });
+  }
+});

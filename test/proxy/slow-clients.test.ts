@@ -3,6 +3,7 @@
 // a request head must arrive in time (slowloris), and downstream connections are capped.
 import net from 'node:net';
 import t from 'tap';
+import { H1ServerConn } from '../../src/proxy/h1server.js';
 import { backend, rawExchange, rawServer, request, startTestProxy, until } from './helpers.js';
 
 interface Trickle {
@@ -122,6 +123,72 @@ t.test('a request head trickling in (slowloris) is answered 408 and closed', asy
   t.ok(cut, 'the connection was closed');
   t.match(got, /^HTTP\/1\.1 408 [^]*MM_ERR_REQUEST_TIMEOUT/, '408 with the error code');
   t.equal((await request(p.port, { headers: { host: 'svc' } })).status, 200, 'others still served');
+});
+
+t.test('connections that expire together are answered a few per event-loop turn, none lost', async (t) => {
+  // 300 slowloris connections opened together pass their deadline together. Answering them in one go
+  // stalled every other client (a 408 and a close cost ~0.1 ms each); they must be spread over turns.
+  const b = await wholeBodyBackend();
+  const p = await startTestProxy({ proxy: { requestHeadersTimeoutMs: 300 }, services: [{ name: 'svc', endpoints: [{ address: `127.0.0.1:${b.port}` }] }] });
+  const N = 300;
+  const socks: net.Socket[] = [];
+  let answered408 = 0;
+  let turn = 0;
+  let ticking = true;
+  const tick = (): void => {
+    turn++;
+    if (ticking) setImmediate(tick);
+  };
+  setImmediate(tick);
+  const perTurn = new Map<number, number>();
+  const proto = H1ServerConn.prototype as unknown as { expire(why: string): void };
+  const original = proto.expire;
+  proto.expire = function (this: unknown, why: string): void {
+    perTurn.set(turn, (perTurn.get(turn) ?? 0) + 1);
+    original.call(this, why);
+  };
+  t.teardown(async () => {
+    proto.expire = original;
+    ticking = false;
+    for (const s of socks) s.destroy();
+    await p.close();
+    await b.close();
+  });
+  await Promise.all(Array.from({ length: N }, () => new Promise<void>((resolve) => {
+    const s = net.connect(p.port, '127.0.0.1');
+    s.on('error', () => {});
+    let got = '';
+    s.on('data', (c: Buffer) => {
+      got += c.toString('latin1');
+      if (got.startsWith('HTTP/1.1 408')) answered408++;
+    });
+    s.once('connect', () => {
+      s.write('GET / HTTP/1.1\r\nHost: svc\r\n');
+      resolve();
+    });
+    socks.push(s);
+  })));
+  await until(() => answered408 === N, 20_000, `all ${N} answered 408 (got ${answered408})`);
+  const most = Math.max(...perTurn.values());
+  t.equal([...perTurn.values()].reduce((a, v) => a + v, 0), N, 'each connection expired once');
+  t.ok(most <= 16, `at most 16 answered in one turn of the event loop (most: ${most}, over ${perTurn.size} turns)`);
+  t.equal((await request(p.port, { headers: { host: 'svc' } })).status, 200, 'others still served');
+});
+
+t.test('requests queued together past the queue deadline are all answered 503', async (t) => {
+  // The pool answers at most a few dozen expired requests per sweep; none may be lost.
+  const hole = await rawServer((s) => s.resume());
+  const p = await startTestProxy({ proxy: { connectionsPerEndpoint: 1, queueTimeoutMs: 200, headersTimeoutMs: 60_000, retryConnectFailures: 0 }, services: [{ name: 'svc', endpoints: [{ address: `127.0.0.1:${hole.port}` }] }] });
+  t.teardown(async () => {
+    await p.close();
+    await hole.close();
+  });
+  const first = request(p.port, { headers: { host: 'svc' }, timeoutMs: 60_000 }).catch(() => null);
+  await until(() => p.handle.core.inflight === 1, 5000, 'the first request in flight');
+  const queued = await Promise.all(Array.from({ length: 100 }, () => request(p.port, { headers: { host: 'svc' }, timeoutMs: 20_000 })));
+  t.same([...new Set(queued.map((r) => r.status))], [503], 'every queued request answered 503');
+  t.ok(queued.every((r) => /MM_ERR_UPSTREAM_BUSY/.test(r.body)), 'with the error code');
+  void first;
 });
 
 t.test('downstream connections beyond proxy.maxConnections are closed at once and counted', async (t) => {

@@ -1,0 +1,57 @@
+// Spreads the answering of late client connections over turns of the event loop. Finding who is past a
+// deadline is cheap; answering 408 and closing costs ~0.1 ms each, and connections opened together (an
+// attack) expire together and reconnect together. So the late are answered `perTurn` per turn (other
+// clients' I/O runs in between) and at most `perRefill` between two refills (the listener's sweeps),
+// which spreads a flood's expiry, and its reconnection, over seconds.
+export interface Expirable {
+  expire(why: string): void;
+}
+
+export class ExpiryQueue<T extends Expirable> {
+  private readonly late: { item: T; why: string }[] = [];
+  private at = 0;
+  private allowance = 0;
+  private scheduled = false;
+  private readonly run = (): void => this.turn();
+
+  constructor(
+    private readonly perTurn: number,
+    private readonly perRefill: number,
+    /** Runs fn on a later turn of the event loop (setImmediate; injectable for tests). */
+    private readonly later: (fn: () => void) => void,
+  ) {}
+
+  /** Connections found late, in the order found; answered in that order. */
+  add(item: T, why: string): void {
+    this.late.push({ item, why });
+  }
+
+  /** Waiting to be answered. */
+  get pending(): number {
+    return this.late.length - this.at;
+  }
+
+  /** A new allowance (each sweep); answering starts now if anything waits. */
+  refill(): void {
+    this.allowance = this.perRefill;
+    if (this.pending > 0 && !this.scheduled) this.turn();
+  }
+
+  private turn(): void {
+    this.scheduled = false;
+    const late = this.late;
+    const end = Math.min(late.length, this.at + this.perTurn, this.at + this.allowance);
+    this.allowance -= end - this.at;
+    for (; this.at < end; this.at++) {
+      const l = late[this.at]!;
+      l.item.expire(l.why);
+    }
+    if (this.at === late.length) {
+      late.length = 0;
+      this.at = 0;
+    } else if (this.allowance > 0) {
+      this.scheduled = true;
+      this.later(this.run);
+    }
+  }
+}

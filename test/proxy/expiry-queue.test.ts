@@ -1,0 +1,68 @@
+// The expiry queue answers late connections a few per event-loop turn and a bounded number per sweep, in
+// the order found, and never loses one (driven here by a hand-turned scheduler: no timing involved).
+import t from 'tap';
+import { ExpiryQueue } from '../../src/proxy/expiry-queue.js';
+
+class Conn {
+  expired: string[] = [];
+  constructor(readonly id: number, readonly log: number[]) {}
+  expire(why: string): void {
+    this.expired.push(why);
+    this.log.push(this.id);
+  }
+}
+
+function setup(perTurn: number, perRefill: number): { q: ExpiryQueue<Conn>; turns: (() => void)[]; log: number[]; conns: Conn[] } {
+  const turns: (() => void)[] = [];
+  const q = new ExpiryQueue<Conn>(perTurn, perRefill, (fn) => turns.push(fn));
+  const log: number[] = [];
+  return { q, turns, log, conns: [] };
+}
+
+t.test('a flood is answered perTurn at a time, at most perRefill per sweep, in order', async (t) => {
+  const { q, turns, log } = setup(8, 20);
+  const conns = Array.from({ length: 50 }, (_, i) => new Conn(i, log));
+  for (const c of conns) q.add(c, `late ${c.id}`);
+  t.equal(q.pending, 50);
+  t.equal(log.length, 0, 'nothing answered before the first sweep');
+  q.refill();
+  t.equal(log.length, 8, 'one turn: 8');
+  t.equal(turns.length, 1, 'the rest on a later turn');
+  turns.shift()!();
+  t.equal(log.length, 16);
+  turns.shift()!();
+  t.equal(log.length, 20, 'the sweep allowance (20) is used up');
+  t.equal(turns.length, 0, 'nothing more until the next sweep');
+  q.refill();
+  while (turns.length > 0) turns.shift()!();
+  q.refill();
+  while (turns.length > 0) turns.shift()!();
+  q.refill();
+  t.same(log, conns.map((c) => c.id), 'every connection answered once, in the order found');
+  t.equal(q.pending, 0);
+  t.same(conns[7]!.expired, ['late 7'], 'with its own reason');
+});
+
+t.test('a refill while a turn is scheduled does not start a second chain', async (t) => {
+  const { q, turns, log } = setup(2, 100);
+  for (let i = 0; i < 6; i++) q.add(new Conn(i, log), 'x');
+  q.refill();
+  t.equal(log.length, 2);
+  q.refill();
+  t.equal(log.length, 2, 'no extra batch on the sweep: the scheduled turn goes on');
+  t.equal(turns.length, 1);
+  while (turns.length > 0) turns.shift()!();
+  t.equal(log.length, 6);
+});
+
+t.test('connections added while answering are answered after the earlier ones', async (t) => {
+  const { q, turns, log } = setup(3, 100);
+  for (let i = 0; i < 4; i++) q.add(new Conn(i, log), 'x');
+  q.refill();
+  q.add(new Conn(4, log), 'x');
+  while (turns.length > 0) turns.shift()!();
+  t.same(log, [0, 1, 2, 3, 4]);
+  t.equal(q.pending, 0);
+  q.refill();
+  t.equal(log.length, 5, 'an empty queue does nothing');
+});
