@@ -60,6 +60,16 @@ export class AdminServer implements AdminRoutes {
     return () => this.callObservers.delete(fn);
   }
 
+  private notify(call: AdminCall): void {
+    for (const fn of this.callObservers) {
+      try {
+        fn(call);
+      } catch (err) {
+        this.log.warn('admin call observer failed', { err });
+      }
+    }
+  }
+
   async listen(host: string, port: number): Promise<string> {
     // Off loopback, mutating calls need the bearer token; without one configured they are refused.
     this.tokenRequired = this.token !== '' || !isLoopbackHost(host);
@@ -121,16 +131,18 @@ export class AdminServer implements AdminRoutes {
       if (!params) continue;
       pathMatched = true;
       if (r.method !== method && !(r.method === 'GET' && method === 'HEAD')) continue;
+      // A refused mutation is reported too (never with the credentials presented), then answered.
+      const refuse = (status: number, error: ErrorCode, message: string): void => {
+        if (r.mutating) this.notify({ method, path: url.pathname, body: null, status, refused: error, remote: req.socket.remoteAddress });
+        send(res, status, { error, message });
+      };
       if (r.mutating && this.readOnly) {
-        return send(res, 403, { error: 'MM_ERR_ADMIN_READ_ONLY', message: 'the admin API is read-only (admin.readOnly: true): changes are refused' });
+        return refuse(403, 'MM_ERR_ADMIN_READ_ONLY', 'the admin API is read-only (admin.readOnly: true): changes are refused');
       }
       if (r.mutating && this.tokenRequired) {
         const auth = req.headers.authorization ?? '';
         if (this.token === '' || auth !== `Bearer ${this.token}`) {
-          return send(res, 401, {
-            error: 'MM_ERR_UNAUTHORIZED',
-            message: this.token === '' ? 'the admin API is bound off loopback and no admin.token is configured: mutating calls are refused' : 'missing or wrong bearer token',
-          });
+          return refuse(401, 'MM_ERR_UNAUTHORIZED', this.token === '' ? 'the admin API is bound off loopback and no admin.token is configured: mutating calls are refused' : 'missing or wrong bearer token');
         }
       }
       if (method !== 'GET' && method !== 'HEAD') {
@@ -138,7 +150,7 @@ export class AdminServer implements AdminRoutes {
         // body at all, without a CORS preflight; requiring JSON forces the preflight, which we never grant.
         const ct = req.headers['content-type'] ?? '';
         if (!/^application\/json\s*(;|$)/i.test(ct)) {
-          return send(res, 415, { error: 'MM_ERR_UNSUPPORTED_MEDIA_TYPE', message: `${method} needs content-type: application/json (also without a body), got ${ct ? `"${ct.slice(0, 100)}"` : 'none'}` });
+          return refuse(415, 'MM_ERR_UNSUPPORTED_MEDIA_TYPE', `${method} needs content-type: application/json (also without a body), got ${ct ? `"${ct.slice(0, 100)}"` : 'none'}`);
         }
       }
       if (r.raw) return r.raw(req, res);
@@ -150,15 +162,7 @@ export class AdminServer implements AdminRoutes {
       }
       const request: AdminRequest = { method, path: url.pathname, params, query: url.searchParams, body };
       const out = await r.handler(request);
-      if (r.mutating) {
-        for (const fn of this.callObservers) {
-          try {
-            fn({ method, path: url.pathname, body, status: out.status });
-          } catch (err) {
-            this.log.warn('admin call observer failed', { err });
-          }
-        }
-      }
+      if (r.mutating) this.notify({ method, path: url.pathname, body, status: out.status, remote: req.socket.remoteAddress });
       if (out.contentType && typeof out.body === 'string') {
         res.writeHead(out.status, { 'content-type': out.contentType, 'content-length': Buffer.byteLength(out.body) });
         res.end(method === 'HEAD' ? undefined : out.body);

@@ -16,7 +16,7 @@ const HELP = `Usage: meshmedic audit <verify|tail|prove|verify-proof> ...
       (altered, reordered) or the checkpoint a truncation or rewrite contradicts. --key pins the log's
       verifier key (name+id+key, see DIR/log.json) instead of trusting the directory's own copy.
   tail DIR [-n N] [--follow]
-      Print the newest N entries (default 20) of the current segment as JSON lines; --follow keeps printing
+      Print the newest N entries (default 20) as JSON lines, across rotated segments; --follow keeps printing
       new ones until interrupted.
   prove DIR --index N [--segment S]      inclusion proof of entry N in the latest signed checkpoint
   prove DIR --from SIZE [--segment S]    consistency proof from tree size SIZE to the latest checkpoint
@@ -149,7 +149,15 @@ async function tailCommand(argv: string[], io: CliIo): Promise<number> {
     return 1;
   }
   let r = readFrom(join(dir, segmentLogName(seg)), SEGMENT_MAGIC.length);
-  for (const e of r.entries.slice(Math.max(0, r.entries.length - count))) io.out(`${e}\n`);
+  // The newest entries may span a rotation: take what is missing from the segments before.
+  const older: string[][] = [];
+  let missing = count - r.entries.length;
+  for (let k = segs.length - 2; k >= 0 && missing > 0; k--) {
+    const prev = readFrom(join(dir, segmentLogName(segs[k]!)), SEGMENT_MAGIC.length).entries;
+    older.unshift(prev.slice(Math.max(0, prev.length - missing)));
+    missing -= prev.length;
+  }
+  for (const e of [...older.flat(), ...r.entries.slice(Math.max(0, r.entries.length - count))]) io.out(`${e}\n`);
   if (!p.values.follow) return 0;
   let offset = r.next;
   await new Promise<void>((resolve) => {

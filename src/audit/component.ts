@@ -11,7 +11,7 @@ import type { Component, ComponentFactory, SidecarContext } from '../runtime/con
 import type { RecordedDecision } from '../mesh/state.js';
 import { apiError } from '../admin/server.js';
 import { DEFAULT_AUDIT_DIR } from '../config/sections/audit.js';
-import { AuditLog } from './log.js';
+import { AuditLog, AuditRangeError } from './log.js';
 import { canonicalJson } from './record.js';
 import { consistencyProofDoc, type InclusionProofDoc } from './verify.js';
 import { noteKeyFromPrivate, parseCheckpointBody, parseNote } from './note.js';
@@ -185,7 +185,7 @@ export const startAudit: ComponentFactory = async (ctx: SidecarContext): Promise
     for (const d of changes) record(decisionEntry(d));
   });
   const unobserve = ctx.admin.observeMutatingCalls?.((call) => {
-    record({ kind: 'operator', at: ctx.clock.now(), method: call.method, path: call.path, body: call.body ?? null, status: call.status });
+    record({ kind: 'operator', at: ctx.clock.now(), method: call.method, path: call.path, body: call.body ?? null, status: call.status, ...(call.refused ? { refused: call.refused } : {}), ...(call.remote ? { remote: call.remote } : {}) });
   }) ?? (() => {});
 
   const checkpointText = (): string | undefined => {
@@ -237,12 +237,18 @@ function registerRoutes(ctx: SidecarContext, audit: AuditLog, checkpointText: ()
     body: { ...audit.status(), origin: audit.origin, key: audit.verifierKey, witnesses: witnessing()?.witnessCount() ?? 0, witnessing: witnessing()?.counters ?? null, events: events() },
   }));
   ctx.admin.route('GET', '/v1/audit/entries', (req) => {
+    const segment = req.query.has('segment') ? intParam(req.query, 'segment', undefined, 1, Number.MAX_SAFE_INTEGER) : undefined;
     const from = intParam(req.query, 'from', 0, 0, Number.MAX_SAFE_INTEGER);
     const limit = intParam(req.query, 'limit', 100, 1, 1000);
-    if (typeof from === 'string') return apiError(400, 'MM_ERR_BAD_REQUEST', from);
-    if (typeof limit === 'string') return apiError(400, 'MM_ERR_BAD_REQUEST', limit);
-    const r = audit.readEntries(from, limit);
-    return { status: 200, body: { segment: r.segment, origin: audit.current()?.origin, from, durable: r.durable, entries: r.entries.map((e) => JSON.parse(e) as unknown) } };
+    for (const p of [segment, from, limit]) if (typeof p === 'string') return apiError(400, 'MM_ERR_BAD_REQUEST', p);
+    try {
+      const page = audit.readPage(segment as number | undefined, from as number, limit as number);
+      return { status: 200, body: { ...page, entries: page.entries.map((e) => JSON.parse(e) as unknown) } };
+    } catch (err) {
+      if (err instanceof AuditRangeError) return apiError(err.status, err.status === 404 ? 'MM_ERR_NOT_FOUND' : 'MM_ERR_BAD_REQUEST', err.message);
+      if (err instanceof MeshmedicError) return apiError(500, err.code, err.message);
+      throw err;
+    }
   });
   ctx.admin.route('GET', '/v1/audit/proof', (req) => {
     const cur = audit.current();
@@ -262,7 +268,13 @@ function registerRoutes(ctx: SidecarContext, audit: AuditLog, checkpointText: ()
     }
     const index = intParam(req.query, 'index', undefined, 0, size - 1);
     if (typeof index === 'string') return apiError(400, 'MM_ERR_BAD_REQUEST', index);
-    const entry = audit.readEntries(index, 1).entries[0];
+    let entry: string | undefined;
+    try {
+      entry = audit.readPage(cur.n, index, 1).entries[0];
+    } catch (err) {
+      if (err instanceof MeshmedicError) return apiError(500, err.code, err.message);
+      if (!(err instanceof AuditRangeError)) throw err;
+    }
     if (entry === undefined) return apiError(404, 'MM_ERR_NOT_FOUND', `entry ${index} is not readable`);
     const doc: InclusionProofDoc = {
       type: 'inclusion', checkpoint: text, leaf_index: index, tree_size: size, entry,

@@ -1,8 +1,10 @@
 // The audit directory layout and reading it: log.json (origin and verifier keys), one pair of files per
 // segment (seg-NNNNNN.log: entries; seg-NNNNNN.ckpt: the signed checkpoints of that segment, in order).
-import { readFileSync, readdirSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readFileSync, readSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { CHECKPOINTS_MAGIC, SEGMENT_MAGIC, scanRecords, type ScanResult } from './record.js';
+import { crc32 } from 'node:zlib';
+import { MeshmedicError } from '../core/errors.js';
+import { CHECKPOINTS_MAGIC, MAX_RECORD_BYTES, RECORD_OVERHEAD, SEGMENT_MAGIC, scanRecords, type ScanResult } from './record.js';
 import { openCheckpoint, parseVerifierKey, type NoteKey, type VerifiedCheckpoint } from './note.js';
 
 export const META_FILE = 'log.json';
@@ -109,4 +111,80 @@ export function readSegment(dir: string, n: number, keys: readonly NoteKey[], or
     if (last !== undefined || keys.length === 0) problems.push({ position, message: last ?? `checkpoint #${position}: no verifier key` });
   });
   return { n, entries, checkpoints, checkpointProblems: problems, checkpointTail: ck.stop };
+}
+
+/** Read exactly `length` bytes at `position` (fewer only at the end of the file). */
+function readAt(fd: number, buf: Buffer, length: number, position: number): number {
+  let got = 0;
+  while (got < length) {
+    const n = readSync(fd, buf, got, length - got, position + got);
+    if (n <= 0) break;
+    got += n;
+  }
+  return got;
+}
+
+/**
+ * The byte offset of every record in the valid prefix of segment `n`'s entries file, found by reading it in
+ * chunks (a segment of 10^6 entries is a few hundred MB: it is never read whole). `end` is where the valid
+ * prefix ends. Same validity rules as scanRecords: length bound and checksum.
+ */
+export function indexSegment(dir: string, n: number): { offsets: number[]; end: number } {
+  const fd = openSync(join(dir, segmentLogName(n)), 'r');
+  try {
+    const size = fstatSync(fd).size;
+    const chunk = Buffer.allocUnsafe(MAX_RECORD_BYTES + RECORD_OVERHEAD + (1 << 20));
+    const offsets: number[] = [];
+    if (readAt(fd, chunk, SEGMENT_MAGIC.length, 0) < SEGMENT_MAGIC.length || !chunk.subarray(0, SEGMENT_MAGIC.length).equals(SEGMENT_MAGIC)) return { offsets, end: 0 };
+    let pos = SEGMENT_MAGIC.length;
+    let start = 0;
+    let len = 0; // chunk holds file bytes [start, start + len)
+    while (pos + 4 <= size) {
+      // A chunk always holds a whole record of the maximum size from where it starts.
+      if (pos + 4 > start + len) {
+        start = pos;
+        len = readAt(fd, chunk, chunk.length, pos);
+      }
+      const rlen = chunk.readUInt32BE(pos - start);
+      if (rlen > MAX_RECORD_BYTES) break;
+      if (pos + rlen + RECORD_OVERHEAD > start + len) {
+        if (start === pos) break; // truncated at the end of the file
+        start = pos;
+        len = readAt(fd, chunk, chunk.length, pos);
+        continue;
+      }
+      const at = pos - start;
+      if (crc32(chunk.subarray(at, at + 4 + rlen)) !== chunk.readUInt32BE(at + 4 + rlen)) break;
+      offsets.push(pos);
+      pos += rlen + RECORD_OVERHEAD;
+    }
+    return { offsets, end: pos };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * The payloads (canonical JSON text) of the records in bytes [start, stop) of segment `n`'s entries file,
+ * checksums checked: a record changed since it was indexed throws, naming it.
+ */
+export function readSegmentRecords(dir: string, n: number, start: number, stop: number, firstIndex: number): string[] {
+  const buf = Buffer.allocUnsafe(stop - start);
+  const fd = openSync(join(dir, segmentLogName(n)), 'r');
+  let got: number;
+  try {
+    got = readAt(fd, buf, buf.length, start);
+  } finally {
+    closeSync(fd);
+  }
+  const out: string[] = [];
+  for (let off = 0; off + 4 <= got;) {
+    const len = buf.readUInt32BE(off);
+    if (len > MAX_RECORD_BYTES || off + len + RECORD_OVERHEAD > got || crc32(buf.subarray(off, off + 4 + len)) !== buf.readUInt32BE(off + 4 + len)) {
+      throw new MeshmedicError('MM_ERR_AUDIT_TAMPERED', `segment ${n} entry ${firstIndex + out.length}: the record is damaged (run \`meshmedic audit verify\`)`);
+    }
+    out.push(buf.toString('utf8', off + 4, off + 4 + len));
+    off += len + RECORD_OVERHEAD;
+  }
+  return out;
 }

@@ -2,7 +2,7 @@
 // every fsyncIntervalMs; a checkpoint over the durable prefix is signed and stored at most every
 // checkpointIntervalMs while there are new entries. Segments rotate by entry count or age; an I/O failure puts
 // the log in an outage (entries queue, bounded) and it resumes when the directory is writable again.
-import { closeSync, mkdirSync, openSync, readFileSync, readSync, unlinkSync, writeFileSync, existsSync, renameSync } from 'node:fs';
+import { mkdirSync, readFileSync, unlinkSync, writeFileSync, existsSync, renameSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { KeyObject } from 'node:crypto';
@@ -10,7 +10,7 @@ import type { Clock, TimerHandle } from '../core/clock.js';
 import { MerkleTree } from './merkle.js';
 import { noteKeyFromPrivate, signCheckpoint, verifierKey, type NoteKey } from './note.js';
 import { CHECKPOINTS_MAGIC, SEGMENT_MAGIC, canonicalJson, frameRecord } from './record.js';
-import { META_FILE, META_FORMAT, listSegments, metaKeys, readMeta, readSegment, segmentCheckpointName, segmentLogName, segmentOrigin, type LogMeta } from './files.js';
+import { META_FILE, META_FORMAT, indexSegment, listSegments, metaKeys, readMeta, readSegment, readSegmentRecords, segmentCheckpointName, segmentLogName, segmentOrigin, type LogMeta } from './files.js';
 
 export interface RetentionOptions {
   /** Start a new segment after this many entries. */
@@ -92,6 +92,27 @@ export interface AuditLogStatus {
 
 const DEFAULT_MAX_QUEUED = 100_000;
 
+/** A page of entries of one segment (GET /v1/audit/entries). */
+export interface EntryPage {
+  readonly segment: number;
+  readonly origin: string;
+  readonly from: number;
+  /** Entries readable in the segment now (durable ones of a live segment). */
+  readonly size: number;
+  /** The segment takes no more entries (rotated, or closing). */
+  readonly complete: boolean;
+  /** Canonical JSON text of each entry. */
+  readonly entries: readonly string[];
+  readonly next: { readonly segment: number; readonly from: number };
+}
+
+/** A request for entries that names a segment not held or an index beyond it. */
+export class AuditRangeError extends RangeError {
+  constructor(readonly param: 'segment' | 'from', readonly status: 400 | 404, message: string) {
+    super(`${param}: ${message}`);
+  }
+}
+
 export class AuditLog {
   private meta!: LogMeta;
   private key!: NoteKey;
@@ -155,34 +176,66 @@ export class AuditLog {
     return s && { n: s.n, origin: s.origin, tree: s.tree, signed: s.signed };
   }
 
-  /** Durable entries [from, from + limit) of the current segment, as their canonical JSON text. */
-  readEntries(from: number, limit: number): { segment: number; entries: string[]; durable: number } {
-    const seg = this.segs[this.segs.length - 1];
-    if (!seg || from >= seg.durable) return { segment: seg?.n ?? 0, entries: [], durable: seg?.durable ?? 0 };
-    const end = Math.min(seg.durable, from + limit);
-    const start = seg.offsets[from]!;
-    const stop = end < seg.offsets.length ? seg.offsets[end]! : seg.nextOffset;
-    const buf = Buffer.allocUnsafe(stop - start);
-    const fd = openSync(join(this.o.dir, segmentLogName(seg.n)), 'r');
+  /** Segment numbers held (on disk, or begun and not yet written), ascending. */
+  segmentNumbers(): number[] {
+    let onDisk: number[] = [];
     try {
-      let got = 0;
-      while (got < buf.length) {
-        const n = readSync(fd, buf, got, buf.length - got, start + got);
-        if (n <= 0) break;
-        got += n;
-      }
-    } finally {
-      closeSync(fd);
+      onDisk = listSegments(this.o.dir);
+    } catch {
+      /* an unreadable directory: the outage is reported elsewhere; the live segments are still known */
     }
-    const entries: string[] = [];
-    let off = 0;
-    for (let i = from; i < end && off + 4 <= buf.length; i++) {
-      const len = buf.readUInt32BE(off);
-      entries.push(buf.subarray(off + 4, off + 4 + len).toString('utf8'));
-      off += len + 8;
-    }
-    return { segment: seg.n, entries, durable: seg.durable };
+    return [...new Set([...onDisk, ...this.segs.map((s) => s.n)])].sort((a, b) => a - b);
   }
+
+  /**
+   * Entries [from, from + limit) of segment `segment` (default: the current one), as their canonical JSON text:
+   * durable entries of a live segment, the valid records of a rotated one. A page stays within one segment;
+   * `next` is where the following entries are (the next segment's start once this one is complete and a later
+   * one exists, else this segment's end, to poll). Throws AuditRangeError naming a bad parameter.
+   */
+  readPage(segment: number | undefined, from: number, limit: number): EntryPage {
+    const held = this.segmentNumbers();
+    const n = segment ?? held[held.length - 1];
+    if (n === undefined || !held.includes(n)) {
+      throw new AuditRangeError('segment', 404, held.length ? `segment ${n} is not held: segments ${held[0]} to ${held[held.length - 1]} are${held.length < held[held.length - 1]! - held[0]! + 1 ? ` (some numbers missing: ${held.join(', ')})` : ''}` : 'no segment is held yet');
+    }
+    const live = this.segs.find((s) => s.n === n);
+    let offsets: readonly number[];
+    let size: number;
+    let total: number;
+    let endOffset: number;
+    if (live) {
+      offsets = live.offsets;
+      size = live.durable;
+      total = live.tree.size;
+      endOffset = live.nextOffset;
+    } else {
+      let idx = this.closedIndex.get(n);
+      if (!idx) {
+        try {
+          idx = indexSegment(this.o.dir, n);
+        } catch (err) {
+          throw new AuditRangeError('segment', 404, `segment ${n} cannot be read: ${(err as Error).message}`);
+        }
+        this.closedIndex.set(n, idx);
+        if (this.closedIndex.size > 2) this.closedIndex.delete(this.closedIndex.keys().next().value!);
+      }
+      offsets = idx.offsets;
+      size = total = idx.offsets.length;
+      endOffset = idx.end;
+    }
+    if (from > size) {
+      throw new AuditRangeError('from', 400, `from must be at most ${size}: segment ${n} holds ${size}${live ? ' durable' : ''} entries${size ? ` (indexes 0 to ${size - 1})` : ''}, got ${from}`);
+    }
+    const stop = Math.min(size, from + limit);
+    const entries = stop > from ? readSegmentRecords(this.o.dir, n, offsets[from]!, stop < offsets.length ? offsets[stop]! : endOffset, from) : [];
+    const later = held.find((h) => h > n);
+    const next = stop < total || later === undefined ? { segment: n, from: stop } : { segment: later, from: 0 };
+    return { segment: n, origin: segmentOrigin(this.origin, n), from, size, complete: !live || live.closing, entries, next };
+  }
+
+  /** Offsets of rotated segments recently read (their files no longer change). */
+  private readonly closedIndex = new Map<number, { offsets: number[]; end: number }>();
 
   status(): AuditLogStatus {
     const s = this.segs[this.segs.length - 1];

@@ -31,12 +31,16 @@ export interface AdminCall {
   readonly path: string;
   readonly body: unknown;
   readonly status: number;
+  /** The error code when the call was refused before it ran (no or wrong token, read-only API, not JSON). */
+  readonly refused?: string;
+  /** The caller's address. */
+  readonly remote?: string;
 }
 
 export interface AdminRoutes {
   /** Register a route; `path` may hold `{name}` segments (matched against the URL-decoded segment). */
   route(method: string, path: string, handler: AdminHandler, opts?: { mutating?: boolean }): void;
-  /** Be told of every mutating call after it was answered; returns a function that stops it. */
+  /** Be told of every mutating call after it was answered, refused ones included; returns a function that stops it. */
   observeMutatingCalls?(fn: (call: AdminCall) => void): () => void;
 }
 

@@ -1,10 +1,13 @@
-// `meshmedic audit …` on bad input, in process: every problem is named, with exit 1 (verification or runtime)
-// or 2 (usage), and nothing throws.
+// `meshmedic audit …` in process: on bad input every problem is named, with exit 1 (verification or runtime)
+// or 2 (usage), and nothing throws; tail reads across rotated segments.
 import t from 'tap';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { generateKeyPairSync } from 'node:crypto';
 import { main } from '../../src/cli/main.js';
+import { VirtualClock } from '../../src/core/clock.js';
+import { AuditLog } from '../../src/audit/log.js';
 
 async function run(args: string[]): Promise<{ code: number; out: string; err: string }> {
   let out = '';
@@ -47,4 +50,21 @@ t.test('bad input is named', async (t) => {
   r = await run(['--help']);
   t.equal(r.code, 0);
   t.match(r.out, /verify DIR/);
+});
+
+t.test('tail -n N takes the newest entries across a rotation', async (t) => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'mm-audit-clitail-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const clock = new VirtualClock();
+  const log = AuditLog.open({
+    dir, origin: 'meshmedic.io/audit/test', privateKey: generateKeyPairSync('ed25519').privateKey, clock, fsyncIntervalMs: 100,
+    checkpointIntervalMs: 1000, retention: { maxSegmentEntries: 5, maxSegmentAgeMs: 86_400_000, maxSegments: 10 },
+  });
+  // Segments of 5: opening + 4 decisions each; 10 decisions end in segment 3 (opening + 2).
+  for (let n = 0; n < 10; n++) log.append({ kind: 'decision', at: clock.now(), n });
+  await log.close();
+  const r = await run(['tail', dir, '-n', '6']);
+  t.equal(r.code, 0, r.err);
+  const lines = r.out.trim().split('\n').map((l) => JSON.parse(l) as { kind: string; n?: number; segment?: number });
+  t.same(lines.map((e) => e.n ?? `segment ${e.segment}`), [5, 6, 7, 'segment 3', 8, 9]);
 });

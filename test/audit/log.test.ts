@@ -168,6 +168,55 @@ t.test('rotation by entries: new segments link to the previous final checkpoint;
   t.match(verifyDir(dir).problems.join('\n'), /segment 5 entry 0: links to size 9 of segment 4/);
 });
 
+t.test('entries are served by segment and index across rotated segments, with bounds named', async (t) => {
+  const dir = tmp(t);
+  const clock = new VirtualClock();
+  const log = AuditLog.open(opts(dir, clock, { retention: { maxSegmentEntries: 10, maxSegmentAgeMs: 86_400_000, maxSegments: 3 } }));
+  t.teardown(() => log.close());
+  for (let n = 0; n < 40; n++) {
+    log.append({ kind: 'decision', at: clock.now(), n });
+    if (n % 4 === 3) {
+      clock.advance(200);
+      await log.flush();
+    }
+  }
+  await log.flush(true);
+  await log.flush(true);
+  // 40 entries + one opening entry per segment, 10 per segment: segments 1 to 5, the newest 3 kept.
+  t.same(log.segmentNumbers(), [3, 4, 5]);
+  // Walk everything from the oldest held segment with pages of 7: each page stays in one segment.
+  let cursor = { segment: 3, from: 0 };
+  const seen: { segment: number; i: number; n?: number; kind: string }[] = [];
+  for (let pages = 0; pages < 20; pages++) {
+    const page = log.readPage(cursor.segment, cursor.from, 7);
+    t.equal(page.origin, `meshmedic.io/audit/test/${page.segment}`);
+    for (const e of page.entries) seen.push({ segment: page.segment, ...(JSON.parse(e) as { i: number; n?: number; kind: string }) });
+    if (page.next.segment === cursor.segment && page.next.from === cursor.from) break;
+    cursor = page.next;
+  }
+  t.same(seen.map((e) => `${e.segment}/${e.i}`), [3, 4, 5].flatMap((sg) => Array.from({ length: sg === 5 ? log.status().durable : 10 }, (_, i) => `${sg}/${i}`)), 'every entry of every held segment, in order');
+  t.same(seen.filter((e) => e.kind === 'decision').map((e) => e.n), Array.from({ length: seen.length - 3 }, (_, k) => 40 - (seen.length - 3) + k), 'the decisions in the order they were appended');
+  t.same(seen.filter((e) => e.i === 0).map((e) => e.kind), ['segment', 'segment', 'segment']);
+  // A rotated segment read in the middle; a page at its end points at the next segment's start.
+  t.same(log.readPage(4, 8, 100).entries.map((e) => (JSON.parse(e) as { i: number }).i), [8, 9]);
+  t.same(log.readPage(4, 10, 100).next, { segment: 5, from: 0 });
+  t.same(log.readPage(3, 0, 1).next, { segment: 3, from: 1 });
+  // The current segment: its end is where to poll; the default segment is the current one.
+  const cur = log.readPage(undefined, 0, 1000);
+  t.equal(cur.segment, 5);
+  t.same(cur.next, { segment: 5, from: cur.size });
+  // Bounds: each error names the parameter and what is held.
+  t.throws(() => log.readPage(1, 0, 10), { name: 'RangeError', param: 'segment', status: 404, message: /^segment: segment 1 is not held: segments 3 to 5 are$/ }, 'a segment deleted by retention');
+  t.throws(() => log.readPage(9, 0, 10), { param: 'segment', status: 404, message: /segment 9 is not held/ });
+  t.throws(() => log.readPage(4, 11, 10), { param: 'from', status: 400, message: /^from: from must be at most 10: segment 4 holds 10 entries \(indexes 0 to 9\), got 11$/ });
+  // A record changed on disk after the segment was indexed is named, not served.
+  const p = join(dir, segmentLogName(3));
+  const buf = readFileSync(p);
+  buf[buf.length - 20] ^= 0xff;
+  writeFileSync(p, buf);
+  t.throws(() => log.readPage(3, 9, 1), { code: 'MM_ERR_AUDIT_TAMPERED', message: /segment 3 entry 9: the record is damaged/ });
+});
+
 t.test('rotation by age', async (t) => {
   const dir = tmp(t);
   const clock = new VirtualClock();
