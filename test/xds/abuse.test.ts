@@ -8,7 +8,7 @@ import * as grpc from '@grpc/grpc-js';
 import { createLogger } from '../../src/core/log.js';
 import { CLUSTER_TYPE, ENDPOINT_TYPE } from '../../src/xds/types.js';
 import type { StreamStatus } from '../../src/xds/streams.js';
-import { adsClient, GRPC_NODE, Scripted, startXdsFixture, waitFor, type DeltaResponse, type SotwResponse, type XdsFixture } from './helpers.js';
+import { adsClient, GRPC_NODE, RESPONSE_GUARD_MS, Scripted, startXdsFixture, waitFor, type DeltaResponse, type SotwResponse, type XdsFixture } from './helpers.js';
 
 /** Every open stream's status, from the admin route. */
 async function streamStatuses(fx: XdsFixture): Promise<StreamStatus[]> {
@@ -70,10 +70,10 @@ t.test('D8: a client NACKing every new response is logged at most 10 times a min
   for (let i = 0; i < 30; i++) {
     const before = nacked;
     fx.mesh.apply({ action: i % 2 ? 'restore' : 'eject', target: 'a/127.0.0.1:18211', reason: 'flap', source: 'operator', at: Date.now(), evidence: {} });
-    t.ok(await waitFor(() => nacked > before, 5000), `response ${i + 1} arrived and was NACKed`);
+    t.ok(await waitFor(() => nacked > before, RESPONSE_GUARD_MS), `response ${i + 1} arrived and was NACKed`);
   }
   const nackMetric = async () => (await fx.metrics.getSingleMetric('meshmedic_xds_pushes_total')!.get()).values.filter((v) => v.labels.result === 'nack').reduce((a, v) => a + v.value, 0);
-  t.ok(await waitFor(async () => (await nackMetric()) >= 20, 5000), `NACKs counted in the metric (${await nackMetric()}; a NACK of a response already superseded counts as stale)`);
+  t.ok(await waitFor(async () => (await nackMetric()) >= 20, RESPONSE_GUARD_MS), `NACKs counted in the metric (${await nackMetric()}; a NACK of a response already superseded counts as stale)`);
   const warn = lines.filter((l) => l.includes('xDS client rejected a response'));
   t.equal(warn.length, 10, `10 warnings for ${nacked} NACKed responses`);
   s.close();

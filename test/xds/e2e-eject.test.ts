@@ -3,7 +3,7 @@
 import t from 'tap';
 import * as grpc from '@grpc/grpc-js';
 import { register } from '@grpc/grpc-js-xds';
-import { distribution, setBootstrap, startBackend, startXdsFixture, waitFor, callOnce } from './helpers.js';
+import { distribution, RESPONSE_GUARD_MS, setBootstrap, startBackend, startXdsFixture, waitFor, callOnce } from './helpers.js';
 
 t.test('ejected endpoint gets no calls after the push; restored endpoint gets calls again', async (t) => {
   const backends = await Promise.all([startBackend(), startBackend(), startBackend()]);
@@ -44,5 +44,5 @@ t.test('ejected endpoint gets no calls after the push; restored endpoint gets ca
   t.same(st.nodes['test-node']![0]!.types.map((x) => x.state), ['ACKED', 'ACKED', 'ACKED', 'ACKED'], 'every type ACKED in the status view');
 
   fx.mesh.apply({ action: 'restore', target: `hello/127.0.0.1:${victim.port}`, reason: 'operator', source: 'operator', at: Date.now(), evidence: {} });
-  t.ok(await waitFor(async () => (await callOnce(client)) === victim.port, 5000), 'the restored endpoint gets calls again');
+  t.ok(await waitFor(async () => (await callOnce(client)) === victim.port, RESPONSE_GUARD_MS), 'the restored endpoint gets calls again');
 });

@@ -3,7 +3,7 @@
 import t from 'tap';
 import * as grpc from '@grpc/grpc-js';
 import { register } from '@grpc/grpc-js-xds';
-import { distribution, setBootstrap, startBackend, startXdsFixture, waitFor } from './helpers.js';
+import { distribution, RESPONSE_GUARD_MS, setBootstrap, startBackend, startXdsFixture, waitFor } from './helpers.js';
 import { MeshState } from '../../src/mesh/state.js';
 import { systemClock } from '../../src/core/clock.js';
 import { spec, unrefLongTimers } from './helpers.js';
@@ -40,11 +40,11 @@ t.test('failover sends calls to the next priority when the first is ejected', as
   t.equal(count(d0, p0), 40, 'all calls go to priority 0 while it is healthy');
 
   fx.mesh.applyAll([p0a!, p0b!].map((b) => ({ action: 'eject' as const, target: `fo/127.0.0.1:${b.port}`, reason: 'zone_outage', source: 'local' as const, at: Date.now(), evidence: {} })));
-  t.ok(await waitFor(async () => count(await distribution(client, 10), p1) === 10, 8000), 'calls move to priority 1');
+  t.ok(await waitFor(async () => count(await distribution(client, 10), p1) === 10, RESPONSE_GUARD_MS), 'calls move to priority 1');
   const d1 = await distribution(client, 60);
   t.equal(count(d1, p1), 60, 'every call goes to priority 1 after the failover');
   t.ok((d1.get(p1a!.port) ?? 0) > 10 && (d1.get(p1b!.port) ?? 0) > 10, 'both priority-1 endpoints take traffic');
 
   fx.mesh.applyAll([p0a!, p0b!].map((b) => ({ action: 'restore' as const, target: `fo/127.0.0.1:${b.port}`, reason: 'recovered', source: 'local' as const, at: Date.now(), evidence: {} })));
-  t.ok(await waitFor(async () => count(await distribution(client, 10), p0) === 10, 8000), 'calls return to priority 0 after restore');
+  t.ok(await waitFor(async () => count(await distribution(client, 10), p0) === 10, RESPONSE_GUARD_MS), 'calls return to priority 0 after restore');
 });

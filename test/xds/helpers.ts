@@ -132,7 +132,7 @@ export async function distribution(client: grpc.Client, n: number): Promise<Map<
 }
 
 /** Poll `fn` until true or the deadline passes. */
-export async function waitFor(fn: () => boolean | Promise<boolean>, timeoutMs = 10_000, stepMs = 20): Promise<boolean> {
+export async function waitFor(fn: () => boolean | Promise<boolean>, timeoutMs = RESPONSE_GUARD_MS, stepMs = 20): Promise<boolean> {
   const end = Date.now() + timeoutMs;
   while (Date.now() < end) {
     if (await fn()) return true;
@@ -159,6 +159,9 @@ export function adsClient(address: string) {
   return new pkg.envoy.service.discovery.v3.AggregatedDiscoveryService(address, grpc.credentials.createInsecure(), { 'grpc.max_receive_message_length': 256 * 1024 * 1024 });
 }
 
+/** How long a scripted stream waits for a response or its end before failing the test. */
+export const RESPONSE_GUARD_MS = 30_000;
+
 /** A scripted stream: send requests, await responses one at a time, assert silence. */
 export class Scripted<Res extends { nonce: string }> {
   readonly received: Res[] = [];
@@ -183,7 +186,8 @@ export class Scripted<Res extends { nonce: string }> {
   send(req: object): void {
     this.call.write(req);
   }
-  next(timeoutMs = 3000): Promise<Res> {
+  /** The next response; `timeoutMs` is a hang guard (a loaded machine can take seconds), not a bound. */
+  next(timeoutMs = RESPONSE_GUARD_MS): Promise<Res> {
     const r = this.received.shift();
     if (r) return Promise.resolve(r);
     return new Promise((res, rej) => {
@@ -203,7 +207,7 @@ export class Scripted<Res extends { nonce: string }> {
     await new Promise((r) => setTimeout(r, ms));
     return this.received.length === 0;
   }
-  ended(timeoutMs = 3000): Promise<grpc.StatusObject | undefined> {
+  ended(timeoutMs = RESPONSE_GUARD_MS): Promise<grpc.StatusObject | undefined> {
     if (this.status) return Promise.resolve(this.status);
     return new Promise((res) => {
       const t = setTimeout(() => res(undefined), timeoutMs);

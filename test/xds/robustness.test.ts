@@ -3,7 +3,7 @@
 import t, { type Test } from 'tap';
 import { randomBytes } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
-import { adsClient, GRPC_NODE, Scripted, startXdsFixture, waitFor, type SotwResponse, type XdsFixture } from './helpers.js';
+import { adsClient, GRPC_NODE, RESPONSE_GUARD_MS, Scripted, startXdsFixture, waitFor, type SotwResponse, type XdsFixture } from './helpers.js';
 import { CLUSTER_TYPE, ENDPOINT_TYPE } from '../../src/xds/types.js';
 
 const SOTW_PATH = '/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources';
@@ -91,7 +91,7 @@ t.test('a client that NACKs everything causes no NACK loop, even while the mesh 
   s.send({ node: GRPC_NODE, type_url: CLUSTER_TYPE });
   s.send({ node: GRPC_NODE, type_url: ENDPOINT_TYPE, resource_names: ['a'] });
   // Wait for both answers and for the server to have recorded both NACKs; only then is silence meaningful.
-  t.ok(await waitFor(async () => responses >= 2 && (await nacks()) >= 2, 5000), 'both types answered and NACKed');
+  t.ok(await waitFor(async () => responses >= 2 && (await nacks()) >= 2, RESPONSE_GUARD_MS), 'both types answered and NACKed');
   const quiet = async (ms: number) => { const b = responses; await new Promise((r) => setTimeout(r, ms)); return responses === b; };
   t.ok(await quiet(300), 'then silence: a NACK does not trigger a resend');
   t.equal(responses, 2, 'without changes: one response per type');
@@ -99,7 +99,7 @@ t.test('a client that NACKs everything causes no NACK loop, even while the mesh 
   for (let i = 0; i < changes; i++) {
     const before = responses;
     fx.mesh.apply({ action: i % 2 ? 'restore' : 'eject', target: 'a/127.0.0.1:18101', reason: 'flap', source: 'operator', at: Date.now(), evidence: {} });
-    t.ok(await waitFor(() => responses > before, 5000), `change ${i + 1} answered`);
+    t.ok(await waitFor(() => responses > before, RESPONSE_GUARD_MS), `change ${i + 1} answered`);
   }
   t.ok(await quiet(300), 'then silence again');
   t.ok(responses <= 2 + changes, `with ${changes} changes: at most one response per change (${responses})`);
@@ -126,7 +126,7 @@ t.test('huge resource-name lists and too many streams get RESOURCE_EXHAUSTED', a
   sixth.send({ node: GRPC_NODE, type_url: CLUSTER_TYPE });
   t.equal((await sixth.ended())?.code, grpc.status.RESOURCE_EXHAUSTED, 'the stream over maxStreams is refused');
   for (const x of open) x.close();
-  t.ok(await waitFor(async () => (await streamsGauge(fx)) === 0, 3000), 'closed streams are released');
+  t.ok(await waitFor(async () => (await streamsGauge(fx)) === 0, RESPONSE_GUARD_MS), 'closed streams are released');
   await stillServes(t, fx);
 });
 
