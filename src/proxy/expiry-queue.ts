@@ -1,6 +1,6 @@
-// Spreads the answering of late client connections over turns of the event loop. Finding who is past a
-// deadline is cheap; answering 408 and closing costs ~0.1 ms each, and connections opened together (an
-// attack) expire together and reconnect together. So the late are answered `perTurn` per turn (other
+// Spreads the answering of late client connections (408) and the closing of idle ones over turns of the
+// event loop. Finding who is past a deadline is cheap; answering 408 and closing costs ~0.1 ms each, and
+// connections opened together (an attack) expire together and reconnect together. So the late are answered `perTurn` per turn (other
 // clients' I/O runs in between) and at most `perRefill` between two refills (the listener's sweeps),
 // which spreads a flood's expiry, and its reconnection, over seconds.
 export interface Expirable {

@@ -12,8 +12,9 @@ import type { Http1Engine, Http1ParseError, Http1Parser, RequestEvents } from '.
 export interface H1ServerOptions {
   readonly engine: Http1Engine;
   readonly maxHeaderBytes: number;
-  /** A connection with no traffic for this long is closed. */
+  /** A connection with no traffic for this long is closed (by onIdleTimeout when given, else at once). */
   readonly idleTimeoutMs: number;
+  readonly onIdleTimeout?: (socket: Socket) => void;
   /** CONNECT is handed here with the socket (its parser closed); absent: CONNECT is answered 405. */
   readonly onConnect?: (socket: Socket, target: string) => void;
   /** A request head must be complete this long after its first byte (slowloris); then 408. */
@@ -280,7 +281,8 @@ export class H1ServerConn implements RequestEvents {
     this.opts = opts;
     socket.setNoDelay(true);
     socket.setTimeout(opts.idleTimeoutMs);
-    socket.on('timeout', () => socket.destroy());
+    const onIdle = opts.onIdleTimeout;
+    socket.on('timeout', onIdle === undefined ? () => socket.destroy() : () => onIdle(socket));
     // The engine reads the socket (bytes the protocol sniffer already read are still delivered).
     this.parser = opts.engine.requestParser(socket, this, opts.maxHeaderBytes);
     socket.on('drain', () => this.cur?.drained());

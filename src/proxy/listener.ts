@@ -8,7 +8,7 @@ import { parseHostPort, formatHostPort } from '../core/address.js';
 import type { ProxyCore } from './core.js';
 import { handleH2Stream } from './h2.js';
 import { handleHttp1 } from './http1.js';
-import { ExpiryQueue } from './expiry-queue.js';
+import { ExpiryQueue, type Expirable } from './expiry-queue.js';
 import { H1ServerConn, type H1Io, type H1ServerOptions } from './h1server.js';
 import { handleConnect } from './connect.js';
 import { fittedConnectionCap, noteFdExhaustion, openFileLimit } from './fd-limit.js';
@@ -45,8 +45,13 @@ export async function startListener(core: ProxyCore, role: 'outbound' | 'inbound
   let refused = 0;
 
   // CONNECT tunnels (outbound only) come back to sniff(): HTTP/1.1 or h2c inside is served as if direct.
+  // Late and idle client connections are answered or closed through one queue, spread over turns of the
+  // event loop and sweeps (see ExpiryQueue): a flood opened together times out together.
+  const late = new ExpiryQueue<Expirable>(EXPIRE_PER_TURN, EXPIRE_PER_SWEEP, setImmediate);
+  const closeIdle = (socket: net.Socket): void => late.add({ expire: () => socket.destroy() }, 'idle');
   const h1Opts: H1ServerOptions = {
     engine: core.http1,
+    onIdleTimeout: closeIdle,
     maxHeaderBytes: cfg.maxHeaderBytes,
     idleTimeoutMs: cfg.idleTimeoutMs,
     requestHeadersTimeoutMs: cfg.requestHeadersTimeoutMs,
@@ -103,7 +108,6 @@ export async function startListener(core: ProxyCore, role: 'outbound' | 'inbound
   });
   // Client deadlines: found here, answered through the expiry queue (spread over turns and sweeps).
   let lastSweep = performance.now();
-  const late = new ExpiryQueue<H1ServerConn>(EXPIRE_PER_TURN, EXPIRE_PER_SWEEP, setImmediate);
   const sweepTimer = setInterval(() => {
     const now = performance.now();
     const tick = now - lastSweep;
@@ -122,7 +126,7 @@ export async function startListener(core: ProxyCore, role: 'outbound' | 'inbound
       socket.destroy();
     };
     const onTimeout = (): void => {
-      socket.destroy();
+      closeIdle(socket);
     };
     socket.on('error', onError);
     socket.setTimeout(Math.min(60_000, cfg.idleTimeoutMs), onTimeout);

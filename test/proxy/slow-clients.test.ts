@@ -3,6 +3,7 @@
 // a request head must arrive in time (slowloris), and downstream connections are capped.
 import net from 'node:net';
 import t from 'tap';
+import { ExpiryQueue, type Expirable } from '../../src/proxy/expiry-queue.js';
 import { H1ServerConn } from '../../src/proxy/h1server.js';
 import { backend, rawExchange, rawServer, request, startTestProxy, until } from './helpers.js';
 
@@ -172,6 +173,53 @@ t.test('connections that expire together are answered a few per event-loop turn,
   const most = Math.max(...perTurn.values());
   t.equal([...perTurn.values()].reduce((a, v) => a + v, 0), N, 'each connection expired once');
   t.ok(most <= 16, `at most 16 answered in one turn of the event loop (most: ${most}, over ${perTurn.size} turns)`);
+  t.equal((await request(p.port, { headers: { host: 'svc' } })).status, 200, 'others still served');
+});
+
+t.test('idle connections that time out together are closed a few per event-loop turn, none left open', async (t) => {
+  const b = await wholeBodyBackend();
+  const p = await startTestProxy({ proxy: { idleTimeoutMs: 300 }, services: [{ name: 'svc', endpoints: [{ address: `127.0.0.1:${b.port}` }] }] });
+  const N = 300;
+  const socks: net.Socket[] = [];
+  let closed = 0;
+  let turn = 0;
+  let ticking = true;
+  const tick = (): void => {
+    turn++;
+    if (ticking) setImmediate(tick);
+  };
+  setImmediate(tick);
+  const perTurn = new Map<number, number>();
+  const proto = ExpiryQueue.prototype as unknown as { add(item: Expirable, why: string): void };
+  const original = proto.add;
+  proto.add = function (this: unknown, item: Expirable, why: string): void {
+    original.call(this, { expire: (w: string) => { perTurn.set(turn, (perTurn.get(turn) ?? 0) + 1); item.expire(w); } }, why);
+  };
+  t.teardown(async () => {
+    proto.add = original;
+    ticking = false;
+    for (const s of socks) s.destroy();
+    await p.close();
+    await b.close();
+  });
+  // Half never send a byte; half finish one request and stay open (keep-alive).
+  await Promise.all(Array.from({ length: N }, (_, i) => new Promise<void>((resolve) => {
+    const s = net.connect(p.port, '127.0.0.1');
+    s.on('error', () => {});
+    s.on('close', () => closed++);
+    s.once('connect', () => {
+      if (i % 2 === 0) resolve();
+      else {
+        s.write('GET / HTTP/1.1\r\nHost: svc\r\n\r\n');
+        s.once('data', () => resolve());
+      }
+    });
+    socks.push(s);
+  })));
+  await until(() => closed === N, 20_000, `all ${N} closed by the proxy (got ${closed})`);
+  const most = Math.max(...perTurn.values());
+  t.equal([...perTurn.values()].reduce((a, v) => a + v, 0), N, 'each connection closed once');
+  t.ok(most <= 16, `at most 16 closed in one turn of the event loop (most: ${most}, over ${perTurn.size} turns)`);
   t.equal((await request(p.port, { headers: { host: 'svc' } })).status, 200, 'others still served');
 });
 
