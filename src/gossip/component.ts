@@ -1,6 +1,6 @@
 // The gossip component of a running sidecar: binds UDP + TCP, joins the seeds, runs SWIM + Lifeguard, and
 // runs the signed health plane (publish own observations, apply quorum verdicts). Started by src/runtime/sidecar.ts.
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { connect } from 'node:net';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
@@ -286,10 +286,15 @@ async function startGossipWith(ctx: SidecarContext, deps: GossipDeps): Promise<G
     let lastKeyProblem = '';
     if (cfg.keysFile) {
       const file = cfg.keysFile;
+      // A keyring change is a config change: audited (a fingerprint of the primary key, never keys).
+      const audit = (e: Record<string, unknown>) => (ctx.components.get('audit') as { record?: (e: Record<string, unknown>) => void } | undefined)?.record?.({ kind: 'config', at: clock.now(), ...e });
       timers.push(clock.setInterval(() => {
         const read = readKeysFrom(file);
         if (typeof read === 'string') {
-          if (read !== lastKeyProblem) log.error('gossip keyring not reloaded; the keys in use are kept', { problem: read, code: 'MM_ERR_GOSSIP_KEYS' });
+          if (read !== lastKeyProblem) {
+            log.error('gossip keyring not reloaded; the keys in use are kept', { problem: read, code: 'MM_ERR_GOSSIP_KEYS' });
+            audit({ event: 'gossip_keyring_reload_failed', problem: read });
+          }
           lastKeyProblem = read;
           keyringReloads.failed++;
           return;
@@ -300,6 +305,7 @@ async function startGossipWith(ctx: SidecarContext, deps: GossipDeps): Promise<G
         applyKeys(keyring, read);
         keyringReloads.applied++;
         log.info('gossip keyring reloaded', { keys: read.length, primaryChanged: now[0] !== read[0] });
+        audit({ event: 'gossip_keyring_reloaded', keys: read.length, primaryChanged: now[0] !== read[0], primary: createHash('sha256').update(read[0] ?? '').digest('hex').slice(0, 16) });
       }, cfg.keysReloadMs ?? 5000));
     }
 

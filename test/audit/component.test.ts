@@ -1,7 +1,7 @@
 // The audit component in a sidecar whose log directory cannot be written: proxying state and readiness stay
 // up, the outage is loud (metric, alert event, status), and the log resumes once the directory can be made.
 // (Tests run as root, which ignores permission bits: the directory's parent is a regular file instead.)
-// Also: entries served across rotated segments, and refused admin mutations in the log.
+// Also: entries served across rotated segments, refused admin mutations and gossip keyring reloads in the log.
 import t, { type Test } from 'tap';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -12,6 +12,8 @@ import { silentLogger } from '../../src/core/log.js';
 import { startSidecar, type Sidecar } from '../../src/runtime/sidecar.js';
 import { startAudit } from '../../src/audit/component.js';
 import { startHealing } from '../../src/heal/component.js';
+import { startGossip } from '../../src/gossip/component.js';
+import { createHash, randomBytes } from 'node:crypto';
 import { verifyDir } from '../../src/audit/verify.js';
 import { waitForValue } from '../helpers/wait-value.js';
 
@@ -150,4 +152,38 @@ t.test('a read-only admin API: a refused mutation is logged with 403', async (t)
     return page.entries.find((e) => e.kind === 'operator');
   }, 15_000);
   t.match(op, { path: '/v1/endpoints/s%2F127.0.0.11%3A8080/eject', status: 403, refused: 'MM_ERR_ADMIN_READ_ONLY' });
+});
+
+t.test('a gossip keyring reload is a logged config change, without the keys', async (t) => {
+  const base = mkdtempSync(path.join(tmpdir(), 'mm-audit-keyring-'));
+  t.teardown(() => rmSync(base, { recursive: true, force: true }));
+  const keysFile = path.join(base, 'keys');
+  const k1 = randomBytes(32).toString('base64');
+  const k2 = randomBytes(32).toString('base64');
+  writeFileSync(keysFile, `${k1}\n`);
+  const dir = path.join(base, 'audit');
+  const v = validateConfig({
+    node: { id: 'k' },
+    admin: { enabled: true, listen: '127.0.0.1:0' },
+    services: [{ name: 's', endpoints: [{ address: '127.0.0.11:8080' }] }],
+    gossip: { enabled: true, listen: '127.0.0.1:0', keysFile, keysReloadMs: 100, health: { enabled: false } },
+    audit: { enabled: true, dir, fsyncIntervalMs: 20, checkpointIntervalMs: 50 },
+  });
+  if (!v.valid) throw new Error(v.errors.join('; '));
+  const sc = await startSidecar(v.result, { log: silentLogger, components: [{ name: 'audit', factory: startAudit }, { name: 'gossip', factory: startGossip }] });
+  t.teardown(() => sc.close(200));
+  const admin = `http://${sc.addresses.admin}`;
+  const configEntries = async (event: string) => {
+    const page = (await getJson(`${admin}/v1/audit/entries?limit=1000`)).body as unknown as Page;
+    return page.entries.find((e) => e.kind === 'config' && e.event === event);
+  };
+  writeFileSync(keysFile, `${k2}\n${k1}\n`);
+  const reloaded = await waitForValue('the reload logged', () => configEntries('gossip_keyring_reloaded'), 15_000);
+  t.match(reloaded, { keys: 2, primaryChanged: true, primary: createHash('sha256').update(k2).digest('hex').slice(0, 16) });
+  writeFileSync(keysFile, 'not a key\n');
+  const failed = await waitForValue('the failed reload logged', () => configEntries('gossip_keyring_reload_failed'), 15_000);
+  t.match(failed, { problem: /line 1: a gossip key must be 32 bytes/ });
+  await sc.close(200);
+  const bytes = readFileSync(path.join(dir, 'seg-000001.log')).toString('latin1');
+  for (const k of [k1, k2]) t.notOk(bytes.includes(k), 'no key in the log');
 });
