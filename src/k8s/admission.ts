@@ -4,7 +4,7 @@ import type { ErrorCode } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import { silentLogger } from '../core/log.js';
 import type { InjectorConfig } from './injector-config.js';
-import { planInjection, type InjectionPlan } from './inject.js';
+import { planInjection, type InjectionPlan, type OptInRoute } from './inject.js';
 
 export const ADMISSION_V1 = 'admission.k8s.io/v1';
 
@@ -19,7 +19,8 @@ export interface AdmissionHttpResult {
 
 export interface ReviewOptions {
   readonly config: InjectorConfig;
-  readonly requireAnnotation: boolean;
+  /** Which opt-in the calling webhook entry selects on (the planner checks it again). */
+  readonly optIn: OptInRoute;
   readonly log?: Logger;
   /** Replaces the planner (tests use it to prove that internal errors fail open). */
   readonly plan?: typeof planInjection;
@@ -66,7 +67,7 @@ export function reviewAdmission(raw: Buffer | string, opts: ReviewOptions): Admi
 
   let plan: InjectionPlan;
   try {
-    plan = (opts.plan ?? planInjection)({ pod: request.object, namespace, requireAnnotation: opts.requireAnnotation }, opts.config);
+    plan = (opts.plan ?? planInjection)({ pod: request.object, namespace, optIn: opts.optIn }, opts.config);
   } catch (err) {
     // Fail open: a bug here must never stop a pod from starting.
     log.error('injection failed; admitting the pod unchanged', { uid, namespace, err });

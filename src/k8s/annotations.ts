@@ -39,7 +39,7 @@ const a = (key: string, kind: AnnotationKind, description: string, example: stri
 /** Every annotation meshmedic understands. docs/kubernetes.md renders the same table. */
 export const ANNOTATIONS: readonly AnnotationSpec[] = Object.freeze([
   // Injection (read by the webhook).
-  a('inject', 'boolean', 'opt a pod in ("true") or out ("false") of injection', '"true"'),
+  a('inject', 'boolean', 'opt a pod out ("false"); as an opt-in ("true") deprecated: use the label meshmedic.io/inject: "true"', '"false"'),
   a('status', 'json', 'written by the injector: what it injected (do not set by hand)', '{"version":1,...}'),
   a('sidecar-mode', 'string', 'native (initContainer with restartPolicy Always, Kubernetes ≥ 1.29) or classic (regular container)', 'classic'),
   a('proxy-cpu', 'quantity', "sidecar CPU request", '100m'),

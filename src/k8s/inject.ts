@@ -29,11 +29,29 @@ export interface InjectionRequest {
   readonly pod: unknown;
   /** `request.namespace` (a pod being created may have no metadata.namespace yet). */
   readonly namespace: string;
-  /**
-   * True when the call comes from the webhook entry that matches every namespace not opted in by
-   * label: then only pods annotated `meshmedic.io/inject: "true"` are injected.
-   */
-  readonly requireAnnotation: boolean;
+  /** Which webhook entry called, so which opt-in the API server already checked; it is checked again here. */
+  readonly optIn: OptInRoute;
+}
+
+/**
+ * How a pod opted in, one per webhook path: its namespace is labelled `meshmedic.io/inject=true`
+ * (the API server checked the label), the pod itself is labelled so (in a namespace without the label),
+ * or — the deprecated route, which made the API server call the webhook for every pod of unlabelled
+ * namespaces — the pod is annotated `meshmedic.io/inject: "true"`.
+ */
+export type OptInRoute = 'namespace-label' | 'pod-label' | 'pod-annotation';
+
+/** Values of the `meshmedic.io/inject` label (namespace or pod) that opt in / out; the selectors use the same. */
+export const INJECT_LABEL_ON = Object.freeze(['true', 'enabled']);
+export const INJECT_LABEL_OFF = Object.freeze(['false', 'disabled']);
+
+/** A pod's own `meshmedic.io/inject` label: true, false, or undefined (absent or neither). */
+export function podInjectLabel(labels: Readonly<Record<string, unknown>> | undefined): boolean | undefined {
+  const v = labels?.[INJECTION_ANNOTATIONS.inject];
+  if (typeof v !== 'string') return undefined;
+  if (INJECT_LABEL_ON.includes(v)) return true;
+  if (INJECT_LABEL_OFF.includes(v)) return false;
+  return undefined;
 }
 
 export const PODINFO_VOLUME = 'meshmedic-podinfo';
@@ -65,10 +83,17 @@ export function planInjection(req: InjectionRequest, cfg: InjectorConfig): Injec
   if (spec.hostNetwork === true) return { inject: false, reason: 'the pod uses hostNetwork (its ports would collide with the node\'s)', warnings };
 
   const injectRaw = annotations[INJECTION_ANNOTATIONS.inject];
-  const optIn = injectRaw === undefined ? undefined : parseBool(injectRaw);
-  if (injectRaw !== undefined && optIn === undefined) warnings.push(`${INJECTION_ANNOTATIONS.inject}: ${JSON.stringify(injectRaw)} is not "true" or "false"; ignored`);
-  if (optIn === false) return { inject: false, reason: `opted out by ${INJECTION_ANNOTATIONS.inject}: "false"`, warnings };
-  if (req.requireAnnotation && optIn !== true) return { inject: false, reason: `not opted in (no ${INJECTION_ANNOTATIONS.inject}: "true" and the namespace is not labelled)`, warnings };
+  const annotationOptIn = injectRaw === undefined ? undefined : parseBool(injectRaw);
+  if (injectRaw !== undefined && annotationOptIn === undefined) warnings.push(`${INJECTION_ANNOTATIONS.inject}: ${JSON.stringify(injectRaw)} is not "true" or "false"; ignored`);
+  const labels = asObject(metadata?.labels);
+  const labelRaw = labels?.[INJECTION_ANNOTATIONS.inject];
+  const labelOptIn = podInjectLabel(labels);
+  if (labelRaw !== undefined && labelOptIn === undefined) warnings.push(`label ${INJECTION_ANNOTATIONS.inject}=${JSON.stringify(labelRaw)} is not one of ${[...INJECT_LABEL_ON, ...INJECT_LABEL_OFF].join(', ')}; ignored`);
+  // Defence in depth: the API server's selectors should have kept these pods away; check again.
+  if (labelOptIn === false) return { inject: false, reason: `opted out by the label ${INJECTION_ANNOTATIONS.inject}=${String(labelRaw)}`, warnings };
+  if (annotationOptIn === false) return { inject: false, reason: `opted out by ${INJECTION_ANNOTATIONS.inject}: "false"`, warnings };
+  if (req.optIn === 'pod-label' && labelOptIn !== true) return { inject: false, reason: `not opted in (no label ${INJECTION_ANNOTATIONS.inject}=true on the pod and the namespace is not labelled)`, warnings };
+  if (req.optIn === 'pod-annotation' && annotationOptIn !== true && labelOptIn !== true) return { inject: false, reason: `not opted in (no ${INJECTION_ANNOTATIONS.inject}: "true" and the namespace is not labelled)`, warnings };
 
   if (annotations[INJECTION_ANNOTATIONS.status] !== undefined) return { inject: false, reason: 'already injected (status annotation present)', warnings };
   const initContainers = Array.isArray(spec.initContainers) ? spec.initContainers : undefined;

@@ -15,14 +15,18 @@ import type { IMutatingWebhook } from 'kubernetes-models/admissionregistration.k
 import { Certificate } from '@kubernetes-models/cert-manager/cert-manager.io/v1/Certificate';
 import { Issuer } from '@kubernetes-models/cert-manager/cert-manager.io/v1/Issuer';
 import { DEFAULT_EXCLUDED_NAMESPACES, DEFAULT_INJECTOR_CONFIG } from './injector-config.js';
-import { INJECT_ANNOTATED_PATH, INJECT_PATH } from './webhook.js';
+import { INJECT_PATH, INJECT_POD_PATH } from './webhook.js';
+import { INJECT_LABEL_OFF, INJECT_LABEL_ON } from './inject.js';
 import { buildDashboard } from './dashboard.js';
 
 export const NAMESPACE = 'meshmedic';
 export const WEBHOOK_NAME = 'meshmedic-webhook';
 export const WEBHOOK_PORT = 17443;
 export const SAMPLE_NAMESPACE = 'shop';
-/** Namespace label that opts every pod in (the pod annotation `meshmedic.io/inject: "false"` opts one out). */
+/**
+ * Label that opts in every pod of a namespace, or one pod in a namespace without it; "false" on a pod
+ * (label or annotation) opts it out.
+ */
 export const NAMESPACE_LABEL = 'meshmedic.io/inject';
 export const DISCOVERY_ROLE = 'meshmedic-discovery';
 
@@ -202,24 +206,25 @@ export function buildManifests(): ManifestFile[] {
         clientConfig: { service: { name: WEBHOOK_NAME, namespace: NAMESPACE, path: INJECT_PATH, port: 443 } },
         namespaceSelector: {
           matchExpressions: [
-            { key: NAMESPACE_LABEL, operator: 'In', values: ['enabled', 'true'] },
+            { key: NAMESPACE_LABEL, operator: 'In', values: [...INJECT_LABEL_ON] },
             { key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: excluded },
           ],
         },
-        objectSelector: { matchExpressions: [{ key: NAMESPACE_LABEL, operator: 'NotIn', values: ['false', 'disabled'] }] },
+        objectSelector: { matchExpressions: [{ key: NAMESPACE_LABEL, operator: 'NotIn', values: [...INJECT_LABEL_OFF] }] },
         ...common,
       },
       {
-        // Pods opted in by annotation in namespaces that are not labelled: the server checks the annotation.
-        name: 'annotation.inject.meshmedic.io',
-        clientConfig: { service: { name: WEBHOOK_NAME, namespace: NAMESPACE, path: INJECT_ANNOTATED_PATH, port: 443 } },
+        // Pods opted in by their own label in namespaces without the label. A label, not an annotation:
+        // the API server can select on labels only, so it calls the webhook for these pods alone.
+        name: 'pod.inject.meshmedic.io',
+        clientConfig: { service: { name: WEBHOOK_NAME, namespace: NAMESPACE, path: INJECT_POD_PATH, port: 443 } },
         namespaceSelector: {
           matchExpressions: [
             { key: NAMESPACE_LABEL, operator: 'DoesNotExist' },
             { key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: excluded },
           ],
         },
-        objectSelector: { matchExpressions: [{ key: NAMESPACE_LABEL, operator: 'NotIn', values: ['false', 'disabled'] }] },
+        objectSelector: { matchExpressions: [{ key: NAMESPACE_LABEL, operator: 'In', values: [...INJECT_LABEL_ON] }] },
         ...common,
       },
     ],
@@ -353,7 +358,7 @@ export function buildManifests(): ManifestFile[] {
     { file: '10-rbac.yaml', comment: 'Service accounts and least-privilege RBAC: the webhook needs no API access; discovery reads Services and EndpointSlices.', objects: [webhookSa, discoveryRole] },
     { file: '20-certificate.yaml', comment: 'The webhook certificate from cert-manager (docs/kubernetes.md has the openssl path without cert-manager).', objects: [issuer, certificate] },
     { file: '30-webhook.yaml', comment: 'The injection webhook: settings, Deployment, disruption budget and Service.', objects: [injectorConfig, deployment, pdb, service] },
-    { file: '40-mutatingwebhook.yaml', comment: 'Registration with the API server: namespace label or pod annotation opts in; fails open.', objects: [webhookConfig] },
+    { file: '40-mutatingwebhook.yaml', comment: 'Registration with the API server: the label meshmedic.io/inject=true on a namespace or a pod opts in; fails open.', objects: [webhookConfig] },
     { file: '50-sample-app.yaml', comment: 'A sample application in an opted-in namespace, tuned by annotations, with its mesh ConfigMap and discovery binding.', objects: [sampleNs, meshConfig, sampleSa, sampleBinding, sampleDeployment, sampleService] },
     { file: '60-grafana-dashboard.yaml', comment: 'The Grafana dashboard as a ConfigMap for the Grafana dashboard sidecar (also in grafana-dashboard.json).', objects: [dashboard] },
     {

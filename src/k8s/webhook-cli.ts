@@ -9,9 +9,12 @@ import { startWebhook } from './webhook.js';
 export const WEBHOOK_USAGE = `Usage: meshmedic webhook --listen HOST:PORT --tls-cert FILE --tls-key FILE [--config FILE] [--log-level LEVEL]
 
 Runs the sidecar injection webhook (AdmissionReview v1 over HTTPS).
-  POST /inject            pods in namespaces labelled meshmedic.io/inject=enabled
-  POST /inject/annotated  pods annotated meshmedic.io/inject: "true" in other namespaces
+  POST /inject            pods in namespaces labelled meshmedic.io/inject=true (or =enabled)
+  POST /inject/pod        pods labelled meshmedic.io/inject=true in namespaces without that label
+  POST /inject/annotated  deprecated (old registrations): pods annotated meshmedic.io/inject: "true"
   GET  /healthz           liveness/readiness
+  GET  /metrics           Prometheus metrics of the webhook
+A pod labelled or annotated meshmedic.io/inject: "false" is never injected.
 
 Options:
   --listen HOST:PORT   address to listen on (IP literal; default 0.0.0.0:17443)

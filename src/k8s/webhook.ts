@@ -1,6 +1,6 @@
-// The injection webhook's HTTPS server: POST /inject (namespace opted in by label) and
-// POST /inject/annotated (pod opted in by annotation), GET /healthz, GET /metrics. Certificates are
-// reloaded when their files change, so cert-manager rotations need no restart.
+// The injection webhook's HTTPS server: POST /inject (namespace opted in by label), POST /inject/pod
+// (pod opted in by label), POST /inject/annotated (deprecated: pod opted in by annotation), GET /healthz,
+// GET /metrics. Certificates are reloaded when their files change, so cert-manager rotations need no restart.
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { readFileSync, statSync } from 'node:fs';
@@ -12,10 +12,18 @@ import type { Logger } from '../core/log.js';
 import { silentLogger } from '../core/log.js';
 import { reviewAdmission } from './admission.js';
 import { DEFAULT_INJECTOR_CONFIG, type InjectorConfig } from './injector-config.js';
-import type { planInjection } from './inject.js';
+import type { OptInRoute, planInjection } from './inject.js';
 
 export const INJECT_PATH = '/inject';
+export const INJECT_POD_PATH = '/inject/pod';
+/** Deprecated: the entry that called it matched every pod of unlabelled namespaces. Kept for old registrations. */
 export const INJECT_ANNOTATED_PATH = '/inject/annotated';
+/** Each path and the opt-in its webhook entry selects on. */
+export const INJECT_ROUTES: ReadonlyMap<string, OptInRoute> = new Map([
+  [INJECT_PATH, 'namespace-label'],
+  [INJECT_POD_PATH, 'pod-label'],
+  [INJECT_ANNOTATED_PATH, 'pod-annotation'],
+]);
 /** The API server caps admission bodies well below this; anything larger is not a real review. */
 export const MAX_BODY_BYTES = 3 * 1024 * 1024;
 
@@ -67,8 +75,9 @@ export async function startWebhook(opts: WebhookOptions): Promise<WebhookServer>
   if (typeof hp === 'string') throw new MeshmedicError('MM_ERR_ADDRESS', `--listen: ${hp}`);
   const tls = readTls(opts.tlsCert, opts.tlsKey);
   const metrics = createMetrics();
+  const handler: Handler = { config, log, metrics, ...(opts.plan ? { plan: opts.plan } : {}), deprecatedPathSeen: false };
   const server: Server = createServer({ cert: tls.cert, key: tls.key, minVersion: 'TLSv1.2' }, (req, res) => {
-    handle(req, res, config, log, metrics, opts.plan).catch((err) => {
+    handle(req, res, handler).catch((err) => {
       log.error('webhook request failed', { err });
       if (!res.headersSent) send(res, 500, { code: 'MM_ERR_INTERNAL', message: 'internal error' });
       else res.destroy();
@@ -106,7 +115,7 @@ export async function startWebhook(opts: WebhookOptions): Promise<WebhookServer>
   });
   const addr = server.address() as AddressInfo;
   const address = formatHostPort(addr.address, addr.port);
-  log.info('webhook listening', { address, paths: [INJECT_PATH, INJECT_ANNOTATED_PATH] });
+  log.info('webhook listening', { address, paths: [...INJECT_ROUTES.keys()] });
   let closing: Promise<void> | undefined;
   return {
     address,
@@ -125,7 +134,18 @@ export async function startWebhook(opts: WebhookOptions): Promise<WebhookServer>
   };
 }
 
-async function handle(req: IncomingMessage, res: ServerResponse, config: InjectorConfig, log: Logger, metrics: WebhookMetrics, plan?: typeof planInjection): Promise<void> {
+/** What one server's requests share. */
+interface Handler {
+  readonly config: InjectorConfig;
+  readonly log: Logger;
+  readonly metrics: WebhookMetrics;
+  readonly plan?: typeof planInjection;
+  /** The deprecated path is logged once per process, not once per pod. */
+  deprecatedPathSeen: boolean;
+}
+
+async function handle(req: IncomingMessage, res: ServerResponse, h: Handler): Promise<void> {
+  const { config, log, metrics, plan } = h;
   const url = req.url ?? '/';
   const q = url.indexOf('?');
   const path = q >= 0 ? url.slice(0, q) : url;
@@ -138,11 +158,16 @@ async function handle(req: IncomingMessage, res: ServerResponse, config: Injecto
     res.end(text);
     return;
   }
-  if (path !== INJECT_PATH && path !== INJECT_ANNOTATED_PATH) {
+  const optIn = INJECT_ROUTES.get(path);
+  if (!optIn) {
     req.resume();
-    return send(res, 404, { code: 'MM_ERR_NOT_FOUND', message: `no such path ${JSON.stringify(path.slice(0, 100))}; the webhook serves POST ${INJECT_PATH} and ${INJECT_ANNOTATED_PATH}` });
+    return send(res, 404, { code: 'MM_ERR_NOT_FOUND', message: `no such path ${JSON.stringify(path.slice(0, 100))}; the webhook serves POST ${[...INJECT_ROUTES.keys()].join(', ')}` });
   }
   if (req.method !== 'POST') return methodNotAllowed(req, res, 'POST');
+  if (optIn === 'pod-annotation' && !h.deprecatedPathSeen) {
+    h.deprecatedPathSeen = true;
+    log.warn(`${INJECT_ANNOTATED_PATH} is deprecated: its webhook entry makes the API server call the webhook for every pod of unlabelled namespaces; re-apply the current manifests (pods opt in by the label meshmedic.io/inject=true, served on ${INJECT_POD_PATH})`);
+  }
   const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
   if (type !== 'application/json') {
     req.resume();
@@ -178,7 +203,7 @@ async function handle(req: IncomingMessage, res: ServerResponse, config: Injecto
     metrics.reviews.inc({ outcome: 'refused' });
     return tooLarge(req, res);
   }
-  const result = reviewAdmission(Buffer.concat(chunks, size), { config, requireAnnotation: path === INJECT_ANNOTATED_PATH, log, ...(plan ? { plan } : {}) });
+  const result = reviewAdmission(Buffer.concat(chunks, size), { config, optIn, log, ...(plan ? { plan } : {}) });
   if (result.outcome === 'rejected') log.warn('admission review rejected', { reason: result.reason });
   send(res, result.status, result.body);
   metrics.reviews.inc({ outcome: result.outcome.replace('-', '_') });

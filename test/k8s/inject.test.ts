@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import fjp from 'fast-json-patch';
 import { Pod } from 'kubernetes-models/v1/Pod';
 import { reviewAdmission } from '../../src/k8s/admission.js';
-import { escapeJsonPointer, planInjection, type JsonPatchOp } from '../../src/k8s/inject.js';
+import { escapeJsonPointer, planInjection, type JsonPatchOp, type OptInRoute } from '../../src/k8s/inject.js';
 import { DEFAULT_INJECTOR_CONFIG, validateInjectorConfig } from '../../src/k8s/injector-config.js';
 
 const dir = fileURLToPath(new URL('./fixtures/inject/', import.meta.url));
@@ -15,7 +15,8 @@ const UPDATE = process.env.UPDATE_GOLDEN === '1';
 
 interface Case {
   name: string;
-  annotated?: boolean;
+  /** The webhook entry (path) that calls; default the namespace-label one. */
+  optIn?: OptInRoute;
   inject: boolean;
   mode?: 'native' | 'classic';
   reason?: RegExp;
@@ -31,7 +32,10 @@ const CASES: Case[] = [
   { name: 'host-network', inject: false, reason: /hostNetwork/ },
   { name: 'generate-name', inject: true, mode: 'native' },
   { name: 'kube-system', inject: false, reason: /excluded/ },
-  { name: 'annotated-opt-in', annotated: true, inject: true, mode: 'native' },
+  { name: 'annotated-opt-in', optIn: 'pod-annotation', inject: true, mode: 'native' },
+  { name: 'label-opt-in', optIn: 'pod-label', inject: true, mode: 'native' },
+  // Defence in depth: the selectors keep a pod labelled "false" away, but if one arrives it is skipped.
+  { name: 'label-opt-out', inject: false, reason: /opted out by the label meshmedic\.io\/inject=false/ },
   {
     name: 'bad-annotations',
     inject: true,
@@ -60,7 +64,7 @@ function sidecars(pod: any): any[] {
 for (const c of CASES) {
   t.test(c.name, async (t) => {
     const { review, pod } = load(c.name);
-    const res = reviewAdmission(JSON.stringify(review), { config: DEFAULT_INJECTOR_CONFIG, requireAnnotation: c.annotated === true });
+    const res = reviewAdmission(JSON.stringify(review), { config: DEFAULT_INJECTOR_CONFIG, optIn: c.optIn ?? 'namespace-label' });
     t.equal(res.status, 200);
     const body = res.body as any;
     t.equal(body.apiVersion, 'admission.k8s.io/v1');
@@ -110,7 +114,7 @@ for (const c of CASES) {
     const again = structuredClone(review);
     again.request.object = patched;
     again.request.uid = 'second-call';
-    const res2 = reviewAdmission(JSON.stringify(again), { config: DEFAULT_INJECTOR_CONFIG, requireAnnotation: c.annotated === true });
+    const res2 = reviewAdmission(JSON.stringify(again), { config: DEFAULT_INJECTOR_CONFIG, optIn: c.optIn ?? 'namespace-label' });
     t.equal((res2.body as any).response.uid, 'second-call');
     t.equal((res2.body as any).response.patch, undefined, 'no second injection');
   });
@@ -118,7 +122,7 @@ for (const c of CASES) {
 
 t.test('proxy environment and template details', async (t) => {
   const { review, pod } = load('existing-init-containers');
-  const res = reviewAdmission(JSON.stringify(review), { config: DEFAULT_INJECTOR_CONFIG, requireAnnotation: false });
+  const res = reviewAdmission(JSON.stringify(review), { config: DEFAULT_INJECTOR_CONFIG, optIn: 'namespace-label' });
   const patch = JSON.parse(Buffer.from((res.body as any).response.patch, 'base64').toString());
   const patched = fjp.applyPatch(structuredClone(pod), patch).newDocument as any;
   const app = patched.spec.containers[0];
@@ -151,7 +155,7 @@ t.test('proxy environment and template details', async (t) => {
 
 t.test('annotation overrides of resources and classic mode', async (t) => {
   const { review, pod } = load('classic');
-  const res = reviewAdmission(JSON.stringify(review), { config: DEFAULT_INJECTOR_CONFIG, requireAnnotation: false });
+  const res = reviewAdmission(JSON.stringify(review), { config: DEFAULT_INJECTOR_CONFIG, optIn: 'namespace-label' });
   const patched = fjp.applyPatch(structuredClone(pod), JSON.parse(Buffer.from((res.body as any).response.patch, 'base64').toString())).newDocument as any;
   const sc = patched.spec.containers.at(-1);
   t.same(sc.resources, { requests: { cpu: '100m', memory: '64Mi' }, limits: { memory: '512Mi' } });
@@ -162,19 +166,44 @@ t.test('RFC 6901 escaping', async (t) => {
   t.equal(escapeJsonPointer('a~b/c'), 'a~0b~1c');
   t.equal(escapeJsonPointer('~1'), '~01', 'tilde escaped before slash');
   const { pod } = load('existing-init-containers');
-  const plan = planInjection({ pod, namespace: 'shop', requireAnnotation: false }, DEFAULT_INJECTOR_CONFIG);
+  const plan = planInjection({ pod, namespace: 'shop', optIn: 'namespace-label' }, DEFAULT_INJECTOR_CONFIG);
   t.ok(plan.inject);
   if (plan.inject) t.ok(plan.patch.some((op) => op.path === '/metadata/annotations/meshmedic.io~1status'));
 });
 
-t.test('annotated path needs the annotation; injector config selects classic', async (t) => {
+t.test('each pod route re-checks its own opt-in', async (t) => {
+  const plan = (name: string, optIn: OptInRoute, edit?: (pod: any) => void) => {
+    const { pod } = load(name);
+    edit?.(pod);
+    return planInjection({ pod, namespace: 'legacy-apps', optIn }, DEFAULT_INJECTOR_CONFIG);
+  };
+  const plain = plan('plain-pod', 'pod-label');
+  t.equal(plain.inject, false, 'no label: not injected on the pod-label path');
+  if (!plain.inject) t.match(plain.reason, /not opted in \(no label meshmedic\.io\/inject=true/);
+  t.equal(plan('annotated-opt-in', 'pod-label').inject, false, 'the annotation alone is not the label');
+  t.equal(plan('plain-pod', 'pod-annotation').inject, false, 'deprecated path: no annotation, no injection');
+  t.equal(plan('label-opt-in', 'pod-annotation').inject, true, 'deprecated path: the label also counts');
+  t.equal(plan('label-opt-in', 'pod-label', (p) => { p.metadata.labels['meshmedic.io/inject'] = 'enabled'; }).inject, true, '"enabled" is an opt-in value too');
+  const optOutByAnnotation = plan('label-opt-in', 'pod-label', (p) => { p.metadata.annotations = { 'meshmedic.io/inject': 'false' }; });
+  t.equal(optOutByAnnotation.inject, false, 'annotation "false" wins over the label');
+  const disabled = plan('label-opt-in', 'namespace-label', (p) => { p.metadata.labels['meshmedic.io/inject'] = 'disabled'; });
+  t.equal(disabled.inject, false, 'label "disabled" opts out on the namespace path');
+  // Bad label values: a clear warning, and no opt-in on the label path.
+  for (const bad of ['yes', 'TRUE', '', 1, null]) {
+    const res = plan('label-opt-in', 'pod-label', (p) => { p.metadata.labels['meshmedic.io/inject'] = bad; });
+    t.equal(res.inject, false, `label value ${JSON.stringify(bad)} does not opt in`);
+    if (typeof bad === 'string') t.ok(res.warnings.some((w) => w.includes(`label meshmedic.io/inject=${JSON.stringify(bad)} is not one of true, enabled, false, disabled`)), `warning names ${JSON.stringify(bad)}`);
+  }
+  const odd = plan('label-opt-in', 'pod-label', (p) => { p.metadata.labels = 'x'; });
+  t.equal(odd.inject, false, 'labels that are not a map: no opt-in, no throw');
+});
+
+t.test('injector config selects classic', async (t) => {
   const { pod } = load('plain-pod');
-  const skip = planInjection({ pod, namespace: 'shop', requireAnnotation: true }, DEFAULT_INJECTOR_CONFIG);
-  t.equal(skip.inject, false);
   const classic = validateInjectorConfig({ mode: 'classic', image: 'example/meshmedic:dev' });
   t.ok(classic.valid);
   if (!classic.valid) return;
-  const plan = planInjection({ pod, namespace: 'shop', requireAnnotation: false }, classic.result);
+  const plan = planInjection({ pod, namespace: 'shop', optIn: 'namespace-label' }, classic.result);
   t.ok(plan.inject);
   if (plan.inject) {
     t.equal(plan.patch[0]!.path, '/spec/containers/-');
@@ -210,11 +239,11 @@ t.test('injector config validation names the problem', async (t) => {
 t.test('random pod shapes never throw', async (t) => {
   const shapes: unknown[] = [null, 1, 'x', [], {}, { spec: null }, { spec: { containers: 'no' } }, { spec: { containers: [{}] } }, { spec: { containers: [{ name: 'a' }], initContainers: 'x', volumes: 3 }, metadata: { annotations: [] } }, { metadata: 'm', spec: { containers: [{ name: 'a', env: 'x' }] } }];
   for (const pod of shapes) {
-    t.doesNotThrow(() => planInjection({ pod, namespace: 'ns', requireAnnotation: false }, DEFAULT_INJECTOR_CONFIG));
+    t.doesNotThrow(() => planInjection({ pod, namespace: 'ns', optIn: 'namespace-label' }, DEFAULT_INJECTOR_CONFIG));
   }
   // A pod with odd but legal-looking fields still produces a patch that applies.
   const pod = { spec: { containers: [{ name: 'a', env: 'x' }], initContainers: 'x', volumes: 3 }, metadata: 'm' };
-  const plan = planInjection({ pod, namespace: 'ns', requireAnnotation: false }, DEFAULT_INJECTOR_CONFIG);
+  const plan = planInjection({ pod, namespace: 'ns', optIn: 'namespace-label' }, DEFAULT_INJECTOR_CONFIG);
   t.ok(plan.inject);
 });
 
@@ -262,7 +291,7 @@ t.test('mutated reviews: never a throw, never a denial, every patch applies', as
     }
     let res;
     try {
-      res = reviewAdmission(JSON.stringify(rev), { config: DEFAULT_INJECTOR_CONFIG, requireAnnotation: false });
+      res = reviewAdmission(JSON.stringify(rev), { config: DEFAULT_INJECTOR_CONFIG, optIn: 'namespace-label' });
     } catch (err) {
       t.fail(`threw on mutation ${i}: ${(err as Error).message}`);
       continue;

@@ -14,7 +14,7 @@ import { parseConfigText, validateConfig } from '../../src/config/load.js';
 import { validateInjectorConfig, DEFAULT_INJECTOR_CONFIG } from '../../src/k8s/injector-config.js';
 import { annotationsToConfigPatch } from '../../src/k8s/annotations.js';
 import { planInjection } from '../../src/k8s/inject.js';
-import { INJECT_ANNOTATED_PATH, INJECT_PATH } from '../../src/k8s/webhook.js';
+import { INJECT_PATH, INJECT_POD_PATH, INJECT_ROUTES } from '../../src/k8s/webhook.js';
 
 const k8sDir = fileURLToPath(new URL('../../k8s/', import.meta.url));
 const srcDir = fileURLToPath(new URL('../../src/', import.meta.url));
@@ -56,7 +56,8 @@ t.test('embedded configs pass meshmedic\'s own validation', async (t) => {
 t.test('webhook registration: fail open, v1 only, re-invocation, the server\'s paths', async (t) => {
   const mwc = find('MutatingWebhookConfiguration', 'meshmedic-injector');
   t.equal(mwc.metadata.annotations['cert-manager.io/inject-ca-from'], 'meshmedic/meshmedic-webhook');
-  t.same(mwc.webhooks.map((w: any) => w.clientConfig.service.path), [INJECT_PATH, INJECT_ANNOTATED_PATH]);
+  t.same(mwc.webhooks.map((w: any) => w.clientConfig.service.path), [INJECT_PATH, INJECT_POD_PATH]);
+  for (const w of mwc.webhooks) t.ok(INJECT_ROUTES.has(w.clientConfig.service.path), `${w.name}: the server serves its path`);
   for (const w of mwc.webhooks) {
     t.equal(w.failurePolicy, 'Ignore');
     t.equal(w.sideEffects, 'None');
@@ -72,6 +73,37 @@ t.test('webhook registration: fail open, v1 only, re-invocation, the server\'s p
   const dep = find('Deployment', 'meshmedic-webhook');
   t.equal(dep.spec.template.spec.volumes.find((v: any) => v.name === 'tls').secret.secretName, cert.spec.secretName);
   t.equal(dep.spec.template.metadata.labels['meshmedic.io/inject'], 'false', 'the webhook never injects itself');
+});
+
+// What the API server does with a webhook's selectors (matchExpressions over a label map).
+function selects(selector: any, labels: Record<string, string>): boolean {
+  return (selector?.matchExpressions ?? []).every((e: any) => {
+    const has = Object.hasOwn(labels, e.key);
+    switch (e.operator) {
+      case 'In': return has && e.values.includes(labels[e.key]);
+      case 'NotIn': return !has || !e.values.includes(labels[e.key]);
+      case 'Exists': return has;
+      case 'DoesNotExist': return !has;
+      default: throw new Error(`operator ${e.operator}`);
+    }
+  });
+}
+
+t.test('opt-in by label: which entry the API server calls for which pod', async (t) => {
+  const mwc = find('MutatingWebhookConfiguration', 'meshmedic-injector');
+  const called = (nsLabels: Record<string, string>, podLabels: Record<string, string>, ns = 'apps') =>
+    mwc.webhooks.filter((w: any) => selects(w.namespaceSelector, { 'kubernetes.io/metadata.name': ns, ...nsLabels }) && selects(w.objectSelector, podLabels)).map((w: any) => w.clientConfig.service.path);
+  t.same(called({}, {}), [], 'unlabelled namespace, unlabelled pod: the webhook is not called at all');
+  t.same(called({}, { app: 'x' }), [], 'other labels: not called');
+  t.same(called({}, { 'meshmedic.io/inject': 'true' }), [INJECT_POD_PATH], 'pod label opts in');
+  t.same(called({}, { 'meshmedic.io/inject': 'enabled' }), [INJECT_POD_PATH]);
+  t.same(called({}, { 'meshmedic.io/inject': 'false' }), []);
+  t.same(called({ 'meshmedic.io/inject': 'true' }, {}), [INJECT_PATH], 'namespace label opts every pod in');
+  t.same(called({ 'meshmedic.io/inject': 'enabled' }, { 'meshmedic.io/inject': 'true' }), [INJECT_PATH], 'never both entries for one pod');
+  t.same(called({ 'meshmedic.io/inject': 'true' }, { 'meshmedic.io/inject': 'false' }), [], 'pod label "false" opts out');
+  t.same(called({ 'meshmedic.io/inject': 'true' }, { 'meshmedic.io/inject': 'disabled' }), []);
+  t.same(called({ 'meshmedic.io/inject': 'false' }, { 'meshmedic.io/inject': 'true' }), [], 'namespace label "false" opts the whole namespace out');
+  for (const ns of ['kube-system', 'meshmedic']) t.same(called({}, { 'meshmedic.io/inject': 'true' }, ns), [], `${ns} is never injected`);
 });
 
 t.test('RBAC is read-only and minimal', async (t) => {
@@ -93,7 +125,7 @@ t.test('the sample application: annotations valid, injects cleanly', async (t) =
   const template = dep.spec.template;
   t.same(annotationsToConfigPatch(template.metadata.annotations).warnings, [], 'sample annotations are all valid');
   const pod = { apiVersion: 'v1', kind: 'Pod', metadata: { ...template.metadata, generateName: 'reviews-v1-5c7d9b-' }, spec: template.spec };
-  const plan = planInjection({ pod, namespace: 'shop', requireAnnotation: false }, DEFAULT_INJECTOR_CONFIG);
+  const plan = planInjection({ pod, namespace: 'shop', optIn: 'namespace-label' }, DEFAULT_INJECTOR_CONFIG);
   t.ok(plan.inject);
   if (!plan.inject) return;
   const patched = fjp.applyPatch(structuredClone(pod), plan.patch as fjp.Operation[]).newDocument;

@@ -12,6 +12,7 @@ import { connect } from 'node:tls';
 import fjp from 'fast-json-patch';
 import { startWebhook, MAX_BODY_BYTES, type WebhookServer } from '../../src/k8s/webhook.js';
 import { runWebhookCli } from '../../src/k8s/webhook-cli.js';
+import { createLogger } from '../../src/core/log.js';
 
 const fixtures = fileURLToPath(new URL('./fixtures/inject/', import.meta.url));
 
@@ -89,12 +90,29 @@ if (!hasOpenssl()) {
     t.equal(again.body.response.patch, undefined, 'idempotent');
   });
 
-  t.test('the annotated path injects only opted-in pods', async (t) => {
-    const yes = await post(server.port, '/inject/annotated', review('annotated-opt-in'));
+  t.test('the pod-label path injects only pods labelled meshmedic.io/inject=true', async (t) => {
+    const yes = await post(server.port, '/inject/pod', review('label-opt-in'));
+    t.equal(yes.status, 200);
     t.ok(yes.body.response.patch);
-    const no = await post(server.port, '/inject/annotated', review('plain-pod'));
+    for (const name of ['plain-pod', 'annotated-opt-in', 'label-opt-out']) {
+      const no = await post(server.port, '/inject/pod?timeout=5s', review(name));
+      t.equal(no.body.response.allowed, true, `${name} admitted`);
+      t.equal(no.body.response.patch, undefined, `${name} not injected on the pod-label path`);
+    }
+  });
+
+  t.test('the deprecated annotated path still injects opted-in pods, and says once that it is deprecated', async (t) => {
+    const lines: string[] = [];
+    const old = await startWebhook({ listen: '127.0.0.1:0', tlsCert: certFile, tlsKey: keyFile, log: createLogger('info', (l) => lines.push(l)) });
+    t.teardown(() => old.close());
+    const yes = await post(old.port, '/inject/annotated', review('annotated-opt-in'));
+    t.ok(yes.body.response.patch);
+    const no = await post(old.port, '/inject/annotated', review('plain-pod'));
     t.equal(no.body.response.allowed, true);
     t.equal(no.body.response.patch, undefined);
+    const deprecations = lines.filter((l) => l.includes('/inject/annotated is deprecated'));
+    t.equal(deprecations.length, 1, 'one warning per process, not one per pod');
+    t.match(deprecations[0], /"level":"warn".*meshmedic\.io\/inject=true/);
   });
 
   t.test('malformed and non-v1 reviews are refused clearly', async (t) => {
@@ -204,6 +222,9 @@ if (!hasOpenssl()) {
     t.match(chunked, /MM_ERR_PAYLOAD_TOO_LARGE/);
     const wrong = await post(server.port, '/mutate', review('plain-pod'));
     t.equal(wrong.status, 404);
+    t.match(wrong.body.message, /serves POST \/inject, \/inject\/pod, \/inject\/annotated/, 'the 404 names the paths served');
+    const sub = await post(server.port, '/inject/pod/x', review('plain-pod'));
+    t.equal(sub.status, 404, 'no prefix matching');
     const get = await post(server.port, '/inject', '', {}, 'GET');
     t.equal(get.status, 405);
     t.equal(get.headers.allow, 'POST');
