@@ -8,7 +8,8 @@ export interface Expirable {
 }
 
 export class ExpiryQueue<T extends Expirable> {
-  private readonly late: { item: T; why: string }[] = [];
+  private readonly late: { item: T; why: string; refill: number }[] = [];
+  private refills = 0;
   private at = 0;
   private allowance = 0;
   private scheduled = false;
@@ -17,13 +18,14 @@ export class ExpiryQueue<T extends Expirable> {
   constructor(
     private readonly perTurn: number,
     private readonly perRefill: number,
+    private readonly drainRefills: number,
     /** Runs fn on a later turn of the event loop (setImmediate; injectable for tests). */
     private readonly later: (fn: () => void) => void,
   ) {}
 
   /** Connections found late, in the order found; answered in that order. */
   add(item: T, why: string): void {
-    this.late.push({ item, why });
+    this.late.push({ item, why, refill: this.refills });
   }
 
   /** Waiting to be answered. */
@@ -33,7 +35,12 @@ export class ExpiryQueue<T extends Expirable> {
 
   /** A new allowance (each sweep); answering starts now if anything waits. */
   refill(): void {
-    this.allowance = this.perRefill;
+    this.refills++;
+    // Spread a backlog over drainRefills refills, and answer whatever has waited that long now.
+    let due = 0;
+    const late = this.late;
+    while (this.at + due < late.length && late[this.at + due]!.refill <= this.refills - this.drainRefills) due++;
+    this.allowance = Math.max(this.perRefill, Math.ceil(this.pending / this.drainRefills), due);
     if (this.pending > 0 && !this.scheduled) this.turn();
   }
 

@@ -74,7 +74,7 @@ export class H1Error extends Error {
 
 const SWEEP_MS = 50;
 /** Queued requests answered 503 per sweep at most (see expireQueued). */
-const QUEUE_EXPIRE_PER_SWEEP = 32;
+const QUEUE_EXPIRE_PER_SWEEP = 8;
 
 /** One queued or running request. */
 class Pending {
@@ -242,9 +242,10 @@ export class H1Pool {
   /** Fail requests that waited longer than queueTimeoutMs (both queues are in arrival order). */
   private expireQueued(now: number): void {
     const limit = this.opts.queueTimeoutMs;
-    // Requests queued together (a burst, an attack's uploads) expire together; answering a few dozen per
-    // sweep keeps their 503s from stalling the event loop for everyone else (the rest wait a sweep more).
-    let budget = QUEUE_EXPIRE_PER_SWEEP;
+    // Requests queued together (a burst, an attack's uploads) expire together; answering a few per sweep
+    // keeps their 503s from stalling the event loop for everyone else (the rest wait a sweep more), and
+    // a long queue still drains at a twentieth per sweep (about a second).
+    let budget = Math.max(QUEUE_EXPIRE_PER_SWEEP, Math.ceil((this.queue.size + this.uploadQueue.size) / 20));
     for (const q of [this.queue, this.uploadQueue]) {
       for (let p = q.peek(); p !== undefined && now - p.queuedAt > limit && budget-- > 0; p = q.peek()) {
         q.shift();

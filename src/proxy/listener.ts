@@ -28,8 +28,10 @@ export interface ProxyListener {
 /** How often the client-side deadlines (request head, body rate) are checked. */
 const CLIENT_SWEEP_MS = 250;
 /** Late connections answered per turn of the event loop, and per sweep (see ExpiryQueue). */
-const EXPIRE_PER_TURN = 8;
-const EXPIRE_PER_SWEEP = 256;
+const EXPIRE_PER_TURN = 4;
+const EXPIRE_PER_SWEEP = 64;
+/** A larger backlog is answered within this many sweeps (5 s) whatever its size. */
+const EXPIRE_DRAIN_SWEEPS = 20;
 
 function noop(): void {}
 
@@ -47,7 +49,7 @@ export async function startListener(core: ProxyCore, role: 'outbound' | 'inbound
   // CONNECT tunnels (outbound only) come back to sniff(): HTTP/1.1 or h2c inside is served as if direct.
   // Late and idle client connections are answered or closed through one queue, spread over turns of the
   // event loop and sweeps (see ExpiryQueue): a flood opened together times out together.
-  const late = new ExpiryQueue<Expirable>(EXPIRE_PER_TURN, EXPIRE_PER_SWEEP, setImmediate);
+  const late = new ExpiryQueue<Expirable>(EXPIRE_PER_TURN, EXPIRE_PER_SWEEP, EXPIRE_DRAIN_SWEEPS, setImmediate);
   const closeIdle = (socket: net.Socket): void => late.add({ expire: () => socket.destroy() }, 'idle');
   const h1Opts: H1ServerOptions = {
     engine: core.http1,

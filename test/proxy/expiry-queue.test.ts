@@ -12,9 +12,9 @@ class Conn {
   }
 }
 
-function setup(perTurn: number, perRefill: number): { q: ExpiryQueue<Conn>; turns: (() => void)[]; log: number[]; conns: Conn[] } {
+function setup(perTurn: number, perRefill: number, drainRefills = 1000): { q: ExpiryQueue<Conn>; turns: (() => void)[]; log: number[]; conns: Conn[] } {
   const turns: (() => void)[] = [];
-  const q = new ExpiryQueue<Conn>(perTurn, perRefill, (fn) => turns.push(fn));
+  const q = new ExpiryQueue<Conn>(perTurn, perRefill, drainRefills, (fn) => turns.push(fn));
   const log: number[] = [];
   return { q, turns, log, conns: [] };
 }
@@ -65,4 +65,15 @@ t.test('connections added while answering are answered after the earlier ones', 
   t.equal(q.pending, 0);
   q.refill();
   t.equal(log.length, 5, 'an empty queue does nothing');
+});
+
+t.test('a backlog larger than perRefill allows is still cleared within drainRefills refills', async (t) => {
+  const { q, turns, log } = setup(8, 10, 4);
+  for (let i = 0; i < 1000; i++) q.add(new Conn(i, log), 'x');
+  for (let sweep = 1; sweep <= 4; sweep++) {
+    q.refill();
+    while (turns.length > 0) turns.shift()!();
+  }
+  t.equal(q.pending, 0, `1,000 late answered in 4 sweeps (perRefill 10 alone would take 100)`);
+  t.equal(log.length, 1000);
 });
