@@ -34,6 +34,7 @@ export const ERROR_CODES = {
   MM_ERR_ADMIN_HOST: 'the Host header of an admin request names neither the admin listener, localhost, nor an allowed host name (DNS rebinding defence)',
   MM_ERR_ADMIN_READ_ONLY: 'the admin API is read-only (admin.readOnly): changes are refused',
   MM_ERR_GUARD_REFUSED: 'an operator ejection or drain was refused by a healing guard (max ejection %, panic, rate limit); "force": true overrides',
+  MM_ERR_K8S_API: 'a Kubernetes API request failed (network, timeout, an error status or an answer that is not the expected JSON); the caller retries later',
   MM_ERR_GOSSIP_KEYS: 'gossip.keysFile cannot be read, holds no key, or holds something that is not a base64 AES-256 key',
 } as const;
 

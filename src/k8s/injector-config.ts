@@ -4,6 +4,9 @@ import { Ajv, type ErrorObject } from 'ajv';
 import type { Validated } from '../core/errors.js';
 import { deepFreeze, readConfigDocument } from '../config/load.js';
 
+/** The namespace meshmedic's own webhook and control components run in (never injected). */
+export const CONTROL_NAMESPACE = 'meshmedic';
+
 export const DEFAULT_EXCLUDED_NAMESPACES = Object.freeze(['kube-system', 'kube-public', 'kube-node-lease']);
 
 /**

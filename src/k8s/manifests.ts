@@ -14,12 +14,12 @@ import { MutatingWebhookConfiguration } from 'kubernetes-models/admissionregistr
 import type { IMutatingWebhook } from 'kubernetes-models/admissionregistration.k8s.io/v1/MutatingWebhook';
 import { Certificate } from '@kubernetes-models/cert-manager/cert-manager.io/v1/Certificate';
 import { Issuer } from '@kubernetes-models/cert-manager/cert-manager.io/v1/Issuer';
-import { DEFAULT_EXCLUDED_NAMESPACES, DEFAULT_INJECTOR_CONFIG } from './injector-config.js';
+import { CONTROL_NAMESPACE, DEFAULT_EXCLUDED_NAMESPACES, DEFAULT_INJECTOR_CONFIG } from './injector-config.js';
 import { INJECT_PATH, INJECT_POD_PATH } from './webhook.js';
 import { INJECT_LABEL_OFF, INJECT_LABEL_ON } from './inject.js';
 import { buildDashboard } from './dashboard.js';
 
-export const NAMESPACE = 'meshmedic';
+export const NAMESPACE = CONTROL_NAMESPACE;
 export const WEBHOOK_NAME = 'meshmedic-webhook';
 export const WEBHOOK_PORT = 17443;
 export const SAMPLE_NAMESPACE = 'shop';
@@ -89,10 +89,20 @@ export function buildManifests(): ManifestFile[] {
     metadata: { name: NAMESPACE, labels: { 'app.kubernetes.io/name': 'meshmedic', 'meshmedic.io/control-plane': 'true' } },
   });
 
-  const webhookSa = new ServiceAccount({
-    metadata: { name: WEBHOOK_NAME, namespace: NAMESPACE, labels: appLabels },
-    // The webhook never calls the API server: no token at all.
-    automountServiceAccountToken: false,
+  const webhookSa = new ServiceAccount({ metadata: { name: WEBHOOK_NAME, namespace: NAMESPACE, labels: appLabels } });
+  // The webhook's only API use is the scan for pods that started without the sidecar: list pods and
+  // namespaces, and create an Event on each such pod. Nothing it can change, no secrets, no watch.
+  const webhookRole = new ClusterRole({
+    metadata: { name: WEBHOOK_NAME, labels: { 'app.kubernetes.io/name': 'meshmedic' } },
+    rules: [
+      { apiGroups: [''], resources: ['pods', 'namespaces'], verbs: ['list'] },
+      { apiGroups: [''], resources: ['events'], verbs: ['create'] },
+    ],
+  });
+  const webhookBinding = new ClusterRoleBinding({
+    metadata: { name: WEBHOOK_NAME, labels: { 'app.kubernetes.io/name': 'meshmedic' } },
+    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: WEBHOOK_NAME },
+    subjects: [{ kind: 'ServiceAccount', name: WEBHOOK_NAME, namespace: NAMESPACE }],
   });
 
   // Least privilege for discovery: read-only Services and EndpointSlices, the only kinds it reads.
@@ -122,7 +132,6 @@ export function buildManifests(): ManifestFile[] {
         },
         spec: {
           serviceAccountName: WEBHOOK_NAME,
-          automountServiceAccountToken: false,
           securityContext: { runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532, seccompProfile: { type: 'RuntimeDefault' } },
           affinity: {
             podAntiAffinity: {
@@ -134,7 +143,12 @@ export function buildManifests(): ManifestFile[] {
               name: 'webhook',
               image: DEFAULT_INJECTOR_CONFIG.image,
               imagePullPolicy: 'IfNotPresent',
-              args: ['webhook', '--listen', `0.0.0.0:${WEBHOOK_PORT}`, '--tls-cert', '/etc/meshmedic/tls/tls.crt', '--tls-key', '/etc/meshmedic/tls/tls.key', '--config', '/etc/meshmedic/injector/injector.yaml'],
+              args: ['webhook', '--listen', `0.0.0.0:${WEBHOOK_PORT}`, '--tls-cert', '/etc/meshmedic/tls/tls.crt', '--tls-key', '/etc/meshmedic/tls/tls.key', '--config', '/etc/meshmedic/injector/injector.yaml', '--missing-sidecar-interval', '60s'],
+              // Events name the replica that reported; its own namespace is never scanned.
+              env: [
+                { name: 'POD_NAME', valueFrom: { fieldRef: { apiVersion: 'v1', fieldPath: 'metadata.name' } } },
+                { name: 'POD_NAMESPACE', valueFrom: { fieldRef: { apiVersion: 'v1', fieldPath: 'metadata.namespace' } } },
+              ],
               ports: [{ name: 'https', containerPort: WEBHOOK_PORT, protocol: 'TCP' }],
               readinessProbe: { httpGet: { path: '/healthz', port: 'https', scheme: 'HTTPS' }, periodSeconds: 5 },
               livenessProbe: { httpGet: { path: '/healthz', port: 'https', scheme: 'HTTPS' }, periodSeconds: 10, failureThreshold: 3 },
@@ -355,7 +369,7 @@ export function buildManifests(): ManifestFile[] {
 
   return [
     { file: '00-namespace.yaml', comment: 'The namespace of the injection webhook.', objects: [namespace] },
-    { file: '10-rbac.yaml', comment: 'Service accounts and least-privilege RBAC: the webhook needs no API access; discovery reads Services and EndpointSlices.', objects: [webhookSa, discoveryRole] },
+    { file: '10-rbac.yaml', comment: 'Service accounts and least-privilege RBAC: the webhook lists pods and namespaces and creates Events (its scan for pods missing the sidecar); discovery reads Services and EndpointSlices.', objects: [webhookSa, webhookRole, webhookBinding, discoveryRole] },
     { file: '20-certificate.yaml', comment: 'The webhook certificate from cert-manager (docs/kubernetes.md has the openssl path without cert-manager).', objects: [issuer, certificate] },
     { file: '30-webhook.yaml', comment: 'The injection webhook: settings, Deployment, disruption budget and Service.', objects: [injectorConfig, deployment, pdb, service] },
     { file: '40-mutatingwebhook.yaml', comment: 'Registration with the API server: the label meshmedic.io/inject=true on a namespace or a pod opts in; fails open.', objects: [webhookConfig] },

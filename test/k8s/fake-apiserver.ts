@@ -1,6 +1,8 @@
 // A tiny stand-in for the Kubernetes API server (no cluster can run here): serves list and watch for
 // Services and EndpointSlices in the API's own JSON (lists with metadata.resourceVersion, watch events
-// as newline-delimited {"type","object"} over a chunked response, 410 Expired as an ERROR event).
+// as newline-delimited {"type","object"} over a chunked response, 410 Expired as an ERROR event); paginated
+// lists (limit/continue, label and field selectors) of Pods and Namespaces, Event creation (409 on a
+// name taken), and merge/strategic-merge patches of a pod's status, with scripted failures.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 
@@ -17,7 +19,12 @@ interface Resource {
   readonly watchers: Set<ServerResponse>;
 }
 
-export interface RequestRecord { method: string; path: string; watch: boolean; resourceVersion: string | null; authorization: string | undefined }
+export interface RequestRecord { method: string; path: string; watch: boolean; resourceVersion: string | null; authorization: string | undefined; query: URLSearchParams; contentType: string | undefined; body?: unknown; at: number }
+
+/** A scripted failure: the next `count` requests whose "METHOD path" matches get this status. */
+export interface Fault { match: RegExp; status: number; count: number; /** Cut the connection instead of answering. */ reset?: boolean }
+
+type Kind = 'pods' | 'namespaces' | 'events';
 
 export class FakeApiServer {
   private server: Server | undefined;
@@ -29,6 +36,26 @@ export class FakeApiServer {
     services: { listKind: 'ServiceList', apiVersion: 'v1', items: new Map(), history: [], compactedBelow: 0, watchers: new Set() },
     endpointslices: { listKind: 'EndpointSliceList', apiVersion: 'discovery.k8s.io/v1', items: new Map(), history: [], compactedBelow: 0, watchers: new Set() },
   };
+
+  /** Pods, namespaces and events by namespace/name (namespaces by name). */
+  readonly objects: Record<Kind, Map<string, Obj>> = { pods: new Map(), namespaces: new Map(), events: new Map() };
+  readonly faults: Fault[] = [];
+  /** Called after each status patch is applied (tests wait on it). */
+  onStatusPatch?: (pod: Obj, record: RequestRecord) => void;
+
+  putObject(kind: Kind, obj: Obj): void {
+    const stored = structuredClone(obj);
+    stored.metadata.resourceVersion = String(++this.rv);
+    this.objects[kind].set(kind === 'namespaces' ? obj.metadata.name : `${obj.metadata.namespace}/${obj.metadata.name}`, stored);
+  }
+
+  deleteObject(kind: Kind, namespace: string, name: string): void {
+    this.objects[kind].delete(kind === 'namespaces' ? name : `${namespace}/${name}`);
+  }
+
+  getObject(kind: Kind, namespace: string, name: string): Obj | undefined {
+    return this.objects[kind].get(kind === 'namespaces' ? name : `${namespace}/${name}`);
+  }
 
   async start(port = 0): Promise<void> {
     const server = createServer((req, res) => this.handle(req, res));
@@ -133,6 +160,82 @@ export class FakeApiServer {
     return this.resources[kind].watchers.size;
   }
 
+  /** Pods, namespaces, events and pod status patches; false when the path is not one of these. */
+  private handleObjects(req: IncomingMessage, res: ServerResponse, url: URL, record: RequestRecord): boolean {
+    const list = /^\/api\/v1(?:\/namespaces\/([^/]+))?\/(pods|events)$/.exec(url.pathname) ?? (url.pathname === '/api/v1/namespaces' ? [url.pathname, undefined, 'namespaces'] : null);
+    const statusPath = /^\/api\/v1\/namespaces\/([^/]+)\/pods\/([^/]+)\/status$/.exec(url.pathname);
+    if (!list && !statusPath) return false;
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const text = Buffer.concat(chunks).toString('utf8');
+      let body: any;
+      try {
+        body = text ? JSON.parse(text) : undefined;
+      } catch {
+        return status(res, 400, 'the body is not JSON', 'BadRequest');
+      }
+      record.body = body;
+      if (statusPath) return this.patchStatus(res, decodeURIComponent(statusPath[1]!), decodeURIComponent(statusPath[2]!), record);
+      const ns = list![1] === undefined ? undefined : decodeURIComponent(list![1]);
+      const kind = list![2] as Kind;
+      if (req.method === 'POST' && kind === 'events' && ns) {
+        const name = body?.metadata?.name;
+        if (typeof name !== 'string' || !/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/.test(name)) return status(res, 422, `Event name ${JSON.stringify(name)} is invalid`, 'Invalid');
+        if (body?.involvedObject?.namespace !== ns || body?.metadata?.namespace !== ns) return status(res, 422, 'the Event\'s namespace does not match', 'Invalid');
+        if (this.objects.events.has(`${ns}/${name}`)) return status(res, 409, `events "${name}" already exists`, 'AlreadyExists');
+        this.putObject('events', body);
+        res.writeHead(201, { 'content-type': 'application/json' });
+        res.end(JSON.stringify(this.objects.events.get(`${ns}/${name}`)));
+        return;
+      }
+      if (req.method !== 'GET') return status(res, 405, 'method not allowed', 'MethodNotAllowed');
+      let items: Obj[];
+      try {
+        items = [...this.objects[kind].values()]
+          .filter((o) => !ns || o.metadata.namespace === ns)
+          .filter((o) => matchLabels(url.searchParams.get('labelSelector'), o.metadata.labels as Record<string, unknown>))
+          .filter((o) => matchFields(url.searchParams.get('fieldSelector'), o))
+          .sort((a, b) => `${a.metadata.namespace}/${a.metadata.name}`.localeCompare(`${b.metadata.namespace}/${b.metadata.name}`));
+      } catch (err) {
+        return status(res, 400, `bad selector: ${(err as Error).message}`, 'BadRequest');
+      }
+      const limit = Number(url.searchParams.get('limit') ?? '0');
+      const from = Number(Buffer.from(url.searchParams.get('continue') ?? '', 'base64url').toString() || '0');
+      const page = limit > 0 ? items.slice(from, from + limit) : items;
+      const next = limit > 0 && from + limit < items.length ? Buffer.from(String(from + limit)).toString('base64url') : undefined;
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ kind: `${kind === 'namespaces' ? 'Namespace' : kind === 'pods' ? 'Pod' : 'Event'}List`, apiVersion: 'v1', metadata: { resourceVersion: String(this.rv), ...(next ? { continue: next } : {}) }, items: page }));
+    });
+    return true;
+  }
+
+  /** PATCH …/pods/NAME/status: merge-patch or strategic-merge-patch (conditions merged by type). */
+  private patchStatus(res: ServerResponse, ns: string, name: string, record: RequestRecord): void {
+    if (record.method !== 'PATCH') return status(res, 405, 'method not allowed', 'MethodNotAllowed');
+    const pod = this.objects.pods.get(`${ns}/${name}`);
+    if (!pod) return status(res, 404, `pods "${name}" not found`, 'NotFound');
+    const type = (record.contentType ?? '').split(';')[0]!.trim();
+    if (type !== 'application/merge-patch+json' && type !== 'application/strategic-merge-patch+json') return status(res, 415, `content type ${type} not supported here`, 'UnsupportedMediaType');
+    const patch = record.body as { status?: { conditions?: { type: string }[] } } | undefined;
+    const conditions = patch?.status?.conditions;
+    if (!Array.isArray(conditions)) return status(res, 422, 'the patch has no status.conditions', 'Invalid');
+    const podStatus = ((pod as any).status ??= {});
+    if (type === 'application/merge-patch+json') podStatus.conditions = conditions;
+    else {
+      const current: { type: string }[] = (podStatus.conditions ??= []);
+      for (const c of conditions) {
+        const i = current.findIndex((x) => x.type === c.type);
+        if (i >= 0) current[i] = { ...current[i], ...c };
+        else current.push(c);
+      }
+    }
+    pod.metadata.resourceVersion = String(++this.rv);
+    this.onStatusPatch?.(pod, record);
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify(pod));
+  }
+
   private emit(r: Resource, type: string, object: Obj): void {
     r.history.push({ rv: this.rv, type, object });
     const line = JSON.stringify({ type, object }) + '\n';
@@ -149,13 +252,21 @@ export class FakeApiServer {
   private handle(req: IncomingMessage, res: ServerResponse): void {
     const url = new URL(req.url ?? '/', 'http://x');
     const watch = url.searchParams.get('watch') === 'true';
-    this.requests.push({ method: req.method ?? '', path: url.pathname, watch, resourceVersion: url.searchParams.get('resourceVersion'), authorization: req.headers.authorization });
-    const m = /^\/(?:api\/v1|apis\/discovery\.k8s\.io\/v1)(?:\/namespaces\/([^/]+))?\/(services|endpointslices)$/.exec(url.pathname);
-    if (!m || req.method !== 'GET') {
-      res.writeHead(404, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message: 'the server could not find the requested resource', reason: 'NotFound', code: 404 }));
-      return;
+    const record: RequestRecord = { method: req.method ?? '', path: url.pathname, watch, resourceVersion: url.searchParams.get('resourceVersion'), authorization: req.headers.authorization, query: url.searchParams, contentType: req.headers['content-type'], at: performance.now() };
+    this.requests.push(record);
+    const fault = this.faults.find((f) => f.count > 0 && f.match.test(`${record.method} ${record.path}`));
+    if (fault) {
+      fault.count--;
+      req.resume();
+      if (fault.reset) {
+        req.socket.destroy();
+        return;
+      }
+      return status(res, fault.status, 'scripted failure', 'InternalError');
     }
+    if (this.handleObjects(req, res, url, record)) return;
+    const m = /^\/(?:api\/v1|apis\/discovery\.k8s\.io\/v1)(?:\/namespaces\/([^/]+))?\/(services|endpointslices)$/.exec(url.pathname);
+    if (!m || req.method !== 'GET') return status(res, 404, 'the server could not find the requested resource', 'NotFound');
     const ns = m[1];
     const r = this.resources[m[2] as 'services' | 'endpointslices'];
     const inNs = (o: Obj) => !ns || o.metadata.namespace === ns;
@@ -175,6 +286,43 @@ export class FakeApiServer {
     r.watchers.add(res);
     res.on('close', () => r.watchers.delete(res));
   }
+}
+
+function status(res: ServerResponse, code: number, message: string, reason: string): void {
+  res.writeHead(code, { 'content-type': 'application/json' });
+  res.end(JSON.stringify({ kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason, code }));
+}
+
+/** Label selector terms as the API accepts them: k, !k, k=v, k==v, k!=v, k in (a,b), k notin (a,b). */
+export function matchLabels(selector: string | null, labels: Record<string, unknown> | undefined): boolean {
+  if (!selector) return true;
+  const l = labels ?? {};
+  const terms = selector.match(/[^,(]+(\([^)]*\))?/g) ?? [];
+  return terms.every((raw) => {
+    const term = raw.trim();
+    let m: RegExpExecArray | null;
+    if ((m = /^(\S+)\s+(in|notin)\s+\(([^)]*)\)$/.exec(term))) {
+      const values = m[3]!.split(',').map((v) => v.trim());
+      const has = Object.hasOwn(l, m[1]!) && values.includes(String(l[m[1]!]));
+      return m[2] === 'in' ? has : !has;
+    }
+    if ((m = /^(\S+?)\s*!=\s*(\S*)$/.exec(term))) return l[m[1]!] !== m[2];
+    if ((m = /^(\S+?)\s*==?\s*(\S*)$/.exec(term))) return l[m[1]!] === m[2];
+    if (term.startsWith('!')) return !Object.hasOwn(l, term.slice(1));
+    return Object.hasOwn(l, term);
+  });
+}
+
+/** Field selector terms on status.phase, metadata.name and metadata.namespace (=, ==, !=). */
+function matchFields(selector: string | null, obj: Obj): boolean {
+  if (!selector) return true;
+  const field = (path: string): unknown => path.split('.').reduce<any>((o, k) => o?.[k], obj);
+  return selector.split(',').every((term) => {
+    const m = /^([a-zA-Z.]+)\s*(!=|==|=)\s*(.*)$/.exec(term.trim());
+    if (!m) throw new Error(`field selector term ${term}`);
+    const v = String(field(m[1]!) ?? '');
+    return m[2] === '!=' ? v !== m[3] : v === m[3];
+  });
 }
 
 export function service(namespace: string, name: string, ports: { name?: string; port: number; protocol?: string }[], extra: Record<string, unknown> = {}): Obj {

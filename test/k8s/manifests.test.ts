@@ -106,16 +106,25 @@ t.test('opt-in by label: which entry the API server calls for which pod', async 
   for (const ns of ['kube-system', 'meshmedic']) t.same(called({}, { 'meshmedic.io/inject': 'true' }, ns), [], `${ns} is never injected`);
 });
 
-t.test('RBAC is read-only and minimal', async (t) => {
+t.test('RBAC is minimal: discovery reads, the webhook lists and reports', async (t) => {
   const roles = all().filter((o) => o.kind === 'ClusterRole' || o.kind === 'Role');
-  t.equal(roles.length, 1);
+  t.same(roles.map((r) => r.metadata.name).sort(), ['meshmedic-discovery', 'meshmedic-webhook']);
+  const discovery = roles.find((r) => r.metadata.name === 'meshmedic-discovery');
   const resources = new Set<string>();
-  for (const r of roles[0].rules) {
+  for (const r of discovery.rules) {
     t.same(r.verbs, ['get', 'list', 'watch']);
     for (const res of r.resources) resources.add(res);
   }
   t.same([...resources].sort(), ['endpointslices', 'services'], 'exactly what discovery reads');
-  t.notOk(all().some((o) => (o.kind === 'RoleBinding' || o.kind === 'ClusterRoleBinding') && o.subjects.some((s: any) => s.name === 'meshmedic-webhook')), 'the webhook has no API access');
+  const webhook = roles.find((r) => r.metadata.name === 'meshmedic-webhook');
+  const grants = webhook.rules.flatMap((r: any) => r.resources.flatMap((res: string) => r.verbs.map((v: string) => `${r.apiGroups.join(',')}/${res}:${v}`))).sort();
+  t.same(grants, ['/events:create', '/namespaces:list', '/pods:list'], 'the webhook: list pods and namespaces, create events, nothing else');
+  const webhookBindings = all().filter((o) => (o.kind === 'RoleBinding' || o.kind === 'ClusterRoleBinding') && o.subjects.some((s: any) => s.name === 'meshmedic-webhook'));
+  t.same(webhookBindings.map((b) => b.roleRef.name), ['meshmedic-webhook'], 'bound to its own role only');
+  const dep = find('Deployment', 'meshmedic-webhook');
+  const args: string[] = dep.spec.template.spec.containers[0].args;
+  t.equal(args[args.indexOf('--missing-sidecar-interval') + 1], '60s', 'the scan runs in the webhook');
+  t.notOk(dep.spec.template.spec.automountServiceAccountToken === false, 'its token is mounted');
   const sample = all().find((o) => o.kind === 'RoleBinding' && o.metadata.namespace === 'shop');
   t.same(sample?.subjects, [{ kind: 'ServiceAccount', name: 'reviews', namespace: 'shop' }], 'the sample binds discovery for its own service account, in its namespace only');
 });
@@ -179,5 +188,5 @@ t.test('kubectl kustomize renders the core install', async (t) => {
   }
   out = execFileSync('kubectl', ['kustomize', k8sDir], { encoding: 'utf8', timeout: 60_000 });
   const kinds = parseAllDocuments(out).map((d) => (d.toJS() as any)?.kind).filter(Boolean).sort();
-  t.same(kinds, ['Certificate', 'ClusterRole', 'ConfigMap', 'ConfigMap', 'Deployment', 'Issuer', 'MutatingWebhookConfiguration', 'Namespace', 'PodDisruptionBudget', 'Service', 'ServiceAccount']);
+  t.same(kinds, ['Certificate', 'ClusterRole', 'ClusterRole', 'ClusterRoleBinding', 'ConfigMap', 'ConfigMap', 'Deployment', 'Issuer', 'MutatingWebhookConfiguration', 'Namespace', 'PodDisruptionBudget', 'Service', 'ServiceAccount']);
 });

@@ -13,6 +13,7 @@ import fjp from 'fast-json-patch';
 import { startWebhook, MAX_BODY_BYTES, type WebhookServer } from '../../src/k8s/webhook.js';
 import { runWebhookCli } from '../../src/k8s/webhook-cli.js';
 import { createLogger } from '../../src/core/log.js';
+import { FakeApiServer } from './fake-apiserver.js';
 
 const fixtures = fileURLToPath(new URL('./fixtures/inject/', import.meta.url));
 
@@ -297,6 +298,17 @@ if (!hasOpenssl()) {
     t.equal(await runWebhookCli(['--listen', '127.0.0.1:0', '--tls-cert', certFile, '--tls-key', keyFile, '--config', join(dir, 'bad.yaml')], io), 2);
     t.match(err.join(''), /\/mode/);
 
+    for (const [args, why] of [
+      [['--missing-sidecar-interval', '10ms'], /--missing-sidecar-interval "10ms" is not 0 or a duration of at least 1s/],
+      [['--missing-sidecar-interval', 'soon'], /--missing-sidecar-interval "soon"/],
+      [['--kube-api', 'http://10.0.0.1:8080'], /--kube-api: .*plain http is allowed only to a loopback address/],
+      [['--kube-api', 'ftp://127.0.0.1'], /--kube-api: .*must be https/],
+    ] as const) {
+      err.length = 0;
+      t.equal(await runWebhookCli(['--listen', '127.0.0.1:0', '--tls-cert', certFile, '--tls-key', keyFile, ...args], io), 2, args.join(' '));
+      t.match(err.join(''), why);
+    }
+
     writeFileSync(join(dir, 'good.yaml'), 'injector:\n  mode: classic\n');
     let stop!: () => void;
     const stopSignal = new Promise<void>((r) => (stop = r));
@@ -315,6 +327,31 @@ if (!hasOpenssl()) {
     const r = await post(port, '/inject', review('plain-pod'));
     const patch = JSON.parse(Buffer.from(r.body.response.patch, 'base64').toString());
     t.equal(patch[0].path, '/spec/containers/-', 'config file selected classic mode');
+    stop();
+    t.equal(await running, 0);
+  });
+
+  t.test('CLI: the webhook scans for pods missing the sidecar and reports them (Event, gauge, log)', async (t) => {
+    const api = new FakeApiServer();
+    await api.start();
+    t.teardown(() => api.stop());
+    api.putObject('namespaces', { metadata: { name: 'shop', namespace: '', labels: { 'meshmedic.io/inject': 'true' } } });
+    api.putObject('pods', { metadata: { name: 'bare', namespace: 'shop', uid: 'u-1' }, spec: { containers: [{ name: 'app' }] }, status: { phase: 'Running' } });
+    let stop!: () => void;
+    const stopSignal = new Promise<void>((r) => (stop = r));
+    const lines: string[] = [];
+    const running = runWebhookCli(['--listen', '127.0.0.1:0', '--tls-cert', certFile, '--tls-key', keyFile, '--kube-api', api.url, '--missing-sidecar-interval', '1s'],
+      { out: () => {}, err: (s) => lines.push(s), stopSignal, env: { POD_NAME: 'meshmedic-webhook-abc', POD_NAMESPACE: 'meshmedic' } });
+    const deadline = Date.now() + 20_000;
+    while (api.objects.events.size === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+    const ev = [...api.objects.events.values()][0] as any;
+    t.equal(ev?.reason, 'MeshmedicSidecarMissing');
+    t.equal(ev?.reportingInstance, 'meshmedic-webhook-abc');
+    const text = lines.join('');
+    t.match(text, /"msg":"pod runs without the meshmedic sidecar.*"namespace":"shop","pod":"bare"/);
+    const address = /"msg":"webhook listening","address":"([^"]+)"/.exec(text)?.[1];
+    const m = await post(Number(address!.split(':').pop()), '/metrics', '', {}, 'GET');
+    t.match(m.raw, /meshmedic_webhook_pods_missing_sidecar 1\n/, 'the gauge on the webhook\'s /metrics');
     stop();
     t.equal(await running, 0);
   });
