@@ -14,7 +14,7 @@ import { validateConfig } from '../../src/config/load.js';
 import { silentLogger } from '../../src/core/log.js';
 import { startSidecar, type Sidecar } from '../../src/runtime/sidecar.js';
 import { startAudit } from '../../src/audit/component.js';
-import type { Component } from '../../src/runtime/context.js';
+import type { Component, ComponentFactory } from '../../src/runtime/context.js';
 import { waitForValue } from '../helpers/wait-value.js';
 
 const LOG = 'meshmedic.io/audit/node-a';
@@ -147,21 +147,27 @@ function fakeGossip(): { factory: (ctx: unknown) => Promise<Component>; deliver(
   };
 }
 
+/** A sidecar with the audit log in `dir` (and the given extra components), closed in teardown. */
+async function witnessSidecar(t: Test, dir: string, extra: { name: string; factory: ComponentFactory }[]): Promise<Sidecar> {
+  const v = validateConfig({
+    node: { id: 'w1' },
+    admin: { enabled: true, listen: '127.0.0.1:0' },
+    services: [{ name: 's', endpoints: [{ address: '127.0.0.11:8080' }] }],
+    audit: { enabled: true, dir, checkpointIntervalMs: 50, fsyncIntervalMs: 20 },
+  });
+  if (!v.valid) throw new Error(v.errors.join('; '));
+  const sc = await startSidecar(v.result, { log: silentLogger, components: [{ name: 'audit', factory: startAudit }, ...extra] });
+  t.teardown(() => sc.close(200));
+  return sc;
+}
+
 t.test('sidecar: a witness restarted on the same audit directory alerts on a rewrite spanning the restart', async (t) => {
   const dir = tmp(t);
   const logKey = generateNoteKey(LOG);
   const vkey = verifierKey(logKey);
   const start = async (): Promise<{ sc: Sidecar; gossip: ReturnType<typeof fakeGossip> }> => {
-    const v = validateConfig({
-      node: { id: 'w1' },
-      admin: { enabled: true, listen: '127.0.0.1:0' },
-      services: [{ name: 's', endpoints: [{ address: '127.0.0.11:8080' }] }],
-      audit: { enabled: true, dir, checkpointIntervalMs: 50, fsyncIntervalMs: 20 },
-    });
-    if (!v.valid) throw new Error(v.errors.join('; '));
     const gossip = fakeGossip();
-    const sc = await startSidecar(v.result, { log: silentLogger, components: [{ name: 'audit', factory: startAudit }, { name: 'gossip', factory: gossip.factory as never }] });
-    t.teardown(() => sc.close(200));
+    const sc = await witnessSidecar(t, dir, [{ name: 'gossip', factory: gossip.factory as never }]);
     await waitForValue('the witness to listen', async () => (gossip.subscribed() ? true : undefined), 10_000);
     return { sc, gossip };
   };
@@ -189,15 +195,7 @@ t.test('sidecar: a witness restarted on the same audit directory alerts on a rew
 t.test('sidecar: an unusable witness.json is a loud alert at start, and the sidecar runs', async (t) => {
   const dir = tmp(t);
   writeFileSync(witnessStatePath(dir), 'not json');
-  const v = validateConfig({
-    node: { id: 'w1' },
-    admin: { enabled: true, listen: '127.0.0.1:0' },
-    services: [{ name: 's', endpoints: [{ address: '127.0.0.11:8080' }] }],
-    audit: { enabled: true, dir, checkpointIntervalMs: 50, fsyncIntervalMs: 20 },
-  });
-  if (!v.valid) throw new Error(v.errors.join('; '));
-  const sc = await startSidecar(v.result, { log: silentLogger, components: [{ name: 'audit', factory: startAudit }] });
-  t.teardown(() => sc.close(200));
+  const sc = await witnessSidecar(t, dir, []);
   const admin = `http://${sc.addresses.admin}`;
   const st = (await (await request(`${admin}/v1/audit/status`)).body.json()) as { state: string; events: { event: string; message: string }[] };
   t.equal(st.state, 'ok');
