@@ -10,6 +10,7 @@ import { OperatorGuards } from './operator-guards.js';
 import type { AdminRoutes, AdminRequest, AdminResponse } from '../runtime/context.js';
 import { emptySummary, newHistogram, type StatsTable } from '../stats/window.js';
 import { decisionJson } from './decision-log.js';
+import { encodeFamilies, prefersProtobuf, PROTOBUF_CONTENT_TYPE, type FamilyJson } from './protobuf-exposition.js';
 import { apiError } from './server.js';
 
 export interface CoreRoutesOptions {
@@ -28,7 +29,12 @@ const MAX_DURATION_MS = 7 * 24 * 3600 * 1000;
 export function registerCoreRoutes(admin: AdminRoutes, o: CoreRoutesOptions): void {
   admin.route('GET', '/healthz', () => ({ status: 200, body: { status: 'ok' } }));
   admin.route('GET', '/readyz', () => (o.ready() ? { status: 200, body: { status: 'ready' } } : { status: 503, body: { status: 'not ready' } }));
-  admin.route('GET', '/metrics', async () => ({ status: 200, body: await o.registry.metrics(), contentType: o.registry.contentType }));
+  admin.route('GET', '/metrics', async (req) => {
+    // Native histograms exist only in the protobuf exposition: served when the scraper prefers it.
+    const accept = req.headers?.accept;
+    if (prefersProtobuf(typeof accept === 'string' ? accept : undefined)) return { status: 200, body: encodeFamilies((await o.registry.getMetricsAsJSON()) as unknown as FamilyJson[]), contentType: PROTOBUF_CONTENT_TYPE };
+    return { status: 200, body: await o.registry.metrics(), contentType: o.registry.contentType };
+  });
 
   const view = endpointsView(o);
   admin.route('GET', '/v1/endpoints', (req) => ({ status: 200, body: view(req.query.get('service') ?? undefined) }));

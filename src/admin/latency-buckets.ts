@@ -1,7 +1,8 @@
-// Classic Prometheus histogram buckets derived from the HDR stats windows, so that latency aggregates
-// across sidecars (histogram_quantile over summed buckets) while nothing is observed per request.
+// Classic Prometheus histogram buckets (and native ones, for the protobuf exposition) derived from the HDR
+// stats windows, so that latency aggregates across sidecars while nothing is observed per request.
 import type { JsHistogram } from 'hdr-histogram-js';
 import type { EndpointWindows, Histogram } from '../stats/window.js';
+import { addNative, nativeLayout, toNativeBuckets, type NativeBuckets, type NativeLayout } from './native-histogram.js';
 
 /**
  * Upper bounds in seconds, chosen for service-to-service latencies: fine steps from 0.5 ms to 100 ms
@@ -9,6 +10,7 @@ import type { EndpointWindows, Histogram } from '../stats/window.js';
  */
 export const LATENCY_BUCKETS_S: readonly number[] = Object.freeze([0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60]);
 const BOUNDS_US = LATENCY_BUCKETS_S.map((s) => Math.round(s * 1e6));
+const US_PER_S = 1e6;
 
 /**
  * Cumulative bucket counts of one endpoint. Each window is folded in exactly once, after it is complete
@@ -22,6 +24,9 @@ export class CumulativeLatency {
   private foldedThrough = -1;
   /** Windows that rotated away before they could be folded (only if fold() did not run for a whole ring). */
   missedWindows = 0;
+  /** Native histogram counts in seconds (native bucket index → count), folded like the classic ones. */
+  private readonly foldedNative = new Map<number, number>();
+  private layout: NativeLayout | undefined;
 
   constructor(private readonly windows: EndpointWindows) {}
 
@@ -35,7 +40,10 @@ export class CumulativeLatency {
     if (e < oldest) e = oldest;
     for (; e < current; e++) {
       const h = w.windowHistogram(e);
-      if (h !== undefined && h.totalCount > 0) addBuckets(h, this.folded);
+      if (h !== undefined && h.totalCount > 0) {
+        addBuckets(h, this.folded);
+        addNative(h, (this.layout ??= nativeLayout(h, US_PER_S)), this.foldedNative);
+      }
     }
     if (current - 1 > this.foldedThrough) this.foldedThrough = current - 1;
   }
@@ -52,6 +60,20 @@ export class CumulativeLatency {
     let sum = 0;
     for (let i = 0; i < out.length; i++) out[i] = sum += scratch[i]!;
     return out;
+  }
+
+  /**
+   * Native histogram buckets in seconds: folded windows plus the current one, like `cumulative`.
+   * Computed only when a scraper asks for them (the protobuf exposition).
+   */
+  native(nowMs: number): NativeBuckets | undefined {
+    this.fold(nowMs);
+    const h = this.windows.windowHistogram(this.windows.epochOf(nowMs));
+    if (h !== undefined && h.totalCount > 0) this.layout ??= nativeLayout(h, US_PER_S);
+    if (this.layout === undefined) return undefined;
+    const counts = new Map(this.foldedNative);
+    if (h !== undefined && h.totalCount > 0) addNative(h, this.layout, counts);
+    return toNativeBuckets(counts, this.layout, US_PER_S);
   }
 }
 

@@ -7,11 +7,14 @@ import { HEALTH_STATES, OUTCOME_COUNT, OUTCOME_NAMES, type EndpointSpec } from '
 import type { MeshState } from '../mesh/state.js';
 import { STATUS_CLASSES, type EndpointWindows, type StatsTable } from '../stats/window.js';
 import { CumulativeLatency, LATENCY_BUCKETS_S, leLabel } from './latency-buckets.js';
+import type { NativeBuckets } from './native-histogram.js';
 
 export interface MetricValue {
   labels: Record<string, string | number>;
   value: number;
   metricName?: string;
+  /** On a histogram's `_count`: its native buckets, read only by the protobuf exposition. */
+  native?: () => NativeBuckets | undefined;
 }
 
 export interface CoreMetricsOptions {
@@ -142,18 +145,22 @@ export function registerCoreMetrics(registry: Registry, o: CoreMetricsOptions): 
 
   const cumulative = new Float64Array(LATENCY_BUCKETS_S.length);
   const scratch = new Float64Array(LATENCY_BUCKETS_S.length + 1);
-  /** Histogram series of every measured target, in seconds (scale 1) or milliseconds (scale 1000). */
+  /**
+   * Histogram series of every measured target, in seconds (scale 1, with native buckets for the protobuf
+   * exposition) or milliseconds (scale 1000, classic buckets only).
+   */
   const histogram = (names: HistogramNames, scale: number, labelsOf: (m: Measured) => Record<string, string>): MetricValue[] => {
     const out: MetricValue[] = [];
     const now = clock.now();
     for (const m of measured()) {
       const labels = labelsOf(m);
-      trackerOf(m.windows).cumulative(now, cumulative, scratch);
+      const tracker = trackerOf(m.windows);
+      tracker.cumulative(now, cumulative, scratch);
       const count = m.windows.latencyCount;
       for (let i = 0; i < cumulative.length; i++) out.push({ metricName: names.bucket, labels: { ...labels, le: leLabel(i, scale) }, value: Math.min(cumulative[i]!, count) });
       out.push({ metricName: names.bucket, labels: { ...labels, le: '+Inf' }, value: count });
       out.push({ metricName: names.sum, labels, value: (m.windows.latencySumUs / 1e6) * scale });
-      out.push({ metricName: names.count, labels, value: count });
+      out.push({ metricName: names.count, labels, value: count, native: scale === 1 ? () => tracker.native(now) : undefined });
     }
     return out;
   };
@@ -242,12 +249,27 @@ function registerIstioNames(
           if (v > 0) out.push({ labels: { ...base, response_code: c === 0 ? '0' : CODE_CLASSES[c]! }, value: v });
         }
       }
-      return out;
+      return mergeSameSeries(out);
     }),
   );
   registry.registerMetric(
     scrapeMetric('istio_request_duration_milliseconds', 'Request latency in ms (Istio standard metric, as reported by meshmedic).', 'histogram', () =>
-      histogram({ bucket: 'istio_request_duration_milliseconds_bucket', sum: 'istio_request_duration_milliseconds_sum', count: 'istio_request_duration_milliseconds_count' }, 1000, labelsOf),
+      mergeSameSeries(histogram({ bucket: 'istio_request_duration_milliseconds_bucket', sum: 'istio_request_duration_milliseconds_sum', count: 'istio_request_duration_milliseconds_count' }, 1000, labelsOf)),
     ),
   );
+}
+
+/**
+ * Istio's labels name workloads, not endpoints: the endpoints of one service share a label set, and one
+ * series each would be duplicates. Their counts, sums and cumulative bucket counts add up.
+ */
+function mergeSameSeries(values: MetricValue[]): MetricValue[] {
+  const byKey = new Map<string, MetricValue>();
+  for (const v of values) {
+    const key = `${v.metricName ?? ''}\0${JSON.stringify(v.labels)}`;
+    const cur = byKey.get(key);
+    if (cur) cur.value += v.value;
+    else byKey.set(key, { ...v });
+  }
+  return [...byKey.values()];
 }

@@ -160,11 +160,11 @@ export class AdminServer implements AdminRoutes {
         if (!parsed.ok) return send(res, parsed.status, { error: 'MM_ERR_BAD_REQUEST', message: parsed.message });
         body = parsed.value;
       }
-      const request: AdminRequest = { method, path: url.pathname, params, query: url.searchParams, body };
+      const request: AdminRequest = { method, path: url.pathname, params, query: url.searchParams, body, headers: req.headers };
       const out = await r.handler(request);
       if (r.mutating) this.notify({ method, path: url.pathname, body, status: out.status, remote: req.socket.remoteAddress });
-      if (out.contentType && typeof out.body === 'string') {
-        res.writeHead(out.status, { 'content-type': out.contentType, 'content-length': Buffer.byteLength(out.body) });
+      if (out.contentType && (typeof out.body === 'string' || out.body instanceof Uint8Array)) {
+        res.writeHead(out.status, { 'content-type': out.contentType, 'content-length': typeof out.body === 'string' ? Buffer.byteLength(out.body) : out.body.length });
         res.end(method === 'HEAD' ? undefined : out.body);
         return;
       }

@@ -17,6 +17,8 @@ export interface AdminRequest {
   readonly query: URLSearchParams;
   /** Parsed JSON body (undefined when none). */
   readonly body: unknown;
+  /** The request's headers (lower-case names), for content negotiation. */
+  readonly headers?: Readonly<Record<string, string | string[] | undefined>>;
 }
 
 export interface AdminResponse {
