@@ -1,39 +1,106 @@
-// The README's quick-mode commands, run as written (only the ports are swapped for free ones): two
-// backends, the proxy, a request through it, the endpoints call, the eject with its JSON body, and the
-// status command. Every command must succeed; background processes are stopped in teardown.
+// The README doc-test. Every block of README.md is accounted for: shell blocks are run as written (quick
+// mode: two backends, the proxy, a request through it, the endpoints call, the eject with its JSON body,
+// the endpoints command; only the ports are swapped for free ones) or listed below as not runnable here,
+// with the reason; YAML blocks must validate as a configuration; every command of the usage synopsis
+// answers --help. A new block or command that none of this covers fails the test.
 import t from 'tap';
+import { validateConfig } from '../../src/config/load.js';
+import { parse as parseYaml } from 'yaml';
 import { readFileSync } from 'node:fs';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import net from 'node:net';
+import { freePort } from '../helpers/free-port.js';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const README = readFileSync(path.join(ROOT, 'README.md'), 'utf8').split('\n');
 
-/** The indented command block that follows "Quick mode sends every request" in README.md. */
-function quickModeBlock(): string[] {
-  const readme = readFileSync(path.join(ROOT, 'README.md'), 'utf8').split('\n');
-  const start = readme.findIndex((l) => l.startsWith('Quick mode sends every request'));
-  const lines: string[] = [];
-  for (let i = start + 1; i < readme.length; i++) {
-    const l = readme[i]!;
-    if (l.startsWith('    ')) lines.push(l.trim());
-    else if (lines.length && l.trim() === '') break;
+/** README commands this test cannot run, with the reason. Keep it short: everything else is run. */
+const NOT_RUN_HERE = new Map<string, string>([
+  ['npm install && npm start', 'npm install needs the package registry, and npm start rebuilds dist/ while other tests run from it; the demo it then starts is run by test/cli/demo.test.ts'],
+  ['npm install && npm test', 'the whole test suite, of which this test is a part'],
+]);
+
+interface Block {
+  /** 1-based line of the block's first line in README.md. */
+  readonly line: number;
+  /** The fence's language ('' for none), or undefined for an indented block. */
+  readonly lang: string | undefined;
+  readonly lines: string[];
+}
+
+/** Every fenced block and every indented (4 spaces, after a blank line) block of README.md. */
+function readmeBlocks(): Block[] {
+  const blocks: Block[] = [];
+  for (let i = 0; i < README.length; i++) {
+    const l = README[i]!;
+    const fence = /^```(\S*)\s*$/.exec(l);
+    if (fence) {
+      const b: Block = { line: i + 2, lang: fence[1]!, lines: [] };
+      for (i++; i < README.length && !README[i]!.startsWith('```'); i++) b.lines.push(README[i]!);
+      blocks.push(b);
+    } else if (l.startsWith('    ') && (i === 0 || README[i - 1]!.trim() === '')) {
+      const b: Block = { line: i + 1, lang: undefined, lines: [] };
+      for (; i < README.length && README[i]!.startsWith('    '); i++) b.lines.push(README[i]!.trim());
+      blocks.push(b);
+    }
   }
-  return lines;
+  return blocks;
 }
 
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const p = (s.address() as net.AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return p;
+/** A shell line without its trailing comment. */
+const command = (line: string) => line.replace(/\s+#.*$/, '').trim();
+
+/** The shell block that follows the paragraph starting "Quick mode sends every request". */
+function quickModeBlock(): Block | undefined {
+  const start = README.findIndex((l) => l.startsWith('Quick mode sends every request'));
+  return readmeBlocks().find((b) => b.lang === undefined && b.line > start + 1);
 }
+
+t.test('every README block is run by this test, validated, or listed as not runnable here with the reason', async (t) => {
+  const quick = quickModeBlock();
+  t.ok(quick, 'the quick-mode block is there');
+  const listed = new Set<string>();
+  for (const b of readmeBlocks()) {
+    const where = `README.md:${b.line}`;
+    if (b.lang === 'yaml') {
+      const v = validateConfig(parseYaml(b.lines.join('\n')));
+      t.ok(v.valid, `${where}: the YAML example is a valid configuration${v.valid ? '' : `: ${v.errors.join('; ')}`}`);
+    } else if (b.lang === 'text') {
+      // Diagrams and the usage synopsis: its commands are checked below with --help.
+    } else if (b.lang === undefined || b.lang === 'sh' || b.lang === 'bash') {
+      if (b.line === quick?.line) continue; // run line by line by the quick-mode test below
+      for (const line of b.lines) {
+        const cmd = command(line);
+        if (NOT_RUN_HERE.has(cmd)) listed.add(cmd);
+        else t.fail(`${where}: "${cmd}" is neither run by this test nor listed in NOT_RUN_HERE with a reason`);
+      }
+    } else {
+      t.fail(`${where}: a \`\`\`${b.lang || '(no language)'} block; tag it text, yaml or sh so that this test knows what to do with it`);
+    }
+  }
+  t.same([...NOT_RUN_HERE.keys()].filter((c) => !listed.has(c)), [], 'every command listed as not runnable is still in the README');
+});
+
+t.test('every command of the usage synopsis answers --help', async (t) => {
+  const synopsis = readmeBlocks().find((b) => b.lang === 'text' && b.lines.some((l) => l.startsWith('meshmedic run')));
+  t.ok(synopsis, 'the synopsis block');
+  const commands = new Set<string>();
+  for (const l of synopsis?.lines ?? []) {
+    const m = /^meshmedic ([a-z|-]+)/.exec(l);
+    if (m) for (const c of m[1]!.split('|')) commands.add(c);
+  }
+  t.ok(commands.size >= 12, `found the commands: ${[...commands].join(' ')}`);
+  for (const c of commands) {
+    const r = spawnSync(process.execPath, ['bin/meshmedic.js', c, '--help'], { cwd: ROOT, encoding: 'utf8', timeout: 20_000 });
+    t.equal(r.status, 0, `meshmedic ${c} --help exits 0${r.status === 0 ? '' : `\n${r.stdout}${r.stderr}`}`);
+    t.match(r.stdout, new RegExp(`Usage: meshmedic ${c}\\b`), `meshmedic ${c} --help prints its usage`);
+  }
+});
 
 t.test('README quick mode, followed literally', async (t) => {
   if (spawnSync('curl', ['--version']).error) throw new Error('curl is missing: run scripts/ensure-peers.sh');
-  const block = quickModeBlock();
+  const block = quickModeBlock()?.lines ?? [];
   t.ok(block.length >= 6, `found the quick-mode block:\n${block.join('\n')}`);
   const ports = new Map<string, string>();
   for (const p of ['8081', '8082', '17000', '17001']) ports.set(p, String(await freePort()));
