@@ -6,6 +6,7 @@ import protobuf from 'protobufjs';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { freePort } from '../helpers/free-port.js';
+import { parsePromText } from '../helpers/prom-text.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { validateConfig } from '../../src/config/load.js';
@@ -63,16 +64,7 @@ function decodeDelimited(buf: Uint8Array): DecodedFamily[] {
   return out;
 }
 
-/** Text-format samples by series name and labels, as written. */
-function parseText(text: string): Map<string, number> {
-  const m = new Map<string, number>();
-  for (const line of text.split('\n')) {
-    if (line === '' || line.startsWith('#')) continue;
-    const sp = line.lastIndexOf(' ');
-    m.set(line.slice(0, sp), Number(line.slice(sp + 1)));
-  }
-  return m;
-}
+const parseText = parsePromText;
 const seriesKey = (name: string, labels: { name: string; value: string }[], extra = '') => `${name}{${[...labels.map((l) => `${l.name}="${l.value}"`), ...(extra ? [extra] : [])].join(',')}}`;
 
 /** Absolute bucket counts from spans and deltas: native index → count. */

@@ -11,6 +11,7 @@ import { StatsTable, EndpointWindows } from '../../src/stats/window.js';
 import { registerCoreMetrics, registerProcessMetrics, endpointLabel } from '../../src/admin/metrics.js';
 import { silentLogger } from '../../src/core/log.js';
 import { startSidecar } from '../../src/runtime/sidecar.js';
+import { parsePromText } from '../helpers/prom-text.js';
 
 function setup(opts: { istioNames?: boolean } = {}) {
   const clock = new VirtualClock(1_000_000);
@@ -28,15 +29,7 @@ function setup(opts: { istioNames?: boolean } = {}) {
   return { clock, mesh, stats, registry, w: stats.get(slots[0]!)!, inbound };
 }
 
-function parse(text: string): Map<string, number> {
-  const m = new Map<string, number>();
-  for (const line of text.split('\n')) {
-    if (line === '' || line.startsWith('#')) continue;
-    const sp = line.lastIndexOf(' ');
-    m.set(line.slice(0, sp), Number(line.slice(sp + 1)));
-  }
-  return m;
-}
+const parse = parsePromText;
 
 const bucket = (s: Map<string, number>, le: string, ep = 'pay/pay-0') =>
   [...s].find(([k]) => k.startsWith('meshmedic_request_duration_seconds_bucket{') && k.includes(`endpoint="${ep}"`) && k.includes(`le="${le}"`))?.[1];
