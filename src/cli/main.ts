@@ -93,9 +93,9 @@ differ from service names) or, in Kubernetes, from EndpointSlice discovery.
   demo: `Usage: meshmedic demo [--duration SECONDS] [--no-faults] [--plain]
 
 Starts a local demo mesh on loopback: several services with several instances each, a sidecar per
-instance, a traffic generator, faults injected on a schedule, and a live view of each endpoint.
-Ctrl-C stops everything cleanly.
-  --duration SECONDS   stop after this long (default: run until Ctrl-C)
+instance, a traffic generator, faults injected on a schedule (once every endpoint has been healthy on
+every client for 3 s), and a live view of each endpoint. Ctrl-C stops everything cleanly.
+  --duration SECONDS   stop this long after the fault schedule starts (default: run until Ctrl-C)
   --no-faults          do not inject faults
   --plain              print periodic tables instead of redrawing the screen
 `,

@@ -6,7 +6,7 @@ import { createLogger } from '../core/log.js';
 import { startSidecar, type Sidecar } from '../runtime/sidecar.js';
 import { startBackend, type Backend } from '../testing/backend.js';
 import type { FaultKind } from '../sim/faults.js';
-import { attributeDetection, renderSummary, renderView, type DemoFaultRecord } from './view.js';
+import { attributeDetection, renderSummary, renderView, type DemoFaultRecord, type Warmup } from './view.js';
 import { TrafficGenerator } from './traffic.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -45,17 +45,33 @@ interface ScheduledFault {
 }
 
 /**
+ * The gray failure's added latency. Every instance, sidecar and the traffic generator share one process,
+ * so on a loaded machine every answer also waits for the event loop: 10–50 ms at the median under
+ * `stress-ng --cpu 2` on 2 cores. 5x a 3 ms median (+12 ms) drowns in that; +100 ms stands out, as a
+ * slow-but-answering instance does in production. (Much slower would not help: the balancer sends a
+ * slower instance still less, and the detector needs its requests; see DEMO_HEALING.)
+ */
+const GRAY_ADDED_MS = 100;
+
+/**
  * The fault schedule, repeated every CYCLE_S: each fault from the scenario catalogue, then recovery.
  * Faults do not overlap, so a decision during a fault's window is about that fault.
  */
 export const FAULT_SCHEDULE: readonly ScheduledFault[] = [
   { atS: 5, forS: 8, label: 'crash (connection refused)', targets: ['payments-2'], fault: { kind: 'crash' } },
-  { atS: 16, forS: 10, label: 'gray failure: 5x latency, still 200 OK', targets: ['catalog-1'], fault: { kind: 'latency', factor: 5 } },
-  { atS: 29, forS: 8, label: 'partial failure: 30 % 503', targets: ['payments-3'], fault: { kind: 'errors', fraction: 0.3, status: 503 } },
-  { atS: 40, forS: 8, label: 'black-hole (accepts, never answers)', targets: ['payments-1'], fault: { kind: 'blackhole' } },
-  { atS: 51, forS: 8, label: 'zone outage: every payments instance in zone b', targets: ['payments-3', 'payments-4'], fault: { kind: 'crash' } },
+  // A gray failure lasts (in production, minutes): the balancer moves most traffic off the slow instance
+  // within a request or two, so each client's peer-latency detector gathers its few slow samples over
+  // seconds; 20 s leaves room.
+  { atS: 16, forS: 20, label: `gray failure: +${GRAY_ADDED_MS} ms per answer, still 200 OK`, targets: ['catalog-1'], fault: { kind: 'latency', factor: 1, addMs: GRAY_ADDED_MS } },
+  { atS: 39, forS: 8, label: 'partial failure: 30 % 503', targets: ['payments-3'], fault: { kind: 'errors', fraction: 0.3, status: 503 } },
+  { atS: 50, forS: 8, label: 'black-hole (accepts, never answers)', targets: ['payments-1'], fault: { kind: 'blackhole' } },
+  { atS: 61, forS: 8, label: 'zone outage: every payments instance in zone b', targets: ['payments-3', 'payments-4'], fault: { kind: 'crash' } },
 ];
-export const CYCLE_S = 62;
+export const CYCLE_S = 72;
+
+/** The mesh must be healthy this long without a break before the first cycle starts, waiting at most SETTLE_MAX_MS. */
+export const SETTLE_MS = 3000;
+export const SETTLE_MAX_MS = 60_000;
 
 /**
  * Timeouts, aligned so that a black-hole is seen: a client sidecar gives an endpoint 1 s to answer
@@ -66,13 +82,20 @@ export const CLIENT_HEADERS_TIMEOUT_MS = 1000;
 export const APP_TIMEOUT_MS = 3000;
 
 /**
- * Requests/s each frontend sends each service ("reports" sends a quarter): about 40/s per endpoint, so
- * that the window-based detectors have data even after the balancer has moved traffic off a sick
- * endpoint. The success-rate peer detector's default (100 requests over 5 windows) would still judge
- * an endpoint the balancer starved only late, so the demo asks for 50 (still a binomial test at p ≤ 1e-9).
+ * Requests/s each frontend sends each service ("reports" sends a quarter): about 40/s per endpoint from
+ * each client, far less than a production sidecar sees, so two detector thresholds that count requests
+ * are scaled down for the demo (the defaults stay as they are):
+ * - the success-rate peer detector's 100 requests over 5 windows would judge an endpoint the balancer
+ *   starved only late: 50 (still a binomial test at p ≤ 1e-9);
+ * - the latency peer detector judges a starved endpoint on pooled windows anchored at one window with
+ *   minRequests (10) requests. Once an instance turns slow, Peak-EWMA sends it a tenth of its usual share
+ *   or less (whenever its decaying cost dips under a busy peer's), about 4 requests/s from each client
+ *   (7–17 % of usual seen on screen): a window of 10 slow
+ *   answers never comes, and a pool anchored on the fault's first window (fast answers from before the
+ *   fault) stays fast. With 4, the slow answers anchor their own pool within a few windows.
  */
 const CLIENT_RPS = 150;
-const DEMO_HEALING = { policy: 'meshmedic', peerSuccess: { minRequests: 50 } } as const;
+const DEMO_HEALING = { policy: 'meshmedic', peerSuccess: { minRequests: 50 }, peerLatency: { minRequests: 4 } } as const;
 
 /** The client sidecars: two frontends, and "reports", which sends payments no traffic at all. */
 const CLIENT_NAMES = ['frontend-1', 'frontend-2', 'reports'];
@@ -97,6 +120,7 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
   const timers: NodeJS.Timeout[] = [];
   const records: DemoFaultRecord[] = [];
   const started = Date.now();
+  const warmup: Warmup = { settleMs: SETTLE_MS, maxMs: SETTLE_MAX_MS, settled: false, doneAt: undefined };
   try {
     let seed = 1;
     for (const t of TOPOLOGY) {
@@ -133,6 +157,33 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
       { timeoutMs: APP_TIMEOUT_MS, maxInflight: 2000 },
     );
     traffic.start();
+    const draw = () => {
+      const now = Date.now();
+      for (const r of records) {
+        if (r.detectedAt === undefined) attributeDetection(r, clients.map((c, i) => ({ name: CLIENT_NAMES[i]!, events: c.context.mesh.eventsSince(0, 5000) })), now);
+        if (r.endedAt === undefined || now - r.endedAt < 5000) r.lost = failedCount(traffic!) - r.failedBefore;
+        // The balancer (Peak-EWMA) moves traffic away from a slow endpoint before any detector decides:
+        // show the share of its usual traffic it still gets while the fault lasts.
+        if (r.endedAt === undefined && r.rpsBefore > 0 && now - r.startedAt >= 2000) {
+          r.sharePct = Math.round((100 * recentRps(clients, r.ids)) / r.rpsBefore);
+          r.minSharePct = Math.min(r.minSharePct ?? 100, r.sharePct);
+        }
+      }
+      opts.out(renderView({ now, started, instances, clients, clientNames: CLIENT_NAMES, traffic: traffic!, records, plain: opts.plain, dashboard: `http://${clients[0]!.addresses.admin}/ui/`, firstFaultS: opts.faults ? FAULT_SCHEDULE[0]!.atS : 0, warmup }) + auditView(clients[0]!, auditBase!));
+    };
+    const view = setInterval(draw, opts.plain ? 5000 : 1000);
+    timers.push(view as unknown as NodeJS.Timeout);
+
+    // The fault schedule's clock starts once the mesh has settled: a start-up on a loaded machine (every
+    // module compiling, ten listeners opening) can slow answers enough to eject endpoints, and a fault
+    // injected into an endpoint that is already out cannot show a detection.
+    let faultClock = started;
+    if (opts.faults) {
+      const settled = await waitSettled(clients, warmup, opts.stopSignal);
+      if (settled === 'stopped') return finish();
+      faultClock = Date.now();
+    }
+    warmup.doneAt = faultClock;
 
     const byName = new Map(instances.map((x) => [x.name, x]));
     if (opts.faults) {
@@ -152,34 +203,22 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
               for (const n of f.targets) byName.get(n)!.backend.clearFault();
               rec.endedAt = Date.now();
             }, f.forS * 1000));
-          }, at - (Date.now() - started)));
+          }, at - (Date.now() - faultClock)));
         }
-        timers.push(setTimeout(() => schedule(cycle + 1), ((cycle + 1) * CYCLE_S * 1000) - (Date.now() - started)));
+        timers.push(setTimeout(() => schedule(cycle + 1), ((cycle + 1) * CYCLE_S * 1000) - (Date.now() - faultClock)));
       };
       schedule(0);
     }
 
-    const draw = () => {
-      const now = Date.now();
-      for (const r of records) {
-        if (r.detectedAt === undefined) attributeDetection(r, clients.map((c, i) => ({ name: CLIENT_NAMES[i]!, events: c.context.mesh.eventsSince(0, 5000) })), now);
-        if (r.endedAt === undefined || now - r.endedAt < 5000) r.lost = failedCount(traffic!) - r.failedBefore;
-        // The balancer (Peak-EWMA) moves traffic away from a slow endpoint before any detector decides:
-        // show the share of its usual traffic it still gets while the fault lasts.
-        if (r.endedAt === undefined && r.rpsBefore > 0 && now - r.startedAt >= 2000) {
-          r.sharePct = Math.round((100 * recentRps(clients, r.ids)) / r.rpsBefore);
-          r.minSharePct = Math.min(r.minSharePct ?? 100, r.sharePct);
-        }
-      }
-      opts.out(renderView({ now, started, instances, clients, clientNames: CLIENT_NAMES, traffic: traffic!, records, plain: opts.plain, dashboard: `http://${clients[0]!.addresses.admin}/ui/`, firstFaultS: opts.faults ? FAULT_SCHEDULE[0]!.atS : 0 }) + auditView(clients[0]!, auditBase!));
-    };
-    const view = setInterval(draw, opts.plain ? 5000 : 1000);
-    timers.push(view as unknown as NodeJS.Timeout);
-    const until = opts.durationS > 0 ? new Promise<void>((r) => timers.push(setTimeout(r, opts.durationS * 1000))) : new Promise<void>(() => {});
+    // --duration counts from the fault schedule's start, so that --duration CYCLE_S is one whole cycle.
+    const until = opts.durationS > 0 ? new Promise<void>((r) => timers.push(setTimeout(r, opts.durationS * 1000 - (Date.now() - faultClock)))) : new Promise<void>(() => {});
     await Promise.race([until, opts.stopSignal]);
-    draw();
-    opts.out(renderSummary(records, started, Date.now(), new Map(instances.map((x) => [`${x.service}/${x.address}`, x.name]))));
-    return 0;
+    return finish();
+    function finish(): number {
+      draw();
+      opts.out(renderSummary(records, started, Date.now(), new Map(instances.map((x) => [`${x.service}/${x.address}`, x.name])), warmup));
+      return 0;
+    }
   } finally {
     for (const t of timers) clearTimeout(t);
     await traffic?.stop();
@@ -187,6 +226,38 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
     await Promise.all(instances.map((i) => i.sidecar.close(500)));
     await Promise.all(instances.map((i) => i.backend.close()));
     if (auditBase) rmSync(auditBase, { recursive: true, force: true });
+  }
+}
+
+/** Every endpoint healthy at full weight on every client sidecar. */
+function meshHealthy(clients: readonly Sidecar[]): boolean {
+  for (const c of clients) {
+    for (const ev of c.context.mesh.snapshot().endpoints.values()) {
+      if (ev.health.state !== 'healthy' || ev.health.weightFactor < 1) return false;
+    }
+  }
+  return true;
+}
+
+/**
+ * Waits until the mesh has been healthy for SETTLE_MS without a break, or SETTLE_MAX_MS have passed
+ * (then the faults start anyway and the screen says the mesh never settled), or the demo is stopped.
+ */
+async function waitSettled(clients: readonly Sidecar[], warmup: Warmup, stop: Promise<void>): Promise<'settled' | 'timeout' | 'stopped'> {
+  const from = Date.now();
+  let healthySince: number | undefined;
+  let stopped = false;
+  void stop.then(() => (stopped = true));
+  for (;;) {
+    await new Promise((r) => setTimeout(r, 100));
+    if (stopped) return 'stopped';
+    const now = Date.now();
+    if (!meshHealthy(clients)) healthySince = undefined;
+    else if ((healthySince ??= now) <= now - warmup.settleMs) {
+      warmup.settled = true;
+      return 'settled';
+    }
+    if (now - from >= warmup.maxMs) return 'timeout';
   }
 }
 

@@ -1,6 +1,7 @@
 // The demo's live terminal view: one row per endpoint as the client sidecars see it, and the fault log
 // with time to detect and requests lost per fault.
 import type { RecordedDecision } from '../mesh/state.js';
+import { isDisruptive } from '../heal/policy.js';
 import type { Sidecar } from '../runtime/sidecar.js';
 import { emptySummary, newHistogram, type Histogram, type WindowSummary } from '../stats/window.js';
 import type { DemoInstance } from './demo.js';
@@ -27,16 +28,27 @@ export interface DemoFaultRecord {
   minSharePct: number | undefined;
 }
 
+/** The warm-up before the first fault: the schedule starts once the mesh has settled (or it gave up waiting). */
+export interface Warmup {
+  /** The mesh must be healthy this long without a break (ms), waiting at most maxMs. */
+  readonly settleMs: number;
+  readonly maxMs: number;
+  settled: boolean;
+  /** When the fault schedule started (epoch ms); undefined while warming up. */
+  doneAt: number | undefined;
+}
+
 /**
- * A fault is detected by the first decision (not a restore) that any client sidecar applied to one of
- * ITS targets during ITS window (from its start to its end, or now while it lasts): a later decision
- * about another fault cannot be credited to it.
+ * A fault is detected by the first decision that takes traffic away (an ejection, a drain or a de-weight;
+ * not a step of re-admission or a restore) that any client sidecar applied to one of ITS targets during
+ * ITS window (from its start to its end, or now while it lasts): a later decision about another fault
+ * cannot be credited to it.
  */
 export function attributeDetection(r: DemoFaultRecord, clients: readonly { name: string; events: readonly RecordedDecision[] }[], now: number): void {
   const until = r.endedAt ?? now;
   for (const c of clients) {
     for (const e of c.events) {
-      if (!e.applied || e.action === 'restore' || e.at < r.startedAt || e.at > until || !r.ids.includes(e.target)) continue;
+      if (!e.applied || !isDisruptive(e) || e.at < r.startedAt || e.at > until || !r.ids.includes(e.target)) continue;
       if (r.detectedAt === undefined || e.at < r.detectedAt) {
         r.detectedAt = e.at;
         r.detectedBy = { client: c.name, action: e.action, target: e.target, reason: e.reason };
@@ -49,7 +61,7 @@ export function attributeDetection(r: DemoFaultRecord, clients: readonly { name:
 /** Why a fault that ended was not detected, in words. */
 function whyNotDetected(r: DemoFaultRecord): string {
   const share = r.minSharePct !== undefined && r.minSharePct < 50 ? `; the balancer had already cut its traffic to ${r.minSharePct} % of usual, so the detectors saw too few requests` : '';
-  return `no healing decision on ${r.targets.join(',')} during its ${r.forS} s window${share}`;
+  return `no ejection, drain or de-weight on ${r.targets.join(',')} during its ${r.forS} s window${share}`;
 }
 
 export interface ViewInput {
@@ -63,8 +75,9 @@ export interface ViewInput {
   plain: boolean;
   /** The web dashboard of the first client sidecar. */
   dashboard: string;
-  /** When the first fault starts, s (0 = no faults). */
+  /** When the first fault starts, s after the warm-up (0 = no faults). */
   firstFaultS: number;
+  warmup: Warmup;
 }
 
 const STATE_MARK: Record<string, string> = { healthy: 'healthy', degraded: 'DEGRADED', ejected: 'EJECTED', probation: 'probation', draining: 'draining' };
@@ -114,8 +127,13 @@ export function renderView(v: ViewInput): string {
     );
   }
   lines.push('');
-  lines.push('faults injected (detected = the first healing decision by any client sidecar on the fault\'s targets during the fault; lost = failed requests the app saw)');
-  if (v.records.length === 0) lines.push(v.firstFaultS > 0 ? `  (none yet: the first fault starts ${v.firstFaultS} s in)` : '  (none: started with --no-faults)');
+  lines.push('faults injected (detected = the first ejection, drain or de-weight by any client sidecar on the fault\'s targets during the fault; lost = failed requests the app saw)');
+  if (v.records.length === 0) {
+    if (v.firstFaultS === 0) lines.push('  (none: started with --no-faults)');
+    else if (v.warmup.doneAt === undefined) lines.push(`  (none yet: warming up; the first fault comes ${v.firstFaultS} s after every endpoint has been healthy on every client for ${v.warmup.settleMs / 1000} s)`);
+    else lines.push(`  (none yet: the first fault comes ${v.firstFaultS} s after t=${((v.warmup.doneAt - v.started) / 1000).toFixed(0)}s)`);
+  }
+  if (v.warmup.doneAt !== undefined && !v.warmup.settled) lines.push(`  the mesh did not settle (every endpoint healthy on every client for ${v.warmup.settleMs / 1000} s) within ${v.warmup.maxMs / 1000} s: this machine may be too loaded for the demo; faults started anyway`);
   for (const r of v.records.slice(-8)) {
     const at = ((r.startedAt - v.started) / 1000).toFixed(0);
     const status = r.endedAt === undefined ? 'ACTIVE' : 'cleared';
@@ -145,8 +163,9 @@ export function renderView(v: ViewInput): string {
 }
 
 /** The table printed when the demo ends: every fault, whether and how fast a decision caught it. */
-export function renderSummary(records: readonly DemoFaultRecord[], started: number, now: number, names: ReadonlyMap<string, string> = new Map()): string {
-  const lines = ['', `summary after ${((now - started) / 1000).toFixed(0)} s (detected = first decision on the fault's targets during the fault)`];
+export function renderSummary(records: readonly DemoFaultRecord[], started: number, now: number, names: ReadonlyMap<string, string> = new Map(), warmup?: Warmup): string {
+  const lines = ['', `summary after ${((now - started) / 1000).toFixed(0)} s (detected = first ejection, drain or de-weight on the fault's targets during the fault)`];
+  if (warmup?.doneAt !== undefined && records.length) lines.push(`  faults started at t=${((warmup.doneAt - started) / 1000).toFixed(0)}s, ${warmup.settled ? `once every endpoint had been healthy on every client for ${warmup.settleMs / 1000} s` : `without the mesh having settled in ${warmup.maxMs / 1000} s (a loaded machine?)`}`);
   lines.push(`  ${pad('cycle', 6)}${pad('t', 7)}${pad('fault', 48)}${pad('targets', 22)}${pad('detected in', 13)}${pad('lost', 6)}by`);
   for (const r of records) {
     const ttd = r.detectedAt !== undefined ? `${r.detectedAt - r.startedAt} ms` : r.endedAt === undefined ? 'still active' : 'NOT detected';

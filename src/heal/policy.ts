@@ -9,6 +9,16 @@ import type { EndpointSignals, Verdict } from '../detect/types.js';
 import type { GuardName } from './guards.js';
 import type { ServicePredictor } from '../learn/prediction.js';
 
+/**
+ * Whether a decision takes traffic away from its target (an ejection, a drain or a de-weight), as opposed
+ * to a step of re-admission (probation, canary sizing, ramping back up) or a restore: what counts as
+ * detecting a fault.
+ */
+export function isDisruptive(d: Decision): boolean {
+  if (d.action === 'eject' || d.action === 'drain') return true;
+  return d.action === 'weight' && (d.weight ?? 1) < 1 && d.reason !== 'probation_passed' && d.reason !== 'ramp_up' && d.reason !== 'probation_probe';
+}
+
 /** A verdict from outside this sidecar's own detectors (gossiped peers, the predictor). */
 export interface ExternalVerdict extends Verdict {
   readonly source: Exclude<DecisionSource, 'local' | 'operator'>;

@@ -8,6 +8,7 @@ import { MeshState, type RecordedDecision } from '../mesh/state.js';
 import { StatsTable } from '../stats/window.js';
 import { Balancer } from '../proxy/balancer.js';
 import { HealingEngine } from '../heal/engine.js';
+import { isDisruptive } from '../heal/policy.js';
 import { resolvePolicySettings, type PolicyName, type PolicySettings } from '../config/sections/healing.js';
 import { CompletionHeap } from './heap.js';
 import { Rng } from './rng.js';
@@ -137,7 +138,7 @@ export function runScenario(spec: ScenarioSpec, opts: SimOptions): SimResult {
       const i = indexOfId.get(d.target);
       if (i === undefined) continue;
       const t = d.at - START;
-      const disruptive = d.action === 'eject' || d.action === 'drain' || (d.action === 'weight' && (d.weight ?? 1) < 1 && d.reason !== 'probation_passed' && d.reason !== 'ramp_up' && d.reason !== 'probation_probe');
+      const disruptive = isDisruptive(d);
       if (d.action === 'eject') ejections++;
       if (!disruptive) continue;
       if (faultyForJudgement(i, t)) {
