@@ -4,7 +4,6 @@
 import net from 'node:net';
 import t from 'tap';
 import { ExpiryQueue, type Expirable } from '../../src/proxy/expiry-queue.js';
-import { H1ServerConn } from '../../src/proxy/h1server.js';
 import { backend, rawExchange, rawServer, request, startTestProxy, until } from './helpers.js';
 
 interface Trickle {
@@ -126,14 +125,11 @@ t.test('a request head trickling in (slowloris) is answered 408 and closed', asy
   t.equal((await request(p.port, { headers: { host: 'svc' } })).status, 200, 'others still served');
 });
 
-t.test('connections that expire together are answered a few per event-loop turn, none lost', async (t) => {
-  // 300 slowloris connections opened together pass their deadline together. Answering them in one go
-  // stalled every other client (a 408 and a close cost ~0.1 ms each); they must be spread over turns.
-  const b = await wholeBodyBackend();
-  const p = await startTestProxy({ proxy: { requestHeadersTimeoutMs: 300 }, services: [{ name: 'svc', endpoints: [{ address: `127.0.0.1:${b.port}` }] }] });
-  const N = 300;
-  const socks: net.Socket[] = [];
-  let answered408 = 0;
+/**
+ * Counts, per turn of the event loop, what the listeners' expiry queues handle (answer 408 or close): a
+ * setImmediate ticker numbers the turns, and every queued item is wrapped to count itself when handled.
+ */
+function countExpiriesPerTurn(): { perTurn: Map<number, number>; restore(): void } {
   let turn = 0;
   let ticking = true;
   const tick = (): void => {
@@ -142,15 +138,31 @@ t.test('connections that expire together are answered a few per event-loop turn,
   };
   setImmediate(tick);
   const perTurn = new Map<number, number>();
-  const proto = H1ServerConn.prototype as unknown as { expire(why: string): void };
-  const original = proto.expire;
-  proto.expire = function (this: unknown, why: string): void {
-    perTurn.set(turn, (perTurn.get(turn) ?? 0) + 1);
-    original.call(this, why);
+  const proto = ExpiryQueue.prototype as unknown as { add(item: Expirable, why: string): void };
+  const original = proto.add;
+  proto.add = function (this: unknown, item: Expirable, why: string): void {
+    original.call(this, { expire: (w: string) => { perTurn.set(turn, (perTurn.get(turn) ?? 0) + 1); item.expire(w); } }, why);
   };
+  return {
+    perTurn,
+    restore: () => {
+      proto.add = original;
+      ticking = false;
+    },
+  };
+}
+
+t.test('connections that expire together are answered a few per event-loop turn, none lost', async (t) => {
+  // 300 slowloris connections opened together pass their deadline together. Answering them in one go
+  // stalled every other client (a 408 and a close cost ~0.1 ms each); they must be spread over turns.
+  const b = await wholeBodyBackend();
+  const p = await startTestProxy({ proxy: { requestHeadersTimeoutMs: 300 }, services: [{ name: 'svc', endpoints: [{ address: `127.0.0.1:${b.port}` }] }] });
+  const N = 300;
+  const socks: net.Socket[] = [];
+  let answered408 = 0;
+  const { perTurn, restore } = countExpiriesPerTurn();
   t.teardown(async () => {
-    proto.expire = original;
-    ticking = false;
+    restore();
     for (const s of socks) s.destroy();
     await p.close();
     await b.close();
@@ -182,22 +194,9 @@ t.test('idle connections that time out together are closed a few per event-loop 
   const N = 300;
   const socks: net.Socket[] = [];
   let closed = 0;
-  let turn = 0;
-  let ticking = true;
-  const tick = (): void => {
-    turn++;
-    if (ticking) setImmediate(tick);
-  };
-  setImmediate(tick);
-  const perTurn = new Map<number, number>();
-  const proto = ExpiryQueue.prototype as unknown as { add(item: Expirable, why: string): void };
-  const original = proto.add;
-  proto.add = function (this: unknown, item: Expirable, why: string): void {
-    original.call(this, { expire: (w: string) => { perTurn.set(turn, (perTurn.get(turn) ?? 0) + 1); item.expire(w); } }, why);
-  };
+  const { perTurn, restore } = countExpiriesPerTurn();
   t.teardown(async () => {
-    proto.add = original;
-    ticking = false;
+    restore();
     for (const s of socks) s.destroy();
     await p.close();
     await b.close();
