@@ -191,11 +191,16 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
         for (const f of FAULT_SCHEDULE) {
           const at = (cycle * CYCLE_S + f.atS) * 1000;
           timers.push(setTimeout(() => {
-            const rec: DemoFaultRecord = { label: f.label, targets: f.targets, ids: [], cycle, forS: f.forS, startedAt: Date.now(), endedAt: undefined, detectedAt: undefined, detectedBy: undefined, failedBefore: failedCount(traffic!), lost: 0, rpsBefore: 0, sharePct: undefined, minSharePct: undefined };
+            const rec: DemoFaultRecord = { label: f.label, targets: f.targets, ids: [], cycle, forS: f.forS, startedAt: Date.now(), endedAt: undefined, detectedAt: undefined, detectedBy: undefined, failedBefore: failedCount(traffic!), lost: 0, rpsBefore: 0, sharePct: undefined, minSharePct: undefined, outAtStart: [] };
             for (const n of f.targets) {
               const inst = byName.get(n)!;
               inst.backend.setFault(f.fault);
               rec.ids.push(`${inst.service}/${inst.address}`);
+              // A target an earlier decision already took out cannot be detected again: say so if it stays undetected.
+              for (const [i, c] of clients.entries()) {
+                const state = c.context.mesh.snapshot().endpoints.get(`${inst.service}/${inst.address}`)?.health.state;
+                if (state === 'ejected' || state === 'draining') rec.outAtStart.push(`${CLIENT_NAMES[i]}: ${n} ${state}`);
+              }
             }
             rec.rpsBefore = recentRps(clients, rec.ids);
             records.push(rec);

@@ -26,6 +26,8 @@ export interface DemoFaultRecord {
   sharePct: number | undefined;
   /** The lowest share seen during the fault. */
   minSharePct: number | undefined;
+  /** Targets already out of rotation when the fault began, as "client: instance state" (nothing left to detect there). */
+  outAtStart: string[];
 }
 
 /** The warm-up before the first fault: the schedule starts once the mesh has settled (or it gave up waiting). */
@@ -61,7 +63,8 @@ export function attributeDetection(r: DemoFaultRecord, clients: readonly { name:
 /** Why a fault that ended was not detected, in words. */
 function whyNotDetected(r: DemoFaultRecord): string {
   const share = r.minSharePct !== undefined && r.minSharePct < 50 ? `; the balancer had already cut its traffic to ${r.minSharePct} % of usual, so the detectors saw too few requests` : '';
-  return `no ejection, drain or de-weight on ${r.targets.join(',')} during its ${r.forS} s window${share}`;
+  const out = r.outAtStart.length ? `; when it began, a target was already out of rotation (${r.outAtStart.join(', ')})` : '';
+  return `no ejection, drain or de-weight on ${r.targets.join(',')} during its ${r.forS} s window${out}${share}`;
 }
 
 export interface ViewInput {

@@ -6,11 +6,11 @@ import { spawn } from 'node:child_process';
 import { BIN } from '../helpers/spawn.js';
 import { readFileSync } from 'node:fs';
 import { APP_TIMEOUT_MS, CLIENT_HEADERS_TIMEOUT_MS, CYCLE_S, FAULT_SCHEDULE, SETTLE_MAX_MS, SETTLE_MS } from '../../src/demo/demo.js';
-import { attributeDetection, type DemoFaultRecord } from '../../src/demo/view.js';
+import { attributeDetection, renderSummary, type DemoFaultRecord } from '../../src/demo/view.js';
 import type { RecordedDecision } from '../../src/mesh/state.js';
 
 t.test('detection is the first decision on the fault\'s targets during the fault, never a later one', async (t) => {
-  const rec = (): DemoFaultRecord => ({ label: 'crash', targets: ['p-2'], ids: ['p/10.0.0.2:80'], cycle: 0, forS: 8, startedAt: 1000, endedAt: 9000, detectedAt: undefined, detectedBy: undefined, failedBefore: 0, lost: 0, rpsBefore: 0, sharePct: undefined, minSharePct: undefined });
+  const rec = (): DemoFaultRecord => ({ label: 'crash', targets: ['p-2'], ids: ['p/10.0.0.2:80'], cycle: 0, forS: 8, startedAt: 1000, endedAt: 9000, detectedAt: undefined, detectedBy: undefined, failedBefore: 0, lost: 0, rpsBefore: 0, sharePct: undefined, minSharePct: undefined, outAtStart: [] });
   const d = (at: number, target: string, action = 'eject', applied = true, reason = 'r'): RecordedDecision => ({ action: action as 'eject', target, reason, source: 'local', at, evidence: {}, seq: at, applied, weight: action === 'weight' || action === 'probation' ? 0.5 : undefined });
   const late = rec();
   attributeDetection(late, [{ name: 'a', events: [d(500, 'p/10.0.0.2:80'), d(9500, 'p/10.0.0.2:80')] }], 20_000);
@@ -24,6 +24,8 @@ t.test('detection is the first decision on the fault\'s targets during the fault
   const ok = rec();
   attributeDetection(ok, [{ name: 'a', events: [d(4000, 'p/10.0.0.2:80')] }, { name: 'b', events: [d(3000, 'p/10.0.0.2:80', 'weight')] }], 20_000);
   t.match(ok, { detectedAt: 3000, detectedBy: { client: 'b', action: 'weight' } }, 'the earliest over all clients');
+  const already = { ...rec(), outAtStart: ['a: p-2 ejected'] };
+  t.match(renderSummary([already], 0, 20_000), /NOT detected .*when it began, a target was already out of rotation \(a: p-2 ejected\)/, 'a target already out when the fault began is named as the reason');
 });
 
 t.test('the README describes the schedule, the warm-up and the timeouts the demo runs', async (t) => {
