@@ -49,11 +49,16 @@ t.test('proxy --audit-dir: operator and automatic decisions logged, checkpoint s
   const admin = `http://${mm.addresses.admin}`;
   const goodId = `default/127.0.0.1:${good.port}`;
   const badId = `default/127.0.0.1:${bad.port}`;
-  // Automatic: the failing endpoint gets ejected by the healing engine.
-  for (let i = 0; i < 30; i++) {
-    const r = await request(`${proxy}/x`);
-    await r.body.dump();
-  }
+  // Automatic: the failing endpoint gets ejected by the healing engine. How many requests reach it first
+  // depends on the balancer's latency measurements, so traffic goes on until the ejection shows (bounded).
+  await waitForValue('the healing engine to eject the failing endpoint', async () => {
+    for (let i = 0; i < 10; i++) {
+      const r = await request(`${proxy}/x`);
+      await r.body.dump();
+    }
+    const eps = (await (await request(`${admin}/v1/endpoints`)).body.json()) as { endpoints: { id: string; state: string }[] };
+    return eps.endpoints.some((e) => e.id === badId && e.state === 'ejected') ? true : undefined;
+  }, 120_000);
   // Operator: a drain through the admin API (forced: with the bad endpoint ejected, the guards would refuse
   // taking the last healthy one out).
   const op = await request(`${admin}/v1/endpoints/${encodeURIComponent(goodId)}/drain`, { method: 'POST', body: JSON.stringify({ reason: 'maintenance', durationMs: 1000, force: true }), headers: { 'content-type': 'application/json' } });
