@@ -180,6 +180,8 @@ async function proxyBench(o: { pairs: number; durationS: number; warmupS: number
     const idle = spawnTracked({ name: 'idle', cmd: be.cmd, args: [...be.args, '--port', '0', '--control-port', '0', '--body-bytes', '256', '--exit-with-stdin'], logDir: tmp.dir, stdinPipe: true });
     const idleReady = await waitReadyLine<{ port: number }>(idle);
     const ctx = { upstreams: [{ host: '127.0.0.1', port: ready.port }, { host: '127.0.0.1', port: idleReady.port }], dir: tmp.dir, timeouts: BENCH_TIMEOUTS };
+    // Warm the backends first: the first run (audit on, in ABBA order) must not also pay for their cold start.
+    for (const port of [ready.port, idleReady.port]) await runWrk(`http://127.0.0.1:${port}/`, { threads: 2, connections: 64, durationS: Math.max(2, o.warmupS) });
     for (let pair = 0; pair < o.pairs; pair++) {
       for (const on of pair % 2 === 0 ? [true, false] : [false, true]) {
         const run = runs.length;
