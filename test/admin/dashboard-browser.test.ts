@@ -2,10 +2,15 @@
 // The web dashboard in headless Chromium: the page loads and lists the endpoint ids, an ejection shows
 // in the timeline pushed on the open stream (no API request, no poll), first paint and bytes transferred
 // within their targets, and clicking an endpoint filters the timeline.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import t from 'tap';
+import { startAudit } from '../../src/audit/component.js';
 import { validateConfig } from '../../src/config/load.js';
 import { silentLogger } from '../../src/core/log.js';
 import { Outcome } from '../../src/core/types.js';
+import { startHealing } from '../../src/heal/component.js';
 import { startSidecar } from '../../src/runtime/sidecar.js';
 import { launchChromium } from '../helpers/chromium.js';
 
@@ -88,5 +93,46 @@ t.test('dashboard in Chromium: endpoints, live ejection, first paint, size, filt
   await page.locator('#filter-clear').setTimeout(60_000).click();
   await page.waitForFunction(() => document.querySelector('#timeline')!.textContent!.includes('browser-test'), { timeout: 60_000 });
   t.pass('filter cleared: the decision is listed again');
+  t.same(errors, [], 'no script errors');
+});
+
+t.test('dashboard panels: the audit checkpoint (a signed note, text) and the learning status are shown', async (t) => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'mm-dash-audit-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const v = validateConfig({
+    admin: { listen: '127.0.0.1:0' },
+    outbound: { enabled: false },
+    services: [{ name: 'pay', endpoints: [{ address: '127.0.0.1:9001' }, { address: '127.0.0.1:9002' }] }],
+    audit: { enabled: true, dir: path.join(dir, 'audit'), fsyncIntervalMs: 20, checkpointIntervalMs: 50, keyFile: path.join(dir, 'key.pem') },
+  });
+  if (!v.valid) throw new Error(v.errors.join('\n'));
+  const s = await startSidecar(v.result, { log: silentLogger, components: [{ name: 'audit', factory: startAudit }, { name: 'healing', factory: startHealing }] });
+  t.teardown(() => s.close(0));
+  const base = `http://${s.addresses.admin}`;
+  // One operator call puts an entry in the log, so that a checkpoint is signed.
+  const r = await fetch(`${base}/v1/endpoints/${encodeURIComponent('pay/127.0.0.1:9002')}/drain`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ reason: 'panel-test', durationMs: 60000 }) });
+  t.equal(r.status, 200);
+  let note = '';
+  for (let i = 0; i < 600 && !/^— /m.test(note); i++) {
+    const res = await fetch(`${base}/v1/audit/checkpoint`);
+    note = res.ok ? await res.text() : '';
+    if (!/^— /m.test(note)) await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  const origin = note.split('\n')[0]!;
+  t.ok(origin.length > 0, `a signed checkpoint exists (origin ${origin})`);
+
+  const chrome = await launchChromium();
+  t.teardown(chrome.close);
+  const page = await chrome.browser.newPage();
+  page.setDefaultTimeout(60_000);
+  const errors: string[] = [];
+  page.on('pageerror', (e) => errors.push(String(e)));
+  await page.goto(`${base}/ui/`, { waitUntil: 'load' });
+  await page.waitForFunction((o: string) => document.querySelector('#p-audit pre')?.textContent?.startsWith(o) === true, { timeout: 60_000 }, origin);
+  t.pass('the audit panel shows the checkpoint note');
+  await page.waitForFunction(() => Array.from(document.querySelectorAll('#p-learn td')).some((td) => td.textContent === 'pay'), { timeout: 60_000 });
+  const row = await page.$eval('#p-learn tbody tr', (tr) => Array.from(tr.querySelectorAll('td')).map((td) => td.textContent));
+  t.equal(row[0], 'pay', 'the learning panel lists the service');
+  t.match(row[1], /^(on, \d+ s ahead|off)/, `prediction state shown (${row[1]})`);
   t.same(errors, [], 'no script errors');
 });

@@ -198,8 +198,14 @@ function serviceOf(id) {
 const PANELS = [
   { id: 'p-members', url: '../v1/members', render: (b) => table(['member', 'address', 'state'], (b.members || []).map((m) => [m.id + (m.self ? ' (self)' : ''), m.address, badge(m.state)])) },
   { id: 'p-xds', url: '../v1/xds', render: (b) => table(['node', 'type', 'state', 'ACK', 'NACK'], Object.entries(b.nodes || {}).flatMap(([node, streams]) => streams.flatMap((s) => s.types.map((t) => [node, t.typeUrl.split('.').pop(), badge(t.state), t.acks, t.nacks])))) },
-  { id: 'p-audit', url: '../v1/audit/checkpoint', render: (b) => kv(b) },
-  { id: 'p-learn', url: '../v1/learn', render: (b) => kv(b) },
+  // The checkpoint is a signed note (text): origin, size, root hash, then signature lines.
+  { id: 'p-audit', url: '../v1/audit/checkpoint', text: true, render: (t) => el('pre', { class: 'note' }, t) },
+  { id: 'p-learn', url: '../v1/learn', render: (b) => table(['service', 'prediction', 'forecasts', 'de-weights / drains'], (b.services || []).map((s) => {
+    const p = s.prediction;
+    if (!p) return [s.service, 'off (' + (s.policy || 'no policy') + ')', '–', '–'];
+    const at = (p.endpoints || []).filter((e) => e.forecast);
+    return [s.service, p.enabled ? 'on, ' + Math.round(p.horizonMs / 1000) + ' s ahead' : 'off', at.length ? at.map((e) => e.id + ' ' + e.forecast.severity).join(', ') : 'none', (p.counters.degrade || 0) + ' / ' + (p.counters.drain || 0)];
+  })) },
 ];
 
 function badge(s) {
@@ -209,11 +215,6 @@ function badge(s) {
 function table(head, rows) {
   if (!rows.length) return el('p', { class: 'muted' }, 'none');
   return el('table', {}, el('thead', {}, el('tr', {}, ...head.map((h) => el('th', {}, h)))), el('tbody', {}, ...rows.map((r) => el('tr', {}, ...r.map((c) => el('td', {}, c))))));
-}
-
-function kv(obj) {
-  const rows = Object.entries(obj || {}).slice(0, 20).map(([k, v]) => [k, typeof v === 'object' ? JSON.stringify(v).slice(0, 120) : String(v)]);
-  return table(['', ''], rows);
 }
 
 async function refreshPanels() {
@@ -226,9 +227,10 @@ async function refreshPanels() {
         continue;
       }
       if (!res.ok) continue;
+      const body = p.text ? await res.text() : await res.json();
       const sec = $(p.id);
       sec.hidden = false;
-      sec.querySelector('.body').replaceChildren(p.render(await res.json()));
+      sec.querySelector('.body').replaceChildren(p.render(body));
     } catch {
       /* next round */
     }
