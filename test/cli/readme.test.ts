@@ -136,3 +136,29 @@ t.test('README quick mode, followed literally', async (t) => {
     if (raw.includes(' endpoints --admin')) t.match(r.stdout, new RegExp(`default/127\\.0\\.0\\.1:${ports.get('8081')}\\s+ejected`), 'the CLI shows the ejection');
   }
 });
+
+t.test('commands named inline in the README exist: npm scripts in package.json, meshmedic commands answer --help', async (t) => {
+  const pkg = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
+  // Inline spans are references in prose (the blocks above are what a reader runs): each must name
+  // something that exists. npm install/test/pack/ci/link and node are npm's and Node's own.
+  const spans = README.flatMap((l) => [...l.matchAll(/`((?:npm|meshmedic) [^`]+)`/g)].map((m) => m[1]!));
+  t.ok(spans.length >= 10, `found ${spans.length} inline commands`);
+  const own = new Set(['install', 'test', 'pack', 'ci', 'link', 'start']);
+  for (const span of spans) {
+    const words = span.split(/\s+/);
+    if (words[0] === 'npm') {
+      if (words[1] === 'run') t.ok(pkg.scripts[words[2]!] !== undefined, `${span}: package.json has the script ${words[2]}`);
+      else if (words[1] === 'start') t.ok(pkg.scripts.start !== undefined, `${span}: package.json has a start script`);
+      else t.ok(own.has(words[1]!.replace(/&&.*/, '')), `${span}: an npm command`);
+    } else {
+      for (const c of words[1]!.split('|')) {
+        const sub = words[2] !== undefined && !words[2].startsWith('-') && /^[a-z|-]+$/.test(words[2]) ? words[2].split('|') : [undefined];
+        for (const s of sub) {
+          const args = s === undefined ? [c, '--help'] : [c, s, '--help'];
+          const r = spawnSync(process.execPath, ['bin/meshmedic.js', ...args], { cwd: ROOT, encoding: 'utf8', timeout: 20_000 });
+          t.equal(r.status, 0, `${span}: meshmedic ${args.join(' ')} exits 0${r.status === 0 ? '' : `\n${r.stdout}${r.stderr}`}`);
+        }
+      }
+    }
+  }
+});
