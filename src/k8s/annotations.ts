@@ -31,6 +31,7 @@ export const INJECTION_ANNOTATIONS = {
   httpProxy: `${ANNOTATION_PREFIX}http-proxy`,
   noProxy: `${ANNOTATION_PREFIX}no-proxy`,
   image: `${ANNOTATION_PREFIX}image`,
+  readinessGate: `${ANNOTATION_PREFIX}readiness-gate`,
 } as const;
 
 const a = (key: string, kind: AnnotationKind, description: string, example: string, path?: string): AnnotationSpec =>
@@ -49,6 +50,7 @@ export const ANNOTATIONS: readonly AnnotationSpec[] = Object.freeze([
   a('http-proxy', 'boolean', 'set HTTP_PROXY/http_proxy in the app containers ("false" to leave them alone)', '"false"'),
   a('no-proxy', 'list', 'extra NO_PROXY entries for the app containers, comma-separated', 'metadata.internal,10.0.0.1'),
   a('image', 'string', 'sidecar image override', 'meshmedic/meshmedic:0.1.0'),
+  a('readiness-gate', 'boolean', 'add the readiness gate meshmedic.io/healthy: an ejected pod leaves every EndpointSlice (overrides the injector setting readinessGate)', '"true"'),
   // Tuning (read by the sidecar at start and on change; checked by the webhook for warnings).
   a('policy', 'string', 'healing policy: meshmedic, envoy-default or none', 'envoy-default', 'healing.policy'),
   a('consecutive-5xx', 'integer', 'consecutive failures of any kind that eject an endpoint', '5', 'healing.consecutive.errors5xx'),

@@ -8,6 +8,8 @@ import type { Discovery } from './discovery.js';
 import { watchAnnotationsFile, type AnnotationsWatcher } from './podinfo.js';
 import { validateConfig } from '../config/load.js';
 import type { ServiceInput } from '../mesh/state.js';
+import { createKubeApi, inClusterTarget } from './api.js';
+import { ENV_READINESS_GATE, startReadinessGate, type ReadinessGate } from './readiness-gate.js';
 
 /** Environment the injector sets in the sidecar (see inject.ts). */
 export const ENV_DISCOVERY = 'MESHMEDIC_K8S_DISCOVERY';
@@ -52,6 +54,7 @@ export function kubernetesComponent(opts: KubernetesComponentOptions = {}): Comp
     const log = ctx.log.child({ component: 'k8s' });
     let discovery: Discovery | undefined;
     let watcher: AnnotationsWatcher | undefined;
+    let gate: ReadinessGate | undefined;
     const discoveryOn = env[ENV_DISCOVERY] === 'true' && (Boolean(opts.server) || Boolean(env.KUBERNETES_SERVICE_HOST));
     if (discoveryOn) {
       const namespaces = discoveryNamespaces(env);
@@ -68,6 +71,15 @@ export function kubernetesComponent(opts: KubernetesComponentOptions = {}): Comp
       });
     } else if (env[ENV_DISCOVERY] === 'true') {
       log.warn('Kubernetes discovery asked for, but not running in a pod (no KUBERNETES_SERVICE_HOST); skipped');
+    }
+    if (env[ENV_READINESS_GATE] === 'true') {
+      const target = opts.server ? { server: opts.server } : inClusterTarget(env);
+      if (!target) log.warn('the readiness gate is on, but not running in a pod (no KUBERNETES_SERVICE_HOST); pod conditions are not set');
+      else {
+        const self = env.POD_NAME && env.POD_NAMESPACE ? { namespace: env.POD_NAMESPACE, pod: env.POD_NAME } : undefined;
+        gate = startReadinessGate({ mesh: ctx.mesh, api: createKubeApi(target), log, ...(self ? { self } : {}) });
+        log.info('readiness gate: ejected pods get meshmedic.io/healthy=False', { self: self ? `${self.namespace}/${self.pod}` : undefined });
+      }
     }
     const file = opts.annotationsFile ?? env[ENV_POD_ANNOTATIONS];
     if (file) {
@@ -107,6 +119,7 @@ export function kubernetesComponent(opts: KubernetesComponentOptions = {}): Comp
       name: 'k8s',
       async close() {
         watcher?.close();
+        await gate?.close();
         await discovery?.close();
       },
     };

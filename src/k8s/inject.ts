@@ -6,6 +6,7 @@ import type { IProbe } from 'kubernetes-models/v1/Probe';
 import type { IVolume } from 'kubernetes-models/v1/Volume';
 import { INJECTION_ANNOTATIONS, annotationsToConfigPatch, isQuantity, parseBool } from './annotations.js';
 import { DEFAULT_NO_PROXY, type InjectorConfig } from './injector-config.js';
+import { ENV_READINESS_GATE, READINESS_CONDITION } from './readiness-gate.js';
 
 export type JsonPatchOp = { op: 'add' | 'replace'; path: string; value: unknown };
 
@@ -119,6 +120,12 @@ export function planInjection(req: InjectionRequest, cfg: InjectorConfig): Injec
   const imageAnn = annotations[INJECTION_ANNOTATIONS.image]?.trim();
   const image = imageAnn && /^[a-z0-9][a-zA-Z0-9._\-/:@]{0,254}$/.test(imageAnn) ? imageAnn : cfg.image;
   const sidecar = buildSidecar(cfg, mode, image, annotations);
+  // The readiness gate: the pod is Ready only while the condition meshmedic.io/healthy is True. Its own
+  // sidecar sets it True at start (so a pod is never held back by a gate nobody sets) and sets the
+  // condition of the pods it ejects and restores.
+  const gateAnn = annotations[INJECTION_ANNOTATIONS.readinessGate];
+  const gate = gateAnn !== undefined && parseBool(gateAnn) !== undefined ? parseBool(gateAnn)! : cfg.readinessGate;
+  if (gate) sidecar.env = [...(sidecar.env ?? []), { name: ENV_READINESS_GATE, value: 'true' }];
 
   const patch: JsonPatchOp[] = [];
   if (mode === 'native') {
@@ -127,6 +134,14 @@ export function planInjection(req: InjectionRequest, cfg: InjectorConfig): Injec
     else patch.push({ op: 'add', path: '/spec/initContainers', value: [sidecar] });
   } else {
     patch.push({ op: 'add', path: '/spec/containers/-', value: sidecar });
+  }
+  if (gate) {
+    const gates = Array.isArray(spec.readinessGates) ? spec.readinessGates : undefined;
+    const has = (gates ?? []).some((g) => asObject(g)?.conditionType === READINESS_CONDITION);
+    if (!has) {
+      if (gates) patch.push({ op: 'add', path: '/spec/readinessGates/-', value: { conditionType: READINESS_CONDITION } });
+      else patch.push({ op: 'add', path: '/spec/readinessGates', value: [{ conditionType: READINESS_CONDITION }] });
+    }
   }
   const newVolumes = buildVolumes(cfg);
   if (volumes) for (const v of newVolumes) patch.push({ op: 'add', path: '/spec/volumes/-', value: v });

@@ -55,6 +55,7 @@ export const injectorConfigSchema = {
     excludeNamespaces: { type: 'array', items: { type: 'string' }, default: [...DEFAULT_EXCLUDED_NAMESPACES] },
     meshConfigMap: { type: 'string', pattern: '^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$', default: 'meshmedic-mesh', description: 'ConfigMap (in the pod\'s namespace, optional) holding mesh.yaml' },
     prometheusAnnotations: { type: 'boolean', default: true, description: 'add prometheus.io/* scrape annotations when the pod has none' },
+    readinessGate: { type: 'boolean', default: false, description: 'add the readiness gate meshmedic.io/healthy to every injected pod (the annotation meshmedic.io/readiness-gate overrides it per pod)' },
   },
 } as const;
 
@@ -72,6 +73,7 @@ export interface InjectorConfig {
   readonly excludeNamespaces: readonly string[];
   readonly meshConfigMap: string;
   readonly prometheusAnnotations: boolean;
+  readonly readinessGate: boolean;
 }
 
 const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false });

@@ -29,6 +29,7 @@ export const SAMPLE_NAMESPACE = 'shop';
  */
 export const NAMESPACE_LABEL = 'meshmedic.io/inject';
 export const DISCOVERY_ROLE = 'meshmedic-discovery';
+export const GATE_ROLE = 'meshmedic-readiness-gate';
 
 const appLabels = { 'app.kubernetes.io/name': 'meshmedic', 'app.kubernetes.io/component': 'webhook' };
 
@@ -53,6 +54,7 @@ injector:
     memory: 64Mi
     memoryLimit: 256Mi
   noProxy: []             # extra NO_PROXY entries for every app container
+  readinessGate: false    # true: pods get the gate meshmedic.io/healthy (bind meshmedic-readiness-gate)
 `;
 
 export const MESH_YAML = `# Mesh settings for every sidecar in this namespace; pod annotations (meshmedic.io/*) override them.
@@ -112,6 +114,13 @@ export function buildManifests(): ManifestFile[] {
       { apiGroups: [''], resources: ['services'], verbs: ['get', 'list', 'watch'] },
       { apiGroups: ['discovery.k8s.io'], resources: ['endpointslices'], verbs: ['get', 'list', 'watch'] },
     ],
+  });
+
+  // For the readiness gate (off by default): a sidecar sets the meshmedic.io/healthy condition of its
+  // own pod and of the pods it ejects. Bind it per namespace, for the workloads that enable the gate.
+  const gateRole = new ClusterRole({
+    metadata: { name: GATE_ROLE, labels: { 'app.kubernetes.io/name': 'meshmedic' } },
+    rules: [{ apiGroups: [''], resources: ['pods/status'], verbs: ['patch'] }],
   });
 
   const injectorConfig = new ConfigMap({
@@ -369,7 +378,7 @@ export function buildManifests(): ManifestFile[] {
 
   return [
     { file: '00-namespace.yaml', comment: 'The namespace of the injection webhook.', objects: [namespace] },
-    { file: '10-rbac.yaml', comment: 'Service accounts and least-privilege RBAC: the webhook lists pods and namespaces and creates Events (its scan for pods missing the sidecar); discovery reads Services and EndpointSlices.', objects: [webhookSa, webhookRole, webhookBinding, discoveryRole] },
+    { file: '10-rbac.yaml', comment: 'Service accounts and least-privilege RBAC: the webhook lists pods and namespaces and creates Events (its scan for pods missing the sidecar); discovery reads Services and EndpointSlices; the readiness gate patches pod status (bind it where enabled).', objects: [webhookSa, webhookRole, webhookBinding, discoveryRole, gateRole] },
     { file: '20-certificate.yaml', comment: 'The webhook certificate from cert-manager (docs/kubernetes.md has the openssl path without cert-manager).', objects: [issuer, certificate] },
     { file: '30-webhook.yaml', comment: 'The injection webhook: settings, Deployment, disruption budget and Service.', objects: [injectorConfig, deployment, pdb, service] },
     { file: '40-mutatingwebhook.yaml', comment: 'Registration with the API server: the label meshmedic.io/inject=true on a namespace or a pod opts in; fails open.', objects: [webhookConfig] },

@@ -198,6 +198,36 @@ t.test('each pod route re-checks its own opt-in', async (t) => {
   t.equal(odd.inject, false, 'labels that are not a map: no opt-in, no throw');
 });
 
+t.test('readiness gate: by injector setting or annotation, never twice', async (t) => {
+  const { pod } = load('plain-pod');
+  const gates = (p: any, cfg = DEFAULT_INJECTOR_CONFIG) => {
+    const plan = planInjection({ pod: p, namespace: 'shop', optIn: 'namespace-label' }, cfg);
+    if (!plan.inject) throw new Error(plan.reason);
+    const patched = fjp.applyPatch(structuredClone(p), plan.patch as fjp.Operation[]).newDocument as any;
+    t.doesNotThrow(() => new Pod(patched).validate(), 'valid pod');
+    const sc = [...(patched.spec.initContainers ?? []), ...patched.spec.containers].find((c: any) => c.name === 'meshmedic');
+    return { gates: patched.spec.readinessGates, env: sc.env.find((e: any) => e.name === 'MESHMEDIC_K8S_READINESS_GATE')?.value };
+  };
+  t.same(gates(pod), { gates: undefined, env: undefined }, 'off by default');
+  const on = validateInjectorConfig({ readinessGate: true });
+  if (!on.valid) throw new Error('config');
+  t.same(gates(pod, on.result), { gates: [{ conditionType: 'meshmedic.io/healthy' }], env: 'true' }, 'on by injector setting: the gate, and the sidecar told to set it');
+  const annotated = structuredClone(pod);
+  annotated.metadata.annotations = { 'meshmedic.io/readiness-gate': 'true' };
+  t.same(gates(annotated), { gates: [{ conditionType: 'meshmedic.io/healthy' }], env: 'true' }, 'on by annotation');
+  annotated.metadata.annotations = { 'meshmedic.io/readiness-gate': 'false' };
+  t.same(gates(annotated, on.result), { gates: undefined, env: undefined }, 'the annotation turns it off for one pod');
+  const withGates = structuredClone(pod);
+  withGates.spec.readinessGates = [{ conditionType: 'example.com/warm' }];
+  t.same(gates(withGates, on.result).gates, [{ conditionType: 'example.com/warm' }, { conditionType: 'meshmedic.io/healthy' }], 'appended to existing gates');
+  withGates.spec.readinessGates.push({ conditionType: 'meshmedic.io/healthy' });
+  t.equal(gates(withGates, on.result).gates.length, 2, 'not added twice');
+  const bad = structuredClone(pod);
+  bad.metadata.annotations = { 'meshmedic.io/readiness-gate': 'maybe' };
+  const plan = planInjection({ pod: bad, namespace: 'shop', optIn: 'namespace-label' }, DEFAULT_INJECTOR_CONFIG);
+  t.ok(plan.warnings.some((w) => /meshmedic\.io\/readiness-gate: "maybe"/.test(w)), 'a bad value is a warning naming it');
+});
+
 t.test('injector config selects classic', async (t) => {
   const { pod } = load('plain-pod');
   const classic = validateInjectorConfig({ mode: 'classic', image: 'example/meshmedic:dev' });

@@ -108,7 +108,8 @@ t.test('opt-in by label: which entry the API server calls for which pod', async 
 
 t.test('RBAC is minimal: discovery reads, the webhook lists and reports', async (t) => {
   const roles = all().filter((o) => o.kind === 'ClusterRole' || o.kind === 'Role');
-  t.same(roles.map((r) => r.metadata.name).sort(), ['meshmedic-discovery', 'meshmedic-webhook']);
+  t.same(roles.map((r) => r.metadata.name).sort(), ['meshmedic-discovery', 'meshmedic-readiness-gate', 'meshmedic-webhook']);
+  t.same(roles.find((r) => r.metadata.name === 'meshmedic-readiness-gate').rules, [{ apiGroups: [''], resources: ['pods/status'], verbs: ['patch'] }], 'the gate: patch pod status, nothing else');
   const discovery = roles.find((r) => r.metadata.name === 'meshmedic-discovery');
   const resources = new Set<string>();
   for (const r of discovery.rules) {
@@ -188,5 +189,5 @@ t.test('kubectl kustomize renders the core install', async (t) => {
   }
   out = execFileSync('kubectl', ['kustomize', k8sDir], { encoding: 'utf8', timeout: 60_000 });
   const kinds = parseAllDocuments(out).map((d) => (d.toJS() as any)?.kind).filter(Boolean).sort();
-  t.same(kinds, ['Certificate', 'ClusterRole', 'ClusterRole', 'ClusterRoleBinding', 'ConfigMap', 'ConfigMap', 'Deployment', 'Issuer', 'MutatingWebhookConfiguration', 'Namespace', 'PodDisruptionBudget', 'Service', 'ServiceAccount']);
+  t.same(kinds, ['Certificate', 'ClusterRole', 'ClusterRole', 'ClusterRole', 'ClusterRoleBinding', 'ConfigMap', 'ConfigMap', 'Deployment', 'Issuer', 'MutatingWebhookConfiguration', 'Namespace', 'PodDisruptionBudget', 'Service', 'ServiceAccount']);
 });
