@@ -26,11 +26,18 @@ export interface StartOptions {
   nodeOptions?: string;
   /** Run under this open-file limit (`ulimit -n`, set by bash before it execs node). */
   fdLimit?: number;
+  /**
+   * Run in a private mount namespace with a tmpfs of this size mounted on `dir` (unshare(1); the mount
+   * exists only for this process, and nothing is left behind when it exits). `nsenter -t PID -m` enters it.
+   */
+  tmpfs?: { dir: string; sizeKb: number };
 }
 
 export async function startMeshmedic(t: Test, args: string[], opts: StartOptions = {}): Promise<Running> {
   const env = { ...process.env, ...opts.env };
-  const child = opts.fdLimit !== undefined
+  const child = opts.tmpfs !== undefined
+    ? spawn('unshare', ['-m', '--propagation', 'private', 'sh', '-c', `mount -t tmpfs -o size=${opts.tmpfs.sizeKb}k meshmedic-test "$0" && exec "$@"`, opts.tmpfs.dir, process.execPath, BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env })
+    : opts.fdLimit !== undefined
     ? spawn('bash', ['-c', `ulimit -n ${opts.fdLimit} && exec "$@"`, 'bash', process.execPath, BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env })
     : opts.nodeOptions === undefined
       ? spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env })
