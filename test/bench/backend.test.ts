@@ -1,6 +1,7 @@
 // The fault-injecting backend: every fault kind of the catalogue's vocabulary observed from a real client on loopback.
 import t from 'tap';
 import http from 'node:http';
+import { VirtualClock } from '../../src/core/clock.js';
 import { startBackend, parseFault, seededRandom, type Backend } from '../../src/testing/backend.js';
 
 interface Answer { status: number; ms: number; backend?: string; body: string; error?: string }
@@ -117,15 +118,20 @@ t.test('gray latency multiplies the baseline', async (t) => {
 });
 
 t.test('a timed schedule: latency ramps, then a crash starts and ends on time (drift, then crash)', async (t) => {
-  await withBackend(t, { medianMs: 10 }, async (b) => {
-    const t0 = Date.now();
+  // The schedule runs on a virtual clock moved by the test, so a loaded machine cannot make a probe miss
+  // the crash window; only the answers' delays are real time.
+  const clock = new VirtualClock();
+  await withBackend(t, { medianMs: 10, clock }, async (b) => {
+    const t0 = clock.now();
     b.setFault({ t0, faults: [{ kind: 'latency', factor: 21, rampMs: 200, startMs: 0, endMs: 900 }, { kind: 'crash', startMs: 900, endMs: 1200 }] });
-    await new Promise((r) => setTimeout(r, 250));
+    clock.advance(250);
     const later = await get(b.port);
     t.ok(later.ms >= 100 && later.error === undefined, `ramped to 21× of 10 ms: ≥ 100 ms (${later.ms.toFixed(1)} ms)`);
-    while (Date.now() < t0 + 950) await new Promise((r) => setTimeout(r, 10));
+    clock.advance(700); // t = 950
+    t.equal(b.stats().listening, false, 'the listener is closed at 950 ms');
     t.equal((await get(b.port)).error, 'ECONNREFUSED', 'crashed at 900 ms');
-    while (Date.now() < t0 + 1300) await new Promise((r) => setTimeout(r, 10));
+    clock.advance(350); // t = 1300
+    while (!b.stats().listening) await new Promise((r) => setTimeout(r, 10));
     t.equal((await get(b.port)).status, 200, 'back once the crash ended');
   });
 });
