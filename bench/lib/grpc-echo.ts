@@ -1,6 +1,5 @@
 // Shared by the xDS and ALS benchmarks: a gRPC backend that counts calls and notes the time of the last
 // one (to time when clients stop calling it), and a free loopback port.
-import { createServer } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 
 export const ECHO_PATH = '/meshmedic.bench.Echo/Hello';
@@ -23,14 +22,5 @@ export async function startEchoBackend(now: () => number): Promise<EchoBackend> 
   return b;
 }
 
-/** A loopback port free at the time of the call. */
-export function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const s = createServer();
-    s.once('error', rej);
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => res(p));
-    });
-  });
-}
+/** A loopback port free at the time of the call (the benchmarks' one helper, re-exported for its callers). */
+export { freePort } from './procs.js';

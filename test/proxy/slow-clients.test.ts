@@ -2,7 +2,7 @@
 // endpoint's connections and are cut below a minimum rate, requests wait for a connection only so long,
 // a request head must arrive in time (slowloris), and downstream connections are capped.
 import net from 'node:net';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { ExpiryQueue, type Expirable } from '../../src/proxy/expiry-queue.js';
 import { backend, rawExchange, rawServer, request, startTestProxy, until } from './helpers.js';
 
@@ -152,14 +152,18 @@ function countExpiriesPerTurn(): { perTurn: Map<number, number>; restore(): void
   };
 }
 
-t.test('connections that expire together are answered a few per event-loop turn, none lost', async (t) => {
-  // 300 slowloris connections opened together pass their deadline together. Answering them in one go
-  // stalled every other client (a 408 and a close cost ~0.1 ms each); they must be spread over turns.
-  const b = await wholeBodyBackend();
-  const p = await startTestProxy({ proxy: { requestHeadersTimeoutMs: 300 }, services: [{ name: 'svc', endpoints: [{ address: `127.0.0.1:${b.port}` }] }] });
+/**
+ * N connections opened together to a proxy with `proxy` settings; `onConnect` drives each one and
+ * resolves once it is in the state under test. `done()` counts the ones the proxy has dealt with; when all
+ * have been, the expiry queues must have handled each once and at most 16 in one turn of the event loop,
+ * and a fresh request must still be served.
+ */
+async function flood(t: Test, proxy: Record<string, number>, what: string, onConnect: (s: net.Socket, i: number, ready: () => void, done: () => void) => void): Promise<void> {
   const N = 300;
+  const b = await wholeBodyBackend();
+  const p = await startTestProxy({ proxy, services: [{ name: 'svc', endpoints: [{ address: `127.0.0.1:${b.port}` }] }] });
   const socks: net.Socket[] = [];
-  let answered408 = 0;
+  let handled = 0;
   const { perTurn, restore } = countExpiriesPerTurn();
   t.teardown(async () => {
     restore();
@@ -167,59 +171,51 @@ t.test('connections that expire together are answered a few per event-loop turn,
     await p.close();
     await b.close();
   });
-  await Promise.all(Array.from({ length: N }, () => new Promise<void>((resolve) => {
-    const s = net.connect(p.port, '127.0.0.1');
-    s.on('error', () => {});
-    let got = '';
-    s.on('data', (c: Buffer) => {
-      got += c.toString('latin1');
-      if (got.startsWith('HTTP/1.1 408')) answered408++;
-    });
-    s.once('connect', () => {
-      s.write('GET / HTTP/1.1\r\nHost: svc\r\n');
-      resolve();
-    });
-    socks.push(s);
-  })));
-  await until(() => answered408 === N, 20_000, `all ${N} answered 408 (got ${answered408})`);
-  const most = Math.max(...perTurn.values());
-  t.equal([...perTurn.values()].reduce((a, v) => a + v, 0), N, 'each connection expired once');
-  t.ok(most <= 16, `at most 16 answered in one turn of the event loop (most: ${most}, over ${perTurn.size} turns)`);
-  t.equal((await request(p.port, { headers: { host: 'svc' } })).status, 200, 'others still served');
-});
-
-t.test('idle connections that time out together are closed a few per event-loop turn, none left open', async (t) => {
-  const b = await wholeBodyBackend();
-  const p = await startTestProxy({ proxy: { idleTimeoutMs: 300 }, services: [{ name: 'svc', endpoints: [{ address: `127.0.0.1:${b.port}` }] }] });
-  const N = 300;
-  const socks: net.Socket[] = [];
-  let closed = 0;
-  const { perTurn, restore } = countExpiriesPerTurn();
-  t.teardown(async () => {
-    restore();
-    for (const s of socks) s.destroy();
-    await p.close();
-    await b.close();
-  });
-  // Half never send a byte; half finish one request and stay open (keep-alive).
   await Promise.all(Array.from({ length: N }, (_, i) => new Promise<void>((resolve) => {
     const s = net.connect(p.port, '127.0.0.1');
     s.on('error', () => {});
-    s.on('close', () => closed++);
+    socks.push(s);
+    let counted = false;
+    onConnect(s, i, resolve, () => {
+      if (!counted) handled++;
+      counted = true;
+    });
+  })));
+  await until(() => handled === N, 20_000, `all ${N} ${what} (got ${handled})`);
+  const most = Math.max(...perTurn.values());
+  t.equal([...perTurn.values()].reduce((a, v) => a + v, 0), N, `each connection ${what.split(' ')[0]} once`);
+  t.ok(most <= 16, `at most 16 ${what.split(' ')[0]} in one turn of the event loop (most: ${most}, over ${perTurn.size} turns)`);
+  t.equal((await request(p.port, { headers: { host: 'svc' } })).status, 200, 'others still served');
+}
+
+t.test('connections that expire together are answered a few per event-loop turn, none lost', async (t) => {
+  // 300 slowloris connections opened together pass their deadline together. Answering them in one go
+  // stalled every other client (a 408 and a close cost ~0.1 ms each); they must be spread over turns.
+  await flood(t, { requestHeadersTimeoutMs: 300 }, 'answered 408', (s, _i, ready, done) => {
+    let got = '';
+    s.on('data', (c: Buffer) => {
+      got += c.toString('latin1');
+      if (got.startsWith('HTTP/1.1 408')) done();
+    });
     s.once('connect', () => {
-      if (i % 2 === 0) resolve();
+      s.write('GET / HTTP/1.1\r\nHost: svc\r\n');
+      ready();
+    });
+  });
+});
+
+t.test('idle connections that time out together are closed a few per event-loop turn, none left open', async (t) => {
+  // Half never send a byte; half finish one request and stay open (keep-alive).
+  await flood(t, { idleTimeoutMs: 300 }, 'closed by the proxy', (s, i, ready, done) => {
+    s.on('close', done);
+    s.once('connect', () => {
+      if (i % 2 === 0) ready();
       else {
         s.write('GET / HTTP/1.1\r\nHost: svc\r\n\r\n');
-        s.once('data', () => resolve());
+        s.once('data', () => ready());
       }
     });
-    socks.push(s);
-  })));
-  await until(() => closed === N, 20_000, `all ${N} closed by the proxy (got ${closed})`);
-  const most = Math.max(...perTurn.values());
-  t.equal([...perTurn.values()].reduce((a, v) => a + v, 0), N, 'each connection closed once');
-  t.ok(most <= 16, `at most 16 closed in one turn of the event loop (most: ${most}, over ${perTurn.size} turns)`);
-  t.equal((await request(p.port, { headers: { host: 'svc' } })).status, 200, 'others still served');
+  });
 });
 
 t.test('requests queued together past the queue deadline are all answered 503', async (t) => {

@@ -2,10 +2,10 @@
 // `xds:///hello` to a real grpc-js-xds client; after the admin eject of G1, G1 gets no further calls.
 import t from 'tap';
 import { spawn } from 'node:child_process';
-import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import { register } from '@grpc/grpc-js-xds';
+import { freePort } from '../helpers/free-port.js';
 import { distribution, setBootstrap, startBackend, waitFor } from './helpers.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
@@ -13,16 +13,6 @@ const root = fileURLToPath(new URL('../..', import.meta.url));
 // Runs the CLI from source (no build needed); exits with its code.
 const RUN_CLI = "const { main } = await import('./src/cli/main.ts'); process.exitCode = await main(process.argv.slice(1));";
 
-function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const s = createServer();
-    s.once('error', rej);
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => res(p));
-    });
-  });
-}
 
 t.test('meshmedic proxy --xds: xds:///hello reaches all three; after the admin eject G1 gets no calls', async (t) => {
   const backends = await Promise.all([startBackend(), startBackend(), startBackend()]);
