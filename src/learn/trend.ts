@@ -44,12 +44,7 @@ export function theilSen(t: Float64Array, x: Float64Array, from: number, to: num
     }
   }
   out.n = n;
-  if (n < 3 || np === 0) {
-    out.slope = 0;
-    out.level = NaN;
-    out.z = 0;
-    return out;
-  }
+  if (n < 3 || np === 0) return noTrend(out);
   const slope = median(pairs, np);
   let m = 0;
   for (let i = from; i < to; i++) if (x[i]! === x[i]!) scratch[m++] = x[i]! + slope * (tNow - t[i]!);
@@ -57,6 +52,14 @@ export function theilSen(t: Float64Array, x: Float64Array, from: number, to: num
   out.level = median(scratch, m);
   const variance = (n * (n - 1) * (2 * n + 5)) / 18;
   out.z = s === 0 ? 0 : (s - Math.sign(s)) / Math.sqrt(variance);
+  return out;
+}
+
+/** Too few points to judge: no slope, no level, no evidence (the point count is already set). */
+function noTrend(out: TrendFit): TrendFit {
+  out.slope = 0;
+  out.level = NaN;
+  out.z = 0;
   return out;
 }
 
@@ -79,12 +82,7 @@ export function cochranArmitage(t: Float64Array, f: Float64Array, n: Float64Arra
     pts++;
   }
   out.n = pts;
-  if (pts < 3 || N === 0) {
-    out.slope = 0;
-    out.level = NaN;
-    out.z = 0;
-    return out;
-  }
+  if (pts < 3 || N === 0) return noTrend(out);
   const pBar = F / N;
   const tBar = tw / N;
   let num = 0;
