@@ -1,8 +1,10 @@
 // Spreads the answering of late client connections (408) and the closing of idle ones over turns of the
 // event loop. Finding who is past a deadline is cheap; answering 408 and closing costs ~0.1 ms each, and
-// connections opened together (an attack) expire together and reconnect together. So the late are answered `perTurn` per turn (other
-// clients' I/O runs in between) and at most `perRefill` between two refills (the listener's sweeps),
-// which spreads a flood's expiry, and its reconnection, over seconds.
+// connections opened together (an attack) expire together and reconnect together. So the late are
+// answered `perTurn` per turn (other clients' I/O runs in between) and at most `perRefill` between two
+// refills (the listener's sweeps), which spreads a flood's expiry, and its reconnection, over seconds; a
+// larger backlog is spread over `drainRefills` refills, and whatever has waited that long is answered at
+// the next, so a flood cannot keep connections open (and their slots taken) much past their deadlines.
 export interface Expirable {
   expire(why: string): void;
 }
@@ -56,7 +58,12 @@ export class ExpiryQueue<T extends Expirable> {
     if (this.at === late.length) {
       late.length = 0;
       this.at = 0;
-    } else if (this.allowance > 0) {
+    } else if (this.at > 1024 && this.at * 2 > late.length) {
+      // A flood that never lets the queue run dry: drop the answered ones, not to hold closed connections.
+      late.splice(0, this.at);
+      this.at = 0;
+    }
+    if (this.at < late.length && this.allowance > 0) {
       this.scheduled = true;
       this.later(this.run);
     }

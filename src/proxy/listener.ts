@@ -46,11 +46,11 @@ export async function startListener(core: ProxyCore, role: 'outbound' | 'inbound
   if (cap < cfg.maxConnections) log.info('proxy.maxConnections lowered to fit the file-descriptor limit', { configured: cfg.maxConnections, cap, fdLimit });
   let refused = 0;
 
-  // CONNECT tunnels (outbound only) come back to sniff(): HTTP/1.1 or h2c inside is served as if direct.
   // Late and idle client connections are answered or closed through one queue, spread over turns of the
   // event loop and sweeps (see ExpiryQueue): a flood opened together times out together.
   const late = new ExpiryQueue<Expirable>(EXPIRE_PER_TURN, EXPIRE_PER_SWEEP, EXPIRE_DRAIN_SWEEPS, setImmediate);
   const closeIdle = (socket: net.Socket): void => late.add({ expire: () => socket.destroy() }, 'idle');
+  // CONNECT tunnels (outbound only) come back to sniff(): HTTP/1.1 or h2c inside is served as if direct.
   const h1Opts: H1ServerOptions = {
     engine: core.http1,
     onIdleTimeout: closeIdle,

@@ -77,3 +77,17 @@ t.test('a backlog larger than perRefill allows is still cleared within drainRefi
   t.equal(q.pending, 0, `1,000 late answered in 4 sweeps (perRefill 10 alone would take 100)`);
   t.equal(log.length, 1000);
 });
+
+t.test('a flood that never lets the queue run dry does not keep the answered connections', async (t) => {
+  const { q, turns, log } = setup(100, 100, 1000);
+  let id = 0;
+  for (let sweep = 0; sweep < 200; sweep++) {
+    for (let i = 0; i < 101; i++) q.add(new Conn(id++, log), 'x'); // one more each sweep than is answered
+    q.refill();
+    while (turns.length > 0) turns.shift()!();
+    t.ok(q.pending > 0 || sweep === 0, 'the queue never runs dry');
+  }
+  t.equal(log.length, 200 * 100, 'answered at the allowance');
+  const held = (q as unknown as { late: unknown[] }).late.length;
+  t.ok(held <= 2 * 1024 + 2 * 101 + q.pending, `answered entries dropped as it goes: ${held} held for ${q.pending} pending`);
+});
