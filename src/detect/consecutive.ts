@@ -34,6 +34,9 @@ export const consecutiveLocalOrigin = make('consecutive_local_origin', (i, k) =>
 });
 
 /** The most specific consecutive verdict per endpoint: local-origin, then gateway, then any 5xx. */
+/** Names of the consecutive-failure detectors: a run of failures in a row, a fault a probe can see whole. */
+export const CONSECUTIVE_DETECTORS: ReadonlySet<string> = new Set([consecutive5xx.name, consecutiveGateway.name, consecutiveLocalOrigin.name]);
+
 export function consecutiveVerdicts(input: DetectionInput, out: Verdict[]): void {
   const start = out.length;
   consecutiveLocalOrigin.detect(input, out);

@@ -5,7 +5,7 @@ import { Outcome, OUTCOME_COUNT, type Decision, type DecisionSource } from '../c
 import type { ResolvedPolicySettings } from '../config/sections/healing.js';
 import type { EndpointView } from '../mesh/state.js';
 import { isRoutable } from '../mesh/state.js';
-import { consecutiveVerdicts } from '../detect/consecutive.js';
+import { CONSECUTIVE_DETECTORS, consecutiveVerdicts } from '../detect/consecutive.js';
 import { peerLatency, peerSuccess, usualRatio } from '../detect/peer.js';
 import { errorBaseline, latencyBaseline } from '../detect/baseline.js';
 import { medianInPlace } from '../detect/robust.js';
@@ -38,6 +38,9 @@ interface EndpointState {
   probeable: boolean;
   /** The current probation began because probes passed. */
   viaProbe: boolean;
+  /** The last ejection came from a run of consecutive failures (a hard fault, which probes see whole);
+   *  statistical detectors catch partial faults, to which a passing probe may be blind. */
+  hardFault: boolean;
 }
 
 const SEVERITY_RANK = { eject: 3, drain: 2, degrade: 1 } as const;
@@ -59,7 +62,7 @@ export const createMeshmedicPolicy: PolicyFactory = (settings: ResolvedPolicySet
 
   const stateOf = (id: string, now: number): EndpointState => {
     let s = states.get(id);
-    if (!s) states.set(id, (s = { level: 0, lastLevelChange: now, readmitAt: 0, probationEpoch: 0, lastWiden: now, lastRampEpoch: -1, probing: false, probePasses: 0, lastProbeAt: 0, probeable: false, viaProbe: false }));
+    if (!s) states.set(id, (s = { level: 0, lastLevelChange: now, readmitAt: 0, probationEpoch: 0, lastWiden: now, lastRampEpoch: -1, probing: false, probePasses: 0, lastProbeAt: 0, probeable: false, viaProbe: false, hardFault: false }));
     return s;
   };
 
@@ -259,6 +262,7 @@ export const createMeshmedicPolicy: PolicyFactory = (settings: ResolvedPolicySet
     // A canary that failed after passing probes shows the probes are blind to this fault (30 % of 5xx):
     // until it is healthy again, passing probes no longer shorten the backoff (failing ones still count).
     st.probeable = probeable && !st.viaProbe;
+    st.hardFault = CONSECUTIVE_DETECTORS.has(reason);
     st.viaProbe = false;
     const ms = Math.min(settings.ejection.baseMs * st.level, settings.ejection.maxMs);
     st.readmitAt = now + ms;
@@ -333,6 +337,18 @@ export const createMeshmedicPolicy: PolicyFactory = (settings: ResolvedPolicySet
       const hist = w.windowHistogram(current);
       if (hist && hist.totalCount > 0) p50s[np++] = hist.getValueAtPercentile(50);
     }
+    // Fast path: passing probes ended a first ejection for consecutive failures (a hard fault, which the
+    // probe sees whole) and the first canaries are all clean: the fault is over, and the full canary count
+    // and the ramp would only keep a healthy endpoint short of its share. Any failure, a slow canary, a
+    // repeat offender (level ≥ 2) or a statistical ejection (a partial fault) takes the full path.
+    if (cfg.fastRequests > 0 && st.viaProbe && st.hardFault && st.level <= 1 && failures === 0 && total >= cfg.fastRequests && total < cfg.minRequests) {
+      const fast = canaryLatencyRatio(s, p50s, np, current, all);
+      if (fast.ratio <= cfg.maxLatencyRatio) {
+        st.probing = false;
+        st.viaProbe = false;
+        return { action: 'restore', target: s.id, reason: 'probation_clean', source: 'local', at: now, evidence: { canaryRequests: total, canaryFailures: 0, latencyRatio: round(fast.ratio) } };
+      }
+    }
     if (total < cfg.minRequests) {
       // This sidecar sends the service no traffic at all (it knew of the failure from its peers): there is
       // no canary to judge and no request at stake here. Restore once probation has lasted judgeMs; if
@@ -362,14 +378,21 @@ export const createMeshmedicPolicy: PolicyFactory = (settings: ResolvedPolicySet
     const rate = failures / total;
     // At least two failures: one background error among a few canary requests proves nothing.
     if (failures >= 2 && rate > cfg.maxFailureRate) return eject(e, st, now, 'probation_failed', 'local', { canaryRequests: total, canaryFailures: failures, failureRate: round(rate) }, true);
-    const canaryP50 = np > 0 ? medianInPlace(p50s, np) : NaN;
-    // Peers from the newest completed window (this evaluation may fall between window boundaries).
-    const peers = peerMedianP50(all, current - 1, settings.peerLatency.minRequests);
-    const ratio = canaryP50 > 0 && peers > 0 ? canaryP50 / peers / usualRatio(s, settings.peerLatency.usualRatioCap) : 1;
+    const { ratio, canaryP50, peers } = canaryLatencyRatio(s, p50s, np, current, all);
     if (ratio > cfg.maxLatencyRatio) return eject(e, st, now, 'probation_failed_latency', 'local', { canaryRequests: total, canaryP50Ms: round(canaryP50 / 1000), peerMedianMs: round(peers / 1000), ratio: round(ratio) }, false);
     st.probing = false;
     st.viaProbe = false;
     return { action: 'weight', target: s.id, reason: 'probation_passed', source: 'local', at: now, weight: cfg.rampStart, evidence: { canaryRequests: total, canaryFailures: failures, latencyRatio: round(ratio) } };
+  }
+
+  /** Canary p50 (median of its window p50s) over the peers' median p50 of the newest completed window,
+   *  divided by the endpoint's usual ratio; 1 when either side has no figure. */
+  function canaryLatencyRatio(s: EndpointSignals, p50s: Float64Array, np: number, current: number, all: readonly EndpointSignals[]): { ratio: number; canaryP50: number; peers: number } {
+    const canaryP50 = np > 0 ? medianInPlace(p50s, np) : NaN;
+    // Peers from the newest completed window (this evaluation may fall between window boundaries).
+    const peers = peerMedianP50(all, current - 1, settings.peerLatency.minRequests);
+    const ratio = canaryP50 > 0 && peers > 0 ? canaryP50 / peers / usualRatio(s, settings.peerLatency.usualRatioCap) : 1;
+    return { ratio, canaryP50, peers };
   }
 };
 

@@ -126,3 +126,32 @@ t.test('each ejected endpoint is probed once per interval, never twice at once',
   prober.scan();
   t.equal(prober.sent, 2, 'a restored endpoint is not probed');
 });
+
+t.test('policy: after a hard fault that probes saw end, the first clean canaries restore full weight without the ramp', async (t) => {
+  const spec = scenarioAt('crash-5', { warmMs: 30_000, faultMs: 20_000, afterMs: 20_000 })!;
+  const fast = runScenario(spec, { policy: 'meshmedic', seed: 1 });
+  const slow = runScenario(spec, { policy: 'meshmedic', seed: 1, settings: { probation: { fastRequests: 0 } } });
+  const clean = fast.decisions.find((d) => d.action === 'restore');
+  t.equal(clean?.reason, 'probation_clean', 'restored by the fast path');
+  const canaries = Number(clean!.evidence.canaryRequests);
+  t.ok(canaries >= 5 && canaries < 20, `${canaries} clean canaries (fastRequests 5, minRequests 20)`);
+  t.notOk(fast.decisions.some((d) => d.reason === 'ramp_up' || d.reason === 'probation_passed'), 'no ramp');
+  t.ok(slow.decisions.some((d) => d.reason === 'probation_passed'), 'fastRequests 0: the full canary count and the ramp');
+  t.ok(fast.restoreMs < slow.restoreMs, `full weight ${fast.restoreMs} ms after the fault vs ${slow.restoreMs} ms`);
+  t.ok(fast.failed <= slow.failed + 2, `failed ${fast.failed} vs ${slow.failed}`);
+});
+
+t.test('policy: the fast path is refused to partial faults and repeat offenders', async (t) => {
+  // Partial 5xx: statistical detectors eject it and a passing probe may be blind to it.
+  const partial = runScenario(scenarioAt('partial-5xx-30-5', { warmMs: 30_000, faultMs: 30_000, afterMs: 20_000 })!, { policy: 'meshmedic', seed: 1 });
+  t.ok(partial.decisions.some((d) => d.action === 'eject'), 'ejected during the partial fault');
+  t.notOk(partial.decisions.some((d) => d.reason === 'probation_clean'), 'never restored by the fast path');
+  // Flapping: after the first ejection the level is 2 and every readmission takes the full path.
+  const flap = runScenario(scenarioAt('flapping-5', { warmMs: 30_000, faultMs: 40_000, afterMs: 20_000 })!, { policy: 'meshmedic', seed: 1 });
+  const ejects = flap.decisions.filter((d) => d.action === 'eject');
+  t.ok(ejects.length >= 2, `${ejects.length} ejections while it flaps`);
+  for (const d of flap.decisions.filter((x) => x.reason === 'probation_clean')) {
+    const before = ejects.filter((e) => e.at < d.at && e.target === d.target).pop();
+    t.equal(before?.evidence.level, 1, 'a fast restore only ever follows a level-1 ejection');
+  }
+});
