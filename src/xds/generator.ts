@@ -74,14 +74,17 @@ export class XdsGenerator {
     if (this.opts.istio) {
       // Istio configs do not depend on the flavor: reuse the other flavor's encoding when it has one.
       const other = this.memo[flavor === 'grpc' ? 'envoy' : 'grpc'].get(s);
-      if (other?.destinationRule && other.virtualService) {
+      if (other?.destinationRule) {
         destinationRule = other.destinationRule;
         virtualService = other.virtualService;
       } else {
         const dr = buildDestinationRule(s, this.opts.istio);
-        const vs = buildVirtualService(s, this.opts.istio);
         destinationRule = encodeMcp(this.opts.istio.namespace, dr.metadata!.name!, 'istio.networking.v1alpha3.DestinationRule', destinationRuleProto(dr));
-        virtualService = encodeMcp(this.opts.istio.namespace, vs.metadata!.name!, 'istio.networking.v1alpha3.VirtualService', virtualServiceProto(vs));
+        // VirtualServices only when asked: one per service would collide with the teams' own.
+        if (this.opts.istio.virtualServices) {
+          const vs = buildVirtualService(s, this.opts.istio);
+          virtualService = encodeMcp(this.opts.istio.namespace, vs.metadata!.name!, 'istio.networking.v1alpha3.VirtualService', virtualServiceProto(vs));
+        }
       }
     }
     e = {

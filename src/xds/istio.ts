@@ -20,6 +20,8 @@ export interface IstioOptions {
   /** Node labels Istio sorts endpoints by when no region-to-region failover can be derived. */
   readonly failoverPriority: readonly string[];
   readonly outlier: (service: string) => OutlierSettings;
+  /** Also produce VirtualServices (weighted routes across subsets); off, teams' own are the only ones. */
+  readonly virtualServices: boolean;
 }
 
 export const DEFAULT_ISTIO_OPTIONS: IstioOptions = Object.freeze({
@@ -28,6 +30,7 @@ export const DEFAULT_ISTIO_OPTIONS: IstioOptions = Object.freeze({
   subsetLabel: 'version',
   failoverPriority: Object.freeze(['topology.kubernetes.io/region', 'topology.kubernetes.io/zone']),
   outlier: () => ENVOY_OUTLIER_DEFAULTS,
+  virtualServices: false,
 });
 
 export function istioOptionsFrom(config: Config): IstioOptions {
@@ -82,7 +85,8 @@ export function buildDestinationRule(service: ServiceView, opts: IstioOptions): 
   const spec: DestinationRuleSpec = {
     host: hostOf(service.name, opts),
     trafficPolicy: {
-      loadBalancer: { simple: 'ROUND_ROBIN', localityLbSetting: localitySetting(service, opts) },
+      // No `simple` policy: the mesh's own (Istio's LEAST_REQUEST, or what a team's rule sets) stays.
+      loadBalancer: { localityLbSetting: localitySetting(service, opts) },
       outlierDetection: {
         consecutive5xxErrors: o.consecutive5xx,
         // Istio turns gateway errors off by default; Envoy's enforcing 0 % means the same.
@@ -137,17 +141,19 @@ export function buildIstioConfigs(snapshot: MeshSnapshot, opts: IstioOptions = D
   const services = [...snapshot.services.values()].sort((a, b) => (a.name < b.name ? -1 : 1));
   return {
     destinationRules: services.map((s) => buildDestinationRule(s, opts)),
-    virtualServices: services.map((s) => buildVirtualService(s, opts)),
+    virtualServices: opts.virtualServices ? services.map((s) => buildVirtualService(s, opts)) : [],
   };
 }
 
-/** `meshmedic render istio`: every service's DestinationRule and VirtualService as multi-document YAML. */
+/** `meshmedic render istio`: every service's DestinationRule (and VirtualService, if asked) as YAML. */
 export function renderIstio(snapshot: MeshSnapshot, config: Config | IstioOptions): string {
   const opts = 'services' in config ? istioOptionsFrom(config) : config;
   const { destinationRules, virtualServices } = buildIstioConfigs(snapshot, opts);
   const docs: string[] = [];
   for (let i = 0; i < destinationRules.length; i++) {
-    docs.push(stringify(destinationRules[i]!.toJSON()), stringify(virtualServices[i]!.toJSON()));
+    docs.push(stringify(destinationRules[i]!.toJSON()));
+    const vs = virtualServices[i];
+    if (vs) docs.push(stringify(vs.toJSON()));
   }
   return docs.length ? `---\n${docs.join('---\n')}` : '';
 }

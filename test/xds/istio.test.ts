@@ -18,6 +18,8 @@ function mesh(services: Record<string, EndpointInput[]>): MeshState {
   return m;
 }
 
+const WITH_VS = { ...DEFAULT_ISTIO_OPTIONS, virtualServices: true };
+
 const docsOf = (yaml: string) => parseAllDocuments(yaml).map((d) => d.toJSON() as { kind: string; metadata: { name: string }; spec: Record<string, unknown> });
 
 t.test('render istio: valid DestinationRule and VirtualService for every service', async (t) => {
@@ -28,7 +30,7 @@ t.test('render istio: valid DestinationRule and VirtualService for every service
     ],
     web: [{ port: 2001, locality: { region: 'eu-west', zone: 'a' } }],
   });
-  const v = validateConfig({ services: [{ name: 'api', endpoints: [{ address: '127.0.0.1:1001' }], healing: { policy: 'meshmedic' } }] });
+  const v = validateConfig({ services: [{ name: 'api', endpoints: [{ address: '127.0.0.1:1001' }], healing: { policy: 'meshmedic' } }], xds: { istio: { virtualServices: true } } });
   t.ok(v.valid);
   const yaml = renderIstio(m.snapshot(), v.valid ? v.result : DEFAULT_ISTIO_OPTIONS);
   const docs = docsOf(yaml);
@@ -39,14 +41,28 @@ t.test('render istio: valid DestinationRule and VirtualService for every service
   const api = docs[0]!.spec as NonNullable<IDestinationRule['spec']>;
   t.same(api.trafficPolicy?.outlierDetection, { consecutive5xxErrors: 5, consecutiveGatewayErrors: 5, interval: '10s', baseEjectionTime: '10s', maxEjectionPercent: 50, minHealthPercent: 50 }, 'outlier detection mirrors the meshmedic policy’s settings');
   t.same(api.trafficPolicy?.loadBalancer?.localityLbSetting, { enabled: true, failover: [{ from: 'eu-west', to: 'eu-central' }] }, 'priorities across regions become failover pairs');
+  t.notOk(api.trafficPolicy?.loadBalancer?.simple, 'no load-balancing policy forced over the mesh\'s own');
   const web = docs[2]!.spec as NonNullable<IDestinationRule['spec']>;
   t.same(web.trafficPolicy?.loadBalancer?.localityLbSetting?.failoverPriority, ['topology.kubernetes.io/region', 'topology.kubernetes.io/zone'], 'single priority → failoverPriority labels');
+});
+
+t.test('by default only DestinationRules, merge-friendly: no VirtualService, no forced load balancer', async (t) => {
+  const m = mesh({ api: [{ port: 1001, labels: { version: 'v1' } }, { port: 1002, labels: { version: 'v2' } }] });
+  const v = validateConfig({});
+  t.ok(v.valid);
+  if (!v.valid) return;
+  t.equal(v.result.xds.istio.virtualServices, false, 'virtualServices is off by default');
+  const docs = docsOf(renderIstio(m.snapshot(), v.result));
+  t.same(docs.map((d) => `${d.kind}/${d.metadata.name}`), ['DestinationRule/meshmedic-api']);
+  const lb = (docs[0]!.spec as NonNullable<IDestinationRule['spec']>).trafficPolicy?.loadBalancer;
+  t.same(Object.keys(lb ?? {}), ['localityLbSetting'], 'only locality failover: the simple policy stays Istio\'s (or the team\'s)');
+  t.doesNotThrow(() => new DestinationRule(docs[0] as never).validate());
 });
 
 t.test('VirtualService weights sum to 100 and follow health', async (t) => {
   const m = mesh({ shop: [{ port: 1, labels: { version: 'v1' } }, { port: 2, labels: { version: 'v2' } }, { port: 3, labels: { version: 'v2' } }] });
   const weights = () => {
-    const vs = docsOf(renderIstio(m.snapshot(), DEFAULT_ISTIO_OPTIONS))[1]!;
+    const vs = docsOf(renderIstio(m.snapshot(), WITH_VS))[1]!;
     const http = (vs.spec.http as { route: { destination: { subset: string }; weight: number }[] }[])[0]!;
     return Object.fromEntries(http.route.map((r) => [r.destination.subset, r.weight]));
   };
@@ -54,7 +70,7 @@ t.test('VirtualService weights sum to 100 and follow health', async (t) => {
   m.apply({ action: 'eject', target: 'shop/127.0.0.1:2', reason: 't', source: 'local', at: Date.now(), evidence: {} });
   m.apply({ action: 'weight', target: 'shop/127.0.0.1:3', weight: 0.5, reason: 't', source: 'local', at: Date.now(), evidence: {} });
   t.same(weights(), { v1: 67, v2: 33 }, 'an ejected and a degraded v2 endpoint shift traffic to v1');
-  const dr = docsOf(renderIstio(m.snapshot(), DEFAULT_ISTIO_OPTIONS))[0]!;
+  const dr = docsOf(renderIstio(m.snapshot(), WITH_VS))[0]!;
   t.same((dr.spec.subsets as { name: string }[]).map((s) => s.name), ['v1', 'v2'], 'subsets by the version label');
   t.equal((dr.metadata as unknown as { annotations: Record<string, string> }).annotations['meshmedic.io/out-of-rotation'], '127.0.0.1:2', 'the ejected endpoint is annotated');
 });
@@ -66,7 +82,7 @@ t.test('typed models: unknown fields fail to compile', async (t) => {
 });
 
 t.test('MCP over xDS: istiod gets DestinationRules and VirtualServices, and an answer for every type', async (t) => {
-  const fx = await startXdsFixture({ api: [{ port: 1001 }, { port: 1002 }] }, { istio: { mcp: true, namespace: 'prod' } });
+  const fx = await startXdsFixture({ api: [{ port: 1001 }, { port: 1002 }] }, { istio: { mcp: true, namespace: 'prod', virtualServices: true } });
   const c = adsClient(fx.address);
   const s = new Scripted<SotwResponse>(c.StreamAggregatedResources());
   t.teardown(async () => {

@@ -49,7 +49,8 @@ export const xdsSchema = {
       additionalProperties: false,
       default: {},
       properties: {
-        mcp: { type: 'boolean', default: false, description: 'serve DestinationRule/VirtualService to istiod (configSources: xds://...)' },
+        mcp: { type: 'boolean', default: false, description: 'serve DestinationRules (and VirtualServices, if virtualServices) to istiod (configSources: xds://...)' },
+        virtualServices: { type: 'boolean', default: false, description: 'also render and serve a VirtualService per service (weighted routes across subsets); off: only DestinationRules, which merge with the teams\' own rules' },
         namespace: { type: 'string', maxLength: 63, default: 'default' },
         hostSuffix: { type: 'string', maxLength: 253, default: '', description: 'appended to service names to form hosts, e.g. .default.svc.cluster.local' },
         failoverPriority: { type: 'array', items: { type: 'string', maxLength: 253 }, maxItems: 16, default: ['topology.kubernetes.io/region', 'topology.kubernetes.io/zone'] },
@@ -84,5 +85,5 @@ export interface XdsConfig {
   readonly connectTimeoutMs: number;
   readonly envoyListener: { readonly name: string; readonly address: string };
   readonly limits: XdsLimitsConfig;
-  readonly istio: { readonly mcp: boolean; readonly namespace: string; readonly hostSuffix: string; readonly failoverPriority: readonly string[] };
+  readonly istio: { readonly mcp: boolean; readonly namespace: string; readonly hostSuffix: string; readonly failoverPriority: readonly string[]; readonly virtualServices: boolean };
 }
