@@ -58,6 +58,9 @@ export function podInjectLabel(labels: Readonly<Record<string, unknown>> | undef
 export const PODINFO_VOLUME = 'meshmedic-podinfo';
 export const MESH_VOLUME = 'meshmedic-mesh';
 export const TMP_VOLUME = 'meshmedic-tmp';
+export const GOSSIP_KEYS_VOLUME = 'meshmedic-gossip-keys';
+/** Where the gossip keyring Secret is mounted: mesh.yaml's gossip.keysFile points here (the chart's does). */
+export const GOSSIP_KEYS_DIR = '/etc/meshmedic/gossip-keys';
 export const PODINFO_DIR = '/etc/meshmedic/podinfo';
 export const MESH_DIR = '/etc/meshmedic/mesh';
 const PROXY_ENV = ['HTTP_PROXY', 'http_proxy', 'NO_PROXY', 'no_proxy'];
@@ -105,7 +108,7 @@ export function planInjection(req: InjectionRequest, cfg: InjectorConfig): Injec
   }
   const volumes = Array.isArray(spec.volumes) ? spec.volumes : undefined;
   const volumeNames = (volumes ?? []).map((v) => asObject(v)?.name);
-  for (const v of [PODINFO_VOLUME, MESH_VOLUME]) {
+  for (const v of [PODINFO_VOLUME, MESH_VOLUME, GOSSIP_KEYS_VOLUME]) {
     if (volumeNames.includes(v)) {
       warnings.push(`meshmedic: the pod already has a volume named "${v}"; not injected`);
       return { inject: false, reason: `volume ${v} exists`, warnings };
@@ -237,6 +240,9 @@ export function buildSidecar(cfg: InjectorConfig, mode: 'native' | 'classic', im
       { name: 'MESHMEDIC_OUTBOUND__LISTEN', value: `127.0.0.1:${p.outbound}` },
       { name: 'MESHMEDIC_POD_ANNOTATIONS', value: `${PODINFO_DIR}/annotations` },
       { name: 'MESHMEDIC_K8S_DISCOVERY', value: 'true' },
+      // Gossip (when mesh.yaml enables it) binds every address and tells peers the pod IP.
+      { name: 'MESHMEDIC_GOSSIP__LISTEN', value: cfg.adminBindAddress === '::' ? `[::]:${p.gossip}` : `0.0.0.0:${p.gossip}` },
+      { name: 'MESHMEDIC_GOSSIP__ADVERTISE', value: cfg.adminBindAddress === '::' ? `[$(POD_IP)]:${p.gossip}` : `$(POD_IP):${p.gossip}` },
     ],
     resources: { requests, ...(Object.keys(limits).length ? { limits } : {}) },
     securityContext: {
@@ -257,6 +263,7 @@ export function buildSidecar(cfg: InjectorConfig, mode: 'native' | 'classic', im
       { name: MESH_VOLUME, mountPath: MESH_DIR, readOnly: true },
       // The root file system is read-only; this is the one writable place (small, wiped with the pod).
       { name: TMP_VOLUME, mountPath: '/tmp' },
+      ...(cfg.gossipKeysSecret ? [{ name: GOSSIP_KEYS_VOLUME, mountPath: GOSSIP_KEYS_DIR, readOnly: true }] : []),
     ],
     terminationMessagePolicy: 'FallbackToLogsOnError',
   };
@@ -279,6 +286,9 @@ export function buildVolumes(cfg: InjectorConfig): (IVolume & { name: string })[
     // Optional: a namespace without the ConfigMap runs the sidecar on defaults plus annotations.
     { name: MESH_VOLUME, configMap: { name: cfg.meshConfigMap, optional: true } },
     { name: TMP_VOLUME, emptyDir: { sizeLimit: '16Mi' } },
+    // The gossip keyring, a Secret of the pod's namespace; optional (no Secret: an empty directory, and a
+    // mesh.yaml that names it as gossip.keysFile stops the sidecar with an error naming the file).
+    ...(cfg.gossipKeysSecret ? [{ name: GOSSIP_KEYS_VOLUME, secret: { secretName: cfg.gossipKeysSecret, optional: true } }] : []),
   ];
 }
 

@@ -55,6 +55,7 @@ export const injectorConfigSchema = {
     excludeNamespaces: { type: 'array', items: { type: 'string' }, default: [...DEFAULT_EXCLUDED_NAMESPACES] },
     meshConfigMap: { type: 'string', pattern: '^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$', default: 'meshmedic-mesh', description: 'ConfigMap (in the pod\'s namespace, optional) holding mesh.yaml' },
     prometheusAnnotations: { type: 'boolean', default: true, description: 'add prometheus.io/* scrape annotations when the pod has none' },
+    gossipKeysSecret: { type: 'string', pattern: '^$|^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$', default: 'meshmedic-gossip-keys', description: 'Secret (in the pod\'s namespace, optional) holding the gossip keys, mounted at /etc/meshmedic/gossip-keys; empty: not mounted' },
     readinessGate: { type: 'boolean', default: false, description: 'add the readiness gate meshmedic.io/healthy to every injected pod (the annotation meshmedic.io/readiness-gate overrides it per pod)' },
   },
 } as const;
@@ -73,6 +74,7 @@ export interface InjectorConfig {
   readonly excludeNamespaces: readonly string[];
   readonly meshConfigMap: string;
   readonly prometheusAnnotations: boolean;
+  readonly gossipKeysSecret: string;
   readonly readinessGate: boolean;
 }
 
