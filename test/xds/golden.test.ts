@@ -63,7 +63,7 @@ t.test('xDS snapshot for a sample mesh, proxyless and Envoy', async (t) => {
 });
 
 t.test('rendered Istio example in mesh-config/istio', async (t) => {
-  golden(t, 'mesh-config/istio/rendered-example.yaml', '# meshmedic render istio, for the sample mesh of test/xds/golden.test.ts (checkout with one endpoint ejected,\n# reviews v1/v2 with one v2 endpoint de-weighted). Generated: do not edit by hand.\n' + renderIstio(sampleMesh().snapshot(), { ...DEFAULT_ISTIO_OPTIONS, hostSuffix: '.default.svc.cluster.local' }));
+  golden(t, 'mesh-config/istio/rendered-example.yaml', '# meshmedic render istio, for the sample mesh of test/xds/golden.test.ts (checkout with one endpoint ejected,\n# reviews v1/v2 with one v2 endpoint de-weighted; VirtualServices shown, as with xds.istio.virtualServices: true).\n# Generated: do not edit by hand.\n' + renderIstio(sampleMesh().snapshot(), { ...DEFAULT_ISTIO_OPTIONS, hostSuffix: '.default.svc.cluster.local', virtualServices: true }));
 });
 
 t.test('the Envoy bootstrap example is a valid v3 Bootstrap', async (t) => {
