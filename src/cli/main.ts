@@ -3,7 +3,7 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { loadConfigFile } from '../config/load.js';
 import { logLine } from '../core/log.js';
-import type { Validated } from '../core/errors.js';
+import { MeshmedicError, type Validated } from '../core/errors.js';
 import { ENV_POD_ANNOTATIONS } from '../k8s/component.js';
 import { loadSidecarConfig } from '../k8s/podinfo.js';
 import type { Config } from '../config/types.js';
@@ -32,6 +32,7 @@ Commands:
   control  --xds H:P [--config FILE]  heal an existing Envoy mesh: access logs in, xDS decisions out
   demo                              a local demo mesh that gets hurt and heals (what npm start runs)
   sim                               the virtual-time simulator over the scenario catalogue
+  learn    train|verify             train the learned recovery policy in the simulator; check a policy file
   webhook  --listen H:P --tls-cert F --tls-key F  the Kubernetes sidecar-injection webhook
   render   istio --config FILE      print Istio DestinationRule/VirtualService YAML
   audit    verify|tail|prove|verify-proof DIR   check and read the tamper-evident decision log
@@ -64,7 +65,8 @@ Quick mode: every request arriving on --listen goes to one service whose endpoin
   --upstream URL[,URL...]   endpoints, e.g. http://127.0.0.1:8081,http://127.0.0.1:8082 (IP literals)
   --service NAME            the service name (default "default")
   --admin HOST:PORT         admin API and /metrics (off unless given)
-  --policy NAME             meshmedic | envoy-default | none (default meshmedic)
+  --policy NAME             meshmedic | envoy-default | none | learned (default meshmedic)
+  --policy-file FILE        the trained policy for --policy learned (meshmedic learn train)
   --protocol P              http1 | h2c (h2c for gRPC upstreams)
   --xds HOST:PORT           also serve the service over xDS (ADS) for Envoy and proxyless gRPC
   --gossip HOST:PORT        gossip with peer sidecars (UDP + TCP)
@@ -131,6 +133,10 @@ export async function main(argv: string[], io: CliIo = defaultIo): Promise<numbe
         const { auditCommand } = await import('../audit/cli.js');
         return await auditCommand(rest, io);
       }
+      case 'learn': {
+        const { learnCommand } = await import('../learn/cli.js');
+        return await learnCommand(rest, io);
+      }
       case 'sim':
       case 'webhook':
       case 'render':
@@ -148,12 +154,17 @@ export async function main(argv: string[], io: CliIo = defaultIo): Promise<numbe
       }
       default:
         {
-          const guess = didYouMean(cmd, ['run', 'proxy', 'demo', 'sim', 'webhook', 'render', 'version', 'status', 'endpoints', 'events', 'eject', 'drain', 'restore', 'top', 'config-dump']);
+          const guess = didYouMean(cmd, ['run', 'proxy', 'demo', 'sim', 'learn', 'webhook', 'render', 'version', 'status', 'endpoints', 'events', 'eject', 'drain', 'restore', 'top', 'config-dump']);
           io.err(`meshmedic: unknown command "${cmd}"${guess ? ` — did you mean "${guess}"?` : ''}\n\n${HELP.main}`);
         }
         return 2;
     }
   } catch (err) {
+    // An unusable learned policy file is bad input, like a bad config: exit 2.
+    if (err instanceof MeshmedicError && err.code === 'MM_ERR_LEARN_POLICY') {
+      io.err(`meshmedic ${cmd}: ${err.code}: ${err.message}\n`);
+      return 2;
+    }
     io.err(`meshmedic ${cmd}: ${(err as Error).message}\n`);
     return 1;
   }
@@ -259,7 +270,7 @@ async function runCommand(argv: string[], io: CliIo): Promise<number> {
 
 async function proxyCommand(argv: string[], io: CliIo): Promise<number> {
   const s = { type: 'string' } as const;
-  const p = parseFlags('proxy', argv, { listen: s, upstream: s, service: s, admin: s, policy: s, xds: s, gossip: s, join: s, 'node-id': s, protocol: s, 'log-level': s, 'audit-dir': s }, io);
+  const p = parseFlags('proxy', argv, { listen: s, upstream: s, service: s, admin: s, policy: s, 'policy-file': s, xds: s, gossip: s, join: s, 'node-id': s, protocol: s, 'log-level': s, 'audit-dir': s }, io);
   if (p.code !== undefined) return p.code;
   const cfg = quickConfig(p.values as QuickFlags, io.env);
   if (!cfg.valid) return configErrors(io, 'flags', cfg.errors);

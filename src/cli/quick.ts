@@ -10,6 +10,7 @@ export interface QuickFlags {
   service?: string;
   admin?: string;
   policy?: string;
+  'policy-file'?: string;
   xds?: string;
   gossip?: string;
   join?: string;
@@ -41,7 +42,7 @@ export function quickConfig(flags: QuickFlags, env: NodeJS.ProcessEnv = {}): Val
     outbound: { enabled: true, listen: flags.listen, defaultService: service },
     admin: flags.admin ? { enabled: true, listen: flags.admin } : { enabled: false },
     services: [{ name: service, endpoints, ...(flags.protocol ? { protocol: flags.protocol } : {}) }],
-    healing: flags.policy ? { policy: flags.policy } : {},
+    healing: { ...(flags.policy ? { policy: flags.policy } : {}), ...(flags['policy-file'] !== undefined ? { policyFile: flags['policy-file'] } : {}) },
   };
   if (flags.xds) doc.xds = { enabled: true, listen: flags.xds };
   if (flags.gossip) doc.gossip = { enabled: true, listen: flags.gossip, join: flags.join ? flags.join.split(',').map((s) => s.trim()).filter(Boolean) : [] };
@@ -65,6 +66,7 @@ function flagName(e: string): string {
   return e
     .replace(/^\/outbound\/listen/, '--listen')
     .replace(/^\/admin\/listen/, '--admin')
+    .replace(/^\/healing\/policyFile/, '--policy-file')
     .replace(/^\/healing\/policy/, '--policy')
     .replace(/^\/xds\/listen/, '--xds')
     .replace(/^\/gossip\/listen/, '--gossip')

@@ -159,9 +159,11 @@ const KNOWN_TOP = new Set(Object.keys(configSchema.properties).map((k) => k.toLo
 function semanticErrors(cfg: Config): string[] {
   const errors: string[] = [];
   const names = new Set<string>();
+  if (cfg.healing.policy === 'learned' && !cfg.healing.policyFile) errors.push('/healing/policyFile: required by policy learned (a file written by meshmedic learn train), got nothing');
   cfg.services.forEach((s, i) => {
     if (names.has(s.name)) errors.push(`/services/${i}/name: duplicate service name "${s.name}"`);
     names.add(s.name);
+    if (s.healing?.policy === 'learned' && !(s.healing.policyFile ?? cfg.healing.policyFile)) errors.push(`/services/${i}/healing/policyFile: required by policy learned (a file written by meshmedic learn train), got nothing`);
     const addrs = new Set<string>();
     s.endpoints.forEach((e, j) => {
       const hp = parseHostPort(e.address);

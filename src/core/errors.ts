@@ -36,6 +36,7 @@ export const ERROR_CODES = {
   MM_ERR_GUARD_REFUSED: 'an operator ejection or drain was refused by a healing guard (max ejection %, panic, rate limit); "force": true overrides',
   MM_ERR_K8S_API: 'a Kubernetes API request failed (network, timeout, an error status or an answer that is not the expected JSON); the caller retries later',
   MM_ERR_GOSSIP_KEYS: 'gossip.keysFile cannot be read, holds no key, or holds something that is not a base64 AES-256 key',
+  MM_ERR_LEARN_POLICY: 'the learned policy file (healing.policyFile, --policy-file) cannot be read, is not valid JSON, has another format or version, fails its checksum, or has the wrong shape (exit 2)',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -64,7 +64,7 @@ export type HealthState = 'healthy' | 'degraded' | 'ejected' | 'probation' | 'dr
 export const HEALTH_STATES: readonly HealthState[] = Object.freeze(['healthy', 'degraded', 'ejected', 'probation', 'draining']);
 
 export type DecisionAction = 'eject' | 'restore' | 'weight' | 'probation' | 'failover' | 'drain';
-export type DecisionSource = 'local' | 'peer' | 'predicted' | 'operator';
+export type DecisionSource = 'local' | 'peer' | 'predicted' | 'learned' | 'operator';
 
 /** A healing decision with its reason and evidence. Decisions are the only way health changes. */
 export interface Decision {

@@ -58,7 +58,7 @@ export interface EndpointSignals {
 }
 
 export type VerdictSeverity = 'eject' | 'degrade' | 'drain';
-export type VerdictKind = 'failure' | 'latency' | 'predicted';
+export type VerdictKind = 'failure' | 'latency' | 'predicted' | 'learned';
 
 export interface Verdict {
   readonly target: string;

@@ -134,7 +134,7 @@ export class HealthPlane {
       const id = ev.spec.id;
       if (id.length > 85 && Buffer.byteLength(id) > 255) continue; // the wire carries ids of up to 255 bytes (≤ 3 per UTF-16 unit)
       // Only our own evidence counts: re-publishing a peer ejection would let verdicts feed themselves.
-      const ejectedLocally = ev.health.state === 'ejected' && ev.health.source === 'local';
+      const ejectedLocally = ev.health.state === 'ejected' && (ev.health.source === 'local' || ev.health.source === 'learned');
       const w = this.o.stats.get(ev.slot);
       if (w) w.summarize(now, this.o.windows, s, this.scratch);
       else s.total = s.failures = s.p99 = 0;

@@ -10,8 +10,10 @@ import type { EndpointHealth } from '../core/types.js';
 import type { Component, ComponentFactory } from '../runtime/context.js';
 import { resolvePolicySettings, type PolicySettings, type ResolvedPolicySettings } from '../config/sections/healing.js';
 import { HealingEngine } from './engine.js';
-import type { ExternalVerdict } from './policy.js';
+import { isTimedDrain, type ExternalVerdict } from './policy.js';
 import { registerLearnMetrics, registerLearnRoutes } from '../learn/admin.js';
+import { provideLearnedModel, withdrawLearnedModel } from '../learn/learned-policy.js';
+import { loadPolicyFile } from '../learn/policy-io.js';
 
 export interface HealingComponent extends Component {
   readonly engine: HealingEngine;
@@ -33,6 +35,18 @@ export const startHealing: ComponentFactory = async (ctx): Promise<HealingCompon
     if (!s) cache.set(name, (s = resolvePolicySettings(meshWide, perService.get(name))));
     return s;
   };
+  // Learned policy files are read and verified before anything runs: a bad file stops the start (exit 2).
+  const loaded = new Set<string>();
+  const loadLearned = (): void => {
+    for (const name of ['', ...perService.keys()]) {
+      const s = settingsFor(name);
+      if (s.policy !== 'learned' || loaded.has(s.policyFile)) continue;
+      provideLearnedModel(s.policyFile, loadPolicyFile(s.policyFile));
+      loaded.add(s.policyFile);
+      log.info('learned policy loaded', { file: s.policyFile });
+    }
+  };
+  loadLearned();
   const engine = new HealingEngine({ clock: ctx.clock, mesh: ctx.mesh, stats: ctx.stats, settingsFor, tickMs: ctx.config.stats.tickMs, log, urgent: 'microtask' });
   const unregister = registerEngineMetrics(ctx.metrics, engine);
   const unregisterLearn = registerLearnMetrics(ctx.metrics, engine);
@@ -47,8 +61,18 @@ export const startHealing: ComponentFactory = async (ctx): Promise<HealingCompon
     submitVerdict: (v) => engine.submitVerdict(v),
     settingsFor,
     reconfigure(healing: PolicySettings) {
+      const previous = meshWide;
       meshWide = healing;
       cache.clear();
+      try {
+        loadLearned();
+      } catch (err) {
+        // Keep healing with the settings in force rather than run a policy without its table.
+        meshWide = previous;
+        cache.clear();
+        log.error('healing settings not changed: the learned policy file cannot be used', { err });
+        return;
+      }
       engine.reconfigure(settingsFor);
       log.info('healing settings changed', { policy: settingsFor('').policy });
     },
@@ -57,6 +81,7 @@ export const startHealing: ComponentFactory = async (ctx): Promise<HealingCompon
       engine.stop();
       unregister();
       unregisterLearn();
+      for (const file of loaded) withdrawLearnedModel(file);
     },
   };
 };
@@ -185,7 +210,7 @@ export class EjectedEndpointProber {
 
 /** Ejected endpoints (not by an operator) and endpoints drained on a forecast are probed. */
 export function isProbed(h: EndpointHealth): boolean {
-  return (h.state === 'ejected' && h.source !== 'operator') || (h.state === 'draining' && h.source === 'predicted');
+  return (h.state === 'ejected' && h.source !== 'operator') || isTimedDrain(h);
 }
 
 function tcpProbe(host: string, port: number, timeoutMs: number): Promise<boolean> {

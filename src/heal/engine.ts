@@ -362,6 +362,7 @@ export class HealingEngine {
 function hookThreshold(s: ResolvedPolicySettings): number {
   switch (s.policy) {
     case 'meshmedic':
+    case 'learned': // the meshmedic rules run underneath as its shield
       return s.consecutive.enabled ? Math.min(s.consecutive.errors5xx, s.consecutive.gateway, s.consecutive.localOrigin, s.probation.failConsecutive) : s.probation.failConsecutive;
     case 'envoy-default':
       return Math.min(s.envoy.consecutive5xx, s.envoy.consecutiveGatewayFailure);

@@ -12,7 +12,7 @@ import { medianInPlace } from '../detect/robust.js';
 import type { DetectionInput, EndpointSignals, Verdict } from '../detect/types.js';
 import { EjectionGuard, TokenBucket } from './guards.js';
 import type { ExternalVerdict, HealingPolicy, PolicyFactory, PolicyInput } from './policy.js';
-import { newCounters } from './policy.js';
+import { isTimedDrain, newCounters } from './policy.js';
 import { ServicePredictor } from '../learn/prediction.js';
 
 interface EndpointState {
@@ -127,7 +127,7 @@ export const createMeshmedicPolicy: PolicyFactory = (settings: ResolvedPolicySet
         const h = e.health;
         const st = stateOf(id, now);
         flagged.add(id);
-        if (overloaded && ((v.kind === 'latency' && p.source === 'local') || v.detector === 'predicted_latency')) {
+        if (overloaded && ((v.kind === 'latency' && p.source === 'local') || v.detector === 'predicted_latency' || p.source === 'learned')) {
           counters.refusals.overload++;
           continue;
         }
@@ -192,7 +192,7 @@ export const createMeshmedicPolicy: PolicyFactory = (settings: ResolvedPolicySet
             const weight = canaryShare(s, signals, input);
             out.push({ action: 'probation', target: s.id, reason: probed ? 'probe_passed' : 'readmit', source: 'local', at: now, weight, evidence: { level: st.level, ejectedForMs: now - h.since, probePasses: st.probePasses } });
           }
-        } else if (h.state === 'draining' && h.source === 'predicted') {
+        } else if (isTimedDrain(h)) {
           // A predicted drain is tried again through probation once it has lasted drainMs, unless the
           // latest probe failed (the forecast came true: it stays out, at no cost to traffic).
           const st = stateOf(s.id, now);

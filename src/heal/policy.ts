@@ -2,12 +2,13 @@
 // sidecar, the simulator and the tests compare them fairly. A policy is created per service, keeps its
 // own small state (backoff levels, probation), and is a deterministic function of its inputs: time
 // comes from `input.now`, randomness from the injected `random`.
-import type { Decision, DecisionSource } from '../core/types.js';
+import type { Decision, DecisionSource, EndpointHealth } from '../core/types.js';
 import type { ResolvedPolicySettings } from '../config/sections/healing.js';
 import type { ServiceView } from '../mesh/state.js';
 import type { EndpointSignals, Verdict } from '../detect/types.js';
 import type { GuardName } from './guards.js';
 import type { ServicePredictor } from '../learn/prediction.js';
+import type { LearnedPolicyView } from '../learn/learned-policy.js';
 
 /**
  * Whether a decision takes traffic away from its target (an ejection, a drain or a de-weight), as opposed
@@ -17,6 +18,14 @@ import type { ServicePredictor } from '../learn/prediction.js';
 export function isDisruptive(d: Decision): boolean {
   if (d.action === 'eject' || d.action === 'drain') return true;
   return d.action === 'weight' && (d.weight ?? 1) < 1 && d.reason !== 'probation_passed' && d.reason !== 'ramp_up' && d.reason !== 'probation_probe';
+}
+
+/**
+ * A drain that ends on its own through probation: one decided on a forecast or by the learned policy
+ * (probed like an ejection meanwhile). Operator drains last until restored or timed out.
+ */
+export function isTimedDrain(h: EndpointHealth): boolean {
+  return h.state === 'draining' && (h.source === 'predicted' || h.source === 'learned');
 }
 
 /** A verdict from outside this sidecar's own detectors (gossiped peers, the predictor). */
@@ -56,6 +65,8 @@ export interface HealingPolicy {
   readonly counters: PolicyCounters;
   /** The failure predictor, for policies that run one (meshmedic with healing.prediction.enabled). */
   readonly predictor?: ServicePredictor;
+  /** The learned policy's file and choices (policy `learned` only). */
+  readonly learned?: () => LearnedPolicyView;
   evaluate(input: PolicyInput): Decision[];
 }
 

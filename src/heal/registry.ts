@@ -4,11 +4,13 @@ import type { PolicyFactory } from './policy.js';
 import { createMeshmedicPolicy } from './meshmedic.js';
 import { createEnvoyDefaultPolicy } from './envoy-default.js';
 import { createNonePolicy } from './none.js';
+import { createLearnedPolicy } from '../learn/learned-policy.js';
 
 const policies = new Map<string, PolicyFactory>([
   ['meshmedic', createMeshmedicPolicy],
   ['envoy-default', createEnvoyDefaultPolicy],
   ['none', createNonePolicy],
+  ['learned', createLearnedPolicy],
 ]);
 
 export function registerPolicy(name: string, factory: PolicyFactory): void {

@@ -14,6 +14,7 @@ export function learnStatus(engine: HealingEngine, clock: Clock): Record<string,
     services.push({
       service: name,
       policy: policy?.name ?? null,
+      learned: policy?.learned?.() ?? null,
       prediction: p && cfg
         ? {
             enabled: cfg.enabled,

@@ -31,7 +31,7 @@ const defaultIo: SimCliIo = { out: (s) => process.stdout.write(s), err: (s) => p
 export function runSimCli(argv: readonly string[], io: SimCliIo = defaultIo): number {
   const opts: { scenarios: string[]; policies: PolicyName[]; seed: number; durationMs?: number; rps?: number; markdown: boolean; json: boolean } = {
     scenarios: SCENARIOS.map((s) => s.name),
-    policies: [...POLICIES],
+    policies: POLICIES.filter((p) => p !== 'learned'),
     seed: 1,
     markdown: false,
     json: false,
@@ -85,6 +85,7 @@ export function runSimCli(argv: readonly string[], io: SimCliIo = defaultIo): nu
         const names = v.split(',').map((x) => x.trim()).filter(Boolean);
         if (names.length === 0) errors.push('--policy: name at least one policy');
         for (const n of names) if (!(POLICIES as readonly string[]).includes(n)) errors.push(`--policy: unknown policy "${n}" (known: ${POLICIES.join(', ')})`);
+        if (names.includes('learned')) errors.push('--policy: learned runs a trained policy file; compare it with the rules by `npm run bench:learn-policy`');
         opts.policies = names as PolicyName[];
         break;
       }

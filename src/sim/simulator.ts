@@ -8,7 +8,7 @@ import { MeshState, type RecordedDecision } from '../mesh/state.js';
 import { StatsTable } from '../stats/window.js';
 import { Balancer } from '../proxy/balancer.js';
 import { HealingEngine } from '../heal/engine.js';
-import { isDisruptive } from '../heal/policy.js';
+import { isDisruptive, isTimedDrain } from '../heal/policy.js';
 import { resolvePolicySettings, type PolicyName, type PolicySettings } from '../config/sections/healing.js';
 import { CompletionHeap } from './heap.js';
 import { Rng } from './rng.js';
@@ -187,7 +187,7 @@ export function runScenario(spec: ScenarioSpec, opts: SimOptions): SimResult {
     if (probeOn) {
       for (let i = 0; i < n; i++) {
         const h = snap.endpoints.get(specs[i]!.id)!.health;
-        if (!(h.state === 'ejected' || (h.state === 'draining' && h.source === 'predicted')) || t - lastProbe[i]! < settings.probe.intervalMs) continue;
+        if (!(h.state === 'ejected' || isTimedDrain(h)) || t - lastProbe[i]! < settings.probe.intervalMs) continue;
         lastProbe[i] = t;
         effectAt(faultsOf[i]!, t, probeBeh);
         // A probe fails when the endpoint refuses, never answers, or answers 5xx (at its fault's rate).

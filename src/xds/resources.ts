@@ -67,7 +67,7 @@ export function outlierSettingsFrom(...layers: unknown[]): OutlierSettings {
     const v = envoy[key];
     if (typeof v === typeof out[key]) out[key] = v!;
   }
-  if (r.policy === 'meshmedic') {
+  if (r.policy === 'meshmedic' || r.policy === 'learned') {
     const on = r.consecutive.enabled ? 100 : 0;
     Object.assign(out, {
       consecutive5xx: r.consecutive.errors5xx,

@@ -6,7 +6,7 @@
 // per-service block filled with defaults would silently mask the mesh-wide values. `resolvePolicySettings` merges
 // built-in defaults ← mesh-wide `healing` ← `services[].healing` into one frozen, complete object.
 
-export const POLICIES = ['meshmedic', 'envoy-default', 'none'] as const;
+export const POLICIES = ['meshmedic', 'envoy-default', 'none', 'learned'] as const;
 export type PolicyName = (typeof POLICIES)[number];
 
 type Num = { type: 'number' | 'integer'; minimum: number; maximum: number; 'x-default': number; description: string };
@@ -164,7 +164,8 @@ export const policySettingsSchema = {
   type: 'object',
   additionalProperties: false,
   properties: {
-    policy: { enum: POLICIES, description: 'healing policy: meshmedic, envoy-default or none' },
+    policy: { enum: POLICIES, description: 'healing policy: meshmedic, envoy-default, none, or learned (the meshmedic rules plus a policy trained by `meshmedic learn train`, read from policyFile; docs/learning.md)' },
+    policyFile: { type: 'string', minLength: 1, maxLength: 4096, description: 'the learned policy file (JSON written by `meshmedic learn train`), read and verified at start; required by policy learned' },
     ...HEALING_GROUPS,
   },
 } as const;
@@ -174,15 +175,18 @@ type GroupValues<G> = G extends { properties: infer P } ? { readonly [K in keyof
 /** The settings as written in a config file: every key optional. */
 export type PolicySettings = {
   readonly policy?: PolicyName;
+  readonly policyFile?: string;
 } & { readonly [G in HealingGroupName]?: Partial<GroupValues<(typeof HEALING_GROUPS)[G]>> };
 
 /** The settings a policy runs with: complete and frozen. */
 export type ResolvedPolicySettings = {
   readonly policy: PolicyName;
+  /** '' when none is configured. */
+  readonly policyFile: string;
 } & { readonly [G in HealingGroupName]: GroupValues<(typeof HEALING_GROUPS)[G]> };
 
 function defaultsOf(): ResolvedPolicySettings {
-  const out: Record<string, unknown> = { policy: 'meshmedic' };
+  const out: Record<string, unknown> = { policy: 'meshmedic', policyFile: '' };
   for (const [g, spec] of Object.entries(HEALING_GROUPS)) {
     const values: Record<string, unknown> = {};
     for (const [k, p] of Object.entries(spec.properties)) values[k] = p['x-default'];
@@ -196,11 +200,12 @@ export const DEFAULT_POLICY_SETTINGS: ResolvedPolicySettings = deepFreeze(defaul
 
 /** Merge built-in defaults ← mesh-wide ← per-service settings (later wins, key by key). */
 export function resolvePolicySettings(...layers: (PolicySettings | undefined)[]): ResolvedPolicySettings {
-  const out: Record<string, unknown> = { policy: DEFAULT_POLICY_SETTINGS.policy };
+  const out: Record<string, unknown> = { policy: DEFAULT_POLICY_SETTINGS.policy, policyFile: '' };
   for (const g of Object.keys(HEALING_GROUPS)) out[g] = { ...(DEFAULT_POLICY_SETTINGS as unknown as Record<string, object>)[g] };
   for (const layer of layers) {
     if (!layer) continue;
     if (layer.policy) out.policy = layer.policy;
+    if (typeof layer.policyFile === 'string') out.policyFile = layer.policyFile;
     for (const g of Object.keys(HEALING_GROUPS) as HealingGroupName[]) {
       const v = layer[g];
       if (v && typeof v === 'object') Object.assign(out[g] as object, v);
