@@ -135,10 +135,11 @@ export async function main(argv: readonly string[]): Promise<number> {
   const fdwRules = sum(lane('rules'), (r) => r.falseDeweights);
   const fdwLearned = sum(lane('learned'), (r) => r.falseDeweights);
   const wins = failedLearned <= failedRules && fejLearned <= fejRules;
+  const times = (a: number, b: number) => (b > 0 ? `${(a / b).toFixed(3)}×` : '–');
   const targets: Table = {
     columns: ['target (held-out scenarios, never trained on)', 'rules', 'learned', 'verdict'],
     rows: [
-      ['failed requests ≤ rules\'', failedRules, failedLearned, failedLearned <= failedRules ? `met (${ratio(failedLearned, failedRules)}×)` : `missed (${ratio(failedLearned, failedRules)}×)`],
+      ['failed requests ≤ rules\'', failedRules, failedLearned, failedLearned <= failedRules ? `met (${times(failedLearned, failedRules)})` : `missed (${times(failedLearned, failedRules)})`],
       ['false ejections ≤ rules\'', fejRules, fejLearned, fejLearned <= fejRules ? 'met' : 'missed'],
       ['false drains and de-weights (for information)', fdwRules, fdwLearned, '–'],
       ['mean reward per endpoint-window, learned vs a random policy (first 3 held-out scenarios, seed 1)', '–', `${scoreLearned.toFixed(3)} (random ${scoreRandom.toFixed(3)})`, scoreLearned > scoreRandom ? 'learned better' : 'NOT better than random'],

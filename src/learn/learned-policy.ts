@@ -30,6 +30,8 @@ export interface LearnedModel {
   readonly gamma: number;
   /** Live: an action tried fewer times than this in a state is never chosen there. */
   readonly minVisits: number;
+  /** Live: an action other than none must be worth this much more than none (reward units). */
+  readonly minAdvantage: number;
   /** The policy file's checksum ('' while training). */
   readonly checksum: string;
   readonly trainer?: Trainer;
@@ -129,7 +131,7 @@ export const createLearnedPolicy: PolicyFactory = (settings, opts): HealingPolic
         const state = features.stateOf(s, epoch, now, cap);
         const mask = actionMask(s.health);
         if (t) settle(t, model.table.maxQ(state, mask));
-        const a = trainer ? model.table.explore(state, mask, trainer.epsilon, trainer.random) : model.table.best(state, mask, model.minVisits);
+        const a = trainer ? model.table.explore(state, mask, trainer.epsilon, trainer.random) : model.table.best(state, mask, model.minVisits, model.minAdvantage);
         if (trainer) open.set(s.id, { state, action: a, gain: 0, discount: 1 });
         const action = ACTIONS[a]!;
         choices[action]!++;

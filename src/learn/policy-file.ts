@@ -10,7 +10,9 @@ import type { LearnedModel } from './learned-policy.js';
 export const POLICY_FORMAT = 'meshmedic-learned-policy';
 export const POLICY_VERSION = 1;
 /** Live, an action tried fewer times than this in a state is not taken there. */
-export const DEFAULT_MIN_VISITS = 5;
+export const DEFAULT_MIN_VISITS = 20;
+/** Live, an action other than none must be worth this much more than none (reward units: failed requests). */
+export const DEFAULT_MIN_ADVANTAGE = 1;
 
 export interface TrainingInfo {
   readonly seed: number;
@@ -29,6 +31,7 @@ export interface PolicyDocument {
   readonly features: readonly { readonly name: string; readonly bins: number }[];
   readonly actions: readonly string[];
   readonly minVisits: number;
+  readonly minAdvantage: number;
   readonly training: TrainingInfo;
   /** One row of ACTION_COUNT values per state. */
   readonly q: readonly (readonly number[])[];
@@ -55,7 +58,7 @@ export function checksumOf(doc: Omit<PolicyDocument, 'checksum'> | Record<string
 const round = (x: number): number => Math.round(x * 1e6) / 1e6;
 
 /** The document for a trained table (values rounded to 6 decimals, so the file is stable and compact). */
-export function policyDocument(table: QTable, training: TrainingInfo, minVisits = DEFAULT_MIN_VISITS): PolicyDocument {
+export function policyDocument(table: QTable, training: TrainingInfo, minVisits = DEFAULT_MIN_VISITS, minAdvantage = DEFAULT_MIN_ADVANTAGE): PolicyDocument {
   const q: number[][] = [];
   const visits: number[][] = [];
   for (let s = 0; s < STATE_COUNT; s++) {
@@ -68,6 +71,7 @@ export function policyDocument(table: QTable, training: TrainingInfo, minVisits 
     features: FEATURES.map((f) => ({ name: f.name, bins: f.bins })),
     actions: [...ACTIONS],
     minVisits,
+    minAdvantage,
     training,
     q,
     visits,
@@ -78,7 +82,7 @@ export function policyDocument(table: QTable, training: TrainingInfo, minVisits 
 /** One line per state, so that a diff of two policy files shows which states changed. */
 export function serializePolicy(doc: PolicyDocument): string {
   const rows = (xs: readonly (readonly number[])[]) => `[\n${xs.map((r) => `    ${JSON.stringify(r)}`).join(',\n')}\n  ]`;
-  const head = { format: doc.format, version: doc.version, checksum: doc.checksum, features: doc.features, actions: doc.actions, minVisits: doc.minVisits, training: doc.training };
+  const head = { format: doc.format, version: doc.version, checksum: doc.checksum, features: doc.features, actions: doc.actions, minVisits: doc.minVisits, minAdvantage: doc.minAdvantage, training: doc.training };
   const lines = Object.entries(head).map(([k, v]) => `  ${JSON.stringify(k)}: ${JSON.stringify(v)}`);
   return `{\n${lines.join(',\n')},\n  "q": ${rows(doc.q)},\n  "visits": ${rows(doc.visits)}\n}\n`;
 }
@@ -130,6 +134,7 @@ export function parsePolicy(text: string): Validated<PolicyDocument> {
   if (got !== expected) errors.push(`features: the table was trained for state features ${got}, this meshmedic uses ${expected}`);
   if (!Array.isArray(raw.actions) || raw.actions.join(',') !== ACTIONS.join(',')) errors.push(`actions: expected ${JSON.stringify(ACTIONS)}, got ${JSON.stringify(raw.actions)}`);
   if (typeof raw.minVisits !== 'number' || !Number.isInteger(raw.minVisits) || raw.minVisits < 1) errors.push(`minVisits: expected a positive integer, got ${JSON.stringify(raw.minVisits)}`);
+  if (typeof raw.minAdvantage !== 'number' || !(raw.minAdvantage >= 0) || !Number.isFinite(raw.minAdvantage)) errors.push(`minAdvantage: expected a number ≥ 0, got ${JSON.stringify(raw.minAdvantage)}`);
   if (!isObject(raw.training)) errors.push(`training: expected an object, got ${JSON.stringify(raw.training)}`);
   else {
     const r = raw.training.reward;
@@ -151,5 +156,5 @@ export function modelOf(doc: PolicyDocument): LearnedModel {
       table.visits[s * ACTION_COUNT + a] = doc.visits[s]![a]!;
     }
   }
-  return { table, reward: doc.training.reward, gamma: doc.training.gamma, minVisits: doc.minVisits, checksum: doc.checksum };
+  return { table, reward: doc.training.reward, gamma: doc.training.gamma, minVisits: doc.minVisits, minAdvantage: doc.minAdvantage, checksum: doc.checksum };
 }

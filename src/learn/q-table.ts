@@ -24,8 +24,9 @@ export class QTable {
    * The best allowed action. `minVisits`: only actions tried at least this often in this state count (an
    * untried action keeps its initial value 0, which beats every tried one: live, it must not be taken);
    * when none qualifies, action 0 (`none`). Ties go to the lower index, so to the gentler action.
+   * `minAdvantage`: another action must be worth at least this much more than action 0.
    */
-  best(state: number, mask: number, minVisits = 0): number {
+  best(state: number, mask: number, minVisits = 0, minAdvantage = 0): number {
     let best = -1;
     let bestQ = -Infinity;
     for (let a = 0; a < ACTION_COUNT; a++) {
@@ -36,7 +37,10 @@ export class QTable {
         best = a;
       }
     }
-    return best < 0 ? 0 : best;
+    if (best <= 0) return 0;
+    // A disruptive choice must beat doing nothing by a clear margin, not by the noise of its estimate.
+    if (minAdvantage > 0 && this.visitsOf(state, 0) >= minVisits && bestQ - this.q(state, 0) < minAdvantage) return 0;
+    return best;
   }
 
   /** max over allowed actions of Q(state, ·) (the bootstrap of an update). */

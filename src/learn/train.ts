@@ -7,7 +7,7 @@ import { runScenario } from '../sim/simulator.js';
 import type { ScenarioSpec } from '../sim/scenarios.js';
 import type { PolicySettings } from '../config/sections/healing.js';
 import { provideLearnedModel, withdrawLearnedModel, type LearnedModel, type Trainer } from './learned-policy.js';
-import { DEFAULT_MIN_VISITS, policyDocument, type PolicyDocument } from './policy-file.js';
+import { DEFAULT_MIN_ADVANTAGE, DEFAULT_MIN_VISITS, policyDocument, type PolicyDocument } from './policy-file.js';
 import { QTable } from './q-table.js';
 import { DEFAULT_REWARD, type RewardWeights } from './recovery-state.js';
 
@@ -42,7 +42,7 @@ export function trainPolicy(opts: TrainOptions): { table: QTable; document: Poli
   const flushes: (() => void)[] = [];
   const trainer: Trainer = { epsilon: eps0, alphaMin, learn: true, random: () => explore.next(), attach: (f) => flushes.push(f) };
   const key = `training:${opts.seed}`;
-  provideLearnedModel(key, { table, reward, gamma, minVisits: 0, checksum: '', trainer });
+  provideLearnedModel(key, { table, reward, gamma, minVisits: 0, minAdvantage: 0, checksum: '', trainer });
   let round: ScenarioSpec[] = [];
   try {
     for (let k = 0; k < opts.episodes; k++) {
@@ -59,7 +59,7 @@ export function trainPolicy(opts: TrainOptions): { table: QTable; document: Poli
   const document = policyDocument(table, {
     seed: opts.seed, episodes: opts.episodes, scenarios: [...new Set(opts.scenarios.map((s) => s.name))].sort(), gamma, alphaMin,
     epsilon: [eps0, eps1], reward, meshmedicVersion: opts.meshmedicVersion ?? '',
-  }, DEFAULT_MIN_VISITS);
+  }, DEFAULT_MIN_VISITS, DEFAULT_MIN_ADVANTAGE);
   return { table, document };
 }
 
@@ -70,7 +70,7 @@ export function trainPolicy(opts: TrainOptions): { table: QTable; document: Poli
 export function scorePolicy(model: LearnedModel | null, scenarios: readonly ScenarioSpec[], seeds: readonly number[], settings?: PolicySettings): number {
   const score = { reward: 0, windows: 0 };
   const rng = new Rng(0x51ed);
-  const base: LearnedModel = model ?? { table: new QTable(), reward: DEFAULT_REWARD, gamma: 0.8, minVisits: 0, checksum: '' };
+  const base: LearnedModel = model ?? { table: new QTable(), reward: DEFAULT_REWARD, gamma: 0.8, minVisits: 0, minAdvantage: 0, checksum: '' };
   const scored: LearnedModel = model
     ? { ...base, score }
     : { ...base, score, trainer: { epsilon: 1, alphaMin: 0, learn: false, random: () => rng.next(), attach: () => {} } };

@@ -122,7 +122,7 @@ function always(action: (typeof ACTIONS)[number]): LearnedModel {
       table.visits[s * ACTION_COUNT + k] = 100;
     }
   }
-  return { table, reward: DEFAULT_REWARD, gamma: 0.8, minVisits: 5, checksum: 'test' };
+  return { table, reward: DEFAULT_REWARD, gamma: 0.8, minVisits: 5, minAdvantage: 0.5, checksum: 'test' };
 }
 
 t.test('learned decisions pass the same guards and carry source "learned"', async (t) => {
