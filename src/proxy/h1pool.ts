@@ -9,7 +9,11 @@ import { responseFramingProblem } from './headers.js';
 
 /** undici's legacy dispatch handler shape (what the forwarders implement). */
 export interface H1Handler {
-  onConnect(abort: (err?: Error) => void): void;
+  /**
+   * The request is sent. `retainBody`: call it from onData when the chunk is kept after onData returns
+   * (held, or its write queued); chunks may be views of a read buffer that is otherwise reused.
+   */
+  onConnect(abort: (err?: Error) => void, retainBody: () => void): void;
   onHeaders(statusCode: number, rawHeaders: string[], resume: () => void, statusText: string): boolean;
   onData(chunk: Buffer): boolean;
   onComplete(trailers: string[] | null): void;
@@ -31,6 +35,8 @@ export interface BodySource {
   detach(): void;
   pause(): void;
   resume(): void;
+  /** The chunk just handed to onBodyData is still referenced after it returned (its write is queued). */
+  retainChunk(): void;
 }
 
 export interface H1Request {
@@ -330,6 +336,7 @@ class H1Conn implements BodySink, ResponseEvents {
   private lastError: Error | null = null;
   // Bound once per connection, handed to each request's handler.
   private readonly abortFn = (err?: Error): void => this.abort(err);
+  private readonly retainFn = (): void => this.parser?.retainBody();
   private readonly resumeFn = (): void => {
     if (this.socket !== null && !this.dead) this.resumeReading();
   };
@@ -392,7 +399,7 @@ class H1Conn implements BodySink, ResponseEvents {
     const chunked = body !== null && !hasLength;
     if (chunked) head += 'transfer-encoding: chunked\r\n';
     head += '\r\n';
-    p.handler.onConnect(this.abortFn);
+    p.handler.onConnect(this.abortFn, this.retainFn);
     if (this.cur !== p) return; // aborted from onConnect
     s.write(head, 'latin1');
     if (body === null) {
@@ -414,14 +421,20 @@ class H1Conn implements BodySink, ResponseEvents {
 
   // BodySink: the request body flows from the client connection straight to this socket.
   onBodyData(chunk: Buffer): boolean {
-    if (this.cur !== this.bodyOwner || this.dead) return true;
+    const p = this.bodyOwner;
+    if (this.cur !== p || p === null || this.dead) return true;
     const s = this.socket!;
-    if (!this.bodyChunked) return s.write(chunk);
-    s.cork();
-    s.write(`${chunk.length.toString(16)}\r\n`, 'latin1');
-    s.write(chunk);
-    const ok = s.write('\r\n', 'latin1');
-    s.uncork();
+    let ok: boolean;
+    if (!this.bodyChunked) ok = s.write(chunk);
+    else {
+      s.cork();
+      s.write(`${chunk.length.toString(16)}\r\n`, 'latin1');
+      s.write(chunk);
+      ok = s.write('\r\n', 'latin1');
+      s.uncork();
+    }
+    // Not all written at once: the socket's queue holds the chunk (which may be a view of a read buffer).
+    if (s.writableLength > 0) p.req.body?.retainChunk();
     return ok;
   }
 

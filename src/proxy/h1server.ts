@@ -95,6 +95,10 @@ export class H1Io implements BodySource {
     this.conn.resumeReading();
   }
 
+  retainChunk(): void {
+    this.conn.retainBody();
+  }
+
   /** Called by the connection's parser. */
   pushBody(chunk: Buffer): void {
     this.bodyBytes += chunk.length;
@@ -102,6 +106,7 @@ export class H1Io implements BodySource {
     if (s === null) {
       // Nobody reads yet (the endpoint is still connecting): keep this chunk, stop reading more.
       (this.buffered ??= []).push(chunk);
+      this.conn.retainBody();
       this.conn.pauseReading();
       return;
     }
@@ -162,6 +167,11 @@ export class H1Io implements BodySource {
     this.head = null;
     this.chunked = false;
     this.noBody = false;
+  }
+
+  /** Bytes written to the client are still queued (not yet handed to the kernel). */
+  get writeQueued(): boolean {
+    return this.conn.socket.writableLength > 0;
   }
 
   /** Write body bytes; false when the client is slow (wait for onceDrain). */
@@ -406,6 +416,11 @@ export class H1ServerConn implements RequestEvents {
 
   resumeReading(): void {
     if (!this.closed && this.pendingError === null) this.parser?.resumeReads();
+  }
+
+  /** The body chunk being delivered is kept past its callback (see Http1Parser.retainBody). */
+  retainBody(): void {
+    this.parser?.retainBody();
   }
 
   /** Stop parsing this connection (safe inside the parser's callbacks: the engine defers the release). */

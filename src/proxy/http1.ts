@@ -120,6 +120,7 @@ export class Http1Exchange implements H1Handler {
   private sentAt = 0;
   private status = 0;
   private abortFn: ((err?: Error) => void) | null = null;
+  private retainFn: (() => void) | null = null;
   private resumeFn: (() => void) | null = null;
   private gone = false;
   private settled = true;
@@ -165,10 +166,11 @@ export class Http1Exchange implements H1Handler {
     if (this.abortFn !== null) this.abortFn(CLIENT_GONE);
   }
 
-  onConnect(abort: (err?: Error) => void): void {
+  onConnect(abort: (err?: Error) => void, retainBody: () => void): void {
     if (this.gone) abort(CLIENT_GONE);
     else {
       this.abortFn = abort;
+      this.retainFn = retainBody;
       this.sentAt = performance.now(); // the balancer's RTT sample excludes connect and queueing
     }
   }
@@ -207,6 +209,7 @@ export class Http1Exchange implements H1Handler {
       // Hold the first chunk: when the whole response came in one read (the common small case),
       // onComplete follows at once and writes head + body in a single end() call.
       this.held = chunk;
+      this.retainFn?.();
       heldQueue.push(this);
       if (!flushScheduled) {
         flushScheduled = true;
@@ -215,7 +218,9 @@ export class Http1Exchange implements H1Handler {
       return true;
     }
     if (this.held !== null) this.flushHeld();
-    if (res.write(chunk)) return true;
+    const ok = res.write(chunk);
+    if (res.writeQueued) this.retainFn?.(); // the client's socket holds the chunk until it is written
+    if (ok) return true;
     // Client slower than the endpoint: pause the upstream socket until the client drains.
     res.onceDrain(this.resumeFn!);
     return false;

@@ -1,8 +1,9 @@
 // Bodies stream both ways without buffering: 1 GiB up and 1 GiB down through the proxy while its RSS and
 // heap stay flat. The backend and the client run in a child process (fixtures/bulk-peer.ts), so the
-// growth measured is the proxy's own. What grows is not live data: every socket read leaves a read
-// buffer (or, native engine, a copy of the body) behind as garbage, and V8 frees such ArrayBuffers only
-// at its external-memory GC threshold — later on Node 26 than on Node 20 (see docs/proxy.md).
+// growth measured is the proxy's own. What grows is not live data: in `data` mode every socket read
+// leaves a read buffer behind as garbage, and V8 frees such ArrayBuffers only at its external-memory GC
+// threshold — later on Node 24/26 than on Node 20; the native engine reads long bodies into a reused
+// buffer instead (see docs/proxy.md, "Memory with large bodies").
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';

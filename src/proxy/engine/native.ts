@@ -1,7 +1,12 @@
 // The native HTTP/1 engine: Node's own llhttp binding (the parser node:http uses), reading the socket's
-// handle directly ("consume" mode: no Buffer per read in JavaScript). This is the only file that touches
-// Node internals (`_http_common`, `_handle`, `_unrefTimer`); index.ts loads it lazily and probes it, so a
-// Node release that changes them costs speed (the portable engine takes over), never a crash at start.
+// handle directly ("consume" mode: no Buffer per read in JavaScript). A connection whose Content-Length
+// body goes on past the read that carried its head switches to "buffer" mode: the socket reads into one
+// buffer of its own, reused, and bodies are handed on as views of it, so a long transfer leaves no garbage
+// per read (the binding copies every body chunk; at 1 GiB that garbage piled up to ~100 MiB of RSS on
+// Node 24/26 before V8 collected it). Idle and small-request connections keep no buffer.
+// This is the only file that touches Node internals (`_http_common`, `_handle`, `_unrefTimer`,
+// net.Socket's onread slots); index.ts loads it lazily and probes it, so a Node release that changes them
+// costs speed (the portable engine takes over), never a crash at start.
 import { createRequire } from 'node:module';
 import net from 'node:net';
 import type { Socket } from 'node:net';
@@ -50,6 +55,18 @@ interface StreamHandle {
   reading?: boolean;
   readStop(): number;
   readStart(): number;
+  useUserBuffer?: (buf: Uint8Array) => void;
+}
+
+/**
+ * Where net.Socket keeps the `onread` option it documents for client sockets (buffer, callback, and the
+ * function giving the buffer for the next read). Server-accepted sockets have no such option; setting
+ * these slots and `handle.useUserBuffer` gives them the same reads into a caller's buffer.
+ */
+interface OnreadSlots {
+  readonly buffer: symbol;
+  readonly callback: symbol;
+  readonly next: symbol;
 }
 
 interface Binding {
@@ -57,7 +74,14 @@ interface Binding {
   readonly methods: readonly string[];
   /** Consume mode is possible: sockets expose the internals it needs. */
   readonly canConsume: boolean;
+  /** Buffer mode is possible (null: this Node's sockets have no onread slots). */
+  readonly onread: OnreadSlots | null;
 }
+
+/** Bytes of a connection's reused read buffer (what libuv is offered per read, as node does). */
+const READ_BUFFER_BYTES = 64 * 1024;
+/** kOnHeadersComplete result: no body for the parser, and stop right after the head (llhttp's "2"). */
+const HEAD_ONLY_STOP = 2;
 
 function isNativeError(v: unknown): v is NativeError {
   return v instanceof Error;
@@ -70,22 +94,52 @@ function wrapError(e: NativeError): Http1ParseError {
 function noop(): void {}
 
 export class NativeHttp1Parser implements Http1Parser {
-  readonly readMode: Http1ReadMode;
+  readMode: Http1ReadMode;
   private readingNow = true;
   private readonly socket: Socket;
   private readonly parser: NativeParser;
-  private readonly handle: StreamHandle | null;
+  /** The handle the parser consumes (consume mode only). */
+  private handle: StreamHandle | null;
+  /** net.Socket's onread slots when this connection may switch to buffer mode, else null. */
+  private readonly slots: OnreadSlots | null;
+  // Consume mode: a Content-Length body in progress (its length, and bytes of it seen so far).
+  private bodyLength = 0;
+  private bodySeen = 0;
   private readonly events: RequestEvents | ResponseEvents;
   private readonly callbackSlots: readonly number[];
+  private readonly onExecuteSlot: number;
   private closed = false;
   private upgraded = false;
+  // Buffer mode: the reused read buffer, and bytes of a Content-Length body this class frames itself.
+  private buffer: Buffer | null = null;
+  private bodyLeft = 0;
+  /** onBody is delivering a view of the reused buffer (retainBody then applies). */
+  private lendingView = false;
+  /** A view of the buffer outlives its read: the next read goes to a new buffer. */
+  private lent = false;
+  /** How the parser was initialized (buffer mode re-initializes it after each head it stops at). */
+  private readonly init: readonly [type: number, resource: object, maxHeaderBytes: number, lenient: number];
   // Node hands over heads of more than 32 headers in pieces (kOnHeaders), the rest at completion.
   private extraHeaders: string[] | null = null;
   private extraUrl = '';
   private readonly onData = (chunk: Buffer): void => {
     if (this.closed) return;
-    const ret = this.parser.execute(chunk);
-    this.afterRead(ret);
+    if (this.buffer !== null) this.parseFramed(chunk, chunk.length, false);
+    else this.afterRead(this.parser.execute(chunk));
+  };
+  /** net's onread callback (buffer mode): `n` bytes arrived in `buf`; false pauses the socket. */
+  private readonly onBufferRead = (n: number, buf: Buffer): boolean => {
+    if (this.closed) return this.passThrough(n, buf);
+    this.parseFramed(buf, n, true);
+    return this.readingNow;
+  };
+  /** net asks after each read which buffer the next one goes to. */
+  private readonly nextBuffer = (): Buffer => {
+    if (this.lent) {
+      this.lent = false;
+      this.buffer = Buffer.allocUnsafeSlow(READ_BUFFER_BYTES);
+    }
+    return this.buffer!;
   };
 
   constructor(b: Binding, socket: Socket, req: RequestEvents | null, res: ResponseEvents | null, maxHeaderBytes: number) {
@@ -94,8 +148,10 @@ export class NativeHttp1Parser implements Http1Parser {
     this.socket = socket;
     this.parser = p;
     this.events = (req ?? res)!;
+    this.onExecuteSlot = H.kOnExecute;
     this.callbackSlots = [H.kOnMessageBegin, H.kOnHeaders, H.kOnHeadersComplete, H.kOnBody, H.kOnMessageComplete, H.kOnExecute];
-    p.initialize(req !== null ? H.REQUEST : H.RESPONSE, {}, maxHeaderBytes, H.kLenientNone);
+    this.init = [req !== null ? H.REQUEST : H.RESPONSE, {}, maxHeaderBytes, H.kLenientNone];
+    p.initialize(...this.init);
     p[H.kOnMessageBegin] = () => {
       if (!this.closed) this.events.onMessageBegin();
     };
@@ -113,20 +169,26 @@ export class NativeHttp1Parser implements Http1Parser {
         const name = methods[method];
         if (name === undefined) return -1; // a method this table does not know: an error, never a guess
         this.upgraded = upgrade;
-        return req.onRequestHead(name, target, raw, major, minor, upgrade, keepAlive);
+        return this.frameBody(req.onRequestHead(name, target, raw, major, minor, upgrade, keepAlive), raw, upgrade);
       };
     } else {
       p[H.kOnHeadersComplete] = (_vmaj: number, _vmin: number, headers: string[] | undefined, _m: unknown, _u: unknown, status: number, statusText: string | undefined, upgrade: boolean, keepAlive: boolean): number => {
         if (this.closed) return BODY_NONE;
         this.upgraded = upgrade;
-        return res!.onResponseHead(status, statusText ?? '', this.takeHeaders(headers), upgrade, keepAlive);
+        const raw = this.takeHeaders(headers);
+        const r = res!.onResponseHead(status, statusText ?? '', raw, upgrade, keepAlive);
+        // 1xx, 204 and 304 have no body whatever their Content-Length says.
+        return status < 200 || status === 204 || status === 304 ? r : this.frameBody(r, raw, upgrade);
       };
     }
     p[H.kOnBody] = (chunk: Buffer) => {
+      this.bodySeen += chunk.length;
       if (!this.closed) this.events.onBody(chunk);
     };
     p[H.kOnMessageComplete] = () => {
-      if (this.closed) return;
+      // The parser's own end of a head whose body is framed here (parseFramed completes it).
+      if (this.closed || this.bodyLeft > 0) return;
+      this.bodyLength = 0;
       this.events.onMessageComplete();
       // After an upgrade the stream is no longer HTTP/1 (the portable engine stops there too).
       if (this.upgraded) this.close();
@@ -137,6 +199,9 @@ export class NativeHttp1Parser implements Http1Parser {
       handle._consumed = true;
       this.handle = handle;
       this.readMode = 'consume';
+      const own = socket as unknown as Record<symbol, unknown>;
+      const slots = b.onread;
+      this.slots = slots !== null && typeof handle.useUserBuffer === 'function' && own[slots.buffer] === null && own[slots.callback] === null ? slots : null;
       p.consume(handle);
       p[H.kOnExecute] = (ret: number | NativeError) => {
         // The socket's idle timer is refreshed by its own reads, which consume mode bypasses.
@@ -145,6 +210,7 @@ export class NativeHttp1Parser implements Http1Parser {
       };
     } else {
       this.handle = null;
+      this.slots = null;
       this.readMode = 'data';
       p[H.kOnExecute] = noop;
     }
@@ -165,12 +231,99 @@ export class NativeHttp1Parser implements Http1Parser {
     return raw;
   }
 
+  /**
+   * Buffer mode, after a head: a Content-Length body is sliced from the read buffer by parseFramed
+   * instead of being copied per chunk by the binding, so the parser stops after the head (and goes on
+   * at the next message). `r` is what the head callback answered.
+   */
+  private frameBody(r: number, raw: readonly string[], upgrade: boolean): number {
+    if (r !== BODY_AS_FRAMED || this.slots === null || upgrade || this.closed) return r;
+    const length = contentLength(raw);
+    if (length <= 0) return r;
+    if (this.buffer === null) {
+      // Consume mode: the binding reads this body; afterRead switches if it goes on past this read.
+      this.bodyLength = length;
+      this.bodySeen = 0;
+      return r;
+    }
+    this.bodyLeft = length;
+    return HEAD_ONLY_STOP;
+  }
+
+  /**
+   * Consume mode, after a read whose Content-Length body goes on: from here the socket reads into a
+   * buffer of this connection's own and parseFramed slices the rest of the body (and later ones) off it.
+   * Runs in kOnExecute, where node:http unconsumes its parser too (for upgrades).
+   */
+  private enterBufferMode(): void {
+    const slots = this.slots!;
+    const handle = this.handle!;
+    const left = this.bodyLength - this.bodySeen;
+    this.bodyLength = 0;
+    this.parser.unconsume();
+    handle._consumed = false;
+    this.handle = null;
+    this.parser[this.onExecuteSlot] = noop; // reads no longer pass through the binding
+    // The binding is mid-body; what follows the body starts a new message, so it starts afresh.
+    this.parser.initialize(...this.init);
+    this.bodyLeft = left;
+    this.readMode = 'buffer';
+    this.buffer = Buffer.allocUnsafeSlow(READ_BUFFER_BYTES);
+    const own = this.socket as unknown as Record<symbol, unknown>;
+    own[slots.buffer] = this.buffer;
+    own[slots.callback] = this.onBufferRead;
+    own[slots.next] = this.nextBuffer;
+    handle.useUserBuffer!(this.buffer);
+  }
+
+  /**
+   * Buffer mode: parse `end` bytes of `buf`, slicing Content-Length bodies off as views (no copy) and
+   * handing everything else to the parser. `reused`: `buf` is the connection's read buffer.
+   */
+  private parseFramed(buf: Buffer, end: number, reused: boolean): void {
+    let off = 0;
+    while (off < end && !this.closed) {
+      if (this.bodyLeft > 0) {
+        const n = Math.min(this.bodyLeft, end - off);
+        this.bodyLeft -= n;
+        this.lendingView = reused;
+        try {
+          this.events.onBody(off === 0 && n === buf.length ? buf : buf.subarray(off, off + n));
+        } finally {
+          this.lendingView = false;
+        }
+        off += n;
+        if (this.bodyLeft === 0 && !this.closed) this.events.onMessageComplete();
+        continue;
+      }
+      const ret = this.parser.execute(off === 0 && end === buf.length ? buf : buf.subarray(off, end));
+      if (isNativeError(ret)) {
+        this.afterRead(ret);
+        return;
+      }
+      // Everything was parsed, unless a head stopped the parser to have its body framed here.
+      if (this.bodyLeft === 0 || typeof ret !== 'number') break;
+      off += ret;
+      // Stopping marks the parser as upgraded, which would hide the next message's errors: start afresh.
+      this.parser.initialize(...this.init);
+    }
+    this.afterRead(undefined);
+  }
+
+  /** After close() in buffer mode the socket may live on (a CONNECT tunnel): reads reach it as 'data' again. */
+  private passThrough(n: number, buf: Buffer): boolean {
+    return this.socket.push(Buffer.copyBytesFrom(buf, 0, n));
+  }
+
   private afterRead(ret: number | NativeError | undefined): void {
     if (this.closed) return;
     if (isNativeError(ret)) {
       this.close();
       this.events.onParseError(wrapError(ret));
-    } else this.events.onReadDone();
+      return;
+    }
+    if (this.bodyLength > this.bodySeen && this.handle !== null) this.enterBufferMode();
+    this.events.onReadDone();
   }
 
   pauseReads(): void {
@@ -195,8 +348,14 @@ export class NativeHttp1Parser implements Http1Parser {
     }
   }
 
+  retainBody(): void {
+    if (this.lendingView) this.lent = true;
+  }
+
   finish(): Http1ParseError | null {
     if (this.closed) return null;
+    // The peer ended inside a body framed here (the parser, between messages, would not notice).
+    if (this.bodyLeft > 0) return new Http1ParseError('HPE_INVALID_EOF_STATE', 'Invalid EOF state', 0);
     const ret = this.parser.finish();
     return isNativeError(ret) ? wrapError(ret) : null;
   }
@@ -216,6 +375,31 @@ export class NativeHttp1Parser implements Http1Parser {
     // inside one of its callbacks). close() is what actually frees it; remove() alone leaks.
     setImmediate(releaseParser, this.parser, this.callbackSlots);
   }
+}
+
+/**
+ * The Content-Length of a request head without Transfer-Encoding (the binding has rejected both together,
+ * and a repeated or malformed length, before the head completes); -1 when there is none or it is too
+ * large to count in a number exactly.
+ */
+function contentLength(raw: readonly string[]): number {
+  let value: string | null = null;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    if (name.length === 17 && name.toLowerCase() === 'transfer-encoding') return -1;
+    if (name.length === 14 && name.toLowerCase() === 'content-length') {
+      if (value !== null) return -1;
+      value = raw[i + 1]!;
+    }
+  }
+  if (value === null || value.length === 0 || value.length > 15) return -1;
+  let n = 0;
+  for (let i = 0; i < value.length; i++) {
+    const c = value.charCodeAt(i) - 0x30;
+    if (c < 0 || c > 9) return -1;
+    n = n * 10 + c;
+  }
+  return n;
 }
 
 /** Drop the callbacks (they hold the connection) and delete the C++ parser. */
@@ -246,9 +430,59 @@ function loadBinding(): Binding {
     if (typeof (H.prototype as unknown as Record<string, unknown>)[m] !== 'function') throw new Error(`HTTPParser.prototype.${m} is missing`);
   }
   const canConsume = typeof (net.Socket.prototype as unknown as { _unrefTimer?: unknown })._unrefTimer === 'function';
-  binding = { HTTPParser: H, methods: common.methods as string[], canConsume };
+  binding = { HTTPParser: H, methods: common.methods as string[], canConsume, onread: headStopWorks(H) ? findOnreadSlots() : null };
   probeParse(binding);
   return binding;
+}
+
+/** net.Socket's onread slots, found by their names on a fresh socket; null if this Node has other ones. */
+function findOnreadSlots(): OnreadSlots | null {
+  const s = new net.Socket();
+  try {
+    const own = s as unknown as Record<symbol, unknown>;
+    const byName = new Map<string, symbol>();
+    for (const k of Object.getOwnPropertySymbols(s)) if (k.description !== undefined) byName.set(k.description, k);
+    const buffer = byName.get('kBuffer');
+    const callback = byName.get('kBufferCb');
+    const next = byName.get('kBufferGen');
+    if (buffer === undefined || callback === undefined || next === undefined) return null;
+    if (own[buffer] !== null || own[callback] !== null || own[next] !== null) return null;
+    return { buffer, callback, next };
+  } finally {
+    s.destroy();
+  }
+}
+
+/**
+ * Buffer mode's use of the binding: a head callback answering HEAD_ONLY_STOP stops the parser right
+ * after the head (execute returns the head's length, the message completes bodiless), and after
+ * initialize() the next message parses, its errors reported.
+ */
+function headStopWorks(H: NativeParserCtor): boolean {
+  const p = new H();
+  const seen: string[] = [];
+  try {
+    p.initialize(H.REQUEST, {}, 16_384, H.kLenientNone);
+    p[H.kOnMessageBegin] = noop;
+    p[H.kOnHeaders] = noop;
+    p[H.kOnHeadersComplete] = (): number => {
+      seen.push('head');
+      return HEAD_ONLY_STOP;
+    };
+    p[H.kOnBody] = () => seen.push('body');
+    p[H.kOnMessageComplete] = () => seen.push('end');
+    p[H.kOnExecute] = noop;
+    const head = 'POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\n';
+    const stopped = p.execute(Buffer.from(`${head}hi`, 'latin1'));
+    p.initialize(H.REQUEST, {}, 16_384, H.kLenientNone);
+    const bad = p.execute(Buffer.from('\x00x\r\n\r\n', 'latin1'));
+    return stopped === head.length && seen.join(' ') === 'head end' && isNativeError(bad);
+  } catch {
+    return false;
+  } finally {
+    p.remove();
+    p.close();
+  }
 }
 
 /** Parse a request and a response with the binding and check every callback agrees with the protocol. */

@@ -293,6 +293,9 @@ export class PortableParser implements Http1Parser {
     this.socket.resume();
   }
 
+  /** Body chunks are views of the socket's own read buffers, never reused: nothing to do. */
+  retainBody(): void {}
+
   close(): void {
     if (this.closed) return;
     this.closed = true;

@@ -7,9 +7,11 @@ export type Http1EngineName = 'native' | 'portable';
 
 /**
  * How parsed bytes leave the socket. `consume`: the native parser reads the socket's handle itself (no
- * Buffer per read reaches JavaScript); `data`: the socket's 'data' events feed the parser.
+ * Buffer per read reaches JavaScript); `buffer`: the socket reads into one buffer per connection that is
+ * reused (no allocation per read), and Content-Length bodies are handed out as views of it; `data`: the
+ * socket's 'data' events feed the parser (a new Buffer per read).
  */
-export type Http1ReadMode = 'consume' | 'data';
+export type Http1ReadMode = 'consume' | 'buffer' | 'data';
 
 /** Returned by a head callback: parse a body as the headers say, or treat the message as bodyless (HEAD). */
 export const BODY_AS_FRAMED = 0;
@@ -58,6 +60,12 @@ export interface Http1Parser {
   readonly readMode: Http1ReadMode;
   /** Stop reading the socket (backpressure); bytes already read are still parsed. */
   pauseReads(): void;
+  /**
+   * Called from onBody: the chunk just delivered stays referenced after the callback returns (a write
+   * that did not complete at once, or a buffered chunk). In `buffer` mode its memory is then left to the
+   * holder and the connection reads into a new buffer; other modes never reuse a chunk's memory.
+   */
+  retainBody(): void;
   resumeReads(): void;
   /** The peer ended its stream: complete a message delimited by the end of the connection. */
   finish(): Http1ParseError | null;
