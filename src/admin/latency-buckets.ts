@@ -1,6 +1,5 @@
 // Classic Prometheus histogram buckets (and native ones, for the protobuf exposition) derived from the HDR
 // stats windows, so that latency aggregates across sidecars while nothing is observed per request.
-import type { JsHistogram } from 'hdr-histogram-js';
 import type { EndpointWindows, Histogram } from '../stats/window.js';
 import { addNative, nativeLayout, toNativeBuckets, type NativeBuckets, type NativeLayout } from './native-histogram.js';
 
@@ -79,15 +78,14 @@ export class CumulativeLatency {
 
 /** Add the counts of an HDR histogram into per-bucket (non-cumulative) counts. */
 function addBuckets(h: Histogram, into: Float64Array): void {
-  const j = h as unknown as JsHistogram;
-  const last = j.countsArrayIndex(j.maxValue);
+  const last = h.countsArrayIndex(h.maxValue);
   let b = 0;
   for (let i = 0; i <= last; i++) {
-    const c = j.getCountAtIndex(i);
+    const c = h.getCountAtIndex(i);
     if (c === 0) continue;
     // A bin's values all count against the bucket of its lowest value (HDR bins are ~1 % wide here),
     // so a latency exactly on a bound lands in that bound's bucket, as `le` says.
-    const v = j.valueFromIndex(i);
+    const v = h.valueFromIndex(i);
     while (b < BOUNDS_US.length && v > BOUNDS_US[b]!) b++;
     into[b]! += c;
   }

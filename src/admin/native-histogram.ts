@@ -1,6 +1,5 @@
 // Prometheus native (sparse, exponential) histogram buckets derived from the HDR stats windows at scrape
 // time: the schema is chosen so that a native bucket is never finer than an HDR bin (no invented precision).
-import type { JsHistogram } from 'hdr-histogram-js';
 import type { Histogram } from '../stats/window.js';
 
 /** A native histogram's buckets as the protobuf exposition carries them (counts as deltas, in spans). */
@@ -59,16 +58,15 @@ const layouts = new Map<string, NativeLayout>();
  * zero: values at or below the lowest discernible value (latencies are clamped up to it when recorded).
  */
 export function nativeLayout(h: Histogram, unitScale: number): NativeLayout {
-  const j = h as unknown as JsHistogram;
-  const key = `${j.lowestDiscernibleValue}/${j.highestTrackableValue}/${j.numberOfSignificantValueDigits}/${unitScale}`;
+  const key = `${h.lowestDiscernibleValue}/${h.highestTrackableValue}/${h.numberOfSignificantValueDigits}/${unitScale}`;
   let layout = layouts.get(key);
   if (layout !== undefined) return layout;
-  const schema = schemaForHdr(j.subBucketHalfCount);
-  const zeroThresholdUnits = j.lowestDiscernibleValue;
-  const indexOfBin = new Int32Array(j.countsArrayLength);
+  const schema = schemaForHdr(h.subBucketHalfCount);
+  const zeroThresholdUnits = h.lowestDiscernibleValue;
+  const indexOfBin = new Int32Array(h.countsArrayLength);
   for (let i = 0; i < indexOfBin.length; i++) {
     // A bin's values all count in the bucket of its lowest value, as for the classic buckets.
-    const v = j.valueFromIndex(i);
+    const v = h.valueFromIndex(i);
     indexOfBin[i] = v <= zeroThresholdUnits ? ZERO : nativeIndex(v / unitScale, schema);
   }
   layout = { schema, zeroThresholdUnits, indexOfBin };
@@ -78,10 +76,9 @@ export function nativeLayout(h: Histogram, unitScale: number): NativeLayout {
 
 /** Add an HDR histogram's counts into native bucket counts (index → count; ZERO for the zero bucket). */
 export function addNative(h: Histogram, layout: NativeLayout, into: Map<number, number>): void {
-  const j = h as unknown as JsHistogram;
-  const last = Math.min(j.countsArrayIndex(j.maxValue), layout.indexOfBin.length - 1);
+  const last = Math.min(h.countsArrayIndex(h.maxValue), layout.indexOfBin.length - 1);
   for (let i = 0; i <= last; i++) {
-    const c = j.getCountAtIndex(i);
+    const c = h.getCountAtIndex(i);
     if (c === 0) continue;
     const k = layout.indexOfBin[i]!;
     into.set(k, (into.get(k) ?? 0) + c);

@@ -5,19 +5,6 @@ import { Outcome, OUTCOME_COUNT } from '../core/types.js';
 import type { EndpointWindows, Histogram } from '../stats/window.js';
 import type { EndpointSignals } from './types.js';
 
-/** The parts of hdr-histogram-js's JsHistogram used to read several histograms in one pass. */
-interface CountsView {
-  readonly countsArrayLength: number;
-  getCountAtIndex(i: number): number;
-  valueFromIndex(i: number): number;
-  highestEquivalentValue(v: number): number;
-}
-
-function hasCounts(h: unknown): h is CountsView {
-  const c = h as Partial<CountsView>;
-  return typeof c.countsArrayLength === 'number' && typeof c.getCountAtIndex === 'function' && typeof c.valueFromIndex === 'function' && typeof c.highestEquivalentValue === 'function';
-}
-
 export interface Quantiles {
   p10: number;
   p50: number;
@@ -36,33 +23,22 @@ export function quantilesOf(hists: readonly Histogram[], n: number, out: Quantil
   for (let j = 0; j < n; j++) total += hists[j]!.totalCount;
   out.p10 = out.p50 = out.p90 = out.p99 = NaN;
   if (total <= 0) return out;
-  const first = hists[0]!;
-  if (!hasCounts(first)) {
-    // Another histogram implementation: the public API, one histogram at a time.
-    if (n !== 1) throw new Error('quantilesOf: histograms without a counts view cannot be pooled');
-    out.p10 = first.getValueAtPercentile(10);
-    out.p50 = first.getValueAtPercentile(50);
-    out.p90 = first.getValueAtPercentile(90);
-    out.p99 = first.getValueAtPercentile(99);
-    return out;
-  }
-  const views = hists as unknown as CountsView[];
   const c10 = Math.max(1, Math.ceil(0.1 * total - 1e-9));
   const c50 = Math.max(1, Math.ceil(0.5 * total - 1e-9));
   const c90 = Math.max(1, Math.ceil(0.9 * total - 1e-9));
   const c99 = Math.max(1, Math.ceil(0.99 * total - 1e-9));
-  const len = views[0]!.countsArrayLength;
+  const len = hists[0]!.countsArrayLength;
   let cum = 0;
   for (let i = 0; i < len; i++) {
     let c = 0;
-    for (let j = 0; j < n; j++) c += views[j]!.getCountAtIndex(i);
+    for (let j = 0; j < n; j++) c += hists[j]!.getCountAtIndex(i);
     if (c === 0) continue;
     cum += c;
-    if (cum >= c10 && out.p10 !== out.p10) out.p10 = views[0]!.highestEquivalentValue(views[0]!.valueFromIndex(i));
-    if (cum >= c50 && out.p50 !== out.p50) out.p50 = views[0]!.highestEquivalentValue(views[0]!.valueFromIndex(i));
-    if (cum >= c90 && out.p90 !== out.p90) out.p90 = views[0]!.highestEquivalentValue(views[0]!.valueFromIndex(i));
+    if (cum >= c10 && out.p10 !== out.p10) out.p10 = hists[0]!.highestEquivalentValue(hists[0]!.valueFromIndex(i));
+    if (cum >= c50 && out.p50 !== out.p50) out.p50 = hists[0]!.highestEquivalentValue(hists[0]!.valueFromIndex(i));
+    if (cum >= c90 && out.p90 !== out.p90) out.p90 = hists[0]!.highestEquivalentValue(hists[0]!.valueFromIndex(i));
     if (cum >= c99) {
-      out.p99 = views[0]!.highestEquivalentValue(views[0]!.valueFromIndex(i));
+      out.p99 = hists[0]!.highestEquivalentValue(hists[0]!.valueFromIndex(i));
       break;
     }
   }

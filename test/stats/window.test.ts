@@ -66,7 +66,13 @@ t.test('memory per endpoint is bounded and stated', async (t) => {
   t.ok(w.memoryBytes() < 1024, `idle: ${w.memoryBytes()} bytes`);
   for (let e = 0; e < DEFAULT_WINDOWS.windows; e++) w.recordEpoch(Outcome.Success, 500, 7_000 + e);
   const bytes = w.memoryBytes();
-  t.ok(bytes > 10_000 && bytes < 300_000, `every window used: ${bytes} bytes`);
+  t.ok(bytes > 10 * 64 && bytes < 10_000, `every window used, one latency each: ${bytes} bytes`);
+  // The bound: every bin of every window holding a count (latencies spread over 1 µs–60 s each second).
+  const full = new EndpointWindows();
+  const bins = newHistogram(DEFAULT_WINDOWS);
+  for (let e = 0; e < DEFAULT_WINDOWS.windows; e++) for (let i = 0; i < bins.countsArrayLength; i++) full.recordEpoch(Outcome.Success, bins.valueFromIndex(i), 7_000 + e);
+  t.equal(full.histogramCount(), DEFAULT_WINDOWS.windows);
+  t.ok(full.memoryBytes() < 60_000, `every bin of every window used: ${full.memoryBytes()} bytes`);
 });
 
 t.test('histograms are created on first traffic and released after a whole idle ring', async (t) => {
