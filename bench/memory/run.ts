@@ -10,8 +10,9 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
 import { renderMarkdown, renderText, replaceSection, type Table } from '../lib/report.js';
-import { EndpointWindows, StatsTable, DEFAULT_WINDOWS } from '../../src/stats/window.js';
+import { EndpointWindows, StatsTable, DEFAULT_WINDOWS, newHistogram } from '../../src/stats/window.js';
 import { Outcome } from '../../src/core/types.js';
+import { smallFootprintNodeOptions } from '../../src/k8s/inject.js';
 
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const args = new Set(process.argv.slice(2));
@@ -22,6 +23,8 @@ const SETTLE_MS = quick ? 2_000 : 5_000;
 const KNOWN = 2_000;
 const HOT = 10;
 const MAX_REQUESTS = 200_000; // every load loop bounded in count and time
+/** NODE_OPTIONS of an injected sidecar with the injector's defaults (footprint small, 256Mi limit). */
+const INJECTED_NODE_OPTIONS = smallFootprintNodeOptions('256Mi');
 const log = (m: string) => process.stderr.write(`[memory] ${m}\n`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -96,16 +99,22 @@ async function load(outbound: string, ms: number, concurrency = 8): Promise<{ se
   return { sent, failed };
 }
 
-/** Bytes one endpoint's stats cost, measured in this process: heap + array buffers over `n` of them. */
-function bytesPerEndpoint(active: boolean, n = 500): number {
+/**
+ * Bytes one endpoint's stats cost, measured in this process: heap + array buffers over `n` of them.
+ * `active`: 50 requests in each window of the ring, latencies spread over 200 µs–40 ms; `everyBin`: the
+ * bound, one request in every histogram bin of every window (latencies spread over 1 µs–60 s each second).
+ */
+function bytesPerEndpoint(active: boolean, n = 500, everyBin = false): number {
   const gc = (globalThis as { gc?: () => void }).gc;
   if (!gc) throw new Error('run with --expose-gc (npm run bench:memory does)');
   const used = () => { gc(); gc(); const m = process.memoryUsage(); return m.heapUsed + m.arrayBuffers; };
+  const bins = newHistogram(DEFAULT_WINDOWS);
   const before = used();
   const table = new StatsTable(DEFAULT_WINDOWS);
   for (let s = 0; s < n; s++) {
     const w = table.ensure(s);
     if (active) for (let e = 0; e < DEFAULT_WINDOWS.windows; e++) for (let i = 0; i < 50; i++) w.recordEpoch(Outcome.Success, 200 + ((s * 31 + i * 97) % 40_000), 1_000 + e);
+    if (everyBin) for (let e = 0; e < DEFAULT_WINDOWS.windows; e++) for (let i = 0; i < bins.countsArrayLength; i++) w.recordEpoch(Outcome.Success, bins.valueFromIndex(i), 1_000 + e);
   }
   const after = used();
   if (table.get(n - 1) === undefined) throw new Error('unreachable');
@@ -116,20 +125,20 @@ const started = Date.now();
 const dir = mkdtempSync(path.join(tmpdir(), 'meshmedic-memory-'));
 const results: Record<string, number | string> = {};
 try {
-  // 1. One endpoint, no traffic.
-  {
+  // 1. One endpoint, no traffic: as `meshmedic run` starts by default, then with the V8 heap flags the
+  //    injector gives a sidecar (footprint small, see docs/kubernetes.md).
+  for (const [key, nodeOptions] of [['', ''], ['Injected', INJECTED_NODE_OPTIONS]] as const) {
     const b = await backends(1);
-    const s = await startSidecar(baseConfig([{ name: 'hot', endpoints: [{ address: `127.0.0.1:${b.ports[0]}` }] }]), dir, 'one');
+    const s = await startSidecar(baseConfig([{ name: 'hot', endpoints: [{ address: `127.0.0.1:${b.ports[0]}` }] }]), dir, `one${key}`, nodeOptions);
     await sleep(SETTLE_MS);
     const m = rssKb(s.child.pid!);
-    results.oneEndpointIdleRssMB = +(m.rss / 1024).toFixed(1);
-    log(`one endpoint, idle: RSS ${results.oneEndpointIdleRssMB} MB`);
+    results[`oneEndpointIdle${key}RssMB`] = +(m.rss / 1024).toFixed(1);
+    log(`one endpoint, idle${nodeOptions ? `, NODE_OPTIONS=${nodeOptions}` : ''}: RSS ${results[`oneEndpointIdle${key}RssMB`]} MB`);
     await s.stop();
     await b.close();
   }
-  // 2. 2,000 known endpoints, traffic to 10: as `meshmedic run` starts by default, then with a small
-  //    V8 young generation (an option for the image/pod, see docs/kubernetes.md).
-  for (const [key, nodeOptions] of [['', ''], ['SmallYoung', '--max-semi-space-size=1']] as const) {
+  // 2. 2,000 known endpoints, traffic to 10: by default, then with the injector's V8 heap flags.
+  for (const [key, nodeOptions] of [['', ''], ['Injected', INJECTED_NODE_OPTIONS]] as const) {
     const b = await backends(HOT);
     const services: unknown[] = [{ name: 'hot', endpoints: b.ports.map((p) => ({ address: `127.0.0.1:${p}` })) }];
     // Idle endpoints: addresses in 127.0.0.0/8 that nothing listens on and no request is sent to.
@@ -155,9 +164,26 @@ try {
     await b.close();
     if (l.failed > l.sent * 0.01) throw new Error(`${l.failed} of ${l.sent} requests failed`);
   }
-  // 3. Bytes per endpoint in the stats tables.
+  // 3. What discovery adds in a pod: the Kubernetes client it loads, with the injector's flags.
+  {
+    const child = spawn(process.execPath, ['--input-type=module', '-e', `
+      const rss = () => process.memoryUsage().rss;
+      const before = rss();
+      await import('@kubernetes/client-node');
+      await new Promise((r) => setTimeout(r, ${SETTLE_MS}));
+      process.stdout.write(JSON.stringify({ before, after: rss() }));`], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, NODE_OPTIONS: INJECTED_NODE_OPTIONS } });
+    let out = '';
+    child.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
+    const code = await new Promise((r) => child.once('exit', r));
+    if (code !== 0) throw new Error(`measuring the Kubernetes client failed (exit ${String(code)})`);
+    const m = JSON.parse(out) as { before: number; after: number };
+    results.k8sClientRssInjectedMB = +((m.after - m.before) / 2 ** 20).toFixed(1);
+    log(`the Kubernetes client adds ${results.k8sClientRssInjectedMB} MB of RSS (NODE_OPTIONS=${INJECTED_NODE_OPTIONS})`);
+  }
+  // 4. Bytes per endpoint in the stats tables.
   results.statsBytesPerActiveEndpoint = bytesPerEndpoint(true);
   results.statsBytesPerKnownIdleEndpoint = bytesPerEndpoint(false);
+  results.statsBytesPerActiveEndpointEveryBin = bytesPerEndpoint(false, 100, true);
   results.hdrBytesPerActiveEndpoint = (() => { const w = new EndpointWindows(DEFAULT_WINDOWS); for (let e = 0; e < DEFAULT_WINDOWS.windows; e++) w.recordEpoch(Outcome.Success, 500, e); return w.memoryBytes(); })();
 } finally {
   rmSync(dir, { recursive: true, force: true });
@@ -167,15 +193,20 @@ const table: Table = {
   columns: ['measure', 'value', 'target'],
   rows: [
     ['RSS, 1 endpoint, idle (MB)', results.oneEndpointIdleRssMB, '–'],
+    [`as injected (NODE_OPTIONS=${INJECTED_NODE_OPTIONS}): RSS, 1 endpoint, idle (MB)`, results.oneEndpointIdleInjectedRssMB, '–'],
     ['RSS, 2,000 known endpoints, before traffic (MB)', results.knownIdleRssBeforeLoadMB, '–'],
     [`RSS, 2,000 known, 10 active, after ${LOAD_MS / 1000} s of load (MB)`, results.knownRssAfterLoadMB, '≤ 64'],
     [`RSS, same, ${SETTLE_MS / 1000} s idle after the load (MB)`, results.knownRssIdleAfterLoadMB, '≤ 64'],
     ['peak RSS of that run (MB)', results.knownPeakRssMB, '–'],
     ['requests in the load (8 in flight)', results.requests, '–'],
-    ['with NODE_OPTIONS=--max-semi-space-size=1: RSS after the load (MB)', results.knownRssAfterLoadSmallYoungMB, '≤ 64'],
-    ['with NODE_OPTIONS=--max-semi-space-size=1: RSS idle after the load (MB)', results.knownRssIdleAfterLoadSmallYoungMB, '≤ 64'],
-    ['with NODE_OPTIONS=--max-semi-space-size=1: requests in the load', results.requestsSmallYoung, '–'],
-    ['stats bytes per active endpoint (all windows used)', results.statsBytesPerActiveEndpoint, '≤ 40,960'],
+    ['as injected: RSS, 2,000 known, before traffic (MB)', results.knownIdleRssBeforeLoadInjectedMB, '–'],
+    ['as injected: RSS after the load (MB)', results.knownRssAfterLoadInjectedMB, '≤ 64'],
+    ['as injected: RSS idle after the load (MB)', results.knownRssIdleAfterLoadInjectedMB, '≤ 64'],
+    ['as injected: peak RSS of that run (MB)', results.knownPeakRssInjectedMB, '–'],
+    ['as injected: requests in the load', results.requestsInjected, '–'],
+    ['as injected: RSS the Kubernetes client adds (discovery in a pod loads it) (MB)', results.k8sClientRssInjectedMB, '–'],
+    ['stats bytes per active endpoint (all windows used, 50 latencies each over 200 µs–40 ms)', results.statsBytesPerActiveEndpoint, '≤ 40,960'],
+    ['stats bytes per active endpoint, bound (every histogram bin of every window used)', results.statsBytesPerActiveEndpointEveryBin, '≤ 40,960'],
     ['stats bytes per known, idle endpoint', results.statsBytesPerKnownIdleEndpoint, '–'],
   ],
   alignRight: [false, true, true],

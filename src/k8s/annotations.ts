@@ -226,8 +226,20 @@ export function parseDurationMs(s: string): number | undefined {
 }
 
 /** Kubernetes resource.Quantity syntax (decimal SI, binary SI, or decimal exponent). */
+const QUANTITY = /^[+]?(\d+(?:\.\d*)?|\.\d+)(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E|[eE][+-]?\d+)?$/;
+
 export function isQuantity(s: string): boolean {
-  return s.length <= 64 && /^[+]?(\d+(\.\d*)?|\.\d+)(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E|[eE][+-]?\d+)?$/.test(s) && /[1-9]/.test(s);
+  return s.length <= 64 && QUANTITY.test(s) && /[1-9]/.test(s);
+}
+
+const QUANTITY_UNIT: Readonly<Record<string, number>> = { '': 1, Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40, Pi: 2 ** 50, Ei: 2 ** 60, n: 1e-9, u: 1e-6, m: 1e-3, k: 1e3, M: 1e6, G: 1e9, T: 1e12, P: 1e15, E: 1e18 };
+
+/** The value of a quantity (`256Mi` → 268435456), or undefined when it is not one. */
+export function quantityValue(s: string): number | undefined {
+  const m = s.length <= 64 ? QUANTITY.exec(s) : null;
+  if (!m) return undefined;
+  const unit = m[2] ?? '';
+  return /^[eE]/.test(unit) ? Number(`${m[1]}${unit}`) : Number(m[1]) * QUANTITY_UNIT[unit]!;
 }
 
 function checkInjectionValue(spec: AnnotationSpec, raw: string): string | undefined {

@@ -4,7 +4,7 @@ import type { IContainer } from 'kubernetes-models/v1/Container';
 import type { IEnvVar } from 'kubernetes-models/v1/EnvVar';
 import type { IProbe } from 'kubernetes-models/v1/Probe';
 import type { IVolume } from 'kubernetes-models/v1/Volume';
-import { INJECTION_ANNOTATIONS, annotationsToConfigPatch, isQuantity, parseBool } from './annotations.js';
+import { INJECTION_ANNOTATIONS, annotationsToConfigPatch, isQuantity, parseBool, quantityValue } from './annotations.js';
 import { DEFAULT_NO_PROXY, type InjectorConfig } from './injector-config.js';
 import { ENV_READINESS_GATE, READINESS_CONDITION } from './readiness-gate.js';
 
@@ -243,6 +243,7 @@ export function buildSidecar(cfg: InjectorConfig, mode: 'native' | 'classic', im
       // Gossip (when mesh.yaml enables it) binds every address and tells peers the pod IP.
       { name: 'MESHMEDIC_GOSSIP__LISTEN', value: cfg.adminBindAddress === '::' ? `[::]:${p.gossip}` : `0.0.0.0:${p.gossip}` },
       { name: 'MESHMEDIC_GOSSIP__ADVERTISE', value: cfg.adminBindAddress === '::' ? `[$(POD_IP)]:${p.gossip}` : `$(POD_IP):${p.gossip}` },
+      ...(cfg.footprint === 'small' ? [{ name: 'NODE_OPTIONS', value: smallFootprintNodeOptions(memoryLimit) }] : []),
     ],
     resources: { requests, ...(Object.keys(limits).length ? { limits } : {}) },
     securityContext: {
@@ -270,6 +271,19 @@ export function buildSidecar(cfg: InjectorConfig, mode: 'native' | 'classic', im
   // Native sidecar (KEP-753): an init container that keeps running, started before and stopped after the app.
   if (mode === 'native') container.restartPolicy = 'Always';
   return container;
+}
+
+/**
+ * The sidecar's V8 heap flags for footprint `small` (NODE_OPTIONS accepts these two): a 1 MB young
+ * generation (V8 otherwise grows it to 2 × 16 MB under a burst of allocation and keeps it), and an old
+ * generation capped at half the container's memory limit, which also makes V8 size its heap from that
+ * figure instead of the node's RAM. Measured by `npm run bench:memory`; see docs/kubernetes.md.
+ */
+export function smallFootprintNodeOptions(memoryLimit: string | undefined): string {
+  const flags = ['--max-semi-space-size=1'];
+  const bytes = memoryLimit ? quantityValue(memoryLimit) : undefined;
+  if (bytes !== undefined && bytes > 0) flags.push(`--max-old-space-size=${Math.max(32, Math.floor(bytes / 2 ** 20 / 2))}`);
+  return flags.join(' ');
 }
 
 export function buildVolumes(cfg: InjectorConfig): (IVolume & { name: string })[] {

@@ -43,11 +43,12 @@ export const injectorConfigSchema = {
       default: {},
       properties: {
         cpu: { ...quantity, default: '50m' },
-        memory: { ...quantity, default: '64Mi' },
+        memory: { ...quantity, default: '128Mi' },
         cpuLimit: { ...quantity, default: '', pattern: '^$|' + quantity.pattern, description: 'empty: no CPU limit' },
         memoryLimit: { ...quantity, default: '256Mi' },
       },
     },
+    footprint: { enum: ['small', 'default'], default: 'small', description: 'small: the sidecar runs with NODE_OPTIONS capping V8\'s young generation at 1 MB and its old generation at half the memory limit (≈ −40 MB of RSS, see docs/kubernetes.md); default: Node\'s own heap sizing' },
     runAsUser: { type: 'integer', minimum: 1, maximum: 2_147_483_647, default: 65532 },
     adminBindAddress: { enum: ['0.0.0.0', '::'], default: '0.0.0.0', description: 'where the admin port listens (the kubelet probes the pod IP): :: for IPv6-only clusters' },
     noProxy: { type: 'array', items: { type: 'string', minLength: 1, maxLength: 253 }, default: [], maxItems: 256 },
@@ -67,6 +68,7 @@ export interface InjectorConfig {
   readonly containerName: string;
   readonly ports: { readonly admin: number; readonly outbound: number; readonly gossip: number };
   readonly resources: { readonly cpu: string; readonly memory: string; readonly cpuLimit: string; readonly memoryLimit: string };
+  readonly footprint: 'small' | 'default';
   readonly runAsUser: number;
   readonly adminBindAddress: '0.0.0.0' | '::';
   readonly noProxy: readonly string[];

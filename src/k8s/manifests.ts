@@ -51,8 +51,9 @@ injector:
   mode: native            # classic for clusters older than Kubernetes 1.29
   resources:
     cpu: 50m
-    memory: 64Mi
+    memory: 128Mi
     memoryLimit: 256Mi
+  footprint: small        # V8 heap flags for a small RSS (default: Node's own heap sizing)
   noProxy: []             # extra NO_PROXY entries for every app container
   readinessGate: false    # true: pods get the gate meshmedic.io/healthy (bind meshmedic-readiness-gate)
 `;

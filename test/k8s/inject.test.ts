@@ -7,7 +7,8 @@ import { fileURLToPath } from 'node:url';
 import fjp from 'fast-json-patch';
 import { Pod } from 'kubernetes-models/v1/Pod';
 import { reviewAdmission } from '../../src/k8s/admission.js';
-import { escapeJsonPointer, planInjection, type JsonPatchOp, type OptInRoute } from '../../src/k8s/inject.js';
+import { buildSidecar, escapeJsonPointer, planInjection, smallFootprintNodeOptions, type JsonPatchOp, type OptInRoute } from '../../src/k8s/inject.js';
+import { quantityValue } from '../../src/k8s/annotations.js';
 import { DEFAULT_INJECTOR_CONFIG, validateInjectorConfig } from '../../src/k8s/injector-config.js';
 
 const dir = fileURLToPath(new URL('./fixtures/inject/', import.meta.url));
@@ -158,7 +159,28 @@ t.test('annotation overrides of resources and classic mode', async (t) => {
   const res = reviewAdmission(JSON.stringify(review), { config: DEFAULT_INJECTOR_CONFIG, optIn: 'namespace-label' });
   const patched = fjp.applyPatch(structuredClone(pod), JSON.parse(Buffer.from((res.body as any).response.patch, 'base64').toString())).newDocument as any;
   const sc = patched.spec.containers.at(-1);
-  t.same(sc.resources, { requests: { cpu: '100m', memory: '64Mi' }, limits: { memory: '512Mi' } });
+  t.same(sc.resources, { requests: { cpu: '100m', memory: '128Mi' }, limits: { memory: '512Mi' } });
+  t.equal(sc.env.find((e: any) => e.name === 'NODE_OPTIONS')?.value, '--max-semi-space-size=1 --max-old-space-size=256', 'old generation capped at half the annotated limit');
+});
+
+t.test('footprint: V8 heap flags follow the memory limit; footprint default leaves NODE_OPTIONS unset', async (t) => {
+  t.equal(smallFootprintNodeOptions('256Mi'), '--max-semi-space-size=1 --max-old-space-size=128');
+  t.equal(smallFootprintNodeOptions('1Gi'), '--max-semi-space-size=1 --max-old-space-size=512');
+  t.equal(smallFootprintNodeOptions('500M'), '--max-semi-space-size=1 --max-old-space-size=238', 'decimal units');
+  t.equal(smallFootprintNodeOptions('5e8'), '--max-semi-space-size=1 --max-old-space-size=238', 'exponent form');
+  t.equal(smallFootprintNodeOptions('40Mi'), '--max-semi-space-size=1 --max-old-space-size=32', 'never below 32 MB');
+  t.equal(smallFootprintNodeOptions(''), '--max-semi-space-size=1', 'no limit: no old-generation cap');
+  t.equal(smallFootprintNodeOptions(undefined), '--max-semi-space-size=1');
+  t.equal(quantityValue('64Mi'), 64 * 2 ** 20);
+  t.equal(quantityValue('lots'), undefined);
+  const env = (cfg: typeof DEFAULT_INJECTOR_CONFIG) => buildSidecar(cfg, 'native', cfg.image).env ?? [];
+  t.equal(env(DEFAULT_INJECTOR_CONFIG).find((e) => e.name === 'NODE_OPTIONS')?.value, '--max-semi-space-size=1 --max-old-space-size=128', 'on by default, from the 256Mi default limit');
+  const plain = validateInjectorConfig({ footprint: 'default' });
+  t.ok(plain.valid);
+  if (plain.valid) t.equal(env(plain.result).find((e) => e.name === 'NODE_OPTIONS'), undefined, 'footprint default: Node sizes its heap itself');
+  const bad = validateInjectorConfig({ footprint: 'tiny' });
+  t.notOk(bad.valid);
+  if (!bad.valid) t.match(bad.errors.join('\n'), /\/footprint/, 'the error names the key');
 });
 
 t.test('RFC 6901 escaping', async (t) => {
