@@ -48,7 +48,7 @@ async function backends(n: number): Promise<{ ports: number[]; close(): Promise<
   };
 }
 
-async function startSidecar(config: unknown, dir: string, name: string, nodeOptions = ''): Promise<{ child: ChildProcess; outbound: string; stop(): Promise<void> }> {
+async function startSidecar(config: unknown, dir: string, name: string, nodeOptions = ''): Promise<{ child: ChildProcess; outbound: string; admin: string; stop(): Promise<void> }> {
   const file = path.join(dir, `${name}.yaml`);
   writeFileSync(file, stringify(config));
   const child = spawn(process.execPath, [path.join(root, 'bin', 'meshmedic.js'), 'run', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NODE_OPTIONS: nodeOptions } });
@@ -62,6 +62,7 @@ async function startSidecar(config: unknown, dir: string, name: string, nodeOpti
     if (line) return {
       child,
       outbound: (JSON.parse(line) as { addresses: { outbound: string } }).addresses.outbound,
+      admin: (JSON.parse(line) as { addresses: { admin: string } }).addresses.admin,
       stop: async () => { child.kill('SIGKILL'); await exited; },
     };
     if (child.exitCode !== null || Date.now() - started > 30_000) { child.kill('SIGKILL'); throw new Error(`sidecar did not start:\n${out}`); }
@@ -75,6 +76,13 @@ const baseConfig = (services: unknown[]) => ({
   outbound: { listen: '127.0.0.1:0' },
   services,
 });
+
+/** Series in one scrape of the admin /metrics (text exposition: every line that is not a comment). */
+async function seriesCount(admin: string): Promise<number> {
+  const res = await fetch(`http://${admin}/metrics`);
+  if (!res.ok) throw new Error(`GET /metrics: ${res.status}`);
+  return (await res.text()).split('\n').filter((l) => l !== '' && !l.startsWith('#')).length;
+}
 
 /** Keep `concurrency` requests in flight to the hot service for `ms` (at most MAX_REQUESTS). */
 async function load(outbound: string, ms: number, concurrency = 8): Promise<{ sent: number; failed: number }> {
@@ -113,7 +121,7 @@ function bytesPerEndpoint(active: boolean, n = 500, everyBin = false): number {
   const table = new StatsTable(DEFAULT_WINDOWS);
   for (let s = 0; s < n; s++) {
     const w = table.ensure(s);
-    if (active) for (let e = 0; e < DEFAULT_WINDOWS.windows; e++) for (let i = 0; i < 50; i++) w.recordEpoch(Outcome.Success, 200 + ((s * 31 + i * 97) % 40_000), 1_000 + e);
+    if (active) for (let e = 0; e < DEFAULT_WINDOWS.windows; e++) for (let i = 0; i < 50; i++) w.recordEpoch(Outcome.Success, 200 + ((s * 31 + i * 797) % 40_000), 1_000 + e);
     if (everyBin) for (let e = 0; e < DEFAULT_WINDOWS.windows; e++) for (let i = 0; i < bins.countsArrayLength; i++) w.recordEpoch(Outcome.Success, bins.valueFromIndex(i), 1_000 + e);
   }
   const after = used();
@@ -152,14 +160,16 @@ try {
     const afterLoad = rssKb(s.child.pid!);
     await sleep(SETTLE_MS);
     const idle = rssKb(s.child.pid!);
+    const series = await seriesCount(s.admin);
     Object.assign(results, {
       knownEndpoints: KNOWN, activeEndpoints: HOT, loadSeconds: LOAD_MS / 1000, [`requests${key}`]: l.sent, [`failedRequests${key}`]: l.failed,
       [`knownIdleRssBeforeLoad${key}MB`]: +(before.rss / 1024).toFixed(1),
       [`knownRssAfterLoad${key}MB`]: +(afterLoad.rss / 1024).toFixed(1),
       [`knownRssIdleAfterLoad${key}MB`]: +(idle.rss / 1024).toFixed(1),
       [`knownPeakRss${key}MB`]: +(idle.hwm / 1024).toFixed(1),
+      [`series${key}`]: series,
     });
-    log(`2,000 known, 10 active${nodeOptions ? `, NODE_OPTIONS=${nodeOptions}` : ''}: before ${(before.rss / 1024).toFixed(1)} MB, after ${LOAD_MS / 1000} s load ${(afterLoad.rss / 1024).toFixed(1)} MB (${l.sent} requests, ${l.failed} failed), idle ${(idle.rss / 1024).toFixed(1)} MB, peak ${(idle.hwm / 1024).toFixed(1)} MB`);
+    log(`2,000 known, 10 active${nodeOptions ? `, NODE_OPTIONS=${nodeOptions}` : ''}: before ${(before.rss / 1024).toFixed(1)} MB, after ${LOAD_MS / 1000} s load ${(afterLoad.rss / 1024).toFixed(1)} MB (${l.sent} requests, ${l.failed} failed), idle ${(idle.rss / 1024).toFixed(1)} MB, peak ${(idle.hwm / 1024).toFixed(1)} MB, ${series} series`);
     await s.stop();
     await b.close();
     if (l.failed > l.sent * 0.01) throw new Error(`${l.failed} of ${l.sent} requests failed`);
@@ -199,6 +209,7 @@ const table: Table = {
     [`RSS, same, ${SETTLE_MS / 1000} s idle after the load (MB)`, results.knownRssIdleAfterLoadMB, '≤ 64'],
     ['peak RSS of that run (MB)', results.knownPeakRssMB, '–'],
     ['requests in the load (8 in flight)', results.requests, '–'],
+    ['series in one scrape of /metrics after the load', results.series, '≤ 120'],
     ['as injected: RSS, 2,000 known, before traffic (MB)', results.knownIdleRssBeforeLoadInjectedMB, '–'],
     ['as injected: RSS after the load (MB)', results.knownRssAfterLoadInjectedMB, '≤ 64'],
     ['as injected: RSS idle after the load (MB)', results.knownRssIdleAfterLoadInjectedMB, '≤ 64'],

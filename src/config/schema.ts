@@ -70,7 +70,7 @@ export const configSchema = {
       default: {},
       properties: {
         windowMs: durationMs(1000, 100, 60_000, 'width of one measurement window'),
-        windows: { type: 'integer', minimum: 2, maximum: 120, default: 10, description: 'windows kept per endpoint (≈ 11 KB each while the endpoint has traffic; released after a whole ring without)' },
+        windows: { type: 'integer', minimum: 2, maximum: 120, default: 10, description: 'windows kept per endpoint (the latency histogram of a window: ~1–2 KB for a typical spread, at most ~5.6 KB, while the endpoint has traffic; released after a whole ring without)' },
         tickMs: durationMs(100, 10, 10_000, 'how often detection and healing run (consecutive failures are also checked at once)'),
       },
     },

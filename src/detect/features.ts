@@ -66,15 +66,20 @@ export class FeatureRing {
 
   constructor(capacity = 16) {
     this.capacity = capacity;
-    this.epoch = new Float64Array(capacity).fill(-1);
-    this.total = new Float64Array(capacity);
-    this.failures = new Float64Array(capacity);
-    this.gateway = new Float64Array(capacity);
-    this.localOrigin = new Float64Array(capacity);
-    this.p10 = new Float64Array(capacity).fill(NaN);
-    this.p50 = new Float64Array(capacity).fill(NaN);
-    this.p90 = new Float64Array(capacity).fill(NaN);
-    this.p99 = new Float64Array(capacity).fill(NaN);
+    // One buffer for all nine columns: every endpoint has a ring, and each separate ArrayBuffer costs
+    // ~250 bytes of object and backing-store bookkeeping on top of its data.
+    const buffer = new ArrayBuffer(9 * capacity * Float64Array.BYTES_PER_ELEMENT);
+    let column = 0;
+    const next = () => new Float64Array(buffer, column++ * capacity * Float64Array.BYTES_PER_ELEMENT, capacity);
+    this.epoch = next().fill(-1);
+    this.total = next();
+    this.failures = next();
+    this.gateway = next();
+    this.localOrigin = next();
+    this.p10 = next().fill(NaN);
+    this.p50 = next().fill(NaN);
+    this.p90 = next().fill(NaN);
+    this.p99 = next().fill(NaN);
   }
 
   get size(): number {

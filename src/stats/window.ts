@@ -56,12 +56,12 @@ export class EndpointWindows {
   private readonly counts: Float64Array; // slot * OUTCOME_COUNT + outcome
   private readonly hists: (Histogram | undefined)[];
   /** Cumulative counters since start, per outcome (for Prometheus). */
-  readonly lifetime: Float64Array = new Float64Array(OUTCOME_COUNT);
+  readonly lifetime: Float64Array;
   /**
    * Cumulative requests since start by outcome and response-code class (index outcome * STATUS_CLASSES +
    * class; class 0 = no response, 1..5 = 1xx..5xx), for the Prometheus `response_code` label.
    */
-  readonly byCode: Float64Array = new Float64Array(OUTCOME_COUNT * STATUS_CLASSES);
+  readonly byCode: Float64Array;
   /** Sum of latency µs since start, and count, for the Prometheus histogram's _sum and _count. */
   latencySumUs = 0;
   latencyCount = 0;
@@ -82,8 +82,20 @@ export class EndpointWindows {
 
   constructor(opts: WindowOptions = DEFAULT_WINDOWS) {
     this.opts = opts;
-    this.epochs = new Float64Array(opts.windows).fill(-1);
-    this.counts = new Float64Array(opts.windows * OUTCOME_COUNT);
+    // One buffer for the four counter arrays: every known endpoint has windows, and each separate
+    // ArrayBuffer costs ~250 bytes of object and backing-store bookkeeping on top of its data.
+    const lengths = [opts.windows, opts.windows * OUTCOME_COUNT, OUTCOME_COUNT, OUTCOME_COUNT * STATUS_CLASSES];
+    const buffer = new ArrayBuffer(lengths.reduce((a, b) => a + b, 0) * Float64Array.BYTES_PER_ELEMENT);
+    let offset = 0;
+    const [epochs, counts, lifetime, byCode] = lengths.map((n) => {
+      const view = new Float64Array(buffer, offset, n);
+      offset += n * Float64Array.BYTES_PER_ELEMENT;
+      return view;
+    }) as [Float64Array, Float64Array, Float64Array, Float64Array];
+    this.epochs = epochs.fill(-1);
+    this.counts = counts;
+    this.lifetime = lifetime;
+    this.byCode = byCode;
     this.hists = new Array<Histogram | undefined>(opts.windows).fill(undefined);
   }
 
@@ -204,7 +216,7 @@ export class EndpointWindows {
 
   /** Bytes held by this endpoint's windows (documented bound). */
   memoryBytes(): number {
-    let b = this.epochs.byteLength + this.counts.byteLength + this.lifetime.byteLength;
+    let b = this.epochs.buffer.byteLength;
     for (const h of this.hists) if (h !== undefined) b += h.estimatedFootprintInBytes;
     return b;
   }
