@@ -192,9 +192,12 @@ export function registerCoreMetrics(registry: Registry, o: CoreMetricsOptions): 
   );
 
   registry.registerMetric(
-    scrapeMetric('meshmedic_service_panic', 'Whether a service is in panic mode (too few healthy endpoints: health ignored).', 'gauge', () =>
-      [...mesh.snapshot().services.values()].map((s) => ({ labels: { service: s.name }, value: s.plan.panic ? 1 : 0 })),
-    ),
+    // Like the endpoint series: only services in panic or with an endpoint exported above (a sidecar that
+    // knows every service of its namespace would otherwise export one idle 0 per service).
+    scrapeMetric('meshmedic_service_panic', 'Whether a service is in panic mode (too few healthy endpoints: health ignored); services in panic or with an endpoint that had traffic or is not healthy.', 'gauge', () => {
+      const shown = new Set(watched().map((ev) => ev.spec.service));
+      return [...mesh.snapshot().services.values()].filter((s) => s.plan.panic || shown.has(s.name)).map((s) => ({ labels: { service: s.name }, value: s.plan.panic ? 1 : 0 }));
+    }),
   );
 
   const decisions = new Map<string, { labels: Record<string, string>; value: number }>();

@@ -79,6 +79,14 @@ t.test('series only for endpoints with traffic; labels; inbound; no NaN', async 
   t.notOk(text.includes('istio_'), 'Istio names are off by default');
 });
 
+t.test('service panic: series only for services with traffic or in panic', async (t) => {
+  const { clock, registry, w } = setup();
+  const panic = async () => [...parse(await registry.metrics())].filter(([k]) => k.startsWith('meshmedic_service_panic'));
+  t.same(await panic(), [], 'an idle service exports no panic series');
+  w.record(Outcome.Success, 1_000, clock.now(), 200);
+  t.same(await panic(), [['meshmedic_service_panic{service="pay"}', 0]], 'once an endpoint had traffic');
+});
+
 t.test('Istio standard names behind the switch', async (t) => {
   const { clock, registry, w } = setup({ istioNames: true });
   w.record(Outcome.Success, 7_000, clock.now(), 200);
