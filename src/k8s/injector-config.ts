@@ -43,7 +43,7 @@ export const injectorConfigSchema = {
       default: {},
       properties: {
         cpu: { ...quantity, default: '50m' },
-        memory: { ...quantity, default: '128Mi' },
+        memory: { ...quantity, default: '160Mi' },
         cpuLimit: { ...quantity, default: '', pattern: '^$|' + quantity.pattern, description: 'empty: no CPU limit' },
         memoryLimit: { ...quantity, default: '256Mi' },
       },

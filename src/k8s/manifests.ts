@@ -51,7 +51,7 @@ injector:
   mode: native            # classic for clusters older than Kubernetes 1.29
   resources:
     cpu: 50m
-    memory: 128Mi
+    memory: 160Mi
     memoryLimit: 256Mi
   footprint: small        # V8 heap flags for a small RSS (default: Node's own heap sizing)
   noProxy: []             # extra NO_PROXY entries for every app container

@@ -159,7 +159,7 @@ t.test('annotation overrides of resources and classic mode', async (t) => {
   const res = reviewAdmission(JSON.stringify(review), { config: DEFAULT_INJECTOR_CONFIG, optIn: 'namespace-label' });
   const patched = fjp.applyPatch(structuredClone(pod), JSON.parse(Buffer.from((res.body as any).response.patch, 'base64').toString())).newDocument as any;
   const sc = patched.spec.containers.at(-1);
-  t.same(sc.resources, { requests: { cpu: '100m', memory: '128Mi' }, limits: { memory: '512Mi' } });
+  t.same(sc.resources, { requests: { cpu: '100m', memory: '160Mi' }, limits: { memory: '512Mi' } });
   t.equal(sc.env.find((e: any) => e.name === 'NODE_OPTIONS')?.value, '--max-semi-space-size=1 --max-old-space-size=256', 'old generation capped at half the annotated limit');
 });
 
