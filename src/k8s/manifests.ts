@@ -10,13 +10,14 @@ import { PodDisruptionBudget } from 'kubernetes-models/policy/v1/PodDisruptionBu
 import { ClusterRole } from 'kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRole';
 import { ClusterRoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRoleBinding';
 import { RoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1/RoleBinding';
+import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1/NetworkPolicy';
 import { MutatingWebhookConfiguration } from 'kubernetes-models/admissionregistration.k8s.io/v1/MutatingWebhookConfiguration';
 import type { IMutatingWebhook } from 'kubernetes-models/admissionregistration.k8s.io/v1/MutatingWebhook';
 import { Certificate } from '@kubernetes-models/cert-manager/cert-manager.io/v1/Certificate';
 import { Issuer } from '@kubernetes-models/cert-manager/cert-manager.io/v1/Issuer';
 import { CONTROL_NAMESPACE, DEFAULT_EXCLUDED_NAMESPACES, DEFAULT_INJECTOR_CONFIG } from './injector-config.js';
 import { INJECT_PATH, INJECT_POD_PATH } from './webhook.js';
-import { INJECT_LABEL_OFF, INJECT_LABEL_ON } from './inject.js';
+import { GOSSIP_KEYS_DIR, INJECT_LABEL_OFF, INJECT_LABEL_ON } from './inject.js';
 import { buildDashboard } from './dashboard.js';
 
 export const NAMESPACE = CONTROL_NAMESPACE;
@@ -29,6 +30,14 @@ export const SAMPLE_NAMESPACE = 'shop';
  */
 export const NAMESPACE_LABEL = 'meshmedic.io/inject';
 export const DISCOVERY_ROLE = 'meshmedic-discovery';
+/** The gossip keyring Secret, one copy per namespace whose pods gossip (created by hand: see docs/kubernetes.md). */
+export const GOSSIP_SECRET = DEFAULT_INJECTOR_CONFIG.gossipKeysSecret;
+/** Headless Service in front of the xDS/control pods: the gossip seed of every sidecar. */
+export const GOSSIP_SERVICE = 'meshmedic-gossip';
+export const GOSSIP_SEED = `dns+srv://_gossip._udp.${GOSSIP_SERVICE}.${CONTROL_NAMESPACE}.svc.cluster.local`;
+export const XDS_PORT = 17010;
+/** The one address every consumer of the xDS/control server uses (istiod's configSources among them). */
+export const XDS_ADDRESS = `meshmedic-xds.${CONTROL_NAMESPACE}.svc:${XDS_PORT}`;
 export const GATE_ROLE = 'meshmedic-readiness-gate';
 
 const appLabels = { 'app.kubernetes.io/name': 'meshmedic', 'app.kubernetes.io/component': 'webhook' };
@@ -66,23 +75,32 @@ healing:
     alwaysEjectOne: true
 log:
   level: info
+# Encrypted gossip with the other sidecars; seeds: the xDS/control pods (70-istio.yaml). The keys come
+# from the Secret ${GOSSIP_SECRET} of this namespace (the injector mounts it); listen and advertise
+# addresses are set per pod by the injector.
+gossip:
+  enabled: true
+  join:
+    - ${GOSSIP_SEED}
+  keysFile: ${GOSSIP_KEYS_DIR}
 `;
 
-/** Config of the in-cluster xDS/MCP server that istiod reads (70-istio.yaml). */
-export const XDS_MESH_YAML = `# meshmedic as an xDS/MCP config source for istiod: it serves DestinationRules and VirtualServices
-# rendered from what it knows (discovered endpoints, drains; with gossip joined to the sidecars, the
-# mesh-wide ejections). It carries no traffic itself.
+/** Config of the in-cluster xDS/control server (`meshmedic control`, 70-istio.yaml). */
+export const XDS_MESH_YAML = `# meshmedic control: ADS and ALS for Envoy and proxyless gRPC, and an xDS/MCP config source for istiod
+# (DestinationRules only, merged with the teams' own) rendered from what it knows: discovered endpoints,
+# drains and, through gossip with the sidecars, the mesh-wide ejections. It carries no traffic itself.
 admin:
-  listen: 0.0.0.0:17000
   readOnly: true
-outbound:
-  enabled: false
 xds:
-  enabled: true
-  listen: 0.0.0.0:17010
   istio:
     mcp: true
     hostSuffix: .svc.cluster.local
+    virtualServices: false
+gossip:
+  enabled: true
+  join:
+    - ${GOSSIP_SEED}
+  keysFile: ${GOSSIP_KEYS_DIR}
 log:
   level: info
 `;
@@ -332,10 +350,11 @@ export function buildManifests(): ManifestFile[] {
     roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: DISCOVERY_ROLE },
     subjects: [{ kind: 'ServiceAccount', name: 'meshmedic-xds', namespace: NAMESPACE }],
   });
+  const gossipPort = DEFAULT_INJECTOR_CONFIG.ports.gossip;
   const xdsDeployment = new Deployment({
     metadata: { name: 'meshmedic-xds', namespace: NAMESPACE, labels: xdsLabels },
     spec: {
-      replicas: 1,
+      replicas: 2,
       selector: { matchLabels: xdsLabels },
       template: {
         metadata: {
@@ -345,28 +364,45 @@ export function buildManifests(): ManifestFile[] {
         spec: {
           serviceAccountName: 'meshmedic-xds',
           securityContext: { runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532, seccompProfile: { type: 'RuntimeDefault' } },
+          affinity: {
+            podAntiAffinity: {
+              preferredDuringSchedulingIgnoredDuringExecution: [{ weight: 100, podAffinityTerm: { topologyKey: 'kubernetes.io/hostname', labelSelector: { matchLabels: xdsLabels } } }],
+            },
+          },
           containers: [
             {
               name: 'meshmedic',
               image: DEFAULT_INJECTOR_CONFIG.image,
-              args: ['run', '--config', '/etc/meshmedic/mesh/mesh.yaml'],
+              args: ['control', '--xds', `0.0.0.0:${XDS_PORT}`, '--admin', '0.0.0.0:17000', '--config', '/etc/meshmedic/mesh/mesh.yaml'],
               env: [
                 { name: 'MESHMEDIC_K8S_DISCOVERY', value: 'true' },
                 { name: 'POD_NAME', valueFrom: { fieldRef: { apiVersion: 'v1', fieldPath: 'metadata.name' } } },
+                { name: 'POD_IP', valueFrom: { fieldRef: { apiVersion: 'v1', fieldPath: 'status.podIP' } } },
                 { name: 'MESHMEDIC_NODE__ID', value: `${NAMESPACE}/$(POD_NAME)` },
+                { name: 'MESHMEDIC_GOSSIP__LISTEN', value: `0.0.0.0:${gossipPort}` },
+                { name: 'MESHMEDIC_GOSSIP__ADVERTISE', value: `$(POD_IP):${gossipPort}` },
               ],
               ports: [
-                { name: 'grpc-xds', containerPort: 17010, protocol: 'TCP' },
+                { name: 'grpc-xds', containerPort: XDS_PORT, protocol: 'TCP' },
                 { name: 'http-admin', containerPort: 17000, protocol: 'TCP' },
+                { name: 'gossip-udp', containerPort: gossipPort, protocol: 'UDP' },
+                { name: 'gossip-tcp', containerPort: gossipPort, protocol: 'TCP' },
               ],
               readinessProbe: { httpGet: { path: '/readyz', port: 'http-admin' }, periodSeconds: 5 },
               livenessProbe: { httpGet: { path: '/healthz', port: 'http-admin' }, periodSeconds: 10 },
               resources: { requests: { cpu: '100m', memory: '128Mi' }, limits: { memory: '512Mi' } },
               securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, privileged: false, capabilities: { drop: ['ALL'] } },
-              volumeMounts: [{ name: 'mesh', mountPath: '/etc/meshmedic/mesh', readOnly: true }],
+              volumeMounts: [
+                { name: 'mesh', mountPath: '/etc/meshmedic/mesh', readOnly: true },
+                { name: 'gossip-keys', mountPath: GOSSIP_KEYS_DIR, readOnly: true },
+              ],
             },
           ],
-          volumes: [{ name: 'mesh', configMap: { name: 'meshmedic-xds' } }],
+          // Not optional: without its keyring the pod waits for the Secret rather than gossip in the clear.
+          volumes: [
+            { name: 'mesh', configMap: { name: 'meshmedic-xds' } },
+            { name: 'gossip-keys', secret: { secretName: GOSSIP_SECRET } },
+          ],
         },
       },
     },
@@ -374,7 +410,51 @@ export function buildManifests(): ManifestFile[] {
   const xdsService = new Service({
     metadata: { name: 'meshmedic-xds', namespace: NAMESPACE, labels: xdsLabels },
     // The port name's grpc- prefix tells Istio the protocol.
-    spec: { selector: xdsLabels, ports: [{ name: 'grpc-xds', port: 17010, targetPort: 'grpc-xds', protocol: 'TCP' }] },
+    spec: { selector: xdsLabels, ports: [{ name: 'grpc-xds', port: XDS_PORT, targetPort: 'grpc-xds', protocol: 'TCP' }] },
+  });
+  const xdsPdb = new PodDisruptionBudget({
+    metadata: { name: 'meshmedic-xds', namespace: NAMESPACE, labels: xdsLabels },
+    spec: { minAvailable: 1, selector: { matchLabels: xdsLabels } },
+  });
+  // Gossip seeds: SRV records _gossip._udp of this headless Service; not-ready pods are published too (a
+  // seed must be found before it is ready).
+  const gossipService = new Service({
+    metadata: { name: GOSSIP_SERVICE, namespace: NAMESPACE, labels: xdsLabels },
+    spec: {
+      clusterIP: 'None',
+      publishNotReadyAddresses: true,
+      selector: xdsLabels,
+      ports: [
+        { name: 'gossip', port: gossipPort, targetPort: 'gossip-udp', protocol: 'UDP' },
+        { name: 'gossip-tcp', port: gossipPort, targetPort: 'gossip-tcp', protocol: 'TCP' },
+      ],
+    },
+  });
+  const optedIn = { matchExpressions: [{ key: NAMESPACE_LABEL, operator: 'In', values: [...INJECT_LABEL_ON] }] };
+  // Only the mesh reaches xDS and gossip: opted-in namespaces and pods, the other replicas, and istiod's
+  // namespace. The admin port (probes, metrics) stays open.
+  const xdsPolicy = new NetworkPolicy({
+    metadata: { name: 'meshmedic-xds', namespace: NAMESPACE, labels: xdsLabels },
+    spec: {
+      podSelector: { matchLabels: xdsLabels },
+      policyTypes: ['Ingress'],
+      ingress: [
+        {
+          from: [
+            { namespaceSelector: optedIn },
+            { namespaceSelector: {}, podSelector: optedIn },
+            { podSelector: { matchLabels: xdsLabels } },
+            { namespaceSelector: { matchExpressions: [{ key: 'kubernetes.io/metadata.name', operator: 'In', values: ['istio-system'] }] } },
+          ],
+          ports: [
+            { port: XDS_PORT, protocol: 'TCP' },
+            { port: gossipPort, protocol: 'UDP' },
+            { port: gossipPort, protocol: 'TCP' },
+          ],
+        },
+        { ports: [{ port: 17000, protocol: 'TCP' }] },
+      ],
+    },
   });
 
   return [
@@ -387,8 +467,8 @@ export function buildManifests(): ManifestFile[] {
     { file: '60-grafana-dashboard.yaml', comment: 'The Grafana dashboard as a ConfigMap for the Grafana dashboard sidecar (also in grafana-dashboard.json).', objects: [dashboard] },
     {
       file: '70-istio.yaml',
-      comment: 'Istio wiring (optional): meshmedic as an xDS/MCP config source for istiod. Then add to istiod\'s meshConfig:\n#   configSources: [{address: "k8s://"}, {address: "xds://meshmedic-xds.meshmedic.svc:17010"}]',
-      objects: [xdsConfig, xdsSa, xdsBinding, xdsDeployment, xdsService],
+      comment: `The xDS/control server (optional): an xDS/MCP config source for istiod, ADS/ALS for Envoy, and the gossip seed of the sidecars. Create its gossip keyring first (docs/kubernetes.md), then add to istiod's meshConfig:\n#   configSources: [{address: "k8s://"}, {address: "xds://${XDS_ADDRESS}"}]`,
+      objects: [xdsConfig, xdsSa, xdsBinding, xdsDeployment, xdsPdb, xdsService, gossipService, xdsPolicy],
     },
   ];
 }

@@ -394,6 +394,10 @@ t.test('the NetworkPolicy admits only the mesh (and istiod) to xDS and gossip', 
   t.ok(admitted({ 'kubernetes.io/metadata.name': NS }, dep.spec.template.metadata.labels), 'the other control replicas (gossip)');
   t.notOk(admitted({ 'kubernetes.io/metadata.name': 'other' }, { app: 'x' }), 'not a pod outside the mesh');
   t.notOk(admitted({ 'kubernetes.io/metadata.name': 'shop', 'meshmedic.io/inject': 'false' }, { app: 'x' }), 'not an opted-out namespace');
+  const kustomize = buildManifests().flatMap((m) => m.objects.map((o) => JSON.parse(JSON.stringify(o)) as Obj));
+  t.same(np.spec, kustomize.find((o) => o.kind === 'NetworkPolicy')!.spec, 'the same policy as k8s/70-istio.yaml');
+  const gossip = (objs2: Obj[]) => objs2.find((o) => o.kind === 'Service' && o.metadata.name === 'meshmedic-gossip')!;
+  t.same(gossip(objs).spec, gossip(kustomize).spec, 'the same seed Service as k8s/70-istio.yaml');
   const adminRule = np.spec.ingress.find((r: any) => r !== xdsRule);
   t.same([adminRule.from, adminRule.ports], [undefined, [{ port: 17000, protocol: 'TCP' }]], 'the admin port (probes, metrics) stays reachable');
 });

@@ -7,7 +7,13 @@ import { fileURLToPath } from 'node:url';
 import { parseAllDocuments } from 'yaml';
 import fjp from 'fast-json-patch';
 import { Pod } from 'kubernetes-models/v1/Pod';
-import { buildManifests, renderManifests, MESH_YAML, INJECTOR_YAML, XDS_MESH_YAML } from '../../src/k8s/manifests.js';
+import { buildManifests, renderManifests, MESH_YAML, INJECTOR_YAML, XDS_MESH_YAML, GOSSIP_SECRET, GOSSIP_SERVICE, XDS_ADDRESS } from '../../src/k8s/manifests.js';
+import { controlConfig } from '../../src/cli/control.js';
+import { parseSeed } from '../../src/gossip/seeds.js';
+import { GOSSIP_KEYS_DIR } from '../../src/k8s/inject.js';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { writeManifests } from '../../src/k8s/write-manifests.js';
 import { buildDashboard, dashboardMetricNames } from '../../src/k8s/dashboard.js';
 import { parseConfigText, validateConfig } from '../../src/config/load.js';
@@ -44,13 +50,79 @@ t.test('embedded configs pass meshmedic\'s own validation', async (t) => {
   const injRes = inj.valid ? validateInjectorConfig((inj.result as any).injector) : inj;
   t.ok(injRes.valid, 'injector.yaml valid');
   t.equal(find('ConfigMap', 'meshmedic-mesh').data['mesh.yaml'], MESH_YAML);
-  const xds = parseConfigText(XDS_MESH_YAML);
-  const xdsRes = xds.valid ? validateConfig(xds.result) : xds;
-  t.ok(xdsRes.valid, `the Istio xDS server's mesh.yaml is valid: ${xdsRes.valid ? '' : xdsRes.errors.join('; ')}`);
-  if (xdsRes.valid) {
-    t.equal(xdsRes.result.xds.enabled, true);
-    t.equal(xdsRes.result.xds.istio.mcp, true);
+  t.equal(find('ConfigMap', 'meshmedic-xds').data['mesh.yaml'], XDS_MESH_YAML);
+});
+
+// The environment the kubelet gives a container: $(VAR) expanded from the entries before it.
+function containerEnv(c: any, fields: Record<string, string>): Record<string, string> {
+  const env: Record<string, string> = { ...fields };
+  for (const e of c.env) if (e.value !== undefined) env[e.name] = e.value.replace(/\$\((\w+)\)/g, (_: string, v: string) => env[v] ?? '');
+  return env;
+}
+
+t.test('the xDS/control server: meshmedic control accepts its config, two replicas, encrypted gossip seed', async (t) => {
+  const dep = find('Deployment', 'meshmedic-xds');
+  t.equal(dep.spec.replicas, 2);
+  t.ok(dep.spec.template.spec.affinity.podAntiAffinity, 'spread over nodes');
+  const pdb = find('PodDisruptionBudget', 'meshmedic-xds');
+  t.same(pdb.spec.selector.matchLabels, dep.spec.selector.matchLabels);
+  const c = dep.spec.template.spec.containers[0];
+  t.equal(c.args[0], 'control');
+  const flag = (f: string) => c.args[c.args.indexOf(f) + 1];
+  const dir = mkdtempSync(join(tmpdir(), 'meshmedic-manifests-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(join(dir, 'mesh.yaml'), XDS_MESH_YAML);
+  const cfg = controlConfig({ xds: flag('--xds'), admin: flag('--admin'), config: join(dir, 'mesh.yaml') }, containerEnv(c, { POD_NAME: 'meshmedic-xds-0', POD_IP: '10.1.2.3' }));
+  t.ok(cfg.valid, `valid: ${cfg.valid ? '' : cfg.errors.join('; ')}`);
+  if (cfg.valid) {
+    t.equal(cfg.result.xds.istio.mcp, true);
+    t.equal(cfg.result.xds.istio.virtualServices, false, 'DestinationRules only');
+    t.equal(cfg.result.gossip.enabled, true);
+    t.equal(cfg.result.gossip.advertise, '10.1.2.3:17946', 'peers reach it on the pod IP');
+    t.equal(cfg.result.gossip.keysFile, GOSSIP_KEYS_DIR, 'encrypted');
+    t.equal(cfg.result.admin.readOnly, true);
   }
+  const keys = dep.spec.template.spec.volumes.find((v: any) => v.name === 'gossip-keys');
+  t.same(keys.secret, { secretName: GOSSIP_SECRET }, 'the keyring Secret, not optional: no key, no start (never gossip in the clear)');
+  t.equal(c.volumeMounts.find((m: any) => m.name === 'gossip-keys').mountPath, GOSSIP_KEYS_DIR);
+  const svc = find('Service', 'meshmedic-xds');
+  t.equal(`meshmedic-xds.meshmedic.svc:${svc.spec.ports[0].port}`, XDS_ADDRESS);
+});
+
+t.test('gossip: the sample namespace joins the headless seed Service, encrypted', async (t) => {
+  const mesh = validateConfig(parseConfigText(MESH_YAML).valid ? (parseConfigText(MESH_YAML) as any).result : {});
+  t.ok(mesh.valid);
+  if (!mesh.valid) return;
+  t.equal(mesh.result.gossip.enabled, true, 'gossip on in the shipped mesh config');
+  t.equal(mesh.result.gossip.keysFile, GOSSIP_KEYS_DIR, 'encryption on: the keyring the injector mounts');
+  t.equal(DEFAULT_INJECTOR_CONFIG.gossipKeysSecret, GOSSIP_SECRET, 'the injector mounts the Secret the docs create');
+  const seed = parseSeed(mesh.result.gossip.join[0]!);
+  t.equal(typeof seed === 'object' && seed.kind, 'srv');
+  const headless = find('Service', GOSSIP_SERVICE);
+  t.equal(mesh.result.gossip.join[0], `dns+srv://_gossip._udp.${GOSSIP_SERVICE}.${headless.metadata.namespace}.svc.cluster.local`, 'the SRV name of the headless Service');
+  t.equal(headless.spec.clusterIP, 'None');
+  t.ok(headless.spec.ports.some((p: any) => p.name === 'gossip' && p.protocol === 'UDP'), '_gossip._udp');
+  const dep = find('Deployment', 'meshmedic-xds');
+  t.same(headless.spec.selector, dep.spec.selector.matchLabels, 'the seeds are the control pods');
+  const portNames = dep.spec.template.spec.containers[0].ports.map((p: any) => p.name);
+  for (const p of headless.spec.ports) t.ok(portNames.includes(p.targetPort), `${p.targetPort} is a container port`);
+  const doc = readFileSync(fileURLToPath(new URL('../../docs/kubernetes.md', import.meta.url)), 'utf8');
+  for (const ns of ['meshmedic', 'shop']) t.match(doc, new RegExp(`-n ${ns} create secret generic ${GOSSIP_SECRET}`), `docs create the keyring in ${ns}`);
+});
+
+t.test('the NetworkPolicy of the xDS/control server admits only the mesh', async (t) => {
+  const np = find('NetworkPolicy', 'meshmedic-xds');
+  const dep = find('Deployment', 'meshmedic-xds');
+  t.same(np.spec.podSelector.matchLabels, dep.spec.selector.matchLabels);
+  const rule = np.spec.ingress[0];
+  t.same(rule.ports.map((p: any) => `${p.port}/${p.protocol}`), ['17010/TCP', '17946/UDP', '17946/TCP']);
+  const admitted = (nsLabels: Record<string, string>, podLabels: Record<string, string>) =>
+    rule.from.some((f: any) => (f.namespaceSelector ? selects(f.namespaceSelector, nsLabels) : nsLabels['kubernetes.io/metadata.name'] === 'meshmedic') && (f.podSelector ? selects({ matchExpressions: f.podSelector.matchExpressions ?? Object.entries(f.podSelector.matchLabels ?? {}).map(([key, v]) => ({ key, operator: 'In', values: [v] })) }, podLabels) : true));
+  t.ok(admitted({ 'kubernetes.io/metadata.name': 'shop', 'meshmedic.io/inject': 'enabled' }, {}), 'the sample namespace');
+  t.ok(admitted({ 'kubernetes.io/metadata.name': 'x' }, { 'meshmedic.io/inject': 'true' }), 'a pod opted in by label');
+  t.ok(admitted({ 'kubernetes.io/metadata.name': 'istio-system' }, {}), 'istiod');
+  t.ok(admitted({ 'kubernetes.io/metadata.name': 'meshmedic' }, dep.spec.template.metadata.labels), 'the other replicas');
+  t.notOk(admitted({ 'kubernetes.io/metadata.name': 'x' }, { app: 'y' }), 'nothing else');
 });
 
 t.test('webhook registration: fail open, v1 only, re-invocation, the server\'s paths', async (t) => {
