@@ -9,6 +9,7 @@ import { XdsGenerator } from './generator.js';
 import { istioOptionsFrom, type IstioOptions } from './istio.js';
 import { DEFAULT_BUILD_OPTIONS, outlierSettingsFrom, type BuildOptions, type ClientFlavor } from './resources.js';
 import { AdsServer } from './server.js';
+import { xdsServerCredentials } from './tls.js';
 
 /** Build options for one client flavor from the validated config. */
 export function buildOptionsFrom(config: Config, flavor: ClientFlavor): BuildOptions {
@@ -45,7 +46,9 @@ export const startXds: ComponentFactory = async (ctx): Promise<Component> => {
     ...(istio ? { istio } : {}),
   });
   generator.update(ctx.mesh.snapshot());
+  const credentials = await xdsServerCredentials(x.tls ?? { certFile: '', keyFile: '', reloadMs: 60_000 });
   const server = new AdsServer({
+    credentials,
     cache,
     limits: x.limits,
     controlPlaneId: x.controlPlaneId,

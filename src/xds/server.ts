@@ -35,6 +35,8 @@ export const DEFAULT_LIMITS: AdsServerLimits = Object.freeze({
 });
 
 export interface AdsServerOptions {
+  /** Transport security of the port (default: plaintext). */
+  readonly credentials?: grpc.ServerCredentials;
   /** More gRPC services to serve on the same port (the access-log service). */
   readonly extraServices?: readonly { definition: grpc.ServiceDefinition; implementation: grpc.UntypedServiceImplementation }[];
   readonly cache: SnapshotCache;
@@ -193,7 +195,7 @@ export class AdsServer {
     for (const s of this.opts.extraServices ?? []) server.addService(s.definition, s.implementation);
     const addr = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
     const bound = await new Promise<number>((resolve, reject) =>
-      server.bindAsync(addr, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+      server.bindAsync(addr, this.opts.credentials ?? grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
     );
     this.server = server;
     return host.includes(':') ? `[${host}]:${bound}` : `${host}:${bound}`;

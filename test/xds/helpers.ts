@@ -154,9 +154,9 @@ interface AdsClientCtor {
   };
 }
 
-export function adsClient(address: string) {
+export function adsClient(address: string, credentials = grpc.credentials.createInsecure(), options: grpc.ChannelOptions = {}) {
   const pkg = grpc.loadPackageDefinition(xdsPackageDefinition()) as unknown as { envoy: { service: { discovery: { v3: { AggregatedDiscoveryService: AdsClientCtor } } } } };
-  return new pkg.envoy.service.discovery.v3.AggregatedDiscoveryService(address, grpc.credentials.createInsecure(), { 'grpc.max_receive_message_length': 256 * 1024 * 1024 });
+  return new pkg.envoy.service.discovery.v3.AggregatedDiscoveryService(address, credentials, { 'grpc.max_receive_message_length': 256 * 1024 * 1024, ...options });
 }
 
 /** How long a scripted stream waits for a response or its end before failing the test. */

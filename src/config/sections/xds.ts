@@ -1,5 +1,5 @@
 // xDS management-server settings. The xDS module owns this file.
-import { hostPortSchema } from './common.js';
+import { durationMs, hostPortSchema } from './common.js';
 
 const int = (def: number, min: number, max: number, description?: string) => ({ type: 'integer', minimum: min, maximum: max, default: def, ...(description ? { description } : {}) }) as const;
 
@@ -44,6 +44,17 @@ export const xdsSchema = {
         firstRequestTimeoutMs: int(30_000, 100, 3_600_000),
       },
     },
+    tls: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      description: 'serve xDS (and ALS, MCP) over TLS; both files empty = plaintext',
+      properties: {
+        certFile: { type: 'string', maxLength: 4096, default: '', description: 'PEM certificate chain (a mounted cert-manager Secret: tls.crt); re-read when it changes' },
+        keyFile: { type: 'string', maxLength: 4096, default: '', description: 'PEM private key (tls.key)' },
+        reloadMs: { ...durationMs(60_000, 1000, 86_400_000), description: 'how often the files are checked for a renewed certificate' },
+      },
+    },
     istio: {
       type: 'object',
       additionalProperties: false,
@@ -85,5 +96,6 @@ export interface XdsConfig {
   readonly connectTimeoutMs: number;
   readonly envoyListener: { readonly name: string; readonly address: string };
   readonly limits: XdsLimitsConfig;
+  readonly tls: { readonly certFile: string; readonly keyFile: string; readonly reloadMs: number };
   readonly istio: { readonly mcp: boolean; readonly namespace: string; readonly hostSuffix: string; readonly failoverPriority: readonly string[]; readonly virtualServices: boolean };
 }
