@@ -38,6 +38,8 @@ export const GOSSIP_SEED = `dns+srv://_gossip._udp.${GOSSIP_SERVICE}.${CONTROL_N
 export const XDS_PORT = 17010;
 /** The one address every consumer of the xDS/control server uses (istiod's configSources among them). */
 export const XDS_ADDRESS = `meshmedic-xds.${CONTROL_NAMESPACE}.svc:${XDS_PORT}`;
+/** Where the xDS server's certificate Secret (meshmedic-xds-tls, from cert-manager) is mounted. */
+export const XDS_TLS_DIR = '/etc/meshmedic/xds-tls';
 export const GATE_ROLE = 'meshmedic-readiness-gate';
 
 const appLabels = { 'app.kubernetes.io/name': 'meshmedic', 'app.kubernetes.io/component': 'webhook' };
@@ -92,6 +94,9 @@ export const XDS_MESH_YAML = `# meshmedic control: ADS and ALS for Envoy and pro
 admin:
   readOnly: true
 xds:
+  tls:
+    certFile: ${XDS_TLS_DIR}/tls.crt
+    keyFile: ${XDS_TLS_DIR}/tls.key
   istio:
     mcp: true
     hostSuffix: .svc.cluster.local
@@ -395,6 +400,7 @@ export function buildManifests(): ManifestFile[] {
               volumeMounts: [
                 { name: 'mesh', mountPath: '/etc/meshmedic/mesh', readOnly: true },
                 { name: 'gossip-keys', mountPath: GOSSIP_KEYS_DIR, readOnly: true },
+                { name: 'xds-tls', mountPath: XDS_TLS_DIR, readOnly: true },
               ],
             },
           ],
@@ -402,6 +408,7 @@ export function buildManifests(): ManifestFile[] {
           volumes: [
             { name: 'mesh', configMap: { name: 'meshmedic-xds' } },
             { name: 'gossip-keys', secret: { secretName: GOSSIP_SECRET } },
+            { name: 'xds-tls', secret: { secretName: 'meshmedic-xds-tls' } },
           ],
         },
       },
@@ -411,6 +418,18 @@ export function buildManifests(): ManifestFile[] {
     metadata: { name: 'meshmedic-xds', namespace: NAMESPACE, labels: xdsLabels },
     // The port name's grpc- prefix tells Istio the protocol.
     spec: { selector: xdsLabels, ports: [{ name: 'grpc-xds', port: XDS_PORT, targetPort: 'grpc-xds', protocol: 'TCP' }] },
+  });
+  // The xDS server's certificate, from the self-signed Issuer of 20-certificate.yaml (clients trust ca.crt).
+  const xdsCertificate = new Certificate({
+    metadata: { name: 'meshmedic-xds', namespace: NAMESPACE, labels: xdsLabels },
+    spec: {
+      secretName: 'meshmedic-xds-tls',
+      dnsNames: [`meshmedic-xds.${NAMESPACE}.svc`, `meshmedic-xds.${NAMESPACE}.svc.cluster.local`],
+      duration: '2160h',
+      renewBefore: '360h',
+      privateKey: { algorithm: 'ECDSA', size: 256, rotationPolicy: 'Always' },
+      issuerRef: { name: `${WEBHOOK_NAME}-selfsigned`, kind: 'Issuer' },
+    },
   });
   const xdsPdb = new PodDisruptionBudget({
     metadata: { name: 'meshmedic-xds', namespace: NAMESPACE, labels: xdsLabels },
@@ -468,7 +487,7 @@ export function buildManifests(): ManifestFile[] {
     {
       file: '70-istio.yaml',
       comment: `The xDS/control server (optional): an xDS/MCP config source for istiod, ADS/ALS for Envoy, and the gossip seed of the sidecars. Create its gossip keyring first (docs/kubernetes.md), then add to istiod's meshConfig:\n#   configSources: [{address: "k8s://"}, {address: "xds://${XDS_ADDRESS}"}]`,
-      objects: [xdsConfig, xdsSa, xdsBinding, xdsDeployment, xdsPdb, xdsService, gossipService, xdsPolicy],
+      objects: [xdsConfig, xdsSa, xdsBinding, xdsCertificate, xdsDeployment, xdsPdb, xdsService, gossipService, xdsPolicy],
     },
   ];
 }

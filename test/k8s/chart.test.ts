@@ -96,6 +96,8 @@ const COMBOS: Record<string, string[]> = {
   'control, given gossip keys': ['control.enabled=true', 'mesh.namespaces={shop}', `gossip.keys={${'A'.repeat(43)}=,${'B'.repeat(43)}=}`],
   'control, existing keyring Secret': ['control.enabled=true', 'mesh.namespaces={shop}', 'gossip.existingSecret=my-keys'],
   'gossip unencrypted, no network policy': ['control.enabled=true', 'gossip.encryption=false', 'control.networkPolicy.enabled=false'],
+  'self-signed, control': ['certificates.mode=self-signed', 'control.enabled=true'],
+  'control without TLS': ['control.enabled=true', 'control.tls.enabled=false'],
   'gossip off, readiness gate': ['control.enabled=true', 'gossip.enabled=false', 'mesh.namespaces={shop}', 'mesh.readinessGateBinding=true', 'injector.readinessGate=true'],
 };
 
@@ -364,6 +366,7 @@ t.test('the control server: valid config, two replicas, gossip advertised on the
     t.equal(cfg.result.gossip.advertise, '10.1.2.3:17946', 'gossip advertises the pod IP');
     t.equal(cfg.result.gossip.keysFile, GOSSIP_KEYS_DIR);
     t.equal(cfg.result.admin.readOnly, true, 'the admin port is read-only off loopback');
+    t.equal(cfg.result.xds.tls.certFile, '/etc/meshmedic/xds-tls/tls.crt', 'xDS over TLS');
   }
   const mount = c.volumeMounts.find((m: any) => m.name === 'gossip-keys');
   t.equal(mount?.mountPath, GOSSIP_KEYS_DIR, 'the keyring is mounted where the config reads it');
@@ -376,6 +379,33 @@ t.test('the control server: valid config, two replicas, gossip advertised on the
     const addresses = [...text.matchAll(/xds:\/\/([A-Za-z0-9.-]+:\d+)/g)].map((m) => m[1]);
     t.same([...new Set(addresses)], [address], `${f} uses the one configSources address xds://${address}`);
   }
+});
+
+t.test('xDS over TLS: a certificate for the xDS Service, mounted where the config reads it', async (t) => {
+  const pathsOf = (objs: Obj[]) => {
+    const dep = find(objs, 'Deployment', 'meshmedic-xds');
+    const c = dep.spec.template.spec.containers[0];
+    const mount = c.volumeMounts.find((m: any) => m.name === 'xds-tls');
+    const vol = dep.spec.template.spec.volumes.find((v: any) => v.name === 'xds-tls');
+    const cfg = parse(find(objs, 'ConfigMap', 'meshmedic-xds').data['mesh.yaml']);
+    return { mount, vol, tls: cfg.xds.tls };
+  };
+  const cm = renders.get('control, generated gossip key')!;
+  const p = pathsOf(cm);
+  t.same(p.tls, { certFile: `${p.mount.mountPath}/tls.crt`, keyFile: `${p.mount.mountPath}/tls.key` }, 'xds.tls reads the mounted Secret');
+  const cert = find(cm, 'Certificate', 'meshmedic-xds');
+  t.equal(p.vol.secret.secretName, cert.spec.secretName, 'the Certificate\'s Secret is mounted');
+  t.ok(cert.spec.dnsNames.includes(`meshmedic-xds.${NS}.svc`), 'the certificate names the xDS Service');
+  t.same(cert.spec.issuerRef, find(cm, 'Certificate', 'meshmedic-webhook').spec.issuerRef, 'issued as the webhook\'s');
+  const ss = renders.get('self-signed, control')!;
+  const secret = find(ss, 'Secret', 'meshmedic-xds-tls');
+  t.equal(pathsOf(ss).vol.secret.secretName, 'meshmedic-xds-tls');
+  const pem = (k: string) => Buffer.from(secret.data[k], 'base64').toString();
+  const leaf = new X509Certificate(pem('tls.crt'));
+  t.ok(leaf.verify(new X509Certificate(pem('ca.crt')).publicKey), 'signed by its CA (ca.crt for the clients)');
+  t.ok(leaf.checkHost(`meshmedic-xds.${NS}.svc`), 'names the xDS Service');
+  const off = pathsOf(renders.get('control without TLS')!);
+  t.same([off.mount, off.vol, off.tls], [undefined, undefined, undefined], 'control.tls.enabled=false: plaintext, nothing mounted');
 });
 
 t.test('the NetworkPolicy admits only the mesh (and istiod) to xDS and gossip', async (t) => {

@@ -81,7 +81,13 @@ t.test('the xDS/control server: meshmedic control accepts its config, two replic
     t.equal(cfg.result.gossip.advertise, '10.1.2.3:17946', 'peers reach it on the pod IP');
     t.equal(cfg.result.gossip.keysFile, GOSSIP_KEYS_DIR, 'encrypted');
     t.equal(cfg.result.admin.readOnly, true);
+    const mount = c.volumeMounts.find((m: any) => m.name === 'xds-tls').mountPath;
+    t.same([cfg.result.xds.tls.certFile, cfg.result.xds.tls.keyFile], [`${mount}/tls.crt`, `${mount}/tls.key`], 'xDS over TLS from the mounted Secret');
   }
+  const cert = find('Certificate', 'meshmedic-xds');
+  t.equal(dep.spec.template.spec.volumes.find((v: any) => v.name === 'xds-tls').secret.secretName, cert.spec.secretName, 'the Certificate\'s Secret is mounted');
+  t.ok(cert.spec.dnsNames.includes('meshmedic-xds.meshmedic.svc'), 'the certificate names the xDS Service');
+  t.ok(find('Issuer', cert.spec.issuerRef.name), 'issued by the Issuer of 20-certificate.yaml');
   const keys = dep.spec.template.spec.volumes.find((v: any) => v.name === 'gossip-keys');
   t.same(keys.secret, { secretName: GOSSIP_SECRET }, 'the keyring Secret, not optional: no key, no start (never gossip in the clear)');
   t.equal(c.volumeMounts.find((m: any) => m.name === 'gossip-keys').mountPath, GOSSIP_KEYS_DIR);
