@@ -1,7 +1,7 @@
 // The webhook over real HTTPS with a certificate made by openssl for this test: reviews, bad input,
 // limits, fail-open, certificate reload, and the CLI entry point.
 import t from 'tap';
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, renameSync } from 'node:fs';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { X509Certificate, randomBytes } from 'node:crypto';
 import { connect } from 'node:tls';
 import fjp from 'fast-json-patch';
+import { hasOpenssl, makeSelfSignedCert } from '../helpers/openssl.js';
 import { startWebhook, MAX_BODY_BYTES, type WebhookServer } from '../../src/k8s/webhook.js';
 import { runWebhookCli } from '../../src/k8s/webhook-cli.js';
 import { createLogger } from '../../src/core/log.js';
@@ -17,26 +18,13 @@ import { FakeApiServer } from './fake-apiserver.js';
 
 const fixtures = fileURLToPath(new URL('./fixtures/inject/', import.meta.url));
 
-function hasOpenssl(): boolean {
-  try {
-    execFileSync('openssl', ['version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 if (!hasOpenssl()) {
   t.fail('openssl is not installed; the HTTPS webhook tests need it to make a certificate (scripts/ensure-peers.sh installs it)');
 } else {
   const dir = mkdtempSync(join(tmpdir(), 'mm-webhook-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  const makeCert = (name: string, cn: string) => {
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
-      '-keyout', join(dir, `${name}.key`), '-out', join(dir, `${name}.crt`), '-subj', `/CN=${cn}`,
-      '-addext', `subjectAltName=DNS:meshmedic-webhook.meshmedic.svc,IP:127.0.0.1`], { stdio: 'ignore' });
-    return { cert: join(dir, `${name}.crt`), key: join(dir, `${name}.key`) };
-  };
+  const makeCert = (name: string, cn: string) => makeSelfSignedCert(dir, name, cn, 'DNS:meshmedic-webhook.meshmedic.svc,IP:127.0.0.1');
   const first = makeCert('a', 'meshmedic-webhook-a');
   const second = makeCert('b', 'meshmedic-webhook-b');
   const ca = [readFileSync(first.cert), readFileSync(second.cert)];

@@ -2,38 +2,25 @@
 // plaintext client is refused, a renewed certificate is served without a restart, and bad settings fail
 // at start with an error naming the key and the file.
 import t from 'tap';
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { xdsServerCredentials } from '../../src/xds/tls.js';
+import { hasOpenssl, makeSelfSignedCert } from '../helpers/openssl.js';
 import { CLUSTER_TYPE } from '../../src/xds/types.js';
 import { adsClient, GRPC_NODE, Scripted, startXdsFixture, type SotwResponse } from './helpers.js';
 
 const SERVICE_NAME = 'meshmedic-xds.meshmedic.svc';
 
-function hasOpenssl(): boolean {
-  try {
-    execFileSync('openssl', ['version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 if (!hasOpenssl()) {
   t.fail('openssl is not installed; the xDS TLS tests need it to make certificates (scripts/ensure-peers.sh installs it)');
 } else {
   const dir = mkdtempSync(join(tmpdir(), 'mm-xds-tls-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  const makeCert = (name: string) => {
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
-      '-keyout', join(dir, `${name}.key`), '-out', join(dir, `${name}.crt`), '-subj', `/CN=xds-${name}`,
-      '-addext', `subjectAltName=DNS:${SERVICE_NAME},IP:127.0.0.1`], { stdio: 'ignore' });
-    return { cert: join(dir, `${name}.crt`), key: join(dir, `${name}.key`) };
-  };
+  const makeCert = (name: string) => makeSelfSignedCert(dir, name, `xds-${name}`, `DNS:${SERVICE_NAME},IP:127.0.0.1`);
   const a = makeCert('a');
   const b = makeCert('b');
   const certFile = join(dir, 'tls.crt');
