@@ -60,8 +60,8 @@ const GRAY_ADDED_MS = 100;
 export const FAULT_SCHEDULE: readonly ScheduledFault[] = [
   { atS: 5, forS: 8, label: 'crash (connection refused)', targets: ['payments-2'], fault: { kind: 'crash' } },
   // A gray failure lasts (in production, minutes): the balancer moves most traffic off the slow instance
-  // within a request or two, so each client's peer-latency detector gathers its few slow samples over
-  // seconds; 20 s leaves room.
+  // within a request or two, so each client's latency detectors gather their few slow samples (the
+  // balancer's trickle, judged by starved_latency, on a quiet machine) over seconds; 20 s leaves room.
   { atS: 16, forS: 20, label: `gray failure: +${GRAY_ADDED_MS} ms per answer, still 200 OK`, targets: ['catalog-1'], fault: { kind: 'latency', factor: 1, addMs: GRAY_ADDED_MS } },
   { atS: 39, forS: 8, label: 'partial failure: 30 % 503', targets: ['payments-3'], fault: { kind: 'errors', fraction: 0.3, status: 503 } },
   { atS: 50, forS: 8, label: 'black-hole (accepts, never answers)', targets: ['payments-1'], fault: { kind: 'blackhole' } },
@@ -93,6 +93,8 @@ export const APP_TIMEOUT_MS = 3000;
  *   (7–17 % of usual seen on screen): a window of 10 slow
  *   answers never comes, and a pool anchored on the fault's first window (fast answers from before the
  *   fault) stays fast. With 4, the slow answers anchor their own pool within a few windows.
+ *   On a quiet machine the balancer sends it nothing but its trickle (one request per 500 ms at most);
+ *   starved_latency (its defaults) judges it on the answers it got since it was starved.
  */
 const CLIENT_RPS = 150;
 const DEMO_HEALING = { policy: 'meshmedic', peerSuccess: { minRequests: 50 }, peerLatency: { minRequests: 4 } } as const;

@@ -6,5 +6,6 @@ export * from './arl.js';
 export * from './consecutive.js';
 export * from './envoy.js';
 export * from './peer.js';
+export * from './starved.js';
 export * from './baseline.js';
 export * from './registry.js';

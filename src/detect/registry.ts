@@ -3,6 +3,7 @@ import { consecutive5xx, consecutiveGateway, consecutiveLocalOrigin } from './co
 import { envoyFailurePercentage, envoySuccessRate } from './envoy.js';
 import { peerLatency, peerSuccess } from './peer.js';
 import { errorBaseline, latencyBaseline } from './baseline.js';
+import { starvedLatency } from './starved.js';
 import type { Detector } from './types.js';
 
 const registry = new Map<string, Detector>();
@@ -20,4 +21,4 @@ export function detectorNames(): string[] {
   return [...registry.keys()];
 }
 
-for (const d of [consecutive5xx, consecutiveGateway, consecutiveLocalOrigin, envoySuccessRate, envoyFailurePercentage, peerSuccess, peerLatency, latencyBaseline, errorBaseline]) registerDetector(d);
+for (const d of [consecutive5xx, consecutiveGateway, consecutiveLocalOrigin, envoySuccessRate, envoyFailurePercentage, peerSuccess, peerLatency, starvedLatency, latencyBaseline, errorBaseline]) registerDetector(d);

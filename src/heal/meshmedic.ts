@@ -8,6 +8,7 @@ import { isRoutable } from '../mesh/state.js';
 import { CONSECUTIVE_DETECTORS, consecutiveVerdicts } from '../detect/consecutive.js';
 import { peerLatency, peerSuccess, usualRatio } from '../detect/peer.js';
 import { errorBaseline, latencyBaseline } from '../detect/baseline.js';
+import { starvedLatency } from '../detect/starved.js';
 import { medianInPlace } from '../detect/robust.js';
 import type { DetectionInput, EndpointSignals, Verdict } from '../detect/types.js';
 import { EjectionGuard, TokenBucket } from './guards.js';
@@ -97,6 +98,7 @@ export const createMeshmedicPolicy: PolicyFactory = (settings: ResolvedPolicySet
         const wInput: DetectionInput = { ...dInput, endpoints: members };
         peerSuccess.detect(wInput, verdicts);
         peerLatency.detect(wInput, verdicts);
+        starvedLatency.detect(wInput, verdicts);
         latencyBaseline.detect(wInput, verdicts);
         errorBaseline.detect(wInput, verdicts);
         overloaded = isOverloaded(members, input.completedEpoch, settings);

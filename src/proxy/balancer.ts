@@ -22,6 +22,16 @@ export interface BalancerOptions {
   readonly defaultRttMs: number;
   /** Random source in [0, 1); injectable for deterministic tests. */
   readonly random: () => number;
+  /**
+   * p2c-peak-ewma trickle: an endpoint that has lost this many cost comparisons in a row, and has not
+   * been chosen for trickleMs, wins the next comparison it is part of (0 = never). Without it, one slow
+   * answer starves an endpoint until its cost has decayed (~35 s for a 30× peak): nobody measures it,
+   * so neither the balancer nor the detectors can tell a gray failure from one slow outlier, or see that
+   * it has recovered. The trickle is at most 1/(trickleLosses + 1) of the comparisons it takes part in,
+   * and at most one request per trickleMs.
+   */
+  readonly trickleLosses: number;
+  readonly trickleMs: number;
 }
 
 /** Cost difference under which two choices count as equal: 10 %, or 0.5 ms (loopback noise), whichever is larger. */
@@ -33,7 +43,7 @@ const IDLE_TIE_ABS_MS = 5;
 /** Cost of an idle endpoint never measured: below any real estimate (1 µs). */
 const UNMEASURED_IDLE_COST = 0.001;
 
-export const DEFAULT_BALANCER: BalancerOptions = Object.freeze({ algorithm: 'p2c-peak-ewma', decayMs: 10_000, defaultRttMs: 30, random: Math.random });
+export const DEFAULT_BALANCER: BalancerOptions = Object.freeze({ algorithm: 'p2c-peak-ewma', decayMs: 10_000, defaultRttMs: 30, random: Math.random, trickleLosses: 20, trickleMs: 500 });
 
 /** Candidates of one priority: ordinary endpoints with cumulative weights, and probation canaries. */
 interface PriorityTable {
@@ -67,6 +77,9 @@ export class EndpointLoad {
   rttMs: Float64Array = new Float64Array(16).fill(NaN);
   /** When the estimate was last updated (clock ms). */
   stampMs: Float64Array = new Float64Array(16);
+  /** p2c cost comparisons lost in a row, and when the slot last won one (clock ms): the trickle. */
+  losses: Int32Array = new Int32Array(16);
+  chosenMs: Float64Array = new Float64Array(16);
 
   ensure(slot: number): void {
     if (slot < this.pending.length) return;
@@ -78,9 +91,15 @@ export class EndpointLoad {
     r.set(this.rttMs);
     const s = new Float64Array(n);
     s.set(this.stampMs);
+    const lo = new Int32Array(n);
+    lo.set(this.losses);
+    const c = new Float64Array(n);
+    c.set(this.chosenMs);
     this.pending = p;
     this.rttMs = r;
     this.stampMs = s;
+    this.losses = lo;
+    this.chosenMs = c;
   }
 
   /** Forget a slot's history (endpoint removed; the slot may be reused by another endpoint). */
@@ -89,6 +108,8 @@ export class EndpointLoad {
     this.pending[slot] = 0;
     this.rttMs[slot] = NaN;
     this.stampMs[slot] = 0;
+    this.losses[slot] = 0;
+    this.chosenMs[slot] = 0;
   }
 }
 
@@ -172,7 +193,23 @@ export class Balancer {
           const idle = l.pending[a.slot] === 0 && l.pending[b.slot] === 0 && l.rttMs[a.slot] === l.rttMs[a.slot] && l.rttMs[b.slot] === l.rttMs[b.slot]; // both measured (not NaN)
           const rel = idle ? ca * IDLE_TIE_TOLERANCE : ca * TIE_TOLERANCE;
           const abs = idle ? IDLE_TIE_ABS_MS : TIE_ABS_MS;
-          return cb < ca - (rel > abs ? rel : abs) ? b : a;
+          let win = a;
+          let lose = b;
+          if (cb < ca - (rel > abs ? rel : abs)) {
+            win = b;
+            lose = a;
+          }
+          // The trickle (BalancerOptions.trickleLosses): a starved endpoint is measured again now and then.
+          const o = this.opts;
+          if (o.trickleLosses > 0 && l.losses[lose.slot]! >= o.trickleLosses && now - l.chosenMs[lose.slot]! >= o.trickleMs) {
+            const w = win;
+            win = lose;
+            lose = w;
+          }
+          l.losses[win.slot] = 0;
+          l.chosenMs[win.slot] = now;
+          l.losses[lose.slot]! += 1;
+          return win;
         }
         if (aOk) return a;
         if (bOk) return b;

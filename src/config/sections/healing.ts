@@ -51,6 +51,13 @@ export const HEALING_GROUPS = {
     usualRatioAlpha: num(0.01, 0.0001, 1, 'learning rate of the usual ratio'),
     confirmWindows: int(2, 1, 60, 'strikes needed (+1 per window the condition holds, −1 per judged window it does not); ejection counts only windows at ejectRatio'),
   }),
+  starvedLatency: group('Latency of an endpoint the balancer starves (docs/healing.md): judged on the few answers it got over several windows; every one of them must be far slower than its peers. De-weights only.', {
+    enabled: bool(true, 'run the detector (meshmedic policy)'),
+    windows: int(8, 1, 9, 'most completed windows pooled: the newest ones in a row in which it was starved'),
+    minRequests: int(6, 2, 1_000_000, 'answers in those windows needed before a verdict (a de-weighted endpoint stays flagged while it has at least one, all still slow)'),
+    maxShare: num(0.2, 0, 1, 'starved in a window: it completed at most this share of the median request count of the service\'s endpoints'),
+    ratio: num(3, 1, 1000, 'its fastest tenth (p10) must be ≥ ratio × the peers\' median p50, and ≥ their median p90'),
+  }),
   latencyBaseline: group('Self-baseline latency detector: one-sided CUSUM over log(window p50) and log(window p90).', {
     enabled: bool(true, 'run the detector'),
     k: num(0.5, 0, 10, 'CUSUM reference value, in standard deviations'),
