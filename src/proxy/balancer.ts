@@ -23,8 +23,9 @@ export interface BalancerOptions {
   /** Random source in [0, 1); injectable for deterministic tests. */
   readonly random: () => number;
   /**
-   * p2c-peak-ewma trickle: an endpoint that has lost this many cost comparisons in a row, and has not
-   * been chosen for trickleMs, wins the next comparison it is part of (0 = never). Without it, one slow
+   * p2c-peak-ewma trickle: an endpoint that has lost this many cost comparisons at twice the winner's
+   * cost or more since it last won one, and has not been chosen for trickleMs, wins the next comparison
+   * it is part of (0 = never). Without it, one slow
    * answer starves an endpoint until its cost has decayed (~35 s for a 30× peak): nobody measures it,
    * so neither the balancer nor the detectors can tell a gray failure from one slow outlier, or see that
    * it has recovered. The trickle is at most 1/(trickleLosses + 1) of the comparisons it takes part in,
@@ -40,6 +41,8 @@ const TIE_ABS_MS = 0.5;
 /** The same when neither candidate has a request in flight: b must cost under half of a, and 5 ms less. */
 const IDLE_TIE_TOLERANCE = 0.5;
 const IDLE_TIE_ABS_MS = 5;
+/** A comparison lost at this many times the winner's cost or more counts toward the trickle. */
+const TRICKLE_GAP = 2;
 /** Cost of an idle endpoint never measured: below any real estimate (1 µs). */
 const UNMEASURED_IDLE_COST = 0.001;
 
@@ -77,7 +80,7 @@ export class EndpointLoad {
   rttMs: Float64Array = new Float64Array(16).fill(NaN);
   /** When the estimate was last updated (clock ms). */
   stampMs: Float64Array = new Float64Array(16);
-  /** p2c cost comparisons lost in a row, and when the slot last won one (clock ms): the trickle. */
+  /** p2c comparisons lost by 2× or more since the slot last won one, and when that was (clock ms): the trickle. */
   losses: Int32Array = new Int32Array(16);
   chosenMs: Float64Array = new Float64Array(16);
 
@@ -208,7 +211,9 @@ export class Balancer {
           }
           l.losses[win.slot] = 0;
           l.chosenMs[win.slot] = now;
-          l.losses[lose.slot]! += 1;
+          // Only a loss by a wide margin counts: a slightly slower endpoint is not starved (its cost
+          // crosses its peers' whenever they have requests in flight) and needs no trickle.
+          if (win === a ? cb >= TRICKLE_GAP * ca : ca >= TRICKLE_GAP * cb) l.losses[lose.slot]! += 1;
           return win;
         }
         if (aOk) return a;

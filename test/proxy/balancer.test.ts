@@ -218,8 +218,8 @@ t.test('with nothing in flight, one slow sample under 2× or 5 ms does not pin l
 });
 
 t.test('Peak-EWMA trickle: a starved endpoint still gets a bounded trickle of requests, so it is measured again', async (t) => {
-  /** Picks every `gapMs` for 20 s; the slow endpoint (port 3) answers in 100 ms, the others in 3 ms. */
-  const trickle = (gapMs: number, opts: { trickleLosses?: number } = {}) => {
+  /** Picks every `gapMs` for 20 s; the slow endpoint (port 3) answers in `slowMs`, the others in 3 ms. */
+  const trickle = (gapMs: number, opts: { trickleLosses?: number } = {}, slowMs = 100) => {
     const clock = new VirtualClock();
     const mesh = new MeshState(clock);
     mesh.setServices([{ spec: { name: 'svc', endpoints: [ep(1), ep(2), ep(3)] } }]);
@@ -227,7 +227,7 @@ t.test('Peak-EWMA trickle: a starved endpoint still gets a bounded trickle of re
     const v = mesh.snapshot().services.get('svc')!;
     for (const e of v.endpoints) {
       bal.load.ensure(e.slot);
-      bal.observe(e.slot, e.spec.port === 3 ? 100 : 3);
+      bal.observe(e.slot, e.spec.port === 3 ? slowMs : 3);
     }
     let slow = 0;
     let n = 0;
@@ -235,7 +235,7 @@ t.test('Peak-EWMA trickle: a starved endpoint still gets a bounded trickle of re
       clock.advance(gapMs);
       const e = bal.pick(v)!;
       // Each answer feeds the estimate, as the proxy does: the slow one stays slow.
-      bal.observe(e.slot, e.spec.port === 3 ? 100 : 3);
+      bal.observe(e.slot, e.spec.port === 3 ? slowMs : 3);
       if (e.spec.port === 3) slow++;
     }
     return { slow, n };
@@ -246,4 +246,8 @@ t.test('Peak-EWMA trickle: a starved endpoint still gets a bounded trickle of re
   // At most one of every trickleLosses + 1 comparisons it takes part in (about 2/3 of picks): ≤ 200 × 2/3 / 21 ≈ 6.
   t.ok(light.slow >= 2 && light.slow <= 8, `10 rps: at most one in 21 of its comparisons (${light.slow} of ${light.n})`);
   t.equal(trickle(5, { trickleLosses: 0 }).slow, 0, 'trickleLosses 0: starved until its cost decays');
+  // A 1.5× slower endpoint still gets requests whenever its idle estimate has decayed below the others':
+  // exactly as many with the trickle as without (it never loses by 2× or more).
+  const mild = trickle(5, {}, 4.5).slow;
+  t.equal(mild, trickle(5, { trickleLosses: 0 }, 4.5).slow, `an endpoint 1.5× slower loses by less than 2×: no trickle (${mild} picks either way)`);
 });

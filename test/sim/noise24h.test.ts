@@ -12,8 +12,11 @@ t.test('noise, 24 h at 100 rps: nothing ejected', async (t) => {
   t.ok(r.requests > 8_500_000, `${r.requests} requests`);
   t.equal(r.falseEjections, 0, 'no ejection');
   t.equal(r.ejections, 0);
-  // Soft and reverted within seconds: 0–4 per day before the balancer's idle tie band, 6 with it (seed 11).
-  t.ok(r.falseDeweights <= 8, `de-weights of healthy endpoints (soft, reverted): ${r.falseDeweights}`);
+  // Soft and reverted within seconds. One seed's count is one draw, and any change to which endpoint the
+  // balancer picks redraws it: before the balancer's trickle, seeds 11–15 gave 7, 10, 19, 17 and 7 a day
+  // (and one peer_latency ejection, seed 14); with it, 13, 7, 18, 12 and 5 (one ejection, seed 12);
+  // 6 h × seeds 21–28: 17 and 22 in all. The bound sits above that spread: about one an hour.
+  t.ok(r.falseDeweights <= 24, `de-weights of healthy endpoints (soft, reverted): ${r.falseDeweights}`);
   t.equal(r.engineErrors, 0);
   t.ok(r.failedPct > 0.1 && r.failedPct < 0.5, `background errors only: ${r.failedPct.toFixed(3)} %`);
   t.comment(`cpu ${Math.round(r.cpuMs)} ms; decisions ${JSON.stringify(r.decisionCounts)}`);
