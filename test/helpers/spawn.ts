@@ -31,12 +31,16 @@ export interface StartOptions {
    * exists only for this process, and nothing is left behind when it exits). `nsenter -t PID -m` enters it.
    */
   tmpfs?: { dir: string; sizeKb: number };
+  /** Run inside the mount namespace of this process (nsenter(1)), e.g. one holding a tmpfs across restarts. */
+  mountNamespaceOf?: number;
 }
 
 export async function startMeshmedic(t: Test, args: string[], opts: StartOptions = {}): Promise<Running> {
   const env = { ...process.env, ...opts.env };
   const child = opts.tmpfs !== undefined
     ? spawn('unshare', ['-m', '--propagation', 'private', 'sh', '-c', `mount -t tmpfs -o size=${opts.tmpfs.sizeKb}k meshmedic-test "$0" && exec "$@"`, opts.tmpfs.dir, process.execPath, BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env })
+    : opts.mountNamespaceOf !== undefined
+    ? spawn('nsenter', ['-t', String(opts.mountNamespaceOf), '-m', process.execPath, BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env })
     : opts.fdLimit !== undefined
     ? spawn('bash', ['-c', `ulimit -n ${opts.fdLimit} && exec "$@"`, 'bash', process.execPath, BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env })
     : opts.nodeOptions === undefined
