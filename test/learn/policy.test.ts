@@ -6,6 +6,10 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import t from 'tap';
 import { main, type CliIo } from '../../src/cli/main.js';
+import { validateConfig } from '../../src/config/load.js';
+import { silentLogger } from '../../src/core/log.js';
+import { startSidecar } from '../../src/runtime/sidecar.js';
+import { backend, request, type Backend } from '../proxy/helpers.js';
 import { MeshmedicError } from '../../src/core/errors.js';
 import { provideLearnedModel, withdrawLearnedModel, type LearnedModel } from '../../src/learn/learned-policy.js';
 import { checksumOf, modelOf, parsePolicy, policyDocument, serializePolicy, type PolicyDocument } from '../../src/learn/policy-file.js';
@@ -149,4 +153,53 @@ t.test('learned decisions pass the same guards and carry source "learned"', asyn
     t.ok(most >= 1, `${action}: the table's choice was acted on`);
     t.ok(firstSecond <= 5, `${action}: the rate limit's burst (5) bounds the first second, saw ${firstSecond}`);
   }
+});
+
+t.test('live: a sidecar runs a learned policy file; its decisions show in /v1/events, /v1/endpoints, /v1/learn and /metrics', async (t) => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'mm-policy-live-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  // A table that de-weights every endpoint in every state: the guards and the rate limit still apply.
+  const model = always('deweight');
+  const doc = policyDocument(model.table, { seed: 0, episodes: 0, scenarios: [], gamma: 0.8, alphaMin: 0.05, epsilon: [0.3, 0.02], reward: DEFAULT_REWARD, meshmedicVersion: 'test' });
+  const file = path.join(dir, 'policy.json');
+  writeFileSync(file, serializePolicy(doc));
+  const backends: Backend[] = [];
+  for (let i = 0; i < 3; i++) backends.push(await backend((_req, res) => res.end('ok')));
+  const v = validateConfig({
+    admin: { listen: '127.0.0.1:0' },
+    outbound: { listen: '127.0.0.1:0' },
+    services: [{ name: 'web', endpoints: backends.map((b) => ({ address: `127.0.0.1:${b.port}` })) }],
+    healing: { policy: 'learned', policyFile: file },
+  });
+  if (!v.valid) throw new Error(v.errors.join('\n'));
+  const sc = await startSidecar(v.result, { log: silentLogger });
+  t.teardown(async () => {
+    await sc.close(1000);
+    for (const b of backends) await b.close();
+  });
+  const proxy = Number(sc.addresses.outbound!.split(':').pop());
+  const admin = Number(sc.addresses.admin!.split(':').pop());
+  const getJson = async (p: string): Promise<any> => JSON.parse((await request(admin, { path: p })).body);
+  // Traffic until a learned de-weight is applied (bounded: 20 s of batches).
+  interface Event { source: string; reason: string; target: string; applied: boolean }
+  let learned: Event | undefined;
+  const deadline = Date.now() + 20_000;
+  while (!learned && Date.now() < deadline) {
+    await Promise.all(Array.from({ length: 8 }, () => request(proxy, { headers: { host: 'web' } })));
+    const ev = await getJson('/v1/events');
+    learned = (ev.events as Event[]).find((e) => e.source === 'learned' && e.applied);
+  }
+  t.ok(learned, 'a learned decision was applied within 20 s of traffic');
+  t.equal(learned?.reason, 'learned_deweight');
+  const eps = await getJson('/v1/endpoints?service=web');
+  const target = (eps.endpoints as { id: string; weightFactor: number; source: string }[]).find((e) => e.id === learned?.target);
+  t.ok(target && target.weightFactor < 1, `/v1/endpoints shows the de-weight (weight factor ${target?.weightFactor})`);
+  const status = await getJson('/v1/learn');
+  const web = (status.services as { service: string; policy: string; learned: { loaded: boolean; checksum: string; choices: Record<string, number> } }[]).find((s) => s.service === 'web');
+  t.equal(web?.policy, 'learned');
+  t.equal(web?.learned.loaded, true);
+  t.equal(web?.learned.checksum, doc.checksum, '/v1/learn names the policy file\'s checksum');
+  t.ok((web?.learned.choices.deweight ?? 0) > 0);
+  const metrics = (await request(admin, { path: '/metrics' })).body;
+  t.match(metrics, /meshmedic_decisions_total\{[^}]*source="learned"[^}]*\} [1-9]/, 'decisions are counted with their source');
 });
