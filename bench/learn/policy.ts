@@ -13,6 +13,7 @@ import { modelOf, type PolicyDocument } from '../../src/learn/policy-file.js';
 import { readPolicyFile, writePolicyFile } from '../../src/learn/policy-io.js';
 import { scorePolicy, trainPolicy } from '../../src/learn/train.js';
 import { packageVersion } from '../../src/runtime/version.js';
+import { parseBenchArgs } from '../lib/args.js';
 import { ratio, renderMarkdown, renderText, updateMarkdownFile, writeJson, type Table } from '../lib/report.js';
 
 const USAGE = `npm run bench:learn-policy -- [--quick] [--seeds N] [--episodes N] [--policy-file F] [--write]
@@ -51,32 +52,13 @@ const median = (xs: number[]): number | null => {
 };
 
 export async function main(argv: readonly string[]): Promise<number> {
-  let quick = false;
-  let write: boolean | undefined;
-  let seeds = 5;
-  let episodes = 400;
-  let policyFile: string | undefined;
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (a === '--quick') quick = true;
-    else if (a === '--write') write = true;
-    else if (a === '--policy-file') policyFile = argv[++i];
-    else if (a === '--seeds' || a === '--episodes') {
-      const v = Number(argv[++i]);
-      if (!Number.isInteger(v) || v < 1) {
-        process.stderr.write(`${a}: expected a positive integer, got "${argv[i]}"\n${USAGE}`);
-        return 2;
-      }
-      if (a === '--seeds') seeds = v;
-      else episodes = v;
-    } else if (a === '--help' || a === '-h') {
-      process.stdout.write(USAGE);
-      return 0;
-    } else {
-      process.stderr.write(`unknown argument "${a}"\n${USAGE}`);
-      return 2;
-    }
-  }
+  const args = parseBenchArgs(argv, USAGE, { seeds: 'integer', episodes: 'integer' }, ['policy-file']);
+  if ('exit' in args) return args.exit;
+  const quick = args.quick;
+  let write = args.write;
+  let seeds = args.numbers.seeds ?? 5;
+  let episodes = args.numbers.episodes ?? 400;
+  const policyFile: string | undefined = args.strings['policy-file'];
   if (quick) {
     seeds = Math.min(seeds, 2);
     episodes = Math.min(episodes, 150);

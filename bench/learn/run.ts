@@ -9,6 +9,7 @@ import { EndpointModel } from '../../src/learn/predictor.js';
 import { SCENARIOS, faultPhase, faultyEndpoints, scenarioByName, type ScenarioSpec } from '../../src/sim/scenarios.js';
 import { runScenario, type SimResult } from '../../src/sim/simulator.js';
 import { Rng } from '../../src/sim/rng.js';
+import { parseBenchArgs } from '../lib/args.js';
 import { ratio, renderMarkdown, renderText, updateMarkdownFile, writeJson, type Table } from '../lib/report.js';
 
 const USAGE = `npm run bench:learn -- [--quick] [--seeds N] [--noise-hours H] [--write]
@@ -123,30 +124,12 @@ function assessCostUs(): number {
 }
 
 export async function main(argv: readonly string[]): Promise<number> {
-  let quick = false;
-  let write: boolean | undefined;
-  let seeds = 5;
-  let noiseHours = 24;
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (a === '--quick') quick = true;
-    else if (a === '--write') write = true;
-    else if (a === '--seeds' || a === '--noise-hours') {
-      const v = Number(argv[++i]);
-      if (!(v > 0) || !Number.isFinite(v) || (a === '--seeds' && !Number.isInteger(v))) {
-        process.stderr.write(`${a}: expected a positive ${a === '--seeds' ? 'integer' : 'number'}, got "${argv[i]}"\n${USAGE}`);
-        return 2;
-      }
-      if (a === '--seeds') seeds = v;
-      else noiseHours = v;
-    } else if (a === '--help' || a === '-h') {
-      process.stdout.write(USAGE);
-      return 0;
-    } else {
-      process.stderr.write(`unknown argument "${a}"\n${USAGE}`);
-      return 2;
-    }
-  }
+  const args = parseBenchArgs(argv, USAGE, { seeds: 'integer', 'noise-hours': 'number' });
+  if ('exit' in args) return args.exit;
+  const quick = args.quick;
+  let write = args.write;
+  let seeds = args.numbers.seeds ?? 5;
+  let noiseHours = args.numbers['noise-hours'] ?? 24;
   if (quick) {
     seeds = Math.min(seeds, 2);
     noiseHours = Math.min(noiseHours, 1);
