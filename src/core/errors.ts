@@ -37,6 +37,12 @@ export const ERROR_CODES = {
   MM_ERR_K8S_API: 'a Kubernetes API request failed (network, timeout, an error status or an answer that is not the expected JSON); the caller retries later',
   MM_ERR_GOSSIP_KEYS: 'gossip.keysFile cannot be read, holds no key, or holds something that is not a base64 AES-256 key',
   MM_ERR_LEARN_POLICY: 'the learned policy file (healing.policyFile, --policy-file) cannot be read, is not valid JSON, has another format or version, fails its checksum, or has the wrong shape (exit 2)',
+  MM_ERR_UPSTREAM_CONNECT_TIMEOUT: 'the connection to the endpoint was not established within proxy.connectTimeoutMs (answered as MM_ERR_UPSTREAM_TIMEOUT)',
+  MM_ERR_UPSTREAM_HEADERS_TIMEOUT: 'the endpoint sent no response head in time (answered as MM_ERR_UPSTREAM_TIMEOUT)',
+  MM_ERR_UPSTREAM_BODY_TIMEOUT: 'the endpoint stopped sending the response body (answered as MM_ERR_UPSTREAM_TIMEOUT)',
+  MM_ERR_UPSTREAM_CLOSED: 'the connections to the endpoint were closed (the endpoint was removed, or the sidecar is stopping) before the request was sent (answered as MM_ERR_UPSTREAM_CONNECT)',
+  MM_ERR_UPSTREAM_BAD_RESPONSE: 'the endpoint sent a response the proxy cannot forward: malformed, an unknown status, a protocol upgrade nobody asked for (answered as MM_ERR_UPSTREAM_RESET)',
+  MM_ERR_UPSTREAM_ABORTED: 'the request to the endpoint was abandoned by the proxy: the client went away, or a deadline cut it (answered as MM_ERR_UPSTREAM_RESET)',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

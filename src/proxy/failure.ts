@@ -1,7 +1,29 @@
-// Upstream failure classification: each error the client libraries raise becomes one HTTP status, one
-// stable error code, one outcome class and a retry verdict. Shared by the HTTP/1 and HTTP/2 forwarders.
+// Upstream failure classification: each error the upstream clients raise (their own coded errors, or the
+// system's: ECONNREFUSED, ECONNRESET…) becomes one HTTP status, one stable error code, one outcome class
+// and a retry verdict. Shared by the HTTP/1 and HTTP/2 forwarders.
 import { Outcome } from '../core/types.js';
-import type { ErrorCode } from '../core/errors.js';
+import { MeshmedicError, type ErrorCode } from '../core/errors.js';
+
+/**
+ * A failure of the proxy's own upstream clients (h1pool.ts, h2client.ts), coded with meshmedic's stable
+ * codes (docs/errors.md); classifyUpstreamError turns it into the client's answer.
+ */
+export class UpstreamError extends MeshmedicError {
+  constructor(code: UpstreamErrorCode, message: string) {
+    super(code, message);
+    this.name = 'UpstreamError';
+  }
+}
+
+export type UpstreamErrorCode =
+  | 'MM_ERR_UPSTREAM_CLOSED'
+  | 'MM_ERR_UPSTREAM_CONNECT_TIMEOUT'
+  | 'MM_ERR_UPSTREAM_HEADERS_TIMEOUT'
+  | 'MM_ERR_UPSTREAM_BODY_TIMEOUT'
+  | 'MM_ERR_UPSTREAM_BUSY'
+  | 'MM_ERR_UPSTREAM_BAD_RESPONSE'
+  | 'MM_ERR_UPSTREAM_RESET'
+  | 'MM_ERR_UPSTREAM_ABORTED';
 
 export interface FailureClass {
   /** Status answered to the client when no response has started. */
@@ -44,27 +66,22 @@ export function classifyUpstreamError(err: unknown): FailureClass {
     case 'EADDRNOTAVAIL':
     case 'ENOTFOUND':
     case 'EAI_AGAIN':
-    case 'UND_ERR_CLOSED': // the endpoint's pool was closed (endpoint removed) before the request started
-    case 'UND_ERR_DESTROYED':
+    case 'MM_ERR_UPSTREAM_CLOSED': // the endpoint's pool was closed (endpoint removed) before the request started
       return CONNECT_FAILED;
-    case 'UND_ERR_CONNECT_TIMEOUT':
+    case 'MM_ERR_UPSTREAM_CONNECT_TIMEOUT':
     case 'ETIMEDOUT':
       return CONNECT_TIMEOUT;
-    case 'UND_ERR_HEADERS_TIMEOUT':
+    case 'MM_ERR_UPSTREAM_HEADERS_TIMEOUT':
       return HEADERS_TIMEOUT;
-    case 'UND_ERR_QUEUE_TIMEOUT':
+    case 'MM_ERR_UPSTREAM_BUSY':
       return QUEUE_TIMEOUT;
-    case 'UND_ERR_BODY_TIMEOUT':
+    case 'MM_ERR_UPSTREAM_BODY_TIMEOUT':
       return BODY_TIMEOUT;
-    case 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH':
-    case 'UND_ERR_HEADERS_OVERFLOW':
-    case 'UND_ERR_RES_EXCEEDED_MAX_SIZE':
-    case 'UND_ERR_INFO':
-    case 'UND_ERR_BAD_RESPONSE': // status, transfer coding or 204 body the proxy cannot forward
+    case 'MM_ERR_UPSTREAM_BAD_RESPONSE': // status, transfer coding, 204 body or upgrade the proxy cannot forward
       return BAD_RESPONSE;
     default:
       if (typeof code === 'string' && code.startsWith('HPE_')) return BAD_RESPONSE; // llhttp parse error
-      return RESET; // ECONNRESET, EPIPE, UND_ERR_SOCKET (other side closed) and anything unexpected
+      return RESET; // ECONNRESET, EPIPE, MM_ERR_UPSTREAM_RESET (other side closed), MM_ERR_UPSTREAM_ABORTED and anything unexpected
   }
 }
 

@@ -6,6 +6,7 @@
 import net from 'node:net';
 import { BODY_AS_FRAMED, BODY_NONE, type Http1Engine, type Http1ParseError, type Http1Parser, type ResponseEvents } from './engine/types.js';
 import { responseFramingProblem } from './headers.js';
+import { UpstreamError } from './failure.js';
 
 /** undici's legacy dispatch handler shape (what the forwarders implement). */
 export interface H1Handler {
@@ -60,7 +61,7 @@ export interface H1PoolOptions {
   /** Idle keep-alive connections are closed after this. */
   readonly keepAliveTimeoutMs: number;
   readonly maxHeaderSize: number;
-  /** Longest a request waits for a free connection; then it fails with UND_ERR_QUEUE_TIMEOUT. */
+  /** Longest a request waits for a free connection; then it fails with MM_ERR_UPSTREAM_BUSY. */
   readonly queueTimeoutMs: number;
   /**
    * Most connections that may carry a request body still arriving from its client: slow uploads then
@@ -70,14 +71,6 @@ export interface H1PoolOptions {
 }
 
 /** An error with a stable code, as the failure classifier expects. */
-export class H1Error extends Error {
-  readonly code: string;
-  constructor(code: string, message: string) {
-    super(message);
-    this.code = code;
-  }
-}
-
 const SWEEP_MS = 50;
 /** Queued requests answered 503 per sweep at most (see expireQueued). */
 const QUEUE_EXPIRE_PER_SWEEP = 8;
@@ -157,7 +150,7 @@ export class H1Pool {
   /** Start a request; the handler hears everything (including connect errors) asynchronously or at once. */
   dispatch(req: H1Request, handler: H1Handler): void {
     if (this.closed) {
-      handler.onError(new H1Error('UND_ERR_CLOSED', `the pool for ${this.host}:${this.port} is closed`));
+      handler.onError(new UpstreamError('MM_ERR_UPSTREAM_CLOSED', `the pool for ${this.host}:${this.port} is closed`));
       return;
     }
     const p = new Pending(req, handler);
@@ -231,7 +224,7 @@ export class H1Pool {
   /** A request failed on a stale reused connection before anything came back: try it on a new one. */
   resend(p: Pending): void {
     p.retried = true;
-    if (this.closed) p.handler.onError(new H1Error('UND_ERR_CLOSED', 'pool closed'));
+    if (this.closed) p.handler.onError(new UpstreamError('MM_ERR_UPSTREAM_CLOSED', 'pool closed'));
     else this.open(p);
   }
 
@@ -256,7 +249,7 @@ export class H1Pool {
       for (let p = q.peek(); p !== undefined && now - p.queuedAt > limit && budget-- > 0; p = q.peek()) {
         q.shift();
         this.uploadDone(p);
-        p.handler.onError(new H1Error('UND_ERR_QUEUE_TIMEOUT', `no connection to ${this.host}:${this.port} was free within ${limit} ms (${this.conns.size} busy)`));
+        p.handler.onError(new UpstreamError('MM_ERR_UPSTREAM_BUSY', `no connection to ${this.host}:${this.port} was free within ${limit} ms (${this.conns.size} busy)`));
       }
     }
   }
@@ -291,7 +284,7 @@ export class H1Pool {
   /** Stop taking requests; running ones finish; resolves when every connection is gone. */
   close(): Promise<void> {
     this.closed = true;
-    const err = new H1Error('UND_ERR_CLOSED', `the pool for ${this.host}:${this.port} is closed`);
+    const err = new UpstreamError('MM_ERR_UPSTREAM_CLOSED', `the pool for ${this.host}:${this.port} is closed`);
     for (let p = this.takeAnyQueued(); p !== undefined; p = this.takeAnyQueued()) {
       this.uploadDone(p);
       p.handler.onError(err);
@@ -305,7 +298,7 @@ export class H1Pool {
   /** Fail everything at once. */
   destroy(): Promise<void> {
     this.closed = true;
-    const err = new H1Error('UND_ERR_DESTROYED', `the pool for ${this.host}:${this.port} was destroyed`);
+    const err = new UpstreamError('MM_ERR_UPSTREAM_CLOSED', `the pool for ${this.host}:${this.port} was destroyed`);
     for (let p = this.takeAnyQueued(); p !== undefined; p = this.takeAnyQueued()) {
       this.uploadDone(p);
       p.handler.onError(err);
@@ -356,7 +349,7 @@ class H1Conn implements BodySink, ResponseEvents {
     this.cur = first;
     this.started = performance.now();
     this.connectTimer = setTimeout(() => {
-      if (!this.connected) this.fail(new H1Error('UND_ERR_CONNECT_TIMEOUT', `connect to ${this.pool.host}:${this.pool.port} timed out after ${o.connectTimeoutMs} ms`));
+      if (!this.connected) this.fail(new UpstreamError('MM_ERR_UPSTREAM_CONNECT_TIMEOUT', `connect to ${this.pool.host}:${this.pool.port} timed out after ${o.connectTimeoutMs} ms`));
     }, o.connectTimeoutMs);
     s.once('connect', () => {
       if (this.connectTimer !== null) clearTimeout(this.connectTimer);
@@ -502,12 +495,12 @@ class H1Conn implements BodySink, ResponseEvents {
     }
     const problem = responseFramingProblem(status, raw);
     if (problem !== '') {
-      this.fail(new H1Error('UND_ERR_BAD_RESPONSE', `the endpoint sent a response the proxy cannot forward: ${problem}`));
+      this.fail(new UpstreamError('MM_ERR_UPSTREAM_BAD_RESPONSE', `the endpoint sent a response the proxy cannot forward: ${problem}`));
       return BODY_NONE;
     }
     if (status < 200 && status !== 101) return BODY_NONE; // interim (100-continue, 103): skip, await the final one
     if (upgrade || status === 101) {
-      this.fail(new H1Error('UND_ERR_INFO', 'the endpoint answered with a protocol upgrade the proxy did not ask for'));
+      this.fail(new UpstreamError('MM_ERR_UPSTREAM_BAD_RESPONSE', 'the endpoint answered with a protocol upgrade the proxy did not ask for'));
       return BODY_NONE;
     }
     this.headersDone = true;
@@ -580,7 +573,7 @@ class H1Conn implements BodySink, ResponseEvents {
       this.pool.resend(p);
       return;
     }
-    p.handler.onError(this.lastError ?? new H1Error('UND_ERR_SOCKET', this.connected ? 'the endpoint closed the connection' : 'connection closed before it was established'));
+    p.handler.onError(this.lastError ?? new UpstreamError('MM_ERR_UPSTREAM_RESET', this.connected ? 'the endpoint closed the connection' : 'connection closed before it was established'));
   }
 
   private closeParser(): void {
@@ -596,9 +589,9 @@ class H1Conn implements BodySink, ResponseEvents {
       if (!this.headersDone) {
         // Uploading: a stalled request body (client too slow) is bounded by the listener's idle timeout.
         const limit = this.cur.req.headersTimeoutMs || o.headersTimeoutMs;
-        if (now - this.started > limit) this.fail(new H1Error('UND_ERR_HEADERS_TIMEOUT', `no response headers within ${limit} ms`));
+        if (now - this.started > limit) this.fail(new UpstreamError('MM_ERR_UPSTREAM_HEADERS_TIMEOUT', `no response headers within ${limit} ms`));
       } else if (o.bodyTimeoutMs > 0 && now - this.lastActivity > o.bodyTimeoutMs && this.parser !== null && this.parser.reading) {
-        this.fail(new H1Error('UND_ERR_BODY_TIMEOUT', `response body stalled for ${o.bodyTimeoutMs} ms`));
+        this.fail(new UpstreamError('MM_ERR_UPSTREAM_BODY_TIMEOUT', `response body stalled for ${o.bodyTimeoutMs} ms`));
       }
     } else if (this.cur === null && this.connected && !this.pendingRelease && now - this.idleSince > o.keepAliveTimeoutMs) {
       this.destroy();
@@ -619,7 +612,7 @@ class H1Conn implements BodySink, ResponseEvents {
 
   private abort(err?: Error): void {
     if (this.cur === null) return;
-    this.fail(err ?? new H1Error('UND_ERR_ABORTED', 'request aborted'));
+    this.fail(err ?? new UpstreamError('MM_ERR_UPSTREAM_ABORTED', 'request aborted'));
   }
 
   destroy(err?: Error): void {

@@ -1,14 +1,14 @@
 // HTTP/2 prior-knowledge (h2c) client for one endpoint: one multiplexed session, reused until it closes,
 // goes away or idles out; reconnected on the next request. Used for gRPC upstreams (undici cannot do h2c).
 import http2 from 'node:http2';
+import { UpstreamError } from './failure.js';
 
 const { NGHTTP2_CANCEL } = http2.constants;
 
 /** Raised when the session did not connect within the connect timeout. */
-export class H2ConnectTimeoutError extends Error {
-  readonly code = 'UND_ERR_CONNECT_TIMEOUT';
+export class H2ConnectTimeoutError extends UpstreamError {
   constructor(origin: string, ms: number) {
-    super(`h2c connect to ${origin} timed out after ${ms} ms`);
+    super('MM_ERR_UPSTREAM_CONNECT_TIMEOUT', `h2c connect to ${origin} timed out after ${ms} ms`);
   }
 }
 
