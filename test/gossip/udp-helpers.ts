@@ -57,7 +57,7 @@ export interface UdpMemberOptions {
   profile?: GossipProfile;
   limits?: Partial<PeerLimitSettings>;
   maxStreamBytes?: number;
-  membership?: Partial<Pick<MembershipOptions, 'pushPullMaxMembers' | 'pushPullMaxNewMembers' | 'incarnationWindow'>>;
+  membership?: Partial<Pick<MembershipOptions, 'pushPullMaxMembers' | 'pushPullMaxNewMembers' | 'incarnationWindow' | 'onChange'>>;
 }
 
 export async function udpMember(id: string, opts: UdpMemberOptions = {}): Promise<UdpMember> {
