@@ -34,6 +34,7 @@ import { controlConfig } from '../../src/cli/control.js';
 import { parseSeed } from '../../src/gossip/seeds.js';
 import { readKeysFrom } from '../../src/gossip/keyring-file.js';
 import { INJECTOR_VALUE_OF_ANNOTATION, ANNOTATIONS_WITHOUT_DEFAULT, chartValuesTable } from '../../src/k8s/chart-values.js';
+import { selects } from './label-selector.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const chart = join(root, 'charts/meshmedic');
@@ -73,20 +74,6 @@ const find = (objs: Obj[], kind: string, name: string, namespace?: string): Obj 
   return o;
 };
 
-// What the API server does with a label selector (matchLabels and matchExpressions).
-function selects(selector: any, labels: Record<string, string>): boolean {
-  const ml = Object.entries(selector?.matchLabels ?? {}).every(([k, v]) => labels[k] === v);
-  return ml && (selector?.matchExpressions ?? []).every((e: any) => {
-    const has = Object.hasOwn(labels, e.key);
-    switch (e.operator) {
-      case 'In': return has && e.values.includes(labels[e.key]);
-      case 'NotIn': return !has || !e.values.includes(labels[e.key]);
-      case 'Exists': return has;
-      case 'DoesNotExist': return !has;
-      default: throw new Error(`operator ${e.operator}`);
-    }
-  });
-}
 
 const COMBOS: Record<string, string[]> = {
   defaults: [],

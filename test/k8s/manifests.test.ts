@@ -21,6 +21,7 @@ import { validateInjectorConfig, DEFAULT_INJECTOR_CONFIG } from '../../src/k8s/i
 import { annotationsToConfigPatch } from '../../src/k8s/annotations.js';
 import { planInjection } from '../../src/k8s/inject.js';
 import { INJECT_PATH, INJECT_POD_PATH, INJECT_ROUTES } from '../../src/k8s/webhook.js';
+import { selects } from './label-selector.js';
 
 const k8sDir = fileURLToPath(new URL('../../k8s/', import.meta.url));
 const srcDir = fileURLToPath(new URL('../../src/', import.meta.url));
@@ -153,19 +154,6 @@ t.test('webhook registration: fail open, v1 only, re-invocation, the server\'s p
   t.equal(dep.spec.template.metadata.labels['meshmedic.io/inject'], 'false', 'the webhook never injects itself');
 });
 
-// What the API server does with a webhook's selectors (matchExpressions over a label map).
-function selects(selector: any, labels: Record<string, string>): boolean {
-  return (selector?.matchExpressions ?? []).every((e: any) => {
-    const has = Object.hasOwn(labels, e.key);
-    switch (e.operator) {
-      case 'In': return has && e.values.includes(labels[e.key]);
-      case 'NotIn': return !has || !e.values.includes(labels[e.key]);
-      case 'Exists': return has;
-      case 'DoesNotExist': return !has;
-      default: throw new Error(`operator ${e.operator}`);
-    }
-  });
-}
 
 t.test('opt-in by label: which entry the API server calls for which pod', async (t) => {
   const mwc = find('MutatingWebhookConfiguration', 'meshmedic-injector');
