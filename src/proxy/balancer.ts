@@ -48,6 +48,12 @@ const UNMEASURED_IDLE_COST = 0.001;
 
 export const DEFAULT_BALANCER: BalancerOptions = Object.freeze({ algorithm: 'p2c-peak-ewma', decayMs: 10_000, defaultRttMs: 30, random: Math.random, trickleLosses: 20, trickleMs: 500 });
 
+/** `to` (larger, already filled with the default) holding `from`'s values at the start. */
+function grown<T extends Int32Array | Float64Array>(from: T, to: T): T {
+  to.set(from);
+  return to;
+}
+
 /** Candidates of one priority: ordinary endpoints with cumulative weights, and probation canaries. */
 interface PriorityTable {
   /** Endpoints taking ordinary traffic (or every endpoint in panic). */
@@ -88,21 +94,11 @@ export class EndpointLoad {
     if (slot < this.pending.length) return;
     let n = this.pending.length;
     while (n <= slot) n *= 2;
-    const p = new Int32Array(n);
-    p.set(this.pending);
-    const r = new Float64Array(n).fill(NaN);
-    r.set(this.rttMs);
-    const s = new Float64Array(n);
-    s.set(this.stampMs);
-    const lo = new Int32Array(n);
-    lo.set(this.losses);
-    const c = new Float64Array(n);
-    c.set(this.chosenMs);
-    this.pending = p;
-    this.rttMs = r;
-    this.stampMs = s;
-    this.losses = lo;
-    this.chosenMs = c;
+    this.pending = grown(this.pending, new Int32Array(n));
+    this.rttMs = grown(this.rttMs, new Float64Array(n).fill(NaN));
+    this.stampMs = grown(this.stampMs, new Float64Array(n));
+    this.losses = grown(this.losses, new Int32Array(n));
+    this.chosenMs = grown(this.chosenMs, new Float64Array(n));
   }
 
   /** Forget a slot's history (endpoint removed; the slot may be reused by another endpoint). */
