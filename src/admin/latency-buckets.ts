@@ -9,7 +9,7 @@ import { addNative, nativeLayout, toNativeBuckets, type NativeBuckets, type Nati
  */
 export const LATENCY_BUCKETS_S: readonly number[] = Object.freeze([0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60]);
 const BOUNDS_US = LATENCY_BUCKETS_S.map((s) => Math.round(s * 1e6));
-const US_PER_S = 1e6;
+export const US_PER_S = 1e6;
 
 /**
  * Cumulative bucket counts of one endpoint. Each window is folded in exactly once, after it is complete
@@ -66,13 +66,23 @@ export class CumulativeLatency {
    * Computed only when a scraper asks for them (the protobuf exposition).
    */
   native(nowMs: number): NativeBuckets | undefined {
+    const counts = new Map<number, number>();
+    const layout = this.addNativeCounts(nowMs, counts);
+    return layout === undefined ? undefined : toNativeBuckets(counts, layout, US_PER_S);
+  }
+
+  /**
+   * Add the native bucket counts (folded windows plus the current one) into `into`, so that several
+   * endpoints' counts can be summed into one series. Returns their layout (undefined: no latency yet).
+   */
+  addNativeCounts(nowMs: number, into: Map<number, number>): NativeLayout | undefined {
     this.fold(nowMs);
     const h = this.windows.windowHistogram(this.windows.epochOf(nowMs));
     if (h !== undefined && h.totalCount > 0) this.layout ??= nativeLayout(h, US_PER_S);
     if (this.layout === undefined) return undefined;
-    const counts = new Map(this.foldedNative);
-    if (h !== undefined && h.totalCount > 0) addNative(h, this.layout, counts);
-    return toNativeBuckets(counts, this.layout, US_PER_S);
+    for (const [k, c] of this.foldedNative) into.set(k, (into.get(k) ?? 0) + c);
+    if (h !== undefined && h.totalCount > 0) addNative(h, this.layout, into);
+    return this.layout;
   }
 }
 

@@ -3,10 +3,11 @@
 // Only endpoints that carried traffic (or left their default health) get series.
 import { Registry, collectDefaultMetrics, type Metric } from 'prom-client';
 import type { Clock } from '../core/clock.js';
-import { HEALTH_STATES, OUTCOME_COUNT, OUTCOME_NAMES, type EndpointSpec } from '../core/types.js';
+import { OUTCOME_COUNT, OUTCOME_NAMES, type EndpointSpec } from '../core/types.js';
 import type { MeshState } from '../mesh/state.js';
 import { STATUS_CLASSES, type EndpointWindows, type StatsTable } from '../stats/window.js';
-import { CumulativeLatency, LATENCY_BUCKETS_S, leLabel } from './latency-buckets.js';
+import { CumulativeLatency, leLabel } from './latency-buckets.js';
+import { LatencySeriesFamily } from './latency-series.js';
 import type { NativeBuckets } from './native-histogram.js';
 
 export interface MetricValue {
@@ -27,6 +28,8 @@ export interface CoreMetricsOptions {
   readonly namespace?: string;
   /** Also export Istio's standard metric names. */
   readonly istioNames: boolean;
+  /** Latency histograms per endpoint instead of per service (19 series per endpoint with traffic). */
+  readonly perEndpointLatency?: boolean;
 }
 
 /** Response-code class label per STATUS_CLASSES index. */
@@ -82,14 +85,34 @@ interface Measured {
   readonly windows: EndpointWindows;
 }
 
-/** Node's process metrics as `meshmedic_process_*` and `meshmedic_nodejs_*`, minus gauges named like counters. */
+/**
+ * Node's process metrics kept (as `meshmedic_process_*` and `meshmedic_nodejs_*`): CPU, memory, file
+ * descriptors, start time, event-loop lag and version — one series each. prom-client's full set is ~70
+ * series (per-space heap gauges, GC duration histograms per kind, lag percentiles), most of a sidecar's
+ * scrape when it carries a few endpoints.
+ */
+export const PROCESS_METRICS: readonly string[] = Object.freeze([
+  'process_cpu_user_seconds_total',
+  'process_cpu_system_seconds_total',
+  'process_cpu_seconds_total',
+  'process_start_time_seconds',
+  'process_resident_memory_bytes',
+  'process_open_fds',
+  'process_max_fds',
+  'nodejs_eventloop_lag_p99_seconds',
+  'nodejs_heap_size_total_bytes',
+  'nodejs_heap_size_used_bytes',
+  'nodejs_external_memory_bytes',
+  'nodejs_version_info',
+]);
+
+/** Register the process metrics of PROCESS_METRICS on `registry`. */
 export function registerProcessMetrics(registry: Registry): void {
   collectDefaultMetrics({ register: registry, prefix: 'meshmedic_' });
-  // prom-client exports nodejs_active_{handles,requests,resources}_total as gauges: `promtool check
-  // metrics` rejects a non-counter ending in _total, and the un-suffixed gauges carry the same numbers.
+  const keep = new Set(PROCESS_METRICS.map((n) => `meshmedic_${n}`));
   for (const m of registry.getMetricsAsArray()) {
-    const { name, type } = m as unknown as { name: string; type: string };
-    if (type !== 'counter' && name.endsWith('_total')) registry.removeSingleMetric(name);
+    const { name } = m as unknown as { name: string };
+    if (!keep.has(name)) registry.removeSingleMetric(name);
   }
 }
 
@@ -143,30 +166,34 @@ export function registerCoreMetrics(registry: Registry, o: CoreMetricsOptions): 
     }),
   );
 
-  const cumulative = new Float64Array(LATENCY_BUCKETS_S.length);
-  const scratch = new Float64Array(LATENCY_BUCKETS_S.length + 1);
   /**
-   * Histogram series of every measured target, in seconds (scale 1, with native buckets for the protobuf
-   * exposition) or milliseconds (scale 1000, classic buckets only).
+   * Histogram series in seconds (scale 1, with native buckets for the protobuf exposition) or milliseconds
+   * (scale 1000, classic buckets only). Measured targets with equal labels share a series.
    */
-  const histogram = (names: HistogramNames, scale: number, labelsOf: (m: Measured) => Record<string, string>): MetricValue[] => {
-    const out: MetricValue[] = [];
-    const now = clock.now();
-    for (const m of measured()) {
-      const labels = labelsOf(m);
-      const tracker = trackerOf(m.windows);
-      tracker.cumulative(now, cumulative, scratch);
-      const count = m.windows.latencyCount;
-      for (let i = 0; i < cumulative.length; i++) out.push({ metricName: names.bucket, labels: { ...labels, le: leLabel(i, scale) }, value: Math.min(cumulative[i]!, count) });
-      out.push({ metricName: names.bucket, labels: { ...labels, le: '+Inf' }, value: count });
-      out.push({ metricName: names.sum, labels, value: (m.windows.latencySumUs / 1e6) * scale });
-      out.push({ metricName: names.count, labels, value: count, native: scale === 1 ? () => tracker.native(now) : undefined });
-    }
-    return out;
+  const histogram = (names: HistogramNames, scale: number, labelsOf: (m: Measured) => Record<string, string>): (() => MetricValue[]) => {
+    const family = new LatencySeriesFamily();
+    return () => {
+      const out: MetricValue[] = [];
+      const samples = family.collect(measured().map((m) => ({ windows: m.windows, tracker: trackerOf(m.windows), labels: labelsOf(m) })), clock.now());
+      for (const s of samples) {
+        for (let i = 0; i < s.cumulative.length; i++) out.push({ metricName: names.bucket, labels: { ...s.labels, le: leLabel(i, scale) }, value: Math.min(s.cumulative[i]!, s.count) });
+        out.push({ metricName: names.bucket, labels: { ...s.labels, le: '+Inf' }, value: s.count });
+        out.push({ metricName: names.sum, labels: s.labels, value: s.sumSeconds * scale });
+        out.push({ metricName: names.count, labels: s.labels, value: s.count, native: scale === 1 ? s.native : undefined });
+      }
+      return out;
+    };
   };
+  // Per service by default: per-endpoint histograms are 19 series each (admin.metrics.perEndpointLatency).
+  const latencyLabels = o.perEndpointLatency
+    ? (m: Measured) => ({ service: m.service, endpoint: m.endpoint, direction: m.direction, source_workload: m.source, destination_workload: m.destination })
+    : (m: Measured) => ({ service: m.service, direction: m.direction, source_workload: m.source, destination_workload: m.destination });
   registry.registerMetric(
-    scrapeMetric('meshmedic_request_duration_seconds', 'Request latency by direction and endpoint since start (classic buckets derived from the HDR windows).', 'histogram', () =>
-      histogram({ bucket: 'meshmedic_request_duration_seconds_bucket', sum: 'meshmedic_request_duration_seconds_sum', count: 'meshmedic_request_duration_seconds_count' }, 1, (m) => ({ service: m.service, endpoint: m.endpoint, direction: m.direction, source_workload: m.source, destination_workload: m.destination })),
+    scrapeMetric(
+      'meshmedic_request_duration_seconds',
+      `Request latency by direction and ${o.perEndpointLatency ? 'endpoint' : 'service'} since start (classic buckets derived from the HDR windows).`,
+      'histogram',
+      histogram({ bucket: 'meshmedic_request_duration_seconds_bucket', sum: 'meshmedic_request_duration_seconds_sum', count: 'meshmedic_request_duration_seconds_count' }, 1, latencyLabels),
     ),
   );
 
@@ -175,14 +202,11 @@ export function registerCoreMetrics(registry: Registry, o: CoreMetricsOptions): 
   /** Endpoints worth a health series: they carried traffic, or they are not plainly healthy. */
   const watched = () => [...mesh.snapshot().endpoints.values()].filter((ev) => ev.health.state !== 'healthy' || ev.health.weightFactor !== 1 || carriedTraffic(stats.get(ev.slot)));
   registry.registerMetric(
-    scrapeMetric('meshmedic_endpoint_health', 'Health state of each endpoint with traffic or not healthy (1 for its current state, 0 otherwise).', 'gauge', () => {
-      const out: MetricValue[] = [];
-      for (const ev of watched()) {
-        const endpoint = endpointLabel(ev.spec);
-        for (const s of HEALTH_STATES) out.push({ labels: { service: ev.spec.service, endpoint, state: s }, value: ev.health.state === s ? 1 : 0 });
-      }
-      return out;
-    }),
+    // One series per endpoint, for its current state only (a 0 for each other state would make it five).
+    // A state change ends one series and starts another.
+    scrapeMetric('meshmedic_endpoint_health', 'Health state of each endpoint with traffic or not healthy: one series, value 1, labelled with its current state.', 'gauge', () =>
+      watched().map((ev) => ({ labels: { service: ev.spec.service, endpoint: endpointLabel(ev.spec), state: ev.health.state }, value: 1 })),
+    ),
   );
 
   registry.registerMetric(
@@ -227,7 +251,7 @@ export function registerCoreMetrics(registry: Registry, o: CoreMetricsOptions): 
 function registerIstioNames(
   registry: Registry,
   measured: () => Measured[],
-  histogram: (names: HistogramNames, scale: number, labelsOf: (m: Measured) => Record<string, string>) => MetricValue[],
+  histogram: (names: HistogramNames, scale: number, labelsOf: (m: Measured) => Record<string, string>) => () => MetricValue[],
   selfNs: string,
 ): void {
   const labelsOf = (m: Measured): Record<string, string> => ({
@@ -256,15 +280,15 @@ function registerIstioNames(
     }),
   );
   registry.registerMetric(
-    scrapeMetric('istio_request_duration_milliseconds', 'Request latency in ms (Istio standard metric, as reported by meshmedic).', 'histogram', () =>
-      mergeSameSeries(histogram({ bucket: 'istio_request_duration_milliseconds_bucket', sum: 'istio_request_duration_milliseconds_sum', count: 'istio_request_duration_milliseconds_count' }, 1000, labelsOf)),
+    scrapeMetric('istio_request_duration_milliseconds', 'Request latency in ms (Istio standard metric, as reported by meshmedic).', 'histogram',
+      histogram({ bucket: 'istio_request_duration_milliseconds_bucket', sum: 'istio_request_duration_milliseconds_sum', count: 'istio_request_duration_milliseconds_count' }, 1000, labelsOf),
     ),
   );
 }
 
 /**
  * Istio's labels name workloads, not endpoints: the endpoints of one service share a label set, and one
- * series each would be duplicates. Their counts, sums and cumulative bucket counts add up.
+ * series each would be duplicates. Their counts add up.
  */
 function mergeSameSeries(values: MetricValue[]): MetricValue[] {
   const byKey = new Map<string, MetricValue>();

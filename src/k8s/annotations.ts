@@ -71,6 +71,7 @@ export const ANNOTATIONS: readonly AnnotationSpec[] = Object.freeze([
   a('deweight', 'boolean', 'de-weight degrading endpoints (and ramp them back) instead of only ejecting', '"true"', 'healing.deweight.enabled'),
   a('gossip-quorum', 'integer', 'independent peers that must report an endpoint before a mesh-wide ejection (0: automatic)', '2', 'gossip.health.quorum'),
   a('log-level', 'string', 'sidecar log level', 'debug', 'log.level'),
+  a('per-endpoint-metrics', 'boolean', 'latency histograms per endpoint instead of per service (19 series per endpoint with traffic)', '"true"', 'admin.metrics.perEndpointLatency'),
   a('audit', 'boolean', 'tamper-evident decision log (signed Merkle log, peers as witnesses) in audit.dir, default /var/lib/meshmedic/audit', '"true"', 'audit.enabled'),
 ]);
 

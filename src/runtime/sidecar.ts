@@ -79,7 +79,7 @@ export async function startSidecar(config: Config, opts: SidecarOptions = {}): P
   const components = new Map<string, Component>();
   let ready = false;
   const ctx: SidecarContext = { config, clock, mesh, stats, log, metrics: registry, admin, components };
-  const stopDecisionMetrics = registerCoreMetrics(registry, { mesh, stats, clock, workload: config.node.workload, namespace: process.env.POD_NAMESPACE, istioNames: config.admin.metrics.istioNames });
+  const stopDecisionMetrics = registerCoreMetrics(registry, { mesh, stats, clock, workload: config.node.workload, namespace: process.env.POD_NAMESPACE, istioNames: config.admin.metrics.istioNames, perEndpointLatency: config.admin.metrics.perEndpointLatency });
   registerCoreRoutes(admin, { mesh, stats, clock, registry, ready: () => ready, settingsFor: healingSettingsFor(config, components) });
   const stopOperatorRoutes = registerOperatorRoutes(admin, { config, mesh, stats, clock, log, version: packageVersion(), components: () => [...components.keys()], addresses: () => addresses, ready: () => ready });
   // Timed operator ejections and drains end on their own, whatever policy runs.

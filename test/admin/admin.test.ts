@@ -97,15 +97,16 @@ t.test('/metrics exposes the core metrics, parsed back', async (t) => {
   t.equal(value('meshmedic_requests_total', { endpoint: ev.spec.id, outcome: 'success', direction: 'outbound' }), 90);
   t.equal(value('meshmedic_requests_total', { endpoint: ev.spec.id, outcome: 'gateway' }), 10);
   t.ok(r.text.includes('# TYPE meshmedic_requests_total counter'));
-  t.equal(value('meshmedic_request_duration_seconds_bucket', { endpoint: ev.spec.id, le: '0.001' }), 0);
-  t.equal(value('meshmedic_request_duration_seconds_bucket', { endpoint: ev.spec.id, le: '0.0025' }), 90);
-  t.equal(value('meshmedic_request_duration_seconds_bucket', { endpoint: ev.spec.id, le: '0.05' }), 100);
-  t.equal(value('meshmedic_request_duration_seconds_bucket', { endpoint: ev.spec.id, le: '+Inf' }), 100);
-  t.equal(value('meshmedic_request_duration_seconds_count', { endpoint: ev.spec.id }), 100);
+  t.equal(value('meshmedic_request_duration_seconds_bucket', { service: 'pay', le: '0.001' }), 0);
+  t.equal(value('meshmedic_request_duration_seconds_bucket', { service: 'pay', le: '0.0025' }), 90);
+  t.equal(value('meshmedic_request_duration_seconds_bucket', { service: 'pay', le: '0.05' }), 100);
+  t.equal(value('meshmedic_request_duration_seconds_bucket', { service: 'pay', le: '+Inf' }), 100);
+  t.equal(value('meshmedic_request_duration_seconds_count', { service: 'pay' }), 100);
   t.notOk(r.text.includes('NaN'), 'no NaN');
   t.notOk(r.text.includes('pay/127.0.0.1:9002'), 'no series for the idle endpoint');
   t.equal(value('meshmedic_endpoint_health', { endpoint: ev.spec.id, state: 'ejected' }), 1);
-  t.equal(value('meshmedic_endpoint_health', { endpoint: ev.spec.id, state: 'healthy' }), 0);
+  t.equal(value('meshmedic_endpoint_health', { endpoint: ev.spec.id, state: 'healthy' }), undefined, 'one health series per endpoint: its current state');
+  t.notOk(lines.some((l) => l.startsWith('meshmedic_request_duration_seconds_count{') && l.includes('endpoint=')), 'latency per service by default');
   t.equal(value('meshmedic_decisions_total', { action: 'eject', reason: 'test', source: 'operator' }), 1);
 });
 

@@ -116,8 +116,8 @@ t.test('schema follows the HDR precision; spans bridge short gaps; an empty hist
   t.same(toNativeBuckets(new Map(), layout, 1e6).spans, [[0, 0]]);
 });
 
-async function sidecarWithTraffic(t: Test) {
-  const v = validateConfig({ admin: { listen: '127.0.0.1:0', metrics: { istioNames: true } }, node: { workload: 'checkout' }, outbound: { enabled: false }, services: [{ name: 'pay', endpoints: [{ address: '127.0.0.1:9001' }, { address: '127.0.0.1:9002' }] }] });
+async function sidecarWithTraffic(t: Test, perEndpointLatency = true) {
+  const v = validateConfig({ admin: { listen: '127.0.0.1:0', metrics: { istioNames: true, perEndpointLatency } }, node: { workload: 'checkout' }, outbound: { enabled: false }, services: [{ name: 'pay', endpoints: [{ address: '127.0.0.1:9001' }, { address: '127.0.0.1:9002' }] }] });
   if (!v.valid) throw new Error(v.errors.join('\n'));
   const s = await startSidecar(v.result, { log: silentLogger, components: [] });
   t.teardown(() => s.close(0));
@@ -197,6 +197,22 @@ t.test('a live scrape in protobuf: the same families and values as the text form
     t.equal(m.histogram!.bucket.length, 16, "Istio's millisecond histogram: classic buckets");
     t.equal(m.histogram!.positive_span.length, 0, 'and no native ones (not even the no-op span that marks one)');
   }
+});
+
+t.test('per service (the default): one histogram summing both endpoints, native buckets included', async (t) => {
+  const { url } = await sidecarWithTraffic(t, false);
+  const text = parseText(await (await fetch(url)).text());
+  const families = decodeDelimited(new Uint8Array(await (await fetch(url, { headers: { accept: PROMETHEUS_ACCEPT } })).arrayBuffer()));
+  const latency = families.find((f) => f.name === 'meshmedic_request_duration_seconds')!;
+  t.equal(latency.metric.length, 1, 'one series for the service');
+  const m = latency.metric[0]!;
+  t.notOk(m.label.some((l) => l.name === 'endpoint'), 'no endpoint label');
+  t.equal(m.histogram!.sample_count, 1510, 'both endpoints\' requests');
+  t.equal(m.histogram!.sample_count, text.get(seriesKey('meshmedic_request_duration_seconds_count', m.label)), 'count as in the text format');
+  for (const b of m.histogram!.bucket) t.equal(b.cumulative_count, text.get(seriesKey('meshmedic_request_duration_seconds_bucket', m.label, `le="${b.upper_bound}"`)), `classic le=${b.upper_bound}`);
+  let total = m.histogram!.zero_count ?? 0;
+  for (const c of expand(m.histogram!).values()) total += c;
+  t.equal(total, 1510, 'native buckets hold every observation of both endpoints');
 });
 
 t.test('native counts never go backwards between protobuf scrapes', async (t) => {

@@ -8,12 +8,12 @@ import { VirtualClock } from '../../src/core/clock.js';
 import { Outcome, endpointId, NO_LOCALITY } from '../../src/core/types.js';
 import { MeshState } from '../../src/mesh/state.js';
 import { StatsTable, EndpointWindows } from '../../src/stats/window.js';
-import { registerCoreMetrics, registerProcessMetrics, endpointLabel } from '../../src/admin/metrics.js';
+import { registerCoreMetrics, registerProcessMetrics, endpointLabel, PROCESS_METRICS } from '../../src/admin/metrics.js';
 import { silentLogger } from '../../src/core/log.js';
 import { startSidecar } from '../../src/runtime/sidecar.js';
 import { parsePromText } from '../helpers/prom-text.js';
 
-function setup(opts: { istioNames?: boolean } = {}) {
+function setup(opts: { istioNames?: boolean; perEndpointLatency?: boolean } = {}) {
   const clock = new VirtualClock(1_000_000);
   const mesh = new MeshState(clock);
   const ep = (port: number, labels: Record<string, string> = {}) => ({ id: endpointId('pay', '10.0.0.1', port), service: 'pay', host: '10.0.0.1', port, locality: NO_LOCALITY, priority: 0, weight: 1, labels });
@@ -24,9 +24,9 @@ function setup(opts: { istioNames?: boolean } = {}) {
   const inbound = new EndpointWindows(stats.opts);
   stats.inbound = { id: 'inbound/127.0.0.1:8080', windows: inbound };
   const registry = new Registry();
-  const stop = registerCoreMetrics(registry, { mesh, stats, clock, workload: 'checkout', namespace: 'shop', istioNames: opts.istioNames ?? false });
+  const stop = registerCoreMetrics(registry, { mesh, stats, clock, workload: 'checkout', namespace: 'shop', istioNames: opts.istioNames ?? false, perEndpointLatency: opts.perEndpointLatency ?? true });
   t.teardown(stop);
-  return { clock, mesh, stats, registry, w: stats.get(slots[0]!)!, inbound };
+  return { clock, mesh, stats, registry, w: stats.get(slots[0]!)!, w2: stats.get(slots[1]!)!, slots, inbound };
 }
 
 const parse = parsePromText;
@@ -58,6 +58,42 @@ t.test('histogram buckets come from the windows and never go backwards, even whe
   t.equal(bucket(last, '0.025'), 400);
   t.equal(bucket(last, '+Inf'), 400);
   t.equal(bucket(last, '0.0025'), 0);
+});
+
+t.test('latency per service by default: endpoints summed, and the sum never goes backwards when one leaves', async (t) => {
+  const { clock, mesh, stats, registry, w, w2, slots } = setup({ perEndpointLatency: false });
+  for (let i = 0; i < 10; i++) w.record(Outcome.Success, 3_000, clock.now(), 200);
+  for (let i = 0; i < 5; i++) w2.record(Outcome.Success, 20_000, clock.now(), 200);
+  const first = parse(await registry.metrics());
+  const latencyKeys = [...first.keys()].filter((k) => k.startsWith('meshmedic_request_duration_seconds'));
+  t.notOk(latencyKeys.some((k) => k.includes('endpoint=')), 'no endpoint label on latency');
+  const count = (s: Map<string, number>) => [...s].filter(([k]) => k.startsWith('meshmedic_request_duration_seconds_count{') && k.includes('direction="outbound"')).map(([, v]) => v);
+  // The two endpoints have different destination workloads (pay-v1 and the service name): two series.
+  t.same(count(first).sort((a, b) => a - b), [5, 10]);
+  // The same workload for both: one series with their sum.
+  const ep = (port: number) => ({ id: endpointId('pay', '10.0.0.1', port), service: 'pay', host: '10.0.0.1', port, locality: NO_LOCALITY, priority: 0, weight: 1, labels: { workload: 'pay-v1' } });
+  mesh.setServices([{ spec: { name: 'pay', endpoints: [ep(1), ep(2)] } }]);
+  const merged = parse(await registry.metrics());
+  t.same(count(merged), [15], 'one series: 10 + 5');
+  const le5ms = (s: Map<string, number>) => [...s].find(([k]) => k.startsWith('meshmedic_request_duration_seconds_bucket{') && k.includes('le="0.005"'))?.[1];
+  t.equal(le5ms(merged), 10);
+  // Endpoint 2 leaves (a rollout): its counts stay in the series.
+  mesh.setServices([{ spec: { name: 'pay', endpoints: [ep(1)] } }]);
+  stats.clear(slots[1]!);
+  w.record(Outcome.Success, 3_000, clock.now(), 200);
+  const after = parse(await registry.metrics());
+  t.same(count(after), [16], 'never backwards: 15 + 1');
+  t.equal(le5ms(after), 11);
+  // Every endpoint gone: the series ends.
+  mesh.setServices([{ spec: { name: 'pay', endpoints: [] } }]);
+  t.same(count(parse(await registry.metrics())), [], 'no series once no endpoint is left');
+});
+
+t.test('health: one series per endpoint, for its current state', async (t) => {
+  const { clock, registry, w } = setup();
+  w.record(Outcome.Success, 1_000, clock.now(), 200);
+  const health = [...parse(await registry.metrics())].filter(([k]) => k.startsWith('meshmedic_endpoint_health{'));
+  t.same(health, [['meshmedic_endpoint_health{service="pay",endpoint="pay/pay-0",state="healthy"}', 1]]);
 });
 
 t.test('series only for endpoints with traffic; labels; inbound; no NaN', async (t) => {
@@ -131,10 +167,13 @@ t.test('promtool with Istio names: only the unit Istio itself chose is reported'
   t.equal(promtool(t, text), 'istio_request_duration_milliseconds use base unit "seconds" instead of "milliseconds"');
 });
 
-t.test('process metrics keep no gauge named like a counter', async (t) => {
+t.test('process metrics: the kept set, one series each, and no gauge named like a counter', async (t) => {
   const registry = new Registry();
   registerProcessMetrics(registry);
   const text = await registry.metrics();
+  const names = [...text.matchAll(/^# TYPE (\S+) /gm)].map((m) => m[1]!);
+  t.same(names.sort(), PROCESS_METRICS.map((n) => `meshmedic_${n}`).sort(), 'exactly the kept metrics');
+  t.equal(parse(text).size, PROCESS_METRICS.length, 'one series each');
   for (const m of text.matchAll(/^# TYPE (\S+) (\S+)$/gm)) if (m[2] !== 'counter') t.notOk(m[1]!.endsWith('_total'), `${m[1]} is a ${m[2]}`);
   registry.clear();
 });

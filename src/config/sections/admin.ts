@@ -17,6 +17,7 @@ export const adminSchema = {
       default: {},
       properties: {
         istioNames: { type: 'boolean', default: false, description: 'also export istio_requests_total and istio_request_duration_milliseconds (Istio\'s standard names and labels) so Kiali and Istio dashboards work unchanged' },
+        perEndpointLatency: { type: 'boolean', default: false, description: 'latency histograms (meshmedic_request_duration_seconds) per endpoint instead of per service: 19 series per endpoint with traffic instead of 19 per service' },
       },
     },
   },
@@ -28,5 +29,5 @@ export interface AdminConfig {
   readonly token: string;
   readonly readOnly: boolean;
   readonly allowedHosts: readonly string[];
-  readonly metrics: { readonly istioNames: boolean };
+  readonly metrics: { readonly istioNames: boolean; readonly perEndpointLatency: boolean };
 }
