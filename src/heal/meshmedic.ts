@@ -361,6 +361,14 @@ export const createMeshmedicPolicy: PolicyFactory = (settings: ResolvedPolicySet
         return { action: 'restore', target: s.id, reason: 'probation_idle', source: 'local', at: now, evidence: { canaryRequests: total, serviceRequests: 0 } };
       }
       const share = input.service.plan.load[e.spec.priority] ?? 0;
+      // Probed with ordinary traffic and still none came: a higher priority serves everything here (a
+      // remote region's endpoint), so there is nothing to judge and no request at stake. Restore once the
+      // probe has lasted judgeMs, as for an idle service; peers still seeing it fail eject it again.
+      if (st.probing && e.health.state === 'degraded' && share === 0 && now - (st.probationEpoch * input.windowMs) >= cfg.judgeMs) {
+        st.probing = false;
+        st.viaProbe = false;
+        return { action: 'restore', target: s.id, reason: 'probation_unused', source: 'local', at: now, evidence: { canaryRequests: total, priorityShare: 0 } };
+      }
       // No canary can arrive while its priority gets no traffic: probe at once rather than wait to widen.
       const starved = e.health.state === 'probation' && share === 0;
       if (!starved && now - st.lastWiden < cfg.widenAfterMs) return undefined;

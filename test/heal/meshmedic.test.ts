@@ -198,3 +198,19 @@ t.test('a sidecar that sends the service no traffic restores a peer-ejected endp
   busy.run(14_000, (i) => (i === 0 ? undefined : healthy()));
   t.equal(busy.health(0).state, 'probation', 'a busy service judges canaries, never time');
 });
+
+t.test('an endpoint of a priority that gets no traffic here (a remote region) is restored after its probe, not left degraded', async (t) => {
+  const h = harness({ endpoints: 4, priorities: [0, 0, 1, 1] });
+  const homeOnly = (i: number) => (i < 2 ? healthy() : undefined);
+  h.run(2000, homeOnly);
+  t.ok(h.engine.submitVerdict({ target: h.ids[2]!, detector: 'gossip_quorum', kind: 'failure', severity: 'eject', source: 'peer', evidence: { observers: 2 } }));
+  h.run(200, homeOnly);
+  t.equal(h.health(2).state, 'ejected', 'ejected on the peers\' word');
+  h.run(10_500, homeOnly);
+  t.ok(h.decisions('weight').some((d) => d.target === h.ids[2] && d.reason === 'probation_probe'), 'probed with ordinary traffic: its priority gets none');
+  h.run(5000, homeOnly);
+  t.equal(h.health(2).state, 'healthy', 'no canary can come while priority 0 serves everything: restored');
+  const restored = h.decisions('restore').find((d) => d.target === h.ids[2] && d.reason === 'probation_unused');
+  t.ok(restored, 'restored as unused');
+  // While its own priority gets traffic, probation still judges canaries (the busy case above).
+});
