@@ -1,9 +1,12 @@
 // Memory budget of a sidecar at cluster scale: RSS of `meshmedic run` knowing 2,000 endpoints with traffic
-// to 10 of them (after 10 s of load, then idle), RSS of an idle one-endpoint sidecar, and the bytes one
-// active or one known-but-idle endpoint costs in the stats tables. Writes bench/results/memory.json and its
-// section of bench/README.md. `--quick`: 3 s of load, no writing unless --write.
+// to 10 of them (after 10 s of load, then idle) — from its config file, and as in a pod, discovered from a
+// local HTTPS server answering the Kubernetes API's list+watch — RSS of an idle one-endpoint sidecar, and
+// the bytes one active or one known-but-idle endpoint costs in the stats tables. Writes
+// bench/results/memory.json and its section of bench/README.md. `--quick`: 3 s of load, no writing unless --write.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer, request, Agent, type Server } from 'node:http';
+import { createServer, request, Agent, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -13,6 +16,8 @@ import { renderMarkdown, renderText, replaceSection, type Table } from '../lib/r
 import { EndpointWindows, StatsTable, DEFAULT_WINDOWS, newHistogram } from '../../src/stats/window.js';
 import { Outcome } from '../../src/core/types.js';
 import { smallFootprintNodeOptions } from '../../src/k8s/inject.js';
+import { makeSelfSignedCert } from '../../test/helpers/openssl.js';
+import { endpointSlice, service } from '../../test/k8s/fake-apiserver.js';
 
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const args = new Set(process.argv.slice(2));
@@ -48,10 +53,10 @@ async function backends(n: number): Promise<{ ports: number[]; close(): Promise<
   };
 }
 
-async function startSidecar(config: unknown, dir: string, name: string, nodeOptions = ''): Promise<{ child: ChildProcess; outbound: string; admin: string; stop(): Promise<void> }> {
+async function startSidecar(config: unknown, dir: string, name: string, nodeOptions = '', env: Record<string, string> = {}): Promise<{ child: ChildProcess; outbound: string; admin: string; stop(): Promise<void> }> {
   const file = path.join(dir, `${name}.yaml`);
   writeFileSync(file, stringify(config));
-  const child = spawn(process.execPath, [path.join(root, 'bin', 'meshmedic.js'), 'run', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NODE_OPTIONS: nodeOptions } });
+  const child = spawn(process.execPath, [path.join(root, 'bin', 'meshmedic.js'), 'run', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NODE_OPTIONS: nodeOptions, ...env } });
   const exited = new Promise((r) => child.once('exit', r));
   let out = '';
   child.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
@@ -76,6 +81,39 @@ const baseConfig = (services: unknown[]) => ({
   outbound: { listen: '127.0.0.1:0' },
   services,
 });
+
+/**
+ * A local HTTPS server answering the Kubernetes API's namespaced list and watch of Services and
+ * EndpointSlices: `services` Services of 10 endpoints each (addresses in 127.0.0.0/8 nothing listens on).
+ * Watches stay open with no events. `watches` counts the open ones (2 = both lists done).
+ */
+async function fakeKubernetesApi(dir: string, namespace: string, services: number): Promise<{ port: number; ca: string; watches(): number; close(): Promise<void> }> {
+  const { cert, key } = makeSelfSignedCert(dir, 'apiserver', 'kubernetes', 'IP:127.0.0.1');
+  const svcs: unknown[] = [];
+  const slices: unknown[] = [];
+  for (let i = 0; i < services; i++) {
+    svcs.push(service(namespace, `idle-${i}`, [{ port: 80 }]));
+    slices.push(endpointSlice(namespace, `idle-${i}`, 'a', [{ port: 20_000 }], Array.from({ length: 10 }, (_, j) => ({ ip: `127.${2 + (i >> 8)}.${i & 255}.${1 + j}` }))));
+  }
+  const open = new Set<ServerResponse>();
+  const server = createHttpsServer({ cert: readFileSync(cert), key: readFileSync(key) }, (req, res) => {
+    const url = new URL(req.url ?? '/', 'https://x');
+    const kind = url.pathname === `/api/v1/namespaces/${namespace}/services` ? svcs : url.pathname === `/apis/discovery.k8s.io/v1/namespaces/${namespace}/endpointslices` ? slices : undefined;
+    if (kind === undefined) return void res.writeHead(404, { 'content-type': 'application/json' }).end('{"kind":"Status","code":404}');
+    res.writeHead(200, { 'content-type': 'application/json' });
+    if (url.searchParams.get('watch') !== 'true') return void res.end(JSON.stringify({ metadata: { resourceVersion: '1' }, items: kind }));
+    res.flushHeaders();
+    open.add(res);
+    res.on('close', () => open.delete(res));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    port: (server.address() as AddressInfo).port,
+    ca: cert,
+    watches: () => open.size,
+    close: async () => { for (const r of open) r.destroy(); server.closeAllConnections(); await new Promise((r) => server.close(r)); },
+  };
+}
 
 /** Series in one scrape of the admin /metrics (text exposition: every line that is not a comment). */
 async function seriesCount(admin: string): Promise<number> {
@@ -174,21 +212,40 @@ try {
     await b.close();
     if (l.failed > l.sent * 0.01) throw new Error(`${l.failed} of ${l.sent} requests failed`);
   }
-  // 3. What discovery adds in a pod: the Kubernetes client it loads, with the injector's flags.
+  // 3. As in a pod: the hot service from the config file, the 2,000 others discovered through the
+  //    Kubernetes API (list+watch over HTTPS, the in-cluster target), with the injector's flags.
   {
-    const child = spawn(process.execPath, ['--input-type=module', '-e', `
-      const rss = () => process.memoryUsage().rss;
-      const before = rss();
-      await import('@kubernetes/client-node');
-      await new Promise((r) => setTimeout(r, ${SETTLE_MS}));
-      process.stdout.write(JSON.stringify({ before, after: rss() }));`], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, NODE_OPTIONS: INJECTED_NODE_OPTIONS } });
-    let out = '';
-    child.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
-    const code = await new Promise((r) => child.once('exit', r));
-    if (code !== 0) throw new Error(`measuring the Kubernetes client failed (exit ${String(code)})`);
-    const m = JSON.parse(out) as { before: number; after: number };
-    results.k8sClientRssInjectedMB = +((m.after - m.before) / 2 ** 20).toFixed(1);
-    log(`the Kubernetes client adds ${results.k8sClientRssInjectedMB} MB of RSS (NODE_OPTIONS=${INJECTED_NODE_OPTIONS})`);
+    const ns = 'bench';
+    const api = await fakeKubernetesApi(dir, ns, KNOWN / 10 - 1);
+    const b = await backends(HOT);
+    try {
+      const s = await startSidecar(baseConfig([{ name: 'hot', endpoints: b.ports.map((p) => ({ address: `127.0.0.1:${p}` })) }]), dir, 'pod', INJECTED_NODE_OPTIONS, {
+        MESHMEDIC_K8S_DISCOVERY: 'true', KUBERNETES_SERVICE_HOST: '127.0.0.1', KUBERNETES_SERVICE_PORT: String(api.port), POD_NAMESPACE: ns, NODE_EXTRA_CA_CERTS: api.ca,
+      });
+      try {
+        for (const until = Date.now() + 30_000; api.watches() < 2; await sleep(50)) if (Date.now() > until) throw new Error('discovery did not list and watch within 30 s');
+        await sleep(1_000); // discovery applies the lists after a short debounce
+        const before = rssKb(s.child.pid!);
+        const l = await load(s.outbound, LOAD_MS);
+        await sleep(SETTLE_MS);
+        const idle = rssKb(s.child.pid!);
+        const series = await seriesCount(s.admin);
+        Object.assign(results, {
+          podRequests: l.sent,
+          podRssBeforeLoadMB: +(before.rss / 1024).toFixed(1),
+          podRssIdleAfterLoadMB: +(idle.rss / 1024).toFixed(1),
+          podPeakRssMB: +(idle.hwm / 1024).toFixed(1),
+          podSeries: series,
+        });
+        log(`as in a pod (2,000 endpoints discovered, NODE_OPTIONS=${INJECTED_NODE_OPTIONS}): before ${results.podRssBeforeLoadMB} MB, idle after ${LOAD_MS / 1000} s load ${results.podRssIdleAfterLoadMB} MB (${l.sent} requests, ${l.failed} failed), peak ${results.podPeakRssMB} MB, ${series} series`);
+        if (l.failed > l.sent * 0.01) throw new Error(`${l.failed} of ${l.sent} requests failed`);
+      } finally {
+        await s.stop();
+      }
+    } finally {
+      await b.close();
+      await api.close();
+    }
   }
   // 4. Bytes per endpoint in the stats tables.
   results.statsBytesPerActiveEndpoint = bytesPerEndpoint(true);
@@ -215,7 +272,10 @@ const table: Table = {
     ['as injected: RSS idle after the load (MB)', results.knownRssIdleAfterLoadInjectedMB, '≤ 64'],
     ['as injected: peak RSS of that run (MB)', results.knownPeakRssInjectedMB, '–'],
     ['as injected: requests in the load', results.requestsInjected, '–'],
-    ['as injected: RSS the Kubernetes client adds (discovery in a pod loads it) (MB)', results.k8sClientRssInjectedMB, '–'],
+    ['as in a pod (injected flags, 1,990 endpoints discovered over the API): RSS before traffic (MB)', results.podRssBeforeLoadMB, '–'],
+    ['as in a pod: RSS idle after the load (MB)', results.podRssIdleAfterLoadMB, '≤ 64'],
+    ['as in a pod: peak RSS of that run (MB)', results.podPeakRssMB, '–'],
+    ['as in a pod: series in one scrape after the load', results.podSeries, '≤ 120'],
     ['stats bytes per active endpoint (all windows used, 50 latencies each over 200 µs–40 ms)', results.statsBytesPerActiveEndpoint, '≤ 40,960'],
     ['stats bytes per active endpoint, bound (every histogram bin of every window used)', results.statsBytesPerActiveEndpointEveryBin, '≤ 40,960'],
     ['stats bytes per known, idle endpoint', results.statsBytesPerKnownIdleEndpoint, '–'],

@@ -35,6 +35,7 @@ export const ERROR_CODES = {
   MM_ERR_ADMIN_READ_ONLY: 'the admin API is read-only (admin.readOnly): changes are refused',
   MM_ERR_GUARD_REFUSED: 'an operator ejection or drain was refused by a healing guard (max ejection %, panic, rate limit); "force": true overrides',
   MM_ERR_K8S_API: 'a Kubernetes API request failed (network, timeout, an error status or an answer that is not the expected JSON); the caller retries later',
+  MM_ERR_K8S_CONFIG: 'no usable Kubernetes API credentials: the kubeconfig cannot be read, is not valid, names a missing context, cluster or user, or uses an exec plugin or auth-provider (not supported); or not in a pod and nothing else given',
   MM_ERR_GOSSIP_KEYS: 'gossip.keysFile cannot be read, holds no key, or holds something that is not a base64 AES-256 key',
   MM_ERR_LEARN_POLICY: 'the learned policy file (healing.policyFile, --policy-file) cannot be read, is not valid JSON, has another format or version, fails its checksum, or has the wrong shape (exit 2)',
   MM_ERR_UPSTREAM_CONNECT_TIMEOUT: 'the connection to the endpoint was not established within proxy.connectTimeoutMs (answered as MM_ERR_UPSTREAM_TIMEOUT)',

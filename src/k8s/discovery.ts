@@ -1,8 +1,12 @@
 // Kubernetes discovery: list+watch Services and EndpointSlices (discovery.k8s.io/v1) and feed the
 // mesh state with the same ServiceSpecs a config file would give. Building specs is pure
-// (buildServiceSpecs); watching, relisting after 410 Gone and backing off live in startDiscovery.
+// (buildServiceSpecs); watching, relisting after 410 Gone and backing off live in startDiscovery, on the
+// small API client (api.ts).
 import { isIP } from 'node:net';
-import * as k8s from '@kubernetes/client-node';
+import { readFileSync } from 'node:fs';
+import { MeshmedicError } from '../core/errors.js';
+import { createKubeApi, describeFailure, inClusterTarget, listAll, type ApiTarget, type KubeWatchApi, type WatchStream } from './api.js';
+import { kubeconfigTarget } from './kubeconfig.js';
 import type { Clock, TimerHandle } from '../core/clock.js';
 import { systemClock } from '../core/clock.js';
 import type { Logger } from '../core/log.js';
@@ -182,7 +186,6 @@ export interface Discovery {
 }
 
 type K8sObject = { metadata?: K8sMeta };
-type ListFn = () => Promise<{ metadata?: { resourceVersion?: string }; items: unknown[] }>;
 
 interface WatchHooks {
   readonly clock: Clock;
@@ -202,7 +205,7 @@ class ResourceWatch {
   listed = false;
   private resourceVersion = '';
   private gen = 0;
-  private controller: AbortController | undefined;
+  private controller: WatchStream | undefined;
   private timer: TimerHandle | undefined;
   private backoffMs: number;
   private stopped = false;
@@ -210,8 +213,7 @@ class ResourceWatch {
   constructor(
     readonly what: string,
     private readonly path: string,
-    private readonly list: ListFn,
-    private readonly watch: k8s.Watch,
+    private readonly api: KubeWatchApi,
     private readonly hooks: WatchHooks,
   ) {
     this.backoffMs = hooks.backoff.initial;
@@ -247,6 +249,17 @@ class ResourceWatch {
     this.controller = undefined;
   }
 
+  /** Every page of the list, and the list's resourceVersion. */
+  private async list(): Promise<{ items: K8sObject[]; resourceVersion: string }> {
+    const items: K8sObject[] = [];
+    const pages = listAll(this.api, this.path, {});
+    for (;;) {
+      const page = await pages.next();
+      if (page.done) return { items, resourceVersion: page.value };
+      items.push(...(page.value as K8sObject[]));
+    }
+  }
+
   private async run(gen: number): Promise<void> {
     this.timer = undefined;
     const { clock, log, counters } = this.hooks;
@@ -259,48 +272,46 @@ class ResourceWatch {
         if (gen !== this.gen) return;
         counters.relists++;
         this.objects.clear();
-        for (const item of res.items as K8sObject[]) this.objects.set(keyOfObject(item), item);
-        this.resourceVersion = res.metadata?.resourceVersion ?? '';
+        for (const item of res.items) this.objects.set(keyOfObject(item), item);
+        this.resourceVersion = res.resourceVersion;
         this.listed = true;
         this.hooks.onChange();
       }
-      const ended = await new Promise<unknown>((resolve) => {
-        const onEvent = (type: string, obj: K8sObject & { code?: number; message?: string }) => {
-          if (gen !== this.gen) return;
-          events++;
-          if (type === 'ERROR') {
-            // 410 Expired (history compacted): only a fresh list is consistent. The server ends the stream.
-            if (obj?.code === 410) this.resourceVersion = '';
-            else log.warn('kubernetes watch error event', { what: this.what, code: obj?.code, message: obj?.message });
-            return;
-          }
-          if (!obj?.metadata) return;
-          const rv = obj.metadata.resourceVersion;
-          if (type === 'ADDED' || type === 'MODIFIED') this.objects.set(keyOfObject(obj), obj);
-          else if (type === 'DELETED') this.objects.delete(keyOfObject(obj));
-          else if (type !== 'BOOKMARK') return;
-          if (rv) this.resourceVersion = rv;
-          if (type !== 'BOOKMARK') this.hooks.onChange();
-        };
-        this.watch
-          .watch(this.path, { resourceVersion: this.resourceVersion, allowWatchBookmarks: true }, onEvent, (err: unknown) => resolve(err ?? null))
-          .then((c) => {
-            if (gen !== this.gen) c.abort(); // stopped or restarted while connecting
-            else this.controller = c;
-          }, resolve);
-      });
-      if (gen !== this.gen) return;
+      const onEvent = (e: unknown) => {
+        if (gen !== this.gen) return;
+        events++;
+        const { type, object: obj } = (e ?? {}) as { type?: unknown; object?: K8sObject & { code?: number; message?: string } };
+        if (type === 'ERROR') {
+          // 410 Expired (history compacted): only a fresh list is consistent. The server ends the stream.
+          if (obj?.code === 410) this.resourceVersion = '';
+          else log.warn('kubernetes watch error event', { what: this.what, code: obj?.code, message: obj?.message });
+          return;
+        }
+        if (!obj?.metadata) return;
+        const rv = obj.metadata.resourceVersion;
+        if (type === 'ADDED' || type === 'MODIFIED') this.objects.set(keyOfObject(obj), obj);
+        else if (type === 'DELETED') this.objects.delete(keyOfObject(obj));
+        else if (type !== 'BOOKMARK') return;
+        if (rv) this.resourceVersion = rv;
+        if (type !== 'BOOKMARK') this.hooks.onChange();
+      };
+      const query = new URLSearchParams({ watch: 'true', resourceVersion: this.resourceVersion, allowWatchBookmarks: 'true' });
+      const stream = this.api.watch(`${this.path}?${query}`, onEvent);
+      this.controller = stream;
+      const ended = await stream.done;
+      if (gen !== this.gen || ended.kind === 'aborted') return;
       this.controller = undefined;
-      if (ended && !isAbort(ended)) {
-        if ((ended as { statusCode?: number }).statusCode === 410) this.resourceVersion = '';
-        else throw ended;
+      if (ended.kind === 'status') {
+        if (ended.answer.status === 410) this.resourceVersion = '';
+        else throw new MeshmedicError('MM_ERR_K8S_API', `watch ${this.path}: ${describeFailure(ended.answer)}`);
       }
       // A normal end (server timeout, or after a 410 event): go again at once, unless the stream keeps
       // ending immediately with nothing in it (a proxy closing us): then back off.
       const quick = clock.now() - startedAt < 1000 && events === 0 && this.resourceVersion !== '';
       this.restart(quick ? this.nextBackoff(startedAt) : 0);
     } catch (err) {
-      if (gen !== this.gen || isAbort(err)) return;
+      if (gen !== this.gen) return;
+      this.controller = undefined;
       counters.errors++;
       const delay = this.nextBackoff(startedAt);
       log.warn('kubernetes list/watch failed; retrying', { what: this.what, delayMs: delay, err: describeError(err) });
@@ -327,24 +338,8 @@ export function startDiscovery(opts: DiscoveryOptions): Discovery {
   const clock = opts.clock ?? systemClock;
   const debounceMs = opts.debounceMs ?? 100;
   const backoff = opts.backoffMs ?? { initial: 500, max: 30_000 };
-  const kc = new k8s.KubeConfig();
-  if (opts.kubeconfig) kc.loadFromFile(opts.kubeconfig);
-  else if (opts.server) {
-    // Plain http:// only to a loopback address: `kubectl proxy` (which adds the credentials) and tests.
-    const url = new URL(opts.server);
-    const loopback = /^(127\.\d+\.\d+\.\d+|\[::1\]|localhost)$/.test(url.hostname);
-    if (url.protocol === 'http:' && !loopback) throw new Error(`${opts.server}: plain http is allowed only to a loopback address (kubectl proxy); use https`);
-    kc.loadFromOptions({
-      // The client refuses http unless TLS verification is "skipped"; there is no TLS to verify on loopback http.
-      clusters: [{ name: 'meshmedic', server: opts.server, skipTLSVerify: url.protocol === 'http:', ...(opts.caFile ? { caFile: opts.caFile } : {}) }],
-      users: [{ name: 'meshmedic', ...(opts.token ? { token: opts.token } : {}) }],
-      contexts: [{ name: 'meshmedic', cluster: 'meshmedic', user: 'meshmedic' }],
-      currentContext: 'meshmedic',
-    });
-  } else kc.loadFromCluster();
-  const core = kc.makeApiClient(k8s.CoreV1Api);
-  const disco = kc.makeApiClient(k8s.DiscoveryV1Api);
-  const watch = new k8s.Watch(kc);
+  const target = apiTarget(opts);
+  const api = createKubeApi(target);
   const counters = { updates: 0, errors: 0, restarts: 0, relists: 0 };
   const namespaces = opts.namespaces?.length ? [...opts.namespaces] : [undefined];
   let closed = false;
@@ -359,10 +354,8 @@ export function startDiscovery(opts: DiscoveryOptions): Discovery {
   for (const ns of namespaces) {
     const where = ns ? `/namespaces/${encodeURIComponent(ns)}` : '';
     const suffix = ns ? ` in ${ns}` : '';
-    serviceWatches.push(new ResourceWatch(`services${suffix}`, `/api/v1${where}/services`,
-      () => (ns ? core.listNamespacedService({ namespace: ns }) : core.listServiceForAllNamespaces()), watch, hooks));
-    sliceWatches.push(new ResourceWatch(`endpointslices${suffix}`, `/apis/discovery.k8s.io/v1${where}/endpointslices`,
-      () => (ns ? disco.listNamespacedEndpointSlice({ namespace: ns }) : disco.listEndpointSliceForAllNamespaces()), watch, hooks));
+    serviceWatches.push(new ResourceWatch(`services${suffix}`, `/api/v1${where}/services`, api, hooks));
+    sliceWatches.push(new ResourceWatch(`endpointslices${suffix}`, `/apis/discovery.k8s.io/v1${where}/endpointslices`, api, hooks));
   }
   const watched = [...serviceWatches, ...sliceWatches];
 
@@ -414,7 +407,7 @@ export function startDiscovery(opts: DiscoveryOptions): Discovery {
   }, rewatchMs) : undefined;
 
   for (const w of watched) w.start();
-  log.info('kubernetes discovery started', { namespaces: opts.namespaces?.length ? opts.namespaces : 'all', server: kc.getCurrentCluster()?.server });
+  log.info('kubernetes discovery started', { namespaces: opts.namespaces?.length ? opts.namespaces : 'all', server: api.server });
 
   return {
     synced,
@@ -429,15 +422,30 @@ export function startDiscovery(opts: DiscoveryOptions): Discovery {
   };
 }
 
-function isAbort(err: unknown): boolean {
-  const e = err as { name?: string; type?: string } | undefined;
-  return e?.name === 'AbortError' || e?.type === 'aborted';
+/** The API server and credentials: a kubeconfig file, else `server` (+ token, CA), else the pod's service account. */
+function apiTarget(opts: DiscoveryOptions): ApiTarget {
+  if (opts.kubeconfig) return kubeconfigTarget(opts.kubeconfig);
+  if (opts.server) {
+    let ca: Buffer | undefined;
+    if (opts.caFile) {
+      try {
+        ca = readFileSync(opts.caFile);
+      } catch (err) {
+        throw new MeshmedicError('MM_ERR_K8S_CONFIG', `the API server's CA file ${opts.caFile} cannot be read (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
+      }
+    }
+    const token = opts.token;
+    return { server: opts.server, ...(token ? { token: () => token } : {}), ...(ca ? { ca } : {}) };
+  }
+  const inCluster = inClusterTarget();
+  if (!inCluster) throw new MeshmedicError('MM_ERR_K8S_CONFIG', 'no API server: not in a pod (KUBERNETES_SERVICE_HOST is unset), and neither a kubeconfig nor a server was given');
+  return inCluster;
 }
 
 function describeError(err: unknown): string {
   if (err && typeof err === 'object') {
-    const e = err as { statusCode?: number; code?: number | string; message?: string };
-    return [e.statusCode ?? e.code, e.message].filter((x) => x !== undefined && x !== '').join(' ');
+    const e = err as { code?: number | string; message?: string };
+    return [e.code, e.message].filter((x) => x !== undefined && x !== '').join(' ');
   }
   return String(err);
 }

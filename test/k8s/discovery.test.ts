@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { systemClock } from '../../src/core/clock.js';
+import { createLogger } from '../../src/core/log.js';
 import { MeshState } from '../../src/mesh/state.js';
 import { buildServiceSpecs, startDiscovery, type K8sEndpointSlice, type K8sService } from '../../src/k8s/discovery.js';
 import { FakeApiServer, endpointSlice, service } from './fake-apiserver.js';
@@ -244,3 +245,33 @@ t.test('API-format fixtures (hand-written, not captured from a cluster): list, t
   t.same([...mesh.snapshot().services.get('reviews.shop')!.endpoints.map((e) => e.spec.id)], ['reviews.shop/10.244.1.17:9080', 'reviews.shop/10.244.3.4:9080']);
   t.equal(disco.stats().errors, 0, 'a 410 is a resync, not an error');
 });
+
+t.test('live: API errors are logged as MM_ERR_K8S_API, backed off and recovered from', { timeout: 30_000 }, async (t) => {
+  const api = new FakeApiServer();
+  await api.start();
+  t.teardown(() => api.stop());
+  api.upsert('services', service('shop', 'reviews', [{ port: 9080 }]));
+  api.upsert('endpointslices', endpointSlice('shop', 'reviews', 'a', [{ port: 8080 }], [{ ip: '10.1.0.1' }]));
+  api.faults.push({ match: /^GET \/apis\/discovery\.k8s\.io\/v1\/endpointslices$/, status: 403, count: 2 });
+  api.faults.push({ match: /^GET \/api\/v1\/services$/, status: 0, count: 1, reset: true });
+  const lines: string[] = [];
+  const log = createLogger('warn', (l) => lines.push(l));
+  const mesh = new MeshState(systemClock);
+  const disco = startDiscovery({ server: api.url, mesh, log, debounceMs: 10, rewatchMs: 0, backoffMs: { initial: 20, max: 50 } });
+  t.teardown(() => disco.close());
+  await disco.synced;
+  t.ok(mesh.snapshot().endpoints.has('reviews.shop/10.1.0.1:8080'), 'synced after the failures');
+  t.equal(disco.stats().errors, 3, 'two refusals and a cut connection');
+  t.ok(lines.some((l) => l.includes('MM_ERR_K8S_API') && l.includes('HTTP 403')), `the refusal is logged with its code and status\n${lines.join('')}`);
+  t.ok(lines.some((l) => l.includes('MM_ERR_K8S_API') && l.includes('ECONNRESET')), 'the cut connection too');
+});
+
+t.test('credentials: no API server at all is MM_ERR_K8S_CONFIG; a bad CA file names the file', async (t) => {
+  const mesh = new MeshState(systemClock);
+  const saved = process.env.KUBERNETES_SERVICE_HOST;
+  delete process.env.KUBERNETES_SERVICE_HOST;
+  t.teardown(() => { if (saved !== undefined) process.env.KUBERNETES_SERVICE_HOST = saved; });
+  t.throws(() => startDiscovery({ mesh }), { code: 'MM_ERR_K8S_CONFIG', message: /not in a pod/ });
+  t.throws(() => startDiscovery({ mesh, server: 'https://127.0.0.1:1', caFile: '/nonexistent/ca.crt' }), { code: 'MM_ERR_K8S_CONFIG', message: /\/nonexistent\/ca\.crt/ });
+});
+
