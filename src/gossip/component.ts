@@ -424,6 +424,8 @@ function membersBody(m: Membership, self: string) {
     incarnation: m.incarnation,
     awareness: m.awareness.health,
     counts: m.countByState(),
+    // UDP bytes since start, so an operator (or the lab) can tell what gossip costs per host.
+    traffic: { bytesSent: m.counters.bytesSent, bytesReceived: m.counters.bytesReceived },
     members: m.list()
       .sort((a, b) => a.id.localeCompare(b.id))
       .map((x: MemberInfo) => ({

@@ -156,6 +156,7 @@ export class Membership {
   private probeTimer: TimerHandle | undefined;
   private gossipTimer: TimerHandle | undefined;
   private pushPullTimer: TimerHandle | undefined;
+  private reconnectTimer: TimerHandle | undefined;
   private readonly pending = new Set<TimerHandle>();
 
   constructor(opts: MembershipOptions) {
@@ -191,6 +192,7 @@ export class Membership {
     this.scheduleProbe(this.p.probeIntervalMs * this.random());
     this.gossipTimer = this.clock.setInterval(() => this.gossip(), this.p.gossipIntervalMs);
     if (this.p.pushPullIntervalMs > 0) this.schedulePushPull();
+    this.scheduleReconnect();
   }
 
   /** Join through seeds (TCP push-pull with each). `cb` gets how many answered. */
@@ -226,6 +228,7 @@ export class Membership {
     this.probeTimer?.cancel();
     this.gossipTimer?.cancel();
     this.pushPullTimer?.cancel();
+    this.reconnectTimer?.cancel();
     for (const t of this.pending) t.cancel();
     this.pending.clear();
     for (const s of this.suspicions.values()) s.cancel();
@@ -427,12 +430,23 @@ export class Membership {
     this.pushPullTimer = this.clock.setTimeout(() => {
       const [peer] = this.randomMembers(1, (m) => m.state === 'alive');
       if (peer) this.pushPull(peer, false, () => {});
-      // Serf-style reconnect: also try one member we hold dead, so that both sides of a healed partition
-      // exchange state (each then refutes the other's stale verdict about itself).
-      const [gone] = this.randomMembers(1, (m) => m.state === 'dead');
-      if (gone) this.pushPull(gone, false, () => {});
       this.schedulePushPull();
     }, every * (0.5 + this.random()));
+  }
+
+  /**
+   * Serf-style reconnect, once per probe period (jittered): a push-pull with one member we hold dead, so
+   * that both sides of a healed partition exchange state within seconds (each then refutes the other's
+   * stale verdict about itself) instead of waiting for a push-pull period. Costs nothing while nobody is
+   * dead; a member really gone is tried until it is reaped (gossipToTheDeadMs).
+   */
+  private scheduleReconnect(): void {
+    if (!this.running) return;
+    this.reconnectTimer = this.clock.setTimeout(() => {
+      const [gone] = this.randomMembers(1, (m) => m.state === 'dead');
+      if (gone) this.pushPull(gone, false, () => {});
+      this.scheduleReconnect();
+    }, this.p.probeIntervalMs * (0.5 + this.random()));
   }
 
   private pushPull(to: Address, join: boolean, cb: (ok: boolean) => void): void {

@@ -257,6 +257,25 @@ t.test('asymmetric partition: a member whose sends are lost is declared dead, th
   c.shutdown();
 });
 
+t.test('symmetric partition: both halves hold each other dead, and converge within 5 s of the heal (reconnect to the dead)', async (t) => {
+  // LAN profile: a push-pull period (30 s) alone would be too slow. Several seeds: a lucky push-pull must not pass it.
+  for (const seed of [31, 32, 33, 34, 35, 36]) {
+    const c = simCluster({ n: 6, seed });
+    c.startAll();
+    c.joinAll();
+    c.run(3000);
+    const left = c.members.slice(0, 3);
+    const right = c.members.slice(3);
+    for (const x of left) for (const y of right) { c.net.block(x.addr, y.addr); c.net.block(y.addr, x.addr); }
+    const split = until(c, () => left.every((x) => right.every((y) => x.m.get(y.m.id)?.state === 'dead' && y.m.get(x.m.id)?.state === 'dead')), 60_000);
+    t.ok(split >= 0, `seed ${seed}: each half holds the other dead after ${split} ms`);
+    c.net.healAll();
+    const healed = until(c, () => c.members.every((x) => x.m.countByState().alive === 6), 60_000, 100);
+    t.ok(healed >= 0 && healed <= 5000, `seed ${seed}: every member sees all 6 alive ${healed} ms after the heal (≤ 5,000)`);
+    c.shutdown();
+  }
+});
+
 t.test('5 % packet loss: no false deaths in 10 virtual minutes', async (t) => {
   const c = simCluster({ n: 8, seed: 22, loss: 0.05 });
   c.startAll();
