@@ -191,7 +191,10 @@ export const createMeshmedicPolicy: PolicyFactory = (settings: ResolvedPolicySet
             st.probationEpoch = epochNow;
             st.lastWiden = now;
             st.viaProbe = probed;
-            const weight = canaryShare(s, signals, input);
+            // The fast path's canaries (see judgeProbation) come in at a larger share, so that a healthy
+            // endpoint is back at full weight within a fraction of a second of its fault's end.
+            const fast = probed && st.hardFault && st.level <= 1 && settings.probation.fastRequests > 0;
+            const weight = fast ? Math.max(canaryShare(s, signals, input), settings.probation.fastCanaryWeight) : canaryShare(s, signals, input);
             out.push({ action: 'probation', target: s.id, reason: probed ? 'probe_passed' : 'readmit', source: 'local', at: now, weight, evidence: { level: st.level, ejectedForMs: now - h.since, probePasses: st.probePasses } });
           }
         } else if (isTimedDrain(h)) {

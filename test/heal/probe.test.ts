@@ -112,10 +112,11 @@ t.test('each ejected endpoint is probed once per interval, never twice at once',
   prober.scan();
   prober.scan(); // same instant, one in flight: nothing more
   await settle(1);
-  clock.advance(200);
-  prober.scan(); // within the 500 ms interval
+  const interval = resolvePolicySettings().probe.intervalMs;
+  clock.advance(interval - 1);
+  prober.scan(); // within the interval
   t.equal(prober.sent, 1);
-  clock.advance(300);
+  clock.advance(1);
   prober.scan();
   await settle(2);
   t.equal(prober.sent, 2, 'the next probe after the interval');

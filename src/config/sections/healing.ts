@@ -101,14 +101,15 @@ export const HEALING_GROUPS = {
     rampStart: num(0.5, 0.001, 1, 'weight factor after passing probation; it then ramps back to 1'),
     judgeMs: int(2000, 100, 600_000, 'canary share is sized from the peers\' traffic so that minRequests arrive within this time (at least canaryWeight, at most maxCanaryWeight)'),
     maxCanaryWeight: num(0.25, 0.001, 1, 'largest canary share when sizing it from the expected traffic'),
+    fastCanaryWeight: num(0.5, 0.001, 1, 'canary share when the fast path applies (a first ejection for consecutive failures ended by passing probes); the larger share brings the fastRequests canaries in quickly'),
     fastRequests: int(5, 0, 1_000_000, 'after a failure ejection at backoff level 1 that passing probes ended, restore at full weight (no ramp) once this many canaries are all clean and not slower than maxLatencyRatio; 0 = always wait for minRequests and ramp'),
   }),
   probe: group('Active probes of ejected endpoints only: a failing probe keeps the endpoint out without canary traffic or a higher backoff level; passing probes let it into probation early.', {
     enabled: bool(true, 'probe ejected endpoints (the sidecar sends them; in the simulator they are modelled)'),
     path: str('/healthz', '^(|/[\\x21-\\x7e]*)$', 256, 'HTTP GET path of the probe; any answer below 500 passes; empty = TCP connect only'),
-    intervalMs: int(500, 100, 600_000, 'time between probes of one ejected endpoint'),
+    intervalMs: int(200, 100, 600_000, 'time between probes of one ejected endpoint (each sidecar probes the endpoints it ejected: N sidecars send N probes per interval)'),
     timeoutMs: int(400, 10, 60_000, 'a probe without an answer in this time fails'),
-    passes: int(2, 1, 100, 'consecutive passing probes needed before probation'),
+    passes: int(1, 1, 100, 'consecutive passing probes needed before probation, times the backoff level'),
     minEjectionMs: int(2000, 0, 86_400_000, 'shortest ejection at level n (× n) after a failure ejection when probes pass (never longer than the backoff timer); failing probes keep it out'),
   }),
   deweight: group('De-weighting of a degrading endpoint and the automatic ramp back.', {

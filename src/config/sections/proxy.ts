@@ -62,7 +62,7 @@ export const proxySchema = {
           items: { type: 'integer', minimum: 500, maximum: 599 },
           uniqueItems: true,
           maxItems: 100,
-          default: [502, 503, 504],
+          default: [500, 502, 503, 504],
           description: 'response statuses that are retried (the response is discarded unless it is the last attempt)',
         },
         perTryTimeoutMs: durationMs(0, 0, 86_400_000, 'response headers must arrive within this per attempt of a replayable request, then the next endpoint is tried (0 = proxy.headersTimeoutMs)'),
