@@ -106,7 +106,9 @@ t.test('crash (connection refused): ejected, clients keep being served', async (
 });
 
 t.test('policy none: the failing endpoint stays in rotation', async (t) => {
+  let badHits = 0;
   const bad = await backend((_req, res) => {
+    badHits++;
     res.statusCode = 500;
     res.end();
   });
@@ -118,8 +120,9 @@ t.test('policy none: the failing endpoint stays in rotation', async (t) => {
     await good.close();
   });
   const proxy = portOf(sc.addresses.outbound!);
-  let failed = 0;
-  for (let i = 0; i < 200; i++) if ((await request(proxy, { headers: { host: 'web' } })).status >= 500) failed++;
-  t.ok(failed > 5, `${failed} failures: nothing healed`);
+  // Clients may see none of the 500s (they are retried on the good endpoint within the retry budget);
+  // what matters is that the failing endpoint keeps getting requests.
+  for (let i = 0; i < 200; i++) await request(proxy, { headers: { host: 'web' } });
+  t.ok(badHits > 5, `the failing endpoint got ${badHits} of 200 requests: nothing healed`);
   t.equal(sc.context.mesh.snapshot().endpoints.get(`web/127.0.0.1:${bad.port}`)!.health.state, 'healthy');
 });
