@@ -70,8 +70,11 @@ async function main(): Promise<number> {
     meshmedic(),
     // The portable HTTP/1 engine (llhttp in WebAssembly, no Node internals): what runs where the native one cannot.
     meshmedic({ name: 'meshmedic (portable engine)', env: { MESHMEDIC_PROXY__HTTP1ENGINE: 'portable' } }),
+    // Every core: two proxy worker processes (one healing engine in the primary) against HAProxy's two threads.
+    meshmedic({ name: 'meshmedic (2 workers)', env: { MESHMEDIC_PROXY__WORKERS: '2' } }),
     haproxy(),
     haproxy({ nbthread: 1 }),
+    haproxy({ nbthread: 2 }),
     nginx({ workers: 'auto' }),
     nginx({ workers: 1 }),
   ];
@@ -149,6 +152,13 @@ async function main(): Promise<number> {
     ? `meshmedic/HAProxy throughput ${x(mm.saturation.rps, ref.saturation.rps)} (target ≥ 0.60×), p99 at ${rate}/s ${x(mm.fixed.p99, ref.fixed.p99)} (target ≤ 2×)`
     : 'meshmedic or HAProxy did not run: no ratio';
   process.stdout.write(`${verdict}\n`);
+  const workers = rows.get('meshmedic (2 workers)');
+  const threads2 = rows.get('haproxy (nbthread 2)');
+  const one = rows.get('haproxy (nbthread 1)');
+  const verdicts = [verdict];
+  if (mm?.saturation && one?.saturation) verdicts.push(`meshmedic/HAProxy nbthread 1 throughput ${x(mm.saturation.rps, one.saturation.rps)} (target ≥ 0.80×)`);
+  if (workers?.saturation && threads2?.saturation) verdicts.push(`meshmedic 2 workers/HAProxy nbthread 2 throughput ${x(workers.saturation.rps, threads2.saturation.rps)} (target ≥ 0.80×)`);
+  for (const line of verdicts.slice(1)) process.stdout.write(`${line}\n`);
   const portable = rows.get('meshmedic (portable engine)');
   if (portable?.saturation && ref?.saturation) process.stdout.write(`portable engine/HAProxy throughput ${x(portable.saturation.rps, ref.saturation.rps)} (target ≥ 0.60×)\n`);
 
@@ -156,7 +166,7 @@ async function main(): Promise<number> {
   if (write) {
     writeJson(path.join(ROOT, 'bench', 'results', quick ? 'proxy-quick.json' : 'proxy.json'), {
       when, command: cmd, machine, quick, rounds, wrk: { threads: 2, connections, durationS, warmS }, fixedRate: { rate, durationS },
-      timeouts: BENCH_TIMEOUTS, rows: list, verdict,
+      timeouts: BENCH_TIMEOUTS, rows: list, verdict, verdicts,
     });
     const readme = path.join(ROOT, 'bench', 'README.md');
     updateMarkdownFile(readme, 'bench:proxy', [
@@ -164,7 +174,7 @@ async function main(): Promise<number> {
       '',
       renderMarkdown(table),
       '',
-      verdict + '.',
+      verdicts.join('; ') + '.',
     ].join('\n'), '## Proxy overhead: latest results');
     process.stderr.write(`wrote bench/results/${quick ? 'proxy-quick' : 'proxy'}.json and bench/README.md\n`);
   }

@@ -1,7 +1,7 @@
 // The meshmedic command: parses the subcommand and its flags, validates configuration once, and runs.
 // Exit codes: 0 ok, 1 runtime error, 2 usage or configuration error.
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { loadConfigFile } from '../config/load.js';
+import { loadConfigFile, validateConfig } from '../config/load.js';
 import { logLine } from '../core/log.js';
 import { MeshmedicError, type Validated } from '../core/errors.js';
 import { ENV_POD_ANNOTATIONS } from '../k8s/component.js';
@@ -9,7 +9,7 @@ import { loadSidecarConfig } from '../k8s/podinfo.js';
 import type { Config } from '../config/types.js';
 import { startSidecar } from '../runtime/sidecar.js';
 import { packageVersion } from '../runtime/version.js';
-import { quickConfig, type QuickFlags } from './quick.js';
+import { quickConfig, workersFlag, type QuickFlags } from './quick.js';
 
 type Out = (s: string) => void;
 
@@ -57,6 +57,7 @@ optional and the pod's meshmedic.io/* annotations tune it; MESHMEDIC_K8S_DISCOVE
 discovers services from EndpointSlices.
   --config FILE   the configuration file (see mesh-config/ for examples)
   --check         validate the configuration, print it with defaults filled in, and exit
+  --workers N|auto  proxy worker processes (overrides proxy.workers; auto = one per core)
 `,
   proxy: `Usage: meshmedic proxy --listen HOST:PORT --upstream URL[,URL...] [flags]
 
@@ -74,6 +75,7 @@ Quick mode: every request arriving on --listen goes to one service whose endpoin
   --node-id ID              this sidecar's id in the mesh (default: generated)
   --log-level LEVEL         debug | info | warn | error | silent
   --audit-dir DIR           append every decision and operator call to a signed Merkle log in DIR
+  --workers N|auto          proxy worker processes (default 1; auto = one per core), see docs/proxy.md
 `,
   control: `Usage: meshmedic control --xds HOST:PORT [--admin HOST:PORT] [--config FILE] [flags]
 
@@ -161,11 +163,11 @@ export async function main(argv: string[], io: CliIo = defaultIo): Promise<numbe
     }
   } catch (err) {
     // An unusable learned policy file is bad input, like a bad config: exit 2.
-    if (err instanceof MeshmedicError && err.code === 'MM_ERR_LEARN_POLICY') {
+    if (err instanceof MeshmedicError && (err.code === 'MM_ERR_LEARN_POLICY' || err.code === 'MM_ERR_WORKER_SHARING')) {
       io.err(`meshmedic ${cmd}: ${err.code}: ${err.message}\n`);
       return 2;
     }
-    io.err(`meshmedic ${cmd}: ${(err as Error).message}\n`);
+    io.err(`meshmedic ${cmd}: ${err instanceof MeshmedicError && err.code === 'MM_ERR_WORKER_START' ? `${err.code}: ` : ''}${(err as Error).message}\n`);
     return 1;
   }
 }
@@ -242,7 +244,7 @@ function configErrors(io: CliIo, where: string, errors: string[]): number {
 }
 
 async function runCommand(argv: string[], io: CliIo): Promise<number> {
-  const p = parseFlags('run', argv, { config: { type: 'string', short: 'c' }, check: { type: 'boolean' } }, io);
+  const p = parseFlags('run', argv, { config: { type: 'string', short: 'c' }, check: { type: 'boolean' }, workers: { type: 'string' } }, io);
   if (p.code !== undefined) return p.code;
   const file = p.values.config as string | undefined;
   const annotationsFile = io.env[ENV_POD_ANNOTATIONS];
@@ -261,6 +263,10 @@ async function runCommand(argv: string[], io: CliIo): Promise<number> {
     cfg = loadConfigFile(file!, io.env);
   }
   if (!cfg.valid) return configErrors(io, file ?? annotationsFile!, cfg.errors);
+  if (typeof p.values.workers === 'string') {
+    cfg = validateConfig({ ...structuredClone(cfg.result), proxy: { ...structuredClone(cfg.result.proxy), workers: workersFlag(p.values.workers) } });
+    if (!cfg.valid) return configErrors(io, '--workers', cfg.errors.map((e) => e.replace(/^\/proxy\/workers/, '--workers')));
+  }
   if (p.values.check) {
     io.out(`${JSON.stringify(cfg.result, null, 2)}\n`);
     return 0;
@@ -270,7 +276,7 @@ async function runCommand(argv: string[], io: CliIo): Promise<number> {
 
 async function proxyCommand(argv: string[], io: CliIo): Promise<number> {
   const s = { type: 'string' } as const;
-  const p = parseFlags('proxy', argv, { listen: s, upstream: s, service: s, admin: s, policy: s, 'policy-file': s, xds: s, gossip: s, join: s, 'node-id': s, protocol: s, 'log-level': s, 'audit-dir': s }, io);
+  const p = parseFlags('proxy', argv, { listen: s, upstream: s, service: s, admin: s, policy: s, 'policy-file': s, xds: s, gossip: s, join: s, 'node-id': s, protocol: s, 'log-level': s, 'audit-dir': s, workers: s }, io);
   if (p.code !== undefined) return p.code;
   const cfg = quickConfig(p.values as QuickFlags, io.env);
   if (!cfg.valid) return configErrors(io, 'flags', cfg.errors);

@@ -18,6 +18,12 @@ export interface QuickFlags {
   protocol?: string;
   'log-level'?: string;
   'audit-dir'?: string;
+  workers?: string;
+}
+
+/** `--workers N|auto` as the proxy.workers value (anything else goes to validation, which names it). */
+export function workersFlag(v: string): number | string {
+  return /^[0-9]+$/.test(v) ? Number(v) : v;
 }
 
 export function quickConfig(flags: QuickFlags, env: NodeJS.ProcessEnv = {}): Validated<Config> {
@@ -48,6 +54,7 @@ export function quickConfig(flags: QuickFlags, env: NodeJS.ProcessEnv = {}): Val
   if (flags.gossip) doc.gossip = { enabled: true, listen: flags.gossip, join: flags.join ? flags.join.split(',').map((s) => s.trim()).filter(Boolean) : [] };
   else if (flags.join) errors.push('--join needs --gossip HOST:PORT');
   if (flags['node-id']) doc.node = { id: flags['node-id'] };
+  if (flags.workers !== undefined) doc.proxy = { workers: workersFlag(flags.workers) };
   if (flags['log-level']) doc.log = { level: flags['log-level'] };
   if (flags['audit-dir'] !== undefined) {
     if (flags['audit-dir'] === '') errors.push('--audit-dir: give a directory');
@@ -75,6 +82,7 @@ function flagName(e: string): string {
     .replace(/^\/services\/0\/protocol/, '--protocol')
     .replace(/^\/services\/0\/endpoints\/(\d+)\/address/, (_m, i: string) => `--upstream #${Number(i) + 1}`)
     .replace(/^\/node\/id/, '--node-id')
+    .replace(/^\/proxy\/workers/, '--workers')
     .replace(/^\/audit\/dir/, '--audit-dir');
 }
 

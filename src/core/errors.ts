@@ -24,6 +24,8 @@ export const ERROR_CODES = {
   MM_ERR_UNSUPPORTED_MEDIA_TYPE: 'the request body is not application/json',
   MM_ERR_METHOD_NOT_ALLOWED: 'the HTTP method is not allowed on this path',
   MM_ERR_GOSSIP_BIND: 'the gossip address cannot be bound for both UDP and TCP',
+  MM_ERR_WORKER_START: 'a proxy worker process (proxy.workers) could not start, e.g. its listener could not be bound: the sidecar does not start',
+  MM_ERR_WORKER_SHARING: 'proxy.workerSharing asks for reuseport on a Node that cannot bind with SO_REUSEPORT',
   MM_ERR_GOSSIP_IDENTITY: 'the gossip identity key file cannot be read, written, or is not an Ed25519 PEM key',
   MM_ERR_AUDIT_UNAVAILABLE: 'the audit log directory cannot be written (full, missing, read-only): proxying and healing go on, entries queue',
   MM_ERR_AUDIT_KEY: 'the audit signing key file cannot be read, written, or is not an Ed25519 PEM key',

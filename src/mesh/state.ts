@@ -173,6 +173,29 @@ export class MeshState {
     return recorded;
   }
 
+  /**
+   * Take the health another process's mesh state decided (worker processes follow the one healing
+   * engine): endpoints named in `health` get exactly that health, in one snapshot, without recording
+   * decisions (the deciding process records them). Unknown ids are ignored.
+   */
+  adoptHealth(health: ReadonlyMap<string, EndpointHealth>): void {
+    const endpointsNow = new Map(this.snap.endpoints);
+    const touched = new Set<string>();
+    for (const [id, h] of health) {
+      const ev = endpointsNow.get(id);
+      if (!ev || sameHealth(ev.health, h)) continue;
+      endpointsNow.set(id, Object.freeze({ spec: ev.spec, health: Object.freeze({ ...h }), slot: ev.slot }));
+      touched.add(ev.spec.service);
+    }
+    if (touched.size === 0) return;
+    const services = new Map(this.snap.services);
+    for (const name of touched) {
+      const prev = services.get(name)!;
+      services.set(name, this.buildService(name, prev.endpoints.map((e) => endpointsNow.get(e.spec.id)!), prev.routing, prev));
+    }
+    this.publish(services, endpointsNow, []);
+  }
+
   /** Restore endpoints whose timed ejection or drain has run out (operator overrides, policy `none`). */
   expire(now = this.clock.now()): RecordedDecision[] {
     const due: Decision[] = [];
@@ -268,6 +291,10 @@ export function nextHealth(h: EndpointHealth, d: Decision): EndpointHealth {
     case 'failover':
       return h;
   }
+}
+
+function sameHealth(a: EndpointHealth, b: EndpointHealth): boolean {
+  return a.state === b.state && a.weightFactor === b.weightFactor && a.reason === b.reason && a.source === b.source && a.since === b.since && a.until === b.until && a.ejections === b.ejections;
 }
 
 function clampWeight(w: number): number {

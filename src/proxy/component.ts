@@ -21,6 +21,8 @@ export interface CreateProxyOptions extends ProxyOptions {
   /** Override config.outbound.enabled / config.inbound.enabled. */
   readonly outbound?: boolean;
   readonly inbound?: boolean;
+  /** Listen with SO_REUSEPORT (worker processes sharing the ports; see src/workers). */
+  readonly reusePort?: boolean;
 }
 
 /** Start the listeners the config (or `opts`) enables, sharing one core (upstreams, balancer, stats). */
@@ -37,10 +39,10 @@ export async function createProxy(deps: ProxyDeps, opts: CreateProxyOptions = {}
   let inbound: ProxyListener | undefined;
   try {
     const listeners = (wantOut ? 1 : 0) + (wantIn ? 1 : 0);
-    if (wantOut) outbound = await startListener(core, 'outbound', cfg.outbound.listen, listeners);
+    if (wantOut) outbound = await startListener(core, 'outbound', cfg.outbound.listen, listeners, opts.reusePort);
     if (wantIn) {
       if (!core.app) throw new Error('inbound listener enabled but config.inbound is disabled: no local app to forward to');
-      inbound = await startListener(core, 'inbound', cfg.inbound.listen, listeners);
+      inbound = await startListener(core, 'inbound', cfg.inbound.listen, listeners, opts.reusePort);
     }
   } catch (err) {
     await outbound?.close(0);
@@ -126,7 +128,7 @@ export function registerConnectionMetrics(registry: Registry, handle: ProxyHandl
 }
 
 /** Register a metric computed when Prometheus scrapes (nothing is observed per request). */
-function registerCollected(registry: Registry, name: string, help: string, type: 'counter' | 'gauge', collect: () => { labels: Record<string, string>; value: number }[]): void {
+export function registerCollected(registry: Registry, name: string, help: string, type: 'counter' | 'gauge', collect: () => { labels: Record<string, string>; value: number }[]): void {
   if (registry.getSingleMetric(name)) registry.removeSingleMetric(name);
   // prom-client's Metric contract.
   registry.registerMetric({

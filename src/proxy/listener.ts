@@ -36,7 +36,11 @@ const EXPIRE_DRAIN_SWEEPS = 20;
 function noop(): void {}
 
 /** `listeners`: how many listeners this process runs (they share the file-descriptor limit). */
-export async function startListener(core: ProxyCore, role: 'outbound' | 'inbound', listen: string, listeners = 1): Promise<ProxyListener> {
+/**
+ * `reusePort`: bind with SO_REUSEPORT, so that worker processes each own a socket on the same port (see
+ * src/workers); Node versions without the option ignore it.
+ */
+export async function startListener(core: ProxyCore, role: 'outbound' | 'inbound', listen: string, listeners = 1, reusePort = false): Promise<ProxyListener> {
   const hp = parseHostPort(listen, { allowPortZero: true });
   if (typeof hp === 'string') throw new Error(`${role}.listen: ${hp}`);
   const cfg = core.deps.config.proxy;
@@ -166,7 +170,8 @@ export async function startListener(core: ProxyCore, role: 'outbound' | 'inbound
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(hp.port, hp.host, () => {
+    // `reusePort` is not in Node 20's types; net ignores options it does not know.
+    server.listen({ port: hp.port, host: hp.host, ...(reusePort ? { reusePort: true } : {}) } as net.ListenOptions, () => {
       server.off('error', reject);
       resolve();
     });

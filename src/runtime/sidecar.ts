@@ -20,6 +20,8 @@ import { startProxy } from '../proxy/component.js';
 import { startGossip } from '../gossip/component.js';
 import { kubernetesEnabled, startKubernetes } from '../k8s/component.js';
 import { startAudit } from '../audit/component.js';
+import { registerSingleProcessMetric, startWorkers } from '../workers/primary.js';
+import { workerCount } from '../workers/sharing.js';
 
 export interface Sidecar {
   readonly context: SidecarContext;
@@ -57,7 +59,8 @@ export function defaultComponents(config: Config, env: NodeJS.ProcessEnv = proce
   // The audit log first: it sees every decision from the very start.
   if (config.audit?.enabled) list.push({ name: 'audit', factory: startAudit });
   list.push({ name: 'healing', factory: startHealing });
-  if (config.outbound.enabled || config.inbound.enabled) list.push({ name: 'proxy', factory: startProxy });
+  // With proxy.workers > 1 the listeners run in worker processes; this one keeps the healing engine.
+  if (config.outbound.enabled || config.inbound.enabled) list.push(workerCount(config.proxy.workers) > 1 ? { name: 'workers', factory: startWorkers } : { name: 'proxy', factory: startProxy });
   // ALS before xDS: the xDS server carries the access-log service on its port. Both are loaded only when
   // enabled: the gRPC stack costs tens of MB of RSS in a sidecar that serves neither.
   if (config.als.enabled) list.push({ name: 'als', factory: async (ctx) => (await import('../als/component.js')).startAls(ctx) });
@@ -122,7 +125,9 @@ export async function startSidecar(config: Config, opts: SidecarOptions = {}): P
     throw err;
   }
   ready = true;
-  log.info('sidecar started', { addresses, services: config.services.map((s) => s.name) });
+  const workers = components.get('workers') as { count?: number; sharing?: string } | undefined;
+  if (components.has('proxy')) registerSingleProcessMetric(registry);
+  log.info('sidecar started', { addresses, services: config.services.map((s) => s.name), workers: workers?.count ?? 1, sharing: workers?.sharing ?? 'single' });
   let closing: Promise<void> | undefined;
   return {
     context: ctx,

@@ -82,6 +82,37 @@ export class LatencyHistogram {
     if (other.maxValue > this.maxValue) this.maxValue = other.maxValue;
   }
 
+  /** Append this histogram's non-zero bins to `out` as (index, count) pairs: a compact copy to ship elsewhere. */
+  exportBins(out: number[]): void {
+    const bat = this.blockAt;
+    for (let b = 0; b < bat.length; b++) {
+      const slot = bat[b]!;
+      if (slot === 0) continue;
+      const base = (slot - 1) << BLOCK_BITS;
+      for (let k = 0; k < BLOCK; k++) {
+        const c = this.counts[base + k]!;
+        if (c !== 0) out.push((b << BLOCK_BITS) | k, c);
+      }
+    }
+  }
+
+  /**
+   * Add bins exported by exportBins() from a histogram of the same geometry (`maxValue`: its largest
+   * value). Throws a RangeError on a pair that is not a bin of this geometry, before changing anything.
+   */
+  addBins(pairs: readonly number[], maxValue: number): void {
+    let total = 0;
+    for (let i = 0; i + 1 < pairs.length; i += 2) {
+      const index = pairs[i]!;
+      const count = pairs[i + 1]!;
+      if (!Number.isInteger(index) || index < 0 || index >= this.countsArrayLength || !Number.isInteger(count) || count < 0) throw new RangeError(`bin (${index}, ${count}) is not a bin of this histogram`);
+      total += count;
+    }
+    for (let i = 0; i + 1 < pairs.length; i += 2) if (pairs[i + 1]! > 0) this.addAtIndex(pairs[i]!, pairs[i + 1]!);
+    this.totalCount += total;
+    if (maxValue > this.maxValue) this.maxValue = maxValue;
+  }
+
   getCountAtIndex(index: number): number {
     const slot = this.blockAt[index >> BLOCK_BITS]!;
     return slot === 0 ? 0 : this.counts[((slot - 1) << BLOCK_BITS) | (index & BLOCK_MASK)]!;

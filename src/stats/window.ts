@@ -50,6 +50,45 @@ export function emptySummary(): WindowSummary {
   return { counts: new Array<number>(OUTCOME_COUNT).fill(0), total: 0, failures: 0, p50: 0, p90: 0, p99: 0, max: 0, mean: 0, spanMs: 0 };
 }
 
+/**
+ * What one process's windows recorded for an endpoint since its last export (EndpointWindows.exportDelta),
+ * to be merged into another's (mergeDelta). Plain numbers only: it crosses process boundaries as JSON.
+ */
+export interface WindowsDelta {
+  /** Per window: [epoch, count per outcome (OUTCOME_COUNT), largest latency µs, then (bin, count) pairs]. */
+  readonly windows: readonly (readonly number[])[];
+  /** Code-class counters as (index into byCode, increment) pairs. */
+  readonly byCode: readonly number[];
+  readonly latencySumUs: number;
+  readonly latencyCount: number;
+  /** Consecutive runs counted since the previous export: 5xx, gateway, local-origin, success. */
+  readonly consecutive: readonly number[];
+}
+
+/** Bins of the histograms of windows with these options (the same for every endpoint). */
+const binCounts = new WeakMap<WindowOptions, number>();
+function binsOf(opts: WindowOptions): number {
+  let n = binCounts.get(opts);
+  if (n === undefined) binCounts.set(opts, (n = newHistogram(opts).countsArrayLength));
+  return n;
+}
+
+const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 0;
+
+/** Throw a RangeError naming the first malformed part of a delta (it came from another process). */
+function checkDelta(d: WindowsDelta, byCodeLength: number, bins: number): void {
+  if (typeof d !== 'object' || d === null || !Array.isArray(d.windows) || !Array.isArray(d.byCode) || !Array.isArray(d.consecutive)) throw new RangeError('delta: not {windows, byCode, consecutive, ...}');
+  for (const row of d.windows) {
+    if (!Array.isArray(row) || row.length < 2 + OUTCOME_COUNT || (row.length - 2 - OUTCOME_COUNT) % 2 !== 0 || !row.every(isCount)) throw new RangeError(`delta: window row ${JSON.stringify(row).slice(0, 80)} is not [epoch, ${OUTCOME_COUNT} counts, max, bin pairs...] of non-negative integers`);
+    for (let i = 2 + OUTCOME_COUNT; i < row.length; i += 2) if (row[i]! >= bins) throw new RangeError(`delta: bin ${row[i]} is outside the histogram (${bins} bins)`);
+  }
+  for (let i = 0; i < d.byCode.length; i += 2) {
+    if (!isCount(d.byCode[i]) || d.byCode[i]! >= byCodeLength || !isCount(d.byCode[i + 1])) throw new RangeError(`delta: byCode pair ${i / 2} is not (index < ${byCodeLength}, count)`);
+  }
+  if (d.consecutive.length !== 4 || !d.consecutive.every(isCount)) throw new RangeError('delta: consecutive is not 4 counts');
+  if (!(d.latencySumUs >= 0) || !isCount(d.latencyCount)) throw new RangeError('delta: latency sum or count is not a non-negative number');
+}
+
 export class EndpointWindows {
   readonly opts: WindowOptions;
   private readonly epochs: Float64Array; // window number held by each slot (-1 = empty)
@@ -212,6 +251,90 @@ export class EndpointWindows {
 
   epochOf(nowMs: number): number {
     return Math.floor(nowMs / this.opts.windowMs);
+  }
+
+  /**
+   * Everything recorded since the previous export, then cleared (counts, histograms, code classes, latency
+   * sums, consecutive runs): a worker process ships this to the process that runs detection, once per tick.
+   * Null when nothing was recorded. Allocates, so call it on a tick, never per request.
+   */
+  exportDelta(): WindowsDelta | null {
+    const windows: number[][] = [];
+    for (let slot = 0; slot < this.opts.windows; slot++) {
+      const epoch = this.epochs[slot]!;
+      if (epoch < 0) continue;
+      let any = 0;
+      for (let o = 0; o < OUTCOME_COUNT; o++) any += this.counts[slot * OUTCOME_COUNT + o]!;
+      if (any === 0) continue;
+      const h = this.hists[slot];
+      const row = [epoch];
+      for (let o = 0; o < OUTCOME_COUNT; o++) {
+        row.push(this.counts[slot * OUTCOME_COUNT + o]!);
+        this.counts[slot * OUTCOME_COUNT + o] = 0;
+      }
+      row.push(h?.maxValue ?? 0);
+      if (h !== undefined) {
+        h.exportBins(row);
+        h.reset();
+      }
+      windows.push(row);
+    }
+    if (windows.length === 0) return null;
+    const byCode: number[] = [];
+    for (let i = 0; i < this.byCode.length; i++) {
+      if (this.byCode[i] !== 0) byCode.push(i, this.byCode[i]!);
+      this.byCode[i] = 0;
+    }
+    const delta: WindowsDelta = {
+      windows,
+      byCode,
+      latencySumUs: this.latencySumUs,
+      latencyCount: this.latencyCount,
+      consecutive: [this.consecutive5xx, this.consecutiveGateway, this.consecutiveLocalOrigin, this.consecutiveSuccess],
+    };
+    this.latencySumUs = 0;
+    this.latencyCount = 0;
+    this.resetConsecutive();
+    return delta;
+  }
+
+  /**
+   * Add a delta exported by another process's windows of the same geometry. Windows older than the ring
+   * count in the lifetime totals only. A consecutive run continues this one's unless the delta holds the
+   * outcome that ends it (then it replaces it: the other process saw the run restart). Runs the failure
+   * hook as record() does. Throws a RangeError naming what is malformed, before changing anything.
+   */
+  mergeDelta(d: WindowsDelta): void {
+    checkDelta(d, this.byCode.length, binsOf(this.opts));
+    const total = new Array<number>(OUTCOME_COUNT).fill(0);
+    for (const row of d.windows) {
+      const epoch = row[0]!;
+      for (let o = 0; o < OUTCOME_COUNT; o++) {
+        total[o]! += row[1 + o]!;
+        this.lifetime[o]! += row[1 + o]!;
+      }
+      const slot = epoch % this.opts.windows;
+      if (this.epochs[slot]! > epoch) continue; // older than the ring
+      if (this.epochs[slot] !== epoch) this.rotate(slot, epoch);
+      for (let o = 0; o < OUTCOME_COUNT; o++) this.counts[slot * OUTCOME_COUNT + o]! += row[1 + o]!;
+      if (row.length > 2 + OUTCOME_COUNT) {
+        let h = this.hists[slot];
+        if (h === undefined) this.hists[slot] = h = newHistogram(this.opts);
+        h.addBins(row.slice(2 + OUTCOME_COUNT), row[1 + OUTCOME_COUNT]!);
+      }
+      if (epoch > this.lastEpoch) this.lastEpoch = epoch;
+    }
+    for (let i = 0; i + 1 < d.byCode.length; i += 2) this.byCode[d.byCode[i]!]! += d.byCode[i + 1]!;
+    this.latencySumUs += d.latencySumUs;
+    this.latencyCount += d.latencyCount;
+    const [c5xx, cGateway, cLocal, cSuccess] = d.consecutive;
+    const failures = total[Outcome.Error5xx]! + total[Outcome.Gateway]! + total[Outcome.LocalOrigin]!;
+    const successes = total[Outcome.Success]!;
+    this.consecutive5xx = successes > 0 ? c5xx : this.consecutive5xx + c5xx;
+    this.consecutiveGateway = successes > 0 || total[Outcome.Error5xx]! > 0 ? cGateway : this.consecutiveGateway + cGateway;
+    this.consecutiveLocalOrigin = successes > 0 ? cLocal : this.consecutiveLocalOrigin + cLocal;
+    this.consecutiveSuccess = failures > 0 ? cSuccess : this.consecutiveSuccess + cSuccess;
+    if (failures > 0 && this.failureHook !== null && this.consecutive5xx >= this.failureHookAt) this.failureHook(this);
   }
 
   /** Bytes held by this endpoint's windows (documented bound). */

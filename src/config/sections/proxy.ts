@@ -77,6 +77,16 @@ export const proxySchema = {
     },
     xForwardedFor: { type: 'boolean', default: true, description: 'append X-Forwarded-For and set X-Forwarded-Proto' },
     via: { type: 'boolean', default: true, description: 'add a Via header (RFC 9110 §7.6.3)' },
+    workers: {
+      anyOf: [{ type: 'integer', minimum: 1, maximum: 256 }, { const: 'auto' }],
+      default: 1,
+      description: 'processes serving the proxy listeners: an integer 1–256 or "auto" (one per available core). One healing engine decides for all of them; 1 = a single process, as before; see docs/proxy.md#workers',
+    },
+    workerSharing: {
+      enum: ['auto', 'reuseport', 'primary-distributes'],
+      default: 'auto',
+      description: "how workers share a listener port: reuseport (each worker its own socket, the kernel spreads connections; Node 22.12+/23.1+ on Linux), primary-distributes (the primary accepts and hands connections out round-robin), auto (reuseport where this Node offers it)",
+    },
     http1Engine: {
       enum: ['auto', 'native', 'portable'],
       default: 'auto',
@@ -106,6 +116,8 @@ export interface ProxyConfig {
   readonly xForwardedFor: boolean;
   readonly via: boolean;
   readonly http1Engine: 'auto' | 'native' | 'portable';
+  readonly workers: number | 'auto';
+  readonly workerSharing: 'auto' | 'reuseport' | 'primary-distributes';
 }
 
 export interface RetryConfig {
