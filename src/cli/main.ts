@@ -1,7 +1,7 @@
 // The meshmedic command: parses the subcommand and its flags, validates configuration once, and runs.
 // Exit codes: 0 ok, 1 runtime error, 2 usage or configuration error.
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { loadConfigFile, validateConfig } from '../config/load.js';
+import { loadConfigFile, releaseConfigValidator, validateConfig } from '../config/load.js';
 import { logLine } from '../core/log.js';
 import { MeshmedicError, type Validated } from '../core/errors.js';
 import { ENV_POD_ANNOTATIONS } from '../k8s/component.js';
@@ -286,6 +286,8 @@ async function proxyCommand(argv: string[], io: CliIo): Promise<number> {
 /** Run a sidecar until SIGTERM/SIGINT: then stop accepting, drain up to the deadline, exit 0. */
 export async function serve(config: Config, io: CliIo): Promise<number> {
   const sidecar = await startSidecar(config);
+  // The config is validated; drop the compiled schema (a pod-annotation change compiles it again).
+  releaseConfigValidator();
   io.out(logLine('info', 'meshmedic ready', { addresses: sidecar.addresses }));
   return new Promise<number>((resolve) => {
     let stopping = false;

@@ -6,7 +6,7 @@ import type { PolicySettings } from '../config/sections/healing.js';
 import { annotationsToConfigPatch, mergeConfigPatch } from './annotations.js';
 import type { Discovery } from './discovery.js';
 import { watchAnnotationsFile, type AnnotationsWatcher } from './podinfo.js';
-import { validateConfig } from '../config/load.js';
+import { releaseConfigValidator, validateConfig } from '../config/load.js';
 import type { ServiceInput } from '../mesh/state.js';
 import { createKubeApi, inClusterTarget } from './api.js';
 import { ENV_READINESS_GATE, startReadinessGate, type ReadinessGate } from './readiness-gate.js';
@@ -91,6 +91,7 @@ export function kubernetesComponent(opts: KubernetesComponentOptions = {}): Comp
         if (sig === last) return;
         last = sig;
         const merged = validateConfig(mergeConfigPatch(ctx.config, res.patch));
+        releaseConfigValidator(); // annotations change rarely: the compiled schema is not kept for the next time
         if (!merged.valid) {
           log.warn('pod annotations give an invalid config; kept the running one', { errors: merged.errors.slice(0, 5) });
           return;
