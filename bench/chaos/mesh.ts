@@ -1,6 +1,8 @@
 // The multi-region mesh of the lab: 3 regions × 3 hosts, each host with an app backend and a meshmedic
-// sidecar (outbound listener, admin API, gossip with a key); clients in the first host of each region send
-// through their local sidecar. Each sidecar prefers its own region, then the next (priorities 0, 1, 2).
+// sidecar (outbound listener, admin API, gossip encrypted with a keys file it re-reads, its identity in a
+// key file so that a restarted sidecar keeps it); clients in the
+// first host of each region send through their local sidecar and poll the admin API of every sidecar of
+// their region. Each sidecar prefers its own region, then the next (priorities 0, 1, 2).
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -11,9 +13,12 @@ import { NetLab, type Host, type LabProcess } from './netlab.js';
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const REGIONS = ['a', 'b', 'c'] as const;
 const ADMIN_TOKEN = 'chaos-lab-admin-token-0123456789';
+/** How often each sidecar re-reads its gossip keys file (the key-rotation scenario waits for it). */
+export const KEYS_RELOAD_MS = 1000;
 
 export interface Sample { t: number; ok: number; fail: number; by: Record<string, number> }
-export interface View { t: number; endpoints: { id: string; state: string }[]; alive: number }
+export interface EndpointView { id: string; state: string; reason?: string; source?: string; since?: number | null }
+export interface View { t: number; admin: string; endpoints: EndpointView[]; alive: number; gossipBytesSent: number | null }
 
 export interface Mesh {
   readonly lab: NetLab;
@@ -22,9 +27,17 @@ export interface Mesh {
   readonly sidecars: Map<string, LabProcess>;
   readonly clients: Map<string, LabProcess>;
   startBackend(h: Host): Promise<void>;
-  startSidecar(h: Host): Promise<void>;
+  /** Start (or restart) a host's sidecar; resolves once it printed "ready", with when it was spawned. */
+  startSidecar(h: Host): Promise<{ spawnedAt: number; readyAt: number }>;
+  /** Write every host's gossip keys file (first key encrypts); sidecars pick it up within KEYS_RELOAD_MS. */
+  writeKeys(keys: readonly string[]): void;
+  /** The keys last written. */
+  readonly keys: readonly string[];
   samples(region: string, since: number): Sample[];
-  views(region: string, since: number): View[];
+  /** Admin views of every sidecar since `since`, each with the host it came from. */
+  views(since: number): (View & { host: Host })[];
+  /** The host serving endpoint `id` (ids carry the backend's address). */
+  hostOfEndpoint(id: string): Host | undefined;
   close(): void;
 }
 
@@ -32,12 +45,23 @@ export async function startMesh(opts: { rps?: number } = {}): Promise<Mesh> {
   const lab = new NetLab();
   const hosts = lab.up(REGIONS.flatMap((r) => [1, 2, 3].map((i) => ({ name: `${r}${i}`, region: r }))));
   const dir = mkdtempSync(path.join(os.tmpdir(), 'mm-chaos-'));
-  const key = randomBytes(32).toString('base64');
   const seeds = REGIONS.map((r) => `${lab.host(`${r}1`).ip}:17946`);
   const backends = new Map<string, LabProcess>();
   const sidecars = new Map<string, LabProcess>();
   const clients = new Map<string, LabProcess>();
   const node = process.execPath;
+  const keysFile = (h: Host) => path.join(dir, `${h.name}.keys`);
+  const byAdmin = new Map(hosts.map((h) => [`${h.ip}:17000`, h]));
+  const byAddress = new Map(hosts.map((h) => [`${h.ip}:8080`, h]));
+  // Client lines parsed once (scenarios poll them every 100 ms).
+  const parsed = new Map<LabProcess, (Sample & View)[]>();
+  const linesOf = (c: LabProcess | undefined): (Sample & View)[] => {
+    if (!c) return [];
+    let xs = parsed.get(c);
+    if (!xs) parsed.set(c, (xs = []));
+    for (let i = xs.length; i < c.lines.length; i++) xs.push(JSON.parse(c.lines[i]!) as Sample & View);
+    return xs;
+  };
 
   const configFor = (h: Host) => {
     const self = REGIONS.indexOf(h.region as (typeof REGIONS)[number]);
@@ -53,7 +77,7 @@ export async function startMesh(opts: { rps?: number } = {}): Promise<Mesh> {
           priority: (REGIONS.indexOf(e.region as (typeof REGIONS)[number]) - self + REGIONS.length) % REGIONS.length,
         })),
       }],
-      gossip: { enabled: true, listen: `${h.ip}:17946`, join: seeds.filter((s) => !s.startsWith(`${h.ip}:`)), keys: [key] },
+      gossip: { enabled: true, listen: `${h.ip}:17946`, join: seeds.filter((s) => !s.startsWith(`${h.ip}:`)), keysFile: keysFile(h), keysReloadMs: KEYS_RELOAD_MS, identityKeyFile: path.join(dir, `${h.name}.identity.pem`) },
       log: { level: 'warn' },
     };
   };
@@ -61,34 +85,60 @@ export async function startMesh(opts: { rps?: number } = {}): Promise<Mesh> {
   const mesh: Mesh = {
     lab, hosts, backends, sidecars, clients,
     async startBackend(h) {
-      const p = lab.start(h, 'backend', [node, path.join(root, 'dist', 'testing', 'backend-main.js'), '--host', h.ip, '--port', '8080', '--id', h.name, '--median-ms', '2', '--control-port', '0']);
+      const p = lab.start(h, 'backend', [node, path.join(root, 'dist', 'testing', 'backend-main.js'), '--host', h.ip, '--port', '8080', '--id', h.name, '--median-ms', '10', '--control-port', '0']);
       await lab.waitLine(p, /"ready"/);
       backends.set(h.name, p);
     },
     async startSidecar(h) {
       const file = path.join(dir, `${h.name}.json`);
       writeFileSync(file, JSON.stringify(configFor(h)));
+      const spawnedAt = Date.now();
       const p = lab.start(h, 'sidecar', [node, path.join(root, 'bin', 'meshmedic.js'), 'run', '--config', file]);
-      await lab.waitLine(p, /meshmedic ready/, 30_000);
       sidecars.set(h.name, p);
+      await lab.waitLine(p, /meshmedic ready/, 30_000);
+      return { spawnedAt, readyAt: Date.now() };
+    },
+    keys: [],
+    writeKeys(keys) {
+      (mesh as { keys: readonly string[] }).keys = [...keys];
+      for (const h of hosts) writeFileSync(keysFile(h), `${keys.join('\n')}\n`, { mode: 0o600 });
     },
     samples(region, since) {
-      return (clients.get(region)?.lines ?? []).map((l) => JSON.parse(l) as Sample & Partial<View>).filter((x) => x.t >= since && x.ok !== undefined) as Sample[];
+      const out: Sample[] = [];
+      for (const x of linesOf(clients.get(region))) {
+        if (x.t >= since && x.ok !== undefined) out.push(x);
+      }
+      return out;
     },
-    views(region, since) {
-      return (clients.get(region)?.lines ?? []).map((l) => JSON.parse(l) as Partial<Sample> & View).filter((x) => x.t >= since && x.endpoints !== undefined) as View[];
+    views(since) {
+      const out: (View & { host: Host })[] = [];
+      for (const c of clients.values()) {
+        for (const x of linesOf(c)) {
+          const host = x.admin ? byAdmin.get(x.admin) : undefined;
+          if (x.t >= since && x.endpoints !== undefined && host) out.push({ ...x, host });
+        }
+      }
+      return out.sort((a, b) => a.t - b.t);
+    },
+    hostOfEndpoint(id) {
+      for (const [addr, h] of byAddress) if (id.endsWith(addr)) return h;
+      return undefined;
     },
     close() {
+      // Development aid: keep every client line for a look after the run.
+      if (process.env.CHAOS_RAW) writeFileSync(process.env.CHAOS_RAW, [...clients.values()].flatMap((c) => c.lines.map((l) => `${c.host.name} ${l}`)).join('\n'));
       lab.teardown();
       rmSync(dir, { recursive: true, force: true });
     },
   };
   try {
+    mesh.writeKeys([randomBytes(32).toString('base64')]);
     await Promise.all(hosts.map((h) => mesh.startBackend(h)));
     for (const h of hosts) await mesh.startSidecar(h);
     for (const r of REGIONS) {
       const h = lab.host(`${r}1`);
-      const p = lab.start(h, 'client', [node, path.join(root, 'dist', 'testing', 'chaos-client.js'), '--target', `${h.ip}:17001`, '--admin', `${h.ip}:17000`, '--rps', String(opts.rps ?? 100)]);
+      const admins = hosts.filter((x) => x.region === r).map((x) => `${x.ip}:17000`).join(',');
+      const p = lab.start(h, 'client', [node, path.join(root, 'dist', 'testing', 'chaos-client.js'), '--target', `${h.ip}:17001`, '--admin', admins, '--rps', String(opts.rps ?? 100)]);
       clients.set(r, p);
     }
     return mesh;

@@ -167,11 +167,11 @@ export class NetLab {
     if (!oneWay) this.partition(b, a, true);
   }
 
-  /** Drop `pct` % of packets leaving each host, at random (nftables numgen). */
+  /** Drop `pct` % of packets leaving each host onto the bridge, at random (nftables numgen); a host's own loopback traffic is spared. */
   loss(hosts: readonly Host[], pct: number): void {
     for (const h of hosts) {
       this.ensureTable(h);
-      this.nsExec(h.ns, ['nft', 'add', 'rule', 'inet', 'mmchaos', 'output', 'ip', 'daddr', `${this.subnet}.0.0/16`, 'numgen', 'random', 'mod', '100', '<', String(pct), 'drop']);
+      this.nsExec(h.ns, ['nft', 'add', 'rule', 'inet', 'mmchaos', 'output', 'oifname', 'eth0', 'ip', 'daddr', `${this.subnet}.0.0/16`, 'numgen', 'random', 'mod', '100', '<', String(pct), 'drop']);
     }
   }
 
@@ -213,6 +213,11 @@ export class NetLab {
         /* already gone */
       }
     }
+  }
+
+  /** Processes started here that have not exited yet (teardown kills them; their exit is seen shortly after). */
+  liveProcesses(): string[] {
+    return [...this.procs].map((p) => `${p.name}@${p.host.name} (pid ${p.child.pid})`);
   }
 
   /** Namespaces of this lab that still exist. */

@@ -1,7 +1,7 @@
 // A client for the multi-host lab (bench/chaos): runs inside a host's network namespace, sends requests at
 // a fixed rate through the local sidecar, and prints one JSON line per 250 ms with how many succeeded and
 // which region answered (from the backend's x-backend id, e.g. "b2" → region b), plus, every second, what
-// the local sidecar's admin API says about endpoints and gossip members.
+// each sidecar named by --admin (comma-separated) says about endpoints, gossip members and gossip bytes.
 import { parseArgs } from 'node:util';
 import { Agent, request } from 'undici';
 
@@ -49,16 +49,18 @@ const report = setInterval(() => {
   fail = 0;
   for (const k of Object.keys(by)) delete by[k];
 }, 250);
-const admin = values.admin
-  ? setInterval(() => {
-    Promise.all([
-      request(`http://${values.admin}/v1/endpoints`).then((r) => r.body.json() as Promise<{ endpoints: { id: string; state: string }[] }>),
-      request(`http://${values.admin}/v1/members`).then((r) => r.body.json() as Promise<{ members?: { name?: string; id?: string; state: string }[] }>).catch(() => ({ members: [] })),
-    ]).then(([e, m]) => {
-      process.stdout.write(`${JSON.stringify({ t: Date.now(), endpoints: e.endpoints.map((x) => ({ id: x.id, state: x.state })), alive: (m.members ?? []).filter((x) => x.state === 'alive').length })}\n`);
-    }, () => {});
-  }, 1000)
-  : undefined;
+// Every admin API named is polled (the local sidecar first): one line per sidecar per second.
+const admins = (values.admin ?? '').split(',').filter(Boolean);
+type EndpointsBody = { endpoints: { id: string; state: string; reason?: string; source?: string; since?: string | null }[] };
+type MembersBody = { members?: { state: string }[]; traffic?: { bytesSent: number; bytesReceived: number } };
+const poll = (addr: string) => Promise.all([
+  request(`http://${addr}/v1/endpoints`, { headersTimeout: 900, bodyTimeout: 900 }).then((r) => r.body.json() as Promise<EndpointsBody>),
+  request(`http://${addr}/v1/members`, { headersTimeout: 900, bodyTimeout: 900 }).then((r) => r.body.json() as Promise<MembersBody>).catch(() => ({ members: [] }) as MembersBody),
+]).then(([e, m]) => {
+  const endpoints = e.endpoints.map((x) => (x.state === 'healthy' ? { id: x.id, state: x.state } : { id: x.id, state: x.state, reason: x.reason, source: x.source, since: x.since ? Date.parse(x.since) : null }));
+  process.stdout.write(`${JSON.stringify({ t: Date.now(), admin: addr, endpoints, alive: (m.members ?? []).filter((x) => x.state === 'alive').length, gossipBytesSent: m.traffic?.bytesSent ?? null })}\n`);
+}, () => {});
+const admin = admins.length > 0 ? setInterval(() => { for (const a of admins) void poll(a); }, 1000) : undefined;
 process.on('SIGTERM', () => {
   clearInterval(send);
   clearInterval(report);
