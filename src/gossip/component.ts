@@ -376,9 +376,18 @@ async function startGossipWith(ctx: SidecarContext, deps: GossipDeps): Promise<G
   }
 };
 
+/** Connection attempts per probe run; all of them must fail for the run to count as evidence of failure. */
+const PROBE_ATTEMPTS = 3;
 /**
- * Two TCP connection attempts, 100 ms apart, 500 ms each: corroboration of a peer's report by a sidecar
- * that has no traffic to the endpoint. Refused, reset or timed-out connects count as failures.
+ * Per attempt: longer than the kernel's first SYN retransmission (1 s), so that one lost SYN or SYN-ACK on
+ * a lossy path is retried by TCP instead of counting as a failed connect. With 500 ms and two attempts, 20 %
+ * loss let a probe "confirm" a healthy endpoint often enough to complete a quorum (the chaos lab saw it).
+ */
+const PROBE_TIMEOUT_MS = 1500;
+
+/**
+ * Corroboration of a peer's report by a sidecar that has no traffic to the endpoint: PROBE_ATTEMPTS TCP
+ * connection attempts, 100 ms apart. Refused, reset or timed-out connects count as failures.
  */
 function connectProbe(spec: { host: string; port: number }, done: (attempts: number, failures: number) => void): void {
   let failures = 0;
@@ -391,10 +400,10 @@ function connectProbe(spec: { host: string; port: number }, done: (attempts: num
       clearTimeout(timer);
       s.destroy();
       if (!ok) failures++;
-      if (n + 1 < 2) setTimeout(() => attempt(n + 1), 100).unref();
-      else done(2, failures);
+      if (n + 1 < PROBE_ATTEMPTS) setTimeout(() => attempt(n + 1), 100).unref();
+      else done(PROBE_ATTEMPTS, failures);
     };
-    const timer = setTimeout(() => finish(false), 500);
+    const timer = setTimeout(() => finish(false), PROBE_TIMEOUT_MS);
     timer.unref();
     s.once('connect', () => finish(true));
     s.once('error', () => finish(false));
