@@ -1,15 +1,14 @@
 // The healing component of a running sidecar: started by src/runtime/sidecar.ts when the config enables it.
 // It runs the engine on the configured tick and exports engine counters on /metrics; decisions
 // themselves are counted by the admin module from mesh changes (meshmedic_decisions_total).
-import { connect } from 'node:net';
 import { Counter } from 'prom-client';
-import type { Agent } from 'undici';
 import type { Clock, TimerHandle } from '../core/clock.js';
 import type { MeshState } from '../mesh/state.js';
 import type { EndpointHealth } from '../core/types.js';
 import type { Component, ComponentFactory } from '../runtime/context.js';
 import { resolvePolicySettings, type PolicySettings, type ResolvedPolicySettings } from '../config/sections/healing.js';
 import { HealingEngine } from './engine.js';
+import { httpProbe, tcpProbe } from './probe-io.js';
 import { isTimedDrain, type ExternalVerdict } from './policy.js';
 import { registerLearnMetrics, registerLearnRoutes } from '../learn/admin.js';
 import { provideLearnedModel, withdrawLearnedModel } from '../learn/learned-policy.js';
@@ -135,9 +134,6 @@ export class EjectedEndpointProber {
   private timer: TimerHandle | undefined;
   private readonly lastSent = new Map<string, number>();
   private readonly inFlight = new Set<string>();
-  // undici is loaded on the first HTTP probe: most sidecars never eject, and it costs ~10 MB of RSS.
-  private undici: Promise<typeof import('undici')> | undefined;
-  private agent: Agent | undefined;
   private stopped = false;
   sent = 0;
 
@@ -157,7 +153,6 @@ export class EjectedEndpointProber {
     this.stopped = true;
     this.timer?.cancel();
     this.timer = undefined;
-    await this.agent?.close().catch(() => undefined);
   }
 
   /** One pass: probe every ejected endpoint whose interval has elapsed. */
@@ -184,27 +179,8 @@ export class EjectedEndpointProber {
     if (this.lastSent.size > snap.endpoints.size) for (const id of this.lastSent.keys()) if (!snap.endpoints.has(id)) this.lastSent.delete(id);
   }
 
-  private async probe(host: string, port: number, path: string, timeoutMs: number): Promise<boolean> {
-    if (path === '') return tcpProbe(host, port, timeoutMs);
-    const h = host.includes(':') ? `[${host}]` : host;
-    try {
-      const undici = await (this.undici ??= import('undici'));
-      if (this.stopped) return false;
-      this.agent ??= new undici.Agent({ pipelining: 0, keepAliveTimeout: 1, connections: 64 });
-      const res = await undici.request(`http://${h}:${port}${path}`, {
-        method: 'GET',
-        dispatcher: this.agent,
-        reset: true,
-        headersTimeout: timeoutMs,
-        bodyTimeout: timeoutMs,
-        signal: AbortSignal.timeout(timeoutMs),
-        headers: { 'user-agent': 'meshmedic-probe' },
-      });
-      await res.body.dump().catch(() => undefined);
-      return res.statusCode < 500;
-    } catch {
-      return false; // refused, reset, timed out, not HTTP: the endpoint stays out
-    }
+  private probe(host: string, port: number, path: string, timeoutMs: number): Promise<boolean> {
+    return path === '' ? tcpProbe(host, port, timeoutMs) : httpProbe(host, port, path, timeoutMs);
   }
 }
 
@@ -213,15 +189,3 @@ export function isProbed(h: EndpointHealth): boolean {
   return (h.state === 'ejected' && h.source !== 'operator') || isTimedDrain(h);
 }
 
-function tcpProbe(host: string, port: number, timeoutMs: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const sock = connect({ host, port });
-    const done = (ok: boolean) => {
-      sock.destroy();
-      resolve(ok);
-    };
-    sock.setTimeout(timeoutMs, () => done(false));
-    sock.once('connect', () => done(true));
-    sock.once('error', () => done(false));
-  });
-}
