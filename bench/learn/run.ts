@@ -10,6 +10,7 @@ import { SCENARIOS, faultPhase, faultyEndpoints, scenarioByName, type ScenarioSp
 import { runScenario, type SimResult } from '../../src/sim/simulator.js';
 import { Rng } from '../../src/sim/rng.js';
 import { parseBenchArgs } from '../lib/args.js';
+import { runFederatedLanes } from './federated.js';
 import { ratio, renderMarkdown, renderText, updateMarkdownFile, writeJson, type Table } from '../lib/report.js';
 
 const USAGE = `npm run bench:learn -- [--quick] [--seeds N] [--noise-hours H] [--write]
@@ -162,6 +163,10 @@ export async function main(argv: readonly string[]): Promise<number> {
     process.stderr.write(`noise ${noiseHours} h (${lane.name}): done\n`);
   }
 
+  // Federated baselines: a fresh sidecar with and without the mesh aggregate; poisoning of the aggregate.
+  const federated = runFederatedLanes(seeds);
+  process.stderr.write('federated lanes: done\n');
+
   // Tables.
   const by = (s: string, lane: string) => runs.filter((r) => r.scenario === s && r.lane === lane);
   const gradual = scenarios.filter((s) => s.hardAtMs !== undefined);
@@ -217,6 +222,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       [`${noiseHours} simulated hours of heavy-tailed noise: 0 predicted drains or ejections`, `${noiseFalse.predictedDrains + noiseFalse.ejections}`, yes(noiseFalse.predictedDrains + noiseFalse.ejections === 0)],
       ['model state ≤ 4 KB per endpoint', `${modelBytes} bytes`, yes(modelBytes <= 4096)],
       ['prediction cost: on the tick, per endpoint per window (not per request)', `${costUs.toFixed(2)} µs per assessment`, '–'],
+      ...federated.tables.targets.rows,
     ],
     alignRight: [false, true, false],
   };
@@ -228,11 +234,11 @@ export async function main(argv: readonly string[]): Promise<number> {
     '- "out before it turned hard": the faulty endpoint was drained or ejected (by anything) at the moment of the crash; "drained on a forecast": drained by a decision with source `predicted`.',
     `- Prediction cost: ${costUs.toFixed(2)} µs per endpoint per completed window on the engine's tick; at 1,000 requests/s per endpoint that is ${((costUs * 1000) / 1000).toFixed(2)} ns of CPU per request, and nothing on the request path.`,
   ];
-  const md = [header, '', '**Targets**', '', renderMarkdown(targets), '', '**Gradual failures**', '', renderMarkdown(gradualTable), '', '**Non-failures** (any drain or ejection is false)', '', renderMarkdown(calmTable), '', `**${noiseHours} simulated hours of fault-free, heavy-tailed noise** (noise-5 at ${noise.rps} requests/s)`, '', renderMarkdown(noiseTable), '', ...notes].join('\n');
-  process.stdout.write(`${header}\n\n${renderText(targets)}\n\n${renderText(gradualTable)}\n\n${renderText(calmTable)}\n\n${renderText(noiseTable)}\n`);
+  const md = [header, '', '**Targets**', '', renderMarkdown(targets), '', '**Gradual failures**', '', renderMarkdown(gradualTable), '', '**Non-failures** (any drain or ejection is false)', '', renderMarkdown(calmTable), '', `**${noiseHours} simulated hours of fault-free, heavy-tailed noise** (noise-5 at ${noise.rps} requests/s)`, '', renderMarkdown(noiseTable), '', '**Federated baselines**: a sidecar starts; 2 s later one endpoint turns 3× slower (20 s runs, 200 requests/s). "with federation": its endpoints adopt the robust aggregate of 5 mesh sidecars that learned a minute of fault-free traffic (other seeds); "detected": the first applied ejection, de-weight or drain of that endpoint', '', renderMarkdown(federated.tables.detect), '', '**Poisoning**: one of the 5 mesh sidecars replaced by a liar; the shift is the largest relative change of the aggregate\'s p50 and p90 baselines and scales against the 5 honest ones', '', renderMarkdown(federated.tables.poison), '', ...notes].join('\n');
+  process.stdout.write(`${header}\n\n${renderText(targets)}\n\n${renderText(gradualTable)}\n\n${renderText(calmTable)}\n\n${renderText(noiseTable)}\n\n${renderText(federated.tables.detect)}\n\n${renderText(federated.tables.poison)}\n`);
   if (write) {
     const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-    writeJson(path.join(root, 'results', 'learn.json'), { header, seeds, noiseHours, runs, noise: noiseRuns, modelBytes, assessCostUs: costUs });
+    writeJson(path.join(root, 'results', 'learn.json'), { header, seeds, noiseHours, runs, noise: noiseRuns, modelBytes, assessCostUs: costUs, federated: { runs: federated.rows, poisonShifts: federated.poisonShifts } });
     updateMarkdownFile(path.join(root, 'README.md'), 'bench:learn', md, '## Learning: failure prediction (`npm run bench:learn`)');
     process.stderr.write('wrote bench/results/learn.json and bench/README.md\n');
   }

@@ -8,6 +8,7 @@ import { logSchema } from './sections/log.js';
 import { xdsSchema } from './sections/xds.js';
 import { auditSchema } from './sections/audit.js';
 import { alsSchema } from './sections/als.js';
+import { learningSchema } from './sections/learning.js';
 
 export const SERVICE_NAME_PATTERN = '^[a-z0-9]([-a-z0-9._]{0,251}[a-z0-9])?$';
 
@@ -81,5 +82,6 @@ export const configSchema = {
     gossip: gossipSchema,
     log: logSchema,
     audit: auditSchema,
+    learning: learningSchema,
   },
 } as const;

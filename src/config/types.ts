@@ -8,6 +8,7 @@ import type { LogConfig } from './sections/log.js';
 import type { XdsConfig } from './sections/xds.js';
 import type { AuditConfig } from './sections/audit.js';
 import type { AlsConfig } from './sections/als.js';
+import type { LearningConfig } from './sections/learning.js';
 
 export interface EndpointConfig {
   readonly address: string;
@@ -37,4 +38,5 @@ export interface Config extends ListenersConfig {
   readonly gossip: GossipConfig;
   readonly log: LogConfig;
   readonly audit: AuditConfig;
+  readonly learning: LearningConfig;
 }

@@ -40,6 +40,7 @@ export const ERROR_CODES = {
   MM_ERR_K8S_CONFIG: 'no usable Kubernetes API credentials: the kubeconfig cannot be read, is not valid, names a missing context, cluster or user, or uses an exec plugin or auth-provider (not supported); or not in a pod and nothing else given',
   MM_ERR_GOSSIP_KEYS: 'gossip.keysFile cannot be read, holds no key, or holds something that is not a base64 AES-256 key',
   MM_ERR_LEARN_POLICY: 'the learned policy file (healing.policyFile, --policy-file) cannot be read, is not valid JSON, has another format or version, fails its checksum, or has the wrong shape (exit 2)',
+  MM_ERR_LEARN_FEDERATED: 'a gossiped federated baseline vector was refused (malformed, another version, too large, a NaN, infinite or out-of-range parameter, bad signature, unknown sender, replay, stale or future stamp, rate limit): it is dropped and counted; nothing else changes',
   MM_ERR_UPSTREAM_CONNECT_TIMEOUT: 'the connection to the endpoint was not established within proxy.connectTimeoutMs (answered as MM_ERR_UPSTREAM_TIMEOUT)',
   MM_ERR_UPSTREAM_HEADERS_TIMEOUT: 'the endpoint sent no response head in time (answered as MM_ERR_UPSTREAM_TIMEOUT)',
   MM_ERR_UPSTREAM_BODY_TIMEOUT: 'the endpoint stopped sending the response body (answered as MM_ERR_UPSTREAM_TIMEOUT)',

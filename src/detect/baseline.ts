@@ -29,6 +29,9 @@ export function updateLatencyCusum(st: BaselineState, x: number, cfg: { k: numbe
   const xc = st.mean + zc * sigma;
   learn(st, xc, st.alarm ? cfg.alpha / 4 : cfg.alpha);
   st.n++;
+  // Beside a seed, learn every window within 3σ of it: an endpoint a little slower than the mesh's
+  // baseline is learned (and wins), a gray failure (a shift of several σ) is not.
+  if (st.seedN >= 0 && Math.abs(z) < 3) learnLocalBesideSeed(st, x, cfg.alpha, cfg.warmupWindows, true);
   return st.alarm;
 }
 
@@ -36,6 +39,24 @@ function learn(st: BaselineState, x: number, a: number): void {
   const d = x - st.mean;
   st.mean += a * d;
   st.variance = (1 - a) * (st.variance + a * d * d);
+}
+
+/**
+ * A baseline seeded from the mesh keeps a local warm-up estimate on the side (in-control samples only, as
+ * the local warm-up would have learned them); once it has warmupWindows samples, the local one wins.
+ */
+function learnLocalBesideSeed(st: BaselineState, x: number, alpha: number, warmupWindows: number, withVariance: boolean): void {
+  const a = Math.max(alpha, 1 / (st.seedN + 1));
+  const d = x - st.localMean;
+  st.localMean += a * d;
+  if (withVariance) st.localVariance = (1 - a) * (st.localVariance + a * d * d);
+  st.seedN++;
+  if (st.seedN < warmupWindows) return;
+  st.mean = st.localMean;
+  if (withVariance) st.variance = st.localVariance;
+  st.seedN = -1;
+  st.stat = withVariance ? 0 : Math.max(st.mean, 0); // the chart restarts from the endpoint's own baseline
+  st.alarm = false;
 }
 
 /** Feed one window's failure fraction into an EWMA chart; returns whether it alarms. */
@@ -56,6 +77,7 @@ export function updateErrorEwma(st: BaselineState, failures: number, total: numb
   st.alarm = st.stat > ucl && st.stat - p0 >= cfg.minDelta;
   if (!st.alarm) st.mean += (r - st.mean) * cfg.alpha;
   st.n++;
+  if (st.seedN >= 0 && !st.alarm) learnLocalBesideSeed(st, r, cfg.alpha, cfg.warmupWindows, false);
   return st.alarm;
 }
 

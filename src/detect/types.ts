@@ -24,10 +24,18 @@ export interface BaselineState {
   from: number;
   /** Window of the last sample. */
   lastEpoch: number;
+  /**
+   * −1: mean and variance are this endpoint's own. ≥ 0: they were seeded from the mesh's federated
+   * baseline (src/learn/federated.ts), and this many in-control local samples have been learned on the
+   * side (localMean, localVariance); at warmupWindows the local estimate replaces the seed.
+   */
+  seedN: number;
+  localMean: number;
+  localVariance: number;
 }
 
 export function newBaseline(): BaselineState {
-  return { n: 0, mean: 0, variance: 0, stat: 0, alarm: false, last: 0, from: -1, lastEpoch: -1 };
+  return { n: 0, mean: 0, variance: 0, stat: 0, alarm: false, last: 0, from: -1, lastEpoch: -1, seedN: -1, localMean: 0, localVariance: 0 };
 }
 
 /** Everything known about one endpoint, kept across ticks by the engine (one object per endpoint). */

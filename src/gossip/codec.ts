@@ -18,6 +18,8 @@ export const MsgType = {
   PushPull: 9,
   /** Opaque payload of the audit witness protocol (src/audit/witness-gossip.ts): checkpoints and cosignatures. */
   Audit: 10,
+  /** Opaque payload of federated baselines (src/learn/federated-codec.ts): signed parameter vectors, pulls. */
+  Learn: 11,
 } as const;
 export type MsgType = (typeof MsgType)[keyof typeof MsgType];
 
@@ -83,7 +85,8 @@ export interface PushPullEntry { node: string; host: string; port: number; incar
 export interface PushPull { type: typeof MsgType.PushPull; join: boolean; entries: PushPullEntry[] }
 
 export interface AuditPayload { type: typeof MsgType.Audit; body: Uint8Array }
-export type Message = Ping | IndirectPing | Ack | Nack | Suspect | Alive | Dead | Observation | PushPull | AuditPayload;
+export interface LearnPayload { type: typeof MsgType.Learn; body: Uint8Array }
+export type Message = Ping | IndirectPing | Ack | Nack | Suspect | Alive | Dead | Observation | PushPull | AuditPayload | LearnPayload;
 
 class DecodeError extends Error {}
 const utf8 = new TextDecoder('utf-8', { fatal: true });
@@ -203,6 +206,7 @@ export function writeMessage(w: Writer, m: Message): void {
       w.bytes(m.signature);
       break;
     case MsgType.Audit:
+    case MsgType.Learn:
       w.bytes(m.body);
       break;
     case MsgType.PushPull:
@@ -262,6 +266,7 @@ export function assemblePacket(w: Writer, parts: readonly Uint8Array[]): Buffer 
 function readBody(r: Reader, type: number, maxEntries: number): Message {
   switch (type) {
     case MsgType.Audit:
+    case MsgType.Learn:
       return { type, body: r.bytes(r.end - r.pos) };
     case MsgType.Ping:
       return { type, seq: r.u32(), target: r.id(), source: r.id(), sourceHost: r.str(1), sourcePort: r.port() };

@@ -1,6 +1,6 @@
 // The gossip component of a running sidecar: binds UDP + TCP, joins the seeds, runs SWIM + Lifeguard, and
 // runs the signed health plane (publish own observations, apply quorum verdicts). Started by src/runtime/sidecar.ts.
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, randomBytes, sign, verify } from 'node:crypto';
 import { connect } from 'node:net';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
@@ -31,9 +31,20 @@ export interface AuditChannel {
   peers(): { id: string; host: string; port: number }[];
 }
 
+/**
+ * Direct member-to-member messages for federated baselines (src/learn/federated-gossip.ts), with this
+ * node's Ed25519 identity to sign and the pinned keys of live members to verify (payloads are opaque here).
+ */
+export interface LearnChannel extends AuditChannel {
+  sign(data: Uint8Array): Uint8Array;
+  /** Whether `signature` is `node`'s over `data`; undefined when `node` is not a live member with a pinned key. */
+  verify(node: string, data: Uint8Array, signature: Uint8Array): boolean | undefined;
+}
+
 export interface GossipComponent extends Component {
   readonly nodeId: string;
   readonly auditChannel: AuditChannel;
+  readonly learnChannel: LearnChannel;
   readonly membership: Membership;
   readonly board: QuorumBoard;
   readonly healthPlane: HealthPlane | undefined;
@@ -152,6 +163,7 @@ async function startGossipWith(ctx: SidecarContext, deps: GossipDeps): Promise<G
     });
     let membership: Membership;
     const auditHandlers = new Set<(body: Uint8Array, from: Address) => void>();
+    const learnHandlers = new Set<(body: Uint8Array, from: Address) => void>();
     const keyOf = (observer: string) => keys(observer);
     // Run the health plane out of band (coalesced) when something worth reacting to happens.
     let soonPending = false;
@@ -184,6 +196,9 @@ async function startGossipWith(ctx: SidecarContext, deps: GossipDeps): Promise<G
       },
       onAudit: (body, from) => {
         for (const h of auditHandlers) h(body, from);
+      },
+      onLearn: (body, from) => {
+        for (const h of learnHandlers) h(body, from);
       },
       onChange: (m, prev) => {
         if (m.state === 'dead' || m.state === 'left') board.forgetObserver(m.id);
@@ -356,6 +371,24 @@ async function startGossipWith(ctx: SidecarContext, deps: GossipDeps): Promise<G
           return () => auditHandlers.delete(fn);
         },
         peers: () => membership.list().filter((m) => m.id !== nodeId && m.state === 'alive').map((m) => ({ id: m.id, host: m.host, port: m.port })),
+      },
+      learnChannel: {
+        send: (to, body) => membership.sendLearn(to, body),
+        subscribe: (fn) => {
+          learnHandlers.add(fn);
+          return () => learnHandlers.delete(fn);
+        },
+        peers: () => membership.list().filter((m) => m.id !== nodeId && m.state === 'alive').map((m) => ({ id: m.id, host: m.host, port: m.port })),
+        sign: (data) => new Uint8Array(sign(null, data, identity.privateKey)),
+        verify: (node, data, signature) => {
+          const key = keys(node);
+          if (!key) return undefined;
+          try {
+            return verify(null, data, key, signature);
+          } catch {
+            return false;
+          }
+        },
       },
       addresses: { gossip: formatHostPort(transport.local.host, transport.local.port) },
       async close(deadlineMs = 1000): Promise<void> {

@@ -56,6 +56,8 @@ export interface MembershipOptions {
   readonly onChange?: (m: MemberInfo, previous: MemberState | undefined) => void;
   /** An audit witness message arrived (opaque here; see src/audit/witness-gossip.ts). */
   readonly onAudit?: (body: Uint8Array, from: Address) => void;
+  /** A federated-baseline message arrived (opaque here; see src/learn/federated-codec.ts). */
+  readonly onLearn?: (body: Uint8Array, from: Address) => void;
   /** Most members kept (a bound on memory against floods of made-up members); default 100,000. */
   readonly maxMembers?: number;
   /** Most entries a push-pull frame may list (larger frames are refused whole); default 10,000. */
@@ -272,6 +274,11 @@ export class Membership {
   /** Send one audit witness message straight to a member's address (one UDP packet, not re-gossiped). */
   sendAudit(to: Address, body: Uint8Array): void {
     this.sendParts(to, [encodeMessage({ type: MsgType.Audit, body })]);
+  }
+
+  /** Send one federated-baseline message straight to a member's address (one UDP packet, not re-gossiped). */
+  sendLearn(to: Address, body: Uint8Array): void {
+    this.sendParts(to, [encodeMessage({ type: MsgType.Learn, body })]);
   }
 
   publishObservation(obs: Observation): void {
@@ -692,6 +699,9 @@ export class Membership {
         return; // only meaningful on a stream
       case MsgType.Audit:
         this.o.onAudit?.(m.body, from);
+        return;
+      case MsgType.Learn:
+        this.o.onLearn?.(m.body, from);
         return;
     }
     void from;

@@ -30,6 +30,11 @@ export interface HealingEngineOptions {
    * proxy's callback returns), `sync` (simulator: at once), `tick` (wait for the next tick).
    */
   readonly urgent?: 'microtask' | 'sync' | 'tick';
+  /**
+   * Called once per completed window per service, before its evaluation: seeds endpoints without a
+   * warmed-up baseline from the mesh's federated baseline (src/learn/federated.ts). Absent: no seeding.
+   */
+  adoptBaselines?: (service: string, signals: readonly EndpointSignals[], settings: ResolvedPolicySettings) => void;
 }
 
 export interface EngineCounters {
@@ -72,6 +77,8 @@ export class HealingEngine {
   private lastSnapshot: MeshSnapshot | undefined;
   private readonly hook: (w: EndpointWindows) => void;
   private readonly runUrgentBound: () => void;
+  /** See HealingEngineOptions.adoptBaselines; settable by a component started after the engine. */
+  adoptBaselines: HealingEngineOptions['adoptBaselines'];
 
   constructor(opts: HealingEngineOptions) {
     this.opts = opts;
@@ -79,6 +86,7 @@ export class HealingEngine {
     this.windowMs = opts.stats.opts.windowMs;
     this.runUrgentBound = () => this.runUrgent();
     this.hook = (w) => this.onFailure(w);
+    this.adoptBaselines = opts.adoptBaselines;
   }
 
   start(): void {
@@ -181,6 +189,7 @@ export class HealingEngine {
           for (let e = first; e <= epoch - 1; e++) for (const s of rt.signals) s.features.push(e, s.windows, this.scratchCounts);
           rt.lastEpoch = epoch - 1;
           completed = epoch - 1;
+          this.adoptBaselines?.(rt.name, rt.signals, rt.settings);
         }
         if (this.quiet(rt, view, epoch)) continue;
         this.evaluate(rt, view, completed, now);

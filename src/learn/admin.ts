@@ -5,6 +5,14 @@ import type { Clock } from '../core/clock.js';
 import type { HealingEngine } from '../heal/engine.js';
 import type { AdminRoutes } from '../runtime/context.js';
 
+/** The federated-baseline view of a running sidecar (src/learn/federated-gossip.ts), per engine. */
+const federatedStatus = new WeakMap<HealingEngine, () => unknown>();
+
+export function setFederatedStatus(engine: HealingEngine, status: (() => unknown) | undefined): void {
+  if (status) federatedStatus.set(engine, status);
+  else federatedStatus.delete(engine);
+}
+
 export function learnStatus(engine: HealingEngine, clock: Clock): Record<string, unknown> {
   const services = [];
   for (const name of engine.serviceNames()) {
@@ -25,7 +33,7 @@ export function learnStatus(engine: HealingEngine, clock: Clock): Record<string,
         : null,
     });
   }
-  return { time: new Date(clock.now()).toISOString(), services };
+  return { time: new Date(clock.now()).toISOString(), services, federated: federatedStatus.get(engine)?.() ?? { enabled: false } };
 }
 
 export function registerLearnRoutes(admin: AdminRoutes, engine: HealingEngine, clock: Clock): void {

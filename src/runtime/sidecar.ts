@@ -66,6 +66,7 @@ export function defaultComponents(config: Config, env: NodeJS.ProcessEnv = proce
   if (config.als.enabled) list.push({ name: 'als', factory: async (ctx) => (await import('../als/component.js')).startAls(ctx) });
   if (config.xds.enabled) list.push({ name: 'xds', factory: async (ctx) => (await import('../xds/component.js')).startXds(ctx) });
   if (config.gossip.enabled) list.push({ name: 'gossip', factory: startGossip });
+  if (config.learning.federated.enabled) list.push({ name: 'federated', factory: async (ctx) => (await import('../learn/federated-gossip.js')).startFederated(ctx) });
   if (kubernetesEnabled(env)) list.push({ name: 'k8s', factory: startKubernetes });
   return list;
 }

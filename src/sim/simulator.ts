@@ -7,7 +7,7 @@ import { endpointId, isFailure, Outcome, type EndpointSpec } from '../core/types
 import { MeshState, type RecordedDecision } from '../mesh/state.js';
 import { StatsTable } from '../stats/window.js';
 import { Balancer } from '../proxy/balancer.js';
-import { HealingEngine } from '../heal/engine.js';
+import { HealingEngine, type HealingEngineOptions } from '../heal/engine.js';
 import { isDisruptive, isTimedDrain } from '../heal/policy.js';
 import { resolvePolicySettings, type PolicyName, type PolicySettings } from '../config/sections/healing.js';
 import { CompletionHeap } from './heap.js';
@@ -29,6 +29,10 @@ export interface SimOptions {
   readonly probes?: boolean;
   /** Keep every recorded decision in the result (default true; off for very long runs). */
   readonly keepDecisions?: boolean;
+  /** Seeds endpoints' baselines from a federated aggregate (HealingEngineOptions.adoptBaselines). */
+  readonly adoptBaselines?: HealingEngineOptions['adoptBaselines'];
+  /** Called with the engine at the end of the run, before it stops (to read what it learned). */
+  readonly atEnd?: (engine: HealingEngine) => void;
 }
 
 export interface SimResult {
@@ -103,7 +107,7 @@ export function runScenario(spec: ScenarioSpec, opts: SimOptions): SimResult {
   const stats = new StatsTable({ windowMs, windows: 10, maxLatencyUs: 60_000_000, significantDigits: 2 });
   const balancer = new Balancer(clock, { random: () => rng.next() });
   const settings = resolvePolicySettings(opts.settings, { policy: opts.policy });
-  const engine = new HealingEngine({ clock, mesh, stats, settingsFor: () => settings, tickMs, urgent: 'sync', random: () => rng.next() });
+  const engine = new HealingEngine({ clock, mesh, stats, settingsFor: () => settings, tickMs, urgent: 'sync', random: () => rng.next(), adoptBaselines: opts.adoptBaselines });
 
   const n = specs.length;
   const slotOf = new Int32Array(n);
@@ -302,6 +306,7 @@ export function runScenario(spec: ScenarioSpec, opts: SimOptions): SimResult {
       }
     }
   }
+  opts.atEnd?.(engine);
   engine.stop();
   const cpu = process.cpuUsage(cpu0);
   return {
