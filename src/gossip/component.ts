@@ -364,21 +364,9 @@ async function startGossipWith(ctx: SidecarContext, deps: GossipDeps): Promise<G
       board,
       healthPlane: plane,
       keyring,
-      auditChannel: {
-        send: (to, body) => membership.sendAudit(to, body),
-        subscribe: (fn) => {
-          auditHandlers.add(fn);
-          return () => auditHandlers.delete(fn);
-        },
-        peers: () => membership.list().filter((m) => m.id !== nodeId && m.state === 'alive').map((m) => ({ id: m.id, host: m.host, port: m.port })),
-      },
+      auditChannel: directChannel(membership, nodeId, auditHandlers, (to, body) => membership.sendAudit(to, body)),
       learnChannel: {
-        send: (to, body) => membership.sendLearn(to, body),
-        subscribe: (fn) => {
-          learnHandlers.add(fn);
-          return () => learnHandlers.delete(fn);
-        },
-        peers: () => membership.list().filter((m) => m.id !== nodeId && m.state === 'alive').map((m) => ({ id: m.id, host: m.host, port: m.port })),
+        ...directChannel(membership, nodeId, learnHandlers, (to, body) => membership.sendLearn(to, body)),
         sign: (data) => new Uint8Array(sign(null, data, identity.privateKey)),
         verify: (node, data, signature) => {
           const key = keys(node);
@@ -442,6 +430,18 @@ function connectProbe(spec: { host: string; port: number }, done: (attempts: num
     s.once('error', () => finish(false));
   };
   attempt(0);
+}
+
+/** A member-to-member channel of opaque payloads (audit witness, federated baselines) over one message kind. */
+function directChannel(membership: Membership, nodeId: string, handlers: Set<(body: Uint8Array, from: Address) => void>, send: (to: Address, body: Uint8Array) => void): AuditChannel {
+  return {
+    send,
+    subscribe: (fn) => {
+      handlers.add(fn);
+      return () => handlers.delete(fn);
+    },
+    peers: () => membership.list().filter((m) => m.id !== nodeId && m.state === 'alive').map((m) => ({ id: m.id, host: m.host, port: m.port })),
+  };
 }
 
 /** What the gossip component needs from the healing engine (structural, so that gossip does not import heal). */
