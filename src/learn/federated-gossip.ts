@@ -71,12 +71,13 @@ export const startFederated: ComponentFactory = async (ctx) => {
     return a.slice(0, k);
   };
 
-  const round = () => {
+  /** One round: refresh and push our vector (ordinary rounds only), and pull while we have no aggregate. */
+  const round = (push: boolean) => {
     try {
-      refreshOwn();
+      if (push) refreshOwn();
       dirty = true; // expiry
       const peers = ch.peers();
-      if (ownBytes) for (const p of pick(peers, cfg.fanout)) ch.send({ host: p.host, port: p.port }, ownBytes);
+      if (push && ownBytes) for (const p of pick(peers, cfg.fanout)) ch.send({ host: p.host, port: p.port }, ownBytes);
       if (current().size === 0 && peers.length > 0) {
         const pull = encodePull(self);
         for (const p of pick(peers, 2 * cfg.fanout)) ch.send({ host: p.host, port: p.port }, pull);
@@ -146,10 +147,10 @@ export const startFederated: ComponentFactory = async (ctx) => {
       fast.cancel();
       return;
     }
-    round();
+    round(false);
   }, Math.min(STARTUP_PULL_MS, cfg.intervalMs));
-  timers.push(fast, clock.setInterval(round, cfg.intervalMs));
-  round();
+  timers.push(fast, clock.setInterval(() => round(true), cfg.intervalMs));
+  round(true);
   log.info('federated baselines started', { intervalMs: cfg.intervalMs, adopt: cfg.adopt });
 
   const component: Component = {
