@@ -3,7 +3,8 @@
 // growth measured is the proxy's own. What grows is not live data: in `data` mode every socket read
 // leaves a read buffer behind as garbage, and V8 frees such ArrayBuffers only at its external-memory GC
 // threshold — later on Node 24/26 than on Node 20; the native engine reads long bodies into a reused
-// buffer instead (see docs/proxy.md, "Memory with large bodies").
+// buffer instead, the portable one paces young-generation collections by the bytes it reads (see
+// docs/proxy.md, "Memory with large bodies").
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';

@@ -12,6 +12,7 @@ import {
   type RequestEvents,
   type ResponseEvents,
 } from './types.js';
+import { readGarbagePacer, type ReadGarbagePacer } from './read-garbage.js';
 
 // The few WebAssembly declarations needed here (the project's TypeScript libs carry no DOM/wasm types).
 interface WasmApi {
@@ -156,6 +157,7 @@ export class PortableParser implements Http1Parser {
   private readonly req: RequestEvents | null;
   private readonly res: ResponseEvents | null;
   private readonly maxHeaderBytes: number;
+  private readonly pacer: ReadGarbagePacer;
   // the message head being read
   private headerBytes = 0;
   private target = '';
@@ -169,8 +171,9 @@ export class PortableParser implements Http1Parser {
   private thrown: unknown = null;
   private readonly onData = (chunk: Buffer): void => this.read(chunk);
 
-  constructor(ll: Llhttp, socket: Socket, req: RequestEvents | null, res: ResponseEvents | null, maxHeaderBytes: number) {
+  constructor(ll: Llhttp, socket: Socket, req: RequestEvents | null, res: ResponseEvents | null, maxHeaderBytes: number, pacer: ReadGarbagePacer) {
     this.ll = ll;
+    this.pacer = pacer;
     this.socket = socket;
     this.req = req;
     this.res = res;
@@ -183,6 +186,7 @@ export class PortableParser implements Http1Parser {
   private read(chunk: Buffer): void {
     if (this.closed) return;
     const err = this.execute(chunk);
+    this.pacer.read(chunk.byteLength);
     const ev = (this.req ?? this.res)!;
     if (err !== null) {
       this.close();
@@ -428,10 +432,11 @@ export class PortableParser implements Http1Parser {
 /** The portable engine; throws if the wasm parser cannot be loaded. */
 export function portableEngine(): Http1Engine {
   const ll = loadLlhttp();
+  const pacer = readGarbagePacer();
   return {
     name: 'portable',
     readMode: 'data',
-    requestParser: (socket, events, maxHeaderBytes) => new PortableParser(ll, socket, events, null, maxHeaderBytes),
-    responseParser: (socket, events, maxHeaderBytes) => new PortableParser(ll, socket, null, events, maxHeaderBytes),
+    requestParser: (socket, events, maxHeaderBytes) => new PortableParser(ll, socket, events, null, maxHeaderBytes, pacer),
+    responseParser: (socket, events, maxHeaderBytes) => new PortableParser(ll, socket, null, events, maxHeaderBytes, pacer),
   };
 }
