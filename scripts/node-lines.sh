@@ -31,7 +31,7 @@ node_path() {
   # shellcheck disable=SC2064
   trap "rm -rf '$tmp'" RETURN
   say "fetching $pkg@$ver from the npm registry"
-  if ! (cd "$tmp" && npm pack --silent "$pkg@$ver" >/dev/null 2>"$tmp/err"); then
+  if ! (cd "$tmp" && npm pack --loglevel=error "$pkg@$ver" >/dev/null 2>"$tmp/err"); then
     say "npm pack $pkg@$ver failed:"; tail -n 5 "$tmp/err" >&2; return 1
   fi
   tar -xzf "$tmp"/*.tgz -C "$tmp"
