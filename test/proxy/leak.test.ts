@@ -23,8 +23,15 @@ t.test('closed connections release their parsers and connection objects', async 
   t.equal(r.serverConnections, 0, 'no client-side connection object outlives its connection');
   t.ok(r.parsers! <= r.pool!, `live parsers (${r.parsers}) at most the upstream pool (${r.pool})`);
   t.ok(r.bindingParsers! <= r.pool!, `live native binding parsers (${r.bindingParsers}) at most the upstream pool`);
-  // 15,000 connections (the measured half) at 512 bytes each would be 7.3 MB: the old code kept ~3 KB per
-  // connection.
-  t.ok(r.heapGrowthMB! < 8, `heap growth ${r.heapGrowthMB} MB after warm-up`);
-  t.ok(r.nativeGrowthMB! < 32, `RSS growth outside V8's heap pages ${r.nativeGrowthMB} MB after warm-up (RSS ${r.rssGrowthMB} MB, V8 heap pages ${r.v8PagesGrowthMB} MB)`);
+  // Bounds per connection, as before (8 MB and 32 MB over 15,000 connections; the old code kept ~3 KB per
+  // connection). Retention grows in both measured segments, so the smaller of the two is judged: an
+  // allocator's one-off jump in one segment does not fail the test, a leak still does.
+  type Growth = { heapMB: number; rssMB: number; v8PagesMB: number; nativeMB: number };
+  const segs = r.segments as unknown as Growth[];
+  const n = r.segmentConnections!;
+  const heapBound = (8 / 15_000) * n;
+  const nativeBound = (32 / 15_000) * n;
+  const shown = JSON.stringify(segs);
+  t.ok(Math.min(...segs.map((g) => g.heapMB)) < heapBound, `heap growth per ${n} connections after warm-up below ${heapBound.toFixed(1)} MB in at least one segment: ${shown}`);
+  t.ok(Math.min(...segs.map((g) => g.nativeMB)) < nativeBound, `RSS growth outside V8's heap pages per ${n} connections below ${nativeBound.toFixed(1)} MB in at least one segment: ${shown}`);
 });
