@@ -9,6 +9,9 @@ import { createProxy, type ProxyHandle } from '../proxy/component.js';
 import type { WindowsDelta } from '../stats/window.js';
 import { reviveHealth, type DeltaMessage, type FromWorker, type HealthMessage, type InitMessage, type ToWorker } from './messages.js';
 
+/** How soon a failure is shipped to the primary (instead of at the next tick). */
+const URGENT_SHIP_MS = 5;
+
 function send(m: FromWorker, then?: () => void): void {
   // The channel is gone when the primary died; the worker exits on 'disconnect'.
   if (process.connected) process.send!(m, undefined, {}, () => then?.());
@@ -63,10 +66,31 @@ async function run(init: InitMessage): Promise<void> {
     send(m, then);
   };
   const ticker = setInterval(() => shipDeltas(), config.stats.tickMs);
+  // A failure ships early (within URGENT_SHIP_MS, once per such span) rather than at the next tick: the
+  // primary's consecutive-failure ejection would otherwise wait up to a tick longer than in one process.
+  let urgent: NodeJS.Timeout | undefined;
+  const shipSoon = (): void => {
+    urgent ??= setTimeout(() => {
+      urgent = undefined;
+      shipDeltas();
+    }, URGENT_SHIP_MS);
+  };
+  const hookFailures = (): void => {
+    for (const ev of mesh.snapshot().endpoints.values()) {
+      const w = stats.get(ev.slot);
+      if (w && w.failureHook !== shipSoon) {
+        w.failureHook = shipSoon;
+        w.failureHookAt = 1;
+      }
+    }
+  };
+  hookFailures();
+  mesh.subscribe(hookFailures);
 
   onClose = (deadlineMs) => {
     void proxy.close(deadlineMs).finally(() => {
       clearInterval(ticker);
+      clearTimeout(urgent);
       shipDeltas(() => process.exit(0));
     });
   };
