@@ -149,7 +149,7 @@ export function applyEnvOverrides(doc: unknown, env: NodeJS.ProcessEnv, applied?
 }
 
 interface SchemaNode {
-  type?: string;
+  type?: string | readonly string[];
   enum?: readonly unknown[];
   properties?: Record<string, SchemaNode>;
 }

@@ -5,7 +5,7 @@ import { ERROR_CODES } from '../core/errors.js';
 import { configSchema } from './schema.js';
 
 interface Node {
-  type?: string;
+  type?: string | readonly string[];
   enum?: readonly unknown[];
   properties?: Record<string, Node>;
   items?: Node;
@@ -22,7 +22,7 @@ interface Node {
 function typeOf(n: Node): string {
   if (n.enum) return n.enum.map((v) => `\`${String(v)}\``).join(' \\| ');
   if (n.type === 'array') return `list of ${n.items ? typeOf(n.items) : 'values'}`;
-  let t = n.type ?? 'any';
+  let t: string = typeof n.type === 'string' ? n.type : (n.type?.join(' or ') ?? 'any');
   if (n.minimum !== undefined || n.maximum !== undefined) t += ` ${n.minimum ?? '…'}–${n.maximum ?? '…'}`;
   return t;
 }

@@ -78,7 +78,12 @@ export const proxySchema = {
     xForwardedFor: { type: 'boolean', default: true, description: 'append X-Forwarded-For and set X-Forwarded-Proto' },
     via: { type: 'boolean', default: true, description: 'add a Via header (RFC 9110 §7.6.3)' },
     workers: {
-      anyOf: [{ type: 'integer', minimum: 1, maximum: 256 }, { const: 'auto' }],
+      // One schema for both forms (minimum/maximum bind integers only, pattern strings only), so that a
+      // bad value gets one error naming what is expected rather than one per anyOf branch.
+      type: ['integer', 'string'],
+      minimum: 1,
+      maximum: 256,
+      pattern: '^auto$',
       default: 1,
       description: 'processes serving the proxy listeners: an integer 1–256 or "auto" (one per available core). One healing engine decides for all of them; 1 = a single process, as before; see docs/proxy.md#workers',
     },
