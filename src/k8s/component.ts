@@ -10,6 +10,7 @@ import { releaseConfigValidator, validateConfig } from '../config/load.js';
 import type { ServiceInput } from '../mesh/state.js';
 import { createKubeApi, inClusterTarget } from './api.js';
 import { ENV_READINESS_GATE, startReadinessGate, type ReadinessGate } from './readiness-gate.js';
+import type { GossipComponent } from '../gossip/component.js';
 
 /** Environment the injector sets in the sidecar (see inject.ts). */
 export const ENV_DISCOVERY = 'MESHMEDIC_K8S_DISCOVERY';
@@ -72,13 +73,18 @@ export function kubernetesComponent(opts: KubernetesComponentOptions = {}): Comp
     } else if (env[ENV_DISCOVERY] === 'true') {
       log.warn('Kubernetes discovery asked for, but not running in a pod (no KUBERNETES_SERVICE_HOST); skipped');
     }
-    if (env[ENV_READINESS_GATE] === 'true') {
+    const gateMode = env[ENV_READINESS_GATE];
+    if (gateMode === 'true' || gateMode === 'quorum') {
       const target = opts.server ? { server: opts.server } : inClusterTarget(env);
+      // Quorum-gated: the gossip health plane's verdicts confirm an ejection before the pod is marked.
+      const plane = (ctx.components.get('gossip') as Partial<GossipComponent> | undefined)?.healthPlane;
       if (!target) log.warn('the readiness gate is on, but not running in a pod (no KUBERNETES_SERVICE_HOST); pod conditions are not set');
+      else if (gateMode === 'quorum' && !plane) log.warn('the readiness gate waits for the mesh quorum, but gossip (with its health plane) is off; pod conditions are not set');
       else {
         const self = env.POD_NAME && env.POD_NAMESPACE ? { namespace: env.POD_NAMESPACE, pod: env.POD_NAME } : undefined;
-        gate = startReadinessGate({ mesh: ctx.mesh, api: createKubeApi(target), log, ...(self ? { self } : {}) });
-        log.info('readiness gate: ejected pods get meshmedic.io/healthy=False', { self: self ? `${self.namespace}/${self.pod}` : undefined });
+        const quorum = gateMode === 'quorum' && plane ? { failing: (endpoint: string) => plane.verdicts().some((v) => v.failing && v.endpoint === endpoint) } : undefined;
+        gate = startReadinessGate({ mesh: ctx.mesh, api: createKubeApi(target), log, ...(self ? { self } : {}), ...(quorum ? { quorum } : {}) });
+        log.info('readiness gate: ejected pods get meshmedic.io/healthy=False', { self: self ? `${self.namespace}/${self.pod}` : undefined, quorum: Boolean(quorum) });
       }
     }
     const file = opts.annotationsFile ?? env[ENV_POD_ANNOTATIONS];

@@ -46,6 +46,19 @@ export interface ReadinessGateOptions {
   readonly now?: () => number;
   /** This sidecar's own pod: its condition is set True at start. */
   readonly self?: { readonly namespace: string; readonly pod: string };
+  /**
+   * Quorum-gated: act on an ejection only once the mesh's quorum (the gossip health plane's verdict)
+   * also holds the endpoint failing; until then, re-checked every `recheckMs` while it stays ejected.
+   * Restores set True only on pods this gate set False. Without it, every applied ejection acts.
+   */
+  readonly quorum?: QuorumVerdicts;
+  /** How often ejections awaiting the quorum are re-checked (ms, default 1000). */
+  readonly recheckMs?: number;
+}
+
+/** The mesh quorum's view of an endpoint (the gossip health plane's verdicts). */
+export interface QuorumVerdicts {
+  failing(endpoint: string): boolean;
 }
 
 export interface ReadinessGate {
@@ -133,13 +146,40 @@ export function startReadinessGate(opts: ReadinessGateOptions): ReadinessGate {
     slot.inFlight = send(key, slot);
   };
 
+  /** Quorum-gated only: ejected endpoints whose quorum has not confirmed yet, and pods this gate set False. */
+  const awaiting = new Map<string, ConditionChange>();
+  const signalled = new Set<string>();
+  const quorum = opts.quorum;
+  const confirmEject = (endpoint: string, change: ConditionChange) => {
+    awaiting.delete(endpoint);
+    signalled.add(endpoint);
+    enqueue({ ...change, message: `${change.message}; confirmed by the mesh quorum`.slice(0, 256) });
+  };
   const unsubscribe = opts.mesh.subscribe((snapshot, changes) => {
     if (closed) return;
     for (const d of changes) {
       const change = conditionChange(d, snapshot.endpoints.get(d.target)?.spec);
-      if (change) enqueue(change);
+      if (!change) continue;
+      if (!quorum) enqueue(change);
+      else if (change.status === 'False') {
+        if (quorum.failing(d.target)) confirmEject(d.target, change);
+        else awaiting.set(d.target, change);
+      } else {
+        awaiting.delete(d.target);
+        if (signalled.delete(d.target)) enqueue(change);
+      }
     }
   });
+  const recheck = quorum
+    ? setInterval(() => {
+      const snap = opts.mesh.snapshot();
+      for (const [endpoint, change] of awaiting) {
+        if (snap.endpoints.get(endpoint)?.health.state !== 'ejected') awaiting.delete(endpoint); // restored or gone meanwhile
+        else if (quorum.failing(endpoint)) confirmEject(endpoint, change);
+      }
+    }, opts.recheckMs ?? 1000)
+    : undefined;
+  recheck?.unref();
 
   const enqueue = (change: ConditionChange) => {
     const key = `${change.namespace}/${change.pod}`;
@@ -161,6 +201,7 @@ export function startReadinessGate(opts: ReadinessGateOptions): ReadinessGate {
     async close() {
       closed = true;
       unsubscribe();
+      if (recheck) clearInterval(recheck);
       for (const [t, wake] of sleepers) {
         clearTimeout(t);
         wake();

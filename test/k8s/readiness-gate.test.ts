@@ -159,3 +159,84 @@ t.test('the sidecar component starts the gate when the injector enabled it', asy
   t.equal(api.requests.length, before, 'off without the injector\'s variable');
   await off.close();
 });
+
+t.test('quorum-gated: an ejection acts only once the mesh quorum holds the endpoint failing', async (t) => {
+  const api = new FakeApiServer();
+  await api.start();
+  t.teardown(() => api.stop());
+  const pods = ['reviews-a', 'reviews-b', 'reviews-c'];
+  for (const p of pods) api.putObject('pods', podObj(p));
+  const mesh = new MeshState(systemClock);
+  mesh.setServices([{ spec: { name: 'reviews.shop', endpoints: pods.map((p, i) => ep(i + 1, p)) } }]);
+  const failing = new Set<string>();
+  const patched: { pod: string; status: string; message: string }[] = [];
+  let onPatch: (() => void) | undefined;
+  api.onStatusPatch = (pod, record) => {
+    const c = (record.body as any).status.conditions[0];
+    patched.push({ pod: pod.metadata.name, status: c.status, message: c.message });
+    onPatch?.();
+  };
+  const nextPatch = () => new Promise<void>((r) => (onPatch = r));
+  const gate = startReadinessGate({ mesh, api: createKubeApi({ server: api.url }), quorum: { failing: (e) => failing.has(e) }, recheckMs: 20 });
+  t.teardown(() => gate.close());
+  const id = (i: number) => `reviews.shop/10.1.0.${i}:9080`;
+
+  // Confirmed at decision time: acts at once.
+  failing.add(id(1));
+  let arrived = nextPatch();
+  t.ok(mesh.apply(decision('eject', 1)).applied);
+  await arrived;
+  t.match(patched.at(-1), { pod: 'reviews-a', status: 'False', message: /confirmed by the mesh quorum/ });
+
+  // Ejected locally, the quorum not (yet) agreeing: nothing; once it agrees (still ejected): False.
+  t.ok(mesh.apply(decision('eject', 2)).applied);
+  await new Promise((r) => setTimeout(r, 150)); // several re-checks
+  t.notOk(patched.some((p) => p.pod === 'reviews-b'), 'no patch without the quorum');
+  arrived = nextPatch();
+  failing.add(id(2));
+  await arrived;
+  t.match(patched.at(-1), { pod: 'reviews-b', status: 'False' });
+
+  // Ejected, never confirmed, then restored: no patch either way.
+  t.ok(mesh.apply(decision('eject', 3)).applied);
+  t.ok(mesh.apply(decision('restore', 3)).applied);
+  failing.add(id(3)); // too late: no longer ejected
+  await new Promise((r) => setTimeout(r, 150));
+  t.notOk(patched.some((p) => p.pod === 'reviews-c'), 'an unconfirmed ejection that ended leaves the pod alone');
+
+  // Restoring a pod the gate set False sets it True.
+  arrived = nextPatch();
+  t.ok(mesh.apply(decision('restore', 1)).applied);
+  await arrived;
+  t.match(patched.at(-1), { pod: 'reviews-a', status: 'True' });
+  t.equal(patched.length, 3);
+});
+
+t.test('the component in quorum mode reads the gossip health plane, and does not gate without it', async (t) => {
+  const { kubernetesComponent } = await import('../../src/k8s/component.js');
+  const { validateConfig } = await import('../../src/config/load.js');
+  const api = new FakeApiServer();
+  await api.start();
+  t.teardown(() => api.stop());
+  api.putObject('pods', podObj('reviews-a'));
+  const cfg = validateConfig({});
+  if (!cfg.valid) throw new Error(cfg.errors.join('; '));
+  const mesh = new MeshState(systemClock);
+  mesh.setServices([{ spec: { name: 'reviews.shop', endpoints: [ep(1, 'reviews-a')] } }]);
+  const verdicts: { endpoint: string; failing: boolean }[] = [];
+  const lines: string[] = [];
+  const env = { MESHMEDIC_K8S_READINESS_GATE: 'quorum' };
+  // Without gossip: a warning, and no gate.
+  const without = await kubernetesComponent({ env, server: api.url })({ config: cfg.result, clock: systemClock, mesh, log: createLogger('warn', (l) => lines.push(l)), components: new Map() } as any);
+  t.ok(lines.some((l) => l.includes('gossip (with its health plane) is off')), 'says why it does not gate');
+  await without.close();
+  const components = new Map<string, unknown>([['gossip', { name: 'gossip', healthPlane: { verdicts: () => verdicts } }]]);
+  const comp = await kubernetesComponent({ env, server: api.url })({ config: cfg.result, clock: systemClock, mesh, log: createLogger('silent'), components } as any);
+  t.teardown(() => comp.close());
+  verdicts.push({ endpoint: 'reviews.shop/10.1.0.1:9080', failing: true });
+  const patched = new Promise<void>((r) => (api.onStatusPatch = () => r()));
+  t.ok(mesh.apply(decision('eject', 1)).applied);
+  await patched;
+  t.equal(condition(api, 'reviews-a')?.status, 'False', 'the quorum confirmed: pod set False');
+  t.match(condition(api, 'reviews-a')?.message, /confirmed by the mesh quorum/);
+});
