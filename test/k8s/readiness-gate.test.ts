@@ -2,7 +2,7 @@
 // pod's condition meshmedic.io/healthy to False (status subresource, strategic merge patch), a restore
 // sets it True, refused decisions change nothing; retries, permanent errors; the measured time from
 // decision to the patch arriving.
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { systemClock } from '../../src/core/clock.js';
 import { MeshState, type RecordedDecision } from '../../src/mesh/state.js';
 import type { Decision, EndpointSpec } from '../../src/core/types.js';
@@ -127,19 +127,24 @@ t.test('failures: retried when transient, dropped when permanent, logged with a 
   t.ok(Date.now() - t0 < 2000, 'closed promptly');
 });
 
-t.test('the sidecar component starts the gate when the injector enabled it', async (t) => {
+/** A local API server with the pods `reviews-a` and `extra`, a mesh holding reviews-a's endpoint, and a valid default config. */
+async function componentSetup(t: Test, extra: string[] = []) {
   const { kubernetesComponent } = await import('../../src/k8s/component.js');
   const { validateConfig } = await import('../../src/config/load.js');
   const api = new FakeApiServer();
   await api.start();
   t.teardown(() => api.stop());
-  api.putObject('pods', podObj('reviews-a'));
-  api.putObject('pods', podObj('self-pod'));
+  for (const p of ['reviews-a', ...extra]) api.putObject('pods', podObj(p));
   const cfg = validateConfig({});
   if (!cfg.valid) throw new Error(cfg.errors.join('; '));
   const mesh = new MeshState(systemClock);
   mesh.setServices([{ spec: { name: 'reviews.shop', endpoints: [ep(1, 'reviews-a')] } }]);
-  const ctx = { config: cfg.result, clock: systemClock, mesh, log: createLogger('silent'), components: new Map() } as any;
+  return { kubernetesComponent, api, config: cfg.result, mesh };
+}
+
+t.test('the sidecar component starts the gate when the injector enabled it', async (t) => {
+  const { kubernetesComponent, api, config, mesh } = await componentSetup(t, ['self-pod']);
+  const ctx = { config, clock: systemClock, mesh, log: createLogger('silent'), components: new Map() } as any;
   const comp = await kubernetesComponent({ env: { MESHMEDIC_K8S_READINESS_GATE: 'true', POD_NAME: 'self-pod', POD_NAMESPACE: 'shop' }, server: api.url })(ctx);
   t.teardown(() => comp.close());
   const until = async (cond: () => boolean) => {
@@ -213,25 +218,16 @@ t.test('quorum-gated: an ejection acts only once the mesh quorum holds the endpo
 });
 
 t.test('the component in quorum mode reads the gossip health plane, and does not gate without it', async (t) => {
-  const { kubernetesComponent } = await import('../../src/k8s/component.js');
-  const { validateConfig } = await import('../../src/config/load.js');
-  const api = new FakeApiServer();
-  await api.start();
-  t.teardown(() => api.stop());
-  api.putObject('pods', podObj('reviews-a'));
-  const cfg = validateConfig({});
-  if (!cfg.valid) throw new Error(cfg.errors.join('; '));
-  const mesh = new MeshState(systemClock);
-  mesh.setServices([{ spec: { name: 'reviews.shop', endpoints: [ep(1, 'reviews-a')] } }]);
+  const { kubernetesComponent, api, config, mesh } = await componentSetup(t);
   const verdicts: { endpoint: string; failing: boolean }[] = [];
   const lines: string[] = [];
   const env = { MESHMEDIC_K8S_READINESS_GATE: 'quorum' };
   // Without gossip: a warning, and no gate.
-  const without = await kubernetesComponent({ env, server: api.url })({ config: cfg.result, clock: systemClock, mesh, log: createLogger('warn', (l) => lines.push(l)), components: new Map() } as any);
+  const without = await kubernetesComponent({ env, server: api.url })({ config, clock: systemClock, mesh, log: createLogger('warn', (l) => lines.push(l)), components: new Map() } as any);
   t.ok(lines.some((l) => l.includes('gossip (with its health plane) is off')), 'says why it does not gate');
   await without.close();
   const components = new Map<string, unknown>([['gossip', { name: 'gossip', healthPlane: { verdicts: () => verdicts } }]]);
-  const comp = await kubernetesComponent({ env, server: api.url })({ config: cfg.result, clock: systemClock, mesh, log: createLogger('silent'), components } as any);
+  const comp = await kubernetesComponent({ env, server: api.url })({ config, clock: systemClock, mesh, log: createLogger('silent'), components } as any);
   t.teardown(() => comp.close());
   verdicts.push({ endpoint: 'reviews.shop/10.1.0.1:9080', failing: true });
   const patched = new Promise<void>((r) => (api.onStatusPatch = () => r()));
