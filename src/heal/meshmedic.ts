@@ -128,6 +128,10 @@ export const createMeshmedicPolicy: PolicyFactory = (settings: ResolvedPolicySet
         const v = p.verdict;
         const h = e.health;
         const st = stateOf(id, now);
+        // A probation that this sidecar's own passing probe began is judged by its canaries only: the peers'
+        // reports may date from before the endpoint recovered (they stay fresh for the board's window), and
+        // re-ejecting on them put a recovered region back out at a higher level, again and again.
+        if (p.source === 'peer' && st.viaProbe && (h.state === 'probation' || (st.probing && h.state === 'degraded'))) continue;
         flagged.add(id);
         if (overloaded && ((v.kind === 'latency' && p.source === 'local') || v.detector === 'predicted_latency' || p.source === 'learned')) {
           counters.refusals.overload++;

@@ -214,3 +214,44 @@ t.test('an endpoint of a priority that gets no traffic here (a remote region) is
   t.ok(restored, 'restored as unused');
   // While its own priority gets traffic, probation still judges canaries (the busy case above).
 });
+
+t.test('a probation that a passing probe began is judged by its canaries, not by the peers\' older reports', async (t) => {
+  const peerSaysFailing = (h: ReturnType<typeof harness>) =>
+    h.engine.submitVerdict({ target: h.ids[0]!, detector: 'peer_quorum', kind: 'failure', severity: 'eject', source: 'peer', evidence: { observers: 3 } });
+  const h = harness({ endpoints: 5 });
+  h.run(2000, healthy);
+  for (let k = 0; k < 5; k++) h.record(0, Outcome.Error5xx);
+  t.equal(h.health(0).state, 'ejected');
+  h.run(2100, (i) => (i === 0 ? undefined : healthy()));
+  t.ok(h.engine.submitProbe(h.ids[0]!, true));
+  h.run(200, (i) => (i === 0 ? undefined : healthy()));
+  t.equal(h.health(0).state, 'probation');
+  t.equal(h.decisions('probation')[0]!.reason, 'probe_passed');
+  t.ok(peerSaysFailing(h));
+  h.run(200, (i) => (i === 0 ? undefined : healthy()));
+  t.equal(h.health(0).state, 'probation', 'the peers\' verdict does not re-eject it');
+  h.run(1000, healthy);
+  t.equal(h.health(0).state, 'healthy', 'clean canaries restore it');
+  t.notOk(h.decisions('eject').some((d) => d.reason.startsWith('probation_failed')), 'never re-ejected');
+  // Failing canaries still re-eject it at once (local evidence).
+  const f = harness({ endpoints: 5 });
+  f.run(2000, healthy);
+  for (let k = 0; k < 5; k++) f.record(0, Outcome.Error5xx);
+  f.run(2100, (i) => (i === 0 ? undefined : healthy()));
+  f.engine.submitProbe(f.ids[0]!, true);
+  f.run(200, (i) => (i === 0 ? undefined : healthy()));
+  t.equal(f.health(0).state, 'probation');
+  for (let k = 0; k < 3; k++) f.record(0, Outcome.Error5xx);
+  t.equal(f.health(0).state, 'ejected', 'failing canaries: out again');
+  // Without a passing probe of its own (re-admitted by the backoff timer), the peers' word still counts.
+  const p = harness({ endpoints: 5 });
+  p.run(2000, healthy);
+  for (let k = 0; k < 5; k++) p.record(0, Outcome.Error5xx);
+  p.run(10_100, (i) => (i === 0 ? undefined : healthy()));
+  t.equal(p.health(0).state, 'probation');
+  t.equal(p.decisions('probation')[0]!.reason, 'readmit');
+  t.ok(peerSaysFailing(p));
+  p.run(200, (i) => (i === 0 ? undefined : healthy()));
+  t.equal(p.health(0).state, 'ejected', 'timer re-admission: the peers\' verdict re-ejects');
+  t.equal(p.decisions('eject')[1]!.reason, 'probation_failed_peer_quorum');
+});
