@@ -197,8 +197,8 @@ export const createMeshmedicPolicy: PolicyFactory = (settings: ResolvedPolicySet
             st.viaProbe = probed;
             // The fast path's canaries (see judgeProbation) come in at a larger share, so that a healthy
             // endpoint is back at full weight within a fraction of a second of its fault's end.
-            const fast = probed && st.hardFault && st.level <= 1 && settings.probation.fastRequests > 0;
-            const weight = fast ? Math.max(canaryShare(s, signals, input), settings.probation.fastCanaryWeight) : canaryShare(s, signals, input);
+            const share = canaryShare(s, signals, input);
+            const weight = fastRestoreApplies(st) ? Math.max(share, settings.probation.fastCanaryWeight) : share;
             out.push({ action: 'probation', target: s.id, reason: probed ? 'probe_passed' : 'readmit', source: 'local', at: now, weight, evidence: { level: st.level, ejectedForMs: now - h.since, probePasses: st.probePasses } });
           }
         } else if (isTimedDrain(h)) {
@@ -278,6 +278,11 @@ export const createMeshmedicPolicy: PolicyFactory = (settings: ResolvedPolicySet
     return { action: 'eject', target: e.spec.id, reason, source, at: now, evidence: { ...evidence, level: st.level, ejectMs: ms } };
   }
 
+  /** The fast restore (see judgeProbation) applies: passing probes ended a first ejection for consecutive failures. */
+  function fastRestoreApplies(st: EndpointState): boolean {
+    return settings.probation.fastRequests > 0 && st.viaProbe && st.hardFault && st.level <= 1;
+  }
+
   /**
    * The canary share: enough of the endpoint's expected traffic (its priority's requests in the last
    * window, split evenly over its members and this endpoint) that `minRequests` canaries arrive within
@@ -350,7 +355,7 @@ export const createMeshmedicPolicy: PolicyFactory = (settings: ResolvedPolicySet
     // probe sees whole) and the first canaries are all clean: the fault is over, and the full canary count
     // and the ramp would only keep a healthy endpoint short of its share. Any failure, a slow canary, a
     // repeat offender (level ≥ 2) or a statistical ejection (a partial fault) takes the full path.
-    if (cfg.fastRequests > 0 && st.viaProbe && st.hardFault && st.level <= 1 && failures === 0 && total >= cfg.fastRequests && total < cfg.minRequests) {
+    if (fastRestoreApplies(st) && failures === 0 && total >= cfg.fastRequests && total < cfg.minRequests) {
       const fast = canaryLatencyRatio(s, p50s, np, current, all);
       if (fast.ratio <= cfg.maxLatencyRatio) {
         st.probing = false;
