@@ -1,12 +1,12 @@
 // The gossip component of a running sidecar: binds UDP + TCP, joins the seeds, runs SWIM + Lifeguard, and
 // runs the signed health plane (publish own observations, apply quorum verdicts). Started by src/runtime/sidecar.ts.
 import { createHash, randomBytes, sign, verify } from 'node:crypto';
-import { connect } from 'node:net';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { Counter, Gauge } from 'prom-client';
 import { formatHostPort, parseHostPort } from '../core/address.js';
 import { MeshmedicError } from '../core/errors.js';
+import { tcpProbe } from '../heal/probe-io.js';
 import type { TimerHandle } from '../core/clock.js';
 import type { Decision } from '../core/types.js';
 import type { GossipConfig } from '../config/sections/gossip.js';
@@ -412,22 +412,12 @@ const PROBE_TIMEOUT_MS = 1500;
  */
 function connectProbe(spec: { host: string; port: number }, done: (attempts: number, failures: number) => void): void {
   let failures = 0;
-  const attempt = (n: number) => {
-    let settled = false;
-    const s = connect({ host: spec.host, port: spec.port });
-    const finish = (ok: boolean) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      s.destroy();
+  const attempt = (n: number): void => {
+    void tcpProbe(spec.host, spec.port, PROBE_TIMEOUT_MS).then((ok) => {
       if (!ok) failures++;
       if (n + 1 < PROBE_ATTEMPTS) setTimeout(() => attempt(n + 1), 100).unref();
       else done(PROBE_ATTEMPTS, failures);
-    };
-    const timer = setTimeout(() => finish(false), PROBE_TIMEOUT_MS);
-    timer.unref();
-    s.once('connect', () => finish(true));
-    s.once('error', () => finish(false));
+    });
   };
   attempt(0);
 }

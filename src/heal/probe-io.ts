@@ -34,6 +34,7 @@ function socketProbe(host: string, port: number, timeoutMs: number, request: str
       resolve(ok);
     };
     const timer = setTimeout(() => done(false), timeoutMs);
+    timer.unref(); // the socket holds the event loop while the probe is pending
     sock.once('error', () => done(false));
     sock.once('close', () => done(false));
     sock.once('connect', () => {
