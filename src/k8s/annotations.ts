@@ -32,6 +32,7 @@ export const INJECTION_ANNOTATIONS = {
   noProxy: `${ANNOTATION_PREFIX}no-proxy`,
   image: `${ANNOTATION_PREFIX}image`,
   readinessGate: `${ANNOTATION_PREFIX}readiness-gate`,
+  readinessGateMode: `${ANNOTATION_PREFIX}readiness-gate-mode`,
 } as const;
 
 const a = (key: string, kind: AnnotationKind, description: string, example: string, path?: string): AnnotationSpec =>
@@ -51,6 +52,7 @@ export const ANNOTATIONS: readonly AnnotationSpec[] = Object.freeze([
   a('no-proxy', 'list', 'extra NO_PROXY entries for the app containers, comma-separated', 'metadata.internal,10.0.0.1'),
   a('image', 'string', 'sidecar image override', 'meshmedic/meshmedic:0.1.0'),
   a('readiness-gate', 'boolean', 'add the readiness gate meshmedic.io/healthy: an ejected pod leaves every EndpointSlice (overrides the injector setting readinessGate)', '"true"'),
+  a('readiness-gate-mode', 'string', 'who marks an ejected pod: direct (this sidecar\'s applied ejection) or quorum (only once the gossip quorum also holds it failing; needs gossip) (overrides the injector setting readinessGateMode)', 'quorum'),
   // Tuning (read by the sidecar at start and on change; checked by the webhook for warnings).
   a('policy', 'string', 'healing policy: meshmedic, envoy-default or none', 'envoy-default', 'healing.policy'),
   a('consecutive-5xx', 'integer', 'consecutive failures of any kind that eject an endpoint', '5', 'healing.consecutive.errors5xx'),
@@ -243,11 +245,22 @@ export function quantityValue(s: string): number | undefined {
   return /^[eE]/.test(unit) ? Number(`${m[1]}${unit}`) : Number(m[1]) * QUANTITY_UNIT[unit]!;
 }
 
+/** The readiness gate's modes (annotation `meshmedic.io/readiness-gate-mode`, injector setting `readinessGateMode`). */
+export type ReadinessGateMode = 'direct' | 'quorum';
+
+export function readinessGateModeOf(raw: string): ReadinessGateMode | undefined {
+  const v = raw.trim();
+  return v === 'direct' || v === 'quorum' ? v : undefined;
+}
+
 function checkInjectionValue(spec: AnnotationSpec, raw: string): string | undefined {
   if (spec.key === INJECTION_ANNOTATIONS.status) return undefined; // written by us, read by the injector
   if (spec.key === INJECTION_ANNOTATIONS.sidecarMode) {
     const v = raw.trim();
     return v === 'native' || v === 'classic' ? undefined : `${quote(raw)} is not "native" or "classic"`;
+  }
+  if (spec.key === INJECTION_ANNOTATIONS.readinessGateMode) {
+    return readinessGateModeOf(raw) ? undefined : `${quote(raw)} is not "direct" or "quorum"`;
   }
   if (spec.key === INJECTION_ANNOTATIONS.image) {
     return /^[a-z0-9][a-zA-Z0-9._\-/:@]{0,254}$/.test(raw.trim()) ? undefined : `${quote(raw)} is not an image reference`;

@@ -18,6 +18,7 @@ export const INJECTOR_VALUE_OF_ANNOTATION: Readonly<Record<string, string>> = Ob
   'no-proxy': 'noProxy',
   image: 'image',
   'readiness-gate': 'readinessGate',
+  'readiness-gate-mode': 'readinessGateMode',
 });
 
 /** Annotations that have no default to set, and why. */

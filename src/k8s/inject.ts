@@ -4,7 +4,7 @@ import type { IContainer } from 'kubernetes-models/v1/Container';
 import type { IEnvVar } from 'kubernetes-models/v1/EnvVar';
 import type { IProbe } from 'kubernetes-models/v1/Probe';
 import type { IVolume } from 'kubernetes-models/v1/Volume';
-import { INJECTION_ANNOTATIONS, annotationsToConfigPatch, isQuantity, parseBool, quantityValue } from './annotations.js';
+import { INJECTION_ANNOTATIONS, annotationsToConfigPatch, isQuantity, parseBool, quantityValue, readinessGateModeOf } from './annotations.js';
 import { DEFAULT_NO_PROXY, type InjectorConfig } from './injector-config.js';
 import { ENV_READINESS_GATE, READINESS_CONDITION } from './readiness-gate.js';
 
@@ -128,7 +128,9 @@ export function planInjection(req: InjectionRequest, cfg: InjectorConfig): Injec
   // condition of the pods it ejects and restores.
   const gateAnn = annotations[INJECTION_ANNOTATIONS.readinessGate];
   const gate = gateAnn !== undefined && parseBool(gateAnn) !== undefined ? parseBool(gateAnn)! : cfg.readinessGate;
-  if (gate) sidecar.env = [...(sidecar.env ?? []), { name: ENV_READINESS_GATE, value: 'true' }];
+  // Quorum mode: the sidecar marks a pod only once the gossip quorum also holds it failing.
+  const gateMode = readinessGateModeOf(annotations[INJECTION_ANNOTATIONS.readinessGateMode] ?? '') ?? cfg.readinessGateMode;
+  if (gate) sidecar.env = [...(sidecar.env ?? []), { name: ENV_READINESS_GATE, value: gateMode === 'quorum' ? 'quorum' : 'true' }];
 
   const patch: JsonPatchOp[] = [];
   if (mode === 'native') {

@@ -58,6 +58,7 @@ export const injectorConfigSchema = {
     prometheusAnnotations: { type: 'boolean', default: true, description: 'add prometheus.io/* scrape annotations when the pod has none' },
     gossipKeysSecret: { type: 'string', pattern: '^$|^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$', default: 'meshmedic-gossip-keys', description: 'Secret (in the pod\'s namespace, optional) holding the gossip keys, mounted at /etc/meshmedic/gossip-keys; empty: not mounted' },
     readinessGate: { type: 'boolean', default: false, description: 'add the readiness gate meshmedic.io/healthy to every injected pod (the annotation meshmedic.io/readiness-gate overrides it per pod)' },
+    readinessGateMode: { enum: ['direct', 'quorum'], default: 'direct', description: 'who marks an ejected pod through the gate: direct: the sidecar whose ejection was applied; quorum: only once the mesh\'s gossip quorum also holds the endpoint failing (needs gossip with its health plane). The annotation meshmedic.io/readiness-gate-mode overrides it per pod' },
   },
 } as const;
 
@@ -78,6 +79,7 @@ export interface InjectorConfig {
   readonly prometheusAnnotations: boolean;
   readonly gossipKeysSecret: string;
   readonly readinessGate: boolean;
+  readonly readinessGateMode: 'direct' | 'quorum';
 }
 
 const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false });

@@ -67,6 +67,7 @@ injector:
   footprint: small        # V8 heap flags for a small RSS (default: Node's own heap sizing)
   noProxy: []             # extra NO_PROXY entries for every app container
   readinessGate: false    # true: pods get the gate meshmedic.io/healthy (bind meshmedic-readiness-gate)
+  readinessGateMode: direct  # quorum: a pod is marked only once the gossip quorum holds it failing
 `;
 
 export const MESH_YAML = `# Mesh settings for every sidecar in this namespace; pod annotations (meshmedic.io/*) override them.

@@ -86,6 +86,7 @@ const COMBOS: Record<string, string[]> = {
   'self-signed, control': ['certificates.mode=self-signed', 'control.enabled=true'],
   'control without TLS': ['control.enabled=true', 'control.tls.enabled=false'],
   'gossip off, readiness gate': ['control.enabled=true', 'gossip.enabled=false', 'mesh.namespaces={shop}', 'mesh.readinessGateBinding=true', 'injector.readinessGate=true'],
+  'readiness gate, quorum mode': ['control.enabled=true', 'mesh.namespaces={shop}', 'mesh.readinessGateBinding=true', 'injector.readinessGate=true', 'injector.readinessGateMode=quorum'],
 };
 
 t.test('helm lint passes for the default values and every combination', async (t) => {
@@ -96,7 +97,7 @@ t.test('helm lint passes for the default values and every combination', async (t
 });
 
 t.test('values.schema.json rejects wrong values at render time, naming them', async (t) => {
-  for (const [set, what] of [['certificates.mode=openssl', 'certificates.mode'], ['gossip.keys={short}', 'gossip.keys'], ['webhook.replicas=0', 'webhook.replicas'], ['nosuch=1', 'nosuch']]) {
+  for (const [set, what] of [['certificates.mode=openssl', 'certificates.mode'], ['injector.readinessGateMode=majority', 'readinessGateMode'], ['gossip.keys={short}', 'gossip.keys'], ['webhook.replicas=0', 'webhook.replicas'], ['nosuch=1', 'nosuch']]) {
     const r = spawnSync(helm, ['template', 'mm', chart, '--set', set!], { encoding: 'utf8', timeout: 60_000 });
     t.not(r.status, 0, `${set} is refused`);
     t.match(r.stderr, what!, `the error names ${what}`);
@@ -251,6 +252,7 @@ t.test('injector.yaml: valid, the injector\'s defaults, the chart\'s image and g
       }
       t.equal(values.image.repository + ':' + values.image.tag, DEFAULT_INJECTOR_CONFIG.image, 'the chart\'s image is the injector\'s default');
     }
+    if (name === 'readiness gate, quorum mode') t.same([v.result.readinessGate, v.result.readinessGateMode], [true, 'quorum'], `${name}: the injector gets the gate in quorum mode`);
   }
 });
 

@@ -250,6 +250,38 @@ t.test('readiness gate: by injector setting or annotation, never twice', async (
   t.ok(plan.warnings.some((w) => /meshmedic\.io\/readiness-gate: "maybe"/.test(w)), 'a bad value is a warning naming it');
 });
 
+t.test('readiness gate quorum mode: injector setting and annotation', async (t) => {
+  const { pod } = load('plain-pod');
+  const gate = (p: any, cfg = DEFAULT_INJECTOR_CONFIG) => {
+    const plan = planInjection({ pod: p, namespace: 'shop', optIn: 'namespace-label' }, cfg);
+    if (!plan.inject) throw new Error(plan.reason);
+    const patched = fjp.applyPatch(structuredClone(p), plan.patch as fjp.Operation[]).newDocument as any;
+    t.doesNotThrow(() => new Pod(patched).validate(), 'valid pod');
+    const sc = [...(patched.spec.initContainers ?? []), ...patched.spec.containers].find((c: any) => c.name === 'meshmedic');
+    return { gates: patched.spec.readinessGates, env: sc.env.find((e: any) => e.name === 'MESHMEDIC_K8S_READINESS_GATE')?.value, warnings: plan.warnings };
+  };
+  t.equal(DEFAULT_INJECTOR_CONFIG.readinessGateMode, 'direct', 'direct by default');
+  const quorum = validateInjectorConfig({ readinessGate: true, readinessGateMode: 'quorum' });
+  if (!quorum.valid) throw new Error(quorum.errors.join('; '));
+  const q = gate(pod, quorum.result);
+  t.same([q.gates, q.env], [[{ conditionType: 'meshmedic.io/healthy' }], 'quorum'], 'injector setting: the gate, the sidecar told to wait for the quorum');
+  const modeOnly = validateInjectorConfig({ readinessGateMode: 'quorum' });
+  if (!modeOnly.valid) throw new Error(modeOnly.errors.join('; '));
+  t.same([gate(pod, modeOnly.result).gates, gate(pod, modeOnly.result).env], [undefined, undefined], 'the mode alone adds no gate');
+  const annotated = structuredClone(pod);
+  annotated.metadata.annotations = { 'meshmedic.io/readiness-gate': 'true', 'meshmedic.io/readiness-gate-mode': 'quorum' };
+  t.equal(gate(annotated).env, 'quorum', 'per pod by annotation');
+  annotated.metadata.annotations = { 'meshmedic.io/readiness-gate-mode': 'direct' };
+  t.equal(gate(annotated, quorum.result).env, 'true', 'the annotation turns a pod back to direct');
+  annotated.metadata.annotations = { 'meshmedic.io/readiness-gate-mode': 'majority' };
+  const bad = gate(annotated, quorum.result);
+  t.equal(bad.env, 'quorum', 'a bad value keeps the injector setting');
+  t.ok(bad.warnings.some((w) => /meshmedic\.io\/readiness-gate-mode: "majority" is not "direct" or "quorum"/.test(w)), 'and is a warning naming it');
+  const wrong = validateInjectorConfig({ readinessGateMode: 'sometimes' });
+  t.notOk(wrong.valid, 'the injector setting is checked');
+  if (!wrong.valid) t.match(wrong.errors.join('\n'), /\/readinessGateMode/, 'the error names it');
+});
+
 t.test('injector config selects classic', async (t) => {
   const { pod } = load('plain-pod');
   const classic = validateInjectorConfig({ mode: 'classic', image: 'example/meshmedic:dev' });
