@@ -159,7 +159,10 @@ export const createMeshmedicPolicy: PolicyFactory = (settings: ResolvedPolicySet
         if (v.severity === 'eject') {
           const refusal = guard.check(e, v.kind === 'failure');
           if (!refusal) {
-            if (!take(now)) continue;
+            // A run of consecutive failures is direct evidence, not a statistical verdict: a dead zone's
+            // endpoints all go at once instead of `burst` now and the rest a token at a time.
+            const exempt = settings.rateLimit.exemptHardFailures && v.kind === 'failure' && CONSECUTIVE_DETECTORS.has(v.detector);
+            if (!exempt && !take(now)) continue;
             guard.commit(e);
             out.push(eject(e, st, now, v.detector, p.source, v.evidence, v.kind === 'failure'));
             continue;

@@ -97,13 +97,26 @@ t.test('max ejection share: 3 of 5 failing at once → 2 ejected (50 %), the thi
 });
 
 t.test('rate limit: at most `burst` disruptive decisions at once, then perSecond', async (t) => {
-  const h = harness({ endpoints: 20, settings: { ejection: { maxEjectionPct: 100, panicGuard: false }, rateLimit: { perSecond: 1, burst: 3 } } });
+  const h = harness({ endpoints: 20, settings: { ejection: { maxEjectionPct: 100, panicGuard: false }, rateLimit: { perSecond: 1, burst: 3, exemptHardFailures: false } } });
   h.run(2000, healthy);
   for (let i = 0; i < 10; i++) for (let k = 0; k < 5; k++) h.record(i, Outcome.Error5xx);
   t.equal(h.decisions('eject').length, 3, 'burst of 3');
   t.ok(h.engine.policyOf('svc')!.counters.refusals.rate_limit > 0);
   h.run(2000, (i) => (i >= 10 ? healthy() : undefined));
   t.equal(h.decisions('eject').length, 5, 'one more per second (the verdicts persist)');
+});
+
+t.test('rate limit: consecutive-failure ejections take no token (a dead zone goes at once); statistical verdicts still do', async (t) => {
+  const h = harness({ endpoints: 20, settings: { ejection: { maxEjectionPct: 100, panicGuard: false }, rateLimit: { perSecond: 1, burst: 3 } } });
+  h.run(2000, healthy);
+  for (let i = 0; i < 8; i++) for (let k = 0; k < 5; k++) h.record(i, Outcome.Error5xx);
+  t.equal(h.decisions('eject').length, 8, 'all 8 endpoints with 5 consecutive 5xx ejected at once');
+  t.equal(h.engine.policyOf('svc')!.counters.refusals.rate_limit, 0, 'none refused by the rate limit');
+  // Statistical verdicts (here: peer-quorum drains) still draw from the bucket, which is still full.
+  for (let i = 8; i < 14; i++) h.engine.submitVerdict({ target: h.ids[i]!, detector: 'predictor', kind: 'predicted', severity: 'drain', source: 'predicted', evidence: {} });
+  h.run(100, (i) => (i >= 8 ? healthy() : undefined));
+  t.equal(h.decisions('drain').length, 3, 'drains: burst of 3');
+  t.ok(h.engine.policyOf('svc')!.counters.refusals.rate_limit > 0, 'the rest refused by the rate limit');
 });
 
 t.test('external verdicts (peer, predicted) go through the same guards', async (t) => {

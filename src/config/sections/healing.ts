@@ -144,6 +144,7 @@ export const HEALING_GROUPS = {
   rateLimit: group('Rate limit on disruptive decisions (eject, de-weight, drain) per service: a token bucket.', {
     perSecond: num(2, 0.001, 10_000, 'tokens added per second'),
     burst: int(5, 1, 10_000, 'bucket size'),
+    exemptHardFailures: bool(true, 'ejections for consecutive failures (refused or timed-out connections, consecutive 5xx or gateway errors) take no token: direct evidence is not rate limited, as in Envoy and Linkerd; the ejection guards still apply'),
   }),
   envoy: group("envoy-default policy: Envoy's outlier detection (defaults are Envoy's own).", {
     intervalMs: int(10_000, 100, 86_400_000, 'analysis interval (success rate, failure %, un-ejection)'),
