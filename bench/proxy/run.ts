@@ -1,5 +1,6 @@
 // `npm run bench:proxy`: the same small backend served direct, through meshmedic, HAProxy and nginx,
-// in one run: requests/s at saturation (wrk) and p50/p99 at a fixed rate (open-loop), ratios to HAProxy.
+// in one run: requests/s at saturation (wrk), CPU per request at saturation (the whole process group, from
+// /proc) and p50/p99 at a fixed rate (open-loop), ratios to HAProxy.
 // Writes bench/results/proxy.json and the table into bench/README.md.
 import { parseArgs } from 'node:util';
 import { writeFileSync, existsSync, readFileSync, rmSync } from 'node:fs';
@@ -9,6 +10,7 @@ import { ROOT, nodeEntry, runCommand, spawnTracked, stopAll, tempDir, waitReadyL
 import { BENCH_TIMEOUTS } from '../lib/peers.js';
 import { direct, haproxy, meshmedic, nginx, type SystemUnderTest, type RunningSut } from '../lib/systems.js';
 import { buildIfStale } from '../lib/build.js';
+import { groupCpuSeconds } from '../lib/proc-cpu.js';
 import { runWrk, wrkAvailable, type WrkResult } from '../lib/wrk.js';
 import { summarize, type LoadRecords } from '../lib/loadgen.js';
 import { ratio, renderMarkdown, renderText, updateMarkdownFile, writeJson, type Cell } from '../lib/report.js';
@@ -30,6 +32,8 @@ interface Row {
   available: boolean;
   reason?: string;
   saturation?: WrkResult;
+  /** CPU µs per request during the saturation measurement (user + system, every process of the system). */
+  cpuUsPerRequest?: number;
   fixed?: { rate: number; p50: number; p90: number; p99: number; p99Service: number; failed: number; count: number; achievedRps: number };
 }
 
@@ -108,13 +112,17 @@ async function main(): Promise<number> {
           sut = await sys.start(ctx);
           const url = `${sut.url}/`;
           await runWrk(url, { threads: 2, connections, durationS: warmS });
+          const pgid = sut.proc?.child.pid;
+          const cpu0 = pgid === undefined ? undefined : groupCpuSeconds(pgid);
           const sat = await runWrk(url, { threads: 2, connections, durationS });
+          const cpu1 = pgid === undefined ? undefined : groupCpuSeconds(pgid);
+          const cpuUs = cpu0 !== undefined && cpu1 !== undefined && sat.requests > 0 ? ((cpu1 - cpu0) * 1e6) / sat.requests : undefined;
           const fixed = await fixedRate(sut.url, rate, durationS, warmS, tmp.dir);
-          process.stderr.write(`  round ${round} ${sys.name}: ${Math.round(sat.rps)} req/s, fixed ${rate} rps p99 ${fixed.p99.toFixed(2)} ms\n`);
+          process.stderr.write(`  round ${round} ${sys.name}: ${Math.round(sat.rps)} req/s${cpuUs === undefined ? '' : `, ${cpuUs.toFixed(1)} µs CPU/request`}, fixed ${rate} rps p99 ${fixed.p99.toFixed(2)} ms\n`);
           // Fast errors are not throughput: a system whose answers are mostly errors gets no figures.
           const errShare = Math.max((sat.non2xx + sat.socketErrors) / Math.max(1, sat.requests), fixed.failed / Math.max(1, fixed.count));
           if (!(errShare <= 0.01)) throw new Error(`${(errShare * 100).toFixed(1)} % of answers were errors (see bench/README.md: every request must succeed)`);
-          if (!row.saturation || sat.rps > row.saturation.rps) row.saturation = sat;
+          if (!row.saturation || sat.rps > row.saturation.rps) { row.saturation = sat; row.cpuUsPerRequest = cpuUs; }
           if (!row.fixed || fixed.p99 < row.fixed.p99) row.fixed = fixed;
         } catch (e) {
           row.available = false;
@@ -136,12 +144,13 @@ async function main(): Promise<number> {
   const d2 = (v: number): string | null => (Number.isFinite(v) ? v.toFixed(2) : null); // latencies: always two decimals
   const x = (a: number | undefined, b: number | undefined): string | null => { const q = ratio(a, b); return q === null ? null : `${q.toFixed(2)}×`; };
   const table = {
-    alignRight: [false, true, true, true, true, true, true, true, true, true],
-    columns: ['system', 'req/s (saturation)', '× HAProxy', 'p50 ms (sat.)', 'p99 ms (sat.)', `p50 ms @${rate}/s`, `p99 ms @${rate}/s`, 'p99 × HAProxy', 'p99 service ms', 'errors'],
+    alignRight: [false, true, true, true, true, true, true, true, true, true, true, true],
+    columns: ['system', 'req/s (saturation)', '× HAProxy', 'CPU µs/req (sat.)', 'CPU × HAProxy', 'p50 ms (sat.)', 'p99 ms (sat.)', `p50 ms @${rate}/s`, `p99 ms @${rate}/s`, 'p99 × HAProxy', 'p99 service ms', 'errors'],
     rows: list.map((r): Cell[] => r.available && r.saturation && r.fixed
-      ? [r.system, Math.round(r.saturation.rps), x(r.saturation.rps, ref?.saturation?.rps), d2(r.saturation.p50), d2(r.saturation.p99), d2(r.fixed.p50), d2(r.fixed.p99),
+      ? [r.system, Math.round(r.saturation.rps), x(r.saturation.rps, ref?.saturation?.rps), r.cpuUsPerRequest === undefined ? null : r.cpuUsPerRequest.toFixed(1),
+        x(r.cpuUsPerRequest, ref?.cpuUsPerRequest), d2(r.saturation.p50), d2(r.saturation.p99), d2(r.fixed.p50), d2(r.fixed.p99),
         x(r.fixed.p99, ref?.fixed?.p99), d2(r.fixed.p99Service), r.saturation.non2xx + r.saturation.socketErrors + r.fixed.failed]
-      : [r.system, null, null, null, null, null, null, null, null, `not available: ${r.reason ?? 'unknown'}`]),
+      : [r.system, null, null, null, null, null, null, null, null, null, null, `not available: ${r.reason ?? 'unknown'}`]),
   };
   const cmd = `npm run bench:proxy${quick ? ' -- --quick --write' : ''}`;
   const when = new Date().toISOString();
@@ -158,6 +167,9 @@ async function main(): Promise<number> {
   const verdicts = [verdict];
   if (mm?.saturation && one?.saturation) verdicts.push(`meshmedic/HAProxy nbthread 1 throughput ${x(mm.saturation.rps, one.saturation.rps)} (target ≥ 0.80×)`);
   if (workers?.saturation && threads2?.saturation) verdicts.push(`meshmedic 2 workers/HAProxy nbthread 2 throughput ${x(workers.saturation.rps, threads2.saturation.rps)} (target ≥ 0.80×)`);
+  // CPU per request on equal cores: one meshmedic process against one HAProxy thread, two workers against two.
+  if (mm?.cpuUsPerRequest !== undefined && one?.cpuUsPerRequest !== undefined) verdicts.push(`CPU per request meshmedic/HAProxy nbthread 1 ${x(mm.cpuUsPerRequest, one.cpuUsPerRequest)} (target ≤ 1.30×)`);
+  if (workers?.cpuUsPerRequest !== undefined && threads2?.cpuUsPerRequest !== undefined) verdicts.push(`CPU per request meshmedic 2 workers/HAProxy nbthread 2 ${x(workers.cpuUsPerRequest, threads2.cpuUsPerRequest)} (target ≤ 1.30×)`);
   for (const line of verdicts.slice(1)) process.stdout.write(`${line}\n`);
   const portable = rows.get('meshmedic (portable engine)');
   if (portable?.saturation && ref?.saturation) process.stdout.write(`portable engine/HAProxy throughput ${x(portable.saturation.rps, ref.saturation.rps)} (target ≥ 0.60×)\n`);
