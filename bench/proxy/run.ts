@@ -72,6 +72,8 @@ async function main(): Promise<number> {
   let systems: SystemUnderTest[] = [
     direct(),
     meshmedic(),
+    // The same without failure prediction (on by default): what prediction costs per request (issue 10: ≤ 3 %).
+    meshmedic({ name: 'meshmedic (prediction off)', env: { MESHMEDIC_HEALING__PREDICTION__ENABLED: 'false' } }),
     // The portable HTTP/1 engine (llhttp in WebAssembly, no Node internals): what runs where the native one cannot.
     meshmedic({ name: 'meshmedic (portable engine)', env: { MESHMEDIC_PROXY__HTTP1ENGINE: 'portable' } }),
     // Every core: two proxy worker processes (one healing engine in the primary) against HAProxy's two threads.
@@ -170,6 +172,11 @@ async function main(): Promise<number> {
   // CPU per request on equal cores: one meshmedic process against one HAProxy thread, two workers against two.
   if (mm?.cpuUsPerRequest !== undefined && one?.cpuUsPerRequest !== undefined) verdicts.push(`CPU per request meshmedic/HAProxy nbthread 1 ${x(mm.cpuUsPerRequest, one.cpuUsPerRequest)} (target ≤ 1.30×)`);
   if (workers?.cpuUsPerRequest !== undefined && threads2?.cpuUsPerRequest !== undefined) verdicts.push(`CPU per request meshmedic 2 workers/HAProxy nbthread 2 ${x(workers.cpuUsPerRequest, threads2.cpuUsPerRequest)} (target ≤ 1.30×)`);
+  const noPrediction = rows.get('meshmedic (prediction off)');
+  if (mm?.cpuUsPerRequest !== undefined && noPrediction?.cpuUsPerRequest !== undefined) {
+    const extra = (100 * (mm.cpuUsPerRequest - noPrediction.cpuUsPerRequest)) / noPrediction.cpuUsPerRequest;
+    verdicts.push(`prediction on vs off: ${extra >= 0 ? '+' : ''}${extra.toFixed(1)} % CPU per request (target ≤ +3 %)`);
+  }
   for (const line of verdicts.slice(1)) process.stdout.write(`${line}\n`);
   const portable = rows.get('meshmedic (portable engine)');
   if (portable?.saturation && ref?.saturation) process.stdout.write(`portable engine/HAProxy throughput ${x(portable.saturation.rps, ref.saturation.rps)} (target ≥ 0.60×)\n`);
