@@ -517,7 +517,7 @@ function registerMetrics(ctx: SidecarContext, m: Membership, board: QuorumBoard,
     name: fresh('meshmedic_gossip_events_total'), help: 'Membership protocol events', labelNames: ['event'], registers: [reg],
     collect() {
       setAll(this, [
-        [{ event: 'suspicion' }, c.suspicionsRaised], [{ event: 'refutation' }, c.refutations], [{ event: 'death_declared' }, c.deathsDeclared],
+        [{ event: 'suspicion' }, c.suspicionsRaised], [{ event: 'refutation' }, c.refutations], [{ event: 'reannouncement' }, c.reannouncements], [{ event: 'death_declared' }, c.deathsDeclared],
         [{ event: 'key_conflict' }, c.keyConflicts], [{ event: 'address_conflict' }, c.addressConflicts], [{ event: 'push_pull' }, c.pushPulls],
         [{ event: 'tcp_fallback_ack' }, c.tcpFallbackAcks], [{ event: 'handler_error' }, c.handlerErrors], [{ event: 'member_refused' }, c.membersRefused],
         [{ event: 'push_pull_refused' }, c.pushPullRefused], [{ event: 'push_pull_members_skipped' }, c.pushPullMembersSkipped],

@@ -33,6 +33,8 @@ interface Member {
   publicKey: Uint8Array | undefined;
   /** Position in `order` (probe order), for O(1) removal. */
   index: number;
+  /** Epoch ms of the last suspicion refresh ping we sent it (see refreshSuspect). */
+  refreshedAt: number;
 }
 
 export interface MembershipOptions {
@@ -98,6 +100,8 @@ export interface MembershipCounters {
   /** Suspicions this member started itself after a failed probe (the accusations it originated). */
   suspicionsOriginated: number;
   refutations: number;
+  /** Our current alive queued again because an accusation about an already refuted incarnation arrived. */
+  reannouncements: number;
   deathsDeclared: number;
   keyConflicts: number;
   addressConflicts: number;
@@ -126,7 +130,7 @@ export class Membership {
     droppedMalformed: 0, droppedUnknownKey: 0, droppedPlaintext: 0, droppedEncrypted: 0, handlerErrors: 0,
     streamsSent: 0, streamsFailed: 0, streamsReceived: 0,
     probes: 0, probesFailed: 0, indirectProbes: 0, tcpFallbackAcks: 0,
-    suspicionsRaised: 0, suspicionsOriginated: 0, refutations: 0, deathsDeclared: 0, keyConflicts: 0, addressConflicts: 0, membersRefused: 0,
+    suspicionsRaised: 0, suspicionsOriginated: 0, refutations: 0, reannouncements: 0, deathsDeclared: 0, keyConflicts: 0, addressConflicts: 0, membersRefused: 0,
     pushPullRefused: 0, pushPullMembersSkipped: 0, implausibleIncarnations: 0,
     observationsReceived: 0, observationsAccepted: 0, pushPulls: 0,
   };
@@ -173,7 +177,7 @@ export class Membership {
     this.obsShare = opts.observationShare ?? 0.35;
     this.awareness = new Awareness(this.p.lifeguard.awareness ? this.p.awarenessMaxMultiplier : 1);
     if (!opts.id || Buffer.byteLength(opts.id) > 255) throw new RangeError('a member id must be 1-255 bytes of UTF-8');
-    this.self = { id: opts.id, host: opts.advertise.host, port: opts.advertise.port, incarnation: 1, state: 'alive', stateChange: this.clock.now(), publicKey: opts.publicKey, index: 0 };
+    this.self = { id: opts.id, host: opts.advertise.host, port: opts.advertise.port, incarnation: 1, state: 'alive', stateChange: this.clock.now(), publicKey: opts.publicKey, index: 0, refreshedAt: 0 };
     this.members.set(this.id, this.self);
     this.order.push(this.self);
     this.live = 1;
@@ -295,7 +299,7 @@ export class Membership {
   bootstrapMembers(list: readonly { id: string; host: string; port: number; incarnation?: number; publicKey?: Uint8Array }[]): void {
     for (const e of list) {
       if (e.id === this.id || this.members.has(e.id)) continue;
-      const m: Member = { id: e.id, host: e.host, port: e.port, incarnation: e.incarnation ?? 1, state: 'alive', stateChange: this.clock.now(), publicKey: e.publicKey, index: 0 };
+      const m: Member = { id: e.id, host: e.host, port: e.port, incarnation: e.incarnation ?? 1, state: 'alive', stateChange: this.clock.now(), publicKey: e.publicKey, index: 0, refreshedAt: 0 };
       if (e.publicKey) this.pins.set(e.id, e.publicKey);
       this.insertMember(m);
       this.live++;
@@ -423,12 +427,39 @@ export class Membership {
     const now = this.clock.now();
     const targets = this.randomMembers(this.p.gossipNodes, (m) =>
       m.state === 'alive' || m.state === 'suspect' || now - m.stateChange < this.p.gossipToTheDeadMs);
+    this.refreshSuspect(now);
     for (const t of targets) {
       const parts: Uint8Array[] = [];
       this.takeBroadcasts(this.packetBudget(), parts);
       if (parts.length === 0) return;
       this.sendParts(t, parts);
     }
+  }
+
+  /**
+   * Deliver one held suspicion straight to its subject (the buddy system, outside the probe round): the
+   * suspect least recently refreshed, if that was more than `probeInterval · max(1, log10 N)` ago, gets
+   * `suspect + ping`. An alive member answers with an ack that carries its refutation, or its current
+   * `alive` if it had already refuted and we missed it; so a suspicion we hold stale (the refutation's
+   * broadcasts were spent while a partition or loss kept it from us) ends within a refresh period of the
+   * path working again, not when our probe round comes back to it or its timer runs out. Not a probe:
+   * no failure is counted and nothing else depends on the answer. Cost: at most one small packet per
+   * gossip tick, and only while we hold a suspicion.
+   */
+  private refreshSuspect(now: number): void {
+    if (!this.p.lifeguard.buddy || this.suspicions.size === 0) return;
+    const every = this.p.probeIntervalMs * Math.max(1, Math.log10(Math.max(1, this.live)));
+    let pick: Member | undefined;
+    for (const id of this.suspicions.keys()) {
+      const m = this.members.get(id);
+      if (!m || m.state !== 'suspect' || now - m.refreshedAt < every) continue;
+      if (!pick || m.refreshedAt < pick.refreshedAt) pick = m;
+    }
+    if (!pick) return;
+    pick.refreshedAt = now;
+    const suspect = encodeMessage({ type: MsgType.Suspect, incarnation: pick.incarnation, node: pick.id, from: this.id });
+    const ping = encodeMessage({ type: MsgType.Ping, seq: this.nextSeq(), target: pick.id, source: this.id, sourceHost: this.self.host, sourcePort: this.self.port });
+    this.sendParts(pick, [suspect, ping]);
   }
 
   private schedulePushPull(): void {
@@ -456,13 +487,28 @@ export class Membership {
     }, this.p.probeIntervalMs * (0.5 + this.random()));
   }
 
-  private pushPull(to: Address, join: boolean, cb: (ok: boolean) => void): void {
+  private lastLearn = -Infinity;
+
+  /**
+   * A member we do not know probed us: we missed its `alive` (members that join at the same moment can
+   * each miss the other's), and without this we would learn of it only at the next push-pull period
+   * (30 s on a LAN). Push-pull with it now, at most once per probe interval; the answer may add no more
+   * unknown members than an unsolicited push-pull could, since the ping that led here is anyone's word.
+   */
+  private learnFrom(source: Address): void {
+    const now = this.clock.now();
+    if (now - this.lastLearn < this.p.probeIntervalMs) return;
+    this.lastLearn = now;
+    this.pushPull(source, false, () => {}, this.o.pushPullMaxNewMembers ?? DEFAULT_PUSH_PULL_MAX_NEW_MEMBERS);
+  }
+
+  private pushPull(to: Address, join: boolean, cb: (ok: boolean) => void, maxNew = Infinity): void {
     this.counters.pushPulls++;
     const req = encodePacket([{ type: MsgType.PushPull, join, entries: this.localState() }]);
     this.streamRequest(to, req, this.p.streamTimeoutMs, (msgs) => {
       const pp = msgs?.find((m) => m.type === MsgType.PushPull);
       if (!pp || pp.type !== MsgType.PushPull) return cb(false);
-      this.mergeRemote(pp.entries);
+      this.mergeRemote(pp.entries, maxNew);
       cb(true);
     });
   }
@@ -530,7 +576,7 @@ export class Membership {
         this.counters.membersRefused++;
         return;
       }
-      m = { id: a.node, host: a.host, port: a.port, incarnation: 0, state: 'dead', stateChange: this.clock.now(), publicKey: undefined, index: 0 };
+      m = { id: a.node, host: a.host, port: a.port, incarnation: 0, state: 'dead', stateChange: this.clock.now(), publicKey: undefined, index: 0, refreshedAt: 0 };
       this.insertMember(m);
       updatesNode = true;
     } else if (m.host !== a.host || m.port !== a.port) {
@@ -556,7 +602,11 @@ export class Membership {
 
   private suspectNode(s: Suspect): void {
     const m = this.members.get(s.node);
-    if (!m || incarnationNewer(m.incarnation, s.incarnation)) return;
+    if (!m) return;
+    if (incarnationNewer(m.incarnation, s.incarnation)) {
+      if (m === this.self) this.reannounce();
+      return;
+    }
     if (!this.plausible(s.incarnation, m.incarnation)) return;
     const existing = this.suspicions.get(s.node);
     if (existing) {
@@ -590,7 +640,11 @@ export class Membership {
 
   private deadNode(d: Dead): void {
     const m = this.members.get(d.node);
-    if (!m || incarnationNewer(m.incarnation, d.incarnation)) return;
+    if (!m) return;
+    if (incarnationNewer(m.incarnation, d.incarnation)) {
+      if (m === this.self) this.reannounce();
+      return;
+    }
     if (!this.plausible(d.incarnation, m.incarnation)) return;
     const s = this.suspicions.get(d.node);
     if (s) { s.cancel(); this.suspicions.delete(d.node); }
@@ -602,6 +656,20 @@ export class Membership {
     this.enqueueMember(d.node, d);
     m.incarnation = d.incarnation;
     this.setState(m, d.from === d.node ? 'left' : 'dead');
+  }
+
+  /**
+   * An accusation about an incarnation we have already refuted reached us: whoever holds it missed our
+   * refutation (its broadcasts are spent), and nobody else will tell it. Queue our current `alive` again
+   * (no new incarnation, no awareness penalty): it rides on our next packets, first of all on the ack of
+   * the probe that carried the stale suspicion (buddy system), so the holder is corrected in one round
+   * trip instead of waiting for its suspicion to time out or for a push-pull. A flood of stale
+   * accusations only re-arms the one queued entry about ourselves.
+   */
+  private reannounce(): void {
+    if (this.leaving) return;
+    this.counters.reannouncements++;
+    this.enqueueMember(this.id, this.aliveMsg(this.self));
   }
 
   /** Someone thinks we are suspect or dead: outbid them with a higher incarnation (and slow down). */
@@ -655,9 +723,11 @@ export class Membership {
         return this.wrap(encodePacket([{ type: MsgType.Ack, seq: first.seq }]));
       }
       if (first.type === MsgType.PushPull) {
-        const answer = this.wrap(encodePacket([{ type: MsgType.PushPull, join: false, entries: this.localState() }]));
+        // Merge first, then answer: a stale verdict about us in their state is refuted (or re-announced)
+        // right here, and the answer carries our new incarnation, so the requester (a member reconnecting
+        // to one it holds dead) is corrected by this exchange rather than by later gossip.
         this.mergeRemote(first.entries, this.o.pushPullMaxNewMembers ?? DEFAULT_PUSH_PULL_MAX_NEW_MEMBERS);
-        return answer;
+        return this.wrap(encodePacket([{ type: MsgType.PushPull, join: false, entries: this.localState() }]));
       }
       for (const m of msgs) this.handleMessage(m, from);
     } catch {
@@ -671,7 +741,9 @@ export class Membership {
       case MsgType.Ping: {
         if (m.target !== this.id) return; // a ping for a member that used to live at this address
         const ack = encodeMessage({ type: MsgType.Ack, seq: m.seq });
-        this.sendWithPiggyback({ host: m.sourceHost, port: m.sourcePort }, [ack]);
+        const source = { host: m.sourceHost, port: m.sourcePort };
+        this.sendWithPiggyback(source, [ack]);
+        if (m.source !== this.id && !this.members.has(m.source)) this.learnFrom(source);
         return;
       }
       case MsgType.IndirectPing:

@@ -13,6 +13,12 @@ export interface SimNetworkOptions {
   readonly jitterMs?: number;
   /** Probability that a datagram is lost (streams are reliable, as TCP). */
   readonly loss?: number;
+  /**
+   * Streams suffer `loss` too, as TCP does: each lost segment is retransmitted after Linux's timeouts
+   * (1 s, doubling, for the SYN and SYN-ACK; 200 ms, doubling, for data), so a stream arrives late or
+   * times out instead of failing. Off by default (streams then never see loss).
+   */
+  readonly streamLoss?: boolean;
   readonly random?: () => number;
 }
 
@@ -22,6 +28,7 @@ const key = (a: Address) => `${a.host}:${a.port}`;
 export class SimNetwork {
   readonly clock: VirtualClock;
   loss: number;
+  streamLoss: boolean;
   private readonly latency: number;
   private readonly jitter: number;
   private readonly random: () => number;
@@ -39,6 +46,7 @@ export class SimNetwork {
   constructor(clock: VirtualClock, opts: SimNetworkOptions = {}) {
     this.clock = clock;
     this.loss = opts.loss ?? 0;
+    this.streamLoss = opts.streamLoss ?? false;
     this.latency = opts.latencyMs ?? 1;
     this.jitter = opts.jitterMs ?? 1;
     this.random = opts.random ?? Math.random;
@@ -83,9 +91,17 @@ export class SimNetwork {
     return this.latency + this.random() * this.jitter;
   }
 
+  /** Extra delay of one TCP segment under loss: retransmission timeouts until a copy gets through. */
+  private retransmitDelay(firstRtoMs: number): number {
+    if (!this.streamLoss || this.loss <= 0) return 0;
+    let extra = 0;
+    for (let rto = firstRtoMs; this.random() < this.loss && extra < 120_000; rto *= 2) extra += rto;
+    return extra;
+  }
+
   /** Deliver `fn` at the destination after network latency, later if the destination is stalled. */
-  private deliver(to: string, fn: () => void): void {
-    let d = this.delay();
+  private deliver(to: string, fn: () => void, extraMs = 0): void {
+    let d = this.delay() + extraMs;
     const stall = this.stalledUntil.get(to);
     const now = this.clock.now();
     if (stall !== undefined) {
@@ -123,6 +139,8 @@ export class SimNetwork {
     const fk = key(from);
     if (this.blocked.has(`${fk}>${k}`)) return;
     const copy = Buffer.from(data);
+    // Handshake (SYN, SYN-ACK) and the request arrive together here; under loss each costs its retransmissions.
+    const connect = this.retransmitDelay(1000) + this.retransmitDelay(1000) + this.retransmitDelay(200);
     this.deliver(k, () => {
       const node = this.nodes.get(k);
       if (!node) return;
@@ -133,8 +151,8 @@ export class SimNetwork {
       this.deliver(fk, () => {
         timer.cancel();
         answer(r);
-      });
-    });
+      }, this.retransmitDelay(200));
+    }, connect);
   }
 }
 

@@ -14,6 +14,8 @@ export interface SimClusterOptions {
   n: number;
   seed?: number;
   loss?: number;
+  /** Streams suffer the loss too (TCP retransmission delays); see SimNetworkOptions. */
+  streamLoss?: boolean;
   profile?: GossipProfile;
   keyring?: (i: number) => Keyring | undefined;
   extra?: (i: number) => Partial<MembershipOptions>;
@@ -22,7 +24,7 @@ export interface SimClusterOptions {
 export function simCluster(o: SimClusterOptions) {
   const clock = new VirtualClock();
   const random = seededRandom(o.seed ?? 1);
-  const net = new SimNetwork(clock, { loss: o.loss ?? 0, random, latencyMs: 1, jitterMs: 2 });
+  const net = new SimNetwork(clock, { loss: o.loss ?? 0, streamLoss: o.streamLoss ?? false, random, latencyMs: 1, jitterMs: 2 });
   const members: SimMember[] = [];
   for (let i = 0; i < o.n; i++) {
     const addr = { host: '10.0.0.' + (i + 1), port: 7946 };

@@ -216,7 +216,12 @@ t.test('nacks and awareness: a member that hears nothing blames itself, not its 
   for (let i = 1; i < 5; i++) c.net.block(c.members[i]!.addr, c.members[0]!.addr);
   c.run(4000);
   t.ok(c.members[0]!.m.awareness.health > 0, `n0's local health score rose to ${c.members[0]!.m.awareness.health}`);
-  for (let i = 1; i < 5; i++) t.equal(c.members[i]!.m.awareness.health, 0, `n${i} stays at 0`);
+  // A peer's score may rise only by its refutations of n0's accusations (Lifeguard: refuting costs one, until
+  // its next successful probe); its own probes of n0 fail with nacks from the others, which blame nobody.
+  for (let i = 1; i < 5; i++) {
+    const x = c.members[i]!.m;
+    t.ok(x.awareness.health <= x.counters.refutations, `n${i}: score ${x.awareness.health}, from its ${x.counters.refutations} refutation(s) only`);
+  }
   c.net.healAll();
   c.run(30_000);
   t.equal(c.members[0]!.m.awareness.health, 0, 'recovers once its probes succeed again');
