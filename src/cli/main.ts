@@ -2,6 +2,7 @@
 // Exit codes: 0 ok, 1 runtime error, 2 usage or configuration error.
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { loadConfigFile, releaseConfigValidator, validateConfig } from '../config/load.js';
+import { skewedClock, systemClock } from '../core/clock.js';
 import { logLine } from '../core/log.js';
 import { MeshmedicError, type Validated } from '../core/errors.js';
 import { ENV_POD_ANNOTATIONS } from '../k8s/component.js';
@@ -283,9 +284,30 @@ async function proxyCommand(argv: string[], io: CliIo): Promise<number> {
   return serve(cfg.result, io);
 }
 
+/**
+ * Test-only knob (the chaos lab's clock-skew scenario): moves this process's wall clock, as every part
+ * of the sidecar sees it, by the given integer ms (±1 day at most). Never set it in production.
+ */
+export const ENV_TEST_CLOCK_SKEW = 'MESHMEDIC_TEST_CLOCK_SKEW_MS';
+
+/** The skew asked for by ENV_TEST_CLOCK_SKEW (0 if unset), or an error message naming the bad value. */
+export function testClockSkewMs(env: NodeJS.ProcessEnv): number | string {
+  const raw = env[ENV_TEST_CLOCK_SKEW];
+  if (raw === undefined || raw.trim() === '') return 0;
+  const v = Number(raw.trim());
+  if (!Number.isInteger(v) || Math.abs(v) > 86_400_000) return `${ENV_TEST_CLOCK_SKEW}=${JSON.stringify(raw)}: expected an integer number of ms between -86400000 and 86400000`;
+  return v;
+}
+
 /** Run a sidecar until SIGTERM/SIGINT: then stop accepting, drain up to the deadline, exit 0. */
 export async function serve(config: Config, io: CliIo): Promise<number> {
-  const sidecar = await startSidecar(config);
+  const skew = testClockSkewMs(io.env);
+  if (typeof skew === 'string') {
+    io.err(logLine('error', skew));
+    return 2;
+  }
+  if (skew !== 0) io.err(logLine('warn', `TEST ONLY: this sidecar's wall clock is moved by ${skew} ms (${ENV_TEST_CLOCK_SKEW})`, { skewMs: skew }));
+  const sidecar = await startSidecar(config, skew !== 0 ? { clock: skewedClock(systemClock, skew) } : {});
   // The config is validated; drop the compiled schema (a pod-annotation change compiles it again).
   releaseConfigValidator();
   io.out(logLine('info', 'meshmedic ready', { addresses: sidecar.addresses }));

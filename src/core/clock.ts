@@ -28,6 +28,19 @@ export const systemClock: Clock = Object.freeze({
   },
 });
 
+/**
+ * `base` with its wall clock moved by `offsetMs` (timers unchanged): a host whose clock is wrong. Used by
+ * tests and, through the test-only MESHMEDIC_TEST_CLOCK_SKEW_MS variable, by the chaos lab.
+ */
+export function skewedClock(base: Clock, offsetMs: number): Clock {
+  if (offsetMs === 0) return base;
+  return Object.freeze({
+    now: () => base.now() + offsetMs,
+    setTimeout: (fn: () => void, ms: number) => base.setTimeout(fn, ms),
+    setInterval: (fn: () => void, ms: number) => base.setInterval(fn, ms),
+  });
+}
+
 interface VirtualTimer {
   at: number;
   id: number;

@@ -50,7 +50,12 @@ export interface IndirectPing {
   sourceHost: string;
   sourcePort: number;
 }
-export interface Ack { type: typeof MsgType.Ack; seq: number }
+/**
+ * `time`: the acking member's clock (epoch ms) when it answered a ping addressed to it, so the prober can
+ * estimate its clock offset from the round trip (see docs/gossip.md, clock skew). Absent on acks a relay
+ * forwards and on acks from older members.
+ */
+export interface Ack { type: typeof MsgType.Ack; seq: number; time?: number }
 export interface Nack { type: typeof MsgType.Nack; seq: number }
 export interface Suspect { type: typeof MsgType.Suspect; incarnation: number; node: string; from: string }
 export interface Alive { type: typeof MsgType.Alive; incarnation: number; node: string; host: string; port: number; publicKey: Uint8Array | undefined }
@@ -191,6 +196,9 @@ export function writeMessage(w: Writer, m: Message): void {
       w.str(m.source); w.str(m.sourceHost); w.u16(m.sourcePort);
       break;
     case MsgType.Ack:
+      w.u32(m.seq);
+      if (m.time !== undefined) w.f64(m.time);
+      break;
     case MsgType.Nack:
       w.u32(m.seq);
       break;
@@ -272,8 +280,13 @@ function readBody(r: Reader, type: number, maxEntries: number): Message {
       return { type, seq: r.u32(), target: r.id(), source: r.id(), sourceHost: r.str(1), sourcePort: r.port() };
     case MsgType.IndirectPing:
       return { type, seq: r.u32(), target: r.id(), targetHost: r.str(1), targetPort: r.port(), wantNack: r.bool(), source: r.id(), sourceHost: r.str(1), sourcePort: r.port() };
-    case MsgType.Ack:
-      return { type, seq: r.u32() };
+    case MsgType.Ack: {
+      const seq = r.u32();
+      if (r.pos === r.end) return { type, seq };
+      const time = r.f64();
+      if (!Number.isFinite(time) || time < 0) throw new DecodeError('ack time');
+      return { type, seq, time };
+    }
     case MsgType.Nack:
       return { type, seq: r.u32() };
     case MsgType.Suspect:

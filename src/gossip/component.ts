@@ -190,7 +190,14 @@ async function startGossipWith(ctx: SidecarContext, deps: GossipDeps): Promise<G
       incarnationWindow: lim.incarnationWindow,
       observationShare: cfg.observationShare ?? 0.35,
       onObservation: (o) => {
-        if (board.offer(o, keyOf) !== 'accepted') return false;
+        // Judged on the observer's own clock (its offset from our ping/ack round trips): skew-tolerant.
+        const result = board.offer(o, keyOf, (id) => membership.clockOffsetOf(id));
+        if (result !== 'accepted') {
+          // Refused by the clock with no offset known for its observer yet: learn it now (one ping), so its
+          // next publication is judged on its own clock.
+          if ((result === 'stale' || result === 'future') && membership.clockOffsetOf(o.observer) === undefined) membership.requestClockSample(o.observer);
+          return false;
+        }
         if (board.isBad(o)) soon(); // a verdict may have just formed: decide now, not at the next tick
         return true;
       },
@@ -521,7 +528,7 @@ function registerMetrics(ctx: SidecarContext, m: Membership, board: QuorumBoard,
         [{ event: 'key_conflict' }, c.keyConflicts], [{ event: 'address_conflict' }, c.addressConflicts], [{ event: 'push_pull' }, c.pushPulls],
         [{ event: 'tcp_fallback_ack' }, c.tcpFallbackAcks], [{ event: 'handler_error' }, c.handlerErrors], [{ event: 'member_refused' }, c.membersRefused],
         [{ event: 'push_pull_refused' }, c.pushPullRefused], [{ event: 'push_pull_members_skipped' }, c.pushPullMembersSkipped],
-        [{ event: 'implausible_incarnation' }, c.implausibleIncarnations],
+        [{ event: 'implausible_incarnation' }, c.implausibleIncarnations], [{ event: 'clock_sample' }, c.clockSamples], [{ event: 'clock_sample_refused' }, c.clockSamplesRefused],
         [{ event: 'keyring_reloaded' }, keyringReloads.applied], [{ event: 'keyring_reload_failed' }, keyringReloads.failed],
         [{ event: 'stream_rate_limited' }, transport.limiter.counters.streamsLimited], [{ event: 'stream_over_budget' }, transport.limiter.counters.streamsOverBudget],
       ]);

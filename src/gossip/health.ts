@@ -134,7 +134,12 @@ export const OFFER_RESULTS: readonly OfferResult[] = ['accepted', 'stale', 'futu
 interface Held {
   readonly obs: Observation;
   readonly receivedAt: number;
+  /** The window end on our clock: the observer's `windowEnd` minus its clock offset when accepted. */
+  readonly localEnd: number;
 }
+
+/** An observer's clock minus ours (ms), if known; see Membership.clockOffsetOf. */
+export type ClockOffsetOf = (observer: string) => number | undefined;
 
 interface Bucket {
   tokens: number;
@@ -156,7 +161,7 @@ export interface Verdict {
 export class QuorumBoard {
   readonly opts: QuorumOptions;
   private readonly byEndpoint = new Map<string, Map<string, Held>>();
-  private readonly lastSeq = new Map<string, { seq: number; windowEnd: number }>(); // observer|endpoint → newest accepted
+  private readonly lastSeq = new Map<string, { seq: number; localEnd: number }>(); // observer|endpoint → newest accepted
   private readonly buckets = new Map<string, Bucket>();
   readonly results: Record<OfferResult, number> = { accepted: 0, stale: 0, future: 0, replay: 0, rate_limited: 0, unknown_observer: 0, bad_signature: 0, full: 0 };
 
@@ -167,17 +172,24 @@ export class QuorumBoard {
   /**
    * Offer an observation. Cheap checks run first (age, replay, rate); the signature is verified last, with
    * the observer's pinned key from `keyOf`. Only an accepted observation changes the board.
+   *
+   * Its age is judged on the observer's own clock: `offsetOf` gives the observer's clock minus ours (from
+   * ping/ack round trips), so a window end is moved onto our clock before the stale and future checks.
+   * A host whose clock is 30 s off is then neither refused nor able to pass off a 30-s-old observation
+   * as fresh. Without an estimate (no round trip with the observer yet) the window end is taken as it
+   * is, on our clock: the rule before clock offsets, which holds for observers whose clock is right.
    */
-  offer(o: Observation, keyOf: (observer: string) => KeyObject | undefined): OfferResult {
-    const r = this.check(o, keyOf);
+  offer(o: Observation, keyOf: (observer: string) => KeyObject | undefined, offsetOf?: ClockOffsetOf): OfferResult {
+    const r = this.check(o, keyOf, offsetOf?.(o.observer) ?? 0);
     this.results[r]++;
     return r;
   }
 
-  private check(o: Observation, keyOf: (observer: string) => KeyObject | undefined): OfferResult {
+  private check(o: Observation, keyOf: (observer: string) => KeyObject | undefined, offset: number): OfferResult {
     const now = this.clock.now();
-    if (o.windowEnd < now - this.opts.freshnessMs) return 'stale';
-    if (o.windowEnd > now + this.opts.maxSkewMs) return 'future';
+    const localEnd = o.windowEnd - offset;
+    if (localEnd < now - this.opts.freshnessMs) return 'stale';
+    if (localEnd > now + this.opts.maxSkewMs) return 'future';
     const sk = `${o.observer}|${o.endpoint}`;
     const last = this.lastSeq.get(sk);
     if (last !== undefined && o.seq <= last.seq) return 'replay';
@@ -195,10 +207,10 @@ export class QuorumBoard {
       this.byEndpoint.set(o.endpoint, (per = new Map()));
     }
     b.tokens -= 1;
-    this.lastSeq.set(sk, { seq: o.seq, windowEnd: o.windowEnd });
+    this.lastSeq.set(sk, { seq: o.seq, localEnd });
     const prev = per.get(o.observer);
-    // Out-of-order arrival: keep the newest window per observer.
-    if (!prev || prev.obs.windowEnd <= o.windowEnd) per.set(o.observer, { obs: o, receivedAt: now });
+    // Out-of-order arrival: keep the newest window per observer (both on the observer's clock).
+    if (!prev || prev.obs.windowEnd <= o.windowEnd) per.set(o.observer, { obs: o, receivedAt: now, localEnd });
     return 'accepted';
   }
 
@@ -235,8 +247,8 @@ export class QuorumBoard {
     const now = this.clock.now();
     let per = this.byEndpoint.get(o.endpoint);
     if (!per) this.byEndpoint.set(o.endpoint, (per = new Map()));
-    per.set(o.observer, { obs: o, receivedAt: now });
-    this.lastSeq.set(`${o.observer}|${o.endpoint}`, { seq: o.seq, windowEnd: o.windowEnd });
+    per.set(o.observer, { obs: o, receivedAt: now, localEnd: o.windowEnd });
+    this.lastSeq.set(`${o.observer}|${o.endpoint}`, { seq: o.seq, localEnd: o.windowEnd });
   }
 
   /** Fresh observations of `endpoint` from observers other than `self` that saw traffic, by polarity. */
@@ -247,7 +259,7 @@ export class QuorumBoard {
     const horizon = this.clock.now() - this.opts.freshnessMs;
     for (const [observer, h] of per) {
       const o = h.obs;
-      if (observer === self || o.windowEnd < horizon) continue;
+      if (observer === self || h.localEnd < horizon) continue;
       if (this.isBad(o)) out.bad++;
       else if (o.requests >= this.opts.minRequests && (o.flags & OBS_FLAG_PROBED) === 0) out.good++;
     }
@@ -259,7 +271,7 @@ export class QuorumBoard {
     const per = this.byEndpoint.get(endpoint);
     if (!per) return false;
     const horizon = this.clock.now() - this.opts.freshnessMs;
-    for (const [observer, h] of per) if (observer !== self && h.obs.windowEnd >= horizon && this.isBad(h.obs)) return true;
+    for (const [observer, h] of per) if (observer !== self && h.localEnd >= horizon && this.isBad(h.obs)) return true;
     return false;
   }
 
@@ -274,7 +286,7 @@ export class QuorumBoard {
     if (per) {
       for (const [observer, h] of per) {
         const o = h.obs;
-        if (o.windowEnd < now - this.opts.freshnessMs) continue;
+        if (h.localEnd < now - this.opts.freshnessMs) continue;
         const isBad = this.isBad(o);
         if (!isBad && (o.requests < this.opts.minRequests || (o.flags & OBS_FLAG_PROBED) !== 0)) continue; // no evidence
         if (isBad) {
@@ -308,11 +320,12 @@ export class QuorumBoard {
   private prune(now: number): void {
     const horizon = now - this.opts.freshnessMs;
     for (const [ep, per] of this.byEndpoint) {
-      for (const [obs, h] of per) if (h.obs.windowEnd < horizon) per.delete(obs);
+      for (const [obs, h] of per) if (h.localEnd < horizon) per.delete(obs);
       if (per.size === 0) this.byEndpoint.delete(ep);
     }
     // An observer's sequence and window end grow together, so a replay of anything at or below a
-    // forgotten entry is older than the horizon and refused as stale: the entry can go.
-    for (const [k, v] of this.lastSeq) if (v.windowEnd < horizon) this.lastSeq.delete(k);
+    // forgotten entry is older than the horizon (on the observer's clock, moved onto ours) and refused
+    // as stale: the entry can go.
+    for (const [k, v] of this.lastSeq) if (v.localEnd < horizon) this.lastSeq.delete(k);
   }
 }

@@ -113,15 +113,36 @@ export interface MembershipCounters {
   pushPullMembersSkipped: number;
   /** Messages refused because they claim an incarnation implausibly far ahead (forged). */
   implausibleIncarnations: number;
+  /** Clock offset samples taken from direct acks, and those refused as beyond MAX_CLOCK_OFFSET_MS. */
+  clockSamples: number;
+  clockSamplesRefused: number;
   observationsReceived: number;
   observationsAccepted: number;
   pushPulls: number;
 }
 
 interface AckHandler {
-  ack(): void;
+  /** `time`: the target's clock when it answered (direct acks only). */
+  ack(time?: number): void;
   nack(): void;
 }
+
+/** A clock offset estimate for one member: its clock minus ours, from a ping/ack round trip. */
+interface ClockOffset {
+  offset: number;
+  /** Half the round trip of the sample: the estimate is within ± this (plus drift since `at`). */
+  errorMs: number;
+  /** Our clock when the sample was taken. */
+  at: number;
+}
+
+/**
+ * Offsets beyond this are not believed (treated as unknown): an hour covers any clock that is merely
+ * wrong, and bounds how far an acknowledgement could shift what counts as fresh.
+ */
+export const MAX_CLOCK_OFFSET_MS = 3_600_000;
+/** How fast an offset estimate is assumed to degrade (clock drift, rate changes): 1 ms per second, generous. */
+const OFFSET_DRIFT = 0.001;
 
 export class Membership {
   readonly id: string;
@@ -131,7 +152,7 @@ export class Membership {
     streamsSent: 0, streamsFailed: 0, streamsReceived: 0,
     probes: 0, probesFailed: 0, indirectProbes: 0, tcpFallbackAcks: 0,
     suspicionsRaised: 0, suspicionsOriginated: 0, refutations: 0, reannouncements: 0, deathsDeclared: 0, keyConflicts: 0, addressConflicts: 0, membersRefused: 0,
-    pushPullRefused: 0, pushPullMembersSkipped: 0, implausibleIncarnations: 0,
+    pushPullRefused: 0, pushPullMembersSkipped: 0, implausibleIncarnations: 0, clockSamples: 0, clockSamplesRefused: 0,
     observationsReceived: 0, observationsAccepted: 0, pushPulls: 0,
   };
   readonly awareness: Awareness;
@@ -150,6 +171,9 @@ export class Membership {
   private readonly pins = new Map<string, Uint8Array>();
   private readonly suspicions = new Map<string, Suspicion>();
   private readonly ackHandlers = new Map<number, AckHandler>();
+  private readonly offsets = new Map<string, ClockOffset>();
+  /** Our clock when we last pinged a member only to sample its clock (rate limit). */
+  private readonly sampleAsked = new Map<string, number>();
   private readonly memberQueue = new BroadcastQueue();
   private readonly obsQueue = new BroadcastQueue();
   private readonly self: Member;
@@ -263,6 +287,40 @@ export class Membership {
     return this.self.incarnation;
   }
 
+  /**
+   * A member's clock minus ours (ms), estimated from our last good ping/ack round trip with it (within
+   * ± half that round trip, plus drift); undefined until we have one. Skew-tolerant freshness of signed
+   * observations uses it (see QuorumBoard).
+   */
+  clockOffsetOf(id: string): number | undefined {
+    if (id === this.id) return 0;
+    return this.offsets.get(id)?.offset;
+  }
+
+  /**
+   * Ping a member only to learn its clock offset (an observation of its was refused by the clock and we
+   * have no estimate yet). At most once per probe interval per member; not a probe: nothing is counted
+   * as failed if no ack comes.
+   */
+  requestClockSample(id: string): void {
+    const m = this.members.get(id);
+    if (!m || m === this.self || !this.running || (m.state !== 'alive' && m.state !== 'suspect')) return;
+    const now = this.clock.now();
+    const asked = this.sampleAsked.get(id);
+    if (asked !== undefined && now - asked < this.p.probeIntervalMs) return;
+    this.sampleAsked.set(id, now);
+    const seq = this.nextSeq();
+    this.ackHandlers.set(seq, {
+      ack: (time) => {
+        this.ackHandlers.delete(seq);
+        if (time !== undefined) this.clockSample(id, now, time);
+      },
+      nack: () => {},
+    });
+    this.after(this.p.probeTimeoutMs, () => this.ackHandlers.delete(seq));
+    this.sendParts(m, [encodeMessage({ type: MsgType.Ping, seq, target: id, source: this.id, sourceHost: this.self.host, sourcePort: this.self.port })]);
+  }
+
   /** The pinned public key of a member, if any. */
   publicKeyOf(id: string): Uint8Array | undefined {
     return this.pins.get(id);
@@ -364,11 +422,13 @@ export class Membership {
       this.ackHandlers.delete(seq);
       for (const t of timers) { t.cancel(); this.pending.delete(t); }
     };
+    const sentAt = this.clock.now();
     this.ackHandlers.set(seq, {
-      ack: () => {
+      ack: (time) => {
         if (done) return;
         finish();
         this.awareness.applyDelta(-1);
+        if (time !== undefined) this.clockSample(target.id, sentAt, time);
       },
       nack: () => { nacks++; },
     });
@@ -598,6 +658,9 @@ export class Membership {
     m.port = a.port;
     if (a.publicKey) m.publicKey = a.publicKey;
     if (m.state !== 'alive') this.setState(m, 'alive');
+    // Learn its clock offset now rather than when our probe round reaches it: its signed observations
+    // are judged on its own clock (one ping per member that appears or comes back).
+    if (!this.offsets.has(m.id)) this.requestClockSample(m.id);
   }
 
   private suspectNode(s: Suspect): void {
@@ -672,6 +735,29 @@ export class Membership {
     this.enqueueMember(this.id, this.aliveMsg(this.self));
   }
 
+  /**
+   * One round trip with `id`: we sent at `sentAt` (our clock), it answered at `time` (its clock), the ack
+   * is here now. offset = time − midpoint, within ± rtt/2. The estimate kept is the one with the smallest
+   * error once aged by drift, so one slow round trip does not spoil a good estimate, and a fresh one
+   * eventually replaces an old one; a sample that contradicts the estimate beyond both error bounds
+   * replaces it at once (the member's clock was stepped, or it restarted with another clock).
+   */
+  private clockSample(id: string, sentAt: number, time: number): void {
+    const now = this.clock.now();
+    const errorMs = Math.max(0, now - sentAt) / 2;
+    const offset = time - (sentAt + now) / 2;
+    if (Math.abs(offset) > MAX_CLOCK_OFFSET_MS) { this.counters.clockSamplesRefused++; return; }
+    this.counters.clockSamples++;
+    const cur = this.offsets.get(id);
+    if (cur) {
+      const aged = cur.errorMs + (now - cur.at) * OFFSET_DRIFT;
+      // Keep the better estimate, unless the two disagree beyond both error bounds: its clock was stepped.
+      const consistent = Math.abs(offset - cur.offset) <= aged + errorMs;
+      if (consistent && aged < errorMs) return;
+    }
+    this.offsets.set(id, { offset, errorMs, at: now });
+  }
+
   /** Someone thinks we are suspect or dead: outbid them with a higher incarnation (and slow down). */
   private refute(accused: number): void {
     this.counters.refutations++;
@@ -720,7 +806,7 @@ export class Membership {
       const first = msgs[0]!;
       if (first.type === MsgType.Ping) {
         if (first.target !== this.id) return undefined;
-        return this.wrap(encodePacket([{ type: MsgType.Ack, seq: first.seq }]));
+        return this.wrap(encodePacket([{ type: MsgType.Ack, seq: first.seq, time: this.clock.now() }]));
       }
       if (first.type === MsgType.PushPull) {
         // Merge first, then answer: a stale verdict about us in their state is refuted (or re-announced)
@@ -740,7 +826,8 @@ export class Membership {
     switch (m.type) {
       case MsgType.Ping: {
         if (m.target !== this.id) return; // a ping for a member that used to live at this address
-        const ack = encodeMessage({ type: MsgType.Ack, seq: m.seq });
+        // Our clock rides on the ack: the prober estimates our clock offset from the round trip.
+        const ack = encodeMessage({ type: MsgType.Ack, seq: m.seq, time: this.clock.now() });
         const source = { host: m.sourceHost, port: m.sourcePort };
         this.sendWithPiggyback(source, [ack]);
         if (m.source !== this.id && !this.members.has(m.source)) this.learnFrom(source);
@@ -749,7 +836,7 @@ export class Membership {
       case MsgType.IndirectPing:
         return this.relayProbe(m);
       case MsgType.Ack:
-        this.ackHandlers.get(m.seq)?.ack();
+        this.ackHandlers.get(m.seq)?.ack(m.time);
         return;
       case MsgType.Nack:
         this.ackHandlers.get(m.seq)?.nack();
@@ -943,6 +1030,8 @@ export class Membership {
       last.index = m.index;
     }
     this.members.delete(m.id);
+    this.offsets.delete(m.id);
+    this.sampleAsked.delete(m.id);
   }
 
   /** Up to k distinct random members (never self) matching `pred`: memberlist's kRandomNodes. */
