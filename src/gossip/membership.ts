@@ -174,6 +174,8 @@ export class Membership {
   private readonly offsets = new Map<string, ClockOffset>();
   /** Our clock when we last pinged a member only to sample its clock (rate limit). */
   private readonly sampleAsked = new Map<string, number>();
+  /** Members without a clock offset yet, sampled one per gossip tick (a mesh-wide start is not a burst). */
+  private readonly toSample = new Set<string>();
   private readonly memberQueue = new BroadcastQueue();
   private readonly obsQueue = new BroadcastQueue();
   private readonly self: Member;
@@ -488,6 +490,10 @@ export class Membership {
     const targets = this.randomMembers(this.p.gossipNodes, (m) =>
       m.state === 'alive' || m.state === 'suspect' || now - m.stateChange < this.p.gossipToTheDeadMs);
     this.refreshSuspect(now);
+    for (const id of this.toSample) {
+      this.toSample.delete(id);
+      if (!this.offsets.has(id)) { this.requestClockSample(id); break; }
+    }
     for (const t of targets) {
       const parts: Uint8Array[] = [];
       this.takeBroadcasts(this.packetBudget(), parts);
@@ -658,9 +664,9 @@ export class Membership {
     m.port = a.port;
     if (a.publicKey) m.publicKey = a.publicKey;
     if (m.state !== 'alive') this.setState(m, 'alive');
-    // Learn its clock offset now rather than when our probe round reaches it: its signed observations
-    // are judged on its own clock (one ping per member that appears or comes back).
-    if (!this.offsets.has(m.id)) this.requestClockSample(m.id);
+    // Learn its clock offset soon rather than when our probe round reaches it: its signed observations
+    // are judged on its own clock (one ping per member that appears or comes back, one per gossip tick).
+    if (!this.offsets.has(m.id)) this.toSample.add(m.id);
   }
 
   private suspectNode(s: Suspect): void {
@@ -1032,6 +1038,7 @@ export class Membership {
     this.members.delete(m.id);
     this.offsets.delete(m.id);
     this.sampleAsked.delete(m.id);
+    this.toSample.delete(m.id);
   }
 
   /** Up to k distinct random members (never self) matching `pred`: memberlist's kRandomNodes. */
