@@ -17,11 +17,17 @@ import { Membership } from '../../src/gossip/membership.js';
 import { systemClock } from '../../src/core/clock.js';
 
 t.test('random bytes at the UDP and TCP ports change nothing and crash nothing', async (t) => {
-  const a = await udpMember('a');
-  const b = await udpMember('b');
-  t.teardown(() => stopAll([a, b]));
+  // No probe may fail during the flood for a reason of its own: the burst can overflow a's receive buffer
+  // and drop a genuine ack, and a starved machine can hold one past the probe deadline; either makes a
+  // member suspect, and its refutation bumps its incarnation (a full run under load saw b at 2). With a
+  // probe period longer than the test, a change to the membership can only come from the random bytes.
+  const profile = { ...FAST_PROFILE, probeIntervalMs: 120_000 };
+  const a = await udpMember('a', { profile });
+  const b = await udpMember('b', { profile });
+  const c = await udpMember('c', { profile });
+  t.teardown(() => stopAll([a, b, c]));
   await joinP(b.m, a.t.local);
-  await waitFor(() => a.m.countByState().alive === 2 && b.m.countByState().alive === 2, 5000);
+  t.ok(await waitFor(() => a.m.countByState().alive === 2 && b.m.countByState().alive === 2, 10_000) >= 0, 'a and b converged');
   const before = JSON.stringify(a.m.list().map((m) => [m.id, m.state, m.incarnation]));
   const udp = createSocket('udp4');
   for (let i = 0; i < 500; i++) udp.send(randomBytes(1 + (i % 1300)), a.t.local.port, '127.0.0.1');
@@ -42,8 +48,9 @@ t.test('random bytes at the UDP and TCP ports change nothing and crash nothing',
   t.equal(JSON.stringify(a.m.list().map((m) => [m.id, m.state, m.incarnation])), before, 'membership unchanged');
   t.ok(a.m.counters.droppedMalformed > 0, `malformed datagrams counted (${a.m.counters.droppedMalformed})`);
   t.equal(a.m.counters.handlerErrors, 0, 'no handler error');
-  // Still working afterwards.
-  t.ok(await waitFor(() => a.m.counters.probes > 3 && a.m.countByState().alive === 2, 3000) >= 0, 'probing goes on');
+  // Still working afterwards: a takes a new member in, and the news reaches b.
+  await joinP(c.m, a.t.local);
+  t.ok(await waitFor(() => [a, b, c].every((x) => x.m.countByState().alive === 3), 10_000) >= 0, 'a new member joins through a and all three see each other');
 });
 
 t.test('a starved event loop is detected (it feeds Lifeguard awareness)', async (t) => {
