@@ -11,7 +11,7 @@ import { MeshState } from '../../src/mesh/state.js';
 import { StatsTable } from '../../src/stats/window.js';
 import type { SidecarContext } from '../../src/runtime/context.js';
 import { startProxy, type ProxyHandle } from '../../src/proxy/component.js';
-import { backend, request, startTestProxy } from './helpers.js';
+import { backend, request, startTestProxy, until } from './helpers.js';
 
 const spec = (service: string, port: number) => ({ id: endpointId(service, '127.0.0.1', port), service, host: '127.0.0.1', port, locality: NO_LOCALITY, priority: 0, weight: 1, labels: {} });
 
@@ -41,15 +41,19 @@ t.test('endpoints added and removed at run time', async (t) => {
 t.test('close drains in-flight requests, refuses new connections, then cuts at the deadline', async (t) => {
   let release!: () => void;
   const gate = new Promise<void>((r) => (release = r));
+  // Requests seen by the backend: the test waits on these, not on sleeps (on a loaded machine a request
+  // can take longer than any fixed pause to get there; a run once closed the proxy before it arrived).
+  const seen = { gated: 0, never: 0 };
   const slow = await backend(async (req, res) => {
-    if (req.url === '/never') return; // never answers
+    if (req.url === '/never') { seen.never++; return; } // never answers
+    seen.gated++;
     await gate;
     res.end('finished');
   });
   const p = await startTestProxy({ services: [{ name: 'svc', endpoints: [{ address: `127.0.0.1:${slow.port}` }] }] });
   t.teardown(() => slow.close());
   const inflight = request(p.port, { headers: { host: 'svc' } });
-  await new Promise((r) => setTimeout(r, 100));
+  await until(() => seen.gated === 1, 30_000, 'the request to reach the backend');
   t.equal(p.handle.core.inflight, 1);
   const closing = p.handle.close(5000);
   await new Promise((r) => setTimeout(r, 100));
@@ -75,7 +79,7 @@ t.test('close drains in-flight requests, refuses new connections, then cuts at t
     (r) => `answered ${r.status}`,
     () => 'cut',
   );
-  await new Promise((r) => setTimeout(r, 100));
+  await until(() => seen.never === 1, 30_000, 'the stuck request to reach the backend');
   const started = Date.now();
   await p2.handle.close(300);
   const took = Date.now() - started;
