@@ -4,6 +4,7 @@ import type { Component, ComponentFactory } from '../runtime/context.js';
 import { ProxyCore, type ProxyDeps, type ProxyOptions } from './core.js';
 import { startListener, type ProxyListener } from './listener.js';
 import { RETRY_REASONS, RETRY_RESULTS } from './retry.js';
+import { ATTEMPT_KINDS } from './attempt.js';
 import { selectHttp1Engine } from './engine/index.js';
 import type { Http1Engine } from './engine/types.js';
 import { fdExhaustionCount } from './fd-limit.js';
@@ -74,6 +75,7 @@ export const startProxy: ComponentFactory = async (ctx) => {
   registerRetryMetrics(ctx.metrics, handle.core);
   registerEngineMetric(ctx.metrics, handle.core.http1);
   registerConnectionMetrics(ctx.metrics, handle);
+  registerWaitMetrics(ctx.metrics, handle.core);
   return handle;
 };
 
@@ -108,6 +110,21 @@ export function registerRetryMetrics(registry: Registry, core: ProxyCore): void 
     }
     return values;
   });
+}
+
+/**
+ * `meshmedic_proxy_upstream_wait_seconds_total{protocol}` and `meshmedic_proxy_upstream_sent_total{protocol}`:
+ * queueing + connect time before each attempt's request was written, kept out of the latency sample
+ * (docs/proxy.md, "The latency sample"); their ratio is the mean wait.
+ */
+export function registerWaitMetrics(registry: Registry, core: ProxyCore): void {
+  const waits = core.waits;
+  registerCollected(registry, 'meshmedic_proxy_upstream_wait_seconds_total', 'Time attempts waited for an upstream connection (pool queue + connect) before their request was written, by protocol (http1, h2c, tunnel); not part of the latency sample.', 'counter', () =>
+    ATTEMPT_KINDS.map((protocol, k) => ({ labels: { protocol }, value: waits[k * 2]! })),
+  );
+  registerCollected(registry, 'meshmedic_proxy_upstream_sent_total', 'Attempts whose request was written to an endpoint, by protocol (http1, h2c, tunnel): the count for meshmedic_proxy_upstream_wait_seconds_total.', 'counter', () =>
+    ATTEMPT_KINDS.map((protocol, k) => ({ labels: { protocol }, value: waits[k * 2 + 1]! })),
+  );
 }
 
 /**

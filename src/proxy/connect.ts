@@ -7,7 +7,9 @@ import net from 'node:net';
 import { Outcome } from '../core/types.js';
 import type { EndpointView, ServiceView } from '../mesh/state.js';
 import type { ProxyCore } from './core.js';
-import { errorBody } from './failure.js';
+import { errorBody, UpstreamError } from './failure.js';
+import { Attempt, KIND_TUNNEL } from './attempt.js';
+import type { Upstream } from './upstream.js';
 
 /** A tunnel's destination: the service, by name or by one of its endpoints' addresses. */
 export function connectTarget(core: ProxyCore, target: string): { view: ServiceView; authority: string } | { error: string } {
@@ -59,6 +61,30 @@ export function handleConnect(core: ProxyCore, socket: net.Socket, target: strin
   socket.resume();
 }
 
+/**
+ * A TLS tunnel measured as one attempt (one sample per connection): sent once the connection to the endpoint
+ * is up (the client's bytes flow from then on), its "response head" the endpoint's first byte (the TLS
+ * ServerHello). Never retried: the client's bytes are not kept.
+ */
+class TunnelAttempt extends Attempt {
+  constructor(core: ProxyCore, up: Upstream) {
+    super(core, KIND_TUNNEL, null, up, false);
+    this.beginAttempt();
+  }
+
+  connected(): void {
+    this.markSent();
+  }
+
+  firstByte(): void {
+    this.markHeaders(0);
+  }
+
+  end(outcome: Outcome): void {
+    this.settle(outcome);
+  }
+}
+
 /** TLS inside the tunnel: one endpoint per connection, bytes copied both ways, one sample per connection. */
 function passThrough(core: ProxyCore, client: net.Socket, view: ServiceView): void {
   const ev: EndpointView | undefined = core.balancer.pick(view);
@@ -67,40 +93,37 @@ function passThrough(core: ProxyCore, client: net.Socket, view: ServiceView): vo
     client.destroy(); // the 200 is sent: a TLS client sees the connection close
     return;
   }
-  const started = performance.now();
-  let firstByteUs = -1;
-  let settled = false;
-  core.begin();
-  core.balancer.begin(ev.slot);
+  const attempt = new TunnelAttempt(core, up);
+  let firstByte = false;
   const server = net.connect({ host: ev.spec.host, port: ev.spec.port, noDelay: true });
-  const connectTimer = setTimeout(() => server.destroy(Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' })), core.deps.config.proxy.connectTimeoutMs);
+  const connectTimeoutMs = core.deps.config.proxy.connectTimeoutMs;
+  const connectTimer = setTimeout(() => server.destroy(new UpstreamError('MM_ERR_UPSTREAM_CONNECT_TIMEOUT', `connect to ${up.id} timed out after ${connectTimeoutMs} ms`)), connectTimeoutMs);
+  // The sample is the time from connected to the endpoint's first byte; a connection that never got one
+  // is a local-origin failure charged to the endpoint.
   const settle = (outcome: Outcome): void => {
-    if (settled) return;
-    settled = true;
     clearTimeout(connectTimer);
-    // The sample's latency is the time to the endpoint's first byte (its TLS ServerHello); a connection
-    // that never got one is a local-origin failure charged to the endpoint.
-    const us = firstByteUs >= 0 ? firstByteUs : Math.round((performance.now() - started) * 1000);
-    up.windows.recordEpoch(outcome, us, Math.floor(core.deps.clock.now() / up.windows.opts.windowMs));
-    core.balancer.end(ev.slot);
-    core.end();
+    attempt.end(outcome);
   };
-  server.once('connect', () => clearTimeout(connectTimer));
+  server.once('connect', () => {
+    clearTimeout(connectTimer);
+    attempt.connected();
+  });
   server.once('data', () => {
-    firstByteUs = Math.round((performance.now() - started) * 1000);
+    firstByte = true;
+    attempt.firstByte();
     settle(Outcome.Success);
   });
   server.on('error', () => {
-    settle(firstByteUs >= 0 ? Outcome.Success : Outcome.LocalOrigin);
+    settle(firstByte ? Outcome.Success : Outcome.LocalOrigin);
     client.destroy();
   });
   client.on('error', () => server.destroy());
   server.on('close', () => {
-    if (!settled) settle(client.destroyed ? Outcome.Cancelled : Outcome.LocalOrigin);
+    if (!attempt.settled) settle(client.destroyed ? Outcome.Cancelled : Outcome.LocalOrigin);
     client.end();
   });
   client.on('close', () => {
-    if (!settled) settle(Outcome.Cancelled);
+    if (!attempt.settled) settle(Outcome.Cancelled);
     server.end();
   });
   client.pipe(server);

@@ -10,7 +10,9 @@ import { parseHostPort } from '../core/address.js';
 import { Balancer, type BalancerOptions } from './balancer.js';
 import type { ForwardOptions } from './headers.js';
 import { Upstream, type UpstreamProtocol } from './upstream.js';
-import { RetryBudget, retriableStatuses } from './retry.js';
+import { budgetedRetries, RetryBudget, retriableStatuses, type RetryPolicy } from './retry.js';
+import { ATTEMPT_HANDLERS } from './attempt-handlers.js';
+import { ATTEMPT_KINDS, type AttemptHandler } from './attempt.js';
 import type { Http1Engine } from './engine/types.js';
 
 export interface ProxyDeps {
@@ -31,6 +33,8 @@ export interface ProxyOptions {
   readonly protocols?: ReadonlyMap<string, UpstreamProtocol>;
   /** Balancer tuning (tests inject a seeded random source). */
   readonly balancer?: Partial<BalancerOptions>;
+  /** The handler chain of every attempt (default ATTEMPT_HANDLERS; tests and tools append observers). */
+  readonly attemptHandlers?: readonly AttemptHandler[];
 }
 
 export type ListenerRole = 'outbound' | 'inbound';
@@ -59,10 +63,17 @@ export class ProxyCore {
   readonly budgets = new Map<string, RetryBudget>();
   /** The HTTP/1 engine both listeners and every upstream pool use (chosen once, at start). */
   readonly http1: Http1Engine;
+  /** What every attempt runs through (measuring, accounting), composed once. */
+  readonly attemptHandlers: readonly AttemptHandler[];
+  /** Whether and where a failed or retriable attempt goes next. */
+  readonly retryPolicy: RetryPolicy = budgetedRetries;
+  /** Per attempt kind (ATTEMPT_KINDS): [wait seconds summed, sent attempts], queueing + connect before the request was written. */
+  readonly waits = new Float64Array(ATTEMPT_KINDS.length * 2);
 
   constructor(deps: ProxyDeps, http1: Http1Engine, opts: ProxyOptions = {}) {
     this.deps = deps;
     this.http1 = http1;
+    this.attemptHandlers = opts.attemptHandlers ?? ATTEMPT_HANDLERS;
     this.balancer = new Balancer(deps.clock, { algorithm: deps.config.proxy.balancer, ...opts.balancer });
     this.forward = Object.freeze({ xForwardedFor: deps.config.proxy.xForwardedFor, via: deps.config.proxy.via, viaValue: '1.1 meshmedic' });
     this.defaultService = opts.defaultService ?? '';

@@ -110,11 +110,11 @@ export function outcomeOfGrpcStatus(grpcStatus: number): Outcome {
   }
 }
 
-/** Sentinel raised into undici when the downstream client went away (outcome Cancelled). */
-export class ClientGoneError extends Error {
-  readonly code = 'MM_CLIENT_GONE';
+/** Sentinel the forwarders abort an upstream request with when the downstream client went away (outcome Cancelled). */
+export class ClientGoneError extends UpstreamError {
   constructor() {
-    super('the client closed the connection');
+    super('MM_ERR_UPSTREAM_ABORTED', 'the client closed the connection');
+    this.name = 'ClientGoneError';
   }
 }
 export const CLIENT_GONE = new ClientGoneError();

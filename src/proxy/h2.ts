@@ -7,10 +7,10 @@ import { Outcome, outcomeOfStatus } from '../core/types.js';
 import type { ErrorCode } from '../core/errors.js';
 import type { ServiceView } from '../mesh/state.js';
 import type { ProxyCore } from './core.js';
-import { classifyUpstreamError, errorBody, grpcMessage, HEADERS_TIMEOUT, outcomeOfGrpcStatus, RESET, type FailureClass } from './failure.js';
+import { classifyUpstreamError, errorBody, grpcMessage, HEADERS_TIMEOUT, outcomeOfGrpcStatus, RESET, UpstreamError, type FailureClass } from './failure.js';
 import { H2_FORBIDDEN } from './headers.js';
 import type { Upstream } from './upstream.js';
-import { REASON_CONNECT, RESULT_NO_ENDPOINT } from './retry.js';
+import { Attempt, KIND_H2C } from './attempt.js';
 
 const { NGHTTP2_CANCEL, NGHTTP2_INTERNAL_ERROR, NGHTTP2_FLAG_END_STREAM } = http2.constants;
 
@@ -105,35 +105,27 @@ function grpcStatusOf(h: http2.IncomingHttpHeaders | undefined): number {
   return Number.isInteger(n) ? n : -1;
 }
 
-class H2Exchange {
-  private readonly core: ProxyCore;
+/**
+ * One forwarded h2c stream. Not replayable once sent: a gRPC request body is a stream and is not buffered,
+ * so only an attempt that never reached the endpoint is retried.
+ */
+class H2Exchange extends Attempt {
   private readonly ds: http2.ServerHttp2Stream;
   private readonly reqHeaders: http2.OutgoingHttpHeaders;
   private readonly endStream: boolean;
   private readonly grpc: boolean;
-  private readonly view: ServiceView | null;
-  private upstream: Upstream;
   private us: http2.ClientHttp2Stream | null = null;
-  private startAt = 0;
-  private status = 0;
   private grpcStatus = -1;
   private trailers: http2.OutgoingHttpHeaders | null = null;
   private responded = false;
-  private settled = true;
-  private gone = false;
-  private attempts = 0;
-  private readonly failed: number[] = [];
   private timer: NodeJS.Timeout | null = null;
 
   constructor(core: ProxyCore, ds: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, endStream: boolean, grpc: boolean, view: ServiceView | null, up: Upstream) {
-    this.core = core;
+    super(core, KIND_H2C, view, up, false);
     this.ds = ds;
     this.endStream = endStream;
     this.grpc = grpc;
-    this.view = view;
-    this.upstream = up;
     this.reqHeaders = upstreamHeaders(core, headers, ds.session?.socket?.remoteAddress ?? '');
-    if (view !== null) core.budget(view.name).request(core.deps.clock.now()); // the retry budget counts requests
     ds.on('close', () => {
       if (!this.settled && !this.responded) this.clientGone();
       else if (!this.settled && ds.rstCode !== undefined && ds.rstCode !== 0) this.clientGone();
@@ -150,11 +142,7 @@ class H2Exchange {
 
   start(): void {
     const up = this.upstream;
-    this.attempts++;
-    this.startAt = performance.now();
-    this.settled = false;
-    this.core.begin();
-    if (up.slot >= 0) this.core.balancer.begin(up.slot);
+    this.beginAttempt();
     let us: http2.ClientHttp2Stream;
     let sent: boolean;
     try {
@@ -171,17 +159,20 @@ class H2Exchange {
     const pipeBody = (): void => {
       if (!this.endStream && us === this.us) ds.pipe(us);
     };
-    if (sent) pipeBody();
-    else
+    if (sent) {
+      this.markSent(); // the session is connected: request() wrote the head
+      pipeBody();
+    } else
       us.once('ready', () => {
         ready = true;
+        if (us === this.us && !this.settled) this.markSent();
         pipeBody();
       });
     const hto = this.core.deps.config.proxy.headersTimeoutMs;
     this.timer = setTimeout(() => {
       if (!this.responded && us === this.us) {
         us.close(NGHTTP2_CANCEL);
-        this.fail(HEADERS_TIMEOUT, new Error(`no response headers within ${hto} ms`), true);
+        this.fail(HEADERS_TIMEOUT, new UpstreamError('MM_ERR_UPSTREAM_HEADERS_TIMEOUT', `no response headers within ${hto} ms`), true);
       }
     }, hto);
     us.on('response', (h, flags) => {
@@ -189,9 +180,8 @@ class H2Exchange {
       this.clearTimer();
       const status = Number(h[':status']);
       if (status < 200) return;
-      this.status = status;
       this.responded = true;
-      if (up.slot >= 0) this.core.balancer.observe(up.slot, performance.now() - this.startAt);
+      this.markHeaders(status);
       const out = downstreamHeaders(h, this.core.forward.via);
       try {
         if ((flags & NGHTTP2_FLAG_END_STREAM) !== 0) {
@@ -218,11 +208,11 @@ class H2Exchange {
       if (us !== this.us || this.settled) return;
       this.clearTimer();
       if (us.rstCode !== undefined && us.rstCode !== 0 && !this.gone) {
-        this.fail(RESET, new Error(`stream reset by the endpoint (code ${us.rstCode})`), true);
+        this.fail(RESET, new UpstreamError('MM_ERR_UPSTREAM_RESET', `stream reset by the endpoint (code ${us.rstCode})`), true);
         return;
       }
       if (!this.responded) {
-        this.fail(RESET, new Error('stream closed without a response'), ready);
+        this.fail(RESET, new UpstreamError('MM_ERR_UPSTREAM_RESET', 'stream closed without a response'), ready);
         return;
       }
       this.settle(this.outcome());
@@ -254,39 +244,17 @@ class H2Exchange {
     this.clearTimer();
     if (this.gone) return;
     this.settle(fc.outcome);
-    if (!this.responded && !mayHaveBeenSent && fc.neverSent && this.retry()) return;
+    if (!this.responded) {
+      const next = this.core.retryPolicy.afterFailure(this, fc, mayHaveBeenSent);
+      if (next !== null) {
+        this.upstream = next;
+        this.us = null;
+        this.start();
+        return;
+      }
+    }
     const id = this.upstream.id;
     const detail = (err as { code?: string }).code ?? err.message;
     answerError(this.ds, this.grpc, fc.status, fc.grpcStatus, fc.code, `${fc.what} (${detail}) from ${id}`, id);
-  }
-
-  private retry(): boolean {
-    const view = this.view;
-    if (view === null || this.attempts > this.core.deps.config.proxy.retryConnectFailures) return false;
-    this.failed.push(this.upstream.slot);
-    const current = this.core.deps.mesh.snapshot().services.get(view.name) ?? view;
-    const f = this.failed;
-    const ev = this.core.balancer.pick(current, f[0]!, f.length > 1 ? f[f.length - 1]! : -1);
-    const up = ev === undefined ? undefined : this.core.upstream(ev.slot);
-    const budget = this.core.budget(view.name);
-    if (up === undefined || up.protocol !== 'h2c') {
-      budget.note(REASON_CONNECT, RESULT_NO_ENDPOINT);
-      return false;
-    }
-    if (!budget.tryRetry(this.core.deps.clock.now(), REASON_CONNECT)) return false;
-    this.upstream = up;
-    this.us = null;
-    this.start();
-    return true;
-  }
-
-  private settle(outcome: Outcome): void {
-    if (this.settled) return;
-    this.settled = true;
-    const up = this.upstream;
-    // The window number is computed here so that no epoch-ms double crosses the call (it would be boxed).
-    up.windows.recordEpoch(outcome, Math.round((performance.now() - this.startAt) * 1000), Math.floor(this.core.deps.clock.now() / up.windows.opts.windowMs), this.status);
-    if (up.slot >= 0) this.core.balancer.end(up.slot);
-    this.core.end();
   }
 }

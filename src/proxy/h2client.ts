@@ -37,7 +37,7 @@ export class H2Client {
    * the endpoint (false: the request was never sent and can be retried elsewhere).
    */
   request(headers: http2.OutgoingHttpHeaders, endStream: boolean): { stream: http2.ClientHttp2Stream; sent: boolean } {
-    if (this.closed) throw Object.assign(new Error(`h2c client for ${this.origin} is closed`), { code: 'ECONNREFUSED' });
+    if (this.closed) throw new UpstreamError('MM_ERR_UPSTREAM_CLOSED', `the h2c client for ${this.origin} is closed`);
     const s = this.session ?? this.connect();
     const sent = this.connected;
     return { stream: s.request(headers, { endStream }), sent };

@@ -1,18 +1,19 @@
 // HTTP/1.1 forwarding: one Http1Exchange per request is the handler of the upstream pool (undici's callback
 // handler shape: onConnect/onHeaders/onData/onComplete/onError). Bodies stream both ways with backpressure:
 // the upstream socket pauses while the client is slow, the client connection pauses while the endpoint is.
-// Every attempt is recorded in the endpoint's windows.
+// The attempt protocol (begin → sent → head → settle, measuring, retry targets) is attempt.ts's.
 import { Outcome, outcomeOfStatus } from '../core/types.js';
 import type { ErrorCode } from '../core/errors.js';
 import type { ServiceView } from '../mesh/state.js';
 import type { ProxyCore } from './core.js';
-import { CLIENT_GONE, classifyUpstreamError, errorBody, HEADERS_TIMEOUT, type FailureClass } from './failure.js';
+import { CLIENT_GONE, classifyUpstreamError, errorBody, type FailureClass } from './failure.js';
 import { noteFdExhaustion } from './fd-limit.js';
 import { forwardRequestHeaders, forwardResponseHeaders, isValidAuthority, type RequestScan } from './headers.js';
 import type { Upstream } from './upstream.js';
 import type { H1Handler, H1Request } from './h1pool.js';
 import type { H1Io } from './h1server.js';
-import { isReplayableMethod, REASON_CONNECT, REASON_RESET, REASON_STATUS, REASON_TIMEOUT, RESULT_NO_ENDPOINT, type RetryBudget } from './retry.js';
+import { isReplayableMethod } from './retry.js';
+import { Attempt, KIND_HTTP1 } from './attempt.js';
 
 // Reused by every request: filled and read synchronously before any await.
 const scan: RequestScan = { host: '', hasBody: false, expectContinue: false, problem: '' };
@@ -102,57 +103,34 @@ export function handleHttp1(core: ProxyCore, role: 'outbound' | 'inbound', req: 
   ex.dispatch();
 }
 
-/** One forwarded HTTP/1 request: the undici handler for each attempt (a retry reuses it). */
-export class Http1Exchange implements H1Handler {
-  private readonly core: ProxyCore;
+/** One forwarded HTTP/1 request: the pool's handler for each attempt (a retry reuses it). */
+export class Http1Exchange extends Attempt implements H1Handler {
   private readonly io: H1Io;
-  private readonly view: ServiceView | null;
-  private upstream: Upstream;
   private readonly opts: { path: string; method: string; headers: string[]; body: H1Request['body']; headersTimeoutMs: number };
-  /** Idempotent method without a body, to a service: may be replayed on another endpoint. */
-  private readonly replayable: boolean;
-  private readonly budget: RetryBudget | null;
-  private retries = 0;
   /** A retriable status is being discarded; the next attempt goes here once its body is read. */
   private next: Upstream | null = null;
   private discarded = 0;
-  private start = 0;
-  private sentAt = 0;
-  private status = 0;
   private abortFn: ((err?: Error) => void) | null = null;
   private retainFn: (() => void) | null = null;
   private resumeFn: (() => void) | null = null;
-  private gone = false;
-  private settled = true;
-  private attempts = 0;
-  private failed1 = -1;
   /** First body chunk, held so that a small response goes out as one write. */
   private held: Buffer | null = null;
 
   constructor(core: ProxyCore, io: H1Io, view: ServiceView | null, upstream: Upstream, path: string, headers: string[], hasBody: boolean) {
-    this.core = core;
+    // Idempotent method without a body, to a service: may be replayed on another endpoint.
+    super(core, KIND_HTTP1, view, upstream, !hasBody && isReplayableMethod(io.method));
     this.io = io;
-    this.view = view;
-    this.upstream = upstream;
-    this.replayable = view !== null && !hasBody && isReplayableMethod(io.method);
     this.opts = { path, method: io.method, headers, body: hasBody ? io : null, headersTimeoutMs: this.replayable ? core.perTryTimeoutMs : 0 };
     io.owner = this;
-    this.budget = view === null ? null : core.budget(view.name);
-    if (this.budget !== null) this.budget.request(core.deps.clock.now());
   }
 
   dispatch(): void {
     const up = this.upstream;
-    this.start = performance.now();
-    this.status = 0;
     this.abortFn = null;
-    this.settled = false;
     this.held = null;
     this.next = null;
     this.discarded = 0;
-    this.attempts++;
-    this.core.begin();
-    if (up.slot >= 0) this.core.balancer.begin(up.slot);
+    this.beginAttempt();
     try {
       up.http1().dispatch(this.opts, this);
     } catch (err) {
@@ -171,24 +149,20 @@ export class Http1Exchange implements H1Handler {
     else {
       this.abortFn = abort;
       this.retainFn = retainBody;
-      this.sentAt = performance.now(); // the balancer's RTT sample excludes connect and queueing
+      this.markSent(); // the head is written next, on a connected socket
     }
   }
 
   onHeaders(statusCode: number, rawHeaders: string[], resume: () => void, statusText: string): boolean {
     if (statusCode < 200) return true; // 1xx: the client gets its own 100-continue from the server
-    this.status = statusCode;
     this.resumeFn = resume;
-    const up = this.upstream;
-    if (up.slot >= 0) this.core.balancer.observe(up.slot, performance.now() - this.sentAt);
-    if (statusCode >= 500 && statusCode < 600 && this.core.retryOn[statusCode - 500] === 1 && this.replayable && !this.gone) {
-      // Retriable status: read and drop this answer, then try another endpoint (if the policy and the
-      // budget allow; otherwise the answer is forwarded as it is).
-      const next = this.retryTarget(REASON_STATUS, this.core.deps.config.proxy.retries.attempts);
-      if (next !== null) {
-        this.next = next;
-        return true;
-      }
+    this.markHeaders(statusCode);
+    // Retriable status: read and drop this answer, then try another endpoint (if the policy and the
+    // budget allow; otherwise the answer is forwarded as it is).
+    const next = this.core.retryPolicy.afterStatus(this, statusCode);
+    if (next !== null) {
+      this.next = next;
+      return true;
     }
     const headers = forwardResponseHeaders(rawHeaders, this.core.forward);
     if (this.core.draining) headers.push('connection', 'close');
@@ -268,44 +242,15 @@ export class Http1Exchange implements H1Handler {
       this.held = null;
     }
     // Never sent: any method is safe to send elsewhere. Sent: only a replayable request, and nothing of
-    // the response has reached the client (headersSent is false here).
-    const retries = this.core.deps.config.proxy;
-    const next = fc.neverSent
-      ? this.retryTarget(REASON_CONNECT, retries.retryConnectFailures)
-      : this.replayable
-        ? this.retryTarget(fc === HEADERS_TIMEOUT ? REASON_TIMEOUT : REASON_RESET, retries.retries.attempts)
-        : null;
+    // the response has reached the client (headersSent is false here). The pool raises a never-sent class
+    // only for a request no endpoint has read (it resends a stale keep-alive connection's itself).
+    const next = this.core.retryPolicy.afterFailure(this, fc, false);
     if (next !== null) {
       this.upstream = next;
       this.dispatch();
       return;
     }
     this.answerFailure(fc, err);
-  }
-
-  /**
-   * The endpoint for a retry, taken from the budget; null when the policy, the budget or the endpoints
-   * allow none (each verdict is counted for meshmedic_retries_total).
-   */
-  private retryTarget(reason: number, limit: number): Upstream | null {
-    const view = this.view;
-    const budget = this.budget;
-    if (view === null || budget === null || this.retries >= limit || this.gone) return null;
-    const failed = this.upstream.slot;
-    // Avoid the endpoints already tried (the two most recent when there were more).
-    const avoid1 = this.failed1 >= 0 ? this.failed1 : failed;
-    // The view may be stale by now; use the current one for the same service.
-    const current = this.core.deps.mesh.snapshot().services.get(view.name) ?? view;
-    const ev = this.core.balancer.pick(current, avoid1, failed);
-    const up = ev === undefined ? undefined : this.core.upstream(ev.slot);
-    if (up === undefined || up.protocol !== 'http1') {
-      budget.note(reason, RESULT_NO_ENDPOINT);
-      return null;
-    }
-    if (!budget.tryRetry(this.core.deps.clock.now(), reason)) return null;
-    this.retries++;
-    this.failed1 = failed; // with `failed` of the next failure: the two most recent are avoided
-    return up;
   }
 
   /** Record the discarded answer against its endpoint and send the request to the chosen next one. */
@@ -321,16 +266,5 @@ export class Http1Exchange implements H1Handler {
     const id = this.upstream.id;
     const detail = (err as { code?: string }).code ?? err.message;
     sendError(this.io, fc.status, fc.code, `${fc.what} (${detail}) from ${id}${this.attempts > 1 ? ` after ${this.attempts} attempts` : ''}`, id, this.core.draining);
-  }
-
-  private settle(outcome: Outcome): void {
-    if (this.settled) return;
-    this.settled = true;
-    const up = this.upstream;
-    // Integer µs: a small integer is passed unboxed (a fractional double would be allocated per call).
-    // The window number is computed here so that no epoch-ms double crosses the call (it would be boxed).
-    up.windows.recordEpoch(outcome, Math.round((performance.now() - this.start) * 1000), Math.floor(this.core.deps.clock.now() / up.windows.opts.windowMs), this.status);
-    if (up.slot >= 0) this.core.balancer.end(up.slot);
-    this.core.end();
   }
 }

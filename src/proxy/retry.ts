@@ -2,6 +2,9 @@
 // requests plus budgetMinPerSecond × 10 s, so retries cannot multiply the load of a failing service.
 // Ring counters of 10 × 1 s buckets: counting a request or a retry allocates nothing.
 import type { RetryConfig } from '../config/sections/proxy.js';
+import type { Attempt } from './attempt.js';
+import { HEADERS_TIMEOUT, type FailureClass } from './failure.js';
+import type { Upstream } from './upstream.js';
 
 /** Why a retry was wanted (the `reason` label of meshmedic_retries_total). */
 export const RETRY_REASONS = ['connect', 'reset', 'timeout', 'status'] as const;
@@ -113,3 +116,36 @@ export function retriableStatuses(list: readonly number[]): Uint8Array {
   for (const s of list) if (s >= 500 && s <= 599) t[s - 500] = 1;
   return t;
 }
+
+/**
+ * When an attempt is tried again elsewhere (docs/proxy.md, "Retries"): the attempt handler that decides,
+ * shared by HTTP/1 and h2c. The forwarder asks only while nothing of the response reached its client.
+ */
+export interface RetryPolicy {
+  /** After a response head with this status (≥ 200): the endpoint to replay on, or null to forward the answer. */
+  afterStatus(a: Attempt, status: number): Upstream | null;
+  /**
+   * After a failure. `mayHaveBeenSent`: the forwarder cannot rule out that the request reached the
+   * endpoint although its failure class says it never did (h2c: the stream was already open).
+   */
+  afterFailure(a: Attempt, fc: FailureClass, mayHaveBeenSent: boolean): Upstream | null;
+}
+
+/**
+ * Connect failures (never sent) for any request up to proxy.retryConnectFailures; replayable requests also
+ * after a reset, a malformed answer, a headers timeout or a status of proxy.retries.retryOn, up to
+ * proxy.retries.attempts; every retry within the service's budget.
+ */
+export const budgetedRetries: RetryPolicy = {
+  afterStatus(a, status) {
+    const core = a.core;
+    if (status < 500 || status > 599 || core.retryOn[status - 500] !== 1 || !a.replayable || a.gone) return null;
+    return a.retryTarget(REASON_STATUS, core.deps.config.proxy.retries.attempts);
+  },
+  afterFailure(a, fc, mayHaveBeenSent) {
+    const p = a.core.deps.config.proxy;
+    if (fc.neverSent && !mayHaveBeenSent) return a.retryTarget(REASON_CONNECT, p.retryConnectFailures);
+    if (!a.replayable) return null;
+    return a.retryTarget(fc === HEADERS_TIMEOUT ? REASON_TIMEOUT : REASON_RESET, p.retries.attempts);
+  },
+};
