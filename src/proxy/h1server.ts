@@ -4,8 +4,8 @@
 // IncomingMessage/ServerResponse machinery, which cost about as much CPU per request as the rest of the
 // proxy together (see docs/proxy.md). Requests on a connection are served in order, one at a time.
 import type { Socket } from 'node:net';
-import type { ErrorCode } from '../core/errors.js';
-import { errorBody } from './failure.js';
+import { MeshmedicError, type ErrorCode } from '../core/errors.js';
+import { CLIENT_GONE, errorBody } from './failure.js';
 import type { BodySink, BodySource } from './h1pool.js';
 import type { Http1Engine, Http1ParseError, Http1Parser, RequestEvents } from './engine/types.js';
 
@@ -477,7 +477,7 @@ export class H1ServerConn implements RequestEvents {
     this.expiring = false;
     if (this.closed || this.parser === null) return;
     this.freeParser();
-    this.failRequest(408, 'MM_ERR_REQUEST_TIMEOUT', message, Object.assign(new Error(message), { code: 'MM_ERR_REQUEST_TIMEOUT' }));
+    this.failRequest(408, 'MM_ERR_REQUEST_TIMEOUT', message, new MeshmedicError('MM_ERR_REQUEST_TIMEOUT', message));
   }
 
   /** Malformed input (the engine has closed the parser already). */
@@ -547,14 +547,13 @@ export class H1ServerConn implements RequestEvents {
   private closeNow(): void {
     if (this.closed) return;
     this.closed = true;
-    const gone = new Error('the client closed the connection');
     const all = this.cur === null ? [] : [this.cur];
     if (this.queue !== null) all.push(...this.queue);
     this.cur = null;
     this.queue = null;
     for (const io of all) {
       io.destroyed = true;
-      if (!io.bodyComplete) io.failBody(Object.assign(gone, { code: 'ECONNRESET' }));
+      if (!io.bodyComplete) io.failBody(CLIENT_GONE); // coded MM_ERR_UPSTREAM_ABORTED: the request to the endpoint is abandoned
       if (!io.finished) io.owner?.clientGone();
     }
     this.freeParser();

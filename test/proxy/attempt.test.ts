@@ -4,6 +4,8 @@
 import t from 'tap';
 import http from 'node:http';
 import http2 from 'node:http2';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import type { AddressInfo } from 'node:net';
 import { Registry } from 'prom-client';
 import { Outcome } from '../../src/core/types.js';
@@ -82,6 +84,17 @@ t.test('the latency sample: sent → head; without a head sent → end; never se
   b.run('bse');
   t.equal(seen.get(b)![1]!.events, 'bse', 'a second attempt runs the chain again');
   t.equal(b.attempts, 2);
+});
+
+t.test('the handler chain allocates (almost) nothing per attempt', async (t) => {
+  // Measured in a clean child process: the test runner's own instrumentation would dominate here.
+  const script = fileURLToPath(new URL('./fixtures/attempt-alloc.ts', import.meta.url));
+  const r = spawnSync(process.execPath, ['--expose-gc', '--import', 'tsx', script], { encoding: 'utf8', timeout: 60_000 });
+  t.equal(r.status, 0, r.stderr);
+  const row = JSON.parse(r.stdout.trim()) as { bytesPerAttempt: number; inflight: number };
+  t.equal(row.inflight, 0, 'every begin was settled');
+  // Budget as for Balancer.pick: under 16 bytes per attempt on average, a boxed number now and then, never an object.
+  t.ok(row.bytesPerAttempt < 16, `${row.bytesPerAttempt.toFixed(2)} bytes/attempt`);
 });
 
 t.test('HTTP/1: pool queueing is a wait, not latency; the windows and the wait metric agree', async (t) => {
