@@ -16,21 +16,43 @@ import { runScenario } from '../../src/sim/simulator.js';
 const listen = (s: Server | ReturnType<typeof createTcpServer>) => new Promise<number>((r) => s.listen(0, '127.0.0.1', () => r((s.address() as AddressInfo).port)));
 const closeSrv = (s: Server | ReturnType<typeof createTcpServer>) => new Promise<void>((r) => s.close(() => r()));
 
-function meshWith(ports: number[]) {
+/** An endpoint on 127.0.0.1 by its port, or elsewhere on loopback as host:port. */
+type At = number | `${string}:${number}`;
+
+function meshWith(ports: At[]) {
   const clock = new VirtualClock(1_700_000_000_000);
   const mesh = new MeshState(clock);
-  const specs: EndpointSpec[] = ports.map((port) => ({ id: endpointId('svc', '127.0.0.1', port), service: 'svc', host: '127.0.0.1', port, locality: { region: '', zone: '', subzone: '' }, priority: 0, weight: 1, labels: {} }));
+  const specs: EndpointSpec[] = ports.map((at) => {
+    const [host, port] = typeof at === 'number' ? ['127.0.0.1', at] : [at.slice(0, at.lastIndexOf(':')), Number(at.slice(at.lastIndexOf(':') + 1))];
+    return { id: endpointId('svc', host, port), service: 'svc', host, port, locality: { region: '', zone: '', subzone: '' }, priority: 0, weight: 1, labels: {} };
+  });
   mesh.setServices([{ spec: { name: 'svc', endpoints: specs } }]);
   return { clock, mesh, ids: specs.map((s) => s.id) };
 }
 
-async function probeOnce(ports: number[], eject: number[], settings = resolvePolicySettings()) {
+/**
+ * A refusing endpoint whose port no other process can take meanwhile: a listener holds 127.0.0.1:P and
+ * the endpoint is 127.0.0.2:P (a closed listener's port may be handed to a test running alongside).
+ */
+async function refusing(t: { teardown(fn: () => unknown): void }): Promise<At> {
+  const holder = createTcpServer((s) => s.destroy());
+  const port = await new Promise<number>((r) => holder.listen(0, '127.0.0.1', () => r((holder.address() as AddressInfo).port)));
+  t.teardown(() => closeSrv(holder));
+  return `127.0.0.2:${port}`;
+}
+
+// Answers must never miss a probe's deadline by luck: the servers live in this process, so a starved
+// machine can hold an answer past any short timeout. Probes that must pass or fail on an answer get this
+// hang guard as their timeout; only the silent endpoint is probed with a short one, which it always misses.
+const GUARD_MS = 20_000;
+
+async function probeOnce(ports: At[], eject: number[], settings = resolvePolicySettings()) {
   const { clock, mesh, ids } = meshWith(ports);
   for (const i of eject) mesh.apply({ action: 'eject', target: ids[i]!, reason: 'test', source: 'local', at: clock.now(), evidence: {} });
   const got = new Map<string, boolean>();
   const prober = new EjectedEndpointProber(clock, mesh, { submitProbe: (id, ok) => (got.set(id, ok), true) }, () => settings);
   prober.scan();
-  const deadline = Date.now() + 5000;
+  const deadline = Date.now() + GUARD_MS + 10_000;
   while (got.size < eject.length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
   await prober.stop();
   return { got, ids, sent: prober.sent };
@@ -47,28 +69,25 @@ t.test('HTTP probes: any answer below 500 passes; 5xx, refused and silent endpoi
     silent.closeAllConnections();
     await Promise.all([ok, bad, silent, inRotation].map(closeSrv));
   });
-  const dead = createTcpServer(); // its port, once closed, refuses connections
-  const deadPort = await listen(dead);
-  await closeSrv(dead);
-  const settings = resolvePolicySettings({ probe: { timeoutMs: 300, path: '/ready' } });
-  const { got, ids, sent } = await probeOnce([p1!, p2!, p3!, deadPort, p4!], [0, 1, 2, 3], settings);
-  t.equal(sent, 4, 'only the four ejected endpoints are probed');
+  const dead = await refusing(t);
+  const settings = resolvePolicySettings({ probe: { timeoutMs: GUARD_MS, path: '/ready' } });
+  const { got, ids, sent } = await probeOnce([p1!, p2!, dead, p4!], [0, 1, 2], settings);
+  t.equal(sent, 3, 'only the three ejected endpoints are probed');
   t.equal(got.get(ids[0]!), true, '404 passes: the process answers');
   t.equal(got.get(ids[1]!), false, '500 fails');
-  t.equal(got.get(ids[2]!), false, 'no answer within the timeout fails');
-  t.equal(got.get(ids[3]!), false, 'connection refused fails');
-  t.notOk(got.has(ids[4]!));
+  t.equal(got.get(ids[2]!), false, 'connection refused fails');
+  t.notOk(got.has(ids[3]!));
   t.same(paths, ['/ready'], 'the configured path');
+  const quick = await probeOnce([p3!], [0], resolvePolicySettings({ probe: { timeoutMs: 300, path: '/ready' } }));
+  t.equal(quick.got.get(quick.ids[0]!), false, 'no answer within the timeout fails');
 });
 
 t.test('TCP-only probes when the path is empty', async (t) => {
   const srv = createTcpServer((s) => s.destroy());
   const port = await listen(srv);
-  const dead = createTcpServer();
-  const deadPort = await listen(dead);
-  await closeSrv(dead);
+  const dead = await refusing(t);
   t.teardown(() => closeSrv(srv));
-  const { got, ids } = await probeOnce([port, deadPort], [0, 1], resolvePolicySettings({ probe: { path: '', timeoutMs: 300 } }));
+  const { got, ids } = await probeOnce([port, dead], [0, 1], resolvePolicySettings({ probe: { path: '', timeoutMs: GUARD_MS } }));
   t.equal(got.get(ids[0]!), true);
   t.equal(got.get(ids[1]!), false);
 });
@@ -103,16 +122,17 @@ t.test('each ejected endpoint is probed once per interval, never twice at once',
   const { clock, mesh, ids } = meshWith([port]);
   mesh.apply({ action: 'eject', target: ids[0]!, reason: 'test', source: 'local', at: clock.now(), evidence: {} });
   const results: boolean[] = [];
-  const prober = new EjectedEndpointProber(clock, mesh, { submitProbe: (_id, ok) => (results.push(ok), true) }, () => resolvePolicySettings());
+  const settings = resolvePolicySettings({ probe: { timeoutMs: GUARD_MS } });
+  const prober = new EjectedEndpointProber(clock, mesh, { submitProbe: (_id, ok) => (results.push(ok), true) }, () => settings);
   t.teardown(() => prober.stop());
   const settle = async (n: number) => {
-    const deadline = Date.now() + 5000;
+    const deadline = Date.now() + GUARD_MS + 10_000;
     while (results.length < n && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
   };
   prober.scan();
   prober.scan(); // same instant, one in flight: nothing more
   await settle(1);
-  const interval = resolvePolicySettings().probe.intervalMs;
+  const interval = settings.probe.intervalMs;
   clock.advance(interval - 1);
   prober.scan(); // within the interval
   t.equal(prober.sent, 1);
