@@ -184,8 +184,10 @@ export class HealthPlane {
   }
 
   /**
-   * Our own connection-probe evidence that `spec` is failing, if fresh; otherwise start a probe run when a
-   * peer reports it failing (at most once per probeEveryMs). Only all-failed runs are evidence.
+   * Our own fresh connection-probe result for `spec` while a peer reports it failing (a run is started at
+   * most once per probeEveryMs). All-failed runs are evidence of failure; all-worked runs are published
+   * too, but count only against other observers' failed probes (a partition seen from one side), never
+   * against traffic evidence. Mixed runs say nothing.
    */
   private corroboration(spec: EndpointSpec, now: number): { attempts: number; failures: number } | undefined {
     if (!this.o.probe) return undefined;
@@ -199,7 +201,7 @@ export class HealthPlane {
       this.counters.probes++;
       this.o.probe(spec, (attempts, failures) => this.probeResults.set(id, { at: this.o.clock.now(), attempts, failures }));
     }
-    return fresh && r.attempts >= 2 && r.failures === r.attempts ? r : undefined;
+    return fresh && r.attempts >= 2 && (r.failures === r.attempts || r.failures === 0) ? r : undefined;
   }
 
   decide(): void {
@@ -228,6 +230,7 @@ export class HealthPlane {
           bad: v.bad,
           good: v.good,
           quorum: v.quorum,
+          probesWorking: v.probesWorking,
           badObservers: v.badObservers.join(','),
           maxErrorRate: Math.round(v.maxErrorRate * 10_000) / 10_000,
         },

@@ -156,6 +156,11 @@ export interface Verdict {
   readonly quorum: number;
   readonly badObservers: readonly string[];
   readonly maxErrorRate: number;
+  /**
+   * Observers whose own connection probes all worked: each cancels one observer whose probes all failed
+   * (a partition seen from one side), never a traffic observer (a connect says nothing about HTTP health).
+   */
+  readonly probesWorking: number;
 }
 
 export class QuorumBoard {
@@ -283,12 +288,19 @@ export class QuorumBoard {
     let good = 0;
     let maxErr = 0;
     const badObservers: string[] = [];
+    const probeFailed: string[] = [];
+    let probesWorking = 0;
     if (per) {
       for (const [observer, h] of per) {
         const o = h.obs;
         if (h.localEnd < now - this.opts.freshnessMs) continue;
         const isBad = this.isBad(o);
-        if (!isBad && (o.requests < this.opts.minRequests || (o.flags & OBS_FLAG_PROBED) !== 0)) continue; // no evidence
+        if ((o.flags & OBS_FLAG_PROBED) !== 0) {
+          if (isBad) probeFailed.push(observer);
+          else if (o.requests >= 2 && o.errorRate === 0) probesWorking++;
+          continue;
+        }
+        if (!isBad && o.requests < this.opts.minRequests) continue; // no evidence
         if (isBad) {
           bad++;
           badObservers.push(observer);
@@ -296,13 +308,19 @@ export class QuorumBoard {
         } else good++;
       }
     }
-    const m = bad + good;
+    // Can't see ≠ dead: observers whose probes fail while as many others' probes to the same endpoint
+    // work are on the wrong side of a partition, so probe failures count only beyond the working probes.
+    const counted = Math.max(0, probeFailed.length - probesWorking);
+    for (let i = 0; i < counted; i++) badObservers.push(probeFailed[i]!);
+    if (counted > 0) maxErr = Math.max(maxErr, 1);
+    const m = bad + probeFailed.length + good;
+    bad += counted;
     const q = this.opts.quorum > 0
       ? Math.max(this.opts.quorum, this.opts.minQuorum)
       : Math.max(this.opts.minQuorum, Math.min(this.opts.maxQuorum, Math.ceil(m / 2)));
     // Q distinct bad observers, and not outvoted by observers that see it working.
     const failing = bad >= q && bad > good;
-    return { endpoint, failing, observers: m, bad, good, quorum: q, badObservers, maxErrorRate: maxErr };
+    return { endpoint, failing, observers: m, bad, good, quorum: q, badObservers, maxErrorRate: maxErr, probesWorking };
   }
 
   /** Verdicts for every endpoint with fresh observations; prunes what has gone stale. */

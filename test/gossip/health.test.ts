@@ -263,10 +263,11 @@ t.test('corroboration by connection probes: a sidecar without traffic probes aft
   t.equal(failing.published[0]!.flags & 2, 2, 'flagged as probe evidence');
   t.same(failing.decisions, [`eject ${ENDPOINTS[0]!.id}`], 'peer report + own failed probes = quorum of two');
   const working = run(0);
-  t.equal(working.published.length, 0, 'a probe that connects is not evidence either way: nothing published');
+  t.equal(working.published.length, 1, 'a probe run that connected every time is published (it can answer a partition)');
+  t.same([working.published[0]!.flags & 2, working.published[0]!.errorRate], [2, 0], 'as probe evidence, nothing failed');
   t.same(working.decisions, [], 'a single report stays a single report');
   const v = working.board.verdict(ENDPOINTS[0]!.id);
-  t.same([v.bad, v.good, v.failing], [1, 0, false]);
+  t.same([v.bad, v.good, v.failing, v.probesWorking], [1, 0, false, 1], 'a working probe is no "good" vote against traffic evidence');
 });
 
 t.test('probe observations count only as evidence of failure', async (t) => {
@@ -276,7 +277,34 @@ t.test('probe observations count only as evidence of failure', async (t) => {
   const o = a!.signer.sign({ endpoint: EP, windowEnd: clock.now(), requests: 2, errorRate: 0, p99Us: 0, ejected: false, probed: true });
   t.notOk(board.isBad(o));
   board.offer(o, () => a!.key);
-  t.same([board.verdict(EP).good, board.verdict(EP).observers], [0, 0], 'a working connect is not a "good" vote');
+  t.same([board.verdict(EP).good, board.verdict(EP).observers, board.verdict(EP).probesWorking], [0, 0, 1], 'a working connect is not a "good" vote');
   t.ok(board.isBad({ flags: 2, requests: 2, errorRate: 1, p99Us: 0 }));
   t.notOk(board.isBad({ flags: 2, requests: 1, errorRate: 1, p99Us: 0 }), 'one failed connect is not enough');
+});
+
+t.test("can't see ≠ dead: working probes cancel failed probes (a partition), never traffic evidence", async (t) => {
+  const verdictOf = (trafficBad: number, probeFailed: number, probeWorked: number) => {
+    const clock = new VirtualClock();
+    const obs = observers(trafficBad + probeFailed + probeWorked, clock);
+    const board = new QuorumBoard(clock);
+    obs.forEach((o, i) => {
+      const kind = i < trafficBad ? 'traffic' : i < trafficBad + probeFailed ? 'failed' : 'worked';
+      const figures = kind === 'traffic'
+        ? { requests: 40, errorRate: 1, probed: false }
+        : { requests: 3, errorRate: kind === 'failed' ? 1 : 0, probed: true };
+      t.equal(board.offer(o.signer.sign({ endpoint: EP, windowEnd: clock.now(), p99Us: 0, ejected: false, ...figures }), () => o.key), 'accepted');
+    });
+    return board.verdict(EP);
+  };
+  // The chaos lab's a <-> c partition: one sidecar ejected a3 on its own evidence; c's three sidecars cannot
+  // connect to a3; the five sidecars of a and b connect fine.
+  const partition = verdictOf(1, 3, 5);
+  t.same([partition.bad, partition.failing, partition.probesWorking], [1, false, 5], 'the far side of a partition does not make a quorum');
+  t.same(partition.badObservers, ['o0'], 'only the traffic observer is named');
+  const crashed = verdictOf(1, 3, 0);
+  t.same([crashed.bad, crashed.failing], [4, true], 'a crashed endpoint: every probe fails, the quorum stands');
+  const some = verdictOf(1, 3, 1);
+  t.same([some.bad, some.failing], [3, true], 'failures beyond the working probes still count');
+  const grey = verdictOf(2, 0, 6);
+  t.same([grey.bad, grey.failing], [2, true], '5xx seen by traffic: working connects do not outvote it');
 });
