@@ -5,11 +5,16 @@ import t from 'tap';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { request } from 'undici';
+import { Agent, request, setGlobalDispatcher } from 'undici';
 import { encodeHttpLogs, encodeTcpLogs, openAccessLogStream } from '../../src/testing/als-client.js';
 import { startMeshmedic } from '../helpers/spawn.js';
 import { closedPort } from '../proxy/helpers.js';
 import { waitForValue } from '../helpers/wait-value.js';
+
+// A fresh connection per admin request: a kept-alive one that the child's server closes (after its 5 s
+// idle timeout) while a starved test process still counts it alive is reset under the next request
+// (a full run at load 30 failed on 'read ECONNRESET' that way). What is tested is not connection reuse.
+setGlobalDispatcher(new Agent({ pipelining: 0 }));
 
 interface EndpointRow { id: string; state: string }
 
