@@ -32,10 +32,12 @@ export interface BaselineState {
   seedN: number;
   localMean: number;
   localVariance: number;
+  /** CUSUM head start given with a seed and not yet withdrawn (src/learn/federated.ts); 0: none. */
+  headstart: number;
 }
 
 export function newBaseline(): BaselineState {
-  return { n: 0, mean: 0, variance: 0, stat: 0, alarm: false, last: 0, from: -1, lastEpoch: -1, seedN: -1, localMean: 0, localVariance: 0 };
+  return { n: 0, mean: 0, variance: 0, stat: 0, alarm: false, last: 0, from: -1, lastEpoch: -1, seedN: -1, localMean: 0, localVariance: 0, headstart: 0 };
 }
 
 /** Everything known about one endpoint, kept across ticks by the engine (one object per endpoint). */

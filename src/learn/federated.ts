@@ -38,18 +38,25 @@ export const PARAM_RANGES: Readonly<Record<ParamKey, readonly [number, number]>>
 export const MAX_SAMPLES = 1e9;
 
 /**
- * Units in which contributions are clipped: a contribution lies at distance |(x − median) / unit| from the
- * coordinate-wise median. Log latency is already relative (1 = a factor e); an error fraction of 0.05 weighs
- * as much as a factor e of latency.
+ * Contributions are clipped per coordinate in a space where distances are relative: log latency as it is
+ * (0.01 = 1 %), scales as their logarithm (so a scale twice the median is as far as one half of it), the
+ * error fraction as it is. The clip radius is clipNorm robust deviations (1.4826 × the median absolute
+ * deviation over the contributors) but never less than these floors, so that near-identical honest
+ * contributions do not clip each other to nothing.
  */
-const CLIP_UNITS: Readonly<Record<ParamKey, number>> = { p50Loc: 1, p50Scale: 1, p90Loc: 1, p90Scale: 1, errorRate: 0.05 };
+export const CLIP_FLOORS: Readonly<Record<ParamKey, number>> = { p50Loc: 0.01, p50Scale: 0.01, p90Loc: 0.01, p90Scale: 0.01, errorRate: 0.0005 };
+const SCALE_KEYS: ReadonlySet<ParamKey> = new Set(['p50Scale', 'p90Scale']);
+/** Scales of 0 (a constant baseline) are valid: taken as this before the logarithm. */
+const MIN_SCALE = 1e-6;
+const toClipSpace = (k: ParamKey, x: number): number => (SCALE_KEYS.has(k) ? Math.log(Math.max(x, MIN_SCALE)) : x);
+const fromClipSpace = (k: ParamKey, x: number): number => (SCALE_KEYS.has(k) ? Math.exp(x) : x);
 
 export interface FederatedSettings {
   /** Contributions older than this (ms since received) no longer count. */
   readonly maxAgeMs: number;
   /** A contribution's weight is its samples, capped here and at the median contributor's samples. */
   readonly sampleCap: number;
-  /** Contributions are pulled toward the coordinate-wise median to at most this distance (CLIP_UNITS). */
+  /** Per coordinate, contributions are pulled toward the median to within this many robust deviations. */
   readonly clipNorm: number;
   /** Share of the total weight trimmed from each end, per coordinate, before the weighted mean. */
   readonly trim: number;
@@ -58,7 +65,7 @@ export interface FederatedSettings {
 }
 
 /** Defaults (the config section learning.federated uses the same values). */
-export const DEFAULT_FEDERATED_SETTINGS: FederatedSettings = Object.freeze({ maxAgeMs: 120_000, sampleCap: 1000, clipNorm: 1, trim: 0.2, minContributors: 3 });
+export const DEFAULT_FEDERATED_SETTINGS: FederatedSettings = Object.freeze({ maxAgeMs: 120_000, sampleCap: 1000, clipNorm: 1, trim: 0.1, minContributors: 3 });
 
 export interface Contribution {
   readonly node: string;
@@ -99,62 +106,57 @@ export function aggregate(contributions: Iterable<Contribution>, now: number, cf
 export function aggregateService(service: string, list: readonly { node: string; p: ServiceParams }[], cfg: FederatedSettings): ServiceAggregate | undefined {
   const n = list.length;
   if (n === 0 || n < cfg.minContributors) return undefined;
-  const dims = PARAM_KEYS.length;
-  const xs = new Float64Array(n * dims);
-  for (let i = 0; i < n; i++) for (let d = 0; d < dims; d++) xs[i * dims + d] = list[i]!.p[PARAM_KEYS[d]!];
-  // Per coordinate, only the contributors that have it (NaN: not learned yet); too few → NaN.
-  const median = new Float64Array(dims);
-  const col = new Float64Array(n);
-  const finite = (d: number): Float64Array => {
-    let m = 0;
-    for (let i = 0; i < n; i++) if (Number.isFinite(xs[i * dims + d]!)) col[m++] = xs[i * dims + d]!;
-    return col.subarray(0, m);
-  };
-  for (let d = 0; d < dims; d++) {
-    const c = finite(d);
-    median[d] = c.length >= cfg.minContributors ? medianOf(c) : NaN;
-  }
-  if (!Number.isFinite(median[0]!)) return undefined;
-  // Norm clip around the coordinate-wise median: a contribution far from the others is pulled in, so
-  // even one that escapes the trim (a large weight) moves the result by a bounded amount.
-  let clipped = 0;
-  for (let i = 0; i < n; i++) {
-    let norm2 = 0;
-    for (let d = 0; d < dims; d++) {
-      const dev = (xs[i * dims + d]! - median[d]!) / CLIP_UNITS[PARAM_KEYS[d]!];
-      if (Number.isFinite(dev)) norm2 += dev * dev;
-    }
-    const norm = Math.sqrt(norm2);
-    if (norm <= cfg.clipNorm) continue;
-    clipped++;
-    const f = cfg.clipNorm / norm;
-    for (let d = 0; d < dims; d++) xs[i * dims + d] = median[d]! + (xs[i * dims + d]! - median[d]!) * f;
-  }
   // Weights: the sample count, capped by the setting and by the median contributor's count, so that a
-  // sidecar claiming a huge count weighs no more than a typical one (and the trim can still remove it).
-  const w = new Float64Array(n);
+  // sidecar claiming a huge count weighs no more than a typical one.
+  const col = new Float64Array(n);
   for (let i = 0; i < n; i++) col[i] = list[i]!.p.samples;
   const cap = Math.max(1, Math.min(cfg.sampleCap, medianOf(col)));
+  const w = new Float64Array(n);
   let samples = 0;
   for (let i = 0; i < n; i++) {
     w[i] = Math.max(1, Math.min(list[i]!.p.samples, cap));
     samples += Math.min(list[i]!.p.samples, cap);
   }
   const r: Record<string, number> = { samples: Math.min(samples, MAX_SAMPLES) };
+  const xs = new Float64Array(n);
   const wc = new Float64Array(n);
-  for (let d = 0; d < dims; d++) {
-    if (!Number.isFinite(median[d]!)) {
-      r[PARAM_KEYS[d]!] = NaN;
-      continue;
-    }
+  const dev = new Float64Array(n);
+  const owners = new Int32Array(n);
+  const clippedBy = new Uint8Array(n);
+  for (const k of PARAM_KEYS) {
+    // Only the contributors that have the coordinate (NaN: not learned yet); too few → not aggregated.
     let m = 0;
     for (let i = 0; i < n; i++) {
-      if (!Number.isFinite(xs[i * dims + d]!)) continue;
-      col[m] = xs[i * dims + d]!;
-      wc[m++] = w[i]!;
+      const v = list[i]!.p[k];
+      if (!Number.isFinite(v)) continue;
+      xs[m] = toClipSpace(k, v);
+      wc[m] = w[i]!;
+      owners[m++] = i;
     }
-    r[PARAM_KEYS[d]!] = weightedTrimmedMean(col.subarray(0, m), wc.subarray(0, m), cfg.trim);
+    if (m < cfg.minContributors) {
+      r[k] = NaN;
+      continue;
+    }
+    const vals = xs.subarray(0, m);
+    // Clip toward the median by a radius set by the contributors' own spread (median absolute deviation):
+    // one contribution, however far and whatever weight it claims, moves the result by at most about
+    // (radius + the honest spread) / contributors; the honest ones, close together, are barely touched.
+    const med = medianOf(vals);
+    for (let j = 0; j < m; j++) dev[j] = Math.abs(vals[j]! - med);
+    const radius = cfg.clipNorm * Math.max(1.4826 * medianOf(dev.subarray(0, m)), CLIP_FLOORS[k]);
+    for (let j = 0; j < m; j++) {
+      const v = vals[j]!;
+      const c = Math.min(med + radius, Math.max(med - radius, v));
+      if (c !== v) {
+        vals[j] = c;
+        clippedBy[owners[j]!] = 1;
+      }
+    }
+    r[k] = fromClipSpace(k, weightedTrimmedMean(vals, wc.subarray(0, m), cfg.trim));
   }
+  if (!Number.isFinite(r.p50Loc!)) return undefined;
+  let clipped = 0;
+  for (let i = 0; i < n; i++) clipped += clippedBy[i]!;
   return { service, params: r as unknown as ServiceParams, contributors: list.map((c) => c.node).sort(), clipped };
 }
 
@@ -246,6 +248,19 @@ export function paramsProblem(p: ServiceParams): string | undefined {
 }
 
 /**
+ * Fast initial response (Lucas & Crosier, 1982): a latency CUSUM seeded from the mesh starts at this share of
+ * its decision interval h instead of 0, so a shift present in a sidecar's first seconds is caught in about
+ * half the windows (3× at a 2-endpoint service: 2–3 windows instead of 4). The price is that the chart's
+ * protection against an endpoint a little off the mesh's baseline (another level, more noise) is halved
+ * while the head start lasts — in the simulator, kept for 30 s it tripled or worse the soft false
+ * de-weights of such an endpoint — so it is withdrawn after HEADSTART_WINDOWS windows (a sidecar's first
+ * seconds, the case it is for) unless the chart is alarming by then. Applied only in services too small
+ * for the peer-latency detector (see adoptAggregate); the alarm is a `degrade` verdict as without it.
+ */
+export const SEEDED_HEADSTART = 0.5;
+export const HEADSTART_WINDOWS = 5;
+
+/**
  * Seed every endpoint of a service whose own baseline is not yet trusted with the mesh aggregate, so its
  * self-baseline detectors judge from its first windows. The endpoint's local warm-up so far is kept on the
  * side and takes over once it has warmupWindows samples. Returns how many baselines were seeded.
@@ -253,16 +268,31 @@ export function paramsProblem(p: ServiceParams): string | undefined {
 export function adoptAggregate(signals: readonly EndpointSignals[], agg: ServiceParams, settings: ResolvedPolicySettings): number {
   const lw = settings.latencyBaseline.warmupWindows;
   const ew = settings.errorBaseline.warmupWindows;
+  // Only where the peers cannot judge latency (fewer endpoints than the peer detector needs): there the
+  // seeded CUSUM is the only latency detector; with more, the peers catch a gray endpoint in two windows
+  // without any warm-up, and a head start would only add exposure for an endpoint a little slower than
+  // the mesh's baseline (its CUSUM drifts up until its local estimate takes over).
+  const headstart = signals.length < settings.peerLatency.minHosts ? SEEDED_HEADSTART * settings.latencyBaseline.h : 0;
   let seeded = 0;
   for (const s of signals) {
-    if (seed(s.latencyP50, agg.p50Loc, agg.p50Scale ** 2, lw, 0)) seeded++;
-    if (Number.isFinite(agg.p90Loc) && Number.isFinite(agg.p90Scale) && seed(s.latencyP90, agg.p90Loc, agg.p90Scale ** 2, lw, 0)) seeded++;
+    withdrawHeadstart(s.latencyP50, lw);
+    withdrawHeadstart(s.latencyP90, lw);
+    if (seed(s.latencyP50, agg.p50Loc, agg.p50Scale ** 2, lw, headstart, headstart)) seeded++;
+    if (Number.isFinite(agg.p90Loc) && Number.isFinite(agg.p90Scale) && seed(s.latencyP90, agg.p90Loc, agg.p90Scale ** 2, lw, headstart, headstart)) seeded++;
     if (Number.isFinite(agg.errorRate) && seed(s.errors, agg.errorRate, 0, ew, Math.max(agg.errorRate, settings.errorBaseline.pFloor))) seeded++;
   }
   return seeded;
 }
 
-function seed(st: BaselineState, mean: number, variance: number, warmupWindows: number, stat: number): boolean {
+/** After HEADSTART_WINDOWS windows on the seed, take back what is left of the head start (an alarm stands). */
+function withdrawHeadstart(st: BaselineState, warmupWindows: number): void {
+  if (st.headstart === 0) return;
+  if (st.seedN >= 0 && st.n - warmupWindows < HEADSTART_WINDOWS) return;
+  if (st.seedN >= 0 && !st.alarm) st.stat = Math.max(0, st.stat - st.headstart);
+  st.headstart = 0;
+}
+
+function seed(st: BaselineState, mean: number, variance: number, warmupWindows: number, stat: number, headstart = 0): boolean {
   if (st.n >= warmupWindows || st.seedN >= 0) return false;
   st.localMean = st.mean;
   st.localVariance = st.variance;
@@ -272,14 +302,22 @@ function seed(st: BaselineState, mean: number, variance: number, warmupWindows: 
   st.n = warmupWindows;
   st.stat = stat;
   st.alarm = false;
+  st.headstart = headstart;
   return true;
 }
 
-/** Relative shift of the aggregate's latency baselines (exp of the locations) and scales: max over them. */
+/**
+ * Relative shift of the aggregate's latency baselines (exp of the locations) and scales: the max over the
+ * coordinates both sides have. Whether a coordinate exists at all is reported by presenceChanges.
+ */
 export function relativeShift(a: ServiceParams, b: ServiceParams): number {
-  // A coordinate present on one side only counts as a 100 % shift; absent on both, as none.
-  const both = (x: number, y: number, f: () => number) => (Number.isNaN(x) && Number.isNaN(y) ? 0 : Number.isNaN(x) || Number.isNaN(y) ? 1 : f());
+  const both = (x: number, y: number, f: () => number) => (Number.isNaN(x) || Number.isNaN(y) ? 0 : f());
   const rel = (x: number, y: number) => both(x, y, () => Math.abs(x - y) / Math.max(Math.abs(x), 1e-12));
   const ratio = (x: number, y: number) => both(x, y, () => Math.abs(Math.expm1(y - x)));
   return Math.max(ratio(a.p50Loc, b.p50Loc), ratio(a.p90Loc, b.p90Loc), rel(a.p50Scale, b.p50Scale), rel(a.p90Scale, b.p90Scale));
+}
+
+/** Coordinates aggregated on one side only (an optional one needs minContributors who learned it). */
+export function presenceChanges(a: ServiceParams, b: ServiceParams): ParamKey[] {
+  return PARAM_KEYS.filter((k) => Number.isNaN(a[k]) !== Number.isNaN(b[k]));
 }
