@@ -1,16 +1,15 @@
 // The meshmedic command: parses the subcommand and its flags, validates configuration once, and runs.
 // Exit codes: 0 ok, 1 runtime error, 2 usage or configuration error.
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { loadConfigFile, releaseConfigValidator, validateConfig } from '../config/load.js';
 import { skewedClock, systemClock } from '../core/clock.js';
 import { logLine } from '../core/log.js';
-import { MeshmedicError, type Validated } from '../core/errors.js';
+import { MeshmedicError } from '../core/errors.js';
 import { ENV_POD_ANNOTATIONS } from '../k8s/component.js';
-import { loadSidecarConfig } from '../k8s/podinfo.js';
+import { loadRunConfigIsolated } from '../config/load-isolated.js';
 import type { Config } from '../config/types.js';
 import { startSidecar } from '../runtime/sidecar.js';
 import { packageVersion } from '../runtime/version.js';
-import { quickConfig, workersFlag, type QuickFlags } from './quick.js';
+import type { QuickFlags } from './quick.js';
 
 type Out = (s: string) => void;
 
@@ -253,21 +252,17 @@ async function runCommand(argv: string[], io: CliIo): Promise<number> {
     io.err(`meshmedic run: --config FILE is required\n\n${HELP.run}`);
     return 2;
   }
-  let cfg: Validated<Config>;
-  if (annotationsFile) {
-    // In a pod: the mounted mesh config is optional, and the pod's meshmedic.io/* annotations (a
-    // downward-API file) tune it; a bad annotation is a warning and its default stays.
-    const loaded = loadSidecarConfig({ configFile: file, annotationsFile, env: io.env });
-    for (const w of loaded.warnings) io.err(logLine('warn', 'annotation ignored', { detail: w }));
-    cfg = loaded.config;
-  } else {
-    cfg = loadConfigFile(file!, io.env);
-  }
-  if (!cfg.valid) return configErrors(io, file ?? annotationsFile!, cfg.errors);
-  if (typeof p.values.workers === 'string') {
-    cfg = validateConfig({ ...structuredClone(cfg.result), proxy: { ...structuredClone(cfg.result.proxy), workers: workersFlag(p.values.workers) } });
-    if (!cfg.valid) return configErrors(io, '--workers', cfg.errors.map((e) => e.replace(/^\/proxy\/workers/, '--workers')));
-  }
+  // Validated in a worker thread that exits: the validator never loads into the sidecar's heap.
+  const loaded = await loadRunConfigIsolated({
+    ...(file ? { configFile: file } : {}),
+    ...(annotationsFile ? { annotationsFile } : {}),
+    ...(typeof p.values.workers === 'string' ? { workers: p.values.workers } : {}),
+    env: io.env,
+  });
+  // In a pod the pod's meshmedic.io/* annotations tune the config; a bad one is a warning and its default stays.
+  for (const w of loaded.warnings) io.err(logLine('warn', 'annotation ignored', { detail: w }));
+  const cfg = loaded.config;
+  if (!cfg.valid) return configErrors(io, loaded.source, cfg.errors);
   if (p.values.check) {
     io.out(`${JSON.stringify(cfg.result, null, 2)}\n`);
     return 0;
@@ -279,7 +274,10 @@ async function proxyCommand(argv: string[], io: CliIo): Promise<number> {
   const s = { type: 'string' } as const;
   const p = parseFlags('proxy', argv, { listen: s, upstream: s, service: s, admin: s, policy: s, 'policy-file': s, xds: s, gossip: s, join: s, 'node-id': s, protocol: s, 'log-level': s, 'audit-dir': s, workers: s }, io);
   if (p.code !== undefined) return p.code;
+  const [{ quickConfig }, { releaseConfigValidator }] = await Promise.all([import('./quick.js'), import('../config/load.js')]);
   const cfg = quickConfig(p.values as QuickFlags, io.env);
+  // Validated; drop the compiled schema.
+  releaseConfigValidator();
   if (!cfg.valid) return configErrors(io, 'flags', cfg.errors);
   return serve(cfg.result, io);
 }
@@ -308,8 +306,6 @@ export async function serve(config: Config, io: CliIo): Promise<number> {
   }
   if (skew !== 0) io.err(logLine('warn', `TEST ONLY: this sidecar's wall clock is moved by ${skew} ms (${ENV_TEST_CLOCK_SKEW})`, { skewMs: skew }));
   const sidecar = await startSidecar(config, skew !== 0 ? { clock: skewedClock(systemClock, skew) } : {});
-  // The config is validated; drop the compiled schema (a pod-annotation change compiles it again).
-  releaseConfigValidator();
   io.out(logLine('info', 'meshmedic ready', { addresses: sidecar.addresses }));
   return new Promise<number>((resolve) => {
     let stopping = false;

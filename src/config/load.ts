@@ -9,6 +9,9 @@ import { parseSeed } from '../gossip/seeds.js';
 /** Shortest admin token accepted when the admin API listens off loopback. */
 export const MIN_ADMIN_TOKEN = 16;
 import type { Validated } from '../core/errors.js';
+import { deepFreeze } from '../core/freeze.js';
+
+export { deepFreeze };
 import { configSchema } from './schema.js';
 import type { Config } from './types.js';
 
@@ -265,10 +268,3 @@ function describe(v: unknown): string {
   return s.length > 80 ? `${s.slice(0, 77)}...` : s;
 }
 
-export function deepFreeze<T>(o: T): T {
-  if (o && typeof o === 'object' && !Object.isFrozen(o)) {
-    Object.freeze(o);
-    for (const v of Object.values(o as object)) deepFreeze(v);
-  }
-  return o;
-}

@@ -3,10 +3,8 @@
 // where a component cannot change at run time, reported.
 import type { Component, ComponentFactory, SidecarContext } from '../runtime/context.js';
 import type { PolicySettings } from '../config/sections/healing.js';
-import { annotationsToConfigPatch, mergeConfigPatch } from './annotations.js';
 import type { Discovery } from './discovery.js';
-import { watchAnnotationsFile, type AnnotationsWatcher } from './podinfo.js';
-import { releaseConfigValidator, validateConfig } from '../config/load.js';
+import type { AnnotationsWatcher } from './podinfo.js';
 import type { ServiceInput } from '../mesh/state.js';
 import { createKubeApi, inClusterTarget } from './api.js';
 import { ENV_READINESS_GATE, startReadinessGate, type ReadinessGate } from './readiness-gate.js';
@@ -89,6 +87,10 @@ export function kubernetesComponent(opts: KubernetesComponentOptions = {}): Comp
     }
     const file = opts.annotationsFile ?? env[ENV_POD_ANNOTATIONS];
     if (file) {
+      // Loaded only in a pod: the config validator (ajv, yaml, the schema) stays out of a plain sidecar's heap.
+      const [{ annotationsToConfigPatch, mergeConfigPatch }, { watchAnnotationsFile }, { releaseConfigValidator, validateConfig }] = await Promise.all([
+        import('./annotations.js'), import('./podinfo.js'), import('../config/load.js'),
+      ]);
       let last = JSON.stringify(annotationsToConfigPatch(undefined).patch);
       const apply = (annotations: Record<string, string>) => {
         const res = annotationsToConfigPatch(annotations, ctx.config);
@@ -121,6 +123,7 @@ export function kubernetesComponent(opts: KubernetesComponentOptions = {}): Comp
       const merged = validateConfig(mergeConfigPatch(ctx.config, initial.patch));
       if (merged.valid && JSON.stringify(merged.result) === JSON.stringify(ctx.config)) last = JSON.stringify(initial.patch);
       else apply(watcher.current());
+      releaseConfigValidator(); // annotations change rarely: the compiled schema is not kept for the next time
     }
     return {
       name: 'k8s',
