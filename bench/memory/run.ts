@@ -1,5 +1,6 @@
 // Memory budget of a sidecar at cluster scale: RSS of `meshmedic run` knowing 2,000 endpoints with traffic
-// to 10 of them (after 10 s of load, then idle) — from its config file, and as in a pod, discovered from a
+// to 10 of them (after 10 s of load, then idle) — from its config file (as a user starts it, without the
+// V8 heap flags the command sets itself, and with the injector's NODE_OPTIONS), and as in a pod, discovered from a
 // local HTTPS server answering the Kubernetes API's list+watch — RSS of an idle one-endpoint sidecar, and
 // the bytes one active or one known-but-idle endpoint costs in the stats tables. Writes
 // bench/results/memory.json and its section of bench/README.md. `--quick`: 3 s of load, no writing unless --write.
@@ -183,15 +184,16 @@ try {
     await s.stop();
     await b.close();
   }
-  // 2. 2,000 known endpoints, traffic to 10: by default, then with the injector's V8 heap flags.
-  for (const [key, nodeOptions] of [['', ''], ['Injected', INJECTED_NODE_OPTIONS]] as const) {
+  // 2. 2,000 known endpoints, traffic to 10: as a user starts it (the command sets its own V8 heap flags),
+  //    without those (MESHMEDIC_V8_FOOTPRINT=default: V8's own sizing), and with the injector's NODE_OPTIONS.
+  for (const [key, nodeOptions, env] of [['', '', {}], ['V8Default', '', { MESHMEDIC_V8_FOOTPRINT: 'default' }], ['Injected', INJECTED_NODE_OPTIONS, {}]] as const) {
     const b = await backends(HOT);
     const services: unknown[] = [{ name: 'hot', endpoints: b.ports.map((p) => ({ address: `127.0.0.1:${p}` })) }];
     // Idle endpoints: addresses in 127.0.0.0/8 that nothing listens on and no request is sent to.
     for (let i = 0; services.length * 10 < KNOWN; i++) {
       services.push({ name: `idle-${i}`, endpoints: Array.from({ length: 10 }, (_, j) => ({ address: `127.0.${1 + (i >> 8)}.${i & 255}:${20_000 + j}` })) });
     }
-    const s = await startSidecar(baseConfig(services), dir, `known2000${key}`, nodeOptions);
+    const s = await startSidecar(baseConfig(services), dir, `known2000${key}`, nodeOptions, env);
     await sleep(1_000);
     const before = rssKb(s.child.pid!);
     const l = await load(s.outbound, LOAD_MS);
@@ -207,7 +209,7 @@ try {
       [`knownPeakRss${key}MB`]: +(idle.hwm / 1024).toFixed(1),
       [`series${key}`]: series,
     });
-    log(`2,000 known, 10 active${nodeOptions ? `, NODE_OPTIONS=${nodeOptions}` : ''}: before ${(before.rss / 1024).toFixed(1)} MB, after ${LOAD_MS / 1000} s load ${(afterLoad.rss / 1024).toFixed(1)} MB (${l.sent} requests, ${l.failed} failed), idle ${(idle.rss / 1024).toFixed(1)} MB, peak ${(idle.hwm / 1024).toFixed(1)} MB, ${series} series`);
+    log(`2,000 known, 10 active${nodeOptions ? `, NODE_OPTIONS=${nodeOptions}` : ''}${key === 'V8Default' ? ', MESHMEDIC_V8_FOOTPRINT=default' : ''}: before ${(before.rss / 1024).toFixed(1)} MB, after ${LOAD_MS / 1000} s load ${(afterLoad.rss / 1024).toFixed(1)} MB (${l.sent} requests, ${l.failed} failed), idle ${(idle.rss / 1024).toFixed(1)} MB, peak ${(idle.hwm / 1024).toFixed(1)} MB, ${series} series`);
     await s.stop();
     await b.close();
     if (l.failed > l.sent * 0.01) throw new Error(`${l.failed} of ${l.sent} requests failed`);
@@ -267,6 +269,8 @@ const table: Table = {
     ['peak RSS of that run (MB)', results.knownPeakRssMB, '–'],
     ['requests in the load (8 in flight)', results.requests, '–'],
     ['series in one scrape of /metrics after the load', results.series, '≤ 120'],
+    ['V8\'s own heap sizing (MESHMEDIC_V8_FOOTPRINT=default): RSS after the load (MB)', results.knownRssAfterLoadV8DefaultMB, '–'],
+    ['V8\'s own heap sizing: RSS idle after the load (MB)', results.knownRssIdleAfterLoadV8DefaultMB, '–'],
     ['as injected: RSS, 2,000 known, before traffic (MB)', results.knownIdleRssBeforeLoadInjectedMB, '–'],
     ['as injected: RSS after the load (MB)', results.knownRssAfterLoadInjectedMB, '≤ 64'],
     ['as injected: RSS idle after the load (MB)', results.knownRssIdleAfterLoadInjectedMB, '≤ 64'],

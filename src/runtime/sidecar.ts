@@ -17,9 +17,7 @@ import { StatsTable } from '../stats/window.js';
 import type { Component, ComponentFactory, SidecarContext } from './context.js';
 import { startHealing } from '../heal/component.js';
 import { startProxy } from '../proxy/component.js';
-import { startGossip } from '../gossip/component.js';
 import { kubernetesEnabled, startKubernetes } from '../k8s/component.js';
-import { startAudit } from '../audit/component.js';
 import { registerSingleProcessMetric, startWorkers } from '../workers/primary.js';
 import { workerCount } from '../workers/sharing.js';
 
@@ -57,7 +55,7 @@ export function servicesFromConfig(config: Config): ServiceInput[] {
 export function defaultComponents(config: Config, env: NodeJS.ProcessEnv = process.env): { name: string; factory: ComponentFactory }[] {
   const list: { name: string; factory: ComponentFactory }[] = [];
   // The audit log first: it sees every decision from the very start.
-  if (config.audit?.enabled) list.push({ name: 'audit', factory: startAudit });
+  if (config.audit?.enabled) list.push({ name: 'audit', factory: async (ctx) => (await import('../audit/component.js')).startAudit(ctx) });
   list.push({ name: 'healing', factory: startHealing });
   // With proxy.workers > 1 the listeners run in worker processes; this one keeps the healing engine.
   if (config.outbound.enabled || config.inbound.enabled) list.push(workerCount(config.proxy.workers) > 1 ? { name: 'workers', factory: startWorkers } : { name: 'proxy', factory: startProxy });
@@ -65,7 +63,8 @@ export function defaultComponents(config: Config, env: NodeJS.ProcessEnv = proce
   // enabled: the gRPC stack costs tens of MB of RSS in a sidecar that serves neither.
   if (config.als.enabled) list.push({ name: 'als', factory: async (ctx) => (await import('../als/component.js')).startAls(ctx) });
   if (config.xds.enabled) list.push({ name: 'xds', factory: async (ctx) => (await import('../xds/component.js')).startXds(ctx) });
-  if (config.gossip.enabled) list.push({ name: 'gossip', factory: startGossip });
+  // Gossip and audit too are loaded only when enabled (their modules cost RSS in every idle sidecar).
+  if (config.gossip.enabled) list.push({ name: 'gossip', factory: async (ctx) => (await import('../gossip/component.js')).startGossip(ctx) });
   if (config.learning.federated.enabled) list.push({ name: 'federated', factory: async (ctx) => (await import('../learn/federated-gossip.js')).startFederated(ctx) });
   if (kubernetesEnabled(env)) list.push({ name: 'k8s', factory: startKubernetes });
   return list;
