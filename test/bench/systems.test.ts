@@ -1,13 +1,13 @@
 // Live: the peers started by the benchmarks proxy to real backends, report the ejection of a crashed
 // one, and leave no process behind; the open-loop generator keeps its rate and records failures.
 import t from 'tap';
-import net, { type AddressInfo } from 'node:net';
 import { request } from 'undici';
 import { startBackend, type Backend } from '../../src/testing/backend.js';
 import { haproxy, nginx, type RunningSut } from '../../bench/lib/systems.js';
 import { HAPROXY_HEALING, NGINX_HEALING } from '../../bench/lib/peers.js';
 import { findBinary, tempDir } from '../../bench/lib/procs.js';
 import { runOpenLoop, summarize } from '../../bench/lib/loadgen.js';
+import { refusingAddress } from '../helpers/refusing-address.js';
 
 // Generous: a health check that times out on a loaded machine would mark a healthy server down.
 const timeouts = { connectMs: 2000, serverMs: 5000, clientMs: 10_000 };
@@ -27,22 +27,6 @@ async function hit(url: string): Promise<{ status: number; backend?: string }> {
     await r.body.dump();
     return { status: r.statusCode, backend: r.headers['x-backend'] as string | undefined };
   } catch { return { status: 0 }; }
-}
-
-/**
- * An origin that refuses every connection, on a port no other process can take meanwhile: listen on
- * 127.0.0.1:P and aim at 127.0.0.2:P (the held port keeps anyone else from binding P, wildcard included).
- * A crashed backend's freed port is not enough: the kernel may hand it to a listener of a test running
- * alongside, which then answers (a full run once counted 43 failures of 50 that way).
- */
-async function refusingOrigin(t: { teardown(fn: () => unknown): void }): Promise<string> {
-  const holder = net.createServer((s) => s.destroy());
-  await new Promise<void>((resolve, reject) => {
-    holder.once('error', reject);
-    holder.listen({ port: 0, host: '127.0.0.1', exclusive: true }, resolve);
-  });
-  t.teardown(() => new Promise<void>((r) => holder.close(() => r())));
-  return `http://127.0.0.2:${(holder.address() as AddressInfo).port}`;
 }
 
 function alive(pid: number | undefined): boolean {
@@ -97,7 +81,10 @@ t.test('nginx with max_fails: proxies, reports a crashed server, stops cleanly',
 
 t.test('open-loop generator: holds the rate, records statuses and transport failures', async (t) => {
   const [ok] = await backends(t, 1);
-  const deadUrl = await refusingOrigin(t);
+  // Refused on a held port: a crashed backend's freed port was once taken by a test running alongside,
+  // which answered 7 of the 50 requests.
+  const dead = await refusingAddress(t);
+  const deadUrl = `http://${dead.host}:${dead.port}`;
   // The schedule, not the clock, decides what is sent: 100/s for 500 ms then 200/s for 500 ms is exactly
   // 50 + 100 requests at fixed offsets however late the generator runs. The request timeout is a hang
   // guard: on a starved machine an answer can take seconds, and every one must still count as a success.

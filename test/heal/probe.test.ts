@@ -12,6 +12,7 @@ import { resolvePolicySettings } from '../../src/config/sections/healing.js';
 import { EjectedEndpointProber } from '../../src/heal/component.js';
 import { scenarioAt } from '../../src/sim/scenarios.js';
 import { runScenario } from '../../src/sim/simulator.js';
+import { refusingAddress } from '../helpers/refusing-address.js';
 
 const listen = (s: Server | ReturnType<typeof createTcpServer>) => new Promise<number>((r) => s.listen(0, '127.0.0.1', () => r((s.address() as AddressInfo).port)));
 const closeSrv = (s: Server | ReturnType<typeof createTcpServer>) => new Promise<void>((r) => s.close(() => r()));
@@ -30,15 +31,10 @@ function meshWith(ports: At[]) {
   return { clock, mesh, ids: specs.map((s) => s.id) };
 }
 
-/**
- * A refusing endpoint whose port no other process can take meanwhile: a listener holds 127.0.0.1:P and
- * the endpoint is 127.0.0.2:P (a closed listener's port may be handed to a test running alongside).
- */
+/** A refusing endpoint on a port no other process can take meanwhile (see refusingAddress). */
 async function refusing(t: { teardown(fn: () => unknown): void }): Promise<At> {
-  const holder = createTcpServer((s) => s.destroy());
-  const port = await new Promise<number>((r) => holder.listen(0, '127.0.0.1', () => r((holder.address() as AddressInfo).port)));
-  t.teardown(() => closeSrv(holder));
-  return `127.0.0.2:${port}`;
+  const { host, port } = await refusingAddress(t);
+  return `${host}:${port}`;
 }
 
 // Answers must never miss a probe's deadline by luck: the servers live in this process, so a starved
