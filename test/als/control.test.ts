@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { Agent, request, setGlobalDispatcher } from 'undici';
 import { encodeHttpLogs, encodeTcpLogs, openAccessLogStream } from '../../src/testing/als-client.js';
 import { startMeshmedic } from '../helpers/spawn.js';
-import { closedPort } from '../proxy/helpers.js';
+import { refusingAddress } from '../helpers/refusing-address.js';
 import { waitForValue } from '../helpers/wait-value.js';
 
 // A fresh connection per admin request: a kept-alive one that the child's server closes (after its 5 s
@@ -27,9 +27,12 @@ async function endpoints(admin: string): Promise<Map<string, string>> {
 t.test('control mode: ALS entries with 503s eject that endpoint, 200s keep the others healthy', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'mm-als-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  // Closed ports: the endpoints' probes fail, so nothing restores the ejected one during the test.
-  const ports = [await closedPort(), await closedPort(), await closedPort()];
-  const addrs = ports.map((p) => `127.0.0.1:${p}`);
+  // Refusing addresses: the endpoints' probes fail, so nothing restores the ejected one during the test
+  // (on held ports: a closed port could be taken meanwhile by a test running alongside, and answer).
+  const addrs = await Promise.all([0, 1, 2].map(async () => {
+    const a = await refusingAddress(t);
+    return `${a.host}:${a.port}`;
+  }));
   const cfg = join(dir, 'control.yaml');
   writeFileSync(cfg, `services:\n  - name: hello\n    endpoints:\n${addrs.map((a) => `      - address: ${a}\n`).join('')}`);
   const mm = await startMeshmedic(t, ['control', '--xds', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--config', cfg, '--log-level', 'warn']);
