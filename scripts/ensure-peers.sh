@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs the programs the tests and benchmarks drive: HAProxy, nginx and wrk (peers), openssl (certificates
+# Installs the programs the tests and benchmarks drive: HAProxy, nginx and wrk (peers), ip and nft (the
+# chaos lab's network namespaces and faults), openssl (certificates
 # for the HTTPS tests), kubectl (renders the kustomize install),
 # promtool (checks /metrics) and chromium (drives the admin dashboard's browser test). Idempotent and quiet: does nothing when they
 # are present; otherwise one `apt-get update`, then `apt-get install -y` of what is missing. Exits 1 with a
@@ -8,8 +9,8 @@ set -u
 
 # binary -> Debian package that provides it (nginx-light is the small build; any nginx works). Add a row
 # here for every program a test needs.
-declare -A PKG=( [nft]=nftables [haproxy]=haproxy [nginx]=nginx-light [wrk]=wrk [openssl]=openssl [kubectl]=kubernetes-client [promtool]=prometheus [chromium]=chromium [curl]=curl )
-BINS=(nft haproxy nginx wrk openssl kubectl promtool chromium curl)
+declare -A PKG=( [ip]=iproute2 [nft]=nftables [haproxy]=haproxy [nginx]=nginx-light [wrk]=wrk [openssl]=openssl [kubectl]=kubernetes-client [promtool]=prometheus [chromium]=chromium [curl]=curl )
+BINS=(ip nft haproxy nginx wrk openssl kubectl promtool chromium curl)
 want=()
 for bin in "${BINS[@]}"; do
   if ! command -v "$bin" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$bin" ]; then

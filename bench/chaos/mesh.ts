@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { NetLab, type Host, type LabProcess } from './netlab.js';
+import { LAB_NICE, NetLab, type Host, type LabProcess } from './netlab.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const REGIONS = ['a', 'b', 'c'] as const;
@@ -27,8 +27,14 @@ export interface Mesh {
   readonly sidecars: Map<string, LabProcess>;
   readonly clients: Map<string, LabProcess>;
   startBackend(h: Host): Promise<void>;
-  /** Start (or restart) a host's sidecar; resolves once it printed "ready", with when it was spawned. */
-  startSidecar(h: Host): Promise<{ spawnedAt: number; readyAt: number }>;
+  /**
+   * Start (or restart) a host's sidecar; resolves once it printed "ready", with when it was spawned.
+   * `clockOffsetMs` runs it with its wall clock that far off (the sidecar's test-only knob
+   * MESHMEDIC_TEST_CLOCK_SKEW_MS, docs/gossip.md "Clock skew").
+   */
+  startSidecar(h: Host, o?: { clockOffsetMs?: number }): Promise<{ spawnedAt: number; readyAt: number }>;
+  /** A sidecar's Prometheus exposition (fetched from inside its host's namespace). */
+  metrics(h: Host): string;
   /** Write every host's gossip keys file (first key encrypts); sidecars pick it up within KEYS_RELOAD_MS. */
   writeKeys(keys: readonly string[]): void;
   /** The keys last written. */
@@ -41,8 +47,30 @@ export interface Mesh {
   close(): void;
 }
 
-export async function startMesh(opts: { rps?: number } = {}): Promise<Mesh> {
+export interface MeshOptions {
+  /** Requests per second of each region's client (100). */
+  readonly rps?: number;
+  /**
+   * One-way delay between regions, ms: backend (8080) and gossip (17946, UDP and TCP) traffic between
+   * hosts of different regions goes through the lab's WAN relay; the gossip then uses its WAN profile.
+   */
+  readonly wanDelayMs?: number;
+  /**
+   * Run the latency detectors (peer latency, starved latency, self-baseline latency): default true. The
+   * short CI test turns them off: on one shared, loaded CPU a backend's latency measures the CPU queue,
+   * and their verdicts would be judged along with the network faults.
+   */
+  readonly latencyDetectors?: boolean;
+}
+
+export async function startMesh(opts: MeshOptions = {}): Promise<Mesh> {
   const lab = new NetLab();
+  // This process reads the clients' lines and times the faults: it runs at the lab's priority too.
+  try {
+    os.setPriority(LAB_NICE);
+  } catch {
+    /* not permitted: measured at the normal priority */
+  }
   const hosts = lab.up(REGIONS.flatMap((r) => [1, 2, 3].map((i) => ({ name: `${r}${i}`, region: r }))));
   const dir = mkdtempSync(path.join(os.tmpdir(), 'mm-chaos-'));
   const seeds = REGIONS.map((r) => `${lab.host(`${r}1`).ip}:17946`);
@@ -77,7 +105,8 @@ export async function startMesh(opts: { rps?: number } = {}): Promise<Mesh> {
           priority: (REGIONS.indexOf(e.region as (typeof REGIONS)[number]) - self + REGIONS.length) % REGIONS.length,
         })),
       }],
-      gossip: { enabled: true, listen: `${h.ip}:17946`, join: seeds.filter((s) => !s.startsWith(`${h.ip}:`)), keysFile: keysFile(h), keysReloadMs: KEYS_RELOAD_MS, identityKeyFile: path.join(dir, `${h.name}.identity.pem`) },
+      gossip: { enabled: true, profile: opts.wanDelayMs === undefined ? 'lan' : 'wan', listen: `${h.ip}:17946`, join: seeds.filter((s) => !s.startsWith(`${h.ip}:`)), keysFile: keysFile(h), keysReloadMs: KEYS_RELOAD_MS, identityKeyFile: path.join(dir, `${h.name}.identity.pem`) },
+      ...(opts.latencyDetectors === false ? { healing: { peerLatency: { enabled: false }, starvedLatency: { enabled: false }, latencyBaseline: { enabled: false } } } : {}),
       log: { level: 'warn' },
     };
   };
@@ -89,14 +118,18 @@ export async function startMesh(opts: { rps?: number } = {}): Promise<Mesh> {
       await lab.waitLine(p, /"ready"/);
       backends.set(h.name, p);
     },
-    async startSidecar(h) {
+    async startSidecar(h, o = {}) {
       const file = path.join(dir, `${h.name}.json`);
       writeFileSync(file, JSON.stringify(configFor(h)));
       const spawnedAt = Date.now();
-      const p = lab.start(h, 'sidecar', [node, path.join(root, 'bin', 'meshmedic.js'), 'run', '--config', file]);
+      const skew = o.clockOffsetMs ? { MESHMEDIC_TEST_CLOCK_SKEW_MS: String(o.clockOffsetMs) } : {};
+      const p = lab.start(h, 'sidecar', [node, path.join(root, 'bin', 'meshmedic.js'), 'run', '--config', file], skew);
       sidecars.set(h.name, p);
       await lab.waitLine(p, /meshmedic ready/, 30_000);
       return { spawnedAt, readyAt: Date.now() };
+    },
+    metrics(h) {
+      return lab.nsExec(h.ns, ['curl', '-s', '--max-time', '5', `http://${h.ip}:17000/metrics`]);
     },
     keys: [],
     writeKeys(keys) {
@@ -133,6 +166,8 @@ export async function startMesh(opts: { rps?: number } = {}): Promise<Mesh> {
   };
   try {
     mesh.writeKeys([randomBytes(32).toString('base64')]);
+    // Before any process starts: NAT decisions are made at a flow's first packet.
+    if (opts.wanDelayMs !== undefined) await lab.wan([8080, 17946], [node, path.join(root, 'dist', 'testing', 'wan-relay.js'), '--delay-ms', String(opts.wanDelayMs)]);
     await Promise.all(hosts.map((h) => mesh.startBackend(h)));
     for (const h of hosts) await mesh.startSidecar(h);
     for (const r of REGIONS) {

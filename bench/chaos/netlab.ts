@@ -28,23 +28,42 @@ function ipCmd(args: string[]): string {
   return execFileSync('ip', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
-/** Whether this machine lets us make namespaces (root, iproute2, netns support). Returns a reason when not. */
-export function netnsUnavailable(): string | undefined {
-  if (process.getuid?.() !== 0) return 'not root: network namespaces need CAP_SYS_ADMIN';
+/**
+ * Whether the lab can run here. `skip`: this machine cannot have network namespaces for us (not root, or
+ * the kernel or container refuses them): a reason to skip. `broken`: it could, but a program the lab
+ * drives is missing (scripts/ensure-peers.sh installs iproute2 and nftables): a reason to fail.
+ */
+export function labReadiness(): { skip?: string; broken?: string } {
+  if (process.getuid?.() !== 0) return { skip: 'not root: network namespaces need CAP_SYS_ADMIN' };
+  for (const [bin, args, pkg] of [['ip', ['-V'], 'iproute2'], ['nft', ['--version'], 'nftables'], ['nice', ['--version'], 'coreutils']] as const) {
+    try {
+      execFileSync(bin, args, { stdio: 'ignore' });
+    } catch {
+      return { broken: `${bin} (Debian package ${pkg}) is not installed: scripts/ensure-peers.sh installs it` };
+    }
+  }
   const probe = `mmprobe${process.pid % 100000}`;
   try {
     ipCmd(['netns', 'add', probe]);
     ipCmd(['netns', 'del', probe]);
   } catch (err) {
-    return `ip netns does not work here: ${(err as Error).message.split('\n')[0]}`;
+    return { skip: `ip netns does not work here (root, but the kernel or container refuses namespaces): ${(err as Error).message.split('\n')[0]}` };
   }
-  try {
-    execFileSync('nft', ['--version'], { stdio: 'ignore' });
-  } catch {
-    return 'nft (nftables) is not installed (scripts/ensure-peers.sh installs it)';
-  }
-  return undefined;
+  return {};
 }
+
+/** One reason the lab cannot run here, or undefined (for `npm run chaos`, which fails either way). */
+export function netnsUnavailable(): string | undefined {
+  const r = labReadiness();
+  return r.skip ?? r.broken;
+}
+
+/**
+ * Scheduling priority of the lab's processes. They stand for separate machines: on a shared, loaded
+ * machine, unrelated work (other test files, other builds) would otherwise starve their event loops,
+ * and the gossip's 500 ms probe timeouts would measure the CPU queue instead of the network faults.
+ */
+export const LAB_NICE = -10;
 
 export class NetLab {
   readonly prefix: string;
@@ -75,30 +94,58 @@ export class NetLab {
       this.nsExec(this.sw, ['ip', 'link', 'set', 'br0', 'up']);
       const regions = [...new Set(specs.map((s) => s.region))];
       const perRegion = new Map<string, number>();
-      specs.forEach((s, i) => {
+      specs.forEach((s) => {
         const r = regions.indexOf(s.region) + 1;
         const h = (perRegion.get(s.region) ?? 0) + 1;
         perRegion.set(s.region, h);
-        const host: Host = { ...s, ns: `${this.prefix}-${s.name}`, ip: `${this.subnet}.${r}.${h}` };
-        ipCmd(['netns', 'add', host.ns]);
-        const a = `v${i}h`;
-        const b = `v${i}s`;
-        // Both ends are created inside the switch namespace, then one end moves into the host.
-        this.nsExec(this.sw, ['ip', 'link', 'add', a, 'type', 'veth', 'peer', 'name', b]);
-        this.nsExec(this.sw, ['ip', 'link', 'set', a, 'netns', host.ns]);
-        this.nsExec(this.sw, ['ip', 'link', 'set', b, 'master', 'br0']);
-        this.nsExec(this.sw, ['ip', 'link', 'set', b, 'up']);
-        this.nsExec(host.ns, ['ip', 'link', 'set', 'lo', 'up']);
-        this.nsExec(host.ns, ['ip', 'link', 'set', a, 'name', 'eth0']);
-        this.nsExec(host.ns, ['ip', 'addr', 'add', `${host.ip}/16`, 'dev', 'eth0']);
-        this.nsExec(host.ns, ['ip', 'link', 'set', 'eth0', 'up']);
-        this.hosts.set(s.name, host);
+        this.hosts.set(s.name, this.attach(s, `${this.subnet}.${r}.${h}`));
       });
       return [...this.hosts.values()];
     } catch (err) {
       this.teardown();
       throw err;
     }
+  }
+
+  private attached = 0;
+
+  /** A namespace with one interface on the bridge and address `ip`. */
+  private attach(s: HostSpec, ip: string): Host {
+    const host: Host = { ...s, ns: `${this.prefix}-${s.name}`, ip };
+    ipCmd(['netns', 'add', host.ns]);
+    const i = this.attached++;
+    const a = `v${i}h`;
+    const b = `v${i}s`;
+    // Both ends are created inside the switch namespace, then one end moves into the host.
+    this.nsExec(this.sw, ['ip', 'link', 'add', a, 'type', 'veth', 'peer', 'name', b]);
+    this.nsExec(this.sw, ['ip', 'link', 'set', a, 'netns', host.ns]);
+    this.nsExec(this.sw, ['ip', 'link', 'set', b, 'master', 'br0']);
+    this.nsExec(this.sw, ['ip', 'link', 'set', b, 'up']);
+    this.nsExec(host.ns, ['ip', 'link', 'set', 'lo', 'up']);
+    this.nsExec(host.ns, ['ip', 'link', 'set', a, 'name', 'eth0']);
+    this.nsExec(host.ns, ['ip', 'addr', 'add', `${ip}/16`, 'dev', 'eth0']);
+    this.nsExec(host.ns, ['ip', 'link', 'set', 'eth0', 'up']);
+    return host;
+  }
+
+  /**
+   * The WAN: a router namespace (`subnet`.0.1, not a host) where `relayArgv` (a delay relay) is started
+   * with one `--route PORT=HOST:PORT` per destination; every host DNATs its traffic to `ports` of hosts in
+   * other regions to that relay (nft table `ip mmwan`, apart from the fault table). Partition rules match
+   * the destination after DNAT, so faults between regions are not combined with the WAN.
+   */
+  async wan(ports: readonly number[], relayArgv: string[]): Promise<LabProcess> {
+    const router = this.attach({ name: 'wan', region: '-' }, `${this.subnet}.0.1`);
+    const hosts = [...this.hosts.values()];
+    const route = new Map<string, number>();
+    hosts.forEach((h, i) => ports.forEach((p, k) => route.set(`${h.name}:${p}`, 20_000 + i * 10 + k)));
+    const p = this.start(router, 'wan-relay', [...relayArgv, '--host', router.ip, ...[...route].flatMap(([dst, port]) => ['--route', `${port}=${this.host(dst.split(':')[0]!).ip}:${dst.split(':')[1]}`])]);
+    await this.waitLine(p, /"ready"/);
+    for (const x of hosts) {
+      const rules = hosts.filter((y) => y.region !== x.region).flatMap((y) => ports.flatMap((port) => ['udp', 'tcp'].map((proto) => `  ip daddr ${y.ip} ${proto} dport ${port} dnat to ${router.ip}:${route.get(`${y.name}:${port}`)}`)));
+      this.nsExec(x.ns, ['nft', '-f', '-'], `table ip mmwan {\n chain out {\n  type nat hook output priority -100; policy accept;\n${rules.join('\n')}\n }\n}\n`);
+    }
+    return p;
   }
 
   host(name: string): Host {
@@ -113,7 +160,7 @@ export class NetLab {
 
   /** Start a process inside a host; its stdout lines are kept. Killed by teardown(). */
   start(host: Host, name: string, argv: string[], env: NodeJS.ProcessEnv = {}): LabProcess {
-    const child = spawn('ip', ['netns', 'exec', host.ns, ...argv], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+    const child = spawn('ip', ['netns', 'exec', host.ns, 'nice', '-n', String(LAB_NICE), ...argv], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
     const lines: string[] = [];
     let buf = '';
     child.stdout!.setEncoding('utf8').on('data', (d: string) => {

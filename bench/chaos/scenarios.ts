@@ -12,6 +12,8 @@ function firstSustained(xs: Sample[], n: number, ok: (s: Sample) => boolean): Sa
 }
 
 const SAMPLE_MS = 250;
+/** How long a scenario waits for membership to converge before reporting "not converged" (null). */
+export const CONVERGE_WITHIN_MS = 15_000;
 const hostsOf = (mesh: Mesh, region: string) => mesh.hosts.filter((h) => h.region === region);
 
 /** Every client served by its own region with ≥ 99 % success for 4 samples in a row, and no endpoint ejected anywhere. */
@@ -122,7 +124,7 @@ function judge(mesh: Mesh, t0: number, tEnd: number, blocked: (o: Host, e: Host)
  * A network fault applied at t0, held, then healed; `blocked` tells which observer → backend pairs the
  * fault cut. After the heal the mesh gets `settleMs` to converge; ejections are judged until then.
  */
-async function networkFault(mesh: Mesh, o: { apply: () => void | Promise<void>; holdMs: number; blocked: (o: Host, e: Host) => boolean; settleMs?: number }): Promise<FaultFigures> {
+async function networkFault(mesh: Mesh, o: { apply: () => void | Promise<void>; holdMs: number; blocked: (o: Host, e: Host) => boolean; settleMs?: number; convergeWithinMs?: number }): Promise<FaultFigures> {
   const t0 = Date.now();
   await o.apply();
   // `apply` may itself take the hold time (flapping): sleep only what is left.
@@ -131,7 +133,7 @@ async function networkFault(mesh: Mesh, o: { apply: () => void | Promise<void>; 
   const faultSamples = REGIONS.flatMap((r) => mesh.samples(r, t0));
   mesh.lab.heal();
   const tHeal = Date.now();
-  const convergenceMs = await converged(mesh, tHeal, 15_000);
+  const convergenceMs = await converged(mesh, tHeal, o.convergeWithinMs ?? CONVERGE_WITHIN_MS);
   await sleep(Math.max(0, (o.settleMs ?? 3000) - (Date.now() - tHeal)));
   const tEnd = Date.now();
   // A pair cut during the fault may keep its ejection past the heal (until re-admission): still justified.
@@ -149,8 +151,8 @@ const inRegion = (r: string) => (h: Host) => h.region === r;
 const crosses = (x: (h: Host) => boolean, y: (h: Host) => boolean) => (o: Host, e: Host) => (x(o) && y(e)) || (y(o) && x(e));
 
 /** Regions a and c cut off from each other (both alive), then healed. */
-export function partition(mesh: Mesh, holdMs: number): Promise<FaultFigures> {
-  return networkFault(mesh, { apply: () => mesh.lab.partition(hostsOf(mesh, 'a'), hostsOf(mesh, 'c')), holdMs, blocked: crosses(inRegion('a'), inRegion('c')) });
+export function partition(mesh: Mesh, holdMs: number, convergeWithinMs?: number): Promise<FaultFigures> {
+  return networkFault(mesh, { apply: () => mesh.lab.partition(hostsOf(mesh, 'a'), hostsOf(mesh, 'c')), holdMs, blocked: crosses(inRegion('a'), inRegion('c')), convergeWithinMs });
 }
 
 /** One host (b2: a backend some client uses, not a seed) cut off from every other host. */
@@ -198,7 +200,10 @@ export interface OutageResult {
   latencyEjections: Ejection[];
 }
 
-/** Every backend of region a killed with -9; later restarted. */
+/**
+ * Every backend of region a killed with -9, held down `holdMs`, then restarted; the fail-back is waited
+ * for (a's client served at home for 4 samples in a row) up to `afterMs`, then 2 s more are watched.
+ */
 export async function regionOutage(mesh: Mesh, holdMs: number, afterMs: number): Promise<OutageResult> {
   const victims = hostsOf(mesh, 'a');
   const t0 = Date.now();
@@ -210,9 +215,13 @@ export async function regionOutage(mesh: Mesh, holdMs: number, afterMs: number):
   const others = REGIONS.filter((r) => r !== 'a').flatMap((r) => mesh.samples(r, t0));
   await Promise.all(victims.map((h) => mesh.startBackend(h)));
   const tUp = Date.now();
-  await sleep(afterMs);
+  const atHome = (s: Sample) => s.ok > 0 && (s.by.a ?? 0) >= 0.95 * s.ok;
+  await until(() => firstSustained(mesh.samples('a', tUp), 4, atHome) !== undefined, afterMs, 'fail-back').catch(() => {});
+  // Watch 8 more samples: a client that went home must stay there.
+  const tWatch = Date.now();
+  await until(() => mesh.samples('a', tWatch).length >= 8, 10_000, '8 more samples of a\'s client').catch(() => {});
   const after = mesh.samples('a', tUp);
-  const home = firstSustained(after, 4, (s) => s.ok > 0 && (s.by.a ?? 0) >= 0.95 * s.ok);
+  const home = firstSustained(after, 4, atHome);
   const tail = after.slice(-4);
   const tailOk = tail.reduce((a, s) => a + s.ok, 0);
   // Ejections of a's backends while they were down are right; anything else ejected is not.
@@ -242,19 +251,19 @@ export interface RestartResult {
 }
 
 /** The sidecar of a1 (its region's client sends through it) killed with -9, left dead `downMs`, restarted. */
-export async function sidecarRestart(mesh: Mesh, downMs: number, settleMs: number): Promise<RestartResult> {
+export async function sidecarRestart(mesh: Mesh, downMs: number, settleMs: number, waitMs = CONVERGE_WITHIN_MS): Promise<RestartResult> {
   const h = mesh.lab.host('a1');
   await mesh.lab.kill(mesh.sidecars.get(h.name)!);
   await sleep(downMs);
   const { spawnedAt, readyAt } = await mesh.startSidecar(h);
   let servingMs: number | null = null;
   try {
-    await until(() => mesh.samples('a', spawnedAt).some((s) => s.ok > 0), 10_000, 'the client to be served again');
+    await until(() => mesh.samples('a', spawnedAt).some((s) => s.ok > 0), waitMs, 'the client to be served again');
     servingMs = mesh.samples('a', spawnedAt).find((s) => s.ok > 0)!.t - spawnedAt;
   } catch {
     servingMs = null;
   }
-  const convergenceMs = await converged(mesh, spawnedAt, 15_000);
+  const convergenceMs = await converged(mesh, spawnedAt, waitMs);
   await sleep(Math.max(0, settleMs - (Date.now() - spawnedAt)));
   const j = judge(mesh, spawnedAt, Date.now(), () => false);
   return { servingMs, readyMs: readyAt - spawnedAt, convergenceMs, staleEjections: j.falseEjections, latencyEjections: j.latencyEjections };
@@ -311,4 +320,110 @@ export function gossipBytesPerHost(mesh: Mesh, windowMs: number): { mean: number
   }
   const rates = [...per.values()].filter((xs) => xs.length >= 2 && xs[xs.length - 1]!.b >= xs[0]!.b).map((xs) => ((xs[xs.length - 1]!.b - xs[0]!.b) * 1000) / (xs[xs.length - 1]!.t - xs[0]!.t));
   return { mean: rates.length ? rates.reduce((a, b) => a + b, 0) / rates.length : NaN, max: rates.length ? Math.max(...rates) : NaN };
+}
+
+export interface WanFigures extends FaultFigures {
+  oneWayMs: number;
+  /** Median of 5 HTTP requests from a1 to a backend in its own region and in region c (through the relay), ms. */
+  httpSameRegionMs: number;
+  httpCrossRegionMs: number;
+}
+
+/** Median wall time of `n` HTTP GETs from `from`'s namespace to `to`'s backend (curl, one connection each). */
+function httpMs(mesh: Mesh, from: Host, to: Host, n = 5): number {
+  const xs: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const out = mesh.lab.nsExec(from.ns, ['curl', '-s', '-o', '/dev/null', '--max-time', '5', '-w', '%{time_total}', `http://${to.ip}:8080/`]);
+    xs.push(Number(out) * 1000);
+  }
+  return xs.sort((a, b) => a - b)[Math.floor(n / 2)]!;
+}
+
+/**
+ * A mesh started with the WAN between regions (MeshOptions.wanDelayMs) held for `holdMs` with nothing
+ * failing: the delay is checked on real requests, and every view judged as for a fault (nothing may be
+ * ejected: the delay is not a failure).
+ */
+export async function wanSteady(mesh: Mesh, oneWayMs: number, holdMs: number): Promise<WanFigures> {
+  const a1 = mesh.lab.host('a1');
+  const httpSameRegionMs = httpMs(mesh, a1, mesh.lab.host('a2'));
+  const httpCrossRegionMs = httpMs(mesh, a1, mesh.lab.host('c1'));
+  const f = await networkFault(mesh, { apply: () => {}, holdMs, blocked: () => false });
+  return { ...f, oneWayMs, httpSameRegionMs, httpCrossRegionMs };
+}
+
+/** Sum over `hosts` of meshmedic_gossip_observations_total by result. */
+function observationResults(mesh: Mesh, hosts: readonly Host[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const h of hosts) {
+    for (const m of mesh.metrics(h).matchAll(/^meshmedic_gossip_observations_total\{result="([a-z_]+)"\} (\d+)/gm)) out[m[1]!] = (out[m[1]!] ?? 0) + Number(m[2]);
+  }
+  return out;
+}
+
+const diff = (a: Record<string, number>, b: Record<string, number>) => Object.fromEntries(Object.keys(b).map((k) => [k, b[k]! - (a[k] ?? 0)]).filter(([, v]) => v !== 0));
+
+export interface DeadBackendFigures {
+  /** From killing backend c2 until every sidecar held it ejected (c1 alone sends it traffic), ms; null if not within the wait. */
+  meshWideEjectionMs: number | null;
+  /** meshmedic_gossip_observations_total deltas summed over every sidecar but c1, by result. */
+  observationsAtPeers: Record<string, number>;
+}
+
+export interface SkewResult {
+  offsetMs: number;
+  /** Backend c2 killed with every clock right, then with c1's sidecar `offsetMs` off. */
+  baseline: DeadBackendFigures;
+  skewed: DeadBackendFigures;
+  /** From the skewed sidecar's spawn until every sidecar counted 9 members alive, ms. */
+  convergenceMs: number | null;
+  falseEjections: Ejection[];
+  latencyEjections: Ejection[];
+}
+
+/** Backend c2 killed (c's client, through c1, is its only traffic), then restarted once the mesh had its say. */
+async function deadBackend(mesh: Mesh, waitMs: number): Promise<DeadBackendFigures> {
+  const c1 = mesh.lab.host('c1');
+  const c2 = mesh.lab.host('c2');
+  const peers = mesh.hosts.filter((h) => h !== c1);
+  const before = observationResults(mesh, peers);
+  await mesh.lab.kill(mesh.backends.get(c2.name)!);
+  const tKill = Date.now();
+  let meshWideEjectionMs: number | null = null;
+  const ejectedEverywhere = () => {
+    const latest = latestViews(mesh, tKill);
+    return latest.size === mesh.hosts.length && [...latest.values()].every((v) => v.endpoints.some((e) => e.state === 'ejected' && mesh.hostOfEndpoint(e.id) === c2));
+  };
+  try {
+    await until(ejectedEverywhere, waitMs, 'every sidecar to eject c2');
+    meshWideEjectionMs = Date.now() - tKill;
+  } catch {
+    meshWideEjectionMs = null;
+  }
+  const observationsAtPeers = diff(before, observationResults(mesh, peers));
+  await mesh.startBackend(c2);
+  return { meshWideEjectionMs, observationsAtPeers };
+}
+
+/**
+ * Clock skew: backend c2 dies with every clock right (baseline); then c1's sidecar (the only one sending c2
+ * traffic) is restarted with its wall clock `offsetMs` off and c2 dies again. Reported: whether the mesh
+ * still learns of c2 from c1, what the peers did with c1's signed observations, and membership with the
+ * skewed member. c1's sidecar is restarted with the right clock at the end.
+ */
+export async function clockSkew(mesh: Mesh, offsetMs: number, waitMs = 15_000): Promise<SkewResult> {
+  const c1 = mesh.lab.host('c1');
+  const baseline = await deadBackend(mesh, waitMs);
+  await warmUp(mesh);
+  const t0 = Date.now();
+  await mesh.lab.kill(mesh.sidecars.get(c1.name)!);
+  const { spawnedAt } = await mesh.startSidecar(c1, { clockOffsetMs: offsetMs });
+  const convergenceMs = await converged(mesh, spawnedAt, CONVERGE_WITHIN_MS);
+  await warmUp(mesh);
+  const skewed = await deadBackend(mesh, waitMs);
+  await warmUp(mesh);
+  const j = judge(mesh, t0, Date.now(), () => false, (e) => e === mesh.lab.host('c2'));
+  await mesh.lab.kill(mesh.sidecars.get(c1.name)!);
+  await mesh.startSidecar(c1);
+  return { offsetMs, baseline, skewed, convergenceMs, ...pick(j) };
 }
