@@ -139,7 +139,7 @@ if (s) {
   const obs = (d: DeadBackendFigures) => Object.entries(d.observationsAtPeers).map(([k, v]) => `${k} ${v}`).join(', ') || 'none';
   const ejected = (d: DeadBackendFigures) => d.meshWideEjectionMs ?? 'not in 15 s';
   rows.push(
-    [`clock skew: c1's sidecar ${s.offsetMs / 1000} s ahead; backend c2 killed, c1 alone sends it traffic`, 'kill → every sidecar holds c2 ejected, ms: clocks right / c1 skewed', `${ejected(s.baseline)} / ${ejected(s.skewed)}`, 'same', yes(s.skewed.meshWideEjectionMs !== null)],
+    [`clock skew: c1's sidecar ${s.offsetMs / 1000} s ahead; backend c2 killed, c1 alone sends it traffic`, 'kill → every sidecar holds c2 ejected, ms: clocks right / c1 skewed', `${ejected(s.baseline)} / ${ejected(s.skewed)}`, 'ejected in both', yes(s.skewed.meshWideEjectionMs !== null)],
     ['', 'observations received by the 8 other sidecars, by result: clocks right', obs(s.baseline), '', ''],
     ['', 'the same with c1 skewed (c1\'s observations must not be refused)', obs(s.skewed), 'no future/stale', yes(!s.skewed.observationsAtPeers.future && !s.skewed.observationsAtPeers.stale)],
     ['', 'skewed spawn → every sidecar counts 9 alive, ms (1 s polls)', s.convergenceMs ?? 'not in 15 s', '≤ 3,000', yes(s.convergenceMs !== null && s.convergenceMs <= 3000)],
