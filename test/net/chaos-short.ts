@@ -15,9 +15,9 @@ import { partition, regionOutage, sidecarRestart, warmUp, type Ejection } from '
 t.setTimeout(420_000);
 
 /** Generous bounds (targets of issue 14 in brackets): they prove the property under load, not the target. */
-// Measured at load 20 on 2 cores (other work, not this test): sidecar start 9.3 s (0.5 s idle), fail-back
-// 23.9 s (5.3 s idle).
-const BOUND = { convergeMs: 30_000 /* 5,000 */, servingMs: 25_000 /* 1,000 */, restartConvergeMs: 30_000 /* 3,000 */, failoverMs: 5_000 /* 2,000 */, failbackMs: 60_000 /* 10,000 */ };
+// Measured at load 20–37 on 2 cores (other work, stress-ng): sidecar start up to 9.3 s (0.5 s idle),
+// fail-back 2.6–46 s (5.3 s idle), convergence after the heal up to 9 s.
+const BOUND = { convergeMs: 30_000 /* 5,000 */, servingMs: 25_000 /* 1,000 */, restartConvergeMs: 30_000 /* 3,000 */, failoverMs: 5_000 /* 2,000 */, failbackMs: 90_000 /* 10,000 */ };
 
 /** What the lab must leave untouched in the machine's own namespace (other labs' namespaces, e.g. of a concurrent run, are not ours to judge). */
 function rootState(): string {
