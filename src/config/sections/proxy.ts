@@ -35,7 +35,7 @@ export const proxySchema = {
   additionalProperties: false,
   default: {},
   properties: {
-    connectTimeoutMs: durationMs(1000, 1, 86_400_000, 'upstream TCP connect timeout; exceeded → 503, local-origin failure'),
+    connectTimeoutMs: durationMs(1500, 1, 86_400_000, 'upstream TCP connect timeout; exceeded → 503, local-origin failure. Above the kernel\'s first SYN retransmission (1 s), so one lost SYN does not fail a connect'),
     headersTimeoutMs: durationMs(15_000, 1, 86_400_000, 'time for the upstream to send response headers; exceeded → 504'),
     bodyTimeoutMs: durationMs(30_000, 0, 86_400_000, 'longest silence between response body chunks (0 = none); exceeded → the response is cut'),
     idleTimeoutMs: durationMs(60_000, 1, 86_400_000, 'downstream connections idle this long are closed'),
