@@ -4,7 +4,7 @@ import t from 'tap';
 import { validateConfig } from '../../src/config/load.js';
 import { silentLogger } from '../../src/core/log.js';
 import { startSidecar, type Sidecar } from '../../src/runtime/sidecar.js';
-import { backend, closedPort, request, type Backend } from '../proxy/helpers.js';
+import { backend, refusedEndpoint, request, type Backend } from '../proxy/helpers.js';
 
 async function sidecar(endpoints: string[], healing: Record<string, unknown>): Promise<Sidecar> {
   const v = validateConfig({
@@ -88,15 +88,15 @@ t.test('hard 5xx: ejected after 5 failures, then no ordinary traffic reaches it'
 t.test('crash (connection refused): ejected, clients keep being served', async (t) => {
   const ok = await backend((_req, res) => res.end('ok'));
   const ok2 = await backend((_req, res) => res.end('ok'));
-  const dead = await closedPort();
-  const sc = await sidecar([`127.0.0.1:${dead}`, `127.0.0.1:${ok.port}`, `127.0.0.1:${ok2.port}`], { policy: 'meshmedic' });
+  const dead = await refusedEndpoint(t);
+  const sc = await sidecar([dead.address, `127.0.0.1:${ok.port}`, `127.0.0.1:${ok2.port}`], { policy: 'meshmedic' });
   t.teardown(async () => {
     await sc.close(1000);
     await ok.close();
     await ok2.close();
   });
   const proxy = portOf(sc.addresses.outbound!);
-  const state = () => sc.context.mesh.snapshot().endpoints.get(`web/127.0.0.1:${dead}`)!.health.state;
+  const state = () => sc.context.mesh.snapshot().endpoints.get(`web/${dead.address}`)!.health.state;
   let failed = 0;
   let sent = 0;
   for (; sent < 2000 && state() !== 'ejected'; sent += BATCH) failed += await batch(proxy);

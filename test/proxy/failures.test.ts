@@ -4,7 +4,7 @@
 import http from 'node:http';
 import t from 'tap';
 import { Outcome } from '../../src/core/types.js';
-import { backend, closedPort, rawServer, request, startTestProxy, until, type TestProxy } from './helpers.js';
+import { backend, refusedEndpoint, rawServer, request, startTestProxy, until, type TestProxy } from './helpers.js';
 
 function windowsOf(p: TestProxy, port: number) {
   const ev = [...p.mesh.snapshot().endpoints.values()].find((e) => e.spec.port === port)!;
@@ -12,22 +12,22 @@ function windowsOf(p: TestProxy, port: number) {
 }
 
 t.test('connection refused → 503 MM_ERR_UPSTREAM_CONNECT, local-origin recorded', async (t) => {
-  const dead = await closedPort();
-  const p = await startTestProxy({ services: [{ name: 'svc', endpoints: [{ address: `127.0.0.1:${dead}` }] }] });
+  const dead = await refusedEndpoint(t);
+  const p = await startTestProxy({ services: [{ name: 'svc', endpoints: [{ address: dead.address }] }] });
   t.teardown(() => p.close());
   const r = await request(p.port, { headers: { host: 'svc' } });
   t.equal(r.status, 503);
   const body = JSON.parse(r.body);
   t.equal(body.error, 'MM_ERR_UPSTREAM_CONNECT');
-  t.equal(body.endpoint, `svc/127.0.0.1:${dead}`);
+  t.equal(body.endpoint, `svc/${dead.address}`);
   t.match(body.message, /connection refused \(ECONNREFUSED\)/);
-  t.equal(windowsOf(p, dead).lifetime[Outcome.LocalOrigin], 1, 'one local-origin failure recorded');
+  t.equal(windowsOf(p, dead.port).lifetime[Outcome.LocalOrigin], 1, 'one local-origin failure recorded');
 });
 
 t.test('connection refused is retried on another endpoint; each failed attempt still recorded', async (t) => {
-  const dead = await closedPort();
+  const dead = await refusedEndpoint(t);
   const live = await backend((_req, res) => res.end('ok'));
-  const p = await startTestProxy({ services: [{ name: 'svc', endpoints: [{ address: `127.0.0.1:${dead}` }, { address: `127.0.0.1:${live.port}` }] }] });
+  const p = await startTestProxy({ services: [{ name: 'svc', endpoints: [{ address: dead.address }, { address: `127.0.0.1:${live.port}` }] }] });
   t.teardown(async () => {
     await p.close();
     await live.close();
@@ -36,15 +36,14 @@ t.test('connection refused is retried on another endpoint; each failed attempt s
     const r = await request(p.port, { method: 'POST', headers: { host: 'svc' }, body: `payload ${i}` });
     t.equal(r.status, 200, `request ${i} served despite the dead endpoint`);
   }
-  t.ok(windowsOf(p, dead).lifetime[Outcome.LocalOrigin]! >= 1, 'failed attempts recorded against the dead endpoint');
+  t.ok(windowsOf(p, dead.port).lifetime[Outcome.LocalOrigin]! >= 1, 'failed attempts recorded against the dead endpoint');
   t.equal(windowsOf(p, live.port).lifetime[Outcome.Success], 20);
 });
 
 t.test('retries are bounded by proxy.retryConnectFailures', async (t) => {
-  const d1 = await closedPort();
-  const d2 = await closedPort();
-  const d3 = await closedPort();
-  const p = await startTestProxy({ proxy: { retryConnectFailures: 1 }, services: [{ name: 'svc', endpoints: [d1, d2, d3].map((x) => ({ address: `127.0.0.1:${x}` })) }] });
+  const dead = [await refusedEndpoint(t), await refusedEndpoint(t), await refusedEndpoint(t)];
+  const [d1, d2, d3] = dead.map((d) => d.port);
+  const p = await startTestProxy({ proxy: { retryConnectFailures: 1 }, services: [{ name: 'svc', endpoints: dead.map((d) => ({ address: d.address })) }] });
   t.teardown(() => p.close());
   const r = await request(p.port, { headers: { host: 'svc' } });
   t.equal(r.status, 503);

@@ -6,7 +6,7 @@ import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import t from 'tap';
 import { Outcome } from '../../src/core/types.js';
-import { closedPort, rawServer, request, startTestProxy, until, type TestProxy } from './helpers.js';
+import { refusedEndpoint, rawServer, request, startTestProxy, until, type TestProxy } from './helpers.js';
 
 interface EchoRequest {
   text: string;
@@ -158,8 +158,8 @@ t.test('grpc-status mapped to outcomes and passed through', async (t) => {
 });
 
 t.test('upstream failures become gRPC errors (UNAVAILABLE, DEADLINE_EXCEEDED)', async (t) => {
-  const dead = await closedPort();
-  const p = await startTestProxy({ services: [{ name: 'echo', protocol: 'h2c', endpoints: [{ address: `127.0.0.1:${dead}` }] }] });
+  const dead = await refusedEndpoint(t);
+  const p = await startTestProxy({ services: [{ name: 'echo', protocol: 'h2c', endpoints: [{ address: dead.address }] }] });
   const c = client(p.port, 'echo');
   const cUnknown = client(p.port, 'nosuch');
   t.teardown(async () => {
@@ -170,7 +170,7 @@ t.test('upstream failures become gRPC errors (UNAVAILABLE, DEADLINE_EXCEEDED)', 
   const r = await unary(c, { text: 'x' });
   t.equal(r.err?.code, grpc.status.UNAVAILABLE);
   t.match(r.err?.details, /MM_ERR_UPSTREAM_CONNECT/, `details name the cause: ${r.err?.details}`);
-  t.equal(windowsOf(p, dead).lifetime[Outcome.LocalOrigin], 1);
+  t.equal(windowsOf(p, dead.port).lifetime[Outcome.LocalOrigin], 1);
   const u = await unary(cUnknown, { text: 'x' });
   t.equal(u.err?.code, grpc.status.UNIMPLEMENTED, 'unknown service');
   t.match(u.err?.details, /MM_ERR_UNKNOWN_SERVICE/);
@@ -195,10 +195,10 @@ t.test('black-holed h2c endpoint → DEADLINE_EXCEEDED after headersTimeoutMs', 
 });
 
 t.test('retry on refused h2c endpoint, and the inbound listener in front of an h2c app', async (t) => {
-  const dead = await closedPort();
+  const dead = await refusedEndpoint(t);
   const s = await echoServer('app');
   const p = await startTestProxy({
-    services: [{ name: 'echo', protocol: 'h2c', endpoints: [{ address: `127.0.0.1:${dead}` }, { address: `127.0.0.1:${s.port}` }] }],
+    services: [{ name: 'echo', protocol: 'h2c', endpoints: [{ address: dead.address }, { address: `127.0.0.1:${s.port}` }] }],
     inbound: { enabled: true, app: `http://127.0.0.1:${s.port}`, protocol: 'h2c' },
   });
   const c = client(p.port, 'echo');

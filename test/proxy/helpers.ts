@@ -10,6 +10,7 @@ import { MeshState } from '../../src/mesh/state.js';
 import { StatsTable } from '../../src/stats/window.js';
 import { servicesFromConfig } from '../../src/runtime/sidecar.js';
 import { createProxy, type CreateProxyOptions, type ProxyHandle } from '../../src/proxy/component.js';
+import { refusingAddress } from '../helpers/refusing-address.js';
 
 export interface Backend {
   readonly port: number;
@@ -53,12 +54,13 @@ export async function rawServer(onSocket: (s: net.Socket) => void): Promise<{ po
 }
 
 /** A port with nothing listening on it (bound, then closed). */
-export async function closedPort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
+/**
+ * A dead endpoint: `host:port` where every connection is refused and no other process can start
+ * listening meanwhile (a closed listener's freed port could be taken by a test running alongside).
+ */
+export async function refusedEndpoint(t: { teardown(fn: () => unknown): void }): Promise<{ host: string; port: number; address: string }> {
+  const a = await refusingAddress(t);
+  return { ...a, address: `${a.host}:${a.port}` };
 }
 
 export interface TestProxy {
