@@ -165,6 +165,7 @@ async function startGossipWith(ctx: SidecarContext, deps: GossipDeps): Promise<G
     const auditHandlers = new Set<(body: Uint8Array, from: Address) => void>();
     const learnHandlers = new Set<(body: Uint8Array, from: Address) => void>();
     const keyOf = (observer: string) => keys(observer);
+    const offsetOf = (observer: string) => membership.clockOffsetOf(observer);
     // Run the health plane out of band (coalesced) when something worth reacting to happens.
     let soonPending = false;
     let runSoon: () => void = () => {};
@@ -191,15 +192,18 @@ async function startGossipWith(ctx: SidecarContext, deps: GossipDeps): Promise<G
       observationShare: cfg.observationShare ?? 0.35,
       onObservation: (o) => {
         // Judged on the observer's own clock (its offset from our ping/ack round trips): skew-tolerant.
-        const result = board.offer(o, keyOf, (id) => membership.clockOffsetOf(id));
+        const result = board.offer(o, keyOf, offsetOf);
         if (result !== 'accepted') {
-          // Refused by the clock with no offset known for its observer yet: learn it now (one ping), so its
-          // next publication is judged on its own clock.
-          if ((result === 'stale' || result === 'future') && membership.clockOffsetOf(o.observer) === undefined) membership.requestClockSample(o.observer);
+          // Refused by the clock with no offset known for its observer yet (held, or refused when it could
+          // not be held): learn the offset now (one ping); held observations are judged when it arrives.
+          if ((result === 'held' || result === 'stale' || result === 'future') && membership.clockOffsetOf(o.observer) === undefined) membership.requestClockSample(o.observer);
           return false;
         }
         if (board.isBad(o)) soon(); // a verdict may have just formed: decide now, not at the next tick
         return true;
+      },
+      onClockOffset: (id) => {
+        if (board.release(id, keyOf, offsetOf).includes('accepted')) soon();
       },
       onAudit: (body, from) => {
         for (const h of auditHandlers) h(body, from);

@@ -127,9 +127,15 @@ export const DEFAULT_QUORUM: QuorumOptions = Object.freeze({
   maxEndpoints: 20_000,
 });
 
-export type OfferResult = 'accepted' | 'stale' | 'future' | 'replay' | 'rate_limited' | 'unknown_observer' | 'bad_signature' | 'full';
+/** `held`: refused by the clock from an observer whose clock offset is not known yet; judged again once it is. */
+export type OfferResult = 'accepted' | 'held' | 'stale' | 'future' | 'replay' | 'rate_limited' | 'unknown_observer' | 'bad_signature' | 'full';
 
-export const OFFER_RESULTS: readonly OfferResult[] = ['accepted', 'stale', 'future', 'replay', 'rate_limited', 'unknown_observer', 'bad_signature', 'full'];
+export const OFFER_RESULTS: readonly OfferResult[] = ['accepted', 'held', 'stale', 'future', 'replay', 'rate_limited', 'unknown_observer', 'bad_signature', 'full'];
+
+/** Held observations: at most this many per observer, this many observers, and for this long (ms). */
+const HOLD_PER_OBSERVER = 16;
+const HOLD_OBSERVERS = 256;
+const HOLD_MS = 5_000;
 
 interface Held {
   readonly obs: Observation;
@@ -168,7 +174,9 @@ export class QuorumBoard {
   private readonly byEndpoint = new Map<string, Map<string, Held>>();
   private readonly lastSeq = new Map<string, { seq: number; localEnd: number }>(); // observer|endpoint → newest accepted
   private readonly buckets = new Map<string, Bucket>();
-  readonly results: Record<OfferResult, number> = { accepted: 0, stale: 0, future: 0, replay: 0, rate_limited: 0, unknown_observer: 0, bad_signature: 0, full: 0 };
+  readonly results: Record<OfferResult, number> = { accepted: 0, held: 0, stale: 0, future: 0, replay: 0, rate_limited: 0, unknown_observer: 0, bad_signature: 0, full: 0 };
+  /** Observations refused by the clock while their observer's offset was unknown, waiting for it. */
+  private readonly held = new Map<string, { obs: Observation; at: number; refused: 'stale' | 'future' }[]>();
 
   constructor(private readonly clock: Clock, opts: Partial<QuorumOptions> = {}) {
     this.opts = Object.freeze({ ...DEFAULT_QUORUM, ...opts });
@@ -185,9 +193,54 @@ export class QuorumBoard {
    * is, on our clock: the rule before clock offsets, which holds for observers whose clock is right.
    */
   offer(o: Observation, keyOf: (observer: string) => KeyObject | undefined, offsetOf?: ClockOffsetOf): OfferResult {
-    const r = this.check(o, keyOf, offsetOf?.(o.observer) ?? 0);
+    const offset = offsetOf?.(o.observer);
+    let r = this.check(o, keyOf, offset ?? 0);
+    // Refused by the clock before we know the observer's clock: its clock may be off rather than the
+    // observation old or early. Held until the offset is learned (one ping/ack: see `release`).
+    if ((r === 'stale' || r === 'future') && offsetOf && offset === undefined && this.hold(o, keyOf, r)) r = 'held';
     this.results[r]++;
     return r;
+  }
+
+  /**
+   * The observer's clock offset is now known: judge what was held for it, on its own clock. Returns the
+   * results (a replayed or really stale observation is refused now as it would have been).
+   */
+  release(observer: string, keyOf: (observer: string) => KeyObject | undefined, offsetOf: ClockOffsetOf): OfferResult[] {
+    const list = this.held.get(observer);
+    if (!list) return [];
+    this.held.delete(observer);
+    const now = this.clock.now();
+    const out: OfferResult[] = [];
+    for (const h of list) {
+      if (now - h.at > HOLD_MS) {
+        this.results[h.refused]++; // waited too long: refused for the reason it was held
+        out.push(h.refused);
+      } else {
+        out.push(this.offer(h.obs, keyOf, offsetOf));
+      }
+    }
+    return out;
+  }
+
+  /** Hold a signed observation of a known observer, within the bounds; false when it cannot be held. */
+  private hold(o: Observation, keyOf: (observer: string) => KeyObject | undefined, refused: 'stale' | 'future'): boolean {
+    const now = this.clock.now();
+    let list = this.held.get(o.observer);
+    if (list) {
+      // What waited too long (its observer never answered a clock sample) is refused after all.
+      while (list.length > 0 && now - list[0]!.at > HOLD_MS) this.results[list.shift()!.refused]++;
+      if (list.length === 0) {
+        this.held.delete(o.observer);
+        list = undefined;
+      }
+    }
+    if (list ? list.length >= HOLD_PER_OBSERVER : this.held.size >= HOLD_OBSERVERS) return false;
+    const key = keyOf(o.observer);
+    if (!key || !verifyObservation(o, key)) return false; // only a known observer's signed words are kept
+    if (!list) this.held.set(o.observer, (list = []));
+    list.push({ obs: o, at: now, refused });
+    return true;
   }
 
   private check(o: Observation, keyOf: (observer: string) => KeyObject | undefined, offset: number): OfferResult {
@@ -235,6 +288,7 @@ export class QuorumBoard {
 
   /** Forget an observer entirely (it left or died): its observations stop counting at once. */
   forgetObserver(observer: string): void {
+    this.held.delete(observer);
     for (const per of this.byEndpoint.values()) per.delete(observer);
   }
 

@@ -54,6 +54,8 @@ export interface MembershipOptions {
   readonly random?: () => number;
   /** A signed observation arrived: return true if it was new and valid (it is then re-gossiped). */
   readonly onObservation?: (obs: Observation) => boolean;
+  /** A member's clock offset became known (its first clock sample): observations held for it can be judged. */
+  readonly onClockOffset?: (id: string) => void;
   /** A member appeared or changed state. */
   readonly onChange?: (m: MemberInfo, previous: MemberState | undefined) => void;
   /** An audit witness message arrived (opaque here; see src/audit/witness-gossip.ts). */
@@ -762,6 +764,7 @@ export class Membership {
       if (consistent && aged < errorMs) return;
     }
     this.offsets.set(id, { offset, errorMs, at: now });
+    if (!cur) this.o.onClockOffset?.(id);
   }
 
   /** Someone thinks we are suspect or dead: outbid them with a higher incarnation (and slow down). */

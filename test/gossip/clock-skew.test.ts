@@ -71,6 +71,56 @@ t.test('old observations of a skewed observer cannot be replayed', async (t) => 
   t.equal(new QuorumBoard(s.clock).offer(fresh, s.keyOf, s.offsetOf), 'stale', 'past freshnessMs on its own clock, even for a receiver that never saw it');
 });
 
+t.test('before the offset is known: held, then judged on the observer\'s clock once it is', async (t) => {
+  const s = boardSetup();
+  const known: Record<string, number> = {};
+  const offsetOf = (o: string) => known[o];
+  const board = new QuorumBoard(s.clock);
+  t.equal(board.offer(s.observe('ahead'), s.keyOf, offsetOf), 'held', '+30 s with no offset yet: held, not refused');
+  t.equal(board.offer(s.observe('behind'), s.keyOf, offsetOf), 'held', '−30 s with no offset yet: held');
+  t.equal(board.verdict('svc/10.0.0.1:80').bad, 0, 'held observations do not count yet');
+  s.clock.advance(50); // one ping/ack later
+  known.ahead = SKEW;
+  known.behind = -SKEW;
+  t.same(board.release('ahead', s.keyOf, offsetOf), ['accepted'], 'released on its clock: accepted');
+  t.same(board.release('behind', s.keyOf, offsetOf), ['accepted']);
+  t.same(board.release('behind', s.keyOf, offsetOf), [], 'nothing held twice');
+  t.equal(board.verdict('svc/10.0.0.1:80').bad, 2);
+  t.equal(board.results.held, 2);
+  t.equal(board.results.future + board.results.stale, 0, 'nothing refused');
+});
+
+t.test('holding does not let a replay, a forgery or a silent observer through', async (t) => {
+  const s = boardSetup();
+  const known: Record<string, number> = {};
+  const offsetOf = (o: string) => known[o];
+  // A replay: captured from the +30 s observer, replayed 45 s later before the receiver knows its clock
+  // (15 s old on our clock: refused by the clock, so held).
+  const captured = s.observe('ahead');
+  s.clock.advance(SKEW + 15_000);
+  const board = new QuorumBoard(s.clock);
+  t.equal(board.offer(captured, s.keyOf, offsetOf), 'held', 'refused by the clock with no offset known: held, not accepted');
+  known.ahead = SKEW;
+  t.same(board.release('ahead', s.keyOf, offsetOf), ['stale'], 'on its own clock it is 45 s old: refused');
+  delete known.ahead;
+  // A forgery (bad signature) is never held.
+  const forged = { ...s.observe('behind'), errorRate: 0 };
+  t.equal(board.offer(forged, s.keyOf, offsetOf), 'stale', 'a forged observation is refused, not held');
+  // An unknown observer is never held.
+  t.equal(board.offer(s.observe('behind'), () => undefined, offsetOf), 'stale', 'no key: refused');
+  // An observer that never answers a clock sample: what it sent is refused once the hold expires.
+  t.equal(board.offer(s.observe('behind'), s.keyOf, offsetOf), 'held');
+  s.clock.advance(5_001);
+  known.behind = -SKEW;
+  t.same(board.release('behind', s.keyOf, offsetOf), ['stale'], 'held over 5 s: refused for the reason it was held');
+  // Bounded: at most 16 held per observer.
+  const results = Array.from({ length: 20 }, (_, i) => board.offer(s.observe('right', `svc/10.0.2.${i}:80`), s.keyOf, () => undefined));
+  t.ok(results.every((r) => r === 'accepted'), 'a right clock is never held');
+  const many = Array.from({ length: 20 }, (_, i) => { s.clock.advance(1); return board.offer(s.observe('ahead', `svc/10.0.1.${i}:80`), s.keyOf, () => undefined); });
+  t.equal(many.filter((r) => r === 'held').length, 16, 'at most 16 held per observer');
+  t.equal(many.filter((r) => r === 'future').length, 4, 'the rest refused as before');
+});
+
 /** Members over the simulated network, each with its own wall clock (`skews[i]` ms off). */
 function skewedMesh(skews: readonly number[], seed: number) {
   const clock = new VirtualClock();
