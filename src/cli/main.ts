@@ -252,7 +252,7 @@ async function runCommand(argv: string[], io: CliIo): Promise<number> {
     io.err(`meshmedic run: --config FILE is required\n\n${HELP.run}`);
     return 2;
   }
-  // Validated in a worker thread that exits: the validator never loads into the sidecar's heap.
+  // Validated in a short-lived child process: the validator never loads into the sidecar's heap.
   const loaded = await loadRunConfigIsolated({
     ...(file ? { configFile: file } : {}),
     ...(annotationsFile ? { annotationsFile } : {}),
