@@ -194,15 +194,16 @@ async function startGossipWith(ctx: SidecarContext, deps: GossipDeps): Promise<G
         // Judged on the observer's own clock (its offset from our ping/ack round trips): skew-tolerant.
         const result = board.offer(o, keyOf, offsetOf);
         if (result !== 'accepted') {
-          // Refused by the clock with no offset known for its observer yet (held, or refused when it could
-          // not be held): learn the offset now (one ping); held observations are judged when it arrives.
-          if ((result === 'held' || result === 'stale' || result === 'future') && membership.clockOffsetOf(o.observer) === undefined) membership.requestClockSample(o.observer);
+          // Refused by the clock: the observer's offset may be unknown or out of date (it restarted with
+          // another clock). Sample it now (one ping, at most one per probe interval); held observations are
+          // judged again when the sample arrives.
+          if (result === 'held' || ((result === 'stale' || result === 'future') && membership.clockOffsetOf(o.observer) === undefined)) membership.requestClockSample(o.observer);
           return false;
         }
         if (board.isBad(o)) soon(); // a verdict may have just formed: decide now, not at the next tick
         return true;
       },
-      onClockOffset: (id) => {
+      onClockSample: (id) => {
         if (board.release(id, keyOf, offsetOf).includes('accepted')) soon();
       },
       onAudit: (body, from) => {

@@ -127,7 +127,7 @@ export const DEFAULT_QUORUM: QuorumOptions = Object.freeze({
   maxEndpoints: 20_000,
 });
 
-/** `held`: refused by the clock from an observer whose clock offset is not known yet; judged again once it is. */
+/** `held`: refused by the clock (stale or future) on what we know of the observer's clock; judged again after a fresh clock sample. */
 export type OfferResult = 'accepted' | 'held' | 'stale' | 'future' | 'replay' | 'rate_limited' | 'unknown_observer' | 'bad_signature' | 'full';
 
 export const OFFER_RESULTS: readonly OfferResult[] = ['accepted', 'held', 'stale', 'future', 'replay', 'rate_limited', 'unknown_observer', 'bad_signature', 'full'];
@@ -193,18 +193,18 @@ export class QuorumBoard {
    * is, on our clock: the rule before clock offsets, which holds for observers whose clock is right.
    */
   offer(o: Observation, keyOf: (observer: string) => KeyObject | undefined, offsetOf?: ClockOffsetOf): OfferResult {
-    const offset = offsetOf?.(o.observer);
-    let r = this.check(o, keyOf, offset ?? 0);
-    // Refused by the clock before we know the observer's clock: its clock may be off rather than the
-    // observation old or early. Held until the offset is learned (one ping/ack: see `release`).
-    if ((r === 'stale' || r === 'future') && offsetOf && offset === undefined && this.hold(o, keyOf, r)) r = 'held';
+    let r = this.check(o, keyOf, offsetOf?.(o.observer) ?? 0);
+    // Refused by the clock: the observer's clock may be off from what we know of it (no sample yet, or it
+    // restarted with another clock) rather than the observation old or early. Held until a fresh clock
+    // sample of the observer (one ping/ack: see `release`), then judged again.
+    if ((r === 'stale' || r === 'future') && offsetOf && this.hold(o, keyOf, r)) r = 'held';
     this.results[r]++;
     return r;
   }
 
   /**
-   * The observer's clock offset is now known: judge what was held for it, on its own clock. Returns the
-   * results (a replayed or really stale observation is refused now as it would have been).
+   * A fresh clock sample of the observer was taken: judge what was held for it, on its own clock. Returns
+   * the results (a replayed or really stale observation is refused now as it would have been).
    */
   release(observer: string, keyOf: (observer: string) => KeyObject | undefined, offsetOf: ClockOffsetOf): OfferResult[] {
     const list = this.held.get(observer);
@@ -217,7 +217,9 @@ export class QuorumBoard {
         this.results[h.refused]++; // waited too long: refused for the reason it was held
         out.push(h.refused);
       } else {
-        out.push(this.offer(h.obs, keyOf, offsetOf));
+        const r = this.check(h.obs, keyOf, offsetOf(observer) ?? 0); // judged once more, never held again
+        this.results[r]++;
+        out.push(r);
       }
     }
     return out;

@@ -54,8 +54,8 @@ export interface MembershipOptions {
   readonly random?: () => number;
   /** A signed observation arrived: return true if it was new and valid (it is then re-gossiped). */
   readonly onObservation?: (obs: Observation) => boolean;
-  /** A member's clock offset became known (its first clock sample): observations held for it can be judged. */
-  readonly onClockOffset?: (id: string) => void;
+  /** A clock sample of a member was taken (its offset is known and current): observations held for it can be judged. */
+  readonly onClockSample?: (id: string) => void;
   /** A member appeared or changed state. */
   readonly onChange?: (m: MemberInfo, previous: MemberState | undefined) => void;
   /** An audit witness message arrived (opaque here; see src/audit/witness-gossip.ts). */
@@ -757,14 +757,11 @@ export class Membership {
     if (Math.abs(offset) > MAX_CLOCK_OFFSET_MS) { this.counters.clockSamplesRefused++; return; }
     this.counters.clockSamples++;
     const cur = this.offsets.get(id);
-    if (cur) {
-      const aged = cur.errorMs + (now - cur.at) * OFFSET_DRIFT;
-      // Keep the better estimate, unless the two disagree beyond both error bounds: its clock was stepped.
-      const consistent = Math.abs(offset - cur.offset) <= aged + errorMs;
-      if (consistent && aged < errorMs) return;
-    }
-    this.offsets.set(id, { offset, errorMs, at: now });
-    if (!cur) this.o.onClockOffset?.(id);
+    const aged = cur ? cur.errorMs + (now - cur.at) * OFFSET_DRIFT : 0;
+    // Keep the better estimate, unless the two disagree beyond both error bounds: its clock was stepped
+    // (or the member restarted with another clock).
+    if (!cur || Math.abs(offset - cur.offset) > aged + errorMs || aged >= errorMs) this.offsets.set(id, { offset, errorMs, at: now });
+    this.o.onClockSample?.(id);
   }
 
   /** Someone thinks we are suspect or dead: outbid them with a higher incarnation (and slow down). */

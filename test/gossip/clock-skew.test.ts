@@ -59,8 +59,11 @@ t.test('old observations of a skewed observer cannot be replayed', async (t) => 
   const captured: Record<string, Observation> = { ahead: s.observe('ahead'), behind: s.observe('behind') };
   s.clock.advance(SKEW); // an attacker holds them for 30 s, then replays them to a receiver that never saw them
   const board = new QuorumBoard(s.clock);
-  t.equal(board.offer(captured.ahead!, s.keyOf, s.offsetOf), 'stale', '+30 s observer: a 30-s-old observation is stale on its clock');
-  t.equal(board.offer(captured.behind!, s.keyOf, s.offsetOf), 'stale', '−30 s observer: stale');
+  // Refused by the clock: held for a fresh clock sample of its observer, then refused for good.
+  t.equal(board.offer(captured.ahead!, s.keyOf, s.offsetOf), 'held', '+30 s observer: refused by the clock, held for a clock sample');
+  t.equal(board.offer(captured.behind!, s.keyOf, s.offsetOf), 'held', '−30 s observer: held');
+  t.same(board.release('ahead', s.keyOf, s.offsetOf), ['stale'], '+30 s observer: a 30-s-old observation is stale on its clock');
+  t.same(board.release('behind', s.keyOf, s.offsetOf), ['stale'], '−30 s observer: stale');
   t.equal(new QuorumBoard(s.clock).offer(captured.ahead!, s.keyOf), 'accepted', '(the absolute rule took the 30-s-old observation of the +30 s host as fresh)');
   // Just inside the window it is fresh, and a second copy is a replay by sequence.
   const fresh = s.observe('behind');
@@ -68,7 +71,9 @@ t.test('old observations of a skewed observer cannot be replayed', async (t) => 
   t.equal(board.offer(fresh, s.keyOf, s.offsetOf), 'accepted');
   t.equal(board.offer(fresh, s.keyOf, s.offsetOf), 'replay', 'the same observation twice');
   s.clock.advance(200);
-  t.equal(new QuorumBoard(s.clock).offer(fresh, s.keyOf, s.offsetOf), 'stale', 'past freshnessMs on its own clock, even for a receiver that never saw it');
+  const other = new QuorumBoard(s.clock);
+  t.equal(other.offer(fresh, s.keyOf, s.offsetOf), 'held');
+  t.same(other.release('behind', s.keyOf, s.offsetOf), ['stale'], 'past freshnessMs on its own clock, even for a receiver that never saw it');
 });
 
 t.test('before the offset is known: held, then judged on the observer\'s clock once it is', async (t) => {
@@ -88,6 +93,24 @@ t.test('before the offset is known: held, then judged on the observer\'s clock o
   t.equal(board.verdict('svc/10.0.0.1:80').bad, 2);
   t.equal(board.results.held, 2);
   t.equal(board.results.future + board.results.stale, 0, 'nothing refused');
+});
+
+t.test('an observer that restarted with another clock: held on the old offset, accepted after a fresh sample', async (t) => {
+  const s = boardSetup();
+  const known: Record<string, number> = { ahead: 0 }; // sampled before it restarted 30 s fast
+  const offsetOf = (o: string) => known[o];
+  const board = new QuorumBoard(s.clock);
+  t.equal(board.offer(s.observe('ahead'), s.keyOf, offsetOf), 'held', 'future on the old offset: held, not refused');
+  s.clock.advance(40);
+  known.ahead = SKEW; // the sample it triggered
+  t.same(board.release('ahead', s.keyOf, offsetOf), ['accepted']);
+  t.equal(board.results.future + board.results.stale, 0);
+  // A sample that does not change the offset releases too, and what is still refused is refused once.
+  const old = s.observe('ahead');
+  s.clock.advance(board.opts.freshnessMs + 1);
+  t.equal(board.offer(old, s.keyOf, offsetOf), 'held');
+  t.same(board.release('ahead', s.keyOf, offsetOf), ['stale'], 'judged once more, not held twice');
+  t.same(board.release('ahead', s.keyOf, offsetOf), []);
 });
 
 t.test('holding does not let a replay, a forgery or a silent observer through', async (t) => {
@@ -189,7 +212,7 @@ t.test('observations of members 30 s ahead and behind are accepted everywhere; a
   for (let i = 0; i < 3; i++) {
     const b = mesh.boards[i]!;
     t.equal(b.verdict(endpoint).bad, 0, `seed ${seed}: n${i} took none of the replayed observations (results ${JSON.stringify(b.results)})`);
-    t.ok(b.results.stale >= 2, `seed ${seed}: n${i} refused the others' replays as stale`);
+    t.ok(b.results.stale + b.results.held >= 2, `seed ${seed}: n${i} refused the others' replays by the clock (held for a clock sample, which judges them stale)`);
   }
 });
 
