@@ -175,7 +175,7 @@ export class QuorumBoard {
   private readonly lastSeq = new Map<string, { seq: number; localEnd: number }>(); // observer|endpoint → newest accepted
   private readonly buckets = new Map<string, Bucket>();
   readonly results: Record<OfferResult, number> = { accepted: 0, held: 0, stale: 0, future: 0, replay: 0, rate_limited: 0, unknown_observer: 0, bad_signature: 0, full: 0 };
-  /** Observations refused by the clock while their observer's offset was unknown, waiting for it. */
+  /** Observations refused by the clock on what we know of their observer's clock, waiting for a fresh clock sample (per observer). */
   private readonly held = new Map<string, { obs: Observation; at: number; refused: 'stale' | 'future' }[]>();
 
   constructor(private readonly clock: Clock, opts: Partial<QuorumOptions> = {}) {
