@@ -181,6 +181,10 @@ export const peerLatency: Detector = {
         const p10 = pooledQuantile(s, input.completedEpoch, 'p10', cfg.minRequests, cfg.poolWindows);
         eject = p10 >= cfg.ejectRatio * usualRatio(s, cfg.usualRatioCap) * peerP10;
       }
+      // Cold start: an endpoint's first windows of traffic (after a start of the proxy or of the endpoint:
+      // JIT, caches, new connections) say little about it, and with few requests each, one of many peers
+      // stands out by chance. Until it has had traffic in warmupWindows windows, it is de-weighted only.
+      if (eject && !hasTrafficInWindows(s, cfg.warmupWindows)) eject = false;
       out.push({
         target: s.id,
         detector: 'peer_latency',
@@ -198,6 +202,13 @@ function r2(x: number): number {
 }
 function r4(x: number): number {
   return Math.round(x * 10000) / 10000;
+}
+
+/** Whether at least `n` of the endpoint's completed windows (newest first, as far as its ring reaches) had traffic. */
+export function hasTrafficInWindows(s: EndpointSignals, n: number): boolean {
+  let seen = 0;
+  for (let a = 0; seen < n && a < s.features.size; a++) if (s.features.total[s.features.index(a)]! > 0) seen++;
+  return seen >= n;
 }
 
 /** An endpoint's usual ratio to its peers' median, clamped to [1, cap]: natural slowness is excused up to cap, speed never counts against it. */

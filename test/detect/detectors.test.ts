@@ -103,11 +103,14 @@ t.test('peer_latency: one endpoint 3× slower is flagged after two windows, with
   // Strikes build over the two windows: run the detector once per window, as the engine does.
   const all2 = [10_000, 9_000, 11_000, 10_000, 12_000].map((_, i) => signals(`e${i}`));
   let verdicts: Verdict[] = [];
-  for (let e = 0; e <= 1; e++) {
-    all2.forEach((s, i) => fill(s, e, 40, 0, around([30_000, 9_000, 11_000, 10_000, 12_000][i]!)));
+  // Warm first (peerLatency.warmupWindows of traffic at the usual speed), then e0 turns 3× slower.
+  const warm = S.peerLatency.warmupWindows;
+  for (let e = 0; e < warm + 2; e++) {
+    all2.forEach((s, i) => fill(s, e, 40, 0, around(e >= warm && i === 0 ? 30_000 : [10_000, 9_000, 11_000, 10_000, 12_000][i]!)));
     close(all2, e);
     verdicts = run(peerLatency, input(all2, e));
-    if (e === 0) t.same(verdicts, [], 'one window is not enough (confirmWindows 2)');
+    if (e < warm) t.same(verdicts, [], `window ${e}: nobody stands out`);
+    if (e === warm) t.same(verdicts, [], 'one window is not enough (confirmWindows 2)');
   }
   t.equal(verdicts.length, 1);
   t.equal(verdicts[0]!.target, 'e0');
@@ -115,6 +118,36 @@ t.test('peer_latency: one endpoint 3× slower is flagged after two windows, with
   t.equal(verdicts[0]!.evidence.quantile, 'p50');
   t.ok(Number(verdicts[0]!.evidence.ratio) > 2.5);
   t.ok(all.length === 5);
+});
+
+t.test('peer_latency: an endpoint slow from its first window is de-weighted during the warm-up, ejected after it', async (t) => {
+  const medians = [30_000, 9_000, 11_000, 10_000, 12_000];
+  const severities = (settings: typeof S): string[] => {
+    const all = medians.map((_, i) => signals(`e${i}`));
+    const out: string[] = [];
+    for (let e = 0; e < 7; e++) {
+      all.forEach((s, i) => fill(s, e, 40, 0, around(medians[i]!)));
+      close(all, e);
+      const v = run(peerLatency, input(all, e, settings));
+      out.push(v.length === 0 ? '-' : `${v[0]!.target} ${v[0]!.severity}`);
+    }
+    return out;
+  };
+  t.equal(S.peerLatency.warmupWindows, 5);
+  // Strikes confirm after window 1; ejection waits until it has had traffic in 5 windows (window 4).
+  t.same(severities(S), ['-', 'e0 degrade', 'e0 degrade', 'e0 degrade', 'e0 eject', 'e0 eject', 'e0 eject']);
+  const noWarmup = resolvePolicySettings({ peerLatency: { warmupWindows: 0 } });
+  t.same(severities(noWarmup), ['-', 'e0 eject', 'e0 eject', 'e0 eject', 'e0 eject', 'e0 eject', 'e0 eject'], 'warmupWindows 0: ejected once confirmed');
+  // Windows without traffic do not count toward the warm-up.
+  const idle = medians.map((_, i) => signals(`e${i}`));
+  for (let e = 0; e < 10; e++) close(idle, e);
+  let v: Verdict[] = [];
+  for (let e = 10; e < 12; e++) {
+    idle.forEach((s, i) => fill(s, e, 40, 0, around(medians[i]!)));
+    close(idle, e);
+    v = run(peerLatency, input(idle, e));
+  }
+  t.equal(v[0]?.severity, 'degrade', 'ten idle windows then two slow ones: still warming up');
 });
 
 t.test('peer_latency: two slow endpoints of five are both flagged; 1.2× spread is not', async (t) => {

@@ -50,6 +50,7 @@ export const HEALING_GROUPS = {
     usualRatioCap: num(1.5, 1, 100, "an endpoint's usual ratio to its peers (learned when it is not an outlier) discounts its ratio, up to this factor"),
     usualRatioAlpha: num(0.01, 0.0001, 1, 'learning rate of the usual ratio'),
     confirmWindows: int(2, 1, 60, 'strikes needed (+1 per window the condition holds, −1 per judged window it does not); ejection counts only windows at ejectRatio'),
+    warmupWindows: int(5, 0, 16, "an endpoint is ejected for latency only once it has had traffic in this many windows: its first windows (after a start of the proxy or of the endpoint) are cold (JIT, caches, new connections); before that a latency outlier is de-weighted. 0 = no warm-up"),
   }),
   starvedLatency: group('Latency of an endpoint the balancer starves (docs/healing.md): judged on the few answers it got over several windows; every one of them must be far slower than its peers. De-weights only.', {
     enabled: bool(true, 'run the detector (meshmedic policy)'),
