@@ -43,6 +43,19 @@ t.test('verdicts name each target met or missed, with its figure', async (t) => 
   t.match(v.join('\n'), /p99 during every fault ≤ the best tuned peer lane's: met/);
 });
 
+t.test('p99: a miss names the scenario, and the same rule applied to each peer lane gives its scale', async (t) => {
+  // Medians: gray-3x-5 mm 41, a 40, b 44; crash-5 mm 31, a 36, b 34. meshmedic is above the best peer in
+  // gray-3x-5 only; judged the same way, a is above the best of the others in crash-5, b in both.
+  const p99s: Record<string, number[][]> = { mm: [[40, 41, 42], [30, 31, 32]], a: [[39, 40, 41], [35, 36, 37]], b: [[38, 50, 44], [33, 34, 35]] };
+  const rs = [1, 2, 3].flatMap((seed) => ['gray-3x-5', 'crash-5'].map((name, k) => run(name, name.replace(/-5$/, ''), seed, Object.fromEntries(Object.entries(p99s).map(([l, v]) => [l, { p99: v[k]![seed - 1]! }])))));
+  const v = verdicts({ runs: rs, mm: 'mm', tunedPeers: ['a', 'b'], noRetryLanes: [], haproxyTuned: 'a' }).join('\n');
+  t.match(v, /p99 during every fault ≤ the best tuned peer lane's: missed in gray-3x-5 \(41 vs 40 ms\)\n/);
+  t.match(v, /p99, for scale: .* above the best in a 1, b 2 of 2 scenarios; meshmedic's p99 varies by 2\.0 ms between seeds/);
+  const met = verdicts({ runs: rs.filter((r) => r.scenario === 'crash-5'), mm: 'mm', tunedPeers: ['a', 'b'], noRetryLanes: [], haproxyTuned: 'a' }).join('\n');
+  t.match(met, /p99 during every fault ≤ the best tuned peer lane's: met/);
+  t.notMatch(met, /for scale/, 'no scale line when the target is met');
+});
+
 t.test('tables: one row per scenario × system, a summary row per system', async (t) => {
   const d = detailTable(runs, ['mm', 'peer']);
   t.equal(d.rows.length, 6);
