@@ -1,6 +1,6 @@
 // The core admin routes: health, readiness, metrics, endpoints (with window stats), operator
 // eject/restore through the same decision path and guards as automatic healing, and the decision log.
-import type { Registry } from 'prom-client';
+import type { Registry } from './metrics-registry.js';
 import type { Clock } from '../core/clock.js';
 import { formatHostPort } from '../core/address.js';
 import type { Decision } from '../core/types.js';

@@ -1,22 +1,17 @@
 // Prometheus metrics of the data plane and the mesh state. Request counts and latency are read from the
 // stats windows at scrape time (nothing is observed per request); decisions are counted from mesh events.
 // Only endpoints that carried traffic (or left their default health) get series.
-import { Registry, collectDefaultMetrics, type Metric } from 'prom-client';
+import { readdirSync, readFileSync } from 'node:fs';
+import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
+import { collectedMetric, type Metric, type MetricValue, type Registry } from './metrics-registry.js';
 import type { Clock } from '../core/clock.js';
 import { OUTCOME_COUNT, OUTCOME_NAMES, type EndpointSpec } from '../core/types.js';
 import type { MeshState } from '../mesh/state.js';
 import { STATUS_CLASSES, type EndpointWindows, type StatsTable } from '../stats/window.js';
 import { CumulativeLatency, leLabel } from './latency-buckets.js';
 import { LatencySeriesFamily } from './latency-series.js';
-import type { NativeBuckets } from './native-histogram.js';
 
-export interface MetricValue {
-  labels: Record<string, string | number>;
-  value: number;
-  metricName?: string;
-  /** On a histogram's `_count`: its native buckets, read only by the protobuf exposition. */
-  native?: () => NativeBuckets | undefined;
-}
+export type { MetricValue } from './metrics-registry.js';
 
 export interface CoreMetricsOptions {
   readonly mesh: MeshState;
@@ -35,16 +30,9 @@ export interface CoreMetricsOptions {
 /** Response-code class label per STATUS_CLASSES index. */
 const CODE_CLASSES: readonly string[] = Object.freeze(['none', '1xx', '2xx', '3xx', '4xx', '5xx']);
 
-/** A metric whose values are computed when Prometheus scrapes (prom-client's Metric contract). */
+/** A metric whose values are computed when Prometheus scrapes. */
 export function scrapeMetric(name: string, help: string, type: 'counter' | 'gauge' | 'histogram', collect: () => MetricValue[]): Metric {
-  return {
-    name,
-    help,
-    type,
-    aggregator: 'sum',
-    get: async () => ({ name, help, type, values: collect(), aggregator: 'sum' }),
-    reset: () => {},
-  } as unknown as Metric;
+  return collectedMetric(name, help, type, collect);
 }
 
 /**
@@ -86,10 +74,10 @@ interface Measured {
 }
 
 /**
- * Node's process metrics kept (as `meshmedic_process_*` and `meshmedic_nodejs_*`): CPU, memory, file
- * descriptors, start time, event-loop lag and version — one series each. prom-client's full set is ~70
- * series (per-space heap gauges, GC duration histograms per kind, lag percentiles), most of a sidecar's
- * scrape when it carries a few endpoints.
+ * Node's process metrics (as `meshmedic_process_*` and `meshmedic_nodejs_*`): CPU, memory, file
+ * descriptors, start time, event-loop lag and version — one series each, with the names and help texts
+ * Prometheus clients use. (A client library's full default set is ~70 series: per-space heap gauges, GC
+ * duration histograms per kind, lag percentiles — most of a sidecar's scrape when it carries a few endpoints.)
  */
 export const PROCESS_METRICS: readonly string[] = Object.freeze([
   'process_cpu_user_seconds_total',
@@ -106,14 +94,55 @@ export const PROCESS_METRICS: readonly string[] = Object.freeze([
   'nodejs_version_info',
 ]);
 
+/** One event-loop delay monitor per process (10 ms resolution), read and reset at each scrape. */
+let loopDelay: IntervalHistogram | undefined;
+
+/** The soft limit on open files, from /proc/self/limits (Linux); undefined elsewhere. */
+function maxOpenFiles(): number | undefined {
+  try {
+    const line = readFileSync('/proc/self/limits', 'utf8').split('\n').find((l) => l.startsWith('Max open files'));
+    const n = Number(line?.split(/  +/)[1]);
+    return Number.isFinite(n) ? n : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Register the process metrics of PROCESS_METRICS on `registry`. */
 export function registerProcessMetrics(registry: Registry): void {
-  collectDefaultMetrics({ register: registry, prefix: 'meshmedic_' });
-  const keep = new Set(PROCESS_METRICS.map((n) => `meshmedic_${n}`));
-  for (const m of registry.getMetricsAsArray()) {
-    const { name } = m as unknown as { name: string };
-    if (!keep.has(name)) registry.removeSingleMetric(name);
+  const one = (name: string, help: string, type: 'counter' | 'gauge', value: () => number, labels: Record<string, string> = {}) =>
+    registry.registerMetric(collectedMetric(`meshmedic_${name}`, help, type, () => [{ labels, value: value() }]));
+  const startSeconds = Math.round(Date.now() / 1000 - process.uptime());
+  one('process_cpu_user_seconds_total', 'Total user CPU time spent in seconds.', 'counter', () => process.cpuUsage().user / 1e6);
+  one('process_cpu_system_seconds_total', 'Total system CPU time spent in seconds.', 'counter', () => process.cpuUsage().system / 1e6);
+  one('process_cpu_seconds_total', 'Total user and system CPU time spent in seconds.', 'counter', () => {
+    const u = process.cpuUsage();
+    return (u.user + u.system) / 1e6;
+  });
+  one('process_start_time_seconds', 'Start time of the process since unix epoch in seconds.', 'gauge', () => startSeconds);
+  one('process_resident_memory_bytes', 'Resident memory size in bytes.', 'gauge', () => process.memoryUsage.rss());
+  if (process.platform === 'linux') {
+    // The directory listing's own descriptor is not counted.
+    one('process_open_fds', 'Number of open file descriptors.', 'gauge', () => readdirSync('/proc/self/fd').length - 1);
+    const max = maxOpenFiles();
+    if (max !== undefined) one('process_max_fds', 'Maximum number of open file descriptors.', 'gauge', () => max);
   }
+  if (loopDelay === undefined) {
+    loopDelay = monitorEventLoopDelay({ resolution: 10 });
+    loopDelay.enable();
+  }
+  const delay = loopDelay;
+  one('nodejs_eventloop_lag_p99_seconds', 'The 99th percentile of the recorded event loop delays.', 'gauge', () => {
+    // Since the previous scrape; 0 before the monitor has a sample.
+    const p99 = delay.count > 0 ? delay.percentile(99) / 1e9 : 0;
+    delay.reset();
+    return p99;
+  });
+  one('nodejs_heap_size_total_bytes', 'Process heap size from Node.js in bytes.', 'gauge', () => process.memoryUsage().heapTotal);
+  one('nodejs_heap_size_used_bytes', 'Process heap size used from Node.js in bytes.', 'gauge', () => process.memoryUsage().heapUsed);
+  one('nodejs_external_memory_bytes', 'Node.js external memory size in bytes.', 'gauge', () => process.memoryUsage().external);
+  const [major, minor, patch] = process.version.slice(1).split('.');
+  one('nodejs_version_info', 'Node.js version info.', 'gauge', () => 1, { version: process.version, major: major!, minor: minor!, patch: patch! });
 }
 
 /** Register the core metrics on `registry`. Returns a function that stops them (timer and decision count). */

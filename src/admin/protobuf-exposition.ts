@@ -5,7 +5,7 @@ import type { NativeBuckets } from './native-histogram.js';
 
 export const PROTOBUF_CONTENT_TYPE = 'application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited';
 
-/** A metric family as prom-client's `getMetricsAsJSON` gives it. */
+/** A metric family as the registry's `getMetricsAsJSON` gives it (src/admin/metrics-registry.ts). */
 export interface FamilyJson {
   readonly name: string;
   readonly help: string;

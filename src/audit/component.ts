@@ -5,7 +5,7 @@ import { createHash, generateKeyPairSync, createPrivateKey, type KeyObject } fro
 import { existsSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { Counter, Gauge } from 'prom-client';
+import { Counter, Gauge } from '../admin/metrics-registry.js';
 import { MeshmedicError } from '../core/errors.js';
 import type { Component, ComponentFactory, SidecarContext } from '../runtime/context.js';
 import type { RecordedDecision } from '../mesh/state.js';

@@ -3,7 +3,7 @@
 import { createHash, randomBytes, sign, verify } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { Counter, Gauge } from 'prom-client';
+import { Counter, Gauge } from '../admin/metrics-registry.js';
 import { formatHostPort, parseHostPort } from '../core/address.js';
 import { MeshmedicError } from '../core/errors.js';
 import { tcpProbe } from '../heal/probe-io.js';

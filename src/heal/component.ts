@@ -1,7 +1,7 @@
 // The healing component of a running sidecar: started by src/runtime/sidecar.ts when the config enables it.
 // It runs the engine on the configured tick and exports engine counters on /metrics; decisions
 // themselves are counted by the admin module from mesh changes (meshmedic_decisions_total).
-import { Counter } from 'prom-client';
+import { Counter } from '../admin/metrics-registry.js';
 import type { Clock, TimerHandle } from '../core/clock.js';
 import type { MeshState } from '../mesh/state.js';
 import type { EndpointHealth } from '../core/types.js';
@@ -85,7 +85,7 @@ export const startHealing: ComponentFactory = async (ctx): Promise<HealingCompon
   };
 };
 
-function registerEngineMetrics(registry: import('prom-client').Registry, engine: HealingEngine): () => void {
+function registerEngineMetrics(registry: import('../admin/metrics-registry.js').Registry, engine: HealingEngine): () => void {
   const names: string[] = [];
   const add = (name: string, help: string, labelNames: string[], collect: (c: Counter<string>) => void) => {
     if (registry.getSingleMetric(name)) return; // registered by someone else: leave theirs

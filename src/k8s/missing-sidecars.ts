@@ -1,7 +1,7 @@
 // The alert path for pods that started without the sidecar (the webhook fails open, so a pod created
 // while it was down or unreachable starts bare): a periodic, paginated scan of the opted-in pods that
 // reports each bare one once — a warning log line, a Kubernetes Event on the pod, and a gauge.
-import { Counter, Gauge, type Registry } from 'prom-client';
+import { Counter, Gauge, type Registry } from '../admin/metrics-registry.js';
 import type { Logger } from '../core/log.js';
 import { silentLogger } from '../core/log.js';
 import { INJECTION_ANNOTATIONS } from './annotations.js';

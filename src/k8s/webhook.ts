@@ -4,7 +4,7 @@
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { readFileSync, statSync } from 'node:fs';
-import { Counter, Histogram, Registry } from 'prom-client';
+import { Counter, Histogram, Registry } from '../admin/metrics-registry.js';
 import type { AddressInfo } from 'node:net';
 import { parseHostPort, formatHostPort } from '../core/address.js';
 import { MeshmedicError, type ErrorCode } from '../core/errors.js';

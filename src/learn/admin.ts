@@ -1,6 +1,6 @@
 // The learning layer's admin surface: GET /v1/learn (each service's predictor models) and the
 // meshmedic_learn_* metrics, read from the healing engine at request or scrape time.
-import { Counter, Gauge, type Registry } from 'prom-client';
+import { Counter, Gauge, type Registry } from '../admin/metrics-registry.js';
 import type { Clock } from '../core/clock.js';
 import type { HealingEngine } from '../heal/engine.js';
 import type { AdminRoutes } from '../runtime/context.js';

@@ -2,7 +2,7 @@
 // parameter vector to a few gossip peers, accepts theirs through FederatedBoard, keeps the robust mesh
 // aggregate and lets the healing engine seed fresh baselines from it. The decisions live in the pure
 // modules (federated.ts, federated-codec.ts); this file only moves bytes and runs timers.
-import { Counter, Gauge } from 'prom-client';
+import { Counter, Gauge } from '../admin/metrics-registry.js';
 import { MeshmedicError } from '../core/errors.js';
 import type { TimerHandle } from '../core/clock.js';
 import type { HealingEngine } from '../heal/engine.js';
@@ -173,7 +173,7 @@ function jsonParams(p: ServiceParams): Record<string, number | null> {
   return out;
 }
 
-function registerMetrics(registry: import('prom-client').Registry, board: FederatedBoard, seeded: () => number, contributors: () => number): string[] {
+function registerMetrics(registry: import('../admin/metrics-registry.js').Registry, board: FederatedBoard, seeded: () => number, contributors: () => number): string[] {
   const names: string[] = [];
   if (!registry.getSingleMetric('meshmedic_learn_federated_vectors_total')) {
     names.push('meshmedic_learn_federated_vectors_total');

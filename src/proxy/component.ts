@@ -8,7 +8,7 @@ import { ATTEMPT_KINDS } from './attempt.js';
 import { selectHttp1Engine } from './engine/index.js';
 import type { Http1Engine } from './engine/types.js';
 import { fdExhaustionCount } from './fd-limit.js';
-import type { Metric, Registry } from 'prom-client';
+import type { Metric, Registry } from '../admin/metrics-registry.js';
 
 export interface ProxyHandle extends Component {
   readonly core: ProxyCore;
@@ -147,7 +147,7 @@ export function registerConnectionMetrics(registry: Registry, handle: ProxyHandl
 /** Register a metric computed when Prometheus scrapes (nothing is observed per request). */
 export function registerCollected(registry: Registry, name: string, help: string, type: 'counter' | 'gauge', collect: () => { labels: Record<string, string>; value: number }[]): void {
   if (registry.getSingleMetric(name)) registry.removeSingleMetric(name);
-  // prom-client's Metric contract.
+  // The registry's Metric contract (src/admin/metrics-registry.ts).
   registry.registerMetric({
     name,
     help,

@@ -1,5 +1,5 @@
 // What every component of a running sidecar receives, and what it gives back.
-import type { Registry } from 'prom-client';
+import type { Registry } from '../admin/metrics-registry.js';
 import type { ServiceDefinition, UntypedServiceImplementation } from '@grpc/grpc-js';
 import type { Clock } from '../core/clock.js';
 import type { Logger } from '../core/log.js';

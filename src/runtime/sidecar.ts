@@ -1,6 +1,6 @@
 // Composition of a running sidecar: mesh state from config, stats, admin API and metrics, then the
 // components the config enables (healing, proxy, xDS, gossip). Also graceful shutdown.
-import { Registry } from 'prom-client';
+import { Registry } from '../admin/metrics-registry.js';
 import { registerCoreRoutes } from '../admin/api.js';
 import { registerCoreMetrics, registerProcessMetrics } from '../admin/metrics.js';
 import { AdminServer } from '../admin/server.js';

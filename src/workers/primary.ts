@@ -6,7 +6,7 @@
 import cluster, { type Worker } from 'node:cluster';
 import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Registry } from 'prom-client';
+import type { Registry } from '../admin/metrics-registry.js';
 import { registerCollected } from '../proxy/component.js';
 import { MeshmedicError } from '../core/errors.js';
 import { OUTCOME_COUNT } from '../core/types.js';

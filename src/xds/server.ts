@@ -1,7 +1,7 @@
 // The ADS server on @grpc/grpc-js: StreamAggregatedResources (SotW) and DeltaAggregatedResources over the
 // snapshot cache, with stream limits, per-node ACK/NACK status (CSDS-like) and Prometheus metrics.
 import * as grpc from '@grpc/grpc-js';
-import { Counter, Gauge, type Registry } from 'prom-client';
+import { Counter, Gauge, type Registry } from '../admin/metrics-registry.js';
 import type { Logger } from '../core/log.js';
 import { silentLogger } from '../core/log.js';
 import { SnapshotCache } from './cache.js';

@@ -2,7 +2,7 @@
 // outbound with workload labels, Istio names behind a switch, and `promtool check metrics` clean.
 import t, { type Test } from 'tap';
 import { spawnSync } from 'node:child_process';
-import { Registry } from 'prom-client';
+import { Registry } from '../../src/admin/metrics-registry.js';
 import { validateConfig } from '../../src/config/load.js';
 import { VirtualClock } from '../../src/core/clock.js';
 import { Outcome, endpointId, NO_LOCALITY } from '../../src/core/types.js';

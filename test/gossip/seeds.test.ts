@@ -5,7 +5,7 @@ import t, { type Test } from 'tap';
 import { mkdtempSync, rmSync, writeFileSync, mkdirSync, renameSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { Registry } from 'prom-client';
+import { Registry } from '../../src/admin/metrics-registry.js';
 import { systemClock } from '../../src/core/clock.js';
 import { createLogger, silentLogger, type Logger } from '../../src/core/log.js';
 import { validateConfig } from '../../src/config/load.js';

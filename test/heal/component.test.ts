@@ -1,6 +1,6 @@
 // The healing component as the sidecar starts it: config → engine on the injected clock → mesh, metrics.
 import t from 'tap';
-import { Registry } from 'prom-client';
+import { Registry } from '../../src/admin/metrics-registry.js';
 import { VirtualClock } from '../../src/core/clock.js';
 import { Outcome } from '../../src/core/types.js';
 import { silentLogger } from '../../src/core/log.js';

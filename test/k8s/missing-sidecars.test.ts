@@ -2,7 +2,7 @@
 // the local API server (pagination, Events, the gauge, once-per-pod logs, API errors rate-limited, and
 // the scan loop started by `meshmedic webhook`).
 import t from 'tap';
-import { Registry } from 'prom-client';
+import { Registry } from '../../src/admin/metrics-registry.js';
 import { FakeApiServer } from './fake-apiserver.js';
 import { checkPodSidecar, namespaceOptIn, type NamespaceOptIn } from '../../src/k8s/sidecar-check.js';
 import { createKubeApi, listAll, type KubeApi } from '../../src/k8s/api.js';

@@ -7,7 +7,7 @@ import http2 from 'node:http2';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { AddressInfo } from 'node:net';
-import { Registry } from 'prom-client';
+import { Registry } from '../../src/admin/metrics-registry.js';
 import { Outcome } from '../../src/core/types.js';
 import { Attempt, KIND_HTTP1, type AttemptHandler } from '../../src/proxy/attempt.js';
 import { ATTEMPT_HANDLERS } from '../../src/proxy/attempt-handlers.js';

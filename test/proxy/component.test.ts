@@ -2,7 +2,7 @@
 // in-flight requests on close up to the deadline, then cuts what is left; startProxy honours the config.
 import net from 'node:net';
 import t from 'tap';
-import { Registry } from 'prom-client';
+import { Registry } from '../../src/admin/metrics-registry.js';
 import { systemClock } from '../../src/core/clock.js';
 import { silentLogger } from '../../src/core/log.js';
 import { endpointId, NO_LOCALITY } from '../../src/core/types.js';

@@ -4,7 +4,7 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
-import { Registry } from 'prom-client';
+import { Registry } from '../../src/admin/metrics-registry.js';
 import { systemClock } from '../../src/core/clock.js';
 import { createLogger } from '../../src/core/log.js';
 import { endpointId, NO_LOCALITY } from '../../src/core/types.js';

@@ -2,7 +2,7 @@
 // endpoint after a reset, a per-try timeout or a retriable status, only while nothing has reached the
 // client, within the per-service retry budget; every attempt is recorded against its own endpoint.
 import t from 'tap';
-import { Registry } from 'prom-client';
+import { Registry } from '../../src/admin/metrics-registry.js';
 import { Outcome } from '../../src/core/types.js';
 import { registerRetryMetrics } from '../../src/proxy/component.js';
 import { RESULT_BUDGET, RESULT_RETRIED, RETRY_RESULTS, REASON_STATUS, RetryBudget, isReplayableMethod } from '../../src/proxy/retry.js';

@@ -1,7 +1,7 @@
 // Shared test fixtures for the xDS tests: real gRPC backends on loopback, an xDS component over a real
 // MeshState, a raw ADS client on the proto-loader definition, and call-distribution helpers.
 import * as grpc from '@grpc/grpc-js';
-import { Registry } from 'prom-client';
+import { Registry } from '../../src/admin/metrics-registry.js';
 import { systemClock } from '../../src/core/clock.js';
 import { silentLogger, type Logger } from '../../src/core/log.js';
 import { endpointId, NO_LOCALITY, type EndpointSpec, type Locality } from '../../src/core/types.js';
