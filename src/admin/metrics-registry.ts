@@ -224,6 +224,17 @@ abstract class LabelledMetric<S extends Series, Self> implements Metric {
   }
 }
 
+/** Counters and gauges: one number per series. */
+abstract class ValueMetric<Self> extends LabelledMetric<Series, Self> {
+  protected newSeries(labels: LabelValues): Series {
+    return { labels, value: 0 };
+  }
+
+  protected samples(): MetricValue[] {
+    return [...this.series.values()].map((s) => ({ labels: s.labels, value: s.value }));
+  }
+}
+
 function checkFinite(name: string, v: number): void {
   if (!Number.isFinite(v)) throw new TypeError(`metric ${name}: value is not a finite number: ${v}`);
 }
@@ -239,16 +250,8 @@ export interface CounterChild {
 }
 
 /** A monotonically increasing count per label set. */
-export class Counter<T extends string = string> extends LabelledMetric<Series, Counter<T>> {
+export class Counter<T extends string = string> extends ValueMetric<Counter<T>> {
   readonly type = 'counter';
-
-  protected newSeries(labels: LabelValues): Series {
-    return { labels, value: 0 };
-  }
-
-  protected samples(): MetricValue[] {
-    return [...this.series.values()].map((s) => ({ labels: s.labels, value: s.value }));
-  }
 
   inc(labels?: LabelsOf<T> | number, value?: number): void {
     const [l, v]: [AnyLabels, number] = typeof labels === 'object' ? [labels, value ?? 1] : [{}, labels ?? 1];
@@ -276,16 +279,8 @@ export interface GaugeChild {
 }
 
 /** A value that goes up and down, per label set. */
-export class Gauge<T extends string = string> extends LabelledMetric<Series, Gauge<T>> {
+export class Gauge<T extends string = string> extends ValueMetric<Gauge<T>> {
   readonly type = 'gauge';
-
-  protected newSeries(labels: LabelValues): Series {
-    return { labels, value: 0 };
-  }
-
-  protected samples(): MetricValue[] {
-    return [...this.series.values()].map((s) => ({ labels: s.labels, value: s.value }));
-  }
 
   set(labels: LabelsOf<T> | number, value?: number): void {
     const [l, v]: [AnyLabels, number | undefined] = typeof labels === 'object' ? [labels, value] : [{}, labels];
