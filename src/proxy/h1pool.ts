@@ -256,12 +256,19 @@ export class H1Pool {
 
   private ensureSweep(): void {
     if (this.sweepTimer !== null) return;
-    this.sweepTimer = setInterval(() => this.sweep(), SWEEP_MS);
+    this.sweepTimer = setInterval(this.sweepAfterPoll, SWEEP_MS);
     this.sweepTimer.unref();
   }
 
+  // Timers run before the loop polls the sockets: after a stall of this process (GC, a busy machine) a
+  // due sweep would judge connections before reading the answers that arrived meanwhile. It runs after
+  // the next poll instead (setImmediate), so only a silence the endpoint caused counts as its timeout.
+  private readonly sweepAfterPoll = (): void => {
+    setImmediate(this.sweep);
+  };
+
   /** Enforce header, body and keep-alive timeouts (one timer per pool, not per request). */
-  private sweep(): void {
+  private readonly sweep = (): void => {
     const now = performance.now();
     for (const c of this.conns) c.check(now);
     this.expireQueued(now);
@@ -269,7 +276,7 @@ export class H1Pool {
       clearInterval(this.sweepTimer);
       this.sweepTimer = null;
     }
-  }
+  };
 
   private maybeClosed(): void {
     if (!this.closed) return;
@@ -342,6 +349,12 @@ class H1Conn implements BodySink, ResponseEvents {
     this.pool = pool;
   }
 
+  private readonly connectDue = (): void => {
+    if (this.connected || this.dead) return;
+    const o = this.pool.options;
+    this.fail(new UpstreamError('MM_ERR_UPSTREAM_CONNECT_TIMEOUT', `connect to ${this.pool.host}:${this.pool.port} timed out after ${o.connectTimeoutMs} ms`));
+  };
+
   connect(first: Pending): void {
     const o = this.pool.options;
     const s = net.connect({ host: this.pool.host, port: this.pool.port, noDelay: true });
@@ -349,7 +362,8 @@ class H1Conn implements BodySink, ResponseEvents {
     this.cur = first;
     this.started = performance.now();
     this.connectTimer = setTimeout(() => {
-      if (!this.connected) this.fail(new UpstreamError('MM_ERR_UPSTREAM_CONNECT_TIMEOUT', `connect to ${this.pool.host}:${this.pool.port} timed out after ${o.connectTimeoutMs} ms`));
+      // Judged after the next poll, which delivers a connect that completed while this process stalled.
+      setImmediate(this.connectDue);
     }, o.connectTimeoutMs);
     s.once('connect', () => {
       if (this.connectTimer !== null) clearTimeout(this.connectTimer);
