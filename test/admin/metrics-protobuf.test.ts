@@ -5,7 +5,6 @@ import t, { type Test } from 'tap';
 import protobuf from 'protobufjs';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { freePort } from '../helpers/free-port.js';
 import { parsePromText } from '../helpers/prom-text.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -234,12 +233,16 @@ t.test('a real Prometheus with native histograms on negotiates protobuf and stor
   const text = parseText(await (await fetch(url)).text());
   const textOf = (suffix: string) => [...text].find(([k]) => k.startsWith(`meshmedic_request_duration_seconds_${suffix}{`) && k.includes(':9001"'))![1];
   const dir = mkdtempSync(join(tmpdir(), 'meshmedic-prom-'));
-  const port = await freePort();
   const target = new URL(url).host;
   writeFileSync(join(dir, 'prometheus.yml'), `global: { scrape_interval: 1s, evaluation_interval: 1s }\nscrape_configs:\n  - job_name: sidecar\n    static_configs: [{ targets: ['${target}'] }]\n`);
-  const prom = spawn('prometheus', [`--config.file=${join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${port}`, '--enable-feature=native-histograms'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const prom = spawn('prometheus', [`--config.file=${join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${join(dir, 'data')}`, '--web.listen-address=127.0.0.1:0', '--enable-feature=native-histograms'], { stdio: ['ignore', 'ignore', 'pipe'] });
   let log = '';
-  prom.stderr!.setEncoding('utf8').on('data', (d: string) => (log = (log + d).slice(-4000)));
+  // Prometheus binds port 0 and logs the port it got (a port freed by the test could be taken meanwhile).
+  let port = 0;
+  prom.stderr!.setEncoding('utf8').on('data', (d: string) => {
+    log = (log + d).slice(-4000);
+    port ||= Number(/msg="Listening on" address=127\.0\.0\.1:(\d+)/.exec(log)?.[1] ?? 0);
+  });
   const spawnError = new Promise<Error>((r) => prom.once('error', r));
   t.teardown(async () => {
     if (prom.exitCode === null && prom.signalCode === null) {
@@ -250,6 +253,7 @@ t.test('a real Prometheus with native histograms on negotiates protobuf and stor
     rmSync(dir, { recursive: true, force: true });
   });
   const query = async (q: string): Promise<number | undefined> => {
+    if (port === 0) return undefined;
     const r = await fetch(`http://127.0.0.1:${port}/api/v1/query?query=${encodeURIComponent(q)}`).catch(() => undefined);
     if (!r?.ok) return undefined;
     const body = (await r.json()) as { data: { result: { value: [number, string] }[] } };

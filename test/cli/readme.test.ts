@@ -8,7 +8,7 @@ import { validateConfig } from '../../src/config/load.js';
 import { parse as parseYaml } from 'yaml';
 import { readFileSync } from 'node:fs';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { freePort } from '../helpers/free-port.js';
+import { childPorts } from '../helpers/free-port.js';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -103,7 +103,9 @@ t.test('README quick mode, followed literally', async (t) => {
   const block = quickModeBlock()?.lines ?? [];
   t.ok(block.length >= 6, `found the quick-mode block:\n${block.join('\n')}`);
   const ports = new Map<string, string>();
-  for (const p of ['8081', '8082', '17000', '17001']) ports.set(p, String(await freePort()));
+  // The README's commands name their ports, so the children are told theirs (see childPorts).
+  const given = await childPorts(4);
+  for (const [i, p] of ['8081', '8082', '17000', '17001'].entries()) ports.set(p, String(given[i]));
   const swap = (cmd: string) => cmd.replace(/(?<!\d)(8081|8082|17000|17001)(?!\d)/g, (p) => ports.get(p)!);
   const background: ChildProcess[] = [];
   t.teardown(async () => {
