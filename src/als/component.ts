@@ -39,7 +39,7 @@ export const startAls: ComponentFactory = async (ctx): Promise<AlsComponent> => 
   ctx.admin.route('GET', '/v1/als', () => ({
     status: 200,
     body: {
-      streams: [...service.streams].map((s) => ({ node: s.node, logName: s.logName, peer: s.peer, startedAt: s.startedAt, messages: s.messages, entries: s.entries })),
+      streams: [...service.streams].map((s) => ({ node: s.node, logName: s.logName, peer: s.peer, startedAt: s.startedAt, lastMessageAt: s.lastMessageAt, messages: s.messages, entries: s.entries })),
       recorded: Object.fromEntries(OUTCOME_NAMES.map((n, i) => [n, ingestor.recorded[i]])),
       dropped: Object.fromEntries(DROP_REASONS.map((r, i) => [r, ingestor.dropped[i]])),
     },

@@ -32,6 +32,8 @@ export interface AlsStreamInfo {
   logName: string;
   readonly peer: string;
   readonly startedAt: number;
+  /** When the latest message was received (the sidecar's clock), 0 before the first. */
+  lastMessageAt: number;
   messages: number;
   entries: number;
 }
@@ -78,7 +80,7 @@ export class AlsService {
       cb({ code: grpc.status.RESOURCE_EXHAUSTED, details: `access-log streams limited to als.maxStreams=${this.opts.maxStreams}` });
       return;
     }
-    const info: AlsStreamInfo = { node: '', logName: '', peer: call.getPeer(), startedAt: this.opts.now(), messages: 0, entries: 0 };
+    const info: AlsStreamInfo = { node: '', logName: '', peer: call.getPeer(), startedAt: this.opts.now(), lastMessageAt: 0, messages: 0, entries: 0 };
     this.streams.add(info);
     let done = false;
     const finish = (err: grpc.ServiceError | null) => {
@@ -98,6 +100,7 @@ export class AlsService {
     const ing = this.opts.ingestor;
     this.messages++;
     info.messages++;
+    info.lastMessageAt = this.opts.now();
     ing.beginBatch();
     try {
       const res = this.decoder.decode(buf, this.opts.maxEntriesPerMessage, this.sink);
