@@ -107,8 +107,12 @@ t.test('reset mid-body: the client connection is cut, local-origin recorded', as
 
 t.test('black hole → 504 after headersTimeoutMs; slow headers → 504', async (t) => {
   const hole = await rawServer(() => {}); // accepts, never answers
+  let slowAnswered = false;
   const slow = await backend((_req, res) => {
-    const timer = setTimeout(() => res.end('late'), 2000);
+    const timer = setTimeout(() => {
+      slowAnswered = true;
+      res.end('late');
+    }, 2000);
     res.on('close', () => clearTimeout(timer));
   });
   const p = await startTestProxy({
@@ -129,7 +133,10 @@ t.test('black hole → 504 after headersTimeoutMs; slow headers → 504', async 
     const took = Date.now() - started;
     t.equal(r.status, 504, `${name}: 504`);
     t.equal(JSON.parse(r.body).error, 'MM_ERR_UPSTREAM_TIMEOUT');
-    t.ok(took >= 250 && took < 1800, `${name}: answered after the timeout (${took} ms)`);
+    t.ok(took >= 250, `${name}: answered after the timeout, not before (${took} ms)`);
+    // Not a wall-clock bound (a starved machine could exceed any): the 504 came from the timeout, before
+    // the slow backend's own answer was due.
+    if (name === 'slow') t.notOk(slowAnswered, 'slow: answered before the backend answered');
     t.equal(windowsOf(p, port).lifetime[Outcome.LocalOrigin], 1, `${name}: local-origin recorded`);
   }
 });

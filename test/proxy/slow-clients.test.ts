@@ -54,13 +54,16 @@ t.test('trickling uploads cannot take every upstream connection: ordinary reques
   await new Promise((r) => setTimeout(r, 300)); // let any further uploads take connections too
   t.ok(b.uploads() <= 4, `at most half of the 8 connections carry uploads (${b.uploads()})`);
   const t0 = performance.now();
-  const replies = await Promise.all(Array.from({ length: 20 }, () => request(p.port, { headers: { host: 'svc' }, timeoutMs: 4000 }).catch((e: Error) => ({ status: 0, body: e.message }))));
+  const replies = await Promise.all(Array.from({ length: 20 }, () => request(p.port, { headers: { host: 'svc' }, timeoutMs: 30_000 }).catch((e: Error) => ({ status: 0, body: e.message }))));
   t.same(replies.map((r) => r.status), Array(20).fill(200), 'every ordinary request answered');
-  t.ok(performance.now() - t0 < 3000, `in ${Math.round(performance.now() - t0)} ms`);
+  // No wall-clock bound (a starved machine could exceed any): a request that had waited for one of the
+  // connections the uploads hold would never have got one (they never end) and failed with a 503 after
+  // the 5 s queue timeout (the client's 30 s is only a guard against a hang).
+  t.comment(`answered in ${Math.round(performance.now() - t0)} ms`);
   // Connections the ordinary requests released must not go to the waiting uploads either.
   await new Promise((r) => setTimeout(r, 300));
   t.ok(b.uploads() <= 4, `still at most 4 uploads after the others released their connections (${b.uploads()})`);
-  const again = await Promise.all(Array.from({ length: 20 }, () => request(p.port, { headers: { host: 'svc' }, timeoutMs: 4000 }).catch((e: Error) => ({ status: 0, body: e.message }))));
+  const again = await Promise.all(Array.from({ length: 20 }, () => request(p.port, { headers: { host: 'svc' }, timeoutMs: 30_000 }).catch((e: Error) => ({ status: 0, body: e.message }))));
   t.same(again.map((r) => r.status), Array(20).fill(200), 'and ordinary requests are still answered');
 });
 
@@ -96,7 +99,9 @@ t.test('a request waits for a free upstream connection at most proxy.queueTimeou
   const r = await request(p.port, { headers: { host: 'svc' }, timeoutMs: 5000 });
   t.equal(r.status, 503);
   t.match(r.body, /MM_ERR_UPSTREAM_BUSY/);
-  t.ok(performance.now() - t0 < 3000, `answered in ${Math.round(performance.now() - t0)} ms`);
+  // MM_ERR_UPSTREAM_BUSY comes only from the queue timeout (the headers timeout is 20 s): no wall-clock
+  // bound needed, which a starved machine could exceed.
+  t.comment(`answered in ${Math.round(performance.now() - t0)} ms (queueTimeoutMs 300)`);
   void first;
 });
 
