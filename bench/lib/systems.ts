@@ -22,6 +22,7 @@ export interface EjectionEvent {
   readonly address: string;
   /** Epoch ms (for logs with second resolution: the start of that second). */
   readonly at: number;
+  /** What was decided and why (meshmedic: action, reason and the decision's evidence), for the evidence files. */
   readonly detail: string;
   /** A de-weight (traffic reduced, not removed): a decision, but never a false ejection. */
   readonly soft?: boolean;
@@ -205,7 +206,7 @@ export function meshmedic(o: { name?: string; policy?: string; env?: Record<stri
             const soft = d.action === 'weight' && Number(d.weight ?? 1) < 1 && !['probation_passed', 'ramp_up', 'probation_probe'].includes(String(d.reason));
             if (d.action !== 'eject' && d.action !== 'drain' && !soft) continue;
             const target = String(d.target ?? '');
-            out.push({ address: target.slice(target.indexOf('/') + 1), at: Number(d.at ?? ev.at), detail: `${d.action} ${String(d.reason ?? '')}`, soft });
+            out.push({ address: target.slice(target.indexOf('/') + 1), at: Number(d.at ?? ev.at), detail: `${d.action} ${String(d.reason ?? '')} ${JSON.stringify(d.evidence ?? {})}`, soft });
           }
           return out;
         },
