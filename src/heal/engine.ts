@@ -1,7 +1,9 @@
 // The healing engine: on every tick (injected clock) it turns completed stats windows into per-endpoint
 // figures, runs each service's policy and applies the decisions to the mesh state. The same engine runs
 // in the sidecar, the simulator and the tests. It fails open: a policy that throws is logged and counted,
-// and the mesh keeps its current health (the proxy keeps forwarding).
+// and the mesh keeps its current health (the proxy keeps forwarding). Per-endpoint signals exist only for
+// services in use (see ServiceRuntime.signals): a sidecar that knows thousands of endpoints holds them
+// for the few it talks to.
 import type { Clock, TimerHandle } from '../core/clock.js';
 import type { Logger } from '../core/log.js';
 import { silentLogger } from '../core/log.js';
@@ -35,6 +37,11 @@ export interface HealingEngineOptions {
    * warmed-up baseline from the mesh's federated baseline (src/learn/federated.ts). Absent: no seeding.
    */
   adoptBaselines?: (service: string, signals: readonly EndpointSignals[], settings: ResolvedPolicySettings) => void;
+  /**
+   * Keep signals for every known service from its first view on and never release them, instead of only
+   * for services in use (ServiceRuntime.signals). Costs ~3 KB per known endpoint; tests compare the two.
+   */
+  readonly allSignals?: boolean;
 }
 
 export interface EngineCounters {
@@ -52,8 +59,30 @@ interface ServiceRuntime {
   policy: HealingPolicy;
   settings: ResolvedPolicySettings;
   view: ServiceView | undefined;
+  /**
+   * Signals of every endpoint of the service while it is in use, none while it is not. A service is in
+   * use from the first tick (or urgent evaluation) at which it is not quiet (see quiet(): a request in
+   * the stats ring, an endpoint not healthy, a verdict or probe submitted) and is released once it has
+   * been quiet for releaseAfterWindows windows. Its signals are created together, never one endpoint
+   * alone: the peer detectors count the idle members of a service too (starved_latency's window median).
+   */
   signals: EndpointSignals[];
   readonly byId: Map<string, EndpointSignals>;
+  inUse: boolean;
+  /** First window of the current quiet spell (-1: not quiet). */
+  quietSince: number;
+  /**
+   * Windows whose figures were pushed to this service's feature rings, oldest first (at most a ring's
+   * capacity). Signals created later get an empty entry for each, as if they had existed all along.
+   */
+  readonly pushed: number[];
+  /** While not in use: endpoints that joined the view after its first one, and the first window pushed after. */
+  readonly joined: Map<string, number>;
+  /** First window pushed after the runtime was created (it meets its first view before any push). */
+  readonly bornEpoch: number;
+  /** Windows of the view's endpoints carrying this runtime's failure hook, by endpoint id. */
+  readonly hooks: Map<string, EndpointWindows>;
+  readonly hook: (w: EndpointWindows) => void;
   lastEpoch: number;
   external: ExternalVerdict[];
   probes: ProbeResult[];
@@ -62,6 +91,8 @@ interface ServiceRuntime {
 }
 
 const MAX_EXTERNAL = 1000;
+/** Least quiet windows before a service's signals are released (see ServiceRuntime.signals). */
+export const RELEASE_AFTER_WINDOWS = 60;
 const NO_PROBES: readonly ProbeResult[] = Object.freeze([]);
 
 export class HealingEngine {
@@ -70,12 +101,13 @@ export class HealingEngine {
   private readonly log: Logger;
   private readonly windowMs: number;
   private readonly runtimes = new Map<string, ServiceRuntime>();
-  private readonly hookOwners = new Map<EndpointWindows, ServiceRuntime>();
   private readonly scratchCounts = OUTCOME_SCRATCH();
+  private readonly ringCapacity: number;
+  /** Quiet windows after which a service's signals are released (documented in docs/kubernetes.md). */
+  readonly releaseAfterWindows: number;
   private timer: TimerHandle | undefined;
   private urgentScheduled = false;
   private lastSnapshot: MeshSnapshot | undefined;
-  private readonly hook: (w: EndpointWindows) => void;
   private readonly runUrgentBound: () => void;
   /** See HealingEngineOptions.adoptBaselines; settable by a component started after the engine. */
   adoptBaselines: HealingEngineOptions['adoptBaselines'];
@@ -85,7 +117,10 @@ export class HealingEngine {
     this.log = opts.log ?? silentLogger;
     this.windowMs = opts.stats.opts.windowMs;
     this.runUrgentBound = () => this.runUrgent();
-    this.hook = (w) => this.onFailure(w);
+    this.ringCapacity = Math.max(16, opts.stats.opts.windows + 6);
+    // Past a whole feature ring and stats ring of quiet windows, every figure a detector could read is
+    // empty; a minute at the default 1 s windows, so that a service called now and then keeps what it learned.
+    this.releaseAfterWindows = Math.max(RELEASE_AFTER_WINDOWS, this.ringCapacity + opts.stats.opts.windows);
     this.adoptBaselines = opts.adoptBaselines;
   }
 
@@ -97,8 +132,7 @@ export class HealingEngine {
   stop(): void {
     this.timer?.cancel();
     this.timer = undefined;
-    for (const w of this.hookOwners.keys()) w.failureHook = null;
-    this.hookOwners.clear();
+    for (const rt of this.runtimes.values()) this.unhookAll(rt);
   }
 
   /** The policy running for a service (after the first tick that saw it). */
@@ -120,7 +154,7 @@ export class HealingEngine {
       rt.policy = factory(settings, { random: this.opts.random ?? Math.random });
       rt.hookAt = hookThreshold(settings);
       rt.view = undefined; // re-sync: scope keys and hooks follow the new settings
-      for (const s of rt.signals) if (s.windows) this.unhook(s.windows);
+      this.unhookAll(rt);
     }
   }
 
@@ -129,7 +163,7 @@ export class HealingEngine {
     return [...this.runtimes.keys()];
   }
 
-  /** Signals of a service's endpoints (read-only use: admin, tests). */
+  /** Signals of a service's endpoints while it is in use, else none (read-only use: admin, tests). */
   signalsOf(service: string): readonly EndpointSignals[] {
     return this.runtimes.get(service)?.signals ?? [];
   }
@@ -182,16 +216,27 @@ export class HealingEngine {
       const rt = this.runtimes.get(view.name) ?? this.createRuntime(view.name);
       try {
         this.sync(rt, view);
+        const quiet = this.quiet(rt, view, epoch);
+        if (!quiet) this.use(rt, view);
         let completed = -1;
         if (rt.lastEpoch < epoch - 1) {
           // Figures of every window completed since the last tick (older ones are gone from the ring).
           const first = Math.max(rt.lastEpoch + 1, epoch - (this.opts.stats.opts.windows - 1));
-          for (let e = first; e <= epoch - 1; e++) for (const s of rt.signals) s.features.push(e, s.windows, this.scratchCounts);
+          for (let e = first; e <= epoch - 1; e++) {
+            for (const s of rt.signals) s.features.push(e, s.windows, this.scratchCounts);
+            if (rt.pushed.length === this.ringCapacity) rt.pushed.shift();
+            rt.pushed.push(e);
+          }
           rt.lastEpoch = epoch - 1;
           completed = epoch - 1;
           this.adoptBaselines?.(rt.name, rt.signals, rt.settings);
         }
-        if (this.quiet(rt, view, epoch)) continue;
+        if (quiet) {
+          if (rt.quietSince < 0) rt.quietSince = epoch;
+          else if (rt.inUse && !this.opts.allSignals && epoch - rt.quietSince >= this.releaseAfterWindows) this.release(rt);
+          continue;
+        }
+        rt.quietSince = -1;
         this.evaluate(rt, view, completed, now);
       } catch (err) {
         this.fail(view.name, err);
@@ -214,13 +259,36 @@ export class HealingEngine {
     if (rt.urgent || rt.external.length > 0 || rt.probes.length > 0) return false;
     for (const ev of view.endpoints) if (ev.health.state !== 'healthy') return false;
     const ring = this.opts.stats.opts.windows;
-    for (const s of rt.signals) if (s.windows !== undefined && epoch - s.windows.lastEpoch <= ring) return false;
+    for (const ev of view.endpoints) {
+      const w = this.opts.stats.get(ev.slot);
+      if (w !== undefined && epoch - w.lastEpoch <= ring) return false;
+    }
     return true;
+  }
+
+  /** Create the signals of every endpoint of the service (it is about to be evaluated). */
+  private use(rt: ServiceRuntime, view: ServiceView): void {
+    if (rt.inUse) return;
+    rt.inUse = true;
+    this.syncSignals(rt, view, true);
+    rt.joined.clear();
+  }
+
+  /**
+   * Drop the signals of a service quiet for releaseAfterWindows, and what its policy keeps per endpoint:
+   * when it is used again, each endpoint is judged like one that never had traffic.
+   */
+  private release(rt: ServiceRuntime): void {
+    rt.policy.release?.([...rt.byId.keys()]);
+    rt.signals = [];
+    rt.byId.clear();
+    rt.inUse = false;
   }
 
   private createRuntime(name: string): ServiceRuntime {
     const settings = this.opts.settingsFor(name);
     const factory = getPolicy(settings.policy) ?? getPolicy('none')!;
+    const lastEpoch = Math.floor(this.opts.clock.now() / this.windowMs) - 1;
     const rt: ServiceRuntime = {
       name,
       policy: factory(settings, { random: this.opts.random ?? Math.random }),
@@ -228,7 +296,14 @@ export class HealingEngine {
       view: undefined,
       signals: [],
       byId: new Map(),
-      lastEpoch: Math.floor(this.opts.clock.now() / this.windowMs) - 1,
+      inUse: false,
+      quietSince: -1,
+      pushed: [],
+      joined: new Map(),
+      bornEpoch: lastEpoch + 1,
+      hooks: new Map(),
+      hook: (w) => this.onFailure(rt, w),
+      lastEpoch,
       external: [],
       probes: [],
       urgent: false,
@@ -241,13 +316,52 @@ export class HealingEngine {
   private dropRuntime(name: string): void {
     const rt = this.runtimes.get(name);
     if (!rt) return;
-    for (const s of rt.signals) if (s.windows && this.hookOwners.get(s.windows) === rt) this.unhook(s.windows);
+    this.unhookAll(rt);
     this.runtimes.delete(name);
   }
 
-  /** Align the runtime's signals with the service view (new endpoints, removed ones, health). */
+  /**
+   * Align the runtime with the service view (new endpoints, removed ones, health): failure hooks on every
+   * endpoint's windows, and while the service is in use, its signals.
+   */
   private sync(rt: ServiceRuntime, view: ServiceView): void {
     if (rt.view === view) return;
+    if (this.opts.allSignals) rt.inUse = true;
+    const seen = new Set<string>();
+    const hooking = rt.hookAt > 0 && this.opts.urgent !== 'tick';
+    for (const ev of view.endpoints) {
+      const id = ev.spec.id;
+      seen.add(id);
+      const w = this.opts.stats.ensure(ev.slot);
+      const hooked = rt.hooks.get(id);
+      if (hooked !== undefined && hooked !== w) {
+        this.unhook(rt, hooked);
+        rt.hooks.delete(id);
+      }
+      if (hooking && w.failureHook === null) {
+        w.failureHook = rt.hook;
+        w.failureHookAt = rt.hookAt;
+        rt.hooks.set(id, w);
+      }
+    }
+    for (const [id, w] of rt.hooks) {
+      if (seen.has(id)) continue;
+      this.unhook(rt, w);
+      rt.hooks.delete(id);
+    }
+    if (rt.inUse) this.syncSignals(rt, view, false);
+    else if (rt.view !== undefined) {
+      // Not in use: remember when endpoints joined, for the feature rings they get once it is.
+      const before = new Set<string>();
+      for (const ev of rt.view.endpoints) before.add(ev.spec.id);
+      for (const id of seen) if (!before.has(id) && !rt.joined.has(id)) rt.joined.set(id, rt.lastEpoch + 1);
+      for (const id of rt.joined.keys()) if (!seen.has(id)) rt.joined.delete(id);
+    }
+    rt.view = view;
+  }
+
+  /** Align the signals of a service in use with its view; `filled`: the service has just come into use. */
+  private syncSignals(rt: ServiceRuntime, view: ServiceView, filled: boolean): void {
     const perLocality = rt.settings.ejection.perLocality;
     const next: EndpointSignals[] = [];
     const seen = new Set<string>();
@@ -260,7 +374,7 @@ export class HealingEngine {
           health: ev.health,
           slot: ev.slot,
           windows: undefined,
-          features: new FeatureRing(Math.max(16, this.opts.stats.opts.windows + 6)),
+          features: this.newFeatureRing(rt, ev.spec.id, filled),
           latencyStrikes: 0,
           latencyEjectStrikes: 0,
           usualLogRatio: 0,
@@ -276,30 +390,35 @@ export class HealingEngine {
       s.health = ev.health;
       s.slot = ev.slot;
       s.scope = scopeKey(ev, perLocality);
-      const w = this.opts.stats.ensure(ev.slot);
-      if (s.windows !== w) {
-        if (s.windows) this.unhook(s.windows);
-        s.windows = w;
-      }
-      if (rt.hookAt > 0 && this.opts.urgent !== 'tick' && w.failureHook === null) {
-        w.failureHook = this.hook;
-        w.failureHookAt = rt.hookAt;
-        this.hookOwners.set(w, rt);
-      }
+      s.windows = this.opts.stats.ensure(ev.slot);
       seen.add(s.id);
       next.push(s);
     }
-    for (const [id, s] of rt.byId) {
-      if (seen.has(id)) continue;
-      if (s.windows) this.unhook(s.windows);
-      rt.byId.delete(id);
-    }
+    for (const id of rt.byId.keys()) if (!seen.has(id)) rt.byId.delete(id);
     rt.signals = next;
-    rt.view = view;
   }
 
-  private unhook(w: EndpointWindows): void {
-    if (this.hookOwners.delete(w)) w.failureHook = null;
+  /**
+   * The feature ring of an endpoint whose signals are created now: an empty entry for each window pushed
+   * to the service since the endpoint joined it, so that it is the ring it would have had if its signals
+   * had existed all along (the windows of a quiet service are all empty).
+   */
+  private newFeatureRing(rt: ServiceRuntime, id: string, filled: boolean): FeatureRing {
+    const ring = new FeatureRing(this.ringCapacity);
+    if (filled) {
+      const from = rt.joined.get(id) ?? rt.bornEpoch;
+      for (const e of rt.pushed) if (e >= from) ring.push(e, undefined, this.scratchCounts);
+    }
+    return ring;
+  }
+
+  private unhook(rt: ServiceRuntime, w: EndpointWindows): void {
+    if (w.failureHook === rt.hook) w.failureHook = null;
+  }
+
+  private unhookAll(rt: ServiceRuntime): void {
+    for (const w of rt.hooks.values()) this.unhook(rt, w);
+    rt.hooks.clear();
   }
 
   private evaluate(rt: ServiceRuntime, view: ServiceView, completed: number, now: number): void {
@@ -330,9 +449,8 @@ export class HealingEngine {
     if (nv) this.sync(rt, nv);
   }
 
-  private onFailure(w: EndpointWindows): void {
-    const rt = this.hookOwners.get(w);
-    if (!rt) return;
+  private onFailure(rt: ServiceRuntime, _w: EndpointWindows): void {
+    if (this.runtimes.get(rt.name) !== rt) return;
     rt.urgent = true;
     if (this.opts.urgent === 'sync') this.runUrgent();
     else if (!this.urgentScheduled) {
@@ -353,6 +471,7 @@ export class HealingEngine {
       try {
         this.counters.urgentEvaluations++;
         this.sync(rt, view);
+        this.use(rt, view);
         this.evaluate(rt, view, -1, now);
       } catch (err) {
         this.fail(rt.name, err);

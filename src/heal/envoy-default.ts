@@ -46,6 +46,9 @@ export const createEnvoyDefaultPolicy: PolicyFactory = (settings: ResolvedPolicy
     name: 'envoy-default',
     settings,
     counters,
+    release(ids) {
+      for (const id of ids) monitors.delete(id);
+    },
     evaluate(input: PolicyInput): Decision[] {
       const { now, service, signals } = input;
       const out: Decision[] = [];

@@ -72,6 +72,12 @@ export const createMeshmedicPolicy: PolicyFactory = (settings: ResolvedPolicySet
     settings,
     counters,
     predictor,
+    release(ids) {
+      for (const id of ids) {
+        states.delete(id);
+        predictor.forget(id);
+      }
+    },
     evaluate(input: PolicyInput): Decision[] {
       const { now, service, signals } = input;
       const out: Decision[] = [];

@@ -68,6 +68,11 @@ export interface HealingPolicy {
   /** The learned policy's file and choices (policy `learned` only). */
   readonly learned?: () => LearnedPolicyView;
   evaluate(input: PolicyInput): Decision[];
+  /**
+   * Forget what the policy keeps about these endpoints: the engine released their service's signals after
+   * it was quiet (src/heal/engine.ts), and they are judged afresh when it is used again.
+   */
+  release?(ids: readonly string[]): void;
 }
 
 export interface PolicyOptions {
