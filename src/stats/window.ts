@@ -2,8 +2,9 @@
 // latency in microseconds plus outcome counters, and Envoy-style consecutive-failure counters.
 // A window's histogram (sparse HDR bins: ~1–2 KB for a typical spread, at most ~5.6 KB) is created on the
 // first request recorded into its ring slot and all of them are released once the endpoint has been idle
-// for the whole ring, so an endpoint that is known but sent nothing costs a few hundred bytes. Once a
-// slot's histogram has seen its latency range, record() allocates nothing.
+// for the whole ring; the counters are allocated on the first request too, so an endpoint that is known
+// but sent nothing costs one small object. Once a slot's histogram has seen its latency range, record()
+// allocates nothing.
 import { LatencyHistogram } from './histogram.js';
 import { Outcome, OUTCOME_COUNT } from '../core/types.js';
 
@@ -89,18 +90,53 @@ function checkDelta(d: WindowsDelta, byCodeLength: number, bins: number): void {
   if (!(d.latencySumUs >= 0) || !isCount(d.latencyCount)) throw new RangeError('delta: latency sum or count is not a non-negative number');
 }
 
+/** Counter arrays of one geometry, laid out in one buffer (see EndpointWindows.own). */
+interface Counters {
+  readonly epochs: Float64Array;
+  readonly counts: Float64Array;
+  readonly lifetime: Float64Array;
+  readonly byCode: Float64Array;
+  readonly hists: (Histogram | undefined)[];
+}
+
+function newCounters(opts: WindowOptions): Counters {
+  // One buffer for the four counter arrays: each separate ArrayBuffer costs ~250 bytes of object and
+  // backing-store bookkeeping on top of its data.
+  const lengths = [opts.windows, opts.windows * OUTCOME_COUNT, OUTCOME_COUNT, OUTCOME_COUNT * STATUS_CLASSES];
+  const buffer = new ArrayBuffer(lengths.reduce((a, b) => a + b, 0) * Float64Array.BYTES_PER_ELEMENT);
+  let offset = 0;
+  const [epochs, counts, lifetime, byCode] = lengths.map((n) => {
+    const view = new Float64Array(buffer, offset, n);
+    offset += n * Float64Array.BYTES_PER_ELEMENT;
+    return view;
+  }) as [Float64Array, Float64Array, Float64Array, Float64Array];
+  return { epochs: epochs.fill(-1), counts, lifetime, byCode, hists: new Array<Histogram | undefined>(opts.windows).fill(undefined) };
+}
+
+/**
+ * The counters every endpoint without a request shares, per geometry: every window empty, every total
+ * zero. Read only: an endpoint takes its own (own()) before its first write.
+ */
+const unused = new WeakMap<WindowOptions, Counters>();
+function unusedCounters(opts: WindowOptions): Counters {
+  let c = unused.get(opts);
+  if (c === undefined) unused.set(opts, (c = newCounters(opts)));
+  return c;
+}
+
 export class EndpointWindows {
   readonly opts: WindowOptions;
-  private readonly epochs: Float64Array; // window number held by each slot (-1 = empty)
-  private readonly counts: Float64Array; // slot * OUTCOME_COUNT + outcome
-  private readonly hists: (Histogram | undefined)[];
-  /** Cumulative counters since start, per outcome (for Prometheus). */
-  readonly lifetime: Float64Array;
+  private epochs: Float64Array; // window number held by each slot (-1 = empty)
+  private counts: Float64Array; // slot * OUTCOME_COUNT + outcome
+  private hists: (Histogram | undefined)[];
+  private owned = false;
+  /** Cumulative counters since start, per outcome (for Prometheus). Read only. */
+  lifetime: Float64Array;
   /**
    * Cumulative requests since start by outcome and response-code class (index outcome * STATUS_CLASSES +
-   * class; class 0 = no response, 1..5 = 1xx..5xx), for the Prometheus `response_code` label.
+   * class; class 0 = no response, 1..5 = 1xx..5xx), for the Prometheus `response_code` label. Read only.
    */
-  readonly byCode: Float64Array;
+  byCode: Float64Array;
   /** Sum of latency µs since start, and count, for the Prometheus histogram's _sum and _count. */
   latencySumUs = 0;
   latencyCount = 0;
@@ -121,21 +157,26 @@ export class EndpointWindows {
 
   constructor(opts: WindowOptions = DEFAULT_WINDOWS) {
     this.opts = opts;
-    // One buffer for the four counter arrays: every known endpoint has windows, and each separate
-    // ArrayBuffer costs ~250 bytes of object and backing-store bookkeeping on top of its data.
-    const lengths = [opts.windows, opts.windows * OUTCOME_COUNT, OUTCOME_COUNT, OUTCOME_COUNT * STATUS_CLASSES];
-    const buffer = new ArrayBuffer(lengths.reduce((a, b) => a + b, 0) * Float64Array.BYTES_PER_ELEMENT);
-    let offset = 0;
-    const [epochs, counts, lifetime, byCode] = lengths.map((n) => {
-      const view = new Float64Array(buffer, offset, n);
-      offset += n * Float64Array.BYTES_PER_ELEMENT;
-      return view;
-    }) as [Float64Array, Float64Array, Float64Array, Float64Array];
-    this.epochs = epochs.fill(-1);
-    this.counts = counts;
-    this.lifetime = lifetime;
-    this.byCode = byCode;
-    this.hists = new Array<Histogram | undefined>(opts.windows).fill(undefined);
+    // Every known endpoint has windows, most of them never see a request (a sidecar that discovers a
+    // whole namespace): until the first one they share the empty counters.
+    const c = unusedCounters(opts);
+    this.epochs = c.epochs;
+    this.counts = c.counts;
+    this.lifetime = c.lifetime;
+    this.byCode = c.byCode;
+    this.hists = c.hists;
+  }
+
+  /** Take counters of its own before the first write (the shared ones are all empty). */
+  private own(): void {
+    if (this.owned) return;
+    const c = newCounters(this.opts);
+    this.epochs = c.epochs;
+    this.counts = c.counts;
+    this.lifetime = c.lifetime;
+    this.byCode = c.byCode;
+    this.hists = c.hists;
+    this.owned = true;
   }
 
   /** Record one finished request (`status`: the endpoint's HTTP status, 0 = none). `latencyUs` is clamped to [1, maxLatencyUs]. */
@@ -306,6 +347,7 @@ export class EndpointWindows {
    */
   mergeDelta(d: WindowsDelta): void {
     checkDelta(d, this.byCode.length, binsOf(this.opts));
+    this.own();
     const total = new Array<number>(OUTCOME_COUNT).fill(0);
     for (const row of d.windows) {
       const epoch = row[0]!;
@@ -339,7 +381,7 @@ export class EndpointWindows {
 
   /** Bytes held by this endpoint's windows (documented bound). */
   memoryBytes(): number {
-    let b = this.epochs.buffer.byteLength;
+    let b = this.owned ? this.epochs.buffer.byteLength : 0;
     for (const h of this.hists) if (h !== undefined) b += h.estimatedFootprintInBytes;
     return b;
   }
@@ -368,6 +410,7 @@ export class EndpointWindows {
   }
 
   private rotate(slot: number, epoch: number): void {
+    this.own(); // a first request always rotates: the shared epochs are all -1
     this.epochs[slot] = epoch;
     for (let o = 0; o < OUTCOME_COUNT; o++) this.counts[slot * OUTCOME_COUNT + o] = 0;
     this.hists[slot]?.reset();

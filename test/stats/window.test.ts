@@ -106,3 +106,36 @@ t.test('histograms are created on first traffic and released after a whole idle 
   t.equal(again.total, 1);
   t.ok(again.p50 >= 1990 && again.p50 <= 2010, `p50 ${again.p50}`);
 });
+
+t.test('windows without a request share empty counters: nothing allocated, nothing written to the shared ones', async (t) => {
+  const opts = { ...DEFAULT_WINDOWS };
+  const idle = new EndpointWindows(opts);
+  t.equal(idle.memoryBytes(), 0, 'a never-used endpoint holds no counters of its own');
+  t.equal(idle.exportDelta(), null, 'nothing to export');
+  t.equal(idle.releaseIfIdle(1_000_000), false);
+  const epoch = 1_000;
+  // Other endpoints of the same geometry record, merge and export.
+  const a = new EndpointWindows(opts);
+  a.recordEpoch(Outcome.Success, 500, epoch, 200);
+  a.recordEpoch(Outcome.Error5xx, 700, epoch + 1, 503);
+  const b = new EndpointWindows(opts);
+  b.mergeDelta(a.exportDelta()!);
+  b.resetConsecutive();
+  t.ok(a.memoryBytes() > 0 && b.memoryBytes() > 0, 'an endpoint with a request owns its counters');
+  t.equal(b.lifetime[Outcome.Success], 1, 'merged into its own counters');
+  // A fresh one and the idle one still read as never used.
+  for (const w of [idle, new EndpointWindows(opts)]) {
+    const counts = new Array<number>(6).fill(7);
+    t.equal(w.windowCounts(epoch, counts), false, 'no window');
+    t.ok(counts.every((c) => c === 0));
+    t.equal(w.windowHistogram(epoch), undefined);
+    t.ok(w.lifetime.every((x) => x === 0) && w.byCode.every((x) => x === 0), 'lifetime and code counters all zero');
+    const s = w.summarize((epoch + 1) * 1000, 10, emptySummary(), newHistogram(opts));
+    t.equal(s.total, 0);
+    t.equal(w.histogramCount(), 0);
+  }
+  // The idle one's first request gives it counters of its own, counted from zero.
+  idle.recordEpoch(Outcome.Success, 900, epoch, 200);
+  t.equal(idle.lifetime[Outcome.Success], 1);
+  t.equal(new EndpointWindows(opts).lifetime[Outcome.Success], 0, 'the shared counters stay empty');
+});
