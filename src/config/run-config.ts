@@ -4,6 +4,7 @@
 import { workersFlag } from '../cli/quick.js';
 import type { Validated } from '../core/errors.js';
 import { loadSidecarConfig } from '../k8s/podinfo.js';
+import { annotationsToConfigPatch, mergeConfigPatch, type AnnotationResult } from '../k8s/annotations.js';
 import { loadConfigFile, validateConfig } from './load.js';
 import type { Config } from './types.js';
 
@@ -42,4 +43,24 @@ export function loadRunConfig(req: RunConfigRequest): RunConfigResult {
     if (!cfg.valid) cfg = { valid: false, errors: cfg.errors.map((e) => e.replace(/^\/proxy\/workers/, '--workers')) };
   }
   return { config: cfg, warnings, source };
+}
+
+/** A pod's annotations changed: what they give over the running config (live tuning, src/k8s/component.ts). */
+export interface AnnotationsCheckRequest {
+  readonly kind: 'annotations';
+  readonly annotations: Readonly<Record<string, string>>;
+  /** The running config. */
+  readonly base: Config;
+}
+
+export interface AnnotationsCheckResult {
+  /** The patch, what it applies and the annotations it ignored (annotationsToConfigPatch). */
+  readonly annotations: AnnotationResult;
+  /** The running config with the patch, validated. */
+  readonly merged: Validated<Config>;
+}
+
+export function checkAnnotations(req: AnnotationsCheckRequest): AnnotationsCheckResult {
+  const annotations = annotationsToConfigPatch(req.annotations, req.base);
+  return { annotations, merged: validateConfig(mergeConfigPatch(req.base, annotations.patch)) };
 }

@@ -4,11 +4,14 @@
 import type { Component, ComponentFactory, SidecarContext } from '../runtime/context.js';
 import type { PolicySettings } from '../config/sections/healing.js';
 import type { Discovery } from './discovery.js';
-import type { AnnotationsWatcher } from './podinfo.js';
+import type { AnnotationsWatcher } from './downward.js';
 import type { ServiceInput } from '../mesh/state.js';
 import { createKubeApi, inClusterTarget } from './api.js';
 import { ENV_READINESS_GATE, startReadinessGate, type ReadinessGate } from './readiness-gate.js';
 import type { GossipComponent } from '../gossip/component.js';
+import type { AnnotationResult } from './annotations.js';
+import type { Validated } from '../core/errors.js';
+import type { Config } from '../config/types.js';
 
 /** Environment the injector sets in the sidecar (see inject.ts). */
 export const ENV_DISCOVERY = 'MESHMEDIC_K8S_DISCOVERY';
@@ -53,6 +56,8 @@ export function kubernetesComponent(opts: KubernetesComponentOptions = {}): Comp
     const log = ctx.log.child({ component: 'k8s' });
     let discovery: Discovery | undefined;
     let watcher: AnnotationsWatcher | undefined;
+    /** The annotation check in progress, if any (close waits for it). */
+    let pending: (() => Promise<void>) | undefined;
     let gate: ReadinessGate | undefined;
     const discoveryOn = env[ENV_DISCOVERY] === 'true' && (Boolean(opts.server) || Boolean(env.KUBERNETES_SERVICE_HOST));
     if (discoveryOn) {
@@ -87,19 +92,15 @@ export function kubernetesComponent(opts: KubernetesComponentOptions = {}): Comp
     }
     const file = opts.annotationsFile ?? env[ENV_POD_ANNOTATIONS];
     if (file) {
-      // Loaded only in a pod: the config validator (ajv, yaml, the schema) stays out of a plain sidecar's heap.
-      const [{ annotationsToConfigPatch, mergeConfigPatch }, { watchAnnotationsFile }, { releaseConfigValidator, validateConfig }] = await Promise.all([
-        import('./annotations.js'), import('./podinfo.js'), import('../config/load.js'),
-      ]);
-      let last = JSON.stringify(annotationsToConfigPatch(undefined).patch);
-      const apply = (annotations: Record<string, string>) => {
-        const res = annotationsToConfigPatch(annotations, ctx.config);
+      // The annotations are checked against the schema in the configuration process (config/load-isolated.ts),
+      // as the start-up config is: the validator (ajv, yaml, the schema) never loads into the sidecar's heap.
+      const [{ watchAnnotationsFile }, { checkAnnotationsIsolated }] = await Promise.all([import('./downward.js'), import('../config/load-isolated.js')]);
+      let last = '{}'; // the patch of no annotations
+      const apply = (res: AnnotationResult, merged: Validated<Config>) => {
         for (const w of res.warnings) log.warn('pod annotation ignored', { warning: w });
         const sig = JSON.stringify(res.patch);
         if (sig === last) return;
         last = sig;
-        const merged = validateConfig(mergeConfigPatch(ctx.config, res.patch));
-        releaseConfigValidator(); // annotations change rarely: the compiled schema is not kept for the next time
         if (!merged.valid) {
           log.warn('pod annotations give an invalid config; kept the running one', { errors: merged.errors.slice(0, 5) });
           return;
@@ -116,19 +117,26 @@ export function kubernetesComponent(opts: KubernetesComponentOptions = {}): Comp
           log.warn('pod annotations changed; the new settings apply at the next restart', { applied: Object.keys(res.applied) });
         }
       };
-      watcher = watchAnnotationsFile(file, (a) => apply(a), { log, pollMs: opts.pollMs ?? 5000 });
+      const failed = (err: unknown) => log.warn('pod annotations could not be checked; kept the running config', { err });
+      // One check at a time, in the order the changes came (each is a short child process).
+      let checking: Promise<void> = Promise.resolve();
+      watcher = watchAnnotationsFile(file, (annotations) => {
+        checking = checking.then(() => checkAnnotationsIsolated(annotations, ctx.config)).then(({ annotations: res, merged }) => apply(res, merged)).catch(failed);
+      }, { log, pollMs: opts.pollMs ?? 5000 });
       // Normally the config loader (loadSidecarConfig) already layered the start-time annotations on the
       // config; if it did not, the running config differs from config + annotations, and they apply now.
-      const initial = annotationsToConfigPatch(watcher.current(), ctx.config);
-      const merged = validateConfig(mergeConfigPatch(ctx.config, initial.patch));
-      if (merged.valid && JSON.stringify(merged.result) === JSON.stringify(ctx.config)) last = JSON.stringify(initial.patch);
-      else apply(watcher.current());
-      releaseConfigValidator(); // annotations change rarely: the compiled schema is not kept for the next time
+      checking = checkAnnotationsIsolated(watcher.current(), ctx.config).then((initial) => {
+        if (initial.merged.valid && JSON.stringify(initial.merged.result) === JSON.stringify(ctx.config)) last = JSON.stringify(initial.annotations.patch);
+        else apply(initial.annotations, initial.merged);
+      }).catch(failed);
+      await checking;
+      pending = () => checking;
     }
     return {
       name: 'k8s',
       async close() {
         watcher?.close();
+        await pending?.();
         await gate?.close();
         await discovery?.close();
       },
