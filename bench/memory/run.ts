@@ -1,7 +1,7 @@
 // Memory budget of a sidecar at cluster scale: RSS of `meshmedic run` knowing 2,000 endpoints with traffic
 // to 10 of them (after 10 s of load, then idle) — from its config file (as a user starts it, without the
 // V8 heap flags the command sets itself, and with the injector's NODE_OPTIONS), and as in a pod, discovered from a
-// local HTTPS server answering the Kubernetes API's list+watch — RSS of an idle one-endpoint sidecar, and
+// local HTTPS server answering the Kubernetes API's list+watch, without and with the pod's annotations file — RSS of an idle one-endpoint sidecar, and
 // the bytes one active or one known-but-idle endpoint costs in the stats tables. Writes
 // bench/results/memory.json and its section of bench/README.md. `--quick`: 3 s of load, no writing unless --write.
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -19,6 +19,7 @@ import { Outcome } from '../../src/core/types.js';
 import { smallFootprintNodeOptions } from '../../src/k8s/inject.js';
 import { makeSelfSignedCert } from '../../test/helpers/openssl.js';
 import { endpointSlice, service } from '../../test/k8s/fake-apiserver.js';
+import { formatDownwardAnnotations } from '../../src/k8s/downward.js';
 
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const args = new Set(process.argv.slice(2));
@@ -215,14 +216,18 @@ try {
     if (l.failed > l.sent * 0.01) throw new Error(`${l.failed} of ${l.sent} requests failed`);
   }
   // 3. As in a pod: the hot service from the config file, the 2,000 others discovered through the
-  //    Kubernetes API (list+watch over HTTPS, the in-cluster target), with the injector's flags.
-  {
+  //    Kubernetes API (list+watch over HTTPS, the in-cluster target), with the injector's flags; then the
+  //    same with the pod's annotations file (downward API), which the injector always mounts: the sidecar
+  //    watches it for live tuning.
+  const annotationsFile = path.join(dir, 'annotations');
+  writeFileSync(annotationsFile, formatDownwardAnnotations({ 'meshmedic.io/consecutive-5xx': '7', 'meshmedic.io/log-level': 'info' }));
+  for (const [key, podEnv] of [['', {}], ['Annotated', { MESHMEDIC_POD_ANNOTATIONS: annotationsFile }]] as const) {
     const ns = 'bench';
     const api = await fakeKubernetesApi(dir, ns, KNOWN / 10 - 1);
     const b = await backends(HOT);
     try {
-      const s = await startSidecar(baseConfig([{ name: 'hot', endpoints: b.ports.map((p) => ({ address: `127.0.0.1:${p}` })) }]), dir, 'pod', INJECTED_NODE_OPTIONS, {
-        MESHMEDIC_K8S_DISCOVERY: 'true', KUBERNETES_SERVICE_HOST: '127.0.0.1', KUBERNETES_SERVICE_PORT: String(api.port), POD_NAMESPACE: ns, NODE_EXTRA_CA_CERTS: api.ca,
+      const s = await startSidecar(baseConfig([{ name: 'hot', endpoints: b.ports.map((p) => ({ address: `127.0.0.1:${p}` })) }]), dir, `pod${key}`, INJECTED_NODE_OPTIONS, {
+        MESHMEDIC_K8S_DISCOVERY: 'true', KUBERNETES_SERVICE_HOST: '127.0.0.1', KUBERNETES_SERVICE_PORT: String(api.port), POD_NAMESPACE: ns, NODE_EXTRA_CA_CERTS: api.ca, ...podEnv,
       });
       try {
         for (const until = Date.now() + 30_000; api.watches() < 2; await sleep(50)) if (Date.now() > until) throw new Error('discovery did not list and watch within 30 s');
@@ -233,13 +238,13 @@ try {
         const idle = rssKb(s.child.pid!);
         const series = await seriesCount(s.admin);
         Object.assign(results, {
-          podRequests: l.sent,
-          podRssBeforeLoadMB: +(before.rss / 1024).toFixed(1),
-          podRssIdleAfterLoadMB: +(idle.rss / 1024).toFixed(1),
-          podPeakRssMB: +(idle.hwm / 1024).toFixed(1),
-          podSeries: series,
+          [`pod${key}Requests`]: l.sent,
+          [`pod${key}RssBeforeLoadMB`]: +(before.rss / 1024).toFixed(1),
+          [`pod${key}RssIdleAfterLoadMB`]: +(idle.rss / 1024).toFixed(1),
+          [`pod${key}PeakRssMB`]: +(idle.hwm / 1024).toFixed(1),
+          [`pod${key}Series`]: series,
         });
-        log(`as in a pod (2,000 endpoints discovered, NODE_OPTIONS=${INJECTED_NODE_OPTIONS}): before ${results.podRssBeforeLoadMB} MB, idle after ${LOAD_MS / 1000} s load ${results.podRssIdleAfterLoadMB} MB (${l.sent} requests, ${l.failed} failed), peak ${results.podPeakRssMB} MB, ${series} series`);
+        log(`as in a pod${key ? ', with the pod annotations file' : ''} (2,000 endpoints discovered, NODE_OPTIONS=${INJECTED_NODE_OPTIONS}): before ${results[`pod${key}RssBeforeLoadMB`]} MB, idle after ${LOAD_MS / 1000} s load ${results[`pod${key}RssIdleAfterLoadMB`]} MB (${l.sent} requests, ${l.failed} failed), peak ${results[`pod${key}PeakRssMB`]} MB, ${series} series`);
         if (l.failed > l.sent * 0.01) throw new Error(`${l.failed} of ${l.sent} requests failed`);
       } finally {
         await s.stop();
@@ -251,7 +256,7 @@ try {
   }
   // 4. Bytes per endpoint in the stats tables.
   results.statsBytesPerActiveEndpoint = bytesPerEndpoint(true);
-  results.statsBytesPerKnownIdleEndpoint = bytesPerEndpoint(false);
+  results.statsBytesPerKnownIdleEndpoint = bytesPerEndpoint(false, 5_000); // ~150 bytes each: many, for a figure above the noise
   results.statsBytesPerActiveEndpointEveryBin = bytesPerEndpoint(false, 100, true);
   results.hdrBytesPerActiveEndpoint = (() => { const w = new EndpointWindows(DEFAULT_WINDOWS); for (let e = 0; e < DEFAULT_WINDOWS.windows; e++) w.recordEpoch(Outcome.Success, 500, e); return w.memoryBytes(); })();
 } finally {
@@ -280,6 +285,9 @@ const table: Table = {
     ['as in a pod: RSS idle after the load (MB)', results.podRssIdleAfterLoadMB, '≤ 64'],
     ['as in a pod: peak RSS of that run (MB)', results.podPeakRssMB, '–'],
     ['as in a pod: series in one scrape after the load', results.podSeries, '≤ 120'],
+    ['as in a pod, with the pod annotations file (live tuning, as injected): RSS before traffic (MB)', results.podAnnotatedRssBeforeLoadMB, '–'],
+    ['as in a pod, with the annotations file: RSS idle after the load (MB)', results.podAnnotatedRssIdleAfterLoadMB, '≤ 64'],
+    ['as in a pod, with the annotations file: peak RSS of that run (MB)', results.podAnnotatedPeakRssMB, '–'],
     ['stats bytes per active endpoint (all windows used, 50 latencies each over 200 µs–40 ms)', results.statsBytesPerActiveEndpoint, '≤ 40,960'],
     ['stats bytes per active endpoint, bound (every histogram bin of every window used)', results.statsBytesPerActiveEndpointEveryBin, '≤ 40,960'],
     ['stats bytes per known, idle endpoint', results.statsBytesPerKnownIdleEndpoint, '–'],
