@@ -5,7 +5,7 @@
 // Timeouts are checked by one sweep per pool instead of a timer per request.
 import net from 'node:net';
 import { BODY_AS_FRAMED, BODY_NONE, type Http1Engine, type Http1ParseError, type Http1Parser, type ResponseEvents } from './engine/types.js';
-import { responseFramingProblem } from './headers.js';
+import { isNamed, responseFramingProblem } from './headers.js';
 import { UpstreamError } from './failure.js';
 
 /** undici's legacy dispatch handler shape (what the forwarders implement). */
@@ -399,7 +399,7 @@ class H1Conn implements BodySink, ResponseEvents {
     let hasLength = false;
     for (let i = 0; i < h.length; i += 2) {
       const name = h[i]!;
-      if (name.length === 14 && name.toLowerCase() === 'content-length') hasLength = true;
+      if (isNamed(name, 'content-length')) hasLength = true;
       head += `${name}: ${h[i + 1]!}\r\n`;
     }
     const body = req.body;

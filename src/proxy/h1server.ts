@@ -6,6 +6,7 @@
 import type { Socket } from 'node:net';
 import { MeshmedicError, type ErrorCode } from '../core/errors.js';
 import { CLIENT_GONE, errorBody } from './failure.js';
+import { isNamed } from './headers.js';
 import type { BodySink, BodySource } from './h1pool.js';
 import type { Http1Engine, Http1ParseError, Http1Parser, RequestEvents } from './engine/types.js';
 
@@ -137,9 +138,9 @@ export class H1Io implements BodySource {
     for (let i = 0; i < headers.length; i += 2) {
       const name = headers[i]!;
       const value = headers[i + 1]!;
-      if (name.length === 14 && name.toLowerCase() === 'content-length') hasLength = true;
-      else if (name.length === 10 && name.toLowerCase() === 'connection') {
-        if (value.toLowerCase() === 'close') closeAsked = true;
+      if (isNamed(name, 'content-length')) hasLength = true;
+      else if (isNamed(name, 'connection')) {
+        if (isNamed(value, 'close')) closeAsked = true;
         continue; // written once below
       }
       h += `${name}: ${value}\r\n`;

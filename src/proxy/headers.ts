@@ -27,51 +27,73 @@ const H_TRANSFER_ENCODING = 8;
 const H_CONNECTION = 9;
 const H_EXPECT = 10;
 
-/** Classify a header name (any case). Hot: switch on length and first letter before lower-casing. */
+/**
+ * Whether `s` equals `lower` (lower-case ASCII) ignoring ASCII case, without allocating a lower-cased
+ * copy (most fields arrive capitalised: `Connection`, `Keep-Alive`, `Date`).
+ */
+export function isNamed(s: string, lower: string): boolean {
+  const n = lower.length;
+  if (s.length !== n) return false;
+  for (let i = 0; i < n; i++) {
+    const c = s.charCodeAt(i);
+    const l = lower.charCodeAt(i);
+    // Only an upper-case letter may stand for its lower-case one.
+    if (c !== l && (l < 0x61 || l > 0x7a || c !== l - 0x20)) return false;
+  }
+  return true;
+}
+
+/** Classify a header name (any case). Hot: switch on length and first letter, then compare without lower-casing. */
 function classify(name: string): number {
   const c = name.charCodeAt(0) | 0x20; // ASCII lower-case of the first letter
   switch (name.length) {
     case 2:
-      return c === 0x74 && name.toLowerCase() === 'te' ? H_TE : H_OTHER;
+      return c === 0x74 && isNamed(name, 'te') ? H_TE : H_OTHER;
     case 3:
-      return c === 0x76 && name.toLowerCase() === 'via' ? H_VIA : H_OTHER;
+      return c === 0x76 && isNamed(name, 'via') ? H_VIA : H_OTHER;
     case 4:
-      return c === 0x68 && name.toLowerCase() === 'host' ? H_HOST : H_OTHER;
+      return c === 0x68 && isNamed(name, 'host') ? H_HOST : H_OTHER;
     case 6:
-      return c === 0x65 && name.toLowerCase() === 'expect' ? H_EXPECT : H_OTHER; // the proxy answers 100-continue itself
+      return c === 0x65 && isNamed(name, 'expect') ? H_EXPECT : H_OTHER; // the proxy answers 100-continue itself
     case 7:
-      if (c === 0x74) return name.toLowerCase() === 'trailer' ? H_HOP : H_OTHER;
-      if (c === 0x75) return name.toLowerCase() === 'upgrade' ? H_HOP : H_OTHER;
+      if (c === 0x74) return isNamed(name, 'trailer') ? H_HOP : H_OTHER;
+      if (c === 0x75) return isNamed(name, 'upgrade') ? H_HOP : H_OTHER;
       return H_OTHER;
     case 10:
-      if (c === 0x63) return name.toLowerCase() === 'connection' ? H_CONNECTION : H_OTHER;
-      if (c === 0x6b) return name.toLowerCase() === 'keep-alive' ? H_HOP : H_OTHER;
+      if (c === 0x63) return isNamed(name, 'connection') ? H_CONNECTION : H_OTHER;
+      if (c === 0x6b) return isNamed(name, 'keep-alive') ? H_HOP : H_OTHER;
       return H_OTHER;
     case 14:
-      return c === 0x63 && name.toLowerCase() === 'content-length' ? H_CONTENT_LENGTH : H_OTHER;
+      return c === 0x63 && isNamed(name, 'content-length') ? H_CONTENT_LENGTH : H_OTHER;
     case 15:
-      return c === 0x78 && name.toLowerCase() === 'x-forwarded-for' ? H_XFF : H_OTHER;
+      return c === 0x78 && isNamed(name, 'x-forwarded-for') ? H_XFF : H_OTHER;
     case 16:
-      return c === 0x70 && name.toLowerCase() === 'proxy-connection' ? H_HOP : H_OTHER;
+      return c === 0x70 && isNamed(name, 'proxy-connection') ? H_HOP : H_OTHER;
     case 17:
-      if (c === 0x74) return name.toLowerCase() === 'transfer-encoding' ? H_TRANSFER_ENCODING : H_OTHER;
-      if (c === 0x78) return name.toLowerCase() === 'x-forwarded-proto' ? H_XFP : H_OTHER;
+      if (c === 0x74) return isNamed(name, 'transfer-encoding') ? H_TRANSFER_ENCODING : H_OTHER;
+      if (c === 0x78) return isNamed(name, 'x-forwarded-proto') ? H_XFP : H_OTHER;
       return H_OTHER;
     case 18:
-      return c === 0x70 && name.toLowerCase() === 'proxy-authenticate' ? H_HOP : H_OTHER;
+      return c === 0x70 && isNamed(name, 'proxy-authenticate') ? H_HOP : H_OTHER;
     case 19:
-      return c === 0x70 && name.toLowerCase() === 'proxy-authorization' ? H_HOP : H_OTHER;
+      return c === 0x70 && isNamed(name, 'proxy-authorization') ? H_HOP : H_OTHER;
     default:
       return H_OTHER;
   }
 }
 
-/** Tokens of a Connection header other than the usual close/keep-alive, lower-cased (rare). */
-function connectionTokens(value: string, into: string[]): void {
+/**
+ * Tokens of a Connection header other than the usual close/keep-alive, lower-cased, added to `named`
+ * (created when the first one is found). The usual lone `keep-alive` or `close` (nearly every request
+ * and response carries one) is recognised without splitting: it names nothing, and nothing is allocated.
+ */
+function connectionTokens(value: string, named: string[] | null): string[] | null {
+  if (isNamed(value, 'keep-alive') || isNamed(value, 'close')) return named;
   for (const part of value.split(',')) {
     const tok = part.trim().toLowerCase();
-    if (tok !== '' && tok !== 'close' && tok !== 'keep-alive') into.push(tok);
+    if (tok !== '' && tok !== 'close' && tok !== 'keep-alive') (named ??= []).push(tok);
   }
+  return named;
 }
 
 function isConnectionNamed(name: string, named: string[] | null): boolean {
@@ -97,9 +119,8 @@ export function forwardRequestHeaders(raw: readonly string[], scan: RequestScan,
   let named: string[] | null = null;
   // Names listed in Connection are hop-by-hop too: find them first (almost never present).
   for (let i = 0; i < raw.length; i += 2) {
-    if (raw[i]!.length === 10 && classify(raw[i]!) === H_CONNECTION) connectionTokens(raw[i + 1]!, (named ??= []));
+    if (raw[i]!.length === 10 && classify(raw[i]!) === H_CONNECTION) named = connectionTokens(raw[i + 1]!, named);
   }
-  if (named !== null && named.length === 0) named = null;
   let xff = '';
   let sawXfp = false;
   let via = '';
@@ -146,7 +167,7 @@ export function forwardRequestHeaders(raw: readonly string[], scan: RequestScan,
         scan.hasBody = true; // re-framed upstream by the client pool
         break;
       case H_EXPECT:
-        if (value.toLowerCase() === '100-continue') scan.expectContinue = true;
+        if (isNamed(value, '100-continue')) scan.expectContinue = true;
         break;
       default:
         break; // hop-by-hop: dropped
@@ -211,7 +232,7 @@ export function responseFramingProblem(status: number, raw: readonly string[]): 
     const code = classify(raw[i]!);
     if (code === H_TRANSFER_ENCODING) {
       const value = raw[i + 1]!;
-      if (value.length !== 7 || value.toLowerCase() !== 'chunked') {
+      if (!isNamed(value, 'chunked')) {
         for (const part of value.split(',')) {
           const coding = part.trim().toLowerCase();
           if (coding !== 'chunked') return `unsupported transfer coding "${coding.slice(0, 50)}"`;
@@ -232,9 +253,8 @@ export function forwardResponseHeaders(raw: readonly string[], opts: ForwardOpti
   const out: string[] = [];
   let named: string[] | null = null;
   for (let i = 0; i < raw.length; i += 2) {
-    if (raw[i]!.length === 10 && classify(raw[i]!) === H_CONNECTION) connectionTokens(raw[i + 1]!, (named ??= []));
+    if (raw[i]!.length === 10 && classify(raw[i]!) === H_CONNECTION) named = connectionTokens(raw[i + 1]!, named);
   }
-  if (named !== null && named.length === 0) named = null;
   let via = '';
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;

@@ -1,7 +1,7 @@
 // Hop-by-hop stripping (RFC 9110 §7.6.1) and the forwarding fields, unit and end to end.
 import net from 'node:net';
 import t from 'tap';
-import { forwardRequestHeaders, forwardResponseHeaders, type RequestScan } from '../../src/proxy/headers.js';
+import { forwardRequestHeaders, forwardResponseHeaders, isNamed, type RequestScan } from '../../src/proxy/headers.js';
 import { backend, startTestProxy } from './helpers.js';
 
 const fw = { xForwardedFor: true, via: true, viaValue: '1.1 meshmedic' };
@@ -55,6 +55,23 @@ t.test('response headers: hop-by-hop removed, Via appended', async (t) => {
   const raw = ['Content-Type', 'text/plain', 'Connection', 'X-Internal', 'X-Internal', 'secret', 'Keep-Alive', 'timeout=5', 'Transfer-Encoding', 'chunked', 'Set-Cookie', 'a=1', 'Set-Cookie', 'b=2', 'Upgrade', 'h2c'];
   const out = pairs(forwardResponseHeaders(raw, fw));
   t.same(out, [['content-type', 'text/plain'], ['set-cookie', 'a=1'], ['set-cookie', 'b=2'], ['via', '1.1 meshmedic']]);
+});
+
+t.test('names and tokens match in any ASCII case, and only letters fold', async (t) => {
+  t.ok(isNamed('Content-Length', 'content-length'));
+  t.ok(isNamed('KEEP-ALIVE', 'keep-alive'));
+  t.ok(isNamed('close', 'close'));
+  t.notOk(isNamed('closed', 'close'), 'longer');
+  t.notOk(isNamed('Keep\ralive', 'keep-alive'), 'CR is not a hyphen although they differ by the case bit');
+  t.notOk(isNamed('\u212Aeep-alive', 'keep-alive'), 'the Kelvin sign is not a K');
+  // A lone keep-alive/close names nothing, whatever its case; a list still names its other tokens.
+  for (const v of ['Keep-Alive', 'CLOSE', 'keep-alive']) {
+    t.same(pairs(forwardResponseHeaders(['Connection', v, 'X-Keep', '1'], fw)), [['x-keep', '1'], ['via', '1.1 meshmedic']], v);
+  }
+  t.same(pairs(forwardResponseHeaders(['Connection', 'Keep-Alive, X-Hop', 'X-Hop', '1', 'X-Keep', '2'], fw)), [['x-keep', '2'], ['via', '1.1 meshmedic']]);
+  const scan: RequestScan = { host: '', hasBody: false, expectContinue: false, problem: '' };
+  forwardRequestHeaders(['Host', 'a', 'Expect', '100-Continue'], scan, '127.0.0.1', '', fw);
+  t.ok(scan.expectContinue, 'Expect: 100-Continue in any case');
 });
 
 t.test('end to end: the backend sees no hop-by-hop fields, the client none of the backend\'s', async (t) => {
