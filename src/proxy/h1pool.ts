@@ -256,20 +256,35 @@ export class H1Pool {
 
   private ensureSweep(): void {
     if (this.sweepTimer !== null) return;
+    this.lastSweepFiredAt = performance.now();
     this.sweepTimer = setInterval(this.sweepAfterPoll, SWEEP_MS);
     this.sweepTimer.unref();
   }
 
   // Timers run before the loop polls the sockets: after a stall of this process (GC, a busy machine) a
-  // due sweep would judge connections before reading the answers that arrived meanwhile. It runs after
-  // the next poll instead (setImmediate), so only a silence the endpoint caused counts as its timeout.
+  // due sweep would judge connections before reading the answers that arrived meanwhile. So the sweep
+  // judges after the next poll (setImmediate), as of the moment its timer fired: whatever had arrived by
+  // then has been read. A timer that fired late means this process itself was stalled (answers it has not
+  // read may be waiting, and its own callbacks ran late): that round is skipped, never two in a row.
+  private sweepFiredAt = 0;
+  private lastSweepFiredAt = 0;
+  private skippedSweep = false;
   private readonly sweepAfterPoll = (): void => {
+    const firedAt = performance.now();
+    const late = firedAt - this.lastSweepFiredAt - SWEEP_MS;
+    this.lastSweepFiredAt = firedAt;
+    if (late > SWEEP_MS && !this.skippedSweep) {
+      this.skippedSweep = true;
+      return;
+    }
+    this.skippedSweep = false;
+    this.sweepFiredAt = firedAt;
     setImmediate(this.sweep);
   };
 
   /** Enforce header, body and keep-alive timeouts (one timer per pool, not per request). */
   private readonly sweep = (): void => {
-    const now = performance.now();
+    const now = this.sweepFiredAt;
     for (const c of this.conns) c.check(now);
     this.expireQueued(now);
     if (this.conns.size === 0 && this.queue.size === 0 && this.uploadQueue.size === 0 && this.sweepTimer !== null) {
