@@ -1,8 +1,8 @@
 // Diagnostic (not a benchmark; `npx tsx bench/learn/drift-snr.ts [seeds]`): how much signal the predictor has
-// on the TUNING drift-then-crash scenarios. It records the faulty endpoint's per-window points (ln latency
-// over the peers' median, as the predictor sees them) and reports their noise before the fault, the slope
+// on the TUNING drift-then-crash scenarios. It records the faulty endpoint's per-window points (mean log
+// latency of its requests over that of its peers' requests, as the predictor sees them) and reports their noise before the fault, the slope
 // during the drift, and the z an oracle least-squares slope test (knowing when the drift began and the noise)
-// would reach 4, 6 and 8 windows into it. docs/learning.md explains why drains before the crash are rare.
+// would reach 4, 6 and 8 windows into it. docs/learning.md uses these figures.
 import { EndpointModel, type WindowPoint } from '../../src/learn/predictor.js';
 import { scenarioByName } from '../../src/sim/scenarios.js';
 import { runScenario } from '../../src/sim/simulator.js';

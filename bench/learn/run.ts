@@ -113,11 +113,11 @@ function assessCostUs(): number {
   const rng = new Rng(5);
   const models = Array.from({ length: 100 }, () => new EndpointModel(cfg.windows, cfg.errorWindows));
   const n = 400;
-  for (let k = 0; k < 50; k++) for (const m of models) m.push({ epoch: k, requests: 40, failures: rng.next() < 0.1 ? 1 : 0, latencyLogRatio: 0.1 * rng.normal(), peerFailureRate: 0.002 });
+  for (let k = 0; k < 50; k++) for (const m of models) m.push({ epoch: k, requests: 40, failures: rng.next() < 0.1 ? 1 : 0, latencyLogRatio: 0.1 * rng.normal(), latencySe: 0.1, peerFailureRate: 0.002 });
   const t0 = process.hrtime.bigint();
   for (let k = 50; k < 50 + n; k++) {
     for (const m of models) {
-      m.push({ epoch: k, requests: 40, failures: rng.next() < 0.1 ? 1 : 0, latencyLogRatio: 0.1 * rng.normal() + 0.002 * k, peerFailureRate: 0.002 });
+      m.push({ epoch: k, requests: 40, failures: rng.next() < 0.1 ? 1 : 0, latencyLogRatio: 0.1 * rng.normal() + 0.002 * k, latencySe: 0.1, peerFailureRate: 0.002 });
       m.assess(cfg, 1000);
     }
   }

@@ -36,11 +36,19 @@ function location(s: EndpointSignals, i: number): number {
   return a > 0 && b > 0 && c > 0 ? (Math.log(a) + Math.log(b) + Math.log(c)) / 3 : NaN;
 }
 
+/** Log latencies are clipped this far (ln units: ×0.22 to ×4.5) around the peers' location. */
+const LOG_CLIP = 1.5;
+/** Floor of a window's log-latency variance (a window of identical latencies is not exact knowledge). */
+const MIN_LOG_VARIANCE = 0.01;
+
 export class ServicePredictor {
   readonly counters: PredictorCounters = { assessments: 0, degrade: 0, drain: 0 };
   private readonly models = new Map<string, EndpointModel>();
   private p50s = new Float64Array(16);
-  private readonly point: { -readonly [K in keyof WindowPoint]: WindowPoint[K] } = { epoch: 0, requests: 0, failures: 0, latencyLogRatio: NaN, peerFailureRate: NaN };
+  private readonly point: { -readonly [K in keyof WindowPoint]: WindowPoint[K] } = { epoch: 0, requests: 0, failures: 0, latencyLogRatio: NaN, latencySe: NaN, peerFailureRate: NaN };
+  /** Per member of the current window: count, sum and sum of squares of clipped log latencies. */
+  private moments = new Float64Array(48);
+  private readonly one = new Float64Array(3);
 
   /**
    * One completed window: `members` are the endpoints in ordinary rotation (their figures are comparable);
@@ -64,23 +72,57 @@ export class ServicePredictor {
       if (loc === loc) this.p50s[n++] = loc;
     }
     const peerLoc = n >= settings.peerLatency.minHosts ? medianInPlace(this.p50s, n) : NaN;
-    for (const s of members) {
+    // Every request of the window, as its log latency clipped to the peers' location ± LOG_CLIP: per member
+    // and pooled over all of them (a member's peers are the pool minus itself).
+    if (this.moments.length < 3 * members.length) this.moments = new Float64Array(members.length * 6);
+    const mo = this.moments;
+    let poolN = 0;
+    let poolS = 0;
+    let poolQ = 0;
+    let withData = 0;
+    for (let k = 0; k < members.length; k++) {
+      const s = members[k]!;
+      const h = peerLoc === peerLoc ? s.windows?.windowHistogram(epoch) : undefined;
+      if (h === undefined || h.totalCount === 0) {
+        mo[3 * k] = mo[3 * k + 1] = mo[3 * k + 2] = 0;
+        continue;
+      }
+      h.clippedLogMoments(peerLoc - LOG_CLIP, peerLoc + LOG_CLIP, this.one);
+      mo[3 * k] = this.one[0]!;
+      mo[3 * k + 1] = this.one[1]!;
+      mo[3 * k + 2] = this.one[2]!;
+      poolN += this.one[0]!;
+      poolS += this.one[1]!;
+      poolQ += this.one[2]!;
+      if (this.one[0]! >= cfg.minRequests) withData++;
+    }
+    for (let k = 0; k < members.length; k++) {
+      const s = members[k]!;
       let m = this.models.get(s.id);
       if (!m) this.models.set(s.id, (m = new EndpointModel(cfg.windows, cfg.errorWindows)));
       const i = s.features.index(0);
       const p = this.point;
       p.epoch = epoch;
+      p.latencyLogRatio = NaN;
+      p.latencySe = NaN;
       if (i < 0 || s.features.epoch[i] !== epoch) {
         p.requests = p.failures = 0;
-        p.latencyLogRatio = NaN;
         p.peerFailureRate = NaN;
       } else {
         const total = s.features.total[i]!;
         const failures = s.features.failures[i]!;
         p.requests = total;
         p.failures = failures;
-        const loc = total >= cfg.minRequests ? location(s, i) : NaN;
-        p.latencyLogRatio = loc === loc && peerLoc === peerLoc ? loc - peerLoc - Math.log(usualRatio(s, settings.peerLatency.usualRatioCap)) : NaN;
+        const en = mo[3 * k]!;
+        const pn = poolN - en;
+        if (en >= cfg.minRequests && pn >= cfg.minRequests && withData >= settings.peerLatency.minHosts) {
+          const em = mo[3 * k + 1]! / en;
+          const pm = (poolS - mo[3 * k + 1]!) / pn;
+          const ev = Math.max(MIN_LOG_VARIANCE, mo[3 * k + 2]! / en - em * em);
+          const pv = Math.max(MIN_LOG_VARIANCE, (poolQ - mo[3 * k + 2]!) / pn - pm * pm);
+          p.latencyLogRatio = em - pm - Math.log(usualRatio(s, settings.peerLatency.usualRatioCap));
+          p.latencySe = Math.sqrt(ev / en + pv / pn);
+        }
         const otherTotal = allTotal - total;
         p.peerFailureRate = otherTotal > 0 ? (allFailures - failures) / otherTotal : NaN;
       }

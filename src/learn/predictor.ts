@@ -1,8 +1,9 @@
 // Failure prediction per endpoint: where its latency and error rate, relative to its peers, are heading.
-// One point per completed window; a robust trend over the last few windows forecasts when the endpoint
-// will cross the failure line, and how sure that is. Pure: time is the window number the caller passes.
+// One point per completed window: latency by a CUSUM of standardized per-window differences with a rising
+// slope gate, errors by a Cochran–Armitage trend. Pure: time is the window number the caller passes.
+import { cusumHForArl } from '../detect/arl.js';
 import { normalCdf } from '../detect/robust.js';
-import { cochranArmitage, emptyFit, theilSen, type TrendFit } from './trend.js';
+import { cochranArmitage, emptyFit, type TrendFit } from './trend.js';
 
 /** The predictor's settings (the `healing.prediction` config group). */
 export interface PredictionSettings {
@@ -19,7 +20,11 @@ export interface PredictionSettings {
   readonly errorMinExcess: number;
   readonly deweightZ: number;
   readonly drainZ: number;
-  readonly recentShare: number;
+  readonly cusumK: number;
+  readonly deweightArl: number;
+  readonly drainArl: number;
+  readonly overdispersion: number;
+  readonly slopeZ: number;
   readonly confirmWindows: number;
   readonly deweightWeight: number;
   readonly drainMs: number;
@@ -31,8 +36,13 @@ export interface WindowPoint {
   /** Requests (failures included) the endpoint completed in the window. */
   readonly requests: number;
   readonly failures: number;
-  /** ln(endpoint latency / peers' median latency) minus the endpoint's usual ln ratio; NaN when not measurable. */
+  /**
+   * Mean log latency of the endpoint's requests minus that of its peers' requests pooled, minus the
+   * endpoint's usual ln ratio; NaN when not measurable.
+   */
   readonly latencyLogRatio: number;
+  /** Standard error of latencyLogRatio from the window's own requests (NaN: unknown). */
+  readonly latencySe: number;
   /** Failure fraction of the other endpoints in the same window (NaN when they had no traffic). */
   readonly peerFailureRate: number;
 }
@@ -64,20 +74,70 @@ const RANK: Record<PredictionSeverity, number> = { none: 0, degrade: 1, drain: 2
  * never re-enters another's.
  */
 const MAX_WINDOWS = 64;
-const pairs = new Float64Array((MAX_WINDOWS * (MAX_WINDOWS - 1)) / 2);
-const scratch = new Float64Array(MAX_WINDOWS);
-const full = emptyFit();
 const errFit = emptyFit();
+const latFit = emptyFit();
+/** One window's standardized difference counts at most this much in either direction (one wild window is no trend). */
+const STEP_CAP = 4;
+/** Windows after the one where the chart left zero before its rise is judged (fewer say little). */
+const MIN_SLOPE_POINTS = 4;
+/**
+ * A change that rises, but not yet clearly, is given this many windows after its first before it is
+ * taken for a level shift (a falling one is taken for one at once): a slow ramp needs them to show.
+ */
+const SHIFT_JUDGED_AT = 8;
 
-/** Median of the non-NaN x[from..to) (in the shared scratch); NaN when none. */
-function medianOf(x: Float64Array, from: number, to: number): number {
-  let m = 0;
-  for (let i = Math.max(0, from); i < to; i++) if (x[i]! === x[i]!) scratch[m++] = x[i]!;
-  if (m === 0) return NaN;
-  const a = scratch.subarray(0, m);
-  a.sort();
-  const mid = m >> 1;
-  return m % 2 === 1 ? a[mid]! : (a[mid - 1]! + a[mid]!) / 2;
+/** CUSUM threshold for an average run length, remembered for the last two settings asked (de-weight, drain). */
+const memo = { k: [NaN, NaN], arl: [NaN, NaN], h: [NaN, NaN] };
+function thresholdFor(k: number, arl: number): number {
+  for (let j = 0; j < 2; j++) if (memo.k[j] === k && memo.arl[j] === arl) return memo.h[j]!;
+  memo.k[1] = memo.k[0]!;
+  memo.arl[1] = memo.arl[0]!;
+  memo.h[1] = memo.h[0]!;
+  memo.k[0] = k;
+  memo.arl[0] = arl;
+  return (memo.h[0] = cusumHForArl(k, arl));
+}
+
+/**
+ * Weighted least-squares line through (t[i], x[i]) with weights 1/se[i]² for from ≤ i < to (NaN points
+ * skipped): slope per unit of t, level at tNow, z = slope over its standard error (se widened by `phi`).
+ */
+function weightedSlope(t: Float64Array, x: Float64Array, se: Float64Array, from: number, to: number, tNow: number, phi: number, out: TrendFit): TrendFit {
+  let W = 0;
+  let tw = 0;
+  let xw = 0;
+  let n = 0;
+  for (let i = from; i < to; i++) {
+    const s = se[i]!;
+    if (x[i]! !== x[i]! || !(s > 0)) continue;
+    const w = 1 / (s * s);
+    W += w;
+    tw += w * t[i]!;
+    xw += w * x[i]!;
+    n++;
+  }
+  out.n = n;
+  out.slope = 0;
+  out.level = NaN;
+  out.z = 0;
+  if (n < 3) return out;
+  const tBar = tw / W;
+  const xBar = xw / W;
+  let sxy = 0;
+  let sxx = 0;
+  for (let i = from; i < to; i++) {
+    const s = se[i]!;
+    if (x[i]! !== x[i]! || !(s > 0)) continue;
+    const w = 1 / (s * s);
+    const dt = t[i]! - tBar;
+    sxy += w * dt * (x[i]! - xBar);
+    sxx += w * dt * dt;
+  }
+  if (!(sxx > 0)) return out;
+  out.slope = sxy / sxx;
+  out.level = xBar + out.slope * (tNow - tBar);
+  out.z = sxy / Math.sqrt(sxx) / phi;
+  return out;
 }
 
 /**
@@ -89,12 +149,23 @@ export class EndpointModel {
   private readonly latencyWindows: number;
   private readonly t: Float64Array;
   private readonly lat: Float64Array;
+  private readonly se: Float64Array;
   private readonly req: Float64Array;
   private readonly fail: Float64Array;
   private readonly peerRate: Float64Array;
   private len = 0;
   /** Windows with a forecast: +1 each, −1 (down to 0) for each window without one. */
   streak = 0;
+  /** Latency CUSUM of standardized windows, and the window it last left zero (−1: at zero). */
+  cusum = 0;
+  cusumFrom = -1;
+  /**
+   * The level (ln, over the peers' usual) the CUSUM judges against: 0, or the level of a shift that was
+   * established and did not keep rising (a slower version, a slower host); and the lower CUSUM that
+   * notices the endpoint came back down from it.
+   */
+  reference = 0;
+  lowerCusum = 0;
   lastEpoch = -1;
   readonly last: Prediction = noPrediction();
 
@@ -103,6 +174,7 @@ export class EndpointModel {
     this.capacity = Math.max(this.latencyWindows, Math.min(MAX_WINDOWS, Math.floor(errorWindows)));
     this.t = new Float64Array(this.capacity);
     this.lat = new Float64Array(this.capacity);
+    this.se = new Float64Array(this.capacity);
     this.req = new Float64Array(this.capacity);
     this.fail = new Float64Array(this.capacity);
     this.peerRate = new Float64Array(this.capacity);
@@ -114,12 +186,16 @@ export class EndpointModel {
 
   /** Bytes held by this model (the ≤ 4 KB per endpoint bound is checked against this). */
   stateBytes(): number {
-    return 5 * this.t.byteLength + 8 * 8 + 7 * 8;
+    return 6 * this.t.byteLength + 8 * 8 + 11 * 8;
   }
 
   clear(): void {
     this.len = 0;
     this.streak = 0;
+    this.cusum = 0;
+    this.cusumFrom = -1;
+    this.reference = 0;
+    this.lowerCusum = 0;
     this.lastEpoch = -1;
     Object.assign(this.last, noPrediction());
   }
@@ -131,6 +207,7 @@ export class EndpointModel {
     if (this.len === this.capacity) {
       this.t.copyWithin(0, 1);
       this.lat.copyWithin(0, 1);
+      this.se.copyWithin(0, 1);
       this.req.copyWithin(0, 1);
       this.fail.copyWithin(0, 1);
       this.peerRate.copyWithin(0, 1);
@@ -139,46 +216,110 @@ export class EndpointModel {
     const i = this.len++;
     this.t[i] = p.epoch;
     this.lat[i] = p.latencyLogRatio;
+    this.se[i] = p.latencySe;
     this.req[i] = p.requests > 0 ? p.requests : 0;
     this.fail[i] = p.failures > 0 ? Math.min(p.failures, this.req[i]!) : 0;
     this.peerRate[i] = p.peerFailureRate;
   }
 
-  /** Assess the newest point (call once per pushed window). Updates `streak` and `last`. */
+  /**
+   * Update the latency CUSUM with the newest point (call once per pushed window, with the settings it was
+   * pushed under) and assess both channels. Updates `streak`, `cusum` and `last`.
+   */
   assess(cfg: PredictionSettings, windowMs: number): Prediction {
     const out = this.last;
     Object.assign(out, noPrediction());
     if (this.len === 0) return out;
     const tNow = this.t[this.len - 1]!;
     const perSec = 1000 / windowMs;
-    this.assessLatency(cfg, windowMs, tNow, perSec, out);
     this.assessErrors(cfg, windowMs, tNow, perSec, out);
-    // Forecasts count: +1 per window with one, −1 per window without (one noisy window in between does
-    // not reset the count). A single window's forecast is not acted on (noise rarely repeats); two
+    // Error forecasts count: +1 per window with one, −1 per window without (one noisy window in between
+    // does not reset the count). A single window's forecast is not acted on (noise rarely repeats); two
     // de-weight; confirmWindows drain.
     this.streak = out.severity !== 'none' ? this.streak + 1 : Math.max(0, this.streak - 1);
     if (out.severity === 'drain' && this.streak < cfg.confirmWindows) out.severity = 'degrade';
     if (this.streak < 2) out.severity = 'none';
+    // Latency: the CUSUM accumulates its own evidence over windows, so it needs no streak.
+    this.assessLatency(cfg, windowMs, tNow, perSec, out);
     return out;
   }
 
+  /**
+   * Latency: a one-sided CUSUM of the newest window's difference to the peers in standard errors,
+   * S = max(0, S + min(z, 4) − k), with thresholds set by its in-control average run length; it acts
+   * only while the windows since S left zero still rise (weighted slope z ≥ slopeZ) and the fitted level
+   * is at least latencyMinRatio. A warm-up falls, a deploy's step is flat once it has happened, load
+   * growth moves every endpoint together: none of them rises against the peers for long.
+   */
   private assessLatency(cfg: PredictionSettings, windowMs: number, tNow: number, perSec: number, out: Prediction): void {
-    const first = Math.max(0, this.len - this.latencyWindows);
-    theilSen(this.t, this.lat, first, this.len, tNow, pairs, scratch, full);
-    if (full.n < cfg.minPoints || !(full.slope > 0)) return;
-    if (!(full.level >= Math.log(cfg.latencyMinRatio))) return;
-    // Still rising now: the newest third must stand above the middle third by a share of what the slope
-    // says. A level shift (a deploy of a slower version) fits a line across the whole window, but once
-    // it is older than a third of the window, the two thirds are level.
-    const third = Math.floor((this.len - first) / 3);
-    const newest = medianOf(this.lat, this.len - third, this.len);
-    const middle = medianOf(this.lat, this.len - 2 * third, this.len - third);
-    if (!(newest - middle >= cfg.recentShare * full.slope * third)) return;
-    // And the newest windows themselves, not only the fitted line, are already above the action line.
-    if (!(newest >= Math.log(cfg.latencyMinRatio))) return;
+    const i = this.len - 1;
+    const x = this.lat[i]!;
+    const s = this.se[i]!;
+    const hDeweight = thresholdFor(cfg.cusumK, cfg.deweightArl);
+    if (x === x && s > 0) {
+      const z = (x - this.reference) / (s * cfg.overdispersion);
+      this.cusum = Math.max(0, this.cusum + Math.min(z, STEP_CAP) - cfg.cusumK);
+      if (this.cusum === 0) this.cusumFrom = -1;
+      else if (this.cusumFrom < 0) this.cusumFrom = tNow;
+      // Back down from a shifted reference: judge against the peers' usual again.
+      if (this.reference > 0) {
+        this.lowerCusum = Math.max(0, this.lowerCusum - Math.max(z, -STEP_CAP) - cfg.cusumK);
+        if (this.lowerCusum > hDeweight) this.rebase(0);
+      }
+    }
+    if (!(this.cusum > hDeweight)) return;
+    // The slope is judged over the windows after the one where the chart left zero (at most `windows`):
+    // a ramp keeps rising there, a step (a restart cold, a deploy) is flat or falling after it. The window
+    // where it left zero is left out: a change that began inside it makes it half old, half new — a
+    // rise into the next window even for a step.
+    let from = i;
+    while (from > 0 && i - from + 1 < this.latencyWindows && this.t[from - 1]! > this.cusumFrom) from--;
+    weightedSlope(this.t, this.lat, this.se, from, this.len, tNow, cfg.overdispersion, latFit);
+    if (latFit.n < MIN_SLOPE_POINTS) return;
+    if (!(latFit.z >= cfg.slopeZ)) {
+      if (latFit.z > 0 && latFit.n < SHIFT_JUDGED_AT) return;
+      // A change is established but is not clearly rising: a level shift. Its level becomes the
+      // reference, so it is not tested for a rise again and again (each test has a chance of a false
+      // rise). The reference is the fitted line where the run began when that is lower than its mean: a
+      // slow ramp mistaken for a step then rises above it at once and is caught again.
+      const start = latFit.level - latFit.slope * (tNow - this.t[from]!);
+      this.rebase(Math.max(0, Math.min(this.runMean(from), start)));
+      return;
+    }
+    if (!(latFit.level >= Math.log(cfg.latencyMinRatio))) return;
     const failLine = Math.log(cfg.latencyFailRatio);
-    const etaMs = full.level >= failLine ? 0 : ((failLine - full.level) / full.slope) * windowMs;
-    this.consider(cfg, 'latency', full, etaMs, perSec, Math.exp(full.level), out);
+    const etaMs = latFit.level >= failLine ? 0 : ((failLine - latFit.level) / latFit.slope) * windowMs;
+    if (etaMs > cfg.horizonMs) return;
+    const severity: PredictionSeverity = this.cusum > thresholdFor(cfg.cusumK, cfg.drainArl) ? 'drain' : 'degrade';
+    if (RANK[severity] < RANK[out.severity]) return;
+    out.severity = severity;
+    out.channel = 'latency';
+    out.etaMs = Math.round(etaMs);
+    out.z = Math.round(latFit.z * 100) / 100;
+    out.confidence = Math.round(normalCdf(latFit.z) * 10_000) / 10_000;
+    out.slopePerSec = Math.round(latFit.slope * perSec * 10_000) / 10_000;
+    out.level = Math.round(Math.exp(latFit.level) * 1000) / 1000;
+  }
+
+  /** Judge latency against a new reference level from now on. */
+  private rebase(level: number): void {
+    this.reference = level;
+    this.cusum = 0;
+    this.cusumFrom = -1;
+    this.lowerCusum = 0;
+  }
+
+  /** Weighted mean latency point of windows from..len (NaN when none). */
+  private runMean(from: number): number {
+    let w = 0;
+    let sx = 0;
+    for (let j = from; j < this.len; j++) {
+      const e = this.se[j]!;
+      if (this.lat[j]! !== this.lat[j]! || !(e > 0)) continue;
+      w += 1 / (e * e);
+      sx += this.lat[j]! / (e * e);
+    }
+    return w > 0 ? sx / w : NaN;
   }
 
   private assessErrors(cfg: PredictionSettings, windowMs: number, tNow: number, perSec: number, out: Prediction): void {

@@ -184,6 +184,31 @@ export class LatencyHistogram {
     return sum / this.totalCount;
   }
 
+  /**
+   * Moments of the recorded values' natural logs, each value taken at the middle of its bin and its log
+   * clipped to [lo, hi] (a few wild requests then weigh no more than a slow one): out[0] count, out[1] sum,
+   * out[2] sum of squares. Walks only the allocated blocks; allocates nothing.
+   */
+  clippedLogMoments(lo: number, hi: number, out: Float64Array): Float64Array {
+    out[0] = out[1] = out[2] = 0;
+    for (let b = 0; b < this.blockAt.length; b++) {
+      const slot = this.blockAt[b]!;
+      if (slot === 0) continue;
+      const base = (slot - 1) << BLOCK_BITS;
+      for (let k = 0; k < BLOCK; k++) {
+        const c = this.counts[base + k]!;
+        if (c === 0) continue;
+        const v = this.valueFromIndex((b << BLOCK_BITS) | k);
+        let x = Math.log(Math.max(1, this.lowestEquivalentValue(v) + this.sizeOfEquivalentValueRange(v) / 2));
+        x = x < lo ? lo : x > hi ? hi : x;
+        out[0] += c;
+        out[1] += c * x;
+        out[2] += c * x * x;
+      }
+    }
+    return out;
+  }
+
   /** Bytes this histogram holds: its blocks' store, the block directory and its own fields. */
   get estimatedFootprintInBytes(): number {
     return this.counts.byteLength + this.blockAt.byteLength + FIXED_BYTES;
