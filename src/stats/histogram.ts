@@ -177,8 +177,7 @@ export class LatencyHistogram {
       for (let k = 0; k < BLOCK; k++) {
         const c = this.counts[base + k]!;
         if (c === 0) continue;
-        const v = this.valueFromIndex((b << BLOCK_BITS) | k);
-        sum += (this.lowestEquivalentValue(v) + Math.floor(this.sizeOfEquivalentValueRange(v) / 2)) * c;
+        sum += this.middleOfBin((b << BLOCK_BITS) | k) * c;
       }
     }
     return sum / this.totalCount;
@@ -198,8 +197,7 @@ export class LatencyHistogram {
       for (let k = 0; k < BLOCK; k++) {
         const c = this.counts[base + k]!;
         if (c === 0) continue;
-        const v = this.valueFromIndex((b << BLOCK_BITS) | k);
-        let x = Math.log(Math.max(1, this.lowestEquivalentValue(v) + this.sizeOfEquivalentValueRange(v) / 2));
+        let x = Math.log(Math.max(1, this.middleOfBin((b << BLOCK_BITS) | k)));
         x = x < lo ? lo : x > hi ? hi : x;
         out[0] += c;
         out[1] += c * x;
@@ -217,6 +215,12 @@ export class LatencyHistogram {
   /** Blocks allocated so far (each covers 32 consecutive bins). */
   get blockCount(): number {
     return this.blocksUsed;
+  }
+
+  /** The value a bin stands for in means (as HDR): the middle of its equivalent range. */
+  private middleOfBin(index: number): number {
+    const v = this.valueFromIndex(index);
+    return this.lowestEquivalentValue(v) + Math.floor(this.sizeOfEquivalentValueRange(v) / 2);
   }
 
   private bucketIndex(value: number): number {
