@@ -162,11 +162,14 @@ const pooled: Quantiles = { p10: NaN, p50: NaN, p90: NaN, p99: NaN };
  */
 /** Whether the last pooledQuantile() answer came from pooled windows (a starved endpoint). */
 export let lastQuantilePooled = false;
+/** How many windows (newest first) the last pooledQuantile() answer came from: 1 unless pooled. */
+export let lastQuantileWindows = 1;
 
 export function pooledQuantile(s: EndpointSignals, epoch: number, key: 'p10' | 'p50' | 'p90' | 'p99', minReq: number, poolWindows: number): number {
   const f = s.features;
   const i = f.index(0);
   lastQuantilePooled = false;
+  lastQuantileWindows = 1;
   if (i < 0 || f.epoch[i] !== epoch) return NaN;
   if (f.total[i]! >= minReq) return f[key][i]!;
   lastQuantilePooled = true;
@@ -197,6 +200,7 @@ export function pooledQuantile(s: EndpointSignals, epoch: number, key: 'p10' | '
     if (h !== undefined && h.totalCount > 0) poolHists[n++] = h;
   }
   if (n === 0) return NaN;
+  lastQuantileWindows = k + 1;
   return quantilesOf(poolHists, n, pooled)[key];
 }
 

@@ -1,8 +1,8 @@
 // Robust peer detectors: compare each endpoint with the median of its peers, scaled by the median
 // absolute deviation. Unlike mean − k·stdev, the median and MAD are not dragged by the outliers
 // themselves, so two bad endpoints out of five are both caught (stdev masks them).
-import { lastQuantilePooled, pooledQuantile } from './features.js';
-import { binomialZ, MAD_TO_SIGMA, medianMad, poissonUpperTail } from './robust.js';
+import { lastQuantilePooled, lastQuantileWindows, pooledQuantile } from './features.js';
+import { binomialZ, MAD_TO_SIGMA, medianMad, poissonUpperTail, signTestUpperTail } from './robust.js';
 import type { DetectionInput, Detector, EndpointSignals } from './types.js';
 
 const agg = { total: 0, failures: 0 };
@@ -153,11 +153,17 @@ export const peerLatency: Detector = {
         s.usualN++;
       }
       const rel = worst[k]!;
+      // A p50 at the eject level counts toward ejection only when the endpoint's median is confidently above
+      // the de-weight level (sign test), not just its point estimate above the eject level: the p50 of the
+      // few requests a de-weighted endpoint gets in heavy-tailed noise lands at 2× by chance.
+      let signP = NaN;
+      if (rel >= cfg.ejectRatio && worstQ[k] === 'p50') signP = p50SignTest(s, input.completedEpoch, cfg, cfg.degradeRatio * usualRatio(s, cfg.usualRatioCap) * worstMed[k]!, signCount);
+      const ejectLevel = rel >= cfg.ejectRatio && !(signP > SIGN_TEST_MAX_P);
       // Leaky strikes: one clean window forgives one strike ("confirmWindows of the last few"), so a
       // single noisy peer window does not restart the count, and isolated flags never accumulate.
       // Ejection counts only windows at the eject level: two chance windows at 1.6× and 2.1× must not
       // add up to an ejection.
-      s.latencyEjectStrikes = rel >= cfg.ejectRatio ? Math.min(cfg.confirmWindows, s.latencyEjectStrikes + 1) : Math.max(0, s.latencyEjectStrikes - 1);
+      s.latencyEjectStrikes = ejectLevel ? Math.min(cfg.confirmWindows, s.latencyEjectStrikes + 1) : Math.max(0, s.latencyEjectStrikes - 1);
       if (rel === 0) {
         s.latencyStrikes = Math.max(0, s.latencyStrikes - 1);
         continue;
@@ -165,7 +171,7 @@ export const peerLatency: Detector = {
       s.latencyStrikes = Math.min(cfg.confirmWindows, s.latencyStrikes + 1); // stays armed while it stands out
       if (s.latencyStrikes < cfg.confirmWindows) continue;
       let eject = s.latencyEjectStrikes >= cfg.confirmWindows;
-      if (!eject && rel >= cfg.ejectRatio && s.latencyEjectStrikes >= cfg.confirmWindows - 1) {
+      if (!eject && ejectLevel && s.latencyEjectStrikes >= cfg.confirmWindows - 1) {
         // Confirmed slow, at the eject level now but one eject-level window short (the first window of a
         // gray failure often lands at 1.8×, and the de-weight that follows starves the sample). Eject
         // anyway when the whole distribution moved: p10 at the eject ratio of the peers' p10 as well. The
@@ -191,11 +197,36 @@ export const peerLatency: Detector = {
         kind: 'latency',
         severity: eject ? 'eject' : 'degrade',
         ...(eject ? {} : { weight: Math.max(0.01, 1 / rel) }),
-        evidence: { quantile: worstQ[k]!, valueMs: r2(worstX[k]! / 1000), peerMedianMs: r2(worstMed[k]! / 1000), ratio: r2(rel), windows: s.latencyStrikes },
+        evidence: { quantile: worstQ[k]!, valueMs: r2(worstX[k]! / 1000), peerMedianMs: r2(worstMed[k]! / 1000), ratio: r2(rel), windows: s.latencyStrikes, ...(signP === signP ? { aboveDegrade: signCount[0]!, requests: signCount[1]!, signP: Number(signP.toPrecision(3)) } : {}) },
       });
     }
   },
 };
+
+/** One-sided level of the p50 sign test: the endpoint's median is above the de-weight level with 95 % confidence. */
+const SIGN_TEST_MAX_P = 0.05;
+const signCount = new Float64Array(2);
+
+/**
+ * Sign test of the windows the endpoint's p50 was judged on (the newest, or the pooled ones): how many of
+ * their n requests took at least `thresholdUs`, and P(Binomial(n, ½) ≥ that count), the chance of so many
+ * if the endpoint's median were at the threshold. Writes [count, n] into `out`.
+ */
+function p50SignTest(s: EndpointSignals, epoch: number, cfg: DetectionInput['settings']['peerLatency'], thresholdUs: number, out: Float64Array): number {
+  const w = s.windows;
+  if (!w || !(pooledQuantile(s, epoch, 'p50', cfg.minRequests, cfg.poolWindows) > 0)) return NaN;
+  let n = 0;
+  let above = 0;
+  for (let a = 0; a < lastQuantileWindows; a++) {
+    const h = w.windowHistogram(epoch - a);
+    if (h === undefined) continue;
+    n += h.totalCount;
+    above += h.totalCount - h.countBelow(thresholdUs);
+  }
+  out[0] = above;
+  out[1] = n;
+  return n > 0 ? signTestUpperTail(above, n) : NaN;
+}
 
 function r2(x: number): number {
   return Math.round(x * 100) / 100;

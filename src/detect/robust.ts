@@ -75,6 +75,21 @@ export function poissonUpperTail(k: number, lambda: number): number {
   return Math.min(1, sum);
 }
 
+/** P(X ≥ k) for X ~ Binomial(n, ½): the sign test's one-sided p-value for k of n signs positive. */
+export function signTestUpperTail(k: number, n: number): number {
+  if (k <= 0) return 1;
+  if (k > n) return 0;
+  let logTerm = logFactorial(n) - logFactorial(k) - logFactorial(n - k) - n * Math.LN2;
+  let sum = 0;
+  for (let i = k; i <= n; i++) {
+    const term = Math.exp(logTerm);
+    sum += term;
+    if (term < sum * 1e-12) break;
+    logTerm += Math.log(n - i) - Math.log(i + 1);
+  }
+  return Math.min(1, sum);
+}
+
 function logFactorial(n: number): number {
   let s = 0;
   for (let i = 2; i <= n; i++) s += Math.log(i);

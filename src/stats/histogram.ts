@@ -149,6 +149,14 @@ export class LatencyHistogram {
     return this.lowestEquivalentValue(value) + this.sizeOfEquivalentValueRange(value) - 1;
   }
 
+  /** Values recorded in bins wholly below `value`'s bin (a sign test's count, to bin resolution). */
+  countBelow(value: number): number {
+    const end = Math.min(this.countsArrayIndex(value), this.countsArrayLength);
+    let n = 0;
+    for (let i = 0; i < end; i++) n += this.getCountAtIndex(i);
+    return n;
+  }
+
   /** As HDR: the highest value equivalent to the bin where the cumulative count reaches ⌈p/100 × total⌉. */
   getValueAtPercentile(percentile: number): number {
     const p = Math.min(percentile, 100);

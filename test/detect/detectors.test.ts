@@ -6,6 +6,7 @@ import { consecutiveVerdicts } from '../../src/detect/consecutive.js';
 import { envoyFailurePercentage, envoySuccessRate } from '../../src/detect/envoy.js';
 import { peerLatency, peerSuccess } from '../../src/detect/peer.js';
 import { getDetector, detectorNames, registerDetector } from '../../src/detect/registry.js';
+import { signTestUpperTail } from '../../src/detect/robust.js';
 import type { DetectionInput, EndpointSignals, Verdict } from '../../src/detect/types.js';
 import { around, close, fill, signals } from './_signals.js';
 
@@ -178,6 +179,45 @@ t.test('peer_latency: a moderately slower endpoint is de-weighted, not ejected',
   t.equal(v.length, 1);
   t.equal(v[0]!.severity, 'degrade');
   t.ok(v[0]!.weight! > 0.5 && v[0]!.weight! < 0.65, `weight ${v[0]!.weight}`);
+});
+
+t.test('sign test: P(Binomial(n, ½) ≥ k), exact', async (t) => {
+  t.equal(signTestUpperTail(10, 10), 1 / 1024);
+  t.ok(Math.abs(signTestUpperTail(6, 10) - 386 / 1024) < 1e-12);
+  t.ok(Math.abs(signTestUpperTail(15, 20) - 21_700 / 1_048_576) < 1e-12);
+  t.equal(signTestUpperTail(0, 7), 1);
+  t.equal(signTestUpperTail(11, 10), 0);
+  t.ok(Math.abs(signTestUpperTail(500, 1000) - 0.5126) < 1e-3, 'large n');
+});
+
+t.test('peer_latency: a p50 at the eject level ejects only when the sign test says the median is above the de-weight level', async (t) => {
+  // After the warm-up, e0 gets 10 requests a window (de-weighted) whose p50 is 25 ms, 2.5× its peers.
+  // A gray failure moves them all; heavy-tailed noise moves the p50 of a handful with the rest still fast.
+  const medians = [10_000, 9_000, 11_000, 10_000, 12_000];
+  const last = (slowOf10: number): Verdict[] => {
+    const all = medians.map((_, i) => signals(`e${i}`));
+    const warm = S.peerLatency.warmupWindows;
+    let v: Verdict[] = [];
+    for (let e = 0; e < warm + 3; e++) {
+      all.forEach((s, i) => {
+        if (e < warm || i !== 0) fill(s, e, 40, 0, around(medians[i]!));
+        else fill(s, e, 10, 0, (j) => (j < slowOf10 ? 25_000 : 11_000));
+      });
+      close(all, e);
+      v = run(peerLatency, input(all, e));
+    }
+    return v;
+  };
+  const gray = last(10);
+  t.equal(gray[0]?.severity, 'eject', 'all 10 slow: ejected');
+  t.equal(gray[0]?.evidence.aboveDegrade, 10);
+  t.equal(gray[0]?.evidence.requests, 10);
+  t.ok(Number(gray[0]?.evidence.signP) < 0.002, `sign test p ${gray[0]?.evidence.signP}`);
+  const chance = last(6);
+  t.equal(chance[0]?.evidence.quantile, 'p50');
+  t.ok(Number(chance[0]?.evidence.ratio) >= S.peerLatency.ejectRatio, `p50 ratio ${chance[0]?.evidence.ratio}`);
+  t.equal(chance[0]?.severity, 'degrade', '6 of 10 slow, 4 below the de-weight level: de-weighted, not ejected');
+  t.ok(Number(chance[0]?.evidence.signP) > 0.05, `sign test p ${chance[0]?.evidence.signP}`);
 });
 
 t.test('peer_latency: a starved endpoint is judged on pooled windows anchored on a full one', async (t) => {

@@ -134,3 +134,17 @@ t.test('clipped log moments: count, sum and sum of squares of the bins\' logs, c
   t.ok(Math.abs(out[2]! / values.length - q / values.length) < 0.2, `mean square ${out[2]! / values.length} vs ${q / values.length} (seed 11)`);
   t.ok(out[1]! / values.length <= hi, 'the wild request is clipped');
 });
+
+t.test('countBelow: values in the bins wholly below a value\'s bin', async (t) => {
+  const h = new LatencyHistogram(MAX_US, 2);
+  t.equal(h.countBelow(1000), 0, 'empty');
+  const rnd = seededRandom(5);
+  const values: number[] = [];
+  for (let i = 0; i < 300; i++) values.push(Math.round(Math.exp(9 + rnd() * 3)));
+  for (const v of values) h.recordValue(v);
+  for (const x of [0, 1, 5_000, 10_000, 20_000, 100_000, 1_000_000, MAX_US]) {
+    const below = values.filter((v) => h.countsArrayIndex(v) < h.countsArrayIndex(x)).length;
+    t.equal(h.countBelow(x), below, `below ${x} (seed 5)`);
+  }
+  t.equal(h.countBelow(MAX_US) + values.filter((v) => h.countsArrayIndex(v) >= h.countsArrayIndex(MAX_US)).length, values.length);
+});
