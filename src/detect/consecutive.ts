@@ -28,20 +28,37 @@ export const consecutiveGateway = make('consecutive_gateway', (i, k) => {
   return w && { count: w.consecutiveGateway, threshold: i.settings.consecutive.gateway };
 });
 
+/**
+ * Refused connections in a row (ECONNREFUSED on connect): nothing listens at the endpoint, so one is
+ * enough by default, where a timeout (overload, packet loss) must not eject on its first occurrence.
+ * The active probes readmit it as soon as something listens again (a restarted pod).
+ */
+export const consecutiveRefused = make('consecutive_refused', (i, k) => {
+  const w = i.endpoints[k]!.windows;
+  const threshold = i.settings.consecutive.refused;
+  return w && threshold > 0 ? { count: w.consecutiveRefused, threshold } : undefined;
+});
+
 export const consecutiveLocalOrigin = make('consecutive_local_origin', (i, k) => {
   const w = i.endpoints[k]!.windows;
   return w && { count: w.consecutiveLocalOrigin, threshold: i.settings.consecutive.localOrigin };
 });
 
-/** The most specific consecutive verdict per endpoint: local-origin, then gateway, then any 5xx. */
 /** Names of the consecutive-failure detectors: a run of failures in a row, a fault a probe can see whole. */
-export const CONSECUTIVE_DETECTORS: ReadonlySet<string> = new Set([consecutive5xx.name, consecutiveGateway.name, consecutiveLocalOrigin.name]);
+export const CONSECUTIVE_DETECTORS: ReadonlySet<string> = new Set([consecutive5xx.name, consecutiveGateway.name, consecutiveLocalOrigin.name, consecutiveRefused.name]);
 
+/** The most specific consecutive verdict per endpoint: refused, then local-origin, then gateway, then any 5xx. */
 export function consecutiveVerdicts(input: DetectionInput, out: Verdict[]): void {
   const start = out.length;
-  consecutiveLocalOrigin.detect(input, out);
+  consecutiveRefused.detect(input, out);
   const seen = new Set<string>();
   for (let i = start; i < out.length; i++) seen.add(out[i]!.target);
+  const l = out.length;
+  consecutiveLocalOrigin.detect(input, out);
+  for (let i = l; i < out.length; i++) {
+    if (seen.has(out[i]!.target)) out.splice(i--, 1);
+    else seen.add(out[i]!.target);
+  }
   const g = out.length;
   consecutiveGateway.detect(input, out);
   for (let i = g; i < out.length; i++) {

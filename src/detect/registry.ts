@@ -1,5 +1,5 @@
 // Detectors registered by name: policies pick them by name, and new ones (learned, predicted) plug in.
-import { consecutive5xx, consecutiveGateway, consecutiveLocalOrigin } from './consecutive.js';
+import { consecutive5xx, consecutiveGateway, consecutiveLocalOrigin, consecutiveRefused } from './consecutive.js';
 import { envoyFailurePercentage, envoySuccessRate } from './envoy.js';
 import { peerLatency, peerSuccess } from './peer.js';
 import { errorBaseline, latencyBaseline } from './baseline.js';
@@ -21,4 +21,4 @@ export function detectorNames(): string[] {
   return [...registry.keys()];
 }
 
-for (const d of [consecutive5xx, consecutiveGateway, consecutiveLocalOrigin, envoySuccessRate, envoyFailurePercentage, peerSuccess, peerLatency, starvedLatency, latencyBaseline, errorBaseline]) registerDetector(d);
+for (const d of [consecutive5xx, consecutiveGateway, consecutiveLocalOrigin, consecutiveRefused, envoySuccessRate, envoyFailurePercentage, peerSuccess, peerLatency, starvedLatency, latencyBaseline, errorBaseline]) registerDetector(d);

@@ -88,6 +88,8 @@ interface ServiceRuntime {
   probes: ProbeResult[];
   urgent: boolean;
   hookAt: number;
+  /** Refused connections in a row at which the policy may act (0 = it never acts on refusals alone). */
+  hookRefusedAt: number;
 }
 
 const MAX_EXTERNAL = 1000;
@@ -153,6 +155,7 @@ export class HealingEngine {
       rt.settings = settings;
       rt.policy = factory(settings, { random: this.opts.random ?? Math.random });
       rt.hookAt = hookThreshold(settings);
+      rt.hookRefusedAt = refusedHookThreshold(settings);
       rt.view = undefined; // re-sync: scope keys and hooks follow the new settings
       this.unhookAll(rt);
     }
@@ -308,6 +311,7 @@ export class HealingEngine {
       probes: [],
       urgent: false,
       hookAt: hookThreshold(settings),
+      hookRefusedAt: refusedHookThreshold(settings),
     };
     this.runtimes.set(name, rt);
     return rt;
@@ -341,6 +345,7 @@ export class HealingEngine {
       if (hooking && w.failureHook === null) {
         w.failureHook = rt.hook;
         w.failureHookAt = rt.hookAt;
+        w.failureHookRefusedAt = rt.hookRefusedAt;
         rt.hooks.set(id, w);
       }
     }
@@ -497,4 +502,9 @@ function hookThreshold(s: ResolvedPolicySettings): number {
     default:
       return 0;
   }
+}
+
+/** The refused-connection run at which the policy may act (0 = none: the ordinary threshold applies). */
+function refusedHookThreshold(s: ResolvedPolicySettings): number {
+  return (s.policy === 'meshmedic' || s.policy === 'learned') && s.consecutive.enabled ? s.consecutive.refused : 0;
 }

@@ -40,7 +40,7 @@ export const windowsHandler: AttemptHandler = {
     const w = a.upstream.windows;
     // Integer µs: a small integer is passed unboxed (a fractional double would be allocated per call).
     // The window number is computed here so that no epoch-ms double crosses the call (it would be boxed).
-    w.recordEpoch(outcome, Math.round(a.latencyMs(performance.now()) * 1000), Math.floor(a.core.deps.clock.now() / w.opts.windowMs), a.status);
+    w.recordEpoch(outcome, Math.round(a.latencyMs(performance.now()) * 1000), Math.floor(a.core.deps.clock.now() / w.opts.windowMs), a.status, a.refused);
   },
 };
 

@@ -54,6 +54,8 @@ export abstract class Attempt {
   headersAt = 0;
   /** Response status of this attempt (0: none). */
   status = 0;
+  /** This attempt failed with a refused connection (set by the forwarder before settle; the windows count it apart). */
+  refused = false;
   settled = true;
   /** The client went away: nothing more is sent, nothing is retried. */
   gone = false;
@@ -77,6 +79,7 @@ export abstract class Attempt {
     this.sentAt = 0;
     this.headersAt = 0;
     this.status = 0;
+    this.refused = false;
     this.settled = false;
     const hs = this.core.attemptHandlers;
     for (let i = 0; i < hs.length; i++) hs[i]!.begin(this);

@@ -113,7 +113,8 @@ function passThrough(core: ProxyCore, client: net.Socket, view: ServiceView): vo
     attempt.firstByte();
     settle(Outcome.Success);
   });
-  server.on('error', () => {
+  server.on('error', (err: NodeJS.ErrnoException) => {
+    if (!firstByte && err.code === 'ECONNREFUSED') attempt.refused = true;
     settle(firstByte ? Outcome.Success : Outcome.LocalOrigin);
     client.destroy();
   });

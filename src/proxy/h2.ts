@@ -7,7 +7,7 @@ import { Outcome, outcomeOfStatus } from '../core/types.js';
 import type { ErrorCode } from '../core/errors.js';
 import type { ServiceView } from '../mesh/state.js';
 import type { ProxyCore } from './core.js';
-import { classifyUpstreamError, errorBody, grpcMessage, HEADERS_TIMEOUT, outcomeOfGrpcStatus, RESET, UpstreamError, type FailureClass } from './failure.js';
+import { classifyUpstreamError, errorBody, grpcMessage, HEADERS_TIMEOUT, outcomeOfGrpcStatus, REFUSED, RESET, UpstreamError, type FailureClass } from './failure.js';
 import { H2_FORBIDDEN } from './headers.js';
 import type { Upstream } from './upstream.js';
 import { Attempt, KIND_H2C } from './attempt.js';
@@ -243,6 +243,7 @@ class H2Exchange extends Attempt {
   private fail(fc: FailureClass, err: Error, mayHaveBeenSent: boolean): void {
     this.clearTimer();
     if (this.gone) return;
+    this.refused = fc === REFUSED;
     this.settle(fc.outcome);
     if (!this.responded) {
       const next = this.core.retryPolicy.afterFailure(this, fc, mayHaveBeenSent);

@@ -6,7 +6,7 @@ import { Outcome, outcomeOfStatus } from '../core/types.js';
 import type { ErrorCode } from '../core/errors.js';
 import type { ServiceView } from '../mesh/state.js';
 import type { ProxyCore } from './core.js';
-import { CLIENT_GONE, classifyUpstreamError, errorBody, type FailureClass } from './failure.js';
+import { CLIENT_GONE, classifyUpstreamError, errorBody, REFUSED, type FailureClass } from './failure.js';
 import { noteFdExhaustion } from './fd-limit.js';
 import { forwardRequestHeaders, forwardResponseHeaders, isValidAuthority, type RequestScan } from './headers.js';
 import type { Upstream } from './upstream.js';
@@ -229,6 +229,7 @@ export class Http1Exchange extends Attempt implements H1Handler {
     if (this.next !== null) return this.redispatch(outcomeOfStatus(this.status));
     const fc = classifyUpstreamError(err);
     noteFdExhaustion(err, this.core.deps.log, `connect to ${this.upstream.id}`);
+    this.refused = fc === REFUSED;
     this.settle(fc.outcome);
     if (res.committed) {
       // Mid-body failure: HTTP/1 can only signal it by closing the connection (the client sees truncation).

@@ -73,6 +73,8 @@ export interface SimResult {
 }
 
 const SERVICE = 'sim';
+/** A refused connection in the completion heap: recorded as a local-origin failure marked refused. */
+const REFUSED_OUTCOME = -1;
 const START = 1_700_000_000_000; // aligned to the second: windows start with the run
 
 function loadFactor(s: ScenarioSpec, t: number): number {
@@ -212,7 +214,8 @@ export function runScenario(spec: ScenarioSpec, opts: SimOptions): SimResult {
   const complete = () => {
     heap.pop(done);
     const slot = slotOf[done.endpoint]!;
-    stats.get(slot)!.record(done.outcome as Outcome, done.latencyUs, START + done.time);
+    const refused = done.outcome === REFUSED_OUTCOME;
+    stats.get(slot)!.record(refused ? Outcome.LocalOrigin : (done.outcome as Outcome), done.latencyUs, START + done.time, 0, refused);
     balancer.end(slot);
     balancer.observe(slot, done.latencyUs / 1000);
   };
@@ -290,7 +293,7 @@ export function runScenario(spec: ScenarioSpec, opts: SimOptions): SimResult {
     } else if (isFailure(outcome)) secImpacted[sec]! += 0; // background errors are not fault impact
     hist.recordValue(Math.max(1, Math.round(latencyUs)));
     balancer.begin(slotOf[i]!);
-    heap.push(t + latencyUs / 1000, i, outcome, latencyUs);
+    heap.push(t + latencyUs / 1000, i, beh.down === 1 ? REFUSED_OUTCOME : outcome, latencyUs);
   }
 
   // Recovery: first second from the fault's start after which 5 s in a row stay below 2 % impact.

@@ -62,7 +62,10 @@ export interface WindowsDelta {
   readonly byCode: readonly number[];
   readonly latencySumUs: number;
   readonly latencyCount: number;
-  /** Consecutive runs counted since the previous export: 5xx, gateway, local-origin, success. */
+  /**
+   * Consecutive runs counted since the previous export: 5xx, gateway, local-origin, success, and (optional,
+   * for deltas of older exporters) refused.
+   */
   readonly consecutive: readonly number[];
 }
 
@@ -86,7 +89,7 @@ function checkDelta(d: WindowsDelta, byCodeLength: number, bins: number): void {
   for (let i = 0; i < d.byCode.length; i += 2) {
     if (!isCount(d.byCode[i]) || d.byCode[i]! >= byCodeLength || !isCount(d.byCode[i + 1])) throw new RangeError(`delta: byCode pair ${i / 2} is not (index < ${byCodeLength}, count)`);
   }
-  if (d.consecutive.length !== 4 || !d.consecutive.every(isCount)) throw new RangeError('delta: consecutive is not 4 counts');
+  if ((d.consecutive.length !== 4 && d.consecutive.length !== 5) || !d.consecutive.every(isCount)) throw new RangeError('delta: consecutive is not 4 or 5 counts');
   if (!(d.latencySumUs >= 0) || !isCount(d.latencyCount)) throw new RangeError('delta: latency sum or count is not a non-negative number');
 }
 
@@ -146,6 +149,11 @@ export class EndpointWindows {
   consecutiveGateway = 0;
   consecutiveLocalOrigin = 0;
   consecutiveSuccess = 0;
+  /**
+   * Refused connections in a row (ECONNREFUSED on connect: nothing listens there), a subset of the
+   * local-origin run. Certain evidence where a timeout is not, so the policy may eject on the first one.
+   */
+  consecutiveRefused = 0;
   /** Window number of the last record (for idle detection). */
   lastEpoch = -1;
   /**
@@ -154,6 +162,8 @@ export class EndpointWindows {
    */
   failureHook: ((w: EndpointWindows) => void) | null = null;
   failureHookAt = 0;
+  /** The hook also runs once consecutiveRefused ≥ this after a refused connection (0 = only failureHookAt). */
+  failureHookRefusedAt = 0;
 
   constructor(opts: WindowOptions = DEFAULT_WINDOWS) {
     this.opts = opts;
@@ -179,16 +189,19 @@ export class EndpointWindows {
     this.owned = true;
   }
 
-  /** Record one finished request (`status`: the endpoint's HTTP status, 0 = none). `latencyUs` is clamped to [1, maxLatencyUs]. */
-  record(outcome: Outcome, latencyUs: number, nowMs: number, status = 0): void {
-    this.recordEpoch(outcome, latencyUs, Math.floor(nowMs / this.opts.windowMs), status);
+  /**
+   * Record one finished request (`status`: the endpoint's HTTP status, 0 = none; `refused`: a local-origin
+   * failure that was a refused connection). `latencyUs` is clamped to [1, maxLatencyUs].
+   */
+  record(outcome: Outcome, latencyUs: number, nowMs: number, status = 0, refused = false): void {
+    this.recordEpoch(outcome, latencyUs, Math.floor(nowMs / this.opts.windowMs), status, refused);
   }
 
   /**
    * The hot-path form of record(): the caller passes the window number (`epochOf(nowMs)`), a small
    * integer, rather than an epoch-ms timestamp, which as a double would be boxed on every call.
    */
-  recordEpoch(outcome: Outcome, latencyUs: number, epoch: number, status = 0): void {
+  recordEpoch(outcome: Outcome, latencyUs: number, epoch: number, status = 0, refused = false): void {
     const slot = epoch % this.opts.windows;
     if (this.epochs[slot] !== epoch) this.rotate(slot, epoch);
     this.counts[slot * OUTCOME_COUNT + outcome]! += 1;
@@ -208,26 +221,30 @@ export class EndpointWindows {
         this.consecutive5xx = 0;
         this.consecutiveGateway = 0;
         this.consecutiveLocalOrigin = 0;
+        this.consecutiveRefused = 0;
         this.consecutiveSuccess += 1;
         break;
       case Outcome.Error5xx:
         this.consecutive5xx += 1;
         this.consecutiveGateway = 0;
+        this.consecutiveRefused = 0;
         this.consecutiveSuccess = 0;
         break;
       case Outcome.Gateway:
         this.consecutive5xx += 1;
         this.consecutiveGateway += 1;
+        this.consecutiveRefused = 0;
         this.consecutiveSuccess = 0;
         break;
       case Outcome.LocalOrigin:
         this.consecutive5xx += 1;
         this.consecutiveGateway += 1;
         this.consecutiveLocalOrigin += 1;
+        this.consecutiveRefused = refused ? this.consecutiveRefused + 1 : 0;
         this.consecutiveSuccess = 0;
         break;
     }
-    if (outcome !== Outcome.Success && this.failureHook !== null && this.consecutive5xx >= this.failureHookAt) this.failureHook(this);
+    if (outcome !== Outcome.Success && this.failureHook !== null && (this.consecutive5xx >= this.failureHookAt || (refused && this.failureHookRefusedAt > 0 && this.consecutiveRefused >= this.failureHookRefusedAt))) this.failureHook(this);
   }
 
   /** Clear the consecutive counters (after an ejection, as Envoy does). */
@@ -235,6 +252,7 @@ export class EndpointWindows {
     this.consecutive5xx = 0;
     this.consecutiveGateway = 0;
     this.consecutiveLocalOrigin = 0;
+    this.consecutiveRefused = 0;
     this.consecutiveSuccess = 0;
   }
 
@@ -331,7 +349,7 @@ export class EndpointWindows {
       byCode,
       latencySumUs: this.latencySumUs,
       latencyCount: this.latencyCount,
-      consecutive: [this.consecutive5xx, this.consecutiveGateway, this.consecutiveLocalOrigin, this.consecutiveSuccess],
+      consecutive: [this.consecutive5xx, this.consecutiveGateway, this.consecutiveLocalOrigin, this.consecutiveSuccess, this.consecutiveRefused],
     };
     this.latencySumUs = 0;
     this.latencyCount = 0;
@@ -369,14 +387,17 @@ export class EndpointWindows {
     for (let i = 0; i + 1 < d.byCode.length; i += 2) this.byCode[d.byCode[i]!]! += d.byCode[i + 1]!;
     this.latencySumUs += d.latencySumUs;
     this.latencyCount += d.latencyCount;
-    const [c5xx, cGateway, cLocal, cSuccess] = d.consecutive;
+    const [c5xx, cGateway, cLocal, cSuccess, cRefused = 0] = d.consecutive;
     const failures = total[Outcome.Error5xx]! + total[Outcome.Gateway]! + total[Outcome.LocalOrigin]!;
     const successes = total[Outcome.Success]!;
     this.consecutive5xx = successes > 0 ? c5xx : this.consecutive5xx + c5xx;
     this.consecutiveGateway = successes > 0 || total[Outcome.Error5xx]! > 0 ? cGateway : this.consecutiveGateway + cGateway;
     this.consecutiveLocalOrigin = successes > 0 ? cLocal : this.consecutiveLocalOrigin + cLocal;
     this.consecutiveSuccess = failures > 0 ? cSuccess : this.consecutiveSuccess + cSuccess;
-    if (failures > 0 && this.failureHook !== null && this.consecutive5xx >= this.failureHookAt) this.failureHook(this);
+    // A refused run is broken by any other outcome, so it continues only if the whole delta was refusals.
+    this.consecutiveRefused = cRefused === total[Outcome.Success]! + failures ? this.consecutiveRefused + cRefused : cRefused;
+    const refusedDue = cRefused > 0 && this.failureHookRefusedAt > 0 && this.consecutiveRefused >= this.failureHookRefusedAt;
+    if (failures > 0 && this.failureHook !== null && (this.consecutive5xx >= this.failureHookAt || refusedDue)) this.failureHook(this);
   }
 
   /** Bytes held by this endpoint's windows (documented bound). */

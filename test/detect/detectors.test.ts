@@ -19,7 +19,7 @@ const run = (d: { detect(i: DetectionInput, o: Verdict[]): void }, i: DetectionI
 };
 
 t.test('registry: built-ins by name, duplicates refused', async (t) => {
-  for (const n of ['consecutive_5xx', 'consecutive_gateway', 'consecutive_local_origin', 'envoy_success_rate', 'envoy_failure_percentage', 'peer_success', 'peer_latency', 'latency_baseline', 'error_baseline']) t.ok(getDetector(n), n);
+  for (const n of ['consecutive_5xx', 'consecutive_gateway', 'consecutive_local_origin', 'consecutive_refused', 'envoy_success_rate', 'envoy_failure_percentage', 'peer_success', 'peer_latency', 'latency_baseline', 'error_baseline']) t.ok(getDetector(n), n);
   t.throws(() => registerDetector(getDetector('peer_latency')!), /already registered/);
   t.ok(detectorNames().length >= 9);
 });
@@ -41,6 +41,28 @@ t.test('consecutive: 5 × 500 ejects; 3 refused connections are reported as loca
   t.same(run({ detect: consecutiveVerdicts }, input([a], -1)), [], 'a success resets the streak');
   const off = resolvePolicySettings({ consecutive: { enabled: false } });
   t.same(run({ detect: consecutiveVerdicts }, input([b], -1, off)), [], 'disabled');
+});
+
+t.test('consecutive: one refused connection is reported at once (the most specific verdict); a timeout is not', async (t) => {
+  const a = signals('a');
+  const b = signals('b');
+  a.windows!.record(Outcome.LocalOrigin, 1000, 100); // a timeout
+  t.same(run({ detect: consecutiveVerdicts }, input([a, b], -1)), [], 'one timeout: nothing');
+  b.windows!.record(Outcome.LocalOrigin, 1000, 100, 0, true);
+  const v = run({ detect: consecutiveVerdicts }, input([a, b], -1));
+  t.same(v.map((x) => `${x.target}:${x.detector}`), ['b:consecutive_refused']);
+  t.same(v[0]!.evidence, { consecutive: 1, threshold: 1 });
+  t.equal(v[0]!.kind, 'failure');
+  t.equal(v[0]!.severity, 'eject');
+  for (let i = 0; i < 2; i++) b.windows!.record(Outcome.LocalOrigin, 1000, 200 + i, 0, true);
+  t.same(run({ detect: consecutiveVerdicts }, input([b], -1)).map((x) => x.detector), ['consecutive_refused'], 'three refusals: still one verdict, the refused one');
+  const two = resolvePolicySettings({ consecutive: { refused: 4 } });
+  t.same(run({ detect: consecutiveVerdicts }, input([b], -1, two)).map((x) => x.detector), ['consecutive_local_origin'], 'refused 4: three refusals fall to the local-origin run');
+  const off = resolvePolicySettings({ consecutive: { refused: 0 } });
+  t.same(run({ detect: consecutiveVerdicts }, input([b], -1, off)).map((x) => x.detector), ['consecutive_local_origin'], 'refused 0: counted as local-origin failures only');
+  const none = signals('c');
+  none.windows!.record(Outcome.LocalOrigin, 1000, 100, 0, true);
+  t.same(run({ detect: consecutiveVerdicts }, input([none], -1, off)), [], 'refused 0: one refusal ejects nothing');
 });
 
 /** Five endpoints with `n` requests each in windows 0..9, success rates given. */

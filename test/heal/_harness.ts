@@ -48,8 +48,9 @@ export function harness(o: HarnessOptions) {
     ids,
     applied,
     health: (i: number) => mesh.snapshot().endpoints.get(ids[i]!)!.health,
-    record(i: number, outcome: Outcome, latencyUs = 10_000) {
-      stats.ensure(slot(i)).record(outcome, latencyUs, clock.now());
+    /** Record one request of endpoint i (`refused`: a local-origin failure that was a refused connection). */
+    record(i: number, outcome: Outcome, latencyUs = 10_000, refused = false) {
+      stats.ensure(slot(i)).record(outcome, latencyUs, clock.now(), 0, refused);
     },
     /** Advance time by `ms`, ticking the engine every 100 ms; `perTick(i)` requests per endpoint each tick. */
     run(ms: number, traffic?: (i: number, tick: number) => { n: number; outcome?: Outcome; latencyUs?: number } | undefined) {

@@ -1,5 +1,6 @@
 // Live scenarios on loopback: the real sidecar (proxy + healing + admin, composed as in production) in
 // front of real HTTP backends; a failing one is ejected, stops receiving traffic, shows in the admin API.
+import http from 'node:http';
 import t from 'tap';
 import { validateConfig } from '../../src/config/load.js';
 import { silentLogger } from '../../src/core/log.js';
@@ -103,6 +104,63 @@ t.test('crash (connection refused): ejected, clients keep being served', async (
   for (let i = 0; i < 20; i++) if ((await request(proxy, { headers: { host: 'web' } })).status >= 500) failed++;
   t.equal(state(), 'ejected', `ejected after ${sent} requests`);
   t.ok(failed <= 3 + BATCH, `clients saw ${failed} failures (3 refused connections eject; the proxy may retry a refused connection elsewhere)`);
+});
+
+t.test('a real closed port: the first refused connection ejects it (consecutive_refused); a restart on that port is readmitted by the probes', async (t) => {
+  const ok = await backend((_req, res) => res.end('ok'));
+  const ok2 = await backend((_req, res) => res.end('ok'));
+  const dead = await refusedEndpoint(t);
+  // Retries off: every refused connection reaches the client, so the count below is exact.
+  const v = validateConfig({
+    admin: { listen: '127.0.0.1:0' },
+    outbound: { listen: '127.0.0.1:0' },
+    proxy: { retryConnectFailures: 0, retries: { attempts: 0 } },
+    services: [{ name: 'web', endpoints: [dead.address, `127.0.0.1:${ok.port}`, `127.0.0.1:${ok2.port}`].map((address) => ({ address })) }],
+    healing: { policy: 'meshmedic' },
+  });
+  if (!v.valid) throw new Error(v.errors.join('\n'));
+  const sc = await startSidecar(v.result, { log: silentLogger });
+  let restarted: Backend | undefined;
+  t.teardown(async () => {
+    await sc.close(1000);
+    await ok.close();
+    await ok2.close();
+    await restarted?.close();
+  });
+  const proxy = portOf(sc.addresses.outbound!);
+  const id = `web/${dead.address}`;
+  const state = () => sc.context.mesh.snapshot().endpoints.get(id)!.health;
+  // The engine hooks each endpoint's windows at its first tick (100 ms): wait for it, so that what is
+  // measured is the urgent path and not the tick.
+  const windows = sc.context.stats.ensure(sc.context.mesh.snapshot().endpoints.get(id)!.slot);
+  for (let i = 0; i < 400 && windows.failureHook === null; i++) await new Promise((r) => setTimeout(r, 25));
+  t.ok(windows.failureHook !== null, 'the engine hooked the endpoint\'s windows');
+  // One request at a time: the ejection (a microtask after the refused connection is recorded) lands
+  // before the client gets its 503, so no second request can reach the closed port.
+  let failed = 0;
+  let sent = 0;
+  for (; sent < 500 && state().state !== 'ejected'; sent++) if ((await request(proxy, { headers: { host: 'web' } })).status >= 500) failed++;
+  t.equal(state().state, 'ejected', `ejected after ${sent} requests`);
+  t.equal(failed, 1, 'one refused connection, one failed request');
+  const admin = portOf(sc.addresses.admin!);
+  const events: any[] = (await getJson(admin, '/v1/events')).events;
+  const ej = events.find((e) => e.action === 'eject' && e.target === id);
+  t.match(ej, { reason: 'consecutive_refused', evidence: { consecutive: 1, threshold: 1, level: 1 } }, 'its own reason and evidence in /v1/events');
+  for (let i = 0; i < 20; i++) t.equal((await request(proxy, { headers: { host: 'web' } })).status, 200, 'the others serve every request');
+  // The pod restarts: something listens on that address again. The probes see it, and clean canaries
+  // bring it back at full weight (generous bound: probes every 200 ms, probation after 2 s).
+  const server = http.createServer((_req, res) => res.end('ok'));
+  await new Promise<void>((r) => server.listen(dead.port, dead.host, r));
+  restarted = { port: dead.port, server, close: () => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()); }) };
+  const since = Date.now();
+  for (let i = 0; i < 600 && !(state().state === 'healthy' && state().weightFactor === 1); i++) {
+    await request(proxy, { headers: { host: 'web' } });
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  t.equal(state().state, 'healthy', `back ${Date.now() - since} ms after the restart`);
+  t.equal(state().weightFactor, 1);
+  const after: any[] = (await getJson(admin, '/v1/events')).events;
+  t.ok(after.some((e) => e.action === 'probation' && e.target === id && e.reason === 'probe_passed'), 'readmitted by a passing probe');
 });
 
 t.test('policy none: the failing endpoint stays in rotation', async (t) => {

@@ -9,7 +9,7 @@ t.test('consecutive failures eject at the threshold, without waiting for a tick'
   const h = harness({ endpoints: 5 });
   h.run(2000, healthy);
   for (let k = 0; k < 2; k++) h.record(0, Outcome.LocalOrigin);
-  t.equal(h.health(0).state, 'healthy', '2 refused connections: still in');
+  t.equal(h.health(0).state, 'healthy', '2 local-origin failures (timeouts, resets): still in');
   h.record(0, Outcome.LocalOrigin);
   t.equal(h.health(0).state, 'ejected', 'the 3rd local-origin failure ejects at once (urgent path)');
   const d = h.decisions('eject')[0]!;
@@ -18,6 +18,54 @@ t.test('consecutive failures eject at the threshold, without waiting for a tick'
   t.equal(d.evidence.level, 1);
   t.equal(d.evidence.ejectMs, 10_000);
   t.equal(h.engine.counters.urgentEvaluations > 0, true);
+});
+
+t.test('one refused connection ejects at once (consecutive_refused); a timeout does not; passing probes readmit it fast', async (t) => {
+  const h = harness({ endpoints: 5 });
+  h.run(2000, healthy);
+  h.record(1, Outcome.LocalOrigin, 1_000_000); // a timeout: not certain evidence
+  t.equal(h.health(1).state, 'healthy', 'one timeout: still in');
+  h.record(0, Outcome.LocalOrigin, 500, true);
+  t.equal(h.health(0).state, 'ejected', 'the first refused connection ejects (urgent path)');
+  const d = h.decisions('eject')[0]!;
+  t.equal(d.reason, 'consecutive_refused');
+  t.equal(d.source, 'local');
+  t.same(d.evidence, { consecutive: 1, threshold: 1, level: 1, ejectMs: 10_000 });
+  t.equal(h.decisions('eject').length, 1, 'only the refusing endpoint');
+  // A restarted pod: something listens again, the probes pass, probation after probe.minEjectionMs, and
+  // its first clean canaries restore it at full weight (the fast path of a consecutive-failure ejection).
+  const ejectedAt = h.clock.now();
+  for (let k = 0; k < 10 && h.clock.now() - ejectedAt < 2000; k++) {
+    h.engine.submitProbe(h.ids[0]!, true);
+    h.run(200, (i) => (i === 0 ? undefined : healthy()));
+  }
+  h.engine.submitProbe(h.ids[0]!, true);
+  h.run(200, (i) => (i === 0 ? undefined : healthy()));
+  t.equal(h.health(0).state, 'probation');
+  t.equal(h.decisions('probation')[0]!.reason, 'probe_passed');
+  h.run(500, healthy);
+  t.equal(h.health(0).state, 'healthy', 'clean canaries: back');
+  t.equal(h.health(0).weightFactor, 1, 'at full weight');
+  t.ok(h.clock.now() - ejectedAt <= 3000, `back ${h.clock.now() - ejectedAt} ms after its ejection`);
+  t.equal(h.decisions('restore').at(-1)!.reason, 'probation_clean');
+});
+
+t.test('refused connections stay under the guards: max ejection share and panic', async (t) => {
+  const h = harness({ endpoints: 6 });
+  h.run(2000, healthy);
+  for (const i of [0, 1, 2, 3]) h.record(i, Outcome.LocalOrigin, 500, true);
+  const out = [0, 1, 2, 3].filter((i) => h.health(i).state === 'ejected');
+  t.equal(out.length, 3, 'three of 6 out, not four');
+  const refused = [0, 1, 2, 3].filter((i) => h.health(i).state !== 'ejected');
+  t.equal(h.health(refused[0]!).weightFactor, 0.1, 'the fourth is sent as little traffic as allowed instead (deweight.minWeight)');
+  const refusals = h.engine.policyOf('svc')!.counters.refusals;
+  t.equal(refusals.panic, 1, `the fourth would leave 2 of 6 (panic below 50 % after overprovisioning): refused (${JSON.stringify(refusals)})`);
+  const off = harness({ endpoints: 5, settings: { consecutive: { refused: 0 } } });
+  off.run(2000, healthy);
+  off.record(0, Outcome.LocalOrigin, 500, true);
+  t.equal(off.health(0).state, 'healthy', 'consecutive.refused 0: a refusal is an ordinary local-origin failure');
+  for (let k = 0; k < 2; k++) off.record(0, Outcome.LocalOrigin, 500, true);
+  t.equal(off.decisions('eject')[0]!.reason, 'consecutive_local_origin', 'ejected at the local-origin threshold');
 });
 
 t.test('probation: re-admission waits for the canary traffic to be healthy, not for time alone', async (t) => {

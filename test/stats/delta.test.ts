@@ -65,6 +65,34 @@ t.test('consecutive runs continue across deltas and restart on the outcome that 
   t.equal(primary.consecutiveSuccess, 0);
 });
 
+t.test('a refused run continues across deltas only while every outcome was a refusal; older 4-count deltas are accepted', async (t) => {
+  const primary = new EndpointWindows();
+  const fired: number[] = [];
+  primary.failureHookAt = 3;
+  primary.failureHookRefusedAt = 2;
+  primary.failureHook = (w) => fired.push(w.consecutiveRefused);
+  const w1 = new EndpointWindows();
+  const now = 6_000_000;
+  w1.record(Outcome.LocalOrigin, 1000, now, 0, true);
+  primary.mergeDelta(w1.exportDelta()!);
+  t.equal(primary.consecutiveRefused, 1);
+  t.same(fired, [], 'one refusal: below the refused threshold and the ordinary one');
+  w1.record(Outcome.LocalOrigin, 1000, now, 0, true);
+  primary.mergeDelta(w1.exportDelta()!);
+  t.equal(primary.consecutiveRefused, 2, 'a refusal from another worker continues the run');
+  t.same(fired, [2], 'the hook fires when the merged refused run reaches its threshold');
+  w1.record(Outcome.LocalOrigin, 1000, now, 0, true);
+  w1.record(Outcome.LocalOrigin, 1000, now); // a timeout ends it
+  primary.mergeDelta(w1.exportDelta()!);
+  t.equal(primary.consecutiveRefused, 0, 'a delta with a timeout after the refusal restarts the run at 0');
+  w1.record(Outcome.LocalOrigin, 1000, now, 0, true);
+  primary.mergeDelta(w1.exportDelta()!);
+  t.equal(primary.consecutiveRefused, 1);
+  primary.mergeDelta({ windows: [[6000, 0, 0, 0, 1, 0, 1000]], byCode: [], latencySumUs: 1000, latencyCount: 1, consecutive: [1, 1, 1, 0] });
+  t.equal(primary.consecutiveRefused, 0, 'a 4-count delta (no refused count) ends the refused run');
+  t.equal(primary.consecutiveLocalOrigin, 6, 'and continues the local-origin run');
+});
+
 t.test('a malformed delta is refused whole, naming what is wrong', async (t) => {
   const w = new EndpointWindows();
   w.record(Outcome.Success, 1000, 7_000_000, 200);

@@ -52,6 +52,42 @@ t.test('consecutive counters follow Envoy semantics', async (t) => {
   t.equal(w.consecutiveSuccess, 1);
 });
 
+t.test('refused connections are counted apart: a run of them, broken by any other outcome', async (t) => {
+  const w = new EndpointWindows();
+  const fired: number[] = [];
+  w.failureHookAt = 3;
+  w.failureHookRefusedAt = 1;
+  w.failureHook = (x) => fired.push(x.consecutiveRefused);
+  w.record(Outcome.LocalOrigin, 1, 0); // a timeout: local-origin, not refused
+  t.equal(w.consecutiveRefused, 0);
+  t.same(fired, [], 'a timeout below the ordinary threshold runs no hook');
+  w.record(Outcome.LocalOrigin, 1, 0, 0, true);
+  t.equal(w.consecutiveRefused, 1);
+  t.equal(w.consecutiveLocalOrigin, 2, 'a refusal is a local-origin failure too');
+  t.same(fired, [1], 'the first refusal runs the hook (failureHookRefusedAt 1)');
+  w.record(Outcome.LocalOrigin, 1, 0, 0, true);
+  t.equal(w.consecutiveRefused, 2);
+  w.record(Outcome.LocalOrigin, 1, 0);
+  t.equal(w.consecutiveRefused, 0, 'a timeout ends the refused run');
+  w.record(Outcome.LocalOrigin, 1, 0, 0, true);
+  w.record(Outcome.Error5xx, 1, 0, 500);
+  t.equal(w.consecutiveRefused, 0, 'an answer (even a 5xx) ends it: something listens');
+  w.record(Outcome.LocalOrigin, 1, 0, 0, true);
+  w.record(Outcome.Cancelled, 1, 0);
+  t.equal(w.consecutiveRefused, 1, 'a cancelled request does not');
+  w.record(Outcome.Success, 1, 0, 200);
+  t.equal(w.consecutiveRefused, 0);
+  w.record(Outcome.LocalOrigin, 1, 0, 0, true);
+  w.resetConsecutive();
+  t.equal(w.consecutiveRefused, 0, 'cleared after an ejection with the other runs');
+  const off = new EndpointWindows();
+  const offFired: number[] = [];
+  off.failureHookAt = 3;
+  off.failureHook = (x) => offFired.push(x.consecutive5xx);
+  off.record(Outcome.LocalOrigin, 1, 0, 0, true);
+  t.same(offFired, [], 'failureHookRefusedAt 0: a refusal waits for the ordinary threshold');
+});
+
 t.test('latency is clamped to the trackable range', async (t) => {
   const w = new EndpointWindows();
   w.record(Outcome.Success, 1e12, 0);

@@ -26,6 +26,7 @@ export const HEALING_GROUPS = {
     errors5xx: int(5, 1, 1000, 'consecutive failures of any kind (5xx, gateway, local-origin) that eject'),
     gateway: int(5, 1, 1000, 'consecutive gateway failures (502/503/504, connect errors, timeouts) that eject'),
     localOrigin: int(3, 1, 1000, 'consecutive local-origin failures (refused, reset, timeout) that eject'),
+    refused: int(1, 0, 1000, 'consecutive refused connections (nothing listens at the endpoint: certain evidence, unlike a timeout) that eject; the active probes readmit it. 0 = count them as local-origin failures only'),
   }),
   peerSuccess: group('Robust peer detector on success rate: median/MAD across endpoints plus a binomial test.', {
     enabled: bool(true, 'run the detector'),
