@@ -1,6 +1,7 @@
 // V8 heap settings of the long-running commands (run, proxy, control), set by the meshmedic command itself at
 // start, so that a plain `meshmedic run` idles as small as an injected sidecar (docs/kubernetes.md, "Memory budget").
 import { setFlagsFromString } from 'node:v8';
+import { startYoungGenerationGovernor } from './young-generation.js';
 
 /** `default` leaves V8's own heap sizing; `small` (or unset) applies SMALL_FOOTPRINT_FLAGS. */
 export const ENV_V8_FOOTPRINT = 'MESHMEDIC_V8_FOOTPRINT';
@@ -12,7 +13,10 @@ export const ENV_V8_FOOTPRINT = 'MESHMEDIC_V8_FOOTPRINT';
  * start (unlike --max-semi-space-size, fixed when the heap is created). Throughput cost: docs/kubernetes.md.
  */
 export const SMALL_FOOTPRINT_FLAGS = Object.freeze({
-  /** The young generation keeps its initial 1 MB semi-spaces (like --max-semi-space-size=1). */
+  /**
+   * The young generation keeps its initial 1 MB semi-spaces (like --max-semi-space-size=1) while the process
+   * is quiet; under load the governor (src/runtime/young-generation.ts) lets it grow, and shrinks it after.
+   */
   young: '--semi-space-growth-factor=1',
   /** The old generation's next limit is its live size + 25 % (as V8 does for small max heaps). */
   old: '--heap-growing-percent=25',
@@ -39,10 +43,17 @@ export function footprintFlags(argv: readonly string[], env: NodeJS.ProcessEnv, 
   return warning ? { flags, warning } : { flags };
 }
 
-/** Set the flags for this process (call before the command's modules load: their start-up burst counts). */
+/**
+ * Set the flags for this process (call before the command's modules load: their start-up burst counts) and,
+ * for a long-running command not on V8's own sizing, start the young-generation governor: it grows the
+ * young generation under load only if the command set it small itself, and shrinks it when quiet either way.
+ */
 export function applyFootprint(argv: readonly string[], env: NodeJS.ProcessEnv = process.env, execArgv: readonly string[] = process.execArgv): readonly string[] {
   const { flags, warning } = footprintFlags(argv, env, execArgv);
   if (warning) process.stderr.write(`meshmedic: ${warning}\n`);
   if (flags.length) setFlagsFromString(flags.join(' '));
+  if (LONG_RUNNING.has(argv[0] ?? '') && env[ENV_V8_FOOTPRINT]?.trim() !== 'default') {
+    startYoungGenerationGovernor(flags.includes(SMALL_FOOTPRINT_FLAGS.young), (e) => process.stderr.write(`meshmedic: the young generation stays small: ${e.message}\n`));
+  }
   return flags;
 }

@@ -1,0 +1,142 @@
+// Sizes V8's young generation to the traffic: small while the process is quiet (RSS), grown while it allocates
+// fast (fewer scavenges: CPU per request), and shrunk back by one memory-reducing GC once it turns quiet.
+import { getHeapSpaceStatistics, setFlagsFromString } from 'node:v8';
+import { PerformanceObserver, constants } from 'node:perf_hooks';
+
+/** What one tick (TICK_MS) of the process looked like. */
+export interface YoungGenerationSample {
+  /** Scavenges (minor GCs) during the tick. */
+  scavenges: number;
+  /** Bytes the new space holds (both semi-spaces, as V8 reports it). */
+  newSpaceBytes: number;
+  /** Bytes in use in the new space at the end of the tick. */
+  newSpaceUsedBytes: number;
+}
+
+/** `grow`: let V8 double the semi-spaces; `hold`: stop growing; `reduce`: back to small, by a memory-reducing GC. */
+export type YoungGenerationAction = 'grow' | 'hold' | 'reduce';
+
+export const YOUNG_GENERATION_LIMITS = Object.freeze({
+  tickMs: 500,
+  /**
+   * Busy: at least this many bytes allocated in a tick (16 MB/s: some thousand proxied requests a second;
+   * an idle sidecar knowing 2,000 endpoints allocates ~2 MB/s for its windows and timers).
+   */
+  busyBytes: 8 * 2 ** 20,
+  /** Quiet: under this many bytes allocated in a tick. */
+  quietBytes: 2 * 2 ** 20,
+  /** Quiet ticks in a row before shrinking (the GC that shrinks is a full one: ~10–40 ms). */
+  quietTicks: 2,
+  /** Semi-space size to grow to under load (V8's own maximum on 64-bit is 16 MB). */
+  maxSemiSpaceBytes: 16 * 2 ** 20,
+});
+
+/**
+ * The decision, pure: fed one sample per tick, it answers what to do with the young generation. It starts
+ * as after a burst (the start-up's), so the first quiet spell shrinks once; later only a busy spell arms
+ * the next shrink. `manageGrowth` false (the user sized the young generation): only the shrink when quiet.
+ */
+export class YoungGenerationPolicy {
+  private growing = false;
+  private busySinceReduce = true;
+  private quiet = 0;
+  private lastUsed: number | undefined;
+
+  constructor(private readonly manageGrowth: boolean, private readonly limits = YOUNG_GENERATION_LIMITS) {}
+
+  /**
+   * Bytes allocated in the tick, estimated from the new space's use: each scavenge empties a semi-space
+   * that was full (survivors ignored: they are few in a proxy, and the estimate only needs to tell ~2 MB/s
+   * of timers from the tens of MB/s of a loaded proxy).
+   */
+  private allocated(s: YoungGenerationSample): number {
+    const last = this.lastUsed ?? s.newSpaceUsedBytes;
+    this.lastUsed = s.newSpaceUsedBytes;
+    return Math.max(0, s.scavenges * (s.newSpaceBytes / 2) - last + s.newSpaceUsedBytes);
+  }
+
+  step(s: YoungGenerationSample): YoungGenerationAction | undefined {
+    const allocated = this.allocated(s);
+    if (allocated >= this.limits.busyBytes) {
+      this.busySinceReduce = true;
+      this.quiet = 0;
+      if (this.manageGrowth && !this.growing && s.newSpaceBytes < 2 * this.limits.maxSemiSpaceBytes) {
+        this.growing = true;
+        return 'grow';
+      }
+    }
+    if (this.growing && s.newSpaceBytes >= 2 * this.limits.maxSemiSpaceBytes) {
+      this.growing = false;
+      return 'hold';
+    }
+    this.quiet = allocated < this.limits.quietBytes ? this.quiet + 1 : 0;
+    if (this.quiet >= this.limits.quietTicks && this.busySinceReduce) {
+      this.busySinceReduce = false;
+      this.growing = false;
+      this.quiet = 0;
+      return 'reduce';
+    }
+    return undefined;
+  }
+}
+
+/**
+ * The growth factor while growing: from the small 1 MB semi-spaces to the maximum in one step. V8 grows the
+ * new space only after a semi-space's worth of objects survived scavenges, which in a proxy (little
+ * survives a request) takes ~1 s of load; doubling (V8's default, 2) would take a few seconds per step.
+ */
+const GROW_FLAG = `--semi-space-growth-factor=${Math.max(2, Math.round(YOUNG_GENERATION_LIMITS.maxSemiSpaceBytes / 2 ** 20))}`;
+/** The growth factor that keeps the semi-spaces as they are (SMALL_FOOTPRINT_FLAGS.young). */
+const HOLD_FLAG = '--semi-space-growth-factor=1';
+
+/**
+ * The memory-reducing GC (V8's LowMemoryNotification: full, compacting, and it shrinks the new space) is
+ * reachable from JavaScript only through the inspector protocol's HeapProfiler.collectGarbage, over an
+ * in-process session (no port is opened). In a Node built without the inspector it rejects.
+ */
+async function memoryReducingGc(): Promise<void> {
+  const { Session } = await import('node:inspector');
+  const session = new Session();
+  session.connect();
+  try {
+    await new Promise<void>((resolve, reject) => session.post('HeapProfiler.collectGarbage', (err) => (err ? reject(err) : resolve())));
+  } finally {
+    session.disconnect();
+  }
+}
+
+/**
+ * Run the policy in this process: one unref'd timer and a GC observer. `manageGrowth`: the command set the
+ * small young generation itself (HOLD_FLAG), so it may grow it under load. Returns a stop function.
+ */
+export function startYoungGenerationGovernor(manageGrowth: boolean, onError: (e: Error) => void = () => {}): () => void {
+  const policy = new YoungGenerationPolicy(manageGrowth);
+  let scavenges = 0;
+  let reducing = false;
+  let stop = () => {};
+  const observer = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) if ((e as { detail?: { kind?: number } }).detail?.kind === constants.NODE_PERFORMANCE_GC_MINOR) scavenges++;
+  });
+  observer.observe({ entryTypes: ['gc'] });
+  const timer = setInterval(() => {
+    const ns = getHeapSpaceStatistics().find((s) => s.space_name === 'new_space');
+    if (!ns || reducing) return;
+    const action = policy.step({ scavenges, newSpaceBytes: ns.space_size, newSpaceUsedBytes: ns.space_used_size });
+    scavenges = 0;
+    if (action === 'grow') setFlagsFromString(GROW_FLAG);
+    else if (action === 'hold') setFlagsFromString(HOLD_FLAG);
+    else if (action === 'reduce') {
+      if (manageGrowth) setFlagsFromString(HOLD_FLAG);
+      reducing = true;
+      memoryReducingGc().then(() => { reducing = false; }, (e: Error) => {
+        // Cannot shrink (no inspector in this Node): stay small from now on rather than grow for good.
+        stop();
+        if (manageGrowth) setFlagsFromString(HOLD_FLAG);
+        onError(e);
+      });
+    }
+  }, YOUNG_GENERATION_LIMITS.tickMs);
+  timer.unref();
+  stop = () => { clearInterval(timer); observer.disconnect(); };
+  return stop;
+}

@@ -1,0 +1,93 @@
+// The young-generation governor: the pure policy tick by tick, and in a real process that the new space
+// grows under a burst of allocation and shrinks back to its small size once the process is quiet.
+import t from 'tap';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { YoungGenerationPolicy, YOUNG_GENERATION_LIMITS, type YoungGenerationSample } from '../../src/runtime/young-generation.js';
+
+const MB = 2 ** 20;
+const small = 2 * MB; // both 1 MB semi-spaces
+const grown = 2 * YOUNG_GENERATION_LIMITS.maxSemiSpaceBytes;
+/** A tick: `allocatedMb` allocated without a scavenge, or `scavenges` of a full new space. */
+const tick = (newSpaceBytes: number, o: { scavenges?: number; usedMb?: number } = {}): YoungGenerationSample =>
+  ({ scavenges: o.scavenges ?? 0, newSpaceBytes, newSpaceUsedBytes: (o.usedMb ?? 0.2) * MB });
+
+t.test('start-up: the first quiet spell shrinks once, later quiet ticks do nothing', async (t) => {
+  const p = new YoungGenerationPolicy(true);
+  t.equal(p.step(tick(grown)), undefined, 'first tick: no allocation rate yet');
+  t.equal(p.step(tick(grown, { usedMb: 0.5 })), 'reduce', 'second quiet tick in a row: shrink');
+  for (let i = 0; i < 10; i++) t.equal(p.step(tick(small, { usedMb: 0.5 + i * 0.1 })), undefined, `quiet tick ${i}: nothing`);
+});
+
+t.test('load grows it (once), the maximum holds it, quiet shrinks it', async (t) => {
+  const p = new YoungGenerationPolicy(true);
+  p.step(tick(small)); p.step(tick(small)); // the start-up shrink
+  t.equal(p.step(tick(small, { scavenges: 12 })), 'grow', '12 scavenges of 1 MB semi-spaces in a tick: busy');
+  t.equal(p.step(tick(small, { scavenges: 12 })), undefined, 'still growing: nothing more to say');
+  t.equal(p.step(tick(grown, { scavenges: 1, usedMb: 3 })), 'hold', 'at the maximum: stop growing');
+  t.equal(p.step(tick(grown, { scavenges: 1, usedMb: 5 })), undefined, 'busy at the maximum: nothing');
+  t.equal(p.step(tick(grown, { usedMb: 5.5 })), undefined, 'one quiet tick is not enough');
+  t.equal(p.step(tick(grown, { usedMb: 6 })), 'reduce', 'two quiet ticks in a row: shrink');
+  t.equal(p.step(tick(small, { usedMb: 0.3 })), undefined);
+  t.equal(p.step(tick(small, { usedMb: 0.4 })), undefined, 'no busy spell since: no second shrink');
+});
+
+t.test('an idle sidecar\'s own allocation (~1 MB a tick) is quiet, a busy tick between quiet ones resets the count', async (t) => {
+  const p = new YoungGenerationPolicy(true);
+  p.step(tick(small)); p.step(tick(small));
+  t.equal(p.step(tick(small, { scavenges: 1, usedMb: 0.3 })), undefined, 'one scavenge of 1 MB semi-spaces: quiet');
+  t.equal(p.step(tick(small, { scavenges: 9 })), 'grow');
+  t.equal(p.step(tick(small, { usedMb: 1 })), undefined, 'quiet 1');
+  t.equal(p.step(tick(grown, { scavenges: 1, usedMb: 0.5 })), 'hold', 'busy again (a 16 MB semi-space emptied)');
+  t.equal(p.step(tick(grown, { usedMb: 1 })), undefined, 'quiet 1 again');
+  t.equal(p.step(tick(grown, { usedMb: 1.5 })), 'reduce', 'quiet 2: shrink');
+});
+
+t.test('a young generation the user sized is never grown, only shrunk when quiet', async (t) => {
+  const p = new YoungGenerationPolicy(false);
+  p.step(tick(small)); t.equal(p.step(tick(small)), 'reduce', 'the start-up shrink');
+  t.equal(p.step(tick(small, { scavenges: 20 })), undefined, 'busy: no growth');
+  p.step(tick(small, { usedMb: 0.3 }));
+  t.equal(p.step(tick(small, { usedMb: 0.4 })), 'reduce', 'quiet after the busy spell: shrink');
+});
+
+t.test('in a process: the new space grows under a burst and is small again once quiet', async (t) => {
+  // The child drives a real governor: it allocates until the new space has grown to the maximum (bounded:
+  // 60 s), then stops allocating and waits until it is small again (bounded: 60 s). Generous bounds on
+  // events, not timings: on a loaded machine it only takes longer.
+  const mod = fileURLToPath(new URL('../../src/runtime/young-generation.ts', import.meta.url));
+  const script = `
+    import { getHeapSpaceStatistics, setFlagsFromString } from 'node:v8';
+    const { startYoungGenerationGovernor, YOUNG_GENERATION_LIMITS } = await import(${JSON.stringify(mod)});
+    setFlagsFromString('--semi-space-growth-factor=1');
+    const stop = startYoungGenerationGovernor(true, (e) => { console.log('error ' + e.message); process.exit(1); });
+    const newSpace = () => getHeapSpaceStatistics().find((s) => s.space_name === 'new_space').space_size;
+    const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+    let keep = [];
+    let until = Date.now() + 60000;
+    // Objects that survive a scavenge or two (as a proxy's in-flight requests do), in 20 ms slices.
+    while (newSpace() < 2 * YOUNG_GENERATION_LIMITS.maxSemiSpaceBytes) {
+      if (Date.now() > until) { console.log('never grew: ' + newSpace()); process.exit(1); }
+      const end = Date.now() + 20;
+      while (Date.now() < end) { keep.push({ a: keep.length, b: [1, 2, 3] }); if (keep.length > 20000) keep = []; }
+      await sleep(1);
+    }
+    console.log('grown ' + newSpace());
+    keep = [];
+    until = Date.now() + 60000;
+    while (newSpace() > 2 * 2 ** 20) {
+      if (Date.now() > until) { console.log('never shrank: ' + newSpace()); process.exit(1); }
+      await sleep(50);
+    }
+    console.log('small ' + newSpace());
+    stop();
+  `;
+  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (out += d));
+  const code = await new Promise<number | null>((r) => child.once('exit', r));
+  t.equal(code, 0, `the child grew and shrank the new space\n${out}`);
+  t.match(out, /grown \d+/, 'grown to the maximum');
+  t.match(out, /small \d+/, 'small again once quiet');
+});
