@@ -33,11 +33,13 @@ export const YOUNG_GENERATION_LIMITS = Object.freeze({
 
 /**
  * The decision, pure: fed one sample per tick, it answers what to do with the young generation. It starts
- * as after a burst (the start-up's), so the first quiet spell shrinks once; later only a busy spell arms
- * the next shrink. `manageGrowth` false (the user sized the young generation): only the shrink when quiet.
+ * as after a burst (the start-up's, which it does not grow for), so the first quiet spell shrinks once;
+ * later only a busy spell arms the next shrink. `manageGrowth` false (the user sized the young generation): only the shrink when quiet.
  */
 export class YoungGenerationPolicy {
   private growing = false;
+  /** Set by the first shrink: the start-up's burst is short, growing for it would only raise the peak. */
+  private started = false;
   private busySinceReduce = true;
   private quiet = 0;
   private lastUsed: number | undefined;
@@ -60,7 +62,7 @@ export class YoungGenerationPolicy {
     if (allocated >= this.limits.busyBytes) {
       this.busySinceReduce = true;
       this.quiet = 0;
-      if (this.manageGrowth && !this.growing && s.newSpaceBytes < 2 * this.limits.maxSemiSpaceBytes) {
+      if (this.manageGrowth && this.started && !this.growing && s.newSpaceBytes < 2 * this.limits.maxSemiSpaceBytes) {
         this.growing = true;
         return 'grow';
       }
@@ -72,6 +74,7 @@ export class YoungGenerationPolicy {
     this.quiet = allocated < this.limits.quietBytes ? this.quiet + 1 : 0;
     if (this.quiet >= this.limits.quietTicks && this.busySinceReduce) {
       this.busySinceReduce = false;
+      this.started = true;
       this.growing = false;
       this.quiet = 0;
       return 'reduce';
@@ -107,9 +110,10 @@ async function memoryReducingGc(): Promise<void> {
 
 /**
  * Run the policy in this process: one unref'd timer and a GC observer. `manageGrowth`: the command set the
- * small young generation itself (HOLD_FLAG), so it may grow it under load. Returns a stop function.
+ * small young generation itself (HOLD_FLAG), so it may grow it under load. `onAction`: each decision, as
+ * taken (diagnostics, tests). Returns a stop function.
  */
-export function startYoungGenerationGovernor(manageGrowth: boolean, onError: (e: Error) => void = () => {}): () => void {
+export function startYoungGenerationGovernor(manageGrowth: boolean, onError: (e: Error) => void = () => {}, onAction: (a: YoungGenerationAction) => void = () => {}): () => void {
   const policy = new YoungGenerationPolicy(manageGrowth);
   let scavenges = 0;
   let reducing = false;
@@ -123,6 +127,7 @@ export function startYoungGenerationGovernor(manageGrowth: boolean, onError: (e:
     if (!ns || reducing) return;
     const action = policy.step({ scavenges, newSpaceBytes: ns.space_size, newSpaceUsedBytes: ns.space_used_size });
     scavenges = 0;
+    if (action) onAction(action);
     if (action === 'grow') setFlagsFromString(GROW_FLAG);
     else if (action === 'hold') setFlagsFromString(HOLD_FLAG);
     else if (action === 'reduce') {

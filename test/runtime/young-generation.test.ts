@@ -12,9 +12,10 @@ const grown = 2 * YOUNG_GENERATION_LIMITS.maxSemiSpaceBytes;
 const tick = (newSpaceBytes: number, o: { scavenges?: number; usedMb?: number } = {}): YoungGenerationSample =>
   ({ scavenges: o.scavenges ?? 0, newSpaceBytes, newSpaceUsedBytes: (o.usedMb ?? 0.2) * MB });
 
-t.test('start-up: the first quiet spell shrinks once, later quiet ticks do nothing', async (t) => {
+t.test('start-up: no growth for its burst, the first quiet spell shrinks once, later quiet ticks do nothing', async (t) => {
   const p = new YoungGenerationPolicy(true);
-  t.equal(p.step(tick(grown)), undefined, 'first tick: no allocation rate yet');
+  t.equal(p.step(tick(small, { scavenges: 20 })), undefined, 'the start-up\'s burst: busy, but not grown for');
+  t.equal(p.step(tick(grown)), undefined, 'one quiet tick');
   t.equal(p.step(tick(grown, { usedMb: 0.5 })), 'reduce', 'second quiet tick in a row: shrink');
   for (let i = 0; i < 10; i++) t.equal(p.step(tick(small, { usedMb: 0.5 + i * 0.1 })), undefined, `quiet tick ${i}: nothing`);
 });
@@ -60,9 +61,15 @@ t.test('in a process: the new space grows under a burst and is small again once 
     import { getHeapSpaceStatistics, setFlagsFromString } from 'node:v8';
     const { startYoungGenerationGovernor, YOUNG_GENERATION_LIMITS } = await import(${JSON.stringify(mod)});
     setFlagsFromString('--semi-space-growth-factor=1');
-    const stop = startYoungGenerationGovernor(true, (e) => { console.log('error ' + e.message); process.exit(1); });
+    let started;
+    const startedUp = new Promise((r) => { started = r; });
+    const stop = startYoungGenerationGovernor(true, (e) => { console.log('error ' + e.message); process.exit(1); }, (a) => { if (a === 'reduce') started(); });
     const newSpace = () => getHeapSpaceStatistics().find((s) => s.space_name === 'new_space').space_size;
     const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+    // The start-up shrink first (the governor grows only after it), bounded: 60 s.
+    const startTimer = setTimeout(() => { console.log('no start-up shrink'); process.exit(1); }, 60000);
+    await startedUp;
+    clearTimeout(startTimer);
     let keep = [];
     let until = Date.now() + 60000;
     // Objects that survive a scavenge or two (as a proxy's in-flight requests do), in 20 ms slices.
