@@ -3,20 +3,12 @@
 // latency of its requests over that of its peers' requests, as the predictor sees them) and reports their noise before the fault, the slope
 // during the drift, and the z an oracle least-squares slope test (knowing when the drift began and the noise)
 // would reach 4, 6 and 8 windows into it. docs/learning.md uses these figures.
-import { EndpointModel, type WindowPoint } from '../../src/learn/predictor.js';
 import { scenarioByName } from '../../src/sim/scenarios.js';
 import { runScenario } from '../../src/sim/simulator.js';
+import { recordPoints } from './record-points.js';
 
 const seeds = Number(process.argv[2] ?? 5);
-let recorded = new Map<EndpointModel, WindowPoint[]>();
-// Record every point the engine's models are given (the models keep only a ring, cleared on ejection).
-const push = EndpointModel.prototype.push;
-EndpointModel.prototype.push = function record(this: EndpointModel, p: WindowPoint) {
-  let list = recorded.get(this);
-  if (!list) recorded.set(this, (list = []));
-  list.push({ ...p });
-  push.call(this, p);
-};
+const recorder = recordPoints();
 
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 console.log('scenario, seed: noise sd before the fault | slope per s during the drift | requests per window | oracle z after 4/6/8 windows | ratio in the last window before the crash');
@@ -24,12 +16,12 @@ for (const name of ['drift-10pct-crash-5', 'drift-10pct-crash-10']) {
   const spec = scenarioByName(name)!;
   if (spec.set !== 'tuning') throw new Error(`${name} is not a tuning scenario`);
   for (let seed = 1; seed <= seeds; seed++) {
-    recorded = new Map();
+    recorder.take();
     runScenario(spec, { policy: 'meshmedic', seed });
     const faultS = spec.faults[0]!.startMs / 1000;
     const hardS = spec.hardAtMs! / 1000;
     // The first model created is endpoint 0's, the faulty one in these scenarios.
-    const points = [...recorded.values()][0]!;
+    const points = recorder.take()[0]!;
     const e0 = points[0]!.epoch;
     const at = (s: number) => points.find((p) => p.epoch - e0 === s)?.latencyLogRatio ?? NaN;
     const pre = Array.from({ length: 12 }, (_, i) => at(faultS - 12 + i)).filter(Number.isFinite);

@@ -8,6 +8,7 @@ import type { EndpointSignals, Verdict } from '../../src/detect/types.js';
 import type { ResolvedPolicySettings } from '../../src/config/sections/healing.js';
 import { SCENARIOS, scenarioByName, type ScenarioSpec } from '../../src/sim/scenarios.js';
 import { runScenario } from '../../src/sim/simulator.js';
+import { recordPoints } from './record-points.js';
 
 const noiseHours = Number(process.argv[2] ?? 4);
 const SEEDS = 5;
@@ -76,14 +77,7 @@ for (const name of ['drift-10pct-crash-5', 'drift-10pct-crash-10', 'saturation-5
 ServicePredictor.prototype.observe = observe;
 
 // (2) The predictor's per-window points, recorded with every forecast suppressed (open loop).
-let recorded = new Map<EndpointModel, WindowPoint[]>();
-const push = EndpointModel.prototype.push;
-EndpointModel.prototype.push = function record(this: EndpointModel, p: WindowPoint) {
-  let list = recorded.get(this);
-  if (!list) recorded.set(this, (list = []));
-  list.push({ ...p });
-  push.call(this, p);
-};
+const recorder = recordPoints();
 EndpointModel.prototype.assess = function silent(this: EndpointModel) {
   return Object.assign(this.last, noPrediction());
 };
@@ -119,12 +113,12 @@ function statistics(points: WindowPoint[]): { cusum: number[]; ramp: number[] } 
   return { cusum, ramp };
 }
 
-recorded = new Map();
+recorder.take();
 runScenario(scenarioByName('noise-5')!, { policy: 'meshmedic', seed: 11, durationMs: noiseHours * 3_600_000 });
 let hCusum = 0;
 let hRamp = 0;
 let windows = 0;
-for (const points of recorded.values()) {
+for (const points of recorder.take()) {
   const { cusum, ramp } = statistics(points);
   windows += points.length;
   for (const v of cusum) hCusum = Math.max(hCusum, v);
@@ -136,9 +130,9 @@ for (const name of ['drift-10pct-crash-5', 'drift-10pct-crash-10']) {
   const spec = tuning(name);
   const row: string[] = [];
   for (let seed = 1; seed <= SEEDS; seed++) {
-    recorded = new Map();
+    recorder.take();
     runScenario(spec, { policy: 'meshmedic', seed });
-    const points = [...recorded.values()][0]!;
+    const points = recorder.take()[0]!;
     const e0 = points[0]!.epoch;
     const F = spec.faults[0]!.startMs / 1000;
     const C = spec.hardAtMs! / 1000;
@@ -160,9 +154,9 @@ for (const spec of SCENARIOS.filter((s) => s.suite === 'learning' && s.set === '
   let overCusum = 0;
   let overRamp = 0;
   for (let seed = 1; seed <= SEEDS; seed++) {
-    recorded = new Map();
+    recorder.take();
     runScenario(spec, { policy: 'meshmedic', seed });
-    for (const points of recorded.values()) {
+    for (const points of recorder.take()) {
       const { cusum, ramp } = statistics(points);
       series++;
       if (cusum.some((v) => v > hCusum)) overCusum++;
