@@ -9,3 +9,4 @@ export * from './peer.js';
 export * from './starved.js';
 export * from './baseline.js';
 export * from './registry.js';
+export * from './error-cusum.js';

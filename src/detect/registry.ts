@@ -1,4 +1,5 @@
 // Detectors registered by name: policies pick them by name, and new ones (learned, predicted) plug in.
+import { peerErrorCusum } from './error-cusum.js';
 import { consecutive5xx, consecutiveGateway, consecutiveLocalOrigin, consecutiveRefused } from './consecutive.js';
 import { envoyFailurePercentage, envoySuccessRate } from './envoy.js';
 import { peerLatency, peerSuccess } from './peer.js';
@@ -21,4 +22,4 @@ export function detectorNames(): string[] {
   return [...registry.keys()];
 }
 
-for (const d of [consecutive5xx, consecutiveGateway, consecutiveLocalOrigin, consecutiveRefused, envoySuccessRate, envoyFailurePercentage, peerSuccess, peerLatency, starvedLatency, latencyBaseline, errorBaseline]) registerDetector(d);
+for (const d of [consecutive5xx, consecutiveGateway, consecutiveLocalOrigin, consecutiveRefused, envoySuccessRate, envoyFailurePercentage, peerSuccess, peerErrorCusum, peerLatency, starvedLatency, latencyBaseline, errorBaseline]) registerDetector(d);

@@ -40,6 +40,24 @@ export function newBaseline(): BaselineState {
   return { n: 0, mean: 0, variance: 0, stat: 0, alarm: false, last: 0, from: -1, lastEpoch: -1, seedN: -1, localMean: 0, localVariance: 0, headstart: 0 };
 }
 
+/** State of peer_error_cusum per endpoint: the CUSUM and what it has consumed of the lifetime counters. */
+export interface ErrorRunState {
+  /** Log-likelihood ratio sum (CUSUM, ≥ 0). */
+  llr: number;
+  /** Lifetime requests and failures already consumed. */
+  requests: number;
+  failures: number;
+  /** The other endpoints' failure rate and how many had traffic, from the last completed windows. */
+  peerRate: number;
+  peerHosts: number;
+  /** When it was last judged (a gap means it was out of rotation: the test starts afresh). */
+  at: number;
+}
+
+export function newErrorRun(): ErrorRunState {
+  return { llr: 0, requests: -1, failures: 0, peerRate: NaN, peerHosts: 0, at: -Infinity };
+}
+
 /** Everything known about one endpoint, kept across ticks by the engine (one object per endpoint). */
 export interface EndpointSignals {
   readonly id: string;
@@ -63,6 +81,8 @@ export interface EndpointSignals {
   readonly latencyP50: BaselineState;
   readonly latencyP90: BaselineState;
   readonly errors: BaselineState;
+  /** The sequential test of its failures against the peers' rate (peer_error_cusum). */
+  readonly errorRun: ErrorRunState;
   /** Scope key for guards: `priority` or `priority|region|zone`. */
   scope: string;
 }

@@ -11,7 +11,7 @@ import type { MeshSnapshot, MeshState, ServiceView } from '../mesh/state.js';
 import type { EndpointWindows, StatsTable } from '../stats/window.js';
 import type { ResolvedPolicySettings } from '../config/sections/healing.js';
 import { FeatureRing, OUTCOME_SCRATCH } from '../detect/features.js';
-import { newBaseline, type EndpointSignals } from '../detect/types.js';
+import { newBaseline, newErrorRun, type EndpointSignals } from '../detect/types.js';
 import { scopeKey } from './guards.js';
 import type { ExternalVerdict, HealingPolicy, ProbeResult } from './policy.js';
 import { getPolicy } from './registry.js';
@@ -387,6 +387,7 @@ export class HealingEngine {
           latencyP50: newBaseline(),
           latencyP90: newBaseline(),
           errors: newBaseline(),
+          errorRun: newErrorRun(),
           scope: '',
         };
         rt.byId.set(s.id, s);

@@ -9,6 +9,7 @@ import { CONSECUTIVE_DETECTORS, consecutiveVerdicts } from '../detect/consecutiv
 import { peerLatency, peerSuccess, usualRatio } from '../detect/peer.js';
 import { errorBaseline, latencyBaseline } from '../detect/baseline.js';
 import { starvedLatency } from '../detect/starved.js';
+import { peerErrorCusum } from '../detect/error-cusum.js';
 import { medianInPlace } from '../detect/robust.js';
 import type { DetectionInput, EndpointSignals, Verdict } from '../detect/types.js';
 import { EjectionGuard, TokenBucket } from './guards.js';
@@ -97,11 +98,12 @@ export const createMeshmedicPolicy: PolicyFactory = (settings: ResolvedPolicySet
       verdicts.length = 0;
       const dInput: DetectionInput = { now, completedEpoch: input.completedEpoch, endpoints: active, settings };
       consecutiveVerdicts(dInput, verdicts);
+      // Peer detectors judge ordinary members only: canaries have too little traffic to compare.
+      const members = active.filter((s) => isRoutable(s.health));
+      const wInput: DetectionInput = { ...dInput, endpoints: members };
+      peerErrorCusum.detect(wInput, verdicts);
       let overloaded = false;
       if (input.completedEpoch >= 0) {
-        // Peer detectors judge ordinary members only: canaries have too little traffic to compare.
-        const members = active.filter((s) => isRoutable(s.health));
-        const wInput: DetectionInput = { ...dInput, endpoints: members };
         peerSuccess.detect(wInput, verdicts);
         peerLatency.detect(wInput, verdicts);
         starvedLatency.detect(wInput, verdicts);

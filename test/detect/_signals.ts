@@ -2,7 +2,7 @@
 import { Outcome, INITIAL_HEALTH, type EndpointHealth } from '../../src/core/types.js';
 import { EndpointWindows } from '../../src/stats/window.js';
 import { FeatureRing, OUTCOME_SCRATCH } from '../../src/detect/features.js';
-import { newBaseline, type EndpointSignals } from '../../src/detect/types.js';
+import { newBaseline, newErrorRun, type EndpointSignals } from '../../src/detect/types.js';
 
 export const WINDOW_MS = 1000;
 
@@ -21,6 +21,7 @@ export function signals(id: string, priority = 0, zone = 'a', health: EndpointHe
     latencyP50: newBaseline(),
     latencyP90: newBaseline(),
     errors: newBaseline(),
+    errorRun: newErrorRun(),
     scope: String(priority),
   };
 }

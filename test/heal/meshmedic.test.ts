@@ -68,6 +68,25 @@ t.test('refused connections stay under the guards: max ejection share and panic'
   t.equal(off.decisions('eject')[0]!.reason, 'consecutive_local_origin', 'ejected at the local-origin threshold');
 });
 
+t.test('a 30 % partial failure is ejected by the sequential test (peer_error_cusum) within a second and a half', async (t) => {
+  const h = harness({ endpoints: 5 });
+  h.run(6000, healthy);
+  const start = h.clock.now();
+  // 40 requests/s each; endpoint 0 fails 3 of every 10 (spread, never 5 in a row: no consecutive_5xx).
+  let k = 0;
+  h.run(3000, (i) => {
+    if (i !== 0 || h.health(0).state !== 'healthy') return i === 0 ? undefined : healthy();
+    for (let j = 0; j < 4; j++, k++) h.record(0, [1, 4, 7].includes(k % 10) ? Outcome.Error5xx : Outcome.Success);
+    return undefined;
+  });
+  const d = h.decisions('eject')[0];
+  t.ok(d, 'ejected');
+  t.equal(d!.reason, 'peer_error_cusum');
+  t.ok(d!.at - start <= 1500, `ejected ${d!.at - start} ms into the fault`);
+  t.match(d!.evidence, { threshold: 23, peerRate: 0.005, level: 1 });
+  t.equal(h.decisions('eject').length, 1, 'only the failing endpoint');
+});
+
 t.test('probation: re-admission waits for the canary traffic to be healthy, not for time alone', async (t) => {
   const h = harness({ endpoints: 5 });
   h.run(2000, healthy);

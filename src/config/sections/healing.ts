@@ -72,6 +72,14 @@ export const HEALING_GROUPS = {
     corroborateZ: num(3, 0, 100, "a peer-latency verdict stands only if the endpoint's latest p50 is this many σ above its own baseline (or it has no baseline yet, or the ratio is twice peerLatency.ejectRatio)"),
     peerCorroboration: num(1.5, 1, 100, "act on an alarm only if the endpoint's p50 is also this many times its peers' median (alone in its service: always act)"),
   }),
+  peerErrorCusum: group('Sequential test of each endpoint\'s failures against its peers\' rate (Bernoulli CUSUM, updated every tick).', {
+    enabled: bool(true, 'run the detector (meshmedic policy)'),
+    shift: num(0.1, 0.001, 0.99, 'failure rate the test is tuned to detect, above the peers\' rate (the alternative p1 = peer rate + shift)'),
+    h: num(23, 1, 200, 'decision threshold on the log-likelihood ratio; a false alarm needs e^h ≈ 1e10 requests or more at the peers\' rate (Wald), with 23'),
+    windows: int(5, 1, 10, 'completed windows of the other endpoints that give the peers\' failure rate'),
+    minHosts: int(3, 2, 10_000, 'endpoints with traffic in those windows (itself included) needed to judge'),
+    baseFailureRate: num(0.005, 0.000001, 0.5, 'lowest failure rate assumed for the peers (background errors)'),
+  }),
   errorBaseline: group('Self-baseline error detector: EWMA control chart over the window failure fraction.', {
     enabled: bool(true, 'run the detector'),
     lambda: num(0.2, 0.01, 1, 'EWMA weight of the newest window'),
