@@ -558,9 +558,9 @@ function registerMetrics(ctx: SidecarContext, m: Membership, board: QuorumBoard,
     },
   });
   new Counter({
-    name: fresh('meshmedic_gossip_peer_decisions_total'), help: 'Mesh-wide verdicts acted on: eject (applied, or handed to the healing engine), restore, refused', labelNames: ['action'], registers: [reg],
+    name: fresh('meshmedic_gossip_peer_decisions_total'), help: 'Mesh-wide verdicts acted on: eject (applied, or handed to the healing engine), restore, refused; kept_own_traffic: a verdict of failed probes alone not acted on, our own traffic to the endpoint being answered', labelNames: ['action'], registers: [reg],
     collect() {
-      setAll(this, [[{ action: 'eject' }, plane?.counters.peerEjections ?? 0], [{ action: 'restore' }, plane?.counters.peerRestores ?? 0], [{ action: 'refused' }, plane?.counters.refused ?? 0]]);
+      setAll(this, [[{ action: 'eject' }, plane?.counters.peerEjections ?? 0], [{ action: 'restore' }, plane?.counters.peerRestores ?? 0], [{ action: 'refused' }, plane?.counters.refused ?? 0], [{ action: 'kept_own_traffic' }, plane?.counters.keptByOwnTraffic ?? 0]]);
     },
   });
   new Gauge({

@@ -78,12 +78,14 @@ export interface HealthPlaneCounters {
   /** Observations not sent because enough others already said the same. */
   suppressed: number;
   peerEjections: number;
+  /** Failing verdicts made of connection probes alone, not acted on because our own traffic to the endpoint is answered. */
+  keptByOwnTraffic: number;
   peerRestores: number;
   refused: number;
 }
 
 export class HealthPlane {
-  readonly counters: HealthPlaneCounters = { published: 0, probes: 0, suppressed: 0, peerEjections: 0, peerRestores: 0, refused: 0 };
+  readonly counters: HealthPlaneCounters = { published: 0, probes: 0, suppressed: 0, peerEjections: 0, keptByOwnTraffic: 0, peerRestores: 0, refused: 0 };
   private readonly summary = emptySummary();
   private readonly scratch;
   /** Endpoints we ejected on a peer verdict, with the last time the verdict held. */
@@ -219,6 +221,14 @@ export class HealthPlane {
       const st = ev.health.state;
       // Probation belongs to the local engine's canary re-admission; ejected/draining already carry no traffic.
       if (st !== 'healthy' && st !== 'degraded') continue;
+      // Can't see ≠ dead, from here too: failed connects elsewhere, and nothing else, say it cannot be reached
+      // from there; our own fresh traffic answered by it says it can from here. (A crashed endpoint fails our
+      // traffic too.) Acting on them re-ejected every backend of a region right after it came back: the
+      // other sidecars' failed probes from the outage stay fresh for freshnessMs.
+      if (v.trafficBad === 0 && this.o.board.seesWorking(v.endpoint, this.o.selfId)) {
+        this.counters.keptByOwnTraffic++;
+        continue;
+      }
       const ok = this.o.submit({
         action: 'eject',
         target: v.endpoint,

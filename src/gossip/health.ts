@@ -158,6 +158,8 @@ export interface Verdict {
   /** Observers with fresh observations that saw traffic (or hold the endpoint ejected). */
   readonly observers: number;
   readonly bad: number;
+  /** Of `bad`: observers whose own traffic fails or who ejected it on their own evidence (not connection probes). */
+  readonly trafficBad: number;
   readonly good: number;
   readonly quorum: number;
   readonly badObservers: readonly string[];
@@ -370,13 +372,22 @@ export class QuorumBoard {
     for (let i = 0; i < counted; i++) badObservers.push(probeFailed[i]!);
     if (counted > 0) maxErr = Math.max(maxErr, 1);
     const m = bad + probeFailed.length + good;
+    const trafficBad = bad;
     bad += counted;
     const q = this.opts.quorum > 0
       ? Math.max(this.opts.quorum, this.opts.minQuorum)
       : Math.max(this.opts.minQuorum, Math.min(this.opts.maxQuorum, Math.ceil(m / 2)));
     // Q distinct bad observers, and not outvoted by observers that see it working.
     const failing = bad >= q && bad > good;
-    return { endpoint, failing, observers: m, bad, good, quorum: q, badObservers, maxErrorRate: maxErr, probesWorking };
+    return { endpoint, failing, observers: m, bad, trafficBad, good, quorum: q, badObservers, maxErrorRate: maxErr, probesWorking };
+  }
+
+  /** Whether `observer`'s fresh observation of `endpoint` is traffic evidence (not probes) that it works. */
+  seesWorking(endpoint: string, observer: string): boolean {
+    const h = this.byEndpoint.get(endpoint)?.get(observer);
+    if (!h || h.localEnd < this.clock.now() - this.opts.freshnessMs) return false;
+    const o = h.obs;
+    return (o.flags & OBS_FLAG_PROBED) === 0 && o.requests >= this.opts.minRequests && !this.isBad(o);
   }
 
   /** Verdicts for every endpoint with fresh observations; prunes what has gone stale. */

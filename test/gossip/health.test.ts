@@ -308,3 +308,40 @@ t.test("can't see ≠ dead: working probes cancel failed probes (a partition), n
   const grey = verdictOf(2, 0, 6);
   t.same([grey.bad, grey.failing], [2, true], '5xx seen by traffic: working connects do not outvote it');
 });
+
+t.test("can't see ≠ dead, from here: failed probes elsewhere do not eject an endpoint our own traffic finds working", async (t) => {
+  // The chaos lab's region outage: a's backends came back, a1's own canaries restored them, and the other
+  // sidecars' failed probes from the outage (fresh for freshnessMs) re-ejected all three on a1.
+  const run = (o: { mine: 'working' | 'failing' | 'none'; peers: 'probes' | 'traffic' }) => {
+    const clock = new VirtualClock();
+    const mesh = new MeshState(clock);
+    mesh.setServices([{ spec: { name: 'svc', endpoints: ENDPOINTS } }]);
+    const stats = new StatsTable();
+    const [me, ...peers] = observers(4, clock);
+    const keys = new Map([me!, ...peers].map((x) => [x.name, x.key]));
+    const board = new QuorumBoard(clock);
+    const decisions: string[] = [];
+    const plane = new HealthPlane({
+      selfId: me!.name, clock, mesh, stats, board, signer: me!.signer,
+      acceptOwn: (x) => board.accept(x), publish: () => {},
+      submit: (d) => { decisions.push(`${d.action} ${d.reason}`); return mesh.apply(d).applied; },
+      windows: 3, minRequests: 5, holdDownMs: 5000, refreshMs: 2500, redundancy: 5,
+    });
+    const ep = ENDPOINTS[0]!.id;
+    const w = stats.ensure(mesh.snapshot().endpoints.get(ep)!.slot);
+    if (o.mine !== 'none') for (let i = 0; i < 20; i++) w.record(o.mine === 'working' ? Outcome.Success : Outcome.Gateway, 2000, clock.now());
+    for (const p of peers) {
+      const figures = o.peers === 'probes' ? { requests: 3, errorRate: 1, probed: true } : { requests: 40, errorRate: 1, probed: false };
+      t.equal(board.offer(p.signer.sign({ endpoint: ep, windowEnd: clock.now(), p99Us: 0, ejected: false, ...figures }), (n) => keys.get(n)), 'accepted');
+    }
+    plane.tick();
+    return { decisions, kept: plane.counters.keptByOwnTraffic, verdict: board.verdict(ep) };
+  };
+  const back = run({ mine: 'working', peers: 'probes' });
+  t.same(back.decisions, [], 'three failed probe runs elsewhere, our own traffic answered: kept');
+  t.equal(back.kept, 1, 'counted as kept by our own traffic');
+  t.same([back.verdict.failing, back.verdict.trafficBad, back.verdict.good], [true, 0, 1], 'the verdict itself still says failing (for sidecars without traffic)');
+  t.same(run({ mine: 'none', peers: 'probes' }).decisions, ['eject peer_quorum'], 'without traffic of our own, failed probes are a quorum');
+  t.same(run({ mine: 'failing', peers: 'probes' }).decisions, ['eject peer_quorum'], 'our own traffic failing too: ejected');
+  t.same(run({ mine: 'working', peers: 'traffic' }).decisions, ['eject peer_quorum'], "others' traffic failing outvotes ours (the quorum rule, unchanged)");
+});
