@@ -7,7 +7,7 @@ import t from 'tap';
 import { validateConfig } from '../../src/config/load.js';
 import { parse as parseYaml } from 'yaml';
 import { readFileSync } from 'node:fs';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { childPorts } from '../helpers/free-port.js';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -46,6 +46,38 @@ function readmeBlocks(): Block[] {
     }
   }
   return blocks;
+}
+
+/**
+ * `meshmedic <args> --help`, each distinct one run once per file, four at a time: one process start each,
+ * which on a loaded machine costs seconds, so they run in parallel rather than one after the other.
+ */
+const helpRuns = new Map<string, Promise<{ status: number | null; stdout: string; stderr: string }>>();
+let helpSlots = 4;
+const helpWaiters: (() => void)[] = [];
+function help(args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  const key = args.join(' ');
+  let run = helpRuns.get(key);
+  if (!run) {
+    run = (async () => {
+      if (helpSlots === 0) await new Promise<void>((r) => helpWaiters.push(r));
+      else helpSlots--;
+      try {
+        return await new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
+          execFile(process.execPath, ['bin/meshmedic.js', ...args, '--help'], { cwd: ROOT, encoding: 'utf8', timeout: 20_000 }, (err, stdout, stderr) => {
+            const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : null) : 0;
+            resolve({ status: code, stdout, stderr: err && code === null ? `${stderr}${err.message}` : stderr });
+          });
+        });
+      } finally {
+        const next = helpWaiters.shift();
+        if (next) next();
+        else helpSlots++;
+      }
+    })();
+    helpRuns.set(key, run);
+  }
+  return run;
 }
 
 /** A shell line without its trailing comment. */
@@ -91,8 +123,9 @@ t.test('every command of the usage synopsis answers --help', async (t) => {
     if (m) for (const c of m[1]!.split('|')) commands.add(c);
   }
   t.ok(commands.size >= 12, `found the commands: ${[...commands].join(' ')}`);
-  for (const c of commands) {
-    const r = spawnSync(process.execPath, ['bin/meshmedic.js', c, '--help'], { cwd: ROOT, encoding: 'utf8', timeout: 20_000 });
+  const runs = [...commands].map((c) => [c, help([c])] as const);
+  for (const [c, run] of runs) {
+    const r = await run;
     t.equal(r.status, 0, `meshmedic ${c} --help exits 0${r.status === 0 ? '' : `\n${r.stdout}${r.stderr}`}`);
     t.match(r.stdout, new RegExp(`Usage: meshmedic ${c}\\b`), `meshmedic ${c} --help prints its usage`);
   }
@@ -146,6 +179,7 @@ t.test('commands named inline in the README exist: npm scripts in package.json, 
   const spans = README.flatMap((l) => [...l.matchAll(/`((?:npm|meshmedic) [^`]+)`/g)].map((m) => m[1]!));
   t.ok(spans.length >= 10, `found ${spans.length} inline commands`);
   const own = new Set(['install', 'test', 'pack', 'ci', 'link', 'start']);
+  const checks: { span: string; args: string[]; run: ReturnType<typeof help> }[] = [];
   for (const span of spans) {
     const words = span.split(/\s+/);
     if (words[0] === 'npm') {
@@ -156,11 +190,14 @@ t.test('commands named inline in the README exist: npm scripts in package.json, 
       for (const c of words[1]!.split('|')) {
         const sub = words[2] !== undefined && !words[2].startsWith('-') && /^[a-z|-]+$/.test(words[2]) ? words[2].split('|') : [undefined];
         for (const s of sub) {
-          const args = s === undefined ? [c, '--help'] : [c, s, '--help'];
-          const r = spawnSync(process.execPath, ['bin/meshmedic.js', ...args], { cwd: ROOT, encoding: 'utf8', timeout: 20_000 });
-          t.equal(r.status, 0, `${span}: meshmedic ${args.join(' ')} exits 0${r.status === 0 ? '' : `\n${r.stdout}${r.stderr}`}`);
+          const args = s === undefined ? [c] : [c, s];
+          checks.push({ span, args, run: help(args) });
         }
       }
     }
+  }
+  for (const { span, args, run } of checks) {
+    const r = await run;
+    t.equal(r.status, 0, `${span}: meshmedic ${args.join(' ')} --help exits 0${r.status === 0 ? '' : `\n${r.stdout}${r.stderr}`}`);
   }
 });
