@@ -49,11 +49,11 @@ function readmeBlocks(): Block[] {
 }
 
 /**
- * `meshmedic <args> --help`, each distinct one run once per file, four at a time: one process start each,
- * which on a loaded machine costs seconds, so they run in parallel rather than one after the other.
+ * `meshmedic <args> --help`, each distinct one run once per file: one process start each,
+ * which on a loaded machine costs seconds, so they run two at a time (the machine's cores) rather than one after the other.
  */
 const helpRuns = new Map<string, Promise<{ status: number | null; stdout: string; stderr: string }>>();
-let helpSlots = 4;
+let helpSlots = 2;
 const helpWaiters: (() => void)[] = [];
 function help(args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
   const key = args.join(' ');
