@@ -7,6 +7,7 @@ import net from 'node:net';
 import { BODY_AS_FRAMED, BODY_NONE, type Http1Engine, type Http1ParseError, type Http1Parser, type ResponseEvents } from './engine/types.js';
 import { isNamed, responseFramingProblem } from './headers.js';
 import { UpstreamError } from './failure.js';
+import * as wire from './wire-buffer.js';
 
 /** undici's legacy dispatch handler shape (what the forwarders implement). */
 export interface H1Handler {
@@ -409,21 +410,25 @@ class H1Conn implements BodySink, ResponseEvents {
     this.started = this.lastActivity = performance.now();
     const req = p.req;
     this.headMethod = req.method === 'HEAD';
-    let head = `${req.method} ${req.path} HTTP/1.1\r\n`;
+    p.handler.onConnect(this.abortFn, this.retainFn);
+    if (this.cur !== p) return; // aborted from onConnect
+    // The head is serialized into the shared write buffer and written at once (see wire-buffer.ts).
+    wire.begin();
+    wire.put(req.method);
+    wire.put(' ');
+    wire.put(req.path);
+    wire.put(' HTTP/1.1\r\n');
     const h = req.headers;
     let hasLength = false;
     for (let i = 0; i < h.length; i += 2) {
       const name = h[i]!;
       if (isNamed(name, 'content-length')) hasLength = true;
-      head += `${name}: ${h[i + 1]!}\r\n`;
+      wire.putField(name, h[i + 1]!);
     }
     const body = req.body;
     const chunked = body !== null && !hasLength;
-    if (chunked) head += 'transfer-encoding: chunked\r\n';
-    head += '\r\n';
-    p.handler.onConnect(this.abortFn, this.retainFn);
-    if (this.cur !== p) return; // aborted from onConnect
-    s.write(head, 'latin1');
+    wire.put(chunked ? 'transfer-encoding: chunked\r\n\r\n' : '\r\n');
+    wire.writeTo(s);
     if (body === null) {
       this.requestWritten = true;
       return;

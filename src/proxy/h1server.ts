@@ -9,6 +9,7 @@ import { CLIENT_GONE, errorBody } from './failure.js';
 import { isNamed } from './headers.js';
 import type { BodySink, BodySource } from './h1pool.js';
 import type { Http1Engine, Http1ParseError, Http1Parser, RequestEvents } from './engine/types.js';
+import * as wire from './wire-buffer.js';
 
 export interface H1ServerOptions {
   readonly engine: Http1Engine;
@@ -52,7 +53,10 @@ export class H1Io implements BodySource {
   headersSent = false;
   finished = false;
   destroyed = false;
-  private head: string | null = null;
+  /** The head queued by writeHead, not yet written (null: none, or written). */
+  private headFields: readonly string[] | null = null;
+  private headStatus = 0;
+  private headText = '';
   private chunked = false;
   private noBody = false;
   private drainFn: (() => void) | null = null;
@@ -132,40 +136,49 @@ export class H1Io implements BodySource {
     this.headersSent = true;
     const noBody = this.method === 'HEAD' || status === 204 || status === 304 || (status >= 100 && status < 200);
     this.noBody = noBody;
-    let h = `HTTP/1.1 ${status} ${statusText || STATUS_TEXT[status] || 'Unknown'}\r\n`;
     let hasLength = false;
     let closeAsked = false;
     for (let i = 0; i < headers.length; i += 2) {
       const name = headers[i]!;
-      const value = headers[i + 1]!;
       if (isNamed(name, 'content-length')) hasLength = true;
-      else if (isNamed(name, 'connection')) {
-        if (isNamed(value, 'close')) closeAsked = true;
-        continue; // written once below
-      }
-      h += `${name}: ${value}\r\n`;
+      else if (isNamed(name, 'connection') && isNamed(headers[i + 1]!, 'close')) closeAsked = true;
     }
     if (closeAsked || this.conn.draining) this.keepAlive = false;
     if (!hasLength && !noBody) {
-      if (this.httpVersionMinor >= 1) {
-        this.chunked = true;
-        h += 'transfer-encoding: chunked\r\n';
-      } else this.keepAlive = false; // HTTP/1.0: the body ends with the connection
+      if (this.httpVersionMinor >= 1) this.chunked = true;
+      else this.keepAlive = false; // HTTP/1.0: the body ends with the connection
     }
-    h += this.keepAlive ? '\r\n' : 'connection: close\r\n\r\n';
-    this.head = h;
+    // Serialized when the first bytes go out (putHead), straight into the write buffer.
+    this.headStatus = status;
+    this.headText = statusText;
+    this.headFields = headers;
+  }
+
+  /** Put the queued head into the write buffer (begun by the caller) and clear it. */
+  private putHead(): void {
+    const status = this.headStatus;
+    const headers = this.headFields!;
+    this.headFields = null;
+    wire.putStatusLine(status, this.headText || STATUS_TEXT[status] || 'Unknown');
+    for (let i = 0; i < headers.length; i += 2) {
+      const name = headers[i]!;
+      if (isNamed(name, 'connection')) continue; // written once below
+      wire.putField(name, headers[i + 1]!);
+    }
+    if (this.chunked) wire.put('transfer-encoding: chunked\r\n');
+    wire.put(this.keepAlive ? '\r\n' : 'connection: close\r\n\r\n');
   }
 
   /** Something of the response reached the socket: from now on an error can only close the connection. */
   get committed(): boolean {
-    return this.headersSent && this.head === null;
+    return this.headersSent && this.headFields === null;
   }
 
   /** Drop a head that was queued but not written, so that an error status can be answered instead. */
   uncommit(): void {
-    if (!this.headersSent || this.head === null) return;
+    if (!this.headersSent || this.headFields === null) return;
     this.headersSent = false;
-    this.head = null;
+    this.headFields = null;
     this.chunked = false;
     this.noBody = false;
   }
@@ -179,25 +192,37 @@ export class H1Io implements BodySource {
   write(chunk: Buffer): boolean {
     if (this.finished || this.destroyed) return true;
     const s = this.conn.socket;
-    const head = this.head;
-    this.head = null;
-    if (this.noBody) {
-      if (head !== null) return s.write(head, 'latin1');
-      return true;
+    const headPending = this.headFields !== null;
+    if (this.noBody || (this.chunked && chunk.length === 0)) {
+      // No body bytes may go out (a zero-length chunk would be the terminator): only a pending head.
+      if (!headPending) return true;
+      wire.begin();
+      this.putHead();
+      return wire.writeTo(s);
     }
-    if (this.chunked) {
-      // A zero-length chunk would end the body (it is the terminator): write only a pending head.
-      if (chunk.length === 0) return head === null ? true : s.write(head, 'latin1');
-      s.cork();
-      if (head !== null) s.write(head, 'latin1');
-      s.write(`${chunk.length.toString(16)}\r\n`, 'latin1');
-      s.write(chunk);
-      const ok = s.write('\r\n', 'latin1');
-      s.uncork();
-      return ok;
+    if (!headPending && !this.chunked) return s.write(chunk);
+    wire.begin();
+    if (headPending) this.putHead();
+    return this.putChunk(s, chunk, this.chunked ? '\r\n' : '');
+  }
+
+  /**
+   * Write what the write buffer holds, then `chunk` (chunk-framed when the body is chunked) and `after`:
+   * a small chunk is copied behind the rest (one write), a large one written beside it, corked.
+   */
+  private putChunk(s: Socket, chunk: Uint8Array, after: string): boolean {
+    if (this.chunked) wire.put(`${chunk.length.toString(16)}\r\n`);
+    if (chunk.length <= wire.INLINE_BODY_BYTES) {
+      wire.putBytes(chunk);
+      if (after !== '') wire.put(after);
+      return wire.writeTo(s);
     }
-    if (head === null) return s.write(chunk);
-    return s.write(joinHead(head, chunk));
+    s.cork();
+    wire.writeTo(s);
+    let ok = s.write(chunk);
+    if (after !== '') ok = s.write(after, 'latin1');
+    s.uncork();
+    return ok;
   }
 
   /** Finish the response (with a last chunk, if given). */
@@ -205,23 +230,21 @@ export class H1Io implements BodySource {
     if (this.finished || this.destroyed) return;
     const s = this.conn.socket;
     const body = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
-    const head = this.head;
-    this.head = null;
+    const headPending = this.headFields !== null;
     this.finished = true;
-    if (this.noBody) {
-      if (head !== null) s.write(head, 'latin1');
-    } else if (this.chunked) {
-      s.cork();
-      if (head !== null) s.write(head, 'latin1');
-      if (body !== undefined && body.length > 0) {
-        s.write(`${body.length.toString(16)}\r\n`, 'latin1');
-        s.write(body);
-        s.write('\r\n0\r\n\r\n', 'latin1');
-      } else s.write('0\r\n\r\n', 'latin1');
-      s.uncork();
-    } else if (head !== null) {
-      s.write(body !== undefined && body.length > 0 ? joinHead(head, body) : Buffer.from(head, 'latin1'));
-    } else if (body !== undefined && body.length > 0) s.write(body);
+    const hasBody = !this.noBody && body !== undefined && body.length > 0;
+    if (headPending || this.chunked) {
+      wire.begin();
+      if (headPending) this.putHead();
+      if (this.chunked && !this.noBody) {
+        if (hasBody) this.putChunk(s, body, '\r\n0\r\n\r\n');
+        else {
+          wire.put('0\r\n\r\n');
+          wire.writeTo(s);
+        }
+      } else if (hasBody) this.putChunk(s, body, '');
+      else wire.writeTo(s);
+    } else if (hasBody) s.write(body);
     this.conn.responseDone(this);
   }
 
@@ -247,14 +270,6 @@ export class H1Io implements BodySource {
   writeContinue(): void {
     if (!this.headersSent) this.conn.socket.write('HTTP/1.1 100 Continue\r\n\r\n', 'latin1');
   }
-}
-
-function joinHead(head: string, body: Buffer): Buffer {
-  const n = head.length;
-  const out = Buffer.allocUnsafe(n + body.length);
-  out.write(head, 0, n, 'latin1');
-  body.copy(out, n);
-  return out;
 }
 
 export type RequestHandler = (io: H1Io) => void;

@@ -63,9 +63,11 @@ let llhttp: Llhttp | null = null;
 let current: PortableParser | null = null;
 let currentChunk: Buffer | null = null;
 let currentBase = 0;
-// The wasm-side input buffer, grown to the largest read seen.
+// The wasm-side input buffer, grown to the largest read seen, and a view of it (renewed when the wasm
+// memory grows, which replaces its ArrayBuffer).
 let inputPtr = 0;
 let inputSize = 0;
+let inputView: Uint8Array | null = null;
 
 /** Load and instantiate the wasm parser (once); throws when undici's llhttp build cannot be found. */
 export function loadLlhttp(): Llhttp {
@@ -147,6 +149,10 @@ function onMessageComplete(p: number): number {
 }
 
 const OVERFLOW_CODE = 'HPE_HEADER_OVERFLOW';
+const PIECE_URL = 0;
+const PIECE_STATUS = 1;
+const PIECE_FIELD = 2;
+const PIECE_VALUE = 3;
 
 export class PortableParser implements Http1Parser {
   ptr: number;
@@ -164,6 +170,8 @@ export class PortableParser implements Http1Parser {
   private statusText = '';
   private headers: string[] = [];
   private lastWasField = false;
+  /** Head pieces noted in the chunk being parsed, not yet strings: [kind, offset, length, …]. */
+  private readonly pieces: number[] = [];
   private overflow = false;
   // lifecycle
   private executing = false;
@@ -213,7 +221,14 @@ export class PortableParser implements Http1Parser {
       base = inputPtr;
     }
     if (base === 0) throw new Error('wasm malloc failed (memory exhausted)');
-    new Uint8Array(ex.memory.buffer, base, len).set(chunk);
+    if (nested) new Uint8Array(ex.memory.buffer, base, len).set(chunk);
+    else {
+      let view = inputView;
+      if (view === null || view.buffer !== ex.memory.buffer || view.byteOffset !== base || view.length !== inputSize) {
+        view = inputView = new Uint8Array(ex.memory.buffer, base, inputSize);
+      }
+      view.set(chunk);
+    }
     const prev = current;
     const prevChunk = currentChunk;
     const prevBase = currentBase;
@@ -224,6 +239,9 @@ export class PortableParser implements Http1Parser {
     let ret: number;
     try {
       ret = ex.llhttp_execute(this.ptr, base, len);
+      // A head going on in the next read: its pieces so far become strings while this chunk is at hand.
+      if (this.closed) this.pieces.length = 0;
+      else this.takePieces();
     } finally {
       this.executing = false;
       current = prev;
@@ -319,6 +337,7 @@ export class PortableParser implements Http1Parser {
   messageBegin(): number {
     if (this.closed) return -1; // closed from a callback: stop at once
     this.headerBytes = 0;
+    this.pieces.length = 0; // a previous message's trailers: dropped with its headers
     this.target = '';
     this.statusText = '';
     this.headers = [];
@@ -342,44 +361,63 @@ export class PortableParser implements Http1Parser {
     return true;
   }
 
+  // Pieces of the head (target, reason, names, values) are noted as offsets into the chunk being parsed
+  // and made strings together (takePieces): one decoding of the head instead of one per piece.
   url(off: number, len: number): number {
-    if (this.closed || !this.track(len)) return -1;
-    this.target += currentChunk!.toString('latin1', off, off + len);
-    return 0;
+    return this.piece(PIECE_URL, off, len);
   }
 
   status(off: number, len: number): number {
-    if (this.closed || !this.track(len)) return -1;
-    this.statusText += currentChunk!.toString('latin1', off, off + len);
-    return 0;
+    return this.piece(PIECE_STATUS, off, len);
   }
 
   headerField(off: number, len: number): number {
-    if (this.closed || !this.track(len)) return -1;
-    const s = currentChunk!.toString('latin1', off, off + len);
-    const h = this.headers;
-    if (this.lastWasField) h[h.length - 1] += s;
-    else {
-      if ((h.length & 1) === 1) h.push(''); // the previous field had an empty value
-      h.push(s);
-      this.lastWasField = true;
-    }
-    return 0;
+    return this.piece(PIECE_FIELD, off, len);
   }
 
   headerValue(off: number, len: number): number {
+    return this.piece(PIECE_VALUE, off, len);
+  }
+
+  private piece(kind: number, off: number, len: number): number {
     if (this.closed || !this.track(len)) return -1;
-    const s = currentChunk!.toString('latin1', off, off + len);
-    const h = this.headers;
-    if (this.lastWasField) {
-      h.push(s);
-      this.lastWasField = false;
-    } else h[h.length - 1] += s;
+    this.pieces.push(kind, off, len);
     return 0;
+  }
+
+  /** Make strings of the pieces noted in the chunk being parsed (before the head is used, or the chunk left). */
+  private takePieces(): void {
+    const q = this.pieces;
+    if (q.length === 0) return;
+    const from = q[1]!;
+    const text = currentChunk!.toString('latin1', from, q[q.length - 2]! + q[q.length - 1]!);
+    for (let i = 0; i < q.length; i += 3) {
+      const at = q[i + 1]! - from;
+      const s = text.slice(at, at + q[i + 2]!);
+      const kind = q[i]!;
+      if (kind === PIECE_URL) this.target += s;
+      else if (kind === PIECE_STATUS) this.statusText += s;
+      else {
+        const h = this.headers;
+        if (kind === PIECE_FIELD) {
+          if (this.lastWasField) h[h.length - 1] += s;
+          else {
+            if ((h.length & 1) === 1) h.push(''); // the previous field had an empty value
+            h.push(s);
+            this.lastWasField = true;
+          }
+        } else if (this.lastWasField) {
+          h.push(s);
+          this.lastWasField = false;
+        } else h[h.length - 1] += s;
+      }
+    }
+    q.length = 0;
   }
 
   headersComplete(status: number, upgrade: boolean, keepAlive: boolean): number {
     if (this.closed) return -1;
+    this.takePieces();
     const h = this.headers;
     if ((h.length & 1) === 1) h.push('');
     // llhttp leaves trailing whitespace in a value; node:http (and so the native engine) trims it.
