@@ -373,7 +373,8 @@ class H1Conn implements BodySink, ResponseEvents {
 
   connect(first: Pending): void {
     const o = this.pool.options;
-    const s = net.connect({ host: this.pool.host, port: this.pool.port, noDelay: true });
+    const reads = o.engine.clientReads();
+    const s = net.connect(reads === null ? { host: this.pool.host, port: this.pool.port, noDelay: true } : { host: this.pool.host, port: this.pool.port, noDelay: true, ...reads.connectOptions });
     this.socket = s;
     this.cur = first;
     this.started = performance.now();
@@ -386,7 +387,7 @@ class H1Conn implements BodySink, ResponseEvents {
       this.connectTimer = null;
       this.connected = true;
       // The engine reads the socket from here on (this connection's events below).
-      this.parser = o.engine.responseParser(s, this, o.maxHeaderSize);
+      this.parser = o.engine.responseParser(s, this, o.maxHeaderSize, reads);
       const p = this.cur;
       this.cur = null;
       if (p !== null) this.start(p, false);

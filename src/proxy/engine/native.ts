@@ -531,6 +531,7 @@ export function nativeEngine(): Http1Engine {
     name: 'native',
     readMode: b.canConsume ? 'consume' : 'data',
     requestParser: (socket, events, maxHeaderBytes) => new NativeHttp1Parser(b, socket, events, null, maxHeaderBytes),
+    clientReads: () => null, // consume mode reads the handle itself
     responseParser: (socket, events, maxHeaderBytes) => new NativeHttp1Parser(b, socket, null, events, maxHeaderBytes),
   };
 }

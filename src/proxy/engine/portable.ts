@@ -6,6 +6,7 @@ import { dirname, join } from 'node:path';
 import type { Socket } from 'node:net';
 import {
   Http1ParseError,
+  type ClientReads,
   type Http1Engine,
   type Http1Parser,
   type Http1ReadMode,
@@ -148,6 +149,47 @@ function onMessageComplete(p: number): number {
   return c !== null && c.ptr === p ? c.messageComplete() : -1;
 }
 
+/** Bytes of an upstream connection's own read buffer (see PortableClientReads). */
+const CLIENT_READ_BYTES = 16 * 1024;
+
+/**
+ * An upstream socket's reads go into a buffer of its own (net.connect's documented `onread` option), not
+ * through 'data' events: no new Buffer and no stream event per read. Body chunks are views of that buffer;
+ * a chunk kept past its callback (retainBody) leaves the buffer to its holder and the next read gets a
+ * new one, as the native engine's buffer mode does.
+ */
+class PortableClientReads implements ClientReads {
+  parser: PortableParser | null = null;
+  /** onBody is delivering a view of the buffer now. */
+  lending = false;
+  /** A view outlives its read: the next read goes to a new buffer. */
+  lent = false;
+  private buf: Buffer | null = null;
+  readonly connectOptions = {
+    onread: {
+      // Asked for the buffer of each next read (Node calls this after every read).
+      buffer: (): Buffer => {
+        if (this.buf === null || this.lent) {
+          this.lent = false;
+          this.buf = Buffer.allocUnsafeSlow(CLIENT_READ_BYTES);
+        }
+        return this.buf;
+      },
+      callback: (n: number, buf: Buffer): boolean => {
+        const p = this.parser;
+        if (p === null) return true; // not yet parsed (impossible before connect) or closed: dropped
+        this.lending = true;
+        try {
+          p.readView(n === buf.length ? buf : buf.subarray(0, n));
+        } finally {
+          this.lending = false;
+        }
+        return p.reading;
+      },
+    },
+  };
+}
+
 const OVERFLOW_CODE = 'HPE_HEADER_OVERFLOW';
 const PIECE_URL = 0;
 const PIECE_STATUS = 1;
@@ -179,8 +221,16 @@ export class PortableParser implements Http1Parser {
   private thrown: unknown = null;
   private readonly onData = (chunk: Buffer): void => this.read(chunk);
 
-  constructor(ll: Llhttp, socket: Socket, req: RequestEvents | null, res: ResponseEvents | null, maxHeaderBytes: number, pacer: ReadGarbagePacer) {
+  /** This connection reads into its own buffer (an upstream socket set up by clientReads), else null. */
+  private readonly own: PortableClientReads | null;
+
+  constructor(ll: Llhttp, socket: Socket, req: RequestEvents | null, res: ResponseEvents | null, maxHeaderBytes: number, pacer: ReadGarbagePacer, own: PortableClientReads | null = null) {
     this.ll = ll;
+    this.own = own;
+    if (own !== null) {
+      own.parser = this;
+      this.readMode = 'buffer';
+    }
     this.pacer = pacer;
     this.socket = socket;
     this.req = req;
@@ -193,8 +243,14 @@ export class PortableParser implements Http1Parser {
 
   private read(chunk: Buffer): void {
     if (this.closed) return;
+    this.pacer.read(chunk.byteLength); // a 'data' read's buffer is garbage once parsed
+    this.readView(chunk);
+  }
+
+  /** Parse one read and report it (the read's memory is not garbage: a reused buffer's, in buffer mode). */
+  readView(chunk: Buffer): void {
+    if (this.closed) return;
     const err = this.execute(chunk);
-    this.pacer.read(chunk.byteLength);
     const ev = (this.req ?? this.res)!;
     if (err !== null) {
       this.close();
@@ -315,12 +371,16 @@ export class PortableParser implements Http1Parser {
     this.socket.resume();
   }
 
-  /** Body chunks are views of the socket's own read buffers, never reused: nothing to do. */
-  retainBody(): void {}
+  /** Body chunks are views of the read; only a connection's own reused buffer must then be renewed. */
+  retainBody(): void {
+    const own = this.own;
+    if (own !== null && own.lending) own.lent = true;
+  }
 
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    if (this.own !== null) this.own.parser = null;
     this.socket.removeListener('data', this.onData);
     if (!this.executing) this.release();
   }
@@ -475,6 +535,8 @@ export function portableEngine(): Http1Engine {
     name: 'portable',
     readMode: 'data',
     requestParser: (socket, events, maxHeaderBytes) => new PortableParser(ll, socket, events, null, maxHeaderBytes, pacer),
-    responseParser: (socket, events, maxHeaderBytes) => new PortableParser(ll, socket, null, events, maxHeaderBytes, pacer),
+    clientReads: () => new PortableClientReads(),
+    responseParser: (socket, events, maxHeaderBytes, reads) =>
+      new PortableParser(ll, socket, null, events, maxHeaderBytes, pacer, reads instanceof PortableClientReads ? reads : null),
   };
 }

@@ -1,7 +1,7 @@
 // The HTTP/1 engine seam: what the proxy's HTTP/1 server side and client pool need from a parser that
 // reads a socket. Two engines implement it (native.ts on Node's own binding, portable.ts on llhttp
 // compiled to WebAssembly); index.ts picks one. Nothing here loads either engine.
-import type { Socket } from 'node:net';
+import type { NetConnectOpts, Socket } from 'node:net';
 
 export type Http1EngineName = 'native' | 'portable';
 
@@ -76,12 +76,25 @@ export interface Http1Parser {
   close(): void;
 }
 
+/**
+ * How an engine wants an upstream socket's reads set up, asked for before the socket is created:
+ * `connectOptions` go to net.connect, and the object is handed back to responseParser.
+ */
+export interface ClientReads {
+  readonly connectOptions: Readonly<Pick<NetConnectOpts, 'onread'>>;
+}
+
 export interface Http1Engine {
   readonly name: Http1EngineName;
   /** The read mode new connections use. */
   readonly readMode: Http1ReadMode;
   /** Parse requests arriving on `socket` (server side); reading starts at once. */
   requestParser(socket: Socket, events: RequestEvents, maxHeaderBytes: number): Http1Parser;
-  /** Parse responses arriving on `socket` (client side); call once the socket is connected. */
-  responseParser(socket: Socket, events: ResponseEvents, maxHeaderBytes: number): Http1Parser;
+  /** Read set-up for the next upstream socket (null: none; the socket is created as usual). */
+  clientReads(): ClientReads | null;
+  /**
+   * Parse responses arriving on `socket` (client side); call once the socket is connected. `reads`: what
+   * clientReads() gave for this socket.
+   */
+  responseParser(socket: Socket, events: ResponseEvents, maxHeaderBytes: number, reads?: ClientReads | null): Http1Parser;
 }
