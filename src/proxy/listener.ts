@@ -53,7 +53,17 @@ export async function startListener(core: ProxyCore, role: 'outbound' | 'inbound
   // Late and idle client connections are answered or closed through one queue, spread over turns of the
   // event loop and sweeps (see ExpiryQueue): a flood opened together times out together.
   const late = new ExpiryQueue<Expirable>(EXPIRE_PER_TURN, EXPIRE_PER_SWEEP, EXPIRE_DRAIN_SWEEPS, setImmediate);
-  const closeIdle = (socket: net.Socket): void => late.add({ expire: () => socket.destroy() }, 'idle');
+  // Timers run before the loop polls the sockets: an idle timer that fires after this process stalled (GC,
+  // a busy machine) comes before the poll that reads what the client sent meanwhile. So idleness is judged
+  // after the next poll, and again when the queue's turn comes: a byte read since the timer fired means
+  // the connection is in use (the reads re-armed its timer, which judges it again).
+  const closeIdle = (socket: net.Socket): void => {
+    const read = socket.bytesRead;
+    setImmediate(() => {
+      if (socket.destroyed || socket.bytesRead !== read) return;
+      late.add({ expire: () => { if (socket.bytesRead === read) socket.destroy(); } }, 'idle');
+    });
+  };
   // CONNECT tunnels (outbound only) come back to sniff(): HTTP/1.1 or h2c inside is served as if direct.
   const h1Opts: H1ServerOptions = {
     engine: core.http1,
@@ -112,17 +122,34 @@ export async function startListener(core: ProxyCore, role: 'outbound' | 'inbound
   server.on('drop', () => {
     refused++;
   });
-  // Client deadlines: found here, answered through the expiry queue (spread over turns and sweeps).
-  let lastSweep = performance.now();
-  const sweepTimer = setInterval(() => {
-    const now = performance.now();
-    const tick = now - lastSweep;
-    lastSweep = now;
+  // Client deadlines: found here, answered through the expiry queue (spread over turns and sweeps). As for
+  // idleness, a due sweep would judge a head or body before reading what arrived while this process
+  // stalled: it judges after the next poll (setImmediate), as of the moment its timer fired. A timer that
+  // fired late means this process itself was stalled (the clients' bytes may be waiting unread, and the
+  // time was not theirs): that round is skipped, never two in a row.
+  let lastFiredAt = performance.now();
+  let sweepFiredAt = 0;
+  let sweepTick = 0;
+  let skippedSweep = false;
+  const sweep = (): void => {
     for (const c of h1Conns) {
-      const why = c.check(now, tick);
+      const why = c.check(sweepFiredAt, sweepTick);
       if (why !== null) late.add(c, why);
     }
     late.refill();
+  };
+  const sweepTimer = setInterval(() => {
+    const firedAt = performance.now();
+    const tick = firedAt - lastFiredAt;
+    lastFiredAt = firedAt;
+    if (tick - CLIENT_SWEEP_MS > CLIENT_SWEEP_MS && !skippedSweep) {
+      skippedSweep = true;
+      return;
+    }
+    skippedSweep = false;
+    sweepFiredAt = firedAt;
+    sweepTick = tick;
+    setImmediate(sweep);
   }, CLIENT_SWEEP_MS);
   sweepTimer.unref();
 
