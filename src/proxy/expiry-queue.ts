@@ -6,7 +6,11 @@
 // larger backlog is spread over `drainRefills` refills, and whatever has waited that long is answered at
 // the next, so a flood cannot keep connections open (and their slots taken) much past their deadlines.
 export interface Expirable {
-  expire(why: string): void;
+  /**
+   * Answer or close the connection. False when there was nothing to do any more (what was late arrived,
+   * or the idle connection was used, before its turn came): the queue does not care, diagnostics do.
+   */
+  expire(why: string): boolean;
 }
 
 export class ExpiryQueue<T extends Expirable> {

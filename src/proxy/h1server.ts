@@ -488,12 +488,13 @@ export class H1ServerConn implements RequestEvents {
   }
 
   /** Answer 408 and close, for a deadline check found past (unless the connection went meanwhile). */
-  expire(message: string): void {
-    if (!this.expiring) return; // what was late arrived before its turn came: nothing to answer
+  expire(message: string): boolean {
+    if (!this.expiring) return false; // what was late arrived before its turn came: nothing to answer
     this.expiring = false;
-    if (this.closed || this.parser === null) return;
+    if (this.closed || this.parser === null) return false;
     this.freeParser();
     this.failRequest(408, 'MM_ERR_REQUEST_TIMEOUT', message, new MeshmedicError('MM_ERR_REQUEST_TIMEOUT', message));
+    return true;
   }
 
   /** Malformed input (the engine has closed the parser already). */

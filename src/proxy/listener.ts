@@ -61,7 +61,13 @@ export async function startListener(core: ProxyCore, role: 'outbound' | 'inbound
     const read = socket.bytesRead;
     setImmediate(() => {
       if (socket.destroyed || socket.bytesRead !== read) return;
-      late.add({ expire: () => { if (socket.bytesRead === read) socket.destroy(); } }, 'idle');
+      late.add({
+        expire: () => {
+          if (socket.destroyed || socket.bytesRead !== read) return false;
+          socket.destroy();
+          return true;
+        },
+      }, 'idle');
     });
   };
   // CONNECT tunnels (outbound only) come back to sniff(): HTTP/1.1 or h2c inside is served as if direct.

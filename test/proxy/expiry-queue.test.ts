@@ -6,9 +6,10 @@ import { ExpiryQueue } from '../../src/proxy/expiry-queue.js';
 class Conn {
   expired: string[] = [];
   constructor(readonly id: number, readonly log: number[]) {}
-  expire(why: string): void {
+  expire(why: string): boolean {
     this.expired.push(why);
     this.log.push(this.id);
+    return true;
   }
 }
 

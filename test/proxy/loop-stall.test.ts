@@ -137,12 +137,13 @@ const answers = (got: string) => got.split('HTTP/1.1 ').length - 1;
 
 t.test('a request sent while the loop stalled past the idle timeout is served, the connection kept', async (t) => {
   // Its idle timer fires before the poll that reads the request: judged after that poll, it is not idle.
-  const c = await clientSide(t, { idleTimeoutMs: 100 });
-  await c.writeAndStall(GET, 300);
+  // 1 s: no gap between the test's own steps on a loaded machine is that long; only the stall is.
+  const c = await clientSide(t, { idleTimeoutMs: 1000 });
+  await c.writeAndStall(GET, 1300);
   await until(() => answers(c.got()) === 1 || c.closed(), 5000, 'the first answer');
   t.match(c.got(), /^HTTP\/1\.1 200 /, 'the first request (read by the protocol sniffer) answered 200');
   // Idle again, on the HTTP/1 connection's own timer now.
-  await c.writeAndStall(GET, 300);
+  await c.writeAndStall(GET, 1300);
   await until(() => answers(c.got()) === 2 || c.closed(), 5000, 'the second answer');
   t.equal(answers(c.got()), 2, 'the second request (on the kept-alive connection) answered too');
   t.same(c.queued, [], 'neither was queued to be closed as idle');
@@ -159,12 +160,12 @@ t.test('a connection that never sends a byte is still closed as idle', async (t)
 });
 
 t.test('the rest of a request head sent while the loop stalled is not a request-head timeout', async (t) => {
-  const c = await clientSide(t, { requestHeadersTimeoutMs: 200 });
+  const c = await clientSide(t, { requestHeadersTimeoutMs: 1000 });
   c.s.write('GET / HTTP/1.1\r\n');
   // The head has started (the proxy read its first line); the rest comes well before the deadline, but the
   // process stalls past it before the rest is read.
   await new Promise((r) => setTimeout(r, 20));
-  await c.writeAndStall('Host: svc\r\n\r\n', 500);
+  await c.writeAndStall('Host: svc\r\n\r\n', 1500);
   await until(() => answers(c.got()) === 1 || c.closed(), 5000, 'the answer');
   t.match(c.got(), /^HTTP\/1\.1 200 /, 'answered 200, not 408');
   t.same(c.queued, [], 'no deadline was found past');
