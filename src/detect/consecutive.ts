@@ -44,28 +44,21 @@ export const consecutiveLocalOrigin = make('consecutive_local_origin', (i, k) =>
   return w && { count: w.consecutiveLocalOrigin, threshold: i.settings.consecutive.localOrigin };
 });
 
+/** Most specific first: a refusal is also a local-origin failure, a gateway error also a 5xx. */
+const MOST_SPECIFIC_FIRST: readonly Detector[] = [consecutiveRefused, consecutiveLocalOrigin, consecutiveGateway, consecutive5xx];
+
 /** Names of the consecutive-failure detectors: a run of failures in a row, a fault a probe can see whole. */
-export const CONSECUTIVE_DETECTORS: ReadonlySet<string> = new Set([consecutive5xx.name, consecutiveGateway.name, consecutiveLocalOrigin.name, consecutiveRefused.name]);
+export const CONSECUTIVE_DETECTORS: ReadonlySet<string> = new Set(MOST_SPECIFIC_FIRST.map((d) => d.name));
 
 /** The most specific consecutive verdict per endpoint: refused, then local-origin, then gateway, then any 5xx. */
 export function consecutiveVerdicts(input: DetectionInput, out: Verdict[]): void {
-  const start = out.length;
-  consecutiveRefused.detect(input, out);
   const seen = new Set<string>();
-  for (let i = start; i < out.length; i++) seen.add(out[i]!.target);
-  const l = out.length;
-  consecutiveLocalOrigin.detect(input, out);
-  for (let i = l; i < out.length; i++) {
-    if (seen.has(out[i]!.target)) out.splice(i--, 1);
-    else seen.add(out[i]!.target);
+  for (const detector of MOST_SPECIFIC_FIRST) {
+    const from = out.length;
+    detector.detect(input, out);
+    for (let i = from; i < out.length; i++) {
+      if (seen.has(out[i]!.target)) out.splice(i--, 1);
+      else seen.add(out[i]!.target);
+    }
   }
-  const g = out.length;
-  consecutiveGateway.detect(input, out);
-  for (let i = g; i < out.length; i++) {
-    if (seen.has(out[i]!.target)) out.splice(i--, 1);
-    else seen.add(out[i]!.target);
-  }
-  const f = out.length;
-  consecutive5xx.detect(input, out);
-  for (let i = f; i < out.length; i++) if (seen.has(out[i]!.target)) out.splice(i--, 1);
 }
