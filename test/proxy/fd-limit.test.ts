@@ -6,6 +6,7 @@ import { request } from 'undici';
 import { fittedConnectionCap, fdExhaustionCount, noteFdExhaustion } from '../../src/proxy/fd-limit.js';
 import { startBackend } from '../../src/testing/backend.js';
 import { startMeshmedic } from '../helpers/spawn.js';
+import { waitForValue } from '../helpers/wait-value.js';
 import type { Logger } from '../../src/core/log.js';
 
 t.test('the connection cap fits under the descriptor limit with headroom', async (t) => {
@@ -47,16 +48,24 @@ t.test('a connection flood under a low fd limit: refused early, /healthz and req
     flood.push(s);
   }
   await Promise.all(flood.map((s) => new Promise<void>((r) => (s.connecting ? s.once('connect', () => r()).once('error', () => r()) : r()))));
-  await new Promise((r) => setTimeout(r, 300));
+  // The kernel completes a handshake before the proxy accepts it: wait until the proxy has judged the flood
+  // (72 held, the rest refused) rather than for a fixed time.
+  const gauge = async (name: string): Promise<number> => {
+    const text = await (await request(`http://${mm.addresses.admin}/metrics`)).body.text();
+    return Number(new RegExp(`^${name}\\{listener="outbound"\\} (\\d+)$`, 'm').exec(text)?.[1] ?? -1);
+  };
+  const refused = await waitForValue('400 refused connections', async () => {
+    const n = await gauge('meshmedic_proxy_connections_refused_total');
+    return n >= 400 ? n : undefined;
+  }, 20_000);
   const health = await request(`http://${mm.addresses.admin}/healthz`, { headersTimeout: 5000 });
   t.equal(health.statusCode, 200, 'admin /healthz answers during the flood');
   await health.body.dump();
-  const metrics = await (await request(`http://${mm.addresses.admin}/metrics`)).body.text();
-  const refused = Number(/meshmedic_proxy_connections_refused_total\{listener="outbound"\} (\d+)/.exec(metrics)?.[1] ?? -1);
   t.ok(refused >= 400, `refused connections counted (${refused})`);
   t.notMatch(mm.stderr() + mm.stdout(), /OUT OF FILE DESCRIPTORS/, 'descriptors never ran out');
   for (const s of flood.splice(0)) s.destroy();
-  await new Promise((r) => setTimeout(r, 300));
+  // The proxy frees a slot when it sees the close: wait until it holds no downstream connection.
+  await waitForValue('the flood\'s connections closed by the proxy', async () => ((await gauge('meshmedic_proxy_connections')) === 0 ? true : undefined), 20_000);
   const r = await request(`http://${mm.addresses.outbound}/after`);
   t.equal(r.statusCode, 200, 'the proxy serves again once the flood is gone');
   await r.body.dump();
