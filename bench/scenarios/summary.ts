@@ -74,19 +74,24 @@ function failedOverSeed(runs: readonly RunRecord[], sys: string): number | null 
   return n;
 }
 
-/** Per seed: meshmedic's failed requests over a set divided by `peer`'s (paired: the same runs). */
-export function pairedRatios(runs: readonly RunRecord[], mm: string, peer: string): number[] {
+/** Per seed: meshmedic's and `peer`'s failed requests over the same runs (seeds where no request was measured left out). */
+export function pairedFailures(runs: readonly RunRecord[], mm: string, peer: string): { mine: number; theirs: number }[] {
   const seeds = [...new Set(runs.map((r) => r.seed))];
-  const out: number[] = [];
+  const out: { mine: number; theirs: number }[] = [];
   for (const s of seeds) {
     const rs = runs.filter((r) => r.seed === s && metricsOf(r, mm) && metricsOf(r, peer));
     const a = failedOverSeed(rs, mm), b = failedOverSeed(rs, peer);
-    // No request measured (all left out as late): no ratio, rather than a meaningless 0 / 0.
+    // No request measured (all left out as late): no pair, rather than a meaningless 0 / 0.
     const measured = rs.reduce((n, r) => n + Math.min(metricsOf(r, mm)!.requests, metricsOf(r, peer)!.requests), 0);
     if (a === null || b === null || rs.length === 0 || measured === 0) continue;
-    out.push(b === 0 ? (a === 0 ? 1 : Infinity) : a / b);
+    out.push({ mine: a, theirs: b });
   }
   return out;
+}
+
+/** Per seed: meshmedic's failed requests over a set divided by `peer`'s (paired: the same runs); 0 ÷ 0 is 1 (equal). */
+export function pairedRatios(runs: readonly RunRecord[], mm: string, peer: string): number[] {
+  return pairedFailures(runs, mm, peer).map(({ mine, theirs }) => (theirs === 0 ? (mine === 0 ? 1 : Infinity) : mine / theirs));
 }
 
 /** Per system over one set: failed %, ratio to it paired per seed, decisions, recovery, false ejections. */
@@ -145,20 +150,32 @@ export function verdicts(x: TargetInput): string[] {
   if (bad.length > 0 && bad.length === runs.length) {
     return [`no target can be judged from these runs: every one was disturbed (the load generator starved: > 1 % of requests sent > 200 ms late, or a lane's endpoints all silent > 1 s): ${bad.join(', ')}`];
   }
-  const best = (lanes: readonly string[], me: string): { lane: string; r: number } | null => {
-    let b: { lane: string; r: number } | null = null;
+  // "≤ 0.5× the best lane", judged per seed on the counts (mine ≤ 0.5 × theirs): a seed where neither failed a
+  // request meets it (0 ≤ 0.5 × 0) — and is named, because such a seed does not separate the systems.
+  const best = (lanes: readonly string[], me: string): { lane: string; r: number; zero: number; seeds: number } | null => {
+    let b: { lane: string; r: number; zero: number; seeds: number } | null = null;
     for (const l of lanes) {
-      const r = median(pairedRatios(runs, me, l));
+      const pairs = pairedFailures(runs, me, l);
+      const r = median(pairs.map(({ mine, theirs }) => (theirs === 0 ? (mine === 0 ? 0 : Infinity) : mine / theirs)));
       // The best lane is the one meshmedic compares worst against (largest ratio).
-      if (r !== null && (b === null || r > b.r)) b = { lane: l, r };
+      // On a tie, the lane that failed no request on more seeds.
+      const zero = pairs.filter((p) => p.mine === 0 && p.theirs === 0).length;
+      if (r !== null && (b === null || r > b.r || (r === b.r && zero > b.zero))) b = { lane: l, r, zero, seeds: pairs.length };
     }
     return b;
   };
+  const judged = (b: { lane: string; r: number; zero: number; seeds: number }): string => {
+    const verdict = b.r <= 0.5 ? 'met' : 'missed';
+    if (b.zero === b.seeds) return `0 ÷ 0 against ${b.lane} on every seed (${b.seeds}): neither failed a request — the inequality holds (0 ≤ 0.5 × 0), but this set does not separate the two: ${verdict}`;
+    const zeros = b.zero === 0 ? '' : ` (${b.zero} of ${b.seeds} seeds 0 ÷ 0: neither failed a request, counted as meeting 0 ≤ 0.5 × 0)`;
+    const r = Number.isFinite(b.r) ? `${b.r.toFixed(2)}×` : '∞× (meshmedic failed requests where the lane failed none)';
+    return `${r} ${b.lane} (paired per seed, median)${zeros}: ${verdict}`;
+  };
   const tb = best(x.tunedPeers, mm);
-  out.push(tb ? `failed requests ≤ 0.5× the best tuned peer lane: ${tb.r.toFixed(2)}× ${tb.lane} (paired per seed, median): ${tb.r <= 0.5 ? 'met' : 'missed'}` : 'failed requests vs tuned peers: not measured');
+  out.push(tb ? `failed requests ≤ 0.5× the best tuned peer lane: ${judged(tb)}` : 'failed requests vs tuned peers: not measured');
   if (x.mmNoRetries) {
     const nb = best(x.noRetryLanes.filter((l) => l !== x.mmNoRetries), x.mmNoRetries);
-    out.push(nb ? `retries off everywhere, failed requests ≤ 0.5× the best lane: ${nb.r.toFixed(2)}× ${nb.lane}: ${nb.r <= 0.5 ? 'met' : 'missed'}` : 'retries off: not measured');
+    out.push(nb ? `retries off everywhere, failed requests ≤ 0.5× the best lane: ${judged(nb)}` : 'retries off: not measured');
   }
   // Never worse than any lane in any scenario beyond the seed spread: worse when meshmedic's minimum
   // failed count exceeds the lane's maximum.

@@ -71,3 +71,15 @@ t.test('a starved generator makes a run disturbed, and says so', async (t) => {
   t.match(verdicts({ runs: bad, mm: 'mm', tunedPeers: [], noRetryLanes: [], haproxyTuned: 'x' }).join('\n'), /no target can be judged from these runs: every one was disturbed/);
   t.match(verdicts({ runs: [...bad, ...runs], mm: 'mm', tunedPeers: ['peer'], noRetryLanes: [], haproxyTuned: 'x' }).join('\n'), /disturbed runs .*crash-10 seed 1/);
 });
+
+t.test('failed-requests target judged per seed on the counts: 0 ÷ 0 meets it and is named, never hidden as a ratio', async (t) => {
+  const zero = [1, 2, 3].map((seed) => run('crash-10', 'crash', seed, { mm: { failed: 0 }, a: { failed: 0 }, b: { failed: seed } }));
+  const v = verdicts({ runs: zero, mm: 'mm', tunedPeers: ['b', 'a'], noRetryLanes: [], haproxyTuned: 'a' }).join('\n');
+  t.match(v, /failed requests ≤ 0\.5× the best tuned peer lane: 0 ÷ 0 against a on every seed \(3\): neither failed a request .*does not separate the two: met/);
+  t.same(pairedRatios(zero, 'mm', 'a'), [1, 1, 1], 'the tables keep 0 ÷ 0 as 1 (equal)');
+  // One seed where the best lane failed nothing and meshmedic failed one request: that seed misses (∞).
+  const mixed = [1, 2, 3].map((seed) => run('crash-10', 'crash', seed, { mm: { failed: seed === 1 ? 0 : 3 }, a: { failed: seed === 1 ? 0 : 10 } }));
+  t.match(verdicts({ runs: mixed, mm: 'mm', tunedPeers: ['a'], noRetryLanes: [], haproxyTuned: 'a' }).join('\n'), /0\.30× a \(paired per seed, median\) \(1 of 3 seeds 0 ÷ 0: .*\): met/);
+  const worse = [1, 2, 3].map((seed) => run('crash-10', 'crash', seed, { mm: { failed: seed === 3 ? 0 : 1 }, a: { failed: 0 } }));
+  t.match(verdicts({ runs: worse, mm: 'mm', tunedPeers: ['a'], noRetryLanes: [], haproxyTuned: 'a' }).join('\n'), /∞× \(meshmedic failed requests where the lane failed none\) a .*: missed/);
+});
