@@ -44,21 +44,31 @@ export const peerErrorCusum: Detector = {
       run.at = input.now;
       if (fresh) {
         run.llr = 0;
+        run.segRequests = run.segFailures = 0;
         continue;
       }
       const p0 = run.peerRate;
       if (!(p0 > 0) || run.peerHosts + 1 < cfg.minHosts || dn <= 0) continue;
       const p1 = Math.min(0.999, p0 + cfg.shift);
       run.llr = Math.max(0, run.llr + df * Math.log(p1 / p0) + (dn - df) * Math.log((1 - p1) / (1 - p0)));
+      if (run.llr > 0) {
+        run.segRequests += dn;
+        run.segFailures += df;
+      } else run.segRequests = run.segFailures = 0;
       if (run.llr < cfg.h) continue;
       out.push({
         target: s.id,
         detector: 'peer_error_cusum',
         kind: 'failure',
         severity: 'eject',
-        evidence: { llr: Math.round(run.llr * 10) / 10, threshold: cfg.h, peerRate: Math.round(p0 * 1e4) / 1e4, alternative: Math.round(p1 * 1e4) / 1e4, peerHosts: run.peerHosts },
+        evidence: {
+          llr: Math.round(run.llr * 10) / 10, threshold: cfg.h, peerRate: Math.round(p0 * 1e4) / 1e4, alternative: Math.round(p1 * 1e4) / 1e4, peerHosts: run.peerHosts,
+          // Its failure rate since the sum last left zero: the rate of the fault, as the test dates its start.
+          failureRate: Math.round((run.segFailures / run.segRequests) * 1e4) / 1e4, requests: run.segRequests,
+        },
       });
       run.llr = 0;
+      run.segRequests = run.segFailures = 0;
     }
   },
 };

@@ -52,10 +52,13 @@ export interface ErrorRunState {
   peerHosts: number;
   /** When it was last judged (a gap means it was out of rotation: the test starts afresh). */
   at: number;
+  /** Requests and failures since the sum last left zero (the CUSUM's estimate of the change point). */
+  segRequests: number;
+  segFailures: number;
 }
 
 export function newErrorRun(): ErrorRunState {
-  return { llr: 0, requests: -1, failures: 0, peerRate: NaN, peerHosts: 0, at: -Infinity };
+  return { llr: 0, requests: -1, failures: 0, peerRate: NaN, peerHosts: 0, at: -Infinity, segRequests: 0, segFailures: 0 };
 }
 
 /** Everything known about one endpoint, kept across ticks by the engine (one object per endpoint). */

@@ -43,7 +43,17 @@ interface EndpointState {
   /** The last ejection came from a run of consecutive failures (a hard fault, which probes see whole);
    *  statistical detectors catch partial faults, to which a passing probe may be blind. */
   hardFault: boolean;
+  /** Passing probes in a row needed before probation, from the failure rate the ejection was for (see probePassesFor). */
+  passesNeeded: number;
 }
+
+/**
+ * A probe of an endpoint that still fails a share r of its requests passes with probability 1 − r: after
+ * an ejection for a partial fault, one passing probe is weak evidence that it is over (at 30 % it passes
+ * 7 times in 10), and each premature probation sends user requests to the fault. So many passes in a row
+ * are asked that an endpoint still failing at the rate it was ejected for shows them at most this often.
+ */
+const PROBE_MISS = 0.05;
 
 const SEVERITY_RANK = { eject: 3, drain: 2, degrade: 1 } as const;
 
@@ -64,7 +74,7 @@ export const createMeshmedicPolicy: PolicyFactory = (settings: ResolvedPolicySet
 
   const stateOf = (id: string, now: number): EndpointState => {
     let s = states.get(id);
-    if (!s) states.set(id, (s = { level: 0, lastLevelChange: now, readmitAt: 0, probationEpoch: 0, lastWiden: now, lastRampEpoch: -1, probing: false, probePasses: 0, lastProbeAt: 0, probeable: false, viaProbe: false, hardFault: false }));
+    if (!s) states.set(id, (s = { level: 0, lastLevelChange: now, readmitAt: 0, probationEpoch: 0, lastWiden: now, lastRampEpoch: -1, probing: false, probePasses: 0, lastProbeAt: 0, probeable: false, viaProbe: false, hardFault: false, passesNeeded: 1 }));
     return s;
   };
 
@@ -200,7 +210,7 @@ export const createMeshmedicPolicy: PolicyFactory = (settings: ResolvedPolicySet
           // (partial 5xx): each level asks for more passes in a row and doubles the minimum ejection.
           const lvl = Math.max(1, st.level);
           const due = probed
-            ? st.probePasses >= pr.passes * lvl && (st.probeable ? now - h.since >= Math.min(pr.minEjectionMs * lvl, st.readmitAt - h.since) : now >= st.readmitAt)
+            ? st.probePasses >= Math.max(pr.passes * lvl, st.passesNeeded) && (st.probeable ? now - h.since >= Math.min(pr.minEjectionMs * lvl, st.readmitAt - h.since) : now >= st.readmitAt)
             : now >= st.readmitAt;
           if (due) {
             st.probationEpoch = epochNow;
@@ -283,6 +293,7 @@ export const createMeshmedicPolicy: PolicyFactory = (settings: ResolvedPolicySet
     // until it is healthy again, passing probes no longer shorten the backoff (failing ones still count).
     st.probeable = probeable && !st.viaProbe;
     st.hardFault = CONSECUTIVE_DETECTORS.has(reason);
+    st.passesNeeded = st.hardFault ? 1 : probePassesFor(failureRateOf(evidence), settings.probation.minRequests);
     st.viaProbe = false;
     const ms = Math.min(settings.ejection.baseMs * st.level, settings.ejection.maxMs);
     st.readmitAt = now + ms;
@@ -374,6 +385,13 @@ export const createMeshmedicPolicy: PolicyFactory = (settings: ResolvedPolicySet
         return { action: 'restore', target: s.id, reason: 'probation_clean', source: 'local', at: now, evidence: { canaryRequests: total, canaryFailures: 0, latencyRatio: round(fast.ratio) } };
       }
     }
+    // Failures: judged over minRequests canaries even before they have all arrived. Once the failures so
+    // far exceed maxFailureRate of minRequests, the verdict at minRequests is failed whatever the rest
+    // bring, and waiting for them would only send them to an endpoint that is still failing. At least
+    // two failures: one background error among a few canary requests proves nothing.
+    if (failures >= 2 && failures > cfg.maxFailureRate * Math.max(total, cfg.minRequests)) {
+      return eject(e, st, now, 'probation_failed', 'local', { canaryRequests: total, canaryFailures: failures, failureRate: round(failures / total) }, true);
+    }
     if (total < cfg.minRequests) {
       // This sidecar sends the service no traffic at all (it knew of the failure from its peers): there is
       // no canary to judge and no request at stake here. Restore once probation has lasted judgeMs; if
@@ -408,9 +426,6 @@ export const createMeshmedicPolicy: PolicyFactory = (settings: ResolvedPolicySet
       }
       return undefined;
     }
-    const rate = failures / total;
-    // At least two failures: one background error among a few canary requests proves nothing.
-    if (failures >= 2 && rate > cfg.maxFailureRate) return eject(e, st, now, 'probation_failed', 'local', { canaryRequests: total, canaryFailures: failures, failureRate: round(rate) }, true);
     const { ratio, canaryP50, peers } = canaryLatencyRatio(s, p50s, np, current, all);
     if (ratio > cfg.maxLatencyRatio) return eject(e, st, now, 'probation_failed_latency', 'local', { canaryRequests: total, canaryP50Ms: round(canaryP50 / 1000), peerMedianMs: round(peers / 1000), ratio: round(ratio) }, false);
     st.probing = false;
@@ -428,6 +443,24 @@ export const createMeshmedicPolicy: PolicyFactory = (settings: ResolvedPolicySet
     return { ratio, canaryP50, peers };
   }
 };
+
+/** The failure rate an ejection's evidence states (a statistical detector's, or a canary verdict's); NaN if none. */
+function failureRateOf(evidence: Readonly<Record<string, number | string | boolean>>): number {
+  const f = evidence.failureRate;
+  if (typeof f === 'number') return f;
+  const s = evidence.successRate;
+  return typeof s === 'number' ? 1 - s : NaN;
+}
+
+/**
+ * Passing probes in a row that an endpoint still failing at `rate` would show with probability at most
+ * PROBE_MISS: ln(PROBE_MISS) / ln(1 − rate), at most `most` (the canary count that judges it next);
+ * 1 when the rate is unknown or near 1 (a hard fault, which the first probe sees whole).
+ */
+export function probePassesFor(rate: number, most: number): number {
+  if (!(rate > 0) || rate >= 1 - PROBE_MISS) return 1;
+  return Math.max(1, Math.min(most, Math.ceil(Math.log(PROBE_MISS) / Math.log(1 - rate))));
+}
 
 /**
  * Self-baseline alarms are acted on only when the peers agree that this endpoint stands out: latency or

@@ -49,6 +49,30 @@ t.test('a run of failures: 7 in a row stay below h 23 at the floor rate 0.5 %, t
   t.equal(all[0]!.errorRun.llr, 0, 'the sum restarts after a report');
 });
 
+t.test('the report states the failure rate since the sum last left zero (where the test dates the fault)', async (t) => {
+  const all = fleet();
+  let now = 5 * WINDOW_MS;
+  judge(all, now, 4);
+  // Clean traffic first: the sum stays at zero and none of it belongs to the fault.
+  for (let k = 0; k < 5; k++) {
+    now += 100;
+    put(all[0]!, now, 0, 4);
+    t.same(judge(all, now), []);
+  }
+  t.equal(all[0]!.errorRun.segRequests, 0, 'clean traffic: no segment');
+  // Then 3 failures in every 10 requests, one batch of 10 per tick, until it is reported.
+  let v: Verdict[] = [];
+  for (let k = 0; k < 20 && v.length === 0; k++) {
+    now += 100;
+    put(all[0]!, now, 3, 7);
+    v = judge(all, now);
+  }
+  t.equal(v.length, 1, 'reported');
+  t.equal(v[0]!.evidence.failureRate, 0.3, 'the fault\'s rate, not diluted by the clean traffic before it');
+  t.equal((v[0]!.evidence.requests as number) % 10, 0, `whole batches since the change point (${v[0]!.evidence.requests} requests)`);
+  t.equal(all[0]!.errorRun.segRequests, 0, 'the segment restarts with the sum');
+});
+
 t.test('a 30 % partial failure is reported within a second of 40 requests/s; its peers never are', async (t) => {
   const all = fleet();
   const seed = 20261207;

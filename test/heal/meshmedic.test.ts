@@ -1,6 +1,7 @@
 // The meshmedic policy through the real engine: ejection, backoff, probation, ramp, guards, external verdicts.
 import t from 'tap';
 import { Outcome } from '../../src/core/types.js';
+import { probePassesFor } from '../../src/heal/meshmedic.js';
 import { harness } from './_harness.js';
 
 const healthy = () => ({ n: 4 });
@@ -85,6 +86,59 @@ t.test('a 30 % partial failure is ejected by the sequential test (peer_error_cus
   t.ok(d!.at - start <= 1500, `ejected ${d!.at - start} ms into the fault`);
   t.match(d!.evidence, { threshold: 23, peerRate: 0.005, level: 1 });
   t.equal(h.decisions('eject').length, 1, 'only the failing endpoint');
+});
+
+t.test('probe passes needed after an ejection: as many in a row as an endpoint still failing at its rate shows at most 5 % of the time', async (t) => {
+  t.equal(probePassesFor(NaN, 20), 1, 'rate unknown: one pass, as before');
+  t.equal(probePassesFor(1, 20), 1, 'a hard fault: the first passing probe sees it over');
+  t.equal(probePassesFor(0.96, 20), 1);
+  t.equal(probePassesFor(0.5, 20), 5, '0.5^5 ≈ 3 %');
+  t.equal(probePassesFor(0.3, 20), 9, '0.7^9 ≈ 4 %');
+  t.equal(probePassesFor(0.1, 20), 20, 'at most the canary count that judges it next (0.9^29 would be needed)');
+  t.equal(probePassesFor(0, 20), 1);
+});
+
+t.test('after a partial failure: probes readmit only after enough passes in a row, and the second failing canary re-ejects at once', async (t) => {
+  const h = harness({ endpoints: 5 });
+  h.run(6000, healthy);
+  let k = 0;
+  h.run(3000, (i) => {
+    if (i !== 0 || h.health(0).state !== 'healthy') return i === 0 ? undefined : healthy();
+    for (let j = 0; j < 4; j++, k++) h.record(0, [1, 4, 7].includes(k % 10) ? Outcome.Error5xx : Outcome.Success);
+    return undefined;
+  });
+  const d = h.decisions('eject')[0]!;
+  t.equal(d.reason, 'peer_error_cusum');
+  const rate = d.evidence.failureRate as number;
+  t.ok(rate >= 0.25 && rate <= 0.5, `failure rate in the evidence: ${rate}`);
+  const need = probePassesFor(rate, 20);
+  t.ok(need >= 5, `${need} passes needed`);
+  const others = (i: number) => (i === 0 ? undefined : healthy());
+  const probe = (ok: boolean) => {
+    h.engine.submitProbe(h.ids[0]!, ok);
+    h.run(200, others);
+  };
+  // The fault goes on past probe.minEjectionMs: failing probes. Then passes, one short of the run needed
+  // (a single one used to readmit it): still out; a failing probe starts the run again.
+  for (let p = 0; p < 12; p++) probe(false);
+  for (let p = 0; p < need - 1; p++) probe(true);
+  t.equal(h.health(0).state, 'ejected', `${need - 1} passes in a row: still out`);
+  probe(false);
+  for (let p = 0; p < need - 1; p++) probe(true);
+  t.equal(h.health(0).state, 'ejected', 'a failing probe starts the run again');
+  probe(true);
+  t.equal(h.health(0).state, 'probation', `${need} passes in a row: probation`);
+  t.equal(h.decisions('probation')[0]!.evidence.probePasses, need);
+  // Canaries: one failure proves nothing; the second, among 3 canaries of the 20 that judge it, re-ejects
+  // at once (the verdict at 20 can only be failed).
+  h.record(0, Outcome.Error5xx);
+  h.record(0, Outcome.Success);
+  h.run(100, others);
+  t.equal(h.health(0).state, 'probation', 'one failing canary: still on probation');
+  h.record(0, Outcome.Error5xx);
+  h.run(100, others);
+  t.equal(h.health(0).state, 'ejected');
+  t.match(h.decisions('eject')[1], { reason: 'probation_failed', evidence: { canaryRequests: 3, canaryFailures: 2, level: 2 } });
 });
 
 t.test('probation: re-admission waits for the canary traffic to be healthy, not for time alone', async (t) => {
