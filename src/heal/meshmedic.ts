@@ -69,7 +69,7 @@ export const createMeshmedicPolicy: PolicyFactory = (settings: ResolvedPolicySet
   let lastPlan = '';
   const verdicts: Verdict[] = [];
   const predicted: Verdict[] = [];
-  const predictor = new ServicePredictor();
+  const predictor = new ServicePredictor(settings.prediction);
   const liveCounts = new Array<number>(OUTCOME_COUNT).fill(0);
 
   const stateOf = (id: string, now: number): EndpointState => {

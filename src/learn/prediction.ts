@@ -5,7 +5,7 @@ import type { ResolvedPolicySettings } from '../config/sections/healing.js';
 import { usualRatio } from '../detect/peer.js';
 import { medianInPlace } from '../detect/robust.js';
 import type { EndpointSignals, Verdict } from '../detect/types.js';
-import { EndpointModel, type Prediction, type WindowPoint } from './predictor.js';
+import { EndpointModel, prepareThresholds, type Prediction, type PredictionSettings, type WindowPoint } from './predictor.js';
 
 export interface PredictorCounters {
   /** Model assessments (one per member per completed window). */
@@ -49,6 +49,11 @@ export class ServicePredictor {
   /** Per member of the current window: count, sum and sum of squares of clipped log latencies. */
   private moments = new Float64Array(48);
   private readonly one = new Float64Array(3);
+
+  /** With the settings it will run under: their CUSUM thresholds are computed now, not on the first tick. */
+  constructor(settings?: PredictionSettings) {
+    if (settings) prepareThresholds(settings);
+  }
 
   /**
    * One completed window: `members` are the endpoints in ordinary rotation (their figures are comparable);

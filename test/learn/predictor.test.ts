@@ -3,7 +3,9 @@
 import t from 'tap';
 import { DEFAULT_POLICY_SETTINGS } from '../../src/config/sections/healing.js';
 import { cochranArmitage, emptyFit, theilSen } from '../../src/learn/trend.js';
-import { EndpointModel, type Prediction } from '../../src/learn/predictor.js';
+import { EndpointModel, cachedThreshold, type Prediction } from '../../src/learn/predictor.js';
+import { ServicePredictor } from '../../src/learn/prediction.js';
+import { cusumHForArl } from '../../src/detect/arl.js';
 import { Rng } from '../../src/sim/rng.js';
 import { normalCdf } from '../../src/detect/robust.js';
 
@@ -153,4 +155,29 @@ t.test('model state is small and bounded', async (t) => {
   const odd = new EndpointModel(cfg.windows, cfg.errorWindows);
   for (let k = 0; k < 40; k++) odd.push({ epoch: k, requests: NaN, failures: -3, latencyLogRatio: NaN, latencySe: NaN, peerFailureRate: NaN });
   t.equal(odd.assess(cfg, WINDOW_MS).severity, 'none');
+});
+
+t.test('CUSUM thresholds are solved when a predictor is built, for every service\'s settings, not on a tick', async (t) => {
+  // Solving one takes ~10-30 ms (a Markov chain per bisection step): on a tick it stalls the proxy's event loop.
+  const a = { ...cfg, cusumK: 0.9, deweightArl: 123_457, drainArl: 9_876_543 };
+  const b = { ...cfg, cusumK: 1.1, deweightArl: 234_567, drainArl: 8_765_432 };
+  for (const s of [a, b]) {
+    t.equal(cachedThreshold(s.cusumK, s.deweightArl), undefined, 'not solved before');
+    t.equal(cachedThreshold(s.cusumK, s.drainArl), undefined, 'not solved before');
+  }
+  new ServicePredictor(a);
+  new ServicePredictor(b);
+  new ServicePredictor({ ...cfg, enabled: false, cusumK: 1.3 });
+  // Both services' thresholds stay cached together (four settings, not the last two asked).
+  for (const s of [a, b]) {
+    t.equal(cachedThreshold(s.cusumK, s.deweightArl), cusumHForArl(s.cusumK, s.deweightArl), 'de-weight threshold solved at construction');
+    t.equal(cachedThreshold(s.cusumK, s.drainArl), cusumHForArl(s.cusumK, s.drainArl), 'drain threshold solved at construction');
+    t.ok(cachedThreshold(s.cusumK, s.drainArl)! > cachedThreshold(s.cusumK, s.deweightArl)!, 'a longer run length needs a higher line');
+  }
+  t.equal(cachedThreshold(1.3, cfg.deweightArl), undefined, 'prediction off: nothing solved');
+  // A model assessed under those settings finds them ready: the cache does not change.
+  const m = new EndpointModel(a.windows, a.errorWindows);
+  m.push({ epoch: 0, requests: 40, failures: 0, latencyLogRatio: 0.1, latencySe: 0.05, peerFailureRate: 0 });
+  m.assess(a, WINDOW_MS);
+  t.equal(cachedThreshold(a.cusumK, a.deweightArl), cusumHForArl(a.cusumK, a.deweightArl));
 });
