@@ -54,7 +54,7 @@ export class CumulativeLatency {
   cumulative(nowMs: number, out: Float64Array, scratch: Float64Array): Float64Array {
     this.fold(nowMs);
     scratch.set(this.folded);
-    const h = this.windows.windowHistogram(this.windows.epochOf(nowMs));
+    const h = this.current(nowMs);
     if (h !== undefined && h.totalCount > 0) addBuckets(h, scratch);
     let sum = 0;
     for (let i = 0; i < out.length; i++) out[i] = sum += scratch[i]!;
@@ -77,12 +77,22 @@ export class CumulativeLatency {
    */
   addNativeCounts(nowMs: number, into: Map<number, number>): NativeLayout | undefined {
     this.fold(nowMs);
-    const h = this.windows.windowHistogram(this.windows.epochOf(nowMs));
+    const h = this.current(nowMs);
     if (h !== undefined && h.totalCount > 0) this.layout ??= nativeLayout(h, US_PER_S);
     if (this.layout === undefined) return undefined;
     for (const [k, c] of this.foldedNative) into.set(k, (into.get(k) ?? 0) + c);
     if (h !== undefined && h.totalCount > 0) addNative(h, this.layout, into);
     return this.layout;
+  }
+
+  /**
+   * The window still being filled at `nowMs`, unless it is folded already: a scrape's time may be older than
+   * the fold timer's last run (the protobuf exposition computes native buckets after the samples, and the
+   * timer can fire in between at a window boundary), and that window would then count twice.
+   */
+  private current(nowMs: number): Histogram | undefined {
+    const e = this.windows.epochOf(nowMs);
+    return e > this.foldedThrough ? this.windows.windowHistogram(e) : undefined;
   }
 }
 
