@@ -5,7 +5,7 @@ import { CumulativeLatency, LATENCY_BUCKETS_S } from '../../src/admin/latency-bu
 import { Outcome } from '../../src/core/types.js';
 import { DEFAULT_WINDOWS, EndpointWindows } from '../../src/stats/window.js';
 
-function total(counts: { zeroCount: number; deltas: number[] }): number {
+function total(counts: { readonly zeroCount: number; readonly deltas: readonly number[] }): number {
   let sum = counts.zeroCount;
   let c = 0;
   for (const d of counts.deltas) sum += (c += d);
