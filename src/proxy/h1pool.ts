@@ -18,6 +18,12 @@ export interface H1Handler {
   onConnect(abort: (err?: Error) => void, retainBody: () => void): void;
   onHeaders(statusCode: number, rawHeaders: string[], resume: () => void, statusText: string): boolean;
   onData(chunk: Buffer): boolean;
+  /**
+   * The socket read that delivered the chunks so far is parsed, and the next read may reuse their memory:
+   * a chunk still kept must be retained now (retainBody). Lets a handler keep a chunk for the rest of the
+   * read (to complete with it) without costing the connection its read buffer.
+   */
+  onReadEnd?(): void;
   onComplete(trailers: string[] | null): void;
   onError(err: Error): void;
 }
@@ -498,6 +504,7 @@ class H1Conn implements BodySink, ResponseEvents {
     this.lastActivity = performance.now();
     this.gotResponseBytes = true;
     if (this.pendingRelease) this.maybeRelease();
+    else if (this.cur !== null) this.cur.handler.onReadEnd?.();
   }
 
   onParseError(err: Http1ParseError): void {

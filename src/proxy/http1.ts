@@ -181,9 +181,9 @@ export class Http1Exchange extends Attempt implements H1Handler {
     const res = this.io;
     if (this.held === null) {
       // Hold the first chunk: when the whole response came in one read (the common small case),
-      // onComplete follows at once and writes head + body in a single end() call.
+      // onComplete follows at once and writes head + body in a single end() call. Retained only if the
+      // read ends with it still held (onReadEnd): completed in the read, it never outlives the read.
       this.held = chunk;
-      this.retainFn?.();
       heldQueue.push(this);
       if (!flushScheduled) {
         flushScheduled = true;
@@ -200,20 +200,30 @@ export class Http1Exchange extends Attempt implements H1Handler {
     return false;
   }
 
+  /** The read ended with the first chunk still held: it lives on until flushed. */
+  onReadEnd(): void {
+    const h = this.held;
+    if (h !== null && h !== EMPTY) this.retainFn?.();
+  }
+
   /** Write the held first chunk (a later chunk arrived, or the loop turned without completion). */
   flushHeld(): void {
     const h = this.held;
     if (h === null || h === EMPTY) return;
     this.held = EMPTY;
-    if (!this.io.destroyed && !this.io.finished) this.io.write(h);
+    if (this.io.destroyed || this.io.finished) return;
+    this.io.write(h);
+    if (this.io.writeQueued) this.retainFn?.(); // the client's socket holds the chunk until it is written
   }
 
   onComplete(_trailers: string[] | null): void {
     if (this.next !== null) return this.redispatch(outcomeOfStatus(this.status));
     const h = this.held;
     this.held = EMPTY;
-    if (h !== null && h !== EMPTY) this.io.end(h);
-    else this.io.end();
+    if (h !== null && h !== EMPTY) {
+      this.io.end(h);
+      if (this.io.writeQueued) this.retainFn?.(); // written beside the head (large), and queued
+    } else this.io.end();
     this.settle(outcomeOfStatus(this.status));
   }
 

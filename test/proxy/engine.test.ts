@@ -33,6 +33,8 @@ interface RunOptions {
   head?: boolean;
   /** Close the parser from inside this callback. */
   closeOn?: 'head' | 'body' | 'complete';
+  /** A response parser reading into the connection's own buffer (clientReads, as upstream sockets do). */
+  ownReads?: boolean;
 }
 
 function run(engine: Http1Engine, kind: 'request' | 'response', chunks: Buffer[], o: RunOptions = {}): Run {
@@ -58,6 +60,8 @@ function run(engine: Http1Engine, kind: 'request' | 'response', chunks: Buffer[]
   };
   const max = o.maxHeaderBytes ?? 16_384;
   const s = socket as unknown as Socket;
+  const reads = o.ownReads === true ? engine.clientReads() : null;
+  if (o.ownReads === true && reads === null) throw new Error(`${engine.name}: no clientReads`);
   parser =
     kind === 'request'
       ? engine.requestParser(s, {
@@ -75,8 +79,17 @@ function run(engine: Http1Engine, kind: 'request' | 'response', chunks: Buffer[]
             if (o.closeOn === 'head') parser!.close();
             return o.head ? BODY_NONE : BODY_AS_FRAMED;
           },
-        }, max);
-  for (const c of chunks) socket.emit('data', c);
+        }, max, reads);
+  const onread = reads?.connectOptions.onread as { buffer: () => Buffer; callback: (n: number, buf: Buffer) => boolean } | undefined;
+  for (const c of chunks) {
+    if (onread === undefined) socket.emit('data', c);
+    else {
+      // As net does: the read lands in the buffer the socket was given, then the callback; then the next buffer.
+      const buf = onread.buffer();
+      c.copy(buf);
+      onread.callback(c.length, buf);
+    }
+  }
   return { trace, parser, socket };
 }
 
@@ -139,6 +152,7 @@ const RESPONSES: [string, string, RunOptions?][] = [
   ['empty reason', 'HTTP/1.1 200 \r\nContent-Length: 0\r\n\r\n'],
   ['101 upgrade', 'HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\nnot http'],
   ['two responses in one read', 'HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhelloHTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nevil'],
+  ['length then chunked', 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\n\r\n'],
   ['CL + TE', 'HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n'],
   ['bad status line', 'HTTP/1.1 2000 OK\r\n\r\n'],
   ['garbage', 'NOT HTTP AT ALL\r\n\r\n'],
@@ -187,6 +201,19 @@ t.test('native and portable agree on every split of every message', async (t) =>
       }
       a.parser.close();
       b.parser.close();
+      if (kind === 'response') {
+        // Upstream sockets read into a buffer of their own (bodies are views of it): the same events.
+        for (const e of [native, portable]) {
+          const c = run(e, kind, split(bytes, size), { ...o, ownReads: true });
+          const err = c.parser.finish();
+          if (err !== null) c.trace.push(`finish ${err.code}`);
+          if (JSON.stringify(c.trace) !== JSON.stringify(whole.trace)) {
+            splitsDiffer++;
+            t.same(c.trace, whole.trace, `${kind} ${name} in ${size}-byte reads into the ${e.name} engine's own buffer`);
+          }
+          c.parser.close();
+        }
+      }
     }
     t.equal(splitsDiffer, 0, `${kind} ${name}: every read size gives the same events`);
     whole.parser.close();

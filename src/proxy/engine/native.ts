@@ -3,7 +3,10 @@
 // body goes on past the read that carried its head switches to "buffer" mode: the socket reads into one
 // buffer of its own, reused, and bodies are handed on as views of it, so a long transfer leaves no garbage
 // per read (the binding copies every body chunk; at 1 GiB that garbage piled up to ~100 MiB of RSS on
-// Node 24/26 before V8 collected it). Idle and small-request connections keep no buffer.
+// Node 24/26 before V8 collected it). Idle and small-request client connections keep no buffer.
+// Upstream sockets read into a buffer of their own from the start (net.connect's documented `onread`
+// option): a response's Content-Length body is a view of it, not a copy made by the binding, and no
+// body or end-of-read callback crosses from C++ per response.
 // This is the only file that touches Node internals (`_http_common`, `_handle`, `_unrefTimer`,
 // net.Socket's onread slots); index.ts loads it lazily and probes it, so a Node release that changes them
 // costs speed (the portable engine takes over), never a crash at start.
@@ -14,6 +17,7 @@ import {
   BODY_AS_FRAMED,
   BODY_NONE,
   Http1ParseError,
+  type ClientReads,
   type Http1Engine,
   type Http1Parser,
   type Http1ReadMode,
@@ -74,12 +78,16 @@ interface Binding {
   readonly methods: readonly string[];
   /** Consume mode is possible: sockets expose the internals it needs. */
   readonly canConsume: boolean;
-  /** Buffer mode is possible (null: this Node's sockets have no onread slots). */
+  /** Buffer mode is possible (null: this Node's sockets have no onread slots, or no head-stop). */
   readonly onread: OnreadSlots | null;
+  /** A head callback can stop the parser after the head (headStopWorks), for requests and responses. */
+  readonly headStop: boolean;
 }
 
 /** Bytes of a connection's reused read buffer (what libuv is offered per read, as node does). */
 const READ_BUFFER_BYTES = 64 * 1024;
+/** Bytes of an upstream connection's own read buffer (kept while the connection lives: smaller). */
+const CLIENT_READ_BYTES = 16 * 1024;
 /** kOnHeadersComplete result: no body for the parser, and stop right after the head (llhttp's "2"). */
 const HEAD_ONLY_STOP = 2;
 
@@ -107,6 +115,9 @@ export class NativeHttp1Parser implements Http1Parser {
   private bodySeen = 0;
   private readonly events: RequestEvents | ResponseEvents;
   private readonly callbackSlots: readonly number[];
+  /** The binding's message-complete slot and callback (left empty while a head stop ends the message). */
+  private readonly completeSlot: number;
+  private readonly onComplete: () => void;
   private readonly onExecuteSlot: number;
   private closed = false;
   private upgraded = false;
@@ -142,7 +153,23 @@ export class NativeHttp1Parser implements Http1Parser {
     return this.buffer!;
   };
 
-  constructor(b: Binding, socket: Socket, req: RequestEvents | null, res: ResponseEvents | null, maxHeaderBytes: number) {
+  /** An upstream socket's read (clientReads): `n` bytes in `buf`; false pauses the socket. */
+  onOwnRead(n: number, buf: Buffer): boolean {
+    if (this.closed) return true; // the connection is being dropped: nothing more is parsed
+    this.parseFramed(buf, n, true);
+    return this.readingNow;
+  }
+
+  /** The buffer for an upstream socket's next read: a new one when a view of the last one was kept. */
+  nextOwnBuffer(): Buffer {
+    if (this.lent) {
+      this.lent = false;
+      this.buffer = Buffer.allocUnsafeSlow(CLIENT_READ_BYTES);
+    }
+    return this.buffer!;
+  }
+
+  constructor(b: Binding, socket: Socket, req: RequestEvents | null, res: ResponseEvents | null, maxHeaderBytes: number, own: NativeClientReads | null = null) {
     const H = b.HTTPParser;
     const p = new H();
     this.socket = socket;
@@ -185,7 +212,8 @@ export class NativeHttp1Parser implements Http1Parser {
       this.bodySeen += chunk.length;
       if (!this.closed) this.events.onBody(chunk);
     };
-    p[H.kOnMessageComplete] = () => {
+    this.completeSlot = H.kOnMessageComplete;
+    this.onComplete = () => {
       // The parser's own end of a head whose body is framed here (parseFramed completes it).
       if (this.closed || this.bodyLeft > 0) return;
       this.bodyLength = 0;
@@ -193,8 +221,17 @@ export class NativeHttp1Parser implements Http1Parser {
       // After an upgrade the stream is no longer HTTP/1 (the portable engine stops there too).
       if (this.upgraded) this.close();
     };
+    p[H.kOnMessageComplete] = this.onComplete;
     const handle = b.canConsume ? (socket as unknown as { _handle?: StreamHandle })._handle : undefined;
-    if (handle?.isStreamBase === true && handle._consumed !== true && typeof handle.readStart === 'function' && typeof handle.readStop === 'function') {
+    if (own !== null) {
+      // An upstream socket set up by clientReads: its reads arrive in own.buffer, through onOwnRead.
+      own.parser = this;
+      this.handle = null;
+      this.slots = null;
+      this.readMode = 'buffer';
+      this.buffer = own.buffer;
+      p[H.kOnExecute] = noop;
+    } else if (handle?.isStreamBase === true && handle._consumed !== true && typeof handle.readStart === 'function' && typeof handle.readStop === 'function') {
       // Reads go from the handle straight into the parser; kOnExecute reports each one.
       handle._consumed = true;
       this.handle = handle;
@@ -237,7 +274,7 @@ export class NativeHttp1Parser implements Http1Parser {
    * at the next message). `r` is what the head callback answered.
    */
   private frameBody(r: number, raw: readonly string[], upgrade: boolean): number {
-    if (r !== BODY_AS_FRAMED || this.slots === null || upgrade || this.closed) return r;
+    if (r !== BODY_AS_FRAMED || (this.slots === null && this.buffer === null) || upgrade || this.closed) return r;
     const length = contentLength(raw);
     if (length <= 0) return r;
     if (this.buffer === null) {
@@ -247,6 +284,9 @@ export class NativeHttp1Parser implements Http1Parser {
       return r;
     }
     this.bodyLeft = length;
+    // The binding ends the stopped message at once; parseViews completes it after the body instead, so
+    // that call into JavaScript is skipped (the slot is set again when execute returns).
+    this.parser[this.completeSlot] = null;
     return HEAD_ONLY_STOP;
   }
 
@@ -281,22 +321,28 @@ export class NativeHttp1Parser implements Http1Parser {
    * handing everything else to the parser. `reused`: `buf` is the connection's read buffer.
    */
   private parseFramed(buf: Buffer, end: number, reused: boolean): void {
+    // Views of a reused buffer are out until this read ends (onReadDone included): retainBody applies.
+    this.lendingView = reused;
+    try {
+      this.parseViews(buf, end);
+    } finally {
+      this.lendingView = false;
+    }
+  }
+
+  private parseViews(buf: Buffer, end: number): void {
     let off = 0;
     while (off < end && !this.closed) {
       if (this.bodyLeft > 0) {
         const n = Math.min(this.bodyLeft, end - off);
         this.bodyLeft -= n;
-        this.lendingView = reused;
-        try {
-          this.events.onBody(off === 0 && n === buf.length ? buf : buf.subarray(off, off + n));
-        } finally {
-          this.lendingView = false;
-        }
+        this.events.onBody(off === 0 && n === buf.length ? buf : buf.subarray(off, off + n));
         off += n;
         if (this.bodyLeft === 0 && !this.closed) this.events.onMessageComplete();
         continue;
       }
       const ret = this.parser.execute(off === 0 && end === buf.length ? buf : buf.subarray(off, end));
+      if (this.bodyLeft > 0 && !this.closed) this.parser[this.completeSlot] = this.onComplete;
       if (isNativeError(ret)) {
         this.afterRead(ret);
         return;
@@ -378,6 +424,25 @@ export class NativeHttp1Parser implements Http1Parser {
 }
 
 /**
+ * An upstream socket's reads go into a buffer of its own (net.connect's documented `onread` option)
+ * instead of through the binding's consume mode: a Content-Length body is then sliced off the buffer as a
+ * view (the binding would copy it into a new Buffer, and call into JavaScript for it and for the end of
+ * each read). A view kept past its callback leaves the buffer to its holder; the next read gets a new one.
+ */
+class NativeClientReads implements ClientReads {
+  parser: NativeHttp1Parser | null = null;
+  /** The buffer of the first read (the parser takes it over once the socket is connected). */
+  buffer = Buffer.allocUnsafeSlow(CLIENT_READ_BYTES);
+  readonly connectOptions = {
+    onread: {
+      // Asked for the buffer of each next read (Node calls this after every read).
+      buffer: (): Buffer => (this.parser === null ? this.buffer : this.parser.nextOwnBuffer()),
+      callback: (n: number, buf: Buffer): boolean => (this.parser === null ? true : this.parser.onOwnRead(n, buf)),
+    },
+  };
+}
+
+/**
  * The Content-Length of a request head without Transfer-Encoding (the binding has rejected both together,
  * and a repeated or malformed length, before the head completes); -1 when there is none or it is too
  * large to count in a number exactly.
@@ -430,7 +495,8 @@ function loadBinding(): Binding {
     if (typeof (H.prototype as unknown as Record<string, unknown>)[m] !== 'function') throw new Error(`HTTPParser.prototype.${m} is missing`);
   }
   const canConsume = typeof (net.Socket.prototype as unknown as { _unrefTimer?: unknown })._unrefTimer === 'function';
-  binding = { HTTPParser: H, methods: common.methods as string[], canConsume, onread: headStopWorks(H) ? findOnreadSlots() : null };
+  const headStop = headStopWorks(H, H.REQUEST) && headStopWorks(H, H.RESPONSE);
+  binding = { HTTPParser: H, methods: common.methods as string[], canConsume, onread: headStop ? findOnreadSlots() : null, headStop };
   probeParse(binding);
   return binding;
 }
@@ -458,11 +524,11 @@ function findOnreadSlots(): OnreadSlots | null {
  * after the head (execute returns the head's length, the message completes bodiless), and after
  * initialize() the next message parses, its errors reported.
  */
-function headStopWorks(H: NativeParserCtor): boolean {
+function headStopWorks(H: NativeParserCtor, type: number): boolean {
   const p = new H();
   const seen: string[] = [];
   try {
-    p.initialize(H.REQUEST, {}, 16_384, H.kLenientNone);
+    p.initialize(type, {}, 16_384, H.kLenientNone);
     p[H.kOnMessageBegin] = noop;
     p[H.kOnHeaders] = noop;
     p[H.kOnHeadersComplete] = (): number => {
@@ -472,9 +538,9 @@ function headStopWorks(H: NativeParserCtor): boolean {
     p[H.kOnBody] = () => seen.push('body');
     p[H.kOnMessageComplete] = () => seen.push('end');
     p[H.kOnExecute] = noop;
-    const head = 'POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\n';
+    const head = type === H.REQUEST ? 'POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\n' : 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n';
     const stopped = p.execute(Buffer.from(`${head}hi`, 'latin1'));
-    p.initialize(H.REQUEST, {}, 16_384, H.kLenientNone);
+    p.initialize(type, {}, 16_384, H.kLenientNone);
     const bad = p.execute(Buffer.from('\x00x\r\n\r\n', 'latin1'));
     return stopped === head.length && seen.join(' ') === 'head end' && isNativeError(bad);
   } catch {
@@ -531,7 +597,9 @@ export function nativeEngine(): Http1Engine {
     name: 'native',
     readMode: b.canConsume ? 'consume' : 'data',
     requestParser: (socket, events, maxHeaderBytes) => new NativeHttp1Parser(b, socket, events, null, maxHeaderBytes),
-    clientReads: () => null, // consume mode reads the handle itself
-    responseParser: (socket, events, maxHeaderBytes) => new NativeHttp1Parser(b, socket, null, events, maxHeaderBytes),
+    // Without the head-stop the binding cannot leave bodies to this class: the socket is then consumed.
+    clientReads: () => (b.headStop ? new NativeClientReads() : null),
+    responseParser: (socket, events, maxHeaderBytes, reads) =>
+      new NativeHttp1Parser(b, socket, null, events, maxHeaderBytes, reads instanceof NativeClientReads ? reads : null),
   };
 }

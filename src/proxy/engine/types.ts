@@ -61,9 +61,10 @@ export interface Http1Parser {
   /** Stop reading the socket (backpressure); bytes already read are still parsed. */
   pauseReads(): void;
   /**
-   * Called from onBody: the chunk just delivered stays referenced after the callback returns (a write
-   * that did not complete at once, or a buffered chunk). In `buffer` mode its memory is then left to the
-   * holder and the connection reads into a new buffer; other modes never reuse a chunk's memory.
+   * Called from onBody, or from onReadDone of the same read: a chunk delivered during this read stays
+   * referenced after the read (a write that did not complete at once, or a buffered chunk). In `buffer`
+   * mode its memory is then left to the holder and the connection reads into a new buffer; other modes
+   * never reuse a chunk's memory.
    */
   retainBody(): void;
   resumeReads(): void;
