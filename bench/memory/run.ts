@@ -30,8 +30,9 @@ const SETTLE_MS = quick ? 3_000 : 5_000; // the young generation shrinks ~1–1.
 const KNOWN = 2_000;
 const HOT = 10;
 const MAX_REQUESTS = 200_000; // every load loop bounded in count and time
-/** NODE_OPTIONS of an injected sidecar with the injector's defaults (footprint small, 256Mi limit). */
+/** NODE_OPTIONS and MESHMEDIC_V8_FOOTPRINT of an injected sidecar with the injector's defaults (footprint small, 256Mi limit). */
 const INJECTED_NODE_OPTIONS = smallFootprintNodeOptions('256Mi');
+const INJECTED_ENV = { MESHMEDIC_V8_FOOTPRINT: 'small' };
 const log = (m: string) => process.stderr.write(`[memory] ${m}\n`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -177,7 +178,7 @@ try {
   //    injector gives a sidecar (footprint small, see docs/kubernetes.md).
   for (const [key, nodeOptions] of [['', ''], ['Injected', INJECTED_NODE_OPTIONS]] as const) {
     const b = await backends(1);
-    const s = await startSidecar(baseConfig([{ name: 'hot', endpoints: [{ address: `127.0.0.1:${b.ports[0]}` }] }]), dir, `one${key}`, nodeOptions);
+    const s = await startSidecar(baseConfig([{ name: 'hot', endpoints: [{ address: `127.0.0.1:${b.ports[0]}` }] }]), dir, `one${key}`, nodeOptions, nodeOptions ? INJECTED_ENV : {});
     await sleep(SETTLE_MS);
     const m = rssKb(s.child.pid!);
     results[`oneEndpointIdle${key}RssMB`] = +(m.rss / 1024).toFixed(1);
@@ -187,7 +188,7 @@ try {
   }
   // 2. 2,000 known endpoints, traffic to 10: as a user starts it (the command sets its own V8 heap flags),
   //    without those (MESHMEDIC_V8_FOOTPRINT=default: V8's own sizing), and with the injector's NODE_OPTIONS.
-  for (const [key, nodeOptions, env] of [['', '', {}], ['V8Default', '', { MESHMEDIC_V8_FOOTPRINT: 'default' }], ['Injected', INJECTED_NODE_OPTIONS, {}]] as const) {
+  for (const [key, nodeOptions, env] of [['', '', {}], ['V8Default', '', { MESHMEDIC_V8_FOOTPRINT: 'default' }], ['Injected', INJECTED_NODE_OPTIONS, INJECTED_ENV]] as const) {
     const b = await backends(HOT);
     const services: unknown[] = [{ name: 'hot', endpoints: b.ports.map((p) => ({ address: `127.0.0.1:${p}` })) }];
     // Idle endpoints: addresses in 127.0.0.0/8 that nothing listens on and no request is sent to.
@@ -227,7 +228,7 @@ try {
     const b = await backends(HOT);
     try {
       const s = await startSidecar(baseConfig([{ name: 'hot', endpoints: b.ports.map((p) => ({ address: `127.0.0.1:${p}` })) }]), dir, `pod${key}`, INJECTED_NODE_OPTIONS, {
-        MESHMEDIC_K8S_DISCOVERY: 'true', KUBERNETES_SERVICE_HOST: '127.0.0.1', KUBERNETES_SERVICE_PORT: String(api.port), POD_NAMESPACE: ns, NODE_EXTRA_CA_CERTS: api.ca, ...podEnv,
+        ...INJECTED_ENV, MESHMEDIC_K8S_DISCOVERY: 'true', KUBERNETES_SERVICE_HOST: '127.0.0.1', KUBERNETES_SERVICE_PORT: String(api.port), POD_NAMESPACE: ns, NODE_EXTRA_CA_CERTS: api.ca, ...podEnv,
       });
       try {
         for (const until = Date.now() + 30_000; api.watches() < 2; await sleep(50)) if (Date.now() > until) throw new Error('discovery did not list and watch within 30 s');

@@ -7,6 +7,7 @@ import type { IVolume } from 'kubernetes-models/v1/Volume';
 import { INJECTION_ANNOTATIONS, annotationsToConfigPatch, isQuantity, parseBool, quantityValue, readinessGateModeOf } from './annotations.js';
 import { DEFAULT_NO_PROXY, type InjectorConfig } from './injector-config.js';
 import { ENV_READINESS_GATE, READINESS_CONDITION } from './readiness-gate.js';
+import { ENV_V8_FOOTPRINT } from '../runtime/v8-footprint.js';
 
 export type JsonPatchOp = { op: 'add' | 'replace'; path: string; value: unknown };
 
@@ -245,7 +246,10 @@ export function buildSidecar(cfg: InjectorConfig, mode: 'native' | 'classic', im
       // Gossip (when mesh.yaml enables it) binds every address and tells peers the pod IP.
       { name: 'MESHMEDIC_GOSSIP__LISTEN', value: cfg.adminBindAddress === '::' ? `[::]:${p.gossip}` : `0.0.0.0:${p.gossip}` },
       { name: 'MESHMEDIC_GOSSIP__ADVERTISE', value: cfg.adminBindAddress === '::' ? `[$(POD_IP)]:${p.gossip}` : `$(POD_IP):${p.gossip}` },
-      ...(cfg.footprint === 'small' ? [{ name: 'NODE_OPTIONS', value: smallFootprintNodeOptions(memoryLimit) }] : []),
+      // The heap footprint: the command sizes V8's young generation itself (small while quiet, grown under
+      // load: src/runtime/v8-footprint.ts); the injector adds only the old generation's cap for the container.
+      { name: ENV_V8_FOOTPRINT, value: cfg.footprint },
+      ...(cfg.footprint === 'small' && smallFootprintNodeOptions(memoryLimit) ? [{ name: 'NODE_OPTIONS', value: smallFootprintNodeOptions(memoryLimit) }] : []),
     ],
     resources: { requests, ...(Object.keys(limits).length ? { limits } : {}) },
     securityContext: {
@@ -276,16 +280,16 @@ export function buildSidecar(cfg: InjectorConfig, mode: 'native' | 'classic', im
 }
 
 /**
- * The sidecar's V8 heap flags for footprint `small` (NODE_OPTIONS accepts these two): a 1 MB young
- * generation (V8 otherwise grows it to 2 × 16 MB under a burst of allocation and keeps it), and an old
- * generation capped at half the container's memory limit, which also makes V8 size its heap from that
- * figure instead of the node's RAM. Measured by `npm run bench:memory`; see docs/kubernetes.md.
+ * The sidecar's NODE_OPTIONS for footprint `small`: the old generation capped at half the container's memory
+ * limit, which also makes V8 size its heap from that figure instead of the node's RAM ('' without a limit).
+ * The young generation is left to the command (MESHMEDIC_V8_FOOTPRINT=small): 1 MB semi-spaces while quiet,
+ * grown under load and shrunk after by its governor — a `--max-semi-space-size` here would fix it at 1 MB
+ * under load too (a scavenge every ~200 proxied requests). Measured by `npm run bench:memory`; see
+ * docs/kubernetes.md.
  */
 export function smallFootprintNodeOptions(memoryLimit: string | undefined): string {
-  const flags = ['--max-semi-space-size=1'];
   const bytes = memoryLimit ? quantityValue(memoryLimit) : undefined;
-  if (bytes !== undefined && bytes > 0) flags.push(`--max-old-space-size=${Math.max(32, Math.floor(bytes / 2 ** 20 / 2))}`);
-  return flags.join(' ');
+  return bytes !== undefined && bytes > 0 ? `--max-old-space-size=${Math.max(32, Math.floor(bytes / 2 ** 20 / 2))}` : '';
 }
 
 export function buildVolumes(cfg: InjectorConfig): (IVolume & { name: string })[] {

@@ -48,7 +48,7 @@ export const injectorConfigSchema = {
         memoryLimit: { ...quantity, default: '256Mi' },
       },
     },
-    footprint: { enum: ['small', 'default'], default: 'small', description: 'small: the sidecar runs with NODE_OPTIONS capping V8\'s young generation at 1 MB and its old generation at half the memory limit (≈ −40 MB of RSS, see docs/kubernetes.md); default: Node\'s own heap sizing' },
+    footprint: { enum: ['small', 'default'], default: 'small', description: 'small: the sidecar gets MESHMEDIC_V8_FOOTPRINT=small (the command keeps V8\'s young generation at 1 MB while quiet, grows it under load and shrinks it after) and NODE_OPTIONS capping its old generation at half the memory limit (≈ −40 MB of RSS, see docs/kubernetes.md); default: MESHMEDIC_V8_FOOTPRINT=default, Node\'s own heap sizing' },
     runAsUser: { type: 'integer', minimum: 1, maximum: 2_147_483_647, default: 65532 },
     adminBindAddress: { enum: ['0.0.0.0', '::'], default: '0.0.0.0', description: 'where the admin port listens (the kubelet probes the pod IP): :: for IPv6-only clusters' },
     noProxy: { type: 'array', items: { type: 'string', minLength: 1, maxLength: 253 }, default: [], maxItems: 256 },

@@ -10,6 +10,7 @@ import { reviewAdmission } from '../../src/k8s/admission.js';
 import { buildSidecar, escapeJsonPointer, planInjection, smallFootprintNodeOptions, type JsonPatchOp, type OptInRoute } from '../../src/k8s/inject.js';
 import { quantityValue } from '../../src/k8s/annotations.js';
 import { DEFAULT_INJECTOR_CONFIG, validateInjectorConfig } from '../../src/k8s/injector-config.js';
+import { ENV_V8_FOOTPRINT, footprintFlags, SMALL_FOOTPRINT_FLAGS } from '../../src/runtime/v8-footprint.js';
 
 const dir = fileURLToPath(new URL('./fixtures/inject/', import.meta.url));
 const UPDATE = process.env.UPDATE_GOLDEN === '1';
@@ -160,27 +161,44 @@ t.test('annotation overrides of resources and classic mode', async (t) => {
   const patched = fjp.applyPatch(structuredClone(pod), JSON.parse(Buffer.from((res.body as any).response.patch, 'base64').toString())).newDocument as any;
   const sc = patched.spec.containers.at(-1);
   t.same(sc.resources, { requests: { cpu: '100m', memory: '160Mi' }, limits: { memory: '512Mi' } });
-  t.equal(sc.env.find((e: any) => e.name === 'NODE_OPTIONS')?.value, '--max-semi-space-size=1 --max-old-space-size=256', 'old generation capped at half the annotated limit');
+  t.equal(sc.env.find((e: any) => e.name === 'NODE_OPTIONS')?.value, '--max-old-space-size=256', 'old generation capped at half the annotated limit');
 });
 
-t.test('footprint: V8 heap flags follow the memory limit; footprint default leaves NODE_OPTIONS unset', async (t) => {
-  t.equal(smallFootprintNodeOptions('256Mi'), '--max-semi-space-size=1 --max-old-space-size=128');
-  t.equal(smallFootprintNodeOptions('1Gi'), '--max-semi-space-size=1 --max-old-space-size=512');
-  t.equal(smallFootprintNodeOptions('500M'), '--max-semi-space-size=1 --max-old-space-size=238', 'decimal units');
-  t.equal(smallFootprintNodeOptions('5e8'), '--max-semi-space-size=1 --max-old-space-size=238', 'exponent form');
-  t.equal(smallFootprintNodeOptions('40Mi'), '--max-semi-space-size=1 --max-old-space-size=32', 'never below 32 MB');
-  t.equal(smallFootprintNodeOptions(''), '--max-semi-space-size=1', 'no limit: no old-generation cap');
-  t.equal(smallFootprintNodeOptions(undefined), '--max-semi-space-size=1');
+t.test('footprint: the old generation\'s cap follows the memory limit; the young generation is left to the command', async (t) => {
+  t.equal(smallFootprintNodeOptions('256Mi'), '--max-old-space-size=128');
+  t.equal(smallFootprintNodeOptions('1Gi'), '--max-old-space-size=512');
+  t.equal(smallFootprintNodeOptions('500M'), '--max-old-space-size=238', 'decimal units');
+  t.equal(smallFootprintNodeOptions('5e8'), '--max-old-space-size=238', 'exponent form');
+  t.equal(smallFootprintNodeOptions('40Mi'), '--max-old-space-size=32', 'never below 32 MB');
+  t.equal(smallFootprintNodeOptions(''), '', 'no limit: no old-generation cap');
+  t.equal(smallFootprintNodeOptions(undefined), '');
   t.equal(quantityValue('64Mi'), 64 * 2 ** 20);
   t.equal(quantityValue('lots'), undefined);
   const env = (cfg: typeof DEFAULT_INJECTOR_CONFIG) => buildSidecar(cfg, 'native', cfg.image).env ?? [];
-  t.equal(env(DEFAULT_INJECTOR_CONFIG).find((e) => e.name === 'NODE_OPTIONS')?.value, '--max-semi-space-size=1 --max-old-space-size=128', 'on by default, from the 256Mi default limit');
+  const value = (cfg: typeof DEFAULT_INJECTOR_CONFIG, name: string) => env(cfg).find((e) => e.name === name)?.value;
+  t.equal(value(DEFAULT_INJECTOR_CONFIG, 'NODE_OPTIONS'), '--max-old-space-size=128', 'on by default, from the 256Mi default limit');
+  t.equal(value(DEFAULT_INJECTOR_CONFIG, ENV_V8_FOOTPRINT), 'small');
+  const noLimit = { ...DEFAULT_INJECTOR_CONFIG, resources: { ...DEFAULT_INJECTOR_CONFIG.resources, memoryLimit: '' } };
+  t.equal(env(noLimit).find((e) => e.name === 'NODE_OPTIONS'), undefined, 'no memory limit: no NODE_OPTIONS');
+  t.equal(value(noLimit, ENV_V8_FOOTPRINT), 'small');
   const plain = validateInjectorConfig({ footprint: 'default' });
   t.ok(plain.valid);
-  if (plain.valid) t.equal(env(plain.result).find((e) => e.name === 'NODE_OPTIONS'), undefined, 'footprint default: Node sizes its heap itself');
+  if (plain.valid) {
+    t.equal(env(plain.result).find((e) => e.name === 'NODE_OPTIONS'), undefined, 'footprint default: Node sizes its heap itself');
+    t.equal(value(plain.result, ENV_V8_FOOTPRINT), 'default', 'and the command is told so');
+  }
   const bad = validateInjectorConfig({ footprint: 'tiny' });
   t.notOk(bad.valid);
   if (!bad.valid) t.match(bad.errors.join('\n'), /\/footprint/, 'the error names the key');
+});
+
+t.test('footprint: what the command in the injected sidecar then does with the heap (src/runtime/v8-footprint.ts)', async (t) => {
+  const asInjected = (cfg: typeof DEFAULT_INJECTOR_CONFIG): NodeJS.ProcessEnv => Object.fromEntries((buildSidecar(cfg, 'native', cfg.image).env ?? []).filter((e) => e.value !== undefined).map((e) => [e.name, e.value]));
+  // small: the command sets the small young generation itself, so its governor may grow it under load.
+  t.same(footprintFlags(['run'], asInjected(DEFAULT_INJECTOR_CONFIG), []).flags, [SMALL_FOOTPRINT_FLAGS.young], 'small: young generation by the command, old generation by NODE_OPTIONS');
+  const plain = validateInjectorConfig({ footprint: 'default' });
+  t.ok(plain.valid);
+  if (plain.valid) t.same(footprintFlags(['run'], asInjected(plain.result), []), { flags: [] }, 'default: no flags from the command either');
 });
 
 t.test('RFC 6901 escaping', async (t) => {
