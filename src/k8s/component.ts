@@ -6,8 +6,7 @@ import type { PolicySettings } from '../config/sections/healing.js';
 import type { Discovery } from './discovery.js';
 import type { AnnotationsWatcher } from './downward.js';
 import type { ServiceInput } from '../mesh/state.js';
-import { createKubeApi, inClusterTarget } from './api.js';
-import { ENV_READINESS_GATE, startReadinessGate, type ReadinessGate } from './readiness-gate.js';
+import type { ReadinessGate } from './readiness-gate.js';
 import type { GossipComponent } from '../gossip/component.js';
 import type { AnnotationResult } from './annotations.js';
 import type { Validated } from '../core/errors.js';
@@ -17,6 +16,8 @@ import type { Config } from '../config/types.js';
 export const ENV_DISCOVERY = 'MESHMEDIC_K8S_DISCOVERY';
 export const ENV_NAMESPACES = 'MESHMEDIC_K8S_NAMESPACES';
 export const ENV_POD_ANNOTATIONS = 'MESHMEDIC_POD_ANNOTATIONS';
+/** `true` or `quorum`: mark ejected pods through their readiness gate (see readiness-gate.ts). */
+export const ENV_READINESS_GATE = 'MESHMEDIC_K8S_READINESS_GATE';
 
 export interface KubernetesComponentOptions {
   readonly env?: NodeJS.ProcessEnv;
@@ -78,6 +79,8 @@ export function kubernetesComponent(opts: KubernetesComponentOptions = {}): Comp
     }
     const gateMode = env[ENV_READINESS_GATE];
     if (gateMode === 'true' || gateMode === 'quorum') {
+      // Loaded only when the gate is on: the API client brings node:https (TLS), ~1 MB of RSS.
+      const [{ createKubeApi, inClusterTarget }, { startReadinessGate }] = await Promise.all([import('./api.js'), import('./readiness-gate.js')]);
       const target = opts.server ? { server: opts.server } : inClusterTarget(env);
       // Quorum-gated: the gossip health plane's verdicts confirm an ejection before the pod is marked.
       const plane = (ctx.components.get('gossip') as Partial<GossipComponent> | undefined)?.healthPlane;

@@ -9,8 +9,7 @@ import type { MeshState, RecordedDecision } from '../mesh/state.js';
 import { describeFailure, type KubeApi } from './api.js';
 
 export const READINESS_CONDITION = 'meshmedic.io/healthy';
-/** The injector sets it in the sidecar when its settings enable the gate. */
-export const ENV_READINESS_GATE = 'MESHMEDIC_K8S_READINESS_GATE';
+export { ENV_READINESS_GATE } from './component.js';
 
 export interface ConditionChange {
   readonly namespace: string;

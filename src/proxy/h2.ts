@@ -10,6 +10,7 @@ import type { ProxyCore } from './core.js';
 import { classifyUpstreamError, errorBody, grpcMessage, HEADERS_TIMEOUT, outcomeOfGrpcStatus, REFUSED, RESET, UpstreamError, type FailureClass } from './failure.js';
 import { H2_FORBIDDEN } from './headers.js';
 import type { Upstream } from './upstream.js';
+import { H2Client } from './h2client.js';
 import { Attempt, KIND_H2C } from './attempt.js';
 
 const { NGHTTP2_CANCEL, NGHTTP2_INTERNAL_ERROR, NGHTTP2_FLAG_END_STREAM } = http2.constants;
@@ -146,7 +147,7 @@ class H2Exchange extends Attempt {
     let us: http2.ClientHttp2Stream;
     let sent: boolean;
     try {
-      ({ stream: us, sent } = up.http2().request(this.reqHeaders, this.endStream));
+      ({ stream: us, sent } = up.http2(H2Client).request(this.reqHeaders, this.endStream));
     } catch (err) {
       this.fail(classifyUpstreamError(err), err as Error, false);
       return;

@@ -1,12 +1,13 @@
 // A proxy listener: one TCP port that accepts HTTP/1.1 and HTTP/2 prior knowledge (h2c). The first bytes
 // of each connection are sniffed for the HTTP/2 preface; HTTP/1 connections are served by H1ServerConn
 // (the HTTP/1 engine's strict llhttp parser, malformed input answered 400/431 on its own connection),
-// HTTP/2 ones are handed to a node:http2 server that never listens itself.
-import http2 from 'node:http2';
+// HTTP/2 ones are handed to a node:http2 server that never listens itself — loaded with the first HTTP/2
+// connection: node:http2 and the h2c forwarding cost a sidecar whose clients speak HTTP/1.1 only ~1–2 MB
+// of RSS (docs/kubernetes.md, "Memory budget").
+import type http2 from 'node:http2';
 import net from 'node:net';
 import { parseHostPort, formatHostPort } from '../core/address.js';
 import type { ProxyCore } from './core.js';
-import { handleH2Stream } from './h2.js';
 import { handleHttp1 } from './http1.js';
 import { ExpiryQueue, type Expirable } from './expiry-queue.js';
 import { H1ServerConn, type H1Io, type H1ServerOptions } from './h1server.js';
@@ -95,27 +96,44 @@ export async function startListener(core: ProxyCore, role: 'outbound' | 'inbound
   };
   let draining = false;
 
-  const h2 = http2.createServer({
-    settings: { maxHeaderListSize: cfg.maxHeaderBytes, enablePush: false },
-    peerMaxConcurrentStreams: 1000,
-  });
   const sessions = new Set<http2.ServerHttp2Session>();
-  h2.on('session', (s: http2.ServerHttp2Session) => {
-    sessions.add(s);
-    s.on('close', () => sessions.delete(s));
-    s.on('error', noop); // reported per stream; a broken peer must not crash the process
-    s.setTimeout(cfg.idleTimeoutMs, () => s.close());
-  });
-  h2.on('stream', (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, flags: number) => {
-    stream.on('error', noop);
-    try {
-      handleH2Stream(core, role, stream, headers, flags);
-    } catch (err) {
-      log.error('h2 stream handler failed', { err });
-      if (!stream.destroyed) stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
-    }
-  });
-  h2.on('sessionError', noop);
+  /** The HTTP/2 server, created with the first HTTP/2 connection (see the file's comment). */
+  let h2: Promise<http2.Http2Server> | undefined;
+  const h2Server = async (): Promise<http2.Http2Server> => {
+    const [{ default: http2 }, { handleH2Stream }] = await Promise.all([import('node:http2'), import('./h2.js')]);
+    const server = http2.createServer({
+      settings: { maxHeaderListSize: cfg.maxHeaderBytes, enablePush: false },
+      peerMaxConcurrentStreams: 1000,
+    });
+    server.on('session', (s: http2.ServerHttp2Session) => {
+      sessions.add(s);
+      s.on('close', () => sessions.delete(s));
+      s.on('error', noop); // reported per stream; a broken peer must not crash the process
+      s.setTimeout(cfg.idleTimeoutMs, () => s.close());
+    });
+    server.on('stream', (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, flags: number) => {
+      stream.on('error', noop);
+      try {
+        handleH2Stream(core, role, stream, headers, flags);
+      } catch (err) {
+        log.error('h2 stream handler failed', { err });
+        if (!stream.destroyed) stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+      }
+    });
+    server.on('sessionError', noop);
+    return server;
+  };
+  const handToH2 = (socket: net.Socket): void => {
+    (h2 ??= h2Server()).then((server) => {
+      // The connection waited paused for the module: it may have closed, or the listener begun closing.
+      if (socket.destroyed) return;
+      if (draining) return void socket.destroy();
+      server.emit('connection', socket);
+    }, (err: unknown) => {
+      log.error('HTTP/2 could not be loaded', { err });
+      socket.destroy();
+    });
+  };
 
   const sockets = new Set<net.Socket>();
   const server = net.createServer({ noDelay: true }, (socket) => {
@@ -186,7 +204,7 @@ export async function startListener(core: ProxyCore, role: 'outbound' | 'inbound
       try {
         if (isH2) {
           // The http2 session reads what is buffered on the socket itself; it must not be resumed here.
-          h2.emit('connection', socket);
+          handToH2(socket);
         } else {
           const c = new H1ServerConn(socket, onH1Request, h1Opts, onH1Close);
           h1Conns.add(c);

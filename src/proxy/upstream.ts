@@ -3,10 +3,11 @@
 import { H1Pool } from './h1pool.js';
 import type { ProxyConfig } from '../config/sections/proxy.js';
 import type { EndpointWindows } from '../stats/window.js';
-import { H2Client } from './h2client.js';
+import type { H2Client } from './h2client.js';
 import type { Http1Engine } from './engine/types.js';
 
 export type UpstreamProtocol = 'http1' | 'h2c';
+export type H2ClientClass = new (origin: string, connectTimeoutMs: number, idleTimeoutMs: number) => H2Client;
 
 export class Upstream {
   /** Endpoint id (`service/host:port`), or `inbound/host:port` for the local app. */
@@ -59,10 +60,13 @@ export class Upstream {
     return p;
   }
 
-  /** The HTTP/2 prior-knowledge client (created on first use). */
-  http2(): H2Client {
+  /**
+   * The HTTP/2 prior-knowledge client (created on first use). The class comes from the h2c forwarding
+   * (h2.ts), which loads node:http2 only when a client speaks HTTP/2 (see listener.ts).
+   */
+  http2(client: H2ClientClass): H2Client {
     let h = this.h2;
-    if (h === undefined) h = this.h2 = new H2Client(this.origin, this.cfg.connectTimeoutMs, this.cfg.idleTimeoutMs);
+    if (h === undefined) h = this.h2 = new client(this.origin, this.cfg.connectTimeoutMs, this.cfg.idleTimeoutMs);
     return h;
   }
 
