@@ -157,3 +157,8 @@ export function registerCollected(registry: Registry, name: string, help: string
     reset: () => {},
   } as unknown as Metric);
 }
+
+/** `meshmedic_proxy_workers{sharing="single"} 1`: the proxy runs in the one process. */
+export function registerSingleProcessMetric(registry: Registry): void {
+  registerCollected(registry, 'meshmedic_proxy_workers', 'Proxy worker processes alive and how they share the listener ports: reuseport or primary-distributes (single: one process, no workers).', 'gauge', () => [{ labels: { sharing: 'single' }, value: 1 }]);
+}

@@ -16,9 +16,8 @@ import { MeshState, type ServiceInput } from '../mesh/state.js';
 import { StatsTable } from '../stats/window.js';
 import type { Component, ComponentFactory, SidecarContext } from './context.js';
 import { startHealing } from '../heal/component.js';
-import { startProxy } from '../proxy/component.js';
+import { registerSingleProcessMetric, startProxy } from '../proxy/component.js';
 import { kubernetesEnabled, startKubernetes } from '../k8s/component.js';
-import { registerSingleProcessMetric, startWorkers } from '../workers/primary.js';
 import { workerCount } from '../workers/sharing.js';
 
 export interface Sidecar {
@@ -58,7 +57,7 @@ export function defaultComponents(config: Config, env: NodeJS.ProcessEnv = proce
   if (config.audit?.enabled) list.push({ name: 'audit', factory: async (ctx) => (await import('../audit/component.js')).startAudit(ctx) });
   list.push({ name: 'healing', factory: startHealing });
   // With proxy.workers > 1 the listeners run in worker processes; this one keeps the healing engine.
-  if (config.outbound.enabled || config.inbound.enabled) list.push(workerCount(config.proxy.workers) > 1 ? { name: 'workers', factory: startWorkers } : { name: 'proxy', factory: startProxy });
+  if (config.outbound.enabled || config.inbound.enabled) list.push(workerCount(config.proxy.workers) > 1 ? { name: 'workers', factory: async (ctx) => (await import('../workers/primary.js')).startWorkers(ctx) } : { name: 'proxy', factory: startProxy });
   // ALS before xDS: the xDS server carries the access-log service on its port. Both are loaded only when
   // enabled: the gRPC stack costs tens of MB of RSS in a sidecar that serves neither.
   if (config.als.enabled) list.push({ name: 'als', factory: async (ctx) => (await import('../als/component.js')).startAls(ctx) });

@@ -6,7 +6,6 @@
 import cluster, { type Worker } from 'node:cluster';
 import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Registry } from '../admin/metrics-registry.js';
 import { registerCollected } from '../proxy/component.js';
 import { MeshmedicError } from '../core/errors.js';
 import { OUTCOME_COUNT } from '../core/types.js';
@@ -200,7 +199,3 @@ function registerWorkerMetrics(ctx: SidecarContext, count: number, sharing: Shar
   registerCollected(ctx.metrics, 'meshmedic_proxy_worker_restarts_total', 'Proxy workers replaced after they died.', 'counter', () => [{ labels: {}, value: restarts() }]);
 }
 
-/** `meshmedic_proxy_workers{sharing="single"} 1`: the proxy runs in the one process. */
-export function registerSingleProcessMetric(registry: Registry): void {
-  registerCollected(registry, 'meshmedic_proxy_workers', 'Proxy worker processes alive and how they share the listener ports: reuseport or primary-distributes (single: one process, no workers).', 'gauge', () => [{ labels: { sharing: 'single' }, value: 1 }]);
-}
