@@ -145,7 +145,7 @@ export abstract class Attempt {
     const core = this.core;
     const current = core.deps.mesh.snapshot().services.get(view.name) ?? view;
     const ev = core.balancer.pick(current, avoid1, failed);
-    const up = ev === undefined ? undefined : core.upstream(ev.slot);
+    const up = ev === undefined ? undefined : core.upstream(ev);
     if (up === undefined || up.protocol !== this.upstream.protocol) {
       budget.note(reason, RESULT_NO_ENDPOINT);
       return null;

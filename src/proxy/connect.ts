@@ -88,7 +88,7 @@ class TunnelAttempt extends Attempt {
 /** TLS inside the tunnel: one endpoint per connection, bytes copied both ways, one sample per connection. */
 function passThrough(core: ProxyCore, client: net.Socket, view: ServiceView): void {
   const ev: EndpointView | undefined = core.balancer.pick(view);
-  const up = ev === undefined ? undefined : core.upstream(ev.slot);
+  const up = ev === undefined ? undefined : core.upstream(ev);
   if (ev === undefined || up === undefined) {
     client.destroy(); // the 200 is sent: a TLS client sees the connection close
     return;

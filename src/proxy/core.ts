@@ -4,7 +4,7 @@
 import type { Clock } from '../core/clock.js';
 import type { Logger } from '../core/log.js';
 import type { Config } from '../config/types.js';
-import type { MeshSnapshot, MeshState, ServiceView } from '../mesh/state.js';
+import type { EndpointView, MeshSnapshot, MeshState, ServiceView } from '../mesh/state.js';
 import { EndpointWindows, type StatsTable } from '../stats/window.js';
 import { parseHostPort } from '../core/address.js';
 import { Balancer, type BalancerOptions } from './balancer.js';
@@ -44,8 +44,10 @@ export class ProxyCore {
   readonly balancer: Balancer;
   readonly forward: ForwardOptions;
   readonly defaultService: string;
-  /** Upstream per mesh endpoint slot (outbound). */
+  /** Upstream per mesh endpoint slot (outbound), created on the endpoint's first request. */
   private readonly bySlot: (Upstream | undefined)[] = [];
+  /** Endpoint id per mesh slot, as of the last snapshot. */
+  private readonly idBySlot: (string | undefined)[] = [];
   private readonly protocols: ReadonlyMap<string, UpstreamProtocol>;
   /** The local application behind the inbound listener, measured as a pseudo-endpoint. */
   readonly app: Upstream | undefined;
@@ -95,26 +97,34 @@ export class ProxyCore {
     this.unsubscribe = deps.mesh.subscribe((snap) => this.sync(snap));
   }
 
-  /** Keep upstreams, stats rows and balancer load in step with the endpoints of the snapshot. */
+  /**
+   * Keep upstreams, stats rows and balancer load in step with the endpoints of the snapshot. An endpoint's
+   * Upstream is created on its first request (upstream()): most endpoints of a large mesh are never called
+   * from one sidecar (~200 B each with its strings; docs/kubernetes.md, "Memory budget").
+   */
   sync(snap: MeshSnapshot): void {
     const live = new Set<number>();
     for (const ev of snap.endpoints.values()) {
       live.add(ev.slot);
+      if (this.idBySlot[ev.slot] === ev.spec.id) continue;
       const cur = this.bySlot[ev.slot];
-      if (cur !== undefined && cur.id === ev.spec.id) continue;
-      if (cur !== undefined) this.retire(cur); // slot reused by another endpoint
-      const windows = this.deps.stats.ensure(ev.slot);
+      if (cur !== undefined) {
+        this.bySlot[ev.slot] = undefined;
+        this.retire(cur); // slot reused by another endpoint
+      }
+      this.deps.stats.ensure(ev.slot);
       this.balancer.load.ensure(ev.slot);
-      const protocol = this.protocols.get(ev.spec.service) ?? 'http1';
-      this.bySlot[ev.slot] = new Upstream(ev.spec.id, ev.slot, ev.spec.host, ev.spec.port, protocol, windows, this.deps.config.proxy, this.http1);
+      this.idBySlot[ev.slot] = ev.spec.id;
     }
-    for (let slot = 0; slot < this.bySlot.length; slot++) {
+    for (let slot = 0; slot < this.idBySlot.length; slot++) {
+      if (this.idBySlot[slot] === undefined || live.has(slot)) continue;
+      this.idBySlot[slot] = undefined;
       const up = this.bySlot[slot];
-      if (up !== undefined && !live.has(slot)) {
+      if (up !== undefined) {
         this.bySlot[slot] = undefined;
         this.retire(up);
-        this.deps.stats.clear(slot);
       }
+      this.deps.stats.clear(slot);
     }
   }
 
@@ -134,8 +144,13 @@ export class ProxyCore {
     return b;
   }
 
-  upstream(slot: number): Upstream | undefined {
-    return this.bySlot[slot];
+  /** The endpoint's Upstream, created on first use; undefined for an endpoint no longer in the mesh. */
+  upstream(ev: EndpointView): Upstream | undefined {
+    const up = this.bySlot[ev.slot];
+    if (up !== undefined) return up;
+    if (this.idBySlot[ev.slot] !== ev.spec.id) return undefined;
+    const protocol = this.protocols.get(ev.spec.service) ?? 'http1';
+    return (this.bySlot[ev.slot] = new Upstream(ev.spec.id, ev.slot, ev.spec.host, ev.spec.port, protocol, this.deps.stats.ensure(ev.slot), this.deps.config.proxy, this.http1));
   }
 
   /**
@@ -192,6 +207,7 @@ export class ProxyCore {
       if (up) all.push(up.destroy());
       this.bySlot[slot] = undefined;
     }
+    this.idBySlot.length = 0;
     if (this.app) all.push(this.app.destroy());
     await Promise.all(all);
   }

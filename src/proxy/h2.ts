@@ -51,7 +51,7 @@ export function handleH2Stream(core: ProxyCore, role: 'outbound' | 'inbound', st
     }
     view = v;
     const ev = core.balancer.pick(v);
-    up = ev === undefined ? undefined : core.upstream(ev.slot);
+    up = ev === undefined ? undefined : core.upstream(ev);
     if (up === undefined) return answerError(stream, grpc, 503, 14, 'MM_ERR_NO_ENDPOINT', `no usable endpoint for service "${v.name}"`, '');
   }
   if (up === undefined) return answerError(stream, grpc, 503, 14, 'MM_ERR_NO_ENDPOINT', 'no local application configured', '');

@@ -94,7 +94,7 @@ export function handleHttp1(core: ProxyCore, role: 'outbound' | 'inbound', req: 
     return sendError(res, name === '' ? 400 : 404, name === '' ? 'MM_ERR_BAD_REQUEST' : 'MM_ERR_UNKNOWN_SERVICE', name === '' ? 'the request names no service (no Host header)' : `no service named "${name.slice(0, 200)}"`, '');
   }
   const ev = core.balancer.pick(view);
-  const up = ev === undefined ? undefined : core.upstream(ev.slot);
+  const up = ev === undefined ? undefined : core.upstream(ev);
   if (up === undefined) return sendError(res, 503, 'MM_ERR_NO_ENDPOINT', `no usable endpoint for service "${view.name}"`, '');
   // HTTP/1.1 is not bridged to h2c endpoints (gRPC needs HTTP/2 end to end).
   if (up.protocol === 'h2c') return sendError(res, 502, 'MM_ERR_UPSTREAM_RESET', `service "${view.name}" speaks h2c (protocol h2c); send HTTP/2 (prior knowledge) to this listener`, up.id);
