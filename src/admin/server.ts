@@ -1,7 +1,8 @@
 // The admin HTTP server: health, readiness, Prometheus metrics and the JSON /v1 API.
 // Components add their own routes (xDS status, gossip members) through AdminRoutes.
-import http from 'node:http';
+import type http from 'node:http';
 import { isIP, type AddressInfo } from 'node:net';
+import { nodeHttp } from '../runtime/node-http.js';
 import { isLoopbackHost } from '../core/address.js';
 import type { ErrorCode } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
@@ -75,7 +76,7 @@ export class AdminServer implements AdminRoutes {
     this.tokenRequired = this.token !== '' || !isLoopbackHost(host);
     this.boundHost = host.replace(/^\[|\]$/g, '');
     if (this.readOnly) this.log.warn('the admin API is read-only (admin.readOnly): eject, drain, restore and other changes are refused', { listen: `${host}:${port}` });
-    const server = http.createServer({ maxHeaderSize: 16_384, requestTimeout: 30_000 }, (req, res) => {
+    const server = nodeHttp.createServer({ maxHeaderSize: 16_384, requestTimeout: 30_000 }, (req, res) => {
       this.handle(req, res).catch((err) => {
         this.log.error('admin handler failed', { err, url: req.url });
         if (!res.headersSent) send(res, 500, { error: 'MM_ERR_INTERNAL', message: (err as Error).message });

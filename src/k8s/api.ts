@@ -1,7 +1,8 @@
 // A small Kubernetes API client on node:http(s) for the webhook's controllers, the sidecar's status
 // patches and discovery's list+watch: JSON in and out, bounded time and size, in-cluster service-account
 // or kubeconfig auth. The full @kubernetes/client-node costs ~56–70 MB of RSS in every pod.
-import { request as httpRequest, type IncomingMessage } from 'node:http';
+import type { IncomingMessage } from 'node:http';
+import { nodeHttp } from '../runtime/node-http.js';
 import { request as httpsRequest } from 'node:https';
 import { readFileSync } from 'node:fs';
 import { MeshmedicError } from '../core/errors.js';
@@ -95,7 +96,7 @@ export function createKubeApi(target: ApiTarget): KubeWatchApi {
   const host = url.hostname.replace(/^\[|\]$/g, '');
   const loopback = host === 'localhost' || host === '::1' || /^127\./.test(host);
   if (url.protocol === 'http:' && !loopback) throw new MeshmedicError('MM_ERR_USAGE', `${target.server}: plain http is allowed only to a loopback address (kubectl proxy); use https`);
-  const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
+  const send = url.protocol === 'https:' ? httpsRequest : nodeHttp.request;
   const port = Number(url.port || (url.protocol === 'https:' ? 443 : 80));
   const timeoutMs = target.timeoutMs ?? 10_000;
   const tls = {
