@@ -10,6 +10,7 @@ import { endpointId, NO_LOCALITY, Outcome } from '../src/core/types.js';
 import { MeshState } from '../src/mesh/state.js';
 import { Balancer } from '../src/proxy/balancer.js';
 import { DEFAULT_WINDOWS, EndpointWindows, type WindowOptions } from '../src/stats/window.js';
+import { median } from './lib/stats.js';
 
 const gc = (globalThis as { gc?: () => void }).gc;
 if (!gc) {
@@ -57,7 +58,6 @@ function measure(name: string, perBatch: number, batches: number, op: (i: number
     times.push(Number(t1 - t0) / perBatch);
     bytes.push(Math.max(0, h1 - h0) / perBatch);
   }
-  const median = (xs: number[]) => xs.slice().sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
   return { name, nsPerOp: median(times), bestNsPerOp: Math.min(...times), bytesPerOp: median(bytes), ops: perBatch * batches };
 }
 

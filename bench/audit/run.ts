@@ -20,6 +20,7 @@ import { buildIfStale } from '../lib/build.js';
 import { runWrk, wrkAvailable } from '../lib/wrk.js';
 import { processCpuSeconds } from '../lib/proc-cpu.js';
 import { renderMarkdown, renderText, updateMarkdownFile, writeJson, type Cell } from '../lib/report.js';
+import { median } from '../lib/stats.js';
 
 const USAGE = `usage: npm run bench:audit -- [--quick] [--write] [--no-write] [--entries N] [--pairs N] [--no-proxy]
   --quick      short run (about a minute): 300k appends, 2,000 proofs, 2 pairs of 3 s proxy runs
@@ -149,12 +150,6 @@ interface ProxyComparison {
   readonly auditEntries: number;
   readonly loadAverage: { readonly start: number; readonly end: number };
   readonly runs: readonly LaneRun[];
-}
-
-function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
 /**

@@ -13,6 +13,7 @@ import { request } from 'undici';
 import { summarize, type LoadOptions, type LoadRecords } from '../lib/loadgen.js';
 import { ROOT, nodeEntry, spawnTracked, stopAll, tempDir, waitReadyLine, type Spawned } from '../lib/procs.js';
 import { renderMarkdown, renderText, replaceSection, type Cell, type Table } from '../lib/report.js';
+import { median } from '../lib/stats.js';
 
 const args = new Set(process.argv.slice(2));
 const quick = args.has('--quick');
@@ -104,11 +105,6 @@ async function round(n: number, dir: string): Promise<Round> {
   const b = summarize(attacked.records);
   return { a, b, ratio: b.p99 / a.p99, health: { unattacked: calm.health, attacked: attacked.health } };
 }
-
-const median = (xs: readonly number[]): number => {
-  const s = [...xs].sort((x, y) => x - y);
-  return s.length % 2 === 1 ? s[s.length >> 1]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
 
 async function main(): Promise<void> {
   const started = Date.now();

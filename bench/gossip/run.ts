@@ -13,6 +13,7 @@ import { HealthPlane } from '../../src/gossip/health-plane.js';
 import { MeshState } from '../../src/mesh/state.js';
 import { StatsTable } from '../../src/stats/window.js';
 import { renderMarkdown, renderText, updateMarkdownFile, writeJson, type Table } from '../lib/report.js';
+import { median } from '../lib/stats.js';
 
 const HELP = `npm run bench:gossip [-- --quick] [--seed N]
 
@@ -175,12 +176,6 @@ function disseminateEpidemic(n: number, loss: number, seed: number): Omit<Dissem
     seconds9999: count >= Math.ceil(n * 0.9999) ? pct(times, 99.99) / 1000 : NaN,
     reachedAll: count >= n,
   };
-}
-
-function median(xs: number[]): number {
-  const s = xs.filter((x) => !Number.isNaN(x)).sort((a, b) => a - b);
-  if (s.length === 0) return NaN;
-  return s[Math.floor((s.length - 1) / 2)]!;
 }
 
 function repeat(runs: number, f: (seed: number) => Omit<Dissemination, 'runs'>): Dissemination {

@@ -15,6 +15,7 @@ import { scorePolicy, trainPolicy } from '../../src/learn/train.js';
 import { packageVersion } from '../../src/runtime/version.js';
 import { parseBenchArgs } from '../lib/args.js';
 import { ratio, renderMarkdown, renderText, updateMarkdownFile, writeJson, type Table } from '../lib/report.js';
+import { medianOrNull as median } from '../lib/stats.js';
 
 const USAGE = `npm run bench:learn-policy -- [--quick] [--seeds N] [--episodes N] [--policy-file F] [--write]
 
@@ -45,11 +46,6 @@ function row(spec: ScenarioSpec, lane: string, seed: number, r: SimResult): Row 
 }
 
 const sum = (xs: Row[], f: (r: Row) => number) => xs.reduce((a, r) => a + f(r), 0);
-const median = (xs: number[]): number | null => {
-  if (xs.length === 0) return null;
-  const a = [...xs].sort((x, y) => x - y);
-  return a.length % 2 ? a[a.length >> 1]! : (a[a.length / 2 - 1]! + a[a.length / 2]!) / 2;
-};
 
 export async function main(argv: readonly string[]): Promise<number> {
   const args = parseBenchArgs(argv, USAGE, { seeds: 'integer', episodes: 'integer' }, ['policy-file']);

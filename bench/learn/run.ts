@@ -12,6 +12,7 @@ import { Rng } from '../../src/sim/rng.js';
 import { parseBenchArgs } from '../lib/args.js';
 import { runFederatedLanes } from './federated.js';
 import { ratio, renderMarkdown, renderText, updateMarkdownFile, writeJson, type Table } from '../lib/report.js';
+import { median } from '../lib/stats.js';
 
 const USAGE = `npm run bench:learn -- [--quick] [--seeds N] [--noise-hours H] [--write]
 
@@ -101,10 +102,6 @@ function simStart(_r: SimResult): number {
   return 1_700_000_000_000;
 }
 
-const median = (xs: number[]): number => {
-  const a = [...xs].sort((x, y) => x - y);
-  return a.length === 0 ? NaN : a.length % 2 ? a[a.length >> 1]! : (a[a.length / 2 - 1]! + a[a.length / 2]!) / 2;
-};
 const spread = (xs: number[]): string => (xs.length ? `${median(xs)} [${Math.min(...xs)}–${Math.max(...xs)}]` : '–');
 
 /** Predictor cost: one assessment of one endpoint's model (µs), measured on a realistic series. */

@@ -6,6 +6,7 @@ import os from 'node:os';
 import { groupCpuSeconds } from '../lib/proc-cpu.js';
 import type { RunningSut, SutContext, SystemUnderTest } from '../lib/systems.js';
 import { runWrk } from '../lib/wrk.js';
+import { median } from '../lib/stats.js';
 
 export interface PredictionCostRun {
   /** CPU µs per request of each burst, in the order measured within its lane. */
@@ -27,13 +28,6 @@ export interface PredictionCost {
   readonly maxPct: number;
   readonly loadMin: number;
   readonly loadMax: number;
-}
-
-export function median(xs: readonly number[]): number {
-  const s = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
-  if (s.length === 0) return NaN;
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
 /** Paired differences of neighbouring bursts; pairs with a missing figure on either side are left out. */

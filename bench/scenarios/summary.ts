@@ -2,6 +2,7 @@
 // with min–max over seeds, ratios paired per seed, tuning and held-out reported apart. Pure functions.
 import type { Cell, Table } from '../lib/report.js';
 import type { ScenarioMetrics } from './analyze.js';
+import { medianOrNull as median } from '../lib/stats.js';
 
 export type Outcome = { available: true; metrics: ScenarioMetrics } | { available: false; reason: string };
 
@@ -16,13 +17,6 @@ export interface RunRecord {
   readonly hard: boolean;
   readonly loadavg: readonly number[];
   readonly outcomes: Readonly<Record<string, Outcome>>;
-}
-
-export function median(a: readonly number[]): number | null {
-  if (a.length === 0) return null;
-  const s = [...a].sort((x, y) => x - y);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
 /** "median [min–max]" over seeds; a dash when no seed has the figure, and "(k of n)" when only some do. */

@@ -10,6 +10,7 @@ import { buildIfStale } from '../lib/build.js';
 import { parseBenchArgs } from '../lib/args.js';
 import { renderMarkdown, renderText, updateMarkdownFile, writeJson, type Cell } from '../lib/report.js';
 import { startBackend } from '../../src/testing/backend.js';
+import { median } from '../lib/stats.js';
 
 const USAGE = `usage: npm run bench:workers -- [--quick] [--runs N] [--rate RPS] [--write]
   --quick     3 runs per mode (about 30 s); writes nothing unless --write
@@ -72,7 +73,6 @@ async function oneRun(workers: number, rate: number, dir: string): Promise<numbe
   }
 }
 
-const median = (xs: number[]): number => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor((s.length - 1) / 2)]!; };
 
 async function main(): Promise<number> {
   const args = parseBenchArgs(process.argv.slice(2), USAGE, { runs: 'integer', rate: 'integer' });
