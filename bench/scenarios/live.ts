@@ -46,6 +46,37 @@ export function liveScenario(s: ScenarioSpec): LiveScenario {
   };
 }
 
+/**
+ * The most requests per second the harness offers the machine at once, over all lanes: 12 lanes × 200,
+ * the steady rate of every scenario but overload. At overload's peak (12 × 600 = 7,200/s) one load
+ * generator's event loop needs about a core on its own (~120 µs of its main thread per request, 2 cores
+ * shared with every proxy and backend): the quiet judged run sent 25-50 % of the overload requests more
+ * than 200 ms late, in every lane, and its p99s (1-2 s) were the machine's, not the systems'.
+ */
+export const MAX_OFFERED_RPS = 2400;
+
+/** Highest rate of a schedule (requests per second). */
+export const peakRate = (schedule: readonly RateStep[]): number => schedule.reduce((m, s) => Math.max(m, s.rate), 0);
+
+/**
+ * The lanes split into consecutive batches that run one after the other (same cluster models, seed and
+ * schedule), so that no batch offers more than `maxRps` at the schedule's peak; one batch when all fit.
+ * As few batches as the budget allows, as even as possible (10 lanes, 3 per batch: 3 + 3 + 2 + 2).
+ */
+export function laneBatches<T>(lanes: readonly T[], schedule: readonly RateStep[], maxRps = MAX_OFFERED_RPS): T[][] {
+  if (!(maxRps > 0)) throw new RangeError(`laneBatches: maxRps must be a positive number, got ${maxRps}`);
+  if (lanes.length === 0) return [];
+  const perBatch = Math.max(1, Math.floor(maxRps / Math.max(1, peakRate(schedule))));
+  const count = Math.ceil(lanes.length / perBatch);
+  const out: T[][] = [];
+  for (let b = 0, at = 0; b < count; b++) {
+    const size = Math.floor(lanes.length / count) + (b < lanes.length % count ? 1 : 0);
+    out.push(lanes.slice(at, at + size));
+    at += size;
+  }
+  return out;
+}
+
 /** The backend models of a scenario's cluster, for `backend-main --models`. */
 export function backendModels(s: ScenarioSpec, seed: number): object[] {
   return s.endpoints.map((e, i) => ({

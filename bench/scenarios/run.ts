@@ -13,7 +13,7 @@ import { buildIfStale } from '../lib/build.js';
 import type { LoadRecords } from '../lib/loadgen.js';
 import { renderMarkdown, renderText, updateMarkdownFile, writeJson, type Cell, type Table } from '../lib/report.js';
 import { SCENARIOS, faultsOf, type ScenarioSpec } from '../../src/sim/scenarios.js';
-import { backendModels, liveScenario, type LiveScenario as Scenario } from './live.js';
+import { MAX_OFFERED_RPS, backendModels, laneBatches, liveScenario, peakRate, type LiveScenario as Scenario } from './live.js';
 import { analyzeScenario, type ArrivalLog } from './analyze.js';
 import { detailTable, summaryTable, verdicts, type Outcome, type RunRecord } from './summary.js';
 
@@ -21,11 +21,12 @@ import { detailTable, summaryTable, verdicts, type Outcome, type RunRecord } fro
 const QUICK_SCENARIOS = ['crash-10', 'gray-3x-5', 'gray-1.8x-10'] as const;
 
 const USAGE = `usage: npm run bench:scenarios -- [--quick] [--only SCENARIO[,SCENARIO]] [--set tuning|held-out] [--seeds N]
-                                  [--systems WORD[,WORD]] [--no-build] [--no-write] [--render FILE]
+                                  [--seed K[,K]] [--systems WORD[,WORD]] [--no-build] [--no-write] [--render FILE]
   --quick     ${QUICK_SCENARIOS.join(', ')} only, one seed (about 2 minutes); writes nothing unless --write
   --only      run these scenarios (names: ${SCENARIOS.map((s) => s.name).join(', ')})
   --set       run only the tuning or the held-out scenarios
-  --seeds     seeds per scenario × system (default 3; quick 1)
+  --seeds     seeds per scenario × system (default 3; quick 1): seeds 1..N
+  --seed      run only these seeds (e.g. --seed 2 or --seed 2,3), instead of 1..N
   --systems   run only systems whose name contains one of these words
   --no-write  print only; do not write bench/results/scenarios.json or bench/README.md
   --render F  run nothing: re-render the tables of a saved result file (e.g. bench/results/scenarios.json) into bench/README.md`;
@@ -68,6 +69,16 @@ const TUNED_PEERS = ['haproxy (tuned)', 'nginx (tuned)', 'istio (typical Destina
 const NO_RETRY_LANES = ['meshmedic (retries off)', 'envoy (defaults)', 'envoy (always_eject_one_host)', 'istio (retries off)', 'haproxy (tuned, retries off)', 'nginx (tuned, retries off)'];
 const HAPROXY_TUNED_LANE = 'haproxy (tuned)';
 
+/** Lanes whose backends share one process: 12 lanes × up to 20 endpoints as separate processes would
+ *  not fit the machine, one process for all would make its event loop everyone's bottleneck. */
+const LANES_PER_BACKEND_PROCESS = 4;
+
+/** The scenarios whose lanes run in batches (peak rate × lanes above MAX_OFFERED_RPS), for the lane notes. */
+const batched = (): string => {
+  const b = SCENARIOS.filter((sc) => sc.suite !== 'learning').map((sc) => ({ sc, n: laneBatches(SYSTEMS, liveScenario(sc).schedule) })).filter((x) => x.n.length > 1);
+  return b.length === 0 ? 'none' : b.map(({ sc, n }) => `${sc.name} (${peakRate(liveScenario(sc).schedule)}/s at its peak: ${n.length} batches of ≤ ${Math.max(...n.map((l) => l.length))})`).join(', ');
+};
+
 /** What each lane is, exactly (printed above the tables). */
 const LANE_NOTES = [
   '`meshmedic`: the meshmedic proxy, policy meshmedic, its defaults (Peak-EWMA power-of-two balancer; retries: connect failures ×2 for any method, GET on reset / per-try timeout / 500, 502, 503, 504 ×2, budget 20 % + 10/s; active probes of ejected endpoints). `meshmedic (retries off)`: the same with `proxy.retryConnectFailures 0`, `proxy.retries.attempts 0`.',
@@ -75,7 +86,7 @@ const LANE_NOTES = [
   "`istio (typical DestinationRule)`: the same outlier detection with consecutive5xxErrors 5, interval 10 s, baseEjectionTime 30 s, maxEjectionPercent 100, success-rate enforcement 0 (Istio's), on meshmedic's data plane with least-request (Istio's default LB) and Istio's default retry policy approximated as 2 retries on connect failure and 503 (meshmedic's data plane also retries resets and timeouts of replayable requests, which Istio's default list does not name). `istio (retries off)`: no retries.",
   '`haproxy (as shipped)`: HAProxy 2.6, `balance roundrobin`, `option httpchk` every 1 s (fall 3, rise 2), `observe layer7 error-limit 5 on-error mark-down`, `retries 2`, `option redispatch` (no retry-on: connection failures only). `haproxy (tuned)`: `balance leastconn`, checks every 1 s (250 ms while changing state or down; fall 2, rise 2), `observe layer7 error-limit 3 on-error mark-down`, `retry-on all-retryable-errors`, `retries 2`, `option redispatch 1`. `haproxy (tuned, retries off)`: `retries 0`, no retry-on.',
   '`nginx (as shipped)`: nginx 1.22 open source with its defaults (`max_fails=1 fail_timeout=10s`, `proxy_next_upstream error timeout`, round-robin, no zone). `nginx (tuned)`: `zone`, `random two least_conn`, `max_fails=3 fail_timeout=2s`, `proxy_next_upstream error timeout http_500 http_502 http_503 http_504`, `proxy_next_upstream_tries 3` (http_500 added: the suite\'s error faults answer 500). `nginx (tuned, retries off)`: `proxy_next_upstream_tries 1` (failures still counted).',
-  'Every lane: the same backends (one process per lane), the same load (open loop, the scenario\'s rate, one generator for all lanes), the scenario\'s 1 s request timeout as upstream timeout, request logging off.',
+  `Every lane: its own copy of the same backends (one backend process per ${LANES_PER_BACKEND_PROCESS} lanes), the same load (open loop, the scenario's rate, one generator for all lanes at once — except where the scenario's peak rate × the lanes would exceed ${MAX_OFFERED_RPS.toLocaleString('en-US')} requests/s, more than one generator and this 2-core machine carry on time: those run their lanes in batches one after the other, same seed, cluster and schedule — ${batched()}), the scenario's 1 s request timeout as upstream timeout, request logging off.`,
 ];
 const COLUMN_NOTES = 'Two clocks per fault: **traffic shifted** = from the fault\'s start until the faulty endpoints stop being hit (the client-felt clock: a balancer steering away counts); **decided** = the system\'s own first ejection / drain / mark-down of a faulty endpoint (meshmedic and the Envoy/Istio lanes: /v1/events; HAProxy: its stats CSV, sampled every 250 ms; nginx: "upstream server temporarily disabled" in its error log, whole seconds). Recovery = from the fault\'s end until the faulty endpoints get ≥ 50 % of their fair share over 1 s. Ratios of failed requests are paired: the same scenarios and seed for both lanes, one ratio per seed.';
 
@@ -94,9 +105,6 @@ async function post(url: string, body: unknown): Promise<void> {
   if (r.statusCode !== 200) throw new Error(`POST ${url}: ${r.statusCode} ${text}`);
 }
 
-/** Lanes whose backends share one process: 12 lanes × up to 20 endpoints as separate processes would
- *  not fit the machine, one process for all would make its event loop everyone's bottleneck. */
-const LANES_PER_BACKEND_PROCESS = 4;
 
 type LaneBackends = Lane['backends'];
 
@@ -142,12 +150,14 @@ async function stopLane(l: Lane): Promise<void> {
   await l.sut?.stop().catch(() => {});
 }
 
-const evidenceFile = (sc: Scenario, seed: number, quick: boolean): string => path.join(ROOT, 'bench', 'results', 'tmp', `scenario-${quick ? 'quick-' : ''}${sc.name}-seed${seed}.json`);
+/** `batch` is set when the scenario's lanes ran in batches (see laneBatches): one file per batch. */
+const evidenceFile = (sc: Scenario, seed: number, quick: boolean, batch?: number): string =>
+  path.join(ROOT, 'bench', 'results', 'tmp', `scenario-${quick ? 'quick-' : ''}${sc.name}-seed${seed}${batch === undefined ? '' : `-batch${batch + 1}`}.json`);
 
 interface Evidence { records: LoadRecords; logs: ArrivalLog[]; ejections: EjectionLike[] | null }
 type EjectionLike = { address: string; at: number };
 
-async function runScenario(spec: ScenarioSpec, seed: number, systems: SystemUnderTest[], dir: string, quick: boolean): Promise<Map<string, Outcome>> {
+async function runScenario(spec: ScenarioSpec, seed: number, systems: SystemUnderTest[], dir: string, quick: boolean, batch?: number): Promise<Map<string, Outcome>> {
   const out = new Map<string, Outcome>();
   const sc = liveScenario(spec);
   let bes: { perLane: LaneBackends[]; procs: Spawned[] };
@@ -204,7 +214,7 @@ async function runScenario(spec: ScenarioSpec, seed: number, systems: SystemUnde
       }
     }
     // The raw evidence behind every figure, for whoever wants to check one (not committed).
-    writeJson(evidenceFile(sc, seed, quick), { scenario: sc, seed, startAt, evidence });
+    writeJson(evidenceFile(sc, seed, quick, batch), { scenario: sc, seed, startAt, ...(batch === undefined ? {} : { batch: batch + 1 }), evidence });
     return out;
   } finally {
     await Promise.all(lanes.map(stopLane));
@@ -232,7 +242,7 @@ async function main(): Promise<number> {
   try {
     ({ values: v } = parseArgs({
       options: {
-        quick: { type: 'boolean' }, only: { type: 'string' }, systems: { type: 'string' }, seeds: { type: 'string' }, set: { type: 'string' },
+        quick: { type: 'boolean' }, only: { type: 'string' }, systems: { type: 'string' }, seeds: { type: 'string' }, seed: { type: 'string' }, set: { type: 'string' },
         'no-build': { type: 'boolean' }, 'no-write': { type: 'boolean' }, write: { type: 'boolean' }, render: { type: 'string' }, help: { type: 'boolean' },
       },
     }));
@@ -253,6 +263,14 @@ async function main(): Promise<number> {
   }
   const seedCount = typeof v.seeds === 'string' ? Number(v.seeds) : quick ? 1 : 3;
   if (!Number.isInteger(seedCount) || seedCount < 1 || seedCount > 20) { log(`--seeds: expected an integer 1..20, got ${String(v.seeds)}\n${USAGE}\n`); return 2; }
+  let seedList = Array.from({ length: seedCount }, (_, k) => k + 1);
+  if (typeof v.seed === 'string') {
+    if (typeof v.seeds === 'string') { log(`--seed and --seeds: give one of them\n${USAGE}\n`); return 2; }
+    const ks = v.seed.split(',').map((x) => Number(x.trim()));
+    const bad = v.seed.split(',').filter((_, i) => !Number.isInteger(ks[i]) || ks[i]! < 1 || ks[i]! > 20);
+    if (bad.length) { log(`--seed: expected integers 1..20 separated by commas, got ${JSON.stringify(v.seed)}\n${USAGE}\n`); return 2; }
+    seedList = [...new Set(ks)];
+  }
   let systems = SYSTEMS;
   if (typeof v.systems === 'string') {
     const words = v.systems.split(',').map((s) => s.trim().toLowerCase()).filter(Boolean);
@@ -279,12 +297,18 @@ async function main(): Promise<number> {
     try {
       // Held-out first, seed by seed: a run cut short still has whole seeds of the set that judges.
       const order = (['held-out', 'tuning'] as const).flatMap((set) =>
-        Array.from({ length: seedCount }, (_, k) => scenarios.filter((sc) => sc.set === set).map((spec) => ({ spec, seed: k + 1 }))).flat());
+        seedList.map((seed) => scenarios.filter((sc) => sc.set === set).map((spec) => ({ spec, seed }))).flat());
       for (const { spec, seed } of order) {
         {
-          log(`scenario ${spec.name} (${spec.set}, seed ${seed}): ${spec.description} (${spec.durationMs / 1000} s at ${spec.rps} rps, ${systems.length} systems at once)\n`);
+          const batches = laneBatches(systems, liveScenario(spec).schedule);
+          const at = batches.length === 1 ? `${systems.length} systems at once`
+            : `${systems.length} systems in ${batches.length} batches of ≤ ${Math.max(...batches.map((b) => b.length))}, one after the other: ${peakRate(liveScenario(spec).schedule)} rps × lanes > ${MAX_OFFERED_RPS}`;
+          log(`scenario ${spec.name} (${spec.set}, seed ${seed}): ${spec.description} (${spec.durationMs / 1000} s at ${spec.rps} rps, ${at})\n`);
           const before = os.loadavg()[0];
-          const outcomes = await runScenario(spec, seed, systems, tmp.dir, quick);
+          const outcomes = new Map<string, Outcome>();
+          for (let b = 0; b < batches.length; b++) {
+            for (const [k, o] of await runScenario(spec, seed, batches[b]!, tmp.dir, quick, batches.length === 1 ? undefined : b)) outcomes.set(k, o);
+          }
           const loadavg = [Math.round(before * 10) / 10, Math.round(os.loadavg()[0] * 10) / 10];
           log(`  (load average ${loadavg[0]} → ${loadavg[1]} on ${os.cpus().length} CPUs; ${Math.round((Date.now() - t0) / 1000)} s so far)\n`);
           for (const [name, o] of outcomes) {
@@ -298,7 +322,7 @@ async function main(): Promise<number> {
           });
           // What has run so far, renderable with --render if the run is cut short.
           writeJson(path.join(ROOT, 'bench', 'results', 'tmp', `scenarios-${quick ? 'quick-' : ''}partial.json`), {
-            when: new Date(t0).toISOString(), command: `partial run of ${seedCount} seeds`, machine: `${os.cpus().length} CPUs`, minutes: Math.round((Date.now() - t0) / 6000) / 10, runs,
+            when: new Date(t0).toISOString(), command: `partial run of seeds ${seedList.join(', ')}`, machine: `${os.cpus().length} CPUs`, minutes: Math.round((Date.now() - t0) / 6000) / 10, runs,
           });
         }
       }

@@ -22,6 +22,10 @@ t.test('bench:scenarios usage', async (t) => {
   const bad = await run('bench/scenarios/run.ts', ['--only', 'meteor-strike']);
   t.equal(bad.code, 2);
   t.match(bad.stderr, /unknown scenario\(s\) meteor-strike/);
+  const seed = await run('bench/scenarios/run.ts', ['--seed', '2,zero']);
+  t.equal(seed.code, 2);
+  t.match(seed.stderr, /--seed: expected integers 1\.\.20 separated by commas, got "2,zero"/);
+  t.equal((await run('bench/scenarios/run.ts', ['--seed', '2', '--seeds', '3'])).code, 2, '--seed and --seeds together');
 });
 
 t.test('backend CLI usage', async (t) => {
