@@ -108,19 +108,25 @@ export async function runOpenLoop(o: LoadOptions, onStart?: (epochMs: number) =>
       });
   };
 
+  const nexts = new Float64Array(state.length);
+  const counts = new Float64Array(state.length);
   await new Promise<void>((resolveSent) => {
     const tick = (): void => {
       const now = performance.now() - t0;
-      let pending = false;
-      for (const s of state) {
-        if (s.done) continue;
-        while (s.next <= now && s.next < o.durationMs) {
-          const r = rateAt(s.tg.schedule, s.next);
-          if (r > 0) { fire(s, s.next); s.next += 1000 / r; } else s.next += 10; // idle step: look again in 10 ms
-        }
-        if (s.next >= o.durationMs) s.done = true; else pending = true;
+      for (let j = 0; j < state.length; j++) {
+        const s = state[j];
+        if (s.next >= o.durationMs) s.done = true;
+        nexts[j] = s.done ? Infinity : s.next;
+        counts[j] = s.rec.sched.length;
       }
-      if (pending) setTimeout(tick, 1); else resolveSent();
+      for (let j = nextDue(nexts, counts, now); j >= 0; j = nextDue(nexts, counts, now)) {
+        const s = state[j];
+        const r = rateAt(s.tg.schedule, s.next);
+        if (r > 0) { fire(s, s.next); s.next += 1000 / r; counts[j]++; } else s.next += 10; // idle step: look again in 10 ms
+        if (s.next >= o.durationMs) s.done = true;
+        nexts[j] = s.done ? Infinity : s.next;
+      }
+      if (state.some((s) => !s.done)) setTimeout(tick, 1); else resolveSent();
     };
     tick();
   });
@@ -129,6 +135,27 @@ export async function runOpenLoop(o: LoadOptions, onStart?: (epochMs: number) =>
   await Promise.all(state.map((s) => s.pool.destroy().catch(() => {})));
   for (const s of state) s.rec.start = startEpoch;
   return state.map((s) => s.rec);
+}
+
+/**
+ * Which target sends next: the one whose next request is due earliest (≤ now), -1 when none is due. Among
+ * targets due at the same moment (every lane of a scenario runs the same schedule) the first to send
+ * rotates with the request's index (`counts[j]`: requests target j sent so far): request k goes first to
+ * target k mod n. Sending each target's overdue requests in one go, targets always in the same order, made
+ * the last target's requests the latest after every stall of the generator: in the quiet judged run the
+ * first lane's mean lateness was 0.3-0.4 ms below the last's and its 99th percentile up to 4 ms below
+ * (zone-outage-20, seed 2) — a head start for whichever system is listed first.
+ */
+export function nextDue(nexts: ArrayLike<number>, counts: ArrayLike<number>, now: number): number {
+  const n = nexts.length;
+  let pick = -1, at = Infinity, rank = Infinity;
+  for (let j = 0; j < n; j++) {
+    const t = nexts[j];
+    if (!(t <= now)) continue;
+    const r = (((j - counts[j]) % n) + n) % n;
+    if (t < at || (t === at && r < rank)) { pick = j; at = t; rank = r; }
+  }
+  return pick;
 }
 
 /** A request failed when it got no answer (0) or an error status: 5xx, and 4xx too, since the
