@@ -21,6 +21,9 @@ export interface LoadOptions {
   /** Connections per target (requests beyond this wait in the client queue, and that wait counts). */
   readonly connections: number;
   readonly path?: string;
+  /** Send each request's index in its target's schedule in this header (e.g. x-load-seq), so that
+   *  backends can draw the same latency for request K of every target (common random numbers). */
+  readonly seqHeader?: string;
   /** Epoch ms at which to begin (default: at once). */
   readonly startAt?: number;
 }
@@ -96,7 +99,8 @@ export async function runOpenLoop(o: LoadOptions, onStart?: (epochMs: number) =>
       if (--outstanding === 0 && allSent) resolveDone();
     };
     const signal = AbortSignal.timeout(Math.max(1, Math.round(o.timeoutMs - (performance.now() - t0 - schedMs))));
-    s.pool.request({ path, method: 'GET', signal, headersTimeout: o.timeoutMs, bodyTimeout: o.timeoutMs })
+    const headers = o.seqHeader === undefined ? undefined : { [o.seqHeader]: String(i) };
+    s.pool.request({ path, method: 'GET', headers, signal, headersTimeout: o.timeoutMs, bodyTimeout: o.timeoutMs })
       .then(async (res) => {
         const b = res.headers['x-backend'];
         try { await res.body.dump({ signal, limit: 1 << 20 }); } catch { settle(0, typeof b === 'string' ? b : undefined, 'body'); return; }

@@ -81,6 +81,8 @@ export function laneBatches<T>(lanes: readonly T[], schedule: readonly RateStep[
 export function backendModels(s: ScenarioSpec, seed: number): object[] {
   return s.endpoints.map((e, i) => ({
     medianMs: e.medianMs, sigma: s.latencySigma, errorRate: e.errorRate, capacityRps: e.capacityRps, seed: seed * 1000 + i + 1,
+    // Common random numbers: request K's latency draw is the same in every lane's copy of the cluster.
+    latencySeed: seed,
     ...(s.latencyTail ? { tail: s.latencyTail } : {}),
   }));
 }

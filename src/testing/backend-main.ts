@@ -10,7 +10,8 @@ const USAGE = `usage: backend-main [--host 127.0.0.1] [--port 0] [--control-port
 Control: POST /__fault {"kind":"crash"|"blackhole"|"errors"|"latency"|"flap",…} (one fault from now on) or
 {"faults":[{…,"startMs":…,"endMs":…}],"t0":EPOCH_MS}; {"faults":[]} clears. GET /__stats, GET /__log?since=EPOCH_MS,
 POST /__reset on the control port. Signals: SIGUSR1 crash, SIGUSR2 no fault.
---models: one backend per entry (keys medianMs, sigma, errorRate, capacityRps, seed, tail); the ready line lists them.
+--models: one backend per entry (keys medianMs, sigma, errorRate, capacityRps, seed, latencySeed, tail); the ready line lists them.
+  latencySeed: a request with an x-load-seq: K header draws its latency from (latencySeed, K), the same in every copy.
 --read-body: answer only after the whole request body arrived, as an upload handler does.`;
 
 function num(name: string, v: string | undefined, errors: string[]): number | undefined {
@@ -85,7 +86,7 @@ async function main(argv: string[]): Promise<number> {
 }
 
 
-const MODEL_KEYS = ['medianMs', 'sigma', 'errorRate', 'capacityRps', 'seed', 'tail'] as const;
+const MODEL_KEYS = ['medianMs', 'sigma', 'errorRate', 'capacityRps', 'seed', 'latencySeed', 'tail'] as const;
 
 /** The --models array: each entry layered over the single-backend options; every problem is named. */
 function parseModels(text: string, base: BackendOptions, errors: string[]): BackendOptions[] | undefined {

@@ -63,6 +63,14 @@ export interface BackendOptions {
   /** Baseline latency: lognormal with this median (0 = answer at once) and shape sigma. */
   medianMs?: number;
   sigma?: number;
+  /**
+   * Common random numbers for a benchmark that drives several copies of one cluster with the same
+   * schedule: when set, a request carrying `x-load-seq: K` (LOAD_SEQ_HEADER) takes its baseline latency's
+   * normal draw from a hash of (latencySeed, K) instead of this backend's own random sequence, so request K
+   * of every copy draws the same value whichever endpoint its balancer chose, and the copies' latencies
+   * differ only by what the systems in front of them did. Requests without the header use the sequence.
+   */
+  latencySeed?: number;
   /** Background error rate (500s) when no fault is set: the noise scenario. */
   errorRate?: number;
   /** Heavy tail: this share of answers is further slowed by a Pareto(paretoAlpha) factor ≥ 1. */
@@ -126,6 +134,24 @@ export interface Backend {
 
 const TEXT = 'text/plain';
 
+/** The request header naming a request's index in its load schedule (see BackendOptions.latencySeed). */
+export const LOAD_SEQ_HEADER = 'x-load-seq';
+
+/** A uniform draw in (0, 1) from two integers: an avalanche hash (murmur3's finalizer) of both. */
+export function hashedUnit(a: number, b: number): number {
+  let h = (Math.imul(a | 0, 0x9e3779b1) ^ Math.imul((b | 0) + 0x632be5ab, 0x85ebca6b)) >>> 0;
+  h ^= h >>> 16; h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13; h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return ((h >>> 0) + 0.5) / 4294967296;
+}
+
+/** A standard normal draw determined by (seed, k): Box-Muller over two hashed uniforms. */
+export function hashedNormal(seed: number, k: number): number {
+  const u = hashedUnit(seed, 2 * k), v = hashedUnit(seed, 2 * k + 1);
+  return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v);
+}
+
 export async function startBackend(opts: BackendOptions = {}): Promise<Backend> {
   const host = opts.host ?? '127.0.0.1';
   const clock = opts.clock ?? systemClock;
@@ -168,7 +194,15 @@ export async function startBackend(opts: BackendOptions = {}): Promise<Backend> 
     spareNormal = r * Math.sin(th);
     return r * Math.cos(th);
   };
-  const baseline = (): number => (medianMs > 0 ? (sigma > 0 ? medianMs * Math.exp(sigma * normal()) : medianMs) : 0);
+  const latencySeed = opts.latencySeed;
+  /** The baseline's normal draw: shared by request index when the benchmark asks for it, else our own. */
+  const draw = (req: http.IncomingMessage): number => {
+    if (latencySeed === undefined) return normal();
+    const k = req.headers[LOAD_SEQ_HEADER];
+    const n = typeof k === 'string' ? Number(k) : NaN;
+    return Number.isInteger(n) && n >= 0 ? hashedNormal(latencySeed, n) : normal();
+  };
+  const baseline = (req: http.IncomingMessage): number => (medianMs > 0 ? (sigma > 0 ? medianMs * Math.exp(sigma * draw(req)) : medianMs) : 0);
 
   const count = (status: number): void => {
     byStatus.set(status, (byStatus.get(status) ?? 0) + 1);
@@ -192,7 +226,7 @@ export async function startBackend(opts: BackendOptions = {}): Promise<Backend> 
     const health = req.url === healthPath;
     if (health) healthChecks++; else requests++;
     let status = 200;
-    let delay = baseline();
+    let delay = baseline(req);
     if (tail && tail.probability > 0 && rnd() < tail.probability) delay *= Math.pow(1 - rnd(), -1 / tail.paretoAlpha);
     if (capacityRps > 0 && !health) {
       const now = clock.now();
