@@ -12,6 +12,7 @@ import { systemClock } from '../core/clock.js';
 import type { Logger } from '../core/log.js';
 import { silentLogger } from '../core/log.js';
 import { endpointId, type Decision, type EndpointSpec, type Locality, type ServiceSpec } from '../core/types.js';
+import { ValueSharer } from '../core/share.js';
 import type { MeshState, ServiceInput } from '../mesh/state.js';
 import { SERVICE_NAME_PATTERN } from '../config/schema.js';
 
@@ -144,8 +145,11 @@ function localityOf(ep: K8sEndpoint, slice: K8sEndpointSlice, svc: K8sService, o
   const region = topo[LABEL_REGION] ?? slice.metadata?.labels?.[LABEL_REGION] ?? svc.metadata?.labels?.[LABEL_REGION] ?? opts.defaultRegion ?? '';
   const zone = ep.zone ?? topo[LABEL_ZONE] ?? '';
   const subzone = topo[LABEL_SUBZONE] ?? '';
-  return Object.freeze({ region: region.slice(0, 128), zone: zone.slice(0, 128), subzone: subzone.slice(0, 128) });
+  return LOCALITIES.share({ region: region.slice(0, 128), zone: zone.slice(0, 128), subzone: subzone.slice(0, 128) });
 }
+
+/** Endpoints of a zone share one frozen locality (a cluster has a few; thousands of endpoints repeat them). */
+const LOCALITIES = new ValueSharer();
 
 function endpointLabels(ns: string, svc: string, port: string, ep: K8sEndpoint): Record<string, string> {
   const labels: Record<string, string> = { 'k8s.namespace': ns, 'k8s.service': svc, 'k8s.port': port };

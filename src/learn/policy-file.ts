@@ -1,7 +1,6 @@
 // The learned policy file: a versioned, checksummed JSON document holding the Q table, its visit counts,
 // the state layout it was trained for and how it was trained. Parsing validates everything and names
 // what is wrong; nothing here reads or writes files (./policy-io.ts does).
-import { createHash } from 'node:crypto';
 import type { Validated } from '../core/errors.js';
 import { QTable } from './q-table.js';
 import { ACTIONS, ACTION_COUNT, FEATURES, STATE_COUNT, type RewardWeights } from './recovery-state.js';
@@ -52,6 +51,9 @@ export function canonicalJson(x: unknown): string {
 
 export function checksumOf(doc: Omit<PolicyDocument, 'checksum'> | Record<string, unknown>): string {
   const { checksum: _ignored, ...rest } = doc as Record<string, unknown>;
+  // node:crypto is taken when a policy file is checked, not imported: every sidecar imports this module, few
+  // use a learned policy, and loading node:crypto costs ~1 MB of RSS (docs/kubernetes.md, "Memory budget").
+  const { createHash } = process.getBuiltinModule('node:crypto');
   return `sha256:${createHash('sha256').update(canonicalJson(rest)).digest('hex')}`;
 }
 

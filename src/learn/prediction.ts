@@ -41,14 +41,20 @@ const LOG_CLIP = 1.5;
 /** Floor of a window's log-latency variance (a window of identical latencies is not exact knowledge). */
 const MIN_LOG_VARIANCE = 0.01;
 
+const NO_VALUES = new Float64Array(0);
+/** One member's clipped log moments, filled and read at once inside `observe` (shared: nothing keeps it). */
+const ONE_MOMENTS = new Float64Array(3);
+
 export class ServicePredictor {
   readonly counters: PredictorCounters = { assessments: 0, degrade: 0, drain: 0 };
   private readonly models = new Map<string, EndpointModel>();
-  private p50s = new Float64Array(16);
+  // Scratch arrays sized on the first window with members: a service that never has traffic (most of the
+  // 200 a sidecar may know) holds none (docs/kubernetes.md, "Memory budget").
+  private p50s = NO_VALUES;
   private readonly point: { -readonly [K in keyof WindowPoint]: WindowPoint[K] } = { epoch: 0, requests: 0, failures: 0, latencyLogRatio: NaN, latencySe: NaN, peerFailureRate: NaN };
   /** Per member of the current window: count, sum and sum of squares of clipped log latencies. */
-  private moments = new Float64Array(48);
-  private readonly one = new Float64Array(3);
+  private moments = NO_VALUES;
+  private readonly one = ONE_MOMENTS;
 
   /** With the settings it will run under: their CUSUM thresholds are computed now, not on the first tick. */
   constructor(settings?: PredictionSettings) {

@@ -143,8 +143,10 @@ function healingSettingsFor(config: Config, components: ReadonlyMap<string, Comp
   return (service) => {
     const healing = components.get('healing') as { settingsFor?: (s: string) => ResolvedPolicySettings } | undefined;
     if (healing?.settingsFor) return healing.settingsFor(service);
-    let s = fromConfig.get(service);
-    if (!s) fromConfig.set(service, (s = resolvePolicySettings(config.healing, perService.get(service))));
+    const own = perService.get(service);
+    const key = own ? service : ''; // services without their own healing block share the mesh-wide settings
+    let s = fromConfig.get(key);
+    if (!s) fromConfig.set(key, (s = resolvePolicySettings(config.healing, own)));
     return s;
   };
 }

@@ -13,6 +13,8 @@ const dir = mkdtempSync(join(tmpdir(), 'mm-isolated-'));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));
 const good = join(dir, 'good.yaml');
 writeFileSync(good, 'services:\n  - name: pay\n    endpoints:\n      - address: 127.0.0.1:9000\n');
+const twoEndpoints = join(dir, 'two.yaml');
+writeFileSync(twoEndpoints, 'services:\n  - name: pay\n    endpoints:\n      - address: 127.0.0.1:9000\n      - address: 127.0.0.1:9001\n');
 const bad = join(dir, 'bad.yaml');
 writeFileSync(bad, 'proxy:\n  connectTimeoutMs: soon\nservices: []\n');
 
@@ -24,6 +26,12 @@ t.test('a valid file: the validated config, frozen, with environment overrides',
   t.equal(r.config.result.admin.listen, '127.0.0.1:9999', 'MESHMEDIC_* from the given environment');
   t.equal(r.config.result.outbound.listen, '127.0.0.1:17001', 'defaults filled in');
   t.ok(Object.isFrozen(r.config.result.services[0]!.endpoints[0]), 'deeply frozen');
+  const r2 = await loadRunConfigIsolated({ configFile: twoEndpoints, env: {} });
+  if (!r2.config.valid) return void t.fail('two endpoints: valid');
+  const [one, two] = r2.config.result.services[0]!.endpoints;
+  t.equal(one!.locality, two!.locality, 'equal localities of two endpoints: one shared object');
+  t.equal(one!.labels, two!.labels, 'empty labels: one shared object');
+  t.ok(Object.isFrozen(one!.locality));
   t.same(r.warnings, []);
 });
 

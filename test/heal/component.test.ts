@@ -5,12 +5,14 @@ import { VirtualClock } from '../../src/core/clock.js';
 import { Outcome } from '../../src/core/types.js';
 import { silentLogger } from '../../src/core/log.js';
 import { validateConfig } from '../../src/config/load.js';
-import { resolvePolicySettings } from '../../src/config/sections/healing.js';
+import { DEFAULT_POLICY_SETTINGS, resolvePolicySettings } from '../../src/config/sections/healing.js';
 import { MeshState } from '../../src/mesh/state.js';
 import { StatsTable } from '../../src/stats/window.js';
 import { servicesFromConfig } from '../../src/runtime/sidecar.js';
 import type { AdminRoutes, SidecarContext } from '../../src/runtime/context.js';
 import { startHealing, type HealingComponent } from '../../src/heal/component.js';
+
+const DEFAULT_MAX_MS = DEFAULT_POLICY_SETTINGS.ejection.maxMs;
 
 function context(doc: unknown) {
   const v = validateConfig(doc);
@@ -43,6 +45,26 @@ t.test('config: per-service settings override mesh-wide ones key by key; bad val
     t.ok(bad.errors.some((e) => e.includes('/healing/ejection') && e.includes('bogus')), bad.errors.join('; '));
     t.ok(bad.errors.some((e) => e.includes('/healing/policy')));
   }
+});
+
+t.test('settingsFor: services without a healing block of their own share one resolved object', async (t) => {
+  const { ctx } = context({
+    healing: { ejection: { baseMs: 5000 } },
+    services: [{ name: 'a', endpoints: addrs(1) }, { name: 'b', endpoints: addrs(1, 9200) }, { name: 'c', endpoints: addrs(1, 9300), healing: { ejection: { baseMs: 2000 } } }],
+  });
+  const c = (await startHealing(ctx)) as HealingComponent;
+  t.teardown(() => c.close());
+  const [a, b, own] = ['a', 'b', 'c'].map((n) => c.settingsFor(n));
+  t.equal(a, b, 'a and b: the mesh-wide object');
+  t.equal(a, c.settingsFor(''), 'the same as the mesh-wide settings');
+  t.equal(a!.ejection.baseMs, 5000);
+  t.not(own, a, 'c has its own');
+  t.equal(own!.ejection.baseMs, 2000);
+  c.reconfigure({ ejection: { baseMs: 7000 } });
+  t.equal(c.settingsFor('a').ejection.baseMs, 7000, 'reconfigured: shared settings follow');
+  t.equal(c.settingsFor('a'), c.settingsFor('b'));
+  t.equal(c.settingsFor('c').ejection.baseMs, 2000, 'per-service value still wins');
+  t.equal(c.settingsFor('c').ejection.maxMs, DEFAULT_MAX_MS, 'and built-in defaults fill the rest');
 });
 
 t.test('startHealing: ticks on the injected clock, ejects, exports engine metrics, stops on close', async (t) => {

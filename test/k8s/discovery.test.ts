@@ -47,6 +47,10 @@ t.test('builder: naming, ports, readiness, draining', async (t) => {
   t.same([...draining], ['reviews.shop/10.1.0.4:8080']);
   const first = reviews.endpoints[0]!;
   t.same(first.locality, { region: 'eu-west-1', zone: 'eu-west-1a', subzone: '' });
+  t.same(reviews.endpoints[2]!.locality, { region: 'eu-west-1', zone: '', subzone: '' });
+  t.equal(reviews.endpoints[2]!.locality, reviews.endpoints[3]!.locality, 'endpoints of one locality share one object');
+  t.not(first.locality, reviews.endpoints[2]!.locality);
+  t.ok(Object.isFrozen(first.locality));
   t.same(first.labels, { 'k8s.namespace': 'shop', 'k8s.service': 'reviews', 'k8s.port': 'http', 'k8s.node': 'n1', 'k8s.pod': 'reviews-1' });
   t.equal(first.port, 8080, 'target port from the slice, not the service port');
   t.same(specs.find((s) => s.name === 'multi.shop.grpc')!.endpoints.map((e) => e.id), ['multi.shop.grpc/10.2.0.1:9091']);

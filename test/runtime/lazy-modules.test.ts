@@ -1,5 +1,6 @@
 // What a plain `meshmedic run` loads (docs/kubernetes.md, "Memory budget"): node:http2 only once a client
-// speaks HTTP/2 to a listener, node:https (the Kubernetes API client) only in a pod. Runs the built command.
+// speaks HTTP/2 to a listener, node:https (the Kubernetes API client) only in a pod, node:crypto only with a
+// learned policy file. Runs the built command.
 import t from 'tap';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -22,9 +23,11 @@ async function builtinsLoaded(name: string, config: unknown, use: (outbound: str
   const file = join(dir, `${name}.yaml`);
   const modules = join(dir, `${name}.modules.json`);
   writeFileSync(file, JSON.stringify(config));
-  const env: NodeJS.ProcessEnv = { ...process.env, NODE_OPTIONS: `--import=${preload}`, MODULES_FILE: modules };
-  for (const k of ['MESHMEDIC_K8S_DISCOVERY', 'MESHMEDIC_POD_ANNOTATIONS', 'MESHMEDIC_K8S_READINESS_GATE']) delete env[k];
-  const child = spawn(process.execPath, [bin, 'run', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'], env });
+  const env: NodeJS.ProcessEnv = { ...process.env, MODULES_FILE: modules };
+  for (const k of ['MESHMEDIC_K8S_DISCOVERY', 'MESHMEDIC_POD_ANNOTATIONS', 'MESHMEDIC_K8S_READINESS_GATE', 'NODE_OPTIONS']) delete env[k];
+  // Through env(1) without NODE_OPTIONS: a test runner that tracks child processes (tap does) adds its own
+  // preload to a node child's NODE_OPTIONS, and that loads node:crypto and node:inspector itself.
+  const child = spawn('env', ['-u', 'NODE_OPTIONS', process.execPath, `--import=${preload}`, bin, 'run', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'], env });
   const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
   let out = '';
   let err = '';
@@ -79,6 +82,7 @@ t.test('HTTP/1.1 traffic only: neither node:http2 nor node:https is loaded', asy
   t.ok(loaded.includes('http'), 'the list is read (node:http is loaded)');
   t.notOk(loaded.includes('http2'), 'node:http2 not loaded');
   t.notOk(loaded.includes('https'), 'node:https not loaded');
+  t.notOk(loaded.includes('crypto'), 'node:crypto not loaded (only a learned policy file needs it)');
 });
 
 t.test('the first HTTP/2 client loads node:http2 and is served', async (t) => {
