@@ -114,6 +114,22 @@ t.test('creeping errors: forecast while still below the failure line', async (t)
   }
 });
 
+t.test('creeping errors: drained within the first two thirds of the ramp in most runs', async (t) => {
+  // 0 → 5 % over 30 windows of 40 requests, after 30 quiet windows. With the failure line at 5 % above
+  // the peers the drain came 22 windows into the ramp (median of 50 seeds) and by window 20 in 5 of 50;
+  // at 3 % (the default) 19 windows in, and by window 20 in 29 of 50. Every window of the ramp spent
+  // in rotation fails more requests than the one before.
+  let early = 0;
+  const late: number[] = [];
+  for (let seed = 1; seed <= 50; seed++) {
+    const ps = run({ lat: () => 0, err: (k) => (k < 30 ? 0.002 : 0.002 + (0.05 * (k - 30)) / 30) }, 60, seed);
+    const at = firstAt(ps, 'drain') - 30;
+    if (at >= 0 && at <= 20) early++;
+    else late.push(seed);
+  }
+  t.ok(early >= 20, `${early} of 50 creeps drained by window 20 of the ramp (late or never: seeds ${late.join(', ')})`);
+});
+
 t.test('not failures: noise, warm-up, a level shift, a rise shared with the peers', async (t) => {
   const n = 3000;
   for (let seed = 1; seed <= 3; seed++) {

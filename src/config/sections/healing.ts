@@ -142,7 +142,7 @@ export const HEALING_GROUPS = {
     minRequests: int(10, 1, 1_000_000, 'requests in a window (the endpoint\'s, and its peers\' together) for its latency to be a point'),
     latencyFailRatio: num(2, 1.1, 100, 'failure line of latency: this many times the peers\' (mean log latency)'),
     latencyMinRatio: num(1.3, 1, 100, 'act only once the fitted latency is already this many times the peers\''),
-    errorFailExcess: num(0.05, 0.001, 1, 'failure line of errors: failure fraction this far above the peers\''),
+    errorFailExcess: num(0.03, 0.001, 1, 'failure line of errors: failure fraction this far above the peers\''),
     errorMinExcess: num(0.01, 0, 1, 'act only once the failure fraction is already this far above the peers\''),
     deweightZ: num(2.6, 0, 10, 'error trend test z (Cochran–Armitage) that de-weights'),
     drainZ: num(3.3, 0, 10, 'error trend test z that drains (after confirmWindows windows of forecasts)'),
