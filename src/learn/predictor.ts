@@ -1,6 +1,7 @@
 // Failure prediction per endpoint: where its latency and error rate, relative to its peers, are heading.
 // One point per completed window: latency by a CUSUM of standardized per-window differences with a rising
-// slope gate, errors by a Cochran–Armitage trend. Pure: time is the window number the caller passes.
+// slope gate, errors by a Cochran–Armitage trend gated by a Bernoulli CUSUM against the endpoint's reference
+// rate (its peers' or its own usual, the larger). Pure: time is the window number the caller passes.
 import { cusumHForArl } from '../detect/arl.js';
 import { normalCdf } from '../detect/robust.js';
 import { cochranArmitage, emptyFit, type TrendFit } from './trend.js';
@@ -18,6 +19,8 @@ export interface PredictionSettings {
   readonly latencyMinRatio: number;
   readonly errorFailExcess: number;
   readonly errorMinExcess: number;
+  readonly errorShift: number;
+  readonly errorH: number;
   readonly deweightZ: number;
   readonly drainZ: number;
   readonly cusumK: number;
@@ -74,6 +77,16 @@ const RANK: Record<PredictionSeverity, number> = { none: 0, degrade: 1, drain: 2
  * never re-enters another's.
  */
 const MAX_WINDOWS = 64;
+/** Lowest failure rate the error CUSUM assumes for its reference (background errors). */
+const P0_FLOOR = 1e-3;
+/**
+ * The endpoint's own usual failure fraction: its failures over its requests, both with this forgetting
+ * factor per window (a memory of ~300 windows: a 30-window creep moves it by a tenth of its excess),
+ * trusted once they hold this many requests. Learned from every window: learned only while the error
+ * CUSUM was low it would leave out the windows with failures and come out too low.
+ */
+const USUAL_FORGET = 1 / 300;
+const USUAL_MIN_REQUESTS = 3000;
 const errFit = emptyFit();
 const latFit = emptyFit();
 /** One window's standardized difference counts at most this much in either direction (one wild window is no trend). */
@@ -193,6 +206,11 @@ export class EndpointModel {
    */
   reference = 0;
   lowerCusum = 0;
+  /** Bernoulli CUSUM of the failures against the larger of the peers' rate and the endpoint's own usual one. */
+  errorCusum = 0;
+  /** The endpoint's own usual failure fraction as failures over requests, both with a forgetting factor. */
+  usualFailures = 0;
+  usualRequests = 0;
   lastEpoch = -1;
   readonly last: Prediction = noPrediction();
 
@@ -213,7 +231,7 @@ export class EndpointModel {
 
   /** Bytes held by this model (the ≤ 4 KB per endpoint bound is checked against this). */
   stateBytes(): number {
-    return 6 * this.t.byteLength + 8 * 8 + 11 * 8;
+    return 6 * this.t.byteLength + 8 * 8 + 14 * 8;
   }
 
   clear(): void {
@@ -223,6 +241,9 @@ export class EndpointModel {
     this.cusumFrom = -1;
     this.reference = 0;
     this.lowerCusum = 0;
+    this.errorCusum = 0;
+    this.usualFailures = 0;
+    this.usualRequests = 0;
     this.lastEpoch = -1;
     Object.assign(this.last, noPrediction());
   }
@@ -349,9 +370,32 @@ export class EndpointModel {
     return w > 0 ? sx / w : NaN;
   }
 
+  /**
+   * The newest window into the error CUSUM: the log-likelihood ratio of its failures under p1 = p0 +
+   * errorShift against p0, the larger of the peers' failure fraction, the endpoint's own usual one and a
+   * floor; S = max(0, S + Σ). Then the window feeds the usual fraction.
+   */
+  private updateErrorCusum(cfg: PredictionSettings): void {
+    const i = this.len - 1;
+    const n = this.req[i]!;
+    const f = this.fail[i]!;
+    const q = this.peerRate[i]!;
+    const usual = this.usualRequests >= USUAL_MIN_REQUESTS ? this.usualFailures / this.usualRequests : 0;
+    const p0 = Math.max(q === q ? q : 0, usual, P0_FLOOR);
+    const p1 = Math.min(0.99, p0 + cfg.errorShift);
+    if (!(n > 0)) return;
+    this.errorCusum = Math.max(0, this.errorCusum + f * Math.log(p1 / p0) + (n - f) * Math.log((1 - p1) / (1 - p0)));
+    this.usualFailures = this.usualFailures * (1 - USUAL_FORGET) + f;
+    this.usualRequests = this.usualRequests * (1 - USUAL_FORGET) + n;
+  }
+
   private assessErrors(cfg: PredictionSettings, windowMs: number, tNow: number, perSec: number, out: Prediction): void {
+    this.updateErrorCusum(cfg);
     cochranArmitage(this.t, this.fail, this.req, this.len, tNow, errFit);
     if (errFit.n < cfg.minPoints || !(errFit.slope > 0)) return;
+    // The failures since the CUSUM left zero must already stand above the reference beyond chance: the
+    // sequential test accumulates that evidence window by window.
+    if (!(this.errorCusum > cfg.errorH)) return;
     // Rare events: a handful of failures is no trend, whatever the statistic says.
     let failures = 0;
     for (let i = 0; i < this.len; i++) failures += this.fail[i]!;
@@ -369,15 +413,6 @@ export class EndpointModel {
     const peer = pn > 0 ? pr / pn : 0;
     const excess = errFit.level - peer;
     if (!(excess >= cfg.errorMinExcess)) return;
-    // The newest windows pooled must already stand above the peers, beyond chance (binomial z ≥ deweightZ).
-    let rn = 0;
-    let rf = 0;
-    for (let i = Math.max(0, this.len - 3); i < this.len; i++) {
-      rn += this.req[i]!;
-      rf += this.fail[i]!;
-    }
-    const p0 = Math.max(peer, 1e-3);
-    if (rn === 0 || (rf - rn * p0) / Math.sqrt(rn * p0 * (1 - p0)) < cfg.deweightZ) return;
     const etaMs = excess >= cfg.errorFailExcess ? 0 : ((cfg.errorFailExcess - excess) / errFit.slope) * windowMs;
     this.consider(cfg, 'errors', errFit, etaMs, perSec, excess, out);
   }

@@ -130,6 +130,28 @@ t.test('creeping errors: drained within the first two thirds of the ramp in most
   t.ok(early >= 20, `${early} of 50 creeps drained by window 20 of the ramp (late or never: seeds ${late.join(', ')})`);
 });
 
+t.test('creeping errors at 20 requests a window: the error CUSUM judges the few failures as they come', async (t) => {
+  // 0 → 5 % over 30 windows of 20 requests (an endpoint of ten): by window 20 of the ramp the endpoint
+  // has failed ~7 requests. With a fixed floor of 8 failures in the windows and a three-window binomial
+  // check, 6 of 50 seeds were drained by then; with the Bernoulli CUSUM against the peers' rate, 12.
+  let early = 0;
+  for (let seed = 1; seed <= 50; seed++) {
+    const ps = run({ lat: () => 0, err: (k) => (k < 30 ? 0.002 : 0.002 + (0.05 * (k - 30)) / 30), requests: 20 }, 60, seed);
+    const at = firstAt(ps, 'drain') - 30;
+    if (at >= 0 && at <= 20) early++;
+  }
+  t.ok(early >= 10, `${early} of 50 creeps drained by window 20 of the ramp`);
+});
+
+t.test('an endpoint that always fails more than its peers is judged against its own usual rate', async (t) => {
+  // 1 % failures, steady, against peers at 0.1 %: not a trend. Against the peers alone the error test
+  // saw a rise again and again (11 de-weights and 3 drains over these 9,000 windows); once the
+  // endpoint's own rate is learned (3,000 requests) it is the reference.
+  let forecasts = 0;
+  for (let seed = 1; seed <= 3; seed++) forecasts += count(run({ lat: () => 0, err: () => 0.01, peerErr: () => 0.001 }, 3000, seed));
+  t.equal(forecasts, 0, 'no forecast for a steadily 1 % endpoint');
+});
+
 t.test('not failures: noise, warm-up, a level shift, a rise shared with the peers', async (t) => {
   const n = 3000;
   for (let seed = 1; seed <= 3; seed++) {
