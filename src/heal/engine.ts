@@ -8,7 +8,7 @@ import type { Clock, TimerHandle } from '../core/clock.js';
 import type { Logger } from '../core/log.js';
 import { silentLogger } from '../core/log.js';
 import type { MeshSnapshot, MeshState, ServiceView } from '../mesh/state.js';
-import type { EndpointWindows, StatsTable } from '../stats/window.js';
+import type { EndpointWindows, FailureHook, StatsTable } from '../stats/window.js';
 import type { ResolvedPolicySettings } from '../config/sections/healing.js';
 import { FeatureRing, OUTCOME_SCRATCH } from '../detect/features.js';
 import { newBaseline, newErrorRun, type EndpointSignals } from '../detect/types.js';
@@ -80,9 +80,14 @@ interface ServiceRuntime {
   readonly joined: Map<string, number>;
   /** First window pushed after the runtime was created (it meets its first view before any push). */
   readonly bornEpoch: number;
-  /** Windows of the view's endpoints carrying this runtime's failure hook, by endpoint id. */
-  readonly hooks: Map<string, EndpointWindows>;
+  /**
+   * Slots of the view's endpoints carrying this runtime's failure hook (on their windows, or waiting for
+   * the windows their first request creates: StatsTable.hook), by endpoint id.
+   */
+  readonly hooks: Map<string, number>;
   readonly hook: (w: EndpointWindows) => void;
+  /** The hook with the thresholds in force (hookAt, hookRefusedAt), as the stats table puts it on windows. */
+  failureHook: FailureHook;
   lastEpoch: number;
   external: ExternalVerdict[];
   probes: ProbeResult[];
@@ -96,6 +101,8 @@ const MAX_EXTERNAL = 1000;
 /** Least quiet windows before a service's signals are released (see ServiceRuntime.signals). */
 export const RELEASE_AFTER_WINDOWS = 60;
 const NO_PROBES: readonly ProbeResult[] = Object.freeze([]);
+/** Placeholder while a runtime is built (its hook closes over the runtime). */
+const NO_HOOK: FailureHook = Object.freeze({ hook: () => {}, at: 0, refusedAt: 0 });
 
 export class HealingEngine {
   readonly counters: EngineCounters = { ticks: 0, evaluations: 0, urgentEvaluations: 0, policyErrors: 0, decisionsApplied: 0, externalAccepted: 0, externalRejected: 0 };
@@ -158,6 +165,7 @@ export class HealingEngine {
       rt.hookRefusedAt = refusedHookThreshold(settings);
       rt.view = undefined; // re-sync: scope keys and hooks follow the new settings
       this.unhookAll(rt);
+      rt.failureHook = { hook: rt.hook, at: rt.hookAt, refusedAt: rt.hookRefusedAt };
     }
   }
 
@@ -312,7 +320,9 @@ export class HealingEngine {
       urgent: false,
       hookAt: hookThreshold(settings),
       hookRefusedAt: refusedHookThreshold(settings),
+      failureHook: NO_HOOK,
     };
+    rt.failureHook = { hook: rt.hook, at: rt.hookAt, refusedAt: rt.hookRefusedAt };
     this.runtimes.set(name, rt);
     return rt;
   }
@@ -336,22 +346,17 @@ export class HealingEngine {
     for (const ev of view.endpoints) {
       const id = ev.spec.id;
       seen.add(id);
-      const w = this.opts.stats.ensure(ev.slot);
       const hooked = rt.hooks.get(id);
-      if (hooked !== undefined && hooked !== w) {
-        this.unhook(rt, hooked);
+      if (hooked !== undefined && hooked !== ev.slot) {
+        this.opts.stats.unhook(hooked, rt.hook);
         rt.hooks.delete(id);
       }
-      if (hooking && w.failureHook === null) {
-        w.failureHook = rt.hook;
-        w.failureHookAt = rt.hookAt;
-        w.failureHookRefusedAt = rt.hookRefusedAt;
-        rt.hooks.set(id, w);
-      }
+      // On the windows if the endpoint has them, else on the windows its first request creates.
+      if (hooking && this.opts.stats.hook(ev.slot, rt.failureHook)) rt.hooks.set(id, ev.slot);
     }
-    for (const [id, w] of rt.hooks) {
+    for (const [id, slot] of rt.hooks) {
       if (seen.has(id)) continue;
-      this.unhook(rt, w);
+      this.opts.stats.unhook(slot, rt.hook);
       rt.hooks.delete(id);
     }
     if (rt.inUse) this.syncSignals(rt, view, false);
@@ -418,12 +423,8 @@ export class HealingEngine {
     return ring;
   }
 
-  private unhook(rt: ServiceRuntime, w: EndpointWindows): void {
-    if (w.failureHook === rt.hook) w.failureHook = null;
-  }
-
   private unhookAll(rt: ServiceRuntime): void {
-    for (const w of rt.hooks.values()) this.unhook(rt, w);
+    for (const slot of rt.hooks.values()) this.opts.stats.unhook(slot, rt.hook);
     rt.hooks.clear();
   }
 

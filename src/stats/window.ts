@@ -439,9 +439,28 @@ export class EndpointWindows {
 }
 
 /** Windows for every endpoint slot handed out by the mesh state. */
+/** A failure hook with its thresholds (EndpointWindows.failureHook, failureHookAt, failureHookRefusedAt). */
+export interface FailureHook {
+  readonly hook: (w: EndpointWindows) => void;
+  readonly at: number;
+  readonly refusedAt: number;
+}
+
+function setHook(w: EndpointWindows, h: FailureHook): void {
+  w.failureHook = h.hook;
+  w.failureHookAt = h.at;
+  w.failureHookRefusedAt = h.refusedAt;
+}
+
 export class StatsTable {
   readonly opts: WindowOptions;
   private readonly rows: (EndpointWindows | undefined)[] = [];
+  /**
+   * Failure hooks set on slots whose windows do not exist yet, given to the windows when they are created:
+   * an endpoint gets its windows on its first request (or when a consumer needs them), not when it becomes
+   * known — most endpoints a sidecar knows are never called (~180 B each; docs/kubernetes.md, "Memory budget").
+   */
+  private readonly pendingHooks: (FailureHook | undefined)[] = [];
   /** The local application behind the inbound listener, measured like an endpoint (set by the proxy). */
   inbound: { readonly id: string; readonly windows: EndpointWindows } | undefined;
 
@@ -449,10 +468,17 @@ export class StatsTable {
     this.opts = opts;
   }
 
-  /** The windows of a slot, created on first use (not on the request path: call when endpoints appear). */
+  /** The windows of a slot, created on first use (not on the request path: an endpoint's first request creates its Upstream, which calls this). */
   ensure(slot: number): EndpointWindows {
     let r = this.rows[slot];
-    if (!r) this.rows[slot] = r = new EndpointWindows(this.opts);
+    if (!r) {
+      this.rows[slot] = r = new EndpointWindows(this.opts);
+      const h = this.pendingHooks[slot];
+      if (h !== undefined) {
+        this.pendingHooks[slot] = undefined;
+        setHook(r, h);
+      }
+    }
     return r;
   }
 
@@ -460,9 +486,35 @@ export class StatsTable {
     return this.rows[slot];
   }
 
-  /** Forget a slot's data (endpoint removed; its slot may be reused). */
+  /** The failure hook the slot's windows have or will get when created (null: none). */
+  hookOf(slot: number): EndpointWindows['failureHook'] {
+    const r = this.rows[slot];
+    return r !== undefined ? r.failureHook : (this.pendingHooks[slot]?.hook ?? null);
+  }
+
+  /**
+   * Put `h` on the slot's windows — now if they exist, else when they are created — unless it already
+   * has a hook. Returns whether it was put.
+   */
+  hook(slot: number, h: FailureHook): boolean {
+    if (this.hookOf(slot) !== null) return false;
+    const r = this.rows[slot];
+    if (r !== undefined) setHook(r, h);
+    else this.pendingHooks[slot] = h;
+    return true;
+  }
+
+  /** Take `hook` off the slot (its windows, or the hook waiting for them); another hook is left alone. */
+  unhook(slot: number, hook: FailureHook['hook']): void {
+    const r = this.rows[slot];
+    if (r !== undefined && r.failureHook === hook) r.failureHook = null;
+    if (this.pendingHooks[slot]?.hook === hook) this.pendingHooks[slot] = undefined;
+  }
+
+  /** Forget a slot's data and hook (endpoint removed; its slot may be reused). */
   clear(slot: number): void {
     this.rows[slot] = undefined;
+    this.pendingHooks[slot] = undefined;
   }
 
   private lastSweepEpoch = -1;

@@ -75,14 +75,10 @@ async function run(init: InitMessage): Promise<void> {
       shipDeltas();
     }, URGENT_SHIP_MS);
   };
+  // On every endpoint's windows: now, or when its first request creates them (nothing else hooks them here).
+  const shipHook = Object.freeze({ hook: shipSoon, at: 1, refusedAt: 0 });
   const hookFailures = (): void => {
-    for (const ev of mesh.snapshot().endpoints.values()) {
-      const w = stats.get(ev.slot);
-      if (w && w.failureHook !== shipSoon) {
-        w.failureHook = shipSoon;
-        w.failureHookAt = 1;
-      }
-    }
+    for (const ev of mesh.snapshot().endpoints.values()) stats.hook(ev.slot, shipHook);
   };
   hookFailures();
   mesh.subscribe(hookFailures);

@@ -108,7 +108,7 @@ t.test('three sidecars: the one without traffic ejects a backend the other two s
     const now = Date.now();
     for (const s of [s1, s2]) {
       for (const ev of s.mesh.snapshot().endpoints.values()) {
-        const w = s.stats.get(ev.slot)!;
+        const w = s.stats.ensure(ev.slot);
         for (let i = 0; i < 5; i++) w.record(ev.spec.id === failing ? Outcome.LocalOrigin : Outcome.Success, 1500, now);
       }
     }
@@ -177,7 +177,7 @@ t.test('with the healing engine running, peer verdicts go through it and still e
     const now = Date.now();
     for (const s of [s1, s2]) {
       for (const ev of s.mesh.snapshot().endpoints.values()) {
-        const w = s.stats.get(ev.slot)!;
+        const w = s.stats.ensure(ev.slot);
         for (let i = 0; i < 5; i++) w.record(ev.spec.id === failing ? Outcome.LocalOrigin : Outcome.Success, 1500, now);
       }
     }
@@ -203,7 +203,7 @@ t.test('one sidecar with traffic + an idle sidecar whose connection probes fail:
   t.ok(await waitFor(() => [s1, s2].every((s) => s.comp.membership.countByState().alive === 2), 10_000) >= 0);
   const failing = s1.endpoints[0]!.id;
   traffic = setInterval(() => {
-    const w = s1.stats.get(s1.mesh.snapshot().endpoints.get(failing)!.slot)!;
+    const w = s1.stats.ensure(s1.mesh.snapshot().endpoints.get(failing)!.slot);
     for (let i = 0; i < 5; i++) w.record(Outcome.LocalOrigin, 1500, Date.now());
   }, 50);
   const took = await waitFor(() => s2.mesh.snapshot().endpoints.get(failing)!.health.state === 'ejected', CONTRACT_MS + SLACK_MS);

@@ -140,7 +140,7 @@ function healthCluster(n: number, seed: number) {
       ENDPOINTS.forEach((spec, e) => {
         const rate = traffic[i]![e];
         if (rate === undefined) return;
-        const w = node.stats.get(node.mesh.snapshot().endpoints.get(spec.id)!.slot)!;
+        const w = node.stats.ensure(node.mesh.snapshot().endpoints.get(spec.id)!.slot);
         for (let r = 0; r < 5; r++) w.record(((tick * 5 + r) % 100) < rate * 100 ? Outcome.Gateway : Outcome.Success, 2000, c.clock.now());
       });
     });

@@ -175,7 +175,10 @@ t.test('signals exist only for services in use; a never-called service keeps its
   }
   t.equal(w.engine.signalsOf('hot').length, 4, 'hot: one signal object per endpoint');
   t.equal(w.engine.signalsOf('idle').length, 0, 'idle: none');
-  t.ok(w.view('idle').endpoints.every((e) => w.stats.get(e.slot)?.failureHook !== null), 'idle: every endpoint\'s windows carry the failure hook');
+  t.ok(w.view('idle').endpoints.every((e) => w.stats.hookOf(e.slot) !== null), 'idle: every endpoint carries the failure hook');
+  t.ok(w.view('idle').endpoints.every((e) => w.stats.get(e.slot) === undefined), 'idle: no windows yet (they come with the first request)');
+  const first = w.view('idle').endpoints[0]!;
+  t.equal(w.stats.ensure(first.slot).failureHook, w.stats.hookOf(first.slot), 'the windows a first request creates carry it');
 });
 
 t.test('a burst of failures on a never-called service ejects at once, and the guards count every known endpoint', async (t) => {

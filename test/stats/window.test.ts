@@ -175,3 +175,36 @@ t.test('windows without a request share empty counters: nothing allocated, nothi
   t.equal(idle.lifetime[Outcome.Success], 1);
   t.equal(new EndpointWindows(opts).lifetime[Outcome.Success], 0, 'the shared counters stay empty');
 });
+
+t.test('StatsTable: a failure hook set before the windows exist is given to them when they are created', async (t) => {
+  const table = new StatsTable(DEFAULT_WINDOWS);
+  const fired: number[] = [];
+  const hook = { hook: (w: EndpointWindows) => fired.push(w.consecutive5xx), at: 2, refusedAt: 0 };
+  const other = { hook: () => {}, at: 1, refusedAt: 0 };
+  t.equal(table.hookOf(3), null);
+  t.ok(table.hook(3, hook), 'put (waiting for the windows)');
+  t.equal(table.get(3), undefined, 'no windows created for it');
+  t.equal(table.hookOf(3), hook.hook);
+  t.notOk(table.hook(3, other), 'a slot holds one hook');
+  const w = table.ensure(3);
+  t.equal(w.failureHook, hook.hook, 'the new windows carry it');
+  t.equal(w.failureHookAt, 2);
+  for (let i = 0; i < 3; i++) w.record(Outcome.Error5xx, 1000, 1_000);
+  t.same(fired, [2, 3], 'and it runs from the threshold on');
+  // On existing windows: put at once; taken off by the same hook only.
+  const v = table.ensure(4);
+  t.ok(table.hook(4, hook));
+  t.equal(v.failureHook, hook.hook);
+  table.unhook(4, other.hook);
+  t.equal(v.failureHook, hook.hook, 'another hook does not take it off');
+  table.unhook(4, hook.hook);
+  t.equal(v.failureHook, null);
+  // Waiting hooks are taken off too, and cleared with the slot.
+  t.ok(table.hook(5, hook));
+  table.unhook(5, hook.hook);
+  t.equal(table.ensure(5).failureHook, null, 'unhooked before the windows came: none');
+  t.ok(table.hook(6, hook));
+  table.clear(6);
+  t.equal(table.hookOf(6), null, 'clear forgets a waiting hook');
+  t.equal(table.ensure(6).failureHook, null);
+});
