@@ -417,6 +417,8 @@ class H1Conn implements BodySink, ResponseEvents {
     this.started = this.lastActivity = performance.now();
     const req = p.req;
     this.headMethod = req.method === 'HEAD';
+    // While a request is in flight a response beginning is expected: onMessageBegin has nothing to check.
+    this.parser?.wantBegin(false);
     p.handler.onConnect(this.abortFn, this.retainFn);
     if (this.cur !== p) return; // aborted from onConnect
     // The head is serialized into the shared write buffer and written at once (see wire-buffer.ts).
@@ -563,6 +565,8 @@ class H1Conn implements BodySink, ResponseEvents {
     if (p === null || !this.headersDone) return; // interim response done
     this.headersDone = false;
     this.cur = null;
+    // Bytes after this response (in this read or later) must be seen beginning: they close the connection.
+    this.parser?.wantBegin(true);
     this.pool.uploadDone(p);
     p.handler.onComplete(null);
     if (!this.keepAlive || this.dead) {

@@ -6,6 +6,7 @@ import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import t from 'tap';
 import { BODY_AS_FRAMED, BODY_NONE, selectHttp1Engine, type Http1Engine, type Http1Parser } from '../../src/proxy/engine/index.js';
+import type { ClientReads } from '../../src/proxy/engine/types.js';
 import { loadLlhttp } from '../../src/proxy/engine/portable.js';
 
 /** A stand-in socket: the engines read it through 'data' events (no handle, so no consume mode). */
@@ -25,6 +26,8 @@ interface Run {
   trace: string[];
   parser: Http1Parser;
   socket: FakeSocket;
+  /** What clientReads gave (ownReads), else null. */
+  reads: ClientReads | null;
 }
 
 interface RunOptions {
@@ -35,6 +38,8 @@ interface RunOptions {
   closeOn?: 'head' | 'body' | 'complete';
   /** A response parser reading into the connection's own buffer (clientReads, as upstream sockets do). */
   ownReads?: boolean;
+  /** Called in each complete event, after it is traced. */
+  onComplete?: (parser: Http1Parser) => void;
 }
 
 function run(engine: Http1Engine, kind: 'request' | 'response', chunks: Buffer[], o: RunOptions = {}): Run {
@@ -53,6 +58,7 @@ function run(engine: Http1Engine, kind: 'request' | 'response', chunks: Buffer[]
     onBody: body,
     onMessageComplete: () => {
       trace.push('complete');
+      o.onComplete?.(parser!);
       if (o.closeOn === 'complete') parser!.close();
     },
     onParseError: (err: { code: string }) => trace.push(`error ${err.code}`),
@@ -90,7 +96,7 @@ function run(engine: Http1Engine, kind: 'request' | 'response', chunks: Buffer[]
       onread.callback(c.length, buf);
     }
   }
-  return { trace, parser, socket };
+  return { trace, parser, socket, reads };
 }
 
 function split(bytes: string, size: number): Buffer[] {
@@ -110,6 +116,9 @@ const REQUESTS: [string, string][] = [
   ['websocket upgrade', 'GET /ws HTTP/1.1\r\nHost: svc\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n'],
   ['CONNECT', 'CONNECT svc:443 HTTP/1.1\r\nHost: svc:443\r\n\r\n'],
   ['empty and padded values', 'GET / HTTP/1.1\r\nHost: svc\r\nX-Empty:\r\nX-Pad:   v  \r\nX-Tab:\tv\t\r\n\r\n'],
+  // The native engine ends a bodyless request from its head callback; the next message must still end.
+  ['bodyless then chunked', 'GET /1 HTTP/1.1\r\nHost: svc\r\n\r\nPOST /2 HTTP/1.1\r\nHost: svc\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\nGET /3 HTTP/1.1\r\nHost: svc\r\n\r\n'],
+  ['zero lengths, 0 and 00', 'POST /z HTTP/1.1\r\nHost: svc\r\nContent-Length: 0\r\n\r\nPOST /zz HTTP/1.1\r\nHost: svc\r\nContent-Length: 00\r\n\r\nPOST /l HTTP/1.1\r\nHost: svc\r\nContent-Length: 2\r\n\r\nokGET /n HTTP/1.1\r\nHost: svc\r\n\r\n'],
   ['40 headers', `GET / HTTP/1.1\r\nHost: svc\r\n${Array.from({ length: 40 }, (_, i) => `X-H${i}: v${i}\r\n`).join('')}\r\n`],
   ['absolute-form target', 'GET http://payments/x HTTP/1.1\r\nHost: payments\r\n\r\n'],
   ['obs-text value', 'GET / HTTP/1.1\r\nHost: svc\r\nX-Latin: caf\xe9\r\n\r\n'],
@@ -245,6 +254,46 @@ t.test('closing from a callback stops the events at once', async (t) => {
       r.socket.emit('data', Buffer.from('GET /3 HTTP/1.1\r\nHost: svc\r\n\r\n'));
       t.equal(r.trace.length, want, `${e.name}: a closed parser ignores later reads`);
       r.parser.close(); // idempotent
+    }
+  }
+});
+
+t.test('wantBegin(false) may leave the begin event out; wantBegin(true) brings it back', async (t) => {
+  const response = 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok';
+  for (const setting of ['native', 'portable'] as const) {
+    const e = (await selectHttp1Engine(setting)).engine;
+    for (const ownReads of [false, true]) {
+      let rewant = false;
+      const r = run(e, 'response', [], {
+        ownReads,
+        onComplete: (p) => {
+          if (rewant) p.wantBegin(true);
+        },
+      });
+      const feed = (bytes: string): void => {
+        if (!ownReads) return void r.socket.emit('data', Buffer.from(bytes, 'latin1'));
+        const onread = r.reads!.connectOptions.onread as { buffer: () => Buffer; callback: (n: number, buf: Buffer) => boolean };
+        const buf = onread.buffer();
+        const n = buf.write(bytes, 'latin1');
+        onread.callback(n, buf);
+      };
+      const how = `${setting}${ownReads ? ', own buffer' : ''}`;
+      r.parser.wantBegin(false);
+      feed(response);
+      const head = 'response 200 OK [Content-Length|2] upgrade=false keepAlive=true';
+      // The portable engine always reports it (a call within WebAssembly costs little); the native one leaves it out.
+      t.same(r.trace, setting === 'native' ? [head, 'body ok', 'complete'] : ['begin', head, 'body ok', 'complete'], `${how}: not wanted`);
+      r.trace.length = 0;
+      r.parser.wantBegin(true);
+      feed(response);
+      t.same(r.trace, ['begin', head, 'body ok', 'complete'], `${how}: wanted again`);
+      r.trace.length = 0;
+      // Wanted again within a read: bytes after a response are seen beginning (as a client connection needs).
+      r.parser.wantBegin(false);
+      rewant = true;
+      feed(`${response}HTTP/1.1 2`);
+      t.same(r.trace.slice(-2), ['complete', 'begin'], `${how}: the next message's begin is reported in the same read`);
+      r.parser.close();
     }
   }
 });

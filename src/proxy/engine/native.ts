@@ -118,6 +118,12 @@ export class NativeHttp1Parser implements Http1Parser {
   /** The binding's message-complete slot and callback (left empty while a head stop ends the message). */
   private readonly completeSlot: number;
   private readonly onComplete: () => void;
+  /** A bodyless request's end was reported from its head callback: the slot is empty until the next head. */
+  private completeLeftOut = false;
+  /** The binding's message-begin slot and callback (left empty while the events do not want it). */
+  private readonly beginSlot: number;
+  private readonly onBegin: () => void;
+  private beginWanted = true;
   private readonly onExecuteSlot: number;
   private closed = false;
   private upgraded = false;
@@ -179,9 +185,11 @@ export class NativeHttp1Parser implements Http1Parser {
     this.callbackSlots = [H.kOnMessageBegin, H.kOnHeaders, H.kOnHeadersComplete, H.kOnBody, H.kOnMessageComplete, H.kOnExecute];
     this.init = [req !== null ? H.REQUEST : H.RESPONSE, {}, maxHeaderBytes, H.kLenientNone];
     p.initialize(...this.init);
-    p[H.kOnMessageBegin] = () => {
+    this.beginSlot = H.kOnMessageBegin;
+    this.onBegin = () => {
       if (!this.closed) this.events.onMessageBegin();
     };
+    p[H.kOnMessageBegin] = this.onBegin;
     p[H.kOnHeaders] = (headers: string[], url: string) => {
       (this.extraHeaders ??= []).push(...headers);
       this.extraUrl += url;
@@ -190,13 +198,25 @@ export class NativeHttp1Parser implements Http1Parser {
       const methods = b.methods;
       p[H.kOnHeadersComplete] = (major: number, minor: number, headers: string[] | undefined, method: number, url: string | undefined, _s: unknown, _m: unknown, upgrade: boolean, keepAlive: boolean): number => {
         if (this.closed) return BODY_NONE;
+        if (this.completeLeftOut) {
+          this.completeLeftOut = false;
+          p[this.completeSlot] = this.onComplete;
+        }
         const raw = this.takeHeaders(headers);
         const target = url ?? this.extraUrl;
         this.extraUrl = '';
         const name = methods[method];
         if (name === undefined) return -1; // a method this table does not know: an error, never a guess
         this.upgraded = upgrade;
-        return this.frameBody(req.onRequestHead(name, target, raw, major, minor, upgrade, keepAlive), raw, upgrade);
+        const r = this.frameBody(req.onRequestHead(name, target, raw, major, minor, upgrade, keepAlive), raw, upgrade);
+        if (r === BODY_AS_FRAMED && !upgrade && !this.closed && isBodylessRequest(raw)) {
+          // The binding would end this message right after its head, in one more call into JavaScript:
+          // it is ended here instead, with that call left out (the slot is set again at the next head).
+          this.completeLeftOut = true;
+          p[this.completeSlot] = null;
+          this.onComplete();
+        }
+        return r;
       };
     } else {
       p[H.kOnHeadersComplete] = (_vmaj: number, _vmin: number, headers: string[] | undefined, _m: unknown, _u: unknown, status: number, statusText: string | undefined, upgrade: boolean, keepAlive: boolean): number => {
@@ -257,6 +277,12 @@ export class NativeHttp1Parser implements Http1Parser {
 
   get reading(): boolean {
     return this.readingNow;
+  }
+
+  wantBegin(on: boolean): void {
+    if (on === this.beginWanted || this.closed) return;
+    this.beginWanted = on;
+    this.parser[this.beginSlot] = on ? this.onBegin : null;
   }
 
   private takeHeaders(headers: string[] | undefined): string[] {
@@ -440,6 +466,19 @@ class NativeClientReads implements ClientReads {
       callback: (n: number, buf: Buffer): boolean => (this.parser === null ? true : this.parser.onOwnRead(n, buf)),
     },
   };
+}
+
+/**
+ * A request head that ends its message (no Transfer-Encoding; no Content-Length, or exactly "0"), as the
+ * binding judges it: it then completes the message right after the head. Anything else is left to it.
+ */
+function isBodylessRequest(raw: readonly string[]): boolean {
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    if (name.length === 17 && name.toLowerCase() === 'transfer-encoding') return false;
+    if (name.length === 14 && name.toLowerCase() === 'content-length' && raw[i + 1] !== '0') return false;
+  }
+  return true;
 }
 
 /**

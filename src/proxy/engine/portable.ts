@@ -371,6 +371,9 @@ export class PortableParser implements Http1Parser {
     this.socket.resume();
   }
 
+  /** llhttp in WebAssembly calls back cheaply: onMessageBegin is always made. */
+  wantBegin(_on: boolean): void {}
+
   /** Body chunks are views of the read; only a connection's own reused buffer must then be renewed. */
   retainBody(): void {
     const own = this.own;

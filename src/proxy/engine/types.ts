@@ -67,6 +67,12 @@ export interface Http1Parser {
    * never reuse a chunk's memory.
    */
   retainBody(): void;
+  /**
+   * Whether onMessageBegin is wanted (it is at first). While false an engine may leave it out: the native
+   * one then saves a call from C++ into JavaScript per message. A client connection turns it off while a
+   * request is in flight, when a response beginning is expected and tells it nothing.
+   */
+  wantBegin(on: boolean): void;
   resumeReads(): void;
   /** The peer ended its stream: complete a message delimited by the end of the connection. */
   finish(): Http1ParseError | null;
