@@ -291,7 +291,7 @@ export class H1ServerConn implements RequestEvents {
   private readonly onConnect: ((socket: Socket, target: string) => void) | null;
   private readonly onClose: (c: H1ServerConn) => void;
   private readonly opts: H1ServerOptions;
-  /** When the request head being read started (performance.now()); 0 = none being read. */
+  /** When the request head being read was first seen incomplete (performance.now()); 0 = none being read. */
   private headStartedAt = 0;
   /** A deadline check found this connection past due; expire() answers it unless the head or body completed meanwhile. */
   private expiring = false;
@@ -351,7 +351,7 @@ export class H1ServerConn implements RequestEvents {
   }
 
   // --- RequestEvents (from the engine's parser) ---
-  onMessageBegin(): void {
+  onHeadPending(): void {
     this.headStartedAt = performance.now();
   }
 

@@ -92,7 +92,7 @@ async function scriptedUpstream(seed: number) {
   return rawServer((s) => {
     let url = '';
     const events: RequestEvents = {
-      onMessageBegin() {},
+      onHeadPending() {},
       onBody() {},
       onReadDone() {},
       onParseError: () => s.destroy(),

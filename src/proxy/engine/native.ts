@@ -30,6 +30,8 @@ interface NativeParser {
   initialize(type: number, resource: object, maxHeaderSize: number, lenient: number): void;
   execute(data: Buffer): number | NativeError;
   finish(): undefined | NativeError;
+  /** Consume mode, inside kOnExecute: a copy of the read being parsed. */
+  getCurrentBuffer(): Buffer;
   consume(handle: unknown): void;
   unconsume(): void;
   remove(): void;
@@ -101,6 +103,15 @@ function wrapError(e: NativeError): Http1ParseError {
 
 function noop(): void {}
 
+/** The first `end` bytes of `b` are only CR and LF (what llhttp skips between messages). */
+function onlyLineBreaks(b: Uint8Array, end: number): boolean {
+  for (let i = 0; i < end; i++) {
+    const c = b[i]!;
+    if (c !== 0x0d && c !== 0x0a) return false;
+  }
+  return true;
+}
+
 export class NativeHttp1Parser implements Http1Parser {
   readMode: Http1ReadMode;
   private readingNow = true;
@@ -120,10 +131,21 @@ export class NativeHttp1Parser implements Http1Parser {
   private readonly onComplete: () => void;
   /** A bodyless request's end was reported from its head callback: the slot is empty until the next head. */
   private completeLeftOut = false;
-  /** The binding's message-begin slot and callback (left empty while the events do not want it). */
+  /**
+   * The binding's message-begin slot and callback. Responses: left empty while the events do not want it
+   * (wantBegin). Requests: set only from a message's end to the end of that read — a message beginning
+   * later in the read is then seen; one beginning a read is seen as that read's bytes (endOfRead).
+   */
   private readonly beginSlot: number;
   private readonly onBegin: () => void;
   private beginWanted = true;
+  private readonly isRequest: boolean;
+  // Requests: a head began and has not completed (reported once, onHeadPending); a message's head is
+  // complete and its end not yet reached; a message ended during the read being parsed.
+  private headOpen = false;
+  private headReported = false;
+  private messageOpen = false;
+  private endedThisRead = false;
   private readonly onExecuteSlot: number;
   private closed = false;
   private upgraded = false;
@@ -142,7 +164,7 @@ export class NativeHttp1Parser implements Http1Parser {
   private readonly onData = (chunk: Buffer): void => {
     if (this.closed) return;
     if (this.buffer !== null) this.parseFramed(chunk, chunk.length, false);
-    else this.afterRead(this.parser.execute(chunk));
+    else this.afterRead(this.parser.execute(chunk), chunk, chunk.length);
   };
   /** net's onread callback (buffer mode): `n` bytes arrived in `buf`; false pauses the socket. */
   private readonly onBufferRead = (n: number, buf: Buffer): boolean => {
@@ -186,10 +208,19 @@ export class NativeHttp1Parser implements Http1Parser {
     this.init = [req !== null ? H.REQUEST : H.RESPONSE, {}, maxHeaderBytes, H.kLenientNone];
     p.initialize(...this.init);
     this.beginSlot = H.kOnMessageBegin;
-    this.onBegin = () => {
-      if (!this.closed) this.events.onMessageBegin();
-    };
-    p[H.kOnMessageBegin] = this.onBegin;
+    this.isRequest = req !== null;
+    if (req !== null) {
+      this.beginWanted = false;
+      this.onBegin = () => {
+        this.headOpen = true;
+      };
+      p[H.kOnMessageBegin] = null;
+    } else {
+      this.onBegin = () => {
+        if (!this.closed) res!.onMessageBegin();
+      };
+      p[H.kOnMessageBegin] = this.onBegin;
+    }
     p[H.kOnHeaders] = (headers: string[], url: string) => {
       (this.extraHeaders ??= []).push(...headers);
       this.extraUrl += url;
@@ -198,6 +229,9 @@ export class NativeHttp1Parser implements Http1Parser {
       const methods = b.methods;
       p[H.kOnHeadersComplete] = (major: number, minor: number, headers: string[] | undefined, method: number, url: string | undefined, _s: unknown, _m: unknown, upgrade: boolean, keepAlive: boolean): number => {
         if (this.closed) return BODY_NONE;
+        this.headOpen = false;
+        this.headReported = false;
+        this.messageOpen = true;
         if (this.completeLeftOut) {
           this.completeLeftOut = false;
           p[this.completeSlot] = this.onComplete;
@@ -237,6 +271,7 @@ export class NativeHttp1Parser implements Http1Parser {
       // The parser's own end of a head whose body is framed here (parseFramed completes it).
       if (this.closed || this.bodyLeft > 0) return;
       this.bodyLength = 0;
+      this.messageEnded();
       this.events.onMessageComplete();
       // After an upgrade the stream is no longer HTTP/1 (the portable engine stops there too).
       if (this.upgraded) this.close();
@@ -263,7 +298,7 @@ export class NativeHttp1Parser implements Http1Parser {
       p[H.kOnExecute] = (ret: number | NativeError) => {
         // The socket's idle timer is refreshed by its own reads, which consume mode bypasses.
         (socket as unknown as { _unrefTimer(): void })._unrefTimer();
-        this.afterRead(ret);
+        this.afterRead(ret, null, 0);
       };
     } else {
       this.handle = null;
@@ -280,7 +315,7 @@ export class NativeHttp1Parser implements Http1Parser {
   }
 
   wantBegin(on: boolean): void {
-    if (on === this.beginWanted || this.closed) return;
+    if (this.isRequest || on === this.beginWanted || this.closed) return;
     this.beginWanted = on;
     this.parser[this.beginSlot] = on ? this.onBegin : null;
   }
@@ -364,13 +399,16 @@ export class NativeHttp1Parser implements Http1Parser {
         this.bodyLeft -= n;
         this.events.onBody(off === 0 && n === buf.length ? buf : buf.subarray(off, off + n));
         off += n;
-        if (this.bodyLeft === 0 && !this.closed) this.events.onMessageComplete();
+        if (this.bodyLeft === 0 && !this.closed) {
+          this.messageEnded();
+          this.events.onMessageComplete();
+        }
         continue;
       }
       const ret = this.parser.execute(off === 0 && end === buf.length ? buf : buf.subarray(off, end));
       if (this.bodyLeft > 0 && !this.closed) this.parser[this.completeSlot] = this.onComplete;
       if (isNativeError(ret)) {
-        this.afterRead(ret);
+        this.afterRead(ret, null, 0);
         return;
       }
       // Everything was parsed, unless a head stopped the parser to have its body framed here.
@@ -379,7 +417,7 @@ export class NativeHttp1Parser implements Http1Parser {
       // Stopping marks the parser as upgraded, which would hide the next message's errors: start afresh.
       this.parser.initialize(...this.init);
     }
-    this.afterRead(undefined);
+    this.afterRead(undefined, buf, end);
   }
 
   /** After close() in buffer mode the socket may live on (a CONNECT tunnel): reads reach it as 'data' again. */
@@ -387,15 +425,55 @@ export class NativeHttp1Parser implements Http1Parser {
     return this.socket.push(Buffer.copyBytesFrom(buf, 0, n));
   }
 
-  private afterRead(ret: number | NativeError | undefined): void {
+  /**
+   * After a read was parsed: errors, the switch to buffer mode, a request head left incomplete. `buf`
+   * (its first `end` bytes) is the read, or null in consume mode (the binding then holds it).
+   */
+  private afterRead(ret: number | NativeError | undefined, buf: Buffer | null, end: number): void {
     if (this.closed) return;
     if (isNativeError(ret)) {
       this.close();
       this.events.onParseError(wrapError(ret));
       return;
     }
+    if (this.isRequest) {
+      this.endOfRead(buf, end);
+      if (this.closed) return;
+    }
     if (this.bodyLength > this.bodySeen && this.handle !== null) this.enterBufferMode();
     this.events.onReadDone();
+  }
+
+  /** A request message ended: a message beginning later in this read must be seen (the begin slot). */
+  private messageEnded(): void {
+    if (!this.isRequest) return;
+    this.messageOpen = false;
+    this.endedThisRead = true;
+    if (!this.beginWanted) {
+      this.beginWanted = true;
+      this.parser[this.beginSlot] = this.onBegin;
+    }
+  }
+
+  /**
+   * A request read was parsed. Outside a message, with none ended in this read, its bytes began a head
+   * (unless they were only the empty lines llhttp skips between messages); a head still open now is
+   * reported once. The time is this read's, as the binding's begin callback would have had.
+   */
+  private endOfRead(buf: Buffer | null, end: number): void {
+    if (this.beginWanted) {
+      this.beginWanted = false;
+      this.parser[this.beginSlot] = null;
+    }
+    if (!this.endedThisRead && !this.messageOpen && !this.headOpen) {
+      const bytes = buf ?? this.parser.getCurrentBuffer();
+      if (!onlyLineBreaks(bytes, buf === null ? bytes.length : end)) this.headOpen = true;
+    }
+    this.endedThisRead = false;
+    if (this.headOpen && !this.headReported) {
+      this.headReported = true;
+      (this.events as RequestEvents).onHeadPending();
+    }
   }
 
   pauseReads(): void {
@@ -530,7 +608,7 @@ function loadBinding(): Binding {
   for (const k of ['REQUEST', 'RESPONSE', 'kOnMessageBegin', 'kOnHeaders', 'kOnHeadersComplete', 'kOnBody', 'kOnMessageComplete', 'kOnExecute', 'kLenientNone'] as const) {
     if (typeof H[k] !== 'number') throw new Error(`HTTPParser.${k} is not a number`);
   }
-  for (const m of ['initialize', 'execute', 'finish', 'consume', 'unconsume', 'remove', 'close']) {
+  for (const m of ['initialize', 'execute', 'finish', 'consume', 'unconsume', 'getCurrentBuffer', 'remove', 'close']) {
     if (typeof (H.prototype as unknown as Record<string, unknown>)[m] !== 'function') throw new Error(`HTTPParser.prototype.${m} is missing`);
   }
   const canConsume = typeof (net.Socket.prototype as unknown as { _unrefTimer?: unknown })._unrefTimer === 'function';

@@ -223,6 +223,9 @@ export class PortableParser implements Http1Parser {
 
   /** This connection reads into its own buffer (an upstream socket set up by clientReads), else null. */
   private readonly own: PortableClientReads | null;
+  /** Requests: a head began and has not completed; and whether onHeadPending reported it. */
+  private headOpen = false;
+  private headReported = false;
 
   constructor(ll: Llhttp, socket: Socket, req: RequestEvents | null, res: ResponseEvents | null, maxHeaderBytes: number, pacer: ReadGarbagePacer, own: PortableClientReads | null = null) {
     this.ll = ll;
@@ -255,7 +258,14 @@ export class PortableParser implements Http1Parser {
     if (err !== null) {
       this.close();
       ev.onParseError(err);
-    } else ev.onReadDone();
+      return;
+    }
+    if (this.headOpen && !this.headReported) {
+      this.headReported = true;
+      this.req!.onHeadPending();
+      if (this.closed) return;
+    }
+    ev.onReadDone();
   }
 
   /** Parse one read; null or the parse error. */
@@ -405,8 +415,12 @@ export class PortableParser implements Http1Parser {
     this.statusText = '';
     this.headers = [];
     this.lastWasField = false;
+    if (this.req !== null) {
+      this.headOpen = true; // reported as pending if the read ends before the head does (readView)
+      return 0;
+    }
     try {
-      (this.req ?? this.res)!.onMessageBegin();
+      this.res!.onMessageBegin();
     } catch (err) {
       this.thrown = err;
       return -1;
@@ -491,6 +505,8 @@ export class PortableParser implements Http1Parser {
     }
     this.headers = [];
     this.lastWasField = false;
+    this.headOpen = false;
+    this.headReported = false;
     try {
       if (this.req !== null) {
         const ex = this.ll.exports;

@@ -32,8 +32,6 @@ export class Http1ParseError extends Error {
 
 /** Callbacks every parser makes (both directions). */
 interface ParserEvents {
-  /** A message starts (its first byte was parsed). */
-  onMessageBegin(): void;
   onBody(chunk: Buffer): void;
   onMessageComplete(): void;
   /** Malformed input in bytes the engine read from the socket; the parser is closed already. */
@@ -43,11 +41,20 @@ interface ParserEvents {
 }
 
 export interface RequestEvents extends ParserEvents {
+  /**
+   * A request head is incomplete at the end of a read (once per head, as that read ends): the client is
+   * sending it in pieces. A head that completes in the read that began it is never reported (the native
+   * engine then saves a call from C++ into JavaScript per request). Empty lines between requests are not
+   * a head.
+   */
+  onHeadPending(): void;
   /** A request head; return BODY_AS_FRAMED or BODY_NONE. `rawHeaders` is flat [name, value, …]. */
   onRequestHead(method: string, url: string, rawHeaders: string[], versionMajor: number, versionMinor: number, upgrade: boolean, keepAlive: boolean): number;
 }
 
 export interface ResponseEvents extends ParserEvents {
+  /** A response starts (its first byte was parsed), unless turned off by wantBegin(false). */
+  onMessageBegin(): void;
   /** A response head (interim 1xx included); return BODY_AS_FRAMED or BODY_NONE (answer to HEAD). */
   onResponseHead(status: number, statusText: string, rawHeaders: string[], upgrade: boolean, keepAlive: boolean): number;
 }
@@ -68,7 +75,7 @@ export interface Http1Parser {
    */
   retainBody(): void;
   /**
-   * Whether onMessageBegin is wanted (it is at first). While false an engine may leave it out: the native
+   * Response parsers: whether onMessageBegin is wanted (it is at first). While false an engine may leave it out: the native
    * one then saves a call from C++ into JavaScript per message. A client connection turns it off while a
    * request is in flight, when a response beginning is expected and tells it nothing.
    */
