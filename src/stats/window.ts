@@ -438,7 +438,6 @@ export class EndpointWindows {
   }
 }
 
-/** Windows for every endpoint slot handed out by the mesh state. */
 /** A failure hook with its thresholds (EndpointWindows.failureHook, failureHookAt, failureHookRefusedAt). */
 export interface FailureHook {
   readonly hook: (w: EndpointWindows) => void;
@@ -452,6 +451,7 @@ function setHook(w: EndpointWindows, h: FailureHook): void {
   w.failureHookRefusedAt = h.refusedAt;
 }
 
+/** Windows for every endpoint slot handed out by the mesh state. */
 export class StatsTable {
   readonly opts: WindowOptions;
   private readonly rows: (EndpointWindows | undefined)[] = [];
