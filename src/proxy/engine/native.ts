@@ -129,6 +129,7 @@ export class NativeHttp1Parser implements Http1Parser {
   /** The binding's message-complete slot and callback (left empty while a head stop ends the message). */
   private readonly completeSlot: number;
   private readonly onComplete: () => void;
+  private readonly endMessage: () => void;
   /** A bodyless request's end was reported from its head callback: the slot is empty until the next head. */
   private completeLeftOut = false;
   /**
@@ -248,7 +249,7 @@ export class NativeHttp1Parser implements Http1Parser {
           // it is ended here instead, with that call left out (the slot is set again at the next head).
           this.completeLeftOut = true;
           p[this.completeSlot] = null;
-          this.onComplete();
+          this.endMessage();
         }
         return r;
       };
@@ -267,7 +268,7 @@ export class NativeHttp1Parser implements Http1Parser {
       if (!this.closed) this.events.onBody(chunk);
     };
     this.completeSlot = H.kOnMessageComplete;
-    this.onComplete = () => {
+    this.endMessage = () => {
       // The parser's own end of a head whose body is framed here (parseFramed completes it).
       if (this.closed || this.bodyLeft > 0) return;
       this.bodyLength = 0;
@@ -275,6 +276,12 @@ export class NativeHttp1Parser implements Http1Parser {
       this.events.onMessageComplete();
       // After an upgrade the stream is no longer HTTP/1 (the portable engine stops there too).
       if (this.upgraded) this.close();
+    };
+    // A message already ended from its head (completeLeftOut) is not ended twice: emptying the slot keeps
+    // the binding from calling in, but not on every Node line — Node 26's binding can still call the
+    // callback it last called during the same execute (a bodyless request after one with a body).
+    this.onComplete = () => {
+      if (!this.completeLeftOut) this.endMessage();
     };
     p[H.kOnMessageComplete] = this.onComplete;
     const handle = b.canConsume ? (socket as unknown as { _handle?: StreamHandle })._handle : undefined;
