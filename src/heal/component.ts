@@ -6,7 +6,7 @@ import type { Clock, TimerHandle } from '../core/clock.js';
 import type { MeshState } from '../mesh/state.js';
 import type { EndpointHealth } from '../core/types.js';
 import type { Component, ComponentFactory } from '../runtime/context.js';
-import { resolvePolicySettings, type PolicySettings, type ResolvedPolicySettings } from '../config/sections/healing.js';
+import { policySettingsResolver, type PolicySettings, type ResolvedPolicySettings } from '../config/sections/healing.js';
 import { HealingEngine } from './engine.js';
 import { httpProbe, tcpProbe } from './probe-io.js';
 import { isTimedDrain, type ExternalVerdict } from './policy.js';
@@ -28,16 +28,7 @@ export const startHealing: ComponentFactory = async (ctx): Promise<HealingCompon
   const log = ctx.log.child({ component: 'healing' });
   const perService = new Map(ctx.config.services.map((s) => [s.name, s.healing]));
   let meshWide: PolicySettings = ctx.config.healing;
-  const cache = new Map<string, ResolvedPolicySettings>();
-  // Services without a healing block of their own share the mesh-wide object (key ''): one resolved copy,
-  // not one per known service (~3.5 KB each, ~0.7 MB of heap for 200 services: docs/kubernetes.md).
-  const settingsFor = (name: string): ResolvedPolicySettings => {
-    const own = perService.get(name);
-    const key = own ? name : '';
-    let s = cache.get(key);
-    if (!s) cache.set(key, (s = resolvePolicySettings(meshWide, own)));
-    return s;
-  };
+  const settingsFor = policySettingsResolver(meshWide, perService);
   // Learned policy files are read and verified before anything runs: a bad file stops the start (exit 2).
   const loaded = new Set<string>();
   const loadLearned = (): void => {
@@ -66,13 +57,13 @@ export const startHealing: ComponentFactory = async (ctx): Promise<HealingCompon
     reconfigure(healing: PolicySettings) {
       const previous = meshWide;
       meshWide = healing;
-      cache.clear();
+      settingsFor.reset(healing);
       try {
         loadLearned();
       } catch (err) {
         // Keep healing with the settings in force rather than run a policy without its table.
         meshWide = previous;
-        cache.clear();
+        settingsFor.reset(previous);
         log.error('healing settings not changed: the learned policy file cannot be used', { err });
         return;
       }

@@ -11,7 +11,7 @@ import { systemClock, type Clock, type TimerHandle } from '../core/clock.js';
 import { createLogger, type Logger } from '../core/log.js';
 import { endpointId, type EndpointSpec } from '../core/types.js';
 import type { Config } from '../config/types.js';
-import { resolvePolicySettings, type ResolvedPolicySettings } from '../config/sections/healing.js';
+import { policySettingsResolver, type ResolvedPolicySettings } from '../config/sections/healing.js';
 import { MeshState, type ServiceInput } from '../mesh/state.js';
 import { StatsTable } from '../stats/window.js';
 import type { Component, ComponentFactory, SidecarContext } from './context.js';
@@ -138,15 +138,9 @@ export async function startSidecar(config: Config, opts: SidecarOptions = {}): P
 
 /** Healing settings per service: the running healing component's (they follow reconfiguration), else the config's. */
 function healingSettingsFor(config: Config, components: ReadonlyMap<string, Component>): (service: string) => ResolvedPolicySettings {
-  const perService = new Map(config.services.map((s) => [s.name, s.healing]));
-  const fromConfig = new Map<string, ResolvedPolicySettings>();
+  const fromConfig = policySettingsResolver(config.healing, new Map(config.services.map((s) => [s.name, s.healing])));
   return (service) => {
     const healing = components.get('healing') as { settingsFor?: (s: string) => ResolvedPolicySettings } | undefined;
-    if (healing?.settingsFor) return healing.settingsFor(service);
-    const own = perService.get(service);
-    const key = own ? service : ''; // services without their own healing block share the mesh-wide settings
-    let s = fromConfig.get(key);
-    if (!s) fromConfig.set(key, (s = resolvePolicySettings(config.healing, own)));
-    return s;
+    return healing?.settingsFor ? healing.settingsFor(service) : fromConfig(service);
   };
 }
