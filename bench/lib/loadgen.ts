@@ -24,6 +24,14 @@ export interface LoadOptions {
   /** Send each request's index in its target's schedule in this header (e.g. x-load-seq), so that
    *  backends can draw the same latency for request K of every target (common random numbers). */
   readonly seqHeader?: string;
+  /**
+   * Requests the generator reaches later than this (ms after their scheduled time) are not sent: they are
+   * recorded as late (status 0, `lat` = how late, `svc` 0, counted under errors["late, not sent"]), which is
+   * what a request sent that late counts as anyway (see summarize's maxLateMs). Sending a backlog all at
+   * once after a stall opens connections by the hundred and delays every request behind it, so one stall
+   * became seconds of lateness. Default: send everything, however late.
+   */
+  readonly skipLateMs?: number;
   /** Epoch ms at which to begin (default: at once). */
   readonly startAt?: number;
 }
@@ -57,19 +65,93 @@ function rateAt(schedule: readonly RateStep[], t: number): number {
   return r;
 }
 
+/** One target's running state. */
+interface TargetState {
+  readonly tg: LoadTarget;
+  readonly pool: Pool;
+  readonly rec: LoadRecords;
+  /** The raw x-backend values seen so far, parallel to rec.backends (compared as bytes: no string per answer). */
+  readonly backendRaw: Buffer[];
+  next: number;
+  done: boolean;
+}
+
+const X_BACKEND = Buffer.from('x-backend');
+/** errors[] key of the requests not sent because the generator reached them too late (LoadOptions.skipLateMs). */
+export const NOT_SENT = 'late, not sent';
+
+/** Index of a raw header name equal to `name` (ASCII, case-insensitive), or -1. */
+function headerIndex(raw: readonly Buffer[], name: Buffer): number {
+  for (let k = 0; k < raw.length; k += 2) {
+    const b = raw[k];
+    if (b.length !== name.length) continue;
+    let j = 0;
+    while (j < b.length && (b[j] | 0x20) === name[j]) j++;
+    if (j === b.length) return k;
+  }
+  return -1;
+}
+
+/**
+ * One request in flight, as undici's low-level handler (Dispatcher.dispatch): no promise, no body stream,
+ * no AbortSignal and no closure per request — the generator's own work per request is what decides whether
+ * it keeps its schedule while it shares the machine with every lane. Timeouts are one timer for all
+ * (see runOpenLoop's `sweep`), in send order.
+ */
+class InFlight {
+  abort: ((err?: Error) => void) | null = null;
+  backend = -1;
+  status = 0;
+  headersSeen = false;
+  done = false;
+  constructor(
+    readonly s: TargetState, readonly i: number, readonly schedMs: number, readonly sentAt: number,
+    /** performance.now() after which the request counts as timed out (its scheduled time + the timeout). */
+    readonly deadline: number, readonly settled: (r: InFlight, status: number, err: string | undefined) => void,
+  ) {}
+  onConnect(abort: (err?: Error) => void): void { this.abort = abort; if (this.done) abort(); }
+  onHeaders(statusCode: number, raw: Buffer[]): boolean {
+    if (statusCode < 200) return true; // 1xx: the answer is still to come
+    this.headersSeen = true;
+    const k = headerIndex(raw, X_BACKEND);
+    if (k >= 0) {
+      const v = raw[k + 1];
+      const known = this.s.backendRaw;
+      let ix = 0;
+      while (ix < known.length && !known[ix].equals(v)) ix++;
+      if (ix === known.length) { known.push(Buffer.from(v)); this.s.rec.backends.push(v.toString('latin1')); }
+      this.backend = ix;
+    }
+    this.status = statusCode;
+    return true;
+  }
+  onData(): boolean { return true; }
+  onComplete(): void { this.settled(this, this.status, undefined); }
+  onError(e: Error & { code?: string }): void {
+    this.settled(this, 0, this.headersSeen ? 'body' : e.name === 'TimeoutError' || e.name === 'AbortError' ? 'timeout' : e.code ?? e.name);
+  }
+}
+
+/** Number strings for the sequence header, built once and shared by every target (request K has the same K everywhere). */
+const seqText: string[] = [];
+const seqString = (i: number): string => {
+  for (let k = seqText.length; k <= i; k++) seqText.push(String(k));
+  return seqText[i];
+};
+
 /** Run the load against every target at once; resolves when every request has an outcome.
  *  `onStart` is told the epoch ms of the schedule's origin (the fault schedule is set from it). */
 export async function runOpenLoop(o: LoadOptions, onStart?: (epochMs: number) => void): Promise<LoadRecords[]> {
   const path = o.path ?? '/';
-  const state = o.targets.map((tg) => {
-    const pool = new Pool(tg.url, {
+  const state: TargetState[] = o.targets.map((tg) => ({
+    tg,
+    pool: new Pool(tg.url, {
       connections: o.connections, pipelining: 1, keepAliveTimeout: 60_000, keepAliveMaxTimeout: 600_000,
       connect: { timeout: o.timeoutMs },
-    });
-    const rec: LoadRecords = { name: tg.name, start: 0, sched: [], lat: [], svc: [], status: [], backend: [], backends: [], errors: {} };
-    const backendIx = new Map<string, number>();
-    return { tg, pool, rec, backendIx, next: 0, done: false };
-  });
+    }),
+    rec: { name: tg.name, start: 0, sched: [], lat: [], svc: [], status: [], backend: [], backends: [], errors: {} },
+    backendRaw: [], next: 0, done: false,
+  }));
   if (o.startAt !== undefined) await sleep(Math.max(0, o.startAt - Date.now()));
   const startEpoch = Date.now();
   onStart?.(startEpoch);
@@ -79,39 +161,65 @@ export async function runOpenLoop(o: LoadOptions, onStart?: (epochMs: number) =>
   let resolveDone!: () => void;
   const finished = new Promise<void>((r) => { resolveDone = r; });
 
-  const fire = (s: (typeof state)[number], schedMs: number): void => {
-    const i = s.rec.sched.length;
-    s.rec.sched.push(Math.round(schedMs * 100) / 100);
-    s.rec.lat.push(NaN); s.rec.svc.push(NaN); s.rec.status.push(0); s.rec.backend.push(-1);
-    outstanding++;
-    const sentAt = performance.now();
-    const settle = (status: number, backend: string | undefined, err?: string): void => {
-      const now = performance.now();
-      s.rec.lat[i] = Math.round((now - t0 - schedMs) * 100) / 100;
-      s.rec.svc[i] = Math.round((now - sentAt) * 100) / 100;
-      s.rec.status[i] = status;
-      if (backend !== undefined) {
-        let ix = s.backendIx.get(backend);
-        if (ix === undefined) { ix = s.rec.backends.length; s.rec.backends.push(backend); s.backendIx.set(backend, ix); }
-        s.rec.backend[i] = ix;
-      }
-      if (err) s.rec.errors[err] = (s.rec.errors[err] ?? 0) + 1;
-      if (--outstanding === 0 && allSent) resolveDone();
-    };
-    const signal = AbortSignal.timeout(Math.max(1, Math.round(o.timeoutMs - (performance.now() - t0 - schedMs))));
-    const headers = o.seqHeader === undefined ? undefined : { [o.seqHeader]: String(i) };
-    s.pool.request({ path, method: 'GET', headers, signal, headersTimeout: o.timeoutMs, bodyTimeout: o.timeoutMs })
-      .then(async (res) => {
-        const b = res.headers['x-backend'];
-        try { await res.body.dump({ signal, limit: 1 << 20 }); } catch { settle(0, typeof b === 'string' ? b : undefined, 'body'); return; }
-        settle(res.statusCode, typeof b === 'string' ? b : undefined);
-      })
-      .catch((e: Error & { code?: string; name: string }) => {
-        const code = e.name === 'TimeoutError' || e.name === 'AbortError' ? 'timeout' : e.code ?? e.name;
-        settle(0, undefined, code);
-      });
+  const settled = (r: InFlight, status: number, err: string | undefined): void => {
+    if (r.done) return;
+    r.done = true;
+    const now = performance.now();
+    const rec = r.s.rec, i = r.i;
+    rec.lat[i] = Math.round((now - t0 - r.schedMs) * 100) / 100;
+    rec.svc[i] = Math.round((now - r.sentAt) * 100) / 100;
+    rec.status[i] = status;
+    rec.backend[i] = r.backend;
+    if (err) rec.errors[err] = (rec.errors[err] ?? 0) + 1;
+    if (--outstanding === 0 && allSent) resolveDone();
   };
 
+  // Requests in send order; deadlines follow it (send order is schedule order, see nextDue), so one timer
+  // armed for the oldest unfinished request times them all out.
+  const inflight: InFlight[] = [];
+  let head = 0;
+  let sweepTimer: NodeJS.Timeout | undefined;
+  const sweep = (): void => {
+    sweepTimer = undefined;
+    const now = performance.now();
+    while (head < inflight.length) {
+      const r = inflight[head];
+      if (!r.done) {
+        if (r.deadline > now) break;
+        settled(r, 0, r.headersSeen ? 'body' : 'timeout');
+        r.abort?.();
+      }
+      inflight[head++] = undefined as unknown as InFlight;
+    }
+    if (head > 4096 && head * 2 > inflight.length) { inflight.splice(0, head); head = 0; }
+    if (head < inflight.length) sweepTimer = setTimeout(sweep, Math.max(1, inflight[head].deadline - now));
+  };
+
+  const timeoutMs = o.timeoutMs;
+  const seqHeader = o.seqHeader;
+  const skipLateMs = o.skipLateMs ?? Infinity;
+  const skip = (s: TargetState, schedMs: number, now: number): void => {
+    const rec = s.rec;
+    rec.sched.push(Math.round(schedMs * 100) / 100);
+    rec.lat.push(Math.round((now - t0 - schedMs) * 100) / 100); rec.svc.push(0); rec.status.push(0); rec.backend.push(-1);
+    rec.errors[NOT_SENT] = (rec.errors[NOT_SENT] ?? 0) + 1;
+  };
+  const fire = (s: TargetState, schedMs: number): void => {
+    const rec = s.rec;
+    const i = rec.sched.length;
+    rec.sched.push(Math.round(schedMs * 100) / 100);
+    rec.lat.push(NaN); rec.svc.push(NaN); rec.status.push(0); rec.backend.push(-1);
+    outstanding++;
+    const sentAt = performance.now();
+    // The deadline counts from the scheduled time, as the latency does.
+    const r = new InFlight(s, i, schedMs, sentAt, t0 + schedMs + timeoutMs, settled);
+    inflight.push(r);
+    if (sweepTimer === undefined) sweepTimer = setTimeout(sweep, Math.max(1, r.deadline - sentAt));
+    s.pool.dispatch({
+      path, method: 'GET', headers: seqHeader === undefined ? undefined : [seqHeader, seqString(i)],
+      headersTimeout: timeoutMs, bodyTimeout: timeoutMs,
+    }, r);
+  };
   const nexts = new Float64Array(state.length);
   const counts = new Float64Array(state.length);
   await new Promise<void>((resolveSent) => {
@@ -126,7 +234,10 @@ export async function runOpenLoop(o: LoadOptions, onStart?: (epochMs: number) =>
       for (let j = nextDue(nexts, counts, now); j >= 0; j = nextDue(nexts, counts, now)) {
         const s = state[j];
         const r = rateAt(s.tg.schedule, s.next);
-        if (r > 0) { fire(s, s.next); s.next += 1000 / r; counts[j]++; } else s.next += 10; // idle step: look again in 10 ms
+        if (r > 0) {
+          if (now - s.next > skipLateMs) skip(s, s.next, t0 + now); else fire(s, s.next);
+          s.next += 1000 / r; counts[j]++;
+        } else s.next += 10; // idle step: look again in 10 ms
         if (s.next >= o.durationMs) s.done = true;
         nexts[j] = s.done ? Infinity : s.next;
       }
@@ -136,6 +247,7 @@ export async function runOpenLoop(o: LoadOptions, onStart?: (epochMs: number) =>
   });
   allSent = true;
   if (outstanding > 0) await finished;
+  if (sweepTimer !== undefined) clearTimeout(sweepTimer);
   await Promise.all(state.map((s) => s.pool.destroy().catch(() => {})));
   for (const s of state) s.rec.start = startEpoch;
   return state.map((s) => s.rec);
@@ -190,7 +302,7 @@ export const lateness = (r: LoadRecords, i: number): number => r.lat[i] - r.svc[
 
 /**
  * Summary of a record set; `from`/`to` (ms after start) restrict it to requests scheduled in that span.
- * With `maxLateMs`, requests the generator itself sent later than that (it was starved of CPU) are
+ * With `maxLateMs`, requests the generator itself sent (or reached, see skipLateMs) later than that (it was starved of CPU) are
  * left out and counted in `late`: their fate says nothing about the system under test.
  */
 export function summarize(r: LoadRecords, from = 0, to = Infinity, maxLateMs = Infinity): LatencySummary {

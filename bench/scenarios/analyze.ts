@@ -39,7 +39,8 @@ export interface ScenarioMetrics {
 }
 
 const WINDOW_MS = 1000;
-/** Requests the generator sent later than this (it was starved of CPU) are left out of every figure. */
+/** Requests the generator reached later than this (it was starved of CPU) are left out of every figure; the
+ *  live benchmark does not send them at all (LoadOptions.skipLateMs), so that a stall is not followed by a burst. */
 export const MAX_LATE_MS = 200;
 /** A request this slow was hurt by the fault even if it finally succeeded (retried after a timeout). */
 export const SLOW_MS = 1000;

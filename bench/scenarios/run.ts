@@ -15,7 +15,7 @@ import type { LoadRecords } from '../lib/loadgen.js';
 import { renderMarkdown, renderText, updateMarkdownFile, writeJson, type Cell, type Table } from '../lib/report.js';
 import { SCENARIOS, faultsOf, type ScenarioSpec } from '../../src/sim/scenarios.js';
 import { MAX_OFFERED_RPS, backendModels, laneBatches, liveScenario, peakRate, type LiveScenario as Scenario } from './live.js';
-import { analyzeScenario, type ArrivalLog } from './analyze.js';
+import { MAX_LATE_MS, analyzeScenario, type ArrivalLog } from './analyze.js';
 import { detailTable, summaryTable, verdicts, type Outcome, type RunRecord } from './summary.js';
 
 /** --quick: one hard fault, one gray fault and one held-out scenario, one seed. */
@@ -87,7 +87,7 @@ const LANE_NOTES = [
   "`istio (typical DestinationRule)`: the same outlier detection with consecutive5xxErrors 5, interval 10 s, baseEjectionTime 30 s, maxEjectionPercent 100, success-rate enforcement 0 (Istio's), on meshmedic's data plane with least-request (Istio's default LB) and Istio's default retry policy approximated as 2 retries on connect failure and 503 (meshmedic's data plane also retries resets and timeouts of replayable requests, which Istio's default list does not name). `istio (retries off)`: no retries.",
   '`haproxy (as shipped)`: HAProxy 2.6, `balance roundrobin`, `option httpchk` every 1 s (fall 3, rise 2), `observe layer7 error-limit 5 on-error mark-down`, `retries 2`, `option redispatch` (no retry-on: connection failures only). `haproxy (tuned)`: `balance leastconn`, checks every 1 s (250 ms while changing state or down; fall 2, rise 2), `observe layer7 error-limit 3 on-error mark-down`, `retry-on all-retryable-errors`, `retries 2`, `option redispatch 1`. `haproxy (tuned, retries off)`: `retries 0`, no retry-on.',
   '`nginx (as shipped)`: nginx 1.22 open source with its defaults (`max_fails=1 fail_timeout=10s`, `proxy_next_upstream error timeout`, round-robin, no zone). `nginx (tuned)`: `zone`, `random two least_conn`, `max_fails=3 fail_timeout=2s`, `proxy_next_upstream error timeout http_500 http_502 http_503 http_504`, `proxy_next_upstream_tries 3` (http_500 added: the suite\'s error faults answer 500). `nginx (tuned, retries off)`: `proxy_next_upstream_tries 1` (failures still counted).',
-  `Every lane: its own copy of the same backends (one backend process per ${LANES_PER_BACKEND_PROCESS} lanes; request K's baseline latency drawn from the same number in every lane, common random numbers), the same load (open loop, the scenario's rate, one generator for all lanes at once — except where the scenario's peak rate × the lanes would exceed ${MAX_OFFERED_RPS.toLocaleString('en-US')} requests/s, more than one generator and this 2-core machine carry on time: those run their lanes in batches one after the other, same seed, cluster and schedule — ${batched()}), the scenario's 1 s request timeout as upstream timeout, request logging off.`,
+  `Every lane: its own copy of the same backends (one backend process per ${LANES_PER_BACKEND_PROCESS} lanes; request K's baseline latency drawn from the same number in every lane, common random numbers), the same load (open loop, the scenario's rate, one generator for all lanes at once — except where the scenario's peak rate × the lanes would exceed ${MAX_OFFERED_RPS.toLocaleString('en-US')} requests/s, more than one generator and this 2-core machine carry on time: those run their lanes in batches one after the other, same seed, cluster and schedule — ${batched()}), the scenario's 1 s request timeout as upstream timeout, request logging off. A request the generator reaches more than ${MAX_LATE_MS} ms after its scheduled time is not sent: it counts as late (a run with > 1 % late is marked disturbed), and a stall of the generator is not followed by a burst of every overdue request.`,
 ];
 const COLUMN_NOTES = 'Two clocks per fault: **traffic shifted** = from the fault\'s start until the faulty endpoints stop being hit (the client-felt clock: a balancer steering away counts); **decided** = the system\'s own first ejection / drain / mark-down of a faulty endpoint (meshmedic and the Envoy/Istio lanes: /v1/events; HAProxy: its stats CSV, sampled every 250 ms; nginx: "upstream server temporarily disabled" in its error log, whole seconds). Recovery = from the fault\'s end until the faulty endpoints get ≥ 50 % of their fair share over 1 s. Ratios of failed requests are paired: the same scenarios and seed for both lanes, one ratio per seed.';
 
@@ -177,7 +177,7 @@ async function runScenario(spec: ScenarioSpec, seed: number, systems: SystemUnde
     const outFile = path.join(dir, `records-${sc.name}.json`);
     writeFileSync(optsFile, JSON.stringify({
       targets: live.map((l) => ({ name: l.sys.name, url: l.sut!.url, schedule: sc.schedule })),
-      durationMs: sc.durationMs, timeoutMs: CLIENT_TIMEOUT_MS, connections: 512, startAt, seqHeader: LOAD_SEQ_HEADER,
+      durationMs: sc.durationMs, timeoutMs: CLIENT_TIMEOUT_MS, connections: 512, startAt, seqHeader: LOAD_SEQ_HEADER, skipLateMs: MAX_LATE_MS,
     }));
     const gen = nodeEntry('bench/lib/loadgen-main.ts');
     const genProc = spawnTracked({ name: `loadgen-${sc.name}`, cmd: gen.cmd, args: [...gen.args, optsFile, outFile], logDir: dir });

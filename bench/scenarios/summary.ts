@@ -142,7 +142,7 @@ export function verdicts(x: TargetInput): string[] {
   const { runs, mm } = x;
   const bad = disturbed(runs);
   if (bad.length > 0 && bad.length === runs.length) {
-    return [`no target can be judged from these runs: every one was disturbed (the load generator starved: > 1 % of requests sent > 200 ms late, or a lane's endpoints all silent > 1 s): ${bad.join(', ')}`];
+    return [`no target can be judged from these runs: every one was disturbed (the load generator starved: > 1 % of requests reached > 200 ms late, or a lane's endpoints all silent > 1 s): ${bad.join(', ')}`];
   }
   // "≤ 0.5× the best lane", judged per seed on the counts (mine ≤ 0.5 × theirs): a seed where neither failed a
   // request meets it (0 ≤ 0.5 × 0) — and is named, because such a seed does not separate the systems.
@@ -227,7 +227,7 @@ export function verdicts(x: TargetInput): string[] {
     const sm = median(spreads);
     out.push(`p99, for scale: the same rule for each tuned lane (against the others and meshmedic) finds it above the best in ${others.join(', ')} of ${faulted.length} scenarios${sm === null ? '' : `; meshmedic's p99 varies by ${sm.toFixed(1)} ms between seeds (median max − min)`}`);
   }
-  if (bad.length) out.push(`disturbed runs (the load generator starved: > 1 % of requests sent > 200 ms late, or a lane's endpoints all silent > 1 s), figures not trustworthy: ${bad.join(', ')}`);
+  if (bad.length) out.push(`disturbed runs (the load generator starved: > 1 % of requests reached > 200 ms late, or a lane's endpoints all silent > 1 s), figures not trustworthy: ${bad.join(', ')}`);
   return out;
 }
 
