@@ -198,8 +198,13 @@ export async function startBackend(opts: BackendOptions = {}): Promise<Backend> 
   /** The baseline's normal draw: shared by request index when the benchmark asks for it, else our own. */
   const draw = (req: http.IncomingMessage): number => {
     if (latencySeed === undefined) return normal();
-    const k = req.headers[LOAD_SEQ_HEADER];
-    const n = typeof k === 'string' ? Number(k) : NaN;
+    // Read from rawHeaders: req.headers would build a headers object per request just for this.
+    const raw = req.rawHeaders;
+    let n = NaN;
+    for (let h = 0; h < raw.length; h += 2) {
+      const name = raw[h];
+      if (name === LOAD_SEQ_HEADER || (name.length === LOAD_SEQ_HEADER.length && name.toLowerCase() === LOAD_SEQ_HEADER)) { n = Number(raw[h + 1]); break; }
+    }
     return Number.isInteger(n) && n >= 0 ? hashedNormal(latencySeed, n) : normal();
   };
   const baseline = (req: http.IncomingMessage): number => (medianMs > 0 ? (sigma > 0 ? medianMs * Math.exp(sigma * draw(req)) : medianMs) : 0);
