@@ -171,6 +171,13 @@ export const createMeshmedicPolicy: PolicyFactory = (settings: ResolvedPolicySet
           guard.commit(e);
           st.probePasses = 0; // probes of the drained endpoint decide afresh whether it may come back
           st.lastProbeAt = 0;
+          // A forecast of failures states the rate it saw: the probes that end the drain must be enough passes
+          // in a row that an endpoint still failing at that rate shows them at most PROBE_MISS of the time (1
+          // when it states none). Unlike after an ejection they are not capped at the canary count: a creep
+          // seen at 3 % needs ~100, and 20 passes (a 3 % endpoint shows them 54 % of the time) let it back into
+          // probation still failing, where 20 canaries cannot tell 3 % from healthy either. They cost no user
+          // request; the cap is the probes of the longest ejection.
+          st.passesNeeded = probePassesFor(failureRateOf(v.evidence), Math.ceil(settings.ejection.maxMs / settings.probe.intervalMs));
           out.push({ action: 'drain', target: id, reason: v.detector, source: p.source, at: now, evidence: v.evidence });
           continue;
         }
@@ -223,12 +230,13 @@ export const createMeshmedicPolicy: PolicyFactory = (settings: ResolvedPolicySet
             out.push({ action: 'probation', target: s.id, reason: probed ? 'probe_passed' : 'readmit', source: 'local', at: now, weight, evidence: { level: st.level, ejectedForMs: now - h.since, probePasses: st.probePasses } });
           }
         } else if (isTimedDrain(h)) {
-          // A predicted drain is tried again through probation once it has lasted drainMs, unless the
-          // latest probe failed (the forecast came true: it stays out, at no cost to traffic).
+          // A predicted drain is tried again through probation once it has lasted drainMs and, while probes
+          // report, the latest passesNeeded of them passed in a row (a failing probe: the forecast came true,
+          // it stays out at no cost to traffic). Without probes, drainMs alone.
           const st = stateOf(s.id, now);
           const pr = settings.probe;
-          const probeFails = pr.enabled && st.lastProbeAt >= h.since && now - st.lastProbeAt <= 3 * pr.intervalMs + pr.timeoutMs && st.probePasses === 0;
-          if (now - h.since >= settings.prediction.drainMs && !probeFails) {
+          const probed = pr.enabled && st.lastProbeAt >= h.since && now - st.lastProbeAt <= 3 * pr.intervalMs + pr.timeoutMs;
+          if (now - h.since >= settings.prediction.drainMs && (!probed || st.probePasses >= st.passesNeeded)) {
             st.probationEpoch = epochNow;
             st.lastWiden = now;
             st.viaProbe = false;

@@ -64,10 +64,16 @@ export interface Prediction {
   slopePerSec: number;
   /** Current fitted level: ratio to peers for latency, failure-fraction excess over peers for errors. */
   level: number;
+  /**
+   * Errors: the endpoint's own failure fraction now, as the trend fitted it (not the excess over the
+   * peers) — what a probe or a canary of the endpoint would still see if the forecast is right. NaN for
+   * latency.
+   */
+  failureRate: number;
 }
 
 export function noPrediction(): Prediction {
-  return { severity: 'none', channel: '', etaMs: Infinity, confidence: 0, z: 0, slopePerSec: 0, level: 0 };
+  return { severity: 'none', channel: '', etaMs: Infinity, confidence: 0, z: 0, slopePerSec: 0, level: 0, failureRate: NaN };
 }
 
 const RANK: Record<PredictionSeverity, number> = { none: 0, degrade: 1, drain: 2 };
@@ -347,6 +353,7 @@ export class EndpointModel {
     out.confidence = Math.round(normalCdf(latFit.z) * 10_000) / 10_000;
     out.slopePerSec = Math.round(latFit.slope * perSec * 10_000) / 10_000;
     out.level = Math.round(Math.exp(latFit.level) * 1000) / 1000;
+    out.failureRate = NaN;
   }
 
   /** Judge latency against a new reference level from now on. */
@@ -429,5 +436,6 @@ export class EndpointModel {
     out.confidence = Math.round(normalCdf(fit.z) * 10_000) / 10_000;
     out.slopePerSec = Math.round(fit.slope * perSec * 10_000) / 10_000;
     out.level = Math.round(level * 1000) / 1000;
+    out.failureRate = channel === 'errors' ? Math.round(Math.min(1, Math.max(0, fit.level)) * 10_000) / 10_000 : NaN;
   }
 }

@@ -227,6 +227,56 @@ t.test('rate limit: at most `burst` disruptive decisions at once, then perSecond
   t.equal(h.decisions('eject').length, 5, 'one more per second (the verdicts persist)');
 });
 
+t.test('a predicted drain for errors ends only after as many passing probes in a row as its stated rate asks', async (t) => {
+  // A creep forecast at 3 %: 20 passes in a row — what a drain ended by one passing probe, or capped at the
+  // canary count, would accept — come from an endpoint still failing 3 % 54 % of the time, and 20 canaries
+  // with at most one failure pass it 88 % of the time. probePassesFor(0.03) asks 99 (0.97^99 < 5 %).
+  const h = harness({ endpoints: 5 });
+  h.run(2000, healthy);
+  t.ok(h.engine.submitVerdict({ target: h.ids[0]!, detector: 'predicted_errors', kind: 'predicted', severity: 'drain', source: 'predicted', evidence: { channel: 'errors', failureRate: 0.03 } }));
+  const others = (i: number) => (i === 0 ? undefined : healthy());
+  h.run(200, others);
+  t.equal(h.health(0).state, 'draining');
+  const need = probePassesFor(0.03, 1500);
+  t.equal(need, 99);
+  const probe = (ok: boolean) => {
+    h.engine.submitProbe(h.ids[0]!, ok);
+    h.run(200, others);
+  };
+  // drainMs (10 s) of passing probes: 50 in a row, still drained; a failing one starts the run again.
+  for (let p = 0; p < 50; p++) probe(true);
+  t.equal(h.health(0).state, 'draining', '50 passes after 10 s: still drained');
+  probe(false);
+  for (let p = 0; p < need - 1; p++) probe(true);
+  t.equal(h.health(0).state, 'draining', `${need - 1} passes in a row: still drained`);
+  probe(true);
+  t.equal(h.health(0).state, 'probation', `${need} passes in a row: probation`);
+  const pr = h.decisions('probation').at(-1)!;
+  t.equal(pr.reason, 'predicted_drain_ended');
+  t.equal(pr.evidence.probePasses, need);
+
+  // A drain that states no rate (a latency forecast) ends as before: drainMs, and the latest probe passed.
+  const l = harness({ endpoints: 5 });
+  l.run(2000, healthy);
+  t.ok(l.engine.submitVerdict({ target: l.ids[0]!, detector: 'predicted_latency', kind: 'predicted', severity: 'drain', source: 'predicted', evidence: { channel: 'latency' } }));
+  const lothers = (i: number) => (i === 0 ? undefined : healthy());
+  l.run(200, lothers);
+  t.equal(l.health(0).state, 'draining');
+  for (let p = 0; p < 50 && l.health(0).state === 'draining'; p++) {
+    l.engine.submitProbe(l.ids[0]!, true);
+    l.run(200, lothers);
+  }
+  t.equal(l.health(0).state, 'probation', 'latency drain: probation after drainMs');
+  t.ok(l.clock.now() - l.decisions('drain')[0]!.at <= 10_400, 'at drainMs');
+
+  // Without probes the drain lasts drainMs alone, whatever rate it states.
+  const n = harness({ endpoints: 5, settings: { probe: { enabled: false } } });
+  n.run(2000, healthy);
+  t.ok(n.engine.submitVerdict({ target: n.ids[0]!, detector: 'predicted_errors', kind: 'predicted', severity: 'drain', source: 'predicted', evidence: { channel: 'errors', failureRate: 0.03 } }));
+  n.run(10_400, (i) => (i === 0 ? undefined : healthy()));
+  t.equal(n.health(0).state, 'probation', 'probes off: probation after drainMs');
+});
+
 t.test('rate limit: consecutive-failure ejections take no token (a dead zone goes at once); statistical verdicts still do', async (t) => {
   const h = harness({ endpoints: 20, settings: { ejection: { maxEjectionPct: 100, panicGuard: false }, rateLimit: { perSecond: 1, burst: 3 } } });
   h.run(2000, healthy);

@@ -111,7 +111,16 @@ t.test('creeping errors: forecast while still below the failure line', async (t)
     // Failures are rare events (40 requests a window here): the forecast comes once enough have been seen.
     t.ok(dw > 30 && dw < 60, `seed ${seed}: errors forecast at window ${dw}, before the crash at 60`);
     t.equal(ps[dw]!.channel, 'errors');
+    // The forecast states the failure rate it saw (the fitted fraction, not the excess over the peers):
+    // what ends its drain depends on it. Near the ramp's own rate at that window.
+    const rate = ps[dw]!.failureRate;
+    const truth = 0.002 + (0.05 * (dw - 30)) / 30;
+    t.ok(rate > 0.005 && Math.abs(rate - truth) < 0.02, `seed ${seed}: failure rate ${rate} at window ${dw} (ramp ${truth.toFixed(4)})`);
   }
+  // A latency forecast states none.
+  const lat = run({ lat: (k) => (k < 20 ? 0 : Math.log(1 + 0.1 * (k - 20))) }, 40, 1).find((p) => p.severity !== 'none')!;
+  t.equal(lat.channel, 'latency');
+  t.ok(Number.isNaN(lat.failureRate), 'latency forecast: no failure rate');
 });
 
 t.test('creeping errors: drained within the first two thirds of the ramp in most runs', async (t) => {
