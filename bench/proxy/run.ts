@@ -23,9 +23,10 @@ const USAGE = `usage: npm run bench:proxy -- [--quick] [--rounds N] [--duration 
   --duration S   seconds of saturation load per measurement (default 10)
   --connections  wrk connections at saturation (default 64)
   --rate RPS     the fixed rate for the latency measurement (default 2000, quick 1000)
-  --cost-pairs N prediction's cost: 'meshmedic' and 'meshmedic (prediction off)' both running, measured in N
-                 interleaved pairs of saturation bursts (default 7 of 4 s, quick 5 of 2 s; 0: skip); the median
-                 and range of the pairs' differences are reported
+  --cost-pairs N prediction's cost: 'meshmedic' against 'meshmedic (prediction off)' in N pairs, each of a fresh
+                 process per lane, warmed, one saturation burst each (default 12 of 4 s, quick 8 of 2 s; 0: skip;
+                 at least 5 for an interval); the median of the pairs' differences, its 90 %+ interval and range
+                 are reported
   --only         run only systems whose name contains one of these words (haproxy is always kept as the reference)
   --no-write     print the table only; do not write bench/results/proxy.json or bench/README.md
   --write        with --quick: write bench/results/proxy-quick.json and the README table
@@ -59,7 +60,7 @@ async function main(): Promise<number> {
   const rate = Number(v.rate ?? (quick ? 1000 : 2000));
   const rounds = Number(v.rounds ?? (quick ? 1 : 2));
   const warmS = quick ? 1 : 2;
-  const costPairs = Number(v['cost-pairs'] ?? (quick ? 5 : 7));
+  const costPairs = Number(v['cost-pairs'] ?? (quick ? 8 : 12));
   const costBurstS = quick ? 2 : 4;
   for (const [k, x] of Object.entries({ duration: durationS, connections, rate, rounds })) {
     if (!Number.isFinite(x) || x <= 0) { process.stderr.write(`--${k}: expected a positive number\n${USAGE}\n`); return 2; }
@@ -144,11 +145,11 @@ async function main(): Promise<number> {
       }
     }
     // Prediction's cost: a few per cent is below what one round of either lane can tell on a shared machine
-    // (single bursts differ by ±10-20 % under load), so it gets its own interleaved pairs.
+    // (single bursts differ by ±10-20 % under load), so it gets its own pairs, each of fresh processes.
     const on = systems.find((s) => s.name === 'meshmedic');
     const off = systems.find((s) => s.name === 'meshmedic (prediction off)');
     if (costPairs > 0 && on && off && rows.get(on.name)!.available && rows.get(off.name)!.available) {
-      process.stderr.write(`prediction cost: '${on.name}' vs '${off.name}', ${costPairs} interleaved pairs of ${costBurstS}-s bursts\n`);
+      process.stderr.write(`prediction cost: '${on.name}' vs '${off.name}', ${costPairs} pairs of fresh processes, ${costBurstS}-s bursts\n`);
       try {
         cost = await measurePredictionCost({ on, off, ctx, pairs: costPairs, burstS: costBurstS, warmS, connections, log: (l) => process.stderr.write(l) });
       } catch (e) {
