@@ -4,7 +4,7 @@
 // interface (onConnect/onHeaders/onData/onComplete/onError), so forwarders do not care.
 // Timeouts are checked by one sweep per pool instead of a timer per request.
 import net from 'node:net';
-import { BODY_AS_FRAMED, BODY_NONE, type Http1Engine, type Http1ParseError, type Http1Parser, type ResponseEvents, type SocketWriter } from './engine/types.js';
+import { BODY_AS_FRAMED, BODY_NONE, type Http1Engine, type Http1ParseError, type Http1Parser, type ResponseEvents } from './engine/types.js';
 import { isNamed, responseFramingProblem } from './headers.js';
 import { UpstreamError } from './failure.js';
 import * as wire from './wire-buffer.js';
@@ -342,8 +342,6 @@ class H1Conn implements BodySink, ResponseEvents {
   private readonly pool: H1Pool;
   private socket: net.Socket | null = null;
   private parser: Http1Parser | null = null;
-  /** Request heads go out through this once connected (the engine's: straight to the handle where it can). */
-  private writer: SocketWriter | null = null;
   private cur: Pending | null = null;
   private connected = false;
   private dead = false;
@@ -396,7 +394,6 @@ class H1Conn implements BodySink, ResponseEvents {
       this.connected = true;
       // The engine reads the socket from here on (this connection's events below).
       this.parser = o.engine.responseParser(s, this, o.maxHeaderSize, reads);
-      this.writer = o.engine.socketWriter(s, this.onBodyDrain);
       const p = this.cur;
       this.cur = null;
       if (p !== null) this.start(p, false);
@@ -410,6 +407,7 @@ class H1Conn implements BodySink, ResponseEvents {
 
   /** Send a request on this (connected) connection. */
   start(p: Pending, reused: boolean): void {
+    const s = this.socket!;
     this.cur = p;
     this.reused = reused;
     this.gotResponseBytes = false;
@@ -439,7 +437,7 @@ class H1Conn implements BodySink, ResponseEvents {
     const body = req.body;
     const chunked = body !== null && !hasLength;
     wire.put(chunked ? 'transfer-encoding: chunked\r\n\r\n' : '\r\n');
-    wire.writeWith(this.writer!);
+    wire.writeTo(s);
     if (body === null) {
       this.requestWritten = true;
       return;

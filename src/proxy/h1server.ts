@@ -8,7 +8,7 @@ import { MeshmedicError, type ErrorCode } from '../core/errors.js';
 import { CLIENT_GONE, errorBody } from './failure.js';
 import { isNamed } from './headers.js';
 import type { BodySink, BodySource } from './h1pool.js';
-import type { Http1Engine, Http1ParseError, Http1Parser, RequestEvents, SocketWriter } from './engine/types.js';
+import type { Http1Engine, Http1ParseError, Http1Parser, RequestEvents } from './engine/types.js';
 import * as wire from './wire-buffer.js';
 
 export interface H1ServerOptions {
@@ -185,7 +185,7 @@ export class H1Io implements BodySource {
 
   /** Bytes written to the client are still queued (not yet handed to the kernel). */
   get writeQueued(): boolean {
-    return this.conn.writer.queued;
+    return this.conn.socket.writableLength > 0;
   }
 
   /** Write body bytes; false when the client is slow (wait for onceDrain). */
@@ -198,7 +198,7 @@ export class H1Io implements BodySource {
       if (!headPending) return true;
       wire.begin();
       this.putHead();
-      return wire.writeWith(this.conn.writer);
+      return wire.writeTo(s);
     }
     if (!headPending && !this.chunked) return s.write(chunk);
     wire.begin();
@@ -215,7 +215,7 @@ export class H1Io implements BodySource {
     if (chunk.length <= wire.INLINE_BODY_BYTES) {
       wire.putBytes(chunk);
       if (after !== '') wire.put(after);
-      return wire.writeWith(this.conn.writer);
+      return wire.writeTo(s);
     }
     s.cork();
     wire.writeTo(s);
@@ -240,10 +240,10 @@ export class H1Io implements BodySource {
         if (hasBody) this.putChunk(s, body, '\r\n0\r\n\r\n');
         else {
           wire.put('0\r\n\r\n');
-          wire.writeWith(this.conn.writer);
+          wire.writeTo(s);
         }
       } else if (hasBody) this.putChunk(s, body, '');
-      else wire.writeWith(this.conn.writer);
+      else wire.writeTo(s);
     } else if (hasBody) s.write(body);
     this.conn.responseDone(this);
   }
@@ -278,8 +278,6 @@ export type RequestHandler = (io: H1Io) => void;
 export class H1ServerConn implements RequestEvents {
   readonly socket: Socket;
   readonly remoteAddress: string;
-  /** Heads and small bodies go out through this (the engine's: straight to the handle where it can). */
-  readonly writer: SocketWriter;
   draining = false;
   private readonly handler: RequestHandler;
   private parser: Http1Parser | null = null;
@@ -313,9 +311,7 @@ export class H1ServerConn implements RequestEvents {
     socket.on('timeout', onIdle === undefined ? () => socket.destroy() : () => onIdle(socket));
     // The engine reads the socket (bytes the protocol sniffer already read are still delivered).
     this.parser = opts.engine.requestParser(socket, this, opts.maxHeaderBytes);
-    const drained = (): void => this.cur?.drained();
-    this.writer = opts.engine.socketWriter(socket, drained);
-    socket.on('drain', drained);
+    socket.on('drain', () => this.cur?.drained());
     socket.on('error', noop); // 'close' follows
     socket.on('close', () => {
       this.closeNow();

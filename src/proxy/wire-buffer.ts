@@ -2,7 +2,6 @@
 // a head then costs no string concatenation and no new Buffer, and head + body leave in one write.
 // Everything between begin() and writeTo() runs synchronously, so one buffer serves every connection.
 import type { Socket } from 'node:net';
-import type { SocketWriter } from './engine/types.js';
 
 const INITIAL_BYTES = 16 * 1024;
 /** A body chunk up to this size is copied after its head (one write); a larger one is written beside it. */
@@ -79,14 +78,5 @@ export function writeTo(socket: Socket): boolean {
   len = 0;
   const ok = socket.write(out);
   if (socket.writableLength > 0 || buf.length > 4 * INITIAL_BYTES) buf = Buffer.allocUnsafeSlow(INITIAL_BYTES);
-  return ok;
-}
-
-/** Write what was put with `writer` (its answer); the buffer is reused unless the writer keeps the bytes. */
-export function writeWith(writer: SocketWriter): boolean {
-  const out = buf.subarray(0, len);
-  len = 0;
-  const ok = writer.write(out);
-  if (writer.queued || buf.length > 4 * INITIAL_BYTES) buf = Buffer.allocUnsafeSlow(INITIAL_BYTES);
   return ok;
 }

@@ -13,13 +13,10 @@
 import { createRequire } from 'node:module';
 import net from 'node:net';
 import type { Socket } from 'node:net';
-import { getSystemErrorName } from 'node:util';
 import {
   BODY_AS_FRAMED,
   BODY_NONE,
   Http1ParseError,
-  StreamSocketWriter,
-  type SocketWriter,
   type ClientReads,
   type Http1Engine,
   type Http1Parser,
@@ -556,149 +553,6 @@ class NativeClientReads implements ClientReads {
   };
 }
 
-/** A socket's libuv stream handle, as a direct writer needs it. */
-interface WritableHandle {
-  writeBuffer(req: object, data: Uint8Array): number;
-  /** Bytes libuv still holds for writing (uv_stream_t.write_queue_size). */
-  readonly writeQueueSize: number;
-}
-
-/** The binding's write request (node's WriteWrap): the object libuv's write completion reports to. */
-interface DirectWriteReq {
-  handle: WritableHandle | null;
-  oncomplete: ((this: DirectWriteReq, status: number) => void) | null;
-  writer: DirectSocketWriter | null;
-  /** The bytes, kept alive while libuv may still write them. */
-  buffer: Uint8Array | null;
-  /** The write was queued (not all written at once): its completion counts down the writer's queue. */
-  queued: boolean;
-}
-
-type WriteReqCtor = new () => DirectWriteReq;
-
-/**
- * Node's write-request constructor, learnt from the first socket.write of a socket whose handle's
- * writeBuffer was wrapped for it (the constructor is not exported); null until then, or when this Node
- * writes otherwise (the stream path is kept). Node 20 hands writeBuffer a request made per write and
- * learns from the binding's shared state whether it was queued; the direct path tells by the handle's
- * writeQueueSize instead and treats a request's completion as the only report of a queued write.
- */
-let writeReqCtor: WriteReqCtor | null = null;
-let writeReqTrapSet = false;
-
-/**
- * Writes straight to a socket's handle, as net.Socket's own write does underneath, without the stream
- * layer's per-write state and deferred callback (~2 % of the proxy's CPU at two writes per request).
- * Order: while socket.write has bytes queued, writes go through it too; bytes written here and still
- * queued in libuv are ahead of any later socket.write. Backpressure: a write that libuv queued returns
- * false, and onDrain runs when the last such write is done. Errors destroy the socket, as socket.write's do.
- */
-class DirectSocketWriter implements SocketWriter {
-  readonly socket: Socket;
-  private readonly handle: WritableHandle;
-  private readonly Req: WriteReqCtor;
-  readonly onDrain: () => void;
-  /** Writes of this writer libuv still holds. */
-  queuedWrites = 0;
-
-  constructor(socket: Socket, handle: WritableHandle, Req: WriteReqCtor, onDrain: () => void) {
-    this.socket = socket;
-    this.handle = handle;
-    this.Req = Req;
-    this.onDrain = onDrain;
-  }
-
-  get queued(): boolean {
-    return this.queuedWrites > 0 || this.socket.writableLength > 0;
-  }
-
-  write(data: Buffer): boolean {
-    const s = this.socket;
-    const h = this.handle;
-    // socket.write's queue goes first; a socket ending, destroyed or without this handle any more is
-    // left to socket.write's own handling (errors, write after end).
-    if (s.writableLength > 0 || s.writableEnded || s.destroyed || (s as unknown as { _handle: unknown })._handle !== h) return s.write(data);
-    const req = new this.Req();
-    req.handle = h;
-    req.oncomplete = directWriteDone;
-    req.writer = this;
-    req.buffer = data;
-    req.queued = false;
-    const err = h.writeBuffer(req, data);
-    if (err !== 0) {
-      s.destroy(writeError(err));
-      return false;
-    }
-    // As socket.write does: a write is activity for the socket's idle timeout.
-    (s as unknown as { _unrefTimer(): void })._unrefTimer();
-    if (h.writeQueueSize === 0) return true;
-    req.queued = true;
-    this.queuedWrites++;
-    return false;
-  }
-}
-
-/** libuv finished a write that was not done at once (`this`: its request; status < 0 is an errno). */
-function directWriteDone(this: DirectWriteReq, status: number): void {
-  const w = this.writer!;
-  const queued = this.queued;
-  this.buffer = null;
-  this.writer = null;
-  if (status < 0) {
-    w.socket.destroy(writeError(status));
-    return;
-  }
-  if (queued && --w.queuedWrites === 0 && !w.socket.destroyed) w.onDrain();
-}
-
-function writeError(errno: number): Error {
-  let name = `errno ${errno}`;
-  try {
-    name = getSystemErrorName(errno);
-  } catch {
-    // not a system error number
-  }
-  return Object.assign(new Error(`write ${name}`), { code: name, errno, syscall: 'write' });
-}
-
-/** The writer for `socket`: direct once Node's write request is known and the handle can take it. */
-function socketWriter(socket: Socket, onDrain: () => void): SocketWriter {
-  const handle = (socket as unknown as { _handle?: Partial<WritableHandle> | null })._handle;
-  // Plain TCP only: a TLS socket's handle encrypts, and its queue is not the kernel's.
-  if (handle === null || handle === undefined || handle.constructor?.name !== 'TCP' || typeof handle.writeBuffer !== 'function' || typeof handle.writeQueueSize !== 'number') {
-    return new StreamSocketWriter(socket);
-  }
-  if (writeReqCtor !== null) return new DirectSocketWriter(socket, handle as WritableHandle, writeReqCtor, onDrain);
-  if (!writeReqTrapSet) learnWriteReq(handle as WritableHandle);
-  return new StreamSocketWriter(socket);
-}
-
-/** Sockets get direct writers from now on (Node's write request was learnt); for tests and start-up logs. */
-export function directWritesActive(): boolean {
-  return writeReqCtor !== null;
-}
-
-/** Wrap this handle's writeBuffer once: the first socket.write through it shows Node's write request. */
-function learnWriteReq(handle: WritableHandle): void {
-  writeReqTrapSet = true;
-  const own = handle as unknown as { writeBuffer: WritableHandle['writeBuffer'] };
-  const original = own.writeBuffer;
-  own.writeBuffer = function (this: WritableHandle, req: object, data: Uint8Array): number {
-    delete (own as Partial<typeof own>).writeBuffer;
-    // Node 24 and later pass no request (null): their binding makes one only for a write it queues, and
-    // reports such writes in state this module cannot read, so the stream path stays on those lines.
-    const ctor = req !== null && typeof req === 'object' ? (Object.getPrototypeOf(req) as { constructor?: unknown } | null)?.constructor : undefined;
-    if (typeof ctor === 'function' && ctor !== Object) {
-      try {
-        if (typeof new (ctor as WriteReqCtor)() === 'object') writeReqCtor = ctor as WriteReqCtor;
-      } catch {
-        // not constructible without arguments: keep the stream path
-      }
-    }
-    return original.call(this, req, data);
-  };
-}
-
 /**
  * A request head that ends its message (no Transfer-Encoding; no Content-Length, or exactly "0"), as the
  * binding judges it: it then completes the message right after the head. Anything else is left to it.
@@ -871,6 +725,5 @@ export function nativeEngine(): Http1Engine {
     clientReads: () => (b.headStop ? new NativeClientReads() : null),
     responseParser: (socket, events, maxHeaderBytes, reads) =>
       new NativeHttp1Parser(b, socket, null, events, maxHeaderBytes, reads instanceof NativeClientReads ? reads : null),
-    socketWriter: b.canConsume ? socketWriter : (socket) => new StreamSocketWriter(socket),
   };
 }

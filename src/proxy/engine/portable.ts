@@ -6,7 +6,6 @@ import { dirname, join } from 'node:path';
 import type { Socket } from 'node:net';
 import {
   Http1ParseError,
-  StreamSocketWriter,
   type ClientReads,
   type Http1Engine,
   type Http1Parser,
@@ -558,6 +557,5 @@ export function portableEngine(): Http1Engine {
     clientReads: () => new PortableClientReads(),
     responseParser: (socket, events, maxHeaderBytes, reads) =>
       new PortableParser(ll, socket, null, events, maxHeaderBytes, pacer, reads instanceof PortableClientReads ? reads : null),
-    socketWriter: (socket) => new StreamSocketWriter(socket),
   };
 }

@@ -98,18 +98,6 @@ export interface ClientReads {
   readonly connectOptions: Readonly<Pick<NetConnectOpts, 'onread'>>;
 }
 
-/**
- * Writes whole messages (request and response heads, small bodies) to one socket, in order with the
- * socket's own writes. The native engine writes straight to the socket's handle (no stream-layer state,
- * no deferred callback per write); every other writer is socket.write.
- */
-export interface SocketWriter {
-  /** Write `data` (kept until written); false when it is queued: wait for the writer's drain callback. */
-  write(data: Buffer): boolean;
-  /** Bytes written to this socket (by this writer or socket.write) are still queued, not yet in the kernel. */
-  readonly queued: boolean;
-}
-
 export interface Http1Engine {
   readonly name: Http1EngineName;
   /** The read mode new connections use. */
@@ -123,25 +111,4 @@ export interface Http1Engine {
    * clientReads() gave for this socket.
    */
   responseParser(socket: Socket, events: ResponseEvents, maxHeaderBytes: number, reads?: ClientReads | null): Http1Parser;
-  /**
-   * A writer for a connected socket. `onDrain` is called when a write of this writer that was queued has
-   * been written (the socket's 'drain' event still reports socket.write's queue).
-   */
-  socketWriter(socket: Socket, onDrain: () => void): SocketWriter;
-}
-
-/** socket.write as a SocketWriter (the socket's 'drain' event reports its queue). */
-export class StreamSocketWriter implements SocketWriter {
-  private readonly socket: Socket;
-  constructor(socket: Socket) {
-    this.socket = socket;
-  }
-
-  write(data: Buffer): boolean {
-    return this.socket.write(data);
-  }
-
-  get queued(): boolean {
-    return this.socket.writableLength > 0;
-  }
 }
