@@ -9,7 +9,6 @@ import { loadRunConfigIsolated } from '../config/load-isolated.js';
 import type { Config } from '../config/types.js';
 import { startSidecar } from '../runtime/sidecar.js';
 import { packageVersion } from '../runtime/version.js';
-import { youngGenerationReady } from '../runtime/young-generation.js';
 import type { QuickFlags } from './quick.js';
 
 type Out = (s: string) => void;
@@ -308,7 +307,6 @@ export async function serve(config: Config, io: CliIo): Promise<number> {
   if (skew !== 0) io.err(logLine('warn', `TEST ONLY: this sidecar's wall clock is moved by ${skew} ms (${ENV_TEST_CLOCK_SKEW})`, { skewMs: skew }));
   const sidecar = await startSidecar(config, skew !== 0 ? { clock: skewedClock(systemClock, skew) } : {});
   io.out(logLine('info', 'meshmedic ready', { addresses: sidecar.addresses }));
-  youngGenerationReady();
   return new Promise<number>((resolve) => {
     let stopping = false;
     const stop = (signal: string) => {

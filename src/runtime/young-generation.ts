@@ -34,14 +34,11 @@ export const YOUNG_GENERATION_LIMITS = Object.freeze({
 /**
  * The decision, pure: fed one sample per tick, it answers what to do with the young generation. It starts
  * as after a burst (the start-up's, which it does not grow for), so the first quiet spell shrinks once;
- * later only a busy spell arms the next shrink. It grows only once the command said it is ready (`ready()`):
- * a sidecar's start-up has quiet spells of its own (the config is validated in a child process) before its
- * busiest part, building the mesh of every configured endpoint.
- * `manageGrowth` false (the user sized the young generation): only the shrink when quiet.
+ * later only a busy spell arms the next shrink. `manageGrowth` false (the user sized the young generation): only the shrink when quiet.
  */
 export class YoungGenerationPolicy {
   private growing = false;
-  /** Set by `ready()`: the start-up's burst is short, growing for it would only raise the peak. */
+  /** Set by the first shrink: the start-up's burst is short, growing for it would only raise the peak. */
   private started = false;
   private busySinceReduce = true;
   private quiet = 0;
@@ -58,11 +55,6 @@ export class YoungGenerationPolicy {
     const last = this.lastUsed ?? s.newSpaceUsedBytes;
     this.lastUsed = s.newSpaceUsedBytes;
     return Math.max(0, s.scavenges * (s.newSpaceBytes / 2) - last + s.newSpaceUsedBytes);
-  }
-
-  /** The command has started (its listeners are up): its start-up burst is over, load may grow the young generation. */
-  ready(): void {
-    this.started = true;
   }
 
   step(s: YoungGenerationSample): YoungGenerationAction | undefined {
@@ -82,6 +74,7 @@ export class YoungGenerationPolicy {
     this.quiet = allocated < this.limits.quietBytes ? this.quiet + 1 : 0;
     if (this.quiet >= this.limits.quietTicks && this.busySinceReduce) {
       this.busySinceReduce = false;
+      this.started = true;
       this.growing = false;
       this.quiet = 0;
       return 'reduce';
@@ -122,7 +115,6 @@ async function memoryReducingGc(): Promise<void> {
  */
 export function startYoungGenerationGovernor(manageGrowth: boolean, onError: (e: Error) => void = () => {}, onAction: (a: YoungGenerationAction) => void = () => {}): () => void {
   const policy = new YoungGenerationPolicy(manageGrowth);
-  running = policy;
   let scavenges = 0;
   let reducing = false;
   let stop = () => {};
@@ -150,17 +142,6 @@ export function startYoungGenerationGovernor(manageGrowth: boolean, onError: (e:
     }
   }, YOUNG_GENERATION_LIMITS.tickMs);
   timer.unref();
-  stop = () => { clearInterval(timer); observer.disconnect(); if (running === policy) running = undefined; };
+  stop = () => { clearInterval(timer); observer.disconnect(); };
   return stop;
-}
-
-/** The policy of this process's governor, if one runs (one per process: started by the command at start). */
-let running: YoungGenerationPolicy | undefined;
-
-/**
- * Tell this process's governor that the command is ready (called once its listeners are up); without a
- * governor (V8's own sizing, short commands, tests) it does nothing. Until then the young generation is not grown.
- */
-export function youngGenerationReady(): void {
-  running?.ready();
 }

@@ -20,35 +20,8 @@ t.test('start-up: no growth for its burst, the first quiet spell shrinks once, l
   for (let i = 0; i < 10; i++) t.equal(p.step(tick(small, { usedMb: 0.5 + i * 0.1 })), undefined, `quiet tick ${i}: nothing`);
 });
 
-t.test('start-up with a quiet spell before its burst (the config validated in a child): no growth until ready', async (t) => {
-  const p = new YoungGenerationPolicy(true);
-  p.step(tick(small)); t.equal(p.step(tick(small)), 'reduce', 'quiet while the config child runs: the start-up shrink');
-  t.equal(p.step(tick(small, { scavenges: 26 })), undefined, 'building the mesh of 2,000 endpoints: busy, not ready yet, no growth');
-  t.equal(p.step(tick(small, { scavenges: 18 })), undefined, 'still building: no growth');
-  p.ready();
-  t.equal(p.step(tick(small, { usedMb: 0.5 })), undefined, 'ready, quiet');
-  t.equal(p.step(tick(small, { usedMb: 0.6 })), 'reduce', 'the start-up\'s burst is shrunk after');
-  t.equal(p.step(tick(small, { scavenges: 12 })), 'grow', 'load after start-up grows it');
-});
-
-t.test('load right after ready grows it too', async (t) => {
-  const p = new YoungGenerationPolicy(true);
-  t.equal(p.step(tick(small, { scavenges: 20 })), undefined, 'start-up burst: no growth');
-  p.ready();
-  t.equal(p.step(tick(small, { scavenges: 12 })), 'grow', 'busy at once after ready: grown');
-});
-
-t.test('never ready (a command that does not say so): busy spells shrink after, never grow', async (t) => {
-  const p = new YoungGenerationPolicy(true);
-  p.step(tick(small)); p.step(tick(small));
-  for (let i = 0; i < 3; i++) t.equal(p.step(tick(small, { scavenges: 20 })), undefined, `busy tick ${i}: no growth`);
-  p.step(tick(small, { usedMb: 0.3 }));
-  t.equal(p.step(tick(small, { usedMb: 0.4 })), 'reduce', 'quiet after: shrink');
-});
-
 t.test('load grows it (once), the maximum holds it, quiet shrinks it', async (t) => {
   const p = new YoungGenerationPolicy(true);
-  p.ready();
   p.step(tick(small)); p.step(tick(small)); // the start-up shrink
   t.equal(p.step(tick(small, { scavenges: 12 })), 'grow', '12 scavenges of 1 MB semi-spaces in a tick: busy');
   t.equal(p.step(tick(small, { scavenges: 12 })), undefined, 'still growing: nothing more to say');
@@ -62,7 +35,6 @@ t.test('load grows it (once), the maximum holds it, quiet shrinks it', async (t)
 
 t.test('an idle sidecar\'s own allocation (~1 MB a tick) is quiet, a busy tick between quiet ones resets the count', async (t) => {
   const p = new YoungGenerationPolicy(true);
-  p.ready();
   p.step(tick(small)); p.step(tick(small));
   t.equal(p.step(tick(small, { scavenges: 1, usedMb: 0.3 })), undefined, 'one scavenge of 1 MB semi-spaces: quiet');
   t.equal(p.step(tick(small, { scavenges: 9 })), 'grow');
@@ -74,7 +46,6 @@ t.test('an idle sidecar\'s own allocation (~1 MB a tick) is quiet, a busy tick b
 
 t.test('a young generation the user sized is never grown, only shrunk when quiet', async (t) => {
   const p = new YoungGenerationPolicy(false);
-  p.ready();
   p.step(tick(small)); t.equal(p.step(tick(small)), 'reduce', 'the start-up shrink');
   t.equal(p.step(tick(small, { scavenges: 20 })), undefined, 'busy: no growth');
   p.step(tick(small, { usedMb: 0.3 }));
@@ -88,7 +59,7 @@ t.test('in a process: the new space grows under a burst and is small again once 
   const mod = fileURLToPath(new URL('../../src/runtime/young-generation.ts', import.meta.url));
   const script = `
     import { getHeapSpaceStatistics, setFlagsFromString } from 'node:v8';
-    const { startYoungGenerationGovernor, youngGenerationReady, YOUNG_GENERATION_LIMITS } = await import(${JSON.stringify(mod)});
+    const { startYoungGenerationGovernor, YOUNG_GENERATION_LIMITS } = await import(${JSON.stringify(mod)});
     setFlagsFromString('--semi-space-growth-factor=1');
     let started;
     const startedUp = new Promise((r) => { started = r; });
@@ -99,7 +70,6 @@ t.test('in a process: the new space grows under a burst and is small again once 
     const startTimer = setTimeout(() => { console.log('no start-up shrink'); process.exit(1); }, 60000);
     await startedUp;
     clearTimeout(startTimer);
-    youngGenerationReady();
     let keep = [];
     let until = Date.now() + 60000;
     // Objects that survive a scavenge or two (as a proxy's in-flight requests do), in 20 ms slices.
