@@ -151,9 +151,11 @@ export class ServicePredictor {
         weight: cfg.deweightWeight,
         // An error forecast states the failure rate it saw: a drain ended by probes asks as many passes in a
         // row as an endpoint still failing at that rate would rarely show (as after an error ejection).
-        evidence: pred.channel === 'errors'
-          ? { channel: pred.channel, etaMs: pred.etaMs, horizonMs: cfg.horizonMs, confidence: pred.confidence, z: pred.z, slopePerSec: pred.slopePerSec, level: pred.level, failureRate: pred.failureRate, windows: m.size }
-          : { channel: pred.channel, etaMs: pred.etaMs, horizonMs: cfg.horizonMs, confidence: pred.confidence, z: pred.z, slopePerSec: pred.slopePerSec, level: pred.level, windows: m.size },
+        evidence: {
+          channel: pred.channel, etaMs: pred.etaMs, horizonMs: cfg.horizonMs, confidence: pred.confidence, z: pred.z, slopePerSec: pred.slopePerSec, level: pred.level,
+          ...(pred.channel === 'errors' ? { failureRate: pred.failureRate } : {}),
+          windows: m.size,
+        },
       });
     }
     if (this.models.size > members.length) {
