@@ -27,8 +27,7 @@ export interface HealingComponent extends Component {
 export const startHealing: ComponentFactory = async (ctx): Promise<HealingComponent> => {
   const log = ctx.log.child({ component: 'healing' });
   const perService = new Map(ctx.config.services.map((s) => [s.name, s.healing]));
-  let meshWide: PolicySettings = ctx.config.healing;
-  const settingsFor = policySettingsResolver(meshWide, perService);
+  const settingsFor = policySettingsResolver(ctx.config.healing, perService);
   // Learned policy files are read and verified before anything runs: a bad file stops the start (exit 2).
   const loaded = new Set<string>();
   const loadLearned = (): void => {
@@ -55,14 +54,12 @@ export const startHealing: ComponentFactory = async (ctx): Promise<HealingCompon
     submitVerdict: (v) => engine.submitVerdict(v),
     settingsFor,
     reconfigure(healing: PolicySettings) {
-      const previous = meshWide;
-      meshWide = healing;
+      const previous = settingsFor.meshWide() ?? {};
       settingsFor.reset(healing);
       try {
         loadLearned();
       } catch (err) {
         // Keep healing with the settings in force rather than run a policy without its table.
-        meshWide = previous;
         settingsFor.reset(previous);
         log.error('healing settings not changed: the learned policy file cannot be used', { err });
         return;

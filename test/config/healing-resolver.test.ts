@@ -21,7 +21,10 @@ t.test('services without a healing block of their own share one resolved object'
 t.test('reset: new mesh-wide settings reach shared and per-service settings alike', async (t) => {
   const r = policySettingsResolver(meshWide, new Map([['pay', own]]));
   const before = r('cart');
-  r.reset({ ejection: { baseMs: 7000, maxMs: 90_000 } } as PolicySettings);
+  t.equal(r.meshWide(), meshWide, 'the mesh-wide settings in force: the first');
+  const next = { ejection: { baseMs: 7000, maxMs: 90_000 } } as PolicySettings;
+  r.reset(next);
+  t.equal(r.meshWide(), next, 'then the last reset');
   t.not(r('cart'), before, 'the cache is dropped');
   t.equal(r('cart').ejection.baseMs, 7000);
   t.equal(r('pay').ejection.baseMs, 2000, 'per-service value still wins');

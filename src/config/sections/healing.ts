@@ -243,6 +243,8 @@ export function resolvePolicySettings(...layers: (PolicySettings | undefined)[])
 export interface PolicySettingsResolver {
   (service: string): ResolvedPolicySettings;
   reset(meshWide: PolicySettings): void;
+  /** The mesh-wide settings in force (the last `reset`'s, else the first). */
+  meshWide(): PolicySettings | undefined;
 }
 
 /**
@@ -269,6 +271,7 @@ export function policySettingsResolver(
       mesh = next;
       cache.clear();
     },
+    meshWide: (): PolicySettings | undefined => mesh,
   });
 }
 
