@@ -21,6 +21,7 @@ export interface PredictionSettings {
   readonly errorMinExcess: number;
   readonly errorShift: number;
   readonly errorH: number;
+  readonly errorDrainArl: number;
   readonly deweightZ: number;
   readonly drainZ: number;
   readonly cusumK: number;
@@ -187,6 +188,16 @@ function weightedSlope(t: Float64Array, x: Float64Array, se: Float64Array, from:
 }
 
 /**
+ * The error CUSUM's drain threshold: ln of its in-control average run length in requests. The chart sums
+ * each request's log-likelihood ratio of p1 against p0; on in-control data such a CUSUM crosses h no more
+ * often than once in e^h observations (Wald's bound on the likelihood ratio; Siegmund, Sequential Analysis
+ * 1985, §2.6). Summing a window's requests before the max(0, ·) only lowers the chart, so the bound holds.
+ */
+export function errorDrainH(cfg: Pick<PredictionSettings, 'errorDrainArl'>): number {
+  return Math.log(cfg.errorDrainArl);
+}
+
+/**
  * The model of one endpoint: the newest points in fixed typed arrays (oldest first). Latency uses the
  * newest `windows` of them; errors, being rare events, the newest `errorWindows`.
  */
@@ -289,10 +300,14 @@ export class EndpointModel {
     this.assessErrors(cfg, windowMs, tNow, perSec, out);
     // Error forecasts count: +1 per window with one, −1 per window without (one noisy window in between
     // does not reset the count). A single window's forecast is not acted on (noise rarely repeats); two
-    // de-weight; confirmWindows drain.
+    // de-weight; confirmWindows drain. A forecast whose error CUSUM stands above the drain threshold
+    // needs no count: the CUSUM has accumulated its evidence over the windows already, with a stated
+    // false-alarm bound (as the latency chart below).
     this.streak = out.severity !== 'none' ? this.streak + 1 : Math.max(0, this.streak - 1);
-    if (out.severity === 'drain' && this.streak < cfg.confirmWindows) out.severity = 'degrade';
-    if (this.streak < 2) out.severity = 'none';
+    if (!(out.severity === 'drain' && this.errorCusum >= errorDrainH(cfg))) {
+      if (out.severity === 'drain' && this.streak < cfg.confirmWindows) out.severity = 'degrade';
+      if (this.streak < 2) out.severity = 'none';
+    }
     // Latency: the CUSUM accumulates its own evidence over windows, so it needs no streak.
     this.assessLatency(cfg, windowMs, tNow, perSec, out);
     return out;
@@ -421,13 +436,14 @@ export class EndpointModel {
     const excess = errFit.level - peer;
     if (!(excess >= cfg.errorMinExcess)) return;
     const etaMs = excess >= cfg.errorFailExcess ? 0 : ((cfg.errorFailExcess - excess) / errFit.slope) * windowMs;
-    this.consider(cfg, 'errors', errFit, etaMs, perSec, excess, out);
+    this.consider(cfg, 'errors', errFit, etaMs, perSec, excess, this.errorCusum >= errorDrainH(cfg), out);
   }
 
-  private consider(cfg: PredictionSettings, channel: 'latency' | 'errors', fit: TrendFit, etaMs: number, perSec: number, level: number, out: Prediction): void {
+  private consider(cfg: PredictionSettings, channel: 'latency' | 'errors', fit: TrendFit, etaMs: number, perSec: number, level: number, shifted: boolean, out: Prediction): void {
     if (etaMs > cfg.horizonMs || fit.z < cfg.deweightZ) return;
-    // Drain on a very clear trend, or on a fairly clear one whose failure is near (half the horizon or less).
-    const severity: PredictionSeverity = fit.z >= cfg.drainZ || etaMs <= cfg.horizonMs / 2 ? 'drain' : 'degrade';
+    // Drain on a very clear trend, on a fairly clear one whose failure is near (half the horizon or less),
+    // or on one whose rate the error CUSUM already finds shifted up beyond its drain threshold.
+    const severity: PredictionSeverity = shifted || fit.z >= cfg.drainZ || etaMs <= cfg.horizonMs / 2 ? 'drain' : 'degrade';
     if (RANK[severity] < RANK[out.severity] || (RANK[severity] === RANK[out.severity] && etaMs >= out.etaMs)) return;
     out.severity = severity;
     out.channel = channel;

@@ -3,7 +3,7 @@
 import t from 'tap';
 import { DEFAULT_POLICY_SETTINGS } from '../../src/config/sections/healing.js';
 import { cochranArmitage, emptyFit, theilSen } from '../../src/learn/trend.js';
-import { EndpointModel, cachedThreshold, type Prediction } from '../../src/learn/predictor.js';
+import { EndpointModel, cachedThreshold, errorDrainH, type Prediction } from '../../src/learn/predictor.js';
 import { ServicePredictor } from '../../src/learn/prediction.js';
 import { cusumHForArl } from '../../src/detect/arl.js';
 import { Rng } from '../../src/sim/rng.js';
@@ -150,6 +150,49 @@ t.test('creeping errors at 20 requests a window: the error CUSUM judges the few 
     if (at >= 0 && at <= 20) early++;
   }
   t.ok(early >= 10, `${early} of 50 creeps drained by window 20 of the ramp`);
+});
+
+t.test('slow creeps (0 → 3 % and 4 % over 30 windows): the error CUSUM above its drain threshold drains without the window count', async (t) => {
+  // Before the CUSUM's own drain threshold a drain needed confirmWindows windows of forecasts in a row,
+  // which a slow creep's few failures interrupt: by the ramp's end 25 of 50 creeps to 3 % were drained,
+  // and 29 of 50 to 4 % by window 25 (now 33 and 39).
+  const drainedBy = (frac: number, by: number) => {
+    let n = 0;
+    for (let seed = 1; seed <= 50; seed++) {
+      const ps = run({ lat: () => 0, err: (k) => (k < 30 ? 0.002 : 0.002 + (frac * (k - 30)) / 30) }, 60, seed);
+      const at = firstAt(ps, 'drain') - 30;
+      if (at >= 0 && at <= by) n++;
+    }
+    return n;
+  };
+  const three = drainedBy(0.03, 30);
+  t.ok(three >= 30, `${three} of 50 creeps to 3 % drained by the ramp's end`);
+  const four = drainedBy(0.04, 25);
+  t.ok(four >= 35, `${four} of 50 creeps to 4 % drained by window 25 of the ramp`);
+});
+
+t.test('the error CUSUM\'s drain threshold is ln of its in-control run length in requests, and holds it', async (t) => {
+  t.equal(errorDrainH({ errorDrainArl: 1e9 }), Math.log(1e9));
+  // 1,000,000 in-control requests (40 a window at the peers' 0.2 %): an LLR CUSUM crosses ln(ARL) at most
+  // about once per ARL requests (Wald's bound is conservative: far fewer here).
+  for (const arl of [1e3, 1e4]) {
+    const c = { ...cfg, errorDrainArl: arl };
+    const h = errorDrainH(c);
+    const rng = new Rng(7);
+    const m = new EndpointModel(c.windows, c.errorWindows);
+    let alarms = 0;
+    for (let k = 0; k < 25_000; k++) {
+      let f = 0;
+      for (let r = 0; r < 40; r++) if (rng.next() < 0.002) f++;
+      m.push({ epoch: k, requests: 40, failures: f, latencyLogRatio: NaN, latencySe: NaN, peerFailureRate: 0.002 });
+      m.assess(c, WINDOW_MS);
+      if (m.errorCusum >= h) {
+        alarms++;
+        m.errorCusum = 0;
+      }
+    }
+    t.ok(alarms <= 1_000_000 / arl, `ARL ${arl}: ${alarms} crossings of h = ${h.toFixed(2)} in 1,000,000 requests`);
+  }
 });
 
 t.test('an endpoint that always fails more than its peers is judged against its own usual rate', async (t) => {

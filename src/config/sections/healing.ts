@@ -146,6 +146,7 @@ export const HEALING_GROUPS = {
     errorMinExcess: num(0.01, 0, 1, 'act only once the failure fraction is already this far above the peers\''),
     errorShift: num(0.02, 0.001, 0.5, 'error CUSUM: the rise of the failure fraction it is tuned to detect (p1 = p0 + shift; p0 = the larger of the peers\' fraction, the endpoint\'s own usual one and 0.1 %)'),
     errorH: num(10, 0.5, 200, 'error CUSUM threshold (log-likelihood ratio): an error trend counts only while the CUSUM is above it'),
+    errorDrainArl: num(1e9, 1000, 1e15, 'error CUSUM threshold that drains at once (no confirmWindows streak), stated as its in-control average run length in requests: the threshold is ln of it (an LLR CUSUM alarms on in-control data no more often than once in e^h observations)'),
     deweightZ: num(2.6, 0, 10, 'error trend test z (Cochran–Armitage) that de-weights'),
     drainZ: num(3.3, 0, 10, 'error trend test z that drains (after confirmWindows windows of forecasts)'),
     cusumK: num(1, 0.1, 5, 'latency CUSUM reference value, in standard errors of a window\'s mean log latency against its peers (the chart grows only on windows beyond it)'),
