@@ -9,8 +9,9 @@ import { xdsSchema } from './sections/xds.js';
 import { auditSchema } from './sections/audit.js';
 import { alsSchema } from './sections/als.js';
 import { learningSchema } from './sections/learning.js';
+import { SERVICE_NAME_PATTERN } from './service-name.js';
 
-export const SERVICE_NAME_PATTERN = '^[a-z0-9]([-a-z0-9._]{0,251}[a-z0-9])?$';
+export { SERVICE_NAME_PATTERN };
 
 export const endpointSchema = {
   type: 'object',

@@ -14,7 +14,7 @@ import { silentLogger } from '../core/log.js';
 import { endpointId, type Decision, type EndpointSpec, type Locality, type ServiceSpec } from '../core/types.js';
 import { ValueSharer } from '../core/share.js';
 import type { MeshState, ServiceInput } from '../mesh/state.js';
-import { SERVICE_NAME_PATTERN } from '../config/schema.js';
+import { SERVICE_NAME_PATTERN } from '../config/service-name.js';
 
 export const LABEL_SERVICE_NAME = 'kubernetes.io/service-name';
 export const LABEL_REGION = 'topology.kubernetes.io/region';
@@ -92,6 +92,7 @@ export function buildServiceSpecs(services: readonly K8sService[], slices: reado
       const specName = multi ? `${name}.${ns}.${portName || String(port.port)}` : `${name}.${ns}`;
       if (!nameRe.test(specName)) continue;
       const endpoints = new Map<string, EndpointSpec>();
+      const shared = { labels: undefined as Readonly<Record<string, string>> | undefined };
       for (const slice of svcSlices) {
         if (slice.addressType !== 'IPv4' && slice.addressType !== 'IPv6') continue; // FQDN endpoints are not IPs
         const sp = (slice.ports ?? []).find((p) => (p.name ?? '') === portName && (p.protocol ?? 'TCP') === 'TCP');
@@ -120,7 +121,7 @@ export function buildServiceSpecs(services: readonly K8sService[], slices: reado
             locality: localityOf(ep, slice, svc, opts),
             priority: 0,
             weight: 1,
-            labels: Object.freeze(endpointLabels(ns, name, portName || String(port.port), ep)),
+            labels: endpointLabels(ns, name, portName || String(port.port), ep, shared),
           }));
           if (drain) draining.add(id);
         }
@@ -141,21 +142,170 @@ function keyOf(s: K8sService): string {
 }
 
 function localityOf(ep: K8sEndpoint, slice: K8sEndpointSlice, svc: K8sService, opts: BuildOptions): Locality {
-  const topo = ep.deprecatedTopology ?? {};
-  const region = topo[LABEL_REGION] ?? slice.metadata?.labels?.[LABEL_REGION] ?? svc.metadata?.labels?.[LABEL_REGION] ?? opts.defaultRegion ?? '';
-  const zone = ep.zone ?? topo[LABEL_ZONE] ?? '';
-  const subzone = topo[LABEL_SUBZONE] ?? '';
-  return LOCALITIES.share({ region: region.slice(0, 128), zone: zone.slice(0, 128), subzone: subzone.slice(0, 128) });
+  const topo = ep.deprecatedTopology;
+  const region = (topo?.[LABEL_REGION] ?? slice.metadata?.labels?.[LABEL_REGION] ?? svc.metadata?.labels?.[LABEL_REGION] ?? opts.defaultRegion ?? '').slice(0, 128);
+  const zone = (ep.zone ?? topo?.[LABEL_ZONE] ?? '').slice(0, 128);
+  const subzone = (topo?.[LABEL_SUBZONE] ?? '').slice(0, 128);
+  // Consecutive endpoints (one slice, one zone) mostly repeat the last locality: handed out again without
+  // building its sharing key (a few strings per endpoint, the bulk of a 2,000-endpoint list's garbage).
+  const last = lastLocality;
+  if (last && last.region === region && last.zone === zone && last.subzone === subzone) return last;
+  return (lastLocality = LOCALITIES.share({ region, zone, subzone }));
 }
+
+let lastLocality: Locality | undefined;
 
 /** Endpoints of a zone share one frozen locality (a cluster has a few; thousands of endpoints repeat them). */
 const LOCALITIES = new ValueSharer();
 
-function endpointLabels(ns: string, svc: string, port: string, ep: K8sEndpoint): Record<string, string> {
+/** An endpoint's labels, frozen; endpoints of one service port without a node or pod name share one object (`shared`). */
+function endpointLabels(ns: string, svc: string, port: string, ep: K8sEndpoint, shared: { labels: Readonly<Record<string, string>> | undefined }): Readonly<Record<string, string>> {
+  const pod = ep.targetRef?.kind === 'Pod' && ep.targetRef.name ? ep.targetRef.name : undefined;
+  if (!ep.nodeName && !pod && shared.labels) return shared.labels;
   const labels: Record<string, string> = { 'k8s.namespace': ns, 'k8s.service': svc, 'k8s.port': port };
   if (ep.nodeName) labels['k8s.node'] = ep.nodeName;
-  if (ep.targetRef?.kind === 'Pod' && ep.targetRef.name) labels['k8s.pod'] = ep.targetRef.name;
+  if (pod) labels['k8s.pod'] = pod;
+  Object.freeze(labels);
+  if (!ep.nodeName && !pod) shared.labels = labels;
   return labels;
+}
+
+/** `o[k]` when it is a string, else undefined. */
+function str(o: unknown, k: string): string | undefined {
+  const v = o !== null && typeof o === 'object' ? (o as Record<string, unknown>)[k] : undefined;
+  return typeof v === 'string' ? v : undefined;
+}
+
+/** The entries of `labels` whose keys are in `keys` (undefined when none is present). */
+function pick(labels: unknown, keys: readonly string[]): Record<string, string> | undefined {
+  let out: Record<string, string> | undefined;
+  for (const k of keys) {
+    const v = str(labels, k);
+    if (v !== undefined) (out ??= {})[k] = v;
+  }
+  return out;
+}
+
+/** `{ name, namespace }` of an object's metadata, plus the labels and annotations in `labels`/`annotations`. */
+function projectMeta(meta: K8sMeta | undefined, labels: readonly string[], annotations: readonly string[] = []): K8sMeta {
+  const out: K8sMeta = {};
+  const name = str(meta, 'name');
+  const namespace = str(meta, 'namespace');
+  if (name !== undefined) out.name = name;
+  if (namespace !== undefined) out.namespace = namespace;
+  const l = pick(meta?.labels, labels);
+  if (l) out.labels = l;
+  const a = pick(meta?.annotations, annotations);
+  if (a) out.annotations = a;
+  return out;
+}
+
+const asArray = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
+// Built by assignment, not by spreading conditional parts: a spread object gets a hidden class of its own
+// (V8 does not share them), ~90 B more per object.
+function portOf(p: unknown): { name?: string; port?: number; protocol?: string } {
+  const out: { name?: string; port?: number; protocol?: string } = {};
+  const name = str(p, 'name');
+  const port = p !== null && typeof p === 'object' ? (p as { port?: unknown }).port : undefined;
+  const protocol = str(p, 'protocol');
+  if (name !== undefined) out.name = name;
+  if (typeof port === 'number') out.port = port;
+  if (protocol !== undefined) out.protocol = protocol;
+  return out;
+}
+const TOPOLOGY = [LABEL_REGION, LABEL_ZONE, LABEL_SUBZONE] as const;
+/** The frozen conditions objects, one per combination (each of ready/serving/terminating absent, false or true). */
+const CONDITIONS: (NonNullable<K8sEndpoint['conditions']> | undefined)[] = [];
+const CONDITION_KEYS = ['ready', 'serving', 'terminating'] as const;
+function sharedConditions(c: object): NonNullable<K8sEndpoint['conditions']> {
+  let code = 0;
+  for (const k of CONDITION_KEYS) {
+    const v = (c as Record<string, unknown>)[k];
+    code = code * 3 + (typeof v === 'boolean' ? (v ? 2 : 1) : 0);
+  }
+  let shared = CONDITIONS[code];
+  if (!shared) {
+    const kept: NonNullable<K8sEndpoint['conditions']> = {};
+    for (const k of CONDITION_KEYS) {
+      const v = (c as Record<string, unknown>)[k];
+      if (typeof v === 'boolean') kept[k] = v;
+    }
+    shared = CONDITIONS[code] = Object.freeze(kept);
+  }
+  return shared;
+}
+
+/**
+ * The fields of a Service that buildServiceSpecs reads, and nothing else: discovery keeps every Service
+ * of the watched namespaces, and an API object carries much it never reads (managedFields, status,
+ * every label and annotation, clusterIPs...). Applied as each list page or watch event is parsed.
+ */
+export function projectService(o: unknown): K8sService {
+  const svc = (o ?? {}) as K8sService;
+  const out: K8sService = { metadata: projectMeta(svc.metadata, [LABEL_REGION], [ANNOTATION_DISCOVERY]) };
+  const spec = svc.spec;
+  if (spec && typeof spec === 'object') {
+    const type = str(spec, 'type');
+    out.spec = {};
+    if (type !== undefined) out.spec.type = type;
+    out.spec.ports = asArray(spec.ports).map(portOf);
+  }
+  return out;
+}
+
+/** The fields of an EndpointSlice that buildServiceSpecs reads (see projectService); only an endpoint's first address is used. */
+export function projectEndpointSlice(o: unknown): K8sEndpointSlice {
+  const slice = (o ?? {}) as K8sEndpointSlice;
+  const out: K8sEndpointSlice = { metadata: projectMeta(slice.metadata, [LABEL_SERVICE_NAME, LABEL_REGION]) };
+  if (typeof slice.addressType === 'string') out.addressType = slice.addressType;
+  out.ports = asArray(slice.ports).map(portOf);
+  out.endpoints = asArray(slice.endpoints).map((e): K8sEndpoint => {
+    const ep = (e ?? {}) as K8sEndpoint;
+    const first = asArray(ep.addresses)[0];
+    const c = ep.conditions;
+    // A handful of combinations, repeated by every endpoint: shared.
+    const conditions = c && typeof c === 'object' ? sharedConditions(c) : undefined;
+    const kind = str(ep.targetRef, 'kind');
+    const name = str(ep.targetRef, 'name');
+    let targetRef: K8sEndpoint['targetRef'];
+    if (kind !== undefined || name !== undefined) {
+      targetRef = {};
+      if (kind !== undefined) targetRef.kind = kind;
+      if (name !== undefined) targetRef.name = name;
+    }
+    // Every field in the literal (absent ones undefined): one hidden class, properties inside the object.
+    return { addresses: typeof first === 'string' ? [first] : [], conditions, nodeName: str(ep, 'nodeName'), zone: str(ep, 'zone'), deprecatedTopology: pick(ep.deprecatedTopology, TOPOLOGY), targetRef };
+  });
+  return out;
+}
+
+/**
+ * Would applying `next` change anything after `prev`: the same services with the same endpoints (every
+ * field of each) and the same draining set? Compared field by field rather than through a serialised
+ * copy, which discovery would have to keep (~0.5 MB at 2,000 endpoints).
+ */
+export function sameBuiltServices(prev: BuiltServices | undefined, next: BuiltServices): boolean {
+  if (!prev || prev.specs.length !== next.specs.length || prev.draining.size !== next.draining.size) return false;
+  for (const id of next.draining) if (!prev.draining.has(id)) return false;
+  for (let i = 0; i < next.specs.length; i++) {
+    const a = prev.specs[i]!;
+    const b = next.specs[i]!;
+    if (a.name !== b.name || a.endpoints.length !== b.endpoints.length) return false;
+    for (let j = 0; j < b.endpoints.length; j++) if (!sameEndpoint(a.endpoints[j]!, b.endpoints[j]!)) return false;
+  }
+  return true;
+}
+
+function sameEndpoint(a: EndpointSpec, b: EndpointSpec): boolean {
+  return a.id === b.id && a.service === b.service && a.host === b.host && a.port === b.port && a.priority === b.priority && a.weight === b.weight
+    && sameRecord(a.locality, b.locality) && sameRecord(a.labels, b.labels);
+}
+
+function sameRecord(a: object, b: object): boolean {
+  if (a === b) return true;
+  const ka = Object.keys(a);
+  if (ka.length !== Object.keys(b).length) return false;
+  return ka.every((k) => (a as Record<string, unknown>)[k] === (b as Record<string, unknown>)[k]);
 }
 
 export interface DiscoveryOptions {
@@ -219,6 +369,8 @@ class ResourceWatch {
     private readonly path: string,
     private readonly api: KubeWatchApi,
     private readonly hooks: WatchHooks,
+    /** What of each object is kept (projectService, projectEndpointSlice): applied as it is parsed. */
+    private readonly project: (o: unknown) => K8sObject,
   ) {
     this.backoffMs = hooks.backoff.initial;
   }
@@ -260,7 +412,7 @@ class ResourceWatch {
     for (;;) {
       const page = await pages.next();
       if (page.done) return { items, resourceVersion: page.value };
-      items.push(...(page.value as K8sObject[]));
+      for (const item of page.value) items.push(this.project(item));
     }
   }
 
@@ -293,7 +445,7 @@ class ResourceWatch {
         }
         if (!obj?.metadata) return;
         const rv = obj.metadata.resourceVersion;
-        if (type === 'ADDED' || type === 'MODIFIED') this.objects.set(keyOfObject(obj), obj);
+        if (type === 'ADDED' || type === 'MODIFIED') this.objects.set(keyOfObject(obj), this.project(obj));
         else if (type === 'DELETED') this.objects.delete(keyOfObject(obj));
         else if (type !== 'BOOKMARK') return;
         if (rv) this.resourceVersion = rv;
@@ -348,7 +500,7 @@ export function startDiscovery(opts: DiscoveryOptions): Discovery {
   const namespaces = opts.namespaces?.length ? [...opts.namespaces] : [undefined];
   let closed = false;
   let debounce: TimerHandle | undefined;
-  let lastSignature = '';
+  let lastBuilt: BuiltServices | undefined;
   let resolveSynced!: () => void;
   const synced = new Promise<void>((r) => (resolveSynced = r));
   let drainedByUs = new Set<string>();
@@ -358,8 +510,8 @@ export function startDiscovery(opts: DiscoveryOptions): Discovery {
   for (const ns of namespaces) {
     const where = ns ? `/namespaces/${encodeURIComponent(ns)}` : '';
     const suffix = ns ? ` in ${ns}` : '';
-    serviceWatches.push(new ResourceWatch(`services${suffix}`, `/api/v1${where}/services`, api, hooks));
-    sliceWatches.push(new ResourceWatch(`endpointslices${suffix}`, `/apis/discovery.k8s.io/v1${where}/endpointslices`, api, hooks));
+    serviceWatches.push(new ResourceWatch(`services${suffix}`, `/api/v1${where}/services`, api, hooks, projectService));
+    sliceWatches.push(new ResourceWatch(`endpointslices${suffix}`, `/apis/discovery.k8s.io/v1${where}/endpointslices`, api, hooks, projectEndpointSlice));
   }
   const watched = [...serviceWatches, ...sliceWatches];
 
@@ -377,9 +529,8 @@ export function startDiscovery(opts: DiscoveryOptions): Discovery {
     const services = serviceWatches.flatMap((w) => [...w.objects.values()]) as K8sService[];
     const slices = sliceWatches.flatMap((w) => [...w.objects.values()]) as K8sEndpointSlice[];
     const built = buildServiceSpecs(services, slices, { defaultRegion: opts.defaultRegion });
-    const signature = JSON.stringify([built.specs, [...built.draining].sort()]);
-    if (signature !== lastSignature) {
-      lastSignature = signature;
+    if (!sameBuiltServices(lastBuilt, built)) {
+      lastBuilt = built;
       counters.updates++;
       try {
         opts.mesh.setServices([...(opts.staticServices ?? []), ...built.specs.map((spec) => ({ spec }))]);

@@ -2,8 +2,9 @@
 // CA, insecure-skip-tls-verify) and user (token, token file, client certificate, basic auth).
 // Exec plugins and auth providers are refused with a clear error: they run programs.
 import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import path from 'node:path';
-import { parse } from 'yaml';
+import type { parse as parseYaml } from 'yaml';
 import { MeshmedicError } from '../core/errors.js';
 import type { ApiTarget } from './api.js';
 
@@ -23,6 +24,16 @@ interface User {
   'auth-provider'?: unknown;
 }
 
+/**
+ * The YAML parser, loaded on first use: discovery imports this module, and in a pod (in-cluster target, no
+ * kubeconfig) the parser's ~70 modules would only sit in the sidecar's heap. The package's `node` export is
+ * its CommonJS build, the same instance an `import` gets.
+ */
+let yamlParser: typeof parseYaml | undefined;
+function yamlParse(): typeof parseYaml {
+  return (yamlParser ??= (createRequire(import.meta.url)('yaml') as { parse: typeof parseYaml }).parse);
+}
+
 const fail = (file: string, why: string) => new MeshmedicError('MM_ERR_K8S_CONFIG', `kubeconfig ${file}: ${why}`);
 
 /** Read `file` and build the target of its current context (or of `context`). */
@@ -35,7 +46,7 @@ export function kubeconfigTarget(file: string, context?: string): ApiTarget {
   }
   let doc: unknown;
   try {
-    doc = parse(text);
+    doc = yamlParse()(text);
   } catch (err) {
     throw fail(file, `is not YAML (${(err as Error).message.split('\n')[0]})`);
   }
