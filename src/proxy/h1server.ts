@@ -6,10 +6,13 @@
 import type { Socket } from 'node:net';
 import { MeshmedicError, type ErrorCode } from '../core/errors.js';
 import { CLIENT_GONE, errorBody } from './failure.js';
-import { isNamed } from './headers.js';
+import { forEachForwardedResponseField, isNamed, type ForwardOptions } from './headers.js';
 import type { BodySink, BodySource } from './h1pool.js';
 import type { Http1Engine, Http1ParseError, Http1Parser, RequestEvents } from './engine/types.js';
 import * as wire from './wire-buffer.js';
+
+/** The emitter of a pass over forwarded fields that only asks whether one is a Content-Length. */
+function noField(): void {}
 
 export interface H1ServerOptions {
   readonly engine: Http1Engine;
@@ -55,6 +58,8 @@ export class H1Io implements BodySource {
   destroyed = false;
   /** The head queued by writeHead, not yet written (null: none, or written). */
   private headFields: readonly string[] | null = null;
+  /** Non-null: headFields are an upstream response's raw head, filtered by these options as it is written. */
+  private headForward: ForwardOptions | null = null;
   private headStatus = 0;
   private headText = '';
   private chunked = false;
@@ -132,10 +137,6 @@ export class H1Io implements BodySource {
   // --- response (written by the forwarder) ---
   /** Queue the status line and headers; they go out with the first body bytes (one write). */
   writeHead(status: number, headers: readonly string[], statusText = ''): void {
-    if (this.headersSent) throw new Error('headers already sent');
-    this.headersSent = true;
-    const noBody = this.method === 'HEAD' || status === 204 || status === 304 || (status >= 100 && status < 200);
-    this.noBody = noBody;
     let hasLength = false;
     let closeAsked = false;
     for (let i = 0; i < headers.length; i += 2) {
@@ -143,6 +144,24 @@ export class H1Io implements BodySource {
       if (isNamed(name, 'content-length')) hasLength = true;
       else if (isNamed(name, 'connection') && isNamed(headers[i + 1]!, 'close')) closeAsked = true;
     }
+    this.queueHead(status, headers, statusText, hasLength, closeAsked, null);
+  }
+
+  /**
+   * Queue an upstream response's head as forwarded (headers.ts, forEachForwardedResponseField): its raw
+   * fields are filtered while they are serialized, so no forwarded copy is built. `close`: this connection
+   * ends after the response (the proxy is draining).
+   */
+  writeForwardedHead(status: number, raw: readonly string[], statusText: string, forward: ForwardOptions, close: boolean): void {
+    const hasLength = forEachForwardedResponseField(raw, forward, noField);
+    this.queueHead(status, raw, statusText, hasLength, close, forward);
+  }
+
+  private queueHead(status: number, headers: readonly string[], statusText: string, hasLength: boolean, closeAsked: boolean, forward: ForwardOptions | null): void {
+    if (this.headersSent) throw new Error('headers already sent');
+    this.headersSent = true;
+    const noBody = this.method === 'HEAD' || status === 204 || status === 304 || (status >= 100 && status < 200);
+    this.noBody = noBody;
     if (closeAsked || this.conn.draining) this.keepAlive = false;
     if (!hasLength && !noBody) {
       if (this.httpVersionMinor >= 1) this.chunked = true;
@@ -152,18 +171,24 @@ export class H1Io implements BodySource {
     this.headStatus = status;
     this.headText = statusText;
     this.headFields = headers;
+    this.headForward = forward;
   }
 
   /** Put the queued head into the write buffer (begun by the caller) and clear it. */
   private putHead(): void {
     const status = this.headStatus;
     const headers = this.headFields!;
+    const forward = this.headForward;
     this.headFields = null;
+    this.headForward = null;
     wire.putStatusLine(status, this.headText || STATUS_TEXT[status] || 'Unknown');
-    for (let i = 0; i < headers.length; i += 2) {
-      const name = headers[i]!;
-      if (isNamed(name, 'connection')) continue; // written once below
-      wire.putField(name, headers[i + 1]!);
+    if (forward !== null) forEachForwardedResponseField(headers, forward, wire.putField); // never a Connection field
+    else {
+      for (let i = 0; i < headers.length; i += 2) {
+        const name = headers[i]!;
+        if (isNamed(name, 'connection')) continue; // written once below
+        wire.putField(name, headers[i + 1]!);
+      }
     }
     if (this.chunked) wire.put('transfer-encoding: chunked\r\n');
     wire.put(this.keepAlive ? '\r\n' : 'connection: close\r\n\r\n');
@@ -179,6 +204,7 @@ export class H1Io implements BodySource {
     if (!this.headersSent || this.headFields === null) return;
     this.headersSent = false;
     this.headFields = null;
+    this.headForward = null;
     this.chunked = false;
     this.noBody = false;
   }

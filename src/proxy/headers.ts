@@ -245,30 +245,44 @@ export function responseFramingProblem(status: number, raw: readonly string[]): 
 }
 
 /**
- * Build the headers written to the client from an upstream response's raw headers (flat strings, as the
- * HTTP parser produced them), dropping hop-by-hop fields: the client connection has its own framing and
- * keep-alive. Returns a new flat array for res.writeHead().
+ * The headers written to the client from an upstream response's raw headers (flat strings, as the HTTP
+ * parser produced them), in order, each handed to `emit`: hop-by-hop fields dropped (the client connection
+ * has its own framing and keep-alive), as are fields the Connection header names; Via merged and ours
+ * appended. Builds no array (the HTTP/1 server serializes a response head straight from this). Returns
+ * whether a Content-Length was among the fields emitted.
  */
-export function forwardResponseHeaders(raw: readonly string[], opts: ForwardOptions): string[] {
-  const out: string[] = [];
+export function forEachForwardedResponseField(raw: readonly string[], opts: ForwardOptions, emit: (name: string, value: string) => void): boolean {
   let named: string[] | null = null;
   for (let i = 0; i < raw.length; i += 2) {
     if (raw[i]!.length === 10 && classify(raw[i]!) === H_CONNECTION) named = connectionTokens(raw[i + 1]!, named);
   }
   let via = '';
+  let hasLength = false;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
     const code = classify(name);
     if (code === H_OTHER || code === H_CONTENT_LENGTH || code === H_HOST || code === H_XFF || code === H_XFP) {
-      if (named === null || !isConnectionNamed(name, named)) out.push(name, raw[i + 1]!);
+      if (named === null || !isConnectionNamed(name, named)) {
+        if (code === H_CONTENT_LENGTH) hasLength = true;
+        emit(name, raw[i + 1]!);
+      }
     } else if (code === H_VIA) {
       const v = raw[i + 1]!;
       via = via === '' ? v : `${via}, ${v}`;
     }
     // everything else (connection, keep-alive, transfer-encoding, te, trailer, upgrade, proxy-*) dropped
   }
-  if (opts.via) out.push('via', via === '' ? opts.viaValue : `${via}, ${opts.viaValue}`);
-  else if (via !== '') out.push('via', via);
+  if (opts.via) emit('via', via === '' ? opts.viaValue : `${via}, ${opts.viaValue}`);
+  else if (via !== '') emit('via', via);
+  return hasLength;
+}
+
+/** The fields forEachForwardedResponseField emits, as a new flat array (tests, and callers off the hot path). */
+export function forwardResponseHeaders(raw: readonly string[], opts: ForwardOptions): string[] {
+  const out: string[] = [];
+  forEachForwardedResponseField(raw, opts, (name, value) => {
+    out.push(name, value);
+  });
   return out;
 }
 

@@ -8,7 +8,7 @@ import type { ServiceView } from '../mesh/state.js';
 import type { ProxyCore } from './core.js';
 import { CLIENT_GONE, classifyUpstreamError, errorBody, REFUSED, type FailureClass } from './failure.js';
 import { noteFdExhaustion } from './fd-limit.js';
-import { forwardRequestHeaders, forwardResponseHeaders, isValidAuthority, type RequestScan } from './headers.js';
+import { forwardRequestHeaders, isValidAuthority, type RequestScan } from './headers.js';
 import type { Upstream } from './upstream.js';
 import type { H1Handler, H1Request } from './h1pool.js';
 import type { H1Io } from './h1server.js';
@@ -103,10 +103,18 @@ export function handleHttp1(core: ProxyCore, role: 'outbound' | 'inbound', req: 
   ex.dispatch();
 }
 
-/** One forwarded HTTP/1 request: the pool's handler for each attempt (a retry reuses it). */
-export class Http1Exchange extends Attempt implements H1Handler {
+/**
+ * One forwarded HTTP/1 request: the pool's handler for each attempt (a retry reuses it), and the request
+ * the pool sends (H1Request), so that no separate request object is made per request.
+ */
+export class Http1Exchange extends Attempt implements H1Handler, H1Request {
   private readonly io: H1Io;
-  private readonly opts: { path: string; method: string; headers: string[]; body: H1Request['body']; headersTimeoutMs: number };
+  // H1Request
+  readonly path: string;
+  readonly method: string;
+  readonly headers: readonly string[];
+  readonly body: H1Request['body'];
+  readonly headersTimeoutMs: number;
   /** A retriable status is being discarded; the next attempt goes here once its body is read. */
   private next: Upstream | null = null;
   private discarded = 0;
@@ -120,7 +128,11 @@ export class Http1Exchange extends Attempt implements H1Handler {
     // Idempotent method without a body, to a service: may be replayed on another endpoint.
     super(core, KIND_HTTP1, view, upstream, !hasBody && isReplayableMethod(io.method));
     this.io = io;
-    this.opts = { path, method: io.method, headers, body: hasBody ? io : null, headersTimeoutMs: this.replayable ? core.perTryTimeoutMs : 0 };
+    this.path = path;
+    this.method = io.method;
+    this.headers = headers;
+    this.body = hasBody ? io : null;
+    this.headersTimeoutMs = this.replayable ? core.perTryTimeoutMs : 0;
     io.owner = this;
   }
 
@@ -132,7 +144,7 @@ export class Http1Exchange extends Attempt implements H1Handler {
     this.discarded = 0;
     this.beginAttempt();
     try {
-      up.http1().dispatch(this.opts, this);
+      up.http1().dispatch(this, this);
     } catch (err) {
       this.onError(err as Error);
     }
@@ -164,9 +176,7 @@ export class Http1Exchange extends Attempt implements H1Handler {
       this.next = next;
       return true;
     }
-    const headers = forwardResponseHeaders(rawHeaders, this.core.forward);
-    if (this.core.draining) headers.push('connection', 'close');
-    this.io.writeHead(statusCode, headers, statusText);
+    this.io.writeForwardedHead(statusCode, rawHeaders, statusText, this.core.forward, this.core.draining);
     return true;
   }
 

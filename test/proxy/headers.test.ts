@@ -1,7 +1,7 @@
 // Hop-by-hop stripping (RFC 9110 §7.6.1) and the forwarding fields, unit and end to end.
 import net from 'node:net';
 import t from 'tap';
-import { forwardRequestHeaders, forwardResponseHeaders, isNamed, type RequestScan } from '../../src/proxy/headers.js';
+import { forEachForwardedResponseField, forwardRequestHeaders, forwardResponseHeaders, isNamed, type RequestScan } from '../../src/proxy/headers.js';
 import { backend, startTestProxy } from './helpers.js';
 
 const fw = { xForwardedFor: true, via: true, viaValue: '1.1 meshmedic' };
@@ -55,6 +55,55 @@ t.test('response headers: hop-by-hop removed, Via appended', async (t) => {
   const raw = ['Content-Type', 'text/plain', 'Connection', 'X-Internal', 'X-Internal', 'secret', 'Keep-Alive', 'timeout=5', 'Transfer-Encoding', 'chunked', 'Set-Cookie', 'a=1', 'Set-Cookie', 'b=2', 'Upgrade', 'h2c'];
   const out = pairs(forwardResponseHeaders(raw, fw));
   t.same(out, [['content-type', 'text/plain'], ['set-cookie', 'a=1'], ['set-cookie', 'b=2'], ['via', '1.1 meshmedic']]);
+});
+
+t.test('response headers are emitted in order without an array; the answer says whether a Content-Length was kept', async (t) => {
+  const seen: string[] = [];
+  const emit = (n: string, v: string) => {
+    seen.push(n, v);
+  };
+  const raw = ['Date', 'x', 'Via', '1.0 edge', 'Content-Length', '3', 'Connection', 'close'];
+  t.equal(forEachForwardedResponseField(raw, fw, emit), true);
+  t.same(seen, ['Date', 'x', 'Content-Length', '3', 'via', '1.0 edge, 1.1 meshmedic'], 'fields in order, Via merged last');
+  t.same(seen, forwardResponseHeaders(raw, fw), 'the array form is the same fields');
+  seen.length = 0;
+  // A Content-Length the Connection header names is hop-by-hop: dropped, so the head carries no length.
+  t.equal(forEachForwardedResponseField(['Connection', 'Content-Length', 'Content-Length', '3'], { ...fw, via: false }, emit), false);
+  t.same(seen, []);
+  t.equal(forEachForwardedResponseField(['content-length', '0'], fw, () => {}), true, 'any case');
+});
+
+t.test('end to end: a Content-Length named in Connection is dropped and the body re-framed (chunked), not left unframed', async (t) => {
+  const b = await backend((_req, res) => {
+    res.writeHead(200, ['Connection', 'Content-Length', 'Content-Length', '4']);
+    res.end('done');
+  });
+  const p = await startTestProxy({ services: [{ name: 'svc', endpoints: [{ address: `127.0.0.1:${b.port}` }] }] });
+  t.teardown(async () => {
+    await p.close();
+    await b.close();
+  });
+  const reply = await new Promise<string>((resolve) => {
+    const s = net.connect(p.port, '127.0.0.1');
+    let data = '';
+    s.setTimeout(5000, () => {
+      s.destroy();
+      resolve(data);
+    });
+    s.on('data', (c) => {
+      data += c.toString('latin1');
+      if (data.endsWith('0\r\n\r\n')) {
+        s.destroy();
+        resolve(data);
+      }
+    });
+    s.write('GET / HTTP/1.1\r\nHost: svc\r\n\r\n');
+  });
+  const [head, body] = reply.split('\r\n\r\n', 2) as [string, string];
+  t.notOk(/content-length/i.test(head), 'no Content-Length forwarded');
+  t.match(head.toLowerCase(), /transfer-encoding: chunked/, 'the proxy frames the body itself');
+  t.equal(reply.slice(head.length + 4), '4\r\ndone\r\n0\r\n\r\n', 'one chunk and the terminator');
+  t.ok(body !== undefined);
 });
 
 t.test('names and tokens match in any ASCII case, and only letters fold', async (t) => {
