@@ -133,7 +133,7 @@ export const createMeshmedicPolicy: PolicyFactory = (settings: ResolvedPolicySet
       };
       for (const v of verdicts) consider(v, 'local');
       if (input.completedEpoch >= 0) for (const v of predicted) consider(v, 'predicted');
-      for (const v of input.external) consider(v, (v as ExternalVerdict).source);
+      for (const v of input.external) if (!(v as ExternalVerdict).needsCorroboration || best.has(v.target)) consider(v, (v as ExternalVerdict).source);
 
       const guard = new EjectionGuard(service, settings.ejection);
       const byId = new Map<string, EndpointView>();

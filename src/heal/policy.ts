@@ -31,6 +31,12 @@ export function isTimedDrain(h: EndpointHealth): boolean {
 /** A verdict from outside this sidecar's own detectors (gossiped peers, the predictor). */
 export interface ExternalVerdict extends Verdict {
   readonly source: Exclude<DecisionSource, 'local' | 'operator'>;
+  /**
+   * Acted on only where the policy's own evidence path (its detectors, its predictor, or a peer's
+   * verdict given before this one) has a verdict for the same endpoint in the same evaluation: the
+   * verdict may then choose a stronger action, never act on an endpoint nothing else finds wrong.
+   */
+  readonly needsCorroboration?: boolean;
 }
 
 /** The result of one active probe of an ejected endpoint (sent by the healing component or the simulator). */

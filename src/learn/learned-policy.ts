@@ -136,9 +136,11 @@ export const createLearnedPolicy: PolicyFactory = (settings, opts): HealingPolic
         const action = ACTIONS[a]!;
         choices[action]!++;
         const evidence = { state, q: Math.round(model.table.q(state, a) * 1000) / 1000, visits: model.table.visitsOf(state, a) };
-        if (action === 'deweight') verdicts.push({ target: s.id, detector: 'learned_deweight', kind: 'learned', severity: 'degrade', weight: 0.5, source: 'learned', evidence });
-        else if (action === 'drain') verdicts.push({ target: s.id, detector: 'learned_drain', kind: 'learned', severity: 'drain', source: 'learned', evidence });
-        else if (action === 'eject') verdicts.push({ target: s.id, detector: 'learned_eject', kind: 'learned', severity: 'eject', source: 'learned', evidence });
+        // The table chooses how strongly to act, the rules' evidence whether to act at all: a learned verdict
+        // counts only on an endpoint the rules' detectors, predictor or peers flag in the same evaluation.
+        if (action === 'deweight') verdicts.push({ target: s.id, detector: 'learned_deweight', kind: 'learned', severity: 'degrade', weight: 0.5, source: 'learned', needsCorroboration: true, evidence });
+        else if (action === 'drain') verdicts.push({ target: s.id, detector: 'learned_drain', kind: 'learned', severity: 'drain', source: 'learned', needsCorroboration: true, evidence });
+        else if (action === 'eject') verdicts.push({ target: s.id, detector: 'learned_eject', kind: 'learned', severity: 'eject', source: 'learned', needsCorroboration: true, evidence });
         else if (action === 'restore') restores.push({ action: 'restore', target: s.id, reason: 'learned_restore', source: 'learned', at: now, evidence: { ...evidence, from: s.health.weightFactor } });
       }
       if (trainer && open.size > signals.length) {

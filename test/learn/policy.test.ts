@@ -41,11 +41,15 @@ t.test('training is deterministic for a seed and differs between seeds', async (
 });
 
 t.test('a short training run beats a random policy on a tuning scenario', async (t) => {
+  // Learned (and random) verdicts count only on endpoints the rules flag, so the choice matters only there:
+  // on gray-3x-5 the rules eject the slow endpoint before any choice changes the reward (learned and
+  // random both score −0.231); a 10× endpoint leaves the table windows where its choice counts.
   const seed = 3;
-  const { document } = trainPolicy({ scenarios: [gray], episodes: 30, seed });
+  const gray10 = scenarioByName('gray-10x-5')!;
+  const { document } = trainPolicy({ scenarios: [gray10], episodes: 30, seed });
   const evalSeeds = [901, 902];
-  const learned = scorePolicy(modelOf(document), [gray], evalSeeds);
-  const random = scorePolicy(null, [gray], evalSeeds);
+  const learned = scorePolicy(modelOf(document), [gray10], evalSeeds);
+  const random = scorePolicy(null, [gray10], evalSeeds);
   t.ok(learned > random, `mean reward per endpoint-window: learned ${learned.toFixed(3)} > random ${random.toFixed(3)} (training seed ${seed}, evaluation seeds ${evalSeeds.join(',')})`);
 });
 
@@ -129,8 +133,32 @@ function always(action: (typeof ACTIONS)[number]): LearnedModel {
   return { table, reward: DEFAULT_REWARD, gamma: 0.8, minVisits: 5, minAdvantage: 0.5, checksum: 'test' };
 }
 
-t.test('learned decisions pass the same guards and carry source "learned"', async (t) => {
-  const spec = scenarioByName('noise-10')!; // no fault: every learned ejection is one the guards must bound
+t.test('learned decisions act only where the rules\' evidence flags the endpoint', async (t) => {
+  // No fault: a table that would eject, drain or de-weight every endpoint in every state acts on none.
+  // (Before the gate it ejected or drained up to 3 of these 10 healthy endpoints at once.)
+  const noise = scenarioByName('noise-10')!;
+  for (const action of ['eject', 'drain', 'deweight'] as const) {
+    const key = `test:noise-always-${action}`;
+    provideLearnedModel(key, always(action));
+    t.teardown(() => withdrawLearnedModel(key));
+    const r = runScenario(noise, { policy: 'learned', seed: 5, settings: { policyFile: key, ejection: { maxEjectionPct: 30, alwaysEjectOne: false } } });
+    t.equal(r.decisions.filter((d) => d.source === 'learned' && d.applied).length, 0, `${action}: no learned decision on healthy endpoints`);
+    t.equal(r.falseEjections + r.falseDeweights, 0, `${action}: nothing false`);
+  }
+  // One endpoint 3× slower: where the rules flag it, the table's stronger choice is taken, with its source.
+  const key = 'test:gray-always-drain';
+  provideLearnedModel(key, always('drain'));
+  t.teardown(() => withdrawLearnedModel(key));
+  const gray = runScenario(scenarioByName('gray-3x-10')!, { policy: 'learned', seed: 5, settings: { policyFile: key } });
+  const learned = gray.decisions.filter((d) => d.source === 'learned' && d.applied);
+  t.ok(learned.some((d) => d.action === 'drain' && d.reason === 'learned_drain'), 'a learned drain of the flagged endpoint is applied with its source');
+  t.equal(gray.falseEjections + gray.falseDeweights, 0, 'and nothing else is touched');
+});
+
+t.test('learned decisions pass the same guards', async (t) => {
+  // A rolling deploy restarts one endpoint after another cold: the rules flag each, the table drains or
+  // ejects them, and the guards bound it as any decision.
+  const spec = scenarioByName('rolling-deploy-10')!;
   for (const action of ['eject', 'drain'] as const) {
     const key = `test:always-${action}`;
     provideLearnedModel(key, always(action));
@@ -158,13 +186,15 @@ t.test('learned decisions pass the same guards and carry source "learned"', asyn
 t.test('live: a sidecar runs a learned policy file; its decisions show in /v1/events, /v1/endpoints, /v1/learn and /metrics', async (t) => {
   const dir = mkdtempSync(path.join(tmpdir(), 'mm-policy-live-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  // A table that de-weights every endpoint in every state: the guards and the rate limit still apply.
-  const model = always('deweight');
+  // A table that drains every endpoint in every state: it acts only where the rules flag one (the slow
+  // backend below, de-weighted by the rules at first: a cold endpoint is not ejected on latency), and the
+  // guards and the rate limit still apply.
+  const model = always('drain');
   const doc = policyDocument(model.table, { seed: 0, episodes: 0, scenarios: [], gamma: 0.8, alphaMin: 0.05, epsilon: [0.3, 0.02], reward: DEFAULT_REWARD, meshmedicVersion: 'test' });
   const file = path.join(dir, 'policy.json');
   writeFileSync(file, serializePolicy(doc));
   const backends: Backend[] = [];
-  for (let i = 0; i < 3; i++) backends.push(await backend((_req, res) => res.end('ok')));
+  for (let i = 0; i < 3; i++) backends.push(await backend(i === 0 ? (_req, res) => void setTimeout(() => res.end('ok'), 40) : (_req, res) => res.end('ok')));
   const v = validateConfig({
     admin: { listen: '127.0.0.1:0' },
     outbound: { listen: '127.0.0.1:0' },
@@ -190,16 +220,17 @@ t.test('live: a sidecar runs a learned policy file; its decisions show in /v1/ev
     learned = (ev.events as Event[]).find((e) => e.source === 'learned' && e.applied);
   }
   t.ok(learned, 'a learned decision was applied within 20 s of traffic');
-  t.equal(learned?.reason, 'learned_deweight');
+  t.equal(learned?.reason, 'learned_drain');
+  t.ok(learned?.target.endsWith(`:${backends[0]!.port}`), 'of the slow endpoint, the one the rules flag');
   const eps = await getJson('/v1/endpoints?service=web');
-  const target = (eps.endpoints as { id: string; weightFactor: number; source: string }[]).find((e) => e.id === learned?.target);
-  t.ok(target && target.weightFactor < 1, `/v1/endpoints shows the de-weight (weight factor ${target?.weightFactor})`);
+  const target = (eps.endpoints as { id: string; state: string; source: string }[]).find((e) => e.id === learned?.target);
+  t.not(target?.state, 'healthy', `/v1/endpoints shows the drain (state ${target?.state})`);
   const status = await getJson('/v1/learn');
   const web = (status.services as { service: string; policy: string; learned: { loaded: boolean; checksum: string; choices: Record<string, number> } }[]).find((s) => s.service === 'web');
   t.equal(web?.policy, 'learned');
   t.equal(web?.learned.loaded, true);
   t.equal(web?.learned.checksum, doc.checksum, '/v1/learn names the policy file\'s checksum');
-  t.ok((web?.learned.choices.deweight ?? 0) > 0);
+  t.ok((web?.learned.choices.drain ?? 0) > 0);
   const metrics = (await request(admin, { path: '/metrics' })).body;
   t.match(metrics, /meshmedic_decisions_total\{[^}]*source="learned"[^}]*\} [1-9]/, 'decisions are counted with their source');
 });
