@@ -199,7 +199,9 @@ t.test('live: a sidecar runs a learned policy file; its decisions show in /v1/ev
     admin: { listen: '127.0.0.1:0' },
     outbound: { listen: '127.0.0.1:0' },
     services: [{ name: 'web', endpoints: backends.map((b) => ({ address: `127.0.0.1:${b.port}` })) }],
-    healing: { policy: 'learned', policyFile: file },
+    // The rules only de-weight on latency here (eject ratio out of reach), so the table's drain is the
+    // stronger action whenever they flag the slow endpoint, however loaded the machine.
+    healing: { policy: 'learned', policyFile: file, peerLatency: { ejectRatio: 1000 } },
   });
   if (!v.valid) throw new Error(v.errors.join('\n'));
   const sc = await startSidecar(v.result, { log: silentLogger });
