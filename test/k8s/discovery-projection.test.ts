@@ -23,7 +23,7 @@ function lists(): { services: unknown[]; slices: unknown[] } {
     service('shop', 'geo', [{ port: 80 }], { metadata: { name: 'geo', namespace: 'shop', labels: { 'topology.kubernetes.io/region': 'svc-region', app: 'geo' } } }),
     {}, { metadata: {} }, { metadata: { name: 'x', namespace: 'y' }, spec: null }, { metadata: { name: 'x', namespace: 'y' }, spec: { ports: [{ port: 'eighty' }] } }, null,
   ];
-  const geo = endpointSlice('shop', 'geo', 'a', [{ port: 8080 }], [{ ip: '10.5.0.1' }, { ip: '10.5.0.2', zone: 'z2' }]) as { endpoints: Record<string, unknown>[] };
+  const geo = endpointSlice('shop', 'geo', 'a', [{ port: 8080 }], [{ ip: '10.5.0.1' }, { ip: '10.5.0.2', zone: 'z2' }]) as unknown as { endpoints: Record<string, unknown>[] };
   geo.endpoints[0]!.deprecatedTopology = { 'topology.kubernetes.io/region': 'topo-region', 'topology.kubernetes.io/zone': 'topo-zone', 'topology.istio.io/subzone': 'rack-7', other: 'x' };
   const slices: unknown[] = [
     endpointSlice('shop', 'reviews', 'a', [{ name: 'http', port: 8080 }], [
@@ -68,7 +68,7 @@ t.test('projection: what is dropped, what is shared', async (t) => {
   t.same(svc.metadata, { name: 'geo', namespace: 'shop' }, 'uid, timestamps and labels the builder does not read are dropped');
   t.same((svc.spec as { ports: unknown }).ports, [{ name: 'http', port: 80, protocol: 'TCP' }]);
   t.notOk('clusterIP' in (svc.spec as object));
-  const raw = endpointSlice('shop', 'geo', 'a', [{ name: 'http', port: 8080 }], [{ ip: '10.0.0.1', node: 'n1', pod: 'geo-1' }, { ip: '10.0.0.2' }, { ip: '10.0.0.3', ready: false, serving: true, terminating: true }]) as { endpoints: Record<string, unknown>[] };
+  const raw = endpointSlice('shop', 'geo', 'a', [{ name: 'http', port: 8080 }], [{ ip: '10.0.0.1', node: 'n1', pod: 'geo-1' }, { ip: '10.0.0.2' }, { ip: '10.0.0.3', ready: false, serving: true, terminating: true }]) as unknown as { endpoints: Record<string, unknown>[] };
   raw.endpoints[0]!.addresses = ['10.0.0.1', '10.0.0.9'];
   const slice = projectEndpointSlice(raw);
   t.same(slice.metadata, { name: 'geo-a', namespace: 'shop', labels: { 'kubernetes.io/service-name': 'geo' } }, 'the managed-by label and the uid are dropped');
