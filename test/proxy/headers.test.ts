@@ -11,6 +11,27 @@ const pairs = (flat: readonly string[]) => {
   return out;
 };
 
+
+/** Send `request` on a raw connection to the proxy; the reply (latin1) once it ends with `end`, or what came within 5 s. */
+function rawExchange(port: number, request: string, end: string): Promise<string> {
+  return new Promise<string>((resolve) => {
+    const s = net.connect(port, '127.0.0.1');
+    let data = '';
+    s.setTimeout(5000, () => {
+      s.destroy();
+      resolve(data);
+    });
+    s.on('data', (c) => {
+      data += c.toString('latin1');
+      if (data.endsWith(end)) {
+        s.destroy();
+        resolve(data);
+      }
+    });
+    s.write(request);
+  });
+}
+
 t.test('request headers: hop-by-hop removed, Connection-named removed, forwarding fields appended', async (t) => {
   const scan: RequestScan = { host: '', hasBody: false, expectContinue: false, problem: '' };
   const raw = [
@@ -83,22 +104,7 @@ t.test('end to end: a Content-Length named in Connection is dropped and the body
     await p.close();
     await b.close();
   });
-  const reply = await new Promise<string>((resolve) => {
-    const s = net.connect(p.port, '127.0.0.1');
-    let data = '';
-    s.setTimeout(5000, () => {
-      s.destroy();
-      resolve(data);
-    });
-    s.on('data', (c) => {
-      data += c.toString('latin1');
-      if (data.endsWith('0\r\n\r\n')) {
-        s.destroy();
-        resolve(data);
-      }
-    });
-    s.write('GET / HTTP/1.1\r\nHost: svc\r\n\r\n');
-  });
+  const reply = await rawExchange(p.port, 'GET / HTTP/1.1\r\nHost: svc\r\n\r\n', '0\r\n\r\n');
   const [head, body] = reply.split('\r\n\r\n', 2) as [string, string];
   t.notOk(/content-length/i.test(head), 'no Content-Length forwarded');
   t.match(head.toLowerCase(), /transfer-encoding: chunked/, 'the proxy frames the body itself');
@@ -141,22 +147,7 @@ t.test('end to end: the backend sees no hop-by-hop fields, the client none of th
     await p.close();
     await b.close();
   });
-  const reply = await new Promise<string>((resolve) => {
-    const s = net.connect(p.port, '127.0.0.1');
-    s.setTimeout(5000, () => {
-      s.destroy();
-      resolve(data);
-    });
-    let data = '';
-    s.on('data', (c) => {
-      data += c.toString('latin1');
-      if (data.endsWith('done')) {
-        s.destroy();
-        resolve(data);
-      }
-    });
-    s.write('GET / HTTP/1.1\r\nHost: svc\r\nConnection: X-Req-Hop\r\nX-Req-Hop: no\r\nProxy-Authorization: Basic eA==\r\nTE: trailers\r\nX-Keep: yes\r\n\r\n');
-  });
+  const reply = await rawExchange(p.port, 'GET / HTTP/1.1\r\nHost: svc\r\nConnection: X-Req-Hop\r\nX-Req-Hop: no\r\nProxy-Authorization: Basic eA==\r\nTE: trailers\r\nX-Keep: yes\r\n\r\n', 'done');
   for (const hop of ['x-req-hop', 'proxy-authorization']) t.notOk(seen.includes(hop), `backend did not see ${hop}`);
   t.ok(seen.includes('x-keep'), 'end-to-end request field forwarded');
   t.equal(seen[seen.indexOf('te') + 1], 'trailers');
