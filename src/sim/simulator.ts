@@ -33,6 +33,13 @@ export interface SimOptions {
   readonly adoptBaselines?: HealingEngineOptions['adoptBaselines'];
   /** Called with the engine at the end of the run, before it stops (to read what it learned). */
   readonly atEnd?: (engine: HealingEngine) => void;
+  /**
+   * A bounded queue on every endpoint with a capacity (`capacityRps`): it holds at most
+   * ceil(capacityRps × queueSeconds) requests in flight and answers 503 at once to any beyond them. Off by
+   * default (the catalogue's queues are unbounded); one rule for every endpoint, so a diagnostic can ask
+   * which endpoints would overflow (bench/learn/saturation-queue.ts).
+   */
+  readonly queueSeconds?: number;
 }
 
 export interface SimResult {
@@ -70,11 +77,17 @@ export interface SimResult {
   /** Failed requests by second of the run (all; and those sent to an endpoint some fault touches). */
   readonly failedPerSecond: readonly number[];
   readonly faultyFailedPerSecond: readonly number[];
+  /** Per endpoint: requests answered 503 because its bounded queue was full (all 0 without `queueSeconds`). */
+  readonly queueOverflows: readonly number[];
+  /** Per endpoint: the most requests it held in flight at once. */
+  readonly maxInFlight: readonly number[];
 }
 
 const SERVICE = 'sim';
 /** A refused connection in the completion heap: recorded as a local-origin failure marked refused. */
 const REFUSED_OUTCOME = -1;
+/** A 503 from a full bounded queue: recorded as a gateway failure; it never entered the queue. */
+const OVERFLOW_OUTCOME = -2;
 const START = 1_700_000_000_000; // aligned to the second: windows start with the run
 
 function loadFactor(s: ScenarioSpec, t: number): number {
@@ -172,6 +185,11 @@ export function runScenario(spec: ScenarioSpec, opts: SimOptions): SimResult {
   const sigma = spec.latencySigma;
   const tail = spec.latencyTail;
   const timeoutUs = spec.requestTimeoutMs * 1000;
+  // In flight per endpoint (answered connections not yet completed), and the bounded queue's limits.
+  const inFlight = new Int32Array(n);
+  const maxInFlight = new Int32Array(n);
+  const overflows = new Float64Array(n);
+  const queueLimit = spec.endpoints.map((e) => (opts.queueSeconds !== undefined && e.capacityRps > 0 ? Math.max(1, Math.ceil(e.capacityRps * opts.queueSeconds)) : Infinity));
   let requests = 0;
   let failed = 0;
   let impacted = 0;
@@ -215,7 +233,9 @@ export function runScenario(spec: ScenarioSpec, opts: SimOptions): SimResult {
     heap.pop(done);
     const slot = slotOf[done.endpoint]!;
     const refused = done.outcome === REFUSED_OUTCOME;
-    stats.get(slot)!.record(refused ? Outcome.LocalOrigin : (done.outcome as Outcome), done.latencyUs, START + done.time, 0, refused);
+    if (done.outcome >= 0) inFlight[done.endpoint]!--;
+    const outcome = refused ? Outcome.LocalOrigin : done.outcome === OVERFLOW_OUTCOME ? Outcome.Gateway : (done.outcome as Outcome);
+    stats.get(slot)!.record(outcome, done.latencyUs, START + done.time, 0, refused);
     balancer.end(slot);
     balancer.observe(slot, done.latencyUs / 1000);
   };
@@ -255,12 +275,19 @@ export function runScenario(spec: ScenarioSpec, opts: SimOptions): SimResult {
     effectAt(faultsOf[i]!, t, beh);
     let latencyUs: number;
     let outcome: Outcome;
+    let overflow = false;
     if (beh.down === 1) {
       latencyUs = 500 + rng.next() * 500;
       outcome = Outcome.LocalOrigin;
     } else if (beh.down === 2) {
       latencyUs = timeoutUs;
       outcome = Outcome.LocalOrigin;
+    } else if (inFlight[i]! >= queueLimit[i]!) {
+      // The bounded queue is full: answered 503 at once.
+      latencyUs = 1000;
+      outcome = Outcome.Gateway;
+      overflow = true;
+      overflows[i]!++;
     } else {
       let f = beh.latencyFactor;
       if (m.capacityRps > 0) {
@@ -293,7 +320,9 @@ export function runScenario(spec: ScenarioSpec, opts: SimOptions): SimResult {
     } else if (isFailure(outcome)) secImpacted[sec]! += 0; // background errors are not fault impact
     hist.recordValue(Math.max(1, Math.round(latencyUs)));
     balancer.begin(slotOf[i]!);
-    heap.push(t + latencyUs / 1000, i, beh.down === 1 ? REFUSED_OUTCOME : outcome, latencyUs);
+    const code = beh.down === 1 ? REFUSED_OUTCOME : overflow ? OVERFLOW_OUTCOME : outcome;
+    if (code >= 0 && ++inFlight[i]! > maxInFlight[i]!) maxInFlight[i] = inFlight[i]!;
+    heap.push(t + latencyUs / 1000, i, code, latencyUs);
   }
 
   // Recovery: first second from the fault's start after which 5 s in a row stay below 2 % impact.
@@ -335,5 +364,7 @@ export function runScenario(spec: ScenarioSpec, opts: SimOptions): SimResult {
     cpuMs: (cpu.user + cpu.system) / 1000,
     failedPerSecond: Array.from(secFailed),
     faultyFailedPerSecond: Array.from(secFaultyFailed),
+    queueOverflows: Array.from(overflows),
+    maxInFlight: Array.from(maxInFlight),
   };
 }

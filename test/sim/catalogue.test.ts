@@ -144,3 +144,21 @@ t.test('deterministic: same seed, same run; another seed, another run', async (t
   t.same(strip(a), strip(b));
   t.not(a.requests, c.requests);
 });
+
+t.test('a bounded queue (queueSeconds): off by default; on, an endpoint holds at most ⌈capacity × D⌉ in flight and answers 503 beyond', async (t) => {
+  const s = scenarioByName('overload-5')!;
+  const plain = results.get('overload-5')!.meshmedic;
+  t.same(plain.queueOverflows, [0, 0, 0, 0, 0], 'no bound, no overflow');
+  t.ok(Math.max(...plain.maxInFlight) > 0, `in flight measured (${plain.maxInFlight.join(', ')})`);
+  const wide = runScenario(s, { policy: 'meshmedic', seed: 1, queueSeconds: 1000 });
+  t.same({ ...wide, cpuMs: 0 }, { ...plain, cpuMs: 0 }, 'a bound never reached changes nothing');
+  const D = 0.02;
+  const r = runScenario(s, { policy: 'meshmedic', seed: 1, queueSeconds: D });
+  const overflows = r.queueOverflows.reduce((a, b) => a + b, 0);
+  t.ok(overflows > 0, `tripled load overflows a ${D * 1000} ms queue (${r.queueOverflows.join(', ')})`);
+  r.maxInFlight.forEach((m, i) => t.ok(m <= Math.ceil(s.endpoints[i]!.capacityRps * D), `endpoint ${i}: ${m} in flight at most`));
+  t.ok(r.failed >= plain.failed + overflows, `the overflows are failed requests (${r.failed} vs ${plain.failed} + ${overflows})`);
+  // Endpoints without a capacity are never bounded.
+  const noCap = runScenario(scenarioByName('crash-5')!, { policy: 'meshmedic', seed: 1, queueSeconds: D });
+  t.same(noCap.queueOverflows, [0, 0, 0, 0, 0]);
+});
