@@ -5,7 +5,7 @@
 // Timeouts are checked by one sweep per pool instead of a timer per request.
 import net from 'node:net';
 import { BODY_AS_FRAMED, BODY_NONE, type Http1Engine, type Http1ParseError, type Http1Parser, type ResponseEvents } from './engine/types.js';
-import { isNamed, responseFramingProblem } from './headers.js';
+import { responseFramingProblem } from './headers.js';
 import { UpstreamError } from './failure.js';
 import * as wire from './wire-buffer.js';
 
@@ -50,8 +50,12 @@ export interface BodySource {
 export interface H1Request {
   readonly method: string;
   readonly path: string;
-  /** Flat [name, value, …]; must not carry framing (content-length is kept, transfer-encoding added here). */
-  readonly headers: readonly string[];
+  /**
+   * Hand each header field of the head to `emit`, in order (called when the head is written; again if the
+   * pool resends the request). No framing but Content-Length (Transfer-Encoding is added here). Returns
+   * whether a Content-Length was among them.
+   */
+  forEachHeaderField(emit: (name: string, value: string) => void): boolean;
   /** Request body, or null. With no content-length header it is sent chunked. */
   readonly body: BodySource | null;
   /** Headers timeout of this request (a per-try timeout); 0 = the pool's headersTimeoutMs. */
@@ -427,13 +431,7 @@ class H1Conn implements BodySink, ResponseEvents {
     wire.put(' ');
     wire.put(req.path);
     wire.put(' HTTP/1.1\r\n');
-    const h = req.headers;
-    let hasLength = false;
-    for (let i = 0; i < h.length; i += 2) {
-      const name = h[i]!;
-      if (isNamed(name, 'content-length')) hasLength = true;
-      wire.putField(name, h[i + 1]!);
-    }
+    const hasLength = req.forEachHeaderField(wire.putField);
     const body = req.body;
     const chunked = body !== null && !hasLength;
     wire.put(chunked ? 'transfer-encoding: chunked\r\n\r\n' : '\r\n');

@@ -111,11 +111,21 @@ export interface ForwardOptions {
 }
 
 /**
- * Build the headers sent upstream from a downstream request's raw headers. `authority`, when not '',
- * replaces the Host header (absolute-form request target, RFC 9112 §3.2.2). Returns a new flat array.
+ * The headers sent upstream for a downstream request's raw headers, in order, each handed to `emit`:
+ * hop-by-hop fields dropped, as are fields the Connection header names, X-Forwarded-For/-Proto and Via
+ * merged and ours appended. `authority`, when not '', replaces the Host header (absolute-form request
+ * target, RFC 9112 §3.2.2). `scan` is filled with what the pass found (Host, body, Expect, problems).
+ * Builds no array: the upstream pool serializes a request head straight from this (and again on a retry:
+ * the same raw fields give the same head). Returns whether a Content-Length was among the fields emitted.
  */
-export function forwardRequestHeaders(raw: readonly string[], scan: RequestScan, clientIp: string, authority: string, opts: ForwardOptions): string[] {
-  const out: string[] = [];
+export function forEachForwardedRequestField(
+  raw: readonly string[],
+  scan: RequestScan,
+  clientIp: string,
+  authority: string,
+  opts: ForwardOptions,
+  emit: (name: string, value: string) => void,
+): boolean {
   let named: string[] | null = null;
   // Names listed in Connection are hop-by-hop too: find them first (almost never present).
   for (let i = 0; i < raw.length; i += 2) {
@@ -124,6 +134,7 @@ export function forwardRequestHeaders(raw: readonly string[], scan: RequestScan,
   let xff = '';
   let sawXfp = false;
   let via = '';
+  let hasLength = false;
   scan.host = '';
   scan.hasBody = false;
   scan.expectContinue = false;
@@ -134,7 +145,7 @@ export function forwardRequestHeaders(raw: readonly string[], scan: RequestScan,
     const value = raw[i + 1]!;
     const code = classify(name);
     if (code === H_OTHER) {
-      if (named === null || !isConnectionNamed(name, named)) out.push(name, value);
+      if (named === null || !isConnectionNamed(name, named)) emit(name, value);
       continue;
     }
     switch (code) {
@@ -143,25 +154,26 @@ export function forwardRequestHeaders(raw: readonly string[], scan: RequestScan,
         if (++hosts > 1) scan.problem = 'more than one Host header';
         else if (!isValidAuthority(value)) scan.problem = `invalid Host header "${value.slice(0, 100)}"`;
         scan.host = value;
-        out.push(name, authority === '' ? value : authority);
+        emit(name, authority === '' ? value : authority);
         break;
       case H_XFF:
         xff = xff === '' ? value : `${xff}, ${value}`;
         break;
       case H_XFP:
         sawXfp = true;
-        out.push(name, value);
+        emit(name, value);
         break;
       case H_VIA:
         via = via === '' ? value : `${via}, ${value}`;
         break;
       case H_TE:
         // Only "trailers" survives (gRPC needs it); any transfer coding is hop-by-hop.
-        if (/(^|,)\s*trailers\s*(,|;|$)/i.test(value)) out.push('te', 'trailers');
+        if (/(^|,)\s*trailers\s*(,|;|$)/i.test(value)) emit('te', 'trailers');
         break;
       case H_CONTENT_LENGTH:
         if (value !== '0') scan.hasBody = true;
-        out.push(name, value);
+        hasLength = true;
+        emit(name, value);
         break;
       case H_TRANSFER_ENCODING:
         scan.hasBody = true; // re-framed upstream by the client pool
@@ -173,13 +185,22 @@ export function forwardRequestHeaders(raw: readonly string[], scan: RequestScan,
         break; // hop-by-hop: dropped
     }
   }
-  if (authority !== '' && scan.host === '') out.push('host', authority);
+  if (authority !== '' && scan.host === '') emit('host', authority);
   if (opts.xForwardedFor) {
-    out.push('x-forwarded-for', xff === '' ? clientIp : `${xff}, ${clientIp}`);
-    if (!sawXfp) out.push('x-forwarded-proto', 'http');
-  } else if (xff !== '') out.push('x-forwarded-for', xff);
-  if (opts.via) out.push('via', via === '' ? opts.viaValue : `${via}, ${opts.viaValue}`);
-  else if (via !== '') out.push('via', via);
+    emit('x-forwarded-for', xff === '' ? clientIp : `${xff}, ${clientIp}`);
+    if (!sawXfp) emit('x-forwarded-proto', 'http');
+  } else if (xff !== '') emit('x-forwarded-for', xff);
+  if (opts.via) emit('via', via === '' ? opts.viaValue : `${via}, ${opts.viaValue}`);
+  else if (via !== '') emit('via', via);
+  return hasLength;
+}
+
+/** The fields forEachForwardedRequestField emits, as a new flat array (tests, and callers off the hot path). */
+export function forwardRequestHeaders(raw: readonly string[], scan: RequestScan, clientIp: string, authority: string, opts: ForwardOptions): string[] {
+  const out: string[] = [];
+  forEachForwardedRequestField(raw, scan, clientIp, authority, opts, (name, value) => {
+    out.push(name, value);
+  });
   return out;
 }
 

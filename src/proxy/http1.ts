@@ -8,7 +8,7 @@ import type { ServiceView } from '../mesh/state.js';
 import type { ProxyCore } from './core.js';
 import { CLIENT_GONE, classifyUpstreamError, errorBody, REFUSED, type FailureClass } from './failure.js';
 import { noteFdExhaustion } from './fd-limit.js';
-import { forwardRequestHeaders, isValidAuthority, type RequestScan } from './headers.js';
+import { forEachForwardedRequestField, isValidAuthority, type RequestScan } from './headers.js';
 import type { Upstream } from './upstream.js';
 import type { H1Handler, H1Request } from './h1pool.js';
 import type { H1Io } from './h1server.js';
@@ -17,6 +17,11 @@ import { Attempt, KIND_HTTP1 } from './attempt.js';
 
 // Reused by every request: filled and read synchronously before any await.
 const scan: RequestScan = { host: '', hasBody: false, expectContinue: false, problem: '' };
+/** Filled again when a head is written (what it finds was already judged from `scan`); never read. */
+const rescan: RequestScan = { host: '', hasBody: false, expectContinue: false, problem: '' };
+
+/** The emitter of the pass that only scans a request's fields (its head is written later, by the pool). */
+function noField(): void {}
 
 // Responses whose first body chunk is held back (see Http1Exchange.onData), flushed once per loop turn.
 let heldQueue: Http1Exchange[] = [];
@@ -70,7 +75,8 @@ export function handleHttp1(core: ProxyCore, role: 'outbound' | 'inbound', req: 
       return sendError(res, 400, 'MM_ERR_BAD_REQUEST', `unsupported request target "${url.slice(0, 200)}" (use origin-form or http:// absolute-form)`, '');
     }
   }
-  const headers = forwardRequestHeaders(req.rawHeaders, scan, req.remoteAddress, authority, core.forward);
+  // Scanned here (Host, body, problems); the forwarded fields are written by the pool from the same rule.
+  forEachForwardedRequestField(req.rawHeaders, scan, req.remoteAddress, authority, core.forward, noField);
   const hasBody = scan.hasBody;
   if (scan.problem !== '') return sendError(res, 400, 'MM_ERR_BAD_REQUEST', `${scan.problem} (RFC 9112 §3.2)`, '', true);
   // No Host and no absolute target: an error in HTTP/1.1; an HTTP/1.0 request gets the Host of where it
@@ -83,8 +89,7 @@ export function handleHttp1(core: ProxyCore, role: 'outbound' | 'inbound', req: 
   if (role === 'inbound') {
     const app = core.app!;
     if (app.protocol === 'h2c') return sendError(res, 502, 'MM_ERR_UPSTREAM_RESET', `${app.id} speaks h2c (inbound.protocol); send HTTP/2`, app.id);
-    if (noHost) headers.push('host', app.authority);
-    const ex = new Http1Exchange(core, req, null, app, path, headers, hasBody);
+    const ex = new Http1Exchange(core, req, null, app, path, authority, noHost ? app.authority : '', hasBody);
     ex.dispatch();
     return;
   }
@@ -98,8 +103,7 @@ export function handleHttp1(core: ProxyCore, role: 'outbound' | 'inbound', req: 
   if (up === undefined) return sendError(res, 503, 'MM_ERR_NO_ENDPOINT', `no usable endpoint for service "${view.name}"`, '');
   // HTTP/1.1 is not bridged to h2c endpoints (gRPC needs HTTP/2 end to end).
   if (up.protocol === 'h2c') return sendError(res, 502, 'MM_ERR_UPSTREAM_RESET', `service "${view.name}" speaks h2c (protocol h2c); send HTTP/2 (prior knowledge) to this listener`, up.id);
-  if (noHost) headers.push('host', view.name);
-  const ex = new Http1Exchange(core, req, view, up, path, headers, hasBody);
+  const ex = new Http1Exchange(core, req, view, up, path, authority, noHost ? view.name : '', hasBody);
   ex.dispatch();
 }
 
@@ -112,7 +116,10 @@ export class Http1Exchange extends Attempt implements H1Handler, H1Request {
   // H1Request
   readonly path: string;
   readonly method: string;
-  readonly headers: readonly string[];
+  /** An absolute-form request's authority (replaces Host), else ''. */
+  private readonly authority: string;
+  /** A Host added after the forwarded fields (a request without one: HTTP/1.0), else ''. */
+  private readonly addedHost: string;
   readonly body: H1Request['body'];
   readonly headersTimeoutMs: number;
   /** A retriable status is being discarded; the next attempt goes here once its body is read. */
@@ -124,16 +131,25 @@ export class Http1Exchange extends Attempt implements H1Handler, H1Request {
   /** First body chunk, held so that a small response goes out as one write. */
   private held: Buffer | null = null;
 
-  constructor(core: ProxyCore, io: H1Io, view: ServiceView | null, upstream: Upstream, path: string, headers: string[], hasBody: boolean) {
+  constructor(core: ProxyCore, io: H1Io, view: ServiceView | null, upstream: Upstream, path: string, authority: string, addedHost: string, hasBody: boolean) {
     // Idempotent method without a body, to a service: may be replayed on another endpoint.
     super(core, KIND_HTTP1, view, upstream, !hasBody && isReplayableMethod(io.method));
     this.io = io;
     this.path = path;
     this.method = io.method;
-    this.headers = headers;
+    this.authority = authority;
+    this.addedHost = addedHost;
     this.body = hasBody ? io : null;
     this.headersTimeoutMs = this.replayable ? core.perTryTimeoutMs : 0;
     io.owner = this;
+  }
+
+  /** H1Request: the forwarded head, written straight from the client's raw fields (no forwarded copy). */
+  forEachHeaderField(emit: (name: string, value: string) => void): boolean {
+    const io = this.io;
+    const hasLength = forEachForwardedRequestField(io.rawHeaders, rescan, io.remoteAddress, this.authority, this.core.forward, emit);
+    if (this.addedHost !== '') emit('host', this.addedHost);
+    return hasLength;
   }
 
   dispatch(): void {

@@ -1,7 +1,7 @@
 // Hop-by-hop stripping (RFC 9110 §7.6.1) and the forwarding fields, unit and end to end.
 import net from 'node:net';
 import t from 'tap';
-import { forEachForwardedResponseField, forwardRequestHeaders, forwardResponseHeaders, isNamed, type RequestScan } from '../../src/proxy/headers.js';
+import { forEachForwardedRequestField, forEachForwardedResponseField, forwardRequestHeaders, forwardResponseHeaders, isNamed, type RequestScan } from '../../src/proxy/headers.js';
 import { backend, startTestProxy } from './helpers.js';
 
 const fw = { xForwardedFor: true, via: true, viaValue: '1.1 meshmedic' };
@@ -70,6 +70,24 @@ t.test('request headers: absolute-form authority replaces Host; forwarding field
   t.equal(scan.hasBody, false, 'content-length 0: no body');
   const noHost = pairs(forwardRequestHeaders(['accept', '*/*'], scan, '127.0.0.1', 'payments:8080', fw));
   t.same(noHost.find(([n]) => n === 'host'), ['host', 'payments:8080'], 'Host added from the authority');
+});
+
+t.test('request headers are emitted in order without an array; the answer says whether a Content-Length was kept', async (t) => {
+  const scan: RequestScan = { host: '', hasBody: false, expectContinue: false, problem: '' };
+  const seen: string[] = [];
+  const emit = (n: string, v: string) => {
+    seen.push(n, v);
+  };
+  const raw = ['Host', 'svc', 'Connection', 'X-Hop', 'X-Hop', '1', 'Content-Length', '3', 'Via', '1.0 edge', 'Accept', '*/*'];
+  t.equal(forEachForwardedRequestField(raw, scan, '10.0.0.2', '', fw, emit), true);
+  t.same(seen, ['Host', 'svc', 'Content-Length', '3', 'Accept', '*/*', 'x-forwarded-for', '10.0.0.2', 'x-forwarded-proto', 'http', 'via', '1.0 edge, 1.1 meshmedic'], 'fields in order, ours last');
+  t.same(seen, forwardRequestHeaders(raw, scan, '10.0.0.2', '', fw), 'the array form is the same fields');
+  t.equal(scan.host, 'svc');
+  t.equal(scan.hasBody, true);
+  seen.length = 0;
+  t.equal(forEachForwardedRequestField(['Host', 'svc', 'Transfer-Encoding', 'chunked'], scan, '10.0.0.2', 'other:81', { ...fw, xForwardedFor: false, via: false }, emit), false, 'no Content-Length: the pool frames the body');
+  t.same(seen, ['Host', 'other:81'], 'the absolute-form authority replaces Host; Transfer-Encoding is the pool\'s');
+  t.equal(scan.hasBody, true);
 });
 
 t.test('response headers: hop-by-hop removed, Via appended', async (t) => {
@@ -158,4 +176,38 @@ t.test('end to end: the backend sees no hop-by-hop fields, the client none of th
   t.notOk(head.includes('timeout=1'), 'backend keep-alive parameters not forwarded');
   t.ok(head.includes('x-end-to-end: yes'));
   t.ok(head.includes('via: 1.1 meshmedic'));
+});
+
+t.test('end to end: a retried request carries the same forwarded head to the next endpoint (written again from the client\'s fields)', async (t) => {
+  const heads: string[][] = [];
+  const record = (req: { rawHeaders: string[] }) => heads.push(req.rawHeaders.map((h, i) => (i % 2 === 0 ? h.toLowerCase() : h)));
+  const sick = await backend((req, res) => {
+    record(req);
+    res.statusCode = 503;
+    res.end('no');
+  });
+  const live = await backend((req, res) => {
+    record(req);
+    res.end('ok');
+  });
+  // Round-robin: the 503 endpoint is chosen within two requests (Peak-EWMA could keep avoiding it).
+  const p = await startTestProxy({ proxy: { balancer: 'round-robin' }, services: [{ name: 'svc', endpoints: [{ address: `127.0.0.1:${sick.port}` }, { address: `127.0.0.1:${live.port}` }] }] });
+  t.teardown(async () => {
+    await p.close();
+    await live.close();
+    await sick.close();
+  });
+  // Absolute-form target (its authority replaces Host), a hop-by-hop field, forwarding fields to merge.
+  const request = 'GET http://svc/p HTTP/1.1\r\nHost: elsewhere\r\nConnection: X-Hop\r\nX-Hop: 1\r\nX-Forwarded-For: 10.9.9.9\r\nVia: 1.0 edge\r\nX-Keep: k\r\n\r\n';
+  let retried = false;
+  for (let i = 0; i < 4 && !retried; i++) {
+    heads.length = 0;
+    const reply = await rawExchange(p.port, request, 'ok');
+    t.match(reply, /^HTTP\/1\.1 200 /, `request ${i} answered`);
+    retried = heads.length === 2;
+  }
+  t.ok(retried, 'one request was answered 503 by one endpoint and retried on the other');
+  const [first, second] = heads as [string[], string[]];
+  t.same(second, first, 'both endpoints saw the same head');
+  t.same(first, ['host', 'svc', 'x-keep', 'k', 'x-forwarded-for', '10.9.9.9, 127.0.0.1', 'x-forwarded-proto', 'http', 'via', '1.0 edge, 1.1 meshmedic']);
 });

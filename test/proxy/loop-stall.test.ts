@@ -31,7 +31,11 @@ function get(pool: H1Pool, onSent: () => void = () => {}): Promise<string> {
       onComplete: () => resolve(String(status)),
       onError: (err) => resolve((err as { code?: string }).code ?? err.message),
     };
-    pool.dispatch({ method: 'GET', path: '/', headers: ['host', 'x'], body: null }, h);
+    const forEachHeaderField = (emit: (name: string, value: string) => void): boolean => {
+      emit('host', 'x');
+      return false;
+    };
+    pool.dispatch({ method: 'GET', path: '/', forEachHeaderField, body: null }, h);
   });
 }
 
