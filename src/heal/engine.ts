@@ -208,6 +208,10 @@ export class HealingEngine {
     const rt = this.runtimes.get(ev.spec.service) ?? this.createRuntime(ev.spec.service);
     if (rt.probes.length >= MAX_EXTERNAL) rt.probes.shift();
     rt.probes.push({ target, ok: ok === true, at: this.opts.clock.now() });
+    // A passing probe may end an ejection: judged at once, as a failure run is, rather than at the next
+    // tick (up to tickMs later, during which the recovered endpoint gets no traffic). A failing probe
+    // changes nothing (it keeps the endpoint out) and waits for the tick.
+    if (ok === true) this.scheduleUrgent(rt);
     return true;
   }
 
@@ -458,6 +462,12 @@ export class HealingEngine {
 
   private onFailure(rt: ServiceRuntime, _w: EndpointWindows): void {
     if (this.runtimes.get(rt.name) !== rt) return;
+    this.scheduleUrgent(rt);
+  }
+
+  /** Evaluate this service outside the tick: at once (`sync`), after the current callback (`microtask`), or not (`tick`). */
+  private scheduleUrgent(rt: ServiceRuntime): void {
+    if (this.opts.urgent === 'tick') return;
     rt.urgent = true;
     if (this.opts.urgent === 'sync') this.runUrgent();
     else if (!this.urgentScheduled) {

@@ -51,6 +51,64 @@ t.test('one refused connection ejects at once (consecutive_refused); a timeout d
   t.equal(h.decisions('restore').at(-1)!.reason, 'probation_clean');
 });
 
+t.test('a passing probe that ends a hard-fault ejection is judged at once, not at the next tick, and its canaries come at the full share', async (t) => {
+  const others = (i: number) => (i === 0 ? undefined : healthy());
+  for (const urgent of ['sync', 'microtask'] as const) {
+    const h = harness({ endpoints: 5, urgent });
+    h.run(2000, healthy);
+    h.record(0, Outcome.LocalOrigin, 500, true);
+    await Promise.resolve();
+    t.equal(h.health(0).state, 'ejected', `${urgent}: the refused connection ejects`);
+    // The fault lasts past probe.minEjectionMs (2 s): failing probes keep it out and wait for the tick.
+    const before = h.engine.counters.urgentEvaluations;
+    for (let k = 0; k < 15; k++) {
+      h.engine.submitProbe(h.ids[0]!, false);
+      await Promise.resolve();
+      h.run(200, others);
+    }
+    t.equal(h.engine.counters.urgentEvaluations, before, `${urgent}: a failing probe is not evaluated out of turn`);
+    t.equal(h.health(0).state, 'ejected', `${urgent}: failing probes keep it out`);
+    // The fault ends between two ticks: the first passing probe puts it on probation before the next one.
+    const ticks = h.engine.counters.ticks;
+    h.engine.submitProbe(h.ids[0]!, true);
+    if (urgent === 'microtask') {
+      t.equal(h.health(0).state, 'ejected', 'microtask: not inside submitProbe');
+      await Promise.resolve();
+    }
+    t.equal(h.health(0).state, 'probation', `${urgent}: on probation at once`);
+    t.equal(h.engine.counters.ticks, ticks, `${urgent}: no tick ran meanwhile`);
+    t.equal(h.decisions('probation').at(-1)!.reason, 'probe_passed');
+    t.equal(h.health(0).weightFactor, 1, `${urgent}: canaries at its full share (probation.fastCanaryWeight 1)`);
+    h.run(300, healthy);
+    t.equal(h.health(0).state, 'healthy', `${urgent}: clean canaries restore it`);
+    t.equal(h.decisions('restore').at(-1)!.reason, 'probation_clean');
+  }
+  // An engine that waits for the tick (urgent: tick) judges the passing probe there.
+  const w = harness({ endpoints: 5, urgent: 'tick' });
+  w.run(2000, healthy);
+  w.record(0, Outcome.LocalOrigin, 500, true);
+  w.run(100, others);
+  t.equal(w.health(0).state, 'ejected', 'tick mode: ejected at the tick');
+  for (let k = 0; k < 15; k++) {
+    w.engine.submitProbe(w.ids[0]!, false);
+    w.run(200, others);
+  }
+  w.engine.submitProbe(w.ids[0]!, true);
+  await Promise.resolve();
+  t.equal(w.health(0).state, 'ejected', 'tick mode: still out until the tick');
+  w.run(100, others);
+  t.equal(w.health(0).state, 'probation', 'tick mode: on probation at the tick');
+  // The share stays configurable.
+  const p = harness({ endpoints: 5, settings: { probation: { fastCanaryWeight: 0.5 } } });
+  p.run(2000, healthy);
+  p.record(0, Outcome.LocalOrigin, 500, true);
+  for (let k = 0; k < 11; k++) {
+    p.engine.submitProbe(p.ids[0]!, k >= 10);
+    if (k < 10) p.run(200, others);
+  }
+  t.equal(p.health(0).weightFactor, 0.5, 'probation.fastCanaryWeight 0.5: canaries at half the share');
+});
+
 t.test('refused connections stay under the guards: max ejection share and panic', async (t) => {
   const h = harness({ endpoints: 6 });
   h.run(2000, healthy);

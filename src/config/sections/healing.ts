@@ -111,7 +111,7 @@ export const HEALING_GROUPS = {
     rampStart: num(0.5, 0.001, 1, 'weight factor after passing probation; it then ramps back to 1'),
     judgeMs: int(2000, 100, 600_000, 'canary share is sized from the peers\' traffic so that minRequests arrive within this time (at least canaryWeight, at most maxCanaryWeight)'),
     maxCanaryWeight: num(0.25, 0.001, 1, 'largest canary share when sizing it from the expected traffic'),
-    fastCanaryWeight: num(0.5, 0.001, 1, 'canary share when the fast path applies (a first ejection for consecutive failures ended by passing probes); the larger share brings the fastRequests canaries in quickly'),
+    fastCanaryWeight: num(1, 0.001, 1, 'canary share when the fast path applies (a first ejection for consecutive failures ended by passing probes); the larger share brings the fastRequests canaries in quickly'),
     fastRequests: int(5, 0, 1_000_000, 'after a failure ejection at backoff level 1 that passing probes ended, restore at full weight (no ramp) once this many canaries are all clean and not slower than maxLatencyRatio; 0 = always wait for minRequests and ramp'),
   }),
   probe: group('Active probes of ejected endpoints only: a failing probe keeps the endpoint out without canary traffic or a higher backoff level; passing probes let it into probation early.', {
