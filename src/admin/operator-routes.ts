@@ -12,7 +12,7 @@ import { endpointsView } from './api.js';
 import { logDecisions } from './decision-log.js';
 import { apiError, type AdminServer } from './server.js';
 import { EventStream } from './stream.js';
-import { UI_ASSETS } from './ui/assets.js';
+import type { UiAsset } from './ui/assets.js';
 
 export interface OperatorRoutesOptions {
   readonly config: Config;
@@ -119,8 +119,25 @@ export function registerOperatorRoutes(admin: AdminServer, o: OperatorRoutesOpti
   };
 }
 
+// The dashboard's files (~30 KB of source text kept on the heap once loaded) load with its first request:
+// most sidecars are never asked for it.
+let uiAssets: Promise<Readonly<Record<string, UiAsset>>> | undefined;
+const loadUiAssets = () => (uiAssets ??= import('./ui/assets.js').then((m) => m.UI_ASSETS));
+
 function serveAsset(req: http.IncomingMessage, res: http.ServerResponse, name: string): void {
-  const a = Object.hasOwn(UI_ASSETS, name) ? UI_ASSETS[name] : undefined;
+  loadUiAssets().then(
+    (assets) => sendAsset(req, res, assets, name),
+    (e: Error) => {
+      uiAssets = undefined;
+      const text = JSON.stringify({ error: 'MM_ERR_INTERNAL', message: `the dashboard's files could not be loaded: ${e.message}` });
+      if (!res.headersSent) res.writeHead(500, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
+      res.end(text);
+    },
+  );
+}
+
+function sendAsset(req: http.IncomingMessage, res: http.ServerResponse, assets: Readonly<Record<string, UiAsset>>, name: string): void {
+  const a = Object.hasOwn(assets, name) ? assets[name] : undefined;
   if (a === undefined) {
     const text = JSON.stringify({ error: 'MM_ERR_NOT_FOUND', message: `no dashboard file "${name}"` });
     res.writeHead(404, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
