@@ -17,12 +17,26 @@ export function learnStatus(engine: HealingEngine, clock: Clock): Record<string,
   const services = [];
   for (const name of engine.serviceNames()) {
     const policy = engine.policyOf(name);
-    const p = policy?.predictor;
-    const cfg = policy?.settings.prediction;
+    if (!policy) {
+      // Never evaluated (no traffic yet): its policy is not built; report what a fresh one would show.
+      const settings = engine.settingsOf(name);
+      const predicts = settings?.policy === 'meshmedic' || settings?.policy === 'learned';
+      services.push({
+        service: name,
+        policy: settings?.policy ?? null,
+        learned: null,
+        prediction: settings && predicts
+          ? { enabled: settings.prediction.enabled, horizonMs: settings.prediction.horizonMs, counters: { assessments: 0, degrade: 0, drain: 0 }, endpoints: [] }
+          : null,
+      });
+      continue;
+    }
+    const p = policy.predictor;
+    const cfg = policy.settings.prediction;
     services.push({
       service: name,
-      policy: policy?.name ?? null,
-      learned: policy?.learned?.() ?? null,
+      policy: policy.name,
+      learned: policy.learned?.() ?? null,
       prediction: p && cfg
         ? {
             enabled: cfg.enabled,

@@ -10,6 +10,7 @@ import { StatsTable } from '../../src/stats/window.js';
 import { HealingEngine } from '../../src/heal/engine.js';
 import { resolvePolicySettings, type PolicySettings } from '../../src/config/sections/healing.js';
 import { Rng } from '../../src/sim/rng.js';
+import { learnStatus } from '../../src/learn/admin.js';
 
 const SEED = Number(process.env.MESHMEDIC_TEST_SEED ?? 20261207);
 const T0 = 1_700_000_000_000;
@@ -179,6 +180,35 @@ t.test('signals exist only for services in use; a never-called service keeps its
   t.ok(w.view('idle').endpoints.every((e) => w.stats.get(e.slot) === undefined), 'idle: no windows yet (they come with the first request)');
   const first = w.view('idle').endpoints[0]!;
   t.equal(w.stats.ensure(first.slot).failureHook, w.stats.hookOf(first.slot), 'the windows a first request creates carry it');
+});
+
+t.test('a policy is built at its service\'s first evaluation, kept after, and rebuilt on new settings only if built', async (t) => {
+  const w = world({ hot: 4, idle: 10 });
+  for (let ms = 0; ms < 3_000; ms += 100) {
+    for (let i = 0; i < 4; i++) w.record('hot', i, Outcome.Success, 10_000);
+    w.tick();
+  }
+  t.equal(w.engine.policyOf('hot')?.name, 'meshmedic', 'hot: evaluated, its policy built');
+  t.equal(w.engine.policyOf('idle'), undefined, 'idle: never evaluated, no policy');
+  t.equal(w.engine.settingsOf('idle')?.policy, 'meshmedic', 'idle: its settings known all the same');
+  const status = learnStatus(w.engine, w.clock) as { services: { service: string; policy: string | null; prediction: { counters: unknown; endpoints: unknown[] } | null }[] };
+  const idle = status.services.find((s) => s.service === 'idle');
+  t.equal(idle?.policy, 'meshmedic', '/v1/learn names the policy an idle service will run');
+  t.same(idle?.prediction?.counters, { assessments: 0, degrade: 0, drain: 0 }, 'and the predictor figures a fresh one has');
+  t.same(idle?.prediction?.endpoints, [], 'with no endpoint models');
+  const hot = w.engine.policyOf('hot');
+  w.engine.reconfigure(() => resolvePolicySettings({ policy: 'envoy-default' }));
+  t.equal(w.engine.policyOf('hot')?.name, 'envoy-default', 'hot: rebuilt from the new settings');
+  t.not(w.engine.policyOf('hot'), hot, 'a new policy object');
+  t.equal(w.engine.policyOf('idle'), undefined, 'idle: still none');
+  t.equal(w.engine.settingsOf('idle')?.policy, 'envoy-default', 'idle: the new settings, for when it is used');
+  // Quiet for longer than releaseAfterWindows: signals released, the policy (and its counters) kept.
+  for (let ms = 0; ms < 90_000; ms += 100) w.tick();
+  t.equal(w.engine.signalsOf('hot').length, 0, 'hot: released after the quiet spell');
+  t.equal(w.engine.policyOf('hot')?.name, 'envoy-default', 'hot: its policy kept (its counters are exported)');
+  // A burst on the idle service: evaluated at once, with the current settings.
+  for (let k = 0; k < 5; k++) w.record('idle', 0, Outcome.LocalOrigin, 1_000);
+  t.equal(w.engine.policyOf('idle')?.name, 'envoy-default', 'idle: built at its first (urgent) evaluation');
 });
 
 t.test('a burst of failures on a never-called service ejects at once, and the guards count every known endpoint', async (t) => {
