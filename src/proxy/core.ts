@@ -14,6 +14,7 @@ import { budgetedRetries, RetryBudget, retriableStatuses, type RetryPolicy } fro
 import { ATTEMPT_HANDLERS } from './attempt-handlers.js';
 import { ATTEMPT_KINDS, type AttemptHandler } from './attempt.js';
 import type { Http1Engine } from './engine/types.js';
+import { dataPlaneActivity } from '../core/activity.js';
 
 export interface ProxyDeps {
   readonly mesh: MeshState;
@@ -174,6 +175,9 @@ export class ProxyCore {
 
   begin(): void {
     this.inflight++;
+    // Served work, for the young-generation governor: it shrinks only when this stays low (no pause while serving).
+    // Masked to stay a small integer where nothing reads and resets it (a worker process runs no governor).
+    dataPlaneActivity.requests = (dataPlaneActivity.requests + 1) & 0x3fffffff;
   }
 
   end(): void {

@@ -1,7 +1,9 @@
 // Sizes V8's young generation to the traffic: small while the process is quiet (RSS), grown while it allocates
-// fast (fewer scavenges: CPU per request), and shrunk back by one memory-reducing GC once it turns quiet.
+// fast (fewer scavenges: CPU per request), and shrunk back by one memory-reducing GC once it turns quiet —
+// quiet in bytes allocated and in requests served, so that the shrink's full-GC pause never lands on traffic.
 import { getHeapSpaceStatistics, setFlagsFromString } from 'node:v8';
 import { PerformanceObserver, constants } from 'node:perf_hooks';
+import { takeRequestCount } from '../core/activity.js';
 
 /** What one tick (TICK_MS) of the process looked like. */
 export interface YoungGenerationSample {
@@ -11,6 +13,8 @@ export interface YoungGenerationSample {
   newSpaceBytes: number;
   /** Bytes in use in the new space at the end of the tick. */
   newSpaceUsedBytes: number;
+  /** Requests the data plane began during the tick (src/core/activity.ts). */
+  requests: number;
 }
 
 /** `grow`: let V8 double the semi-spaces; `hold`: stop growing; `reduce`: back to small, by a memory-reducing GC. */
@@ -25,6 +29,12 @@ export const YOUNG_GENERATION_LIMITS = Object.freeze({
   busyBytes: 8 * 2 ** 20,
   /** Quiet: under this many bytes allocated in a tick. */
   quietBytes: 2 * 2 ** 20,
+  /**
+   * Quiet: also under this many requests begun in a tick (< 20 a second). Bytes alone are not enough: a
+   * proxied request allocates ~3 KB, so 1,000 requests a second stay under quietBytes, and the shrink's
+   * ~10–40 ms pause then delayed every request in flight. Under this rate it delays at most about one.
+   */
+  quietRequests: 10,
   /** Quiet ticks in a row before shrinking (the GC that shrinks is a full one: ~10–40 ms). */
   quietTicks: 2,
   /** Semi-space size to grow to under load (V8's own maximum on 64-bit is 16 MB). */
@@ -71,7 +81,7 @@ export class YoungGenerationPolicy {
       this.growing = false;
       return 'hold';
     }
-    this.quiet = allocated < this.limits.quietBytes ? this.quiet + 1 : 0;
+    this.quiet = allocated < this.limits.quietBytes && s.requests < this.limits.quietRequests ? this.quiet + 1 : 0;
     if (this.quiet >= this.limits.quietTicks && this.busySinceReduce) {
       this.busySinceReduce = false;
       this.started = true;
@@ -125,7 +135,7 @@ export function startYoungGenerationGovernor(manageGrowth: boolean, onError: (e:
   const timer = setInterval(() => {
     const ns = getHeapSpaceStatistics().find((s) => s.space_name === 'new_space');
     if (!ns || reducing) return;
-    const action = policy.step({ scavenges, newSpaceBytes: ns.space_size, newSpaceUsedBytes: ns.space_used_size });
+    const action = policy.step({ scavenges, newSpaceBytes: ns.space_size, newSpaceUsedBytes: ns.space_used_size, requests: takeRequestCount() });
     scavenges = 0;
     if (action) onAction(action);
     if (action === 'grow') setFlagsFromString(GROW_FLAG);

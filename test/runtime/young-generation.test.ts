@@ -8,9 +8,11 @@ import { YoungGenerationPolicy, YOUNG_GENERATION_LIMITS, type YoungGenerationSam
 const MB = 2 ** 20;
 const small = 2 * MB; // both 1 MB semi-spaces
 const grown = 2 * YOUNG_GENERATION_LIMITS.maxSemiSpaceBytes;
-/** A tick: `allocatedMb` allocated without a scavenge, or `scavenges` of a full new space. */
-const tick = (newSpaceBytes: number, o: { scavenges?: number; usedMb?: number } = {}): YoungGenerationSample =>
-  ({ scavenges: o.scavenges ?? 0, newSpaceBytes, newSpaceUsedBytes: (o.usedMb ?? 0.2) * MB });
+/** A tick: `allocatedMb` allocated without a scavenge, or `scavenges` of a full new space; `requests` served (default none). */
+const tick = (newSpaceBytes: number, o: { scavenges?: number; usedMb?: number; requests?: number } = {}): YoungGenerationSample =>
+  ({ scavenges: o.scavenges ?? 0, newSpaceBytes, newSpaceUsedBytes: (o.usedMb ?? 0.2) * MB, requests: o.requests ?? 0 });
+/** A tick of a steady 1,000 requests/s (500 per tick, ~3 KB each): ~1.5 MB, one or two scavenges of the 1 MB semi-spaces. */
+const moderate = (i: number): YoungGenerationSample => tick(small, { scavenges: 1 + (i % 2), usedMb: i % 2 ? 0.2 : 0.7, requests: 500 });
 
 t.test('start-up: no growth for its burst, the first quiet spell shrinks once, later quiet ticks do nothing', async (t) => {
   const p = new YoungGenerationPolicy(true);
@@ -42,6 +44,30 @@ t.test('an idle sidecar\'s own allocation (~1 MB a tick) is quiet, a busy tick b
   t.equal(p.step(tick(grown, { scavenges: 1, usedMb: 0.5 })), 'hold', 'busy again (a 16 MB semi-space emptied)');
   t.equal(p.step(tick(grown, { usedMb: 1 })), undefined, 'quiet 1 again');
   t.equal(p.step(tick(grown, { usedMb: 1.5 })), 'reduce', 'quiet 2: shrink');
+});
+
+t.test('a steady 1,000 requests/s after a burst: under the quiet bytes, but serving — no shrink until it stops', async (t) => {
+  // bench:proxy's sequence (saturation, then a fixed 1,000 requests/s): the shrink's two full GCs landed
+  // ~1.3 s into the fixed rate and delayed the requests in flight by ~30 ms.
+  const p = new YoungGenerationPolicy(true);
+  t.equal(p.step(tick(small, { scavenges: 20, requests: 15_000 })), undefined, 'saturation right after start: busy');
+  t.ok(YOUNG_GENERATION_LIMITS.quietBytes > 1.5 * MB, 'the moderate ticks below allocate under the quiet bytes');
+  for (let i = 0; i < 40; i++) t.equal(p.step(moderate(i)), undefined, `1,000 requests/s, tick ${i}: no shrink`);
+  t.equal(p.step(tick(small, { usedMb: 0.3 })), undefined, 'traffic stops: one quiet tick');
+  t.equal(p.step(tick(small, { usedMb: 0.4 })), 'reduce', 'two quiet ticks: the shrink, now that nothing is served');
+});
+
+t.test('a few requests a tick are quiet; from quietRequests on they are not, and they reset the count', async (t) => {
+  const few = YOUNG_GENERATION_LIMITS.quietRequests - 1;
+  const p = new YoungGenerationPolicy(true);
+  t.equal(p.step(tick(small, { requests: few })), undefined, `${few} requests: quiet 1`);
+  t.equal(p.step(tick(small, { requests: few, usedMb: 0.3 })), 'reduce', `${few} requests again: quiet 2, the start-up shrink`);
+  t.equal(p.step(tick(small, { scavenges: 12, requests: 6_000 })), 'grow', 'a burst');
+  t.equal(p.step(tick(grown, { usedMb: 0.5 })), 'hold', 'at the maximum');
+  t.equal(p.step(tick(grown, { usedMb: 0.6 })), undefined, 'quiet 1');
+  t.equal(p.step(tick(grown, { usedMb: 0.7, requests: YOUNG_GENERATION_LIMITS.quietRequests })), undefined, `${YOUNG_GENERATION_LIMITS.quietRequests} requests: not quiet`);
+  t.equal(p.step(tick(grown, { usedMb: 0.8 })), undefined, 'quiet 1 again');
+  t.equal(p.step(tick(grown, { usedMb: 0.9 })), 'reduce', 'quiet 2: shrink');
 });
 
 t.test('a young generation the user sized is never grown, only shrunk when quiet', async (t) => {
