@@ -5,6 +5,19 @@ import { normalCdf } from './robust.js';
 
 const cache = new Map<string, number>();
 
+// One scratch matrix and two vectors, reused by every solve: a CUSUM threshold is found by bisection, ~13
+// solves of an 80-state chain (51 KB each), and fresh buffers per solve left ~1.3 MB of garbage behind that
+// the C allocator kept as resident memory after V8 freed it (docs/kubernetes.md, "Memory budget").
+let scratch = new Float64Array(0);
+let rhs = new Float64Array(0);
+let solution = new Float64Array(0);
+function scratchMatrix(m: number): Float64Array {
+  if (scratch.length < m * m) scratch = new Float64Array(m * m);
+  const a = scratch.subarray(0, m * m);
+  a.fill(0);
+  return a;
+}
+
 /**
  * ARL of a one-sided upper CUSUM S = max(0, S + z − k), alarm when S > h, for samples N(shift, 1).
  * Two-sided (upper and lower charts together): 1 / (1/ARL(+shift) + 1/ARL(−shift)).
@@ -16,7 +29,7 @@ export function cusumArl(k: number, h: number, shift = 0, states = 120): number 
   // States: 0 (S = 0) and m − 1 intervals of width w covering (0, h]; centers i·w.
   const m = states;
   const w = (2 * h) / (2 * m - 1);
-  const a = new Float64Array(m * m);
+  const a = scratchMatrix(m);
   for (let i = 0; i < m; i++) {
     const c = i * w;
     // to state 0: c + z − k ≤ w/2
@@ -48,7 +61,7 @@ export function ewmaArl(lambda: number, L: number, shift = 0, sides: 1 | 2 = 2, 
   const lcl = sides === 2 ? -ucl : -ucl - 8 * Math.sqrt(lambda / (2 - lambda));
   const m = states;
   const w = (ucl - lcl) / m;
-  const a = new Float64Array(m * m);
+  const a = scratchMatrix(m);
   for (let i = 0; i < m; i++) {
     const c = lcl + (i + 0.5) * w;
     for (let j = 0; j < m; j++) {
@@ -80,9 +93,16 @@ export function cusumHForArl(k: number, targetArl: number): number {
   return Math.round(hi * 100) / 100;
 }
 
-/** Solve A·x = 1 (Gaussian elimination with partial pivoting); A is m×m, row-major, overwritten. */
+/**
+ * Solve A·x = 1 (Gaussian elimination with partial pivoting); A is m×m, row-major, overwritten. The
+ * result is a shared scratch vector, valid until the next solve.
+ */
 function solveOnes(a: Float64Array, m: number): Float64Array {
-  const b = new Float64Array(m).fill(1);
+  if (rhs.length < m) {
+    rhs = new Float64Array(m);
+    solution = new Float64Array(m);
+  }
+  const b = rhs.subarray(0, m).fill(1);
   for (let col = 0; col < m; col++) {
     let piv = col;
     for (let r = col + 1; r < m; r++) if (Math.abs(a[r * m + col]!) > Math.abs(a[piv * m + col]!)) piv = r;
@@ -104,7 +124,7 @@ function solveOnes(a: Float64Array, m: number): Float64Array {
       b[r]! -= f * b[col]!;
     }
   }
-  const x = new Float64Array(m);
+  const x = solution.subarray(0, m);
   for (let r = m - 1; r >= 0; r--) {
     let s = b[r]!;
     for (let c = r + 1; c < m; c++) s -= a[r * m + c]! * x[c]!;
