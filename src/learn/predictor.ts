@@ -117,6 +117,24 @@ const SHIFT_JUDGED_AT = 8;
 const thresholds = new Map<number, Map<number, number>>();
 const MAX_THRESHOLDS = 64;
 let thresholdCount = 0;
+
+/**
+ * The default settings' thresholds (`healing.prediction.cusumK` 1 with `deweightArl` 10⁶ and `drainArl`
+ * 10⁸), solved ahead of time by `cusumHForArl` — test/learn/predictor checks each against the solver. A
+ * sidecar on the defaults then builds its first policy without the search (~26 chain solves: besides the
+ * time, ~2 MB of resident memory on Node 20 and ~10 MB on Node 24 that the process keeps afterwards;
+ * docs/kubernetes.md, "Memory budget"). Any other setting is solved as before.
+ */
+export const PRESOLVED_THRESHOLDS: readonly (readonly [k: number, arl: number, h: number])[] = [
+  [1, 1_000_000, 6.12],
+  [1, 100_000_000, 8.43],
+];
+
+function presolved(k: number, arl: number): number | undefined {
+  for (const [pk, pa, h] of PRESOLVED_THRESHOLDS) if (pk === k && pa === arl) return h;
+  return undefined;
+}
+
 function thresholdFor(k: number, arl: number): number {
   let byArl = thresholds.get(k);
   const h = byArl?.get(arl);
@@ -127,7 +145,7 @@ function thresholdFor(k: number, arl: number): number {
     byArl = undefined;
   }
   if (!byArl) thresholds.set(k, (byArl = new Map()));
-  const solved = cusumHForArl(k, arl);
+  const solved = presolved(k, arl) ?? cusumHForArl(k, arl);
   byArl.set(arl, solved);
   thresholdCount++;
   return solved;

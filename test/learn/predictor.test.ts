@@ -3,7 +3,7 @@
 import t from 'tap';
 import { DEFAULT_POLICY_SETTINGS } from '../../src/config/sections/healing.js';
 import { cochranArmitage, emptyFit, theilSen } from '../../src/learn/trend.js';
-import { EndpointModel, cachedThreshold, errorDrainH, type Prediction } from '../../src/learn/predictor.js';
+import { EndpointModel, PRESOLVED_THRESHOLDS, cachedThreshold, errorDrainH, type Prediction } from '../../src/learn/predictor.js';
 import { ServicePredictor } from '../../src/learn/prediction.js';
 import { cusumHForArl } from '../../src/detect/arl.js';
 import { Rng } from '../../src/sim/rng.js';
@@ -245,6 +245,17 @@ t.test('model state is small and bounded', async (t) => {
   const odd = new EndpointModel(cfg.windows, cfg.errorWindows);
   for (let k = 0; k < 40; k++) odd.push({ epoch: k, requests: NaN, failures: -3, latencyLogRatio: NaN, latencySe: NaN, peerFailureRate: NaN });
   t.equal(odd.assess(cfg, WINDOW_MS).severity, 'none');
+});
+
+t.test('the default settings\' thresholds are presolved, and each presolved one is what the solver gives', async (t) => {
+  // A sidecar on the defaults builds its first policy without the bisection (time and resident memory).
+  for (const arl of [cfg.deweightArl, cfg.drainArl]) {
+    t.ok(PRESOLVED_THRESHOLDS.some(([k, a]) => k === cfg.cusumK && a === arl), `k ${cfg.cusumK}, ARL ${arl} is presolved`);
+  }
+  for (const [k, arl, h] of PRESOLVED_THRESHOLDS) t.equal(h, cusumHForArl(k, arl), `k ${k}, ARL ${arl}: h ${h}`);
+  new ServicePredictor(cfg);
+  t.equal(cachedThreshold(cfg.cusumK, cfg.deweightArl), cusumHForArl(cfg.cusumK, cfg.deweightArl), 'the de-weight line in use');
+  t.equal(cachedThreshold(cfg.cusumK, cfg.drainArl), cusumHForArl(cfg.cusumK, cfg.drainArl), 'the drain line in use');
 });
 
 t.test('CUSUM thresholds are solved when a predictor is built, for every service\'s settings, not on a tick', async (t) => {
