@@ -13,13 +13,18 @@ const LANES = [
 ] as const;
 const QUEUE_SECONDS = [0.01, 0.02, 0.03, 0.05, 0.1];
 
+/** The scenario as run here: a saturation scenario without its scheduled 503s, any other as it is. */
+const unscheduled = (base: ScenarioSpec): ScenarioSpec => (base.family === 'saturation' ? { ...base, faults: [] } : base);
+/** The endpoint with the lowest capacity (the first when all are equal). */
+const weakest = (spec: ScenarioSpec): number => spec.endpoints.reduce((w, e, i) => (e.capacityRps < spec.endpoints[w]!.capacityRps ? i : w), 0);
+
 const tuning = SCENARIOS.filter((s) => s.suite === 'learning' && s.set === 'tuning' && s.endpoints.some((e) => e.capacityRps > 0));
 console.log(`tuning scenarios with capacities, ${seeds} seeds; the saturation scenarios without their scheduled 503s`);
 console.log('"weak": the saturation scenarios\' weak endpoint; elsewhere the lowest capacity (endpoint 0 when all are equal)');
 console.log('(1) the most requests in flight at once (no bound), weak | the others (max), and as seconds of work at capacity');
 for (const base of tuning) {
-  const spec: ScenarioSpec = base.family === 'saturation' ? { ...base, faults: [] } : base;
-  const weak = spec.endpoints.reduce((w, e, i) => (e.capacityRps < spec.endpoints[w]!.capacityRps ? i : w), 0);
+  const spec = unscheduled(base);
+  const weak = weakest(spec);
   const cols = LANES.map((lane) => {
     let w = 0;
     let o = 0;
@@ -39,8 +44,8 @@ for (const base of tuning) {
 console.log('(2) 503s from a full queue, summed over seeds: weak | the others; failed requests of the run');
 for (const D of QUEUE_SECONDS) {
   for (const base of tuning) {
-    const spec: ScenarioSpec = base.family === 'saturation' ? { ...base, faults: [] } : base;
-    const weak = spec.endpoints.reduce((w, e, i) => (e.capacityRps < spec.endpoints[w]!.capacityRps ? i : w), 0);
+    const spec = unscheduled(base);
+    const weak = weakest(spec);
     const cols = LANES.map((lane) => {
       let w = 0;
       let o = 0;
