@@ -72,7 +72,8 @@ interface ServiceRuntime {
    * alone: the peer detectors count the idle members of a service too (starved_latency's window median).
    */
   signals: EndpointSignals[];
-  readonly byId: Map<string, EndpointSignals>;
+  /** The signals by endpoint id, while the service is in use (none while not: ~0.2 KB per idle service). */
+  byId: Map<string, EndpointSignals> | undefined;
   inUse: boolean;
   /** First window of the current quiet spell (-1: not quiet). */
   quietSince: number;
@@ -81,15 +82,19 @@ interface ServiceRuntime {
    * capacity). Signals created later get an empty entry for each, as if they had existed all along.
    */
   readonly pushed: number[];
-  /** While not in use: endpoints that joined the view after its first one, and the first window pushed after. */
-  readonly joined: Map<string, number>;
+  /**
+   * While not in use: endpoints that joined the view after its first one, and the first window pushed
+   * after (created with the first such endpoint: a service whose endpoints never change has none).
+   */
+  joined: Map<string, number> | undefined;
   /** First window pushed after the runtime was created (it meets its first view before any push). */
   readonly bornEpoch: number;
   /**
-   * Slots of the view's endpoints carrying this runtime's failure hook (on their windows, or waiting for
-   * the windows their first request creates: StatsTable.hook), by endpoint id.
+   * This runtime's failure hook, on the windows of its view's endpoints (or waiting for the windows their
+   * first request creates: StatsTable.hook). Which slots carry it is not kept: it is on a slot of the
+   * synced view (rt.view) when the stats table holds this very function there (StatsTable.unhook takes
+   * off only the hook it is given), so no map of slots per service (~0.5 KB for 10 endpoints).
    */
-  readonly hooks: Map<string, number>;
   readonly hook: (w: EndpointWindows) => void;
   /** The hook with the thresholds in force (hookAt, hookRefusedAt), as the stats table puts it on windows. */
   failureHook: FailureHook;
@@ -173,8 +178,8 @@ export class HealingEngine {
       if (rt.policy) rt.policy = this.newPolicy(settings);
       rt.hookAt = hookThreshold(settings);
       rt.hookRefusedAt = refusedHookThreshold(settings);
+      this.unhookAll(rt); // before the view is forgotten: the hook is on its slots
       rt.view = undefined; // re-sync: scope keys and hooks follow the new settings
-      this.unhookAll(rt);
       rt.failureHook = { hook: rt.hook, at: rt.hookAt, refusedAt: rt.hookRefusedAt };
     }
   }
@@ -296,7 +301,7 @@ export class HealingEngine {
     if (rt.inUse) return;
     rt.inUse = true;
     this.syncSignals(rt, view, true);
-    rt.joined.clear();
+    rt.joined = undefined;
   }
 
   /**
@@ -304,9 +309,9 @@ export class HealingEngine {
    * when it is used again, each endpoint is judged like one that never had traffic.
    */
   private release(rt: ServiceRuntime): void {
-    rt.policy?.release?.([...rt.byId.keys()]);
+    rt.policy?.release?.(rt.byId ? [...rt.byId.keys()] : []);
     rt.signals = [];
-    rt.byId.clear();
+    rt.byId = undefined;
     rt.inUse = false;
   }
 
@@ -319,13 +324,12 @@ export class HealingEngine {
       settings,
       view: undefined,
       signals: [],
-      byId: new Map(),
+      byId: undefined,
       inUse: false,
       quietSince: -1,
       pushed: [],
-      joined: new Map(),
+      joined: undefined,
       bornEpoch: lastEpoch + 1,
-      hooks: new Map(),
       hook: (w) => this.onFailure(rt, w),
       lastEpoch,
       external: [],
@@ -360,30 +364,23 @@ export class HealingEngine {
     if (rt.view === view) return;
     if (this.opts.allSignals) rt.inUse = true;
     const seen = new Set<string>();
+    const slots = new Set<number>();
     const hooking = rt.hookAt > 0 && this.opts.urgent !== 'tick';
     for (const ev of view.endpoints) {
-      const id = ev.spec.id;
-      seen.add(id);
-      const hooked = rt.hooks.get(id);
-      if (hooked !== undefined && hooked !== ev.slot) {
-        this.opts.stats.unhook(hooked, rt.hook);
-        rt.hooks.delete(id);
-      }
+      seen.add(ev.spec.id);
+      slots.add(ev.slot);
       // On the windows if the endpoint has them, else on the windows its first request creates.
-      if (hooking && this.opts.stats.hook(ev.slot, rt.failureHook)) rt.hooks.set(id, ev.slot);
+      if (hooking) this.opts.stats.hook(ev.slot, rt.failureHook);
     }
-    for (const [id, slot] of rt.hooks) {
-      if (seen.has(id)) continue;
-      this.opts.stats.unhook(slot, rt.hook);
-      rt.hooks.delete(id);
-    }
+    // Off the slots that left the view (an endpoint removed, or given another slot).
+    if (rt.view !== undefined) for (const ev of rt.view.endpoints) if (!slots.has(ev.slot)) this.opts.stats.unhook(ev.slot, rt.hook);
     if (rt.inUse) this.syncSignals(rt, view, false);
     else if (rt.view !== undefined) {
       // Not in use: remember when endpoints joined, for the feature rings they get once it is.
       const before = new Set<string>();
       for (const ev of rt.view.endpoints) before.add(ev.spec.id);
-      for (const id of seen) if (!before.has(id) && !rt.joined.has(id)) rt.joined.set(id, rt.lastEpoch + 1);
-      for (const id of rt.joined.keys()) if (!seen.has(id)) rt.joined.delete(id);
+      for (const id of seen) if (!before.has(id) && !rt.joined?.has(id)) (rt.joined ??= new Map()).set(id, rt.lastEpoch + 1);
+      if (rt.joined !== undefined) for (const id of rt.joined.keys()) if (!seen.has(id)) rt.joined.delete(id);
     }
     rt.view = view;
   }
@@ -394,7 +391,7 @@ export class HealingEngine {
     const next: EndpointSignals[] = [];
     const seen = new Set<string>();
     for (const ev of view.endpoints) {
-      let s = rt.byId.get(ev.spec.id);
+      let s = rt.byId?.get(ev.spec.id);
       if (!s) {
         s = {
           id: ev.spec.id,
@@ -413,7 +410,7 @@ export class HealingEngine {
           errorRun: newErrorRun(),
           scope: '',
         };
-        rt.byId.set(s.id, s);
+        (rt.byId ??= new Map()).set(s.id, s);
       }
       s.spec = ev.spec;
       s.health = ev.health;
@@ -423,7 +420,7 @@ export class HealingEngine {
       seen.add(s.id);
       next.push(s);
     }
-    for (const id of rt.byId.keys()) if (!seen.has(id)) rt.byId.delete(id);
+    if (rt.byId !== undefined) for (const id of rt.byId.keys()) if (!seen.has(id)) rt.byId.delete(id);
     rt.signals = next;
   }
 
@@ -435,15 +432,14 @@ export class HealingEngine {
   private newFeatureRing(rt: ServiceRuntime, id: string, filled: boolean): FeatureRing {
     const ring = new FeatureRing(this.ringCapacity);
     if (filled) {
-      const from = rt.joined.get(id) ?? rt.bornEpoch;
+      const from = rt.joined?.get(id) ?? rt.bornEpoch;
       for (const e of rt.pushed) if (e >= from) ring.push(e, undefined, this.scratchCounts);
     }
     return ring;
   }
 
   private unhookAll(rt: ServiceRuntime): void {
-    for (const slot of rt.hooks.values()) this.opts.stats.unhook(slot, rt.hook);
-    rt.hooks.clear();
+    if (rt.view !== undefined) for (const ev of rt.view.endpoints) this.opts.stats.unhook(ev.slot, rt.hook);
   }
 
   private evaluate(rt: ServiceRuntime, view: ServiceView, completed: number, now: number): void {
@@ -465,7 +461,7 @@ export class HealingEngine {
       this.counters.decisionsApplied++;
       if (r.action === 'eject' || r.action === 'probation') {
         // As Envoy does on (un)ejection: start counting afresh, so stale streaks do not re-trigger.
-        const s = rt.byId.get(r.target);
+        const s = rt.byId?.get(r.target);
         s?.windows?.resetConsecutive();
         if (s) s.latencyStrikes = s.latencyEjectStrikes = 0;
       }

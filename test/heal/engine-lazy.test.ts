@@ -3,6 +3,9 @@
 // those of an engine that keeps every service's signals all along (allSignals), on the same inputs; a
 // released service is judged like one that never had traffic; the guards still count every known endpoint.
 import t from 'tap';
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { VirtualClock } from '../../src/core/clock.js';
 import { endpointId, Outcome, type EndpointSpec } from '../../src/core/types.js';
 import { MeshState, type RecordedDecision } from '../../src/mesh/state.js';
@@ -12,6 +15,7 @@ import { resolvePolicySettings, type PolicySettings } from '../../src/config/sec
 import { Rng } from '../../src/sim/rng.js';
 import { learnStatus } from '../../src/learn/admin.js';
 
+const here = path.dirname(fileURLToPath(import.meta.url));
 const SEED = Number(process.env.MESHMEDIC_TEST_SEED ?? 20261207);
 const T0 = 1_700_000_000_000;
 
@@ -58,6 +62,16 @@ function world(services: Record<string, number>, o: { allSignals?: boolean; sett
     join(service: string) {
       const list = members.get(service)!;
       list.push(...specs(service, 1, 100 + list.length));
+      publish();
+    },
+    /** The service's last endpoint leaves it. */
+    leave(service: string) {
+      members.get(service)!.pop();
+      publish();
+    },
+    /** The service is no longer known. */
+    forget(service: string) {
+      members.delete(service);
       publish();
     },
     tick() {
@@ -180,6 +194,39 @@ t.test('signals exist only for services in use; a never-called service keeps its
   t.ok(w.view('idle').endpoints.every((e) => w.stats.get(e.slot) === undefined), 'idle: no windows yet (they come with the first request)');
   const first = w.view('idle').endpoints[0]!;
   t.equal(w.stats.ensure(first.slot).failureHook, w.stats.hookOf(first.slot), 'the windows a first request creates carry it');
+});
+
+t.test('failure hooks follow the view: off a removed endpoint, back after new settings, off a removed service', async (t) => {
+  const w = world({ a: 3, b: 2 });
+  w.tick();
+  const hooked = (service: string) => w.view(service).endpoints.map((e) => w.stats.hookOf(e.slot) !== null);
+  t.same(hooked('a'), [true, true, true]);
+  const gone = w.view('a').endpoints[2]!.slot;
+  w.leave('a');
+  w.tick();
+  t.same(hooked('a'), [true, true], 'the endpoints that stay keep it');
+  t.equal(w.stats.hookOf(gone), null, 'the slot of the endpoint that left carries none');
+  w.engine.reconfigure(() => resolvePolicySettings({ consecutive: { errors5xx: 3 } }));
+  t.same(hooked('a'), [false, false], 'new settings take the hooks off...');
+  w.tick();
+  t.same(hooked('a'), [true, true], '...and the next tick puts them back');
+  const b = w.view('b').endpoints.map((e) => e.slot);
+  w.forget('b');
+  w.tick();
+  t.same(b.map((slot) => w.stats.hookOf(slot)), [null, null], 'a service no longer known leaves no hook behind');
+  // A failure burst still ejects at once on the re-hooked endpoints (the hook carries the new threshold).
+  for (let i = 0; i < 3; i++) w.record('a', 0, Outcome.Error5xx, 1_000);
+  t.equal(w.health('a', 0).state, 'ejected', 'three 5xx in a row eject at once under the new settings');
+});
+
+t.test('a known service that never had traffic costs the engine little heap', async (t) => {
+  // 1,000 services of 10 endpoints after 3 s of ticks, in a clean process. Measured 1,958 B per service
+  // when each kept three maps (signals by id, joined endpoints, hooked slots) from its creation; 957 B
+  // with those created only when needed (the hooked slots are the view's own).
+  const r = spawnSync(process.execPath, ['--expose-gc', '--import', 'tsx', path.join(here, 'fixtures', 'idle-runtime-bytes.ts'), '1000'], { encoding: 'utf8', timeout: 120_000 });
+  t.equal(r.status, 0, r.stderr);
+  const { perService } = JSON.parse(r.stdout.trim()) as { perService: number };
+  t.ok(perService <= 1_300, `${perService} B of heap per idle service of 10 endpoints`);
 });
 
 t.test('a policy is built at its service\'s first evaluation, kept after, and rebuilt on new settings only if built', async (t) => {
