@@ -11,9 +11,6 @@ import type { BodySink, BodySource } from './h1pool.js';
 import type { Http1Engine, Http1ParseError, Http1Parser, RequestEvents } from './engine/types.js';
 import * as wire from './wire-buffer.js';
 
-/** The emitter of a pass over forwarded fields that only asks whether one is a Content-Length. */
-function noField(): void {}
-
 export interface H1ServerOptions {
   readonly engine: Http1Engine;
   readonly maxHeaderBytes: number;
@@ -62,6 +59,9 @@ export class H1Io implements BodySource {
   private headForward: ForwardOptions | null = null;
   private headStatus = 0;
   private headText = '';
+  /** Whether the queued head (not a forwarded one) carries a Content-Length. */
+  private headHasLength = false;
+  /** The body is chunk-framed by this connection (decided when the head is written: putHead). */
   private chunked = false;
   private noBody = false;
   private drainFn: (() => void) | null = null;
@@ -144,30 +144,27 @@ export class H1Io implements BodySource {
       if (isNamed(name, 'content-length')) hasLength = true;
       else if (isNamed(name, 'connection') && isNamed(headers[i + 1]!, 'close')) closeAsked = true;
     }
-    this.queueHead(status, headers, statusText, hasLength, closeAsked, null);
+    this.headHasLength = hasLength;
+    this.queueHead(status, headers, statusText, closeAsked, null);
   }
 
   /**
    * Queue an upstream response's head as forwarded (headers.ts, forEachForwardedResponseField): its raw
-   * fields are filtered while they are serialized, so no forwarded copy is built. `close`: this connection
+   * fields are filtered while they are serialized (one pass, which also finds whether a Content-Length
+   * is kept, so the framing is decided there), and no forwarded copy is built. `close`: this connection
    * ends after the response (the proxy is draining).
    */
   writeForwardedHead(status: number, raw: readonly string[], statusText: string, forward: ForwardOptions, close: boolean): void {
-    const hasLength = forEachForwardedResponseField(raw, forward, noField);
-    this.queueHead(status, raw, statusText, hasLength, close, forward);
+    this.queueHead(status, raw, statusText, close, forward);
   }
 
-  private queueHead(status: number, headers: readonly string[], statusText: string, hasLength: boolean, closeAsked: boolean, forward: ForwardOptions | null): void {
+  private queueHead(status: number, headers: readonly string[], statusText: string, closeAsked: boolean, forward: ForwardOptions | null): void {
     if (this.headersSent) throw new Error('headers already sent');
     this.headersSent = true;
-    const noBody = this.method === 'HEAD' || status === 204 || status === 304 || (status >= 100 && status < 200);
-    this.noBody = noBody;
+    this.noBody = this.method === 'HEAD' || status === 204 || status === 304 || (status >= 100 && status < 200);
     if (closeAsked || this.conn.draining) this.keepAlive = false;
-    if (!hasLength && !noBody) {
-      if (this.httpVersionMinor >= 1) this.chunked = true;
-      else this.keepAlive = false; // HTTP/1.0: the body ends with the connection
-    }
-    // Serialized when the first bytes go out (putHead), straight into the write buffer.
+    // Serialized when the first bytes go out (putHead), straight into the write buffer; the body's framing
+    // (chunked or not) is decided there, from the fields actually written.
     this.headStatus = status;
     this.headText = statusText;
     this.headFields = headers;
@@ -182,13 +179,18 @@ export class H1Io implements BodySource {
     this.headFields = null;
     this.headForward = null;
     wire.putStatusLine(status, this.headText || STATUS_TEXT[status] || 'Unknown');
-    if (forward !== null) forEachForwardedResponseField(headers, forward, wire.putField); // never a Connection field
+    let hasLength = this.headHasLength;
+    if (forward !== null) hasLength = forEachForwardedResponseField(headers, forward, wire.putField); // never a Connection field
     else {
       for (let i = 0; i < headers.length; i += 2) {
         const name = headers[i]!;
         if (isNamed(name, 'connection')) continue; // written once below
         wire.putField(name, headers[i + 1]!);
       }
+    }
+    if (!hasLength && !this.noBody) {
+      if (this.httpVersionMinor >= 1) this.chunked = true;
+      else this.keepAlive = false; // HTTP/1.0: the body ends with the connection
     }
     if (this.chunked) wire.put('transfer-encoding: chunked\r\n');
     wire.put(this.keepAlive ? '\r\n' : 'connection: close\r\n\r\n');
@@ -218,18 +220,17 @@ export class H1Io implements BodySource {
   write(chunk: Buffer): boolean {
     if (this.finished || this.destroyed) return true;
     const s = this.conn.socket;
-    const headPending = this.headFields !== null;
-    if (this.noBody || (this.chunked && chunk.length === 0)) {
-      // No body bytes may go out (a zero-length chunk would be the terminator): only a pending head.
-      if (!headPending) return true;
+    if (this.headFields !== null) {
       wire.begin();
-      this.putHead();
-      return wire.writeTo(s);
+      this.putHead(); // decides the framing (chunked)
+      // No body bytes may go out (a zero-length chunk would be the terminator): only the head.
+      if (this.noBody || (this.chunked && chunk.length === 0)) return wire.writeTo(s);
+      return this.putChunk(s, chunk, this.chunked ? '\r\n' : '');
     }
-    if (!headPending && !this.chunked) return s.write(chunk);
+    if (this.noBody || (this.chunked && chunk.length === 0)) return true;
+    if (!this.chunked) return s.write(chunk);
     wire.begin();
-    if (headPending) this.putHead();
-    return this.putChunk(s, chunk, this.chunked ? '\r\n' : '');
+    return this.putChunk(s, chunk, '\r\n');
   }
 
   /**

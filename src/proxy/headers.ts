@@ -111,16 +111,55 @@ export interface ForwardOptions {
 }
 
 /**
+ * Judge a downstream request's raw header fields (Host, body, Expect, problems) into `scan`: the one pass
+ * made when the request arrives. It only classifies (no Connection tokens, no X-Forwarded-For or Via
+ * merging, no field handed on): the forwarded head is written later, from the same raw fields, by
+ * forEachForwardedRequestField.
+ */
+export function scanRequestFields(raw: readonly string[], scan: RequestScan): void {
+  scan.host = '';
+  scan.hasBody = false;
+  scan.expectContinue = false;
+  scan.problem = '';
+  let hosts = 0;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    // Only these four names are judged; every other length is skipped before classify.
+    const n = name.length;
+    if (n !== 4 && n !== 14 && n !== 17 && n !== 6) continue;
+    const value = raw[i + 1]!;
+    switch (classify(name)) {
+      case H_HOST:
+        // RFC 9112 §3.2: more than one Host, or an invalid one, is answered 400 (never routed by either).
+        if (++hosts > 1) scan.problem = 'more than one Host header';
+        else if (!isValidAuthority(value)) scan.problem = `invalid Host header "${value.slice(0, 100)}"`;
+        scan.host = value;
+        break;
+      case H_CONTENT_LENGTH:
+        if (value !== '0') scan.hasBody = true;
+        break;
+      case H_TRANSFER_ENCODING:
+        scan.hasBody = true; // re-framed upstream by the client pool
+        break;
+      case H_EXPECT:
+        if (isNamed(value, '100-continue')) scan.expectContinue = true;
+        break;
+      default:
+        break;
+    }
+  }
+}
+
+/**
  * The headers sent upstream for a downstream request's raw headers, in order, each handed to `emit`:
  * hop-by-hop fields dropped, as are fields the Connection header names, X-Forwarded-For/-Proto and Via
  * merged and ours appended. `authority`, when not '', replaces the Host header (absolute-form request
- * target, RFC 9112 §3.2.2). `scan` is filled with what the pass found (Host, body, Expect, problems).
+ * target, RFC 9112 §3.2.2). The request was judged before (scanRequestFields); this pass only writes.
  * Builds no array: the upstream pool serializes a request head straight from this (and again on a retry:
  * the same raw fields give the same head). Returns whether a Content-Length was among the fields emitted.
  */
 export function forEachForwardedRequestField(
   raw: readonly string[],
-  scan: RequestScan,
   clientIp: string,
   authority: string,
   opts: ForwardOptions,
@@ -133,13 +172,9 @@ export function forEachForwardedRequestField(
   }
   let xff = '';
   let sawXfp = false;
+  let sawHost = false;
   let via = '';
   let hasLength = false;
-  scan.host = '';
-  scan.hasBody = false;
-  scan.expectContinue = false;
-  scan.problem = '';
-  let hosts = 0;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
     const value = raw[i + 1]!;
@@ -150,10 +185,7 @@ export function forEachForwardedRequestField(
     }
     switch (code) {
       case H_HOST:
-        // RFC 9112 §3.2: more than one Host, or an invalid one, is answered 400 (never routed by either).
-        if (++hosts > 1) scan.problem = 'more than one Host header';
-        else if (!isValidAuthority(value)) scan.problem = `invalid Host header "${value.slice(0, 100)}"`;
-        scan.host = value;
+        sawHost = true;
         emit(name, authority === '' ? value : authority);
         break;
       case H_XFF:
@@ -171,21 +203,14 @@ export function forEachForwardedRequestField(
         if (/(^|,)\s*trailers\s*(,|;|$)/i.test(value)) emit('te', 'trailers');
         break;
       case H_CONTENT_LENGTH:
-        if (value !== '0') scan.hasBody = true;
         hasLength = true;
         emit(name, value);
         break;
-      case H_TRANSFER_ENCODING:
-        scan.hasBody = true; // re-framed upstream by the client pool
-        break;
-      case H_EXPECT:
-        if (isNamed(value, '100-continue')) scan.expectContinue = true;
-        break;
       default:
-        break; // hop-by-hop: dropped
+        break; // hop-by-hop (Transfer-Encoding is the pool's, Expect answered by the proxy): dropped
     }
   }
-  if (authority !== '' && scan.host === '') emit('host', authority);
+  if (authority !== '' && !sawHost) emit('host', authority);
   if (opts.xForwardedFor) {
     emit('x-forwarded-for', xff === '' ? clientIp : `${xff}, ${clientIp}`);
     if (!sawXfp) emit('x-forwarded-proto', 'http');
@@ -195,10 +220,11 @@ export function forEachForwardedRequestField(
   return hasLength;
 }
 
-/** The fields forEachForwardedRequestField emits, as a new flat array (tests, and callers off the hot path). */
+/** The request judged into `scan` and the fields forEachForwardedRequestField emits, as a new flat array (tests, and callers off the hot path). */
 export function forwardRequestHeaders(raw: readonly string[], scan: RequestScan, clientIp: string, authority: string, opts: ForwardOptions): string[] {
+  scanRequestFields(raw, scan);
   const out: string[] = [];
-  forEachForwardedRequestField(raw, scan, clientIp, authority, opts, (name, value) => {
+  forEachForwardedRequestField(raw, clientIp, authority, opts, (name, value) => {
     out.push(name, value);
   });
   return out;

@@ -8,7 +8,7 @@ import type { ServiceView } from '../mesh/state.js';
 import type { ProxyCore } from './core.js';
 import { CLIENT_GONE, classifyUpstreamError, errorBody, REFUSED, type FailureClass } from './failure.js';
 import { noteFdExhaustion } from './fd-limit.js';
-import { forEachForwardedRequestField, isValidAuthority, type RequestScan } from './headers.js';
+import { forEachForwardedRequestField, isValidAuthority, scanRequestFields, type RequestScan } from './headers.js';
 import type { Upstream } from './upstream.js';
 import type { H1Handler, H1Request } from './h1pool.js';
 import type { H1Io } from './h1server.js';
@@ -17,11 +17,6 @@ import { Attempt, KIND_HTTP1 } from './attempt.js';
 
 // Reused by every request: filled and read synchronously before any await.
 const scan: RequestScan = { host: '', hasBody: false, expectContinue: false, problem: '' };
-/** Filled again when a head is written (what it finds was already judged from `scan`); never read. */
-const rescan: RequestScan = { host: '', hasBody: false, expectContinue: false, problem: '' };
-
-/** The emitter of the pass that only scans a request's fields (its head is written later, by the pool). */
-function noField(): void {}
 
 // Responses whose first body chunk is held back (see Http1Exchange.onData), flushed once per loop turn.
 let heldQueue: Http1Exchange[] = [];
@@ -75,8 +70,8 @@ export function handleHttp1(core: ProxyCore, role: 'outbound' | 'inbound', req: 
       return sendError(res, 400, 'MM_ERR_BAD_REQUEST', `unsupported request target "${url.slice(0, 200)}" (use origin-form or http:// absolute-form)`, '');
     }
   }
-  // Scanned here (Host, body, problems); the forwarded fields are written by the pool from the same rule.
-  forEachForwardedRequestField(req.rawHeaders, scan, req.remoteAddress, authority, core.forward, noField);
+  // Judged here (Host, body, problems); the forwarded fields are written by the pool (forEachHeaderField).
+  scanRequestFields(req.rawHeaders, scan);
   const hasBody = scan.hasBody;
   if (scan.problem !== '') return sendError(res, 400, 'MM_ERR_BAD_REQUEST', `${scan.problem} (RFC 9112 §3.2)`, '', true);
   // No Host and no absolute target: an error in HTTP/1.1; an HTTP/1.0 request gets the Host of where it
@@ -147,7 +142,7 @@ export class Http1Exchange extends Attempt implements H1Handler, H1Request {
   /** H1Request: the forwarded head, written straight from the client's raw fields (no forwarded copy). */
   forEachHeaderField(emit: (name: string, value: string) => void): boolean {
     const io = this.io;
-    const hasLength = forEachForwardedRequestField(io.rawHeaders, rescan, io.remoteAddress, this.authority, this.core.forward, emit);
+    const hasLength = forEachForwardedRequestField(io.rawHeaders, io.remoteAddress, this.authority, this.core.forward, emit);
     if (this.addedHost !== '') emit('host', this.addedHost);
     return hasLength;
   }

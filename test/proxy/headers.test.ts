@@ -1,7 +1,7 @@
 // Hop-by-hop stripping (RFC 9110 §7.6.1) and the forwarding fields, unit and end to end.
 import net from 'node:net';
 import t from 'tap';
-import { forEachForwardedRequestField, forEachForwardedResponseField, forwardRequestHeaders, forwardResponseHeaders, isNamed, type RequestScan } from '../../src/proxy/headers.js';
+import { forEachForwardedRequestField, forEachForwardedResponseField, forwardRequestHeaders, forwardResponseHeaders, isNamed, scanRequestFields, type RequestScan } from '../../src/proxy/headers.js';
 import { backend, startTestProxy } from './helpers.js';
 
 const fw = { xForwardedFor: true, via: true, viaValue: '1.1 meshmedic' };
@@ -79,15 +79,36 @@ t.test('request headers are emitted in order without an array; the answer says w
     seen.push(n, v);
   };
   const raw = ['Host', 'svc', 'Connection', 'X-Hop', 'X-Hop', '1', 'Content-Length', '3', 'Via', '1.0 edge', 'Accept', '*/*'];
-  t.equal(forEachForwardedRequestField(raw, scan, '10.0.0.2', '', fw, emit), true);
+  t.equal(forEachForwardedRequestField(raw, '10.0.0.2', '', fw, emit), true);
   t.same(seen, ['Host', 'svc', 'Content-Length', '3', 'Accept', '*/*', 'x-forwarded-for', '10.0.0.2', 'x-forwarded-proto', 'http', 'via', '1.0 edge, 1.1 meshmedic'], 'fields in order, ours last');
   t.same(seen, forwardRequestHeaders(raw, scan, '10.0.0.2', '', fw), 'the array form is the same fields');
   t.equal(scan.host, 'svc');
   t.equal(scan.hasBody, true);
   seen.length = 0;
-  t.equal(forEachForwardedRequestField(['Host', 'svc', 'Transfer-Encoding', 'chunked'], scan, '10.0.0.2', 'other:81', { ...fw, xForwardedFor: false, via: false }, emit), false, 'no Content-Length: the pool frames the body');
-  t.same(seen, ['Host', 'other:81'], 'the absolute-form authority replaces Host; Transfer-Encoding is the pool\'s');
-  t.equal(scan.hasBody, true);
+  const chunked = ['Host', 'svc', 'Transfer-Encoding', 'chunked', 'Expect', '100-continue'];
+  t.equal(forEachForwardedRequestField(chunked, '10.0.0.2', 'other:81', { ...fw, xForwardedFor: false, via: false }, emit), false, 'no Content-Length: the pool frames the body');
+  t.same(seen, ['Host', 'other:81'], 'the absolute-form authority replaces Host; Transfer-Encoding is the pool\'s, Expect the proxy\'s');
+  scanRequestFields(chunked, scan);
+  t.same(scan, { host: 'svc', hasBody: true, expectContinue: true, problem: '' });
+});
+
+t.test('a request is judged in one pass that only classifies: Host, body, Expect, problems', async (t) => {
+  const scan: RequestScan = { host: 'stale', hasBody: true, expectContinue: true, problem: 'stale' };
+  scanRequestFields([], scan);
+  t.same(scan, { host: '', hasBody: false, expectContinue: false, problem: '' }, 'every field reset');
+  scanRequestFields(['HOST', 'svc:80', 'content-length', '0', 'X-Host', 'evil', 'Hosts', 'x'], scan);
+  t.same(scan, { host: 'svc:80', hasBody: false, expectContinue: false, problem: '' }, 'Host in any case; a zero length is no body; look-alike names ignored');
+  scanRequestFields(['Host', 'a', 'Content-Length', '5', 'Expect', '100-Continue'], scan);
+  t.same(scan, { host: 'a', hasBody: true, expectContinue: true, problem: '' });
+  scanRequestFields(['Host', 'a', 'host', 'b'], scan);
+  t.equal(scan.problem, 'more than one Host header');
+  scanRequestFields(['Host', 'user@a'], scan);
+  t.equal(scan.problem, 'invalid Host header "user@a"');
+  scanRequestFields(['Expect', 'something-else', 'Transfer-Encoding', 'gzip, chunked'], scan);
+  t.same(scan, { host: '', hasBody: true, expectContinue: false, problem: '' }, 'any Transfer-Encoding means a body; only 100-continue is answered');
+  // A field the Connection header names is still judged (it cannot hide a second Host from the check).
+  scanRequestFields(['Connection', 'host', 'Host', 'a', 'Host', 'b'], scan);
+  t.equal(scan.problem, 'more than one Host header');
 });
 
 t.test('response headers: hop-by-hop removed, Via appended', async (t) => {

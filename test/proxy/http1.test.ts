@@ -1,6 +1,7 @@
 // HTTP/1.1 framing through the proxy: chunked responses stream (the first chunk is not held back), HEAD,
 // HTTP/1.0 clients, upstream keep-alive reuse, large header sets, and a chunked request body.
 import http from 'node:http';
+import net from 'node:net';
 import t from 'tap';
 import { backend, rawExchange, rawServer, request, startTestProxy } from './helpers.js';
 
@@ -138,4 +139,51 @@ t.test('a reused keep-alive connection found closed: a bodiless request is sent 
   // With a body the request cannot be replayed (the body was streamed): the failure is reported.
   const post = await request(p.port, { method: 'POST', headers: { host: 'svc' }, body: 'payload' });
   t.equal(post.status, 502, 'POST on the dropped reused connection: 502, not replayed');
+});
+
+t.test('a response without a length: chunked to an HTTP/1.1 client, delimited by the close for HTTP/1.0 (framing decided as the head is written)', async (t) => {
+  const b = await backend((_req, res) => {
+    res.write('one;');
+    res.end('two');
+  });
+  const p = await startTestProxy({ services: [{ name: 'svc', endpoints: [{ address: `127.0.0.1:${b.port}` }] }] });
+  t.teardown(async () => {
+    await p.close();
+    await b.close();
+  });
+  const closed = await new Promise<string>((resolve) => {
+    const s = net.connect(p.port, '127.0.0.1');
+    const chunks: Buffer[] = [];
+    s.on('data', (c: Buffer) => chunks.push(c));
+    s.on('error', () => {});
+    s.on('close', () => resolve(Buffer.concat(chunks).toString('latin1')));
+    s.write('GET / HTTP/1.0\r\nHost: svc\r\nConnection: keep-alive\r\n\r\n');
+  });
+  const head = closed.slice(0, closed.indexOf('\r\n\r\n'));
+  t.match(head, /^HTTP\/1\.1 200 OK\r\n/);
+  t.notMatch(head, /transfer-encoding|content-length/i, 'no framing fields for HTTP/1.0');
+  t.match(head, /\r\nconnection: close$/i, 'the connection ends the body');
+  t.equal(closed.slice(head.length + 4), 'one;two', 'the whole body, as it came');
+  // HTTP/1.1: re-framed as chunks, and the connection stays for the next request.
+  const two = await rawExchange(p.port, 'GET / HTTP/1.1\r\nHost: svc\r\n\r\nGET / HTTP/1.1\r\nHost: svc\r\nConnection: close\r\n\r\n');
+  const answers = two.split(/(?=HTTP\/1\.1 200 OK\r\n)/);
+  t.equal(answers.length, 2, 'two answers on one connection');
+  for (const a of answers) {
+    t.match(a, /\r\ntransfer-encoding: chunked\r\n/i);
+    const framed = a.slice(a.indexOf('\r\n\r\n') + 4);
+    let body = '';
+    let at = 0;
+    for (;;) {
+      const eol = framed.indexOf('\r\n', at);
+      const size = Number.parseInt(framed.slice(at, eol), 16);
+      if (!(size >= 0) || eol < 0) break;
+      if (size === 0) {
+        t.equal(framed.slice(eol), '\r\n\r\n', 'the last chunk ends the body');
+        break;
+      }
+      body += framed.slice(eol + 2, eol + 2 + size);
+      at = eol + 2 + size + 2;
+    }
+    t.equal(body, 'one;two', 'chunk-framed body');
+  }
 });
