@@ -270,7 +270,7 @@ const table: Table = {
     ['RSS, 1 endpoint, idle (MB)', results.oneEndpointIdleRssMB, '–'],
     [`as injected (NODE_OPTIONS=${INJECTED_NODE_OPTIONS}): RSS, 1 endpoint, idle (MB)`, results.oneEndpointIdleInjectedRssMB, '–'],
     ['RSS, 2,000 known endpoints, before traffic (MB)', results.knownIdleRssBeforeLoadMB, '–'],
-    [`RSS, 2,000 known, 10 active, at the end of ${LOAD_MS / 1000} s of load (MB; under load: the young generation grown, see docs/kubernetes.md)`, results.knownRssAfterLoadMB, '–'],
+    [`RSS, 2,000 known, 10 active, at the end of ${LOAD_MS / 1000} s of load (MB; the young generation grows only when its scavenges are costly, see docs/kubernetes.md)`, results.knownRssAfterLoadMB, '–'],
     [`RSS, same, ${SETTLE_MS / 1000} s idle after the load (MB)`, results.knownRssIdleAfterLoadMB, '≤ 64'],
     ['peak RSS of that run (MB)', results.knownPeakRssMB, '–'],
     ['requests in the load (8 in flight)', results.requests, '–'],

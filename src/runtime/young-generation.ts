@@ -1,6 +1,7 @@
-// Sizes V8's young generation to the traffic: small while the process is quiet (RSS), grown while it allocates
-// fast (fewer scavenges: CPU per request), and shrunk back by one memory-reducing GC once it turns quiet —
-// quiet in bytes allocated and in requests served, so that the shrink's full-GC pause never lands on traffic.
+// Sizes V8's young generation to the traffic: small while the process is quiet (RSS), grown one doubling at a
+// time while scavenges take a real share of the time (CPU per request), and shrunk back by one memory-reducing
+// GC once it turns quiet — quiet in bytes allocated and in requests served, so that the shrink's full-GC pause
+// never lands on traffic.
 import { getHeapSpaceStatistics, setFlagsFromString } from 'node:v8';
 import { PerformanceObserver, constants } from 'node:perf_hooks';
 import { takeRequestCount } from '../core/activity.js';
@@ -9,6 +10,8 @@ import { takeRequestCount } from '../core/activity.js';
 export interface YoungGenerationSample {
   /** Scavenges (minor GCs) during the tick. */
   scavenges: number;
+  /** Milliseconds those scavenges took. */
+  scavengeMs: number;
   /** Bytes the new space holds (both semi-spaces, as V8 reports it). */
   newSpaceBytes: number;
   /** Bytes in use in the new space at the end of the tick. */
@@ -17,7 +20,7 @@ export interface YoungGenerationSample {
   requests: number;
 }
 
-/** `grow`: let V8 double the semi-spaces; `hold`: stop growing; `reduce`: back to small, by a memory-reducing GC. */
+/** `grow`: let V8 double the semi-spaces (once); `hold`: stop growing; `reduce`: back to small, by a memory-reducing GC. */
 export type YoungGenerationAction = 'grow' | 'hold' | 'reduce';
 
 export const YOUNG_GENERATION_LIMITS = Object.freeze({
@@ -37,7 +40,15 @@ export const YOUNG_GENERATION_LIMITS = Object.freeze({
   quietRequests: 10,
   /** Quiet ticks in a row before shrinking (the GC that shrinks is a full one: ~10–40 ms). */
   quietTicks: 2,
-  /** Semi-space size to grow to under load (V8's own maximum on 64-bit is 16 MB). */
+  /**
+   * Grow (one doubling of the semi-spaces) only when scavenges took at least this share of a busy tick. A
+   * scavenge costs about what survives it, not what it frees: a proxy's requests die young, so even 10k
+   * requests a second (~25 scavenges a second of the 1 MB semi-spaces) spend ~1 % of the time there, while
+   * each doubling costs the process 2 × the semi-space in RSS. It pays when many objects survive (large
+   * buffered bodies, bursts of start-up-like work), which is what a high share measures.
+   */
+  growScavengeShare: 0.1,
+  /** Largest semi-space to grow to (V8's own maximum on 64-bit is 16 MB). */
   maxSemiSpaceBytes: 16 * 2 ** 20,
 });
 
@@ -47,7 +58,8 @@ export const YOUNG_GENERATION_LIMITS = Object.freeze({
  * later only a busy spell arms the next shrink. `manageGrowth` false (the user sized the young generation): only the shrink when quiet.
  */
 export class YoungGenerationPolicy {
-  private growing = false;
+  /** While growing: the new-space size that ends this doubling (0: not growing). */
+  private growTo = 0;
   /** Set by the first shrink: the start-up's burst is short, growing for it would only raise the peak. */
   private started = false;
   private busySinceReduce = true;
@@ -72,20 +84,21 @@ export class YoungGenerationPolicy {
     if (allocated >= this.limits.busyBytes) {
       this.busySinceReduce = true;
       this.quiet = 0;
-      if (this.manageGrowth && this.started && !this.growing && s.newSpaceBytes < 2 * this.limits.maxSemiSpaceBytes) {
-        this.growing = true;
+      const costly = s.scavengeMs >= this.limits.growScavengeShare * this.limits.tickMs;
+      if (this.manageGrowth && this.started && this.growTo === 0 && costly && s.newSpaceBytes < 2 * this.limits.maxSemiSpaceBytes) {
+        this.growTo = Math.min(2 * s.newSpaceBytes, 2 * this.limits.maxSemiSpaceBytes);
         return 'grow';
       }
     }
-    if (this.growing && s.newSpaceBytes >= 2 * this.limits.maxSemiSpaceBytes) {
-      this.growing = false;
+    if (this.growTo > 0 && s.newSpaceBytes >= this.growTo) {
+      this.growTo = 0;
       return 'hold';
     }
     this.quiet = allocated < this.limits.quietBytes && s.requests < this.limits.quietRequests ? this.quiet + 1 : 0;
     if (this.quiet >= this.limits.quietTicks && this.busySinceReduce) {
       this.busySinceReduce = false;
       this.started = true;
-      this.growing = false;
+      this.growTo = 0;
       this.quiet = 0;
       return 'reduce';
     }
@@ -94,11 +107,10 @@ export class YoungGenerationPolicy {
 }
 
 /**
- * The growth factor while growing: from the small 1 MB semi-spaces to the maximum in one step. V8 grows the
- * new space only after a semi-space's worth of objects survived scavenges, which in a proxy (little
- * survives a request) takes ~1 s of load; doubling (V8's default, 2) would take a few seconds per step.
+ * The growth factor while growing: one doubling (V8's default factor), taken when V8 next finds a
+ * semi-space's worth of objects survived; the policy holds it there and asks again on the next costly tick.
  */
-const GROW_FLAG = `--semi-space-growth-factor=${Math.max(2, Math.round(YOUNG_GENERATION_LIMITS.maxSemiSpaceBytes / 2 ** 20))}`;
+const GROW_FLAG = '--semi-space-growth-factor=2';
 /** The growth factor that keeps the semi-spaces as they are (SMALL_FOOTPRINT_FLAGS.young). */
 const HOLD_FLAG = '--semi-space-growth-factor=1';
 
@@ -126,17 +138,21 @@ async function memoryReducingGc(): Promise<void> {
 export function startYoungGenerationGovernor(manageGrowth: boolean, onError: (e: Error) => void = () => {}, onAction: (a: YoungGenerationAction) => void = () => {}): () => void {
   const policy = new YoungGenerationPolicy(manageGrowth);
   let scavenges = 0;
+  let scavengeMs = 0;
   let reducing = false;
   let stop = () => {};
   const observer = new PerformanceObserver((list) => {
-    for (const e of list.getEntries()) if ((e as { detail?: { kind?: number } }).detail?.kind === constants.NODE_PERFORMANCE_GC_MINOR) scavenges++;
+    for (const e of list.getEntries()) {
+      if ((e as { detail?: { kind?: number } }).detail?.kind === constants.NODE_PERFORMANCE_GC_MINOR) { scavenges++; scavengeMs += e.duration; }
+    }
   });
   observer.observe({ entryTypes: ['gc'] });
   const timer = setInterval(() => {
     const ns = getHeapSpaceStatistics().find((s) => s.space_name === 'new_space');
     if (!ns || reducing) return;
-    const action = policy.step({ scavenges, newSpaceBytes: ns.space_size, newSpaceUsedBytes: ns.space_used_size, requests: takeRequestCount() });
+    const action = policy.step({ scavenges, scavengeMs, newSpaceBytes: ns.space_size, newSpaceUsedBytes: ns.space_used_size, requests: takeRequestCount() });
     scavenges = 0;
+    scavengeMs = 0;
     if (action) onAction(action);
     if (action === 'grow') setFlagsFromString(GROW_FLAG);
     else if (action === 'hold') setFlagsFromString(HOLD_FLAG);
