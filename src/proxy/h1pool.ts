@@ -86,6 +86,11 @@ const SWEEP_MS = 50;
 /** Queued requests answered 503 per sweep at most (see expireQueued). */
 const QUEUE_EXPIRE_PER_SWEEP = 8;
 
+/** Ends the cork of a request head (see H1Connection.start). */
+function uncork(s: net.Socket): void {
+  s.uncork();
+}
+
 /** One queued or running request. */
 class Pending {
   readonly req: H1Request;
@@ -435,11 +440,17 @@ class H1Conn implements BodySink, ResponseEvents {
     const body = req.body;
     const chunked = body !== null && !hasLength;
     wire.put(chunked ? 'transfer-encoding: chunked\r\n\r\n' : '\r\n');
-    wire.writeTo(s);
     if (body === null) {
+      wire.writeTo(s);
       this.requestWritten = true;
       return;
     }
+    // Body bytes that came in the same read as the head (a small POST) reach this socket in the same turn:
+    // corked until the turn ends (as node:http corks a request), head and body leave in one system call
+    // instead of one each. A body that comes later finds the head already written.
+    s.cork();
+    wire.writeCopyTo(s);
+    process.nextTick(uncork, s);
     this.started = Infinity; // the headers timeout runs from the end of the request body
     this.pipeBody(p, body, chunked);
   }

@@ -80,3 +80,13 @@ export function writeTo(socket: Socket): boolean {
   if (socket.writableLength > 0 || buf.length > 4 * INITIAL_BYTES) buf = Buffer.allocUnsafeSlow(INITIAL_BYTES);
   return ok;
 }
+
+/**
+ * Write a copy of what was put (a small Buffer from Node's pool) to a socket that will keep it queued, such
+ * as a corked one: the shared buffer then stays with the next message instead of going to the socket.
+ */
+export function writeCopyTo(socket: Socket): boolean {
+  const out = Buffer.from(buf.subarray(0, len));
+  len = 0;
+  return socket.write(out);
+}
