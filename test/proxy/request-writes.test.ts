@@ -44,6 +44,20 @@ async function exchange(s: net.Socket, bytes: string, count: number): Promise<st
   return got;
 }
 
+/** A proxy in front of `be` (service svc) and one client connection to it, all closed at the test's end. */
+async function clientThroughProxy(t: { teardown(fn: () => unknown): void }, be: Awaited<ReturnType<typeof backend>>): Promise<net.Socket> {
+  const p = await startTestProxy({ services: [{ name: 'svc', endpoints: [{ address: `127.0.0.1:${be.port}` }] }] });
+  const client = net.connect(p.port, '127.0.0.1');
+  client.setNoDelay(true);
+  t.teardown(async () => {
+    client.destroy();
+    await p.close();
+    await be.close();
+  });
+  await new Promise<void>((r) => client.once('connect', () => r()));
+  return client;
+}
+
 t.test('a small request body leaves with its head in one write to the endpoint', async (t) => {
   const bodies: string[] = [];
   const be = await backend((req, res) => {
@@ -56,15 +70,7 @@ t.test('a small request body leaves with its head in one write to the endpoint',
       res.end('ok');
     });
   });
-  const p = await startTestProxy({ services: [{ name: 'svc', endpoints: [{ address: `127.0.0.1:${be.port}` }] }] });
-  const client = net.connect(p.port, '127.0.0.1');
-  client.setNoDelay(true);
-  t.teardown(async () => {
-    client.destroy();
-    await p.close();
-    await be.close();
-  });
-  await new Promise<void>((r) => client.once('connect', () => r()));
+  const client = await clientThroughProxy(t, be);
   // The endpoint connection is opened (and reused) by a first request.
   t.match(await exchange(client, 'GET / HTTP/1.1\r\nhost: svc\r\n\r\n', 1), /^HTTP\/1\.1 200/);
 
@@ -100,15 +106,7 @@ t.test('a body that arrives after its head is still forwarded whole (the head is
       res.end(b);
     });
   });
-  const p = await startTestProxy({ services: [{ name: 'svc', endpoints: [{ address: `127.0.0.1:${be.port}` }] }] });
-  const client = net.connect(p.port, '127.0.0.1');
-  client.setNoDelay(true);
-  t.teardown(async () => {
-    client.destroy();
-    await p.close();
-    await be.close();
-  });
-  await new Promise<void>((r) => client.once('connect', () => r()));
+  const client = await clientThroughProxy(t, be);
   let got = '';
   client.on('data', (d: Buffer) => (got += d.toString('latin1')));
   client.write('POST / HTTP/1.1\r\nhost: svc\r\ncontent-length: 5\r\n\r\n');
