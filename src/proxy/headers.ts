@@ -123,12 +123,8 @@ export function scanRequestFields(raw: readonly string[], scan: RequestScan): vo
   scan.problem = '';
   let hosts = 0;
   for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i]!;
-    // Only these four names are judged; every other length is skipped before classify.
-    const n = name.length;
-    if (n !== 4 && n !== 14 && n !== 17 && n !== 6) continue;
     const value = raw[i + 1]!;
-    switch (classify(name)) {
+    switch (classify(raw[i]!)) {
       case H_HOST:
         // RFC 9112 §3.2: more than one Host, or an invalid one, is answered 400 (never routed by either).
         if (++hosts > 1) scan.problem = 'more than one Host header';
